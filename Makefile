@@ -1,0 +1,37 @@
+# Only Python 3.11, git and make are assumed; everything else is installed here.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv install test lint demo bench bench-peers clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check reconciler tests
+	$(BIN)/mypy --strict reconciler
+
+test: lint
+	$(BIN)/pytest -q tests
+
+demo: $(STAMP)
+	$(BIN)/python -m reconciler.dev.demo
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+bench-peers: $(STAMP)
+	$(BIN)/python -m pip install --quiet awscli
+	-if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq rclone; fi
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

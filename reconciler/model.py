@@ -1,0 +1,185 @@
+"""Frozen data shared by every layer: what is desired, what was observed, what to do.
+
+Nothing here performs I/O. The planner consumes `Desired` and `Observed` and
+produces a `Plan`; the executor consumes the `Plan`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping as MappingABC
+from dataclasses import dataclass, field
+
+
+class Authority(enum.StrEnum):
+    """Which side of a mapping is the truth."""
+
+    LOCAL = "local"  # push: S3 is made to match the local tree
+    S3 = "s3"  # pull: the local tree is made to match S3
+    NONE = "none"  # report only: differences become findings
+
+
+@dataclass(frozen=True, slots=True)
+class S3StoreSpec:
+    name: str
+    bucket: str
+    endpoint: str | None = None
+    region: str | None = None
+    addressing_style: str = "auto"  # auto | path | virtual
+    # botocore's request_checksum_calculation: some S3-compatible endpoints
+    # reject the checksums boto3 >= 1.36 sends by default.
+    checksum: str = "when_supported"  # when_supported | when_required
+    profile: str | None = None
+    lock_key: str = ".pixel/lock"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalStoreSpec:
+    name: str
+    root: str  # absolute path, resolved against the spec directory
+
+
+StoreSpec = S3StoreSpec | LocalStoreSpec
+
+
+@dataclass(frozen=True, slots=True)
+class MappingSpec:
+    """One declared local directory <-> S3 prefix pairing."""
+
+    name: str
+    local_store: str
+    local_path: str  # relative to the local store root, "" for the root itself
+    s3_store: str
+    s3_prefix: str  # "" or ending in "/"
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    authority: Authority = Authority.LOCAL
+    prune: bool = False
+    protect: bool = False
+    release_local: bool = False
+    source_file: str = ""  # spec file that declared it, for messages
+
+
+@dataclass(frozen=True, slots=True)
+class Desired:
+    stores: MappingABC[str, StoreSpec]
+    mappings: tuple[MappingSpec, ...]
+    spec_digest: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One file or object as observed. `key` is relative to the mapping root."""
+
+    key: str
+    size: int
+    md5: str | None  # hex; None when unknown (multipart ETag, SSE-KMS, foreign tool)
+    mtime_ns: int | None = None
+    etag: str | None = None  # S3 only, without quotes
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something observation found that the user must hear about."""
+
+    where: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class MappingObservation:
+    local: MappingABC[str, Entry]
+    remote: MappingABC[str, Entry]
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    mappings: MappingABC[str, MappingObservation]
+    problems: tuple[Problem, ...] = ()
+
+
+class ActionKind(enum.StrEnum):
+    UPLOAD = "upload"
+    DOWNLOAD = "download"
+    COPY = "copy"
+    DELETE = "delete"
+    REHASH = "rehash"
+    RELEASE_LOCAL = "release-local"
+    WRITE_MANIFEST = "write-manifest"
+
+
+class Change(enum.StrEnum):
+    """How the action reads in a review: Terraform's + ~ -."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    READ = "read"  # rehash: learns, does not change content
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    store: str
+    key: str  # full key in the store (S3 key, or path relative to the local root)
+
+    def __str__(self) -> str:
+        return f"{self.store}:{self.key}"
+
+
+@dataclass(frozen=True, slots=True)
+class Precondition:
+    """What must still hold when the action runs; checked by the server where it can be."""
+
+    target_etag: str | None = None  # If-Match on overwrite/delete of an S3 object
+    target_absent: bool = False  # If-None-Match: * on create
+    source_etag: str | None = None  # CopySourceIfMatch / If-Match on read
+    source_size: int | None = None  # local source re-checked before upload
+    source_mtime_ns: int | None = None
+    source_md5: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    id: str
+    kind: ActionKind
+    change: Change
+    mapping: str
+    target: ObjectRef
+    reason: str
+    source: ObjectRef | None = None
+    size: int = 0
+    md5: str | None = None  # the content the target will hold afterwards
+    precondition: Precondition = field(default_factory=Precondition)
+
+
+class FindingKind(enum.StrEnum):
+    CONFLICT = "conflict"  # both sides differ and neither is authoritative
+    ORPHAN = "orphan"
+    MISSING = "missing"
+    UNMANAGED = "unmanaged"  # extra object where pixel may not prune
+    PROBLEM = "problem"  # observation trouble (escaping symlink, unreadable file)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: FindingKind
+    mapping: str
+    key: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    actions: tuple[Action, ...]
+    edges: tuple[tuple[str, str], ...]  # (before, after): `after` depends on `before`
+    findings: tuple[Finding, ...] = ()
+    spec_digest: str = ""
+    errors: tuple[str, ...] = ()  # guard violations that make the plan unapplyable
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.actions)
+
+    @property
+    def applyable(self) -> bool:
+        return not self.errors
