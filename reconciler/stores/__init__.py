@@ -1,0 +1,19 @@
+"""Storage back ends behind one protocol. Only `s3.py` imports boto3."""
+
+from reconciler.stores.base import (
+    ObjectChanged,
+    OpenSource,
+    PermanentStoreError,
+    Store,
+    StoreError,
+    TransientStoreError,
+)
+
+__all__ = [
+    "ObjectChanged",
+    "OpenSource",
+    "PermanentStoreError",
+    "Store",
+    "StoreError",
+    "TransientStoreError",
+]

@@ -1,0 +1,208 @@
+"""A directory tree as a Store: temp-then-rename writes, symlinks confined to the root."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import secrets
+import stat as stat_mod
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import BinaryIO
+
+from reconciler.model import Entry, Problem
+from reconciler.stores.base import ObjectChanged, OpenSource, PermanentStoreError
+
+CHUNK = 8 * 1024 * 1024
+TEMP_MARKER = ".pixel-tmp-"
+
+
+def version_token(st: os.stat_result) -> str:
+    """What a local file's 'ETag' is: enough to notice it changed since the plan."""
+    return f"{st.st_size}-{st.st_mtime_ns}"
+
+
+def is_temp_name(name: str) -> bool:
+    return TEMP_MARKER in name
+
+
+class LocalStore:
+    def __init__(
+        self, name: str, root: str | Path, on_problem: Callable[[Problem], None] | None = None
+    ) -> None:
+        self.name = name
+        self.root = Path(root)
+        self._real_root = Path(os.path.realpath(self.root))
+        self._on_problem = on_problem or (lambda p: None)
+
+    def path(self, key: str) -> Path:
+        return self.root / key
+
+    def _entry(self, key: str, st: os.stat_result) -> Entry:
+        return Entry(key=key, size=st.st_size, md5=None, mtime_ns=st.st_mtime_ns, etag=version_token(st))
+
+    def list(self, prefix: str) -> Iterator[Entry]:
+        base = prefix.rstrip("/")
+        start = self.root / base if base else self.root
+        if not start.is_dir():
+            return
+        visited: set[str] = set()
+        yield from self._walk(start, base, visited)
+
+    def _inside_root(self, real: str) -> bool:
+        root = str(self._real_root)
+        return real == root or real.startswith(root + os.sep)
+
+    def _walk(self, directory: Path, rel: str, visited: set[str]) -> Iterator[Entry]:
+        real_dir = os.path.realpath(directory)
+        if real_dir in visited:  # a symlink loop inside the root
+            return
+        visited.add(real_dir)
+        try:
+            with os.scandir(directory) as it:
+                children = sorted(it, key=lambda d: d.name)
+        except OSError as exc:
+            self._on_problem(Problem(f"{self.name}:{rel}", f"cannot list directory: {exc.strerror}"))
+            return
+        for child in children:
+            if is_temp_name(child.name):
+                continue
+            key = f"{rel}/{child.name}" if rel else child.name
+            try:
+                if child.is_symlink():
+                    real = os.path.realpath(child.path)
+                    if not self._inside_root(real):
+                        self._on_problem(
+                            Problem(
+                                f"{self.name}:{key}",
+                                f"symlink leaves the store root (-> {real}); not followed",
+                            )
+                        )
+                        continue
+                st = os.stat(child.path)
+            except OSError as exc:
+                self._on_problem(Problem(f"{self.name}:{key}", f"cannot stat: {exc.strerror}"))
+                continue
+            if stat_mod.S_ISDIR(st.st_mode):
+                yield from self._walk(Path(child.path), key, visited)
+            elif stat_mod.S_ISREG(st.st_mode):
+                yield self._entry(key, st)
+
+    def stat(self, key: str) -> Entry | None:
+        try:
+            st = os.stat(self.path(key))
+        except FileNotFoundError:
+            return None
+        if not stat_mod.S_ISREG(st.st_mode):
+            return None
+        return self._entry(key, st)
+
+    def open(self, key: str) -> AbstractContextManager[BinaryIO]:
+        return open(self.path(key), "rb")
+
+    def _check(self, key: str, *, if_match: str | None, if_absent: bool) -> None:
+        current = self.stat(key)
+        if if_absent and current is not None:
+            raise ObjectChanged(f"{self.name}:{key} appeared since the plan was made", code="412", key=key)
+        if if_match is not None and (current is None or current.etag != if_match):
+            raise ObjectChanged(f"{self.name}:{key} changed since the plan was made", code="412", key=key)
+
+    def write(
+        self,
+        key: str,
+        source: OpenSource,
+        *,
+        size: int,
+        md5: str | None,
+        if_match: str | None = None,
+        if_absent: bool = False,
+    ) -> Entry:
+        self._check(key, if_match=if_match, if_absent=if_absent)
+        final = self.path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}{TEMP_MARKER}{secrets.token_hex(4)}")
+        digest = hashlib.md5()
+        written = 0
+        try:
+            with source() as src, open(tmp, "wb") as dst:
+                while chunk := src.read(CHUNK):
+                    digest.update(chunk)
+                    dst.write(chunk)
+                    written += len(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())
+            if written != size or (md5 is not None and digest.hexdigest() != md5):
+                raise PermanentStoreError(
+                    f"{self.name}:{key}: received {written} bytes md5 {digest.hexdigest()}, "
+                    f"expected {size} bytes md5 {md5}; nothing was written",
+                    code="BadDigest",
+                    key=key,
+                )
+            self._check(key, if_match=if_match, if_absent=if_absent)
+            if if_absent:
+                try:
+                    os.link(tmp, final)  # atomic create-if-absent
+                except FileExistsError as exc:
+                    raise ObjectChanged(
+                        f"{self.name}:{key} appeared during the write", code="412", key=key
+                    ) from exc
+                os.unlink(tmp)
+            else:
+                os.replace(tmp, final)
+            _fsync_dir(final.parent)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        entry = self.stat(key)
+        if entry is None:
+            raise PermanentStoreError(f"{self.name}:{key} vanished right after it was written", key=key)
+        return Entry(entry.key, entry.size, digest.hexdigest(), entry.mtime_ns, entry.etag)
+
+    def copy(
+        self,
+        src_key: str,
+        dst_key: str,
+        *,
+        md5: str | None,
+        src_etag: str | None = None,
+        if_match: str | None = None,
+        if_absent: bool = False,
+    ) -> Entry:
+        src = self.stat(src_key)
+        if src is None or (src_etag is not None and src.etag != src_etag):
+            raise ObjectChanged(
+                f"{self.name}:{src_key} changed since the plan was made", code="412", key=src_key
+            )
+        return self.write(
+            dst_key,
+            lambda: self.open(src_key),
+            size=src.size,
+            md5=md5,
+            if_match=if_match,
+            if_absent=if_absent,
+        )
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        self._check(key, if_match=if_match, if_absent=False)
+        try:
+            os.unlink(self.path(key))
+        except FileNotFoundError:
+            return
+        _fsync_dir(self.path(key).parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename is only durable once the directory entry is on disk.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
