@@ -1,0 +1,5 @@
+"""The pure planner, its dependency graph and its renderings."""
+
+from reconciler.plan.diff import plan
+
+__all__ = ["plan"]

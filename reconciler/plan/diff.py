@@ -1,0 +1,202 @@
+"""plan(desired, observed) -> Plan. Pure: no I/O, no clock, no randomness.
+
+All state rules live here: for each mapping and each relative key, the pair
+(local entry, remote entry) and the mapping's authority decide one action or
+one finding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from reconciler.model import (
+    Action,
+    ActionKind,
+    Authority,
+    Change,
+    Desired,
+    Entry,
+    Finding,
+    FindingKind,
+    MappingObservation,
+    MappingSpec,
+    ObjectRef,
+    Observed,
+    Plan,
+    Precondition,
+)
+from reconciler.units import human_bytes
+
+
+def short(md5: str | None) -> str:
+    return f"{md5[:8]}…" if md5 else "unknown"
+
+
+def action_id(kind: ActionKind, ref: ObjectRef) -> str:
+    return f"{kind.value}:{ref.store}:{ref.key}"
+
+
+def _local_key(spec: MappingSpec, rel: str) -> str:
+    return f"{spec.local_path}/{rel}" if spec.local_path else rel
+
+
+def _remote_key(spec: MappingSpec, rel: str) -> str:
+    return spec.s3_prefix + rel
+
+
+def _transfer(
+    spec: MappingSpec,
+    rel: str,
+    src: Entry,
+    dst: Entry | None,
+    *,
+    push: bool,
+    reason: str,
+) -> Action:
+    local_ref = ObjectRef(spec.local_store, _local_key(spec, rel))
+    remote_ref = ObjectRef(spec.s3_store, _remote_key(spec, rel))
+    source, target = (local_ref, remote_ref) if push else (remote_ref, local_ref)
+    kind = ActionKind.UPLOAD if push else ActionKind.DOWNLOAD
+    pre = Precondition(
+        target_absent=dst is None,
+        target_etag=dst.etag if dst is not None else None,
+        source_etag=src.etag,
+        source_size=src.size,
+        source_mtime_ns=src.mtime_ns if push else None,
+        source_md5=src.md5,
+    )
+    return Action(
+        id=action_id(kind, target),
+        kind=kind,
+        change=Change.CREATE if dst is None else Change.UPDATE,
+        mapping=spec.name,
+        source=source,
+        target=target,
+        size=src.size,
+        md5=src.md5,
+        reason=reason,
+        precondition=pre,
+    )
+
+
+def _delete(spec: MappingSpec, ref: ObjectRef, entry: Entry, reason: str) -> Action:
+    return Action(
+        id=action_id(ActionKind.DELETE, ref),
+        kind=ActionKind.DELETE,
+        change=Change.DELETE,
+        mapping=spec.name,
+        target=ref,
+        size=entry.size,
+        md5=entry.md5,
+        reason=reason,
+        precondition=Precondition(target_etag=entry.etag),
+    )
+
+
+def _rehash(spec: MappingSpec, rel: str, entry: Entry) -> Action:
+    ref = ObjectRef(spec.s3_store, _remote_key(spec, rel))
+    return Action(
+        id=action_id(ActionKind.REHASH, ref),
+        kind=ActionKind.REHASH,
+        change=Change.READ,
+        mapping=spec.name,
+        target=ref,
+        size=entry.size,
+        reason=f"md5 unknown (ETag {entry.etag or '?'} is not an md5); read the object and record its md5",
+        precondition=Precondition(target_etag=entry.etag, source_etag=entry.etag),
+    )
+
+
+def _differs_reason(src: Entry, dst: Entry) -> str:
+    if src.md5 and dst.md5:
+        return f"content differs: md5 {short(src.md5)} ≠ {short(dst.md5)}"
+    return f"size differs: {src.size} ≠ {dst.size} bytes"
+
+
+def _plan_mapping(spec: MappingSpec, obs: MappingObservation) -> Iterator[Action | Finding]:
+    push = spec.authority is Authority.LOCAL
+    for rel in sorted(obs.local.keys() | obs.remote.keys()):
+        local = obs.local.get(rel)
+        remote = obs.remote.get(rel)
+        if spec.authority is Authority.NONE:
+            yield from _report_only(spec, rel, local, remote)
+            continue
+        src, dst = (local, remote) if push else (remote, local)
+        dst_store = spec.s3_store if push else spec.local_store
+        dst_key = _remote_key(spec, rel) if push else _local_key(spec, rel)
+        if src is not None and dst is None:
+            yield _transfer(spec, rel, src, None, push=push, reason=f"new file ({human_bytes(src.size)})")
+        elif src is not None and dst is not None:
+            if src.md5 is not None and dst.md5 is not None:
+                if src.md5 != dst.md5:
+                    yield _transfer(spec, rel, src, dst, push=push, reason=_differs_reason(src, dst))
+            elif src.size != dst.size:
+                yield _transfer(spec, rel, src, dst, push=push, reason=_differs_reason(src, dst))
+            else:
+                # Same size, unknown md5 on the S3 side: learn it before deciding.
+                assert remote is not None  # only the S3 side can have an unknown md5
+                yield _rehash(spec, rel, remote)
+        elif dst is not None:
+            side = "local tree" if push else "bucket"
+            if spec.prune:
+                yield _delete(
+                    spec, ObjectRef(dst_store, dst_key), dst, f"not in the {side}; {dst_store} is pruned here"
+                )
+            else:
+                yield Finding(
+                    FindingKind.UNMANAGED,
+                    spec.name,
+                    f"{dst_store}:{dst_key}",
+                    f"not in the {side}; left alone because mapping {spec.name!r} does not prune",
+                )
+
+
+def _report_only(spec: MappingSpec, rel: str, local: Entry | None, remote: Entry | None) -> Iterator[Finding]:
+    where = f"{spec.s3_store}:{_remote_key(spec, rel)}"
+    if local is not None and remote is None:
+        yield Finding(
+            FindingKind.CONFLICT, spec.name, where, "local only; authority is none, so nothing is uploaded"
+        )
+    elif local is None and remote is not None:
+        yield Finding(
+            FindingKind.CONFLICT, spec.name, where, "S3 only; authority is none, so nothing is downloaded"
+        )
+    elif local is not None and remote is not None and local.md5 != remote.md5:
+        yield Finding(
+            FindingKind.CONFLICT,
+            spec.name,
+            where,
+            f"out of sync: local md5 {short(local.md5)} ≠ S3 md5 {short(remote.md5)}; authority is none",
+        )
+
+
+def plan(desired: Desired, observed: Observed) -> Plan:
+    actions: list[Action] = []
+    findings: list[Finding] = []
+    errors: list[str] = []
+    for problem in observed.problems:
+        findings.append(Finding(FindingKind.PROBLEM, "", problem.where, problem.message))
+    for spec in desired.mappings:
+        obs = observed.mappings.get(spec.name)
+        if obs is None:
+            continue
+        deletes = 0
+        for item in _plan_mapping(spec, obs):
+            if isinstance(item, Finding):
+                findings.append(item)
+                continue
+            actions.append(item)
+            if item.kind is ActionKind.DELETE:
+                deletes += 1
+        if spec.protect and deletes:
+            errors.append(
+                f"mapping {spec.name!r} is protected (protect: true) but the plan would delete "
+                f"{deletes} object(s) under {spec.s3_store}:{spec.s3_prefix}"
+            )
+    return Plan(
+        actions=tuple(actions),
+        edges=(),
+        findings=tuple(findings),
+        spec_digest=desired.spec_digest,
+        errors=tuple(errors),
+    )
