@@ -1,0 +1,191 @@
+"""Walk the plan's DAG with a thread pool.
+
+A node starts when every node it depends on has succeeded. A failure skips
+all of the node's descendants while independent branches go on. Transient
+store errors are retried with exponential backoff and full jitter. The
+executor knows nothing of S3 or files: the work is injected as `run`.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import networkx as nx
+
+from reconciler.model import Action
+from reconciler.plan.graph import action_of
+from reconciler.stores.base import StoreError, TransientStoreError
+
+DONE, FAILED, SKIPPED = "done", "failed", "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    action: Action
+    status: str  # done | failed | skipped
+    error: str = ""
+    code: str = ""
+    attempts: int = 0
+    seconds: float = 0.0
+    blocked_by: str = ""  # for skipped: the failed action (or "interrupted")
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    outcomes: list[Outcome] = field(default_factory=list)
+    interrupted: bool = False
+
+    def _with(self, status: str) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == status]
+
+    @property
+    def done(self) -> list[Outcome]:
+        return self._with(DONE)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return self._with(FAILED)
+
+    @property
+    def skipped(self) -> list[Outcome]:
+        return self._with(SKIPPED)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.skipped and not self.interrupted
+
+
+class Reporter(Protocol):
+    def started(self, action: Action) -> None: ...
+
+    def retrying(self, action: Action, attempt: int, delay: float, error: StoreError) -> None: ...
+
+    def finished(self, outcome: Outcome) -> None: ...
+
+
+class NullReporter:
+    def started(self, action: Action) -> None:
+        pass
+
+    def retrying(self, action: Action, attempt: int, delay: float, error: StoreError) -> None:
+        pass
+
+    def finished(self, outcome: Outcome) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 5
+    base_delay: float = 0.25
+    max_delay: float = 8.0
+    sleep: Callable[[float], None] = time.sleep
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delay(self, attempt: int) -> float:
+        # Full jitter: concurrent retries spread out instead of stampeding together.
+        return self.rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+def _run_with_retries(
+    action: Action, run: Callable[[Action], None], retry: RetryPolicy, reporter: Reporter
+) -> Outcome:
+    start = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            run(action)
+        except TransientStoreError as exc:
+            if attempt >= retry.attempts:
+                return Outcome(
+                    action,
+                    FAILED,
+                    f"{exc} (gave up after {attempt} attempts)",
+                    exc.code,
+                    attempt,
+                    time.monotonic() - start,
+                )
+            delay = retry.delay(attempt)
+            reporter.retrying(action, attempt, delay, exc)
+            retry.sleep(delay)
+            continue
+        except StoreError as exc:
+            return Outcome(action, FAILED, str(exc), exc.code, attempt, time.monotonic() - start)
+        except Exception as exc:  # a bug or an OS error: fail this action, keep the rest going
+            return Outcome(
+                action, FAILED, f"{type(exc).__name__}: {exc}", "", attempt, time.monotonic() - start
+            )
+        return Outcome(action, DONE, attempts=attempt, seconds=time.monotonic() - start)
+
+
+def execute(
+    graph: nx.DiGraph[str],
+    run: Callable[[Action], None],
+    *,
+    parallelism: int = 16,
+    retry: RetryPolicy | None = None,
+    reporter: Reporter | None = None,
+    stop: threading.Event | None = None,
+) -> ApplyResult:
+    retry = retry or RetryPolicy()
+    reporter = reporter or NullReporter()
+    stop = stop or threading.Event()
+    waiting = {node: graph.in_degree(node) for node in graph.nodes}
+    result = ApplyResult()
+    settled: set[str] = set()
+
+    def settle(outcome: Outcome) -> None:
+        settled.add(outcome.action.id)
+        result.outcomes.append(outcome)
+        reporter.finished(outcome)
+
+    ready = sorted(node for node, n in waiting.items() if n == 0)
+    running: dict[Future[Outcome], str] = {}
+
+    def submit_ready(pool: ThreadPoolExecutor) -> None:
+        while ready and len(running) < parallelism and not stop.is_set():
+            node = ready.pop(0)
+            action = action_of(graph, node)
+            reporter.started(action)
+            running[pool.submit(_run_with_retries, action, run, retry, reporter)] = node
+
+    with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="pixel-apply") as pool:
+        try:
+            submit_ready(pool)
+            while running:
+                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for future in finished:
+                    node = running.pop(future)
+                    outcome = future.result()
+                    settle(outcome)
+                    if outcome.status == DONE:
+                        for child in sorted(graph.successors(node)):
+                            waiting[child] -= 1
+                            if waiting[child] == 0 and child not in settled:
+                                ready.append(child)
+                    else:
+                        for child in sorted(nx.descendants(graph, node)):
+                            if child not in settled:
+                                settle(Outcome(action_of(graph, child), SKIPPED, blocked_by=node))
+                submit_ready(pool)
+        except KeyboardInterrupt:
+            # Let running transfers finish (each is atomic on the server), start nothing new.
+            stop.set()
+            result.interrupted = True
+            for future in list(running):
+                if not future.cancel():
+                    settle(future.result())
+                running.pop(future, None)
+    if stop.is_set():
+        result.interrupted = True
+    for node in sorted(graph.nodes):
+        if node not in settled:
+            settle(Outcome(action_of(graph, node), SKIPPED, blocked_by="interrupted"))
+    return result
