@@ -1,5 +1,5 @@
 """The pure planner, its dependency graph and its renderings."""
 
-from reconciler.plan.diff import plan
+from reconciler.plan.planner import plan
 
 __all__ = ["plan"]

@@ -170,7 +170,8 @@ def _report_only(spec: MappingSpec, rel: str, local: Entry | None, remote: Entry
         )
 
 
-def plan(desired: Desired, observed: Observed) -> Plan:
+def plan_mappings(desired: Desired, observed: Observed) -> Plan:
+    """The first pass: each mapping's keys compared side by side, one action or finding per key."""
     actions: list[Action] = []
     findings: list[Finding] = []
     errors: list[str] = []

@@ -1,0 +1,27 @@
+"""plan(desired, observed): the pure planner as a pipeline of passes.
+
+Each pass is a pure function Plan -> Plan (given the same desired and observed
+state). The first compares every mapping key by key; later passes rewrite or
+extend the result (pairing deletes with uploads into moves, adding dependency
+edges, enforcing guards). Keeping each rule in its own pass keeps each one
+testable alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from reconciler.model import Desired, Observed, Plan
+from reconciler.plan.diff import plan_mappings
+
+Pass = Callable[[Desired, Observed, Plan], Plan]
+
+# Later passes are appended here in the order they must run.
+PASSES: Sequence[Pass] = ()
+
+
+def plan(desired: Desired, observed: Observed) -> Plan:
+    result = plan_mappings(desired, observed)
+    for step in PASSES:
+        result = step(desired, observed, result)
+    return result
