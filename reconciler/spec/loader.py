@@ -1,0 +1,403 @@
+"""Spec directory -> `Desired`: read, interpolate, validate, check meaning, build.
+
+Every phase keeps going after a problem so one run reports everything wrong, in file
+and line order; nothing is returned unless the whole directory is sound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.model import Authority, Desired, LocalStoreSpec, MappingSpec, S3StoreSpec, StoreSpec
+from reconciler.spec.errors import SpecError, SpecErrors, YamlPath, display_path, format_path
+from reconciler.spec.interpolate import interpolate_tree
+from reconciler.spec.validate import schema_problems, show
+from reconciler.spec.yamlnodes import Position, YamlSyntaxError, parse_yaml
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(slots=True)
+class SpecDocument:
+    """One spec file after interpolation, with the line of every YAML path in it."""
+
+    file: Path
+    index: int
+    data: object
+    positions: dict[YamlPath, Position]
+    # Paths that already have an error: semantic checks skip items below them, so one
+    # mistake is not reported again as a confusing consequence.
+    broken: set[YamlPath] = field(default_factory=set)
+
+    @property
+    def display(self) -> str:
+        return display_path(self.file)
+
+    def position(self, path: YamlPath) -> Position | None:
+        # A path may lead into a value that has no position of its own (a scalar's
+        # characters, a missing key): the nearest enclosing key or item stands for it.
+        for end in range(len(path), -1, -1):
+            position = self.positions.get(path[:end])
+            if position is not None:
+                return position
+        return None
+
+    def line(self, path: YamlPath) -> int | None:
+        position = self.position(path)
+        return None if position is None else position[0]
+
+    def where(self, path: YamlPath) -> str:
+        line = self.line(path)
+        return self.display if line is None else f"{self.display}:{line}"
+
+    def is_broken(self, path: YamlPath) -> bool:
+        """Whether an error was reported at `path` or anywhere below it."""
+        return any(bad[: len(path)] == path for bad in self.broken)
+
+    def section(self, name: str) -> object:
+        return self.data.get(name) if isinstance(self.data, dict) else None
+
+
+class _Report:
+    """Collects errors in document order; identical ones (one cause seen by several schema keywords) collapse."""
+
+    def __init__(self) -> None:
+        self._errors: dict[tuple[str, int | None, str, str], tuple[tuple[int, int, int, int], SpecError]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._errors)
+
+    def add_file(self, file: Path, index: int, line: int | None, message: str) -> None:
+        self._add(SpecError(file, line, "", message), (index, line or 0, 0))
+
+    def add(self, doc: SpecDocument, path: YamlPath, message: str, position: Position | None = None) -> None:
+        doc.broken.add(path)
+        line, column = position or doc.position(path) or (0, 0)
+        error = SpecError(doc.file, line or None, format_path(path), message)
+        self._add(error, (doc.index, line, column))
+
+    def _add(self, error: SpecError, where: tuple[int, int, int]) -> None:
+        key = (str(error.file), error.line, error.path, error.message)
+        # Report order breaks ties on one spot: schema errors, then the meaning checks.
+        self._errors.setdefault(key, ((*where, len(self._errors)), error))
+
+    def errors(self) -> list[SpecError]:
+        return [error for _, error in sorted(self._errors.values(), key=lambda item: item[0])]
+
+
+def load_desired(spec_dir: Path, env: Mapping[str, str]) -> Desired:
+    """Load every *.yaml / *.yml file directly in `spec_dir` into one `Desired`.
+
+    `env` supplies ${VAR} values (pass os.environ from the CLI). Raises SpecErrors
+    listing every problem found; local store roots are not required to exist.
+    """
+    spec_dir = Path(os.path.abspath(spec_dir))
+    report = _Report()
+    files = _spec_files(spec_dir)
+    documents = [doc for index, file in enumerate(files) if (doc := _read(file, index, env, report))]
+    for doc in documents:
+        # A value already reported by the YAML or ${...} step holds a stand-in; the
+        # schema's view of that stand-in would only be a confusing echo.
+        earlier = set(doc.broken)
+        for path, message in schema_problems(doc.data):
+            if not any(path[: len(bad)] == bad for bad in earlier):
+                report.add(doc, path, message)
+    stores = _build_stores(documents, spec_dir, report)
+    mappings = _build_mappings(documents, stores, report)
+    if report:
+        raise SpecErrors(report.errors())
+    built = {name: store.spec for name, store in stores.items() if store.spec is not None}
+    return Desired(stores=built, mappings=tuple(mappings), spec_digest=spec_digest(documents))
+
+
+def spec_digest(documents: Iterable[SpecDocument]) -> str:
+    """sha256 of the interpolated documents keyed by file name: comments and layout do not count."""
+    canonical = json.dumps(
+        {doc.file.name: doc.data for doc in documents},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _spec_files(spec_dir: Path) -> list[Path]:
+    def fail(message: str) -> SpecErrors:
+        return SpecErrors([SpecError(spec_dir, None, "", message)])
+
+    if not spec_dir.exists():
+        raise fail("spec directory does not exist")
+    if not spec_dir.is_dir():
+        raise fail("not a directory; expected a directory of *.yaml spec files")
+    try:
+        entries = sorted(spec_dir.iterdir())
+    except OSError as exc:
+        raise fail(f"cannot list spec directory: {exc.strerror or exc}") from None
+    # Dotfiles are skipped like Terraform does: editors leave `.#name.yaml` locks and
+    # `.name.yaml.swp`-style copies that are not specs.
+    files = [
+        entry
+        for entry in entries
+        if entry.suffix.lower() in SPEC_SUFFIXES and not entry.name.startswith(".") and entry.is_file()
+    ]
+    if not files:
+        raise fail("no spec files (*.yaml, *.yml) in spec directory")
+    return files
+
+
+def _read(file: Path, index: int, env: Mapping[str, str], report: _Report) -> SpecDocument | None:
+    try:
+        text = file.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        report.add_file(file, index, None, f"not UTF-8 text (byte {exc.start})")
+        return None
+    except OSError as exc:
+        report.add_file(file, index, None, f"cannot read: {exc.strerror or exc}")
+        return None
+    try:
+        parsed = parse_yaml(text)
+    except YamlSyntaxError as exc:
+        report.add_file(file, index, exc.line, exc.message)
+        return None
+    doc = SpecDocument(file=file, index=index, data=None, positions=parsed.positions)
+    for problem in parsed.problems:
+        report.add(doc, problem.path, problem.message, position=problem.position)
+    doc.data = interpolate_tree(parsed.data, env, lambda path, message: report.add(doc, path, message))
+    return doc
+
+
+@dataclass(slots=True)
+class _Store:
+    """A declared store; `spec` is None when its body has errors, `kind` when even its type is unknown."""
+
+    doc: SpecDocument
+    path: YamlPath
+    kind: str | None
+    spec: StoreSpec | None
+    identity: tuple[str, ...]  # what makes two S3 targets the same bucket
+
+
+def _build_stores(documents: list[SpecDocument], spec_dir: Path, report: _Report) -> dict[str, _Store]:
+    stores: dict[str, _Store] = {}
+    for doc in documents:
+        section = doc.section("stores")
+        if not isinstance(section, dict):
+            continue
+        for name, body in section.items():
+            path: YamlPath = ("stores", name)
+            if name in stores:
+                first = stores[name]
+                report.add(doc, path, f'store "{name}" is already defined at {first.doc.where(first.path)}')
+                continue
+            kind = body.get("type") if isinstance(body, dict) else None
+            store = _Store(doc, path, kind if kind in ("s3", "local") else None, None, ("store", name))
+            stores[name] = store
+            if isinstance(body, dict) and not doc.is_broken(path):
+                store.spec = _store_spec(name, body, doc, path, spec_dir, report)
+            if isinstance(store.spec, S3StoreSpec):
+                store.identity = ("bucket", store.spec.endpoint or "", store.spec.bucket)
+    return stores
+
+
+def _store_spec(
+    name: str, body: dict[str, object], doc: SpecDocument, path: YamlPath, spec_dir: Path, report: _Report
+) -> StoreSpec | None:
+    if body["type"] == "local":
+        root = str(body["root"])
+        if root.startswith("~"):
+            # Not expanded: ~ depends on who runs pixel, which a reviewed spec should not.
+            report.add(doc, (*path, "root"), f"expected a directory path, got {show(root)} (write ${{HOME}} for ~)")
+            return None
+        return LocalStoreSpec(name=name, root=os.path.normpath(spec_dir / root))
+    lock_key = str(body.get("lock_key", ".pixel/lock"))
+    problem = _segment_problem(lock_key)
+    if problem:
+        report.add(doc, (*path, "lock_key"), f"key {problem}, got {show(lock_key)}")
+        return None
+    return S3StoreSpec(
+        name=name,
+        bucket=str(body["bucket"]),
+        # Empty means "not set" so that ${VAR:-} can leave an endpoint to the AWS default.
+        endpoint=str(body.get("endpoint", "")) or None,
+        region=str(body.get("region", "")) or None,
+        addressing_style=str(body.get("addressing_style", "auto")),
+        checksum=str(body.get("checksum", "when_supported")),
+        profile=str(body.get("profile", "")) or None,
+        lock_key=lock_key,
+    )
+
+
+def _segment_problem(path: str) -> str | None:
+    """Why `path` cannot be a key or relative path, or None. A trailing "/" is allowed."""
+    if path.startswith("/"):
+        return 'must not start with "/"'
+    segments = path.split("/")
+    if ".." in segments:
+        return 'must not contain ".." segments'
+    if "." in segments:
+        return 'must not contain "." segments'
+    if "" in segments[:-1]:
+        return 'must not contain empty segments ("//")'
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    identity: tuple[str, ...]
+    prefix: str
+    label: str
+    store: str
+    shown: str
+    where: str
+
+
+def _build_mappings(documents: list[SpecDocument], stores: dict[str, _Store], report: _Report) -> list[MappingSpec]:
+    built: list[MappingSpec] = []
+    names: dict[str, str] = {}
+    targets: list[_Target] = []
+    for doc in documents:
+        section = doc.section("mappings")
+        if not isinstance(section, list):
+            continue
+        for index, body in enumerate(section):
+            path: YamlPath = ("mappings", index)
+            if not isinstance(body, dict):
+                continue
+            # Checked field by field rather than skipping a mapping with any schema error,
+            # so a typo in one key does not hide an undefined store in another.
+            name = _valid_string(doc, path, body, "name")
+            if name is not None:
+                if name in names:
+                    report.add(
+                        doc, (*path, "name"), f'duplicate mapping name "{name}" (first defined at {names[name]})'
+                    )
+                else:
+                    names[name] = doc.where((*path, "name"))
+            from_value = _valid_string(doc, path, body, "from")
+            to_value = _valid_string(doc, path, body, "to")
+            source = None if from_value is None else _endpoint(doc, path, "from", from_value, "local", stores, report)
+            target = None if to_value is None else _endpoint(doc, path, "to", to_value, "s3", stores, report)
+            include = _patterns(doc, (*path, "include"), body.get("include"), report)
+            exclude = _patterns(doc, (*path, "exclude"), body.get("exclude"), report)
+            authority = body.get("authority", "local")
+            release_local = body.get("release_local", False) is True
+            if release_local and authority in ("s3", "none") and not doc.is_broken((*path, "release_local")):
+                report.add(
+                    doc,
+                    (*path, "release_local"),
+                    f"release_local needs authority local (got {show(authority)}): "
+                    "local files are only released after pixel has uploaded them",
+                )
+            if target is not None:
+                store, prefix = target
+                prefix = prefix if prefix == "" or prefix.endswith("/") else prefix + "/"
+                target = (store, prefix)
+                label = f"mapping {show(name)}" if name is not None else format_path(path)
+                shown = f"{store}:{prefix}"
+                _check_overlap(
+                    _Target(stores[store].identity, prefix, label, store, shown, doc.where((*path, "to"))),
+                    targets,
+                    doc,
+                    (*path, "to"),
+                    report,
+                )
+            if name is None or source is None or target is None or doc.is_broken(path):
+                continue
+            built.append(
+                MappingSpec(
+                    name=name,
+                    local_store=source[0],
+                    local_path=source[1].rstrip("/"),
+                    s3_store=target[0],
+                    s3_prefix=target[1],
+                    include=include,
+                    exclude=exclude,
+                    authority=Authority(str(authority)),
+                    prune=body.get("prune", False) is True,
+                    protect=body.get("protect", False) is True,
+                    release_local=release_local,
+                    source_file=doc.display,
+                )
+            )
+    return built
+
+
+def _valid_string(doc: SpecDocument, path: YamlPath, body: dict[str, object], key: str) -> str | None:
+    """The field's value when it is present and passed the schema, else None (already reported)."""
+    value = body.get(key)
+    if not isinstance(value, str) or doc.is_broken((*path, key)):
+        return None
+    return value
+
+
+def _endpoint(
+    doc: SpecDocument,
+    path: YamlPath,
+    key: str,
+    value: str,
+    want: str,
+    stores: dict[str, _Store],
+    report: _Report,
+) -> tuple[str, str] | None:
+    """Split "store:path" and check it names a store of the wanted kind and a clean path."""
+    store_name, _, rest = value.partition(":")
+    shape = '"store:path"' if key == "from" else '"store:prefix"'
+    article = {"local": "a local", "s3": "an s3"}
+    store = stores.get(store_name)
+    where = (*path, key)
+    if store is None:
+        report.add(
+            doc,
+            where,
+            f"expected {shape} naming a defined store, got {show(value)} (store {show(store_name)} is not defined)",
+        )
+        return None
+    if store.kind is not None and store.kind != want:
+        report.add(
+            doc,
+            where,
+            f"expected {shape} naming {article[want]} store, got {show(value)} "
+            f"(store {show(store_name)} is {article[store.kind]} store)",
+        )
+        return None
+    problem = _segment_problem(rest)
+    if problem:
+        what = "path" if key == "from" else "prefix"
+        report.add(doc, where, f"{what} {problem}, got {show(value)}")
+        return None
+    return store_name, rest
+
+
+def _patterns(doc: SpecDocument, path: YamlPath, value: object, report: _Report) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    for index, pattern in enumerate(value):
+        if not isinstance(pattern, str) or doc.is_broken((*path, index)):
+            continue
+        problem = _segment_problem(pattern)
+        # Patterns match keys below the mapping root, so one that climbs out can never match.
+        if problem and "empty segments" not in problem:
+            report.add(doc, (*path, index), f"pattern {problem}, got {show(pattern)}")
+    return tuple(str(pattern) for pattern in value)
+
+
+def _check_overlap(target: _Target, earlier: list[_Target], doc: SpecDocument, path: YamlPath, report: _Report) -> None:
+    # Two mappings writing (and pruning) the same keys would undo each other's work.
+    for other in earlier:
+        if other.identity == target.identity and (
+            target.prefix.startswith(other.prefix) or other.prefix.startswith(target.prefix)
+        ):
+            # Different store names can still share a bucket; say so, or the overlap looks wrong.
+            same_bucket = f", the same bucket {show(target.identity[-1])}" if other.store != target.store else ""
+            report.add(
+                doc,
+                path,
+                f"S3 target {show(target.shown)} overlaps {other.label} "
+                f"({show(other.shown)} at {other.where}{same_bucket})",
+            )
+    earlier.append(target)
