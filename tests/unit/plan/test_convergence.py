@@ -80,7 +80,7 @@ def test_apply_then_replan_converges(
     assert {k: s3.get(k) for k in s3 if not k.startswith("pre/")} == before_outside
     truth, mirror = (disk, s3) if authority is Authority.LOCAL else (s3, disk)
     tp, mp = ("src/", "pre/") if authority is Authority.LOCAL else ("pre/", "src/")
-    for key in truth.keys():
+    for key in truth:
         if key.startswith(tp):
             assert mirror.get(mp + key[len(tp) :]) == truth.get(key)
 
