@@ -1,0 +1,85 @@
+"""Fixtures shared by every test directory.
+
+`seaweed` is one real SeaweedFS server for the whole session (about a second to
+start); `bucket` gives each test its own empty bucket on it. Integration tests
+that let pixel's own code find credentials in the environment ask for
+`aws_env`; unit tests with moto set their own fake credentials and never see
+the server's.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+from botocore.exceptions import BotoCoreError, ClientError
+
+from reconciler.dev.seaweed import FOREIGN_AWS_ENV, SeaweedError, SeaweedServer, find_weed, unique_bucket_name
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_MARKERS = {
+    "integration": "talks to a real SeaweedFS server over HTTP",
+    "slow": "takes more than a few seconds",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    declared = {line.split(":", 1)[0].strip() for line in config.getini("markers")}
+    for name, help_text in _MARKERS.items():
+        if name not in declared:
+            config.addinivalue_line("markers", f"{name}: {help_text}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_foreign_aws_identity() -> Iterator[None]:
+    """A developer's AWS_PROFILE or session token must never reach a test's client, fake or real."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in FOREIGN_AWS_ENV:
+            patch.delenv(name, raising=False)
+        yield
+
+
+@pytest.fixture(scope="session")
+def seaweed() -> Iterator[SeaweedServer]:
+    """One SeaweedFS S3 server on free loopback ports, shared by the session and stopped at its end."""
+    try:
+        find_weed()
+    except SeaweedError as exc:
+        # CI installs the dev extras: a missing binary there is a broken setup, not a reason to skip.
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+            pytest.fail(str(exc), pytrace=False)
+        pytest.skip(str(exc))
+    with SeaweedServer() as server:
+        yield server
+
+
+@pytest.fixture
+def bucket(seaweed: SeaweedServer, request: pytest.FixtureRequest) -> Iterator[str]:
+    """An empty bucket of this test's own, deleted with its contents afterwards."""
+    name = seaweed.create_bucket(unique_bucket_name(request.node.name))
+    yield name
+    # SeaweedFS keeps a volume per bucket; without this, a long session accumulates hundreds.
+    try:
+        seaweed.delete_bucket(name)
+    except (BotoCoreError, ClientError) as exc:
+        warnings.warn(f"could not delete test bucket {name}: {exc}", stacklevel=1)
+
+
+@pytest.fixture
+def s3_client(seaweed: SeaweedServer) -> S3Client:
+    """A boto3 client for the session's server (path-style, checksums only when required)."""
+    return seaweed.client()
+
+
+@pytest.fixture
+def aws_env(seaweed: SeaweedServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The server's credentials and region in os.environ for this test; returns them too."""
+    env = seaweed.env()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
