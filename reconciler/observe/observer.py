@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from reconciler.globs import matches
-from reconciler.model import Desired, Entry, MappingObservation, MappingSpec, Observed, Problem
+from reconciler.model import Desired, Entry, MappingObservation, MappingSpec, Observed, Problem, S3StoreSpec
 from reconciler.observe.hashing import Hasher
+from reconciler.observe.world import observe_world
 from reconciler.stores.base import Store
 
 ProgressCallback = Callable[[str, int], None]
@@ -44,7 +45,11 @@ def observe(
             remote_store = stores[spec.s3_store]
             lbase = local_base(spec)
             local = _relative(local_store.list(lbase), lbase, spec)
-            remote = _relative(remote_store.list(spec.s3_prefix), spec.s3_prefix, spec)
+            # The apply lock is pixel's own bookkeeping, present while apply observes: never data to sync or prune.
+            s3_spec = desired.stores.get(spec.s3_store)
+            lock_key = s3_spec.lock_key if isinstance(s3_spec, S3StoreSpec) else None
+            listed = (e for e in remote_store.list(spec.s3_prefix) if e.key != lock_key)
+            remote = _relative(listed, spec.s3_prefix, spec)
             if progress:
                 progress("listed", len(local) + len(remote))
 
@@ -61,4 +66,5 @@ def observe(
                 local={e.key: e for e in hashed},
                 remote={e.key: e for e in remote},
             )
-    return Observed(mappings=result, problems=tuple(problems))
+    # Tiers, dataset sources, generated files and actor orphans: what the later planner passes compare.
+    return observe_world(desired, stores, hasher, Observed(mappings=result, problems=tuple(problems)))

@@ -11,13 +11,17 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import io
 import re
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import boto3
 import botocore.exceptions
+from awscrt.checksums import crc64nvme
 from botocore.config import Config
 
 from reconciler.model import Entry, S3StoreSpec
@@ -36,6 +40,8 @@ MD5_META = "md5"  # sent as x-amz-meta-md5
 RCLONE_MD5_META = "md5chksum"  # rclone's: base64 of the raw digest
 _MD5_HEX = re.compile(r"^[0-9a-f]{32}$")
 MIB = 1024 * 1024
+MAX_PARTS = 10_000
+KMS_ALGORITHMS = frozenset({"aws:kms", "aws:kms:dsse"})
 
 TRANSIENT_CODES = frozenset(
     {
@@ -84,6 +90,13 @@ def md5_from_metadata(metadata: dict[str, str]) -> str | None:
         if len(raw) == 16:
             return raw.hex()
     return None
+
+
+def _etag_md5_of_head(head: Any) -> str | None:
+    """The md5 a HEAD's ETag is: never for SSE-KMS or SSE-C objects, whose ETags only look like one."""
+    if head.get("ServerSideEncryption") in KMS_ALGORITHMS or head.get("SSECustomerAlgorithm"):
+        return None
+    return md5_from_etag(str(head.get("ETag", "")))
 
 
 def translate(exc: Exception, *, key: str, action: str) -> StoreError:
@@ -138,7 +151,10 @@ class S3Store:
         client: S3Client | None = None,
         *,
         multipart_threshold: int = 64 * MIB,
-        part_size: int = 16 * MIB,
+        part_size: int = 8 * MIB,
+        part_concurrency: int = 4,
+        max_parts_in_memory: int = 6,
+        copy_part_size: int = 512 * MIB,
         max_pool_connections: int = 32,
     ) -> None:
         self.name = spec.name
@@ -147,6 +163,13 @@ class S3Store:
         self.client: S3Client = client or make_client(spec, max_pool_connections=max_pool_connections)
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
+        self.part_concurrency = part_concurrency
+        self.copy_part_size = copy_part_size
+        # Store-wide, not per upload: parallel large uploads share one memory budget of
+        # max_parts_in_memory * part_size, whatever the file sizes and the apply parallelism.
+        self._part_slots = threading.BoundedSemaphore(max(1, max_parts_in_memory))
+        self.full_object_checksum = spec.checksum == "when_supported"
+        self._etags_trusted: bool | None = None
 
     def _call(self, action: str, key: str, fn: Any, **kwargs: Any) -> Any:
         try:
@@ -184,7 +207,7 @@ class S3Store:
                     if key.endswith("/"):  # folder placeholder objects hold no data
                         continue
                     etag = obj.get("ETag", "").strip('"')
-                    md5 = md5_from_etag(etag)
+                    md5 = md5_from_etag(etag) if self._listed_etags_are_md5s() else None
                     if md5 is None:
                         md5 = self._md5_from_head(key)
                     mtime = obj.get("LastModified")
@@ -199,6 +222,20 @@ class S3Store:
             raise
         except Exception as exc:
             raise translate(exc, key=prefix, action="list") from exc
+
+    def _listed_etags_are_md5s(self) -> bool:
+        """False when the bucket encrypts with KMS by default: those ETags look like md5s but are not."""
+        if self._etags_trusted is None:
+            try:
+                rules = self.client.get_bucket_encryption(Bucket=self.bucket)["ServerSideEncryptionConfiguration"][
+                    "Rules"
+                ]
+                algorithms = {r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for r in rules}
+                self._etags_trusted = not algorithms & KMS_ALGORITHMS
+            except Exception:
+                # No default encryption configured, or an endpoint without the API: plain ETags.
+                self._etags_trusted = True
+        return self._etags_trusted
 
     def _md5_from_head(self, key: str) -> str | None:
         head = self._call("head", key, self.client.head_object, Bucket=self.bucket, Key=key)
@@ -215,7 +252,7 @@ class S3Store:
         except Exception as exc:
             raise translate(exc, key=key, action="head") from exc
         etag = str(head.get("ETag", "")).strip('"')
-        md5 = md5_from_metadata(head.get("Metadata", {})) or md5_from_etag(etag)
+        md5 = md5_from_metadata(head.get("Metadata", {})) or _etag_md5_of_head(head)
         mtime = head.get("LastModified")
         return Entry(
             key=key,
@@ -225,14 +262,28 @@ class S3Store:
             etag=etag,
         )
 
+    def recorded_md5s(self, key: str) -> tuple[Entry, str | None, str | None] | None:
+        """(entry, md5 in metadata, md5 the ETag is) for `pixel verify`; None when the object is gone."""
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except botocore.exceptions.ClientError as exc:
+            if int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0) == 404:
+                return None
+            raise translate(exc, key=key, action="head") from exc
+        except Exception as exc:
+            raise translate(exc, key=key, action="head") from exc
+        etag = str(head.get("ETag", "")).strip('"')
+        meta_md5, etag_md5 = md5_from_metadata(head.get("Metadata", {})), _etag_md5_of_head(head)
+        entry = Entry(key=key, size=int(head.get("ContentLength", 0)), md5=meta_md5 or etag_md5, etag=etag)
+        return entry, meta_md5, etag_md5
+
     @contextlib.contextmanager
     def _open(self, key: str) -> Iterator[BinaryIO]:
-        response = self._call("download", key, self.client.get_object, Bucket=self.bucket, Key=key)
-        body = response["Body"]
+        reader = _ResumingReader(self, key)
         try:
-            yield cast(BinaryIO, _TranslatingReader(body, key))
+            yield cast(BinaryIO, reader)
         finally:
-            body.close()
+            reader.close()
 
     def open(self, key: str) -> AbstractContextManager[BinaryIO]:
         return self._open(key)
@@ -270,6 +321,8 @@ class S3Store:
                     # The server rejects the body (400 BadDigest) unless it hashes to this.
                     ContentMD5=base64.b64encode(bytes.fromhex(md5)).decode(),
                     Metadata={MD5_META: md5},
+                    # botocore (crt) computes it; the server rejects the body unless it matches.
+                    **({"ChecksumAlgorithm": "CRC64NVME"} if self.full_object_checksum else {}),
                     **conditions,
                 )
             etag = str(response.get("ETag", "")).strip('"')
@@ -277,9 +330,41 @@ class S3Store:
             etag = self._multipart_upload(key, source, size=size, md5=md5, conditions=conditions)
         return Entry(key=key, size=size, md5=md5, etag=etag)
 
+    def _part_size_for(self, size: int) -> int:
+        # S3 allows 10,000 parts: very large files get larger parts, rounded up to whole MiB.
+        needed = -(-size // MAX_PARTS)
+        return max(self.part_size, -(-needed // MIB) * MIB)
+
+    def _upload_part(
+        self, key: str, upload_id: str, number: int, chunk: bytes, crc: int | None
+    ) -> dict[str, Any]:
+        integrity: dict[str, str] = (
+            {"ChecksumCRC64NVME": _crc64_b64(crc)}
+            if crc is not None
+            else {"ContentMD5": base64.b64encode(hashlib.md5(chunk).digest()).decode()}
+        )
+        part = self._call(
+            "upload part",
+            key,
+            self.client.upload_part,
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            # A stream, not bytes: botocore concatenates a bytes body onto the headers, doubling each part in memory.
+            Body=io.BytesIO(chunk),
+            **integrity,
+        )
+        listed = {k: v for k, v in integrity.items() if k.startswith("Checksum")}  # Content-MD5 is per request only
+        return {"ETag": part["ETag"], "PartNumber": number, **listed}
+
     def _multipart_upload(
         self, key: str, source: OpenSource, *, size: int, md5: str, conditions: dict[str, str]
     ) -> str:
+        """Parts go up in parallel; memory is bounded by the store's part slots, not the file size."""
+        full_object: dict[str, str] = (
+            {"ChecksumAlgorithm": "CRC64NVME", "ChecksumType": "FULL_OBJECT"} if self.full_object_checksum else {}
+        )
         created = self._call(
             "upload",
             key,
@@ -287,30 +372,39 @@ class S3Store:
             Bucket=self.bucket,
             Key=key,
             Metadata={MD5_META: md5},
+            **full_object,
         )
         upload_id = created["UploadId"]
-        parts: list[dict[str, Any]] = []
+        part_size = self._part_size_for(size)
         digest = hashlib.md5()
+        crc = 0
+        futures: list[Future[dict[str, Any]]] = []
+        pool = ThreadPoolExecutor(max_workers=self.part_concurrency, thread_name_prefix="pixel-part")
         try:
             with source() as body:
                 number = 1
-                # One part in memory at a time: memory is bounded by part_size, not file size.
-                while chunk := body.read(self.part_size):
+                while True:
+                    self._part_slots.acquire()
+                    try:
+                        chunk = _read_full(body, part_size)
+                    except BaseException:
+                        self._part_slots.release()
+                        raise
+                    if not chunk:
+                        self._part_slots.release()
+                        break
                     digest.update(chunk)
-                    part = self._call(
-                        "upload part",
-                        key,
-                        self.client.upload_part,
-                        Bucket=self.bucket,
-                        Key=key,
-                        UploadId=upload_id,
-                        PartNumber=number,
-                        Body=chunk,
-                        ContentMD5=base64.b64encode(hashlib.md5(chunk).digest()).decode(),
-                    )
-                    parts.append({"ETag": part["ETag"], "PartNumber": number})
-                    number += 1
+                    part_crc = crc64nvme(chunk) if self.full_object_checksum else None
+                    crc = crc64nvme(chunk, crc) if self.full_object_checksum else 0
+                    future = pool.submit(self._upload_part, key, upload_id, number, chunk, part_crc)
+                    future.add_done_callback(lambda _: self._part_slots.release())
+                    futures.append(future)
                     del chunk
+                    number += 1
+                    failed = next((f for f in futures if f.done() and f.exception() is not None), None)
+                    if failed is not None:
+                        failed.result()  # stop reading: a part failed for good
+            parts = [f.result() for f in futures]
             if digest.hexdigest() != md5:
                 raise PermanentStoreError(
                     f"upload {key}: the local file changed while it was read (md5 {digest.hexdigest()} "
@@ -318,6 +412,11 @@ class S3Store:
                     code="BadDigest",
                     key=key,
                 )
+            extra: dict[str, str] = (
+                {"ChecksumCRC64NVME": _crc64_b64(crc), "ChecksumType": "FULL_OBJECT"}
+                if self.full_object_checksum
+                else {}
+            )
             done = self._call(
                 "complete upload",
                 key,
@@ -326,12 +425,17 @@ class S3Store:
                 Key=key,
                 UploadId=upload_id,
                 MultipartUpload={"Parts": cast(Any, parts)},
+                **extra,
                 **conditions,
             )
         except BaseException:
+            for future in futures:
+                future.cancel()
+            pool.shutdown(wait=True)
             with contextlib.suppress(Exception):
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
             raise
+        pool.shutdown(wait=True)
         return str(done.get("ETag", "")).strip('"')
 
     def copy(
@@ -348,22 +452,118 @@ class S3Store:
         if src_etag is not None:
             kwargs["CopySourceIfMatch"] = f'"{src_etag}"'
         if md5 is not None:
-            kwargs["Metadata"] = {MD5_META: md5}
+            # REPLACE would drop the object's other metadata and its Content-Type: carry them over.
+            pinned = {"IfMatch": f'"{src_etag}"'} if src_etag is not None else {}
+            head = self._call("copy", src_key, self.client.head_object, Bucket=self.bucket, Key=src_key, **pinned)
+            kwargs.update(_kept_headers(head, md5))
             kwargs["MetadataDirective"] = "REPLACE"
-        response = self._call(
-            "copy",
-            f"{src_key} => {dst_key}",
-            self.client.copy_object,
-            Bucket=self.bucket,
-            Key=dst_key,
-            CopySource={"Bucket": self.bucket, "Key": src_key},
-            **kwargs,
-        )
+        try:
+            response = self._call(
+                "copy",
+                f"{src_key} => {dst_key}",
+                self.client.copy_object,
+                Bucket=self.bucket,
+                Key=dst_key,
+                CopySource={"Bucket": self.bucket, "Key": src_key},
+                **kwargs,
+            )
+        except PermanentStoreError as exc:
+            if not _copy_too_large(exc):
+                raise
+            return self._multipart_copy(
+                src_key, dst_key, md5=md5, src_etag=src_etag, conditions=self._conditions(if_match, if_absent)
+            )
         result = response.get("CopyObjectResult", {})
         etag = str(result.get("ETag", "")).strip('"')
         entry = self.stat(dst_key)
         size = entry.size if entry else 0
         return Entry(key=dst_key, size=size, md5=md5, etag=etag)
+
+    def _multipart_copy(
+        self, src_key: str, dst_key: str, *, md5: str | None, src_etag: str | None, conditions: dict[str, str]
+    ) -> Entry:
+        """Server-side copy in ranged parts, for sources over CopyObject's 5 GiB limit. No byte comes here."""
+        where = f"{src_key} => {dst_key}"
+        pinned = {"IfMatch": f'"{src_etag}"'} if src_etag is not None else {}
+        head = self._call("copy", where, self.client.head_object, Bucket=self.bucket, Key=src_key, **pinned)
+        size = int(head.get("ContentLength", 0))
+        etag = str(head.get("ETag", "")).strip('"')
+        # Every part reads the version the HEAD saw, or the copy fails with 412.
+        source_pin = f'"{src_etag or etag}"'
+        created = self._call(
+            "copy",
+            where,
+            self.client.create_multipart_upload,
+            Bucket=self.bucket,
+            Key=dst_key,
+            **_kept_headers(head, md5),
+        )
+        upload_id = created["UploadId"]
+        part_size = max(self.copy_part_size, -(-size // MAX_PARTS))
+        ranges = [(n, start, min(start + part_size, size) - 1) for n, start in enumerate(range(0, size, part_size), 1)]
+
+        def one(part: tuple[int, int, int]) -> dict[str, Any]:
+            number, first, last = part
+            result = self._call(
+                "copy part",
+                where,
+                self.client.upload_part_copy,
+                Bucket=self.bucket,
+                Key=dst_key,
+                UploadId=upload_id,
+                PartNumber=number,
+                CopySource={"Bucket": self.bucket, "Key": src_key},
+                CopySourceRange=f"bytes={first}-{last}",
+                CopySourceIfMatch=source_pin,
+            )
+            return {"ETag": result["CopyPartResult"]["ETag"], "PartNumber": number}
+
+        try:
+            with ThreadPoolExecutor(max_workers=self.part_concurrency, thread_name_prefix="pixel-copy") as pool:
+                parts = list(pool.map(one, ranges))
+            done = self._call(
+                "copy",
+                where,
+                self.client.complete_multipart_upload,
+                Bucket=self.bucket,
+                Key=dst_key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": cast(Any, parts)},
+                **conditions,
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=dst_key, UploadId=upload_id)
+            raise
+        return Entry(key=dst_key, size=size, md5=md5, etag=str(done.get("ETag", "")).strip('"'))
+
+    def abort_incomplete_uploads(self, prefix: str) -> tuple[str, ...]:
+        """Abort every multipart upload under `prefix`; returns their keys.
+
+        Called with the apply lock held: an unfinished upload under a managed
+        prefix can then only be one a killed apply left behind, and its parts
+        cost storage until aborted. The next apply uploads the file afresh.
+        """
+        aborted: tuple[str, ...] = ()
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for upload in page.get("Uploads", []):
+                    key = upload.get("Key", "")
+                    self._call(
+                        "abort upload",
+                        key,
+                        self.client.abort_multipart_upload,
+                        Bucket=self.bucket,
+                        Key=key,
+                        UploadId=upload.get("UploadId", ""),
+                    )
+                    aborted += (key,)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise translate(exc, key=prefix, action="list multipart uploads") from exc
+        return aborted
 
     def delete(self, key: str, *, if_match: str | None = None) -> None:
         kwargs: dict[str, Any] = {}
@@ -372,18 +572,85 @@ class S3Store:
         self._call("delete", key, self.client.delete_object, Bucket=self.bucket, Key=key, **kwargs)
 
 
-class _TranslatingReader:
-    """A body whose network failures surface as StoreErrors the executor can retry."""
+class _ResumingReader:
+    """An object's body, streamed; a dropped connection resumes with a ranged GET where it broke.
 
-    def __init__(self, body: Any, key: str) -> None:
-        self._body = body
+    The resumed request carries If-Match on the first response's ETag, so the
+    bytes after the break come from the same version of the object as those
+    before it (412 otherwise). Memory is one read's worth, whatever the size.
+    """
+
+    def __init__(self, store: S3Store, key: str, *, resumes: int = 5) -> None:
+        self._store = store
         self._key = key
+        self._resumes = resumes
+        self._position = 0
+        self._etag: str | None = None
+        self._body: Any = None
+        self._open_at(0)
+
+    def _open_at(self, position: int) -> None:
+        kwargs: dict[str, Any] = {}
+        if position:
+            kwargs["Range"] = f"bytes={position}-"
+        if self._etag is not None:
+            kwargs["IfMatch"] = self._etag
+        s = self._store
+        response = s._call("download", self._key, s.client.get_object, Bucket=s.bucket, Key=self._key, **kwargs)
+        self._etag = self._etag or response.get("ETag")
+        self._body = response["Body"]
 
     def read(self, n: int = -1) -> bytes:
-        try:
-            return cast(bytes, self._body.read(n if n >= 0 else None))
-        except Exception as exc:
-            raise translate(exc, key=self._key, action="download") from exc
+        while True:
+            try:
+                data = cast(bytes, self._body.read(n if n >= 0 else None))
+            except Exception as exc:
+                err = translate(exc, key=self._key, action="download")
+                if not isinstance(err, TransientStoreError) or self._resumes <= 0:
+                    raise err from exc
+                self._resumes -= 1
+                with contextlib.suppress(Exception):
+                    self._body.close()
+                self._open_at(self._position)
+                continue
+            self._position += len(data)
+            return data
 
     def close(self) -> None:
-        self._body.close()
+        with contextlib.suppress(Exception):
+            self._body.close()
+
+
+_KEPT_HEADERS = ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl")
+
+
+def _kept_headers(head: Any, md5: str | None) -> dict[str, Any]:
+    """A copy's metadata and content headers: the source's, plus the md5 pixel records."""
+    metadata = dict(head.get("Metadata", {}))
+    if md5 is not None:
+        metadata[MD5_META] = md5
+    kept: dict[str, Any] = {name: head[name] for name in _KEPT_HEADERS if head.get(name)}
+    return {"Metadata": metadata, **kept}
+
+
+def _copy_too_large(exc: StoreError) -> bool:
+    """AWS refuses CopyObject above 5 GiB with 400 InvalidRequest; some S3-compatible servers say EntityTooLarge."""
+    text = str(exc).lower()
+    return exc.code == "EntityTooLarge" or (exc.code == "InvalidRequest" and "copy source is larger" in text)
+
+
+def _read_full(body: BinaryIO, n: int) -> bytes:
+    """Exactly n bytes unless the stream ends: every part but the last must be full-sized."""
+    first = body.read(n)
+    if len(first) == n or not first:
+        return first
+    pieces = [first]
+    got = len(first)
+    while got < n and (more := body.read(n - got)):
+        pieces.append(more)
+        got += len(more)
+    return b"".join(pieces)
+
+
+def _crc64_b64(value: int) -> str:
+    return base64.b64encode(value.to_bytes(8, "big")).decode()

@@ -1,0 +1,334 @@
+"""The local hash cache: an unchanged file is never read twice.
+
+md5s of local files are kept in SQLite, keyed by absolute path and checked
+against device, inode, size, mtime_ns and ctime_ns. ctime is the guard that a
+size-and-mtime check lacks: restoring the old mtime with `os.utime` after a
+same-size edit still moves ctime, which user space cannot set back.
+
+Racy-git rule: a file whose mtime or ctime falls within the filesystem's
+timestamp granularity of "now" may still be written again inside the same tick
+without any timestamp moving, so its hash is used but not cached.
+
+The cache is an optimisation, never a source of failure: a corrupt file is
+deleted and rebuilt, a locked or unwritable one is replaced by an in-memory
+cache for this run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler.logs import get_logger
+from reconciler.model import Entry
+from reconciler.observe.hashing import CHUNK, md5_of_stream
+from reconciler.stores.base import Store
+
+CACHE_FILE = "hashes.sqlite3"
+SCHEMA_VERSION = 1
+# Coarser than every common filesystem's tick (FAT 2 s, HFS+ 1 s, ext4/xfs a jiffy).
+RACY_WINDOW_NS = 2_000_000_000
+# Rows are written in batches (one transaction per file would cost more than hashing small
+# files), at least every FLUSH_EVERY_NS so a long hashing run keeps its progress.
+COMMIT_EVERY = 512
+FLUSH_EVERY_NS = 5_000_000_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS hashes (
+    path TEXT PRIMARY KEY,
+    dev INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    md5 TEXT NOT NULL
+)
+"""
+
+
+def cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """PIXEL_CACHE_DIR, else $XDG_CACHE_HOME/pixel, else ~/.cache/pixel."""
+    env = os.environ if env is None else env
+    if env.get("PIXEL_CACHE_DIR"):
+        return Path(env["PIXEL_CACHE_DIR"])
+    if env.get("XDG_CACHE_HOME"):
+        return Path(env["XDG_CACHE_HOME"]) / "pixel"
+    return Path.home() / ".cache" / "pixel"
+
+
+Row = tuple[str, int, int, int, int, int, str]  # path, dev, ino, size, mtime_ns, ctime_ns, md5
+
+
+@dataclass(frozen=True, slots=True)
+class FileKey:
+    """Everything about a file that must be unchanged for its cached md5 to hold."""
+
+    path: str
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, path: str, st: os.stat_result) -> FileKey:
+        return cls(path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class HashCache:
+    """SQLite-backed md5s, read a directory at a time. Thread-safe: one connection behind a lock."""
+
+    def __init__(
+        self,
+        path: Path | str | None = None,
+        *,
+        racy_window_ns: int = RACY_WINDOW_NS,
+        clock: Callable[[], int] = time.time_ns,
+        busy_timeout_s: float = 2.0,
+    ) -> None:
+        self.path = Path(path) if path is not None else cache_dir() / CACHE_FILE
+        self.racy_window_ns = racy_window_ns
+        self.clock = clock
+        self.busy_timeout_s = busy_timeout_s
+        self.log = get_logger("pixel.hashcache")
+        self._lock = threading.Lock()
+        self._pending: dict[str, Row] = {}
+        self._rows: dict[str, Row] = {}  # rows of the directories looked at so far
+        self._loaded: set[str] = set()
+        self._seen: set[str] = set()  # paths looked up this run
+        self._last_flush = clock()
+        self.persistent = True
+        self._conn = self._open()
+
+    def _connect(self, target: str) -> sqlite3.Connection:
+        # check_same_thread=False: the hashing pool shares this connection under self._lock.
+        conn = sqlite3.connect(
+            target, timeout=self.busy_timeout_s, check_same_thread=False, isolation_level=None
+        )
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                conn.execute("DROP TABLE IF EXISTS hashes")
+            if target != ":memory:":
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(_SCHEMA)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            # Counting reads the table's pages: a damaged file fails here, not halfway through a plan.
+            conn.execute("SELECT count(*) FROM hashes").fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return self._connect(str(self.path))
+        except sqlite3.DatabaseError as exc:
+            if _locked(exc):
+                return self._in_memory(f"cache {self.path} is locked by another process ({exc})")
+            self.log.warning("hash cache unreadable; rebuilding it", path=str(self.path), error=str(exc))
+            try:
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+                return self._connect(str(self.path))
+            except (OSError, sqlite3.DatabaseError) as again:
+                return self._in_memory(f"cache {self.path} could not be rebuilt ({again})")
+        except OSError as exc:
+            return self._in_memory(f"cache directory {self.path.parent} is not usable ({exc.strerror})")
+
+    def _in_memory(self, why: str) -> sqlite3.Connection:
+        self.log.warning("hash cache not persistent for this run; every file will be read", reason=why)
+        self.persistent = False
+        return self._connect(":memory:")
+
+    def _degrade(self, exc: sqlite3.Error) -> None:
+        """A cache that fails mid-run is swapped for an empty in-memory one; the run goes on."""
+        with self._lock:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._pending, self._rows, self._loaded, self._seen = {}, {}, set(), set()
+            self._conn = self._in_memory(f"cache {self.path} failed during use ({exc})")
+
+    def lookup(self, key: FileKey) -> str | None:
+        directory = os.path.dirname(key.path)
+        try:
+            with self._lock:
+                if directory not in self._loaded:
+                    self._load(directory)
+                self._seen.add(key.path)
+                row = self._rows.get(key.path)
+        except sqlite3.Error as exc:
+            self._degrade(exc)
+            return None
+        if row is None or row[1:6] != (key.dev, key.ino, key.size, key.mtime_ns, key.ctime_ns):
+            return None
+        return row[6] if len(row[6]) == 32 else None
+
+    def _load(self, directory: str) -> None:
+        """Read one directory's rows at once: a query per file would dominate a warm scan."""
+        low = directory.rstrip("/") + "/"
+        high = low[:-1] + chr(ord("/") + 1)
+        for row in self._conn.execute(
+            "SELECT path, dev, ino, size, mtime_ns, ctime_ns, md5 FROM hashes "
+            "WHERE path >= ? AND path < ? AND instr(substr(path, ?), '/') = 0",
+            (low, high, len(low) + 1),
+        ):
+            self._rows[row[0]] = tuple(row)
+        self._loaded.add(directory)
+
+    def is_racy(self, key: FileKey) -> bool:
+        return max(key.mtime_ns, key.ctime_ns) >= self.clock() - self.racy_window_ns
+
+    def remember(self, key: FileKey, md5: str) -> bool:
+        """Record `md5` for `key` unless the file is too fresh to trust; True when accepted."""
+        if self.is_racy(key):
+            return False
+        with self._lock:
+            row: Row = (key.path, key.dev, key.ino, key.size, key.mtime_ns, key.ctime_ns, md5)
+            self._pending[key.path] = row
+            self._rows[key.path] = row
+            self._seen.add(key.path)
+            due = len(self._pending) >= COMMIT_EVERY or self.clock() - self._last_flush >= FLUSH_EVERY_NS
+        if due:
+            self.flush()
+        return True
+
+    def flush(self) -> None:
+        """Write pending rows in one short transaction, so other pixel processes are never kept waiting."""
+        try:
+            with self._lock:
+                rows, self._pending = list(self._pending.values()), {}
+                self._last_flush = self.clock()
+                if rows:
+                    self._conn.execute("BEGIN")
+                    try:
+                        self._conn.executemany(
+                            "INSERT OR REPLACE INTO hashes (path, dev, ino, size, mtime_ns, ctime_ns, md5) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            rows,
+                        )
+                    except BaseException:
+                        self._conn.execute("ROLLBACK")
+                        raise
+                    self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._degrade(exc)
+
+    def forget_vanished(self) -> int:
+        """Drop rows of files gone from the directories this run looked at, so the cache tracks the trees."""
+        with self._lock:
+            unseen = [p for p in self._rows if p not in self._seen]
+        gone = [(p,) for p in unseen if not os.path.lexists(p)]
+        if not gone:
+            return 0
+        try:
+            with self._lock:
+                self._conn.execute("BEGIN")
+                try:
+                    self._conn.executemany("DELETE FROM hashes WHERE path = ?", gone)
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+                for (path,) in gone:
+                    self._rows.pop(path, None)
+        except sqlite3.Error as exc:
+            self._degrade(exc)
+            return 0
+        return len(gone)
+
+    def close(self) -> None:
+        self.flush()
+        self.forget_vanished()
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> HashCache:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _locked(exc: sqlite3.DatabaseError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+class CachedHasher:
+    """A Hasher that reads a local file only when the cache cannot vouch for it.
+
+    `files_read` / `bytes_read` count file content actually read (the benchmark's
+    "a warm no-op plan reads nothing"); `cache_hits` counts files answered from
+    the cache. With `rehash_all` the cache is neither consulted nor trusted, but
+    is refreshed with what was read.
+    """
+
+    def __init__(self, cache: HashCache | None = None, *, rehash_all: bool = False) -> None:
+        self.cache = cache if cache is not None else HashCache()
+        self.rehash_all = rehash_all
+        self._lock = threading.Lock()
+        self.files_read = 0
+        self.bytes_read = 0
+        self.cache_hits = 0
+
+    def md5(self, store: Store, entry: Entry) -> str:
+        path = _local_path(store, entry.key)
+        if path is None:  # not a file on this machine: nothing to key a cache on
+            return self._count(entry.size, md5_of_stream(store, entry.key))
+        try:
+            before = FileKey.of(path, os.stat(path))
+        except OSError:
+            return self._count(entry.size, md5_of_stream(store, entry.key))
+        if not self.rehash_all:
+            cached = self.cache.lookup(before)
+            if cached is not None:
+                with self._lock:
+                    self.cache_hits += 1
+                return cached
+        md5, size = _read_md5(path)
+        self._count(size, md5)
+        try:
+            after = FileKey.of(path, os.stat(path))
+        except OSError:
+            return md5
+        # Changed while being read: the digest matches neither version reliably, so it is not kept.
+        if after == before:
+            self.cache.remember(after, md5)
+        return md5
+
+    def _count(self, size: int, md5: str) -> str:
+        with self._lock:
+            self.files_read += 1
+            self.bytes_read += size
+        return md5
+
+    def close(self) -> None:
+        self.cache.close()
+
+
+def _local_path(store: Store, key: str) -> str | None:
+    path_of: Callable[[str], Any] | None = getattr(store, "path", None)
+    if not callable(path_of):
+        return None
+    return os.path.abspath(str(path_of(key)))
+
+
+def _read_md5(path: str) -> tuple[str, int]:
+    digest = hashlib.md5()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size

@@ -1,0 +1,97 @@
+"""Planner pass: release local copies once S3 verifiably holds them.
+
+For a mapping with `release_local: true` (authority local), every local file
+gets two more nodes:
+
+    (upload | move | rehash of its key, if the plan has one)
+        -> verify   HEAD the object: its recorded md5 and size must be the local file's
+        -> release-local   delete the local file, If-Match its version token from the plan
+
+The executor skips every descendant of a failed node, so a release never runs
+when the upload or the verification failed. Files with a conflict or an unknown
+md5 on either side get no release at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from reconciler.model import (
+    Action,
+    ActionKind,
+    Authority,
+    Change,
+    Desired,
+    MappingSpec,
+    ObjectRef,
+    Observed,
+    Plan,
+    Precondition,
+)
+from reconciler.plan.diff import action_id, short
+
+# Actions after which the object at their target holds the planned content.
+_WRITERS = frozenset({ActionKind.UPLOAD, ActionKind.MOVE, ActionKind.COPY, ActionKind.REHASH})
+
+
+def _local_key(spec: MappingSpec, rel: str) -> str:
+    return f"{spec.local_path}/{rel}" if spec.local_path else rel
+
+
+def plan_release(desired: Desired, observed: Observed, plan: Plan) -> Plan:
+    writers: dict[ObjectRef, str] = {a.target: a.id for a in plan.actions if a.kind in _WRITERS}
+    added: list[Action] = []
+    edges: list[tuple[str, str]] = []
+    for spec in desired.mappings:
+        obs = observed.mappings.get(spec.name)
+        if obs is None or not spec.release_local or spec.authority is not Authority.LOCAL:
+            continue
+        for rel in sorted(obs.local):
+            local = obs.local[rel]
+            if local.md5 is None:
+                continue
+            remote_ref = ObjectRef(spec.s3_store, spec.s3_prefix + rel)
+            local_ref = ObjectRef(spec.local_store, _local_key(spec, rel))
+            writer = writers.get(remote_ref)
+            remote = obs.remote.get(rel)
+            if writer is None and (remote is None or remote.md5 != local.md5):
+                continue  # nothing will make S3 hold this content: keep the local copy
+            verify = Action(
+                id=action_id(ActionKind.VERIFY, remote_ref),
+                kind=ActionKind.VERIFY,
+                change=Change.READ,
+                mapping=spec.name,
+                target=remote_ref,
+                source=local_ref,
+                size=local.size,
+                md5=local.md5,
+                reason=f"confirm S3 records md5 {short(local.md5)} before the local copy is released",
+            )
+            release = Action(
+                id=action_id(ActionKind.RELEASE_LOCAL, local_ref),
+                kind=ActionKind.RELEASE_LOCAL,
+                change=Change.DELETE,
+                mapping=spec.name,
+                target=local_ref,
+                source=remote_ref,
+                size=local.size,
+                md5=local.md5,
+                reason=f"release_local: S3 holds it at {remote_ref.key}",
+                precondition=Precondition(
+                    target_etag=local.etag,
+                    source_size=local.size,
+                    source_mtime_ns=local.mtime_ns,
+                    source_md5=local.md5,
+                ),
+            )
+            added += [verify, release]
+            if writer is not None:
+                edges.append((writer, verify.id))
+            edges.append((verify.id, release.id))
+    if not added:
+        return plan
+    return dataclasses.replace(
+        plan,
+        actions=plan.actions + tuple(added),
+        edges=tuple(sorted({*plan.edges, *edges})),
+    )
