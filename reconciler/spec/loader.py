@@ -109,10 +109,24 @@ def load_desired(spec_dir: Path, env: Mapping[str, str]) -> Desired:
                 report.add(doc, path, message)
     stores = _build_stores(documents, spec_dir, report)
     mappings = _build_mappings(documents, stores, report)
+    # Imported here: the world builder reuses this module's report and path checks.
+    from reconciler.spec.world import build_world
+
+    world = build_world(documents, stores, mappings, report)
     if report:
         raise SpecErrors(report.errors())
     built = {name: store.spec for name, store in stores.items() if store.spec is not None}
-    return Desired(stores=built, mappings=tuple(mappings), spec_digest=spec_digest(documents))
+    return Desired(
+        stores=built,
+        mappings=(*mappings, *world.actor_mappings),
+        spec_digest=spec_digest(documents),
+        tiers=tuple(world.tiers),
+        datasets=tuple(world.datasets),
+        registry=world.registry,
+        inventory=world.inventory,
+        actor_layout=world.actor_layout,
+        actors=tuple(world.actors),
+    )
 
 
 def spec_digest(documents: Iterable[SpecDocument]) -> str:

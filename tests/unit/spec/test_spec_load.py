@@ -119,7 +119,7 @@ def test_good_spec_loads_into_expected_desired(specs: SpecDir, tmp_path: Path) -
 def test_repository_specs_directory_loads() -> None:
     desired = load_desired(REPO / "specs", {})
 
-    assert set(desired.stores) == {"pixel-data", "staging"}
+    assert set(desired.stores) == {"pixel-data", "staging", "story-boards-assets", "workspace"}
     assert desired.stores["pixel-data"] == S3StoreSpec(
         name="pixel-data",
         bucket="pixel-data",
@@ -132,6 +132,13 @@ def test_repository_specs_directory_loads() -> None:
     assert [(m.name, m.s3_store, m.s3_prefix, m.protect) for m in desired.mappings] == [
         ("raw", "pixel-data", "datasets/gdrive/raw/", False),
         ("processed", "pixel-data", "datasets/gdrive/processed/", True),
+        # specs/actors.yaml lists one actor by hand; the others are discovered when the stores are opened.
+        (
+            "actors/0042_european_30_male",
+            "story-boards-assets",
+            "system_actors/training_data/0042_european_30_male/",
+            False,
+        ),
     ]
 
 

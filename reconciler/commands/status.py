@@ -1,0 +1,72 @@
+"""`pixel status`: read-only sync status per tier and per actor, as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler.commands import EXIT_OK
+from reconciler.commands.common import load
+from reconciler.manifests.actors import STATUSES
+from reconciler.manifests.status import status_document
+from reconciler.progress import observe_progress
+from reconciler.units import human_bytes
+from reconciler.workflow import observe_and_plan, open_stores
+
+
+def _cells(counts: dict[str, Any]) -> list[str]:
+    return [f"{counts[s]['count']} ({human_bytes(counts[s]['bytes'])})" for s in STATUSES]
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    return [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+
+
+def render_status_text(document: dict[str, Any]) -> str:
+    lines: list[str] = []
+    if document["tiers"]:
+        rows = [
+            [name, *_cells(t), f"{t['objects']['count']} ({human_bytes(t['objects']['bytes'])})"]
+            for name, t in document["tiers"].items()
+        ]
+        lines += [*_table(["TIER", *STATUSES, "objects"], rows), ""]
+    if document["actors"]:
+        rows = [
+            [actor_id, a["name"], *_cells(a), str(a["orphans"]), str(a["missing"])]
+            for actor_id, a in document["actors"].items()
+        ]
+        lines += [*_table(["ACTOR", "name", *STATUSES, "orphans", "missing"], rows), ""]
+    if document["mappings"]:
+        rows = [[name, *_cells(m)] for name, m in document["mappings"].items()]
+        lines += [*_table(["MAPPING", *STATUSES], rows), ""]
+    if document.get("datasets"):
+        d = document["datasets"]
+        lines += [f"Datasets: {d['organised']} organised, {d['pending']} to organise, {d['missing']} missing.", ""]
+    totals = document["totals"]
+    parts = [f"{totals[s]['count']} {s}" for s in STATUSES]
+    lines.append(f"Total: {', '.join(parts)}; {totals['orphans']} orphan(s), {totals['missing']} missing.")
+    return "\n".join(lines) + "\n"
+
+
+def status(specs: Path, *, output_format: str = "text", parallelism: int = 16) -> int:
+    """Observe (hash cache on) and report; never writes to a store and takes no lock."""
+    desired = load(specs)
+    ws = open_stores(desired, parallelism=parallelism)
+    with observe_progress(output_format=output_format) as progress:
+        observed, plan = observe_and_plan(ws, progress=progress)
+    document = status_document(ws.desired, observed, plan)
+    if output_format == "json":
+        click.echo(json.dumps(document, indent=2, sort_keys=True))
+    elif output_format == "markdown":
+        # The aligned tables read best as they are: fenced, so GitHub keeps the columns.
+        click.echo(f"### pixel status\n\n```\n{render_status_text(document)}```\n", nl=False)
+    else:
+        click.echo(render_status_text(document), nl=False)
+    return EXIT_OK

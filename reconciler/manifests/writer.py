@@ -1,0 +1,101 @@
+"""Apply-time half of write-manifest: observe what the file describes again, render, write atomically.
+
+Runs after every action the plan made it depend on, so it records what is
+true now, not what the plan predicted. Writes go through the local store's
+temp-file-then-rename with the plan's precondition, and are skipped when the
+rendered bytes equal the file: an unchanged manifest keeps its mtime.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import time
+from collections.abc import Callable, Mapping
+
+from reconciler.globs import matches
+from reconciler.manifests.actors import actor_state, render_actor_manifest
+from reconciler.manifests.inventory import render_inventory
+from reconciler.manifests.registry import render_registry
+from reconciler.model import Action, ActorSpec, Desired, Entry, MappingSpec, ObjectRef, S3StoreSpec
+from reconciler.observe.hashing import Hasher, StreamingHasher
+from reconciler.observe.world import list_tier, read_generated, strays
+from reconciler.stores.base import PermanentStoreError, Store
+
+Clock = Callable[[], int]  # nanoseconds since the epoch
+
+
+def _side(store: Store, base: str, spec: MappingSpec) -> dict[str, Entry]:
+    out = {}
+    for entry in store.list(base):
+        rel = entry.key[len(base) :]
+        if rel and matches(rel, spec.include, spec.exclude):
+            out[rel] = dataclasses.replace(entry, key=rel)
+    return out
+
+
+class ManifestWriter:
+    def __init__(
+        self,
+        desired: Desired,
+        stores: Mapping[str, Store],
+        *,
+        clock: Clock = time.time_ns,
+        hasher: Hasher | None = None,
+    ) -> None:
+        self.desired = desired
+        self.stores = stores
+        self.clock = clock
+        self.hasher = hasher or StreamingHasher()
+        self.written: list[ObjectRef] = []  # for the summary and the tests
+
+    def render(self, ref: ObjectRef, previous: bytes | None) -> bytes:
+        for actor in self.desired.actors:
+            if actor.manifest == ref:
+                return self._actor(actor, previous)
+        if ref == self.desired.registry:
+            return render_registry(self.desired, lambda store, key: self.stores[store].stat(key))
+        if ref == self.desired.inventory:
+            tiers = {t.name: list_tier(self.stores[t.store], t.prefix) for t in self.desired.tiers}
+            return render_inventory(self.desired, tiers)
+        raise PermanentStoreError(f"write-manifest {ref}: the specs no longer generate this file", key=ref.key)
+
+    def _actor(self, actor: ActorSpec, previous: bytes | None) -> bytes:
+        layout = self.desired.actor_layout
+        assert layout is not None
+        mapping = next(m for m in self.desired.mappings if m.name == actor.mapping)
+        s3 = self.desired.stores[mapping.s3_store]
+        assert isinstance(s3, S3StoreSpec)
+        local_store = self.stores[mapping.local_store]
+        local = _side(local_store, f"{mapping.local_path}/", mapping)
+        local = {
+            rel: dataclasses.replace(
+                e, md5=self.hasher.md5(local_store, dataclasses.replace(e, key=f"{mapping.local_path}/{rel}"))
+            )
+            for rel, e in local.items()
+        }
+        remote = _side(self.stores[mapping.s3_store], mapping.s3_prefix, mapping)
+        stray = strays(
+            dataclasses.replace(self.desired, actors=(actor,)), self.stores, {actor.mapping: local.keys()}
+        ).get(actor.mapping, ())
+        state = actor_state(layout, actor, mapping, s3, local, remote, stray)
+        return render_actor_manifest(state, actor, previous, self.clock())
+
+    def __call__(self, action: Action) -> None:
+        ref = action.target
+        store = self.stores[ref.store]
+        current = read_generated(self.stores, ref)
+        content = self.render(ref, current.content)
+        if current.content == content:
+            return
+        pre = action.precondition
+        store.write(
+            ref.key,
+            lambda: io.BytesIO(content),
+            size=len(content),
+            md5=hashlib.md5(content).hexdigest(),
+            if_match=pre.target_etag,
+            if_absent=pre.target_absent,
+        )
+        self.written.append(ref)

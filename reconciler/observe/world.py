@@ -1,0 +1,129 @@
+"""Observation for the training-data sections: actors discovered, tiers listed, generated files read.
+
+The planner is pure, so everything it compares against must arrive here: the
+bytes of every manifest, registry and inventory file as it is on disk now, the
+objects of every tier, the local files under an actor directory that its
+mapping does not select (orphans), and the local files datasets are uploaded from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+
+from reconciler.model import (
+    ActorSpec,
+    Desired,
+    Entry,
+    GeneratedFile,
+    LocalStoreSpec,
+    MappingSpec,
+    ObjectRef,
+    Observed,
+)
+from reconciler.observe.hashing import Hasher
+from reconciler.spec.actors import actor_dir, build_actor, discover
+from reconciler.stores.base import Store
+
+
+def _first_segments(entries: Iterable[Entry], base: str) -> set[str]:
+    names = set()
+    for entry in entries:
+        rest = entry.key[len(base) :]
+        if "/" in rest:
+            names.add(rest.split("/", 1)[0])
+    return names
+
+
+def expand_actors(desired: Desired, stores: Mapping[str, Store]) -> Desired:
+    """Desired plus one actor (and mapping) per directory name the layout's pattern matches, on either side."""
+    layout = desired.actor_layout
+    if layout is None or layout.discover is None:
+        return desired
+    local_base = f"{layout.local_root}/" if layout.local_root else ""
+    names = _first_segments(stores[layout.local_store].list(local_base), local_base)
+    names |= _first_segments(stores[layout.s3_store].list(layout.s3_prefix), layout.s3_prefix)
+    listed_ids = {a.actor_id for a in desired.actors}
+    listed_names = {a.actor_name for a in desired.actors}
+    taken = {m.name for m in desired.mappings}
+    actors: list[ActorSpec] = []
+    mappings: list[MappingSpec] = []
+    for actor_id, actor_name in discover(layout, names):
+        if actor_id in listed_ids or actor_name in listed_names:
+            continue  # listed in the specs: the listing's settings win
+        actor, mapping = build_actor(layout, actor_id, actor_name)
+        if mapping.name in taken:
+            continue
+        listed_ids.add(actor_id)
+        actors.append(actor)
+        mappings.append(mapping)
+    if not actors:
+        return desired
+    return dataclasses.replace(
+        desired,
+        mappings=(*desired.mappings, *mappings),
+        actors=tuple(sorted((*desired.actors, *actors), key=lambda a: a.actor_name)),
+    )
+
+
+def generated_refs(desired: Desired) -> list[ObjectRef]:
+    refs = [a.manifest for a in desired.actors]
+    refs += [ref for ref in (desired.registry, desired.inventory) if ref is not None]
+    return refs
+
+
+def read_generated(stores: Mapping[str, Store], ref: ObjectRef) -> GeneratedFile:
+    store = stores[ref.store]
+    entry = store.stat(ref.key)
+    if entry is None:
+        return GeneratedFile()
+    with store.open(ref.key) as body:
+        # Generated files are small (one entry per image or dataset); read whole to compare bytes.
+        content = body.read()
+    return GeneratedFile(entry=entry, content=content)
+
+
+def list_tier(store: Store, prefix: str) -> dict[str, Entry]:
+    return {entry.key: entry for entry in store.list(prefix)}
+
+
+def strays(
+    desired: Desired, stores: Mapping[str, Store], selected: Mapping[str, Iterable[str]]
+) -> dict[str, tuple[Entry, ...]]:
+    """Per actor mapping: local files under the actor directory its mapping does not select."""
+    layout = desired.actor_layout
+    out: dict[str, tuple[Entry, ...]] = {}
+    if layout is None:
+        return out
+    by_name = {m.name: m for m in desired.mappings}
+    for actor in desired.actors:
+        mapping = by_name[actor.mapping]
+        base = f"{mapping.local_path}/"
+        chosen = {base + rel for rel in selected.get(actor.mapping, ())}
+        root = actor_dir(layout, actor.actor_name) + "/"
+        found = tuple(e for e in stores[layout.local_store].list(root) if e.key not in chosen)
+        if found:
+            out[actor.mapping] = found
+    return out
+
+
+def observe_world(desired: Desired, stores: Mapping[str, Store], hasher: Hasher, observed: Observed) -> Observed:
+    """`observed` completed with the tiers, dataset sources, generated files and actor strays."""
+    tiers = {tier.name: list_tier(stores[tier.store], tier.prefix) for tier in desired.tiers}
+    sources: dict[ObjectRef, Entry] = {}
+    for dataset in desired.datasets:
+        ref = dataset.source
+        if ref is None or not isinstance(desired.stores.get(ref.store), LocalStoreSpec):
+            continue
+        entry = stores[ref.store].stat(ref.key)
+        if entry is not None:
+            sources[ref] = dataclasses.replace(entry, md5=hasher.md5(stores[ref.store], entry))
+    generated = {ref: read_generated(stores, ref) for ref in generated_refs(desired)}
+    selected = {name: obs.local.keys() for name, obs in observed.mappings.items()}
+    return dataclasses.replace(
+        observed,
+        tiers=tiers,
+        sources=sources,
+        generated=generated,
+        strays=strays(desired, stores, selected),
+    )

@@ -1,0 +1,227 @@
+"""Planner passes for the dataset registry and the tiers.
+
+`plan_datasets`: every dataset must sit at its canonical key. A local source is
+uploaded; an S3 source (a raw object organised into processed) is copied
+server side with CopySourceIfMatch on the ETag the plan saw, so no byte leaves
+the bucket. `organise: move` adds two nodes after the copy, the same shape the
+moves pass uses:
+
+    copy (kind move) -> verify (HEAD: size and md5 of the new key) -> delete the source (If-Match)
+
+so the source is deleted only once the copy is verified, and a failed copy or
+verify skips the delete.
+
+`plan_tier_guards`: a delete inside a shared or protected tier makes the plan
+an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from reconciler.model import (
+    Action,
+    ActionKind,
+    Change,
+    DatasetSpec,
+    Desired,
+    Entry,
+    Finding,
+    FindingKind,
+    ObjectRef,
+    Observed,
+    Organise,
+    Ownership,
+    Plan,
+    Precondition,
+)
+from reconciler.plan.diff import action_id, short
+from reconciler.spec.world import tier_of
+from reconciler.units import human_bytes
+
+SCOPE = "datasets"  # the `mapping` of every action this pass plans
+
+
+def tier_entry(desired: Desired, observed: Observed, store: str, key: str) -> Entry | None:
+    tier = tier_of(desired.tiers, store, key)
+    if tier is None:
+        return None
+    return observed.tiers.get(tier.name, {}).get(key)
+
+
+def _same(source: Entry, target: Entry) -> bool:
+    if source.md5 is not None and target.md5 is not None:
+        return source.md5 == target.md5
+    return source.size == target.size  # an unknown md5 (multipart ETag): size is all there is
+
+
+_WRITERS = frozenset({ActionKind.UPLOAD, ActionKind.COPY, ActionKind.MOVE})
+
+
+def _source_entry(
+    desired: Desired, observed: Observed, dataset: DatasetSpec, writers: dict[ObjectRef, Action]
+) -> tuple[Entry | None, Action | None]:
+    """The source as it will be when the organising copy runs, and the action that puts it there, if any."""
+    ref = dataset.source
+    assert ref is not None
+    if ref in observed.sources:
+        return observed.sources[ref], None
+    writer = writers.get(ref)
+    if writer is not None and writer.md5 is not None:
+        # Uploaded by this same plan (a raw file first seen now): copy what the upload will have written.
+        # No ETag to pin yet; the copy's own size/md5 check of the landed object stands in for it.
+        return Entry(key=ref.key, size=writer.size, md5=writer.md5), writer
+    return tier_entry(desired, observed, ref.store, ref.key), None
+
+
+def _organise(dataset: DatasetSpec, source: Entry, target: Entry | None, local: bool) -> Action:
+    assert dataset.source is not None
+    target_ref = ObjectRef(dataset.store, dataset.key)
+    if local:
+        kind, how = ActionKind.UPLOAD, f"upload {human_bytes(source.size)}"
+    else:
+        kind = ActionKind.MOVE if dataset.organise is Organise.MOVE else ActionKind.COPY
+        how = "server-side copy, nothing downloaded"
+    change = Change.CREATE if target is None else Change.UPDATE
+    why = "not there yet" if target is None else f"holds md5 {short(target.md5)}, the source {short(source.md5)}"
+    return Action(
+        id=action_id(kind, target_ref),
+        kind=kind,
+        change=change,
+        mapping=SCOPE,
+        source=dataset.source,
+        target=target_ref,
+        size=source.size,
+        md5=source.md5,
+        reason=f"dataset {dataset.name!r} from {dataset.source.key} ({why}): {how}",
+        precondition=Precondition(
+            target_absent=target is None,
+            target_etag=target.etag if target is not None else None,
+            source_etag=source.etag,
+            source_size=source.size,
+            source_mtime_ns=source.mtime_ns if local else None,
+            source_md5=source.md5,
+        ),
+    )
+
+
+def _retire_source(
+    dataset: DatasetSpec, source: Entry, copy: Action | None
+) -> tuple[list[Action], list[tuple[str, str]]]:
+    """verify -> delete for a move; the verify waits for the copy when there is one."""
+    assert dataset.source is not None
+    target_ref = ObjectRef(dataset.store, dataset.key)
+    verify = Action(
+        id=action_id(ActionKind.VERIFY, target_ref),
+        kind=ActionKind.VERIFY,
+        change=Change.READ,
+        mapping=SCOPE,
+        target=target_ref,
+        size=source.size,
+        md5=source.md5,
+        reason=f"check {dataset.key} holds md5 {short(source.md5)} before its source is deleted",
+    )
+    delete = Action(
+        id=action_id(ActionKind.DELETE, dataset.source),
+        kind=ActionKind.DELETE,
+        change=Change.DELETE,
+        mapping=SCOPE,
+        target=dataset.source,
+        size=source.size,
+        md5=source.md5,
+        reason=f"moved to {dataset.key} (dataset {dataset.name!r}, organise: move); deleted once the copy is verified",
+        precondition=Precondition(target_etag=source.etag),
+    )
+    edges = [(verify.id, delete.id)]
+    if copy is not None:
+        edges.append((copy.id, verify.id))
+    return [verify, delete], edges
+
+
+def plan_datasets(desired: Desired, observed: Observed, plan: Plan) -> Plan:
+    if not desired.datasets:
+        return plan
+    busy = {(a.target.store, a.target.key) for a in plan.actions if a.kind is not ActionKind.DELETE}
+    writers = {a.target: a for a in plan.actions if a.kind in _WRITERS}
+    actions: list[Action] = []
+    edges: list[tuple[str, str]] = []
+    findings: list[Finding] = []
+    owned: set[str] = set()
+    for dataset in desired.datasets:
+        owned.add(f"{dataset.store}:{dataset.key}")
+        if (dataset.store, dataset.key) in busy:
+            continue  # a mapping already writes this key; it is the registry's record, not a second writer
+        target = tier_entry(desired, observed, dataset.store, dataset.key)
+        if dataset.source is None:
+            if target is None:
+                findings.append(
+                    Finding(
+                        FindingKind.MISSING,
+                        SCOPE,
+                        f"{dataset.store}:{dataset.key}",
+                        f"dataset {dataset.name!r} is declared but not in S3, and it has no source",
+                    )
+                )
+            continue
+        source, writer = _source_entry(desired, observed, dataset, writers)
+        if source is None:
+            if target is None:
+                findings.append(
+                    Finding(
+                        FindingKind.MISSING,
+                        SCOPE,
+                        f"{dataset.store}:{dataset.key}",
+                        f"dataset {dataset.name!r}: neither its source {dataset.source} nor its canonical "
+                        "object exists",
+                    )
+                )
+            continue
+        local = dataset.source in observed.sources
+        copy = None
+        if target is None or not _same(source, target):
+            copy = _organise(dataset, source, target, local)
+            actions.append(copy)
+            if writer is not None:
+                edges.append((writer.id, copy.id))
+        if dataset.organise is Organise.MOVE and not local and source.md5 is not None:
+            owned.add(str(dataset.source))
+            more, more_edges = _retire_source(dataset, source, copy)
+            actions.extend(more)
+            edges.extend(more_edges)
+    # The registry accounts for these objects: a non-pruning mapping over them must not call them unmanaged.
+    kept = tuple(f for f in plan.findings if not (f.kind is FindingKind.UNMANAGED and f.key in owned))
+    return dataclasses.replace(
+        plan,
+        actions=(*plan.actions, *actions),
+        edges=tuple(sorted({*plan.edges, *edges})),
+        findings=(*kept, *findings),
+    )
+
+
+def dataset_deletes(plan: Plan) -> set[tuple[str, str]]:
+    """Sources this pass deletes after a verified copy: the tier rules, not a mapping's prune, allow them."""
+    return {(a.target.store, a.target.key) for a in plan.actions if a.kind is ActionKind.DELETE and a.mapping == SCOPE}
+
+
+def plan_tier_guards(desired: Desired, observed: Observed, plan: Plan) -> Plan:
+    broken: dict[str, list[str]] = {}
+    for action in plan.actions:
+        if action.kind is not ActionKind.DELETE:
+            continue
+        tier = tier_of(desired.tiers, action.target.store, action.target.key)
+        if tier is None:
+            continue
+        if tier.protect:
+            rule = f"tier {tier.name!r} is protected (protect: true)"
+        elif tier.ownership is Ownership.SHARED:
+            rule = f"tier {tier.name!r} is shared (ownership: shared): pixel never deletes there"
+        else:
+            continue
+        broken.setdefault(rule, []).append(str(action.target))
+    if not broken:
+        return plan
+    errors = []
+    for rule, keys in sorted(broken.items()):
+        shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+        errors.append(f"refusing {len(keys)} delete(s): {rule}: {shown}")
+    return dataclasses.replace(plan, errors=(*plan.errors, *errors))

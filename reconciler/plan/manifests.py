@@ -1,0 +1,169 @@
+"""Planner pass: write-manifest nodes for actor manifests, the dataset registry and the inventory.
+
+A generated file is rewritten when an action of this plan touches what it
+describes (the write waits for every such action: it is rendered from reality
+after them), or, when none does, when the file on disk is not what rendering
+the observed state gives (deleted, or edited by hand). Orphans and missing
+images become findings here too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from reconciler.manifests.actors import ActorState, actor_state, render_actor_manifest
+from reconciler.manifests.inventory import render_inventory
+from reconciler.manifests.registry import render_registry
+from reconciler.model import (
+    Action,
+    ActionKind,
+    ActorSpec,
+    Change,
+    Desired,
+    Entry,
+    Finding,
+    FindingKind,
+    GeneratedFile,
+    MappingObservation,
+    ObjectRef,
+    Observed,
+    Plan,
+    Precondition,
+    S3StoreSpec,
+)
+from reconciler.plan.datasets import tier_entry
+from reconciler.plan.diff import action_id
+from reconciler.spec.world import tier_of
+
+REGISTRY_SCOPE = "registry"
+INVENTORY_SCOPE = "inventory"
+
+
+def state_for(desired: Desired, observed: Observed, actor: ActorSpec) -> ActorState:
+    layout = desired.actor_layout
+    assert layout is not None
+    mapping = next(m for m in desired.mappings if m.name == actor.mapping)
+    s3 = desired.stores[mapping.s3_store]
+    assert isinstance(s3, S3StoreSpec)
+    obs = observed.mappings.get(actor.mapping, MappingObservation({}, {}))
+    return actor_state(layout, actor, mapping, s3, obs.local, obs.remote, observed.strays.get(actor.mapping, ()))
+
+
+def _write(
+    ref: ObjectRef, scope: str, current: GeneratedFile, touching: list[str], rendered: bytes | None
+) -> Action | None:
+    if touching:
+        reason = f"{len(touching)} action(s) of this plan change what it describes; rendered after them"
+    elif rendered is not None and current.content != rendered:
+        reason = (
+            "missing: generated from the observed state"
+            if current.entry is None
+            else "differs from the observed state (edited by hand?): rewritten"
+        )
+    else:
+        return None
+    if current.entry is None and touching:
+        reason = f"not there yet; {reason}"
+    return Action(
+        id=action_id(ActionKind.WRITE_MANIFEST, ref),
+        kind=ActionKind.WRITE_MANIFEST,
+        change=Change.CREATE if current.entry is None else Change.UPDATE,
+        mapping=scope,
+        target=ref,
+        size=len(rendered) if rendered is not None and not touching else 0,
+        reason=reason,
+        precondition=Precondition(
+            target_absent=current.entry is None,
+            target_etag=current.entry.etag if current.entry is not None else None,
+        ),
+    )
+
+
+def _touching(plan: Plan, wanted: Iterable[tuple[str, str]] | None = None, scope: str | None = None) -> list[str]:
+    keys = set(wanted or ())
+    out = []
+    for action in plan.actions:
+        refs = [action.target] + ([action.source] if action.source is not None else [])
+        if (scope is not None and action.mapping == scope) or any((r.store, r.key) in keys for r in refs):
+            out.append(action.id)
+    return out
+
+
+def _actor_findings(actor: ActorSpec, state: ActorState, store: str) -> list[Finding]:
+    found = [
+        Finding(
+            FindingKind.ORPHAN,
+            actor.mapping,
+            f"{store}:{entry.key}",
+            f"under actor {actor.actor_id}'s directory but not an image its spec expects",
+        )
+        for entry in state.orphans
+    ]
+    found += [
+        Finding(
+            FindingKind.MISSING,
+            actor.mapping,
+            name,
+            f"actor {actor.actor_id} declares {name} (count: {actor.count}) but it is neither local nor in S3",
+        )
+        for name in state.missing
+    ]
+    return found
+
+
+def _tier_touching(desired: Desired, plan: Plan) -> list[str]:
+    return [
+        a.id
+        for a in plan.actions
+        if a.kind is not ActionKind.WRITE_MANIFEST
+        and any(tier_of(desired.tiers, r.store, r.key) is not None for r in (a.target, a.source) if r is not None)
+    ]
+
+
+def plan_manifests(desired: Desired, observed: Observed, plan: Plan) -> Plan:
+    actions: list[Action] = []
+    edges: list[tuple[str, str]] = []
+    findings: list[Finding] = []
+    layout = desired.actor_layout
+    for actor in desired.actors:
+        assert layout is not None
+        state = state_for(desired, observed, actor)
+        findings += _actor_findings(actor, state, layout.local_store)
+        touching = _touching(plan, scope=actor.mapping)
+        current = observed.generated.get(actor.manifest, GeneratedFile())
+        rendered = None if touching else render_actor_manifest(state, actor, current.content, None)
+        write = _write(actor.manifest, actor.mapping, current, touching, rendered)
+        if write is not None:
+            actions.append(write)
+            edges += [(before, write.id) for before in touching]
+    if desired.registry is not None:
+        keys = [(d.store, d.key) for d in desired.datasets]
+        keys += [(d.source.store, d.source.key) for d in desired.datasets if d.source is not None]
+        touching = _touching(plan, keys)
+        current = observed.generated.get(desired.registry, GeneratedFile())
+
+        def lookup(store: str, key: str) -> Entry | None:
+            return tier_entry(desired, observed, store, key)
+
+        rendered = None if touching else render_registry(desired, lookup)
+        write = _write(desired.registry, REGISTRY_SCOPE, current, touching, rendered)
+        if write is not None:
+            actions.append(write)
+            edges += [(before, write.id) for before in touching]
+    if desired.inventory is not None:
+        touching = _tier_touching(desired, plan)
+        current = observed.generated.get(desired.inventory, GeneratedFile())
+        rendered = None if touching else render_inventory(desired, observed.tiers)
+        write = _write(desired.inventory, INVENTORY_SCOPE, current, touching, rendered)
+        if write is not None:
+            actions.append(write)
+            edges += [(before, write.id) for before in touching]
+    if not actions and not findings:
+        return plan
+    return dataclasses.replace(
+        plan,
+        actions=(*plan.actions, *actions),
+        edges=tuple(sorted({*plan.edges, *edges})),
+        findings=(*plan.findings, *findings),
+    )

@@ -1,0 +1,72 @@
+"""Actors -> one mapping each. Pure: discovery hands in the directory names it listed."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from reconciler.model import ActorLayout, ActorSpec, Authority, MappingSpec, ObjectRef
+
+MAPPING_PREFIX = "actors/"
+
+
+def mapping_name(actor_name: str) -> str:
+    return f"{MAPPING_PREFIX}{actor_name}"
+
+
+def actor_dir(layout: ActorLayout, actor_name: str) -> str:
+    """The actor's own directory in the local store: orphans are looked for below it."""
+    return f"{layout.local_root}/{actor_name}" if layout.local_root else actor_name
+
+
+def image_glob(layout: ActorLayout, actor_name: str) -> str:
+    return layout.images.replace("{actor_name}", actor_name)
+
+
+def manifest_ref(layout: ActorLayout, actor_id: str) -> ObjectRef:
+    name = f"{actor_id}_manifest.json"
+    return ObjectRef(layout.manifest_store, f"{layout.manifest_dir}/{name}" if layout.manifest_dir else name)
+
+
+def build_actor(
+    layout: ActorLayout,
+    actor_id: str,
+    actor_name: str,
+    *,
+    authority: Authority | None = None,
+    count: int | None = None,
+) -> tuple[ActorSpec, MappingSpec]:
+    mapping = MappingSpec(
+        name=mapping_name(actor_name),
+        local_store=layout.local_store,
+        local_path=f"{actor_dir(layout, actor_name)}/training_data",
+        s3_store=layout.s3_store,
+        s3_prefix=f"{layout.s3_prefix}{actor_name}/",
+        include=(image_glob(layout, actor_name),),
+        authority=authority or layout.authority,
+        prune=layout.prune,
+        source_file=layout.source_file,
+    )
+    actor = ActorSpec(
+        actor_id=actor_id,
+        actor_name=actor_name,
+        mapping=mapping.name,
+        manifest=manifest_ref(layout, actor_id),
+        count=count,
+    )
+    return actor, mapping
+
+
+def discover(layout: ActorLayout, names: Iterable[str]) -> list[tuple[str, str]]:
+    """(actor_id, actor_name) for every directory name the layout's pattern matches, sorted by name."""
+    if layout.discover is None:
+        return []
+    pattern = re.compile(layout.discover)
+    found: dict[str, str] = {}
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None:
+            continue
+        groups = match.groupdict()
+        found[name] = groups.get("id") or name
+    return sorted(((actor_id, name) for name, actor_id in found.items()), key=lambda pair: pair[1])

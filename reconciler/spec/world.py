@@ -1,0 +1,395 @@
+"""The training-data sections of the specs: tiers, the inventory, the dataset registry, actors.
+
+Built after stores and mappings, whose names they refer to; the same located
+errors as the rest of the loader.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from reconciler.globs import matches
+from reconciler.model import (
+    ActorLayout,
+    ActorSpec,
+    Authority,
+    DatasetSpec,
+    MappingSpec,
+    ObjectRef,
+    Organise,
+    Ownership,
+    TierSpec,
+)
+from reconciler.spec.actors import build_actor
+from reconciler.spec.errors import YamlPath
+from reconciler.spec.loader import SpecDocument, _Report, _segment_problem, _Store
+from reconciler.spec.validate import show
+
+
+@dataclass(slots=True)
+class World:
+    tiers: list[TierSpec] = field(default_factory=list)
+    datasets: list[DatasetSpec] = field(default_factory=list)
+    registry: ObjectRef | None = None
+    inventory: ObjectRef | None = None
+    actor_layout: ActorLayout | None = None
+    actors: list[ActorSpec] = field(default_factory=list)
+    actor_mappings: list[MappingSpec] = field(default_factory=list)
+
+
+def _ref(
+    doc: SpecDocument, path: YamlPath, value: object, want: str, stores: dict[str, _Store], report: _Report
+) -> tuple[str, str] | None:
+    """ "store:rest" naming a defined store of kind `want` and a clean relative path, else reported."""
+    if not isinstance(value, str) or doc.is_broken(path):
+        return None
+    store_name, _, rest = value.partition(":")
+    store = stores.get(store_name)
+    kind = "an s3" if want == "s3" else "a local"
+    if store is None:
+        report.add(
+            doc,
+            path,
+            f'expected "store:path" naming {kind} store, got {show(value)} (store {show(store_name)} is not defined)',
+        )
+        return None
+    if store.kind is not None and store.kind != want:
+        report.add(
+            doc,
+            path,
+            f'expected "store:path" naming {kind} store, got {show(value)} '
+            f"(store {show(store_name)} is {'an s3' if store.kind == 's3' else 'a local'} store)",
+        )
+        return None
+    problem = _segment_problem(rest)
+    if problem:
+        report.add(doc, path, f"path {problem}, got {show(value)}")
+        return None
+    return store_name, rest
+
+
+def _file_ref(
+    doc: SpecDocument, path: YamlPath, value: object, stores: dict[str, _Store], report: _Report
+) -> ObjectRef | None:
+    ref = _ref(doc, path, value, "local", stores, report)
+    if ref is None:
+        return None
+    if ref[1] == "" or ref[1].endswith("/"):
+        report.add(doc, path, f'expected "store:path" of a file, got {show(value)}')
+        return None
+    return ObjectRef(*ref)
+
+
+def _single(doc: SpecDocument, name: str, seen: dict[str, str], report: _Report) -> bool:
+    """A section that may appear in one file only; later ones are reported."""
+    if name in seen:
+        report.add(doc, (name,), f"{name} is already defined at {seen[name]}")
+        return False
+    seen[name] = doc.where((name,))
+    return True
+
+
+def _dir(rest: str) -> str:
+    return rest.rstrip("/")
+
+
+def _prefix(rest: str) -> str:
+    return rest if rest == "" or rest.endswith("/") else rest + "/"
+
+
+def build_world(
+    documents: list[SpecDocument], stores: dict[str, _Store], mappings: list[MappingSpec], report: _Report
+) -> World:
+    world = World()
+    seen: dict[str, str] = {}
+    tier_where: dict[str, str] = {}
+    for doc in documents:
+        _tiers(doc, stores, mappings, world, tier_where, report)
+    for doc in documents:
+        section = doc.section("inventory")
+        if isinstance(section, dict) and _single(doc, "inventory", seen, report):
+            world.inventory = _file_ref(doc, ("inventory", "path"), section.get("path"), stores, report)
+    for doc in documents:
+        section = doc.section("datasets")
+        if isinstance(section, dict):
+            _datasets(doc, section, stores, mappings, world, seen, report)
+    for doc in documents:
+        section = doc.section("actors")
+        if isinstance(section, dict) and _single(doc, "actors", seen, report):
+            _actors(doc, section, stores, world, report)
+    return world
+
+
+def _tiers(
+    doc: SpecDocument,
+    stores: dict[str, _Store],
+    mappings: list[MappingSpec],
+    world: World,
+    where: dict[str, str],
+    report: _Report,
+) -> None:
+    section = doc.section("tiers")
+    if not isinstance(section, dict):
+        return
+    for name, body in section.items():
+        path: YamlPath = ("tiers", name)
+        if name in where:
+            report.add(doc, path, f'tier "{name}" is already defined at {where[name]}')
+            continue
+        where[name] = doc.where(path)
+        if not isinstance(body, dict) or doc.is_broken(path):
+            continue
+        at = _ref(doc, (*path, "at"), body.get("at"), "s3", stores, report)
+        if at is None:
+            continue
+        tier = TierSpec(
+            name=str(name),
+            store=at[0],
+            prefix=_prefix(at[1]),
+            categories=tuple(str(c) for c in body.get("categories", [])),
+            ownership=Ownership(str(body.get("ownership", "exclusive"))),
+            protect=body.get("protect", False) is True,
+        )
+        for other in world.tiers:
+            if other.store == tier.store and (
+                tier.prefix.startswith(other.prefix) or other.prefix.startswith(tier.prefix)
+            ):
+                report.add(doc, (*path, "at"), f"tier overlaps tier {show(other.name)} ({other.store}:{other.prefix})")
+        if tier.ownership is Ownership.SHARED:
+            for mapping in mappings:
+                if mapping.prune and _overlaps(mapping.s3_store, mapping.s3_prefix, tier):
+                    report.add(
+                        doc,
+                        (*path, "ownership"),
+                        f"tier is shared, so pixel never deletes there, but mapping {show(mapping.name)} "
+                        f"prunes {mapping.s3_store}:{mapping.s3_prefix}",
+                    )
+        world.tiers.append(tier)
+
+
+def _overlaps(store: str, prefix: str, tier: TierSpec) -> bool:
+    return store == tier.store and (prefix.startswith(tier.prefix) or tier.prefix.startswith(prefix))
+
+
+def tier_of(tiers: list[TierSpec] | tuple[TierSpec, ...], store: str, key: str) -> TierSpec | None:
+    for tier in tiers:
+        if tier.store == store and key.startswith(tier.prefix):
+            return tier
+    return None
+
+
+def _datasets(
+    doc: SpecDocument,
+    section: dict[str, object],
+    stores: dict[str, _Store],
+    mappings: list[MappingSpec],
+    world: World,
+    seen: dict[str, str],
+    report: _Report,
+) -> None:
+    if "registry" in section and _single(doc, "datasets.registry", seen, report):
+        world.registry = _file_ref(doc, ("datasets", "registry"), section.get("registry"), stores, report)
+    items = section.get("items")
+    if not isinstance(items, list):
+        return
+    tiers = {t.name: t for t in world.tiers}
+    for index, body in enumerate(items):
+        path: YamlPath = ("datasets", "items", index)
+        if not isinstance(body, dict) or doc.is_broken(path):
+            continue
+        name = str(body["name"])
+        if any(d.name == name for d in world.datasets):
+            report.add(doc, (*path, "name"), f"duplicate dataset name {show(name)}")
+            continue
+        tier = tiers.get(str(body["tier"]))
+        if tier is None:
+            report.add(
+                doc,
+                (*path, "tier"),
+                f"expected a defined tier, got {show(body['tier'])} "
+                f"(tiers: {', '.join(sorted(tiers)) or 'none defined'})",
+            )
+            continue
+        category = str(body["category"])
+        if tier.categories and category not in tier.categories:
+            report.add(
+                doc,
+                (*path, "category"),
+                f"expected one of tier {show(tier.name)}'s categories "
+                f"({', '.join(tier.categories)}), got {show(category)}",
+            )
+            continue
+        fmt = str(body["format"])
+        file = str(body.get("file", name if name.endswith(f".{fmt}") else f"{name}.{fmt}"))
+        key = f"{tier.prefix}{category}/{file}"
+        organise = Organise(str(body.get("organise", "copy")))
+        ok, source = _dataset_source(doc, path, body.get("source"), tier, key, organise, stores, world, report)
+        if not ok:
+            continue
+        for mapping in mappings:
+            if (
+                organise is Organise.MOVE
+                and source is not None
+                and mapping.s3_store == source.store
+                and mapping.authority is Authority.LOCAL
+                and source.key.startswith(mapping.s3_prefix)
+                and matches(source.key[len(mapping.s3_prefix) :], mapping.include, mapping.exclude)
+            ):
+                report.add(
+                    doc,
+                    (*path, "organise"),
+                    f"organise: move would delete {source}, which mapping {show(mapping.name)} uploads "
+                    "from its local directory: the next apply would upload it again; use organise: copy",
+                )
+            if mapping.s3_store == tier.store and mapping.prune and key.startswith(mapping.s3_prefix):
+                report.add(
+                    doc,
+                    path,
+                    f"dataset path {tier.store}:{key} lies under mapping {show(mapping.name)}, "
+                    "which prunes: it would delete what the registry organises there",
+                )
+        world.datasets.append(
+            DatasetSpec(
+                name=name,
+                tier=tier.name,
+                category=category,
+                format=fmt,
+                store=tier.store,
+                key=key,
+                stages=tuple(str(s) for s in body.get("stages", [])),
+                source=source,
+                organise=organise,
+                source_file=doc.display,
+            )
+        )
+
+
+def _dataset_source(
+    doc: SpecDocument,
+    path: YamlPath,
+    value: object,
+    tier: TierSpec,
+    key: str,
+    organise: Organise,
+    stores: dict[str, _Store],
+    world: World,
+    report: _Report,
+) -> tuple[bool, ObjectRef | None]:
+    """(sound, the source ref or None when there is none); not sound when a problem was reported."""
+    where = (*path, "source")
+    if value is None:
+        if organise is Organise.MOVE:
+            report.add(doc, (*path, "organise"), "organise: move needs a source to move from")
+            return False, None
+        return True, None
+    if not isinstance(value, str) or doc.is_broken(where):
+        return False, None
+    store = stores.get(value.partition(":")[0])
+    if store is not None and store.kind == "local":
+        ref = _file_ref(doc, where, value, stores, report)
+        if ref is not None and organise is Organise.MOVE:
+            report.add(doc, (*path, "organise"), "organise: move applies to S3 sources; a local source is uploaded")
+            return False, None
+        return ref is not None, ref
+    pair = _ref(doc, where, value, "s3", stores, report)
+    if pair is None:
+        return False, None
+    if pair[0] != tier.store:
+        report.add(
+            doc,
+            where,
+            f"an S3 source must be in the dataset's bucket (store {show(tier.store)}) "
+            "so that organising it is a server-side copy",
+        )
+        return False, None
+    source_tier = tier_of(world.tiers, pair[0], pair[1])
+    if source_tier is None or source_tier.name == tier.name:
+        report.add(doc, where, f"expected an object in another tier than {show(tier.name)}, got {show(value)}")
+        return False, None
+    if pair[1] == key or pair[1].endswith("/"):
+        report.add(doc, where, f"expected the key of one object, got {show(value)}")
+        return False, None
+    if organise is Organise.MOVE and (source_tier.ownership is Ownership.SHARED or source_tier.protect):
+        why = "shared" if source_tier.ownership is Ownership.SHARED else "protected"
+        report.add(
+            doc,
+            (*path, "organise"),
+            f"organise: move would delete in tier {show(source_tier.name)}, which is {why}: use organise: copy",
+        )
+        return False, None
+    return True, ObjectRef(*pair)
+
+
+def _actors(
+    doc: SpecDocument, section: dict[str, object], stores: dict[str, _Store], world: World, report: _Report
+) -> None:
+    path: YamlPath = ("actors",)
+    if doc.is_broken(path) and not isinstance(section.get("list", []), list):
+        return
+    local = _ref(doc, (*path, "local"), section.get("local"), "local", stores, report)
+    s3 = _ref(doc, (*path, "s3"), section.get("s3"), "s3", stores, report)
+    manifests = _ref(doc, (*path, "manifests"), section.get("manifests"), "local", stores, report)
+    discover = section.get("discover")
+    if isinstance(discover, str) and not doc.is_broken((*path, "discover")):
+        try:
+            compiled = re.compile(discover)
+        except re.error as exc:
+            report.add(doc, (*path, "discover"), f"not a regular expression: {exc}")
+            return
+        if "id" not in compiled.groupindex:
+            report.add(
+                doc,
+                (*path, "discover"),
+                "expected a regular expression with a group named id, e.g. "
+                r'"^(?P<id>\d{4})_.+$"',
+            )
+            return
+    if local is None or s3 is None or manifests is None or doc.is_broken(path):
+        return
+    layout = ActorLayout(
+        local_store=local[0],
+        local_root=_dir(local[1]),
+        s3_store=s3[0],
+        s3_prefix=_prefix(s3[1]),
+        manifest_store=manifests[0],
+        manifest_dir=_dir(manifests[1]),
+        authority=Authority(str(section.get("authority", "local"))),
+        images=str(section.get("images", "{actor_name}_*.jpg")),
+        discover=discover if isinstance(discover, str) else None,
+        prune=section.get("prune", False) is True,
+        source_file=doc.display,
+    )
+    shared = [t for t in world.tiers if t.ownership is Ownership.SHARED and _overlaps(s3[0], layout.s3_prefix, t)]
+    if layout.prune and shared:
+        report.add(
+            doc,
+            (*path, "prune"),
+            f"actors prune {s3[0]}:{layout.s3_prefix}, which lies in tier {show(shared[0].name)}, a shared tier "
+            "where pixel never deletes",
+        )
+        return
+    world.actor_layout = layout
+    listed = section.get("list", [])
+    assert isinstance(listed, list)
+    ids: dict[str, str] = {}
+    for index, body in enumerate(listed):
+        where: YamlPath = (*path, "list", index)
+        if not isinstance(body, dict) or doc.is_broken(where):
+            continue
+        actor_id, actor_name = str(body["id"]), str(body["name"])
+        if actor_id in ids or actor_name in ids.values():
+            report.add(doc, where, f"actor {show(actor_id)} / {show(actor_name)} is listed twice")
+            continue
+        ids[actor_id] = actor_name
+        authority = body.get("authority")
+        count = body.get("count")
+        actor, mapping = build_actor(
+            layout,
+            actor_id,
+            actor_name,
+            authority=Authority(str(authority)) if authority is not None else None,
+            count=count if isinstance(count, int) else None,
+        )
+        world.actors.append(actor)
+        world.actor_mappings.append(mapping)
