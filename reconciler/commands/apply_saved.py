@@ -1,0 +1,88 @@
+"""`pixel apply FILE` and the end of every apply: exactly the saved plan, or a refusal; text or JSON report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from reconciler.apply.executor import ApplyResult
+from reconciler.apply.jsonreport import render_json, report_dict
+from reconciler.apply.report import LogReporter, render_apply_summary
+from reconciler.apply.runner import ActionRunner
+from reconciler.apply.session import LockOptions, locked, run_locked
+from reconciler.commands import EXIT_ERROR, EXIT_OK
+from reconciler.commands.common import load
+from reconciler.errors import UserError
+from reconciler.model import Plan
+from reconciler.plan import serialize
+from reconciler.plan.summary import summary_line
+from reconciler.progress import apply_progress
+from reconciler.workflow import open_stores
+
+
+class StalePlan(UserError):
+    """The specs changed since the plan file was written."""
+
+
+def say(text: str, output_format: str) -> None:
+    """Human text: stdout normally, stderr under --format json so stdout stays one JSON document."""
+    click.echo(text, nl=False, err=output_format == "json")
+
+
+def finish(result: ApplyResult, runner: ActionRunner, plan: Plan, output_format: str) -> int:
+    if output_format == "json":
+        click.echo(render_json(report_dict(result, spec_digest=plan.spec_digest, runner=runner)), nl=False)
+    else:
+        click.echo(render_apply_summary(result, runner), nl=False)
+    return EXIT_OK if result.ok else EXIT_ERROR
+
+
+def refuse_json(exc: UserError, output_format: str, spec_digest: str = "") -> None:
+    if output_format == "json":
+        report = report_dict(None, spec_digest=spec_digest, status="error", errors=(str(exc),))
+        click.echo(render_json(report), nl=False)
+
+
+def check_fresh(plan: Plan, current_digest: str, plan_file: Path, specs: Path) -> None:
+    if plan.spec_digest != current_digest:
+        raise StalePlan(
+            f"plan is stale: the specs in {specs} changed since {plan_file} was written "
+            f"(spec digest {plan.spec_digest[:12]}… then, {current_digest[:12]}… now); nothing was touched. "
+            f"Run `pixel plan -out {plan_file}` again, review it, then apply it"
+        )
+    if not plan.applyable:
+        raise UserError(
+            f"{plan_file} cannot be applied: it was saved with errors:\n  " + "\n  ".join(plan.errors)
+        )
+
+
+def apply_saved(
+    specs: Path,
+    plan_file: Path,
+    *,
+    parallelism: int,
+    lock: LockOptions,
+    output_format: str = "text",
+) -> int:
+    """Apply exactly the actions in `plan_file`; refuse before touching anything when it is stale."""
+    try:
+        plan = serialize.load(plan_file)
+        desired = load(specs)
+        check_fresh(plan, desired.spec_digest, plan_file, specs)
+        if not plan.has_changes:
+            say(f"{plan_file}: {summary_line(plan)}\n", output_format)
+            if output_format == "json":
+                click.echo(render_json(report_dict(None, spec_digest=plan.spec_digest, status="no-changes")), nl=False)
+            return EXIT_OK
+        ws = open_stores(desired, parallelism=parallelism)
+        say(f"Applying the saved plan {plan_file}: {summary_line(plan)}\n", output_format)
+        with (
+            locked(ws, lock) as lost,
+            apply_progress(LogReporter(), plan, output_format=output_format) as reporter,
+        ):
+            result, runner = run_locked(ws, plan, parallelism=parallelism, reporter=reporter, lost=lost)
+    except UserError as exc:
+        refuse_json(exc, output_format)
+        raise
+    return finish(result, runner, plan, output_format)

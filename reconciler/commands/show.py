@@ -1,0 +1,22 @@
+"""`pixel show FILE`: render a saved plan without touching any store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from reconciler.commands import EXIT_OK
+from reconciler.commands.output import render_plan
+from reconciler.plan import serialize
+
+
+def show(plan_file: Path, *, output_format: str = "text", compact: bool = False) -> int:
+    plan = serialize.load(plan_file)
+    if output_format != "text":
+        click.echo(render_plan(plan, None, output_format), nl=False)
+        return EXIT_OK
+    applyable = "yes" if plan.applyable else "no (it was saved with errors)"
+    click.echo(f"Saved plan {plan_file} (spec digest {plan.spec_digest[:12]}…, applyable: {applyable})\n")
+    click.echo(render_plan(plan, None, "text", compact=compact), nl=False)
+    return EXIT_OK

@@ -1,0 +1,186 @@
+"""Delete guards: a pure pass that turns dangerous deletes into plan errors.
+
+The classic accident is pointing a pruned mapping at the wrong (or an empty)
+source directory: the plan then says "delete everything". These rules make
+such a plan unapplyable, with a message saying which rule fired and how to
+override it when the deletion really is intended:
+
+- a delete must lie under a prefix its mapping owns exclusively: the mapping
+  prunes, and no other mapping that does not prune (or is protected) covers
+  the key; keys under `.pixel/` (lock, scratch) are never pruned;
+- `protect: true` forbids every delete under that mapping (the first pass
+  reports it per mapping; this pass catches deletes later passes add);
+- at most `max_delete` deletes in one plan (`--max-delete`, default 100);
+- no mapping may lose more than `mass_fraction` (25%) of the objects under
+  its prefix unless `allow_mass_delete` (`--allow-mass-delete`); fewer than
+  `mass_min_count` deletes never count as mass deletion;
+- a release-local (deleting a local file after upload) must wait for a verify
+  of the S3 copy in the same plan.
+
+Keys the plan itself creates (temporary keys that break move cycles) may
+always be deleted, and a move's source delete is not counted: its bytes live
+on at the new key.
+
+The limits come from command-line flags, so this pass is not in
+`planner.PASSES`: the plan and apply commands run `check` right after
+`plan()` with the limits as an explicit input. Both stay pure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Iterable
+
+from reconciler.model import (
+    Action,
+    ActionKind,
+    Authority,
+    Desired,
+    MappingSpec,
+    Observed,
+    Plan,
+)
+from reconciler.plan.datasets import dataset_deletes
+from reconciler.plan.planner import Pass
+
+PIXEL_PREFIX = ".pixel/"  # the lock object and move scratch space live here
+DEFAULT_MAX_DELETE = 100
+DEFAULT_MASS_FRACTION = 0.25
+# Below this many deletes in one mapping the fraction rule stays quiet: pruning
+# the one stale object of a two-object prefix is routine, not an accident.
+DEFAULT_MASS_MIN_COUNT = 5
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GuardLimits:
+    max_delete: int = DEFAULT_MAX_DELETE
+    allow_mass_delete: bool = False
+    mass_fraction: float = DEFAULT_MASS_FRACTION
+    mass_min_count: int = DEFAULT_MASS_MIN_COUNT
+    strict: bool = False  # --strict: any finding (orphan, missing, conflict, ...) makes the plan an error
+
+
+def _deleted_side(spec: MappingSpec) -> tuple[str, str]:
+    """(store, key prefix) of the side a mapping's prune deletes from."""
+    if spec.authority is Authority.S3:
+        return spec.local_store, f"{spec.local_path}/" if spec.local_path else ""
+    return spec.s3_store, spec.s3_prefix
+
+
+def _covering(desired: Desired, store: str, key: str) -> list[MappingSpec]:
+    covering = []
+    for spec in desired.mappings:
+        for side_store, prefix in (
+            (spec.s3_store, spec.s3_prefix),
+            (spec.local_store, f"{spec.local_path}/" if spec.local_path else ""),
+        ):
+            if side_store == store and key.startswith(prefix):
+                covering.append(spec)
+                break
+    return covering
+
+
+def _ownership_errors(
+    desired: Desired, plan: Plan, deletes: Iterable[Action], created: set[tuple[str, str]]
+) -> list[str]:
+    """One error per (mapping, rule) broken, naming a few of the keys, so 10,000 bad deletes read as one line."""
+    by_name = {m.name: m for m in desired.mappings}
+    broken: dict[tuple[str, str], list[str]] = {}
+    for action in deletes:
+        where = (action.target.store, action.target.key)
+        if where in created:
+            continue
+        owner = by_name.get(action.mapping)
+        covering = _covering(desired, *where)
+        if action.target.key.startswith(PIXEL_PREFIX):
+            rule = f"keys under {PIXEL_PREFIX} are pixel's own (lock, scratch) and are never pruned"
+        elif owner is None or owner not in covering:
+            rule = "they are not under its prefixes"
+        elif not owner.prune:
+            rule = "it does not prune (set prune: true to let pixel delete there)"
+        elif owner.protect:
+            rule = "it is protected (protect: true)"
+        elif others := sorted(m.name for m in covering if m.name != owner.name and (not m.prune or m.protect)):
+            rule = "it does not own the prefix exclusively: also covered by " + ", ".join(repr(o) for o in others)
+        else:
+            continue
+        broken.setdefault((action.mapping, rule), []).append(str(action.target))
+    errors = []
+    for (mapping, rule), keys in sorted(broken.items()):
+        if rule.startswith("it is protected") and any(f"mapping {mapping!r} is protected" in e for e in plan.errors):
+            continue  # the first pass already said so
+        shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+        errors.append(f"refusing {len(keys)} delete(s) planned by mapping {mapping!r}: {rule}: {shown}")
+    return errors
+
+
+def _objects_under(spec: MappingSpec, observed: Observed) -> int:
+    obs = observed.mappings.get(spec.name)
+    if obs is None:
+        return 0
+    return len(obs.local) if spec.authority is Authority.S3 else len(obs.remote)
+
+
+def check(desired: Desired, observed: Observed, plan: Plan, limits: GuardLimits) -> Plan:
+    """The guard pass: `plan` with an error added for every rule a delete breaks."""
+    created = {
+        (a.target.store, a.target.key) for a in plan.actions if a.kind is not ActionKind.DELETE and a.source is not None
+    }
+    deletes = [a for a in plan.actions if a.kind in (ActionKind.DELETE, ActionKind.RELEASE_LOCAL)]
+    # release-local has its own rule (the upload must be verified first); only pruning deletes are guarded here.
+    prunes = [a for a in deletes if a.kind is ActionKind.DELETE]
+    # A dataset's organise: move deletes its source after a verified copy; the tier rules govern those.
+    errors = _ownership_errors(desired, plan, prunes, created | dataset_deletes(plan))
+
+    # A move's source delete keeps its bytes at the new key: a rename is not the accident the counts look for.
+    moved_away = {(a.source.store, a.source.key) for a in plan.actions if a.kind is ActionKind.MOVE and a.source}
+    counted = [a for a in prunes if (a.target.store, a.target.key) not in created | moved_away]
+    if len(counted) > limits.max_delete:
+        errors.append(
+            f"the plan would delete {len(counted)} objects, more than --max-delete {limits.max_delete}; "
+            "check the source directories, then raise --max-delete if this is intended"
+        )
+    if not limits.allow_mass_delete:
+        per_mapping = Counter(a.mapping for a in counted)
+        for spec in desired.mappings:
+            n = per_mapping.get(spec.name, 0)
+            total = _objects_under(spec, observed)
+            if n < limits.mass_min_count or total == 0 or n / total <= limits.mass_fraction:
+                continue
+            store, prefix = _deleted_side(spec)
+            errors.append(
+                f"mapping {spec.name!r} would delete {n} of the {total} objects under {store}:{prefix} "
+                f"({n / total:.0%}, more than {limits.mass_fraction:.0%}); is its source directory right? "
+                "Re-run with --allow-mass-delete if this is intended"
+            )
+    if limits.strict and plan.findings:
+        kinds = Counter(f.kind.value for f in plan.findings)
+        shown = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+        errors.append(
+            f"--strict: the plan has {len(plan.findings)} finding(s) ({shown}); resolve them or drop --strict"
+        )
+    errors += _unverified_releases(plan)
+    if not errors:
+        return plan
+    return dataclasses.replace(plan, errors=(*plan.errors, *errors))
+
+
+def _unverified_releases(plan: Plan) -> list[str]:
+    """A local file may only be released after a verify of its S3 copy in the same apply: the edge must be there."""
+    kinds = {a.id: a.kind for a in plan.actions}
+    verified = {after for before, after in plan.edges if kinds.get(before) is ActionKind.VERIFY}
+    bad = [str(a.target) for a in plan.actions if a.kind is ActionKind.RELEASE_LOCAL and a.id not in verified]
+    if not bad:
+        return []
+    shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+    return [f"refusing {len(bad)} release-local action(s) not preceded by a verify of the S3 copy: {shown}"]
+
+
+def guard_pass(limits: GuardLimits) -> Pass:
+    """`check` with its limits bound, shaped as a planner pass."""
+
+    def step(desired: Desired, observed: Observed, plan: Plan) -> Plan:
+        return check(desired, observed, plan, limits)
+
+    return step

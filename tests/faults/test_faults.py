@@ -1,0 +1,93 @@
+"""Fault injection between pixel and SeaweedFS: throttling, resets and stalls are retried; 403 fails cleanly."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from reconciler.cli import main
+from tests.faults.proxy import Fault, FaultProxy
+from tests.integration.pixelenv import Run, write_specs
+
+pytestmark = pytest.mark.integration
+FILES = 30
+
+
+@pytest.fixture
+def proxy(seaweed: Any) -> Iterator[FaultProxy]:
+    with FaultProxy(seaweed.endpoint, [], deadline=60) as p:
+        yield p
+
+
+@pytest.fixture
+def world(tmp_path: Path, seaweed: Any, bucket: str, proxy: FaultProxy) -> dict[str, Any]:
+    root = tmp_path / "data"
+    (root / "raw").mkdir(parents=True)
+    for i in range(FILES):
+        (root / "raw" / f"f{i:02}.jsonl").write_bytes(os.urandom(100 + i))
+    specs = write_specs(
+        tmp_path / "specs", endpoint=proxy.endpoint, bucket=bucket, root=root,
+        mappings=[{"name": "raw", "from": "disk:raw", "to": "s3:datasets/raw/", "prune": True}],
+    )
+    return {"root": root, "specs": specs, "env": seaweed.env(), "client": seaweed.client(), "bucket": bucket}
+
+
+def cli(world: dict[str, Any], *args: str) -> Run:
+    result = CliRunner().invoke(main, [args[0], "--specs", str(world["specs"]), *args[1:]], env=world["env"])
+    return Run(result.exit_code, result.stdout, result.stderr)
+
+
+def stored(world: dict[str, Any]) -> dict[str, str]:
+    listing = world["client"].list_objects_v2(Bucket=world["bucket"]).get("Contents", [])
+    return {o["Key"]: o["ETag"].strip('"') for o in listing}
+
+
+def test_apply_converges_through_slowdowns_resets_and_stalls(world: dict[str, Any], proxy: FaultProxy) -> None:
+    proxy.faults.extend(
+        [
+            Fault("error", method="GET", path="list-type=2", times=2),  # listing throttled
+            Fault("error", method="HEAD", times=2, status=500, code="InternalError"),
+            Fault("error", method="PUT", path="/datasets/", times=8),  # 503 SlowDown
+            Fault("reset", method="PUT", path="/datasets/", times=4),
+            Fault("stall", method="PUT", path="/datasets/", times=2, stall_seconds=1.0),
+        ]
+    )
+    applied = cli(world, "apply", "--auto-approve", "--format", "json")
+    assert applied.code == 0, applied.err
+    report = json.loads(applied.out)
+    assert report["status"] == "ok" and report["counts"]["done"] == FILES
+    for kind in ("error", "reset", "stall"):
+        assert proxy.injected(kind) > 0, (kind, proxy.log.lines)
+    assert proxy.injected("error") >= 10 and proxy.injected("reset") == 4
+
+    objects = stored(world)
+    for path in (world["root"] / "raw").iterdir():
+        assert objects[f"datasets/raw/{path.name}"] == hashlib.md5(path.read_bytes()).hexdigest()
+    assert ".pixel/lock" not in objects
+    assert "No changes." in cli(world, "plan").out
+
+
+def test_a_permanent_403_fails_cleanly_with_the_key_named(world: dict[str, Any], proxy: FaultProxy) -> None:
+    proxy.faults.append(
+        Fault("error", method="PUT", path="/datasets/raw/f07.jsonl", times=-1, status=403, code="AccessDenied")
+    )
+    applied = cli(world, "apply", "--auto-approve")
+    assert applied.code == 1
+    assert "✗ upload s3:datasets/raw/f07.jsonl [AccessDenied]" in applied.out
+    assert f"{FILES - 1} done, 1 failed, 0 skipped" in applied.out
+    assert "Traceback" not in applied.out + applied.err
+    assert proxy.injected() == 1, "a 403 is not worth retrying"
+    objects = stored(world)
+    assert "datasets/raw/f07.jsonl" not in objects and len(objects) == FILES - 1
+    assert ".pixel/lock" not in objects
+
+    as_json = json.loads(cli(world, "apply", "--auto-approve", "--format", "json").out)
+    assert as_json["status"] == "failed"
+    assert [(f["key"], f["code"]) for f in as_json["failed"]] == [("datasets/raw/f07.jsonl", "AccessDenied")]
