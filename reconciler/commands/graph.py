@@ -1,0 +1,22 @@
+"""`pixel graph [PLANFILE]`: the action DAG as dot or Mermaid, from a saved plan or a fresh one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from reconciler.commands import EXIT_OK
+from reconciler.commands.common import plan_workspace
+from reconciler.plan import serialize
+from reconciler.plan.render_graph import render_graph
+
+
+def graph(specs: Path, plan_file: Path | None, *, output_format: str = "dot", parallelism: int = 16) -> int:
+    if plan_file is not None:
+        plan = serialize.load(plan_file)
+    else:
+        # The graph is the document on stdout: no progress bar may interleave with it.
+        _, plan = plan_workspace(specs, parallelism, output_format="json")
+    click.echo(render_graph(plan, output_format), nl=False)
+    return EXIT_OK

@@ -1,0 +1,187 @@
+"""Live progress bars on a terminal: listing, hashing and transfers (objects, bytes, rate, ETA).
+
+Bars go to stderr and only when a person is watching: stderr is a TTY, CI is not
+set, --quiet was not given and stdout is not carrying a JSON document. Anywhere
+else every function here is a no-op, so CI logs and piped output stay clean.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TextIO
+
+from reconciler.apply.executor import DONE, Outcome, Reporter
+from reconciler.model import Action, Plan
+from reconciler.stores.base import StoreError
+from reconciler.units import human_bytes
+
+# Redraw at most this often: a terminal repainting 10,000 times a second slows the apply it reports on.
+REFRESH_S = 0.1
+_WIDTH = 24
+
+_settings = {"quiet": False}
+
+
+def configure(*, quiet: bool) -> None:
+    """Called once by the CLI with the global flags, like logging is configured."""
+    _settings["quiet"] = quiet
+
+
+def _ci(environ: Mapping[str, str]) -> bool:
+    return environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def enabled(
+    stream: TextIO | None = None, *, output_format: str = "text", environ: Mapping[str, str] | None = None
+) -> bool:
+    stream = sys.stderr if stream is None else stream
+    env = os.environ if environ is None else environ
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and not _ci(env) and not _settings["quiet"] and output_format != "json"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class Bar:
+    """One line redrawn in place: label, bar (when the total is known), objects, bytes, rate, ETA."""
+
+    def __init__(
+        self,
+        label: str,
+        *,
+        total: int | None = None,
+        total_bytes: int | None = None,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.label = label
+        self.total = total
+        self.total_bytes = total_bytes
+        self.stream = sys.stderr if stream is None else stream
+        self.clock = clock
+        self.count = 0
+        self.bytes = 0
+        self.extra = ""
+        self.started = clock()
+        self._drawn = 0.0
+        self._lock = threading.Lock()
+
+    def advance(self, count: int = 1, nbytes: int = 0, *, extra: str | None = None) -> None:
+        with self._lock:
+            self.count += count
+            self.bytes += nbytes
+            if extra is not None:
+                self.extra = extra
+            now = self.clock()
+            if self._drawn == 0.0 or now - self._drawn >= REFRESH_S:
+                self._draw(now)
+
+    def line(self, now: float) -> str:
+        elapsed = max(now - self.started, 1e-9)
+        parts = [f"{self.label:<10}"]
+        if self.total:
+            filled = min(_WIDTH, _WIDTH * self.count // self.total)
+            parts.append("[" + "#" * filled + "-" * (_WIDTH - filled) + "]")
+            parts.append(f"{self.count:,}/{self.total:,} objects")
+        else:
+            parts.append(f"{self.count:,} objects")
+        if self.total_bytes:
+            parts.append(f"{human_bytes(self.bytes)}/{human_bytes(self.total_bytes)}")
+        elif self.bytes:
+            parts.append(human_bytes(self.bytes))
+        if self.bytes:
+            parts.append(f"{human_bytes(int(self.bytes / elapsed))}/s")
+        else:
+            parts.append(f"{self.count / elapsed:,.1f} obj/s")
+        if self.total and 0 < self.count < self.total:
+            if self.total_bytes and self.bytes:
+                remaining = (self.total_bytes - self.bytes) / (self.bytes / elapsed)
+            else:
+                remaining = (self.total - self.count) / (self.count / elapsed)
+            parts.append(f"ETA {_duration(remaining)}")
+        if self.extra:
+            parts.append(self.extra)
+        return "  ".join(parts)
+
+    def _draw(self, now: float) -> None:
+        self._drawn = now
+        # \r and erase-to-end-of-line: redraw in place whatever a log line left behind.
+        self.stream.write("\r\x1b[K" + self.line(now))
+        self.stream.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._draw(self.clock())
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class ProgressReporter:
+    """The executor's Reporter: advances a bar per finished action and passes every event on to `inner`."""
+
+    def __init__(self, inner: Reporter, bar: Bar) -> None:
+        self.inner = inner
+        self.bar = bar
+        self.failed = 0
+
+    def started(self, action: Action) -> None:
+        self.inner.started(action)
+
+    def retrying(self, action: Action, attempt: int, delay: float, error: StoreError) -> None:
+        self.inner.retrying(action, attempt, delay, error)
+
+    def finished(self, outcome: Outcome) -> None:
+        self.inner.finished(outcome)
+        if outcome.status != DONE:
+            self.failed += 1
+        done = outcome.action.size if outcome.status == DONE else 0
+        self.bar.advance(1, done, extra=f"{self.failed} not done" if self.failed else "")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@contextmanager
+def apply_progress(inner: Reporter, plan: Plan, *, output_format: str = "text") -> Iterator[Reporter]:
+    """The reporter apply should use: `inner` alone, or wrapped with a live bar when someone is watching."""
+    if not enabled(output_format=output_format):
+        yield inner
+        return
+    total_bytes = sum(a.size for a in plan.actions)
+    reporter = ProgressReporter(inner, Bar("applying", total=len(plan.actions), total_bytes=total_bytes))
+    try:
+        yield reporter
+    finally:
+        reporter.close()
+
+
+ObserveCallback = Callable[[str, int], None]
+
+
+@contextmanager
+def observe_progress(*, output_format: str = "text") -> Iterator[ObserveCallback | None]:
+    """observe()'s `progress` callback: one bar counting objects listed and local files hashed."""
+    if not enabled(output_format=output_format):
+        yield None
+        return
+    bar = Bar("observing")
+    counts = {"listed": 0, "hashed": 0}
+
+    def callback(what: str, n: int) -> None:
+        counts[what] = counts.get(what, 0) + n
+        listed = n if what == "listed" else 0
+        bar.advance(listed, extra=f"{counts['hashed']:,} local files hashed")
+
+    try:
+        yield callback
+    finally:
+        bar.close()
