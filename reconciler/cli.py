@@ -8,13 +8,23 @@ from typing import Any, TypeVar
 
 import click
 
-from reconciler import commands
+from reconciler import commands, progress
+from reconciler.apply.lock import parse_duration
+from reconciler.apply.session import LockOptions
 from reconciler.commands.apply import apply as apply_command
 from reconciler.commands.common import error
+from reconciler.commands.explain import explain as explain_command
+from reconciler.commands.force_unlock import unlock as force_unlock_command
+from reconciler.commands.graph import graph as graph_command
+from reconciler.commands.import_ import import_prefix as import_command
 from reconciler.commands.plan import plan as plan_command
+from reconciler.commands.show import show as show_command
+from reconciler.commands.status import status as status_command
 from reconciler.commands.validate import validate as validate_command
+from reconciler.commands.verify import verify as verify_command
 from reconciler.errors import UserError
 from reconciler.logs import configure_logging
+from reconciler.plan.guards import DEFAULT_MAX_DELETE, GuardLimits
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,12 +53,54 @@ def common_options(fn: F) -> F:
 def run(fn: Callable[..., int], *args: Any, log_format: str, verbose: bool, quiet: bool, **kwargs: Any) -> None:
     """Configure logging, call the command, turn UserError into one message and exit 1."""
     configure_logging(log_format, verbose, quiet)
+    progress.configure(quiet=quiet)
     try:
         code = fn(*args, **kwargs)
     except UserError as exc:
         error(str(exc))
         code = commands.EXIT_ERROR
     raise SystemExit(code)
+
+
+rehash_all_option = click.option(
+    "--rehash-all",
+    is_flag=True,
+    help="Read every local file again instead of trusting the hash cache (the cache is refreshed).",
+)
+
+
+def guard_options(fn: F) -> F:
+    """The delete guards' limits (see reconciler/plan/guards.py)."""
+    fn = click.option(
+        "--strict",
+        is_flag=True,
+        help="Treat every finding (orphan, missing file, conflict, unmanaged object) as an error: exit 1.",
+    )(fn)
+    fn = click.option(
+        "--allow-mass-delete",
+        is_flag=True,
+        help="Allow a plan that deletes more than 25% of the objects under a mapping's prefix.",
+    )(fn)
+    fn = click.option(
+        "--max-delete",
+        type=click.IntRange(0),
+        default=DEFAULT_MAX_DELETE,
+        show_default=True,
+        help="Refuse a plan that deletes more objects than this.",
+    )(fn)
+    return fn
+
+
+class Duration(click.ParamType[float, Any]):
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 parallelism_option = click.option(
@@ -73,19 +125,201 @@ def validate(specs: Path, **log: Any) -> None:
     run(validate_command, specs, **log)
 
 
+plan_format_option = click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+    help="text for a terminal, markdown for a pull-request comment, json (schemas/plan.schema.json) for tools.",
+)
+compact_option = click.option(
+    "--compact", is_flag=True, help="Text: fold more than 10 like actions under one prefix into one line."
+)
+
+
 @main.command()
 @common_options
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are.")
 @parallelism_option
-def plan(specs: Path, detailed_exitcode: bool, parallelism: int, **log: Any) -> None:
-    """Show what apply would do. Reads only."""
-    run(plan_command, specs, detailed_exitcode=detailed_exitcode, parallelism=parallelism, **log)
+@rehash_all_option
+@guard_options
+@click.option(
+    "-out",
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also save the plan as JSON to this file, for `pixel apply FILE` and `pixel show FILE`.",
+)
+@plan_format_option
+@compact_option
+def plan(
+    specs: Path,
+    detailed_exitcode: bool,
+    parallelism: int,
+    rehash_all: bool,
+    max_delete: int,
+    allow_mass_delete: bool,
+    strict: bool,
+    out: Path | None,
+    output_format: str,
+    compact: bool,
+    **log: Any,
+) -> None:
+    """Show what apply would do. Reads only; takes no lock."""
+    run(
+        plan_command,
+        specs,
+        detailed_exitcode=detailed_exitcode,
+        parallelism=parallelism,
+        rehash_all=rehash_all,
+        out=out,
+        limits=GuardLimits(max_delete=max_delete, allow_mass_delete=allow_mass_delete, strict=strict),
+        output_format=output_format,
+        compact=compact,
+        **log,
+    )
 
 
 @main.command()
 @common_options
 @click.option("--auto-approve", is_flag=True, help="Skip the interactive 'yes' confirmation.")
 @parallelism_option
-def apply(specs: Path, auto_approve: bool, parallelism: int, **log: Any) -> None:
-    """Plan, confirm, then carry out the plan in dependency order."""
-    run(apply_command, specs, auto_approve=auto_approve, parallelism=parallelism, **log)
+@rehash_all_option
+@guard_options
+@click.option(
+    "--lock-timeout",
+    type=Duration(),
+    default="0",
+    help="Wait this long (e.g. 30s, 5m) for another apply's lock instead of failing at once.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+    help="text; markdown (the plan as a PR comment, then the text report); or a JSON report on stdout "
+    "(done / failed with error code / skipped) for CI.",
+)
+@compact_option
+@click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def apply(
+    specs: Path,
+    auto_approve: bool,
+    parallelism: int,
+    rehash_all: bool,
+    max_delete: int,
+    allow_mass_delete: bool,
+    strict: bool,
+    lock_timeout: float,
+    output_format: str,
+    compact: bool,
+    plan_file: Path | None,
+    **log: Any,
+) -> None:
+    """Plan, confirm, then carry out the plan in dependency order.
+
+    With PLAN_FILE (from `pixel plan -out`): apply exactly that plan without a prompt, or refuse
+    if the specs changed since it was written. Holds the bucket's lock throughout. The delete
+    guards of a saved plan were checked when it was made (pass the guard flags to `plan`).
+    """
+    run(
+        apply_command,
+        specs,
+        auto_approve=auto_approve,
+        parallelism=parallelism,
+        rehash_all=rehash_all,
+        plan_file=plan_file,
+        lock=LockOptions(timeout=lock_timeout),
+        limits=GuardLimits(max_delete=max_delete, allow_mass_delete=allow_mass_delete, strict=strict),
+        output_format=output_format,
+        compact=compact,
+        **log,
+    )
+
+
+@main.command()
+@common_options
+@plan_format_option
+@compact_option
+@click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path))
+def show(specs: Path, output_format: str, compact: bool, plan_file: Path, **log: Any) -> None:
+    """Render a plan saved with `pixel plan -out FILE`. Touches no store."""
+    run(show_command, plan_file, output_format=output_format, compact=compact, **log)
+
+
+@main.command()
+@common_options
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["dot", "mermaid"]),
+    default="dot",
+    show_default=True,
+    help="Graphviz dot (pipe into `dot -Tsvg`) or a Mermaid flowchart (renders in GitHub markdown).",
+)
+@parallelism_option
+@click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def graph(specs: Path, output_format: str, parallelism: int, plan_file: Path | None, **log: Any) -> None:
+    """The action DAG, one cluster per mapping or tier: from PLAN_FILE, or planned from the specs now."""
+    run(graph_command, specs, plan_file, output_format=output_format, parallelism=parallelism, **log)
+
+
+@main.command("import")
+@common_options
+@click.option(
+    "--specs-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the spec here (default: SPECS/imported-STORE.yaml).",
+)
+@click.option("--force", is_flag=True, help="Overwrite --specs-out if it exists.")
+@click.argument("target", metavar="STORE:PREFIX")
+def import_(specs: Path, specs_out: Path | None, force: bool, target: str, **log: Any) -> None:
+    """Write a starting spec (tiers and categories from the key structure) for data already under
+    STORE:PREFIX; STORE is an S3 store declared in --specs. Planning against it shows No changes."""
+    run(import_command, specs, target, specs_out=specs_out, force=force, **log)
+
+
+@main.command()
+@common_options
+@parallelism_option
+@click.argument("key")
+def explain(specs: Path, parallelism: int, key: str, **log: Any) -> None:
+    """Why the plan does what it does to KEY (an S3 key or local path, optionally STORE:KEY). Reads only."""
+    run(explain_command, specs, key, parallelism=parallelism, **log)
+
+
+@main.command()
+@common_options
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+    help="A table per tier, actor and mapping (markdown: fenced for a PR comment), or one JSON document on stdout.",
+)
+@parallelism_option
+def status(specs: Path, output_format: str, parallelism: int, **log: Any) -> None:
+    """Sync status per tier and per actor: synced / local_only / s3_only / out_of_sync, orphans, missing. Reads only."""
+    run(status_command, specs, output_format=output_format, parallelism=parallelism, **log)
+
+
+@main.command("force-unlock")
+@common_options
+@click.option("--store", default=None, help="Only this S3 store of the specs (default: every one).")
+@click.argument("lock_id")
+def force_unlock(specs: Path, store: str | None, lock_id: str, **log: Any) -> None:
+    """Remove a stuck apply lock; only when LOCK_ID names its current holder."""
+    run(force_unlock_command, specs, lock_id, store=store, **log)
+
+
+@main.command()
+@common_options
+@click.option("--download", is_flag=True, help="Stream every object and recompute its md5 (reads all the bytes).")
+@parallelism_option
+def verify(specs: Path, download: bool, parallelism: int, **log: Any) -> None:
+    """Re-check the md5 recorded for every managed S3 object; exit 1 on any mismatch."""
+    run(verify_command, specs, download=download, parallelism=parallelism, **log)

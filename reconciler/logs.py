@@ -27,7 +27,16 @@ def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[s
     return event
 
 
+_FORMAT = {"name": "console"}
+
+
+def json_logs() -> bool:
+    """True under --log-format json: CI wants an event per action start, people only the results."""
+    return _FORMAT["name"] == "json"
+
+
 def configure_logging(fmt: str = "console", verbose: bool = False, quiet: bool = False) -> None:
+    _FORMAT["name"] = fmt
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     renderer: Any
     if fmt == "json":

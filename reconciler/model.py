@@ -60,11 +60,85 @@ class MappingSpec:
     source_file: str = ""  # spec file that declared it, for messages
 
 
+class Ownership(enum.StrEnum):
+    """Whose a tier is: pixel prunes only where it is exclusively its own."""
+
+    EXCLUSIVE = "exclusive"
+    SHARED = "shared"
+
+
+@dataclass(frozen=True, slots=True)
+class TierSpec:
+    """A named area of a bucket (raw, processed, ...) that the inventory and status report on."""
+
+    name: str
+    store: str  # an S3 store
+    prefix: str  # "" or ending in "/"
+    categories: tuple[str, ...] = ()
+    ownership: Ownership = Ownership.EXCLUSIVE
+    protect: bool = False
+
+
+class Organise(enum.StrEnum):
+    """What happens to a dataset's S3 source once it is organised into its canonical path."""
+
+    COPY = "copy"  # the source stays (raw stays a backup)
+    MOVE = "move"  # the source is deleted once the copy is verified
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetSpec:
+    """One registry entry: where the dataset must live, and where its bytes come from."""
+
+    name: str
+    tier: str
+    category: str
+    format: str  # json | jsonl
+    store: str  # S3 store of the canonical path
+    key: str  # canonical key
+    stages: tuple[str, ...] = ()
+    source: ObjectRef | None = None  # a local file, or an object in another tier of `store`
+    organise: Organise = Organise.COPY
+    source_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ActorLayout:
+    """Where every actor's images and manifest live; actors are listed or discovered from directory names."""
+
+    local_store: str
+    local_root: str  # holds {actor_name}/training_data/
+    s3_store: str
+    s3_prefix: str  # holds {actor_name}/; "" or ending in "/"
+    manifest_store: str  # a local store
+    manifest_dir: str  # holds {actor_id}_manifest.json
+    authority: Authority = Authority.LOCAL
+    images: str = "{actor_name}_*.jpg"  # glob of expected image names; other local files are orphans
+    discover: str | None = None  # regex over directory names; its group "id" is the actor id
+    prune: bool = False
+    source_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ActorSpec:
+    actor_id: str
+    actor_name: str
+    mapping: str  # the MappingSpec that syncs this actor's images
+    manifest: ObjectRef
+    count: int | None = None  # images {actor_name}_0 .. _{count-1} are declared: absent on both sides = missing
+
+
 @dataclass(frozen=True, slots=True)
 class Desired:
     stores: MappingABC[str, StoreSpec]
     mappings: tuple[MappingSpec, ...]
     spec_digest: str = ""
+    tiers: tuple[TierSpec, ...] = ()
+    datasets: tuple[DatasetSpec, ...] = ()
+    registry: ObjectRef | None = None  # where dataset_registry.json is generated
+    inventory: ObjectRef | None = None  # where s3_manifest.json is generated
+    actor_layout: ActorLayout | None = None
+    actors: tuple[ActorSpec, ...] = ()  # listed in the specs, plus those discovered at the edge
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,17 +167,36 @@ class MappingObservation:
 
 
 @dataclass(frozen=True, slots=True)
+class GeneratedFile:
+    """A generated file (manifest, registry, inventory) as it is on disk now: the planner compares it."""
+
+    entry: Entry | None = None  # None: absent
+    content: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Observed:
     mappings: MappingABC[str, MappingObservation]
     problems: tuple[Problem, ...] = ()
+    tiers: MappingABC[str, MappingABC[str, Entry]] = field(default_factory=dict)  # tier -> full key -> entry
+    sources: MappingABC[ObjectRef, Entry] = field(default_factory=dict)  # local dataset sources that exist
+    generated: MappingABC[ObjectRef, GeneratedFile] = field(default_factory=dict)
+    strays: MappingABC[str, tuple[Entry, ...]] = field(default_factory=dict)  # actor mapping -> unexpected files
+
+
+# pixel's scratch space in a bucket: a swap parks one side here. A MOVE whose source lies
+# here removes that source itself once the copy is verified (it is never user data).
+TEMP_PREFIX = ".pixel/tmp/"
 
 
 class ActionKind(enum.StrEnum):
     UPLOAD = "upload"
     DOWNLOAD = "download"
     COPY = "copy"
+    MOVE = "move"  # server-side copy whose source is deleted (or overwritten) by a later node
     DELETE = "delete"
     REHASH = "rehash"
+    VERIFY = "verify"  # re-read the object's recorded md5 before a release-local trusts it
     RELEASE_LOCAL = "release-local"
     WRITE_MANIFEST = "write-manifest"
 

@@ -5,12 +5,16 @@ Commands call these; the planner itself stays pure in `reconciler.plan.diff`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.errors import UserError
+from reconciler.logs import get_logger
 from reconciler.model import Authority, Desired, LocalStoreSpec, Observed, Plan, Problem, S3StoreSpec
 from reconciler.observe import Hasher, StreamingHasher, observe
+from reconciler.observe.hashcache import CachedHasher
+from reconciler.observe.world import expand_actors
 from reconciler.plan import plan as make_plan
 from reconciler.stores.base import Store, StoreError
 from reconciler.stores.local import LocalStore
@@ -38,7 +42,14 @@ def open_stores(desired: Desired, *, parallelism: int = 16) -> Workspace:
             stores[name] = s3
         elif isinstance(spec, LocalStoreSpec):
             stores[name] = LocalStore(name, spec.root, on_problem=problems.append)
+    try:
+        desired = expand_actors(desired, stores)
+    except StoreError as exc:
+        raise UserError(f"could not list the actor directories: {exc}") from exc
+    actor_mappings = {actor.mapping for actor in desired.actors}
     for mapping in desired.mappings:
+        if mapping.name in actor_mappings:
+            continue  # an actor whose images are only in S3 has no local directory yet: that is a state, not a typo
         local = desired.stores[mapping.local_store]
         assert isinstance(local, LocalStoreSpec)
         directory = Path(local.root) / mapping.local_path
@@ -52,9 +63,28 @@ def open_stores(desired: Desired, *, parallelism: int = 16) -> Workspace:
     return Workspace(desired, stores, problems)
 
 
-def observe_and_plan(ws: Workspace, hasher: Hasher | None = None) -> tuple[Observed, Plan]:
+def observe_and_plan(
+    ws: Workspace,
+    hasher: Hasher | None = None,
+    *,
+    rehash_all: bool = False,
+    progress: Callable[[str, int], None] | None = None,
+) -> tuple[Observed, Plan]:
+    """Observe and plan. Without a `hasher`, local md5s come from the hash cache (read all with `rehash_all`)."""
+    own = CachedHasher(rehash_all=rehash_all) if hasher is None else None
     try:
-        observed = observe(ws.desired, ws.stores, hasher or StreamingHasher(), problems=ws.problems)
+        observed = observe(
+            ws.desired, ws.stores, own or hasher or StreamingHasher(), problems=ws.problems, progress=progress
+        )
     except StoreError as exc:
         raise UserError(f"could not read the stores: {exc}") from exc
+    finally:
+        if own is not None:
+            own.close()
+            get_logger("pixel.observe").info(
+                "local files hashed",
+                read=own.files_read,
+                bytes_read=own.bytes_read,
+                from_cache=own.cache_hits,
+            )
     return observed, make_plan(ws.desired, observed)

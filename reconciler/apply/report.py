@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reconciler.apply.executor import DONE, ApplyResult, Outcome
 from reconciler.apply.runner import ActionRunner
-from reconciler.logs import get_logger
+from reconciler.logs import get_logger, json_logs
 from reconciler.model import Action
 from reconciler.stores.base import StoreError
 from reconciler.units import human_bytes
@@ -15,7 +15,11 @@ class LogReporter:
         self.log = get_logger("pixel.apply")
 
     def started(self, action: Action) -> None:
-        self.log.debug("action started", action=action.kind.value, key=str(action.target), bytes=action.size)
+        fields = dict(action=action.kind.value, key=str(action.target), bytes=action.size)
+        if json_logs():
+            self.log.info("action started", **fields)
+        else:
+            self.log.debug("action started", **fields)
 
     def retrying(self, action: Action, attempt: int, delay: float, error: StoreError) -> None:
         self.log.warning(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-from reconciler.model import Action, ActionKind
+from reconciler.model import TEMP_PREFIX, Action, ActionKind
 from reconciler.stores.base import ObjectChanged, PermanentStoreError, Store
 
 CHUNK = 8 * 1024 * 1024
@@ -15,11 +15,14 @@ CHUNK = 8 * 1024 * 1024
 class ActionRunner:
     """Callable the executor runs per action. Counts bytes moved, for the summary and the tests."""
 
-    def __init__(self, stores: Mapping[str, Store]) -> None:
+    def __init__(self, stores: Mapping[str, Store], manifests: Callable[[Action], None] | None = None) -> None:
         self.stores = stores
+        # Renders and writes generated files (reconciler.manifests.writer); kept apart so this module stays small.
+        self.manifests = manifests
         self._lock = threading.Lock()
         self.bytes_uploaded = 0
         self.bytes_downloaded = 0
+        self.bytes_copied = 0  # server-side: never crossed this machine's network
 
     def __call__(self, action: Action) -> None:
         handler = {
@@ -27,6 +30,11 @@ class ActionRunner:
             ActionKind.DOWNLOAD: self._transfer,
             ActionKind.DELETE: self._delete,
             ActionKind.REHASH: self._rehash,
+            ActionKind.COPY: self._copy,
+            ActionKind.MOVE: self._copy,  # the source's delete is its own node, after this one
+            ActionKind.VERIFY: self._verify,
+            ActionKind.RELEASE_LOCAL: self._release,
+            ActionKind.WRITE_MANIFEST: self.manifests,
         }.get(action.kind)
         if handler is None:
             raise PermanentStoreError(f"{action.id}: no runner for action kind {action.kind.value}")
@@ -81,3 +89,47 @@ class ActionRunner:
             md5=digest.hexdigest(),
             src_etag=action.precondition.source_etag,
         )
+
+    def _copy(self, action: Action) -> None:
+        assert action.source is not None
+        store = self.stores[action.target.store]
+        pre = action.precondition
+        store.copy(
+            action.source.key,
+            action.target.key,
+            md5=action.md5,
+            src_etag=pre.source_etag,
+            if_match=pre.target_etag,
+            if_absent=pre.target_absent,
+        )
+        # A move deletes its source next: check the copy landed whole before that can happen.
+        landed = store.stat(action.target.key)
+        if landed is None or landed.size != action.size or (action.md5 and landed.md5 != action.md5):
+            got = "nothing" if landed is None else f"{landed.size} bytes md5 {landed.md5}"
+            raise PermanentStoreError(
+                f"{action.kind.value} {action.source} => {action.target}: expected {action.size} bytes "
+                f"md5 {action.md5}, found {got}; the source is kept",
+                code="BadDigest",
+                key=action.target.key,
+            )
+        with self._lock:
+            self.bytes_copied += action.size
+        if action.kind is ActionKind.MOVE and action.source.key.startswith(TEMP_PREFIX):
+            store.delete(action.source.key)
+
+    def _verify(self, action: Action) -> None:
+        """HEAD the object: the release that follows trusts only the md5 S3 has recorded."""
+        found = self.stores[action.target.store].stat(action.target.key)
+        if found is None:
+            raise PermanentStoreError(f"verify {action.target}: the object is missing", code="NoSuchKey")
+        if found.md5 is None or found.md5 != action.md5 or found.size != action.size:
+            raise PermanentStoreError(
+                f"verify {action.target}: S3 records {found.size} bytes md5 {found.md5 or 'unknown'}, "
+                f"the local copy is {action.size} bytes md5 {action.md5}; the local copy is kept",
+                code="BadDigest",
+                key=action.target.key,
+            )
+
+    def _release(self, action: Action) -> None:
+        # If-Match on the plan's version token: a file edited since the plan is not the one verified.
+        self.stores[action.target.store].delete(action.target.key, if_match=action.precondition.target_etag)

@@ -5,12 +5,17 @@ from pathlib import Path
 
 import click
 
-from reconciler.apply import ActionRunner, execute
-from reconciler.apply.report import LogReporter, render_apply_summary
+from reconciler.apply.report import LogReporter
+from reconciler.apply.session import LockOptions, locked, run_locked
 from reconciler.commands import EXIT_ERROR, EXIT_OK
-from reconciler.commands.common import error, plan_workspace, use_color
-from reconciler.plan.graph import build_graph
-from reconciler.plan.render import render_text
+from reconciler.commands.apply_saved import apply_saved, finish, refuse_json, say
+from reconciler.commands.common import error, load
+from reconciler.commands.output import render_plan
+from reconciler.errors import UserError
+from reconciler.plan import guards
+from reconciler.plan.guards import GuardLimits
+from reconciler.progress import apply_progress, observe_progress
+from reconciler.workflow import observe_and_plan, open_stores
 
 
 def confirmed(auto_approve: bool) -> bool:
@@ -27,16 +32,42 @@ def confirmed(auto_approve: bool) -> bool:
     return True
 
 
-def apply(specs: Path, *, auto_approve: bool, parallelism: int) -> int:
-    ws, plan = plan_workspace(specs, parallelism)
-    click.echo(render_text(plan, ws.desired, color=use_color()), nl=False)
-    if plan.errors:
-        return EXIT_ERROR
-    if not plan.has_changes:
-        return EXIT_OK
-    if not confirmed(auto_approve):
-        return EXIT_ERROR
-    runner = ActionRunner(ws.stores)
-    result = execute(build_graph(plan), runner, parallelism=parallelism, reporter=LogReporter())
-    click.echo(render_apply_summary(result, runner), nl=False)
-    return EXIT_OK if result.ok else EXIT_ERROR
+def apply(
+    specs: Path,
+    *,
+    auto_approve: bool,
+    parallelism: int,
+    rehash_all: bool = False,
+    plan_file: Path | None = None,
+    lock: LockOptions | None = None,
+    limits: GuardLimits | None = None,
+    output_format: str = "text",
+    compact: bool = False,
+) -> int:
+    lock = lock or LockOptions()
+    if plan_file is not None:
+        return apply_saved(specs, plan_file, parallelism=parallelism, lock=lock, output_format=output_format)
+    try:
+        desired = load(specs)
+        ws = open_stores(desired, parallelism=parallelism)
+        # Lock before observing: the plan must not be made from a bucket another apply is changing.
+        with locked(ws, lock) as lost:
+            with observe_progress(output_format=output_format) as progress:
+                observed, plan = observe_and_plan(ws, rehash_all=rehash_all, progress=progress)
+            plan = guards.check(ws.desired, observed, plan, limits or GuardLimits())
+            # The plan preview; under --format json it goes to stderr (see say), so render it as text there.
+            preview = "markdown" if output_format == "markdown" else "text"
+            say(render_plan(plan, ws.desired, preview, compact=compact), output_format)
+            if plan.errors:
+                refuse_json(UserError("the plan has errors: " + "; ".join(plan.errors)), output_format)
+                return EXIT_ERROR
+            if not plan.has_changes:
+                return EXIT_OK
+            if not confirmed(auto_approve):
+                return EXIT_ERROR
+            with apply_progress(LogReporter(), plan, output_format=output_format) as reporter:
+                result, runner = run_locked(ws, plan, parallelism=parallelism, reporter=reporter, lost=lost)
+    except UserError as exc:
+        refuse_json(exc, output_format)
+        raise
+    return finish(result, runner, plan, output_format)

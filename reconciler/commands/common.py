@@ -10,6 +10,9 @@ import click
 
 from reconciler.errors import UserError
 from reconciler.model import Desired, Plan
+from reconciler.plan import guards
+from reconciler.plan.guards import GuardLimits
+from reconciler.progress import observe_progress
 from reconciler.spec import SpecErrors, load_desired
 from reconciler.workflow import Workspace, observe_and_plan, open_stores
 
@@ -32,8 +35,18 @@ def load(specs: Path) -> Desired:
         raise UserError(f"{len(exc.errors)} problem(s) in the specs in {specs}; nothing was touched") from exc
 
 
-def plan_workspace(specs: Path, parallelism: int) -> tuple[Workspace, Plan]:
+def plan_workspace(
+    specs: Path,
+    parallelism: int,
+    *,
+    rehash_all: bool = False,
+    limits: GuardLimits | None = None,
+    output_format: str = "text",
+) -> tuple[Workspace, Plan]:
+    """Load, observe and plan; the delete guards always run (default limits unless given)."""
     desired = load(specs)
     ws = open_stores(desired, parallelism=parallelism)
-    _, plan = observe_and_plan(ws)
-    return ws, plan
+    with observe_progress(output_format=output_format) as progress:
+        observed, plan = observe_and_plan(ws, rehash_all=rehash_all, progress=progress)
+    # ws.desired, not desired: it includes the actors discovered when the stores were opened.
+    return ws, guards.check(ws.desired, observed, plan, limits or GuardLimits())

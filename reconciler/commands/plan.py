@@ -5,13 +5,35 @@ from pathlib import Path
 import click
 
 from reconciler.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
-from reconciler.commands.common import plan_workspace, use_color
-from reconciler.plan.render import render_text
+from reconciler.commands.common import plan_workspace
+from reconciler.commands.output import render_plan
+from reconciler.plan import serialize
+from reconciler.plan.guards import GuardLimits
 
 
-def plan(specs: Path, *, detailed_exitcode: bool, parallelism: int) -> int:
-    ws, result = plan_workspace(specs, parallelism)
-    click.echo(render_text(result, ws.desired, color=use_color()), nl=False)
+def plan(
+    specs: Path,
+    *,
+    detailed_exitcode: bool,
+    parallelism: int,
+    rehash_all: bool = False,
+    out: Path | None = None,
+    limits: GuardLimits | None = None,
+    output_format: str = "text",
+    compact: bool = False,
+) -> int:
+    ws, result = plan_workspace(
+        specs, parallelism, rehash_all=rehash_all, limits=limits, output_format=output_format
+    )
+    click.echo(render_plan(result, ws.desired, output_format, compact=compact), nl=False)
+    if out is not None:
+        serialize.dump(result, out)
+        how = "apply it with" if result.applyable else "it cannot be applied (errors above); review it with"
+        # Only text output has room for the note on stdout: markdown and json must stay one document.
+        click.echo(
+            f"\nSaved the plan to {out}: {how} `pixel {'apply' if result.applyable else 'show'} {out}`.",
+            err=output_format != "text",
+        )
     if result.errors:
         return EXIT_ERROR
     if detailed_exitcode and result.has_changes:

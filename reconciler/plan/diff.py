@@ -138,6 +138,9 @@ def _plan_mapping(spec: MappingSpec, obs: MappingObservation) -> Iterator[Action
                 yield _rehash(spec, rel, remote)
         elif dst is not None:
             side = "local tree" if push else "bucket"
+            if push and spec.release_local:
+                # Released local copies leave S3 as the only copy by design: absence is not a deletion.
+                continue
             if spec.prune:
                 yield _delete(
                     spec, ObjectRef(dst_store, dst_key), dst, f"not in the {side}; {dst_store} is pruned here"

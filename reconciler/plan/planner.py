@@ -12,12 +12,22 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from reconciler.model import Desired, Observed, Plan
+from reconciler.plan.datasets import plan_datasets, plan_tier_guards
 from reconciler.plan.diff import plan_mappings
+from reconciler.plan.manifests import plan_manifests
+from reconciler.plan.moves import plan_moves
+from reconciler.plan.release import plan_release
 
 Pass = Callable[[Desired, Observed, Plan], Plan]
 
 # Later passes are appended here in the order they must run.
-PASSES: Sequence[Pass] = ()
+PASSES: Sequence[Pass] = (
+    plan_moves,  # before release: a release waits for whichever action writes its key
+    plan_release,
+    plan_datasets,
+    plan_tier_guards,
+    plan_manifests,  # last: a generated file waits for every action on what it describes
+)
 
 
 def plan(desired: Desired, observed: Observed) -> Plan:
