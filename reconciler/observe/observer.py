@@ -1,12 +1,22 @@
-"""Observe every mapping: list both sides, filter by the mapping's globs, hash local files."""
+"""Observe every mapping: list both sides, filter by the mapping's globs, hash local files.
+
+Memory is what bounds the object count (a million objects must plan in well under
+a KiB each), so each side is held once, as one dict of relative key -> Entry, and
+nothing else grows with the listing: the hash pool sees a bounded window of
+batches, and strings equal on both sides (the relative key, the md5, the S3 ETag
+that is that md5) are one object, not three.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+import gc
+import re
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 
-from reconciler.globs import matches
+from reconciler.globs import compile_glob
 from reconciler.model import Desired, Entry, MappingObservation, MappingSpec, Observed, Problem, S3StoreSpec
 from reconciler.observe.hashing import Hasher
 from reconciler.observe.world import observe_world
@@ -14,18 +24,133 @@ from reconciler.stores.base import Store
 
 ProgressCallback = Callable[[str, int], None]
 
+# A hash task is a batch of files, so a million small (or cached) files cost a few
+# thousand thread hand-offs, not a million; a batch closes early at _BATCH_BYTES so
+# large files still spread over the workers.
+_BATCH_FILES = 128
+_BATCH_BYTES = 16 * 1024 * 1024
 
-def _relative(entries: Iterable[Entry], base: str, spec: MappingSpec) -> list[Entry]:
-    out = []
+
+def _entry(entry: Entry, key: str, size: int, md5: str | None, etag: str | None) -> Entry:
+    # Every field of Entry: cheaper than dataclasses.replace, called once per object per side.
+    return Entry(key, size, md5, entry.mtime_ns, etag)
+
+
+def _union(patterns: Iterable[str]) -> Callable[[str], re.Match[str] | None] | None:
+    """One regex matching where any of the globs matches; None when there are none."""
+    compiled = [compile_glob(p) for p in patterns]
+    if not compiled:
+        return None
+    if len(compiled) == 1:
+        return compiled[0].match
+    return re.compile("|".join(f"(?:{c.pattern})" for c in compiled)).match
+
+
+def _selector(spec: MappingSpec) -> Callable[[str], object]:
+    """globs.matches(rel, spec.include, spec.exclude) as one call, the patterns compiled once per mapping."""
+    include = _union(spec.include)
+    exclude = _union(spec.exclude)
+    if exclude is None:
+        return include or bool
+    if include is None:
+        return lambda rel: exclude(rel) is None
+    return lambda rel: include(rel) is not None and exclude(rel) is None
+
+
+def _relative(
+    entries: Iterable[Entry], base: str, spec: MappingSpec, other: Mapping[str, Entry] | None = None
+) -> dict[str, Entry]:
+    """The selected entries by key relative to `base`; equal keys, sizes and md5s shared with `other`'s."""
+    selected = _selector(spec)
+    skip = len(base)
+    twins = other if other is not None else {}
+    out: dict[str, Entry] = {}
     for entry in entries:
-        rel = entry.key[len(base) :]
-        if rel and matches(rel, spec.include, spec.exclude):
-            out.append(dataclasses.replace(entry, key=rel))
+        rel = entry.key[skip:]
+        if not rel or not selected(rel):
+            continue
+        size, md5, etag = entry.size, entry.md5, entry.etag
+        if etag is not None and etag == md5:
+            etag = md5  # a single-part ETag is the md5: one string
+        twin = twins.get(rel)
+        if twin is not None:
+            rel = twin.key
+            if twin.size == size:
+                size = twin.size
+            if md5 is not None and twin.md5 == md5:
+                md5 = twin.md5
+                if etag == md5:
+                    etag = md5
+        out[rel] = Entry(rel, size, md5, entry.mtime_ns, etag)
     return out
 
 
 def local_base(spec: MappingSpec) -> str:
     return f"{spec.local_path}/" if spec.local_path else ""
+
+
+def _batches(entries: Iterable[Entry]) -> Iterator[list[Entry]]:
+    batch: list[Entry] = []
+    size = 0
+    for entry in entries:
+        if entry.md5 is not None:
+            continue  # known already (a store that lists md5s): nothing to hash
+        batch.append(entry)
+        size += entry.size
+        if len(batch) >= _BATCH_FILES or size >= _BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _hash_into(
+    local: dict[str, Entry],
+    remote: Mapping[str, Entry],
+    store: Store,
+    base: str,
+    hasher: Hasher,
+    pool: ThreadPoolExecutor,
+    workers: int,
+) -> None:
+    """Fill in the md5 of every local entry that lacks one, in place, sharing the string with an equal remote md5."""
+
+    def md5s(batch: list[Entry]) -> list[str]:
+        return [hasher.md5(store, _entry(e, base + e.key, e.size, e.md5, e.etag)) for e in batch]
+
+    def land(batch: list[Entry], future: Future[list[str]]) -> None:
+        for entry, md5 in zip(batch, future.result(), strict=True):
+            twin = remote.get(entry.key)
+            if twin is not None and twin.md5 is not None and twin.md5 == md5:
+                md5 = twin.md5  # equal: keep one string
+            local[entry.key] = _entry(entry, entry.key, entry.size, md5, entry.etag)
+
+    window: deque[tuple[list[Entry], Future[list[str]]]] = deque()
+    # A bounded window: pool.map would queue a future per batch up front. Only existing keys are
+    # written back while the values are iterated, so the dict never changes size under the iterator.
+    for batch in _batches(local.values()):
+        window.append((batch, pool.submit(md5s, batch)))
+        if len(window) >= 2 * workers:
+            land(*window.popleft())
+    while window:
+        land(*window.popleft())
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a listing is turned into entries.
+
+    Entries, keys and md5s form no cycles, so a collection frees nothing of them; but a
+    million new objects trigger about a dozen full collections that each walk all of them
+    (a sixth of observing a million objects). Reference counting still frees everything.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def observe(
@@ -41,30 +166,33 @@ def observe(
     result: dict[str, MappingObservation] = {}
     with ThreadPoolExecutor(max_workers=hash_workers, thread_name_prefix="pixel-hash") as pool:
         for spec in desired.mappings:
-            local_store = stores[spec.local_store]
-            remote_store = stores[spec.s3_store]
-            lbase = local_base(spec)
-            local = _relative(local_store.list(lbase), lbase, spec)
-            # The apply lock is pixel's own bookkeeping, present while apply observes: never data to sync or prune.
-            s3_spec = desired.stores.get(spec.s3_store)
-            lock_key = s3_spec.lock_key if isinstance(s3_spec, S3StoreSpec) else None
-            listed = (e for e in remote_store.list(spec.s3_prefix) if e.key != lock_key)
-            remote = _relative(listed, spec.s3_prefix, spec)
-            if progress:
-                progress("listed", len(local) + len(remote))
-
-            def full(entry: Entry, store: Store = local_store, base: str = lbase) -> Entry:
-                if entry.md5 is not None:
-                    return entry
-                md5 = hasher.md5(store, dataclasses.replace(entry, key=base + entry.key))
-                return dataclasses.replace(entry, md5=md5)
-
-            hashed = list(pool.map(full, local))
-            if progress:
-                progress("hashed", len(hashed))
-            result[spec.name] = MappingObservation(
-                local={e.key: e for e in hashed},
-                remote={e.key: e for e in remote},
-            )
+            with _gc_paused():
+                result[spec.name] = _observe_mapping(desired, stores, spec, hasher, pool, hash_workers, progress)
     # Tiers, dataset sources, generated files and actor orphans: what the later planner passes compare.
     return observe_world(desired, stores, hasher, Observed(mappings=result, problems=tuple(problems)))
+
+
+def _observe_mapping(
+    desired: Desired,
+    stores: Mapping[str, Store],
+    spec: MappingSpec,
+    hasher: Hasher,
+    pool: ThreadPoolExecutor,
+    hash_workers: int,
+    progress: ProgressCallback | None,
+) -> MappingObservation:
+    local_store = stores[spec.local_store]
+    remote_store = stores[spec.s3_store]
+    lbase = local_base(spec)
+    local = _relative(local_store.list(lbase), lbase, spec)
+    # The apply lock is pixel's own bookkeeping, present while apply observes: never data to sync or prune.
+    s3_spec = desired.stores.get(spec.s3_store)
+    lock_key = s3_spec.lock_key if isinstance(s3_spec, S3StoreSpec) else None
+    listed = (e for e in remote_store.list(spec.s3_prefix) if e.key != lock_key)
+    remote = _relative(listed, spec.s3_prefix, spec, local)
+    if progress:
+        progress("listed", len(local) + len(remote))
+    _hash_into(local, remote, local_store, lbase, hasher, pool, hash_workers)
+    if progress:
+        progress("hashed", len(local))
+    return MappingObservation(local=local, remote=remote)

@@ -7,7 +7,9 @@ one finding.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+import operator
+from collections.abc import Iterator, Mapping
 
 from reconciler.model import (
     Action,
@@ -113,17 +115,55 @@ def _differs_reason(src: Entry, dst: Entry) -> str:
     return f"size differs: {src.size} ≠ {dst.size} bytes"
 
 
+def _is_sorted(entries: Mapping[str, Entry]) -> bool:
+    return all(map(operator.lt, entries, itertools.islice(entries, 1, None)))
+
+
+def _pairs(obs: MappingObservation) -> Iterator[tuple[str, Entry | None, Entry | None]]:
+    """(key, local entry, remote entry) for every relative key of either side, in sorted key order.
+
+    Listings usually arrive sorted (S3 lists in key order, and so does a local walk unless a name
+    sorts before "/"): then the two sides are merged as two sorted streams, with no lookups and no
+    list of all the keys. Otherwise the keys are sorted and looked up.
+    """
+    local, remote = obs.local, obs.remote
+    if not (_is_sorted(local) and _is_sorted(remote)):
+        keys = list(local)
+        keys += (k for k in remote if k not in local)
+        keys.sort()
+        for rel in keys:
+            yield rel, local.get(rel), remote.get(rel)
+        return
+    lefts, rights = iter(local.items()), iter(remote.items())
+    left, right = next(lefts, None), next(rights, None)
+    while left is not None and right is not None:
+        if left[0] == right[0]:
+            yield left[0], left[1], right[1]
+            left, right = next(lefts, None), next(rights, None)
+        elif left[0] < right[0]:
+            yield left[0], left[1], None
+            left = next(lefts, None)
+        else:
+            yield right[0], None, right[1]
+            right = next(rights, None)
+    while left is not None:
+        yield left[0], left[1], None
+        left = next(lefts, None)
+    while right is not None:
+        yield right[0], None, right[1]
+        right = next(rights, None)
+
+
 def _plan_mapping(spec: MappingSpec, obs: MappingObservation) -> Iterator[Action | Finding]:
     push = spec.authority is Authority.LOCAL
-    for rel in sorted(obs.local.keys() | obs.remote.keys()):
-        local = obs.local.get(rel)
-        remote = obs.remote.get(rel)
-        if spec.authority is Authority.NONE:
+    report_only = spec.authority is Authority.NONE
+    for rel, local, remote in _pairs(obs):
+        if local is not None and remote is not None and local.md5 is not None and local.md5 == remote.md5:
+            continue  # in sync: the common case, nothing to do whatever the authority
+        if report_only:
             yield from _report_only(spec, rel, local, remote)
             continue
         src, dst = (local, remote) if push else (remote, local)
-        dst_store = spec.s3_store if push else spec.local_store
-        dst_key = _remote_key(spec, rel) if push else _local_key(spec, rel)
         if src is not None and dst is None:
             yield _transfer(spec, rel, src, None, push=push, reason=f"new file ({human_bytes(src.size)})")
         elif src is not None and dst is not None:
@@ -141,6 +181,8 @@ def _plan_mapping(spec: MappingSpec, obs: MappingObservation) -> Iterator[Action
             if push and spec.release_local:
                 # Released local copies leave S3 as the only copy by design: absence is not a deletion.
                 continue
+            dst_store = spec.s3_store if push else spec.local_store
+            dst_key = _remote_key(spec, rel) if push else _local_key(spec, rel)
             if spec.prune:
                 yield _delete(
                     spec, ObjectRef(dst_store, dst_key), dst, f"not in the {side}; {dst_store} is pruned here"

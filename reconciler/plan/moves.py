@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-import networkx as nx
+if TYPE_CHECKING:
+    import networkx as nx
 
 from reconciler.model import (
     TEMP_PREFIX,
@@ -46,16 +48,24 @@ class _Source:
     fate: str  # "deletes" | "overwrites", for the plan's reason text
 
 
-def _vacating(spec: MappingSpec, entries: dict[str, Entry], actions: Iterable[Action]) -> dict[str, list[_Source]]:
-    """Remote keys whose current content this plan destroys, grouped by that content's md5."""
+def _vacating(
+    spec: MappingSpec, remote: Mapping[str, Entry], actions: Iterable[Action]
+) -> dict[str, list[_Source]]:
+    """Remote keys whose current content this plan destroys, grouped by that content's md5.
+
+    `remote` is keyed relative to the mapping's prefix: only the (few) targets are looked up there,
+    rather than re-keying every observed object by its full key.
+    """
     by_md5: dict[str, list[_Source]] = defaultdict(list)
+    prefix = spec.s3_prefix
     for action in actions:
-        if action.target.store != spec.s3_store:
+        key = action.target.key
+        if action.target.store != spec.s3_store or not key.startswith(prefix):
             continue
         destroys = action.kind is ActionKind.DELETE or (
             action.kind is ActionKind.UPLOAD and action.change is Change.UPDATE
         )
-        entry = entries.get(action.target.key)
+        entry = remote.get(key[len(prefix) :])
         if destroys and entry is not None and entry.md5 is not None:
             fate = "deletes" if action.kind is ActionKind.DELETE else "overwrites"
             by_md5[entry.md5].append(_Source(action.target.key, entry, action.id, fate))
@@ -90,6 +100,11 @@ def _break_cycles(
     actions: dict[str, Action], edges: set[tuple[str, str]], reads: dict[str, str], destroyer: dict[str, str]
 ) -> None:
     """Route one move of each cycle through a temporary key until the move edges form a DAG."""
+    if not edges:
+        return
+    # networkx costs a tenth of a second to import: only plans with moves pay it, not every no-op plan.
+    import networkx as nx
+
     while True:
         graph: nx.DiGraph[str] = nx.DiGraph()
         graph.add_edges_from(edges)
@@ -137,9 +152,8 @@ def plan_moves(desired: Desired, observed: Observed, plan: Plan) -> Plan:
         obs = observed.mappings.get(spec.name)
         if obs is None or spec.authority is not Authority.LOCAL:
             continue
-        entries = {spec.s3_prefix + rel: e for rel, e in obs.remote.items()}
         mine = [a for a in (actions[renamed.get(i, i)] for i in order) if a.mapping == spec.name]
-        vacating = _vacating(spec, entries, mine)
+        vacating = _vacating(spec, obs.remote, mine)
         if not vacating:
             continue
         reads: dict[str, str] = {}

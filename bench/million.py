@@ -1,0 +1,290 @@
+"""The "1M-object plan" row: wall time and peak RSS per object of observing and planning a million objects.
+
+One mapping (local `staging:raw` -> `pixel-data:datasets/gdrive/raw/`, authority local, prune true,
+include `**/*.jsonl`) holds `n` files on both sides. Keys share prefixes the way the real bucket's do
+(`datasets/gdrive/raw/cat{i % 100}/shard{i // 1000}/file{i}.jsonl`); a seeded random `changed`
+fraction of the S3 objects holds other content (another md5), so the plan is about `n * changed`
+updates and nothing else.
+
+What runs, and what does not (so the numbers mean what they say):
+
+- Observation is the real `reconciler.observe.observe` (listing, glob filtering, keys made relative,
+  the hash pool, the per-mapping dicts, `observe_world`) and planning is the real
+  `reconciler.plan.plan` with every pass.
+- The two stores are in memory, but they are *listings*, not `MemoryStore`s: each `list()` is a
+  generator that yields, in S3's sorted key order, exactly the `Entry` objects the real store would
+  (`LocalStore`: md5 unknown, `etag` = "size-mtime_ns" version token; `S3Store`: md5 from the ETag,
+  `mtime_ns` from LastModified). A `MemoryStore` keeps every object's bytes, ETag and full key in
+  its own dict, which the real disk and the real bucket do not cost pixel: measured once at
+  n=200,000, two filled `MemoryStore`s alone held 680 B per object, more than the whole observation
+  and plan above them. Counting that would measure the test double, not pixel. Generating the
+  listings costs wall time as a real listing does; the child times it alone too (`listing_seconds`).
+- Local md5s come from a stand-in for a warm hash cache (the md5 of the key, no file read, no
+  SQLite). Hashing and the hash cache have their own benchmark rows; here every local file still
+  goes through the observer's hash pool like a real one.
+- Everything runs in a fresh child process, so `ru_maxrss` (the peak resident set, KiB on Linux)
+  belongs to this measurement alone. Two per-object figures are reported, named for what they are:
+  `rss_bytes_per_object` = (peak RSS - RSS after imports) / n, what the objects cost, and
+  `peak_rss_bytes_per_object` = peak RSS / n, interpreter and imports included.
+
+    python -m bench.million [--n N] [--changed F] [--seed S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import BinaryIO
+
+from reconciler.model import Entry
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_N = 1_000_000
+DEFAULT_CHANGED = 0.01
+DEFAULT_SEED = 1
+TARGET_BYTES_PER_OBJECT = 1024
+TARGET_SECONDS = 20.0
+
+LOCAL_PATH = "raw"
+S3_PREFIX = "datasets/gdrive/raw/"
+BASE_MTIME_NS = 1_700_000_000_000_000_000
+
+
+def run_million(n: int = DEFAULT_N, changed: float = DEFAULT_CHANGED, seed: int = DEFAULT_SEED) -> dict[str, float]:
+    """Observe and plan `n` objects in a fresh child process; its measurements.
+
+    Keys: objects, actions, seconds (observe + plan), observe_seconds, plan_seconds, peak_rss_mib,
+    baseline_rss_mib (after imports, before any object exists), rss_bytes_per_object
+    ((peak - baseline) / n) and peak_rss_bytes_per_object (peak / n).
+    """
+    argv = [sys.executable, "-m", "bench.million", "--child", "--n", str(n), "--changed", repr(changed)]
+    argv += ["--seed", str(seed)]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench.million child exited {done.returncode}: {done.stderr.strip()[-2000:]}")
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"bench.million child printed no result: {done.stdout.strip()[-2000:]}")
+    result: dict[str, float] = json.loads(lines[-1])
+    return result
+
+
+# --- the child ------------------------------------------------------------------------------------
+
+
+def _rss_now() -> int:
+    """Current resident set in bytes (Linux /proc; falls back to the peak elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return _rss_peak()
+
+
+def _rss_peak() -> int:
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
+
+
+def _sorted_indices(n: int) -> Iterator[int]:
+    """Object numbers in the lexicographic order of their keys, as an S3 listing returns them.
+
+    Within `cat{c}/shard{s}/file{i}.jsonl`, '/' and '.' sort before every digit, so the key order is
+    the string order of c, then of s, then of i: no list of a million keys to sort.
+    """
+    shards = (n + 999) // 1000
+    for c in sorted(range(min(n, 100)), key=str):
+        for s in sorted(range(shards), key=str):
+            first = s * 1000 + (c - s * 1000) % 100
+            yield from sorted(range(first, min(n, s * 1000 + 1000), 100), key=str)
+
+
+def _rel(i: int) -> str:
+    return f"cat{i % 100}/shard{i // 1000}/file{i}.jsonl"
+
+
+def _size(i: int) -> int:
+    return 1_000 + (i * 7_919) % 250_000
+
+
+def _content_md5(rel: str, version: int = 0) -> str:
+    # The md5 of the object's content; content is a function of the key (and a version for changed ones).
+    return hashlib.md5(f"{rel}#{version}".encode()).hexdigest()
+
+
+class _Listing:
+    """A store that can only list: the real stores' `Entry` objects, generated in key order."""
+
+    def __init__(self, name: str, n: int, changed: frozenset[int], *, s3: bool) -> None:
+        self.name = name
+        self._n = n
+        self._changed = changed
+        self._s3 = s3
+
+    def list(self, prefix: str) -> Iterator[Entry]:
+        base = S3_PREFIX if self._s3 else f"{LOCAL_PATH}/"
+        if not (base.startswith(prefix) or prefix.startswith(base)):
+            return
+        for i in _sorted_indices(self._n):
+            rel = _rel(i)
+            key = base + rel
+            if not key.startswith(prefix):
+                continue
+            size = _size(i)
+            if self._s3:
+                etag = _content_md5(rel, 1 if i in self._changed else 0)
+                # S3Store.list: md5_from_etag(etag) lower-cases (a new string); LastModified in whole seconds.
+                mtime_ns = int((BASE_MTIME_NS // 1_000_000_000 + 3_600 + i) * 1e9)
+                yield Entry(key, size, etag.lower(), mtime_ns, etag)
+            else:
+                # LocalStore.list: md5 unknown until hashed, etag is the size-mtime version token.
+                mtime_ns = BASE_MTIME_NS + i * 1_000_003
+                yield Entry(key, size, None, mtime_ns, f"{size}-{mtime_ns}")
+
+    def stat(self, key: str) -> Entry | None:
+        return None
+
+    def open(self, key: str) -> AbstractContextManager[BinaryIO]:
+        raise NotImplementedError("a listing holds no bytes")
+
+    def write(self, key: str, source: object, **kwargs: object) -> Entry:
+        raise NotImplementedError("the benchmark only plans")
+
+    def copy(self, src_key: str, dst_key: str, **kwargs: object) -> Entry:
+        raise NotImplementedError("the benchmark only plans")
+
+    def delete(self, key: str, **kwargs: object) -> None:
+        raise NotImplementedError("the benchmark only plans")
+
+
+class _WarmCache:
+    """Hasher stand-in for a warm hash cache: every local file's md5 is already known."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def md5(self, store: object, entry: Entry) -> str:
+        self.calls += 1
+        return _content_md5(entry.key[len(LOCAL_PATH) + 1 :])
+
+
+def _child(n: int, changed: float, seed: int) -> dict[str, float]:
+    import gc
+    import random
+
+    from reconciler.model import Authority, Desired, LocalStoreSpec, MappingSpec, S3StoreSpec
+    from reconciler.observe import observer
+    from reconciler.plan.planner import plan
+
+    # Sample before the baseline: the changed set is the benchmark's input, not the planner's cost.
+    changed_set = frozenset(random.Random(seed).sample(range(n), round(n * changed)))
+    desired = Desired(
+        stores={
+            "staging": LocalStoreSpec(name="staging", root="/nonexistent/staging"),
+            "pixel-data": S3StoreSpec(name="pixel-data", bucket="pixel-data"),
+        },
+        mappings=(
+            MappingSpec(
+                name="raw",
+                local_store="staging",
+                local_path=LOCAL_PATH,
+                s3_store="pixel-data",
+                s3_prefix=S3_PREFIX,
+                include=("**/*.jsonl",),
+                authority=Authority.LOCAL,
+                prune=True,
+            ),
+        ),
+    )
+    stores = {
+        "staging": _Listing("staging", n, changed_set, s3=False),
+        "pixel-data": _Listing("pixel-data", n, changed_set, s3=True),
+    }
+    hasher = _WarmCache()
+    gc.collect()
+    baseline = max(_rss_now(), 1)
+
+    cpu = time.process_time()
+    start = time.perf_counter()
+    observed = observer.observe(desired, stores, hasher)  # type: ignore[arg-type]
+    observed_at = time.perf_counter()
+    result = plan(desired, observed)
+    planned_at = time.perf_counter()
+    cpu = time.process_time() - cpu
+
+    peak = _rss_peak()
+    # The stand-in stores' own share of observe_seconds: their listings generated and dropped.
+    listing = time.perf_counter()
+    for store, prefix in ((stores["staging"], f"{LOCAL_PATH}/"), (stores["pixel-data"], S3_PREFIX)):
+        for _ in store.list(prefix):
+            pass
+    listing = time.perf_counter() - listing
+    obs = observed.mappings["raw"]
+    if len(obs.local) != n or len(obs.remote) != n or hasher.calls != n:
+        raise AssertionError(f"observed {len(obs.local)} local / {len(obs.remote)} remote, hashed {hasher.calls}")
+    return {
+        "objects": n,
+        "changed": len(changed_set),
+        "actions": len(result.actions),
+        "findings": len(result.findings),
+        "seconds": round(planned_at - start, 3),
+        "observe_seconds": round(observed_at - start, 3),
+        "plan_seconds": round(planned_at - observed_at, 3),
+        "listing_seconds": round(listing, 3),  # part of observe_seconds: the stand-in stores generating entries
+        "cpu_seconds": round(cpu, 3),  # all threads; well below `seconds` means the machine was busy
+        "peak_rss_mib": round(peak / 2**20, 1),
+        "baseline_rss_mib": round(baseline / 2**20, 1),
+        "rss_bytes_per_object": round((peak - baseline) / n, 1),
+        "peak_rss_bytes_per_object": round(peak / n, 1),
+    }
+
+
+def _show(result: dict[str, float]) -> str:
+    n = int(result["objects"])
+    per = result["rss_bytes_per_object"]
+    ok = per <= TARGET_BYTES_PER_OBJECT and result["seconds"] <= TARGET_SECONDS * n / DEFAULT_N
+    return "\n".join(
+        [
+            f"1M-object plan: {n:,} objects, {int(result['changed']):,} changed -> {int(result['actions']):,} actions",
+            f"  wall      {result['seconds']:.2f} s  (observe {result['observe_seconds']:.2f} s"
+            f" + plan {result['plan_seconds']:.2f} s; {result['cpu_seconds']:.2f} s of CPU)",
+            f"            of which {result['listing_seconds']:.2f} s is the stand-in stores generating their listings",
+            f"  peak RSS  {result['peak_rss_mib']:.1f} MiB  (after imports {result['baseline_rss_mib']:.1f} MiB)",
+            f"  per object  {per:.0f} B above the post-import baseline,"
+            f" {result['peak_rss_bytes_per_object']:.0f} B of the whole peak",
+            f"  target    <= {TARGET_BYTES_PER_OBJECT} B/object and <= {TARGET_SECONDS:.0f} s per million:"
+            f" {'met' if ok else 'NOT met'}",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.million", description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=DEFAULT_N, help="objects on each side (default 1,000,000)")
+    parser.add_argument("--changed", type=float, default=DEFAULT_CHANGED, help="fraction whose md5 differs")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(_child(args.n, args.changed, args.seed)), flush=True)
+        return 0
+    result = run_million(args.n, args.changed, args.seed)
+    print(json.dumps(result) if args.json else _show(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
