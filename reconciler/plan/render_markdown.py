@@ -13,11 +13,10 @@ under two seconds.
 from __future__ import annotations
 
 import html
-import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from reconciler.model import Action, ActionKind, Change, Desired, Finding, FindingKind, ObjectRef, Plan
+from reconciler.model import Action, Change, Desired, Finding, FindingKind, ObjectRef, Plan
 from reconciler.plan.render import SYMBOL, group_by_mapping, heading, target_text
 from reconciler.plan.summary import Tally, summary_line, tally
 from reconciler.units import human_bytes
@@ -219,49 +218,3 @@ def render_markdown(plan: Plan, desired: Desired | None = None, *, max_chars: in
         text = text[: max_chars - len(note) - 1] + note
     return text
 
-
-def synthetic_plan(n: int) -> Plan:
-    """`n` actions over a few mappings and prefixes, deletes included: the shape of a large real plan."""
-    kinds = (
-        (ActionKind.UPLOAD, Change.CREATE),
-        (ActionKind.UPLOAD, Change.UPDATE),
-        (ActionKind.COPY, Change.CREATE),
-        (ActionKind.DELETE, Change.DELETE),
-    )
-    actions = []
-    for i in range(n):
-        kind, change = kinds[i % len(kinds)]
-        mapping = f"mapping-{i % 7}"
-        key = f"datasets/gdrive/raw/part-{i % 13:02d}/shard-{i:07d}.jsonl"
-        actions.append(
-            Action(
-                id=f"{kind.value}:s3:{key}",
-                kind=kind,
-                change=change,
-                mapping=mapping,
-                target=ObjectRef("s3", key),
-                reason="synthetic",
-                source=ObjectRef("disk", key) if kind is ActionKind.UPLOAD else None,
-                size=1_000 + i,
-            )
-        )
-    findings = tuple(
-        Finding(FindingKind.ORPHAN, "mapping-0", f"orphan-{i}.jpg", "no manifest lists it") for i in range(n // 100)
-    )
-    return Plan(actions=tuple(actions), edges=(), findings=findings)
-
-
-def bench_markdown(n: int = 200_000) -> tuple[float, int]:
-    """Render a synthetic `n`-action plan as markdown: (seconds, characters). For the benchmark harness."""
-    plan = synthetic_plan(n)
-    start = time.perf_counter()
-    text = render_markdown(plan)
-    return time.perf_counter() - start, len(text)
-
-
-def bench_markdown_200k() -> float:
-    """Seconds to render the 200,000-action synthetic plan as markdown; raises if the comment exceeds MAX_CHARS."""
-    seconds, chars = bench_markdown(200_000)
-    if chars >= MAX_CHARS:
-        raise AssertionError(f"markdown of 200,000 actions is {chars:,} characters, over {MAX_CHARS:,}")
-    return seconds

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import pytest
 
+from bench.render_bench import synthetic_plan
 from reconciler.model import ActionKind, Change, Plan
-from reconciler.plan.render_markdown import MAX_CHARS, bench_markdown, render_markdown, synthetic_plan
+from reconciler.plan.render_markdown import MAX_CHARS, render_markdown
 from tests.unit.plan.fixed_plan import check_golden, fixed_desired, fixed_plan
 
 
@@ -70,12 +70,9 @@ def test_keys_with_backticks_cannot_break_out_of_the_code_block() -> None:
     assert "```evil" not in text and "'''evil" in text
 
 
-def test_200k_actions_render_under_the_cap_in_under_two_seconds() -> None:
-    start = time.perf_counter()
-    seconds, chars = bench_markdown(200_000)
-    assert chars < MAX_CHARS
-    assert seconds < 2.0, f"rendering took {seconds:.2f} s"
-    assert time.perf_counter() - start < 10  # building the synthetic plan included
+def test_200k_actions_render_under_the_cap() -> None:
+    # How fast is measured by `make bench` (bench/render_bench.py), not asserted here.
+    assert len(render_markdown(synthetic_plan(200_000))) < MAX_CHARS
 
 
 def test_synthetic_plan_has_every_kind_the_benchmark_claims() -> None:

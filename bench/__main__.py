@@ -1,0 +1,328 @@
+"""`make bench`: pixel against aws s3 sync and rclone on one throwaway SeaweedFS, in one run.
+
+    python -m bench [--runs 3] [--tools pixel,aws,rclone] [--small 10000] [--big 5] [--big-mib 64]
+
+Cases, per tool and run, each on a fresh bucket and a freshly generated (seeded) tree:
+initial upload; no-op with a cold hash cache and a warm one; 100 same-size edits
+(mtime moves) synced; 100 same-size edits with the mtime restored (which tools
+catch them). Beside them: the floor (stat every file + the fastest raw listing),
+a 200,000-action markdown render and a 1,000,000-object plan. Prints a table of
+medians and writes every figure to bench/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from bench import dataset
+from bench.measure import Run, run
+from bench.tools import AwsCli, Pixel, Rclone, Target
+from reconciler.dev.seaweed import SeaweedServer
+
+HERE = Path(__file__).resolve().parent
+
+
+class Tool(Protocol):
+    name: str
+
+    def available(self) -> bool: ...
+    def version(self) -> str: ...
+    def upload(self, t: Target) -> Run: ...
+    def noop(self, t: Target, *, cold: bool) -> Run: ...
+    def sync(self, t: Target) -> Run: ...
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def listed_etags(server: SeaweedServer, bucket: str, prefix: str) -> dict[str, str]:
+    client = server.client()
+    etags: dict[str, str] = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            etags[obj["Key"][len(prefix) :]] = obj["ETag"].strip('"')
+    return etags
+
+
+def caught(server: SeaweedServer, t: Target, edited: dict[str, str]) -> int:
+    """How many edited files S3 now holds with their new content (small files: the ETag is the md5)."""
+    etags = listed_etags(server, t.bucket, t.prefix)
+    return sum(etags.get(rel) == md5 for rel, md5 in edited.items())
+
+
+def one_tool(server: SeaweedServer, tool: Tool, shape: dataset.Shape, work: Path, run_no: int) -> dict[str, Any]:
+    slug = tool.name.split()[0].lower()
+    root = work / f"{slug}-{run_no}"
+    shutil.rmtree(root, ignore_errors=True)
+    src = root / "data"
+    src.mkdir(parents=True)
+    dataset.generate(src, shape)
+    bucket = server.create_bucket(f"bench-{slug}-{run_no}-{uuid.uuid4().hex[:6]}")
+    t = Target(
+        src=src, bucket=bucket, prefix="bench/data/", endpoint=server.endpoint, env=server.child_env(), work=root
+    )
+    out: dict[str, Any] = {"tool": tool.name, "run": run_no}
+    try:
+        up = tool.upload(t)
+        stored = len(listed_etags(server, bucket, t.prefix))
+        if stored != shape.objects:
+            raise RuntimeError(f"{tool.name} uploaded {stored} objects, expected {shape.objects}")
+        out["upload"] = {"seconds": up.seconds, "rss_mib": up.peak_rss_mib, "objects_per_s": shape.objects / up.seconds}
+        cold = tool.noop(t, cold=True)
+        out["noop_cold"] = {"seconds": cold.seconds, "rss_mib": cold.peak_rss_mib}
+        if isinstance(tool, Pixel):
+            warm = tool.noop(t, cold=False)  # the cold run above filled nothing: this one fills the cache
+            warm = tool.noop(t, cold=False)
+            out["noop_warm"] = {"seconds": warm.seconds, "rss_mib": warm.peak_rss_mib}
+            out["files_read"] = {"cold": tool.files_read[-3], "warm": tool.files_read[-1]}
+            floor = run(
+                [sys.executable, "-m", "bench.floor", str(src), server.endpoint, bucket, t.prefix],
+                env=t.env,
+                cwd=HERE.parent,
+            )
+            files, objects, _ = floor.stdout.split()
+            out["floor"] = {
+                "seconds": floor.seconds,
+                "rss_mib": floor.peak_rss_mib,
+                "files": int(files),
+                "objects": int(objects),
+            }
+        edited = dataset.edit_same_size(src, shape, count=shape.edits, restore_mtime=False, salt=1)
+        synced = tool.sync(t)
+        out["edits"] = {"seconds": synced.seconds, "rss_mib": synced.peak_rss_mib, "caught": caught(server, t, edited)}
+        restored = dataset.edit_same_size(src, shape, count=shape.edits, restore_mtime=True, salt=2)
+        synced = tool.sync(t)
+        out["edits_mtime_restored"] = {
+            "seconds": synced.seconds,
+            "rss_mib": synced.peak_rss_mib,
+            "caught": caught(server, t, restored),
+        }
+    finally:
+        server.delete_bucket(bucket)
+        shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def markdown_row() -> dict[str, Any]:
+    script = "from bench.render_bench import main; main()"
+    result = run([sys.executable, "-c", script], env=dict(os.environ), cwd=HERE.parent)
+    return dict(json.loads(result.stdout))
+
+
+def million_row(n: int) -> dict[str, Any]:
+    from bench.million import run_million
+
+    return dict(run_million(n))
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def summarise(per_run: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """{tool: {case: {metric: median over runs}}}."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for record in per_run:
+        tool = out.setdefault(record["tool"], {})
+        for case, metrics in record.items():
+            if isinstance(metrics, dict):
+                for metric, value in metrics.items():
+                    if isinstance(value, int | float):
+                        tool.setdefault(case, {}).setdefault(metric, []).append(value)  # type: ignore[arg-type]
+    return {
+        tool: {case: {m: median(v) for m, v in metrics.items()} for case, metrics in cases.items()}  # type: ignore[arg-type]
+        for tool, cases in out.items()
+    }
+
+
+def table(summary: dict[str, Any], extra: dict[str, Any], shape: dataset.Shape, runs: int) -> str:
+    lines: list[str] = []
+    add = lines.append
+    mib = (shape.small_files * 4.5 * 1024 + shape.big_files * shape.big_size) / 2**20
+    add(f"pixel benchmark: {shape.objects:,} files (~{mib:,.0f} MiB), median of {runs} run(s), SeaweedFS on loopback")
+    add("")
+    add(f"| {'case':<44} | {'tool':<16} | {'median s':>9} | {'peak RSS MiB':>12} | {'objects/s':>9} | {'found':>7} |")
+    add(f"|{'-' * 46}|{'-' * 18}|{'-' * 11}|{'-' * 14}|{'-' * 11}|{'-' * 9}|")
+
+    def row(case: str, tool: str, m: dict[str, float] | None, *, rate: bool = False, found: str = "") -> None:
+        if m is None:
+            return
+        r = f"{m['objects_per_s']:,.0f}" if rate else ""
+        add(f"| {case:<44} | {tool:<16} | {m['seconds']:>9.2f} | {m['rss_mib']:>12.0f} | {r:>9} | {found:>7} |")
+
+    names = {"pixel": "pixel apply", "aws s3 sync": "aws s3 sync", "rclone": "rclone copy"}
+    for tool, cases in summary.items():
+        row("initial upload", names.get(tool, tool), cases.get("upload"), rate=True)
+    noop_names = {"pixel": "pixel plan", "aws s3 sync": "aws sync --dryrun", "rclone": "rclone check"}
+    for tool, cases in summary.items():
+        label = "no-op, cold hash cache" if tool == "pixel" else "no-op"
+        reads = cases.get("files_read", {})
+        row(
+            label,
+            noop_names.get(tool, tool),
+            cases.get("noop_cold"),
+            found=f"{reads.get('cold', 0):.0f} rd" if reads else "",
+        )
+    pixel = summary.get("pixel", {})
+    reads = pixel.get("files_read", {})
+    row("no-op, warm hash cache", "pixel plan", pixel.get("noop_warm"), found=f"{reads.get('warm', 0):.0f} rd")
+    row("floor: scandir + raw ListObjectsV2 (ET)", "python, no boto3", pixel.get("floor"))
+    sync_names = {"pixel": "pixel apply", "aws s3 sync": "aws s3 sync", "rclone": "rclone sync"}
+    for case, label in (
+        ("edits", f"{shape.edits} same-size edits, mtime moves"),
+        ("edits_mtime_restored", f"{shape.edits} same-size edits, mtime restored"),
+    ):
+        for tool, cases in summary.items():
+            m = cases.get(case)
+            if m is not None:
+                row(label, sync_names.get(tool, tool), m, found=f"{m['caught']:.0f}/{shape.edits}")
+    md = extra.get("markdown")
+    if md:
+        row("markdown of 200,000 actions", "render_markdown", md, found=f"{md['chars'] / 1000:.0f}k ch")
+    mil = extra.get("million")
+    if mil:
+        per = f"{mil['rss_bytes_per_object']:.0f} B/o"
+        row("plan of 1,000,000 objects (1% changed)", "plan()", {**mil, "rss_mib": mil["peak_rss_mib"]}, found=per)
+    add("")
+    add("Targets (ratios from this run):")
+    for line in targets(summary, extra, shape.edits):
+        add(f"  {line}")
+    return "\n".join(lines)
+
+
+def targets(summary: dict[str, Any], extra: dict[str, Any], edits: int) -> list[str]:
+    out: list[str] = []
+    pixel = summary.get("pixel", {})
+    warm = pixel.get("noop_warm", {}).get("seconds")
+    cold = pixel.get("noop_cold", {}).get("seconds")
+    floor = pixel.get("floor", {}).get("seconds")
+
+    def check(label: str, value: float | None, limit: float, *, at_least: bool = False, unit: str = "x") -> None:
+        if value is None:
+            out.append(f"[n/a ] {label}: not measured (peer not installed? `make bench-peers`)")
+            return
+        ok = value >= limit if at_least else value <= limit
+        sign = ">=" if at_least else "<="
+        out.append(f"[{'met ' if ok else 'MISS'}] {label}: {value:.2f}{unit} (target {sign} {limit}{unit})")
+
+    def peer(tool: str, case: str, metric: str = "seconds") -> float | None:
+        value = summary.get(tool, {}).get(case, {}).get(metric)
+        return float(value) if value is not None else None
+
+    rc, aw = peer("rclone", "noop_cold"), peer("aws s3 sync", "noop_cold")
+    check("no-op warm / rclone check", warm / rc if warm and rc else None, 0.5)
+    check("no-op warm / aws s3 sync --dryrun", warm / aw if warm and aw else None, 0.25)
+    check("no-op warm / floor", warm / floor if warm and floor else None, 2.0)
+    check("no-op cold / warm (hash cache pays)", cold / warm if cold and warm else None, 5.0, at_least=True)
+    reads = pixel.get("files_read", {})
+    if reads:
+        check("files read by the warm no-op", reads.get("warm"), 0, unit="")
+    up = peer("pixel", "upload", "objects_per_s")
+    rcu, awu = peer("rclone", "upload", "objects_per_s"), peer("aws s3 sync", "upload", "objects_per_s")
+    check("upload objects/s / rclone", up / rcu if up and rcu else None, 1.0, at_least=True)
+    check("upload objects/s / aws s3 sync", up / awu if up and awu else None, 2.5, at_least=True)
+    found = peer("pixel", "edits_mtime_restored", "caught")
+    peers = ", ".join(
+        f"{tool}: {cases['edits_mtime_restored']['caught']:.0f}"
+        for tool, cases in summary.items()
+        if tool != "pixel" and "edits_mtime_restored" in cases
+    )
+    check(f"edits with mtime restored found by pixel (peers: {peers or 'n/a'})", found, edits, at_least=True, unit="")
+    md = extra.get("markdown")
+    if md:
+        check("markdown of 200,000 actions, seconds", md["seconds"], 2.0, unit=" s")
+        check("markdown of 200,000 actions, characters", md["chars"], 65_000, unit="")
+    mil = extra.get("million")
+    if mil:
+        check("1M-object plan, seconds", mil["seconds"], 20.0, unit=" s")
+        check("1M-object plan, peak RSS bytes per object", mil["rss_bytes_per_object"], 1024, unit=" B")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--tools", default="pixel,aws,rclone", help="comma-separated subset of pixel,aws,rclone")
+    parser.add_argument("--small", type=int, default=10_000, help="small files (1-8 KiB)")
+    parser.add_argument("--big", type=int, default=5, help="big files")
+    parser.add_argument("--big-mib", type=int, default=64)
+    parser.add_argument("--edits", type=int, default=100, help="same-size edits per edit case")
+    parser.add_argument("--million", type=int, default=1_000_000, help="objects in the synthetic plan (0: skip)")
+    parser.add_argument("--no-markdown", action="store_true", help="skip the 200,000-action markdown row")
+    parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    parser.add_argument("--work", type=Path, default=HERE / ".work")
+    args = parser.parse_args(argv)
+
+    shape = dataset.Shape(
+        small_files=args.small, big_files=args.big, big_size=args.big_mib * dataset.MIB, edits=args.edits
+    )
+    wanted = set(args.tools.split(","))
+    all_tools: list[Tool] = [Pixel(), AwsCli(), Rclone()]
+    keys = {"pixel": "pixel", "aws s3 sync": "aws", "rclone": "rclone"}
+    tools = [t for t in all_tools if keys[t.name] in wanted]
+    missing = [t.name for t in tools if not t.available()]
+    tools = [t for t in tools if t.available()]
+    if missing:
+        say(f"not installed, skipped: {', '.join(missing)} (`make bench-peers` installs them)")
+    versions = {t.name: t.version() for t in tools}
+    say(f"tools: {versions}")
+
+    per_run: list[dict[str, Any]] = []
+    args.work.mkdir(parents=True, exist_ok=True)
+    with SeaweedServer(volume_size_limit_mb=256) as server:
+        say(f"SeaweedFS at {server.endpoint}")
+        for run_no in range(1, args.runs + 1):
+            for tool in tools:
+                say(f"run {run_no}/{args.runs}: {tool.name} ...")
+                record = one_tool(server, tool, shape, args.work, run_no)
+                per_run.append(record)
+                say("  " + json.dumps({k: v for k, v in record.items() if isinstance(v, dict)}, default=str)[:400])
+    extra: dict[str, Any] = {}
+    if not args.no_markdown:
+        say("markdown render of 200,000 actions ...")
+        extra["markdown"] = markdown_row()
+    if args.million:
+        say(f"plan of {args.million:,} objects ...")
+        extra["million"] = million_row(args.million)
+    summary = summarise(per_run)
+    text = table(summary, extra, shape, args.runs)
+    print(text)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout
+    args.out.write_text(
+        json.dumps(
+            {
+                "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                "commit": commit.strip(),
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "shape": {"small_files": shape.small_files, "big_files": shape.big_files, "big_mib": args.big_mib},
+                "tools": versions,
+                "runs": per_run,
+                "medians": summary,
+                "extra": extra,
+                "targets": targets(summary, extra, shape.edits),
+                "table": text,
+            },
+            indent=2,
+            sort_keys=True,
+        )
+        + "\n"
+    )
+    say(f"written {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""`make bench` end to end on a tiny dataset: every case runs, the figures land in results.json, the table prints.
+
+How fast pixel is gets measured by the real run; here only that the harness measures what it says.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.measure import run
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_bench_runs_every_case_for_pixel_and_writes_results(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    argv = [sys.executable, "-m", "bench", "--runs", "1", "--tools", "pixel", "--small", "60", "--big", "1"]
+    argv += ["--big-mib", "1", "--edits", "10", "--million", "2000", "--out", str(out), "--work", str(tmp_path / "w")]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    pixel = results["medians"]["pixel"]
+    assert pixel["upload"]["objects_per_s"] > 0
+    # The warm no-op reads no file content; the cold one hashes every file (60 small + 1 big).
+    assert pixel["files_read"] == {"cold": 61, "warm": 0}
+    # Every same-size edit reaches S3, the ones whose mtime was put back included.
+    assert pixel["edits"]["caught"] == 10
+    assert pixel["edits_mtime_restored"]["caught"] == 10
+    assert (pixel["floor"]["files"], pixel["floor"]["objects"]) == (61, 61)  # stat-ed, listed
+    assert results["extra"]["million"]["actions"] == 20  # 1% of 2,000 objects changed
+    assert "| initial upload" in done.stdout and "Targets (ratios from this run):" in done.stdout
+
+
+def test_measure_reports_the_childs_own_peak_not_the_harness(tmp_path: Path) -> None:
+    grow = "x = bytearray(64 * 1024 * 1024); x[::4096] = b'1' * len(x[::4096])"
+    small = run([sys.executable, "-c", "pass"], env={"PATH": "/usr/bin:/bin"})
+    big = run([sys.executable, "-c", grow], env={"PATH": "/usr/bin:/bin"})
+    assert small.peak_rss_mib < 40  # a bare interpreter, whatever this test process holds
+    assert big.peak_rss_mib > small.peak_rss_mib + 60
