@@ -5,25 +5,58 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
 
 _SECRET_KEYS = re.compile(r"secret|token|password|credential|authorization|signature|access_key", re.I)
+# A credential-like name, the separator text, JSON, a header line, a query string or the repr of a
+# header dict puts after it (`name=v`, `name = v`, `"name": "v"`, `'Name': b'v'`), then its value:
+# up to the closing quote when quoted, else up to a space, quote or delimiter.
+_SECRET_NAME = (
+    r"aws[_-]secret[_-]access[_-]key|secret[_-]?access[_-]?key|aws[_-]session[_-]token|session[_-]?token"
+    r"|aws[_-]security[_-]token|x-amz-security-token|security[_-]?token|x-amz-signature|x-amz-credential|signature"
+)
+_SEPARATOR = r"""(?P<sep>["']?\s*[=:]\s*(?:b?["'])?)"""
 _SECRET_VALUES = re.compile(
-    r"(aws_secret_access_key|aws_session_token|x-amz-security-token|signature|authorization)([=:]\s*)\S+",
+    rf"""(?P<name>{_SECRET_NAME})(?![\w-]){_SEPARATOR}(?P<value>(?<=["'])[^"'\r\n]*|[^\s"'&,;}}\])]+)""",
     re.I,
 )
+# An Authorization header's value has spaces (`AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...`):
+# all of it goes, up to the closing quote or the end of the line.
+_AUTHORIZATION = re.compile(rf"""(?P<name>authorization)(?![\w-]){_SEPARATOR}(?P<value>[^"'\r\n]+)""", re.I)
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def mask(text: str) -> str:
+    """`text` with every credential-looking value replaced by [redacted]."""
+    text = _AUTHORIZATION.sub(r"\g<name>\g<sep>[redacted]", text)
+    return _SECRET_VALUES.sub(r"\g<name>\g<sep>[redacted]", text)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, Mapping):
+        return {k: "[redacted]" if _SECRET_KEYS.search(str(k)) else _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_scrub(v) for v in value]
+    # Anything else (an exception, a request object) is rendered with str() or repr(): mask that text.
+    text = str(value)
+    masked = mask(text)
+    return value if masked == text else masked
 
 
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Drop fields named like credentials and mask credential-looking text in the rest."""
+    """Drop fields named like credentials and mask credential-looking text in the rest, nested ones too."""
     for key in list(event):
         if _SECRET_KEYS.search(key):
             event[key] = "[redacted]"
-        elif isinstance(event[key], str):
-            event[key] = _SECRET_VALUES.sub(r"\1\2[redacted]", event[key])
+        else:
+            event[key] = _scrub(event[key])
     return event
 
 

@@ -154,6 +154,10 @@ def _pairs(obs: MappingObservation) -> Iterator[tuple[str, Entry | None, Entry |
         right = next(rights, None)
 
 
+def _safe_local_key(rel: str) -> bool:
+    return not rel.startswith("/") and "\0" not in rel and ".." not in rel.split("/")
+
+
 def _plan_mapping(spec: MappingSpec, obs: MappingObservation) -> Iterator[Action | Finding]:
     push = spec.authority is Authority.LOCAL
     report_only = spec.authority is Authority.NONE
@@ -162,6 +166,15 @@ def _plan_mapping(spec: MappingSpec, obs: MappingObservation) -> Iterator[Action
             continue  # in sync: the common case, nothing to do whatever the authority
         if report_only:
             yield from _report_only(spec, rel, local, remote)
+            continue
+        if not push and not _safe_local_key(rel):
+            # S3 accepts keys like a/../../x; mirrored locally they would land outside the root.
+            yield Finding(
+                FindingKind.PROBLEM,
+                spec.name,
+                f"{spec.s3_store}:{_remote_key(spec, rel)}",
+                "cannot be mirrored as a local file (absolute, '..' or NUL in the key); skipped",
+            )
             continue
         src, dst = (local, remote) if push else (remote, local)
         if src is not None and dst is None:

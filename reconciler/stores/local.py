@@ -1,9 +1,16 @@
-"""A directory tree as a Store: temp-then-rename writes, symlinks confined to the root."""
+"""A directory tree as a Store: temp-then-rename writes, symlinks confined to the root.
+
+Keys come from S3 too (a pull maps S3 keys to local paths), and S3 accepts keys such as
+`a/../../x`: every key is checked before it is turned into a path, and every method that
+touches the filesystem also resolves symlinks, so nothing is read, written or deleted
+outside the root.
+"""
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import secrets
 import stat as stat_mod
@@ -37,15 +44,46 @@ class LocalStore:
         self._real_root = Path(os.path.realpath(self.root))
         self._on_problem = on_problem or (lambda p: None)
 
-    def path(self, key: str) -> Path:
+    def _refuse(self, key: str, why: str) -> PermanentStoreError:
+        return PermanentStoreError(
+            f"local store {json.dumps(self.name)}: key {json.dumps(key)} {why}; refused, nothing was touched",
+            code="KeyOutsideRoot",
+            key=key,
+        )
+
+    def _lexical(self, key: str, *, allow_root: bool = False) -> Path:
+        if "\0" in key:
+            raise self._refuse(key, "cannot be a local path (it contains a NUL byte)")
+        if key.startswith("/"):
+            raise self._refuse(key, f"leaves the local root {self.root} (it is an absolute path)")
+        parts = key.split("/")
+        if ".." in parts:
+            raise self._refuse(key, f'leaves the local root {self.root} (it has a ".." segment)')
+        if not allow_root and all(part in ("", ".") for part in parts):
+            raise self._refuse(key, f"names the local root {self.root} itself, not a file in it")
         return self.root / key
+
+    def path(self, key: str) -> Path:
+        """The path of `key` under the root, after lexical checks only: the hash cache calls this for
+        every file a plan reads, where resolving symlinks would cost a syscall per path component (and
+        list() never yields a key through a symlink that leaves the root). Methods that touch the file
+        go through _resolve()."""
+        return self._lexical(key)
+
+    def _resolve(self, key: str, *, allow_root: bool = False) -> Path:
+        """path(key), refused if symlinks of its existing parents (or of the file itself) lead out of the root."""
+        path = self._lexical(key, allow_root=allow_root)
+        real = os.path.realpath(path)
+        if not self._inside_root(real) or (real == str(self._real_root) and not allow_root):
+            raise self._refuse(key, f"leaves the local root {self.root} (through a symlink, it resolves to {real})")
+        return path
 
     def _entry(self, key: str, st: os.stat_result) -> Entry:
         return Entry(key=key, size=st.st_size, md5=None, mtime_ns=st.st_mtime_ns, etag=version_token(st))
 
     def list(self, prefix: str) -> Iterator[Entry]:
         base = prefix.rstrip("/")
-        start = self.root / base if base else self.root
+        start = self._resolve(base, allow_root=True) if base else self.root
         if not start.is_dir():
             return
         visited: set[str] = set()
@@ -53,7 +91,7 @@ class LocalStore:
 
     def _inside_root(self, real: str) -> bool:
         root = str(self._real_root)
-        return real == root or real.startswith(root + os.sep)
+        return real == root or real.startswith(os.path.join(root, ""))
 
     def _walk(self, directory: Path, rel: str, visited: set[str]) -> Iterator[Entry]:
         real_dir = os.path.realpath(directory)
@@ -92,7 +130,7 @@ class LocalStore:
 
     def stat(self, key: str) -> Entry | None:
         try:
-            st = os.stat(self.path(key))
+            st = os.stat(self._resolve(key))
         except FileNotFoundError:
             return None
         if not stat_mod.S_ISREG(st.st_mode):
@@ -100,7 +138,7 @@ class LocalStore:
         return self._entry(key, st)
 
     def open(self, key: str) -> AbstractContextManager[BinaryIO]:
-        return open(self.path(key), "rb")
+        return open(self._resolve(key), "rb")
 
     def _check(self, key: str, *, if_match: str | None, if_absent: bool) -> None:
         current = self.stat(key)
@@ -119,9 +157,10 @@ class LocalStore:
         if_match: str | None = None,
         if_absent: bool = False,
     ) -> Entry:
+        final = self._resolve(key)  # before _check: a refused key is not even stat()ed
         self._check(key, if_match=if_match, if_absent=if_absent)
-        final = self.path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
+        self._resolve(key)  # a parent swapped for a symlink meanwhile: refuse before any byte is written
         tmp = final.with_name(f".{final.name}{TEMP_MARKER}{secrets.token_hex(4)}")
         digest = hashlib.md5()
         written = 0
@@ -170,6 +209,7 @@ class LocalStore:
         if_match: str | None = None,
         if_absent: bool = False,
     ) -> Entry:
+        self._resolve(dst_key)  # refuse a bad destination before reading anything
         src = self.stat(src_key)
         if src is None or (src_etag is not None and src.etag != src_etag):
             raise ObjectChanged(
@@ -185,12 +225,13 @@ class LocalStore:
         )
 
     def delete(self, key: str, *, if_match: str | None = None) -> None:
+        path = self._resolve(key)
         self._check(key, if_match=if_match, if_absent=False)
         try:
-            os.unlink(self.path(key))
+            os.unlink(path)
         except FileNotFoundError:
             return
-        _fsync_dir(self.path(key).parent)
+        _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:
