@@ -32,7 +32,9 @@ def load(specs: Path) -> Desired:
     except SpecErrors as exc:
         for problem in exc.errors:
             click.echo(f"Error: {problem}", err=True)
-        raise UserError(f"{len(exc.errors)} problem(s) in the specs in {specs}; nothing was touched") from exc
+        count = len(exc.errors)
+        problems = f"{count} problem{'' if count == 1 else 's'}"
+        raise UserError(f"{problems} in the specs in {specs}/; nothing was touched") from exc
 
 
 def plan_workspace(

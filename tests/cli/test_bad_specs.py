@@ -114,7 +114,7 @@ def test_a_bad_spec_is_one_message_exit_1_and_nothing_touched(workdir: Path, cas
 
     assert code == 1
     assert out == ""
-    assert err == f"Error: {message}\nError: 1 problem(s) in the specs in specs; nothing was touched\n"
+    assert err == f"Error: {message}\nError: 1 problem in the specs in specs/; nothing was touched\n"
     assert_untouched(workdir)
 
 
@@ -139,7 +139,7 @@ def test_every_problem_is_reported_before_anything_is_touched(workdir: Path) -> 
             'Error: specs/layout.yaml:4: mappings[0].to: expected "store:prefix" naming a defined store, '
             'got "nowhere:raw/" (store "nowhere" is not defined)',
             'Error: specs/layout.yaml:5: mappings[0].prune: expected boolean, got string "yes"',
-            "Error: 3 problem(s) in the specs in specs; nothing was touched",
+            "Error: 3 problems in the specs in specs/; nothing was touched",
         ]
     assert_untouched(workdir)
 
