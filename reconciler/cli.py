@@ -1,4 +1,8 @@
-"""The `pixel` command: parse arguments, call a command function, exit with its code."""
+"""The `pixel` command: parse arguments, call a command function, exit with its code.
+
+Each command imports its module when it runs: `pixel plan` on every pull request
+should not pay for the apply machinery (networkx, the lock, the executor) at start-up.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from reconciler import commands, progress
-from reconciler.apply.lock import parse_duration
-from reconciler.apply.session import LockOptions
-from reconciler.commands.apply import apply as apply_command
 from reconciler.commands.common import error
-from reconciler.commands.explain import explain as explain_command
-from reconciler.commands.force_unlock import unlock as force_unlock_command
-from reconciler.commands.graph import graph as graph_command
-from reconciler.commands.import_ import import_prefix as import_command
-from reconciler.commands.plan import plan as plan_command
-from reconciler.commands.show import show as show_command
-from reconciler.commands.status import status as status_command
-from reconciler.commands.validate import validate as validate_command
-from reconciler.commands.verify import verify as verify_command
 from reconciler.errors import UserError
 from reconciler.logs import configure_logging
 from reconciler.plan.guards import DEFAULT_MAX_DELETE, GuardLimits
@@ -97,6 +89,8 @@ class Duration(click.ParamType[float, Any]):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         if isinstance(value, int | float):
             return float(value)
+        from reconciler.apply.lock import parse_duration
+
         try:
             return parse_duration(str(value))
         except ValueError as exc:
@@ -122,6 +116,8 @@ def main() -> None:
 @common_options
 def validate(specs: Path, **log: Any) -> None:
     """Check the specs against their schemas without touching any store."""
+    from reconciler.commands.validate import validate as validate_command
+
     run(validate_command, specs, **log)
 
 
@@ -167,6 +163,8 @@ def plan(
     **log: Any,
 ) -> None:
     """Show what apply would do. Reads only; takes no lock."""
+    from reconciler.commands.plan import plan as plan_command
+
     run(
         plan_command,
         specs,
@@ -224,6 +222,9 @@ def apply(
     if the specs changed since it was written. Holds the bucket's lock throughout. The delete
     guards of a saved plan were checked when it was made (pass the guard flags to `plan`).
     """
+    from reconciler.apply.session import LockOptions
+    from reconciler.commands.apply import apply as apply_command
+
     run(
         apply_command,
         specs,
@@ -246,6 +247,8 @@ def apply(
 @click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path))
 def show(specs: Path, output_format: str, compact: bool, plan_file: Path, **log: Any) -> None:
     """Render a plan saved with `pixel plan -out FILE`. Touches no store."""
+    from reconciler.commands.show import show as show_command
+
     run(show_command, plan_file, output_format=output_format, compact=compact, **log)
 
 
@@ -263,6 +266,8 @@ def show(specs: Path, output_format: str, compact: bool, plan_file: Path, **log:
 @click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def graph(specs: Path, output_format: str, parallelism: int, plan_file: Path | None, **log: Any) -> None:
     """The action DAG, one cluster per mapping or tier: from PLAN_FILE, or planned from the specs now."""
+    from reconciler.commands.graph import graph as graph_command
+
     run(graph_command, specs, plan_file, output_format=output_format, parallelism=parallelism, **log)
 
 
@@ -279,6 +284,8 @@ def graph(specs: Path, output_format: str, parallelism: int, plan_file: Path | N
 def import_(specs: Path, specs_out: Path | None, force: bool, target: str, **log: Any) -> None:
     """Write a starting spec (tiers and categories from the key structure) for data already under
     STORE:PREFIX; STORE is an S3 store declared in --specs. Planning against it shows No changes."""
+    from reconciler.commands.import_ import import_prefix as import_command
+
     run(import_command, specs, target, specs_out=specs_out, force=force, **log)
 
 
@@ -288,6 +295,8 @@ def import_(specs: Path, specs_out: Path | None, force: bool, target: str, **log
 @click.argument("key")
 def explain(specs: Path, parallelism: int, key: str, **log: Any) -> None:
     """Why the plan does what it does to KEY (an S3 key or local path, optionally STORE:KEY). Reads only."""
+    from reconciler.commands.explain import explain as explain_command
+
     run(explain_command, specs, key, parallelism=parallelism, **log)
 
 
@@ -304,6 +313,8 @@ def explain(specs: Path, parallelism: int, key: str, **log: Any) -> None:
 @parallelism_option
 def status(specs: Path, output_format: str, parallelism: int, **log: Any) -> None:
     """Sync status per tier and per actor: synced / local_only / s3_only / out_of_sync, orphans, missing. Reads only."""
+    from reconciler.commands.status import status as status_command
+
     run(status_command, specs, output_format=output_format, parallelism=parallelism, **log)
 
 
@@ -313,6 +324,8 @@ def status(specs: Path, output_format: str, parallelism: int, **log: Any) -> Non
 @click.argument("lock_id")
 def force_unlock(specs: Path, store: str | None, lock_id: str, **log: Any) -> None:
     """Remove a stuck apply lock; only when LOCK_ID names its current holder."""
+    from reconciler.commands.force_unlock import unlock as force_unlock_command
+
     run(force_unlock_command, specs, lock_id, store=store, **log)
 
 
@@ -322,4 +335,6 @@ def force_unlock(specs: Path, store: str | None, lock_id: str, **log: Any) -> No
 @parallelism_option
 def verify(specs: Path, download: bool, parallelism: int, **log: Any) -> None:
     """Re-check the md5 recorded for every managed S3 object; exit 1 on any mismatch."""
+    from reconciler.commands.verify import verify as verify_command
+
     run(verify_command, specs, download=download, parallelism=parallelism, **log)

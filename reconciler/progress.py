@@ -13,12 +13,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from reconciler.apply.executor import DONE, Outcome, Reporter
 from reconciler.model import Action, Plan
 from reconciler.stores.base import StoreError
 from reconciler.units import human_bytes
+
+if TYPE_CHECKING:  # the executor (and networkx) is loaded only by apply, not by every plan
+    from reconciler.apply.executor import Outcome, Reporter
 
 # Redraw at most this often: a terminal repainting 10,000 times a second slows the apply it reports on.
 REFRESH_S = 0.1
@@ -140,6 +142,8 @@ class ProgressReporter:
         self.inner.retrying(action, attempt, delay, error)
 
     def finished(self, outcome: Outcome) -> None:
+        from reconciler.apply.executor import DONE
+
         self.inner.finished(outcome)
         if outcome.status != DONE:
             self.failed += 1
