@@ -1,8 +1,9 @@
 """Running a plan safely: lock every bucket it touches, clear what a killed apply left, then execute.
 
 Both `pixel apply` (plan then apply) and `pixel apply FILE` (a saved plan)
-come through here, so both hold the lock, both abort stale multipart uploads
-and both stop starting actions when the lock is lost.
+come through here, so both hold the lock, both abort the multipart uploads a
+killed apply left (those pixel recorded under `.pixel/uploads/`; never another
+tool's) and both stop starting actions when the lock is lost.
 """
 
 from __future__ import annotations
@@ -74,27 +75,59 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 @contextmanager
 def locked(ws: Workspace, options: LockOptions) -> Iterator[threading.Event]:
     """Hold the apply lock on every managed bucket; the event is set if any lock is lost."""
-    with _sigterm_as_interrupt(), hold_all(store_locks(ws.desired, ws.stores, options), options.timeout) as lost:
-        yield lost
+    locks = store_locks(ws.desired, ws.stores, options)
+    with _sigterm_as_interrupt(), hold_all(locks, options.timeout) as lost:
+        # Each multipart upload's record names the apply that started it.
+        held = [(store, lock.id) for lock in locks if isinstance(store := lock.store, S3Store)]
+        for store, lock_id in held:
+            store.apply_id = lock_id
+        try:
+            yield lost
+        finally:
+            for store, _ in held:
+                store.apply_id = None
 
 
 def abort_leftover_uploads(ws: Workspace) -> int:
-    """Abort multipart uploads under the managed prefixes: with the lock held, only a killed apply leaves them."""
+    """Abort the multipart uploads an earlier, killed apply left; returns how many were aborted.
+
+    Only uploads pixel recorded under `.pixel/uploads/` when it started them are
+    touched: with the lock held, a record can only be a dead apply's. Every other
+    in-progress upload, under a managed prefix or not, belongs to another tool
+    (aws cli, rclone, a training job) that may be writing right now: left alone.
+    """
     log = get_logger("pixel.apply")
     count = 0
-    for mapping in ws.desired.mappings:
-        store = ws.stores.get(mapping.s3_store)
+    for name in managed_s3_stores(ws.desired):
+        store = ws.stores.get(name)
         if not isinstance(store, S3Store):
             continue
         try:
-            keys = store.abort_incomplete_uploads(mapping.s3_prefix)
+            uploads = store.journaled_uploads()
         except StoreError as exc:
             # Not fatal: the leftovers only cost storage, and the plan's uploads start afresh anyway.
-            log.warning("could not list unfinished uploads", prefix=mapping.s3_prefix, error=str(exc))
+            log.warning("could not read the records of unfinished uploads", store=name, error=str(exc))
             continue
-        for key in keys:
-            log.warning("aborted an unfinished upload left by an earlier apply", key=f"{store.name}:{key}")
-        count += len(keys)
+        for upload in uploads:
+            record = f"{store.name}:{upload.record}"
+            if upload.problem:
+                log.warning("left an unreadable upload record alone", record=record, problem=upload.problem)
+                continue
+            where = f"{store.name}:{upload.key}"
+            earlier = {"apply": upload.apply_id or "?", "host": upload.host or "?", "started": upload.started or "?"}
+            try:
+                aborted = store.abort_journaled(upload)
+            except StoreError as exc:
+                log.warning("could not abort an unfinished upload left by an earlier apply", key=where,
+                            upload_id=upload.upload_id, error=str(exc), **earlier)
+                continue
+            if aborted:
+                log.warning("aborted an unfinished upload left by an earlier apply", key=where,
+                            upload_id=upload.upload_id, **earlier)
+                count += 1
+            else:
+                log.info("removed the record of an upload that had already finished", key=where,
+                         upload_id=upload.upload_id, **earlier)
     return count
 
 

@@ -1,5 +1,10 @@
 """`pixel verify [--download]`: re-check the md5 recorded for every managed object.
 
+Managed objects are every S3 key a mapping covers (after its globs), the
+images of every actor (listed in the specs or discovered from directory
+names), every dataset's canonical object and S3 source, and generated files
+kept in S3. A canonical object not in S3 yet is noted, not failed.
+
 Without --download each object is HEADed and its records are cross-checked:
 the md5 pixel (or rclone) wrote into metadata against the md5 a single-part
 ETag is. With --download every object is streamed (never held in memory),
@@ -22,14 +27,24 @@ from reconciler.commands import EXIT_ERROR, EXIT_OK
 from reconciler.commands.common import error, load
 from reconciler.errors import UserError
 from reconciler.globs import matches
-from reconciler.model import Desired
+from reconciler.model import Desired, ObjectRef
 from reconciler.stores.base import StoreError
 from reconciler.stores.s3 import S3Store
 from reconciler.units import human_bytes
 from reconciler.workflow import open_stores
 
 CHUNK = 8 * 1024 * 1024
-MISMATCH, UNRECORDED, VANISHED, OK = "mismatch", "unrecorded", "vanished", "ok"
+MISMATCH, UNRECORDED, VANISHED, ABSENT, OK = "mismatch", "unrecorded", "vanished", "absent", "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    store: S3Store
+    key: str
+    # Why the object should exist when it was not listed: said when it does not (None: it was listed, or its
+    # absence is expected, like a moved dataset's source).
+    absent_note: str | None = None
+    listed: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +55,11 @@ class Checked:
     bytes_read: int = 0
 
 
-def _managed(desired: Desired, stores: dict[str, S3Store]) -> Iterator[tuple[S3Store, str]]:
-    """Every S3 key some mapping covers (after its globs), once each."""
+def _managed(desired: Desired, stores: dict[str, S3Store]) -> Iterator[Target]:
+    """Every managed S3 object, once each.
+
+    `desired` must be the workspace's (actors discovered): discovered actors are mappings there like any other.
+    """
     seen: set[tuple[str, str]] = set()
     for spec in desired.mappings:
         store = stores.get(spec.s3_store)
@@ -51,7 +69,22 @@ def _managed(desired: Desired, stores: dict[str, S3Store]) -> Iterator[tuple[S3S
             rel = entry.key[len(spec.s3_prefix) :]
             if rel and matches(rel, spec.include, spec.exclude) and (store.name, entry.key) not in seen:
                 seen.add((store.name, entry.key))
-                yield store, entry.key
+                yield Target(store, entry.key)
+    # Named objects: HEADed directly whether or not a mapping covers them.
+    named: list[tuple[ObjectRef, str | None]] = []
+    for dataset in desired.datasets:
+        note = f"dataset {dataset.name!r}: not in S3 yet (pixel apply puts it there)"
+        named.append((ObjectRef(dataset.store, dataset.key), note))
+        if dataset.source is not None:
+            named.append((dataset.source, None))  # gone once a move organised it: nothing to say
+    for ref in (desired.registry, desired.inventory, *(actor.manifest for actor in desired.actors)):
+        if ref is not None:
+            named.append((ref, None))
+    for ref, absent_note in named:
+        store = stores.get(ref.store)
+        if store is not None and (store.name, ref.key) not in seen:
+            seen.add((store.name, ref.key))
+            yield Target(store, ref.key, absent_note=absent_note, listed=False)
 
 
 def _streamed_md5(store: S3Store, key: str) -> tuple[str, int]:
@@ -64,11 +97,15 @@ def _streamed_md5(store: S3Store, key: str) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def check_object(store: S3Store, key: str, *, download: bool) -> Checked:
+def check_object(
+    store: S3Store, key: str, *, download: bool, listed: bool = True, absent_note: str | None = None
+) -> Checked:
     where = f"{store.name}:{key}"
     found = store.recorded_md5s(key)
     if found is None:
-        return Checked(where, VANISHED, "deleted while verify ran")
+        if listed:
+            return Checked(where, VANISHED, "deleted while verify ran")
+        return Checked(where, ABSENT, absent_note or "")
     entry, meta_md5, etag_md5 = found
     if meta_md5 and etag_md5 and meta_md5 != etag_md5:
         return Checked(where, MISMATCH, f"metadata records md5 {meta_md5} but the ETag is md5 {etag_md5}")
@@ -85,26 +122,34 @@ def check_object(store: S3Store, key: str, *, download: bool) -> Checked:
     return Checked(where, OK, bytes_read=size)
 
 
+def check_target(target: Target, *, download: bool) -> Checked:
+    return check_object(
+        target.store, target.key, download=download, listed=target.listed, absent_note=target.absent_note
+    )
+
+
 def verify(specs: Path, *, download: bool, parallelism: int) -> int:
-    desired = load(specs)
-    ws = open_stores(desired, parallelism=parallelism)
+    ws = open_stores(load(specs), parallelism=parallelism)  # discovers actors: ws.desired has their mappings
     s3_stores = {name: s for name, s in ws.stores.items() if isinstance(s, S3Store)}
     try:
-        keys = list(_managed(desired, s3_stores))
+        targets = list(_managed(ws.desired, s3_stores))
         with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="pixel-verify") as pool:
-            results = list(pool.map(lambda sk: check_object(sk[0], sk[1], download=download), keys))
+            checked = list(pool.map(lambda t: check_target(t, download=download), targets))
     except StoreError as exc:
         raise UserError(f"verify could not read the stores: {exc}") from exc
+    results = [r for r in checked if r.status != ABSENT]
+    absent = [r for r in checked if r.status == ABSENT and r.detail]
     bad = [r for r in results if r.status == MISMATCH]
     unrecorded = [r for r in results if r.status == UNRECORDED]
     for r in sorted(bad, key=lambda r: r.where):
         click.echo(f"  ✗ {r.where}: {r.detail}")
     for r in sorted(unrecorded, key=lambda r: r.where):
         click.echo(f"  ? {r.where}: {r.detail} (pixel apply rehashes it)")
+    for r in sorted(absent, key=lambda r: r.where):
+        click.echo(f"  - {r.where}: {r.detail}")
     how = f"downloaded {human_bytes(sum(r.bytes_read for r in results))}" if download else "recorded hashes only"
     click.echo(
-        f"Verified {len(results)} object(s) ({how}): {len(bad)} mismatch(es), "
-        f"{len(unrecorded)} without a recorded md5."
+        f"Verified {len(results)} object(s) ({how}): {len(bad)} mismatch(es), {len(unrecorded)} without a recorded md5."
     )
     if bad:
         error(f"{len(bad)} object(s) do not match their recorded md5")

@@ -4,19 +4,29 @@ Change detection needs each object's md5. The listing gives it for free when
 the ETag is a plain md5 (single-part upload, no SSE-KMS); otherwise the md5
 pixel recorded in metadata is read with one HEAD, and failing that the entry
 carries md5=None so the planner can schedule a rehash.
+
+Every multipart upload pixel starts is recorded in the bucket, under
+`.pixel/uploads/`, for as long as it is in progress: a later apply (another
+machine, after `kill -9`) aborts exactly those and never another tool's
+upload. `list()` never shows these records.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import io
+import json
+import os
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import boto3
@@ -46,6 +56,9 @@ MAX_PARTS = 10_000
 # Bodies up to this size are read into memory and sent in one go (at most parallelism x 1 MiB in flight).
 SMALL_BODY = 1 * MIB
 KMS_ALGORITHMS = frozenset({"aws:kms", "aws:kms:dsse"})
+# One small JSON record per multipart upload pixel has in progress: what lets a later apply
+# abort its own leftovers, and only those. Never listed as data, never pruned (keys under .pixel/).
+UPLOAD_JOURNAL_PREFIX = ".pixel/uploads/"
 
 TRANSIENT_CODES = frozenset(
     {
@@ -133,6 +146,46 @@ def translate(exc: Exception, *, key: str, action: str) -> StoreError:
     return PermanentStoreError(f"{action} {key}: {type(exc).__name__}: {exc}", key=key)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class JournaledUpload:
+    """A multipart upload pixel started, as its record in `.pixel/uploads/` describes it."""
+
+    record: str  # the record's own key
+    key: str = ""
+    upload_id: str = ""
+    started: str = ""
+    apply_id: str | None = None  # the lock id of the apply that started it
+    host: str = ""
+    problem: str = ""  # set when the record cannot be read as one of pixel's: it is then left alone
+
+
+def journal_key(key: str, upload_id: str) -> str:
+    """Where the record of the upload `upload_id` of `key` lives: fixed length, whatever the key or id."""
+    digest = hashlib.sha256(f"{key}\n{upload_id}".encode()).hexdigest()[:40]
+    return f"{UPLOAD_JOURNAL_PREFIX}{digest}.json"
+
+
+def _parse_journal(record: str, raw: bytes) -> JournaledUpload:
+    try:
+        data = json.loads(raw)
+        key, upload_id = data["key"], data["upload_id"]
+        if not isinstance(key, str) or not isinstance(upload_id, str) or not key or not upload_id:
+            raise ValueError("key and upload_id must be non-empty strings")
+        if record != journal_key(key, upload_id):
+            raise ValueError("its key and upload_id do not match the record's name")
+    except (ValueError, KeyError, TypeError) as exc:
+        return JournaledUpload(record, problem=f"not a pixel upload record ({exc})")
+    apply_id = data.get("apply_id")
+    return JournaledUpload(
+        record,
+        key=key,
+        upload_id=upload_id,
+        started=str(data.get("started", "")),
+        apply_id=str(apply_id) if apply_id else None,
+        host=str(data.get("host", "")),
+    )
+
+
 def make_client(spec: S3StoreSpec, *, max_pool_connections: int = 32, max_attempts: int = 5) -> S3Client:
     core = botocore.session.Session()
     # Listing pages parsed off the XML: botocore's generic parser is most of a no-op plan's time.
@@ -179,6 +232,8 @@ class S3Store:
         self._part_slots = threading.BoundedSemaphore(max(1, max_parts_in_memory))
         self.full_object_checksum = spec.checksum == "when_supported"
         self._etags_trusted: bool | None = None
+        # The lock id of the apply holding this bucket, written into each upload record (set by the apply session).
+        self.apply_id: str | None = None
 
     def _call(self, action: str, key: str, fn: Any, **kwargs: Any) -> Any:
         try:
@@ -209,11 +264,15 @@ class S3Store:
 
     def list(self, prefix: str) -> Iterator[Entry]:
         paginator = self.client.get_paginator("list_objects_v2")
+        # Upload records are pixel's bookkeeping, never data: not synced, pruned, inventoried or verified.
+        journal = UPLOAD_JOURNAL_PREFIX.startswith(prefix) or prefix.startswith(UPLOAD_JOURNAL_PREFIX)
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 for obj in page.get("Contents", []):
                     key = obj["Key"]
                     if key.endswith("/"):  # folder placeholder objects hold no data
+                        continue
+                    if journal and key.startswith(UPLOAD_JOURNAL_PREFIX):
                         continue
                     etag = obj.get("ETag", "").strip('"')
                     md5 = md5_from_etag(etag) if self._listed_etags_are_md5s() else None
@@ -384,16 +443,7 @@ class S3Store:
         full_object: dict[str, str] = (
             {"ChecksumAlgorithm": "CRC64NVME", "ChecksumType": "FULL_OBJECT"} if self.full_object_checksum else {}
         )
-        created = self._call(
-            "upload",
-            key,
-            self.client.create_multipart_upload,
-            Bucket=self.bucket,
-            Key=key,
-            Metadata={MD5_META: md5},
-            **full_object,
-        )
-        upload_id = created["UploadId"]
+        upload_id, record = self._start_multipart("upload", key, Metadata={MD5_META: md5}, **full_object)
         part_size = self._part_size_for(size)
         digest = hashlib.md5()
         crc = 0
@@ -451,10 +501,10 @@ class S3Store:
             for future in futures:
                 future.cancel()
             pool.shutdown(wait=True)
-            with contextlib.suppress(Exception):
-                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            self._abort_own(key, upload_id, record)
             raise
         pool.shutdown(wait=True)
+        self._forget(record)
         return str(done.get("ETag", "")).strip('"')
 
     def copy(
@@ -509,15 +559,7 @@ class S3Store:
         etag = str(head.get("ETag", "")).strip('"')
         # Every part reads the version the HEAD saw, or the copy fails with 412.
         source_pin = f'"{src_etag or etag}"'
-        created = self._call(
-            "copy",
-            where,
-            self.client.create_multipart_upload,
-            Bucket=self.bucket,
-            Key=dst_key,
-            **_kept_headers(head, md5),
-        )
-        upload_id = created["UploadId"]
+        upload_id, record = self._start_multipart("copy", dst_key, **_kept_headers(head, md5))
         part_size = max(self.copy_part_size, -(-size // MAX_PARTS))
         ranges = [(n, start, min(start + part_size, size) - 1) for n, start in enumerate(range(0, size, part_size), 1)]
 
@@ -551,38 +593,110 @@ class S3Store:
                 **conditions,
             )
         except BaseException:
-            with contextlib.suppress(Exception):
-                self.client.abort_multipart_upload(Bucket=self.bucket, Key=dst_key, UploadId=upload_id)
+            self._abort_own(dst_key, upload_id, record)
             raise
+        self._forget(record)
         return Entry(key=dst_key, size=size, md5=md5, etag=str(done.get("ETag", "")).strip('"'))
 
-    def abort_incomplete_uploads(self, prefix: str) -> tuple[str, ...]:
-        """Abort every multipart upload under `prefix`; returns their keys.
+    # --- multipart uploads pixel started, recorded in the bucket ---------------------------------------------
 
-        Called with the apply lock held: an unfinished upload under a managed
-        prefix can then only be one a killed apply left behind, and its parts
-        cost storage until aborted. The next apply uploads the file afresh.
+    def _start_multipart(self, action: str, key: str, **kwargs: Any) -> tuple[str, str]:
+        """CreateMultipartUpload, then its record: (upload id, record key). No part goes up before the record.
+
+        A process killed between the two leaves an upload with no parts and no record: it holds no data, and
+        pixel cannot tell it from another tool's, so it is left to the bucket's lifecycle rule.
         """
-        aborted: tuple[str, ...] = ()
-        paginator = self.client.get_paginator("list_multipart_uploads")
+        created = self._call(action, key, self.client.create_multipart_upload, Bucket=self.bucket, Key=key, **kwargs)
+        upload_id = str(created["UploadId"])
+        record = journal_key(key, upload_id)
+        body = {
+            "tool": "pixel",
+            "bucket": self.bucket,
+            "key": key,
+            "upload_id": upload_id,
+            "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "apply_id": self.apply_id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-                for upload in page.get("Uploads", []):
-                    key = upload.get("Key", "")
-                    self._call(
-                        "abort upload",
-                        key,
-                        self.client.abort_multipart_upload,
-                        Bucket=self.bucket,
-                        Key=key,
-                        UploadId=upload.get("UploadId", ""),
-                    )
-                    aborted += (key,)
+            self._call(
+                "record upload",
+                record,
+                self.client.put_object,
+                Bucket=self.bucket,
+                Key=record,
+                Body=(json.dumps(body, indent=2) + "\n").encode(),
+                ContentType="application/json",
+            )
+        except BaseException:
+            # Unrecorded, a later apply could not tell it from another tool's upload: never leave it running.
+            with contextlib.suppress(Exception):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            raise
+        return upload_id, record
+
+    def _forget(self, record: str) -> None:
+        """Drop an upload's record once it is completed or aborted. A record left behind is harmless:
+        the next apply finds the upload gone and removes the record then."""
+        with contextlib.suppress(Exception):
+            self.client.delete_object(Bucket=self.bucket, Key=record)
+
+    def _abort_own(self, key: str, upload_id: str, record: str) -> None:
+        """Abort an upload this process started; its record goes only once the abort is done."""
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except Exception as exc:
+            if not _no_such_upload(exc):
+                return  # kept: the next apply aborts it from its record
+        self._forget(record)
+
+    def journaled_uploads(self) -> tuple[JournaledUpload, ...]:
+        """The multipart uploads pixel recorded in this bucket and has not finished: a killed apply's leftovers
+        when read under the apply lock. Uploads without a record (other tools') are never among them."""
+        found: tuple[JournaledUpload, ...] = ()
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=UPLOAD_JOURNAL_PREFIX):
+                for obj in page.get("Contents", []):
+                    record = obj["Key"]
+                    try:
+                        response = self.client.get_object(Bucket=self.bucket, Key=record)
+                        raw = response["Body"].read()
+                    except botocore.exceptions.ClientError as exc:
+                        if int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0) == 404:
+                            continue  # finished and removed since the listing
+                        raise
+                    found += (_parse_journal(record, raw),)
         except StoreError:
             raise
         except Exception as exc:
-            raise translate(exc, key=prefix, action="list multipart uploads") from exc
-        return aborted
+            raise translate(exc, key=UPLOAD_JOURNAL_PREFIX, action="list upload records") from exc
+        return found
+
+    def abort_journaled(self, upload: JournaledUpload) -> bool:
+        """Abort a recorded upload and remove its record. False when it was no longer in progress
+        (completed or aborted before its record could be removed): then only the record goes."""
+        if upload.problem:
+            raise PermanentStoreError(f"{upload.record}: {upload.problem}", key=upload.record)
+        in_progress = True
+        try:
+            self.client.list_parts(Bucket=self.bucket, Key=upload.key, UploadId=upload.upload_id, MaxParts=1)
+        except Exception as exc:
+            if not _no_such_upload(exc):
+                raise translate(exc, key=upload.key, action="look up upload") from exc
+            in_progress = False
+        if in_progress:
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload.key, UploadId=upload.upload_id)
+            except Exception as exc:
+                if not _no_such_upload(exc):
+                    raise translate(exc, key=upload.key, action="abort upload") from exc
+                in_progress = False
+        self._call(
+            "delete upload record", upload.record, self.client.delete_object, Bucket=self.bucket, Key=upload.record
+        )
+        return in_progress
 
     def delete(self, key: str, *, if_match: str | None = None) -> None:
         kwargs: dict[str, Any] = {}
@@ -650,6 +764,14 @@ def _kept_headers(head: Any, md5: str | None) -> dict[str, Any]:
         metadata[MD5_META] = md5
     kept: dict[str, Any] = {name: head[name] for name in _KEPT_HEADERS if head.get(name)}
     return {"Metadata": metadata, **kept}
+
+
+def _no_such_upload(exc: Exception) -> bool:
+    """The upload is not in progress (any more): completed, aborted, or never known to the server."""
+    if not isinstance(exc, botocore.exceptions.ClientError):
+        return False
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return exc.response.get("Error", {}).get("Code") == "NoSuchUpload" or status == 404
 
 
 def _copy_too_large(exc: StoreError) -> bool:

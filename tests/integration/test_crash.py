@@ -32,7 +32,9 @@ import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import main
+from reconciler.model import S3StoreSpec
 from reconciler.stores.local import is_temp_name
+from reconciler.stores.s3 import S3Store
 from tests.integration.pixelenv import PIXEL, Run, write_specs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -220,7 +222,9 @@ def test_kill_9_at_random_points_loses_nothing_and_converges(world: dict[str, An
     assert lock_id(world) is None
 
 
-def test_next_apply_aborts_multipart_uploads_a_killed_apply_left(tmp_path: Path, seaweed: Any, bucket: str) -> None:
+def test_next_apply_aborts_only_the_multipart_uploads_pixel_recorded(
+    tmp_path: Path, seaweed: Any, bucket: str
+) -> None:
     root = tmp_path / "data"
     (root / "raw").mkdir(parents=True)
     (root / "raw" / "big.bin").write_bytes(b"b" * 4096)
@@ -229,16 +233,94 @@ def test_next_apply_aborts_multipart_uploads_a_killed_apply_left(tmp_path: Path,
         mappings=[{"name": "raw", "from": "disk:raw", "to": "s3:datasets/raw/", "prune": True}],
     )
     client = seaweed.client()
-    # What a killed multipart upload leaves: an upload id with parts, no object.
-    managed = client.create_multipart_upload(Bucket=bucket, Key="datasets/raw/big.bin")["UploadId"]
-    client.upload_part(Bucket=bucket, Key="datasets/raw/big.bin", UploadId=managed, PartNumber=1, Body=b"x" * 1024)
+    s3 = S3Store(S3StoreSpec("s3", bucket, endpoint=seaweed.endpoint, region="us-east-1", addressing_style="path",
+                             checksum="when_required"), client=client)
+    # What a killed pixel apply leaves: an upload with parts, no object, and the record pixel wrote when it began.
+    s3.apply_id = "dead0000apply"
+    ours, record = s3._start_multipart("upload", "datasets/raw/big.bin")
+    client.upload_part(Bucket=bucket, Key="datasets/raw/big.bin", UploadId=ours, PartNumber=1, Body=b"x" * 1024)
+    # Killed after CompleteMultipartUpload but before the record was removed: the object must survive.
+    done, stale_record = s3._start_multipart("upload", "elsewhere/done.bin")
+    part = client.upload_part(Bucket=bucket, Key="elsewhere/done.bin", UploadId=done, PartNumber=1, Body=b"d")
+    client.complete_multipart_upload(Bucket=bucket, Key="elsewhere/done.bin", UploadId=done,
+                                     MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]})
+    # Other tools' uploads in flight, under the managed prefix and elsewhere: not pixel's, never touched.
+    theirs = client.create_multipart_upload(Bucket=bucket, Key="datasets/raw/theirs.bin")["UploadId"]
+    client.upload_part(Bucket=bucket, Key="datasets/raw/theirs.bin", UploadId=theirs, PartNumber=1, Body=b"t" * 10)
     foreign = client.create_multipart_upload(Bucket=bucket, Key="elsewhere/theirs.bin")["UploadId"]
     world = {"specs": specs, "env": seaweed.env()}
 
+    planned = cli(world, "plan")
+    assert ".pixel/uploads" not in planned.out  # the records are never data: nothing to upload, pull or prune
     applied = cli(world, "apply", "--auto-approve")
     assert applied.code == 0, applied.err[-2000:]
-    assert "aborted an unfinished upload left by an earlier apply" in applied.err
+    aborted = [line for line in applied.err.splitlines() if "aborted an unfinished upload" in line]
+    assert len(aborted) == 1, applied.err
+    assert "left by an earlier apply" in aborted[0] and "s3:datasets/raw/big.bin" in aborted[0]
+    assert "dead0000apply" in aborted[0]
+    assert "theirs" not in applied.err
+    assert "removed the record of an upload that had already finished" in applied.err
     left = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
-    assert [(u["Key"], u["UploadId"]) for u in left] == [("elsewhere/theirs.bin", foreign)]  # not ours: kept
-    client.abort_multipart_upload(Bucket=bucket, Key="elsewhere/theirs.bin", UploadId=foreign)
+    assert sorted((u["Key"], u["UploadId"]) for u in left) == [
+        ("datasets/raw/theirs.bin", theirs), ("elsewhere/theirs.bin", foreign)
+    ]  # not ours: kept, parts and all
+    assert len(client.list_parts(Bucket=bucket, Key="datasets/raw/theirs.bin", UploadId=theirs)["Parts"]) == 1
+    records = client.list_objects_v2(Bucket=bucket, Prefix=".pixel/uploads/").get("Contents", [])
+    assert records == [], f"{record} and {stale_record} should both be gone"
     assert client.get_object(Bucket=bucket, Key="datasets/raw/big.bin")["Body"].read() == b"b" * 4096
+    assert client.get_object(Bucket=bucket, Key="elsewhere/done.bin")["Body"].read() == b"d"
+    for upload_id, key in ((theirs, "datasets/raw/theirs.bin"), (foreign, "elsewhere/theirs.bin")):
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+
+
+@pytest.mark.slow
+def test_kill_9_mid_multipart_upload_then_the_next_apply_aborts_it_and_nothing_else(
+    tmp_path: Path, seaweed: Any, bucket: str
+) -> None:
+    root = tmp_path / "data"
+    (root / "raw").mkdir(parents=True)
+    big = root / "raw" / "big.bin"
+    with open(big, "wb") as f:
+        f.truncate(96 * 1024 * 1024)  # sparse, above the 64 MiB multipart threshold: 12 parts of 8 MiB
+    specs = write_specs(
+        tmp_path / "specs", endpoint=seaweed.endpoint, bucket=bucket, root=root,
+        mappings=[{"name": "raw", "from": "disk:raw", "to": "s3:datasets/raw/", "prune": True}],
+    )
+    client = seaweed.client()
+    theirs = client.create_multipart_upload(Bucket=bucket, Key="datasets/raw/theirs.bin")["UploadId"]
+    env = {**os.environ, **seaweed.env(), "NO_COLOR": "1", "PIXEL_CACHE_DIR": str(tmp_path / "cache")}
+    world = {"specs": specs, "env": env, "client": client, "bucket": bucket}
+
+    def records() -> list[str]:
+        return [o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=".pixel/uploads/").get("Contents", [])]
+
+    proc = subprocess.Popen([PIXEL, "apply", "--auto-approve", "-q", "--specs", str(specs)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 60
+    while not records():
+        assert proc.poll() is None, f"apply finished before it was killed: {proc.communicate()[1].decode()[-2000:]}"
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+    (record,) = records()
+    body = json.loads(client.get_object(Bucket=bucket, Key=record)["Body"].read())
+    held = lock_id(world)
+    assert held is not None and body["apply_id"] == held and body["key"] == "datasets/raw/big.bin"
+    uploads = {u["UploadId"]: u["Key"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])}
+    assert uploads == {body["upload_id"]: "datasets/raw/big.bin", theirs: "datasets/raw/theirs.bin"}
+    assert "Contents" not in client.list_objects_v2(Bucket=bucket, Prefix="datasets/")  # nothing half-written
+
+    assert cli(world, "force-unlock", held).code == 0
+    again = cli(world, "apply", "--auto-approve")
+    assert again.code == 0, again.err[-2000:]
+    assert "aborted an unfinished upload left by an earlier apply" in again.err and held in again.err
+    left = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert [(u["Key"], u["UploadId"]) for u in left] == [("datasets/raw/theirs.bin", theirs)]
+    assert records() == []
+    head = client.head_object(Bucket=bucket, Key="datasets/raw/big.bin")
+    assert head["ContentLength"] == big.stat().st_size
+    assert head["Metadata"]["md5"] == hashlib.md5(big.read_bytes()).hexdigest()
+    client.abort_multipart_upload(Bucket=bucket, Key="datasets/raw/theirs.bin", UploadId=theirs)
