@@ -1,4 +1,9 @@
-"""`pixel apply FILE` and the end of every apply: exactly the saved plan, or a refusal; text or JSON report."""
+"""`pixel apply FILE` and the end of every apply: exactly the saved plan, or a refusal; text or JSON report.
+
+A saved plan is checked before anything is touched (no lock, no write): fresh
+(same spec digest), saved without errors, and every action one the current
+specs allow, with its preconditions (reconciler/plan/saved_checks.py).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from reconciler.commands import EXIT_ERROR, EXIT_OK
 from reconciler.commands.common import load
 from reconciler.errors import UserError
 from reconciler.model import Plan
-from reconciler.plan import serialize
+from reconciler.plan import saved_checks, serialize
 from reconciler.plan.summary import summary_line
 from reconciler.progress import apply_progress
 from reconciler.workflow import open_stores
@@ -65,9 +70,10 @@ def apply_saved(
     lock: LockOptions,
     output_format: str = "text",
 ) -> int:
-    """Apply exactly the actions in `plan_file`; refuse before touching anything when it is stale."""
+    """Apply exactly the actions in `plan_file`; refuse before touching anything when it is stale or unsafe."""
     try:
-        plan = serialize.load(plan_file)
+        saved = serialize.load_saved(plan_file)
+        plan = saved.plan
         desired = load(specs)
         check_fresh(plan, desired.spec_digest, plan_file, specs)
         if not plan.has_changes:
@@ -76,6 +82,8 @@ def apply_saved(
                 click.echo(render_json(report_dict(None, spec_digest=plan.spec_digest, status="no-changes")), nl=False)
             return EXIT_OK
         ws = open_stores(desired, parallelism=parallelism)
+        # ws.desired: the specs plus the actors discovered at the edge, as `plan` saw them. Before the lock.
+        saved_checks.check(ws.desired, plan, saved.limits, plan_file=str(plan_file))
         say(f"Applying the saved plan {plan_file}: {summary_line(plan)}\n", output_format)
         with (
             locked(ws, lock) as lost,

@@ -25,9 +25,9 @@ def plan(
     ws, result = plan_workspace(
         specs, parallelism, rehash_all=rehash_all, limits=limits, output_format=output_format
     )
-    click.echo(render_plan(result, ws.desired, output_format, compact=compact), nl=False)
+    click.echo(render_plan(result, ws.desired, output_format, compact=compact, limits=limits), nl=False)
     if out is not None:
-        serialize.dump(result, out)
+        serialize.dump(result, out, limits=limits)
         how = "apply it with" if result.applyable else "it cannot be applied (errors above); review it with"
         # Only text output has room for the note on stdout: markdown and json must stay one document.
         click.echo(

@@ -24,6 +24,10 @@ on at the new key.
 The limits come from command-line flags, so this pass is not in
 `planner.PASSES`: the plan and apply commands run `check` right after
 `plan()` with the limits as an explicit input. Both stay pure.
+
+`pixel apply FILE` runs the rules that need no observation again on the saved
+plan (`ownership_errors`, `unverified_releases`, `max_delete_error` when the
+file records its limits), from reconciler/plan/saved_checks.py.
 """
 
 from __future__ import annotations
@@ -122,25 +126,47 @@ def _objects_under(spec: MappingSpec, observed: Observed) -> int:
     return len(obs.local) if spec.authority is Authority.S3 else len(obs.remote)
 
 
-def check(desired: Desired, observed: Observed, plan: Plan, limits: GuardLimits) -> Plan:
-    """The guard pass: `plan` with an error added for every rule a delete breaks."""
-    created = {
+def _created(plan: Plan) -> set[tuple[str, str]]:
+    """Keys this plan itself writes from a source (move targets, parked temp copies)."""
+    return {
         (a.target.store, a.target.key) for a in plan.actions if a.kind is not ActionKind.DELETE and a.source is not None
     }
-    deletes = [a for a in plan.actions if a.kind in (ActionKind.DELETE, ActionKind.RELEASE_LOCAL)]
-    # release-local has its own rule (the upload must be verified first); only pruning deletes are guarded here.
-    prunes = [a for a in deletes if a.kind is ActionKind.DELETE]
-    # A dataset's organise: move deletes its source after a verified copy; the tier rules govern those.
-    errors = _ownership_errors(desired, plan, prunes, created | dataset_deletes(plan))
 
+
+def ownership_errors(desired: Desired, plan: Plan) -> list[str]:
+    """The ownership, protect and `.pixel/` rules for every pruning delete of `plan` (no limits involved).
+
+    Also run on a saved plan when it is applied (reconciler/plan/saved_checks.py).
+    """
+    # release-local has its own rule (the upload must be verified first); only pruning deletes are guarded here.
+    prunes = [a for a in plan.actions if a.kind is ActionKind.DELETE]
+    # A dataset's organise: move deletes its source after a verified copy; the tier rules govern those.
+    return _ownership_errors(desired, plan, prunes, _created(plan) | dataset_deletes(plan))
+
+
+def counted_deletes(plan: Plan) -> list[Action]:
+    """The deletes --max-delete and the mass-delete rule count: not a temp key's, not a move's source."""
     # A move's source delete keeps its bytes at the new key: a rename is not the accident the counts look for.
     moved_away = {(a.source.store, a.source.key) for a in plan.actions if a.kind is ActionKind.MOVE and a.source}
-    counted = [a for a in prunes if (a.target.store, a.target.key) not in created | moved_away]
-    if len(counted) > limits.max_delete:
-        errors.append(
-            f"the plan would delete {len(counted)} objects, more than --max-delete {limits.max_delete}; "
-            "check the source directories, then raise --max-delete if this is intended"
-        )
+    skipped = _created(plan) | moved_away
+    return [a for a in plan.actions if a.kind is ActionKind.DELETE and (a.target.store, a.target.key) not in skipped]
+
+
+def max_delete_error(counted: int, max_delete: int) -> str | None:
+    if counted <= max_delete:
+        return None
+    return (
+        f"the plan would delete {counted} objects, more than --max-delete {max_delete}; "
+        "check the source directories, then raise --max-delete if this is intended"
+    )
+
+
+def check(desired: Desired, observed: Observed, plan: Plan, limits: GuardLimits) -> Plan:
+    """The guard pass: `plan` with an error added for every rule a delete breaks."""
+    errors = ownership_errors(desired, plan)
+    counted = counted_deletes(plan)
+    if too_many := max_delete_error(len(counted), limits.max_delete):
+        errors.append(too_many)
     if not limits.allow_mass_delete:
         per_mapping = Counter(a.mapping for a in counted)
         for spec in desired.mappings:
@@ -160,13 +186,13 @@ def check(desired: Desired, observed: Observed, plan: Plan, limits: GuardLimits)
         errors.append(
             f"--strict: the plan has {len(plan.findings)} finding(s) ({shown}); resolve them or drop --strict"
         )
-    errors += _unverified_releases(plan)
+    errors += unverified_releases(plan)
     if not errors:
         return plan
     return dataclasses.replace(plan, errors=(*plan.errors, *errors))
 
 
-def _unverified_releases(plan: Plan) -> list[str]:
+def unverified_releases(plan: Plan) -> list[str]:
     """A local file may only be released after a verify of its S3 copy in the same apply: the edge must be there."""
     kinds = {a.id: a.kind for a in plan.actions}
     verified = {after for before, after in plan.edges if kinds.get(before) is ActionKind.VERIFY}

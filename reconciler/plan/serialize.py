@@ -5,6 +5,12 @@ and the schema check (schemas/plan.schema.json) on both sides, so a file pixel
 wrote is always one pixel can read, and a hand-edited or truncated file is
 refused with the reason instead of being half-applied. The form holds keys,
 sizes, hashes and ETags only: never a credential, never file content.
+
+The schema also holds the rules every action pixel writes keeps: a delete or
+release-local names the version it expects (`target_etag`), a create says the
+target must be absent (`target_absent`). `load_saved` is what `pixel apply FILE`
+reads: the plan plus the guard limits it was checked with, when the file records
+them; reconciler/plan/saved_checks.py then checks it against the current specs.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -29,6 +36,7 @@ from reconciler.model import (
     Plan,
     Precondition,
 )
+from reconciler.plan.guards import GuardLimits
 from reconciler.plan.summary import tally
 from reconciler.spec.schemas import load_schema
 
@@ -38,6 +46,14 @@ SCHEMA = "plan.schema.json"
 
 class PlanFileError(UserError):
     """A saved plan that cannot be read: missing, not JSON, wrong version or off-schema."""
+
+
+@dataclass(frozen=True, slots=True)
+class SavedPlan:
+    """A plan file as `pixel apply FILE` reads it."""
+
+    plan: Plan
+    limits: GuardLimits | None = None  # the delete guards' limits it was checked with, when the file records them
 
 
 def _pixel_version() -> str:
@@ -78,8 +94,9 @@ def action_to_dict(action: Action) -> dict[str, Any]:
     }
 
 
-def to_dict(plan: Plan) -> dict[str, Any]:
-    return {
+def to_dict(plan: Plan, *, limits: GuardLimits | None = None) -> dict[str, Any]:
+    """The JSON form; `limits`, when given, are recorded so that apply can check the deletes against them again."""
+    data: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "pixel_version": _pixel_version(),
         "spec_digest": plan.spec_digest,
@@ -92,6 +109,22 @@ def to_dict(plan: Plan) -> dict[str, Any]:
         ],
         "errors": list(plan.errors),
     }
+    if limits is not None:
+        data["guard_limits"] = {"max_delete": limits.max_delete, "allow_mass_delete": limits.allow_mass_delete}
+    return data
+
+
+def _schema_message(data: Any, error: jsonschema.exceptions.ValidationError) -> str | None:
+    """The schema's own wording (`x-message`) for a rule about one action, naming that action."""
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    message = schema.get("x-message")
+    path = list(error.absolute_path)
+    if not isinstance(message, str) or len(path) < 2 or path[0] != "actions":
+        return None
+    action = data["actions"][path[1]]
+    if not all(isinstance(action.get(field), str) for field in ("kind", "store", "key")):
+        return None  # the plain schema message, which names the path, says more
+    return f"saved plan is not applyable: {action['kind']} {action['store']}:{action['key']} {message}"
 
 
 def validate(data: Any, *, source: str = "plan") -> None:
@@ -104,6 +137,8 @@ def validate(data: Any, *, source: str = "plan") -> None:
     validator = jsonschema.Draft202012Validator(load_schema(SCHEMA))
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is not None:
+        if phrased := _schema_message(data, error):
+            raise PlanFileError(f"{source}: {phrased}; nothing was touched")
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
         raise PlanFileError(f"{source}: not a valid pixel plan at {where}: {error.message}")
 
@@ -153,18 +188,39 @@ def from_dict(data: Any, *, source: str = "plan") -> Plan:
     # `applyable` is derived; a file claiming otherwise was edited by hand and its errors cannot be trusted.
     if plan.applyable != data["applyable"]:
         raise PlanFileError(f"{source}: applyable={data['applyable']} contradicts the plan's errors list")
+    # So is the summary: it is what the reviewer counted. Categories with no action may be left out.
+    counted = {name: [t.count, t.bytes] for name, t in tally(plan).items() if t.count}
+    recorded = {name: [t["count"], t["bytes"]] for name, t in data["summary"].items() if t["count"]}
+    if counted != recorded:
+        differ = sorted(name for name in counted.keys() | recorded.keys() if counted.get(name) != recorded.get(name))
+        raise PlanFileError(
+            f"{source}: the summary contradicts the actions ({', '.join(differ)}): the file was edited by hand; "
+            "nothing was touched"
+        )
     return plan
 
 
-def dumps(plan: Plan) -> str:
-    data = to_dict(plan)
+def saved_from_dict(data: Any, *, source: str = "plan") -> SavedPlan:
+    plan = from_dict(data, source=source)
+    recorded = data.get("guard_limits")
+    if recorded is None:
+        return SavedPlan(plan)
+    limits = GuardLimits(max_delete=recorded["max_delete"], allow_mass_delete=recorded["allow_mass_delete"])
+    return SavedPlan(plan, limits)
+
+
+def dumps(plan: Plan, *, limits: GuardLimits | None = None) -> str:
+    data = to_dict(plan, limits=limits)
     validate(data, source="plan being written")
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
-def dump(plan: Plan, path: Path) -> None:
-    """Write atomically (temp + fsync + rename) so a crash never leaves half a plan file behind."""
-    text = dumps(plan)
+def dump(plan: Plan, path: Path, *, limits: GuardLimits | None = None) -> None:
+    """Write atomically (temp + fsync + rename) so a crash never leaves half a plan file behind.
+
+    Pass the `limits` the plan was checked with to record them for `pixel apply FILE`.
+    """
+    text = dumps(plan, limits=limits)
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     try:
@@ -182,19 +238,34 @@ def dump(plan: Plan, path: Path) -> None:
         raise
 
 
-def loads(text: str, *, source: str = "plan") -> Plan:
+def _parse(text: str, source: str) -> Any:
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise PlanFileError(f"{source}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
-    return from_dict(data, source=source)
 
 
-def load(path: Path) -> Plan:
+def _read(path: Path) -> str:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise PlanFileError(f"plan file {path} does not exist") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise PlanFileError(f"plan file {path} cannot be read: {exc}") from exc
-    return loads(text, source=str(path))
+
+
+def loads(text: str, *, source: str = "plan") -> Plan:
+    return from_dict(_parse(text, source), source=source)
+
+
+def load(path: Path) -> Plan:
+    return loads(_read(path), source=str(path))
+
+
+def loads_saved(text: str, *, source: str = "plan") -> SavedPlan:
+    return saved_from_dict(_parse(text, source), source=source)
+
+
+def load_saved(path: Path) -> SavedPlan:
+    """A plan file for `pixel apply FILE`: the plan and the limits it records, if any."""
+    return loads_saved(_read(path), source=str(path))

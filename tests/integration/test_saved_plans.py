@@ -221,3 +221,55 @@ def test_a_move_whose_source_changed_fails_and_its_source_delete_is_skipped(worl
     assert [(s["kind"], s["blocked_by"]) for s in report["skipped"]] == [("delete", move["id"])]
     assert body(client, bucket, "datasets/raw/a.jsonl") == b"rewritten by someone"
     assert "datasets/raw/renamed.jsonl" not in keys(client, bucket)
+
+
+def test_a_saved_delete_retargeted_outside_every_mapping_is_refused(world: dict[str, Any]) -> None:
+    """The audit's repro: a delete hand-edited to an object under no mapping; specs unchanged, so the digest matches."""
+    client, bucket = world["client"], world["bucket"]
+    client.put_object(Bucket=bucket, Key="outside/keep.json", Body=b'{"owner": "not pixel"}')
+    client.put_object(Bucket=bucket, Key="datasets/raw/stale.jsonl", Body=b"to prune")
+    (world["root"] / "raw" / "new.jsonl").write_bytes(b"new\n")
+    assert run(world, "plan", "-out", str(world["plan"])).code == 0
+    untampered = world["plan"].read_text()
+    before = keys(client, bucket)
+
+    def tamper(etag: str | None) -> None:
+        data = json.loads(untampered)
+        delete = next(a for a in data["actions"] if a["kind"] == "delete")
+        old_id, delete["id"], delete["key"] = delete["id"], "delete:s3:outside/keep.json", "outside/keep.json"
+        delete["precondition"]["target_etag"] = etag
+        data["edges"] = [[delete["id"] if i == old_id else i for i in edge] for edge in data["edges"]]
+        world["plan"].write_text(json.dumps(data))
+
+    tamper(None)  # as found in the audit: no precondition at all
+    refused = run(world, "apply", str(world["plan"]))
+    assert refused.code == 1, refused.out + refused.err
+    assert (
+        f"Error: {world['plan']}: saved plan is not applyable: delete s3:outside/keep.json has no expected ETag "
+        "(precondition.target_etag); nothing was touched"
+    ) in refused.err
+    assert "Apply complete" not in refused.out and "Traceback" not in refused.err
+    assert keys(client, bucket) == before  # nothing deleted, nothing uploaded, no lock object left
+
+    # Even with the object's real ETag (a correct precondition), the target is not the mapping's to delete.
+    tamper(client.head_object(Bucket=bucket, Key="outside/keep.json")["ETag"].strip('"'))
+    refused = run(world, "apply", "--format", "json", str(world["plan"]))
+    assert refused.code == 1, refused.out + refused.err
+    report = json.loads(refused.out)
+    assert report["status"] == "error"
+    assert report["errors"] == [
+        f"saved plan {world['plan']} is not applyable against the current specs; nothing was touched:\n"
+        "  delete s3:outside/keep.json lies outside what mapping 'raw' manages (s3:datasets/raw/)\n"
+        f"Run `pixel plan -out {world['plan']}` again, review it, then apply it"
+    ]
+    assert keys(client, bucket) == before
+    assert body(client, bucket, "outside/keep.json") == b'{"owner": "not pixel"}'
+
+    # The plan as pixel wrote it still applies, and only what it says.
+    world["plan"].write_text(untampered)
+    applied = run(world, "apply", str(world["plan"]))
+    assert applied.code == 0, applied.out + applied.err
+    assert "Apply complete! 2 done" in applied.out, applied.out
+    after = keys(client, bucket)
+    assert "datasets/raw/stale.jsonl" not in after and "datasets/raw/new.jsonl" in after
+    assert body(client, bucket, "outside/keep.json") == b'{"owner": "not pixel"}'

@@ -1,0 +1,287 @@
+"""What a saved plan must satisfy against the CURRENT specs before `pixel apply FILE` touches anything.
+
+A plan file is input: it may have been edited by hand, or written from specs
+that differ in a way the spec digest does not see. The spec digest says the
+specs did not change; these checks say every action is one the specs could
+have planned. Pure: the current Desired (with its discovered actors) and the
+plan in, the problems out.
+
+1. Where: every action's target (and source) lies where the scope it names
+   manages. A mapping's action lies on the side its kind writes (an upload on
+   the S3 prefix, a download in the local directory, a delete on the pruned
+   side of a pruning, unprotected mapping), under the prefix and selected by
+   the mapping's include/exclude; a parked copy under `.pixel/tmp/`; a
+   manifest write is an actor's manifest. A dataset action is a dataset's
+   canonical key from its declared source, or (organise: move) the delete of
+   that source. The registry and the inventory are written where the specs say.
+2. Preconditions: every delete and release-local carries the version it
+   expects (If-Match), every overwrite too, every create requires absence
+   (If-None-Match: *) except a parked copy in pixel's own scratch space, and a
+   rehash is pinned to the ETag it read (CopySourceIfMatch). Without them the
+   action would run unconditionally.
+3. The delete guards `plan` runs that need no observation (guards.py and the
+   tier rules), on the actions that passed 1 and 2; --max-delete when the file
+   records its limits. The mass-delete rule needs the object counts of the
+   observation the plan was made from, which a plan file does not hold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from reconciler.errors import UserError
+from reconciler.globs import matches
+from reconciler.model import (
+    TEMP_PREFIX,
+    Action,
+    ActionKind,
+    Authority,
+    Change,
+    DatasetSpec,
+    Desired,
+    MappingSpec,
+    ObjectRef,
+    Observed,
+    Organise,
+    Plan,
+    S3StoreSpec,
+)
+from reconciler.plan import guards
+from reconciler.plan.datasets import SCOPE as DATASETS_SCOPE
+from reconciler.plan.datasets import plan_tier_guards
+from reconciler.plan.guards import GuardLimits
+from reconciler.plan.manifests import INVENTORY_SCOPE, REGISTRY_SCOPE
+
+_WRITES = frozenset(
+    {ActionKind.UPLOAD, ActionKind.DOWNLOAD, ActionKind.COPY, ActionKind.MOVE, ActionKind.WRITE_MANIFEST}
+)
+_DELETES = frozenset({ActionKind.DELETE, ActionKind.RELEASE_LOCAL})
+_SHOWN = 10  # offending actions listed one per line; the rest are counted
+
+
+class UnsafeSavedPlan(UserError):
+    """A saved plan whose actions the current specs do not allow, or that would run without preconditions."""
+
+
+def label(action: Action) -> str:
+    return f"{action.kind.value} {action.target}"
+
+
+# --- 1. where ---------------------------------------------------------------------------------------------
+
+
+def _local_base(spec: MappingSpec) -> str:
+    return f"{spec.local_path}/" if spec.local_path else ""
+
+
+def _on_side(ref: ObjectRef | None, store: str, prefix: str, spec: MappingSpec) -> bool:
+    """`ref` is under (store, prefix) and the mapping's include/exclude select it."""
+    if ref is None or ref.store != store or not ref.key.startswith(prefix):
+        return False
+    rel = ref.key[len(prefix) :]
+    return bool(rel) and matches(rel, spec.include, spec.exclude)
+
+
+def _mapping_problem(desired: Desired, spec: MappingSpec, action: Action) -> str | None:
+    name = spec.name
+    s3 = (spec.s3_store, spec.s3_prefix)
+    local = (spec.local_store, _local_base(spec))
+    s3_area = f"{spec.s3_store}:{spec.s3_prefix}"
+    local_area = f"{spec.local_store}:{_local_base(spec)}"
+    kind, push = action.kind, spec.authority is Authority.LOCAL
+    filtered = " with its include/exclude" if spec.include or spec.exclude else ""
+
+    def target_on(side: tuple[str, str], area: str) -> str | None:
+        if _on_side(action.target, *side, spec):
+            return None
+        return f"lies outside what mapping {name!r} manages ({area}{filtered})"
+
+    def source_on(side: tuple[str, str], area: str) -> str | None:
+        if _on_side(action.source, *side, spec):
+            return None
+        return f"reads {action.source}, outside what mapping {name!r} manages ({area})"
+
+    def in_scratch(ref: ObjectRef | None) -> bool:
+        return ref is not None and ref.store == spec.s3_store and ref.key.startswith(TEMP_PREFIX)
+
+    if kind is ActionKind.WRITE_MANIFEST:
+        if any(a.manifest == action.target for a in desired.actors if a.mapping == name):
+            return None
+        return f"is not the manifest of an actor synced by mapping {name!r}"
+    if spec.authority is Authority.NONE:
+        return f"mapping {name!r} is report-only (authority: none): pixel changes nothing there"
+    if kind is ActionKind.DELETE:
+        side, area = (s3, s3_area) if push else (local, local_area)
+        if problem := target_on(side, area):
+            return problem
+        if not spec.prune:
+            return f"mapping {name!r} does not prune (prune: true lets pixel delete there)"
+        if spec.protect:
+            return f"mapping {name!r} is protected (protect: true)"
+        return None
+    if kind is ActionKind.REHASH or kind is ActionKind.VERIFY:
+        problem = target_on(s3, s3_area)
+        if problem or action.source is None:
+            return problem
+        return source_on(local, local_area)
+    direction = {
+        ActionKind.UPLOAD: push,
+        ActionKind.MOVE: push,
+        ActionKind.COPY: push,
+        ActionKind.RELEASE_LOCAL: push and spec.release_local,
+        ActionKind.DOWNLOAD: spec.authority is Authority.S3,
+    }
+    if not direction.get(kind, False):
+        return f"mapping {name!r} (authority: {spec.authority.value}) never plans a {kind.value}"
+    if kind is ActionKind.UPLOAD:
+        return target_on(s3, s3_area) or source_on(local, local_area)
+    if kind is ActionKind.DOWNLOAD:
+        return target_on(local, local_area) or source_on(s3, s3_area)
+    if kind is ActionKind.RELEASE_LOCAL:
+        return target_on(local, local_area) or source_on(s3, s3_area)
+    if kind is ActionKind.MOVE:
+        problem = target_on(s3, s3_area)
+        if problem or in_scratch(action.source):
+            return problem  # the second half of a swap reads the parked copy
+        return source_on(s3, s3_area)
+    # COPY: a mapping copies only to park a swap's source in pixel's scratch space.
+    if not in_scratch(action.target):
+        return f"a copy of mapping {name!r} may only park a key under {spec.s3_store}:{TEMP_PREFIX}"
+    return source_on(s3, s3_area)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Managed:
+    """The current specs, indexed once per check: a plan may hold a million actions."""
+
+    desired: Desired
+    mappings: dict[str, MappingSpec]
+    datasets: dict[ObjectRef, DatasetSpec]
+
+    @classmethod
+    def of(cls, desired: Desired) -> _Managed:
+        return cls(
+            desired,
+            {m.name: m for m in desired.mappings},  # names are unique across the specs and discovered actors
+            {ObjectRef(d.store, d.key): d for d in desired.datasets},
+        )
+
+
+def _datasets_problem(managed: _Managed, action: Action) -> str | None:
+    desired, kind = managed.desired, action.kind
+    if kind is ActionKind.DELETE:
+        # organise: move deletes an S3 source once its copy is verified; a local source is never deleted.
+        moved = any(d.organise is Organise.MOVE and d.source == action.target for d in desired.datasets)
+        if moved and isinstance(desired.stores.get(action.target.store), S3StoreSpec):
+            return None
+        return "is not the S3 source of a dataset with organise: move"
+    dataset = managed.datasets.get(action.target)
+    if dataset is None:
+        return "is not the canonical key of a dataset in the specs"
+    if kind is ActionKind.VERIFY:
+        return None
+    if kind not in (ActionKind.UPLOAD, ActionKind.COPY, ActionKind.MOVE):
+        return f"a dataset is never the target of a {kind.value}"
+    if action.source != dataset.source:
+        return f"reads {action.source}, not the source of dataset {dataset.name!r} ({dataset.source})"
+    return None
+
+
+def _generated_problem(declared: ObjectRef | None, what: str, action: Action) -> str | None:
+    if action.kind is ActionKind.WRITE_MANIFEST and declared is not None and action.target == declared:
+        return None
+    return f"is not where the specs generate the {what} ({declared or 'none declared'})"
+
+
+def _where_problem(managed: _Managed, action: Action) -> str | None:
+    """None when `action` lies where the scope it names manages, else why not."""
+    desired = managed.desired
+    spec = managed.mappings.get(action.mapping)
+    readings = [] if spec is None else [_mapping_problem(desired, spec, action)]
+    # A mapping may share its name with the datasets, registry or inventory scope: either reading may allow it.
+    if action.mapping == DATASETS_SCOPE:
+        readings.append(_datasets_problem(managed, action))
+    elif action.mapping == REGISTRY_SCOPE:
+        readings.append(_generated_problem(desired.registry, "dataset registry", action))
+    elif action.mapping == INVENTORY_SCOPE:
+        readings.append(_generated_problem(desired.inventory, "inventory", action))
+    if not readings:
+        return f"names mapping {action.mapping!r}, which the specs do not declare"
+    if None in readings:
+        return None
+    return readings[0]
+
+
+# --- 2. preconditions -------------------------------------------------------------------------------------
+
+
+def precondition_problem(desired: Desired, action: Action) -> str | None:
+    """None when the action cannot run unconditionally, else what it lacks."""
+    store = desired.stores.get(action.target.store)
+    if store is None:
+        return f"names store {action.target.store!r}, which the specs do not declare"
+    version = "expected ETag" if isinstance(store, S3StoreSpec) else "expected version (size-mtime) of the local file"
+    pre, kind = action.precondition, action.kind
+    if kind in _DELETES:
+        return None if pre.target_etag else f"has no {version} (precondition.target_etag)"
+    if kind is ActionKind.REHASH:
+        # An in-place copy: CopySourceIfMatch on the ETag read is what keeps it from overwriting a newer object.
+        return None if pre.source_etag else "is not pinned to the ETag it reads (precondition.source_etag)"
+    if kind not in _WRITES:
+        return None  # verify only reads
+    if action.change is Change.CREATE:
+        if pre.target_absent or action.target.key.startswith(TEMP_PREFIX):
+            return None
+        return "creates without requiring the target to be absent (precondition.target_absent)"
+    if action.change is Change.UPDATE:
+        return None if pre.target_etag else f"overwrites with no {version} (precondition.target_etag)"
+    return f"is neither a create nor an update (change: {action.change.value!r})"
+
+
+# --- 3. the guards, and all together ----------------------------------------------------------------------
+
+
+def _guard_errors(desired: Desired, plan: Plan, limits: GuardLimits | None) -> list[str]:
+    errors = guards.ownership_errors(desired, plan)
+    if limits is not None:
+        too_many = guards.max_delete_error(len(guards.counted_deletes(plan)), limits.max_delete)
+        errors += [too_many] if too_many else []
+    errors += guards.unverified_releases(plan)
+    # The tier rules (shared or protected tiers) read only the specs and the plan.
+    errors += plan_tier_guards(desired, Observed(mappings={}), dataclasses.replace(plan, errors=())).errors
+    return errors
+
+
+def problems(desired: Desired, plan: Plan, limits: GuardLimits | None = None) -> list[str]:
+    """Every reason not to apply `plan` against `desired`: one line per offending action, then the guards' errors."""
+    managed = _Managed.of(desired)
+    lines: list[str] = []
+    clean: list[Action] = []
+    for action in plan.actions:
+        found = [p for p in (precondition_problem(desired, action), _where_problem(managed, action)) if p]
+        if found:
+            lines.append(f"{label(action)} {'; '.join(found)}")
+        else:
+            clean.append(action)
+    # The guards judge what is left: an action refused above is named once, not again by a guard.
+    lines += _guard_errors(desired, dataclasses.replace(plan, actions=tuple(clean)), limits)
+    return lines
+
+
+def _shown(lines: Iterable[str]) -> str:
+    lines = list(lines)
+    more = len(lines) - _SHOWN
+    text = "\n  ".join(lines[:_SHOWN])
+    return text + (f"\n  … and {more} more" if more > 0 else "")
+
+
+def check(desired: Desired, plan: Plan, limits: GuardLimits | None, *, plan_file: str) -> None:
+    """Raise UnsafeSavedPlan naming every offending action; return when the plan may be applied."""
+    found = problems(desired, plan, limits)
+    if found:
+        raise UnsafeSavedPlan(
+            f"saved plan {plan_file} is not applyable against the current specs; nothing was touched:\n  "
+            f"{_shown(found)}\n"
+            f"Run `pixel plan -out {plan_file}` again, review it, then apply it"
+        )
