@@ -7,6 +7,7 @@ errors as the rest of the loader.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from reconciler.globs import matches
@@ -172,7 +173,7 @@ def _overlaps(store: str, prefix: str, tier: TierSpec) -> bool:
     return store == tier.store and (prefix.startswith(tier.prefix) or tier.prefix.startswith(prefix))
 
 
-def tier_of(tiers: list[TierSpec] | tuple[TierSpec, ...], store: str, key: str) -> TierSpec | None:
+def tier_of(tiers: Sequence[TierSpec], store: str, key: str) -> TierSpec | None:
     for tier in tiers:
         if tier.store == store and key.startswith(tier.prefix):
             return tier

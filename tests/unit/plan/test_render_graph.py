@@ -1,12 +1,14 @@
-"""pixel graph: the DAG as dot and Mermaid, one cluster per mapping, every edge present."""
+"""pixel graph: the DAG as dot and Mermaid, one cluster per tier (else per mapping), every edge present."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 
+from reconciler.plan.render import target_text
 from reconciler.plan.render_graph import render_graph
-from tests.unit.plan.fixed_plan import fixed_plan
+from tests.unit.plan.fixed_plan import fixed_desired, fixed_plan
 
 
 def test_dot_clusters_by_mapping_and_keeps_every_edge() -> None:
@@ -14,6 +16,18 @@ def test_dot_clusters_by_mapping_and_keeps_every_edge() -> None:
     text = render_graph(plan, "dot")
     assert text.startswith("digraph pixel_plan {") and text.rstrip().endswith("}")
     assert [m for m in re.findall(r'label="([^"]+)";', text)] == ["processed", "raw", "registry"]
+
+
+def test_with_tiers_the_clusters_are_the_tiers_the_targets_lie_in() -> None:
+    plan, tiers = fixed_plan(), fixed_desired().tiers
+    text = render_graph(plan, "dot", tiers)
+    labels = re.findall(r'label="([^"]+)";', text)
+    assert labels == sorted(labels) and "tier processed" in labels
+    in_tier = [a for a in plan.actions if a.target.key.startswith("datasets/gdrive/processed/")]
+    assert in_tier  # the fixed plan writes into the processed tier
+    cluster = text[text.index('label="tier processed";') :].split("}")[0]
+    assert all(json.dumps(target_text(a))[1:-1] in cluster for a in in_tier)
+    assert len(re.findall(r"n\d+ -> n\d+;", text)) == len(plan.edges)
     assert len(re.findall(r"n\d+ -> n\d+;", text)) == len(plan.edges)
     assert '"+ move datasets/acquired/mix.jsonl => datasets/gdrive/processed/priority/mix.jsonl"' in text
 
