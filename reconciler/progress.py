@@ -128,15 +128,27 @@ class Bar:
 
 
 class ProgressReporter:
-    """The executor's Reporter: advances a bar per finished action and passes every event on to `inner`."""
+    """The executor's Reporter: moves a bar as transfers read their sources and passes every event on to `inner`."""
 
     def __init__(self, inner: Reporter, bar: Bar) -> None:
         self.inner = inner
         self.bar = bar
         self.failed = 0
+        self._moved: dict[str, int] = {}
+        self._lock = threading.Lock()
 
     def started(self, action: Action) -> None:
         self.inner.started(action)
+
+    def transferred(self, action: Action, nbytes: int) -> None:
+        self.inner.transferred(action, nbytes)
+        with self._lock:
+            # A retry reads the source again: the bar counts each byte of an action once.
+            moved = self._moved.get(action.id, 0)
+            step = max(0, min(nbytes, action.size - moved))
+            self._moved[action.id] = moved + step
+        if step:
+            self.bar.advance(0, step)
 
     def retrying(self, action: Action, attempt: int, delay: float, error: StoreError) -> None:
         self.inner.retrying(action, attempt, delay, error)
@@ -145,10 +157,13 @@ class ProgressReporter:
         from reconciler.apply.executor import DONE
 
         self.inner.finished(outcome)
+        with self._lock:
+            moved = self._moved.pop(outcome.action.id, 0)
         if outcome.status != DONE:
             self.failed += 1
-        done = outcome.action.size if outcome.status == DONE else 0
-        self.bar.advance(1, done, extra=f"{self.failed} not done" if self.failed else "")
+        # Done: whatever the reads did not account for (copies, deletes, manifests); not done: take back its bytes.
+        nbytes = outcome.action.size - moved if outcome.status == DONE else -moved
+        self.bar.advance(1, nbytes, extra=f"{self.failed} not done" if self.failed else "")
 
     def close(self) -> None:
         self.bar.close()

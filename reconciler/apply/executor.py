@@ -64,6 +64,10 @@ class ApplyResult:
 class Reporter(Protocol):
     def started(self, action: Action) -> None: ...
 
+    def transferred(self, action: Action, nbytes: int) -> None:
+        """`nbytes` more of a transfer's body were read from its source (called from worker threads)."""
+        ...
+
     def retrying(self, action: Action, attempt: int, delay: float, error: StoreError) -> None: ...
 
     def finished(self, outcome: Outcome) -> None: ...
@@ -71,6 +75,9 @@ class Reporter(Protocol):
 
 class NullReporter:
     def started(self, action: Action) -> None:
+        pass
+
+    def transferred(self, action: Action, nbytes: int) -> None:
         pass
 
     def retrying(self, action: Action, attempt: int, delay: float, error: StoreError) -> None:

@@ -21,6 +21,9 @@ class LogReporter:
         else:
             self.log.debug("action started", **fields)
 
+    def transferred(self, action: Action, nbytes: int) -> None:
+        pass  # per-chunk events would flood the log; `action finished` carries the bytes
+
     def retrying(self, action: Action, attempt: int, delay: float, error: StoreError) -> None:
         self.log.warning(
             "action retrying",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, BinaryIO, cast
 
 from reconciler.model import TEMP_PREFIX, Action, ActionKind
 from reconciler.stores.base import ObjectChanged, PermanentStoreError, Store
@@ -15,8 +17,15 @@ CHUNK = 8 * 1024 * 1024
 class ActionRunner:
     """Callable the executor runs per action. Counts bytes moved, for the summary and the tests."""
 
-    def __init__(self, stores: Mapping[str, Store], manifests: Callable[[Action], None] | None = None) -> None:
+    def __init__(
+        self,
+        stores: Mapping[str, Store],
+        manifests: Callable[[Action], None] | None = None,
+        on_bytes: Callable[[Action, int], None] | None = None,
+    ) -> None:
         self.stores = stores
+        # Told of every chunk a transfer reads from its source: progress bars move during a large file.
+        self.on_bytes = on_bytes
         # Renders and writes generated files (reconciler.manifests.writer); kept apart so this module stays small.
         self.manifests = manifests
         self._lock = threading.Lock()
@@ -56,9 +65,10 @@ class ActionRunner:
                 code="412",
                 key=action.source.key,
             )
+        source_key = action.source.key
         target.write(
             action.target.key,
-            lambda: source.open(action.source.key),  # type: ignore[union-attr]
+            lambda: self._counted(action, source, source_key),
             size=action.size,
             md5=action.md5,
             if_match=pre.target_etag,
@@ -69,6 +79,15 @@ class ActionRunner:
                 self.bytes_uploaded += action.size
             else:
                 self.bytes_downloaded += action.size
+
+    @contextlib.contextmanager
+    def _counted(self, action: Action, store: Store, key: str) -> Iterator[BinaryIO]:
+        with store.open(key) as stream:
+            on_bytes = self.on_bytes
+            if on_bytes is None:
+                yield stream
+            else:
+                yield cast(BinaryIO, _CountingReader(stream, lambda n: on_bytes(action, n)))
 
     def _delete(self, action: Action) -> None:
         self.stores[action.target.store].delete(action.target.key, if_match=action.precondition.target_etag)
@@ -133,3 +152,26 @@ class ActionRunner:
     def _release(self, action: Action) -> None:
         # If-Match on the plan's version token: a file edited since the plan is not the one verified.
         self.stores[action.target.store].delete(action.target.key, if_match=action.precondition.target_etag)
+
+
+class _CountingReader:
+    """A source stream that reports how much was read; everything else (seek, tell, ...) is the stream's."""
+
+    def __init__(self, stream: BinaryIO, report: Callable[[int], None]) -> None:
+        self._stream = stream
+        self._report = report
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        if data:
+            self._report(len(data))
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._stream.readinto(buffer)  # type: ignore[attr-defined]
+        if count:
+            self._report(int(count))
+        return int(count or 0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)

@@ -143,6 +143,6 @@ def run_locked(
     if not plan.applyable:
         raise UserError("the plan has errors and cannot be applied:\n  " + "\n  ".join(plan.errors))
     abort_leftover_uploads(ws)
-    runner = ActionRunner(ws.stores, manifests=ManifestWriter(ws.desired, ws.stores))
+    runner = ActionRunner(ws.stores, manifests=ManifestWriter(ws.desired, ws.stores), on_bytes=reporter.transferred)
     result = execute(build_graph(plan), runner, parallelism=parallelism, reporter=reporter, stop=lost)
     return result, runner

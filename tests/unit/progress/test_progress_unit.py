@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+from pathlib import Path
 
 import pytest
 
 from reconciler import progress
 from reconciler.apply.executor import DONE, FAILED, Outcome
+from reconciler.apply.runner import ActionRunner
 from reconciler.model import Action, ActionKind, Change, ObjectRef, Plan
 from reconciler.stores.base import StoreError
+from reconciler.stores.local import LocalStore
+from reconciler.stores.memory import MemoryStore
 
 
 class Tty(io.StringIO):
@@ -65,6 +70,9 @@ class Recorder:
     def started(self, action: Action) -> None:
         self.events.append(f"started {action.id}")
 
+    def transferred(self, action: Action, nbytes: int) -> None:
+        self.events.append(f"transferred {action.id} {nbytes}")
+
     def retrying(self, action: Action, attempt: int, delay: float, error: StoreError) -> None:
         self.events.append(f"retrying {action.id} {attempt}")
 
@@ -82,6 +90,43 @@ def test_progress_reporter_forwards_every_event_and_counts_what_was_not_done() -
     reporter.close()
     assert inner.events == ["started a1", "retrying a1 1", "finished a1 done", "finished a2 failed"]
     assert "2/2 objects  1.0 KiB/2.0 KiB" in stream.getvalue() and "1 not done" in stream.getvalue()
+
+
+def test_a_large_transfer_moves_the_bar_while_it_runs_and_counts_each_byte_once() -> None:
+    inner, stream = Recorder(), Tty()
+    bar = progress.Bar("applying", total=2, total_bytes=3 * 1024, stream=stream)
+    reporter = progress.ProgressReporter(inner, bar)
+    big, small = _action(1, size=2048), _action(2, size=1024)
+    reporter.transferred(big, 1500)
+    assert bar.bytes == 1500 and bar.count == 0  # moving before the action is done
+    reporter.transferred(big, 1500)  # a retry reads the source again: clamped to the action's size
+    assert bar.bytes == 2048
+    reporter.finished(Outcome(big, DONE))
+    reporter.transferred(small, 600)
+    reporter.finished(Outcome(small, FAILED, "boom"))  # what a failed transfer read is taken back
+    assert (bar.count, bar.bytes) == (2, 2048)
+    assert inner.events[:2] == ["transferred a1 1500", "transferred a1 1500"]
+
+
+def test_the_runner_reports_what_a_transfer_reads_from_its_source(tmp_path: Path) -> None:
+    body = b"x" * 20_000_000
+    seen: list[int] = []
+    disk, s3 = LocalStore("disk", tmp_path), MemoryStore("s3")
+    s3.put("f.bin", body)
+    action = Action(
+        "d",
+        ActionKind.DOWNLOAD,
+        Change.CREATE,
+        "m",
+        ObjectRef("disk", "f.bin"),
+        "new",
+        source=ObjectRef("s3", "f.bin"),
+        size=len(body),
+        md5=hashlib.md5(body).hexdigest(),
+    )
+    ActionRunner({"disk": disk, "s3": s3}, on_bytes=lambda a, n: seen.append(n))(action)
+    assert sum(seen) == len(body) and len(seen) > 1  # chunk by chunk, not once at the end
+    assert (tmp_path / "f.bin").read_bytes() == body
 
 
 def test_apply_progress_is_the_inner_reporter_when_nobody_watches(monkeypatch: pytest.MonkeyPatch) -> None:
