@@ -44,6 +44,7 @@ from reconciler.stores.base import (
     TransientStoreError,
 )
 from reconciler.stores.s3_client import FastParserFactory, tune_client
+from reconciler.stores.s3_raw import NETWORK_ERRORS, RawS3
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -186,11 +187,21 @@ def _parse_journal(record: str, raw: bytes) -> JournaledUpload:
     )
 
 
-def make_client(spec: S3StoreSpec, *, max_pool_connections: int = 32, max_attempts: int = 5) -> S3Client:
+def make_session(spec: S3StoreSpec) -> boto3.session.Session:
     core = botocore.session.Session()
     # Listing pages parsed off the XML: botocore's generic parser is most of a no-op plan's time.
     core.register_component("response_parser_factory", FastParserFactory())
-    session = boto3.session.Session(botocore_session=core, profile_name=spec.profile)
+    return boto3.session.Session(botocore_session=core, profile_name=spec.profile)
+
+
+def make_client(
+    spec: S3StoreSpec,
+    *,
+    session: boto3.session.Session | None = None,
+    max_pool_connections: int = 32,
+    max_attempts: int = 5,
+) -> S3Client:
+    session = session or make_session(spec)
     config = Config(
         region_name=spec.region,
         s3={"addressing_style": cast(Any, spec.addressing_style)},
@@ -204,6 +215,26 @@ def make_client(spec: S3StoreSpec, *, max_pool_connections: int = 32, max_attemp
     client = session.client("s3", endpoint_url=spec.endpoint, config=config)
     tune_client(client)
     return client
+
+
+def make_raw(spec: S3StoreSpec, session: boto3.session.Session, client: S3Client, pool_size: int) -> RawS3 | None:
+    """The direct path for small PUTs and listing pages, or None where botocore cannot tell where to send them."""
+    credentials = session.get_credentials()  # botocore's provider chain; refreshable ones refresh
+    if credentials is None:
+        return None  # botocore raises its clear NoCredentials error on the first request
+    try:
+        return RawS3(client, credentials.get_frozen_credentials, spec.bucket, pool_size=pool_size)
+    except (ValueError, botocore.exceptions.BotoCoreError):
+        return None
+
+
+def _raw_call(action: str, key: str, fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except NETWORK_ERRORS as exc:
+        raise TransientStoreError(f"{action} {key}: {type(exc).__name__}: {exc}", code="Network", key=key) from exc
+    except Exception as exc:
+        raise translate(exc, key=key, action=action) from exc
 
 
 class S3Store:
@@ -222,7 +253,12 @@ class S3Store:
         self.name = spec.name
         self.spec = spec
         self.bucket = spec.bucket
-        self.client: S3Client = client or make_client(spec, max_pool_connections=max_pool_connections)
+        self._raw: RawS3 | None = None
+        if client is None:
+            session = make_session(spec)
+            client = make_client(spec, session=session, max_pool_connections=max_pool_connections)
+            self._raw = make_raw(spec, session, client, max_pool_connections)
+        self.client: S3Client = client
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
         self.part_concurrency = part_concurrency
@@ -262,12 +298,20 @@ class S3Store:
             err = translate(exc, key="", action=f'store "{self.name}": reach bucket "{self.bucket}"')
             raise err from exc
 
+    def _pages(self, prefix: str) -> Iterator[dict[str, Any]]:
+        if self._raw is None:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                yield cast(dict[str, Any], page)
+            return
+        pages = self._raw.list_pages(prefix)
+        while page := _raw_call("list", prefix, next, pages, None):
+            yield page
+
     def list(self, prefix: str) -> Iterator[Entry]:
-        paginator = self.client.get_paginator("list_objects_v2")
         # Upload records are pixel's bookkeeping, never data: not synced, pruned, inventoried or verified.
         journal = UPLOAD_JOURNAL_PREFIX.startswith(prefix) or prefix.startswith(UPLOAD_JOURNAL_PREFIX)
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for page in self._pages(prefix):
                 for obj in page.get("Contents", []):
                     key = obj["Key"]
                     if key.endswith("/"):  # folder placeholder objects hold no data
@@ -388,6 +432,8 @@ class S3Store:
                         code="412",
                         key=key,
                     )
+                if self._raw is not None and isinstance(body, bytes):
+                    return Entry(key=key, size=size, md5=md5, etag=self._raw_put(key, body, md5, if_match, if_absent))
                 response = self._call(
                     "upload",
                     key,
@@ -407,6 +453,22 @@ class S3Store:
         else:
             etag = self._multipart_upload(key, source, size=size, md5=md5, conditions=conditions)
         return Entry(key=key, size=size, md5=md5, etag=etag)
+
+    def _raw_put(self, key: str, body: bytes, md5: str, if_match: str | None, if_absent: bool) -> str:
+        assert self._raw is not None
+        headers = {
+            # The server rejects the body (400 BadDigest) unless it hashes to this.
+            "Content-MD5": base64.b64encode(bytes.fromhex(md5)).decode(),
+            f"x-amz-meta-{MD5_META}": md5,
+        }
+        if if_absent:
+            headers["If-None-Match"] = "*"
+        elif if_match is not None:
+            headers["If-Match"] = f'"{if_match}"'
+        if self.full_object_checksum:
+            headers["x-amz-checksum-crc64nvme"] = _crc64_b64(crc64nvme(body))
+            headers["x-amz-sdk-checksum-algorithm"] = "CRC64NVME"
+        return str(_raw_call("upload", key, self._raw.put, key, body, headers))
 
     def _part_size_for(self, size: int) -> int:
         # S3 allows 10,000 parts: very large files get larger parts, rounded up to whole MiB.
