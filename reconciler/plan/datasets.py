@@ -35,7 +35,7 @@ from reconciler.model import (
     Plan,
     Precondition,
 )
-from reconciler.plan.diff import action_id, short
+from reconciler.plan.diff import action_id, short, transfer_precondition, verify_action
 from reconciler.spec.world import tier_of
 from reconciler.units import human_bytes
 
@@ -94,14 +94,7 @@ def _organise(dataset: DatasetSpec, source: Entry, target: Entry | None, local: 
         size=source.size,
         md5=source.md5,
         reason=f"dataset {dataset.name!r} from {dataset.source.key} ({why}): {how}",
-        precondition=Precondition(
-            target_absent=target is None,
-            target_etag=target.etag if target is not None else None,
-            source_etag=source.etag,
-            source_size=source.size,
-            source_mtime_ns=source.mtime_ns if local else None,
-            source_md5=source.md5,
-        ),
+        precondition=transfer_precondition(source, target, local_source=local),
     )
 
 
@@ -111,15 +104,8 @@ def _retire_source(
     """verify -> delete for a move; the verify waits for the copy when there is one."""
     assert dataset.source is not None
     target_ref = ObjectRef(dataset.store, dataset.key)
-    verify = Action(
-        id=action_id(ActionKind.VERIFY, target_ref),
-        kind=ActionKind.VERIFY,
-        change=Change.READ,
-        mapping=SCOPE,
-        target=target_ref,
-        size=source.size,
-        md5=source.md5,
-        reason=f"check {dataset.key} holds md5 {short(source.md5)} before its source is deleted",
+    verify = verify_action(
+        target_ref, SCOPE, source, f"check {dataset.key} holds md5 {short(source.md5)} before its source is deleted"
     )
     delete = Action(
         id=action_id(ActionKind.DELETE, dataset.source),

@@ -38,6 +38,35 @@ def action_id(kind: ActionKind, ref: ObjectRef) -> str:
     return f"{kind.value}:{ref.store}:{ref.key}"
 
 
+def transfer_precondition(src: Entry, dst: Entry | None, *, local_source: bool) -> Precondition:
+    """What an upload, download or copy checks when it runs: the target as planned, the source unchanged."""
+    return Precondition(
+        target_absent=dst is None,
+        target_etag=dst.etag if dst is not None else None,
+        source_etag=src.etag,
+        source_size=src.size,
+        source_mtime_ns=src.mtime_ns if local_source else None,
+        source_md5=src.md5,
+    )
+
+
+def verify_action(
+    target: ObjectRef, mapping: str, entry: Entry, reason: str, source: ObjectRef | None = None
+) -> Action:
+    """A read of the object's recorded md5 and size, which must be `entry`'s, before something trusts it."""
+    return Action(
+        id=action_id(ActionKind.VERIFY, target),
+        kind=ActionKind.VERIFY,
+        change=Change.READ,
+        mapping=mapping,
+        target=target,
+        source=source,
+        size=entry.size,
+        md5=entry.md5,
+        reason=reason,
+    )
+
+
 def _local_key(spec: MappingSpec, rel: str) -> str:
     return f"{spec.local_path}/{rel}" if spec.local_path else rel
 
@@ -59,14 +88,7 @@ def _transfer(
     remote_ref = ObjectRef(spec.s3_store, _remote_key(spec, rel))
     source, target = (local_ref, remote_ref) if push else (remote_ref, local_ref)
     kind = ActionKind.UPLOAD if push else ActionKind.DOWNLOAD
-    pre = Precondition(
-        target_absent=dst is None,
-        target_etag=dst.etag if dst is not None else None,
-        source_etag=src.etag,
-        source_size=src.size,
-        source_mtime_ns=src.mtime_ns if push else None,
-        source_md5=src.md5,
-    )
+    pre = transfer_precondition(src, dst, local_source=push)
     return Action(
         id=action_id(kind, target),
         kind=kind,

@@ -28,7 +28,7 @@ from reconciler.model import (
     Plan,
     Precondition,
 )
-from reconciler.plan.diff import action_id, short
+from reconciler.plan.diff import action_id, short, verify_action
 
 # Actions after which the object at their target holds the planned content.
 _WRITERS = frozenset({ActionKind.UPLOAD, ActionKind.MOVE, ActionKind.COPY, ActionKind.REHASH})
@@ -56,16 +56,12 @@ def plan_release(desired: Desired, observed: Observed, plan: Plan) -> Plan:
             remote = obs.remote.get(rel)
             if writer is None and (remote is None or remote.md5 != local.md5):
                 continue  # nothing will make S3 hold this content: keep the local copy
-            verify = Action(
-                id=action_id(ActionKind.VERIFY, remote_ref),
-                kind=ActionKind.VERIFY,
-                change=Change.READ,
-                mapping=spec.name,
-                target=remote_ref,
+            verify = verify_action(
+                remote_ref,
+                spec.name,
+                local,
+                f"confirm S3 records md5 {short(local.md5)} before the local copy is released",
                 source=local_ref,
-                size=local.size,
-                md5=local.md5,
-                reason=f"confirm S3 records md5 {short(local.md5)} before the local copy is released",
             )
             release = Action(
                 id=action_id(ActionKind.RELEASE_LOCAL, local_ref),
