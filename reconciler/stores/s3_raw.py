@@ -6,10 +6,11 @@ response parsing) and 0.8 ms signed and sent directly; a ListObjectsV2 page
 likewise. With the GIL that CPU is the upload rate of a tree of small files, and
 most of a no-op plan.
 
-Only the sending is done here. botocore still decides everything else: where a
-request for this bucket goes (read off a presigned URL it generates, so endpoint
-resolution, addressing style and region are its), the credentials (its provider
-chain, refreshed as it refreshes them) and the signature (its S3SigV4Auth). Errors
+Only the sending is done here. botocore still decides where a request for this
+bucket goes (read off a presigned URL it generates, so endpoint resolution,
+addressing style and region are its) and the credentials (its provider chain,
+refreshed as it refreshes them); the signature is SigV4 (stores/s3_sigv4.py,
+checked against botocore's in the tests). Errors
 come back as botocore ClientErrors, so `translate()` classifies them as it does
 every other failure. S3Store uses this only with a client it built itself: an
 injected client (a test double, moto's in-process mock) keeps the plain path.
@@ -17,6 +18,7 @@ injected client (a test double, moto's in-process mock) keeps the plain path.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 import urllib.parse
@@ -26,11 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 import urllib3
-from botocore.auth import S3SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 
 from reconciler.stores.s3_client import parse_list_objects_v2
+from reconciler.stores.s3_sigv4 import EMPTY_SHA256, sign
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -76,15 +77,24 @@ class RawS3:
     ) -> urllib3.BaseHTTPResponse:
         # botocore's standard retry mode, which the plain path gets from the client: throttling, 5xx and
         # dropped connections are tried again (a listing has no executor around it to retry it).
+        payload = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
         for attempt in range(1, self._attempts + 1):
             frozen = self._credentials()
-            if frozen is None:
+            if frozen is None or not frozen.access_key or not frozen.secret_key:
                 raise botocore.exceptions.NoCredentialsError()
-            request = AWSRequest(method=method, url=url, data=body, headers=dict(headers))
-            S3SigV4Auth(frozen, "s3", self.region).add_auth(request)  # signed again: x-amz-date moves on
+            signed = sign(  # again on each attempt: X-Amz-Date moves on
+                method,
+                url,
+                headers,
+                payload_sha256=payload,
+                access_key=frozen.access_key,
+                secret_key=frozen.secret_key,
+                token=frozen.token,
+                region=self.region,
+            )
             try:
                 response = self._pool.request(
-                    method, url, body=body, headers=dict(request.headers.items()), preload_content=True, redirect=False
+                    method, url, body=body, headers=signed, preload_content=True, redirect=False
                 )
             except NETWORK_ERRORS:
                 if attempt == self._attempts:
