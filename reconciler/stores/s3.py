@@ -43,8 +43,9 @@ from reconciler.stores.base import (
     StoreError,
     TransientStoreError,
 )
+from reconciler.stores.http_pool import NETWORK_ERRORS
 from reconciler.stores.s3_client import FastParserFactory, tune_client
-from reconciler.stores.s3_raw import NETWORK_ERRORS, RawS3
+from reconciler.stores.s3_raw import RawS3
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -432,8 +433,9 @@ class S3Store:
                         code="412",
                         key=key,
                     )
-                if self._raw is not None and isinstance(body, bytes):
-                    return Entry(key=key, size=size, md5=md5, etag=self._raw_put(key, body, md5, if_match, if_absent))
+                if self._raw is not None and (isinstance(body, bytes) or body.seekable()):
+                    etag = self._raw_put(key, body, size, md5, if_match, if_absent)
+                    return Entry(key=key, size=size, md5=md5, etag=etag)
                 response = self._call(
                     "upload",
                     key,
@@ -454,7 +456,9 @@ class S3Store:
             etag = self._multipart_upload(key, source, size=size, md5=md5, conditions=conditions)
         return Entry(key=key, size=size, md5=md5, etag=etag)
 
-    def _raw_put(self, key: str, body: bytes, md5: str, if_match: str | None, if_absent: bool) -> str:
+    def _raw_put(
+        self, key: str, body: bytes | BinaryIO, size: int, md5: str, if_match: str | None, if_absent: bool
+    ) -> str:
         assert self._raw is not None
         headers = {
             # The server rejects the body (400 BadDigest) unless it hashes to this.
@@ -466,9 +470,10 @@ class S3Store:
         elif if_match is not None:
             headers["If-Match"] = f'"{if_match}"'
         if self.full_object_checksum:
-            headers["x-amz-checksum-crc64nvme"] = _crc64_b64(crc64nvme(body))
+            crc = crc64nvme(body) if isinstance(body, bytes) else _crc64_of_stream(key, body, size)
+            headers["x-amz-checksum-crc64nvme"] = _crc64_b64(crc)
             headers["x-amz-sdk-checksum-algorithm"] = "CRC64NVME"
-        return str(_raw_call("upload", key, self._raw.put, key, body, headers))
+        return str(_raw_call("upload", key, self._raw.put, key, body, size, headers))
 
     def _part_size_for(self, size: int) -> int:
         # S3 allows 10,000 parts: very large files get larger parts, rounded up to whole MiB.
@@ -853,6 +858,22 @@ def _read_full(body: BinaryIO, n: int) -> bytes:
         pieces.append(more)
         got += len(more)
     return b"".join(pieces)
+
+
+def _crc64_of_stream(key: str, stream: BinaryIO, size: int) -> int:
+    """The CRC64NVME of the rest of `stream`, which is then put back where it was."""
+    start, crc, seen = stream.tell(), 0, 0
+    while chunk := stream.read(8 * MIB):
+        crc = crc64nvme(chunk, crc)
+        seen += len(chunk)
+    stream.seek(start)
+    if seen != size:
+        raise ObjectChanged(
+            f"upload {key}: the source changed since the plan ({seen} bytes read, {size} planned); re-run pixel plan",
+            code="412",
+            key=key,
+        )
+    return int(crc)
 
 
 def _crc64_b64(value: int) -> str:

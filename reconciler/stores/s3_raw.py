@@ -24,12 +24,12 @@ import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import botocore.exceptions
-import urllib3
 from botocore.credentials import ReadOnlyCredentials
 
+from reconciler.stores.http_pool import NETWORK_ERRORS, ConnectionPool, Response
 from reconciler.stores.s3_client import parse_list_objects_v2
 from reconciler.stores.s3_sigv4 import EMPTY_SHA256, sign
 
@@ -37,9 +37,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _PROBE = "pixel-probe-key"
-NETWORK_ERRORS = (urllib3.exceptions.HTTPError, OSError)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BASE_BACKOFF_S, MAX_BACKOFF_S = 0.1, 20.0
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
 
 class RawS3:
@@ -65,20 +65,25 @@ class RawS3:
         self._credentials = credentials
         self._attempts = attempts
         self._sleep = sleep
-        self._pool = urllib3.PoolManager(
-            maxsize=pool_size,
-            block=False,
-            retries=False,  # the executor retries, with backoff and jitter, what is worth retrying
-            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+        base = urllib.parse.urlsplit(self.base)
+        self._pool = ConnectionPool(
+            base.scheme, base.netloc, size=pool_size, connect_timeout=connect_timeout, read_timeout=read_timeout
         )
 
     def _send(
-        self, operation: str, method: str, url: str, body: bytes | None, headers: Mapping[str, str]
-    ) -> urllib3.BaseHTTPResponse:
+        self, operation: str, method: str, url: str, body: bytes | BinaryIO | None, headers: Mapping[str, str]
+    ) -> Response:
         # botocore's standard retry mode, which the plain path gets from the client: throttling, 5xx and
         # dropped connections are tried again (a listing has no executor around it to retry it).
-        payload = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
+        if isinstance(body, bytes | None):
+            payload = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
+        else:
+            # A streamed body is not read an extra time to hash it: Content-MD5 and the CRC64NVME header,
+            # both signed, are what the server checks the bytes against.
+            payload, start = UNSIGNED_PAYLOAD, body.tell()
         for attempt in range(1, self._attempts + 1):
+            if not isinstance(body, bytes | None):
+                body.seek(start)
             frozen = self._credentials()
             if frozen is None or not frozen.access_key or not frozen.secret_key:
                 raise botocore.exceptions.NoCredentialsError()
@@ -93,8 +98,9 @@ class RawS3:
                 region=self.region,
             )
             try:
+                target = urllib.parse.urlsplit(url)
                 response = self._pool.request(
-                    method, url, body=body, headers=signed, preload_content=True, redirect=False
+                    method, f"{target.path}?{target.query}" if target.query else target.path, body=body, headers=signed
                 )
             except NETWORK_ERRORS:
                 if attempt == self._attempts:
@@ -112,10 +118,10 @@ class RawS3:
     def _backoff(self, attempt: int) -> float:
         return random.random() * min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2.0**attempt)
 
-    def put(self, key: str, body: bytes, headers: Mapping[str, str]) -> str:
-        """PutObject; the ETag the server gave (without quotes)."""
+    def put(self, key: str, body: bytes | BinaryIO, size: int, headers: Mapping[str, str]) -> str:
+        """PutObject of `size` bytes (a seekable stream is sent from where it stands); the ETag, unquoted."""
         url = self.base + urllib.parse.quote(key, safe="/~")
-        response = self._send("PutObject", "PUT", url, body, {**headers, "Content-Length": str(len(body))})
+        response = self._send("PutObject", "PUT", url, body, {**headers, "Content-Length": str(size)})
         return str(response.headers.get("ETag", "")).strip('"')
 
     def list_pages(self, prefix: str) -> Iterator[dict[str, Any]]:
@@ -135,10 +141,10 @@ class RawS3:
                 return
 
     def close(self) -> None:
-        self._pool.clear()
+        self._pool.close()
 
 
-def _client_error(operation: str, response: urllib3.BaseHTTPResponse) -> botocore.exceptions.ClientError:
+def _client_error(operation: str, response: Response) -> botocore.exceptions.ClientError:
     code, message = str(response.status), response.reason or ""
     try:
         root = ET.fromstring(response.data) if response.data else None

@@ -1,0 +1,114 @@
+"""Kept-alive HTTP/1.1 connections to one S3 endpoint, on the standard library's http.client.
+
+The direct S3 requests (stores/s3_raw.py) are many and small: through urllib3 a
+small PUT cost 0.92 ms of CPU, through http.client 0.41 ms (measured in one run
+against SeaweedFS on loopback). This keeps what urllib3 was used for: a pool of
+idle connections, a connection the server closed meanwhile is not reused, a
+connect timeout apart from the read timeout, TLS verified against the CA bundle
+botocore would use.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import select
+import ssl
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from botocore.httpsession import get_cert_path
+
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (http.client.HTTPException, OSError)
+SEND_BLOCK = 1024 * 1024  # http.client writes a file body 8 KiB at a time by default
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    reason: str
+    headers: Mapping[str, str]  # as received; look up with get() (case-insensitive)
+    data: bytes
+
+
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    """True when an idle kept-alive connection was closed by the server (readable with nothing asked)."""
+    sock = conn.sock
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+class ConnectionPool:
+    def __init__(
+        self, scheme: str, netloc: str, *, size: int, connect_timeout: float = 10, read_timeout: float = 120
+    ) -> None:
+        self.scheme, self.netloc = scheme, netloc
+        self._size = size
+        self._connect_timeout, self._read_timeout = connect_timeout, read_timeout
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+        self._tls: ssl.SSLContext | None = None
+        if scheme == "https":
+            # botocore's choice of CA bundle: AWS_CA_BUNDLE, else the one it ships or finds.
+            self._tls = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or get_cert_path(True))
+
+    def _new(self) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection
+        if self._tls is not None:
+            conn = http.client.HTTPSConnection(
+                self.netloc, timeout=self._connect_timeout, context=self._tls, blocksize=SEND_BLOCK
+            )
+        else:
+            conn = http.client.HTTPConnection(self.netloc, timeout=self._connect_timeout, blocksize=SEND_BLOCK)
+        conn.connect()
+        assert conn.sock is not None
+        conn.sock.settimeout(self._read_timeout)
+        return conn
+
+    def _take(self) -> http.client.HTTPConnection:
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return self._new()
+            if not _dropped(conn):
+                return conn
+            conn.close()
+
+    def _give_back(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if len(self._idle) < self._size:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def request(
+        self, method: str, target: str, *, body: bytes | BinaryIO | None, headers: Mapping[str, str]
+    ) -> Response:
+        """One request and its whole response; raises one of NETWORK_ERRORS when the exchange fails."""
+        conn = self._take()
+        try:
+            conn.request(method, target, body=body, headers=dict(headers))
+            response = conn.getresponse()
+            data = response.read()
+        except BaseException:
+            conn.close()
+            raise
+        if response.will_close:
+            conn.close()
+        else:
+            self._give_back(conn)
+        return Response(response.status, response.reason, response.headers, data)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
