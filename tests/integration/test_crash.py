@@ -176,7 +176,7 @@ def test_kill_9_at_random_points_loses_nothing_and_converges(world: dict[str, An
     rounds = 0
     # Spread the kills over the whole run, not just its first seconds: each kill lands after a random
     # share of the work that is left divided by the kills that are left, at a measured action rate.
-    rate, overhead = 250.0, 0.5  # actions per second after the lock; seconds of observe + plan first
+    rate, overhead = 600.0, 0.4  # actions per second after the lock; seconds of observe + plan first
     work = first
     while kills < KILLS:
         rounds += 1
@@ -191,7 +191,7 @@ def test_kill_9_at_random_points_loses_nothing_and_converges(world: dict[str, An
             time.sleep(0.01)
         locked_at = time.monotonic()
         remaining = sum(work.values())
-        time.sleep(overhead + rng.uniform(0.2, 1.0) * remaining / (rate * (KILLS - kills + 1)))
+        time.sleep(overhead + rng.uniform(0.1, 0.8) * remaining / (rate * (KILLS - kills + 1)))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             ran = time.monotonic() - locked_at - overhead
@@ -206,8 +206,11 @@ def test_kill_9_at_random_points_loses_nothing_and_converges(world: dict[str, An
             rate = (rate + done / ran) / 2
         print(f"kill {kills}: remaining {work}, rate {rate:.0f}/s")  # shown with -s or on failure
         held = lock_id(world)
-        assert held is not None, "a killed apply cannot have released its lock"
-        assert cli(world, "force-unlock", held).code == 0
+        if held is None:
+            # The kill landed after the apply released its lock on the way out: only a finished apply does.
+            assert not any(work.values()), f"a killed apply released its lock with work left (seed {seed})"
+        else:
+            assert cli(world, "force-unlock", held).code == 0
         planned = cli(world, "plan", *GUARDS)
         assert planned.code == 0, planned.err
         assert planned.out.rstrip().endswith(summary(work)), (seed, work, planned.out[-300:])
