@@ -21,6 +21,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,6 +94,12 @@ def one_tool(server: SeaweedServer, tool: Tool, shape: dataset.Shape, work: Path
                 env=t.env,
                 cwd=HERE.parent,
             )
+            cache = Path(tempfile.mkdtemp(dir=root, prefix="hash-cache-"))
+            for stage in ("hash_stage_cold", "hash_stage_warm"):
+                hashed = run(
+                    [sys.executable, "-m", "bench.hashstage", str(src), str(cache)], env=t.env, cwd=HERE.parent
+                )
+                out[stage] = {**json.loads(hashed.stdout), "rss_mib": hashed.peak_rss_mib}
             files, objects, _ = floor.stdout.split()
             out["floor"] = {
                 "seconds": floor.seconds,
@@ -180,6 +187,13 @@ def table(summary: dict[str, Any], extra: dict[str, Any], shape: dataset.Shape, 
     reads = pixel.get("files_read", {})
     row("no-op, warm hash cache", "pixel plan", pixel.get("noop_warm"), found=f"{reads.get('warm', 0):.0f} rd")
     row("floor: scandir + raw ListObjectsV2 (ET)", "python, no boto3", pixel.get("floor"))
+    for stage, label in (
+        ("hash_stage_cold", "hash stage alone, cold cache"),
+        ("hash_stage_warm", "hash stage alone, warm cache"),
+    ):
+        m = pixel.get(stage)
+        if m is not None:
+            row(label, "CachedHasher", m, found=f"{m['read']:.0f} rd")
     sync_names = {"pixel": "pixel apply", "aws s3 sync": "aws s3 sync", "rclone": "rclone sync"}
     for case, label in (
         ("edits", f"{shape.edits} same-size edits, mtime moves"),
@@ -227,6 +241,8 @@ def targets(summary: dict[str, Any], extra: dict[str, Any], edits: int) -> list[
     check("no-op warm / aws s3 sync --dryrun", warm / aw if warm and aw else None, 0.25)
     check("no-op warm / floor", warm / floor if warm and floor else None, 2.0)
     check("no-op cold / warm (hash cache pays)", cold / warm if cold and warm else None, 5.0, at_least=True)
+    hot, chilly = pixel.get("hash_stage_warm", {}).get("seconds"), pixel.get("hash_stage_cold", {}).get("seconds")
+    check("hash stage alone: cold / warm", chilly / hot if chilly and hot else None, 5.0, at_least=True)
     reads = pixel.get("files_read", {})
     if reads:
         check("files read by the warm no-op", reads.get("warm"), 0, unit="")

@@ -34,6 +34,8 @@ def test_bench_runs_every_case_for_pixel_and_writes_results(tmp_path: Path) -> N
     assert pixel["edits"]["caught"] == 10
     assert pixel["edits_mtime_restored"]["caught"] == 10
     assert (pixel["floor"]["files"], pixel["floor"]["objects"]) == (61, 61)  # stat-ed, listed
+    assert (pixel["hash_stage_cold"]["read"], pixel["hash_stage_warm"]["read"]) == (61, 0)
+    assert pixel["hash_stage_warm"]["from_cache"] == 61
     assert results["extra"]["million"]["actions"] == 20  # 1% of 2,000 objects changed
     assert "| initial upload" in done.stdout and "Targets (ratios from this run):" in done.stdout
 
