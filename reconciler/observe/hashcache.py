@@ -282,20 +282,19 @@ class CachedHasher:
         self.bytes_read = 0
         self.cache_hits = 0
 
+    def known(self, store: Store, entry: Entry) -> str | None:
+        """A cache hit without reading the file; None when the file must be read."""
+        found = _file_key(store, entry.key)
+        return None if found is None else self._hit(found[1])
+
     def md5(self, store: Store, entry: Entry) -> str:
-        path = _local_path(store, entry.key)
-        if path is None:  # not a file on this machine: nothing to key a cache on
+        found = _file_key(store, entry.key)
+        if found is None:  # not a file on this machine (or gone): nothing to key a cache on
             return self._count(entry.size, md5_of_stream(store, entry.key))
-        try:
-            before = FileKey.of(path, os.stat(path))
-        except OSError:
-            return self._count(entry.size, md5_of_stream(store, entry.key))
-        if not self.rehash_all:
-            cached = self.cache.lookup(before)
-            if cached is not None:
-                with self._lock:
-                    self.cache_hits += 1
-                return cached
+        path, before = found
+        cached = self._hit(before)
+        if cached is not None:
+            return cached
         md5, size = _read_md5(path)
         self._count(size, md5)
         try:
@@ -307,6 +306,15 @@ class CachedHasher:
             self.cache.remember(after, md5)
         return md5
 
+    def _hit(self, key: FileKey) -> str | None:
+        if self.rehash_all:
+            return None  # neither consulted nor trusted; refreshed by what is read
+        cached = self.cache.lookup(key)
+        if cached is not None:
+            with self._lock:
+                self.cache_hits += 1
+        return cached
+
     def _count(self, size: int, md5: str) -> str:
         with self._lock:
             self.files_read += 1
@@ -315,6 +323,16 @@ class CachedHasher:
 
     def close(self) -> None:
         self.cache.close()
+
+
+def _file_key(store: Store, key: str) -> tuple[str, FileKey] | None:
+    path = _local_path(store, key)
+    if path is None:
+        return None
+    try:
+        return path, FileKey.of(path, os.stat(path))
+    except OSError:
+        return None
 
 
 def _local_path(store: Store, key: str) -> str | None:

@@ -14,6 +14,10 @@ CHUNK = 8 * 1024 * 1024
 class Hasher(Protocol):
     def md5(self, store: Store, entry: Entry) -> str: ...
 
+    def known(self, store: Store, entry: Entry) -> str | None:
+        """The md5 if it can be had without reading the file (a cache hit), else None."""
+        ...
+
 
 def md5_of_stream(store: Store, key: str) -> str:
     digest = hashlib.md5()
@@ -30,6 +34,9 @@ class StreamingHasher:
     def __init__(self) -> None:
         self.files_read = 0
         self.bytes_read = 0
+
+    def known(self, store: Store, entry: Entry) -> str | None:
+        return None
 
     def md5(self, store: Store, entry: Entry) -> str:
         self.files_read += 1
