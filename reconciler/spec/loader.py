@@ -359,29 +359,51 @@ def _endpoint(
     report: _Report,
 ) -> tuple[str, str] | None:
     """Split "store:path" and check it names a store of the wanted kind and a clean path."""
-    store_name, _, rest = value.partition(":")
     shape = '"store:path"' if key == "from" else '"store:prefix"'
-    article = {"local": "a local", "s3": "an s3"}
+    what = "path" if key == "from" else "prefix"
+    return store_ref(doc, (*path, key), value, want, stores, report, shape=shape, what=what)
+
+
+_ARTICLE = {"local": "a local", "s3": "an s3"}
+
+
+def store_ref(
+    doc: SpecDocument,
+    where: YamlPath,
+    value: str,
+    want: str,
+    stores: dict[str, _Store],
+    report: _Report,
+    *,
+    shape: str = '"store:path"',
+    what: str = "path",
+    kind_when_undefined: bool = False,
+) -> tuple[str, str] | None:
+    """(store, rest) of a "store:rest" value naming a `want` ("local"/"s3") store and a clean path, else reported.
+
+    `kind_when_undefined`: an undefined store is reported as "naming an s3 store" rather than
+    "naming a defined store" (the world sections, where the kind is what the reader must fix).
+    """
+    store_name, _, rest = value.partition(":")
     store = stores.get(store_name)
-    where = (*path, key)
+    naming = f"naming {_ARTICLE[want]} store"
     if store is None:
+        expected = naming if kind_when_undefined else "naming a defined store"
         report.add(
             doc,
             where,
-            f"expected {shape} naming a defined store, got {show(value)} (store {show(store_name)} is not defined)",
+            f"expected {shape} {expected}, got {show(value)} (store {show(store_name)} is not defined)",
         )
         return None
     if store.kind is not None and store.kind != want:
         report.add(
             doc,
             where,
-            f"expected {shape} naming {article[want]} store, got {show(value)} "
-            f"(store {show(store_name)} is {article[store.kind]} store)",
+            f"expected {shape} {naming}, got {show(value)} (store {show(store_name)} is {_ARTICLE[store.kind]} store)",
         )
         return None
     problem = _segment_problem(rest)
     if problem:
-        what = "path" if key == "from" else "prefix"
         report.add(doc, where, f"{what} {problem}, got {show(value)}")
         return None
     return store_name, rest

@@ -24,7 +24,7 @@ from reconciler.model import (
 )
 from reconciler.spec.actors import build_actor
 from reconciler.spec.errors import YamlPath
-from reconciler.spec.loader import SpecDocument, _Report, _segment_problem, _Store
+from reconciler.spec.loader import SpecDocument, _Report, _Store, store_ref
 from reconciler.spec.validate import show
 
 
@@ -45,29 +45,7 @@ def _ref(
     """ "store:rest" naming a defined store of kind `want` and a clean relative path, else reported."""
     if not isinstance(value, str) or doc.is_broken(path):
         return None
-    store_name, _, rest = value.partition(":")
-    store = stores.get(store_name)
-    kind = "an s3" if want == "s3" else "a local"
-    if store is None:
-        report.add(
-            doc,
-            path,
-            f'expected "store:path" naming {kind} store, got {show(value)} (store {show(store_name)} is not defined)',
-        )
-        return None
-    if store.kind is not None and store.kind != want:
-        report.add(
-            doc,
-            path,
-            f'expected "store:path" naming {kind} store, got {show(value)} '
-            f"(store {show(store_name)} is {'an s3' if store.kind == 's3' else 'a local'} store)",
-        )
-        return None
-    problem = _segment_problem(rest)
-    if problem:
-        report.add(doc, path, f"path {problem}, got {show(value)}")
-        return None
-    return store_name, rest
+    return store_ref(doc, path, value, want, stores, report, kind_when_undefined=True)
 
 
 def _file_ref(
