@@ -1,0 +1,1 @@
+"""The read side: training scripts stream registered datasets by name."""
