@@ -1,0 +1,98 @@
+"""F2, F3 in process: the planner rule (a part of a tree not observed gets no action) and the observer's gaps."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from reconciler.model import (
+    ActionKind,
+    Authority,
+    Desired,
+    Entry,
+    FindingKind,
+    Gap,
+    LocalStoreSpec,
+    MappingObservation,
+    MappingSpec,
+    Observed,
+    S3StoreSpec,
+)
+from reconciler.observe import observe
+from reconciler.plan import plan
+from reconciler.stores.base import Store
+from reconciler.stores.local import LocalStore
+from reconciler.stores.memory import MemoryStore
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def entry(key: str, data: bytes) -> Entry:
+    return Entry(key, len(data), md5(data), 1, md5(data))
+
+
+def desired(**kw: Any) -> Desired:
+    spec = MappingSpec("m", "disk", "rel", "s3", "rel/", **kw)
+    return Desired(stores={"disk": LocalStoreSpec("disk", "/nowhere"), "s3": S3StoreSpec("s3", "b")}, mappings=(spec,))
+
+
+def test_no_delete_upload_or_download_is_planned_in_a_part_the_observation_missed() -> None:
+    remote = {k: entry(k, k.encode()) for k in ("sub/a", "sub/deep/b", "subway", "gone")}
+    local = {"new": entry("new", b"new")}
+    obs = MappingObservation(local, remote, local_gaps=(Gap("sub", "cannot list directory: Permission denied"),))
+    result = plan(desired(prune=True), Observed({"m": obs}))
+    assert sorted((a.kind.value, a.target.key) for a in result.actions) == [
+        ("delete", "rel/gone"),  # outside the gap: "subway" is not under "sub/"
+        ("delete", "rel/subway"),
+        ("upload", "rel/new"),
+    ]
+    held = sorted(f.key for f in result.findings if f.kind is FindingKind.PROBLEM)
+    assert held == ["s3:rel/sub/a", "s3:rel/sub/deep/b"]
+
+    # A pull whose listing of the bucket is incomplete overwrites and deletes nothing local in the gap.
+    pulled = MappingObservation(
+        {"x/old": entry("x/old", b"old"), "x/edited": entry("x/edited", b"mine")},
+        {"x/edited": entry("x/edited", b"theirs"), "y": entry("y", b"y")},
+        remote_gaps=(Gap("x", "listing failed"),),
+    )
+    result = plan(desired(authority=Authority.S3, prune_local=True), Observed({"m": pulled}))
+    assert [(a.kind, a.target.key) for a in result.actions] == [(ActionKind.DOWNLOAD, "rel/y")]
+
+    # The whole side unknown: nothing at all.
+    whole = MappingObservation({}, remote, local_gaps=(Gap("", "cannot list directory: Permission denied"),))
+    assert plan(desired(prune=True), Observed({"m": whole})).actions == ()
+
+
+class _Unreadable:
+    """A hasher for which one file raises the PermissionError an unreadable file gives."""
+
+    def __init__(self, bad: str) -> None:
+        self.bad = bad
+
+    def known(self, store: Store, e: Entry) -> str | None:
+        return None
+
+    def md5(self, store: Store, e: Entry) -> str:
+        if e.key == self.bad:
+            raise PermissionError(13, "Permission denied", e.key)
+        with store.open(e.key) as f:
+            return md5(f.read())
+
+
+def test_a_file_the_hasher_cannot_read_becomes_a_gap_and_a_finding(tmp_path: Path) -> None:
+    (tmp_path / "rel").mkdir()
+    (tmp_path / "rel" / "bad.txt").write_bytes(b"edited")
+    (tmp_path / "rel" / "ok.txt").write_bytes(b"ok")
+    d = desired(prune=True, release_local=True)
+    s3 = MemoryStore("s3")
+    s3.put("rel/bad.txt", b"old")
+    stores: dict[str, Store] = {"disk": LocalStore("disk", tmp_path), "s3": s3}
+    observed = observe(d, stores, _Unreadable("rel/bad.txt"))
+    assert set(observed.mappings["m"].local) == {"ok.txt"}
+    result = plan(d, observed)
+    assert all(a.target.key not in ("rel/bad.txt",) for a in result.actions)
+    assert any(f.key == "disk:rel/bad.txt" and "cannot read" in f.message for f in result.findings)
+    assert "upload:s3:rel/ok.txt" in {a.id for a in result.actions}
