@@ -318,7 +318,8 @@ class LocalStore:
         return "the local file is kept"
 
     def _restore_from(self, held: BinaryIO, path: Path) -> str:
-        tmp = path.with_name(f".{path.name}{TEMP_MARKER}{secrets.token_hex(4)}")
+        # Named like a file set aside, not a temp file: a kill right here leaves it reported, not hidden.
+        tmp = path.with_name(f".{path.name}{RELEASE_MARKER}{secrets.token_hex(4)}")
         held.seek(0)
         with open(tmp, "wb") as out:
             while chunk := held.read(CHUNK):

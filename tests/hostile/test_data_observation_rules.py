@@ -96,3 +96,16 @@ def test_a_file_the_hasher_cannot_read_becomes_a_gap_and_a_finding(tmp_path: Pat
     assert all(a.target.key not in ("rel/bad.txt",) for a in result.actions)
     assert any(f.key == "disk:rel/bad.txt" and "cannot read" in f.message for f in result.findings)
     assert "upload:s3:rel/ok.txt" in {a.id for a in result.actions}
+
+
+def test_a_release_interrupted_by_a_kill_leaves_its_key_unknown_not_absent(tmp_path: Path) -> None:
+    (tmp_path / "rel").mkdir()
+    (tmp_path / "rel" / ".a.dat.pixel-release-0badc0de").write_bytes(b"the user's bytes")  # renamed aside, then -9
+    d = desired(prune=True)
+    s3 = MemoryStore("s3")
+    s3.put("rel/a.dat", b"older bytes")
+    problems: list[Any] = []
+    stores: dict[str, Store] = {"disk": LocalStore("disk", tmp_path, on_problem=problems.append), "s3": s3}
+    result = plan(d, observe(d, stores, _Unreadable(""), problems=problems))
+    assert result.actions == ()  # rel/a.dat is not deleted from S3, nor the aside file uploaded
+    assert any("a release of this file was interrupted" in f.message for f in result.findings)
