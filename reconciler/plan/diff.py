@@ -219,8 +219,7 @@ def _held_back(spec: MappingSpec, obs: MappingObservation) -> Callable[[str], st
             if _safe_local_key(rel)
             else "cannot be mirrored as a local file (absolute, '..' or NUL in the key); skipped"
         )
-        files = (obs.remote, obs.local)
-        clashes = {d for k in itertools.chain(*files) for d in _parents(k) if any(d in side for side in files)}
+        clashes = _file_dir_clashes(obs.remote, obs.local)
         if clashes:
             rules.append(lambda rel: _clash(rel, clashes))
     else:
@@ -237,6 +236,23 @@ def _held_back(spec: MappingSpec, obs: MappingObservation) -> Callable[[str], st
         return None
 
     return why
+
+
+def _file_dir_clashes(*sides: Mapping[str, Entry]) -> set[str]:
+    """Keys that are also the directory of another key, on either side (S3 holds `a` and `a/b`)."""
+    seen: set[str] = set()
+    clashes: set[str] = set()
+    for side in sides:
+        for key in side:
+            directory = key
+            while (at := directory.rfind("/")) != -1:
+                directory = directory[:at]
+                if directory in seen:
+                    break  # it and every directory above it were looked at already: one lookup per directory
+                seen.add(directory)
+                if any(directory in other for other in sides):
+                    clashes.add(directory)
+    return clashes
 
 
 def _clash(rel: str, clashes: set[str]) -> str | None:

@@ -6,6 +6,9 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from reconciler.model import (
     ActionKind,
     Authority,
@@ -109,3 +112,39 @@ def test_a_release_interrupted_by_a_kill_leaves_its_key_unknown_not_absent(tmp_p
     result = plan(d, observe(d, stores, _Unreadable(""), problems=problems))
     assert result.actions == ()  # rel/a.dat is not deleted from S3, nor the aside file uploaded
     assert any("a release of this file was interrupted" in f.message for f in result.findings)
+
+
+KEYS = st.lists(st.sampled_from(["a", "b"]), min_size=1, max_size=3).map("/".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    local=st.dictionaries(KEYS, st.binary(max_size=2), max_size=6),
+    remote=st.dictionaries(KEYS, st.binary(max_size=2), max_size=6),
+    gap=st.sampled_from(["", "a", "b", "a/b"]),
+    gap_side=st.booleans(),
+    authority=st.sampled_from([Authority.LOCAL, Authority.S3]),
+    release=st.booleans(),
+)
+def test_law_no_action_touches_a_key_in_a_gap(
+    local: dict[str, bytes], remote: dict[str, bytes], gap: str, gap_side: bool, authority: Authority, release: bool
+) -> None:
+    gaps = (Gap(gap, "unreadable"),)
+    obs = MappingObservation(
+        {k: entry(k, v) for k, v in local.items() if not (gap_side and Gap(gap, "").covers(k))},
+        {k: entry(k, v) for k, v in remote.items() if gap_side or not Gap(gap, "").covers(k)},
+        local_gaps=gaps if gap_side else (),
+        remote_gaps=() if gap_side else gaps,
+    )
+    d = desired(authority=authority, prune=True, prune_local=authority is Authority.S3,
+                release_local=release and authority is Authority.LOCAL)
+    for action in plan(d, Observed({"m": obs})).actions:
+        rel = action.target.key.removeprefix("rel/")
+        assert not gaps[0].covers(rel), action
+
+
+def test_a_file_directory_clash_is_found_whatever_sorts_between() -> None:
+    remote = {k: entry(k, k.encode()) for k in ("a", "a-b", "a.c", "a/b", "z")}
+    result = plan(desired(authority=Authority.S3), Observed({"m": MappingObservation({}, remote)}))
+    assert sorted(a.target.key for a in result.actions) == ["rel/a-b", "rel/a.c", "rel/z"]
+    assert sorted(f.key for f in result.findings) == ["s3:rel/a", "s3:rel/a/b"]
