@@ -342,13 +342,9 @@ def _absent_from_source(spec: MappingSpec, rel: str, dst: Entry, *, push: bool) 
         return _delete(spec, ref, dst, f"not in the {side}; {dst_store} is pruned here")
     if not push and spec.prune_local:
         return _delete(spec, ref, dst, f"not in the {side}; local files are pruned here (prune_local: true)")
-    setting = "prune" if push else "prune_local"
-    return Finding(
-        FindingKind.UNMANAGED,
-        spec.name,
-        str(ref),
-        f"not in the {side}; left alone because mapping {spec.name!r} does not set {setting}: true",
-    )
+    rule = "prune (prune: true deletes it)" if push else "prune local files (prune_local: true deletes it)"
+    why = f"not in the {side}; left alone because mapping {spec.name!r} does not {rule}"
+    return Finding(FindingKind.UNMANAGED, spec.name, str(ref), why)
 
 
 def _report_only(spec: MappingSpec, rel: str, local: Entry | None, remote: Entry | None) -> Iterator[Finding]:
