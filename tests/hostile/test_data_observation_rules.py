@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reconciler.errors import UserError
 from reconciler.model import (
     ActionKind,
     Authority,
@@ -24,9 +27,10 @@ from reconciler.model import (
 )
 from reconciler.observe import observe
 from reconciler.plan import plan
-from reconciler.stores.base import Store
+from reconciler.stores.base import PermanentStoreError, Store
 from reconciler.stores.local import LocalStore
 from reconciler.stores.memory import MemoryStore
+from reconciler.workflow import Workspace, observe_and_plan
 
 
 def md5(data: bytes) -> str:
@@ -148,3 +152,24 @@ def test_a_file_directory_clash_is_found_whatever_sorts_between() -> None:
     result = plan(desired(authority=Authority.S3), Observed({"m": MappingObservation({}, remote)}))
     assert sorted(a.target.key for a in result.actions) == ["rel/a-b", "rel/a.c", "rel/z"]
     assert sorted(f.key for f in result.findings) == ["s3:rel/a", "s3:rel/a/b"]
+
+
+class _FailsOnSecondPage(MemoryStore):
+    """A bucket whose listing breaks after its first entries, as a failed ListObjectsV2 page does."""
+
+    def list(self, prefix: str) -> Iterator[Entry]:
+        for n, e in enumerate(super().list(prefix)):
+            if n == 2:
+                raise PermanentStoreError("list rel/: page 2: 403 AccessDenied", code="AccessDenied")
+            yield e
+
+
+def test_a_failed_s3_listing_page_plans_nothing(tmp_path: Path) -> None:
+    (tmp_path / "rel").mkdir()
+    d = desired(prune=True)
+    s3 = _FailsOnSecondPage("s3")
+    for i in range(5):
+        s3.put(f"rel/k{i}", b"x")
+    ws = Workspace(d, {"disk": LocalStore("disk", tmp_path), "s3": s3})
+    with pytest.raises(UserError, match="page 2"):
+        observe_and_plan(ws, _Unreadable(""))  # an empty local tree, but no "delete everything" plan
