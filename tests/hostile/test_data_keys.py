@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.hostile.helpers import keys, one_mapping, run
+from tests.hostile.data_helpers import keys, one_mapping, run
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.hostile.helpers import keys, one_mapping, run
+from tests.hostile.data_helpers import keys, one_mapping, run
 
 
 def pruned(tmp_path: Path, seaweed: Any, bucket: str) -> tuple[Path, Path, dict[str, str]]:

@@ -27,7 +27,7 @@ from reconciler.model import (
 from reconciler.plan import plan
 from reconciler.plan.guards import GuardLimits, check
 from reconciler.spec import SpecErrors, load_desired
-from tests.hostile.helpers import one_mapping, run
+from tests.hostile.data_helpers import one_mapping, run
 
 
 def entry(key: str, data: bytes) -> Entry:

@@ -21,7 +21,7 @@ import pytest
 from reconciler.model import Entry
 from reconciler.stores.base import ObjectChanged
 from reconciler.stores.local import LocalStore
-from tests.hostile.helpers import keys, one_mapping, run
+from tests.hostile.data_helpers import keys, one_mapping, run
 from tests.integration.pixelenv import PIXEL
 
 pytestmark = pytest.mark.integration
