@@ -54,9 +54,10 @@ class MappingSpec:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     authority: Authority = Authority.LOCAL
-    prune: bool = False
+    prune: bool = False  # push: delete S3 objects the local tree does not have
     protect: bool = False
     release_local: bool = False
+    prune_local: bool = False  # pull: delete local files the bucket does not have (never implied by prune)
     source_file: str = ""  # spec file that declared it, for messages
 
 
@@ -113,7 +114,7 @@ class ActorLayout:
     manifest_store: str  # a local store
     manifest_dir: str  # holds {actor_id}_manifest.json
     authority: Authority = Authority.LOCAL
-    images: str = "{actor_name}_*.jpg"  # glob of expected image names; other local files are orphans
+    images: str = "{actor_name}_{index}.jpg"  # expected names, {index} a decimal index; other files are orphans
     discover: str | None = None  # regex over directory names; its group "id" is the actor id
     prune: bool = False
     source_file: str = ""
@@ -154,16 +155,36 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """Something observation found that the user must hear about."""
+    """Something observation found that the user must hear about.
+
+    `store` and `key` name what could not be observed (a directory, a file): with a store, the
+    observation of that key and of everything under `key/` is incomplete.
+    """
 
     where: str
     message: str
+    store: str = ""
+    key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Part of one side of a mapping that could not be observed: `rel` and everything under `rel/`."""
+
+    rel: str  # relative to the mapping root; "" is the whole side
+    reason: str
+
+    def covers(self, rel: str) -> bool:
+        return not self.rel or rel == self.rel or rel.startswith(self.rel + "/")
 
 
 @dataclass(frozen=True, slots=True)
 class MappingObservation:
     local: MappingABC[str, Entry]
     remote: MappingABC[str, Entry]
+    # Where a side's listing is incomplete: what is absent there is unknown, not absent.
+    local_gaps: tuple[Gap, ...] = ()
+    remote_gaps: tuple[Gap, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,5 +77,7 @@ def render_apply_summary(result: ApplyResult, runner: ActionRunner | None = None
             because = "apply was interrupted" if o.blocked_by == "interrupted" else f"{o.blocked_by} failed"
             lines.append(f"  - {o.action.kind.value} {o.action.target}: {because}")
     lines.append("")
-    lines.append("Run `pixel plan` to see the remaining work; applying again converges.")
+    # No promise that another apply fixes it: a failure from a rule of the server's (a key it renames) or of
+    # the local tree recurs; the next plan shows what is left and the findings say what a retry cannot fix.
+    lines.append("Run `pixel plan` to see the remaining work and any finding a retry cannot fix.")
     return "\n".join(lines) + "\n"

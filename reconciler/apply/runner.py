@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO, cast
 
 from reconciler.model import TEMP_PREFIX, Action, ActionKind
-from reconciler.stores.base import ObjectChanged, PermanentStoreError, Store
+from reconciler.stores.base import ObjectChanged, PermanentStoreError, ReleasingStore, Store
 
 CHUNK = 8 * 1024 * 1024
 
@@ -150,8 +150,28 @@ class ActionRunner:
             )
 
     def _release(self, action: Action) -> None:
-        # If-Match on the plan's version token: a file edited since the plan is not the one verified.
-        self.stores[action.target.store].delete(action.target.key, if_match=action.precondition.target_etag)
+        """Delete the local copy only if the exact bytes deleted are the bytes whose md5 S3 records.
+
+        The plan's version token (If-Match) turns away a file visibly edited since the plan; the store
+        then hashes the bytes it is about to delete and this HEAD must find that md5 and size in S3.
+        """
+        local = self.stores[action.target.store]
+        remote_ref = action.source
+        if remote_ref is None or not isinstance(local, ReleasingStore):
+            raise PermanentStoreError(f"{action.id}: store {action.target.store!r} cannot release local files")
+        remote = self.stores[remote_ref.store]
+
+        def confirm(md5: str, size: int) -> None:
+            found = remote.stat(remote_ref.key)
+            if found is None or found.md5 is None or found.md5 != md5 or found.size != size:
+                held = "nothing" if found is None else f"{found.size} bytes md5 {found.md5 or 'unknown'}"
+                raise ObjectChanged(
+                    f"release {action.target}: the local file is {size} bytes md5 {md5}, {remote_ref} holds {held}",
+                    code="BadDigest",
+                    key=action.target.key,
+                )
+
+        local.release(action.target.key, if_match=action.precondition.target_etag, confirm=confirm)
 
 
 class _CountingReader:

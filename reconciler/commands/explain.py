@@ -63,7 +63,8 @@ def explain_key(desired: Desired, observed: Observed, plan: Plan, key: str) -> l
         lines.append(f"  mapping {spec.name!r}{where}: {sides}")
         lines.append(
             f"    authority {spec.authority.value}, prune {str(spec.prune).lower()}, "
-            f"protect {str(spec.protect).lower()}, release_local {str(spec.release_local).lower()}"
+            f"protect {str(spec.protect).lower()}, release_local {str(spec.release_local).lower()}, "
+            f"prune_local {str(spec.prune_local).lower()}"
         )
         if not matches(rel, spec.include, spec.exclude):
             rule = f"include {list(spec.include)}, exclude {list(spec.exclude)}"

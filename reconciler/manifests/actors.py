@@ -16,6 +16,7 @@ from typing import Any
 
 from reconciler.manifests.common import dumps, iso_from_ns, s3_url, size_mb, timestamp_from_ns
 from reconciler.model import ActorLayout, ActorSpec, Authority, Entry, MappingSpec, S3StoreSpec
+from reconciler.spec.actors import image_template
 
 SYNCED = "synced"
 LOCAL_ONLY = "local_only"
@@ -55,10 +56,10 @@ class ActorState:
 
 
 def declared_names(layout: ActorLayout, actor: ActorSpec) -> list[str]:
-    """The image names `count` declares: the images glob with its first * replaced by 0 .. count-1."""
+    """The image names `count` declares: the image template with its index 0 .. count-1."""
     if actor.count is None:
         return []
-    template = layout.images.replace("{actor_name}", actor.actor_name)
+    template = image_template(layout, actor.actor_name)
     return [template.replace("*", str(index), 1) for index in range(actor.count)]
 
 

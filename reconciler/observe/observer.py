@@ -9,6 +9,7 @@ that is that md5) are one object, not three.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import re
 from collections import deque
@@ -17,10 +18,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 from reconciler.globs import compile_glob
-from reconciler.model import Desired, Entry, MappingObservation, MappingSpec, Observed, Problem, S3StoreSpec
+from reconciler.model import Desired, Entry, Gap, MappingObservation, MappingSpec, Observed, Problem, S3StoreSpec
 from reconciler.observe.hashing import Hasher
 from reconciler.observe.world import observe_world
-from reconciler.stores.base import Store
+from reconciler.stores.base import Store, StoreError
 
 ProgressCallback = Callable[[str, int], None]
 
@@ -112,15 +113,29 @@ def _hash_into(
     hasher: Hasher,
     pool: ThreadPoolExecutor,
     workers: int,
-) -> None:
-    """Fill in the md5 of every local entry that lacks one, in place, sharing the string with an equal remote md5."""
+) -> list[Problem]:
+    """Fill in the md5 of every local entry that lacks one, in place, sharing the string with an equal remote md5.
 
-    def md5s(batch: list[Entry]) -> list[str]:
-        return [hasher.md5(store, _entry(e, base + e.key, e.size, e.md5, e.etag)) for e in batch]
+    A file that cannot be read keeps md5 None and comes back as a problem: its content is unknown.
+    """
+    unreadable: list[Problem] = []
 
-    def land(batch: list[Entry], future: Future[list[str]]) -> None:
+    def md5_or_none(entry: Entry) -> str | None:
+        key = base + entry.key
+        try:
+            return hasher.md5(store, _entry(entry, key, entry.size, entry.md5, entry.etag))
+        except (OSError, StoreError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            unreadable.append(Problem(f"{store.name}:{key}", f"cannot read: {why}", store=store.name, key=key))
+            return None
+
+    def md5s(batch: list[Entry]) -> list[str | None]:
+        return [md5_or_none(e) for e in batch]
+
+    def land(batch: list[Entry], future: Future[list[str | None]]) -> None:
         for entry, md5 in zip(batch, future.result(), strict=True):
-            settle(entry, md5)
+            if md5 is not None:
+                settle(entry, md5)
 
     def settle(entry: Entry, md5: str) -> None:
         twin = remote.get(entry.key)
@@ -141,7 +156,7 @@ def _hash_into(
         else:
             settle(entry, known)
 
-    window: deque[tuple[list[Entry], Future[list[str]]]] = deque()
+    window: deque[tuple[list[Entry], Future[list[str | None]]]] = deque()
     # A bounded window: pool.map would queue a future per batch up front.
     for batch in _batches(unknown):
         window.append((batch, pool.submit(md5s, batch)))
@@ -149,6 +164,7 @@ def _hash_into(
             land(*window.popleft())
     while window:
         land(*window.popleft())
+    return unreadable
 
 
 @contextmanager
@@ -177,14 +193,44 @@ def observe(
     hash_workers: int = 4,
     progress: ProgressCallback | None = None,
 ) -> Observed:
-    """List and hash everything the mappings cover. Each store prefix is listed once per mapping."""
+    """List and hash everything the mappings cover. Each store prefix is listed once per mapping.
+
+    `problems` is the list the stores report into while they list (LocalStore's on_problem): it is read
+    after every mapping is listed, and each problem's key becomes a gap in the mappings it lies under.
+    """
     result: dict[str, MappingObservation] = {}
+    unreadable: list[Problem] = []
     with ThreadPoolExecutor(max_workers=hash_workers, thread_name_prefix="pixel-hash") as pool:
         for spec in desired.mappings:
             with _gc_paused():
-                result[spec.name] = _observe_mapping(desired, stores, spec, hasher, pool, hash_workers, progress)
+                result[spec.name] = _observe_mapping(
+                    desired, stores, spec, hasher, pool, hash_workers, progress, unreadable
+                )
+    found = (*problems, *unreadable)
+    for spec in desired.mappings:
+        gaps = local_gaps(spec, found)
+        if gaps:
+            result[spec.name] = dataclasses.replace(result[spec.name], local_gaps=gaps)
     # Tiers, dataset sources, generated files and actor orphans: what the later planner passes compare.
-    return observe_world(desired, stores, hasher, Observed(mappings=result, problems=tuple(problems)))
+    return observe_world(desired, stores, hasher, Observed(mappings=result, problems=found))
+
+
+def local_gaps(spec: MappingSpec, problems: Iterable[Problem]) -> tuple[Gap, ...]:
+    """The parts of the mapping's local tree that problems say were not observed (relative keys)."""
+    base = local_base(spec)
+    gaps: dict[str, Gap] = {}
+    for problem in problems:
+        if problem.store != spec.local_store:
+            continue
+        key = problem.key
+        if not key or key == spec.local_path or spec.local_path.startswith(key + "/"):
+            rel = ""  # the mapping's directory itself, or one above it
+        elif key.startswith(base):
+            rel = key[len(base) :]
+        else:
+            continue
+        gaps.setdefault(rel, Gap(rel, problem.message))
+    return tuple(gaps[rel] for rel in sorted(gaps))
 
 
 def _observe_mapping(
@@ -195,6 +241,7 @@ def _observe_mapping(
     pool: ThreadPoolExecutor,
     hash_workers: int,
     progress: ProgressCallback | None,
+    unreadable: list[Problem],
 ) -> MappingObservation:
     local_store = stores[spec.local_store]
     remote_store = stores[spec.s3_store]
@@ -210,9 +257,13 @@ def _observe_mapping(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixel-list") as lister:
         listing = lister.submit(_relative, listed, spec.s3_prefix, spec, local)
         try:
-            _hash_into(local, {}, local_store, lbase, hasher, pool, hash_workers)
+            failed = _hash_into(local, {}, local_store, lbase, hasher, pool, hash_workers)
         finally:
             remote = listing.result()
+    for problem in failed:
+        # Unread, its content is unknown: it is a gap (reported, never uploaded or deleted), not an entry.
+        local.pop(problem.key[len(lbase) :], None)
+    unreadable += failed
     _share_md5s(local, remote)
     if progress:
         progress("listed", len(local) + len(remote))

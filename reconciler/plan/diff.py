@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from reconciler.model import (
     Action,
@@ -180,23 +180,129 @@ def _safe_local_key(rel: str) -> bool:
     return not rel.startswith("/") and "\0" not in rel and ".." not in rel.split("/")
 
 
+def _parents(rel: str) -> Iterator[str]:
+    """"a", "a/b" for "a/b/c": the directories a local file at `rel` needs."""
+    at = rel.find("/")
+    while at != -1:
+        yield rel[:at]
+        at = rel.find("/", at + 1)
+
+
+def unobserved(obs: MappingObservation, rel: str) -> str | None:
+    """Why `rel` is unknown on a side (it lies in a gap of that side's listing), or None when both were seen."""
+    for side, gaps in (("local", obs.local_gaps), ("S3", obs.remote_gaps)):
+        for gap in gaps:
+            if gap.covers(rel):
+                where = f"{gap.rel!r}" if gap.rel else "the mapping's root"
+                return (
+                    f"the {side} side could not be observed completely ({where}: {gap.reason}), so this key's "
+                    f"{side} state is unknown: nothing is uploaded, downloaded or deleted here"
+                )
+    return None
+
+
+def _held_back(spec: MappingSpec, obs: MappingObservation) -> Callable[[str], str | None] | None:
+    r"""The keys of one mapping pixel must not act on, and why; None when there are none (the common case).
+
+    Every such rule lives here, each a reason a key gets a finding instead of an action:
+    - unobserved: the key lies where a listing or read failed (absent there means unknown, not absent);
+    - pull only: the key cannot be a local path ('..', NUL, absolute), or it would have to be a file and
+      a directory at once (S3 holds `a` and `a/b`);
+    - push only: the server stored the key under another name (SeaweedFS turns '\' into '/').
+    """
+    rules: list[Callable[[str], str | None]] = []
+    if obs.local_gaps or obs.remote_gaps:
+        rules.append(lambda rel: unobserved(obs, rel))
+    if spec.authority is Authority.S3:
+        rules.append(
+            lambda rel: None
+            if _safe_local_key(rel)
+            else "cannot be mirrored as a local file (absolute, '..' or NUL in the key); skipped"
+        )
+        clashes = _file_dir_clashes(obs.remote, obs.local)
+        if clashes:
+            rules.append(lambda rel: _clash(rel, clashes))
+    else:
+        renamed = _renamed_by_server(obs)
+        if renamed:
+            rules.append(renamed.get)
+    if not rules:
+        return None
+
+    def why(rel: str) -> str | None:
+        for rule in rules:
+            if (reason := rule(rel)) is not None:
+                return reason
+        return None
+
+    return why
+
+
+def _file_dir_clashes(*sides: Mapping[str, Entry]) -> set[str]:
+    """Keys that are also the directory of another key, on either side (S3 holds `a` and `a/b`)."""
+    seen: set[str] = set()
+    clashes: set[str] = set()
+    for side in sides:
+        for key in side:
+            directory = key
+            while (at := directory.rfind("/")) != -1:
+                directory = directory[:at]
+                if directory in seen:
+                    break  # it and every directory above it were looked at already: one lookup per directory
+                seen.add(directory)
+                if any(directory in other for other in sides):
+                    clashes.add(directory)
+    return clashes
+
+
+def _clash(rel: str, clashes: set[str]) -> str | None:
+    name = rel if rel in clashes else next((p for p in _parents(rel) if p in clashes), None)
+    if name is None:
+        return None
+    return (
+        f"{name!r} is a file and also a directory (keys under {name + '/'!r}): a local tree cannot hold both, "
+        "so none of them is mirrored; rename one side"
+    )
+
+
+def _renamed_by_server(obs: MappingObservation) -> dict[str, str]:
+    r"""Local keys with '\' that S3 lists only under the '/' spelling (same size and content), and back.
+
+    A server that rewrites key names (SeaweedFS stores `a\b` as `a/b`) would otherwise get the upload
+    again and again, or a move between two names it treats as one, failing forever.
+    """
+    out: dict[str, str] = {}
+    for rel, entry in obs.local.items():
+        if "\\" not in rel or rel in obs.remote:
+            continue
+        stored = rel.replace("\\", "/")
+        twin = obs.remote.get(stored)
+        if twin is None or stored in obs.local or twin.size != entry.size:
+            continue
+        if twin.md5 is not None and entry.md5 is not None and twin.md5 != entry.md5:
+            continue
+        why = (
+            f"the server stored {rel!r} as {stored!r} (it does not keep '\\' in key names): pixel cannot keep "
+            "this name there, so it neither uploads it again nor deletes or moves the stored copy; "
+            "rename the local file"
+        )
+        out[rel] = why
+        out[stored] = why
+    return out
+
+
 def _plan_mapping(spec: MappingSpec, obs: MappingObservation) -> Iterator[Action | Finding]:
     push = spec.authority is Authority.LOCAL
     report_only = spec.authority is Authority.NONE
+    held_back = _held_back(spec, obs)
     for rel, local, remote in _pairs(obs):
         if local is not None and remote is not None and local.md5 is not None and local.md5 == remote.md5:
             continue  # in sync: the common case, nothing to do whatever the authority
+        if held_back is not None and (why := held_back(rel)) is not None:
+            yield Finding(FindingKind.PROBLEM, spec.name, f"{spec.s3_store}:{_remote_key(spec, rel)}", why)
+            continue
         if report_only:
             yield from _report_only(spec, rel, local, remote)
-            continue
-        if not push and not _safe_local_key(rel):
-            # S3 accepts keys like a/../../x; mirrored locally they would land outside the root.
-            yield Finding(
-                FindingKind.PROBLEM,
-                spec.name,
-                f"{spec.s3_store}:{_remote_key(spec, rel)}",
-                "cannot be mirrored as a local file (absolute, '..' or NUL in the key); skipped",
-            )
             continue
         src, dst = (local, remote) if push else (remote, local)
         if src is not None and dst is None:
@@ -212,23 +318,33 @@ def _plan_mapping(spec: MappingSpec, obs: MappingObservation) -> Iterator[Action
                 assert remote is not None  # only the S3 side can have an unknown md5
                 yield _rehash(spec, rel, remote)
         elif dst is not None:
-            side = "local tree" if push else "bucket"
+            kept = spec.release_local or not spec.prune
+            if push and kept and dst.md5 is None:
+                # An S3-only object pixel keeps: learn its md5, or manifests, status and verify never know it.
+                yield _rehash(spec, rel, dst)
             if push and spec.release_local:
                 # Released local copies leave S3 as the only copy by design: absence is not a deletion.
                 continue
-            dst_store = spec.s3_store if push else spec.local_store
-            dst_key = _remote_key(spec, rel) if push else _local_key(spec, rel)
-            if spec.prune:
-                yield _delete(
-                    spec, ObjectRef(dst_store, dst_key), dst, f"not in the {side}; {dst_store} is pruned here"
-                )
-            else:
-                yield Finding(
-                    FindingKind.UNMANAGED,
-                    spec.name,
-                    f"{dst_store}:{dst_key}",
-                    f"not in the {side}; left alone because mapping {spec.name!r} does not prune",
-                )
+            yield _absent_from_source(spec, rel, dst, push=push)
+
+
+def _absent_from_source(spec: MappingSpec, rel: str, dst: Entry, *, push: bool) -> Action | Finding:
+    """A key only the non-authoritative side has: deleted only where the mapping says so explicitly.
+
+    Push deletes S3 objects under `prune: true`; pull deletes local files only under `prune_local: true`
+    (a local delete is never implied by `prune`).
+    """
+    side = "local tree" if push else "bucket"
+    dst_store = spec.s3_store if push else spec.local_store
+    dst_key = _remote_key(spec, rel) if push else _local_key(spec, rel)
+    ref = ObjectRef(dst_store, dst_key)
+    if push and spec.prune:
+        return _delete(spec, ref, dst, f"not in the {side}; {dst_store} is pruned here")
+    if not push and spec.prune_local:
+        return _delete(spec, ref, dst, f"not in the {side}; local files are pruned here (prune_local: true)")
+    rule = "prune (prune: true deletes it)" if push else "prune local files (prune_local: true deletes it)"
+    why = f"not in the {side}; left alone because mapping {spec.name!r} does not {rule}"
+    return Finding(FindingKind.UNMANAGED, spec.name, str(ref), why)
 
 
 def _report_only(spec: MappingSpec, rel: str, local: Entry | None, remote: Entry | None) -> Iterator[Finding]:

@@ -65,6 +65,12 @@ class GuardLimits:
     strict: bool = False  # --strict: any finding (orphan, missing, conflict, ...) makes the plan an error
 
 
+def prunes(spec: MappingSpec) -> bool:
+    """Whether the mapping may delete on its non-authoritative side: S3 under `prune`, local files only under
+    `prune_local` (a pull never deletes local files because of `prune` alone)."""
+    return spec.prune_local if spec.authority is Authority.S3 else spec.prune
+
+
 def _deleted_side(spec: MappingSpec) -> tuple[str, str]:
     """(store, key prefix) of the side a mapping's prune deletes from."""
     if spec.authority is Authority.S3:
@@ -101,11 +107,15 @@ def _ownership_errors(
             rule = f"keys under {PIXEL_PREFIX} are pixel's own (lock, scratch) and are never pruned"
         elif owner is None or owner not in covering:
             rule = "they are not under its prefixes"
-        elif not owner.prune:
-            rule = "it does not prune (set prune: true to let pixel delete there)"
+        elif not prunes(owner):
+            rule = (
+                "it does not prune local files (set prune_local: true to let pixel delete there)"
+                if owner.authority is Authority.S3
+                else "it does not prune (set prune: true to let pixel delete there)"
+            )
         elif owner.protect:
             rule = "it is protected (protect: true)"
-        elif others := sorted(m.name for m in covering if m.name != owner.name and (not m.prune or m.protect)):
+        elif others := sorted(m.name for m in covering if m.name != owner.name and (not prunes(m) or m.protect)):
             rule = "it does not own the prefix exclusively: also covered by " + ", ".join(repr(o) for o in others)
         else:
             continue

@@ -28,7 +28,7 @@ from reconciler.model import (
     Plan,
     Precondition,
 )
-from reconciler.plan.diff import action_id, short, verify_action
+from reconciler.plan.diff import action_id, short, unobserved, verify_action
 
 # Actions after which the object at their target holds the planned content.
 _WRITERS = frozenset({ActionKind.UPLOAD, ActionKind.MOVE, ActionKind.COPY, ActionKind.REHASH})
@@ -48,7 +48,7 @@ def plan_release(desired: Desired, observed: Observed, plan: Plan) -> Plan:
             continue
         for rel in sorted(obs.local):
             local = obs.local[rel]
-            if local.md5 is None:
+            if local.md5 is None or unobserved(obs, rel) is not None:
                 continue
             remote_ref = ObjectRef(spec.s3_store, spec.s3_prefix + rel)
             local_ref = ObjectRef(spec.local_store, _local_key(spec, rel))

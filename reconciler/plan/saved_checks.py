@@ -50,7 +50,7 @@ from reconciler.model import (
 from reconciler.plan import guards
 from reconciler.plan.datasets import SCOPE as DATASETS_SCOPE
 from reconciler.plan.datasets import plan_tier_guards
-from reconciler.plan.guards import GuardLimits
+from reconciler.plan.guards import GuardLimits, prunes
 from reconciler.plan.manifests import INVENTORY_SCOPE, REGISTRY_SCOPE
 
 _WRITES = frozenset(
@@ -115,8 +115,9 @@ def _mapping_problem(desired: Desired, spec: MappingSpec, action: Action) -> str
         side, area = (s3, s3_area) if push else (local, local_area)
         if problem := target_on(side, area):
             return problem
-        if not spec.prune:
-            return f"mapping {name!r} does not prune (prune: true lets pixel delete there)"
+        if not prunes(spec):
+            setting = "prune_local" if spec.authority is Authority.S3 else "prune"
+            return f"mapping {name!r} does not prune ({setting}: true lets pixel delete there)"
         if spec.protect:
             return f"mapping {name!r} is protected (protect: true)"
         return None

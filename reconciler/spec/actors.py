@@ -19,8 +19,24 @@ def actor_dir(layout: ActorLayout, actor_name: str) -> str:
     return f"{layout.local_root}/{actor_name}" if layout.local_root else actor_name
 
 
-def image_glob(layout: ActorLayout, actor_name: str) -> str:
-    return layout.images.replace("{actor_name}", actor_name)
+INDEX = "{index}"
+
+
+def image_template(layout: ActorLayout, actor_name: str) -> str:
+    """The image file name with `*` where the index goes (`{index}`, or the pattern's first `*`)."""
+    return layout.images.replace("{actor_name}", actor_name).replace(INDEX, "*")
+
+
+def image_selection(layout: ActorLayout, actor_name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(include, exclude) globs selecting exactly the expected images: the template with a decimal index,
+    directly in training_data/ (the leading "/" anchors the glob there). Anything else is an orphan."""
+    template = image_template(layout, actor_name)
+    include = f"/{template}"
+    head, star, tail = template.partition("*")
+    if not star:
+        return (include,), ()
+    # Globs have no "digits only": exclude an empty index and any index with a non-digit in it.
+    return (include,), (f"/{head}{tail}", f"/{head}*[!0-9]*{tail}")
 
 
 def manifest_ref(layout: ActorLayout, actor_id: str) -> ObjectRef:
@@ -36,13 +52,15 @@ def build_actor(
     authority: Authority | None = None,
     count: int | None = None,
 ) -> tuple[ActorSpec, MappingSpec]:
+    include, exclude = image_selection(layout, actor_name)
     mapping = MappingSpec(
         name=mapping_name(actor_name),
         local_store=layout.local_store,
         local_path=f"{actor_dir(layout, actor_name)}/training_data",
         s3_store=layout.s3_store,
         s3_prefix=f"{layout.s3_prefix}{actor_name}/",
-        include=(image_glob(layout, actor_name),),
+        include=include,
+        exclude=exclude,
         authority=authority or layout.authority,
         prune=layout.prune,
         source_file=layout.source_file,

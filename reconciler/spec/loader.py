@@ -307,6 +307,14 @@ def _build_mappings(documents: list[SpecDocument], stores: dict[str, _Store], re
                     f"release_local needs authority local (got {show(authority)}): "
                     "local files are only released after pixel has uploaded them",
                 )
+            prune_local = body.get("prune_local", False) is True
+            if prune_local and authority != "s3" and not doc.is_broken((*path, "prune_local")):
+                report.add(
+                    doc,
+                    (*path, "prune_local"),
+                    f"prune_local needs authority s3 (got {show(authority)}): it lets a pull delete "
+                    "local files the bucket does not have",
+                )
             if target is not None:
                 store, prefix = target
                 prefix = prefix if prefix == "" or prefix.endswith("/") else prefix + "/"
@@ -335,6 +343,7 @@ def _build_mappings(documents: list[SpecDocument], stores: dict[str, _Store], re
                     prune=body.get("prune", False) is True,
                     protect=body.get("protect", False) is True,
                     release_local=release_local,
+                    prune_local=prune_local,
                     source_file=doc.display,
                 )
             )

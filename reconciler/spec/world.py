@@ -334,7 +334,7 @@ def _actors(
         manifest_store=manifests[0],
         manifest_dir=_dir(manifests[1]),
         authority=Authority(str(section.get("authority", "local"))),
-        images=str(section.get("images", "{actor_name}_*.jpg")),
+        images=str(section.get("images", "{actor_name}_{index}.jpg")),
         discover=discover if isinstance(discover, str) else None,
         prune=section.get("prune", False) is True,
         source_file=doc.display,

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from reconciler.model import Entry
 
 # Re-openable so a retried transfer starts again from the first byte.
+# Told (md5, size) of the exact bytes a release is about to delete; raises unless S3 holds those bytes.
+ConfirmHeld = Callable[[str, int], None]
+
 OpenSource = Callable[[], AbstractContextManager[BinaryIO]]
 
 
@@ -75,3 +78,12 @@ class Store(Protocol):
     ) -> Entry: ...
 
     def delete(self, key: str, *, if_match: str | None = None) -> None: ...
+
+
+@runtime_checkable
+class ReleasingStore(Protocol):
+    """A store that can delete a local copy once the bytes being deleted are known to be held elsewhere."""
+
+    def release(self, key: str, *, if_match: str | None, confirm: ConfirmHeld) -> None:
+        """Delete `key` only if `confirm(md5, size)` of the very bytes deleted returns; else keep them, raise."""
+        ...

@@ -20,10 +20,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from reconciler.model import Entry, Problem
-from reconciler.stores.base import ObjectChanged, OpenSource, PermanentStoreError
+from reconciler.stores.base import ConfirmHeld, ObjectChanged, OpenSource, PermanentStoreError, StoreError
 
 CHUNK = 8 * 1024 * 1024
 TEMP_MARKER = ".pixel-tmp-"
+# A file a release has renamed aside: `.{name}.pixel-release-{token}`. Not a temp file: if pixel dies
+# before it is deleted or renamed back, the walk reports it (the user's bytes are in it).
+RELEASE_MARKER = ".pixel-release-"
+KEPT_MARKER = ".pixel-kept-"  # a release's bytes kept beside a file re-created under the same name
 
 
 def version_token(st: os.stat_result) -> str:
@@ -106,6 +110,10 @@ class LocalStore:
         visited: set[str] = set()
         yield from self._walk(start, base, visited)
 
+    def _problem(self, key: str, message: str) -> Problem:
+        """What the walk could not see: `key` and everything under it are unknown, not absent."""
+        return Problem(f"{self.name}:{key}", message, store=self.name, key=key)
+
     def _inside_root(self, real: str) -> bool:
         root = str(self._real_root)
         return real == root or real.startswith(os.path.join(root, ""))
@@ -119,26 +127,31 @@ class LocalStore:
             with os.scandir(directory) as it:
                 children = sorted(it, key=lambda d: d.name)
         except OSError as exc:
-            self._on_problem(Problem(f"{self.name}:{rel}", f"cannot list directory: {exc.strerror}"))
+            self._on_problem(self._problem(rel, f"cannot list directory: {exc.strerror}"))
             return
         for child in children:
             if is_temp_name(child.name):
                 continue
             key = f"{rel}/{child.name}" if rel else child.name
+            if RELEASE_MARKER in child.name:
+                original = child.name.split(RELEASE_MARKER, 1)[0].removeprefix(".")
+                self._on_problem(
+                    self._problem(
+                        f"{rel}/{original}" if rel else original,
+                        f"a release of this file was interrupted: its bytes are in {child.name}; "
+                        "rename that file back (pixel leaves this key alone until then)",
+                    )
+                )
+                continue
             try:
                 if child.is_symlink():
                     real = os.path.realpath(child.path)
                     if not self._inside_root(real):
-                        self._on_problem(
-                            Problem(
-                                f"{self.name}:{key}",
-                                f"symlink leaves the store root (-> {real}); not followed",
-                            )
-                        )
+                        self._on_problem(self._problem(key, f"symlink leaves the store root (-> {real}); not followed"))
                         continue
                 st = os.stat(child.path)
             except OSError as exc:
-                self._on_problem(Problem(f"{self.name}:{key}", f"cannot stat: {exc.strerror}"))
+                self._on_problem(self._problem(key, f"cannot stat: {exc.strerror}"))
                 continue
             if stat_mod.S_ISDIR(st.st_mode):
                 yield from self._walk(Path(child.path), key, visited)
@@ -249,6 +262,76 @@ class LocalStore:
         except FileNotFoundError:
             return
         _fsync_dir(path.parent)
+
+    def release(self, key: str, *, if_match: str | None, confirm: ConfirmHeld) -> None:
+        """Delete the local file `key` only if the bytes deleted are bytes `confirm` accepts.
+
+        A same-size edit with its mtime put back passes any stat check, so the bytes themselves are
+        checked, and checked where no writer can reach them: the file is renamed aside (atomic, same
+        directory), hashed through one descriptor, confirmed (S3 holds that md5 and size), then unlinked.
+        A writer that opens the path meanwhile creates a new file, which is never touched. Any doubt
+        (changed while hashed, not what S3 holds, written to after the unlink) puts the bytes back.
+        """
+        path = self._resolve(key)
+        self._check(key, if_match=if_match, if_absent=False)
+        aside = path.with_name(f".{path.name}{RELEASE_MARKER}{secrets.token_hex(4)}")
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError as exc:
+            raise ObjectChanged(f"{self.name}:{key} vanished before its release", code="412", key=key) from exc
+        with open(aside, "rb") as held:
+            before = _identity(os.fstat(held.fileno()))
+            digest = hashlib.md5()
+            while chunk := held.read(CHUNK):
+                digest.update(chunk)
+            checked = _identity(os.fstat(held.fileno()))
+            try:
+                if checked != before:
+                    raise ObjectChanged(f"{self.name}:{key} was written to while its release checked it", code="412")
+                confirm(digest.hexdigest(), checked[0])
+            except StoreError as exc:
+                raise type(exc)(f"{exc}; {self._put_back(aside, path)}", code=exc.code, key=key) from exc
+            except BaseException:
+                self._put_back(aside, path)
+                raise
+            os.unlink(aside)
+            # The unlink itself moves ctime: from here on a write shows as a new size or mtime.
+            if _identity(os.fstat(held.fileno()))[:2] != checked[:2]:
+                # A writer that held the file open wrote after the check: its bytes live only in this descriptor.
+                kept = self._restore_from(held, path)
+                raise ObjectChanged(
+                    f"{self.name}:{key} was written to during its release; {kept}", code="412", key=key
+                )
+        _fsync_dir(path.parent)
+
+    def _put_back(self, aside: Path, path: Path) -> str:
+        """Give the bytes renamed aside their name back; beside it if a writer re-created the name meanwhile."""
+        try:
+            os.link(aside, path)  # create-if-absent: a file re-created at `path` meanwhile is not clobbered
+        except FileExistsError:
+            kept = path.with_name(f"{path.name}{KEPT_MARKER}{secrets.token_hex(4)}")
+            os.rename(aside, kept)
+            _fsync_dir(path.parent)
+            return f"the local file was re-created meanwhile; the released bytes are kept at {kept}"
+        os.unlink(aside)
+        _fsync_dir(path.parent)
+        return "the local file is kept"
+
+    def _restore_from(self, held: BinaryIO, path: Path) -> str:
+        # Named like a file set aside, not a temp file: a kill right here leaves it reported, not hidden.
+        tmp = path.with_name(f".{path.name}{RELEASE_MARKER}{secrets.token_hex(4)}")
+        held.seek(0)
+        with open(tmp, "wb") as out:
+            while chunk := held.read(CHUNK):
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        return self._put_back(tmp, path)
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int]:
+    """Size, mtime and ctime: a write (even one whose mtime is put back) moves ctime."""
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from reconciler.model import Entry
-from reconciler.stores.base import ObjectChanged, OpenSource, PermanentStoreError
+from reconciler.stores.base import ConfirmHeld, ObjectChanged, OpenSource, PermanentStoreError
 
 _versions = itertools.count(1)
 
@@ -131,3 +131,12 @@ class MemoryStore:
         with self._lock:
             self._check(key, if_match, False)
             self._objects.pop(key, None)
+
+    def release(self, key: str, *, if_match: str | None, confirm: ConfirmHeld) -> None:
+        with self._lock:
+            self._check(key, if_match, False)
+            obj = self._objects.get(key)
+            if obj is None:
+                raise ObjectChanged(f"{self.name}:{key} vanished before its release", code="412", key=key)
+            confirm(hashlib.md5(obj.data).hexdigest(), len(obj.data))
+            del self._objects[key]

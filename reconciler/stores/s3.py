@@ -21,6 +21,7 @@ import io
 import json
 import os
 import re
+import secrets
 import socket
 import threading
 from collections.abc import Iterator
@@ -150,31 +151,44 @@ def translate(exc: Exception, *, key: str, action: str) -> StoreError:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class JournaledUpload:
-    """A multipart upload pixel started, as its record in `.pixel/uploads/` describes it."""
+    """A multipart upload pixel started, as its record in `.pixel/uploads/` describes it.
+
+    The record is written before CreateMultipartUpload (an intent: no upload id yet) and rewritten with
+    the id once the server gave one; no part goes up before that. A record without an id is what a
+    process killed between the two leaves behind.
+    """
 
     record: str  # the record's own key
     key: str = ""
-    upload_id: str = ""
+    upload_id: str = ""  # "" for an intent whose CreateMultipartUpload may or may not have happened
     started: str = ""
     apply_id: str | None = None  # the lock id of the apply that started it
     host: str = ""
     problem: str = ""  # set when the record cannot be read as one of pixel's: it is then left alone
+    recorded_at: datetime | None = None  # the record's LastModified: the server's clock, as Initiated is
 
 
-def journal_key(key: str, upload_id: str) -> str:
-    """Where the record of the upload `upload_id` of `key` lives: fixed length, whatever the key or id."""
-    digest = hashlib.sha256(f"{key}\n{upload_id}".encode()).hexdigest()[:40]
+# An intent's upload is created right after its record: only an upload of that key initiated in this
+# window after the record (server clock both) can be the one a killed apply started.
+INTENT_WINDOW_S = 120
+CLOCK_SLACK_S = 1  # LastModified and Initiated are whole seconds on some servers (SeaweedFS)
+
+
+def journal_key(key: str, name: str) -> str:
+    """Where a record of `key` lives, `name` being its intent token: fixed length, whatever the key."""
+    digest = hashlib.sha256(f"{key}\n{name}".encode()).hexdigest()[:40]
     return f"{UPLOAD_JOURNAL_PREFIX}{digest}.json"
 
 
-def _parse_journal(record: str, raw: bytes) -> JournaledUpload:
+def _parse_journal(record: str, raw: bytes, recorded_at: datetime | None = None) -> JournaledUpload:
     try:
         data = json.loads(raw)
-        key, upload_id = data["key"], data["upload_id"]
-        if not isinstance(key, str) or not isinstance(upload_id, str) or not key or not upload_id:
-            raise ValueError("key and upload_id must be non-empty strings")
-        if record != journal_key(key, upload_id):
-            raise ValueError("its key and upload_id do not match the record's name")
+        key, upload_id, intent = data["key"], data.get("upload_id") or "", data.get("intent") or ""
+        if not isinstance(key, str) or not key or not isinstance(upload_id, str) or not isinstance(intent, str):
+            raise ValueError("key must be a non-empty string, upload_id and intent strings")
+        # Named by the intent token; records written before intents existed are named by the upload id.
+        if record not in {journal_key(key, n) for n in (intent, upload_id) if n}:
+            raise ValueError("its key and intent (or upload_id) do not match the record's name")
     except (ValueError, KeyError, TypeError) as exc:
         return JournaledUpload(record, problem=f"not a pixel upload record ({exc})")
     apply_id = data.get("apply_id")
@@ -185,6 +199,7 @@ def _parse_journal(record: str, raw: bytes) -> JournaledUpload:
         started=str(data.get("started", "")),
         apply_id=str(apply_id) if apply_id else None,
         host=str(data.get("host", "")),
+        recorded_at=recorded_at,
     )
 
 
@@ -668,40 +683,49 @@ class S3Store:
     # --- multipart uploads pixel started, recorded in the bucket ---------------------------------------------
 
     def _start_multipart(self, action: str, key: str, **kwargs: Any) -> tuple[str, str]:
-        """CreateMultipartUpload, then its record: (upload id, record key). No part goes up before the record.
+        """Intent record, CreateMultipartUpload, record with the id: (upload id, record key).
 
-        A process killed between the two leaves an upload with no parts and no record: it holds no data, and
-        pixel cannot tell it from another tool's, so it is left to the bucket's lifecycle rule.
+        The record goes first so that no upload ever exists unrecorded: a process killed right after the
+        create leaves an intent the next apply resolves (`abort_journaled`). No part goes up before the
+        record holds the id.
         """
-        created = self._call(action, key, self.client.create_multipart_upload, Bucket=self.bucket, Key=key, **kwargs)
-        upload_id = str(created["UploadId"])
-        record = journal_key(key, upload_id)
-        body = {
+        intent = secrets.token_hex(8)
+        record = journal_key(key, intent)
+        body: dict[str, Any] = {
             "tool": "pixel",
             "bucket": self.bucket,
             "key": key,
-            "upload_id": upload_id,
+            "intent": intent,
+            "upload_id": "",
             "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "apply_id": self.apply_id,
             "host": socket.gethostname(),
             "pid": os.getpid(),
         }
+        self._put_record(record, body)
+        # A failed create keeps its intent: the request may have reached the server; the next apply looks.
+        created = self._call(action, key, self.client.create_multipart_upload, Bucket=self.bucket, Key=key, **kwargs)
+        upload_id = str(created["UploadId"])
         try:
-            self._call(
-                "record upload",
-                record,
-                self.client.put_object,
-                Bucket=self.bucket,
-                Key=record,
-                Body=(json.dumps(body, indent=2) + "\n").encode(),
-                ContentType="application/json",
-            )
+            self._put_record(record, {**body, "upload_id": upload_id})
         except BaseException:
-            # Unrecorded, a later apply could not tell it from another tool's upload: never leave it running.
+            # Its intent cannot name it: never leave it running.
             with contextlib.suppress(Exception):
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+                self._forget(record)
             raise
         return upload_id, record
+
+    def _put_record(self, record: str, body: dict[str, Any]) -> None:
+        self._call(
+            "record upload",
+            record,
+            self.client.put_object,
+            Bucket=self.bucket,
+            Key=record,
+            Body=(json.dumps(body, indent=2) + "\n").encode(),
+            ContentType="application/json",
+        )
 
     def _forget(self, record: str) -> None:
         """Drop an upload's record once it is completed or aborted. A record left behind is harmless:
@@ -734,7 +758,7 @@ class S3Store:
                         if int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0) == 404:
                             continue  # finished and removed since the listing
                         raise
-                    found += (_parse_journal(record, raw),)
+                    found += (_parse_journal(record, raw, obj.get("LastModified")),)
         except StoreError:
             raise
         except Exception as exc:
@@ -746,16 +770,18 @@ class S3Store:
         (completed or aborted before its record could be removed): then only the record goes."""
         if upload.problem:
             raise PermanentStoreError(f"{upload.record}: {upload.problem}", key=upload.record)
-        in_progress = True
-        try:
-            self.client.list_parts(Bucket=self.bucket, Key=upload.key, UploadId=upload.upload_id, MaxParts=1)
-        except Exception as exc:
-            if not _no_such_upload(exc):
-                raise translate(exc, key=upload.key, action="look up upload") from exc
-            in_progress = False
+        upload_id = upload.upload_id or self._intended_upload(upload)
+        in_progress = bool(upload_id)
         if in_progress:
             try:
-                self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload.key, UploadId=upload.upload_id)
+                self.client.list_parts(Bucket=self.bucket, Key=upload.key, UploadId=upload_id, MaxParts=1)
+            except Exception as exc:
+                if not _no_such_upload(exc):
+                    raise translate(exc, key=upload.key, action="look up upload") from exc
+                in_progress = False
+        if in_progress:
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload.key, UploadId=upload_id)
             except Exception as exc:
                 if not _no_such_upload(exc):
                     raise translate(exc, key=upload.key, action="abort upload") from exc
@@ -764,6 +790,42 @@ class S3Store:
             "delete upload record", upload.record, self.client.delete_object, Bucket=self.bucket, Key=upload.record
         )
         return in_progress
+
+    def _intended_upload(self, upload: JournaledUpload) -> str:
+        """The upload id an intent record (killed before it got its id) refers to, or "" when there is none.
+
+        ListMultipartUploads shows no metadata, so the upload is recognised by what only it can be: the
+        record's key, initiated within INTENT_WINDOW_S after the record was written (server clock), and no
+        part uploaded (pixel uploads none before the id is recorded). Two candidates cannot be told apart:
+        both are left alone, and so is the record (the error says so).
+        """
+        if upload.recorded_at is None:
+            raise PermanentStoreError(f"{upload.record}: no record time to match its upload by", key=upload.record)
+        earliest = upload.recorded_at.timestamp() - CLOCK_SLACK_S
+        latest = upload.recorded_at.timestamp() + INTENT_WINDOW_S
+        candidates: list[str] = []
+        try:
+            listed = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=upload.key)
+            for item in listed.get("Uploads", []):
+                initiated = item.get("Initiated")
+                if item.get("Key") != upload.key or initiated is None:
+                    continue
+                if not earliest <= initiated.timestamp() <= latest:
+                    continue
+                parts = self.client.list_parts(
+                    Bucket=self.bucket, Key=upload.key, UploadId=item["UploadId"], MaxParts=1
+                )
+                if not parts.get("Parts"):
+                    candidates.append(str(item["UploadId"]))
+        except Exception as exc:
+            raise translate(exc, key=upload.key, action="list uploads") from exc
+        if len(candidates) > 1:
+            raise PermanentStoreError(
+                f"{upload.record}: {len(candidates)} part-less uploads of {upload.key} started right after this "
+                "intent record; pixel cannot tell which is its own, so it aborts none",
+                key=upload.key,
+            )
+        return candidates[0] if candidates else ""
 
     def delete(self, key: str, *, if_match: str | None = None) -> None:
         kwargs: dict[str, Any] = {}

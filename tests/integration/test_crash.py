@@ -299,8 +299,19 @@ def test_kill_9_mid_multipart_upload_then_the_next_apply_aborts_it_and_nothing_e
 
     proc = subprocess.Popen([PIXEL, "apply", "--auto-approve", "-q", "--specs", str(specs)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+
+    def recorded_ids() -> list[str]:
+        # The record exists from before CreateMultipartUpload; wait until it also names the upload id.
+        ids = []
+        for key in records():
+            try:
+                ids.append(json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read()).get("upload_id") or "")
+            except client.exceptions.NoSuchKey:
+                continue  # completed and forgotten since the listing
+        return ids
+
     deadline = time.monotonic() + 60
-    while not records():
+    while not any(recorded_ids()):
         assert proc.poll() is None, f"apply finished before it was killed: {proc.communicate()[1].decode()[-2000:]}"
         assert time.monotonic() < deadline
         time.sleep(0.005)

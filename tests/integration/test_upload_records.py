@@ -54,9 +54,11 @@ def test_a_multipart_upload_is_recorded_while_in_progress_and_forgotten_after(se
     upload_part = s3.client.upload_part
 
     def spying_upload_part(**kwargs: Any) -> Any:
-        # Every part goes up with the record already in the bucket.
-        record = journal_key(kwargs["Key"], kwargs["UploadId"])
-        seen.append(json.loads(client.get_object(Bucket=bucket, Key=record)["Body"].read()))
+        # Every part goes up with the record already in the bucket, holding the upload's id.
+        (record,) = records(client, bucket)
+        body = json.loads(client.get_object(Bucket=bucket, Key=record)["Body"].read())
+        assert body["upload_id"] == kwargs["UploadId"] and record == journal_key(kwargs["Key"], body["intent"])
+        seen.append(body)
         return upload_part(**kwargs)
 
     s3.client.upload_part = spying_upload_part  # type: ignore[method-assign]

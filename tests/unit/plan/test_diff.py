@@ -104,7 +104,7 @@ def test_unknown_remote_md5_same_size_is_a_rehash_and_different_size_an_upload()
 
 def test_pull_authority_downloads_and_prunes_local() -> None:
     p = plan(
-        desired(authority=Authority.S3, prune=True),
+        desired(authority=Authority.S3, prune_local=True),
         observed([local("stale", b"s")], [remote("fresh", b"f")]),
     )
     kinds = {a.kind: a for a in p.actions}

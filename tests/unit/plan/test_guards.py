@@ -157,7 +157,7 @@ def test_a_renamed_prefix_is_not_a_mass_delete() -> None:
 
 @pytest.mark.parametrize("authority", [Authority.S3])
 def test_pull_mappings_count_local_files(authority: Authority) -> None:
-    d = desired(raw(authority=authority))
+    d = desired(raw(authority=authority, prune_local=True))
     local = {f"k{i}": Entry(f"k{i}", 1, None) for i in range(10)}
     obs = Observed(mappings={"raw": MappingObservation(local=local, remote={})})
     local_deletes = tuple(

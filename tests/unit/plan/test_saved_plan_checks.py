@@ -147,7 +147,7 @@ def test_pull_downloads_and_local_prunes_pass() -> None:
     disk.put("raw/changed", b"old")
     s3.put("datasets/raw/changed", b"new")
     s3.put("datasets/raw/new", b"fresh")
-    d = desired(raw(authority=Authority.S3))
+    d = desired(raw(authority=Authority.S3, prune_local=True))
     p = planned(d, disk, s3)
     assert sorted((a.kind.value, a.target.store) for a in p.actions) == [
         ("delete", "disk"), ("download", "disk"), ("download", "disk")
@@ -194,7 +194,12 @@ def test_every_applyable_plan_the_planner_makes_passes(
     local: dict[str, bytes], remote: dict[str, tuple[bytes, bool]], authority: Authority, prune: bool, release: bool
 ) -> None:
     d = desired(
-        raw(authority=authority, prune=prune, release_local=release and authority is Authority.LOCAL),
+        raw(
+            authority=authority,
+            prune=prune,
+            prune_local=prune and authority is Authority.S3,
+            release_local=release and authority is Authority.LOCAL,
+        ),
         MappingSpec("other", "disk", "elsewhere", "s3", "other/", authority=authority),
     )
     disk, s3 = MemoryStore("disk"), MemoryStore("s3")
@@ -251,7 +256,7 @@ def test_a_delete_without_an_expected_etag_is_refused_s3_and_local() -> None:
 
     local = dataclasses.replace(stale, id="delete:disk:raw/x", target=ObjectRef("disk", "raw/x"),
                                 precondition=Precondition())
-    pull = desired(raw(authority=Authority.S3))
+    pull = desired(raw(authority=Authority.S3, prune_local=True))
     assert problems(pull, Plan((local,), ())) == [
         "delete disk:raw/x has no expected version (size-mtime) of the local file (precondition.target_etag)"
     ]

@@ -25,7 +25,7 @@ def test_unknown_key(specs: SpecDir) -> None:
 
     assert specs.errors() == [
         'specs/layout.yaml:5: mappings[0].pruen: unknown key "pruen" (expected one of: authority, exclude, from, '
-        "include, name, protect, prune, release_local, to)"
+        "include, name, protect, prune, prune_local, release_local, to)"
     ]
 
 
@@ -322,7 +322,7 @@ def test_multiple_errors_are_all_reported_in_file_and_line_order(specs: SpecDir)
         'specs/layout.yaml:6: mappings[1].name: duplicate mapping name "raw" (first defined at specs/layout.yaml:2)',
         'specs/layout.yaml:7: mappings[1].from: path must not contain ".." segments, got "staging:../x"',
         'specs/layout.yaml:9: mappings[1].pruen: unknown key "pruen" (expected one of: authority, exclude, from, '
-        "include, name, protect, prune, release_local, to)",
+        "include, name, protect, prune, prune_local, release_local, to)",
         "specs/stores.yaml:1: version: expected 1, got integer 2",
         'specs/stores.yaml:6: stores.lake.endpoint: environment variable "EP" is not set '
         "(write ${EP:-default} to give a default)",

@@ -63,7 +63,7 @@ def test_tiers_datasets_and_actors_are_built(specs: SpecDir) -> None:
     assert (mapping.local_path, mapping.s3_prefix, mapping.include, mapping.authority) == (
         "data/actors/0042_a/training_data",
         "system_actors/training_data/0042_a/",
-        ("0042_a_*.jpg",),
+        ("/0042_a_*.jpg",),
         Authority.NONE,
     )
 

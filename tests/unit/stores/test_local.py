@@ -192,7 +192,7 @@ def test_a_pulled_s3_key_with_dotdot_is_a_finding_and_everything_else_applies(tm
     (root / "raw" / "stale.json").write_bytes(b"stale")  # pruned: a delete that must still happen
     desired = Desired(
         stores={"disk": LocalStoreSpec("disk", str(root)), "s3": S3StoreSpec("s3", "bucket")},
-        mappings=(MappingSpec("raw", "disk", "raw", "s3", "data/raw/", authority=Authority.S3, prune=True),),
+        mappings=(MappingSpec("raw", "disk", "raw", "s3", "data/raw/", authority=Authority.S3, prune_local=True),),
     )
     s3 = MemoryStore("s3")
     s3.put("data/raw/a.json", b"a")
