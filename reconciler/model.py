@@ -268,6 +268,9 @@ class Plan:
     findings: tuple[Finding, ...] = ()
     spec_digest: str = ""
     errors: tuple[str, ...] = ()  # guard violations that make the plan unapplyable
+    # Objects on each mapping's pruned side when the plan was made: the mass-delete rule's denominator,
+    # recorded so that `pixel apply FILE` derives that rule again instead of trusting `errors`.
+    object_counts: MappingABC[str, int] = field(default_factory=dict)
 
     @property
     def has_changes(self) -> bool:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.keys import segment_problem
 from reconciler.model import Authority, Desired, LocalStoreSpec, MappingSpec, S3StoreSpec, StoreSpec
 from reconciler.spec.errors import SpecError, SpecErrors, YamlPath, display_path, format_path
 from reconciler.spec.interpolate import interpolate_tree
@@ -229,7 +230,7 @@ def _store_spec(
             return None
         return LocalStoreSpec(name=name, root=os.path.normpath(spec_dir / root))
     lock_key = str(body.get("lock_key", ".pixel/lock"))
-    problem = _segment_problem(lock_key)
+    problem = segment_problem(lock_key)
     if problem:
         report.add(doc, (*path, "lock_key"), f"key {problem}, got {show(lock_key)}")
         return None
@@ -244,20 +245,6 @@ def _store_spec(
         profile=str(body.get("profile", "")) or None,
         lock_key=lock_key,
     )
-
-
-def _segment_problem(path: str) -> str | None:
-    """Why `path` cannot be a key or relative path, or None. A trailing "/" is allowed."""
-    if path.startswith("/"):
-        return 'must not start with "/"'
-    segments = path.split("/")
-    if ".." in segments:
-        return 'must not contain ".." segments'
-    if "." in segments:
-        return 'must not contain "." segments'
-    if "" in segments[:-1]:
-        return 'must not contain empty segments ("//")'
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,7 +389,7 @@ def store_ref(
             f"expected {shape} {naming}, got {show(value)} (store {show(store_name)} is {_ARTICLE[store.kind]} store)",
         )
         return None
-    problem = _segment_problem(rest)
+    problem = segment_problem(rest)
     if problem:
         report.add(doc, where, f"{what} {problem}, got {show(value)}")
         return None
@@ -415,7 +402,7 @@ def _patterns(doc: SpecDocument, path: YamlPath, value: object, report: _Report)
     for index, pattern in enumerate(value):
         if not isinstance(pattern, str) or doc.is_broken((*path, index)):
             continue
-        problem = _segment_problem(pattern)
+        problem = segment_problem(pattern)
         # Patterns match keys below the mapping root, so one that climbs out can never match.
         if problem and "empty segments" not in problem:
             report.add(doc, (*path, index), f"pattern {problem}, got {show(pattern)}")
