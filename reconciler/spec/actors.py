@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from reconciler.globs import escape
 from reconciler.model import ActorLayout, ActorSpec, Authority, MappingSpec, ObjectRef
 
 MAPPING_PREFIX = "actors/"
@@ -20,7 +21,8 @@ def actor_dir(layout: ActorLayout, actor_name: str) -> str:
 
 
 def image_glob(layout: ActorLayout, actor_name: str) -> str:
-    return layout.images.replace("{actor_name}", actor_name)
+    # Escaped: a directory name is not a pattern (`0042_a[1]` must not become a character class).
+    return layout.images.replace("{actor_name}", escape(actor_name))
 
 
 def manifest_ref(layout: ActorLayout, actor_id: str) -> ObjectRef:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.globs import glob_problem
 from reconciler.keys import segment_problem
 from reconciler.model import Authority, Desired, LocalStoreSpec, MappingSpec, S3StoreSpec, StoreSpec
 from reconciler.spec.errors import SpecError, SpecErrors, YamlPath, display_path, format_path
@@ -21,6 +22,9 @@ from reconciler.spec.validate import schema_problems, show
 from reconciler.spec.yamlnodes import Position, YamlSyntaxError, parse_yaml
 
 SPEC_SUFFIXES = (".yaml", ".yml")
+# Far above any real spec (the example world is 8 KiB), far below what the YAML parser digests quickly:
+# a 50 MB spec took it 106 s and 3.9 GB.
+MAX_SPEC_BYTES = 5 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -114,6 +118,10 @@ def load_desired(spec_dir: Path, env: Mapping[str, str]) -> Desired:
     from reconciler.spec.world import build_world
 
     world = build_world(documents, stores, mappings, report)
+    if not report and not stores and not mappings:
+        # Valid YAML that says nothing (comments only, `{}`) would otherwise plan "No changes" forever.
+        names = ", ".join(file.name for file in files)
+        report.add_file(spec_dir, -1, None, f"no stores or mappings declared in spec directory (read {names})")
     if report:
         raise SpecErrors(report.errors())
     built = {name: store.spec for name, store in stores.items() if store.spec is not None}
@@ -167,7 +175,19 @@ def _spec_files(spec_dir: Path) -> list[Path]:
 
 def _read(file: Path, index: int, env: Mapping[str, str], report: _Report) -> SpecDocument | None:
     try:
-        text = file.read_bytes().decode("utf-8-sig")
+        with file.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            # At most one byte past the limit is read: the size a stat reports can lie (a FIFO, /proc).
+            raw = b"" if size > MAX_SPEC_BYTES else handle.read(MAX_SPEC_BYTES + 1)
+            size = max(size, len(raw))
+        if size > MAX_SPEC_BYTES:
+            report.add_file(
+                file, index, None,
+                f"the file is {size:,} bytes, more than the limit on a spec file's size "
+                f"({MAX_SPEC_BYTES // (1024 * 1024)} MiB, {MAX_SPEC_BYTES:,} bytes); split it into several files",
+            )
+            return None
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         report.add_file(file, index, None, f"not UTF-8 text (byte {exc.start})")
         return None
@@ -406,6 +426,8 @@ def _patterns(doc: SpecDocument, path: YamlPath, value: object, report: _Report)
         # Patterns match keys below the mapping root, so one that climbs out can never match.
         if problem and "empty segments" not in problem:
             report.add(doc, (*path, index), f"pattern {problem}, got {show(pattern)}")
+        elif bad_glob := glob_problem(pattern):
+            report.add(doc, (*path, index), f"invalid glob {show(pattern)}: {bad_glob}")
     return tuple(str(pattern) for pattern in value)
 
 
