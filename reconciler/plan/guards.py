@@ -38,6 +38,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from reconciler.model import (
+    PIXEL_PREFIX,
     Action,
     ActionKind,
     Authority,
@@ -45,11 +46,11 @@ from reconciler.model import (
     MappingSpec,
     Observed,
     Plan,
+    S3StoreSpec,
 )
 from reconciler.plan.datasets import dataset_deletes
 from reconciler.plan.planner import Pass
 
-PIXEL_PREFIX = ".pixel/"  # the lock object and move scratch space live here
 DEFAULT_MAX_DELETE = 100
 DEFAULT_MASS_FRACTION = 0.25
 # Below this many deletes in one mapping the fraction rule stays quiet: pruning
@@ -86,6 +87,17 @@ def _covering(desired: Desired, store: str, key: str) -> list[MappingSpec]:
     return covering
 
 
+def _own_space(desired: Desired, action: Action) -> str | None:
+    """The part of pixel's own space `action`'s target lies in: `.pixel/` in any store, an S3 store's lock folder."""
+    key = action.target.key
+    store = desired.stores.get(action.target.store)
+    spaces = store.reserved_prefixes() if isinstance(store, S3StoreSpec) else (PIXEL_PREFIX,)
+    found = next((space for space in spaces if key.startswith(space)), None)
+    if found is None and desired.reserves(action.target):
+        return key  # the lock key itself, at the top of the bucket
+    return found
+
+
 def _ownership_errors(
     desired: Desired, plan: Plan, deletes: Iterable[Action], created: set[tuple[str, str]]
 ) -> list[str]:
@@ -98,8 +110,8 @@ def _ownership_errors(
             continue
         owner = by_name.get(action.mapping)
         covering = _covering(desired, *where)
-        if action.target.key.startswith(PIXEL_PREFIX):
-            rule = f"keys under {PIXEL_PREFIX} are pixel's own (lock, scratch) and are never pruned"
+        if own := _own_space(desired, action):
+            rule = f"keys under {own} are pixel's own (lock, scratch) and are never pruned"
         elif owner is None or owner not in covering:
             rule = "they are not under its prefixes"
         elif not owner.prune:

@@ -96,12 +96,14 @@ def _mapping_problem(desired: Desired, spec: MappingSpec, action: Action) -> str
     filtered = " with its include/exclude" if spec.include or spec.exclude else ""
 
     def target_on(side: tuple[str, str], area: str) -> str | None:
+        if desired.reserves(action.target):
+            return f"lies in pixel's own space of store {action.target.store!r}, which no mapping manages"
         if _on_side(action.target, *side, spec):
             return None
         return f"lies outside what mapping {name!r} manages ({area}{filtered})"
 
     def source_on(side: tuple[str, str], area: str) -> str | None:
-        if _on_side(action.source, *side, spec):
+        if _on_side(action.source, *side, spec) and not (action.source and desired.reserves(action.source)):
             return None
         return f"reads {action.source}, outside what mapping {name!r} manages ({area})"
 

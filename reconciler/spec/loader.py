@@ -413,6 +413,19 @@ def store_ref(
     if problem:
         report.add(doc, where, f"{what} {problem}, got {show(value)}")
         return None
+    if isinstance(store.spec, S3StoreSpec):
+        # As a prefix too: "s3:.pixel" would cover everything under .pixel/.
+        inside = rest if rest == "" or rest.endswith("/") else f"{rest}/"
+        own = next((p for p in store.spec.reserved_prefixes() if inside.startswith(p)), None)
+        if own is not None or rest == store.spec.lock_key:
+            space = own or store.spec.lock_key
+            report.add(
+                doc,
+                where,
+                f"{what} {show(value)} lies in pixel's own space {show(space)} of store {show(store_name)} "
+                "(its lock, move scratch and upload records); choose another",
+            )
+            return None
     return store_name, rest
 
 

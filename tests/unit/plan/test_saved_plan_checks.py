@@ -28,8 +28,8 @@ from reconciler.model import (
     S3StoreSpec,
 )
 from reconciler.observe import StreamingHasher, observe
+from reconciler.plan import guards, saved_checks, serialize
 from reconciler.plan import plan as make_plan
-from reconciler.plan import saved_checks, serialize
 from reconciler.plan.guards import GuardLimits, check
 from reconciler.plan.saved_checks import UnsafeSavedPlan, problems
 from reconciler.plan.serialize import PlanFileError
@@ -335,6 +335,9 @@ def test_pixels_own_keys_are_never_pruned_even_under_a_whole_bucket_mapping() ->
     stale = action(p, ActionKind.DELETE)
     tampered = Plan((retarget(stale, ".pixel/lock"),), ())
     assert problems(whole, tampered) == [
+        "delete s3:.pixel/lock lies in pixel's own space of store 's3', which no mapping manages"
+    ]
+    assert guards.ownership_errors(whole, tampered) == [
         "refusing 1 delete(s) planned by mapping 'raw': keys under .pixel/ are pixel's own (lock, scratch) "
         "and are never pruned: s3:.pixel/lock"
     ]
