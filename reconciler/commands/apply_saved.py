@@ -19,6 +19,7 @@ from reconciler.apply.session import LockOptions, locked, run_locked
 from reconciler.commands import EXIT_ERROR, EXIT_OK
 from reconciler.commands.common import load
 from reconciler.errors import UserError
+from reconciler.keys import printable
 from reconciler.model import Plan
 from reconciler.plan import saved_checks, serialize
 from reconciler.plan.summary import summary_line
@@ -58,7 +59,8 @@ def check_fresh(plan: Plan, current_digest: str, plan_file: Path, specs: Path) -
         )
     if not plan.applyable:
         raise UserError(
-            f"{plan_file} cannot be applied: it was saved with errors:\n  " + "\n  ".join(plan.errors)
+            f"{printable(str(plan_file))} cannot be applied: it was saved with errors:\n  "
+            + "\n  ".join(map(printable, plan.errors))
         )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from reconciler.errors import UserError
+from reconciler.keys import printable
 from reconciler.model import Desired, Plan
 from reconciler.plan import guards
 from reconciler.plan.guards import GuardLimits
@@ -18,7 +19,9 @@ from reconciler.workflow import Workspace, observe_and_plan, open_stores
 
 
 def error(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
+    """One "Error:" message on stderr. Its parts that came from data (keys, paths, plan files) were escaped
+    where the message was put together; what is left (its own line breaks) is kept, the rest escaped too."""
+    click.echo("Error: " + "\n".join(printable(line) for line in message.split("\n")), err=True)
 
 
 def use_color() -> bool:
@@ -31,7 +34,7 @@ def load(specs: Path) -> Desired:
         return load_desired(specs, os.environ)
     except SpecErrors as exc:
         for problem in exc.errors:
-            click.echo(f"Error: {problem}", err=True)
+            error(str(problem))
         count = len(exc.errors)
         problems = f"{count} problem{'' if count == 1 else 's'}"
         raise UserError(f"{problems} in the specs in {specs}/; nothing was touched") from exc

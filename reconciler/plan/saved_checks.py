@@ -34,7 +34,7 @@ from collections.abc import Iterable
 
 from reconciler.errors import UserError
 from reconciler.globs import matches
-from reconciler.keys import dot_segment
+from reconciler.keys import dot_segment, printable
 from reconciler.model import (
     TEMP_PREFIX,
     Action,
@@ -296,6 +296,6 @@ def check(desired: Desired, plan: Plan, limits: GuardLimits, *, plan_file: str) 
     if found:
         raise UnsafeSavedPlan(
             f"saved plan {plan_file} is not applyable against the current specs; nothing was touched:\n  "
-            f"{_shown(found)}\n"
+            f"{_shown(printable(line) for line in found)}\n"
             f"Run `pixel plan -out {plan_file}` again, review it, then apply it"
         )
