@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 
 from reconciler.keys import printable
 from reconciler.model import Action, ActionKind, Change, Desired, Finding, Plan
-from reconciler.plan.summary import summary_line
+from reconciler.plan.summary import closing_line
 from reconciler.units import human_bytes
 
 SYMBOL = {Change.CREATE: "+", Change.UPDATE: "~", Change.DELETE: "-", Change.READ: "~"}
@@ -127,5 +127,5 @@ def render_text(plan: Plan, desired: Desired | None = None, *, color: bool = Fal
         lines.append(_paint("Errors (this plan cannot be applied):", "red", color))
         lines.extend(f"  ✗ {printable(e)}" for e in plan.errors)
         lines.append("")
-    lines.append(_paint(summary_line(plan), "bold", color))
+    lines.append(_paint(closing_line(plan), "bold", color))
     return "\n".join(lines) + "\n"

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from reconciler.keys import printable
 from reconciler.model import Action, Change, Desired, Finding, FindingKind, ObjectRef, Plan
 from reconciler.plan.render import SYMBOL, group_by_mapping, heading, target_text
-from reconciler.plan.summary import Tally, summary_line, tally
+from reconciler.plan.summary import Tally, closing_line, summary_line, tally
 from reconciler.units import human_bytes
 
 MAX_CHARS = 65_000
@@ -77,6 +77,8 @@ def _deleted(plan: Plan) -> tuple[int, int, list[ObjectRef]]:
 def _title(plan: Plan) -> str:
     if plan.errors:
         return f"### ❌ pixel plan: cannot be applied ({len(plan.errors)} error(s))"
+    if not plan.has_changes and plan.findings:
+        return f"### pixel plan: no changes to apply, {len(plan.findings):,} finding(s)"
     if not plan.has_changes:
         return "### ✅ pixel plan: no changes"
     return f"### pixel plan: {summary_line(plan).removeprefix('Plan: ').rstrip('.')}"
@@ -176,7 +178,7 @@ def render_markdown(plan: Plan, desired: Desired | None = None, *, max_chars: in
         add("")
     if plan.has_changes:
         add(*_table(tally(plan)), "")
-    add(f"**{summary_line(plan)}**", "")
+    add(f"**{closing_line(plan, findings_where='below')}**", "")
 
     left_out_total = 0
     groups = group_by_mapping(plan.actions)
