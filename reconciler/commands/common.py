@@ -10,6 +10,7 @@ import click
 
 from reconciler.errors import UserError
 from reconciler.keys import printable
+from reconciler.logs import get_logger, json_logs
 from reconciler.model import Desired, Plan
 from reconciler.plan import guards
 from reconciler.plan.guards import GuardLimits
@@ -19,9 +20,24 @@ from reconciler.workflow import Workspace, observe_and_plan, open_stores
 
 
 def error(message: str) -> None:
-    """One "Error:" message on stderr. Its parts that came from data (keys, paths, plan files) were escaped
-    where the message was put together; what is left (its own line breaks) is kept, the rest escaped too."""
+    """One "Error:" message on stderr, or under --log-format json one JSON log event (stderr stays JSON lines).
+
+    Its parts that came from data (keys, paths, plan files) were escaped where the message was put together;
+    what is left (its own line breaks) is kept, the rest escaped too.
+    """
+    if json_logs():
+        get_logger("pixel").error("error", message=message)
+        return
     click.echo("Error: " + "\n".join(printable(line) for line in message.split("\n")), err=True)
+
+
+def say(text: str, *, err: bool) -> None:
+    """Text for a person, on stdout or stderr. On stderr under --log-format json it is one JSON log event
+    instead: CI reading stderr as JSON lines must not meet a line of prose among them."""
+    if err and json_logs():
+        get_logger("pixel").info("note", message=text.strip("\n"))
+        return
+    click.echo(text, nl=False, err=err)
 
 
 def use_color() -> bool:

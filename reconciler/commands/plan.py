@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from reconciler.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
-from reconciler.commands.common import plan_workspace
+from reconciler.commands.common import plan_workspace, say
 from reconciler.commands.output import render_plan
 from reconciler.keys import printable
 from reconciler.plan import serialize
@@ -32,7 +32,7 @@ def plan(
         how = "apply it with" if result.applyable else "it cannot be applied (errors above); review it with"
         # Only text output has room for the note on stdout: markdown and json must stay one document.
         command = f"pixel {'apply' if result.applyable else 'show'} {out}"
-        click.echo("\n" + printable(f"Saved the plan to {out}: {how} `{command}`."), err=output_format != "text")
+        say("\n" + printable(f"Saved the plan to {out}: {how} `{command}`.") + "\n", err=output_format != "text")
     if result.errors:
         return EXIT_ERROR
     if detailed_exitcode and result.has_changes:
