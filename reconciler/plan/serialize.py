@@ -30,6 +30,7 @@ from typing import Any
 import jsonschema
 
 from reconciler.errors import UserError
+from reconciler.keys import printable
 from reconciler.model import (
     Action,
     ActionKind,
@@ -144,7 +145,7 @@ def _schema_message(data: Any, error: jsonschema.exceptions.ValidationError) -> 
     action = data["actions"][path[1]]
     if not all(isinstance(action.get(field), str) for field in ("kind", "store", "key")):
         return None  # the plain schema message, which names the path, says more
-    return f"saved plan is not applyable: {action['kind']} {action['store']}:{action['key']} {message}"
+    return printable(f"saved plan is not applyable: {action['kind']} {action['store']}:{action['key']} {message}")
 
 
 def validate(data: Any, *, source: str = "plan") -> None:
@@ -195,7 +196,8 @@ def from_dict(data: Any, *, source: str = "plan") -> Plan:
         raise PlanFileError(f"{source}: not a valid pixel plan: two actions share one id")
     for before, after in data["edges"]:
         if before not in ids or after not in ids:
-            raise PlanFileError(f"{source}: not a valid pixel plan: edge {before} -> {after} names an unknown action")
+            edge = printable(f"{before} -> {after}")
+            raise PlanFileError(f"{source}: not a valid pixel plan: edge {edge} names an unknown action")
     plan = Plan(
         actions=actions,
         edges=tuple((before, after) for before, after in data["edges"]),
