@@ -239,8 +239,8 @@ def apply(
     """Plan, confirm, then carry out the plan in dependency order.
 
     With PLAN_FILE (from `pixel plan -out`): apply exactly that plan without a prompt, or refuse
-    if the specs changed since it was written. Holds the bucket's lock throughout. The delete
-    guards of a saved plan were checked when it was made (pass the guard flags to `plan`).
+    if the specs changed since it was written. Holds the bucket's lock throughout. A saved plan's
+    delete guards are derived again with the limits recorded in it (pass the guard flags to `plan`).
     """
     from reconciler.apply.session import LockOptions
     from reconciler.commands.apply import apply as apply_command
