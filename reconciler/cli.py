@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from reconciler import commands, progress
 from reconciler.commands.common import error
@@ -21,13 +22,28 @@ from reconciler.plan.guards import DEFAULT_MAX_DELETE, GuardLimits
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _inherit(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A global flag not given after the subcommand takes its value from before it (`pixel --specs DIR plan`)."""
+    name = param.name
+    if name is None or ctx.get_parameter_source(name) is not ParameterSource.DEFAULT:
+        return value
+    parent = ctx.parent
+    while parent is not None:
+        source = parent.get_parameter_source(name)
+        if source is not None and source is not ParameterSource.DEFAULT:
+            return parent.params[name]
+        parent = parent.parent
+    return value
+
+
 def common_options(fn: F) -> F:
-    """--specs and the logging flags, accepted by every command."""
+    """--specs and the logging flags: declared once, accepted before the subcommand and after it (after wins)."""
     fn = click.option(
         "--specs",
         type=click.Path(file_okay=False, path_type=Path),
         default=Path("specs"),
         show_default=True,
+        callback=_inherit,
         help="Directory of YAML spec files.",
     )(fn)
     fn = click.option(
@@ -35,10 +51,13 @@ def common_options(fn: F) -> F:
         type=click.Choice(["console", "json"]),
         default="console",
         show_default=True,
+        callback=_inherit,
         help="Log lines on stderr: human console output or JSON lines.",
     )(fn)
-    fn = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")(fn)
-    fn = click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")(fn)
+    fn = click.option("-v", "--verbose", is_flag=True, callback=_inherit, help="Debug logging.")(fn)
+    fn = click.option(
+        "-q", "--quiet", is_flag=True, callback=_inherit, help="Only warnings and errors on stderr."
+    )(fn)
     return fn
 
 
@@ -104,7 +123,8 @@ parallelism_option = click.option(
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pixel-reconciler", prog_name="pixel")
-def main() -> None:
+@common_options
+def main(**_: Any) -> None:
     """pixel: declare where training data must live; plan and apply the difference.
 
     Exit codes: 0 success (no changes with --detailed-exitcode), 1 error, 2 changes present
@@ -219,8 +239,8 @@ def apply(
     """Plan, confirm, then carry out the plan in dependency order.
 
     With PLAN_FILE (from `pixel plan -out`): apply exactly that plan without a prompt, or refuse
-    if the specs changed since it was written. Holds the bucket's lock throughout. The delete
-    guards of a saved plan were checked when it was made (pass the guard flags to `plan`).
+    if the specs changed since it was written. Holds the bucket's lock throughout. A saved plan's
+    delete guards are derived again with the limits recorded in it (pass the guard flags to `plan`).
     """
     from reconciler.apply.session import LockOptions
     from reconciler.commands.apply import apply as apply_command

@@ -19,6 +19,10 @@ class Authority(enum.StrEnum):
     NONE = "none"  # report only: differences become findings
 
 
+# pixel's own space in every bucket: the lock, move scratch (TEMP_PREFIX) and multipart upload records.
+PIXEL_PREFIX = ".pixel/"
+
+
 @dataclass(frozen=True, slots=True)
 class S3StoreSpec:
     name: str
@@ -31,6 +35,17 @@ class S3StoreSpec:
     checksum: str = "when_supported"  # when_supported | when_required
     profile: str | None = None
     lock_key: str = ".pixel/lock"
+
+    def reserved_prefixes(self) -> tuple[str, ...]:
+        """pixel's own space in the bucket: `.pixel/` (lock, move scratch, upload records) and the lock's folder."""
+        folder = self.lock_key.rpartition("/")[0]
+        if not folder or f"{folder}/".startswith(PIXEL_PREFIX):
+            return (PIXEL_PREFIX,)
+        return (PIXEL_PREFIX, f"{folder}/")
+
+    def reserves(self, key: str) -> bool:
+        """`key` is pixel's bookkeeping, never data: not synced, pruned, inventoried or reported."""
+        return key == self.lock_key or key.startswith(self.reserved_prefixes())
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +156,11 @@ class Desired:
     actor_layout: ActorLayout | None = None
     actors: tuple[ActorSpec, ...] = ()  # listed in the specs, plus those discovered at the edge
 
+    def reserves(self, ref: ObjectRef) -> bool:
+        """`ref` lies in pixel's own space of its S3 store (see S3StoreSpec.reserves)."""
+        store = self.stores.get(ref.store)
+        return isinstance(store, S3StoreSpec) and store.reserves(ref.key)
+
 
 @dataclass(frozen=True, slots=True)
 class Entry:
@@ -207,7 +227,7 @@ class Observed:
 
 # pixel's scratch space in a bucket: a swap parks one side here. A MOVE whose source lies
 # here removes that source itself once the copy is verified (it is never user data).
-TEMP_PREFIX = ".pixel/tmp/"
+TEMP_PREFIX = f"{PIXEL_PREFIX}tmp/"
 
 
 class ActionKind(enum.StrEnum):
@@ -289,6 +309,9 @@ class Plan:
     findings: tuple[Finding, ...] = ()
     spec_digest: str = ""
     errors: tuple[str, ...] = ()  # guard violations that make the plan unapplyable
+    # Objects on each mapping's pruned side when the plan was made: the mass-delete rule's denominator,
+    # recorded so that `pixel apply FILE` derives that rule again instead of trusting `errors`.
+    object_counts: MappingABC[str, int] = field(default_factory=dict)
 
     @property
     def has_changes(self) -> bool:

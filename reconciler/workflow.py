@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.errors import UserError
+from reconciler.keys import printable
 from reconciler.logs import get_logger
 from reconciler.model import Authority, Desired, LocalStoreSpec, Observed, Plan, Problem, S3StoreSpec
 from reconciler.observe import Hasher, StreamingHasher, observe
@@ -57,7 +58,7 @@ def open_stores(desired: Desired, *, parallelism: int = 16) -> Workspace:
         if mapping.authority is not Authority.S3 and not directory.is_dir():
             where = f"{mapping.source_file}: " if mapping.source_file else ""
             raise UserError(
-                f"{where}mappings[{mapping.name}].from: local directory {directory} does not exist "
+                f"{where}mappings[{mapping.name}].from: local directory {printable(str(directory))} does not exist "
                 f"(store {mapping.local_store!r}, root {local.root})"
             )
     return Workspace(desired, stores, problems)

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.errors import UserError
+from reconciler.keys import printable
 from reconciler.logs import get_logger
 from reconciler.stores.base import ObjectChanged, Store, StoreError
 
@@ -95,7 +96,8 @@ class LockInfo:
         )
 
     def describe(self) -> str:
-        return f"apply {self.id} (host {self.host}, pid {self.pid}) since {_iso(self.started)}"
+        # The lock object is anyone's to write: what it says is shown escaped.
+        return printable(f"apply {self.id} (host {self.host}, pid {self.pid}) since {_iso(self.started)}")
 
 
 def _iso(ts: float) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from reconciler.apply.executor import DONE, ApplyResult, Outcome
 from reconciler.apply.runner import ActionRunner
+from reconciler.keys import printable
 from reconciler.logs import get_logger, json_logs
 from reconciler.model import Action
 from reconciler.stores.base import StoreError
@@ -69,13 +70,13 @@ def render_apply_summary(result: ApplyResult, runner: ActionRunner | None = None
         lines.append("Failed:")
         for o in sorted(result.failed, key=lambda o: o.action.id):
             code = f" [{o.code}]" if o.code else ""
-            lines.append(f"  ✗ {o.action.kind.value} {o.action.target}{code}: {o.error}")
+            lines.append(printable(f"  ✗ {o.action.kind.value} {o.action.target}{code}: {o.error}"))
     if result.skipped:
         lines.append("")
         lines.append("Not done (skipped):")
         for o in sorted(result.skipped, key=lambda o: o.action.id):
             because = "apply was interrupted" if o.blocked_by == "interrupted" else f"{o.blocked_by} failed"
-            lines.append(f"  - {o.action.kind.value} {o.action.target}: {because}")
+            lines.append(printable(f"  - {o.action.kind.value} {o.action.target}: {because}"))
     lines.append("")
     # No promise that another apply fixes it: a failure from a rule of the server's (a key it renames) or of
     # the local tree recurs; the next plan shows what is left and the findings say what a retry cannot fix.

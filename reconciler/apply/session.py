@@ -18,6 +18,7 @@ from reconciler.apply.executor import ApplyResult, Reporter, execute
 from reconciler.apply.lock import DEFAULT_LEASE_SECONDS, StoreLock, hold_all
 from reconciler.apply.runner import ActionRunner
 from reconciler.errors import UserError
+from reconciler.keys import printable
 from reconciler.logs import get_logger
 from reconciler.manifests.writer import ManifestWriter
 from reconciler.model import Desired, Plan, S3StoreSpec
@@ -141,7 +142,7 @@ def run_locked(
 ) -> tuple[ApplyResult, ActionRunner]:
     """Execute `plan` with the lock already held; once `lost` is set no new action starts."""
     if not plan.applyable:
-        raise UserError("the plan has errors and cannot be applied:\n  " + "\n  ".join(plan.errors))
+        raise UserError("the plan has errors and cannot be applied:\n  " + "\n  ".join(map(printable, plan.errors)))
     abort_leftover_uploads(ws)
     runner = ActionRunner(ws.stores, manifests=ManifestWriter(ws.desired, ws.stores), on_bytes=reporter.transferred)
     result = execute(build_graph(plan), runner, parallelism=parallelism, reporter=reporter, stop=lost)

@@ -12,8 +12,11 @@ from reconciler.commands.apply_saved import apply_saved, finish, refuse_json, sa
 from reconciler.commands.common import error, load
 from reconciler.commands.output import render_plan
 from reconciler.errors import UserError
+from reconciler.logs import get_logger, json_logs
+from reconciler.model import Desired, Plan
 from reconciler.plan import guards
 from reconciler.plan.guards import GuardLimits
+from reconciler.plan.summary import closing_line
 from reconciler.progress import apply_progress, observe_progress
 from reconciler.workflow import observe_and_plan, open_stores
 
@@ -30,6 +33,16 @@ def confirmed(auto_approve: bool) -> bool:
         click.echo("\nApply cancelled.")
         return False
     return True
+
+
+def preview(plan: Plan, desired: Desired, output_format: str, compact: bool) -> None:
+    """The plan before it is applied. Under --format json it goes to stderr (see say) as text; with
+    --log-format json as well, as one `plan` event with the closing line: stderr stays JSON lines."""
+    if output_format == "json" and json_logs():
+        get_logger("pixel.apply").info("plan", summary=closing_line(plan), actions=len(plan.actions))
+        return
+    shown = "markdown" if output_format == "markdown" else "text"
+    say(render_plan(plan, desired, shown, compact=compact), output_format)
 
 
 def apply(
@@ -55,9 +68,7 @@ def apply(
             with observe_progress(output_format=output_format) as progress:
                 observed, plan = observe_and_plan(ws, rehash_all=rehash_all, progress=progress)
             plan = guards.check(ws.desired, observed, plan, limits or GuardLimits())
-            # The plan preview; under --format json it goes to stderr (see say), so render it as text there.
-            preview = "markdown" if output_format == "markdown" else "text"
-            say(render_plan(plan, ws.desired, preview, compact=compact), output_format)
+            preview(plan, ws.desired, output_format, compact)
             if plan.errors:
                 refuse_json(UserError("the plan has errors: " + "; ".join(plan.errors)), output_format)
                 return EXIT_ERROR

@@ -16,9 +16,10 @@ from reconciler.apply.jsonreport import render_json, report_dict
 from reconciler.apply.report import LogReporter, render_apply_summary
 from reconciler.apply.runner import ActionRunner
 from reconciler.apply.session import LockOptions, locked, run_locked
-from reconciler.commands import EXIT_ERROR, EXIT_OK
+from reconciler.commands import EXIT_ERROR, EXIT_OK, common
 from reconciler.commands.common import load
 from reconciler.errors import UserError
+from reconciler.keys import printable
 from reconciler.model import Plan
 from reconciler.plan import saved_checks, serialize
 from reconciler.plan.summary import summary_line
@@ -32,7 +33,7 @@ class StalePlan(UserError):
 
 def say(text: str, output_format: str) -> None:
     """Human text: stdout normally, stderr under --format json so stdout stays one JSON document."""
-    click.echo(text, nl=False, err=output_format == "json")
+    common.say(text, err=output_format == "json")
 
 
 def finish(result: ApplyResult, runner: ActionRunner, plan: Plan, output_format: str) -> int:
@@ -58,7 +59,8 @@ def check_fresh(plan: Plan, current_digest: str, plan_file: Path, specs: Path) -
         )
     if not plan.applyable:
         raise UserError(
-            f"{plan_file} cannot be applied: it was saved with errors:\n  " + "\n  ".join(plan.errors)
+            f"{printable(str(plan_file))} cannot be applied: it was saved with errors:\n  "
+            + "\n  ".join(map(printable, plan.errors))
         )
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 
 from reconciler.errors import UserError
+from reconciler.keys import printable
+from reconciler.logs import get_logger, json_logs
 from reconciler.model import Desired, Plan
 from reconciler.plan import guards
 from reconciler.plan.guards import GuardLimits
@@ -18,7 +20,24 @@ from reconciler.workflow import Workspace, observe_and_plan, open_stores
 
 
 def error(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
+    """One "Error:" message on stderr, or under --log-format json one JSON log event (stderr stays JSON lines).
+
+    Its parts that came from data (keys, paths, plan files) were escaped where the message was put together;
+    what is left (its own line breaks) is kept, the rest escaped too.
+    """
+    if json_logs():
+        get_logger("pixel").error("error", message=message)
+        return
+    click.echo("Error: " + "\n".join(printable(line) for line in message.split("\n")), err=True)
+
+
+def say(text: str, *, err: bool) -> None:
+    """Text for a person, on stdout or stderr. On stderr under --log-format json it is one JSON log event
+    instead: CI reading stderr as JSON lines must not meet a line of prose among them."""
+    if err and json_logs():
+        get_logger("pixel").info("note", message=text.strip("\n"))
+        return
+    click.echo(text, nl=False, err=err)
 
 
 def use_color() -> bool:
@@ -31,7 +50,7 @@ def load(specs: Path) -> Desired:
         return load_desired(specs, os.environ)
     except SpecErrors as exc:
         for problem in exc.errors:
-            click.echo(f"Error: {problem}", err=True)
+            error(str(problem))
         count = len(exc.errors)
         problems = f"{count} problem{'' if count == 1 else 's'}"
         raise UserError(f"{problems} in the specs in {specs}/; nothing was touched") from exc

@@ -15,6 +15,7 @@ import click
 from reconciler.commands import EXIT_OK
 from reconciler.commands.common import load
 from reconciler.globs import matches
+from reconciler.keys import printable
 from reconciler.model import Action, Desired, Entry, Finding, MappingSpec, Observed, Plan
 from reconciler.observe.observer import local_base
 from reconciler.plan.render import action_line, finding_line
@@ -111,5 +112,6 @@ def explain(specs: Path, key: str, *, parallelism: int = 16) -> int:
     desired = load(specs)
     ws = open_stores(desired, parallelism=parallelism)
     observed, plan = observe_and_plan(ws)
-    click.echo("\n".join(explain_key(ws.desired, observed, plan, key)))
+    # Each line escaped as a whole: the key asked about, spec paths and observed keys may hold control characters.
+    click.echo("\n".join(printable(line) for line in explain_key(ws.desired, observed, plan, key)))
     return EXIT_OK

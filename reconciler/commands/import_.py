@@ -117,7 +117,7 @@ def import_prefix(specs: Path, target: str, *, specs_out: Path | None = None, fo
         raise UserError(f"{out} already exists; pass --force to overwrite it or --specs-out to write elsewhere")
     ws = open_stores(desired)
     try:
-        entries = [e for e in ws.stores[store_name].list(prefix) if e.key != spec.lock_key]
+        entries = list(ws.stores[store_name].list(prefix))
     except StoreError as exc:
         raise UserError(f"could not list {store_name}:{prefix}: {exc}") from exc
     if not entries:

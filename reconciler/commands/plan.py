@@ -5,8 +5,9 @@ from pathlib import Path
 import click
 
 from reconciler.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
-from reconciler.commands.common import plan_workspace
+from reconciler.commands.common import plan_workspace, say
 from reconciler.commands.output import render_plan
+from reconciler.keys import printable
 from reconciler.plan import serialize
 from reconciler.plan.guards import GuardLimits
 
@@ -30,10 +31,8 @@ def plan(
         serialize.dump(result, out, limits=limits)
         how = "apply it with" if result.applyable else "it cannot be applied (errors above); review it with"
         # Only text output has room for the note on stdout: markdown and json must stay one document.
-        click.echo(
-            f"\nSaved the plan to {out}: {how} `pixel {'apply' if result.applyable else 'show'} {out}`.",
-            err=output_format != "text",
-        )
+        command = f"pixel {'apply' if result.applyable else 'show'} {out}"
+        say("\n" + printable(f"Saved the plan to {out}: {how} `{command}`.") + "\n", err=output_format != "text")
     if result.errors:
         return EXIT_ERROR
     if detailed_exitcode and result.has_changes:

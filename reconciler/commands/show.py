@@ -8,15 +8,18 @@ import click
 
 from reconciler.commands import EXIT_OK
 from reconciler.commands.output import render_plan
+from reconciler.keys import printable
 from reconciler.plan import serialize
 
 
 def show(plan_file: Path, *, output_format: str = "text", compact: bool = False) -> int:
-    plan = serialize.load(plan_file)
+    saved = serialize.load_saved(plan_file)
+    plan = saved.plan
     if output_format != "text":
-        click.echo(render_plan(plan, None, output_format), nl=False)
+        click.echo(render_plan(plan, None, output_format, limits=saved.limits), nl=False)
         return EXIT_OK
     applyable = "yes" if plan.applyable else "no (it was saved with errors)"
-    click.echo(f"Saved plan {plan_file} (spec digest {plan.spec_digest[:12]}…, applyable: {applyable})\n")
+    digest = f"spec digest {plan.spec_digest[:12]}…"
+    click.echo(f"Saved plan {printable(str(plan_file))} ({digest}, applyable: {applyable})\n")
     click.echo(render_plan(plan, None, "text", compact=compact), nl=False)
     return EXIT_OK

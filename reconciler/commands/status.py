@@ -10,6 +10,7 @@ import click
 
 from reconciler.commands import EXIT_OK
 from reconciler.commands.common import load
+from reconciler.keys import printable
 from reconciler.manifests.actors import STATUSES
 from reconciler.manifests.status import status_document
 from reconciler.progress import observe_progress
@@ -22,6 +23,8 @@ def _cells(counts: dict[str, Any]) -> list[str]:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    # Names come from directory names (discovered actors): escaped before the columns are measured.
+    rows = [[printable(str(cell)) for cell in row] for row in rows]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     return [
         "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()

@@ -27,6 +27,7 @@ from reconciler.commands import EXIT_ERROR, EXIT_OK
 from reconciler.commands.common import error, load
 from reconciler.errors import UserError
 from reconciler.globs import matches
+from reconciler.keys import printable
 from reconciler.model import Desired, ObjectRef
 from reconciler.stores.base import StoreError
 from reconciler.stores.s3 import S3Store
@@ -142,11 +143,11 @@ def verify(specs: Path, *, download: bool, parallelism: int) -> int:
     bad = [r for r in results if r.status == MISMATCH]
     unrecorded = [r for r in results if r.status == UNRECORDED]
     for r in sorted(bad, key=lambda r: r.where):
-        click.echo(f"  ✗ {r.where}: {r.detail}")
+        click.echo(printable(f"  ✗ {r.where}: {r.detail}"))
     for r in sorted(unrecorded, key=lambda r: r.where):
-        click.echo(f"  ? {r.where}: {r.detail} (pixel apply rehashes it)")
+        click.echo(printable(f"  ? {r.where}: {r.detail} (pixel apply rehashes it)"))
     for r in sorted(absent, key=lambda r: r.where):
-        click.echo(f"  - {r.where}: {r.detail}")
+        click.echo(printable(f"  - {r.where}: {r.detail}"))
     how = f"downloaded {human_bytes(sum(r.bytes_read for r in results))}" if download else "recorded hashes only"
     click.echo(
         f"Verified {len(results)} object(s) ({how}): {len(bad)} mismatch(es), {len(unrecorded)} without a recorded md5."

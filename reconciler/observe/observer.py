@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 from reconciler.globs import compile_glob
-from reconciler.model import Desired, Entry, Gap, MappingObservation, MappingSpec, Observed, Problem, S3StoreSpec
+from reconciler.model import Desired, Entry, Gap, MappingObservation, MappingSpec, Observed, Problem
 from reconciler.observe.hashing import Hasher
 from reconciler.observe.world import observe_world
 from reconciler.stores.base import Store, StoreError
@@ -247,10 +247,8 @@ def _observe_mapping(
     remote_store = stores[spec.s3_store]
     lbase = local_base(spec)
     local = _relative(local_store.list(lbase), lbase, spec)
-    # The apply lock is pixel's own bookkeeping, present while apply observes: never data to sync or prune.
-    s3_spec = desired.stores.get(spec.s3_store)
-    lock_key = s3_spec.lock_key if isinstance(s3_spec, S3StoreSpec) else None
-    listed = (e for e in remote_store.list(spec.s3_prefix) if e.key != lock_key)
+    # pixel's own space (lock, scratch, upload records) is never listed as data: the S3 store leaves it out.
+    listed = remote_store.list(spec.s3_prefix)
     # The S3 listing mostly waits on the network: the local files are hashed (or found in the cache)
     # meanwhile. Reading `local` while the hashing replaces its values is safe (no key is added or
     # removed); md5 strings the two sides could not share on the fly are shared once both are done.

@@ -25,9 +25,10 @@ The limits come from command-line flags, so this pass is not in
 `planner.PASSES`: the plan and apply commands run `check` right after
 `plan()` with the limits as an explicit input. Both stay pure.
 
-`pixel apply FILE` runs the rules that need no observation again on the saved
-plan (`ownership_errors`, `unverified_releases`, `max_delete_error` when the
-file records its limits), from reconciler/plan/saved_checks.py.
+`pixel apply FILE` derives every rule again from the saved plan (`guard_errors`,
+from reconciler/plan/saved_checks.py): its actions, the limits it was made with
+and the per-mapping object counts observed when it was made, which the file
+records under a digest so that an edit to them is refused (serialize.py).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from reconciler.model import (
+    PIXEL_PREFIX,
     Action,
     ActionKind,
     Authority,
@@ -44,11 +46,11 @@ from reconciler.model import (
     MappingSpec,
     Observed,
     Plan,
+    S3StoreSpec,
 )
 from reconciler.plan.datasets import dataset_deletes
 from reconciler.plan.planner import Pass
 
-PIXEL_PREFIX = ".pixel/"  # the lock object and move scratch space live here
 DEFAULT_MAX_DELETE = 100
 DEFAULT_MASS_FRACTION = 0.25
 # Below this many deletes in one mapping the fraction rule stays quiet: pruning
@@ -91,6 +93,17 @@ def _covering(desired: Desired, store: str, key: str) -> list[MappingSpec]:
     return covering
 
 
+def _own_space(desired: Desired, action: Action) -> str | None:
+    """The part of pixel's own space `action`'s target lies in: `.pixel/` in any store, an S3 store's lock folder."""
+    key = action.target.key
+    store = desired.stores.get(action.target.store)
+    spaces = store.reserved_prefixes() if isinstance(store, S3StoreSpec) else (PIXEL_PREFIX,)
+    found = next((space for space in spaces if key.startswith(space)), None)
+    if found is None and desired.reserves(action.target):
+        return key  # the lock key itself, at the top of the bucket
+    return found
+
+
 def _ownership_errors(
     desired: Desired, plan: Plan, deletes: Iterable[Action], created: set[tuple[str, str]]
 ) -> list[str]:
@@ -103,8 +116,8 @@ def _ownership_errors(
             continue
         owner = by_name.get(action.mapping)
         covering = _covering(desired, *where)
-        if action.target.key.startswith(PIXEL_PREFIX):
-            rule = f"keys under {PIXEL_PREFIX} are pixel's own (lock, scratch) and are never pruned"
+        if own := _own_space(desired, action):
+            rule = f"keys under {own} are pixel's own (lock, scratch) and are never pruned"
         elif owner is None or owner not in covering:
             rule = "they are not under its prefixes"
         elif not prunes(owner):
@@ -134,6 +147,11 @@ def _objects_under(spec: MappingSpec, observed: Observed) -> int:
     if obs is None:
         return 0
     return len(obs.local) if spec.authority is Authority.S3 else len(obs.remote)
+
+
+def object_counts(desired: Desired, observed: Observed) -> dict[str, int]:
+    """Objects on each observed mapping's pruned side: what the mass-delete rule divides by."""
+    return {spec.name: _objects_under(spec, observed) for spec in desired.mappings if spec.name in observed.mappings}
 
 
 def _created(plan: Plan) -> set[tuple[str, str]]:
@@ -171,25 +189,46 @@ def max_delete_error(counted: int, max_delete: int) -> str | None:
     )
 
 
-def check(desired: Desired, observed: Observed, plan: Plan, limits: GuardLimits) -> Plan:
-    """The guard pass: `plan` with an error added for every rule a delete breaks."""
+def mass_delete_errors(desired: Desired, plan: Plan, counted: Iterable[Action], limits: GuardLimits) -> list[str]:
+    """The fraction rule, against the object counts the plan records (`object_counts`)."""
+    if limits.allow_mass_delete:
+        return []
+    per_mapping = Counter(a.mapping for a in counted)
+    errors = []
+    for spec in desired.mappings:
+        n = per_mapping.get(spec.name, 0)
+        if n < limits.mass_min_count:
+            continue
+        total = plan.object_counts.get(spec.name, 0)
+        store, prefix = _deleted_side(spec)
+        if total == 0:
+            # Deletes from a mapping with no recorded count: the rule cannot be judged, so it does not pass.
+            errors.append(
+                f"mapping {spec.name!r} would delete {n} objects under {store}:{prefix} but the plan records "
+                "no object count for it; make the plan again"
+            )
+            continue
+        if n / total <= limits.mass_fraction:
+            continue
+        errors.append(
+            f"mapping {spec.name!r} would delete {n} of the {total} objects under {store}:{prefix} "
+            f"({n / total:.0%}, more than {limits.mass_fraction:.0%}); is its source directory right? "
+            "Re-run with --allow-mass-delete if this is intended"
+        )
+    return errors
+
+
+def guard_errors(desired: Desired, plan: Plan, limits: GuardLimits) -> list[str]:
+    """Every rule a delete (or, with --strict, a finding) of `plan` breaks, from its actions and object counts.
+
+    The one derivation of the verdict: `check` runs it when a plan is made, saved_checks.py when a saved
+    plan is applied, so a file's own `errors` and `applyable` are never what lets it through.
+    """
     errors = ownership_errors(desired, plan)
     counted = counted_deletes(plan)
     if too_many := max_delete_error(len(counted), limits.max_delete):
         errors.append(too_many)
-    if not limits.allow_mass_delete:
-        per_mapping = Counter(a.mapping for a in counted)
-        for spec in desired.mappings:
-            n = per_mapping.get(spec.name, 0)
-            total = _objects_under(spec, observed)
-            if n < limits.mass_min_count or total == 0 or n / total <= limits.mass_fraction:
-                continue
-            store, prefix = _deleted_side(spec)
-            errors.append(
-                f"mapping {spec.name!r} would delete {n} of the {total} objects under {store}:{prefix} "
-                f"({n / total:.0%}, more than {limits.mass_fraction:.0%}); is its source directory right? "
-                "Re-run with --allow-mass-delete if this is intended"
-            )
+    errors += mass_delete_errors(desired, plan, counted, limits)
     if limits.strict and plan.findings:
         kinds = Counter(f.kind.value for f in plan.findings)
         shown = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
@@ -197,6 +236,13 @@ def check(desired: Desired, observed: Observed, plan: Plan, limits: GuardLimits)
             f"--strict: the plan has {len(plan.findings)} finding(s) ({shown}); resolve them or drop --strict"
         )
     errors += unverified_releases(plan)
+    return errors
+
+
+def check(desired: Desired, observed: Observed, plan: Plan, limits: GuardLimits) -> Plan:
+    """The guard pass: `plan` with its object counts recorded and an error added for every rule it breaks."""
+    plan = dataclasses.replace(plan, object_counts=object_counts(desired, observed))
+    errors = guard_errors(desired, plan, limits)
     if not errors:
         return plan
     return dataclasses.replace(plan, errors=(*plan.errors, *errors))

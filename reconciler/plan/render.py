@@ -12,8 +12,9 @@ import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
+from reconciler.keys import printable
 from reconciler.model import Action, ActionKind, Change, Desired, Finding, Plan
-from reconciler.plan.summary import summary_line
+from reconciler.plan.summary import closing_line
 from reconciler.units import human_bytes
 
 SYMBOL = {Change.CREATE: "+", Change.UPDATE: "~", Change.DELETE: "-", Change.READ: "~"}
@@ -36,16 +37,16 @@ def _paint(text: str, color: str, enabled: bool) -> str:
 
 
 def target_text(action: Action) -> str:
-    """The key as a reviewer reads it: a move shows where from and where to."""
+    """The key as a reviewer reads it, control characters escaped: a move shows where from and where to."""
     if action.kind is ActionKind.MOVE and action.source is not None:
-        return f"{action.source.key} => {action.target.key}"
-    return action.target.key
+        return printable(f"{action.source.key} => {action.target.key}")
+    return printable(action.target.key)
 
 
 def action_line(action: Action, color: bool = False) -> str:
     symbol = _paint(SYMBOL[action.change], COLOR[action.change], color)
     size = f", {human_bytes(action.size)}" if action.size and action.change is not Change.DELETE else ""
-    return f"  {symbol} {target_text(action)}  ({action.kind.value}{size}: {action.reason})"
+    return f"  {symbol} {target_text(action)}  ({action.kind.value}{size}: {printable(action.reason)})"
 
 
 def prefix_of(key: str) -> str:
@@ -61,11 +62,11 @@ def heading(desired: Desired | None, mapping: str) -> str:
                 src = f"{spec.local_store}:{spec.local_path}"
                 dst = f"{spec.s3_store}:{spec.s3_prefix}"
                 arrow = {"local": "→", "s3": "←", "none": "↔"}[spec.authority.value]
-                return f"{mapping}: {src} {arrow} {dst}"
+                return printable(f"{mapping}: {src} {arrow} {dst}")
         for tier in desired.tiers:
             if tier.name == mapping:
-                return f"{mapping}: tier {tier.store}:{tier.prefix}"
-    return mapping
+                return printable(f"{mapping}: tier {tier.store}:{tier.prefix}")
+    return printable(mapping)
 
 
 def sort_key(action: Action) -> tuple[str, str]:
@@ -95,7 +96,7 @@ def compact_lines(actions: list[Action], color: bool, threshold: int = COMPACT_T
             emitted.add(key)
             run = runs[key]
             symbol = _paint(SYMBOL[action.change], COLOR[action.change], color)
-            where = key[2] or "the root"
+            where = printable(key[2]) or "the root"
             size = f" ({human_bytes(sum(a.size for a in run))})" if action.change is not Change.DELETE else ""
             lines.append(f"  {symbol} {len(run):,} objects under {where}{size}  [{action.kind.value}]")
     return lines
@@ -103,7 +104,7 @@ def compact_lines(actions: list[Action], color: bool, threshold: int = COMPACT_T
 
 def finding_line(finding: Finding) -> str:
     scope = f"[{finding.mapping}] " if finding.mapping else ""
-    return f"  ! {finding.kind.value}: {scope}{finding.key}: {finding.message}"
+    return "  ! " + printable(f"{finding.kind.value}: {scope}{finding.key}: {finding.message}")
 
 
 def render_text(plan: Plan, desired: Desired | None = None, *, color: bool = False, compact: bool = False) -> str:
@@ -124,7 +125,7 @@ def render_text(plan: Plan, desired: Desired | None = None, *, color: bool = Fal
         lines.append("")
     if plan.errors:
         lines.append(_paint("Errors (this plan cannot be applied):", "red", color))
-        lines.extend(f"  ✗ {e}" for e in plan.errors)
+        lines.extend(f"  ✗ {printable(e)}" for e in plan.errors)
         lines.append("")
-    lines.append(_paint(summary_line(plan), "bold", color))
+    lines.append(_paint(closing_line(plan), "bold", color))
     return "\n".join(lines) + "\n"

@@ -16,9 +16,10 @@ import html
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
+from reconciler.keys import printable
 from reconciler.model import Action, Change, Desired, Finding, FindingKind, ObjectRef, Plan
 from reconciler.plan.render import SYMBOL, group_by_mapping, heading, target_text
-from reconciler.plan.summary import Tally, summary_line, tally
+from reconciler.plan.summary import Tally, closing_line, summary_line, tally
 from reconciler.units import human_bytes
 
 MAX_CHARS = 65_000
@@ -56,7 +57,7 @@ def _diff_line(action: Action) -> str:
     size = f", {human_bytes(action.size)}" if action.size and action.change is not Change.DELETE else ""
     symbol = "!" if action.change is Change.READ else SYMBOL[action.change]
     # A diff block ends at a line of backticks: a key cannot start one, but keep it impossible anyway.
-    text = f"{symbol} {target_text(action)}  ({action.kind.value}{size}: {action.reason})"
+    text = f"{symbol} {target_text(action)}  ({action.kind.value}{size}: {printable(action.reason)})"
     return text.replace("```", "'''")
 
 
@@ -76,6 +77,8 @@ def _deleted(plan: Plan) -> tuple[int, int, list[ObjectRef]]:
 def _title(plan: Plan) -> str:
     if plan.errors:
         return f"### ❌ pixel plan: cannot be applied ({len(plan.errors)} error(s))"
+    if not plan.has_changes and plan.findings:
+        return f"### pixel plan: no changes to apply, {len(plan.findings):,} finding(s)"
     if not plan.has_changes:
         return "### ✅ pixel plan: no changes"
     return f"### pixel plan: {summary_line(plan).removeprefix('Plan: ').rstrip('.')}"
@@ -133,15 +136,16 @@ def _mapping_block(name: str, actions: Sequence[Action], desired: Desired | None
     tail = ["```"]
     if left_out:
         tail.append(
-            f"_… and {left_out:,} more action(s) in {html.escape(name)} not shown;"
+            f"_… and {left_out:,} more action(s) in {html.escape(printable(name))} not shown;"
             " run `pixel show PLANFILE` for all of them._"
         )
     return [*head, *shown, *tail, "", "</details>", ""], left_out
 
 
 def _finding_line(finding: Finding) -> str:
-    scope = f"[{finding.mapping}] " if finding.mapping else ""
-    return f"- **{finding.kind.value}** {html.escape(scope)}{_code(finding.key)}: {html.escape(finding.message)}"
+    scope = printable(f"[{finding.mapping}] ") if finding.mapping else ""
+    key, message = printable(finding.key), printable(finding.message)
+    return f"- **{finding.kind.value}** {html.escape(scope)}{_code(key)}: {html.escape(message)}"
 
 
 def render_markdown(plan: Plan, desired: Desired | None = None, *, max_chars: int = MAX_CHARS) -> str:
@@ -157,7 +161,7 @@ def render_markdown(plan: Plan, desired: Desired | None = None, *, max_chars: in
     add(_title(plan), "")
     deleted, deleted_bytes, sample = _deleted(plan)
     if deleted:
-        examples = ", ".join(_code(str(ref)) for ref in sample) + (", …" if deleted > len(sample) else "")
+        examples = ", ".join(_code(printable(str(ref))) for ref in sample) + (", …" if deleted > len(sample) else "")
         add(
             "> [!CAUTION]",
             f"> **This plan deletes {deleted:,} object(s) ({human_bytes(deleted_bytes)}).** {examples}",
@@ -166,7 +170,7 @@ def render_markdown(plan: Plan, desired: Desired | None = None, *, max_chars: in
     if plan.errors:
         add("> [!WARNING]", "> **Errors: this plan cannot be applied.**", ">")
         shown, left_out = _budgeted_lines(
-            len(plan.errors), lambda i: f"> - {html.escape(_clip(plan.errors[i]))}", budget.left // 4
+            len(plan.errors), lambda i: f"> - {html.escape(_clip(printable(plan.errors[i])))}", budget.left // 4
         )
         add(*shown)
         if left_out:
@@ -174,7 +178,7 @@ def render_markdown(plan: Plan, desired: Desired | None = None, *, max_chars: in
         add("")
     if plan.has_changes:
         add(*_table(tally(plan)), "")
-    add(f"**{summary_line(plan)}**", "")
+    add(f"**{closing_line(plan, findings_where='below')}**", "")
 
     left_out_total = 0
     groups = group_by_mapping(plan.actions)

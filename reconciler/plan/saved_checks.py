@@ -14,15 +14,17 @@ plan in, the problems out.
    manifest write is an actor's manifest. A dataset action is a dataset's
    canonical key from its declared source, or (organise: move) the delete of
    that source. The registry and the inventory are written where the specs say.
+   No key may hold a "." or ".." segment (`raw/../outside` starts with `raw/`).
 2. Preconditions: every delete and release-local carries the version it
    expects (If-Match), every overwrite too, every create requires absence
    (If-None-Match: *) except a parked copy in pixel's own scratch space, and a
    rehash is pinned to the ETag it read (CopySourceIfMatch). Without them the
    action would run unconditionally.
-3. The delete guards `plan` runs that need no observation (guards.py and the
-   tier rules), on the actions that passed 1 and 2; --max-delete when the file
-   records its limits. The mass-delete rule needs the object counts of the
-   observation the plan was made from, which a plan file does not hold.
+3. Every delete guard `plan` runs (guards.guard_errors and the tier rules),
+   derived again from the actions that passed 1 and 2, the limits the plan was
+   made with and the per-mapping object counts observed when it was made (both
+   recorded in the file under its guard digest). The file's own `errors` and
+   `applyable` never let an action through.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from collections.abc import Iterable
 
 from reconciler.errors import UserError
 from reconciler.globs import matches
+from reconciler.keys import dot_segment, printable
 from reconciler.model import (
     TEMP_PREFIX,
     Action,
@@ -93,12 +96,14 @@ def _mapping_problem(desired: Desired, spec: MappingSpec, action: Action) -> str
     filtered = " with its include/exclude" if spec.include or spec.exclude else ""
 
     def target_on(side: tuple[str, str], area: str) -> str | None:
+        if desired.reserves(action.target):
+            return f"lies in pixel's own space of store {action.target.store!r}, which no mapping manages"
         if _on_side(action.target, *side, spec):
             return None
         return f"lies outside what mapping {name!r} manages ({area}{filtered})"
 
     def source_on(side: tuple[str, str], area: str) -> str | None:
-        if _on_side(action.source, *side, spec):
+        if _on_side(action.source, *side, spec) and not (action.source and desired.reserves(action.source)):
             return None
         return f"reads {action.source}, outside what mapping {name!r} manages ({area})"
 
@@ -240,33 +245,42 @@ def precondition_problem(desired: Desired, action: Action) -> str | None:
     return f"is neither a create nor an update (change: {action.change.value!r})"
 
 
+def key_problem(action: Action) -> str | None:
+    """A key with "." or ".." segments: a server may resolve it to another key (SeaweedFS does; AWS keeps it),
+    so the action could land outside the scope the prefix check sees. Refused in a saved plan."""
+    for ref in (action.target, action.source):
+        if ref is not None and (dots := dot_segment(ref.key)):
+            return f'names the key {ref} with a "{dots}" segment, which a server may resolve to another key'
+    return None
+
+
 # --- 3. the guards, and all together ----------------------------------------------------------------------
 
 
-def _guard_errors(desired: Desired, plan: Plan, limits: GuardLimits | None) -> list[str]:
-    errors = guards.ownership_errors(desired, plan)
-    if limits is not None:
-        too_many = guards.max_delete_error(len(guards.counted_deletes(plan)), limits.max_delete)
-        errors += [too_many] if too_many else []
-    errors += guards.unverified_releases(plan)
+def _guard_errors(desired: Desired, plan: Plan, limits: GuardLimits) -> list[str]:
+    # Derived from the actions, never read from the file: its own `errors` are dropped, so none hides a rule.
+    plan = dataclasses.replace(plan, errors=())
+    errors = guards.guard_errors(desired, plan, limits)
     # The tier rules (shared or protected tiers) read only the specs and the plan.
-    errors += plan_tier_guards(desired, Observed(mappings={}), dataclasses.replace(plan, errors=())).errors
+    errors += plan_tier_guards(desired, Observed(mappings={}), plan).errors
     return errors
 
 
 def problems(desired: Desired, plan: Plan, limits: GuardLimits | None = None) -> list[str]:
-    """Every reason not to apply `plan` against `desired`: one line per offending action, then the guards' errors."""
+    """Every reason not to apply `plan` against `desired`: one line per offending action, then the guards' errors
+    with `limits` (the defaults `pixel plan` uses when not given)."""
     managed = _Managed.of(desired)
     lines: list[str] = []
     clean: list[Action] = []
     for action in plan.actions:
-        found = [p for p in (precondition_problem(desired, action), _where_problem(managed, action)) if p]
+        checks = (key_problem(action), precondition_problem(desired, action), _where_problem(managed, action))
+        found = [p for p in checks if p]
         if found:
             lines.append(f"{label(action)} {'; '.join(found)}")
         else:
             clean.append(action)
     # The guards judge what is left: an action refused above is named once, not again by a guard.
-    lines += _guard_errors(desired, dataclasses.replace(plan, actions=tuple(clean)), limits)
+    lines += _guard_errors(desired, dataclasses.replace(plan, actions=tuple(clean)), limits or GuardLimits())
     return lines
 
 
@@ -277,12 +291,12 @@ def _shown(lines: Iterable[str]) -> str:
     return text + (f"\n  … and {more} more" if more > 0 else "")
 
 
-def check(desired: Desired, plan: Plan, limits: GuardLimits | None, *, plan_file: str) -> None:
+def check(desired: Desired, plan: Plan, limits: GuardLimits, *, plan_file: str) -> None:
     """Raise UnsafeSavedPlan naming every offending action; return when the plan may be applied."""
     found = problems(desired, plan, limits)
     if found:
         raise UnsafeSavedPlan(
             f"saved plan {plan_file} is not applyable against the current specs; nothing was touched:\n  "
-            f"{_shown(found)}\n"
+            f"{_shown(printable(line) for line in found)}\n"
             f"Run `pixel plan -out {plan_file}` again, review it, then apply it"
         )

@@ -9,12 +9,16 @@ sizes, hashes and ETags only: never a credential, never file content.
 The schema also holds the rules every action pixel writes keeps: a delete or
 release-local names the version it expects (`target_etag`), a create says the
 target must be absent (`target_absent`). `load_saved` is what `pixel apply FILE`
-reads: the plan plus the guard limits it was checked with, when the file records
-them; reconciler/plan/saved_checks.py then checks it against the current specs.
+reads: the plan plus the guard limits it was checked with and the object counts
+the mass-delete rule divides by, covered by `guard_digest` so that an edit to
+them is refused; reconciler/plan/saved_checks.py then derives every guard again
+against the current specs. `applyable` and `errors` are never trusted: they are
+only checked to agree with each other.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -26,6 +30,7 @@ from typing import Any
 import jsonschema
 
 from reconciler.errors import UserError
+from reconciler.keys import printable
 from reconciler.model import (
     Action,
     ActionKind,
@@ -40,7 +45,7 @@ from reconciler.plan.guards import GuardLimits
 from reconciler.plan.summary import tally
 from reconciler.spec.schemas import load_schema
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: guard_limits (with strict), object_counts and guard_digest are recorded
 SCHEMA = "plan.schema.json"
 
 
@@ -53,7 +58,7 @@ class SavedPlan:
     """A plan file as `pixel apply FILE` reads it."""
 
     plan: Plan
-    limits: GuardLimits | None = None  # the delete guards' limits it was checked with, when the file records them
+    limits: GuardLimits  # the delete guards' limits it was checked with
 
 
 def _pixel_version() -> str:
@@ -94,8 +99,25 @@ def action_to_dict(action: Action) -> dict[str, Any]:
     }
 
 
+def _limits_dict(limits: GuardLimits) -> dict[str, Any]:
+    return {"max_delete": limits.max_delete, "allow_mass_delete": limits.allow_mass_delete, "strict": limits.strict}
+
+
+def _findings(plan: Plan) -> list[dict[str, str]]:
+    return [{"kind": f.kind.value, "mapping": f.mapping, "key": f.key, "message": f.message} for f in plan.findings]
+
+
+def guard_digest(data: dict[str, Any]) -> str:
+    """sha256 of what the guards are derived from besides the actions: the spec digest, the limits, the
+    per-mapping object counts and the findings (--strict). An edit to any of them no longer matches."""
+    covered = {name: data[name] for name in ("spec_digest", "guard_limits", "object_counts", "findings")}
+    canonical = json.dumps(covered, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
 def to_dict(plan: Plan, *, limits: GuardLimits | None = None) -> dict[str, Any]:
-    """The JSON form; `limits`, when given, are recorded so that apply can check the deletes against them again."""
+    """The JSON form, with the guard `limits` the plan was checked with (the defaults when not given), so that
+    apply derives the guards again from the same limits."""
     data: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "pixel_version": _pixel_version(),
@@ -104,13 +126,12 @@ def to_dict(plan: Plan, *, limits: GuardLimits | None = None) -> dict[str, Any]:
         "summary": {name: {"count": t.count, "bytes": t.bytes} for name, t in tally(plan).items()},
         "actions": [action_to_dict(a) for a in plan.actions],
         "edges": [[before, after] for before, after in plan.edges],
-        "findings": [
-            {"kind": f.kind.value, "mapping": f.mapping, "key": f.key, "message": f.message} for f in plan.findings
-        ],
+        "findings": _findings(plan),
         "errors": list(plan.errors),
+        "guard_limits": _limits_dict(limits or GuardLimits()),
+        "object_counts": dict(sorted(plan.object_counts.items())),
     }
-    if limits is not None:
-        data["guard_limits"] = {"max_delete": limits.max_delete, "allow_mass_delete": limits.allow_mass_delete}
+    data["guard_digest"] = guard_digest(data)
     return data
 
 
@@ -124,7 +145,7 @@ def _schema_message(data: Any, error: jsonschema.exceptions.ValidationError) -> 
     action = data["actions"][path[1]]
     if not all(isinstance(action.get(field), str) for field in ("kind", "store", "key")):
         return None  # the plain schema message, which names the path, says more
-    return f"saved plan is not applyable: {action['kind']} {action['store']}:{action['key']} {message}"
+    return printable(f"saved plan is not applyable: {action['kind']} {action['store']}:{action['key']} {message}")
 
 
 def validate(data: Any, *, source: str = "plan") -> None:
@@ -175,7 +196,8 @@ def from_dict(data: Any, *, source: str = "plan") -> Plan:
         raise PlanFileError(f"{source}: not a valid pixel plan: two actions share one id")
     for before, after in data["edges"]:
         if before not in ids or after not in ids:
-            raise PlanFileError(f"{source}: not a valid pixel plan: edge {before} -> {after} names an unknown action")
+            edge = printable(f"{before} -> {after}")
+            raise PlanFileError(f"{source}: not a valid pixel plan: edge {edge} names an unknown action")
     plan = Plan(
         actions=actions,
         edges=tuple((before, after) for before, after in data["edges"]),
@@ -184,7 +206,14 @@ def from_dict(data: Any, *, source: str = "plan") -> Plan:
         ),
         spec_digest=data["spec_digest"],
         errors=tuple(data["errors"]),
+        object_counts=dict(data["object_counts"]),
     )
+    # What the guards are derived from at apply time besides the actions: an edit there is refused outright.
+    if guard_digest(data) != data["guard_digest"]:
+        raise PlanFileError(
+            f"{source}: the guard digest does not match the spec digest, guard_limits, object_counts and "
+            "findings: the file was edited by hand; nothing was touched"
+        )
     # `applyable` is derived; a file claiming otherwise was edited by hand and its errors cannot be trusted.
     if plan.applyable != data["applyable"]:
         raise PlanFileError(f"{source}: applyable={data['applyable']} contradicts the plan's errors list")
@@ -202,10 +231,10 @@ def from_dict(data: Any, *, source: str = "plan") -> Plan:
 
 def saved_from_dict(data: Any, *, source: str = "plan") -> SavedPlan:
     plan = from_dict(data, source=source)
-    recorded = data.get("guard_limits")
-    if recorded is None:
-        return SavedPlan(plan)
-    limits = GuardLimits(max_delete=recorded["max_delete"], allow_mass_delete=recorded["allow_mass_delete"])
+    recorded = data["guard_limits"]
+    limits = GuardLimits(
+        max_delete=recorded["max_delete"], allow_mass_delete=recorded["allow_mass_delete"], strict=recorded["strict"]
+    )
     return SavedPlan(plan, limits)
 
 
@@ -218,7 +247,7 @@ def dumps(plan: Plan, *, limits: GuardLimits | None = None) -> str:
 def dump(plan: Plan, path: Path, *, limits: GuardLimits | None = None) -> None:
     """Write atomically (temp + fsync + rename) so a crash never leaves half a plan file behind.
 
-    Pass the `limits` the plan was checked with to record them for `pixel apply FILE`.
+    Pass the `limits` the plan was checked with: `pixel apply FILE` derives the guards again with them.
     """
     text = dumps(plan, limits=limits)
     path = Path(path)
@@ -267,5 +296,5 @@ def loads_saved(text: str, *, source: str = "plan") -> SavedPlan:
 
 
 def load_saved(path: Path) -> SavedPlan:
-    """A plan file for `pixel apply FILE`: the plan and the limits it records, if any."""
+    """A plan file for `pixel apply FILE`: the plan and the guard limits it records."""
     return loads_saved(_read(path), source=str(path))

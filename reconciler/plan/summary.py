@@ -44,9 +44,36 @@ def tally(plan: Plan) -> dict[str, Tally]:
     return {name: Tally(c, b) for name, (c, b) in counts.items()}
 
 
-def summary_line(plan: Plan) -> str:
-    if not plan.actions:
-        return "No changes. Storage matches the specs."
+def _counts(plan: Plan) -> str:
     counts = tally(plan)
-    parts = [f"{counts[name].count} to {name}" for name in ORDER if name in ALWAYS or counts[name].count]
-    return "Plan: " + ", ".join(parts) + "."
+    return ", ".join(f"{counts[name].count} to {name}" for name in ORDER if name in ALWAYS or counts[name].count)
+
+
+def summary_line(plan: Plan) -> str:
+    """The actions counted: "Plan: 3 to upload, 0 to update, 0 to delete." (or "No changes to apply.")."""
+    if not plan.actions:
+        return "No changes to apply."
+    return f"Plan: {_counts(plan)}."
+
+
+def _several(n: int, what: str, where: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'} {where}"
+
+
+def closing_line(plan: Plan, *, findings_where: str = "above") -> str:
+    """The last word on a rendered plan, saying exactly what is true: refused (errors), changes, findings.
+
+    "No changes. Storage matches the specs." only when there is nothing to do and nothing to report.
+    `findings_where`: where the renderer lists the findings relative to this line (errors come before it).
+    """
+    findings = _several(len(plan.findings), "finding", findings_where) if plan.findings else ""
+    if plan.errors:
+        line = "Plan refused: " + _several(len(plan.errors), "error", "above") + "; nothing will be applied"
+        if plan.actions:
+            line += f" (it would: {_counts(plan)})"
+        return f"{line}; {findings}." if findings else f"{line}."
+    if plan.actions:
+        return f"{summary_line(plan)} {findings[0].upper()}{findings[1:]}." if findings else summary_line(plan)
+    if findings:
+        return f"No changes to apply; {findings}."
+    return "No changes. Storage matches the specs."

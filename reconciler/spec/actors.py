@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from reconciler.globs import escape
 from reconciler.model import ActorLayout, ActorSpec, Authority, MappingSpec, ObjectRef
 
 MAPPING_PREFIX = "actors/"
@@ -30,9 +31,11 @@ def image_template(layout: ActorLayout, actor_name: str) -> str:
 def image_selection(layout: ActorLayout, actor_name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(include, exclude) globs selecting exactly the expected images: the template with a decimal index,
     directly in training_data/ (the leading "/" anchors the glob there). Anything else is an orphan."""
-    template = image_template(layout, actor_name)
-    include = f"/{template}"
-    head, star, tail = template.partition("*")
+    head, star, tail = layout.images.replace(INDEX, "*").partition("*")
+    # Escaped after the split: a directory name is not a pattern (`0042_a[1]` must not become a
+    # character class), and an escaped `*` in a name must not be taken for the index.
+    head, tail = (part.replace("{actor_name}", escape(actor_name)) for part in (head, tail))
+    include = f"/{head}{star}{tail}"
     if not star:
         return (include,), ()
     # Globs have no "digits only": exclude an empty index and any index with a non-digit in it.

@@ -7,6 +7,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from reconciler.keys import printable
+
 YamlPath = tuple[str | int, ...]
 
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -45,12 +47,13 @@ class SpecError(Exception):
         self.message = message
 
     def __str__(self) -> str:
+        """One line: a file name or a quoted value with a newline or an escape in it is shown escaped."""
         where = display_path(self.file)
         if self.line is not None:
             where += f":{self.line}"
         if self.path:
-            return f"{where}: {self.path}: {self.message}"
-        return f"{where}: {self.message}"
+            return printable(f"{where}: {self.path}: {self.message}")
+        return printable(f"{where}: {self.message}")
 
     def __repr__(self) -> str:
         return f"SpecError({str(self)!r})"

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.globs import glob_problem
+from reconciler.keys import segment_problem
 from reconciler.model import Authority, Desired, LocalStoreSpec, MappingSpec, S3StoreSpec, StoreSpec
 from reconciler.spec.errors import SpecError, SpecErrors, YamlPath, display_path, format_path
 from reconciler.spec.interpolate import interpolate_tree
@@ -20,6 +22,9 @@ from reconciler.spec.validate import schema_problems, show
 from reconciler.spec.yamlnodes import Position, YamlSyntaxError, parse_yaml
 
 SPEC_SUFFIXES = (".yaml", ".yml")
+# Far above any real spec (the example world is 8 KiB), far below what the YAML parser digests quickly:
+# a 50 MB spec took it 106 s and 3.9 GB.
+MAX_SPEC_BYTES = 5 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -113,6 +118,10 @@ def load_desired(spec_dir: Path, env: Mapping[str, str]) -> Desired:
     from reconciler.spec.world import build_world
 
     world = build_world(documents, stores, mappings, report)
+    if not report and not stores and not mappings:
+        # Valid YAML that says nothing (comments only, `{}`) would otherwise plan "No changes" forever.
+        names = ", ".join(file.name for file in files)
+        report.add_file(spec_dir, -1, None, f"no stores or mappings declared in spec directory (read {names})")
     if report:
         raise SpecErrors(report.errors())
     built = {name: store.spec for name, store in stores.items() if store.spec is not None}
@@ -166,7 +175,19 @@ def _spec_files(spec_dir: Path) -> list[Path]:
 
 def _read(file: Path, index: int, env: Mapping[str, str], report: _Report) -> SpecDocument | None:
     try:
-        text = file.read_bytes().decode("utf-8-sig")
+        with file.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            # At most one byte past the limit is read: the size a stat reports can lie (a FIFO, /proc).
+            raw = b"" if size > MAX_SPEC_BYTES else handle.read(MAX_SPEC_BYTES + 1)
+            size = max(size, len(raw))
+        if size > MAX_SPEC_BYTES:
+            report.add_file(
+                file, index, None,
+                f"the file is {size:,} bytes, more than the limit on a spec file's size "
+                f"({MAX_SPEC_BYTES // (1024 * 1024)} MiB, {MAX_SPEC_BYTES:,} bytes); split it into several files",
+            )
+            return None
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         report.add_file(file, index, None, f"not UTF-8 text (byte {exc.start})")
         return None
@@ -229,7 +250,7 @@ def _store_spec(
             return None
         return LocalStoreSpec(name=name, root=os.path.normpath(spec_dir / root))
     lock_key = str(body.get("lock_key", ".pixel/lock"))
-    problem = _segment_problem(lock_key)
+    problem = segment_problem(lock_key)
     if problem:
         report.add(doc, (*path, "lock_key"), f"key {problem}, got {show(lock_key)}")
         return None
@@ -244,20 +265,6 @@ def _store_spec(
         profile=str(body.get("profile", "")) or None,
         lock_key=lock_key,
     )
-
-
-def _segment_problem(path: str) -> str | None:
-    """Why `path` cannot be a key or relative path, or None. A trailing "/" is allowed."""
-    if path.startswith("/"):
-        return 'must not start with "/"'
-    segments = path.split("/")
-    if ".." in segments:
-        return 'must not contain ".." segments'
-    if "." in segments:
-        return 'must not contain "." segments'
-    if "" in segments[:-1]:
-        return 'must not contain empty segments ("//")'
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,10 +418,23 @@ def store_ref(
             f"expected {shape} {naming}, got {show(value)} (store {show(store_name)} is {_ARTICLE[store.kind]} store)",
         )
         return None
-    problem = _segment_problem(rest)
+    problem = segment_problem(rest)
     if problem:
         report.add(doc, where, f"{what} {problem}, got {show(value)}")
         return None
+    if isinstance(store.spec, S3StoreSpec):
+        # As a prefix too: "s3:.pixel" would cover everything under .pixel/.
+        inside = rest if rest == "" or rest.endswith("/") else f"{rest}/"
+        own = next((p for p in store.spec.reserved_prefixes() if inside.startswith(p)), None)
+        if own is not None or rest == store.spec.lock_key:
+            space = own or store.spec.lock_key
+            report.add(
+                doc,
+                where,
+                f"{what} {show(value)} lies in pixel's own space {show(space)} of store {show(store_name)} "
+                "(its lock, move scratch and upload records); choose another",
+            )
+            return None
     return store_name, rest
 
 
@@ -424,10 +444,12 @@ def _patterns(doc: SpecDocument, path: YamlPath, value: object, report: _Report)
     for index, pattern in enumerate(value):
         if not isinstance(pattern, str) or doc.is_broken((*path, index)):
             continue
-        problem = _segment_problem(pattern)
+        problem = segment_problem(pattern)
         # Patterns match keys below the mapping root, so one that climbs out can never match.
         if problem and "empty segments" not in problem:
             report.add(doc, (*path, index), f"pattern {problem}, got {show(pattern)}")
+        elif bad_glob := glob_problem(pattern):
+            report.add(doc, (*path, index), f"invalid glob {show(pattern)}: {bad_glob}")
     return tuple(str(pattern) for pattern in value)
 
 

@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from reconciler.globs import matches
+from reconciler.globs import glob_problem, matches
 from reconciler.model import (
     ActorLayout,
     ActorSpec,
@@ -324,6 +324,9 @@ def _actors(
                 r'"^(?P<id>\d{4})_.+$"',
             )
             return
+    images = str(section.get("images", "{actor_name}_{index}.jpg"))
+    if (bad_glob := glob_problem(images.replace("{actor_name}", "name").replace("{index}", "0"))) and not doc.is_broken((*path, "images")):
+        report.add(doc, (*path, "images"), f"invalid glob {show(images)}: {bad_glob}")
     if local is None or s3 is None or manifests is None or doc.is_broken(path):
         return
     layout = ActorLayout(
@@ -334,7 +337,7 @@ def _actors(
         manifest_store=manifests[0],
         manifest_dir=_dir(manifests[1]),
         authority=Authority(str(section.get("authority", "local"))),
-        images=str(section.get("images", "{actor_name}_{index}.jpg")),
+        images=images,
         discover=discover if isinstance(discover, str) else None,
         prune=section.get("prune", False) is True,
         source_file=doc.display,

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import BinaryIO, Protocol, runtime_checkable
 
+from reconciler.keys import printable
 from reconciler.model import Entry
 
 # Re-openable so a retried transfer starts again from the first byte.
@@ -22,10 +23,14 @@ OpenSource = Callable[[], AbstractContextManager[BinaryIO]]
 
 
 class StoreError(Exception):
-    """A store operation failed. `code` is the server's error code where there is one."""
+    """A store operation failed. `code` is the server's error code where there is one.
+
+    The message is one line with control characters escaped: it names keys from other people's
+    buckets and file names from other people's disks, and ends up in front of a person.
+    """
 
     def __init__(self, message: str, *, code: str = "", key: str = "") -> None:
-        super().__init__(message)
+        super().__init__(printable(message))
         self.code = code
         self.key = key
 

@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from reconciler.model import Entry
+from reconciler.model import Entry, S3StoreSpec
 from reconciler.stores.base import ConfirmHeld, ObjectChanged, OpenSource, PermanentStoreError
 
 _versions = itertools.count(1)
@@ -30,8 +30,10 @@ class _Object:
 
 
 class MemoryStore:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, spec: S3StoreSpec | None = None) -> None:
+        """With `spec`, lists like an S3Store of that spec: pixel's own space (the lock, scratch) left out."""
         self.name = name
+        self.spec = spec
         self._objects: dict[str, _Object] = {}
         self._lock = threading.Lock()
         self.bytes_written = 0
@@ -59,6 +61,8 @@ class MemoryStore:
         with self._lock:
             items = sorted((k, o) for k, o in self._objects.items() if k.startswith(prefix))
         for key, obj in items:
+            if self.spec is not None and self.spec.reserves(key):
+                continue
             yield self._entry(key, obj)
 
     def stat(self, key: str) -> Entry | None:

@@ -324,15 +324,17 @@ class S3Store:
             yield page
 
     def list(self, prefix: str) -> Iterator[Entry]:
-        # Upload records are pixel's bookkeeping, never data: not synced, pruned, inventoried or verified.
-        journal = UPLOAD_JOURNAL_PREFIX.startswith(prefix) or prefix.startswith(UPLOAD_JOURNAL_PREFIX)
+        """Every object under `prefix` except pixel's own space (the lock, move scratch, upload records): that is
+        bookkeeping, never data to sync, prune, inventory or verify, even under a whole-bucket prefix."""
+        # S3StoreSpec.reserves with its prefixes worked out once per listing, not once per key.
+        own, lock = self.spec.reserved_prefixes(), self.spec.lock_key
         try:
             for page in self._pages(prefix):
                 for obj in page.get("Contents", []):
                     key = obj["Key"]
                     if key.endswith("/"):  # folder placeholder objects hold no data
                         continue
-                    if journal and key.startswith(UPLOAD_JOURNAL_PREFIX):
+                    if key.startswith(own) or key == lock:
                         continue
                     etag = obj.get("ETag", "").strip('"')
                     md5 = md5_from_etag(etag) if self._listed_etags_are_md5s() else None

@@ -27,7 +27,7 @@ def test_show_renders_text_and_the_same_json(tmp_path: Path) -> None:
 
 def test_show_refuses_a_file_that_is_not_a_plan(tmp_path: Path) -> None:
     path = tmp_path / "plan.json"
-    path.write_text(json.dumps({"format_version": 1, "actions": []}))
+    path.write_text(json.dumps({"format_version": 2, "actions": []}))
     result = CliRunner().invoke(main, ["show", str(path)])
     assert result.exit_code == 1
     assert "not a valid pixel plan" in result.stderr and "Traceback" not in result.output

@@ -73,7 +73,7 @@ def test_apply_file_applies_exactly_the_saved_plan(world: dict[str, Any]) -> Non
     assert shown.code == 0, shown.err
     assert "+ datasets/raw/new.jsonl" in shown.out and "late.jsonl" not in shown.out
     as_json = json.loads(pixel(["show", "--format", "json", str(world["plan"])], world["env"]).out)
-    assert as_json["format_version"] == 1 and as_json["summary"]["upload"]["count"] == 1
+    assert as_json["format_version"] == 2 and as_json["summary"]["upload"]["count"] == 1
     assert as_json["actions"][0]["precondition"]["target_absent"] is True
 
     applied = run(world, "apply", "--format", "json", str(world["plan"]))

@@ -139,7 +139,9 @@ def test_the_lock_object_is_not_data_to_a_whole_bucket_mapping() -> None:
         stores={"disk": LocalStoreSpec("disk", "/x"), "s3": S3StoreSpec("s3", "b", lock_key=".locks/pixel")},
         mappings=(MappingSpec("all", "disk", "", "s3", "", prune=True),),
     )
-    disk, s3 = MemoryStore("disk"), MemoryStore("s3")
+    spec = desired.stores["s3"]
+    assert isinstance(spec, S3StoreSpec)
+    disk, s3 = MemoryStore("disk"), MemoryStore("s3", spec)  # lists as S3Store does: pixel's own space left out
     disk.put("a", b"1")
     with StoreLock(s3, ".locks/pixel"):
         observed = observe(desired, {"disk": disk, "s3": s3}, StreamingHasher())

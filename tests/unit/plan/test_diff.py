@@ -19,7 +19,7 @@ from reconciler.model import (
 )
 from reconciler.plan import plan
 from reconciler.plan.render import render_text
-from reconciler.plan.summary import summary_line
+from reconciler.plan.summary import closing_line, summary_line
 
 
 def md5(data: bytes) -> str:
@@ -76,7 +76,8 @@ def test_same_size_edit_is_an_update_with_if_match_on_the_old_etag() -> None:
 def test_identical_content_plans_nothing() -> None:
     p = plan(desired(), observed([local("a", b"same")], [remote("a", b"same")]))
     assert p.actions == ()
-    assert summary_line(p) == "No changes. Storage matches the specs."
+    assert summary_line(p) == "No changes to apply."
+    assert closing_line(p) == "No changes. Storage matches the specs."
 
 
 def test_extra_object_is_deleted_only_when_the_mapping_prunes() -> None:

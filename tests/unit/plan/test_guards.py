@@ -103,7 +103,9 @@ def test_wrong_source_directory_accident_end_to_end() -> None:
     assert sum(a.kind is ActionKind.DELETE for a in plan.actions) == 30
     guarded = check(d, obs, plan, GuardLimits())
     assert any("would delete 30 of the 30 objects" in e for e in guarded.errors)
-    assert guard_pass(GuardLimits(allow_mass_delete=True))(d, obs, plan) is plan
+    allowed = guard_pass(GuardLimits(allow_mass_delete=True))(d, obs, plan)
+    assert allowed.errors == () and allowed.actions == plan.actions
+    assert allowed.object_counts == {"raw": 30}  # recorded for apply, which derives the guard again
 
 
 def test_deletes_need_an_exclusively_owned_pruned_prefix() -> None:

@@ -23,7 +23,7 @@ def test_json_matches_golden_and_its_schema() -> None:
     text = render_plan(fixed_plan(), fixed_desired(), "json")
     data = json.loads(text)
     jsonschema.Draft202012Validator(load_schema("plan.schema.json")).validate(data)
-    assert data["format_version"] == 1
+    assert data["format_version"] == 2
     assert data["summary"]["upload"] == {"count": 12, "bytes": sum(1_048_576 + i for i in range(12))}
     assert ["move:pixel-data:datasets/gdrive/processed/priority/mix.jsonl",
             "delete:pixel-data:datasets/acquired/mix.jsonl"] in data["edges"]

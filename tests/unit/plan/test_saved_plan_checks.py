@@ -28,8 +28,8 @@ from reconciler.model import (
     S3StoreSpec,
 )
 from reconciler.observe import StreamingHasher, observe
+from reconciler.plan import guards, saved_checks, serialize
 from reconciler.plan import plan as make_plan
-from reconciler.plan import saved_checks, serialize
 from reconciler.plan.guards import GuardLimits, check
 from reconciler.plan.saved_checks import UnsafeSavedPlan, problems
 from reconciler.plan.serialize import PlanFileError
@@ -57,7 +57,8 @@ def planned(d: Desired, disk: MemoryStore, s3: MemoryStore, limits: GuardLimits 
 
 
 def through_the_file(p: Plan, limits: GuardLimits | None = None) -> serialize.SavedPlan:
-    """What `pixel apply FILE` reads back from what `pixel plan -out FILE` wrote."""
+    """What `pixel apply FILE` reads back from what `pixel plan -out FILE` wrote (with `planned`'s limits)."""
+    limits = limits or GuardLimits(allow_mass_delete=True)
     return serialize.loads_saved(serialize.dumps(p, limits=limits), source="plan.json")
 
 
@@ -339,6 +340,9 @@ def test_pixels_own_keys_are_never_pruned_even_under_a_whole_bucket_mapping() ->
     stale = action(p, ActionKind.DELETE)
     tampered = Plan((retarget(stale, ".pixel/lock"),), ())
     assert problems(whole, tampered) == [
+        "delete s3:.pixel/lock lies in pixel's own space of store 's3', which no mapping manages"
+    ]
+    assert guards.ownership_errors(whole, tampered) == [
         "refusing 1 delete(s) planned by mapping 'raw': keys under .pixel/ are pixel's own (lock, scratch) "
         "and are never pruned: s3:.pixel/lock"
     ]
@@ -437,11 +441,25 @@ def test_the_recorded_max_delete_is_checked_again() -> None:
     saved = through_the_file(p, GuardLimits(max_delete=6, allow_mass_delete=True))
     assert saved.limits == GuardLimits(max_delete=6, allow_mass_delete=True)
     assert problems(d, saved.plan, saved.limits) == []
-    assert problems(d, saved.plan, GuardLimits(max_delete=5)) == [
+    assert problems(d, saved.plan, GuardLimits(max_delete=5, allow_mass_delete=True)) == [
         "the plan would delete 6 objects, more than --max-delete 5; check the source directories, "
         "then raise --max-delete if this is intended"
     ]
-    assert through_the_file(p).limits is None  # not recorded: the count stays the reviewed one (summary)
+
+
+def test_the_mass_delete_rule_is_derived_again_from_the_recorded_object_counts() -> None:
+    d, p = many_deletes(6)
+    saved = through_the_file(p, GuardLimits(max_delete=6))
+    assert saved.plan.object_counts == {"raw": 6}
+    assert problems(d, saved.plan, saved.limits) == [
+        "mapping 'raw' would delete 6 of the 6 objects under s3:datasets/raw/ (100%, more than 25%); "
+        "is its source directory right? Re-run with --allow-mass-delete if this is intended"
+    ]
+    uncounted = dataclasses.replace(saved.plan, object_counts={})
+    assert problems(d, uncounted, saved.limits) == [
+        "mapping 'raw' would delete 6 objects under s3:datasets/raw/ but the plan records no object count "
+        "for it; make the plan again"
+    ]
 
 
 def test_a_delete_added_by_hand_contradicts_the_summary() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,7 @@ def rich_plan() -> Plan:
         findings=(Finding(FindingKind.UNMANAGED, "processed", "s3:processed/x", "left alone"),),
         spec_digest="f" * 64,
         errors=("mapping 'raw' would delete too much",),
+        object_counts={"raw": 40},
     )
 
 
@@ -97,8 +99,10 @@ def test_round_trip_is_exact_both_ways(tmp_path: Path) -> None:
 def test_file_carries_version_summary_applyable_and_every_action_field() -> None:
     plan = rich_plan()
     data = serialize.to_dict(plan)
-    assert data["format_version"] == 1
+    assert data["format_version"] == 2
     assert data["applyable"] is False
+    assert data["guard_limits"] == {"max_delete": 100, "allow_mass_delete": False, "strict": False}
+    assert re.fullmatch("[0-9a-f]{64}", data["guard_digest"])
     assert data["summary"]["upload"] == {"count": 1, "bytes": 10}
     assert data["summary"] == {k: {"count": t.count, "bytes": t.bytes} for k, t in tally(plan).items()}
     first = data["actions"][0]
@@ -157,7 +161,11 @@ def _broken(mutate: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda d: d.update(format_version=2), "format_version 2 is not supported"),
+        (lambda d: d.update(format_version=1), "format_version 1 is not supported"),
+        (lambda d: d.pop("object_counts"), "'object_counts' is a required property"),
+        (lambda d: d["object_counts"].update(raw=99), "guard digest does not match"),
+        (lambda d: d["guard_limits"].update(strict=True), "guard digest does not match"),
+        (lambda d: d["findings"].clear(), "guard digest does not match"),
         (lambda d: d["actions"][0].pop("precondition"), "at actions/0"),
         (lambda d: d["actions"][1].update(kind="explode"), "at actions/1/kind"),
         (lambda d: d["actions"][0].update(md5="not-an-md5"), "at actions/0/md5"),
