@@ -391,15 +391,16 @@ class S3Store:
         return entry, meta_md5, etag_md5
 
     @contextlib.contextmanager
-    def _open(self, key: str) -> Iterator[BinaryIO]:
-        reader = _ResumingReader(self, key)
+    def _open(self, key: str, if_match: str | None = None) -> Iterator[BinaryIO]:
+        reader = _ResumingReader(self, key, etag=None if if_match is None else f'"{if_match.strip(chr(34))}"')
         try:
             yield cast(BinaryIO, reader)
         finally:
             reader.close()
 
-    def open(self, key: str) -> AbstractContextManager[BinaryIO]:
-        return self._open(key)
+    def open(self, key: str, *, if_match: str | None = None) -> AbstractContextManager[BinaryIO]:
+        """The object's body, streamed; with `if_match` (an ETag) only that version of it, else 412."""
+        return self._open(key, if_match)
 
     def _conditions(self, if_match: str | None, if_absent: bool) -> dict[str, str]:
         if if_absent:
@@ -780,12 +781,12 @@ class _ResumingReader:
     before it (412 otherwise). Memory is one read's worth, whatever the size.
     """
 
-    def __init__(self, store: S3Store, key: str, *, resumes: int = 5) -> None:
+    def __init__(self, store: S3Store, key: str, *, resumes: int = 5, etag: str | None = None) -> None:
         self._store = store
         self._key = key
         self._resumes = resumes
         self._position = 0
-        self._etag: str | None = None
+        self._etag: str | None = etag
         self._body: Any = None
         self._open_at(0)
 
