@@ -31,6 +31,8 @@ class S3StoreSpec:
     checksum: str = "when_supported"  # when_supported | when_required
     profile: str | None = None
     lock_key: str = ".pixel/lock"
+    # (boto3 credential field, environment variable NAME) pairs, e.g. ("aws_access_key_id", "OVH_ACCESS_KEY").
+    credentials_env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

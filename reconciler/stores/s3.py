@@ -23,7 +23,7 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -188,11 +188,27 @@ def _parse_journal(record: str, raw: bytes) -> JournaledUpload:
     )
 
 
+def env_credentials(spec: S3StoreSpec, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The keys of a store whose spec names the environment variables holding them; {} for the AWS chain.
+
+    Messages name the variables, never their values."""
+    env = os.environ if env is None else env
+    missing = [name for _, name in spec.credentials_env if not env.get(name)]
+    if missing:
+        raise PermanentStoreError(
+            f'store "{spec.name}": credentials_env names {", ".join(missing)}, which '
+            f"{'is' if len(missing) == 1 else 'are'} not set (export it, or pass --env-file / PIXEL_ENV_FILE)",
+            code="NoCredentials",
+        )
+    return {field: env[name] for field, name in spec.credentials_env}
+
+
 def make_session(spec: S3StoreSpec) -> boto3.session.Session:
     core = botocore.session.Session()
     # Listing pages parsed off the XML: botocore's generic parser is most of a no-op plan's time.
     core.register_component("response_parser_factory", FastParserFactory())
-    return boto3.session.Session(botocore_session=core, profile_name=spec.profile)
+    keys = env_credentials(spec)
+    return boto3.session.Session(botocore_session=core, profile_name=None if keys else spec.profile, **keys)
 
 
 def make_client(
