@@ -36,7 +36,11 @@ HERE = Path(__file__).resolve().parent
 PEERS_VENV = HERE / ".work" / "peers-venv"
 MIB = 1024 * 1024
 SEED = 20261202
-_WORDS = ["i", "have", "been", "feeling", "anxious", "about", "work", "and", "my", "family", "lately", "the", "therapist", "asked", "how", "sleep", "has", "been", "we", "talked", "about", "breathing", "exercises", "grounding", "techniques", "and", "what", "helps", "when", "panic", "starts"]
+_TEXT = (
+    "i have been feeling anxious about work and my family lately the therapist asked how sleep has been "
+    "we talked about breathing exercises grounding techniques and what helps when panic starts"
+)
+_WORDS = _TEXT.split()
 
 READERS = ("naive", "naive_orjson", "s3fs_buffered", "pixel_cold", "pixel_warm")
 LABELS = {
@@ -145,7 +149,9 @@ def peers_python() -> str | None:
     return str(python) if probe.returncode == 0 else None
 
 
-def read_once(reader: str, server: SeaweedServer, world: dict[str, Any], case: dict[str, Any], cache: Path) -> dict[str, Any]:
+def read_once(
+    reader: str, server: SeaweedServer, world: dict[str, Any], case: dict[str, Any], cache: Path
+) -> dict[str, Any]:
     tool = "pixel" if reader.startswith("pixel") else reader
     python = peers_python() if reader == "s3fs_buffered" else sys.executable
     assert python is not None
@@ -208,7 +214,10 @@ def _cell(m: dict[str, float], fmt: str) -> str:
 
 def table(section: dict[str, Any]) -> str:
     lines = ["", "Loader: records streamed from SeaweedFS, median (min-max)", ""]
-    head = f"| {'case':<22} | {'reader':<38} | {'records/s':>27} | {'MB/s':>21} | {'peak RSS MiB':>18} | {'first record s':>20} |"
+    head = (
+        f"| {'case':<22} | {'reader':<38} | {'records/s':>27} | {'MB/s':>21} | {'peak RSS MiB':>18} "
+        f"| {'first record s':>20} |"
+    )
     lines += [head, "|" + "|".join("-" * (len(c) + 0) for c in head.split("|")[1:-1]) + "|"]
     for case, readers in section["summary"].items():
         info = section["cases"][case]
