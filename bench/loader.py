@@ -145,7 +145,7 @@ def peers_python() -> str | None:
     python = PEERS_VENV / "bin" / "python"
     if not python.exists():
         return None
-    probe = subprocess.run([str(python), "-c", "import s3fs, orjson, boto3"], capture_output=True)
+    probe = subprocess.run([str(python), "-c", "import s3fs, orjson"], capture_output=True)
     return str(python) if probe.returncode == 0 else None
 
 

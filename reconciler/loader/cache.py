@@ -247,9 +247,13 @@ class _CacheReader(io.RawIOBase):
             self.part.unlink()  # under the lock: a killed owner's leftover
         self._fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self._writer = _Writer(self._fd)
-        self._open_source()
-        self._skip = self.position
         self._owned = True
+        try:
+            self._open_source()
+        except BaseException:
+            self._release()  # e.g. 412: the object is not that version any more; the next reader may own it
+            raise
+        self._skip = self.position
         return True
 
     def _open_source(self) -> None:
@@ -294,8 +298,9 @@ class _CacheReader(io.RawIOBase):
         os.close(self._fd)
         self._fd = -1
         self._writer = None
+        # No fsync of the directory: a rename lost in a crash only means the object is fetched again; the
+        # data was fsynced before the rename, so no crash can leave a partial file under the final name.
         os.rename(self.part, self.final)
-        _fsync_dir(self.final.parent)
         self._release(keep_part=True)
         self.cache.inserted(self.final, writer.written)
 
@@ -399,11 +404,3 @@ class _CacheReader(io.RawIOBase):
             self._source = None
         self._release()  # an owner stopped early: its part goes, a follower takes over
         super().close()
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

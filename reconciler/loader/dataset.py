@@ -38,7 +38,7 @@ from reconciler.loader.sharding import (
     objects_digest,
 )
 from reconciler.logs import get_logger
-from reconciler.stores.base import Store, StoreError
+from reconciler.stores.base import ObjectChanged, Store, StoreError
 
 OnError = Literal["raise", "skip"]
 WorkerInfo = Callable[[], Any]  # returns an object with .id and .num_workers, or None outside a worker
@@ -203,11 +203,36 @@ class StreamingDataset:
         # Done: state_dict() shows the whole epoch consumed until the next iteration, a new pass, begins.
         self._saved = []
 
-    def _open(self, obj: SourceObject) -> contextlib.AbstractContextManager[BinaryIO]:
-        """The object's bytes: from the cache when its current md5 is known and cached, else fetched."""
+    @contextlib.contextmanager
+    def _open(self, obj: SourceObject) -> Iterator[BinaryIO]:
+        """The object's bytes, never stale: the cached copy only after a HEAD shows its md5 unchanged."""
         store = self.stores[obj.store]
-        entry = store.stat(obj.key)
         label = f"{obj.store}:{obj.key}"
+        cache = self.cache if self.cache is not None and self.cache.fits(obj.size) else None
+        if obj.md5 is not None and (cache is None or not cache.path(obj.md5).exists()):
+            # Not cached: skip the HEAD and GET pinned to the md5. A single-part object's ETag is its md5, so
+            # the server sends exactly those bytes or 412 (changed, or an ETag that is no md5: then look it up).
+            md5 = obj.md5
+
+            def pinned() -> contextlib.AbstractContextManager[BinaryIO]:
+                return store.open(obj.key, if_match=md5)
+
+            stack = contextlib.ExitStack()
+            try:
+                stream = stack.enter_context(
+                    cache.open(md5, obj.size, pinned, label=label) if cache is not None else pinned()
+                )
+            except ObjectChanged:
+                stack.close()
+            else:
+                with stack:
+                    yield stream
+                return
+        with self._open_checked(obj, store, label) as stream:
+            yield stream
+
+    def _open_checked(self, obj: SourceObject, store: Store, label: str) -> contextlib.AbstractContextManager[BinaryIO]:
+        entry = store.stat(obj.key)
         if entry is None:
             raise DatasetChanged(f"{label}: the object is gone since the dataset was resolved", key=obj.key)
         if obj.md5 is not None and entry.md5 is not None and entry.md5 != obj.md5:

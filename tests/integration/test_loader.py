@@ -347,3 +347,19 @@ def test_dataloader_workers_split_by_get_worker_info(world: dict[str, Any], fake
     everything = ids(ds)
     assert sorted(r for part in parts for r in part) == sorted(everything) and len(everything) == 37
     assert [len(p) for p in parts] == [13, 12, 12]
+
+
+def test_an_object_whose_etag_is_no_md5_is_read_and_cached_by_its_recorded_md5(world: dict[str, Any]) -> None:
+    client, bucket, key = world["client"], world["bucket"], f"{PROCESSED}priority/multipart.jsonl"
+    body = jsonl(rows("mp", 10))
+    upload = client.create_multipart_upload(Bucket=bucket, Key=key, Metadata={"md5": hashlib.md5(body).hexdigest()})
+    part = client.upload_part(Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=body)
+    client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["UploadId"],
+                                     MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]})
+    assert "-" in client.head_object(Bucket=bucket, Key=key)["ETag"]  # a multipart ETag
+    first = load_dataset("multipart.jsonl", world["specs"], cache_dir=world["cache"])
+    assert ids(first) == [f"mp-{i}" for i in range(10)]
+    again = load_dataset("multipart.jsonl", world["specs"], cache_dir=world["cache"])
+    assert ids(again) == [f"mp-{i}" for i in range(10)]
+    assert first.cache is not None and again.cache is not None
+    assert (first.cache.downloads, again.cache.hits) == (1, 1)
