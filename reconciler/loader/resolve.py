@@ -115,10 +115,8 @@ def _registered(desired: Desired, stores: Mapping[str, Store], dataset: DatasetS
     if source is not None and source.store in stores:
         found = stores[source.store].stat(source.key)
         if found is not None:
-            spec = desired.stores.get(source.store)
-            tier = next((t.name for t in desired.tiers if t.store == source.store and source.key.startswith(t.prefix)),
-                        None)
-            origin = f"tier {tier}" if tier else f"local store {source.store}" if spec is not None else source.store
+            tier = _tier_of(desired, source.store, source.key)
+            origin = f"tier {tier}" if tier else f"store {source.store}"
             warning = (
                 f"dataset {dataset.name}: {where} is absent (not organised yet); "
                 f"reading its source {source} in {origin}"
@@ -129,12 +127,18 @@ def _registered(desired: Desired, stores: Mapping[str, Store], dataset: DatasetS
     raise DatasetNotFound(dataset.name, f"registered, but there is no object at {where}{also}")
 
 
+def _tier_of(desired: Desired, store: str, key: str) -> str | None:
+    from reconciler.spec.world import tier_of
+
+    tier = tier_of(desired.tiers, store, key)
+    return tier.name if tier is not None else None
+
+
 def _direct(desired: Desired, stores: Mapping[str, Store], name: str, store: str, key: str) -> Resolved:
     entry = stores[store].stat(key)
     if entry is None:
         raise DatasetNotFound(name, f"no object {key!r} in store {store}", closest_names(desired, key))
-    tier = next((t.name for t in desired.tiers if t.store == store and key.startswith(t.prefix)), None)
-    return Resolved(name, (_object(store, entry),), tier)
+    return Resolved(name, (_object(store, entry),), _tier_of(desired, store, key))
 
 
 def _file(desired: Desired, stores: Mapping[str, Store], name: str, category: str | None) -> Resolved:

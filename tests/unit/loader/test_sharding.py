@@ -196,3 +196,25 @@ def test_rank_and_world_size_default_to_torch_distributed_environment(monkeypatc
     ds = StreamingDataset(objects, {"mem": store}, worker_info=lambda: None)
     assert (ds.rank, ds.world_size) == (1, 4)
     assert take(ds, None) == ["0-1", "0-5"]
+
+
+def test_a_dataset_pickles_into_a_worker_without_its_open_stores(tmp_path: Any) -> None:
+    """DataLoader pickles the dataset into each worker: stores are rebuilt from their specs there."""
+    import pickle
+
+    from reconciler.loader.cache import ObjectCache
+    from reconciler.loader.storeset import StoreSet
+    from reconciler.model import LocalStoreSpec
+
+    (tmp_path / "data").mkdir()
+    body = b"".join(json.dumps({"id": f"0-{j}"}).encode() + b"\n" for j in range(5))
+    (tmp_path / "data" / "a.jsonl").write_bytes(body)
+    stores = StoreSet({"disk": LocalStoreSpec("disk", str(tmp_path / "data"))})
+    entry = stores["disk"].stat("a.jsonl")
+    assert entry is not None
+    objects = [SourceObject("disk", "a.jsonl", None, entry.size, RecordFormat.JSONL)]
+    ds = StreamingDataset(objects, stores, cache=ObjectCache(tmp_path / "cache"))  # default: torch worker info
+    first = take(ds, None)
+    copy = pickle.loads(pickle.dumps(ds))
+    assert copy.stores is not stores and not copy.stores._open  # rebuilt on first use in the worker
+    assert take(copy, None) == first == [f"0-{j}" for j in range(5)]
