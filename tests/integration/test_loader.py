@@ -363,3 +363,29 @@ def test_an_object_whose_etag_is_no_md5_is_read_and_cached_by_its_recorded_md5(w
     assert ids(again) == [f"mp-{i}" for i in range(10)]
     assert first.cache is not None and again.cache is not None
     assert (first.cache.downloads, again.cache.hits) == (1, 1)
+
+
+def test_a_malformed_line_names_key_and_line_or_is_skipped(world: dict[str, Any]) -> None:
+    world["put"](f"{PROCESSED}priority/broken.jsonl", b'{"id": "a"}\n{"id": \n{"id": "c"}\n')
+    env = {**world["env"], "PIXEL_CACHE_DIR": str(world["cache"])}
+    bad = pixel(["cat", "broken.jsonl", "--specs", str(world["specs"])], env)
+    assert bad.code == 1 and f"{PROCESSED}priority/broken.jsonl: line 2: not valid JSON" in bad.err
+    assert "Traceback" not in bad.err
+    skipped = pixel(["cat", "broken.jsonl", "--specs", str(world["specs"]), "--on-error", "skip"], env)
+    assert skipped.code == 0 and [json.loads(x)["id"] for x in skipped.out.splitlines()] == ["a", "c"]
+    assert "1 malformed record(s) skipped" in skipped.err
+
+
+@pytest.mark.slow
+def test_memory_does_not_grow_with_the_object(world: dict[str, Any]) -> None:
+    from tests.integration.pixelenv import pixel_rss
+
+    line = json.dumps({"id": "x", "text": "y" * 1000}).encode() + b"\n"
+    big = line * (48 * 1024 * 1024 // len(line))  # 48 MiB
+    world["put"](f"{PROCESSED}priority/large.jsonl", big)
+    env = {**world["env"], "PIXEL_CACHE_DIR": str(world["cache"])}
+    done = pixel_rss(["cat", "large.jsonl", "--specs", str(world["specs"])], env)
+    assert done.code == 0, done.err
+    assert done.max_rss_kib < 110 * 1024  # interpreter + boto3 is ~70 MiB; the 48 MiB object never is in memory
+    md5 = hashlib.md5(big).hexdigest()
+    assert ObjectCache(world["cache"] / "datasets").path(md5).stat().st_size == len(big)
