@@ -230,7 +230,19 @@ def table(section: dict[str, Any]) -> str:
             )
     lines += ["", "Loader targets (medians of this run):"]
     lines += [f"  {line}" for line in targets(section)]
+    lines += ["", "What limits them:", *(f"  {line}" for line in LIMITS)]
     return "\n".join(lines)
+
+
+LIMITS = (
+    "records/s: decoding (orjson, one core) once the bytes arrive; cold also pays md5 and the cache write (on a",
+    "  helper thread) and shares the 2 cores with the SeaweedFS server; naive + orjson does neither.",
+    "warm / cold: a warm read is still bound by decoding, so the ratio is at most decode rate / download rate;",
+    "  on loopback the download is not much slower than decoding.",
+    "first record: interpreter imports are excluded; what remains is loading and validating the specs, building",
+    "  the boto3 client (most of it) and one request.",
+    "shards: per object one conditional GET, one lock, one fsync and one rename; no HEAD for an uncached object.",
+)
 
 
 def targets(section: dict[str, Any]) -> list[str]:
