@@ -7,7 +7,7 @@ import sys
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from reconciler.loader.cache import ObjectCache
 from reconciler.loader.dataset import OnError, StreamingDataset
@@ -46,71 +46,56 @@ def _dataset_class() -> type[StreamingDataset]:
     return StreamingDataset
 
 
+class DatasetOptions(TypedDict, total=False):
+    """load_dataset's options (all optional; defaults in brackets)."""
+
+    category: str | None  # for a file name: look under this category first [None]
+    split: str | None  # the final dataset's split [None]
+    shuffle: bool  # objects in an order fixed by seed and epoch [False]
+    seed: int  # [0]
+    rank: int | None  # [RANK from the environment, else 0]
+    world_size: int | None  # [WORLD_SIZE from the environment, else 1]
+    cache_dir: str | Path | None  # [$PIXEL_CACHE_DIR/datasets, else ~/.cache/pixel/datasets]
+    cache_limit: int | str | None  # bytes or "20GiB"; None: unbounded ["20GiB"]
+    on_error: OnError  # a malformed record: "raise" or "skip" (counted, logged) ["raise"]
+
+
 def open_dataset(
     desired: Desired,
     name: str,
     *,
     stores: Mapping[str, Store] | None = None,
-    category: str | None = None,
-    split: str | None = None,
-    shuffle: bool = False,
-    seed: int = 0,
-    rank: int | None = None,
-    world_size: int | None = None,
-    cache_dir: str | Path | None = None,
-    cache_limit: int | str | None = DEFAULT_CACHE_LIMIT,
     cache: bool = True,
-    on_error: OnError = "raise",
+    **options: Unpack[DatasetOptions],
 ) -> tuple[StreamingDataset, Resolved]:
     stores = StoreSet(desired.stores) if stores is None else stores
-    resolved = resolve(desired, stores, name, category=category, split=split)
-    object_cache = ObjectCache(cache_dir or default_cache_dir(), cache_limit) if cache else None
+    resolved = resolve(desired, stores, name, category=options.get("category"), split=options.get("split"))
+    cache_dir = options.get("cache_dir") or default_cache_dir()
+    object_cache = ObjectCache(cache_dir, options.get("cache_limit", DEFAULT_CACHE_LIMIT)) if cache else None
     dataset = _dataset_class()(
         resolved.objects,
         stores,
         name=name,
-        shuffle=shuffle,
-        seed=seed,
-        rank=rank,
-        world_size=world_size,
+        shuffle=options.get("shuffle", False),
+        seed=options.get("seed", 0),
+        rank=options.get("rank"),
+        world_size=options.get("world_size"),
         cache=object_cache,
-        on_error=on_error,
+        on_error=options.get("on_error", "raise"),
     )
     return dataset, resolved
 
 
 def load_dataset(
-    name: str,
-    specs: str | Path | Desired = "specs",
-    *,
-    category: str | None = None,
-    split: str | None = None,
-    shuffle: bool = False,
-    seed: int = 0,
-    rank: int | None = None,
-    world_size: int | None = None,
-    cache_dir: str | Path | None = None,
-    cache_limit: int | str | None = DEFAULT_CACHE_LIMIT,
-    on_error: OnError = "raise",
+    name: str, specs: str | Path | Desired = "specs", **options: Unpack[DatasetOptions]
 ) -> StreamingDataset:
     """The records of dataset `name` (a registry name, a file name under the tiers, or a shard pattern).
 
-    Iterate it for dicts. Raises DatasetNotFound (with the closest registered names) when nothing
-    matches; warns with DatasetFallbackWarning when a registered dataset is read from its source.
+    Iterate it for dicts. Options: see DatasetOptions. Raises DatasetNotFound (with the closest
+    registered names) when nothing matches; warns with DatasetFallbackWarning when a registered
+    dataset is read from its source.
     """
-    dataset, resolved = open_dataset(
-        desired_from(specs),
-        name,
-        category=category,
-        split=split,
-        shuffle=shuffle,
-        seed=seed,
-        rank=rank,
-        world_size=world_size,
-        cache_dir=cache_dir,
-        cache_limit=cache_limit,
-        on_error=on_error,
-    )
+    dataset, resolved = open_dataset(desired_from(specs), name, **options)
     for message in resolved.warnings:
         warnings.warn(message, DatasetFallbackWarning, stacklevel=2)
     return dataset
