@@ -29,8 +29,13 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# s3fs (via aiobotocore) pins an older botocore that breaks boto3: the loader bench's s3fs peer gets a venv of its own.
+PEERS_VENV := bench/.work/peers-venv
+
 bench-peers: $(STAMP)
 	$(BIN)/python -m pip install --quiet awscli
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet s3fs orjson
 	-if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq rclone; fi
 
 clean:

@@ -278,6 +278,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--edits", type=int, default=100, help="same-size edits per edit case")
     parser.add_argument("--million", type=int, default=1_000_000, help="objects in the synthetic plan (0: skip)")
     parser.add_argument("--no-markdown", action="store_true", help="skip the 200,000-action markdown row")
+    parser.add_argument("--loader-mib", type=int, default=1024, help="loader section: the large JSONL object")
+    parser.add_argument("--loader-shards", type=int, default=1000, help="loader section: number of shards")
+    parser.add_argument("--loader-shard-mib", type=float, default=1.0, help="loader section: size of each shard")
+    parser.add_argument("--no-loader", action="store_true", help="skip the loader section")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument("--work", type=Path, default=HERE / ".work")
     args = parser.parse_args(argv)
@@ -306,7 +310,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 record = one_tool(server, tool, shape, args.work, run_no)
                 per_run.append(record)
                 say("  " + json.dumps({k: v for k, v in record.items() if isinstance(v, dict)}, default=str)[:400])
-    extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        if not args.no_loader:
+            from bench.loader import run_section
+
+            extra["loader"] = run_section(
+                server, args.work / "loader", runs=args.runs, mib=args.loader_mib, shards=args.loader_shards,
+                shard_mib=args.loader_shard_mib, say=say,
+            )
     if not args.no_markdown:
         say("markdown render of 200,000 actions ...")
         extra["markdown"] = markdown_row()
@@ -315,6 +326,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra["million"] = million_row(args.million)
     summary = summarise(per_run)
     text = table(summary, extra, shape, args.runs)
+    if "loader" in extra:
+        from bench.loader import table as loader_table
+        from bench.loader import targets as loader_targets
+
+        text += "\n" + loader_table(extra["loader"])
+        extra["loader"]["targets"] = loader_targets(extra["loader"])
     print(text)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout
     args.out.write_text(

@@ -54,6 +54,15 @@ def common_options(fn: F) -> F:
         callback=_inherit,
         help="Log lines on stderr: human console output or JSON lines.",
     )(fn)
+    fn = click.option(
+        "--env-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="PIXEL_ENV_FILE",
+        default=None,
+        callback=_inherit,
+        help="Load this dotenv file (KEY=value lines) into the environment first; set variables win. "
+        "Env: PIXEL_ENV_FILE.",
+    )(fn)
     fn = click.option("-v", "--verbose", is_flag=True, callback=_inherit, help="Debug logging.")(fn)
     fn = click.option(
         "-q", "--quiet", is_flag=True, callback=_inherit, help="Only warnings and errors on stderr."
@@ -61,11 +70,23 @@ def common_options(fn: F) -> F:
     return fn
 
 
-def run(fn: Callable[..., int], *args: Any, log_format: str, verbose: bool, quiet: bool, **kwargs: Any) -> None:
-    """Configure logging, call the command, turn UserError into one message and exit 1."""
+def run(
+    fn: Callable[..., int],
+    *args: Any,
+    log_format: str,
+    verbose: bool,
+    quiet: bool,
+    env_file: Path | None = None,
+    **kwargs: Any,
+) -> None:
+    """Load the env file, configure logging, call the command, turn UserError into one message and exit 1."""
     configure_logging(log_format, verbose, quiet)
     progress.configure(quiet=quiet)
     try:
+        if env_file is not None:
+            from reconciler.envfile import load_env_file
+
+            load_env_file(env_file)
         code = fn(*args, **kwargs)
     except UserError as exc:
         error(str(exc))
@@ -358,3 +379,40 @@ def verify(specs: Path, download: bool, parallelism: int, **log: Any) -> None:
     from reconciler.commands.verify import verify as verify_command
 
     run(verify_command, specs, download=download, parallelism=parallelism, **log)
+
+
+@main.command()
+@common_options
+@click.option("--tier", default=None, help="Only the datasets that resolve to this tier now.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="A table, or a JSON array (name, tier, keys, size, md5, status) on stdout.",
+)
+def datasets(specs: Path, tier: str | None, output_format: str, **log: Any) -> None:
+    """The registered datasets: the tier, key(s), size and md5 each resolves to now. Reads only."""
+    from reconciler.commands.datasets import datasets as datasets_command
+
+    run(datasets_command, specs, tier=tier, output_format=output_format, **log)
+
+
+@main.command()
+@common_options
+@click.option("--limit", type=click.IntRange(0), default=None, help="Stop after N records.")
+@click.option("--category", default=None, help="For a file name: look under this category first (the seed's).")
+@click.option(
+    "--on-error",
+    type=click.Choice(["raise", "skip"]),
+    default="raise",
+    show_default=True,
+    help="A malformed record: stop with its key and line, or skip it (counted in a warning).",
+)
+@click.argument("name")
+def cat(specs: Path, limit: int | None, category: str | None, on_error: str, name: str, **log: Any) -> None:
+    """Stream the records of dataset NAME to stdout as JSON lines (through the verified cache)."""
+    from reconciler.commands.datasets import cat as cat_command
+
+    run(cat_command, specs, name, category=category, limit=limit, on_error=on_error, **log)

@@ -35,6 +35,8 @@ class S3StoreSpec:
     checksum: str = "when_supported"  # when_supported | when_required
     profile: str | None = None
     lock_key: str = ".pixel/lock"
+    # (boto3 credential field, environment variable NAME) pairs, e.g. ("aws_access_key_id", "OVH_ACCESS_KEY").
+    credentials_env: tuple[tuple[str, str], ...] = ()
 
     def reserved_prefixes(self) -> tuple[str, ...]:
         """pixel's own space in the bucket: `.pixel/` (lock, move scratch, upload records) and the lock's folder."""

@@ -264,7 +264,22 @@ def _store_spec(
         checksum=str(body.get("checksum", "when_supported")),
         profile=str(body.get("profile", "")) or None,
         lock_key=lock_key,
+        credentials_env=_credentials_env(body.get("credentials_env")),
     )
+
+
+_CREDENTIAL_FIELDS = {
+    "access_key_id": "aws_access_key_id",
+    "secret_access_key": "aws_secret_access_key",
+    "session_token": "aws_session_token",
+}
+
+
+def _credentials_env(value: object) -> tuple[tuple[str, str], ...]:
+    """The variable names a store's keys are read from (validated by the schema), in boto3's terms."""
+    if not isinstance(value, dict):
+        return ()
+    return tuple((_CREDENTIAL_FIELDS[field], str(name)) for field, name in sorted(value.items()))
 
 
 @dataclass(frozen=True, slots=True)

@@ -325,7 +325,8 @@ def _actors(
             )
             return
     images = str(section.get("images", "{actor_name}_{index}.jpg"))
-    if (bad_glob := glob_problem(images.replace("{actor_name}", "name").replace("{index}", "0"))) and not doc.is_broken((*path, "images")):
+    as_glob = images.replace("{actor_name}", "name").replace("{index}", "0")
+    if (bad_glob := glob_problem(as_glob)) and not doc.is_broken((*path, "images")):
         report.add(doc, (*path, "images"), f"invalid glob {show(images)}: {bad_glob}")
     if local is None or s3 is None or manifests is None or doc.is_broken(path):
         return

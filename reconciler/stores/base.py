@@ -56,7 +56,9 @@ class Store(Protocol):
 
     def stat(self, key: str) -> Entry | None: ...
 
-    def open(self, key: str) -> AbstractContextManager[BinaryIO]: ...
+    def open(self, key: str, *, if_match: str | None = None) -> AbstractContextManager[BinaryIO]:
+        """The content at `key`; with `if_match`, only while it is still that version (ObjectChanged otherwise)."""
+        ...
 
     def write(
         self,

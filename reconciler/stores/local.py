@@ -167,8 +167,12 @@ class LocalStore:
             return None
         return self._entry(key, st)
 
-    def open(self, key: str) -> AbstractContextManager[BinaryIO]:
-        return open(self._resolve(key), "rb")
+    def open(self, key: str, *, if_match: str | None = None) -> AbstractContextManager[BinaryIO]:
+        handle = open(self._resolve(key), "rb")  # noqa: SIM115  # the caller's context manager closes it
+        if if_match is not None and version_token(os.fstat(handle.fileno())) != if_match:
+            handle.close()
+            raise ObjectChanged(f"{self.name}:{key} changed since it was looked at", code="412", key=key)
+        return handle
 
     def _check(self, key: str, *, if_match: str | None, if_absent: bool) -> None:
         current = self.stat(key)

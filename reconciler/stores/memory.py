@@ -69,10 +69,12 @@ class MemoryStore:
         obj = self._objects.get(key)
         return None if obj is None else self._entry(key, obj)
 
-    def open(self, key: str) -> AbstractContextManager[BinaryIO]:
+    def open(self, key: str, *, if_match: str | None = None) -> AbstractContextManager[BinaryIO]:
         obj = self._objects.get(key)
         if obj is None:
             raise PermanentStoreError(f"{self.name}:{key} does not exist", code="NoSuchKey", key=key)
+        if if_match is not None and self._entry(key, obj).etag != if_match:
+            raise ObjectChanged(f"{self.name}:{key} changed since it was looked at", code="412", key=key)
         return io.BytesIO(obj.data)
 
     def _check(self, key: str, if_match: str | None, if_absent: bool) -> None:

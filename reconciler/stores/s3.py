@@ -24,7 +24,7 @@ import re
 import secrets
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -203,11 +203,27 @@ def _parse_journal(record: str, raw: bytes, recorded_at: datetime | None = None)
     )
 
 
+def env_credentials(spec: S3StoreSpec, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The keys of a store whose spec names the environment variables holding them; {} for the AWS chain.
+
+    Messages name the variables, never their values."""
+    env = os.environ if env is None else env
+    missing = [name for _, name in spec.credentials_env if not env.get(name)]
+    if missing:
+        raise PermanentStoreError(
+            f'store "{spec.name}": credentials_env names {", ".join(missing)}, which '
+            f"{'is' if len(missing) == 1 else 'are'} not set (export it, or pass --env-file / PIXEL_ENV_FILE)",
+            code="NoCredentials",
+        )
+    return {field: env[name] for field, name in spec.credentials_env}
+
+
 def make_session(spec: S3StoreSpec) -> boto3.session.Session:
     core = botocore.session.Session()
     # Listing pages parsed off the XML: botocore's generic parser is most of a no-op plan's time.
     core.register_component("response_parser_factory", FastParserFactory())
-    return boto3.session.Session(botocore_session=core, profile_name=spec.profile)
+    keys = env_credentials(spec)
+    return boto3.session.Session(botocore_session=core, profile_name=None if keys else spec.profile, **keys)
 
 
 def make_client(
@@ -408,15 +424,16 @@ class S3Store:
         return entry, meta_md5, etag_md5
 
     @contextlib.contextmanager
-    def _open(self, key: str) -> Iterator[BinaryIO]:
-        reader = _ResumingReader(self, key)
+    def _open(self, key: str, if_match: str | None = None) -> Iterator[BinaryIO]:
+        reader = _ResumingReader(self, key, etag=None if if_match is None else f'"{if_match.strip(chr(34))}"')
         try:
             yield cast(BinaryIO, reader)
         finally:
             reader.close()
 
-    def open(self, key: str) -> AbstractContextManager[BinaryIO]:
-        return self._open(key)
+    def open(self, key: str, *, if_match: str | None = None) -> AbstractContextManager[BinaryIO]:
+        """The object's body, streamed; with `if_match` (an ETag) only that version of it, else 412."""
+        return self._open(key, if_match)
 
     def _conditions(self, if_match: str | None, if_absent: bool) -> dict[str, str]:
         if if_absent:
@@ -844,12 +861,12 @@ class _ResumingReader:
     before it (412 otherwise). Memory is one read's worth, whatever the size.
     """
 
-    def __init__(self, store: S3Store, key: str, *, resumes: int = 5) -> None:
+    def __init__(self, store: S3Store, key: str, *, resumes: int = 5, etag: str | None = None) -> None:
         self._store = store
         self._key = key
         self._resumes = resumes
         self._position = 0
-        self._etag: str | None = None
+        self._etag: str | None = etag
         self._body: Any = None
         self._open_at(0)
 

@@ -23,6 +23,7 @@ def test_bench_runs_every_case_for_pixel_and_writes_results(tmp_path: Path) -> N
     out = tmp_path / "results.json"
     argv = [sys.executable, "-m", "bench", "--runs", "1", "--tools", "pixel", "--small", "60", "--big", "1"]
     argv += ["--big-mib", "1", "--edits", "10", "--million", "2000", "--out", str(out), "--work", str(tmp_path / "w")]
+    argv += ["--loader-mib", "2", "--loader-shards", "3", "--loader-shard-mib", "0.2"]
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
@@ -38,6 +39,14 @@ def test_bench_runs_every_case_for_pixel_and_writes_results(tmp_path: Path) -> N
     assert pixel["hash_stage_warm"]["from_cache"] == 61
     assert results["extra"]["million"]["actions"] == 20  # 1% of 2,000 objects changed
     assert "| initial upload" in done.stdout and "Targets (ratios from this run):" in done.stdout
+    loader = results["extra"]["loader"]
+    for case in ("one_big", "shards"):
+        readers = loader["summary"][case]
+        # Every reader read every record (checked by the harness) and was timed; warm follows cold.
+        assert {"naive", "naive_orjson", "pixel_cold", "pixel_warm"} <= set(readers)
+        assert all(r["records_per_s"]["median"] > 0 and r["rss_mib"]["min"] > 0 for r in readers.values())
+    assert loader["cases"]["shards"]["records"] > 0
+    assert "Loader targets" in done.stdout and "pixel warm / cold" in done.stdout
 
 
 def test_measure_reports_the_childs_own_peak_not_the_harness(tmp_path: Path) -> None:

@@ -1,0 +1,94 @@
+"""`pixel datasets` (what the registry resolves to now) and `pixel cat NAME` (a dataset's records as JSON lines)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from reconciler.commands import EXIT_OK
+from reconciler.commands.common import load
+from reconciler.errors import UserError
+from reconciler.loader.api import dataset_rows, open_dataset
+from reconciler.loader.formats import DatasetFormatError
+from reconciler.loader.resolve import DatasetNotFound
+from reconciler.loader.storeset import StoreSet
+from reconciler.stores.base import StoreError
+from reconciler.units import human_bytes
+
+
+@contextlib.contextmanager
+def _as_user_errors() -> Iterator[None]:
+    try:
+        yield
+    except (DatasetNotFound, DatasetFormatError, StoreError, ValueError) as exc:
+        raise UserError(str(exc).strip("'\"")) from exc
+
+
+def render_datasets_text(rows: list[dict[str, Any]]) -> str:
+    header = ["NAME", "TIER", "FORMAT", "SIZE", "MD5", "KEY"]
+    table = [
+        [
+            row["name"],
+            row["tier"] or "-",
+            row["format"] or "-",
+            human_bytes(row["size"]) if row["size"] is not None else "-",
+            row["md5"] or ("-" if len(row["keys"]) < 2 else "(shards)"),
+            (row["keys"][0] if len(row["keys"]) == 1 else f"{len(row['keys'])} objects") if row["keys"] else "absent",
+        ]
+        for row in rows
+    ]
+    widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *table]]
+    notes = [f"  ! {w}" for row in rows for w in row["warnings"]]
+    return "\n".join(lines + notes) + "\n"
+
+
+def datasets(specs: Path, *, tier: str | None = None, output_format: str = "text") -> int:
+    """Every registered dataset with the tier, key(s), size and md5 it resolves to now. Reads only."""
+    desired = load(specs)
+    with _as_user_errors():
+        rows = dataset_rows(desired, StoreSet(desired.stores), tier)
+    if output_format == "json":
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+    else:
+        click.echo(render_datasets_text(rows), nl=False)
+    return EXIT_OK
+
+
+def cat(
+    specs: Path, name: str, *, category: str | None = None, limit: int | None = None, on_error: str = "raise"
+) -> int:
+    """Stream a dataset's records to stdout, one JSON object per line; stops quietly when the reader goes."""
+    desired = load(specs)
+    out = sys.stdout.buffer
+    with _as_user_errors():
+        dataset, resolved = open_dataset(
+            desired, name, category=category, on_error="skip" if on_error == "skip" else "raise"
+        )
+        for warning in resolved.warnings:
+            click.echo(f"Warning: {warning}", err=True)
+        if limit == 0:
+            return EXIT_OK
+        try:
+            for count, record in enumerate(dataset, 1):
+                out.write(orjson.dumps(record) + b"\n")
+                if limit is not None and count >= limit:
+                    break
+            out.flush()
+        except BrokenPipeError:
+            # `pixel cat big | head -1`: the reader is gone, which is not an error. Python would report the
+            # failed flush of stdout at exit: point stdout at /dev/null first.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+    if dataset.skipped:
+        click.echo(f"Warning: {dataset.skipped} malformed record(s) skipped", err=True)
+    return EXIT_OK

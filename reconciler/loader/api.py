@@ -1,0 +1,123 @@
+"""`load_dataset` and `list_datasets`: the training side's entry points, on the same specs and stores as apply."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypedDict, Unpack
+
+from reconciler.loader.cache import ObjectCache
+from reconciler.loader.dataset import OnError, StreamingDataset
+from reconciler.loader.resolve import DatasetNotFound, Resolved, describe, resolve
+from reconciler.loader.storeset import StoreSet
+from reconciler.model import Desired
+from reconciler.stores.base import Store
+
+DEFAULT_CACHE_LIMIT = "20GiB"
+
+
+class DatasetFallbackWarning(UserWarning):
+    """A registered dataset was read from its source (raw or acquired): it is not organised into processed yet."""
+
+
+def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    from reconciler.observe.hashcache import cache_dir
+
+    return cache_dir(env) / "datasets"
+
+
+def desired_from(specs: str | Path | Desired) -> Desired:
+    if isinstance(specs, Desired):
+        return specs
+    from reconciler.spec import load_desired
+
+    return load_desired(Path(specs), os.environ)
+
+
+def _dataset_class() -> type[StreamingDataset]:
+    """A torch IterableDataset too when torch is in use, so DataLoader treats it as an iterable dataset."""
+    if "torch" in sys.modules:
+        from reconciler.loader.torch_compat import TorchStreamingDataset
+
+        return TorchStreamingDataset
+    return StreamingDataset
+
+
+class DatasetOptions(TypedDict, total=False):
+    """load_dataset's options (all optional; defaults in brackets)."""
+
+    category: str | None  # for a file name: look under this category first [None]
+    split: str | None  # the final dataset's split [None]
+    shuffle: bool  # objects in an order fixed by seed and epoch [False]
+    seed: int  # [0]
+    rank: int | None  # [RANK from the environment, else 0]
+    world_size: int | None  # [WORLD_SIZE from the environment, else 1]
+    cache_dir: str | Path | None  # [$PIXEL_CACHE_DIR/datasets, else ~/.cache/pixel/datasets]
+    cache_limit: int | str | None  # bytes or "20GiB"; None: unbounded ["20GiB"]
+    on_error: OnError  # a malformed record: "raise" or "skip" (counted, logged) ["raise"]
+
+
+def open_dataset(
+    desired: Desired,
+    name: str,
+    *,
+    stores: Mapping[str, Store] | None = None,
+    cache: bool = True,
+    **options: Unpack[DatasetOptions],
+) -> tuple[StreamingDataset, Resolved]:
+    stores = StoreSet(desired.stores) if stores is None else stores
+    resolved = resolve(desired, stores, name, category=options.get("category"), split=options.get("split"))
+    cache_dir = options.get("cache_dir") or default_cache_dir()
+    object_cache = ObjectCache(cache_dir, options.get("cache_limit", DEFAULT_CACHE_LIMIT)) if cache else None
+    dataset = _dataset_class()(
+        resolved.objects,
+        stores,
+        name=name,
+        shuffle=options.get("shuffle", False),
+        seed=options.get("seed", 0),
+        rank=options.get("rank"),
+        world_size=options.get("world_size"),
+        cache=object_cache,
+        on_error=options.get("on_error", "raise"),
+    )
+    return dataset, resolved
+
+
+def load_dataset(
+    name: str, specs: str | Path | Desired = "specs", **options: Unpack[DatasetOptions]
+) -> StreamingDataset:
+    """The records of dataset `name` (a registry name, a file name under the tiers, or a shard pattern).
+
+    Iterate it for dicts. Options: see DatasetOptions. Raises DatasetNotFound (with the closest
+    registered names) when nothing matches; warns with DatasetFallbackWarning when a registered
+    dataset is read from its source.
+    """
+    dataset, resolved = open_dataset(desired_from(specs), name, **options)
+    for message in resolved.warnings:
+        warnings.warn(message, DatasetFallbackWarning, stacklevel=2)
+    return dataset
+
+
+def dataset_rows(desired: Desired, stores: Mapping[str, Store], tier: str | None = None) -> list[dict[str, Any]]:
+    rows = []
+    for registered in desired.datasets:
+        try:
+            row = describe(resolve(desired, stores, registered.name))
+            row["status"] = "fallback" if row["warnings"] else "present"
+        except DatasetNotFound as exc:
+            row = {"name": registered.name, "tier": None, "category": registered.category,
+                   "format": registered.format, "keys": [], "size": None, "md5": None, "md5s": [],
+                   "warnings": [str(exc)], "status": "absent"}
+        if tier is None or row["tier"] == tier:
+            rows.append(row)
+    return rows
+
+
+def list_datasets(specs: str | Path | Desired = "specs", tier: str | None = None) -> list[dict[str, Any]]:
+    """Every registered dataset: name, the tier it resolves to now, its key(s), size and md5, and status
+    (present, fallback: read from its source, absent). With `tier`, only those resolving there."""
+    desired = desired_from(specs)
+    return dataset_rows(desired, StoreSet(desired.stores), tier)

@@ -1,0 +1,200 @@
+"""A dataset name -> the ordered objects that hold its records.
+
+Resolution order, the seed's: a registered name is its canonical key in its tier
+(processed); when that object is absent, the dataset's declared source (raw or
+acquired) with a warning naming where the records come from. Any other name is a
+file name looked up under the tiers processed -> raw -> acquired (under
+`category/` first when a category is given). A name with a glob character
+(`cot_reasoning/*.jsonl`) or ending in "/" is a prefix of shards, matched under
+the tiers in the same order; `store:key` names one object directly.
+
+Only the store's `stat` and `list` are used here; the bytes are read by the
+streaming dataset (reconciler/loader/dataset.py), which takes any list of
+`SourceObject`s, so other producers (the final dataset's manifest) plug in.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.loader.formats import RecordFormat, format_of
+from reconciler.model import DatasetSpec, Desired, Entry, TierSpec
+from reconciler.stores.base import Store
+
+TIER_ORDER = ("processed", "raw", "acquired")
+FINAL_DATASET = "final_dataset"  # reserved: the published final dataset, resolved from its manifest
+_GLOB = frozenset("*?[")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceObject:
+    """One object of a dataset: where it is, what its bytes are (when known) and how to decode it."""
+
+    store: str
+    key: str
+    md5: str | None
+    size: int | None
+    fmt: RecordFormat
+
+
+class DatasetNotFound(LookupError):
+    """No dataset of that name; `closest` lists the registered names nearest to it."""
+
+    def __init__(self, name: str, reason: str, closest: Sequence[str] = ()) -> None:
+        hint = f" (closest registered names: {', '.join(closest)})" if closest else ""
+        super().__init__(f"dataset {name!r}: {reason}{hint}")
+        self.name = name
+        self.closest = tuple(closest)
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    name: str
+    objects: tuple[SourceObject, ...]
+    tier: str | None  # the tier the objects lie in, None for a local source or a direct store:key
+    warnings: tuple[str, ...] = ()
+    registered: DatasetSpec | None = None
+
+
+def ordered_tiers(tiers: Sequence[TierSpec]) -> list[TierSpec]:
+    """processed, raw, acquired first (the seed's order), then any other tier in declared order."""
+    rank = {name: i for i, name in enumerate(TIER_ORDER)}
+    return sorted(tiers, key=lambda t: rank.get(t.name, len(TIER_ORDER)))
+
+
+def _object(store: str, entry: Entry, declared: str | None = None) -> SourceObject:
+    return SourceObject(store, entry.key, entry.md5, entry.size, format_of(entry.key, declared))
+
+
+def _readable(key: str) -> bool:
+    try:
+        format_of(key)
+    except ValueError:
+        return False
+    return True
+
+
+def closest_names(desired: Desired, name: str) -> list[str]:
+    return difflib.get_close_matches(name, [d.name for d in desired.datasets], n=3, cutoff=0.4)
+
+
+def resolve(
+    desired: Desired,
+    stores: Mapping[str, Store],
+    name: str,
+    *,
+    category: str | None = None,
+    split: str | None = None,
+) -> Resolved:
+    """The objects of dataset `name`; DatasetNotFound when there are none."""
+    if name == FINAL_DATASET:
+        raise DatasetNotFound(name, "no final dataset is declared in the specs")
+    if split is not None:
+        raise DatasetNotFound(name, f"split={split!r} applies to the final dataset only")
+    registered = next((d for d in desired.datasets if d.name == name), None)
+    if registered is not None:
+        return _registered(desired, stores, registered)
+    store_name, sep, key = name.partition(":")
+    if sep and store_name in stores:
+        return _direct(desired, stores, name, store_name, key)
+    if name.endswith("/") or _GLOB & set(name):
+        return _shards(desired, stores, name, category)
+    return _file(desired, stores, name, category)
+
+
+def _registered(desired: Desired, stores: Mapping[str, Store], dataset: DatasetSpec) -> Resolved:
+    entry = stores[dataset.store].stat(dataset.key)
+    if entry is not None:
+        return Resolved(dataset.name, (_object(dataset.store, entry, dataset.format),), dataset.tier, (), dataset)
+    where = f"{dataset.store}:{dataset.key}"
+    source = dataset.source
+    if source is not None and source.store in stores:
+        found = stores[source.store].stat(source.key)
+        if found is not None:
+            tier = _tier_of(desired, source.store, source.key)
+            origin = f"tier {tier}" if tier else f"store {source.store}"
+            warning = (
+                f"dataset {dataset.name}: {where} is absent (not organised yet); "
+                f"reading its source {source} in {origin}"
+            )
+            obj = _object(source.store, found, dataset.format)
+            return Resolved(dataset.name, (obj,), tier, (warning,), dataset)
+    also = f" nor its source {source}" if source is not None else ""
+    raise DatasetNotFound(dataset.name, f"registered, but there is no object at {where}{also}")
+
+
+def _tier_of(desired: Desired, store: str, key: str) -> str | None:
+    from reconciler.spec.world import tier_of
+
+    tier = tier_of(desired.tiers, store, key)
+    return tier.name if tier is not None else None
+
+
+def _direct(desired: Desired, stores: Mapping[str, Store], name: str, store: str, key: str) -> Resolved:
+    entry = stores[store].stat(key)
+    if entry is None:
+        raise DatasetNotFound(name, f"no object {key!r} in store {store}", closest_names(desired, key))
+    return Resolved(name, (_object(store, entry),), _tier_of(desired, store, key))
+
+
+def _file(desired: Desired, stores: Mapping[str, Store], name: str, category: str | None) -> Resolved:
+    tiers = ordered_tiers([t for t in desired.tiers if t.store in stores])
+    for tier in tiers:
+        store = stores[tier.store]
+        candidates = [f"{tier.prefix}{category}/{name}"] if category else []
+        candidates.append(f"{tier.prefix}{name}")
+        for key in candidates:
+            entry = store.stat(key)
+            if entry is not None:
+                return Resolved(name, (_object(tier.store, entry),), tier.name)
+        # Anywhere below the tier (the seed keeps files under category directories).
+        below = f"{tier.prefix}{category}/" if category else tier.prefix
+        for entry in store.list(below):
+            if entry.key.rsplit("/", 1)[-1] == name:
+                return Resolved(name, (_object(tier.store, entry),), tier.name)
+    searched = ", ".join(t.name for t in tiers) or "no tier is declared"
+    where = f" in category {category}" if category else ""
+    raise DatasetNotFound(
+        name, f"not registered, and no file of that name{where} in the tiers ({searched})", closest_names(desired, name)
+    )
+
+
+def _shards(desired: Desired, stores: Mapping[str, Store], name: str, category: str | None) -> Resolved:
+    pattern = name + "*" if name.endswith("/") else name
+    if category:
+        pattern = f"{category}/{pattern}"
+    fixed = pattern[: min((pattern.index(c) for c in _GLOB if c in pattern), default=len(pattern))]
+    base = fixed.rsplit("/", 1)[0] + "/" if "/" in fixed else ""
+    tiers = ordered_tiers([t for t in desired.tiers if t.store in stores])
+    for tier in tiers:
+        found = [
+            _object(tier.store, entry)
+            for entry in stores[tier.store].list(tier.prefix + base)
+            if fnmatch.fnmatchcase(entry.key[len(tier.prefix) :], pattern) and _readable(entry.key)
+        ]
+        if found:
+            return Resolved(name, tuple(sorted(found, key=lambda o: o.key)), tier.name)
+    searched = ", ".join(t.name for t in tiers) or "no tier is declared"
+    raise DatasetNotFound(name, f"no .jsonl/.json/.jsonl.gz object matches {pattern!r} in the tiers ({searched})")
+
+
+def describe(resolved: Resolved) -> dict[str, Any]:
+    """One row of `list_datasets` / `pixel datasets`."""
+    objects = resolved.objects
+    sizes = [o.size for o in objects]
+    registered = resolved.registered
+    return {
+        "name": resolved.name,
+        "tier": resolved.tier,
+        "category": registered.category if registered else None,
+        "format": objects[0].fmt.value if objects else None,
+        "keys": [f"{o.store}:{o.key}" for o in objects],
+        "size": sum(s for s in sizes if s is not None) if None not in sizes else None,
+        "md5": objects[0].md5 if len(objects) == 1 else None,
+        "md5s": [o.md5 for o in objects],
+        "warnings": list(resolved.warnings),
+    }

@@ -1,0 +1,124 @@
+"""The verified cache without a server: owner and follower, takeover, corruption, LRU, sizes."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import pytest
+
+from reconciler.loader.cache import CHUNK, ObjectCache, parse_size
+from reconciler.stores.base import PermanentStoreError
+
+BODY = os.urandom(3 * CHUNK + 12345)
+MD5 = hashlib.md5(BODY).hexdigest()
+
+
+class Source:
+    """A fetch() that counts how often the object was fetched."""
+
+    def __init__(self, body: bytes = BODY) -> None:
+        self.body = body
+        self.fetches = 0
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[BinaryIO]:
+        self.fetches += 1
+        yield io.BytesIO(self.body)
+
+
+def read_all(stream: BinaryIO, n: int = CHUNK) -> bytes:
+    parts = []
+    while data := stream.read(n):
+        parts.append(data)
+    return b"".join(parts)
+
+
+def test_a_miss_is_downloaded_verified_and_then_served_from_the_copy(tmp_path: Path) -> None:
+    cache, source = ObjectCache(tmp_path), Source()
+    with cache.open(MD5, len(BODY), source, label="k") as stream:
+        assert read_all(stream) == BODY
+    assert cache.path(MD5).read_bytes() == BODY and not cache.part_path(MD5).exists()
+    with cache.open(MD5, len(BODY), source, label="k") as stream:
+        assert read_all(stream) == BODY
+    assert source.fetches == 1 and (cache.downloads, cache.hits) == (1, 1)
+
+
+def test_a_follower_reads_the_owners_part_and_fetches_nothing(tmp_path: Path) -> None:
+    owner_cache, follower_cache, source = ObjectCache(tmp_path), ObjectCache(tmp_path), Source()
+    with owner_cache.open(MD5, len(BODY), source, label="k") as owner:
+        first = owner.read(CHUNK)
+        with follower_cache.open(MD5, len(BODY), source, label="k") as follower:
+            assert follower_cache.followed == 1
+            got = [follower.read(CHUNK // 2)]  # what the owner has written so far
+            rest_of_owner = read_all(owner)  # owner finishes, verifies, renames
+            got.append(read_all(follower))
+    assert first + rest_of_owner == BODY and b"".join(got) == BODY
+    assert source.fetches == 1
+
+
+def test_when_the_owner_stops_early_a_follower_takes_over_from_where_it_was(tmp_path: Path) -> None:
+    source = Source()
+    owner_cache, follower_cache = ObjectCache(tmp_path), ObjectCache(tmp_path)
+    with owner_cache.open(MD5, len(BODY), source, label="k") as owner:
+        owner.read(CHUNK)
+        follower_ctx = follower_cache.open(MD5, len(BODY), source, label="k")
+        follower = follower_ctx.__enter__()
+        head = follower.read(100)
+    # The owner's reader is gone: its part file is removed and the lock freed.
+    assert not owner_cache.part_path(MD5).exists()
+    rest = read_all(follower)
+    follower_ctx.__exit__(None, None, None)
+    assert head + rest == BODY
+    assert source.fetches == 2 and follower_cache.downloads == 1
+    assert owner_cache.path(MD5).read_bytes() == BODY
+
+
+def test_bytes_that_do_not_hash_to_the_md5_are_refused_and_not_cached(tmp_path: Path) -> None:
+    cache = ObjectCache(tmp_path)
+    corrupt = bytearray(BODY)
+    corrupt[5] ^= 1
+    with pytest.raises(PermanentStoreError, match="md5"), cache.open(MD5, len(BODY), Source(bytes(corrupt)),
+                                                                         label="k") as stream:
+        read_all(stream)
+    assert not cache.path(MD5).exists() and not cache.part_path(MD5).exists()
+
+
+def test_a_killed_owners_part_file_is_replaced_never_used(tmp_path: Path) -> None:
+    cache = ObjectCache(tmp_path)
+    part = cache.part_path(MD5)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"garbage from a process killed mid-download")
+    with cache.open(MD5, len(BODY), Source(), label="k") as stream:
+        assert read_all(stream) == BODY
+    assert cache.path(MD5).read_bytes() == BODY
+
+
+def test_least_recently_used_objects_are_evicted_to_the_limit(tmp_path: Path) -> None:
+    bodies = [os.urandom(1000) for _ in range(3)]
+    md5s = [hashlib.md5(b).hexdigest() for b in bodies]
+    cache = ObjectCache(tmp_path, limit=2500)
+    for i, (body, md5) in enumerate(zip(bodies, md5s, strict=True)):
+        with cache.open(md5, len(body), Source(body), label="k") as stream:
+            read_all(stream)
+        time.sleep(0.02)  # mtimes apart
+        if i == 1:  # object 0 is used again: it becomes more recent than object 1
+            with cache.open(md5s[0], 1000, Source(bodies[0]), label="k") as stream:
+                read_all(stream)
+    present = [cache.path(m).exists() for m in md5s]
+    assert present == [True, False, True]  # 1 was the least recently used, though 0 is older
+
+
+def test_sizes() -> None:
+    assert parse_size("20GiB") == 20 * 2**30
+    assert parse_size("500 MB") == 500 * 10**6
+    assert parse_size(1024) == 1024
+    assert parse_size("1.5KiB") == 1536
+    with pytest.raises(ValueError, match="20GiB"):
+        parse_size("lots")
