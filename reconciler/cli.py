@@ -97,6 +97,15 @@ class Duration(click.ParamType[float, Any]):
             self.fail(str(exc), param, ctx)
 
 
+target_option = click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="NAME",
+    help="Only this part of the specs (repeatable, like Terraform's -target): a mapping name, actors/ID, "
+    "a dataset name, or final_dataset. Guards and the lock still apply.",
+)
+
 parallelism_option = click.option(
     "--parallelism", default=16, show_default=True, type=click.IntRange(1, 256), help="Actions or requests at once."
 )
@@ -149,6 +158,7 @@ compact_option = click.option(
 )
 @plan_format_option
 @compact_option
+@target_option
 def plan(
     specs: Path,
     detailed_exitcode: bool,
@@ -160,6 +170,7 @@ def plan(
     out: Path | None,
     output_format: str,
     compact: bool,
+    targets: tuple[str, ...],
     **log: Any,
 ) -> None:
     """Show what apply would do. Reads only; takes no lock."""
@@ -175,6 +186,7 @@ def plan(
         limits=GuardLimits(max_delete=max_delete, allow_mass_delete=allow_mass_delete, strict=strict),
         output_format=output_format,
         compact=compact,
+        targets=targets,
         **log,
     )
 
@@ -201,6 +213,7 @@ def plan(
     "(done / failed with error code / skipped) for CI.",
 )
 @compact_option
+@target_option
 @click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def apply(
     specs: Path,
@@ -213,6 +226,7 @@ def apply(
     lock_timeout: float,
     output_format: str,
     compact: bool,
+    targets: tuple[str, ...],
     plan_file: Path | None,
     **log: Any,
 ) -> None:
@@ -236,6 +250,7 @@ def apply(
         limits=GuardLimits(max_delete=max_delete, allow_mass_delete=allow_mass_delete, strict=strict),
         output_format=output_format,
         compact=compact,
+        targets=targets,
         **log,
     )
 

@@ -139,6 +139,8 @@ class Desired:
     inventory: ObjectRef | None = None  # where s3_manifest.json is generated
     actor_layout: ActorLayout | None = None
     actors: tuple[ActorSpec, ...] = ()  # listed in the specs, plus those discovered at the edge
+    # `--target`: this Desired is narrowed to these parts (reconciler/spec/targets.py); () is everything.
+    targets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +270,7 @@ class Plan:
     findings: tuple[Finding, ...] = ()
     spec_digest: str = ""
     errors: tuple[str, ...] = ()  # guard violations that make the plan unapplyable
+    targets: tuple[str, ...] = ()  # `--target` names it was narrowed to; () when it covers all the specs
 
     @property
     def has_changes(self) -> bool:

@@ -17,6 +17,7 @@ def show(plan_file: Path, *, output_format: str = "text", compact: bool = False)
         click.echo(render_plan(plan, None, output_format), nl=False)
         return EXIT_OK
     applyable = "yes" if plan.applyable else "no (it was saved with errors)"
-    click.echo(f"Saved plan {plan_file} (spec digest {plan.spec_digest[:12]}…, applyable: {applyable})\n")
+    click.echo(f"Saved plan {plan_file} (spec digest {plan.spec_digest[:12]}…, applyable: {applyable})")
+    click.echo(f"Targets: {', '.join(plan.targets) if plan.targets else 'none (all of the specs)'}\n")
     click.echo(render_plan(plan, None, "text", compact=compact), nl=False)
     return EXIT_OK

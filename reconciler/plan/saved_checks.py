@@ -23,6 +23,9 @@ plan in, the problems out.
    tier rules), on the actions that passed 1 and 2; --max-delete when the file
    records its limits. The mass-delete rule needs the object counts of the
    observation the plan was made from, which a plan file does not hold.
+4. Targets: a plan made with `--target` records its targets; every action must
+   also lie where the specs narrowed to those targets manage (1. again, on
+   the narrowed specs), so an edited targeted plan cannot reach further.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from reconciler.plan.datasets import SCOPE as DATASETS_SCOPE
 from reconciler.plan.datasets import plan_tier_guards
 from reconciler.plan.guards import GuardLimits
 from reconciler.plan.manifests import INVENTORY_SCOPE, REGISTRY_SCOPE
+from reconciler.spec.targets import narrow
 
 _WRITES = frozenset(
     {ActionKind.UPLOAD, ActionKind.DOWNLOAD, ActionKind.COPY, ActionKind.MOVE, ActionKind.WRITE_MANIFEST}
@@ -256,10 +260,13 @@ def _guard_errors(desired: Desired, plan: Plan, limits: GuardLimits | None) -> l
 def problems(desired: Desired, plan: Plan, limits: GuardLimits | None = None) -> list[str]:
     """Every reason not to apply `plan` against `desired`: one line per offending action, then the guards' errors."""
     managed = _Managed.of(desired)
+    scoped = _Managed.of(narrow(desired, plan.targets)) if plan.targets else None
     lines: list[str] = []
     clean: list[Action] = []
     for action in plan.actions:
         found = [p for p in (precondition_problem(desired, action), _where_problem(managed, action)) if p]
+        if not found and scoped is not None and _where_problem(scoped, action) is not None:
+            found.append(f"lies outside the plan's targets ({', '.join(plan.targets)})")
         if found:
             lines.append(f"{label(action)} {'; '.join(found)}")
         else:

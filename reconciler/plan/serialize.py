@@ -109,6 +109,8 @@ def to_dict(plan: Plan, *, limits: GuardLimits | None = None) -> dict[str, Any]:
         ],
         "errors": list(plan.errors),
     }
+    if plan.targets:
+        data["targets"] = list(plan.targets)
     if limits is not None:
         data["guard_limits"] = {"max_delete": limits.max_delete, "allow_mass_delete": limits.allow_mass_delete}
     return data
@@ -184,6 +186,7 @@ def from_dict(data: Any, *, source: str = "plan") -> Plan:
         ),
         spec_digest=data["spec_digest"],
         errors=tuple(data["errors"]),
+        targets=tuple(data.get("targets", ())),
     )
     # `applyable` is derived; a file claiming otherwise was edited by hand and its errors cannot be trusted.
     if plan.applyable != data["applyable"]:
