@@ -346,6 +346,31 @@ def force_unlock(specs: Path, store: str | None, lock_id: str, **log: Any) -> No
 
 @main.command()
 @common_options
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; loopback unless told otherwise.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
+@click.option(
+    "--max-image-bytes",
+    default=10 * 1024 * 1024,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Largest JPEG an upload may carry.",
+)
+@click.option(
+    "--status-ttl",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds a status observation (the page, /api/status) is reused.",
+)
+def serve(specs: Path, host: str, port: int, max_image_bytes: int, status_ttl: float, **log: Any) -> None:
+    """Serve the actor training-data API (seed 004) and a status page. Mutations need PIXEL_API_TOKEN."""
+    from reconciler.commands.serve import serve as serve_command
+
+    run(serve_command, specs, host=host, port=port, max_image_bytes=max_image_bytes, status_ttl=status_ttl, **log)
+
+
+@main.command()
+@common_options
 @click.option("--download", is_flag=True, help="Stream every object and recompute its md5 (reads all the bytes).")
 @parallelism_option
 def verify(specs: Path, download: bool, parallelism: int, **log: Any) -> None:

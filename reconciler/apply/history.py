@@ -14,11 +14,11 @@ import os
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from reconciler.logs import get_logger
+from reconciler.manifests.common import iso_ms_from_ns
 from reconciler.model import S3StoreSpec
 from reconciler.observe.hashcache import cache_dir
 
@@ -28,16 +28,10 @@ def _record_path(spec: S3StoreSpec, env: Mapping[str, str] | None = None) -> Pat
     return cache_dir(env) / "applies" / f"{hashlib.sha256(identity).hexdigest()[:24]}.json"
 
 
-def iso_now(ns: int | None = None) -> str:
-    """UTC with milliseconds and Z, the API's form: 2025-10-17T14:08:00.000Z."""
-    moment = datetime.fromtimestamp((time.time_ns() if ns is None else ns) / 1e9, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
 def record_apply(
     buckets: Iterable[S3StoreSpec], *, counts: Mapping[str, int], targets: Sequence[str], ok: bool
 ) -> None:
-    document = {"finished": iso_now(), "counts": dict(counts), "targets": list(targets), "ok": ok}
+    document = {"finished": iso_ms_from_ns(time.time_ns()), "counts": dict(counts), "targets": list(targets), "ok": ok}
     for spec in buckets:
         path = _record_path(spec)
         try:
