@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,10 +46,15 @@ class World:
 
 
 @contextmanager
-def serving(tmp: Path, seaweed: SeaweedServer, name: str, **options: Any) -> Iterator[World]:
-    """The demo world, applied once by the CLI (manifests written), served by pixel's app; buckets removed after."""
+def serving(
+    tmp: Path, seaweed: SeaweedServer, name: str, edit: Callable[[Path], None] | None = None, **options: Any
+) -> Iterator[World]:
+    """The demo world (specs changed by `edit` first), applied once by the CLI (manifests written), served by
+    pixel's app; its buckets removed after."""
     bucket = seaweed.create_bucket(unique_bucket_name(name))
     demo = make_demo(tmp, seaweed, bucket)
+    if edit is not None:
+        edit(demo.specs)
     try:
         run = demo.pixel("apply", "--auto-approve", "-q")
         assert run.code == 0, run.out + run.err
