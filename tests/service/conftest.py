@@ -53,6 +53,7 @@ def serving(
     pixel's app; its buckets removed after."""
     bucket = seaweed.create_bucket(unique_bucket_name(name))
     demo = make_demo(tmp, seaweed, bucket)
+    demo.env["PIXEL_CACHE_DIR"] = str(tmp / "cache")  # the CLI's applies and the service: one apply record
     if edit is not None:
         edit(demo.specs)
     try:
@@ -61,7 +62,6 @@ def serving(
         with pytest.MonkeyPatch.context() as patch:
             for key, value in demo.env.items():
                 patch.setenv(key, value)
-            patch.setenv("PIXEL_CACHE_DIR", str(tmp / "cache"))
             app = create_app(demo.specs, token=options.pop("token", TOKEN), status_ttl=0, **options)
             with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=120) as http:
                 yield World(demo, server, http)
