@@ -23,6 +23,7 @@ def test_bench_runs_every_case_for_pixel_and_writes_results(tmp_path: Path) -> N
     out = tmp_path / "results.json"
     argv = [sys.executable, "-m", "bench", "--runs", "1", "--tools", "pixel", "--small", "60", "--big", "1"]
     argv += ["--big-mib", "1", "--edits", "10", "--million", "2000", "--out", str(out), "--work", str(tmp_path / "w")]
+    argv += ["--service-clients", "3", "--service-requests", "5"]
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
@@ -37,7 +38,11 @@ def test_bench_runs_every_case_for_pixel_and_writes_results(tmp_path: Path) -> N
     assert (pixel["hash_stage_cold"]["read"], pixel["hash_stage_warm"]["read"]) == (61, 0)
     assert pixel["hash_stage_warm"]["from_cache"] == 61
     assert results["extra"]["million"]["actions"] == 20  # 1% of 2,000 objects changed
+    service = results["extra"]["service"]
+    assert (service["requests"], service["errors"], service["images"]) == (15, 0, 500)
+    assert 0 < service["p50_ms"] <= service["p99_ms"]
     assert "| initial upload" in done.stdout and "Targets (ratios from this run):" in done.stdout
+    assert "service: 3 clients x 5 GETs" in done.stdout and "service training-data p99 latency" in done.stdout
 
 
 def test_measure_reports_the_childs_own_peak_not_the_harness(tmp_path: Path) -> None:
