@@ -9,7 +9,9 @@ the real `pixel` console script with the repository's specs:
     pixel plan --detailed-exitcode     nothing left to do: exit 0
 
 then the training-data walkthrough (reconciler.dev.world_demo: actors in every
-sync state, datasets organised inside S3, manifests). Run it from the
+sync state, datasets organised inside S3, manifests), and `pixel serve` for a
+moment, fetching one actor's training-data document over HTTP
+(reconciler.dev.service_demo). Run it from the
 repository root; the server is always stopped, whatever happens.
 
     python -m reconciler.dev.demo [--data DIR] [--specs DIR] [--skip-world]
@@ -110,8 +112,12 @@ def run(data: Path, specs: Path, world: bool) -> None:
             from reconciler.dev.world_demo import run_world_demo
 
             banner("The training-data world: actor images, datasets and manifests")
+            from reconciler.dev.service_demo import run_service_demo
+
             try:
                 run_world_demo(specs, root, env, server.client(), say)
+                banner("The training-data service: seed 004's API over the manifests just written")
+                run_service_demo(specs, env, say)
             except RuntimeError as exc:
                 raise DemoFailed(str(exc)) from exc
     banner(f"Demo complete in {time.monotonic() - began:.0f} s; the S3 server is stopped, {data} is kept.")
