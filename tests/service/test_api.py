@@ -199,3 +199,14 @@ def test_openapi_documents_the_routes_and_the_seed_model(world: World) -> None:
     assert list(model["properties"]) == list(TOP_FIELDS)
     assert model["properties"]["actor_id"]["type"] == "integer"
     assert world.http.get("/docs").status_code == 200
+
+
+def test_the_demo_serves_for_a_moment_and_prints_a_document_fetched_over_http(world: World) -> None:
+    from reconciler.dev.service_demo import run_service_demo
+
+    lines: list[str] = []
+    run_service_demo(world.demo.specs, world.demo.env, lines.append)
+    text = "\n".join(lines)
+    printed = text.split("/training-data\n", 1)[1].split("\nETag", 1)[0]
+    assert json.loads(printed) == world.http.get("/api/actors/42/training-data").json()
+    assert "asked again with If-None-Match: 304" in text and "POST without PIXEL_API_TOKEN: 403" in text
