@@ -21,6 +21,8 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from reconciler.apply.lock import LockHeld
+from reconciler.errors import UserError
 from reconciler.service import mutations
 from reconciler.service.documents import actor_summary
 from reconciler.service.models import ActorList, DatasetList, ErrorBody, TrainingData
@@ -122,8 +124,9 @@ def create_app(
     token: str | None = None,
     max_image_bytes: int = mutations.DEFAULT_MAX_IMAGE_BYTES,
     status_ttl: float = 10.0,
+    lock_timeout: float = 30.0,
 ) -> FastAPI:
-    service = Service(specs, status_ttl=status_ttl)
+    service = Service(specs, status_ttl=status_ttl, lock_timeout=lock_timeout)
     templates = Jinja2Templates(directory=str(TEMPLATES))
     app = FastAPI(
         title="pixel training-data service",
@@ -136,6 +139,14 @@ def create_app(
     async def service_error(request: Request, exc: ServiceError) -> Response:
         extra = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return _error(request, exc.status, exc.message, extra)
+
+    @app.exception_handler(LockHeld)
+    async def lock_held(request: Request, exc: LockHeld) -> Response:
+        return _error(request, 409, f"{exc}; nothing was changed, try again once that apply is done")
+
+    @app.exception_handler(UserError)
+    async def unusable(request: Request, exc: UserError) -> Response:
+        return _error(request, 503, f"{exc}; nothing was changed")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -167,7 +178,8 @@ def create_app(
         if refresh:
             ws, actor = await run_in_threadpool(service.actor, actor_id)
             return send(request, await run_in_threadpool(service.live_training_data, ws, actor))
-        ws, actor = service.actor(actor_id)
+        known = service.known_actor(actor_id)
+        ws, actor = known if known is not None else await run_in_threadpool(service.actor, actor_id)
         return send(request, service.manifest_document(ws, actor))
 
     @app.get("/api/status", responses=_ERRORS)

@@ -44,7 +44,6 @@ JPEG_START = b"\xff\xd8\xff"  # SOI and the first marker's 0xFF
 JPEG_END = b"\xff\xd9"  # EOI
 DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024
 MAX_FILES = 20
-LOCK_WAIT_SECONDS = 30.0
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 
 
@@ -140,7 +139,7 @@ def add_images(service: Service, raw_id: str, files: Sequence[tuple[str, bytes]]
         )
     store = ws.stores[mapping.local_store]
     glob = image_glob(service.actor_layout(ws.desired), actor.actor_name)
-    with service.mutation_lock, locked(ws, LockOptions(timeout=LOCK_WAIT_SECONDS)) as lost:
+    with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as lost:
         obs = _observe(ws, actor)
         start = next_index([*obs.local, *obs.remote], actor)
         names = [f"{actor.actor_name}_{start + i}.jpg" for i in range(len(files))]
@@ -179,7 +178,7 @@ def remove_image(service: Service, raw_id: str, filename: str) -> Rendered:
     ws, actor = service.actor(raw_id, fresh=True)
     mapping = _mapping(ws, actor)
     check_filename(mapping, actor, filename)
-    with service.mutation_lock, locked(ws, LockOptions(timeout=LOCK_WAIT_SECONDS)) as lost:
+    with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as lost:
         obs = _observe(ws, actor)
         local, remote = obs.local.get(filename), obs.remote.get(filename)
         if local is None and remote is None:

@@ -93,9 +93,12 @@ def parse_actor_id(raw: str) -> str:
 
 
 class Service:
-    def __init__(self, specs: Path, *, status_ttl: float = 10.0, parallelism: int = 8) -> None:
+    def __init__(
+        self, specs: Path, *, status_ttl: float = 10.0, lock_timeout: float = 30.0, parallelism: int = 8
+    ) -> None:
         self.specs = specs
         self.status_ttl = status_ttl
+        self.lock_timeout = lock_timeout  # how long a mutation waits for another apply's bucket lock
         self.parallelism = parallelism
         self._lock = threading.Lock()  # guards the caches below
         self.mutation_lock = threading.Lock()  # one mutation at a time in this process; the bucket lock across
@@ -126,6 +129,16 @@ class Service:
         if ws is None or (max_age is not None and age > max_age):
             return self.open()
         return ws
+
+    def known_actor(self, raw_id: str) -> tuple[Workspace, ActorSpec] | None:
+        """The actor from the open workspace without any I/O (for the event loop); None when that needs loading."""
+        actor_id = parse_actor_id(raw_id)
+        with self._lock:
+            ws = self._ws
+        actor = find_actor(ws.desired, actor_id) if ws is not None else None
+        if ws is None or actor is None or not actor.actor_id.isdigit():
+            return None
+        return ws, actor
 
     def actor(self, raw_id: str, *, fresh: bool = False) -> tuple[Workspace, ActorSpec]:
         """The actor `raw_id` addresses (42 or 0042), from freshly opened stores when `fresh`; 404 if none."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from reconciler.apply.lock import LockInfo
 from reconciler.dev.live_server import LiveServer
 from reconciler.dev.seaweed import SeaweedServer
 from reconciler.dev.tinyjpeg import tiny_jpeg
@@ -24,7 +26,8 @@ A42 = "0042_european_30_male"
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory, seaweed: SeaweedServer) -> Iterator[World]:
-    with serving(tmp_path_factory.mktemp("bad"), seaweed, "svc-bad", max_image_bytes=LIMIT) as served:
+    tmp = tmp_path_factory.mktemp("bad")
+    with serving(tmp, seaweed, "svc-bad", max_image_bytes=LIMIT, lock_timeout=0.5) as served:
         yield served
 
 
@@ -188,3 +191,17 @@ def test_mutations_are_off_without_a_token_and_say_how_to_enable_them(small: Wor
         assert "PIXEL_API_TOKEN" in response.json()["error"] and "Authorization: Bearer" in response.json()["error"]
     assert read.status_code == 200
     assert small.state() == before
+
+
+def test_a_mutation_while_another_apply_holds_the_lock_is_409_and_changes_nothing(small: World) -> None:
+    now = time.time()
+    holder = LockInfo(id="e" * 32, host="ci-runner", pid=7, started=now, renewed=now, lease_seconds=600)
+    small.demo.client.put_object(Bucket=small.demo.actor_bucket, Key=".pixel/lock", Body=holder.to_json())
+    try:
+        before = small.state()
+        response = small.http.post("/api/actors/7/training-images", files=files(JPEG), headers=AUTH)
+        assert response.status_code == 409
+        assert f"is locked by apply {'e' * 32} (host ci-runner" in response.json()["error"]
+        assert small.state() == before
+    finally:
+        small.demo.client.delete_object(Bucket=small.demo.actor_bucket, Key=".pixel/lock")
