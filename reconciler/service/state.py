@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler.commands.common import load
 from reconciler.errors import UserError
 from reconciler.manifests.actors import render_actor_manifest
 from reconciler.manifests.common import s3_uri
@@ -112,8 +113,6 @@ class Service:
 
     def open(self) -> Workspace:
         """Load the specs and open the stores afresh (the CLI's `load` + `open_stores`)."""
-        from reconciler.commands.common import load
-
         try:
             ws = open_stores(load(self.specs), parallelism=self.parallelism)
         except UserError as exc:

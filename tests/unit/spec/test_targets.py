@@ -11,6 +11,8 @@ from reconciler.model import Action, ActionKind, Change, Desired, ObjectRef, Obs
 from reconciler.observe.world import tiers_to_list
 from reconciler.plan import plan as make_plan
 from reconciler.plan import saved_checks, serialize
+from reconciler.plan.render import render_text
+from reconciler.plan.render_markdown import render_markdown
 from reconciler.plan.serialize import PlanFileError
 from reconciler.spec import load_desired
 from reconciler.spec.targets import UnknownTarget, narrow, same_actor_id
@@ -80,6 +82,9 @@ def test_the_plan_and_its_file_record_the_targets(desired: Desired) -> None:
     narrowed = narrow(desired, ["raw"])
     plan = make_plan(narrowed, Observed(mappings={}))
     assert plan.targets == ("raw",)
+    assert "> [!WARNING]\n> Targeted plan: only raw (--target)" in render_markdown(plan)
+    assert render_text(plan).startswith("Targeted plan: only raw (--target); the rest of the specs was not observed")
+    assert "Targeted" not in render_text(make_plan(desired, Observed(mappings={})))
     text = serialize.dumps(plan)
     assert serialize.loads(text).targets == ("raw",)
     assert "targets" not in serialize.to_dict(make_plan(desired, Observed(mappings={})))
