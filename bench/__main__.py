@@ -206,6 +206,15 @@ def table(summary: dict[str, Any], extra: dict[str, Any], shape: dataset.Shape, 
     md = extra.get("markdown")
     if md:
         row("markdown of 200,000 actions", "render_markdown", md, found=f"{md['chars'] / 1000:.0f}k ch")
+    svc = extra.get("service")
+    if svc:
+        label = f"service: {svc['clients']} clients x {svc['requests_per_client']:,} GETs"
+        found = f"{svc['errors']} err"
+        add(
+            f"| {label:<44} | {'pixel serve':<16} | {svc['seconds']:>9.2f} | {'':>12} | {svc['requests_per_s']:>9,.0f} "
+            f"| {found:>7} |"
+        )
+        add(f"|   p50 {svc['p50_ms']:.1f} ms, p99 {svc['p99_ms']:.1f} ms (a {svc['images']}-image actor's document)")
     mil = extra.get("million")
     if mil:
         per = f"{mil['rss_bytes_per_object']:.0f} B/o"
@@ -261,6 +270,10 @@ def targets(summary: dict[str, Any], extra: dict[str, Any], edits: int) -> list[
     if md:
         check("markdown of 200,000 actions, seconds", md["seconds"], 2.0, unit=" s")
         check("markdown of 200,000 actions, characters", md["chars"], 65_000, unit="")
+    svc = extra.get("service")
+    if svc:
+        check("service training-data p99 latency", svc["p99_ms"], 50.0, unit=" ms")
+        check("service errors", svc["errors"], 0, unit="")
     mil = extra.get("million")
     if mil:
         check("1M-object plan, seconds", mil["seconds"], 20.0, unit=" s")
@@ -282,6 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--loader-shards", type=int, default=1000, help="loader section: number of shards")
     parser.add_argument("--loader-shard-mib", type=float, default=1.0, help="loader section: size of each shard")
     parser.add_argument("--no-loader", action="store_true", help="skip the loader section")
+    parser.add_argument("--service-clients", type=int, default=50, help="concurrent clients of pixel serve")
+    parser.add_argument("--service-requests", type=int, default=2_000, help="requests per client (0: skip the row)")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument("--work", type=Path, default=HERE / ".work")
     args = parser.parse_args(argv)
@@ -317,6 +332,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             extra["loader"] = run_section(
                 server, args.work / "loader", runs=args.runs, mib=args.loader_mib, shards=args.loader_shards,
                 shard_mib=args.loader_shard_mib, say=say,
+            )
+        if args.service_requests:
+            from bench.service import service_row
+
+            say(f"pixel serve: {args.service_clients} clients x {args.service_requests:,} requests ...")
+            extra["service"] = service_row(
+                server, args.work, clients=args.service_clients, requests=args.service_requests
             )
     if not args.no_markdown:
         say("markdown render of 200,000 actions ...")

@@ -137,6 +137,15 @@ class Duration(click.ParamType[float, Any]):
             self.fail(str(exc), param, ctx)
 
 
+target_option = click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="NAME",
+    help="Only this part of the specs (repeatable, like Terraform's -target): a mapping name, actors/ID, "
+    "a dataset name, or final_dataset. Guards and the lock still apply.",
+)
+
 parallelism_option = click.option(
     "--parallelism", default=16, show_default=True, type=click.IntRange(1, 256), help="Actions or requests at once."
 )
@@ -190,6 +199,7 @@ compact_option = click.option(
 )
 @plan_format_option
 @compact_option
+@target_option
 def plan(
     specs: Path,
     detailed_exitcode: bool,
@@ -201,6 +211,7 @@ def plan(
     out: Path | None,
     output_format: str,
     compact: bool,
+    targets: tuple[str, ...],
     **log: Any,
 ) -> None:
     """Show what apply would do. Reads only; takes no lock."""
@@ -216,6 +227,7 @@ def plan(
         limits=GuardLimits(max_delete=max_delete, allow_mass_delete=allow_mass_delete, strict=strict),
         output_format=output_format,
         compact=compact,
+        targets=targets,
         **log,
     )
 
@@ -242,6 +254,7 @@ def plan(
     "(done / failed with error code / skipped) for CI.",
 )
 @compact_option
+@target_option
 @click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def apply(
     specs: Path,
@@ -254,6 +267,7 @@ def apply(
     lock_timeout: float,
     output_format: str,
     compact: bool,
+    targets: tuple[str, ...],
     plan_file: Path | None,
     **log: Any,
 ) -> None:
@@ -277,6 +291,7 @@ def apply(
         limits=GuardLimits(max_delete=max_delete, allow_mass_delete=allow_mass_delete, strict=strict),
         output_format=output_format,
         compact=compact,
+        targets=targets,
         **log,
     )
 
@@ -368,6 +383,31 @@ def force_unlock(specs: Path, store: str | None, lock_id: str, **log: Any) -> No
     from reconciler.commands.force_unlock import unlock as force_unlock_command
 
     run(force_unlock_command, specs, lock_id, store=store, **log)
+
+
+@main.command()
+@common_options
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; loopback unless told otherwise.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
+@click.option(
+    "--max-image-bytes",
+    default=10 * 1024 * 1024,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Largest JPEG an upload may carry.",
+)
+@click.option(
+    "--status-ttl",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds a status observation (the page, /api/status) is reused.",
+)
+def serve(specs: Path, host: str, port: int, max_image_bytes: int, status_ttl: float, **log: Any) -> None:
+    """Serve the actor training-data API (seed 004) and a status page. Mutations need PIXEL_API_TOKEN."""
+    from reconciler.commands.serve import serve as serve_command
+
+    run(serve_command, specs, host=host, port=port, max_image_bytes=max_image_bytes, status_ttl=status_ttl, **log)
 
 
 @main.command()

@@ -157,6 +157,8 @@ class Desired:
     inventory: ObjectRef | None = None  # where s3_manifest.json is generated
     actor_layout: ActorLayout | None = None
     actors: tuple[ActorSpec, ...] = ()  # listed in the specs, plus those discovered at the edge
+    # `--target`: this Desired is narrowed to these parts (reconciler/spec/targets.py); () is everything.
+    targets: tuple[str, ...] = ()
 
     def reserves(self, ref: ObjectRef) -> bool:
         """`ref` lies in pixel's own space of its S3 store (see S3StoreSpec.reserves)."""
@@ -314,6 +316,7 @@ class Plan:
     # Objects on each mapping's pruned side when the plan was made: the mass-delete rule's denominator,
     # recorded so that `pixel apply FILE` derives that rule again instead of trusting `errors`.
     object_counts: MappingABC[str, int] = field(default_factory=dict)
+    targets: tuple[str, ...] = ()  # `--target` names it was narrowed to; () when it covers all the specs
 
     @property
     def has_changes(self) -> bool:

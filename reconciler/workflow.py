@@ -5,7 +5,7 @@ Commands call these; the planner itself stays pure in `reconciler.plan.diff`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +16,10 @@ from reconciler.model import Authority, Desired, LocalStoreSpec, Observed, Plan,
 from reconciler.observe import Hasher, StreamingHasher, observe
 from reconciler.observe.hashcache import CachedHasher
 from reconciler.observe.world import expand_actors
+from reconciler.plan import guards
 from reconciler.plan import plan as make_plan
+from reconciler.plan.guards import GuardLimits
+from reconciler.spec.targets import narrow
 from reconciler.stores.base import Store, StoreError
 from reconciler.stores.local import LocalStore
 from reconciler.stores.s3 import S3Store
@@ -70,12 +73,18 @@ def observe_and_plan(
     *,
     rehash_all: bool = False,
     progress: Callable[[str, int], None] | None = None,
+    targets: Sequence[str] = (),
 ) -> tuple[Observed, Plan]:
-    """Observe and plan. Without a `hasher`, local md5s come from the hash cache (read all with `rehash_all`)."""
+    """Observe and plan. Without a `hasher`, local md5s come from the hash cache (read all with `rehash_all`).
+
+    `targets` (`--target`): only those parts of the specs are observed and planned. The caller runs the
+    delete guards against `ws.desired`, the full specs, so an overlap with an untargeted mapping still counts.
+    """
+    desired = narrow(ws.desired, targets)
     own = CachedHasher(rehash_all=rehash_all) if hasher is None else None
     try:
         observed = observe(
-            ws.desired, ws.stores, own or hasher or StreamingHasher(), problems=ws.problems, progress=progress
+            desired, ws.stores, own or hasher or StreamingHasher(), problems=ws.problems, progress=progress
         )
     except StoreError as exc:
         raise UserError(f"could not read the stores: {exc}") from exc
@@ -88,4 +97,18 @@ def observe_and_plan(
                 bytes_read=own.bytes_read,
                 from_cache=own.cache_hits,
             )
-    return observed, make_plan(ws.desired, observed)
+    return observed, make_plan(desired, observed)
+
+
+def guarded_plan(
+    ws: Workspace,
+    limits: GuardLimits | None = None,
+    *,
+    targets: Sequence[str] = (),
+    rehash_all: bool = False,
+    progress: Callable[[str, int], None] | None = None,
+) -> tuple[Observed, Plan]:
+    """observe_and_plan, then the delete guards (default limits unless given) against the full specs."""
+    observed, plan = observe_and_plan(ws, rehash_all=rehash_all, progress=progress, targets=targets)
+    # ws.desired: the specs plus the actors discovered at the edge, all of them even under --target.
+    return observed, guards.check(ws.desired, observed, plan, limits or GuardLimits())

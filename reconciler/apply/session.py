@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from reconciler.apply.executor import ApplyResult, Reporter, execute
+from reconciler.apply.history import record_apply
 from reconciler.apply.lock import DEFAULT_LEASE_SECONDS, StoreLock, hold_all
 from reconciler.apply.runner import ActionRunner
 from reconciler.errors import UserError
@@ -146,4 +147,7 @@ def run_locked(
     abort_leftover_uploads(ws)
     runner = ActionRunner(ws.stores, manifests=ManifestWriter(ws.desired, ws.stores), on_bytes=reporter.transferred)
     result = execute(build_graph(plan), runner, parallelism=parallelism, reporter=reporter, stop=lost)
+    buckets = [s for name in managed_s3_stores(ws.desired) if isinstance(s := ws.desired.stores[name], S3StoreSpec)]
+    counts = {"done": len(result.done), "failed": len(result.failed), "skipped": len(result.skipped)}
+    record_apply(buckets, counts=counts, targets=plan.targets, ok=result.ok)
     return result, runner

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -14,11 +15,10 @@ from reconciler.commands.output import render_plan
 from reconciler.errors import UserError
 from reconciler.logs import get_logger, json_logs
 from reconciler.model import Desired, Plan
-from reconciler.plan import guards
 from reconciler.plan.guards import GuardLimits
 from reconciler.plan.summary import closing_line
 from reconciler.progress import apply_progress, observe_progress
-from reconciler.workflow import observe_and_plan, open_stores
+from reconciler.workflow import guarded_plan, open_stores
 
 
 def confirmed(auto_approve: bool) -> bool:
@@ -56,9 +56,12 @@ def apply(
     limits: GuardLimits | None = None,
     output_format: str = "text",
     compact: bool = False,
+    targets: Sequence[str] = (),
 ) -> int:
     lock = lock or LockOptions()
     if plan_file is not None:
+        if targets:
+            raise UserError("--target goes with `pixel plan -out FILE`: a saved plan applies the targets it records")
         return apply_saved(specs, plan_file, parallelism=parallelism, lock=lock, output_format=output_format)
     try:
         desired = load(specs)
@@ -66,8 +69,7 @@ def apply(
         # Lock before observing: the plan must not be made from a bucket another apply is changing.
         with locked(ws, lock) as lost:
             with observe_progress(output_format=output_format) as progress:
-                observed, plan = observe_and_plan(ws, rehash_all=rehash_all, progress=progress)
-            plan = guards.check(ws.desired, observed, plan, limits or GuardLimits())
+                _, plan = guarded_plan(ws, limits, rehash_all=rehash_all, progress=progress, targets=targets)
             preview(plan, ws.desired, output_format, compact)
             if plan.errors:
                 refuse_json(UserError("the plan has errors: " + "; ".join(plan.errors)), output_format)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -12,11 +13,10 @@ from reconciler.errors import UserError
 from reconciler.keys import printable
 from reconciler.logs import get_logger, json_logs
 from reconciler.model import Desired, Plan
-from reconciler.plan import guards
 from reconciler.plan.guards import GuardLimits
 from reconciler.progress import observe_progress
 from reconciler.spec import SpecErrors, load_desired
-from reconciler.workflow import Workspace, observe_and_plan, open_stores
+from reconciler.workflow import Workspace, guarded_plan, open_stores
 
 
 def error(message: str) -> None:
@@ -63,11 +63,11 @@ def plan_workspace(
     rehash_all: bool = False,
     limits: GuardLimits | None = None,
     output_format: str = "text",
+    targets: Sequence[str] = (),
 ) -> tuple[Workspace, Plan]:
-    """Load, observe and plan; the delete guards always run (default limits unless given)."""
+    """Load, observe and plan (only `targets`, when given); the delete guards always run (default limits if none)."""
     desired = load(specs)
     ws = open_stores(desired, parallelism=parallelism)
     with observe_progress(output_format=output_format) as progress:
-        observed, plan = observe_and_plan(ws, rehash_all=rehash_all, progress=progress)
-    # ws.desired, not desired: it includes the actors discovered when the stores were opened.
-    return ws, guards.check(ws.desired, observed, plan, limits or GuardLimits())
+        _, plan = guarded_plan(ws, limits, rehash_all=rehash_all, progress=progress, targets=targets)
+    return ws, plan

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -22,9 +23,10 @@ def plan(
     limits: GuardLimits | None = None,
     output_format: str = "text",
     compact: bool = False,
+    targets: Sequence[str] = (),
 ) -> int:
     ws, result = plan_workspace(
-        specs, parallelism, rehash_all=rehash_all, limits=limits, output_format=output_format
+        specs, parallelism, rehash_all=rehash_all, limits=limits, output_format=output_format, targets=targets
     )
     click.echo(render_plan(result, ws.desired, output_format, compact=compact, limits=limits), nl=False)
     if out is not None:

@@ -20,6 +20,7 @@ def show(plan_file: Path, *, output_format: str = "text", compact: bool = False)
         return EXIT_OK
     applyable = "yes" if plan.applyable else "no (it was saved with errors)"
     digest = f"spec digest {plan.spec_digest[:12]}…"
-    click.echo(f"Saved plan {printable(str(plan_file))} ({digest}, applyable: {applyable})\n")
+    click.echo(f"Saved plan {printable(str(plan_file))} ({digest}, applyable: {applyable})")
+    click.echo(f"Targets: {', '.join(plan.targets) if plan.targets else 'none (all of the specs)'}\n")
     click.echo(render_plan(plan, None, "text", compact=compact), nl=False)
     return EXIT_OK

@@ -9,8 +9,10 @@ the real `pixel` console script with the repository's specs:
     pixel plan --detailed-exitcode     nothing left to do: exit 0
 
 then the training-data walkthrough (reconciler.dev.world_demo: actors in every
-sync state, datasets organised inside S3, manifests), and last the read side
-(reconciler.dev.loader_demo: `pixel datasets`, `pixel cat`, `load_dataset`). Run it from the
+sync state, datasets organised inside S3, manifests), the read side
+(reconciler.dev.loader_demo: `pixel datasets`, `pixel cat`, `load_dataset`), and `pixel serve`
+for a moment, fetching one actor's training-data document over HTTP
+(reconciler.dev.service_demo). Run it from the
 repository root; the server is always stopped, whatever happens.
 
     python -m reconciler.dev.demo [--data DIR] [--specs DIR] [--skip-world]
@@ -112,11 +114,14 @@ def run(data: Path, specs: Path, world: bool) -> None:
 
             banner("The training-data world: actor images, datasets and manifests")
             from reconciler.dev.loader_demo import run_loader_demo
+            from reconciler.dev.service_demo import run_service_demo
 
             try:
                 run_world_demo(specs, root, env, server.client(), say)
                 banner("Training reads datasets by name: pixel datasets, pixel cat, load_dataset()")
                 run_loader_demo(specs, env, say)
+                banner("The training-data service: seed 004's API over the manifests just written")
+                run_service_demo(specs, env, say)
             except RuntimeError as exc:
                 raise DemoFailed(str(exc)) from exc
     banner(f"Demo complete in {time.monotonic() - began:.0f} s; the S3 server is stopped, {data} is kept.")

@@ -27,6 +27,13 @@ def iso_from_ns(ns: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
+def iso_ms_from_ns(ns: int) -> str:
+    """UTC with milliseconds and Z, as seed 004's API writes it: 2025-10-17T14:08:00.000Z."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    moment = datetime.fromtimestamp(seconds, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{rest // 1_000_000:03d}Z"
+
+
 def timestamp_from_ns(ns: int) -> float:
     return round(ns / 1e9, 6)
 

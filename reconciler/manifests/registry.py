@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reconciler.manifests.common import dumps, s3_uri
-from reconciler.model import DatasetSpec, Desired, Entry, S3StoreSpec
+from reconciler.model import DatasetSpec, Desired, Entry, ObjectRef, S3StoreSpec
 
 Lookup = Callable[[str, str], Entry | None]  # (store, key) -> the object there, if any
 
@@ -18,6 +18,16 @@ def _source(desired: Desired, dataset: DatasetSpec) -> str | None:
         return None
     spec = desired.stores.get(ref.store)
     return s3_uri(spec, ref.key) if isinstance(spec, S3StoreSpec) else f"{ref.store}:{ref.key}"
+
+
+def resolves_to(dataset: DatasetSpec, lookup: Lookup) -> tuple[ObjectRef, str] | None:
+    """Where a reader finds the dataset now and how: its canonical key, else its source (raw, acquired, a local
+    export) until it is organised; None when neither is there."""
+    if lookup(dataset.store, dataset.key) is not None:
+        return ObjectRef(dataset.store, dataset.key), "canonical"
+    if dataset.source is not None and lookup(dataset.source.store, dataset.source.key) is not None:
+        return dataset.source, "source"
+    return None
 
 
 def registry_document(desired: Desired, lookup: Lookup) -> dict[str, Any]:

@@ -20,9 +20,11 @@ from reconciler.model import (
     MappingSpec,
     ObjectRef,
     Observed,
+    TierSpec,
 )
 from reconciler.observe.hashing import Hasher
 from reconciler.spec.actors import actor_dir, build_actor, discover
+from reconciler.spec.world import tier_of
 from reconciler.stores.base import Store
 
 
@@ -107,9 +109,18 @@ def strays(
     return out
 
 
+def tiers_to_list(desired: Desired) -> list[TierSpec]:
+    """Every tier; under `--target` only those its datasets lie in or come from (no inventory to list them for)."""
+    if not desired.targets:
+        return list(desired.tiers)
+    refs = [ObjectRef(d.store, d.key) for d in desired.datasets]
+    refs += [d.source for d in desired.datasets if d.source is not None]
+    return [t for t in desired.tiers if any(tier_of([t], r.store, r.key) is not None for r in refs)]
+
+
 def observe_world(desired: Desired, stores: Mapping[str, Store], hasher: Hasher, observed: Observed) -> Observed:
     """`observed` completed with the tiers, dataset sources, generated files and actor strays."""
-    tiers = {tier.name: list_tier(stores[tier.store], tier.prefix) for tier in desired.tiers}
+    tiers = {tier.name: list_tier(stores[tier.store], tier.prefix) for tier in tiers_to_list(desired)}
     sources: dict[ObjectRef, Entry] = {}
     for dataset in desired.datasets:
         ref = dataset.source

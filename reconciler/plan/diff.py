@@ -396,4 +396,5 @@ def plan_mappings(desired: Desired, observed: Observed) -> Plan:
         findings=tuple(findings),
         spec_digest=desired.spec_digest,
         errors=tuple(errors),
+        targets=desired.targets,
     )

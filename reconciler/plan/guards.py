@@ -48,7 +48,7 @@ from reconciler.model import (
     Plan,
     S3StoreSpec,
 )
-from reconciler.plan.datasets import dataset_deletes
+from reconciler.plan.datasets import dataset_deletes, plan_tier_guards
 from reconciler.plan.planner import Pass
 
 DEFAULT_MAX_DELETE = 100
@@ -170,6 +170,15 @@ def ownership_errors(desired: Desired, plan: Plan) -> list[str]:
     prunes = [a for a in plan.actions if a.kind is ActionKind.DELETE]
     # A dataset's organise: move deletes its source after a verified copy; the tier rules govern those.
     return _ownership_errors(desired, plan, prunes, _created(plan) | dataset_deletes(plan))
+
+
+def delete_refusals(desired: Desired, delete: Action) -> list[str]:
+    """Why a plan would refuse `delete`, by the rules that need no observation (ownership, protect, tiers).
+
+    For a caller about to cause the delete (the service removing an image): ask first, touch nothing if refused.
+    """
+    plan = Plan(actions=(delete,), edges=())
+    return ownership_errors(desired, plan) + list(plan_tier_guards(desired, Observed(mappings={}), plan).errors)
 
 
 def counted_deletes(plan: Plan) -> list[Action]:

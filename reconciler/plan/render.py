@@ -107,8 +107,20 @@ def finding_line(finding: Finding) -> str:
     return "  ! " + printable(f"{finding.kind.value}: {scope}{finding.key}: {finding.message}")
 
 
+def targets_note(plan: Plan) -> str | None:
+    """Terraform's warning for -target: the rest of the specs was not looked at."""
+    if not plan.targets:
+        return None
+    return (
+        f"Targeted plan: only {', '.join(plan.targets)} (--target); the rest of the specs was not observed, "
+        "and the registry and inventory are left for the next full apply."
+    )
+
+
 def render_text(plan: Plan, desired: Desired | None = None, *, color: bool = False, compact: bool = False) -> str:
     lines: list[str] = []
+    if note := targets_note(plan):
+        lines += [_paint(note, "yellow", color), ""]
     if plan.actions:
         lines.append("pixel will perform the following actions:")
         for mapping, actions in group_by_mapping(plan.actions).items():

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from reconciler.keys import printable
 from reconciler.model import Action, Change, Desired, Finding, FindingKind, ObjectRef, Plan
-from reconciler.plan.render import SYMBOL, group_by_mapping, heading, target_text
+from reconciler.plan.render import SYMBOL, group_by_mapping, heading, target_text, targets_note
 from reconciler.plan.summary import Tally, closing_line, summary_line, tally
 from reconciler.units import human_bytes
 
@@ -159,6 +159,8 @@ def render_markdown(plan: Plan, desired: Desired | None = None, *, max_chars: in
             budget.take(line)
 
     add(_title(plan), "")
+    if note := targets_note(plan):
+        add(f"> [!WARNING]\n> {note}", "")
     deleted, deleted_bytes, sample = _deleted(plan)
     if deleted:
         examples = ", ".join(_code(printable(str(ref))) for ref in sample) + (", …" if deleted > len(sample) else "")

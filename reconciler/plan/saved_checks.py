@@ -25,6 +25,9 @@ plan in, the problems out.
    made with and the per-mapping object counts observed when it was made (both
    recorded in the file under its guard digest). The file's own `errors` and
    `applyable` never let an action through.
+4. Targets: a plan made with `--target` records its targets; every action must
+   also lie where the specs narrowed to those targets manage (1. again, on
+   the narrowed specs), so an edited targeted plan cannot reach further.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from reconciler.plan.datasets import SCOPE as DATASETS_SCOPE
 from reconciler.plan.datasets import plan_tier_guards
 from reconciler.plan.guards import GuardLimits, prunes
 from reconciler.plan.manifests import INVENTORY_SCOPE, REGISTRY_SCOPE
+from reconciler.spec.targets import narrow
 
 _WRITES = frozenset(
     {ActionKind.UPLOAD, ActionKind.DOWNLOAD, ActionKind.COPY, ActionKind.MOVE, ActionKind.WRITE_MANIFEST}
@@ -270,11 +274,14 @@ def problems(desired: Desired, plan: Plan, limits: GuardLimits | None = None) ->
     """Every reason not to apply `plan` against `desired`: one line per offending action, then the guards' errors
     with `limits` (the defaults `pixel plan` uses when not given)."""
     managed = _Managed.of(desired)
+    scoped = _Managed.of(narrow(desired, plan.targets)) if plan.targets else None
     lines: list[str] = []
     clean: list[Action] = []
     for action in plan.actions:
         checks = (key_problem(action), precondition_problem(desired, action), _where_problem(managed, action))
         found = [p for p in checks if p]
+        if not found and scoped is not None and _where_problem(scoped, action) is not None:
+            found.append(f"lies outside the plan's targets ({', '.join(plan.targets)})")
         if found:
             lines.append(f"{label(action)} {'; '.join(found)}")
         else:

@@ -111,6 +111,8 @@ def guard_digest(data: dict[str, Any]) -> str:
     """sha256 of what the guards are derived from besides the actions: the spec digest, the limits, the
     per-mapping object counts and the findings (--strict). An edit to any of them no longer matches."""
     covered = {name: data[name] for name in ("spec_digest", "guard_limits", "object_counts", "findings")}
+    if "targets" in data:  # a targeted plan's scope check reads them: widening them is an edit too
+        covered["targets"] = data["targets"]
     canonical = json.dumps(covered, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -131,6 +133,8 @@ def to_dict(plan: Plan, *, limits: GuardLimits | None = None) -> dict[str, Any]:
         "guard_limits": _limits_dict(limits or GuardLimits()),
         "object_counts": dict(sorted(plan.object_counts.items())),
     }
+    if plan.targets:
+        data["targets"] = list(plan.targets)
     data["guard_digest"] = guard_digest(data)
     return data
 
@@ -207,6 +211,7 @@ def from_dict(data: Any, *, source: str = "plan") -> Plan:
         spec_digest=data["spec_digest"],
         errors=tuple(data["errors"]),
         object_counts=dict(data["object_counts"]),
+        targets=tuple(data.get("targets", ())),
     )
     # What the guards are derived from at apply time besides the actions: an edit there is refused outright.
     if guard_digest(data) != data["guard_digest"]:

@@ -24,6 +24,7 @@ def test_bench_runs_every_case_for_pixel_and_writes_results(tmp_path: Path) -> N
     argv = [sys.executable, "-m", "bench", "--runs", "1", "--tools", "pixel", "--small", "60", "--big", "1"]
     argv += ["--big-mib", "1", "--edits", "10", "--million", "2000", "--out", str(out), "--work", str(tmp_path / "w")]
     argv += ["--loader-mib", "2", "--loader-shards", "3", "--loader-shard-mib", "0.2"]
+    argv += ["--service-clients", "3", "--service-requests", "5"]
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
@@ -38,6 +39,9 @@ def test_bench_runs_every_case_for_pixel_and_writes_results(tmp_path: Path) -> N
     assert (pixel["hash_stage_cold"]["read"], pixel["hash_stage_warm"]["read"]) == (61, 0)
     assert pixel["hash_stage_warm"]["from_cache"] == 61
     assert results["extra"]["million"]["actions"] == 20  # 1% of 2,000 objects changed
+    service = results["extra"]["service"]
+    assert (service["requests"], service["errors"], service["images"]) == (15, 0, 500)
+    assert 0 < service["p50_ms"] <= service["p99_ms"]
     assert "| initial upload" in done.stdout and "Targets (ratios from this run):" in done.stdout
     loader = results["extra"]["loader"]
     for case in ("one_big", "shards"):
@@ -47,6 +51,7 @@ def test_bench_runs_every_case_for_pixel_and_writes_results(tmp_path: Path) -> N
         assert all(r["records_per_s"]["median"] > 0 and r["rss_mib"]["min"] > 0 for r in readers.values())
     assert loader["cases"]["shards"]["records"] > 0
     assert "Loader targets" in done.stdout and "pixel warm / cold" in done.stdout
+    assert "service: 3 clients x 5 GETs" in done.stdout and "service training-data p99 latency" in done.stdout
 
 
 def test_measure_reports_the_childs_own_peak_not_the_harness(tmp_path: Path) -> None:

@@ -7,25 +7,23 @@ status` against the plan; damaged manifests restored.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import re
-import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
 
-from reconciler.dev.world_data import ACTOR_PREFIX, ACTORS, BASE_MTIME_NS, image, seed_world
+from reconciler.dev.world_data import ACTOR_PREFIX, ACTORS, BASE_MTIME_NS, image
 from reconciler.manifests.common import iso_from_ns
 from reconciler.spec import load_schema
-from tests.integration.pixelenv import Run, pixel
+from tests.integration.demo_world import Demo, make_demo
+from tests.integration.pixelenv import Run
 
 pytestmark = pytest.mark.integration
 
@@ -33,47 +31,10 @@ REPO = Path(__file__).resolve().parents[2]
 A42 = next(a for a in ACTORS if a.actor_id == "0042")
 
 
-@dataclass
-class Demo:
-    root: Path
-    specs: Path
-    env: dict[str, str]
-    client: Any
-    data_bucket: str
-    actor_bucket: str
-
-    def pixel(self, *args: str) -> Run:
-        return pixel([*args[:1], "--specs", str(self.specs), *args[1:]], self.env)
-
-    def manifest(self, actor_id: str) -> Path:
-        return self.root / "data" / "actor_manifests" / f"{actor_id}_manifest.json"
-
-    def keys(self, bucket: str, prefix: str = "") -> list[str]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
-
-
 @pytest.fixture
 def demo(tmp_path: Path, seaweed: Any, bucket: str) -> Demo:
     """The repository's specs with their two buckets renamed to fresh ones, seeded with the demo world."""
-    client = seaweed.client()
-    actor_bucket = f"{bucket}-actors"[:63].rstrip("-.")
-    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
-    for name in (bucket, actor_bucket):
-        if name not in existing:
-            with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists):
-                client.create_bucket(Bucket=name)
-    specs = tmp_path / "specs"
-    shutil.copytree(REPO / "specs", specs)
-    for file in specs.glob("*.yaml"):
-        text = file.read_text()
-        text = re.sub(r"bucket: pixel-data\b", f"bucket: {bucket}", text)
-        text = re.sub(r"bucket: story-boards-assets\b", f"bucket: {actor_bucket}", text)
-        file.write_text(text)
-    root = tmp_path / "demo-data"
-    seed_world(root, client, data_bucket=bucket, actor_bucket=actor_bucket)
-    env = {**seaweed.env(), "PIXEL_S3_ENDPOINT": seaweed.endpoint, "PIXEL_DATA_ROOT": str(root)}
-    return Demo(root, specs, env, client, bucket, actor_bucket)
+    return make_demo(tmp_path, seaweed, bucket)
 
 
 def validator(name: str) -> Draft202012Validator:

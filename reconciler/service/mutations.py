@@ -1,0 +1,198 @@
+"""Seed 004's TrainingDataAPI mutations, as pixel does every change: edit the local side, then a targeted apply.
+
+Under `authority: local` the actor's directory is the truth, so adding an image
+is writing a file there (temp, fsync, rename: LocalStore.write) and removing one
+is deleting the file; a `pixel apply --target actors/ID` then makes S3 and the
+manifest follow, through the same plan -> guards -> lock -> executor path as
+the CLI. The bucket lock is taken before anything is written, and every check
+(body, name, the delete guards) runs before the first byte changes, so a
+refused request leaves everything as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import threading
+from collections.abc import Sequence
+
+from reconciler.apply.report import LogReporter
+from reconciler.apply.session import LockOptions, locked, run_locked
+from reconciler.errors import UserError
+from reconciler.globs import matches
+from reconciler.model import (
+    Action,
+    ActionKind,
+    ActorSpec,
+    Authority,
+    Change,
+    Entry,
+    MappingObservation,
+    MappingSpec,
+    ObjectRef,
+    Precondition,
+)
+from reconciler.plan.diff import action_id
+from reconciler.plan.guards import delete_refusals
+from reconciler.service.state import Rendered, Service, ServiceError
+from reconciler.spec.actors import MAPPING_PREFIX
+from reconciler.stores.base import OpenSource, Store, StoreError
+from reconciler.workflow import Workspace, guarded_plan
+
+JPEG_START = b"\xff\xd8\xff"  # SOI and the first marker's 0xFF
+JPEG_END = b"\xff\xd9"  # EOI
+DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024
+MAX_FILES = 20
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+
+
+def check_jpeg(name: str, body: bytes, limit: int) -> None:
+    if len(body) > limit:
+        raise ServiceError(413, f"{name}: {len(body)} bytes, more than the limit of {limit} bytes per image")
+    if len(body) < len(JPEG_START) + len(JPEG_END) or not body.startswith(JPEG_START):
+        raise ServiceError(415, f"{name}: not a JPEG (a JPEG starts with the bytes FF D8 FF)")
+    if not body.rstrip(b"\0").endswith(JPEG_END):
+        raise ServiceError(415, f"{name}: not a whole JPEG (no end-of-image marker FF D9; truncated?)")
+
+
+def check_filename(mapping: MappingSpec, actor: ActorSpec, filename: str) -> None:
+    """A bare file name the actor's images glob selects: no separator, no `..`, nothing else reachable."""
+    if "/" in filename or "\\" in filename or ".." in filename or "\0" in filename or not _NAME.match(filename):
+        raise ServiceError(
+            400, f"invalid image filename {filename[:80]!r}: expected a bare name like {actor.actor_name}_0.jpg"
+        )
+    if not matches(filename, mapping.include, mapping.exclude):
+        raise ServiceError(
+            400, f"{filename!r} is not one of actor {actor.actor_id}'s image names ({', '.join(mapping.include)})"
+        )
+
+
+def _mapping(ws: Workspace, actor: ActorSpec) -> MappingSpec:
+    return next(m for m in ws.desired.mappings if m.name == actor.mapping)
+
+
+def _observe(ws: Workspace, actor: ActorSpec) -> MappingObservation:
+    try:
+        observed, _ = guarded_plan(ws, targets=[MAPPING_PREFIX + actor.actor_id])
+    except UserError as exc:
+        raise ServiceError(502, f"could not observe actor {actor.actor_id}: {exc}") from exc
+    return observed.mappings.get(actor.mapping, MappingObservation({}, {}))
+
+
+def next_index(names: Sequence[str], actor: ActorSpec) -> int:
+    pattern = re.compile(re.escape(actor.actor_name) + r"_(\d+)\.jpg$")
+    found = [int(m.group(1)) for name in names if (m := pattern.match(name))]
+    return max(found, default=-1) + 1
+
+
+def _apply(ws: Workspace, actor: ActorSpec, lost: threading.Event) -> None:
+    """The targeted apply (`pixel apply --target actors/ID`), lock already held: plan, guards, execute."""
+    try:
+        _, plan = guarded_plan(ws, targets=[MAPPING_PREFIX + actor.actor_id])
+        if plan.errors:
+            raise ServiceError(409, "the apply was refused: " + "; ".join(plan.errors))
+        if not plan.has_changes:
+            return
+        result, _ = run_locked(ws, plan, parallelism=8, reporter=LogReporter(), lost=lost)
+    except UserError as exc:
+        raise ServiceError(502, f"the apply of actor {actor.actor_id} failed: {exc}") from exc
+    if not result.ok:
+        failed = [f"{o.action.id}: {o.error}" for o in result.failed] + [o.action.id for o in result.skipped]
+        raise ServiceError(502, f"the apply of actor {actor.actor_id} did not finish: " + "; ".join(failed[:5]))
+
+
+def _bytes(body: bytes) -> OpenSource:
+    return lambda: io.BytesIO(body)
+
+
+def _write_all(store: Store, keys: Sequence[str], bodies: Sequence[bytes]) -> None:
+    """Each file temp -> fsync -> rename, created only where nothing is (If-None-Match); all or none."""
+    written: list[str] = []
+    try:
+        for key, body in zip(keys, bodies, strict=True):
+            store.write(key, _bytes(body), size=len(body), md5=hashlib.md5(body).hexdigest(), if_absent=True)
+            written.append(key)
+    except StoreError as exc:
+        _remove(store, written)
+        raise ServiceError(500, f"could not write the images locally: {exc}; nothing was kept") from exc
+
+
+def _remove(store: Store, keys: Sequence[str]) -> None:
+    for key in keys:
+        store.delete(key)
+
+
+def add_images(service: Service, raw_id: str, files: Sequence[tuple[str, bytes]], limit: int) -> Rendered:
+    """POST /api/actors/{id}/training-images: each body checked, named {actor_name}_{next}.jpg, then applied."""
+    ws, actor = service.actor(raw_id, fresh=True)
+    mapping = _mapping(ws, actor)
+    if not files:
+        raise ServiceError(400, "no images: send one or more JPEGs as multipart form fields named 'files'")
+    if len(files) > MAX_FILES:
+        raise ServiceError(400, f"{len(files)} images in one request; at most {MAX_FILES}")
+    for name, body in files:
+        check_jpeg(name or "(unnamed)", body, limit)
+    if mapping.authority is Authority.S3:
+        raise ServiceError(
+            409, f"actor {actor.actor_id}'s images come from S3 (authority: s3): add them there, pixel downloads them"
+        )
+    store = ws.stores[mapping.local_store]
+    with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as lost:
+        obs = _observe(ws, actor)
+        start = next_index([*obs.local, *obs.remote], actor)
+        names = [f"{actor.actor_name}_{start + i}.jpg" for i in range(len(files))]
+        if not all(matches(name, mapping.include, mapping.exclude) for name in names):
+            raise ServiceError(
+                409,
+                f"the actor's images pattern {mapping.include[0]!r} does not select {names[0]}; nothing was written",
+            )
+        keys = [f"{mapping.local_path}/{name}" for name in names]
+        _write_all(store, keys, [body for _, body in files])
+        try:
+            _apply(ws, actor, lost)
+        except ServiceError as exc:
+            if exc.status == 409:  # the plan was refused before it ran: take the files back, change nothing
+                _remove(store, keys)
+            raise
+    return service.manifest_document(ws, actor)
+
+
+def s3_delete_refusal(ws: Workspace, mapping: MappingSpec, actor: ActorSpec, remote: Entry) -> str | None:
+    """Why pixel may not delete this S3 image, by the same guards a plan answers to; None when it may."""
+    if mapping.authority is not Authority.LOCAL:
+        return f"actor {actor.actor_id}'s authority is {mapping.authority.value}: pixel never deletes its S3 images"
+    delete = Action(
+        id=action_id(ActionKind.DELETE, ObjectRef(mapping.s3_store, mapping.s3_prefix + remote.key)),
+        kind=ActionKind.DELETE,
+        change=Change.DELETE,
+        mapping=mapping.name,
+        target=ObjectRef(mapping.s3_store, mapping.s3_prefix + remote.key),
+        reason="removed through the API",
+        precondition=Precondition(target_etag=remote.etag),
+    )
+    refusals = delete_refusals(ws.desired, delete)
+    return "; ".join(refusals) if refusals else None
+
+
+def remove_image(service: Service, raw_id: str, filename: str) -> Rendered:
+    """DELETE /api/actors/{id}/training-images/{filename}: the local file, the S3 object where allowed, the manifest."""
+    ws, actor = service.actor(raw_id, fresh=True)
+    mapping = _mapping(ws, actor)
+    check_filename(mapping, actor, filename)
+    with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as lost:
+        obs = _observe(ws, actor)
+        local, remote = obs.local.get(filename), obs.remote.get(filename)
+        if local is None and remote is None:
+            raise ServiceError(404, f"actor {actor.actor_id} has no image {filename!r}, locally or in S3")
+        if remote is not None and (why := s3_delete_refusal(ws, mapping, actor, remote)) is not None:
+            raise ServiceError(
+                409, f"S3 deletes are not allowed for actor {actor.actor_id}: {why}; nothing was deleted"
+            )
+        if local is not None:
+            try:
+                ws.stores[mapping.local_store].delete(f"{mapping.local_path}/{filename}", if_match=local.etag)
+            except StoreError as exc:
+                raise ServiceError(409, f"could not delete the local file: {exc}; nothing was deleted") from exc
+        _apply(ws, actor, lost)
+    return service.manifest_document(ws, actor)

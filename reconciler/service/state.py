@@ -1,0 +1,301 @@
+"""What the service reads: the specs and stores (a Workspace), the actor manifests, and a status snapshot.
+
+Everything goes through the same code as the CLI: `load` and `open_stores` for
+the specs, `guarded_plan` for observation, `status_document` for counts. The
+service keeps no state of its own beyond caches: a manifest's API document is
+rebuilt when the file's stat changes, the status snapshot after `status_ttl`
+seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler.commands.common import load
+from reconciler.errors import UserError
+from reconciler.manifests.actors import render_actor_manifest
+from reconciler.manifests.common import s3_uri
+from reconciler.manifests.registry import resolves_to
+from reconciler.manifests.status import status_document
+from reconciler.model import (
+    ActorLayout,
+    ActorSpec,
+    Desired,
+    Entry,
+    LocalStoreSpec,
+    ObjectRef,
+    Observed,
+    Plan,
+    S3StoreSpec,
+)
+from reconciler.observe.world import read_generated
+from reconciler.plan.datasets import tier_entry
+from reconciler.plan.manifests import state_for
+from reconciler.service.documents import BadManifest, training_data
+from reconciler.service.models import DatasetEntry, Resolution, TrainingData
+from reconciler.spec.actors import MAPPING_PREFIX
+from reconciler.spec.targets import find_actor
+from reconciler.stores.base import StoreError
+from reconciler.workflow import Workspace, guarded_plan, open_stores
+
+# An unknown actor id re-reads the actor directories (a new actor may have appeared), at most this often.
+RELOAD_INTERVAL = 5.0
+
+
+class ServiceError(Exception):
+    """An answer other than 2xx: the HTTP status and one clear message, sent as JSON."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A JSON body ready to send, with its strong ETag."""
+
+    body: bytes
+    etag: str
+
+    @classmethod
+    def of(cls, body: bytes) -> Rendered:
+        return cls(body, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One full observation and plan, as `pixel status` makes it, and what the page and the API derive from it."""
+
+    desired: Desired
+    observed: Observed
+    plan: Plan
+    status: dict[str, Any]
+    taken: float
+
+
+def _local_root(desired: Desired, store: str) -> Path:
+    spec = desired.stores[store]
+    assert isinstance(spec, LocalStoreSpec)
+    return Path(spec.root)
+
+
+def parse_actor_id(raw: str) -> str:
+    """The digits of `42` or `0042`; anything else is a 400 naming the expected form."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 12:
+        raise ServiceError(400, f"actor_id must be a number such as 42 or 0042, got {raw[:40]!r}")
+    return raw
+
+
+class Service:
+    def __init__(
+        self, specs: Path, *, status_ttl: float = 10.0, lock_timeout: float = 30.0, parallelism: int = 8
+    ) -> None:
+        self.specs = specs
+        self.status_ttl = status_ttl
+        self.lock_timeout = lock_timeout  # how long a mutation waits for another apply's bucket lock
+        self.parallelism = parallelism
+        self._lock = threading.Lock()  # guards the caches below
+        self.mutation_lock = threading.Lock()  # one mutation at a time in this process; the bucket lock across
+        self._snapshot_lock = threading.Lock()
+        self._ws: Workspace | None = None
+        self._loaded_at = 0.0
+        self._documents: dict[Path, tuple[tuple[int, int, int], Rendered, TrainingData]] = {}
+        self._snapshot: Snapshot | None = None
+
+    # --- specs and stores -----------------------------------------------------------------------------
+
+    def open(self) -> Workspace:
+        """Load the specs and open the stores afresh (the CLI's `load` + `open_stores`)."""
+        try:
+            ws = open_stores(load(self.specs), parallelism=self.parallelism)
+        except UserError as exc:
+            raise ServiceError(503, f"the specs in {self.specs} cannot be used: {exc}") from exc
+        with self._lock:
+            self._ws, self._loaded_at = ws, time.monotonic()
+        return ws
+
+    def workspace(self, *, max_age: float | None = None) -> Workspace:
+        """The open workspace; opened afresh when there is none or it is older than `max_age` seconds."""
+        with self._lock:
+            ws, age = self._ws, time.monotonic() - self._loaded_at
+        if ws is None or (max_age is not None and age > max_age):
+            return self.open()
+        return ws
+
+    def known_actor(self, raw_id: str) -> tuple[Workspace, ActorSpec] | None:
+        """The actor from the open workspace without any I/O (for the event loop); None when that needs loading."""
+        actor_id = parse_actor_id(raw_id)
+        with self._lock:
+            ws = self._ws
+        actor = find_actor(ws.desired, actor_id) if ws is not None else None
+        if ws is None or actor is None or not actor.actor_id.isdigit():
+            return None
+        return ws, actor
+
+    def actor(self, raw_id: str, *, fresh: bool = False) -> tuple[Workspace, ActorSpec]:
+        """The actor `raw_id` addresses (42 or 0042), from freshly opened stores when `fresh`; 404 if none."""
+        actor_id = parse_actor_id(raw_id)
+        ws = self.open() if fresh else self.workspace()
+        actor = find_actor(ws.desired, actor_id)
+        if actor is None and not fresh and time.monotonic() - self._loaded_at > RELOAD_INTERVAL:
+            ws = self.open()
+            actor = find_actor(ws.desired, actor_id)
+        if actor is None:
+            known = ", ".join(a.actor_id for a in ws.desired.actors) or "none"
+            raise ServiceError(404, f"no actor {actor_id} in the specs or the actor directories (actors: {known})")
+        if not actor.actor_id.isdigit():
+            raise ServiceError(404, f"actor {actor.actor_id!r} has no numeric id; the API addresses actors by number")
+        return ws, actor
+
+    # --- training data --------------------------------------------------------------------------------
+
+    def manifest_path(self, desired: Desired, actor: ActorSpec) -> Path:
+        return _local_root(desired, actor.manifest.store) / actor.manifest.key
+
+    def training_data(self, desired: Desired, actor: ActorSpec) -> tuple[Rendered, TrainingData] | None:
+        """The API document from the actor's manifest on disk, cached by the file's stat; None without one."""
+        path = self.manifest_path(desired, actor)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        with self._lock:
+            cached = self._documents.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1], cached[2]
+        try:
+            manifest = json.loads(path.read_bytes())
+            root = _local_root(desired, self.actor_layout(desired).local_store)
+            document = training_data(actor.actor_id, manifest, root)
+        except (OSError, ValueError, BadManifest) as exc:
+            raise ServiceError(
+                500, f"the manifest {path} cannot be read ({exc}); `pixel apply` rewrites it from the stores"
+            ) from exc
+        rendered = Rendered.of(document.model_dump_json().encode())
+        with self._lock:
+            self._documents[path] = (stamp, rendered, document)
+        return rendered, document
+
+    def manifest_document(self, ws: Workspace, actor: ActorSpec) -> Rendered:
+        found = self.training_data(ws.desired, actor)
+        if found is None:
+            raise ServiceError(
+                404,
+                f"actor {actor.actor_id} has no manifest yet at {self.manifest_path(ws.desired, actor)}: "
+                "`pixel apply` writes it (or ask with ?refresh=true for the live state)",
+            )
+        return found[0]
+
+    def live_training_data(self, ws: Workspace, actor: ActorSpec) -> Rendered:
+        """`?refresh=true`: observe only this actor's directory and S3 prefix (read only, no lock), answer from that."""
+        try:
+            observed, _ = guarded_plan(ws, targets=[MAPPING_PREFIX + actor.actor_id])
+        except UserError as exc:
+            raise ServiceError(502, f"could not observe actor {actor.actor_id}: {exc}") from exc
+        state = state_for(ws.desired, observed, actor)
+        current = observed.generated.get(actor.manifest)
+        previous = current.content if current is not None else None
+        manifest = json.loads(render_actor_manifest(state, actor, previous, None))
+        root = _local_root(ws.desired, self.actor_layout(ws.desired).local_store)
+        return Rendered.of(training_data(actor.actor_id, manifest, root).model_dump_json().encode())
+
+    @staticmethod
+    def actor_layout(desired: Desired) -> ActorLayout:
+        layout = desired.actor_layout
+        if layout is None:
+            raise ServiceError(404, "the specs declare no actors section")
+        return layout
+
+    # --- the status snapshot --------------------------------------------------------------------------
+
+    def snapshot(self, *, refresh: bool = False) -> Snapshot:
+        """The last full observation if younger than status_ttl, else a new one (one at a time)."""
+        with self._snapshot_lock:
+            current = self._snapshot
+            if current is not None and not refresh and time.monotonic() - current.taken < self.status_ttl:
+                return current
+            ws = self.open()
+            try:
+                observed, plan = guarded_plan(ws)
+            except UserError as exc:
+                raise ServiceError(502, f"could not observe the stores: {exc}") from exc
+            snap = Snapshot(ws.desired, observed, plan, status_document(ws.desired, observed, plan), time.monotonic())
+            self._snapshot = snap
+            return snap
+
+
+def dataset_entries(snap: Snapshot) -> list[DatasetEntry]:
+    desired, observed = snap.desired, snap.observed
+
+    def lookup(store: str, key: str) -> Entry | None:
+        return tier_entry(desired, observed, store, key) or observed.sources.get(ObjectRef(store, key))
+
+    states = snap.status.get("datasets", {}).get("by_name", {})
+    out = []
+    for d in desired.datasets:
+        found = resolves_to(d, lookup)
+        resolution = None
+        if found is not None:
+            ref, via = found
+            where = desired.stores[ref.store]
+            uri = s3_uri(where, ref.key) if isinstance(where, S3StoreSpec) else str(ref)
+            resolution = Resolution(
+                store=ref.store, key=ref.key, uri=uri, via="canonical" if via == "canonical" else "source"
+            )
+        spec = desired.stores[d.store]
+        assert isinstance(spec, S3StoreSpec)
+        out.append(
+            DatasetEntry(
+                name=d.name,
+                tier=d.tier,
+                category=d.category,
+                format=d.format,
+                stages=list(d.stages),
+                canonical=s3_uri(spec, d.key),
+                source=str(d.source) if d.source is not None else None,
+                state=states.get(d.name, "unknown"),
+                resolves_to=resolution,
+            )
+        )
+    return out
+
+
+def read_registry(desired: Desired) -> dict[str, Any] | None:
+    ref = desired.registry
+    if ref is None:
+        return None
+    try:
+        document = json.loads((_local_root(desired, ref.store) / ref.key).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def final_dataset_manifest(ws: Workspace) -> dict[str, Any]:
+    """The published final dataset's manifest.json: the one place the final dataset is looked up.
+
+    The specs' `final_dataset` section (its `manifest` ref, in any store) is wired here once it exists;
+    until then every answer is the 404 below.
+    """
+    section = getattr(ws.desired, "final_dataset", None)
+    ref = getattr(section, "manifest", None)
+    if not isinstance(ref, ObjectRef):
+        raise ServiceError(404, "no final dataset is declared in the specs")
+    try:
+        current = read_generated(ws.stores, ref)
+        document = json.loads(current.content) if current.content is not None else None
+    except (StoreError, ValueError) as exc:
+        raise ServiceError(500, f"the final dataset manifest {ref} cannot be read: {exc}") from exc
+    if document is None:
+        raise ServiceError(404, f"the final dataset is declared but not published yet ({ref})")
+    if not isinstance(document, dict):
+        raise ServiceError(500, f"the final dataset manifest {ref} is not a JSON object")
+    return document

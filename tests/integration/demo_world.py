@@ -1,0 +1,59 @@
+"""The demo world (reconciler.dev.world_data) on the session's SeaweedFS, with the repository's specs."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler.dev.world_data import seed_world
+from tests.integration.pixelenv import Run, pixel
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Demo:
+    root: Path
+    specs: Path
+    env: dict[str, str]
+    client: Any
+    data_bucket: str
+    actor_bucket: str
+
+    def pixel(self, *args: str) -> Run:
+        return pixel([*args[:1], "--specs", str(self.specs), *args[1:]], self.env)
+
+    def manifest(self, actor_id: str) -> Path:
+        return self.root / "data" / "actor_manifests" / f"{actor_id}_manifest.json"
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+
+def make_demo(tmp_path: Path, seaweed: Any, bucket: str) -> Demo:
+    """The repository's specs with their two buckets renamed to `bucket` and a sibling, seeded with the demo world."""
+    client = seaweed.client()
+    actor_bucket = f"{bucket}-actors"[:63].rstrip("-.")
+    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    for name in (bucket, actor_bucket):
+        if name not in existing:
+            with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists):
+                client.create_bucket(Bucket=name)
+    specs = tmp_path / "specs"
+    shutil.copytree(REPO / "specs", specs)
+    for file in specs.glob("*.yaml"):
+        text = file.read_text()
+        text = re.sub(r"bucket: pixel-data\b", f"bucket: {bucket}", text)
+        text = re.sub(r"bucket: story-boards-assets\b", f"bucket: {actor_bucket}", text)
+        file.write_text(text)
+    root = tmp_path / "demo-data"
+    seed_world(root, client, data_bucket=bucket, actor_bucket=actor_bucket)
+    env = {**seaweed.env(), "PIXEL_S3_ENDPOINT": seaweed.endpoint, "PIXEL_DATA_ROOT": str(root)}
+    return Demo(root, specs, env, client, bucket, actor_bucket)
+
+

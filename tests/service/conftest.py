@@ -1,0 +1,87 @@
+"""The training-data service on a real uvicorn (loopback, free port) over the demo world on SeaweedFS."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from botocore.exceptions import BotoCoreError, ClientError
+
+from reconciler.dev.live_server import LiveServer
+from reconciler.dev.seaweed import SeaweedServer, unique_bucket_name
+from reconciler.service.app import create_app
+from tests.integration.demo_world import Demo, make_demo
+
+TOKEN = "test-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@dataclass
+class World:
+    demo: Demo
+    server: LiveServer
+    http: httpx.Client
+
+    def state(self) -> dict[str, Any]:
+        """Everything a request could change: every local file's bytes hash and every S3 object's ETag."""
+        files = {
+            str(p.relative_to(self.demo.root)): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(self.demo.root.rglob("*"))
+            if p.is_file()
+        }
+        objects = {}
+        for bucket in (self.demo.data_bucket, self.demo.actor_bucket):
+            pages = self.demo.client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for page in pages:
+                for o in page.get("Contents", []):
+                    objects[f"{bucket}/{o['Key']}"] = o["ETag"]
+        return {"files": files, "objects": objects}
+
+
+@contextmanager
+def serving(
+    tmp: Path, seaweed: SeaweedServer, name: str, edit: Callable[[Path], None] | None = None, **options: Any
+) -> Iterator[World]:
+    """The demo world (specs changed by `edit` first), applied once by the CLI (manifests written), served by
+    pixel's app; its buckets removed after."""
+    bucket = seaweed.create_bucket(unique_bucket_name(name))
+    demo = make_demo(tmp, seaweed, bucket)
+    demo.env["PIXEL_CACHE_DIR"] = str(tmp / "cache")  # the CLI's applies and the service: one apply record
+    if edit is not None:
+        edit(demo.specs)
+    try:
+        run = demo.pixel("apply", "--auto-approve", "-q")
+        assert run.code == 0, run.out + run.err
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in demo.env.items():
+                patch.setenv(key, value)
+            app = create_app(demo.specs, token=options.pop("token", TOKEN), status_ttl=0, **options)
+            with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=120) as http:
+                yield World(demo, server, http)
+    finally:
+        for name_ in (demo.actor_bucket, bucket):
+            try:
+                seaweed.delete_bucket(name_)
+            except (BotoCoreError, ClientError) as exc:
+                warnings.warn(f"could not delete test bucket {name_}: {exc}", stacklevel=1)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, seaweed: SeaweedServer) -> Iterator[World]:
+    """Shared by a module's read-only tests (and bad-input tests, which must change nothing)."""
+    with serving(tmp_path_factory.mktemp("service"), seaweed, "svc-read") as served:
+        yield served
+
+
+@pytest.fixture
+def fresh_world(tmp_path: Path, seaweed: SeaweedServer, request: pytest.FixtureRequest) -> Iterator[World]:
+    """A world of this test's own, for mutations."""
+    with serving(tmp_path, seaweed, request.node.name) as served:
+        yield served
