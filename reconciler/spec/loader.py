@@ -18,6 +18,7 @@ from reconciler.spec.errors import SpecError, SpecErrors, YamlPath, display_path
 from reconciler.spec.interpolate import interpolate_tree
 from reconciler.spec.validate import schema_problems, show
 from reconciler.spec.yamlnodes import Position, YamlSyntaxError, parse_yaml
+from reconciler.units import parse_size
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
@@ -113,6 +114,9 @@ def load_desired(spec_dir: Path, env: Mapping[str, str]) -> Desired:
     from reconciler.spec.world import build_world
 
     world = build_world(documents, stores, mappings, report)
+    from reconciler.spec.final import build_final
+
+    final = build_final(documents, stores, mappings, world, report)
     if report:
         raise SpecErrors(report.errors())
     built = {name: store.spec for name, store in stores.items() if store.spec is not None}
@@ -126,6 +130,7 @@ def load_desired(spec_dir: Path, env: Mapping[str, str]) -> Desired:
         inventory=world.inventory,
         actor_layout=world.actor_layout,
         actors=tuple(world.actors),
+        final=final,
     )
 
 
@@ -300,6 +305,10 @@ def _build_mappings(documents: list[SpecDocument], stores: dict[str, _Store], re
             exclude = _patterns(doc, (*path, "exclude"), body.get("exclude"), report)
             authority = body.get("authority", "local")
             release_local = body.get("release_local", False) is True
+            keep_local = _patterns(doc, (*path, "keep_local"), body.get("keep_local"), report)
+            min_size, min_size_except = _min_size(doc, (*path, "min_size"), body.get("min_size"), report)
+            if keep_local and not release_local and not doc.is_broken((*path, "keep_local")):
+                report.add(doc, (*path, "keep_local"), "keep_local only means something with release_local: true")
             if release_local and authority in ("s3", "none") and not doc.is_broken((*path, "release_local")):
                 report.add(
                     doc,
@@ -336,6 +345,9 @@ def _build_mappings(documents: list[SpecDocument], stores: dict[str, _Store], re
                     protect=body.get("protect", False) is True,
                     release_local=release_local,
                     source_file=doc.display,
+                    min_size=min_size,
+                    min_size_except=min_size_except,
+                    keep_local=keep_local,
                 )
             )
     return built
@@ -420,6 +432,17 @@ def _patterns(doc: SpecDocument, path: YamlPath, value: object, report: _Report)
         if problem and "empty segments" not in problem:
             report.add(doc, (*path, index), f"pattern {problem}, got {show(pattern)}")
     return tuple(str(pattern) for pattern in value)
+
+
+def _min_size(doc: SpecDocument, path: YamlPath, value: object, report: _Report) -> tuple[int, tuple[str, ...]]:
+    """(bytes, exempt globs) of a mapping's min_size: a size, or {size, except}."""
+    if value is None or doc.is_broken(path):
+        return 0, ()
+    if isinstance(value, dict):
+        exempt = _patterns(doc, (*path, "except"), value.get("except"), report)
+        return parse_size(value["size"]), exempt
+    assert isinstance(value, int | str)
+    return parse_size(value), ()
 
 
 def _check_overlap(target: _Target, earlier: list[_Target], doc: SpecDocument, path: YamlPath, report: _Report) -> None:
