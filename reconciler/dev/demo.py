@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from reconciler.dev import demo_data
+from reconciler.dev.final_demo import seed_training_ready
 from reconciler.dev.seaweed import SeaweedError, SeaweedServer, sigterm_runs_cleanup
 
 PIXEL = Path(sys.executable).with_name("pixel")
@@ -78,6 +79,7 @@ def run(data: Path, specs: Path, world: bool) -> None:
     root = data.resolve()
     began = time.monotonic()
     demo_data.generate(root)
+    seed_training_ready(root)  # specs/final_dataset.yaml maps ai/training_ready/data: it must exist
     files = demo_data.build()
     banner("pixel demo")
     say(
@@ -112,6 +114,10 @@ def run(data: Path, specs: Path, world: bool) -> None:
             banner("The training-data world: actor images, datasets and manifests")
             try:
                 run_world_demo(specs, root, env, server.client(), say)
+                from reconciler.dev.final_demo import run_final_demo
+
+                banner("The final training dataset: published, current, rebuilt when a source changes")
+                run_final_demo(specs, root, env, say)
             except RuntimeError as exc:
                 raise DemoFailed(str(exc)) from exc
     banner(f"Demo complete in {time.monotonic() - began:.0f} s; the S3 server is stopped, {data} is kept.")

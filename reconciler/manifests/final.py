@@ -146,3 +146,13 @@ def summary(published: Published) -> dict[str, Any]:
             "records": published.compiled.records,
         },
     }
+
+
+def summary_of(content: bytes | None) -> dict[str, Any] | None:
+    """The summary of a published manifest's bytes; None when there is none pixel can follow."""
+    if content is None:
+        return None
+    try:
+        return summary(parse(content))
+    except ManifestError:
+        return None

@@ -20,7 +20,9 @@ COMPILED = "final_dataset/compiled/final_training_dataset.jsonl"
 
 
 def records(name: str, count: int, *, start: int = 0, text: str = "") -> list[dict[str, Any]]:
-    return [{"id": f"r{i:05d}", "source": name, "text": text or f"{name} record {i}"} for i in range(start, start + count)]
+    return [
+        {"id": f"r{i:05d}", "source": name, "text": text or f"{name} record {i}"} for i in range(start, start + count)
+    ]
 
 
 def jsonl(rows: Iterable[Mapping[str, Any]]) -> bytes:
@@ -103,7 +105,7 @@ final_dataset:
     def get(self, key: str) -> bytes:
         return bytes(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
 
-    def keys(self, prefix: str = "final_dataset/") -> list[str]:
+    def listed(self, prefix: str = "final_dataset/") -> list[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 

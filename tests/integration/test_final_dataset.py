@@ -40,7 +40,7 @@ def test_publish_is_current_after_apply_with_the_seed_layout(world: FinalWorld) 
     assert apply(world.specs, auto_approve=True, parallelism=4) == 0
 
     manifest = world.manifest()
-    keys = world.keys()
+    keys = world.listed()
     assert MANIFEST in keys and COMPILED in keys
     assert manifest["counts"] == {"read": 250, "duplicates": 20, "written": manifest["counts"]["written"]}
     assert sum(manifest["counts"]["written"].values()) == 230
@@ -120,7 +120,7 @@ def test_a_changed_source_rebuilds_with_its_reason_and_reuploads_only_changed_sh
     kept = {s["key"] for s in old["shards"]} & {s["key"] for s in new["shards"]}
     assert kept, "shards before the edit are the same bytes at the same keys"
     # Exactly the new manifest's shards remain: the old build's others are gone, the reused ones kept.
-    assert set(world.keys()) == {s["key"] for s in new["shards"]} | {MANIFEST, COMPILED}
+    assert set(world.listed()) == {s["key"] for s in new["shards"]} | {MANIFEST, COMPILED}
     _, _, after = world.plan()
     assert after.actions == ()
 
@@ -171,11 +171,11 @@ def test_local_files_are_released_only_after_a_verified_upload(world: FinalWorld
         world.compile(_wrap(lambda key: key.startswith("final_dataset/validation/"), lie=lie))
     left = sorted(p.name for p in workdir.iterdir())
     assert left and all(n.startswith(("validation-", "compiled")) for n in left), left
-    assert MANIFEST not in world.keys()
+    assert MANIFEST not in world.listed()
     # The next compile starts from a clean workdir and publishes everything.
     world.compile()
     assert list(workdir.iterdir()) == []
-    assert MANIFEST in world.keys()
+    assert MANIFEST in world.listed()
 
 
 def test_reading_the_published_shards_back_in_manifest_order(world: FinalWorld) -> None:
