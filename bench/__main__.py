@@ -206,6 +206,11 @@ def table(summary: dict[str, Any], extra: dict[str, Any], shape: dataset.Shape, 
     md = extra.get("markdown")
     if md:
         row("markdown of 200,000 actions", "render_markdown", md, found=f"{md['chars'] / 1000:.0f}k ch")
+    final = extra.get("final_compile")
+    if final:
+        mib = final["source_bytes"] / 2**20
+        row(f"final dataset: compile {mib:,.0f} MiB JSONL to shards", "compile action", final,
+            found=f"{final['mb_per_s']:.0f} MB/s")
     mil = extra.get("million")
     if mil:
         per = f"{mil['rss_bytes_per_object']:.0f} B/o"
@@ -265,6 +270,9 @@ def targets(summary: dict[str, Any], extra: dict[str, Any], edits: int) -> list[
     if mil:
         check("1M-object plan, seconds", mil["seconds"], 20.0, unit=" s")
         check("1M-object plan, peak RSS bytes per object", mil["rss_bytes_per_object"], 1024, unit=" B")
+    final = extra.get("final_compile")
+    if final:
+        check("final-dataset compile, peak RSS MiB", final["rss_mib"], 250, unit=" MiB")
     return out
 
 
@@ -278,6 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--edits", type=int, default=100, help="same-size edits per edit case")
     parser.add_argument("--million", type=int, default=1_000_000, help="objects in the synthetic plan (0: skip)")
     parser.add_argument("--no-markdown", action="store_true", help="skip the 200,000-action markdown row")
+    parser.add_argument(
+        "--final-mib", type=int, default=1024, help="source JSONL for the final-dataset compile row (0: skip)"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument("--work", type=Path, default=HERE / ".work")
     args = parser.parse_args(argv)
@@ -306,7 +317,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 record = one_tool(server, tool, shape, args.work, run_no)
                 per_run.append(record)
                 say("  " + json.dumps({k: v for k, v in record.items() if isinstance(v, dict)}, default=str)[:400])
-    extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        if args.final_mib:
+            from bench.final_compile import run_final_compile
+
+            say(f"final dataset: compiling {args.final_mib:,} MiB of source JSONL into shards ...")
+            bucket = server.create_bucket(f"bench-final-{uuid.uuid4().hex[:8]}")
+            env = {**os.environ, **server.env()}
+            work = args.work / "final"
+            extra["final_compile"] = run_final_compile(server.endpoint, bucket, work, args.final_mib, env)
     if not args.no_markdown:
         say("markdown render of 200,000 actions ...")
         extra["markdown"] = markdown_row()

@@ -23,6 +23,7 @@ def test_bench_runs_every_case_for_pixel_and_writes_results(tmp_path: Path) -> N
     out = tmp_path / "results.json"
     argv = [sys.executable, "-m", "bench", "--runs", "1", "--tools", "pixel", "--small", "60", "--big", "1"]
     argv += ["--big-mib", "1", "--edits", "10", "--million", "2000", "--out", str(out), "--work", str(tmp_path / "w")]
+    argv += ["--final-mib", "2"]
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
@@ -37,6 +38,10 @@ def test_bench_runs_every_case_for_pixel_and_writes_results(tmp_path: Path) -> N
     assert (pixel["hash_stage_cold"]["read"], pixel["hash_stage_warm"]["read"]) == (61, 0)
     assert pixel["hash_stage_warm"]["from_cache"] == 61
     assert results["extra"]["million"]["actions"] == 20  # 1% of 2,000 objects changed
+    final = results["extra"]["final_compile"]
+    assert final["records_read"] == final["duplicates"] + sum(final["written"].values()) > 0
+    assert final["mb_per_s"] > 0 and final["rss_mib"] > 0
+    assert "| final dataset: compile 2 MiB JSONL" in done.stdout
     assert "| initial upload" in done.stdout and "Targets (ratios from this run):" in done.stdout
 
 
