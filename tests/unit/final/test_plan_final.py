@@ -100,3 +100,17 @@ def test_a_saved_plan_may_not_delete_outside_the_final_prefix_or_unguarded(tmp_p
     for bad in (outside, unguarded, unpinned):
         found = saved_checks.problems(d, dataclasses.replace(p, actions=(bad,), edges=()))
         assert found and found[0].startswith(f"{bad.kind.value} lake:"), found
+
+
+def test_the_compile_reads_first_with_its_deletes_beneath_it(tmp_path: Path) -> None:
+    from reconciler.plan.render import render_text
+
+    d = desired(tmp_path)
+    manifest, objects = published(d)
+    early = Entry("final_dataset/aaa/shard-00000-dddd.jsonl", 5, "d" * 32, etag="d" * 32)
+    p = plan(d, observed(manifest, {**objects, early.key: early}, source_entries({**MD5, "alpha": "1" * 32})))
+    lines = render_text(p, d).splitlines()
+    start = lines.index("  # final_dataset")
+    assert lines[start + 1].startswith("  ~ final_dataset/manifest.json  (compile, 200 B: alpha changed: md5 a1b2")
+    assert lines[start + 2].startswith("  - final_dataset/aaa/shard-00000-dddd.jsonl  (delete: named by no manifest")
+    assert lines[-1] == "Plan: 0 to upload, 0 to update, 1 to compile, 2 to delete."
