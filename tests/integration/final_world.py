@@ -65,6 +65,7 @@ class FinalWorld:
     root: {self.root}
 tiers:
   processed: {{at: "s3:{PREFIX}"}}
+inventory: {{path: "disk:inventory/s3_manifest.json"}}
 datasets:
   items:
 {items}

@@ -10,11 +10,15 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import pytest
+from click.testing import CliRunner
+from jsonschema import Draft202012Validator
 
+from reconciler.cli import main
 from reconciler.commands.apply import apply
 from reconciler.loader.final import split_shards
 from reconciler.loader.formats import RecordFormat, iter_records
 from reconciler.model import ActionKind, Entry
+from reconciler.spec import load_schema
 from reconciler.stores.base import PermanentStoreError, Store
 from tests.integration.final_world import COMPILED, MANIFEST, FinalWorld, compile_action, jsonl, records, split_ids
 
@@ -59,12 +63,27 @@ def test_publish_is_current_after_apply_with_the_seed_layout(world: FinalWorld) 
     export = world.get(COMPILED)
     assert hashlib.md5(export).hexdigest() == manifest["compiled"]["md5"]
     assert len(export.splitlines()) == 230
+    # The inventory summarises it, in its schema.
+    inventory = json.loads((world.root / "inventory" / "s3_manifest.json").read_text())
+    Draft202012Validator(load_schema("inventory.schema.json")).validate(inventory)
+    assert inventory["final_dataset"]["splits"] == manifest["splits"]
+    assert inventory["final_dataset"]["build"] == manifest["build"]
     # The local copy is kept, the staging directory holds nothing.
     assert (world.root / "kept" / "manifest.json").read_bytes() == world.get(MANIFEST)
     assert list((world.root / "work" / "final").iterdir()) == []
 
     _, _, again = world.plan()
     assert again.actions == ()
+
+    # pixel status: the published dataset, its splits, and that it is current.
+    shown = CliRunner().invoke(main, ["status", "--specs", str(world.specs), "--format", "json"])
+    assert shown.exit_code == 0, shown.output
+    final = json.loads(shown.stdout)["final_dataset"]
+    assert final["current"] is True and final["rebuild_reason"] is None
+    assert final["published"]["records"] == 230 and final["published"]["shards"] == len(manifest["shards"])
+    assert final["published"]["splits"] == manifest["splits"]
+    text = CliRunner().invoke(main, ["status", "--specs", str(world.specs)]).stdout
+    assert f"Final dataset: current; build {manifest['build'][:12]}" in text and "SPLIT" in text
 
 
 def test_no_record_in_two_splits_and_adding_a_source_moves_none(world: FinalWorld) -> None:
