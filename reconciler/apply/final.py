@@ -290,9 +290,16 @@ class FinalCompiler:
 
             try:
                 for source in final.sources:
-                    for record, line in self._records(final, source.name, md5s[source.name]):
+                    for number, (record, line) in enumerate(self._records(final, source.name, md5s[source.name]), 1):
                         stats.read += 1
-                        digest = split_hash(record, line, final.split_key)
+                        try:
+                            digest = split_hash(record, line, final.split_key)
+                        except ValueError as exc:
+                            raise PermanentStoreError(
+                                f"{source.store}:{source.key}: record {number}: {exc}; nothing was published",
+                                code="BadRecord",
+                                key=source.key,
+                            ) from exc
                         if final.dedupe:
                             short = int.from_bytes(digest[:8], "big")
                             if short in seen:

@@ -94,8 +94,10 @@ def _final(
 ) -> FinalDatasetSpec | None:
     if doc.is_broken((SECTION,)) and not all(k in section for k in ("sources", "splits", "to")):
         return None
-    sources = _sources(doc, section.get("sources", []), datasets, report)
-    splits = section.get("splits", {})
+    listed = section.get("sources")
+    sources = _sources(doc, listed, datasets, report) if isinstance(listed, list) else None
+    splits = section.get("splits")
+    splits = splits if isinstance(splits, dict) else {}
     if isinstance(splits, dict) and not doc.is_broken((SECTION, "splits")):
         total = sum(float(r) for r in splits.values())
         if abs(total - 1.0) > 1e-9:
@@ -106,7 +108,8 @@ def _final(
         report.add(doc, (SECTION, "to"), "expected a prefix of its own (such as final_dataset/), not the whole bucket")
         to = None
     compiled = _under(doc, (SECTION, "compiled"), section.get("compiled"), prefix, report) if to else None
-    manifest = section.get("manifest", {})
+    manifest = section.get("manifest")
+    manifest = manifest if isinstance(manifest, dict) else {}
     manifest_key = _under(doc, (SECTION, "manifest", "key"), manifest.get("key"), prefix, report) if to else None
     local = _file_ref(doc, (SECTION, "manifest", "local"), manifest.get("local"), stores, report)
     workdir = _ref(doc, (SECTION, "workdir"), section.get("workdir"), "local", stores, report)
@@ -126,7 +129,8 @@ def _final(
     if workdir is not None and workdir[1].rstrip("/") == "":
         report.add(doc, (SECTION, "workdir"), "expected a directory of its own under the store root, not the root")
         workdir = None
-    shard = section.get("shard", {})
+    shard = section.get("shard")
+    shard = shard if isinstance(shard, dict) else {}
     if sources is None or to is None or compiled is None or manifest_key is None or local is None or workdir is None:
         return None
     if doc.is_broken((SECTION,)):
