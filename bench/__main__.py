@@ -215,6 +215,11 @@ def table(summary: dict[str, Any], extra: dict[str, Any], shape: dataset.Shape, 
             f"| {found:>7} |"
         )
         add(f"|   p50 {svc['p50_ms']:.1f} ms, p99 {svc['p99_ms']:.1f} ms (a {svc['images']}-image actor's document)")
+    final = extra.get("final_compile")
+    if final:
+        mib = final["source_bytes"] / 2**20
+        row(f"final dataset: compile {mib:,.0f} MiB JSONL to shards", "compile action", final,
+            found=f"{final['mb_per_s']:.0f} MB/s")
     mil = extra.get("million")
     if mil:
         per = f"{mil['rss_bytes_per_object']:.0f} B/o"
@@ -278,6 +283,9 @@ def targets(summary: dict[str, Any], extra: dict[str, Any], edits: int) -> list[
     if mil:
         check("1M-object plan, seconds", mil["seconds"], 20.0, unit=" s")
         check("1M-object plan, peak RSS bytes per object", mil["rss_bytes_per_object"], 1024, unit=" B")
+    final = extra.get("final_compile")
+    if final:
+        check("final-dataset compile, peak RSS MiB", final["rss_mib"], 250, unit=" MiB")
     return out
 
 
@@ -297,6 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-loader", action="store_true", help="skip the loader section")
     parser.add_argument("--service-clients", type=int, default=50, help="concurrent clients of pixel serve")
     parser.add_argument("--service-requests", type=int, default=2_000, help="requests per client (0: skip the row)")
+    parser.add_argument(
+        "--final-mib", type=int, default=1024, help="source JSONL for the final-dataset compile row (0: skip)"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument("--work", type=Path, default=HERE / ".work")
     args = parser.parse_args(argv)
@@ -340,6 +351,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             extra["service"] = service_row(
                 server, args.work, clients=args.service_clients, requests=args.service_requests
             )
+        if args.final_mib:
+            from bench.final_compile import run_final_compile
+
+            say(f"final dataset: compiling {args.final_mib:,} MiB of source JSONL into shards ...")
+            bucket = server.create_bucket(f"bench-final-{uuid.uuid4().hex[:8]}")
+            env = {**os.environ, **server.env()}
+            work = args.work / "final"
+            extra["final_compile"] = run_final_compile(server.endpoint, bucket, work, args.final_mib, env)
     if not args.no_markdown:
         say("markdown render of 200,000 actions ...")
         extra["markdown"] = markdown_row()

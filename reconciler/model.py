@@ -76,6 +76,11 @@ class MappingSpec:
     release_local: bool = False
     prune_local: bool = False  # pull: delete local files the bucket does not have (never implied by prune)
     source_file: str = ""  # spec file that declared it, for messages
+    # Files smaller than this are not the mapping's (seed 003: "large (> 1 MB) files"), except those
+    # matching `min_size_except` (its .jsonl files go whatever their size).
+    min_size: int = 0
+    min_size_except: tuple[str, ...] = ()
+    keep_local: tuple[str, ...] = ()  # globs uploaded but never released (release_local), e.g. a manifest
 
 
 class Ownership(enum.StrEnum):
@@ -147,6 +152,45 @@ class ActorSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class FinalSource:
+    """One registry dataset the final dataset is compiled from: its canonical object."""
+
+    name: str
+    store: str
+    key: str
+    format: str  # json | jsonl | jsonl.gz
+
+
+@dataclass(frozen=True, slots=True)
+class FinalDatasetSpec:
+    """The final training dataset: what it is compiled from, how, and where it is published.
+
+    `recipe` is the canonical JSON of everything that decides its bytes; the published manifest
+    records it, so a plan can say which part changed.
+    """
+
+    sources: tuple[FinalSource, ...]  # sorted by name: the order records are read in
+    splits: tuple[tuple[str, float], ...]  # declared order; ratios sum to 1
+    store: str  # the S3 store it is published to
+    prefix: str  # "final_dataset/": shards at {prefix}{split}/{shard_id}.jsonl
+    compiled_key: str
+    manifest_key: str
+    manifest_local: ObjectRef  # the local copy that is kept
+    workdir: ObjectRef  # local staging directory, emptied after upload
+    split_key: str | None = None  # a record field; None: the canonical JSON of the whole record
+    shard_records: int | None = None
+    shard_bytes: int | None = None
+    dedupe: bool = False
+    recipe: str = ""
+    recipe_digest: str = ""
+    source_file: str = ""
+
+    @property
+    def manifest(self) -> ObjectRef:
+        return ObjectRef(self.store, self.manifest_key)
+
+
+@dataclass(frozen=True, slots=True)
 class Desired:
     stores: MappingABC[str, StoreSpec]
     mappings: tuple[MappingSpec, ...]
@@ -164,6 +208,7 @@ class Desired:
         """`ref` lies in pixel's own space of its S3 store (see S3StoreSpec.reserves)."""
         store = self.stores.get(ref.store)
         return isinstance(store, S3StoreSpec) and store.reserves(ref.key)
+    final: FinalDatasetSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +265,16 @@ class GeneratedFile:
 
 
 @dataclass(frozen=True, slots=True)
+class FinalObserved:
+    """What the final-dataset pass compares: the published manifest, the objects beside it, the sources."""
+
+    manifest: GeneratedFile  # the published manifest in S3, bytes included
+    objects: MappingABC[str, Entry]  # full key -> entry, everything under the final dataset's prefix
+    sources: MappingABC[str, Entry | None]  # source name -> its canonical object (None: absent)
+    local_manifest: GeneratedFile  # the kept local copy
+
+
+@dataclass(frozen=True, slots=True)
 class Observed:
     mappings: MappingABC[str, MappingObservation]
     problems: tuple[Problem, ...] = ()
@@ -227,6 +282,7 @@ class Observed:
     sources: MappingABC[ObjectRef, Entry] = field(default_factory=dict)  # local dataset sources that exist
     generated: MappingABC[ObjectRef, GeneratedFile] = field(default_factory=dict)
     strays: MappingABC[str, tuple[Entry, ...]] = field(default_factory=dict)  # actor mapping -> unexpected files
+    final: FinalObserved | None = None
 
 
 # pixel's scratch space in a bucket: a swap parks one side here. A MOVE whose source lies
@@ -244,6 +300,7 @@ class ActionKind(enum.StrEnum):
     VERIFY = "verify"  # re-read the object's recorded md5 before a release-local trusts it
     RELEASE_LOCAL = "release-local"
     WRITE_MANIFEST = "write-manifest"
+    COMPILE = "compile"  # build the final dataset: shards, export, manifest last (reconciler/apply/final.py)
 
 
 class Change(enum.StrEnum):

@@ -8,7 +8,8 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO, cast
 
-from reconciler.model import TEMP_PREFIX, Action, ActionKind
+from reconciler.manifests import final as final_manifest
+from reconciler.model import TEMP_PREFIX, Action, ActionKind, ObjectRef
 from reconciler.stores.base import ObjectChanged, PermanentStoreError, ReleasingStore, Store
 
 CHUNK = 8 * 1024 * 1024
@@ -22,13 +23,17 @@ class ActionRunner:
         stores: Mapping[str, Store],
         manifests: Callable[[Action], None] | None = None,
         on_bytes: Callable[[Action, int], None] | None = None,
+        compiler: Callable[[Action], None] | None = None,
     ) -> None:
         self.stores = stores
         # Told of every chunk a transfer reads from its source: progress bars move during a large file.
         self.on_bytes = on_bytes
         # Renders and writes generated files (reconciler.manifests.writer); kept apart so this module stays small.
         self.manifests = manifests
+        # Builds and publishes the final dataset (reconciler.apply.final); also apart, for the same reason.
+        self.compiler = compiler
         self._lock = threading.Lock()
+        self._named: dict[ObjectRef, frozenset[str]] = {}
         self.bytes_uploaded = 0
         self.bytes_downloaded = 0
         self.bytes_copied = 0  # server-side: never crossed this machine's network
@@ -44,6 +49,7 @@ class ActionRunner:
             ActionKind.VERIFY: self._verify,
             ActionKind.RELEASE_LOCAL: self._release,
             ActionKind.WRITE_MANIFEST: self.manifests,
+            ActionKind.COMPILE: self.compiler,
         }.get(action.kind)
         if handler is None:
             raise PermanentStoreError(f"{action.id}: no runner for action kind {action.kind.value}")
@@ -90,7 +96,35 @@ class ActionRunner:
                 yield cast(BinaryIO, _CountingReader(stream, lambda n: on_bytes(action, n)))
 
     def _delete(self, action: Action) -> None:
-        self.stores[action.target.store].delete(action.target.key, if_match=action.precondition.target_etag)
+        store = self.stores[action.target.store]
+        if action.source is not None and self._named_by(action.source, action.target.key):
+            return  # a final-dataset shard the manifest now in place names (reused by the new build): kept
+        store.delete(action.target.key, if_match=action.precondition.target_etag)
+
+    def _named_by(self, manifest: ObjectRef, key: str) -> bool:
+        """Whether the final-dataset manifest at `manifest` names `key`; an unreadable one keeps everything."""
+        store = self.stores[manifest.store]
+        with self._lock:
+            named = self._named.get(manifest)
+        if named is None:
+            if store.stat(manifest.key) is None:
+                named = frozenset()
+            else:
+                with store.open(manifest.key) as body:
+                    content = body.read()
+                try:
+                    published = final_manifest.parse(content)
+                except final_manifest.ManifestError as exc:
+                    raise PermanentStoreError(
+                        f"{manifest} cannot be followed ({exc}); no shard is deleted", code="PreconditionFailed"
+                    ) from exc
+                named = frozenset(
+                    [s.key for s in published.shards] + ([published.compiled.key] if published.compiled else [])
+                )
+            # Deletes run after the compile (their edge): the manifest read once is the one they must respect.
+            with self._lock:
+                self._named[manifest] = named
+        return key in named
 
     def _rehash(self, action: Action) -> None:
         store = self.stores[action.target.store]

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from reconciler.apply.executor import ApplyResult, Reporter, execute
+from reconciler.apply.final import FinalCompiler
 from reconciler.apply.history import record_apply
 from reconciler.apply.lock import DEFAULT_LEASE_SECONDS, StoreLock, hold_all
 from reconciler.apply.runner import ActionRunner
@@ -38,6 +39,8 @@ class LockOptions:
 def managed_s3_stores(desired: Desired) -> list[str]:
     """S3 stores any mapping uses, sorted: every apply locks them in this order, so two never deadlock."""
     names = {m.s3_store for m in desired.mappings}
+    if desired.final is not None:
+        names.add(desired.final.store)
     return sorted(n for n in names if isinstance(desired.stores.get(n), S3StoreSpec))
 
 
@@ -145,7 +148,12 @@ def run_locked(
     if not plan.applyable:
         raise UserError("the plan has errors and cannot be applied:\n  " + "\n  ".join(map(printable, plan.errors)))
     abort_leftover_uploads(ws)
-    runner = ActionRunner(ws.stores, manifests=ManifestWriter(ws.desired, ws.stores), on_bytes=reporter.transferred)
+    runner = ActionRunner(
+        ws.stores,
+        manifests=ManifestWriter(ws.desired, ws.stores),
+        on_bytes=reporter.transferred,
+        compiler=FinalCompiler(ws.desired, ws.stores),
+    )
     result = execute(build_graph(plan), runner, parallelism=parallelism, reporter=reporter, stop=lost)
     buckets = [s for name in managed_s3_stores(ws.desired) if isinstance(s := ws.desired.stores[name], S3StoreSpec)]
     counts = {"done": len(result.done), "failed": len(result.failed), "skipped": len(result.skipped)}

@@ -52,10 +52,25 @@ def render_status_text(document: dict[str, Any]) -> str:
     if document.get("datasets"):
         d = document["datasets"]
         lines += [f"Datasets: {d['organised']} organised, {d['pending']} to organise, {d['missing']} missing.", ""]
+    if "final_dataset" in document:
+        lines += [*final_lines(document["final_dataset"]), ""]
     totals = document["totals"]
     parts = [f"{totals[s]['count']} {s}" for s in STATUSES]
     lines.append(f"Total: {', '.join(parts)}; {totals['orphans']} orphan(s), {totals['missing']} missing.")
     return "\n".join(lines) + "\n"
+
+
+def final_lines(final: dict[str, Any]) -> list[str]:
+    published = final["published"]
+    if published is None:
+        return [f"Final dataset: not published; {final['rebuild_reason'] or 'its sources are not all there yet'}."]
+    state = "current" if final["current"] else f"NOT current ({final['rebuild_reason']})"
+    lines = [
+        f"Final dataset: {state}; build {published['build'][:12]} of {published['created']}, "
+        f"{published['shards']} shards, {published['records']:,} records, {human_bytes(published['bytes'])}."
+    ]
+    rows = [[n, str(t["shards"]), f"{t['records']:,}", human_bytes(t["bytes"])] for n, t in published["splits"].items()]
+    return lines + _table(["SPLIT", "shards", "records", "bytes"], rows)
 
 
 def status(specs: Path, *, output_format: str = "text", parallelism: int = 16) -> int:

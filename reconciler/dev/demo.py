@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from reconciler.dev import demo_data
+from reconciler.dev.final_demo import seed_training_ready
 from reconciler.dev.seaweed import SeaweedError, SeaweedServer, sigterm_runs_cleanup
 
 PIXEL = Path(sys.executable).with_name("pixel")
@@ -81,6 +82,7 @@ def run(data: Path, specs: Path, world: bool) -> None:
     root = data.resolve()
     began = time.monotonic()
     demo_data.generate(root)
+    seed_training_ready(root)  # specs/final_dataset.yaml maps ai/training_ready/data: it must exist
     files = demo_data.build()
     banner("pixel demo")
     say(
@@ -118,6 +120,12 @@ def run(data: Path, specs: Path, world: bool) -> None:
 
             try:
                 run_world_demo(specs, root, env, server.client(), say)
+                banner("Training reads datasets by name: pixel datasets, pixel cat, load_dataset()")
+                run_loader_demo(specs, env, say)
+                from reconciler.dev.final_demo import run_final_demo
+
+                banner("The final training dataset: published, current, rebuilt when a source changes")
+                run_final_demo(specs, root, env, say)
                 banner("Training reads datasets by name: pixel datasets, pixel cat, load_dataset()")
                 run_loader_demo(specs, env, say)
                 banner("The training-data service: seed 004's API over the manifests just written")

@@ -107,6 +107,10 @@ def seed_world(
     tick = iter(range(10**6))
     # specs/layout.yaml maps staging's raw and processed directories: both must exist to be planned.
     (root / "gdrive" / "processed").mkdir(parents=True, exist_ok=True)
+    # specs/final_dataset.yaml maps ai/training_ready/data too.
+    from reconciler.dev.final_demo import seed_training_ready
+
+    seed.files.extend(seed_training_ready(root))
     for name, rows in RAW_DATASETS.items():
         _write(root / "gdrive" / "raw" / "organise" / name, _jsonl(rows), BASE_MTIME_NS + next(tick) * 10**9, seed)
     for name, document in LOCAL_EXPORTS.items():

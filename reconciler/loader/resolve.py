@@ -21,7 +21,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.loader.final import split_shards
 from reconciler.loader.formats import RecordFormat, format_of
+from reconciler.manifests.final import ManifestError
+from reconciler.manifests.final import parse as parse_final
 from reconciler.model import DatasetSpec, Desired, Entry, TierSpec
 from reconciler.stores.base import Store
 
@@ -92,7 +95,7 @@ def resolve(
 ) -> Resolved:
     """The objects of dataset `name`; DatasetNotFound when there are none."""
     if name == FINAL_DATASET:
-        raise DatasetNotFound(name, "no final dataset is declared in the specs")
+        return _final(desired, stores, split)
     if split is not None:
         raise DatasetNotFound(name, f"split={split!r} applies to the final dataset only")
     registered = next((d for d in desired.datasets if d.name == name), None)
@@ -104,6 +107,28 @@ def resolve(
     if name.endswith("/") or _GLOB & set(name):
         return _shards(desired, stores, name, category)
     return _file(desired, stores, name, category)
+
+
+def _final(desired: Desired, stores: Mapping[str, Store], split: str | None) -> Resolved:
+    """The published final dataset: the shards its S3 manifest names, in manifest order (every split
+    in turn when no split is given). Shard keys carry their md5, so the manifest pins exact bytes."""
+    final = desired.final
+    if final is None:
+        raise DatasetNotFound(FINAL_DATASET, "no final dataset is declared in the specs")
+    store = stores[final.store]
+    if store.stat(final.manifest_key) is None:
+        raise DatasetNotFound(FINAL_DATASET, f"declared, but not published yet (no {final.manifest})")
+    with store.open(final.manifest_key) as body:
+        content = body.read()
+    try:
+        splits = [split] if split is not None else list(parse_final(content).splits) or [
+            name for name, _ in final.splits
+        ]
+        shards = [s for one in splits for s in split_shards(content, one, store=final.store)]
+    except ManifestError as exc:
+        raise DatasetNotFound(FINAL_DATASET, str(exc)) from exc
+    objects = tuple(SourceObject(s.store, s.key, s.md5, s.size, RecordFormat.JSONL) for s in shards)
+    return Resolved(FINAL_DATASET, objects, None)
 
 
 def _registered(desired: Desired, stores: Mapping[str, Store], dataset: DatasetSpec) -> Resolved:

@@ -17,7 +17,10 @@ def category_of(tier: TierSpec, key: str) -> str | None:
     return rest.split("/", 1)[0] if "/" in rest else None
 
 
-def inventory_document(desired: Desired, tiers: Mapping[str, Mapping[str, Entry]]) -> dict[str, Any]:
+def inventory_document(
+    desired: Desired, tiers: Mapping[str, Mapping[str, Entry]], final: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """`final`: the published final dataset's summary (reconciler.manifests.final.summary), when there is one."""
     objects: list[dict[str, Any]] = []
     per_tier: dict[str, Any] = {}
     count_all = bytes_all = 0
@@ -60,8 +63,13 @@ def inventory_document(desired: Desired, tiers: Mapping[str, Mapping[str, Entry]
         count_all += count
         bytes_all += size
     objects.sort(key=lambda o: (o["bucket"], o["key"]))
-    return {"tiers": per_tier, "objects": objects, "totals": {"object_count": count_all, "total_bytes": bytes_all}}
+    document = {"tiers": per_tier, "objects": objects, "totals": {"object_count": count_all, "total_bytes": bytes_all}}
+    if final is not None:
+        document["final_dataset"] = dict(final)
+    return document
 
 
-def render_inventory(desired: Desired, tiers: Mapping[str, Mapping[str, Entry]]) -> bytes:
-    return dumps(inventory_document(desired, tiers))
+def render_inventory(
+    desired: Desired, tiers: Mapping[str, Mapping[str, Entry]], final: Mapping[str, Any] | None = None
+) -> bytes:
+    return dumps(inventory_document(desired, tiers, final))

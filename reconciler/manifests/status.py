@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.manifests.actors import STATUSES, status_of
+from reconciler.manifests.final import summary_of
 from reconciler.model import ActionKind, Desired, FindingKind, MappingObservation, MappingSpec, Observed, Plan
 from reconciler.plan.datasets import SCOPE
 from reconciler.plan.manifests import state_for
@@ -110,4 +111,16 @@ def status_document(desired: Desired, observed: Observed, plan: Plan | None = No
         for finding in plan.findings:
             findings[finding.kind.value] += 1
         document["findings"] = findings
+    if desired.final is not None and observed.final is not None:
+        document["final_dataset"] = final_status(observed.final.manifest.content, plan)
     return document
+
+
+def final_status(published: bytes | None, plan: Plan | None) -> dict[str, Any]:
+    """The published final dataset's summary, and whether it is current (the plan compiles nothing) and why not."""
+    compile_action = next((a for a in plan.actions if a.kind is ActionKind.COMPILE), None) if plan else None
+    return {
+        "published": summary_of(published),
+        "current": published is not None and compile_action is None,
+        "rebuild_reason": compile_action.reason if compile_action is not None else None,
+    }

@@ -65,11 +65,15 @@ def _relative(
     selected = _selector(spec)
     skip = len(base)
     twins = other if other is not None else {}
+    min_size = spec.min_size
+    exempt = _union(spec.min_size_except)
     out: dict[str, Entry] = {}
     for entry in entries:
         rel = entry.key[skip:]
         if not rel or not selected(rel):
             continue
+        if entry.size < min_size and (exempt is None or exempt(rel) is None):
+            continue  # below the mapping's min_size on either side: not the mapping's file
         size, md5, etag = entry.size, entry.md5, entry.etag
         if etag is not None and etag == md5:
             etag = md5  # a single-part ETag is the md5: one string

@@ -131,8 +131,12 @@ def observe_world(desired: Desired, stores: Mapping[str, Store], hasher: Hasher,
             sources[ref] = dataclasses.replace(entry, md5=hasher.md5(stores[ref.store], entry))
     generated = {ref: read_generated(stores, ref) for ref in generated_refs(desired)}
     selected = {name: obs.local.keys() for name, obs in observed.mappings.items()}
+    # Imported here: observe.final reads generated files with this module's helper.
+    from reconciler.observe.final import observe_final
+
     return dataclasses.replace(
         observed,
+        final=observe_final(desired, stores),
         tiers=tiers,
         sources=sources,
         generated=generated,

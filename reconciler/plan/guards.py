@@ -49,6 +49,7 @@ from reconciler.model import (
     S3StoreSpec,
 )
 from reconciler.plan.datasets import dataset_deletes, plan_tier_guards
+from reconciler.plan.final import final_deletes
 from reconciler.plan.planner import Pass
 
 DEFAULT_MAX_DELETE = 100
@@ -169,7 +170,9 @@ def ownership_errors(desired: Desired, plan: Plan) -> list[str]:
     # release-local has its own rule (the upload must be verified first); only pruning deletes are guarded here.
     prunes = [a for a in plan.actions if a.kind is ActionKind.DELETE]
     # A dataset's organise: move deletes its source after a verified copy; the tier rules govern those.
-    return _ownership_errors(desired, plan, prunes, _created(plan) | dataset_deletes(plan))
+    # The final dataset's shard deletes lie under its own prefix, which no mapping may overlap.
+    exempt = _created(plan) | dataset_deletes(plan) | final_deletes(desired, plan)
+    return _ownership_errors(desired, plan, prunes, exempt)
 
 
 def delete_refusals(desired: Desired, delete: Action) -> list[str]:

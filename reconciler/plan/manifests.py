@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Iterable
 
 from reconciler.manifests.actors import ActorState, actor_state, render_actor_manifest
+from reconciler.manifests.final import summary_of
 from reconciler.manifests.inventory import render_inventory
 from reconciler.manifests.registry import render_registry
 from reconciler.model import (
@@ -34,6 +35,7 @@ from reconciler.model import (
 )
 from reconciler.plan.datasets import tier_entry
 from reconciler.plan.diff import action_id
+from reconciler.plan.final import SCOPE as FINAL_SCOPE
 from reconciler.spec.world import tier_of
 
 REGISTRY_SCOPE = "registry"
@@ -152,9 +154,13 @@ def plan_manifests(desired: Desired, observed: Observed, plan: Plan) -> Plan:
             actions.append(write)
             edges += [(before, write.id) for before in touching]
     if desired.inventory is not None:
-        touching = _tier_touching(desired, plan)
+        # The inventory summarises the published final dataset too: a compile or shard delete touches it.
+        touching = _tier_touching(desired, plan) + [
+            a.id for a in plan.actions if a.mapping == FINAL_SCOPE and a.kind is not ActionKind.DOWNLOAD
+        ]
         current = observed.generated.get(desired.inventory, GeneratedFile())
-        rendered = None if touching else render_inventory(desired, observed.tiers)
+        published = observed.final.manifest.content if observed.final is not None else None
+        rendered = None if touching else render_inventory(desired, observed.tiers, summary_of(published))
         write = _write(desired.inventory, INVENTORY_SCOPE, current, touching, rendered)
         if write is not None:
             actions.append(write)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from reconciler.model import Desired, Observed, Plan
 from reconciler.plan.datasets import plan_datasets, plan_tier_guards
 from reconciler.plan.diff import plan_mappings
+from reconciler.plan.final import plan_final
 from reconciler.plan.manifests import plan_manifests
 from reconciler.plan.moves import plan_moves
 from reconciler.plan.release import plan_release
@@ -25,6 +26,7 @@ PASSES: Sequence[Pass] = (
     plan_moves,  # before release: a release waits for whichever action writes its key
     plan_release,
     plan_datasets,
+    plan_final,  # after the datasets: a compile waits for the actions that organise its sources
     plan_tier_guards,
     plan_manifests,  # last: a generated file waits for every action on what it describes
 )

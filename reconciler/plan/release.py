@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from reconciler.globs import matches
 from reconciler.model import (
     Action,
     ActionKind,
@@ -50,6 +51,8 @@ def plan_release(desired: Desired, observed: Observed, plan: Plan) -> Plan:
             local = obs.local[rel]
             if local.md5 is None or unobserved(obs, rel) is not None:
                 continue
+            if spec.keep_local and matches(rel, spec.keep_local, ()):
+                continue  # keep_local: uploaded, never released
             remote_ref = ObjectRef(spec.s3_store, spec.s3_prefix + rel)
             local_ref = ObjectRef(spec.local_store, _local_key(spec, rel))
             writer = writers.get(remote_ref)

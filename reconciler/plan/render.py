@@ -69,8 +69,9 @@ def heading(desired: Desired | None, mapping: str) -> str:
     return printable(mapping)
 
 
-def sort_key(action: Action) -> tuple[str, str]:
-    return (action.target.key, action.kind.value)
+def sort_key(action: Action) -> tuple[bool, str, str]:
+    # A compile reads first in its group: the shard deletes listed with it wait for it.
+    return (action.kind is not ActionKind.COMPILE, action.target.key, action.kind.value)
 
 
 def group_by_mapping(actions: Iterable[Action]) -> dict[str, list[Action]]:

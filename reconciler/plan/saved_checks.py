@@ -56,12 +56,21 @@ from reconciler.model import (
 from reconciler.plan import guards
 from reconciler.plan.datasets import SCOPE as DATASETS_SCOPE
 from reconciler.plan.datasets import plan_tier_guards
+from reconciler.plan.final import SCOPE as FINAL_SCOPE
+from reconciler.plan.final import final_deletes
 from reconciler.plan.guards import GuardLimits, prunes
 from reconciler.plan.manifests import INVENTORY_SCOPE, REGISTRY_SCOPE
 from reconciler.spec.targets import narrow
 
 _WRITES = frozenset(
-    {ActionKind.UPLOAD, ActionKind.DOWNLOAD, ActionKind.COPY, ActionKind.MOVE, ActionKind.WRITE_MANIFEST}
+    {
+        ActionKind.UPLOAD,
+        ActionKind.DOWNLOAD,
+        ActionKind.COPY,
+        ActionKind.MOVE,
+        ActionKind.WRITE_MANIFEST,
+        ActionKind.COMPILE,  # writes the manifest: If-None-Match to publish the first, If-Match to replace one
+    }
 )
 _DELETES = frozenset({ActionKind.DELETE, ActionKind.RELEASE_LOCAL})
 _SHOWN = 10  # offending actions listed one per line; the rest are counted
@@ -204,6 +213,25 @@ def _generated_problem(declared: ObjectRef | None, what: str, action: Action) ->
     return f"is not where the specs generate the {what} ({declared or 'none declared'})"
 
 
+def _final_problem(desired: Desired, action: Action) -> str | None:
+    final = desired.final
+    if final is None:
+        return "names the final dataset, which the specs do not declare"
+    if action.kind is ActionKind.COMPILE:
+        if action.target != final.manifest or action.source is not None:
+            return f"is not the final dataset's manifest ({final.manifest})"
+        return None if action.precondition.source_md5 else "is not pinned to its sources (precondition.source_md5)"
+    if action.kind is ActionKind.DELETE:
+        if (action.target.store, action.target.key) in final_deletes(desired, Plan((action,), ())):
+            return None
+        return f"is not a shard under {final.store}:{final.prefix} guarded by the manifest {final.manifest}"
+    if action.kind is ActionKind.DOWNLOAD:
+        if action.source == final.manifest and action.target == final.manifest_local:
+            return None
+        return f"is not the download of the manifest to its kept local copy ({final.manifest_local})"
+    return f"the final dataset never plans a {action.kind.value}"
+
+
 def _where_problem(managed: _Managed, action: Action) -> str | None:
     """None when `action` lies where the scope it names manages, else why not."""
     desired = managed.desired
@@ -216,6 +244,8 @@ def _where_problem(managed: _Managed, action: Action) -> str | None:
         readings.append(_generated_problem(desired.registry, "dataset registry", action))
     elif action.mapping == INVENTORY_SCOPE:
         readings.append(_generated_problem(desired.inventory, "inventory", action))
+    elif action.mapping == FINAL_SCOPE:
+        readings.append(_final_problem(desired, action))
     if not readings:
         return f"names mapping {action.mapping!r}, which the specs do not declare"
     if None in readings:

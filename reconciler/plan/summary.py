@@ -29,6 +29,7 @@ ORDER = (
     "move",
     "rehash",
     "release-local",
+    "compile",
     "write-manifest",
     "delete",
 )

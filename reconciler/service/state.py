@@ -282,13 +282,11 @@ def read_registry(desired: Desired) -> dict[str, Any] | None:
 def final_dataset_manifest(ws: Workspace) -> dict[str, Any]:
     """The published final dataset's manifest.json: the one place the final dataset is looked up.
 
-    The specs' `final_dataset` section (its `manifest` ref, in any store) is wired here once it exists;
-    until then every answer is the 404 below.
+    Read from S3, where it is published (the local copy may lag a publish that was interrupted).
     """
-    section = getattr(ws.desired, "final_dataset", None)
-    ref = getattr(section, "manifest", None)
-    if not isinstance(ref, ObjectRef):
+    if ws.desired.final is None:
         raise ServiceError(404, "no final dataset is declared in the specs")
+    ref = ws.desired.final.manifest
     try:
         current = read_generated(ws.stores, ref)
         document = json.loads(current.content) if current.content is not None else None

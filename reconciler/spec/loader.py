@@ -20,6 +20,7 @@ from reconciler.spec.errors import SpecError, SpecErrors, YamlPath, display_path
 from reconciler.spec.interpolate import interpolate_tree
 from reconciler.spec.validate import schema_problems, show
 from reconciler.spec.yamlnodes import Position, YamlSyntaxError, parse_yaml
+from reconciler.units import parse_size
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 # Far above any real spec (the example world is 8 KiB), far below what the YAML parser digests quickly:
@@ -118,6 +119,9 @@ def load_desired(spec_dir: Path, env: Mapping[str, str]) -> Desired:
     from reconciler.spec.world import build_world
 
     world = build_world(documents, stores, mappings, report)
+    from reconciler.spec.final import build_final
+
+    final = build_final(documents, stores, mappings, world, report)
     if not report and not stores and not mappings:
         # Valid YAML that says nothing (comments only, `{}`) would otherwise plan "No changes" forever.
         names = ", ".join(file.name for file in files)
@@ -135,6 +139,7 @@ def load_desired(spec_dir: Path, env: Mapping[str, str]) -> Desired:
         inventory=world.inventory,
         actor_layout=world.actor_layout,
         actors=tuple(world.actors),
+        final=final,
     )
 
 
@@ -322,6 +327,10 @@ def _build_mappings(documents: list[SpecDocument], stores: dict[str, _Store], re
             exclude = _patterns(doc, (*path, "exclude"), body.get("exclude"), report)
             authority = body.get("authority", "local")
             release_local = body.get("release_local", False) is True
+            keep_local = _patterns(doc, (*path, "keep_local"), body.get("keep_local"), report)
+            min_size, min_size_except = _min_size(doc, (*path, "min_size"), body.get("min_size"), report)
+            if keep_local and not release_local and not doc.is_broken((*path, "keep_local")):
+                report.add(doc, (*path, "keep_local"), "keep_local only means something with release_local: true")
             if release_local and authority in ("s3", "none") and not doc.is_broken((*path, "release_local")):
                 report.add(
                     doc,
@@ -367,6 +376,9 @@ def _build_mappings(documents: list[SpecDocument], stores: dict[str, _Store], re
                     release_local=release_local,
                     prune_local=prune_local,
                     source_file=doc.display,
+                    min_size=min_size,
+                    min_size_except=min_size_except,
+                    keep_local=keep_local,
                 )
             )
     return built
@@ -466,6 +478,17 @@ def _patterns(doc: SpecDocument, path: YamlPath, value: object, report: _Report)
         elif bad_glob := glob_problem(pattern):
             report.add(doc, (*path, index), f"invalid glob {show(pattern)}: {bad_glob}")
     return tuple(str(pattern) for pattern in value)
+
+
+def _min_size(doc: SpecDocument, path: YamlPath, value: object, report: _Report) -> tuple[int, tuple[str, ...]]:
+    """(bytes, exempt globs) of a mapping's min_size: a size, or {size, except}."""
+    if value is None or doc.is_broken(path):
+        return 0, ()
+    if isinstance(value, dict):
+        exempt = _patterns(doc, (*path, "except"), value.get("except"), report)
+        return parse_size(value["size"]), exempt
+    assert isinstance(value, int | str)
+    return parse_size(value), ()
 
 
 def _check_overlap(target: _Target, earlier: list[_Target], doc: SpecDocument, path: YamlPath, report: _Report) -> None:

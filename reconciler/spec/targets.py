@@ -51,7 +51,9 @@ def _known(desired: Desired) -> str:
 def _resolve(desired: Desired, name: str) -> tuple[set[str], set[str]]:
     """(mapping names, dataset names) that `name` selects; UnknownTarget when it selects nothing."""
     if name == FINAL_DATASET:
-        raise UnknownTarget(f"--target {FINAL_DATASET}: no final dataset is declared in the specs")
+        if desired.final is None:
+            raise UnknownTarget(f"--target {FINAL_DATASET}: no final dataset is declared in the specs")
+        return set(), set()  # the section itself: kept by narrow(), with no mapping or dataset beside it
     mappings = {m.name for m in desired.mappings if m.name == name}
     datasets = {d.name for d in desired.datasets if d.name == name}
     if name.startswith(MAPPING_PREFIX):
@@ -84,5 +86,6 @@ def narrow(desired: Desired, names: Iterable[str]) -> Desired:
         datasets=tuple(d for d in desired.datasets if d.name in datasets),
         registry=None,
         inventory=None,
+        final=desired.final if FINAL_DATASET in wanted else None,
         targets=wanted,
     )

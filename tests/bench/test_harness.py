@@ -25,6 +25,7 @@ def test_bench_runs_every_case_for_pixel_and_writes_results(tmp_path: Path) -> N
     argv += ["--big-mib", "1", "--edits", "10", "--million", "2000", "--out", str(out), "--work", str(tmp_path / "w")]
     argv += ["--loader-mib", "2", "--loader-shards", "3", "--loader-shard-mib", "0.2"]
     argv += ["--service-clients", "3", "--service-requests", "5"]
+    argv += ["--final-mib", "2"]
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
@@ -42,6 +43,10 @@ def test_bench_runs_every_case_for_pixel_and_writes_results(tmp_path: Path) -> N
     service = results["extra"]["service"]
     assert (service["requests"], service["errors"], service["images"]) == (15, 0, 500)
     assert 0 < service["p50_ms"] <= service["p99_ms"]
+    final = results["extra"]["final_compile"]
+    assert final["records_read"] == final["duplicates"] + sum(final["written"].values()) > 0
+    assert final["mb_per_s"] > 0 and final["rss_mib"] > 0
+    assert "| final dataset: compile 2 MiB JSONL" in done.stdout
     assert "| initial upload" in done.stdout and "Targets (ratios from this run):" in done.stdout
     loader = results["extra"]["loader"]
     for case in ("one_big", "shards"):

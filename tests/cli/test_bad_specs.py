@@ -43,7 +43,7 @@ CASES = {
     "unknown key": (
         GOOD_MAPPING + "    pruen: true\n",
         'specs/layout.yaml:5: mappings[0].pruen: unknown key "pruen" (expected one of: authority, exclude, from, '
-        "include, name, protect, prune, prune_local, release_local, to)",
+        "include, keep_local, min_size, name, protect, prune, prune_local, release_local, to)",
     ),
     "wrong type": (
         GOOD_MAPPING + "    prune: yes\n",

@@ -112,8 +112,20 @@ def test_a_saved_targeted_plan_refuses_an_action_outside_its_targets(changed: De
 UNKNOWN = [
     ("nope", "--target 'nope' names no part of the specs"),
     ("actors/9999", "--target 'actors/9999' names no part of the specs"),
-    ("final_dataset", "--target final_dataset: no final dataset is declared in the specs"),
 ]
+
+
+def test_final_dataset_as_a_target_plans_only_its_rebuild(changed: Demo) -> None:
+    full = plan_json(changed)
+    assert any(a["mapping"] != "final_dataset" for a in full["actions"])  # the rest has work to do
+    source = "datasets/gdrive/processed/cot_reasoning/clinical_cot.jsonl"
+    body = changed.client.get_object(Bucket=changed.data_bucket, Key=source)["Body"].read()
+    changed.client.put_object(Bucket=changed.data_bucket, Key=source, Body=body + b'{"id": "added-by-test"}\n')
+    targeted = plan_json(changed, "--target", "final_dataset")
+    assert targeted["targets"] == ["final_dataset"]
+    assert [a["kind"] for a in targeted["actions"]][:1] == ["compile"]
+    assert {a["mapping"] for a in targeted["actions"]} == {"final_dataset"}
+    assert "clinical_cot changed" in targeted["actions"][0]["reason"]
 
 
 def test_an_unknown_target_is_one_clear_error(changed: Demo) -> None:

@@ -178,10 +178,14 @@ def test_datasets_say_where_each_resolves(world: World) -> None:
         assert world.demo.client.head_object(Bucket=world.demo.data_bucket, Key=key)["ContentLength"] > 0
 
 
-def test_final_dataset_is_a_clear_404_until_the_specs_declare_one(world: World) -> None:
+def test_final_dataset_is_the_published_manifest_with_an_etag(world: World) -> None:
     response = world.http.get("/api/final-dataset")
-    assert response.status_code == 404
-    assert response.json() == {"error": "no final dataset is declared in the specs", "status": 404}
+    assert response.status_code == 200, response.text
+    published = world.demo.client.get_object(Bucket=world.demo.data_bucket, Key="final_dataset/manifest.json")
+    assert response.json() == json.loads(published["Body"].read())
+    assert response.json()["shards"] and all(s["key"].startswith("final_dataset/") for s in response.json()["shards"])
+    again = world.http.get("/api/final-dataset", headers={"If-None-Match": response.headers["ETag"]})
+    assert again.status_code == 304
 
 
 def test_openapi_documents_the_routes_and_the_seed_model(world: World) -> None:

@@ -86,3 +86,15 @@ def test_next_index_follows_the_highest_on_either_side() -> None:
     assert next_index([], ACTOR) == 0
     names = ["0042_x_1_male_0.jpg", "0042_x_1_male_9.jpg", "0042_x_1_male_10.jpg", "other_99.jpg"]
     assert next_index(names, ACTOR) == 11
+
+
+def test_final_dataset_is_a_clear_404_when_the_specs_declare_none() -> None:
+    import pytest
+
+    from reconciler.model import Desired
+    from reconciler.service.state import ServiceError, final_dataset_manifest
+    from reconciler.workflow import Workspace
+
+    with pytest.raises(ServiceError) as err:
+        final_dataset_manifest(Workspace(Desired(stores={}, mappings=()), {}))
+    assert (err.value.status, str(err.value)) == (404, "no final dataset is declared in the specs")

@@ -25,7 +25,7 @@ def test_unknown_key(specs: SpecDir) -> None:
 
     assert specs.errors() == [
         'specs/layout.yaml:5: mappings[0].pruen: unknown key "pruen" (expected one of: authority, exclude, from, '
-        "include, name, protect, prune, prune_local, release_local, to)"
+        "include, keep_local, min_size, name, protect, prune, prune_local, release_local, to)"
     ]
 
 
@@ -34,8 +34,8 @@ def test_unknown_top_level_and_store_keys(specs: SpecDir) -> None:
     specs.write("extra.yaml", "store: {}\n")
 
     assert specs.errors() == [
-        'specs/extra.yaml:1: store: unknown key "store" (expected one of: actors, datasets, inventory, mappings, '
-        'stores, tiers, version)',
+        'specs/extra.yaml:1: store: unknown key "store" (expected one of: actors, datasets, final_dataset, inventory, '
+        'mappings, stores, tiers, version)',
         'specs/stores.yaml:5: stores.lake.regoin: unknown key "regoin" (expected one of: addressing_style, bucket, '
         "checksum, credentials_env, endpoint, lock_key, profile, region, type)",
     ]
@@ -322,7 +322,7 @@ def test_multiple_errors_are_all_reported_in_file_and_line_order(specs: SpecDir)
         'specs/layout.yaml:6: mappings[1].name: duplicate mapping name "raw" (first defined at specs/layout.yaml:2)',
         'specs/layout.yaml:7: mappings[1].from: path must not contain ".." segments, got "staging:../x"',
         'specs/layout.yaml:9: mappings[1].pruen: unknown key "pruen" (expected one of: authority, exclude, from, '
-        "include, name, protect, prune, prune_local, release_local, to)",
+        "include, keep_local, min_size, name, protect, prune, prune_local, release_local, to)",
         "specs/stores.yaml:1: version: expected 1, got integer 2",
         'specs/stores.yaml:6: stores.lake.endpoint: environment variable "EP" is not set '
         "(write ${EP:-default} to give a default)",

@@ -130,6 +130,8 @@ def test_repository_specs_directory_loads() -> None:
     )
     assert desired.stores["staging"] == LocalStoreSpec(name="staging", root=str(REPO / "demo-data" / "gdrive"))
     assert [(m.name, m.s3_store, m.s3_prefix, m.protect) for m in desired.mappings] == [
+        # specs/final_dataset.yaml: seed 003's upload of local datasets (files sort by name: final_dataset < layout).
+        ("training_ready", "pixel-data", "datasets/local/ai/training_ready/", False),
         ("raw", "pixel-data", "datasets/gdrive/raw/", False),
         ("processed", "pixel-data", "datasets/gdrive/processed/", True),
         # specs/actors.yaml lists one actor by hand; the others are discovered when the stores are opened.
@@ -140,6 +142,10 @@ def test_repository_specs_directory_loads() -> None:
             False,
         ),
     ]
+    final = desired.final
+    assert final is not None
+    assert len(final.sources) == len(desired.datasets)  # every stage of the registry
+    assert (final.prefix, final.manifest_key) == ("final_dataset/", "final_dataset/manifest.json")
 
 
 def test_repository_specs_take_endpoint_and_root_from_env(tmp_path: Path) -> None:

@@ -1,0 +1,240 @@
+"""Planner pass: is the published final dataset current, and if not, why, and what would a rebuild do.
+
+Pure: the published manifest's bytes, the objects under the final dataset's
+prefix and the sources' md5s all arrive in `Observed.final`. The manifest
+records the recipe and every source's key and md5; when they equal what the
+specs and the registry hold now, and every shard it names is in S3 with its
+md5, the dataset is current and this pass adds nothing. Otherwise it adds
+
+    compile final_dataset   (reason: "clinical_cot changed: md5 a1b2… → c3d4…", "splits changed", ...)
+      -> delete <each shard of the previous build>   kept at run time if the new manifest names it
+
+A shard's key carries its content's md5, so the compile never writes over a shard
+the current manifest points to, and the deletes only run once the new manifest is
+in place (their edge from the compile); each delete is If-Match on the ETag seen
+here and reads the manifest first, so a shard the new build reuses is kept. With
+nothing to rebuild, only leftovers of an interrupted build (shards no manifest
+names) are deleted, and a missing local manifest copy is downloaded again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+
+from reconciler.manifests.final import ManifestError, Published, build_id, parse
+from reconciler.model import (
+    Action,
+    ActionKind,
+    Change,
+    Desired,
+    Entry,
+    FinalDatasetSpec,
+    Finding,
+    FindingKind,
+    ObjectRef,
+    Observed,
+    Plan,
+    Precondition,
+)
+from reconciler.plan.diff import action_id, short, transfer_precondition
+from reconciler.units import human_bytes
+
+SCOPE = "final_dataset"
+_WRITERS = frozenset({ActionKind.UPLOAD, ActionKind.COPY, ActionKind.MOVE})
+_RECIPE_FIELDS = ("splits", "split_key", "shard", "dedupe", "to", "compiled")
+
+
+def _recipe_reasons(final: FinalDatasetSpec, recorded: dict[str, object]) -> list[str]:
+    wanted = json.loads(final.recipe)
+    changed = [f"{name} changed" for name in _RECIPE_FIELDS if recorded.get(name) != wanted.get(name)]
+    if not changed and recorded.get("digest") != final.recipe_digest:
+        changed.append("recipe changed")
+    return changed
+
+
+def _source_reasons(final: FinalDatasetSpec, published: Published, md5s: dict[str, str]) -> list[str]:
+    reasons = []
+    for source in final.sources:
+        before = published.sources.get(source.name)
+        if before is None:
+            reasons.append(f"{source.name} added")
+        elif before[0] != source.key:
+            reasons.append(f"{source.name} moved: {before[0]} → {source.key}")
+        elif before[1] != md5s[source.name]:
+            reasons.append(f"{source.name} changed: md5 {short(before[1])} → {short(md5s[source.name])}")
+    wanted = {s.name for s in final.sources}
+    reasons += [f"{name} removed" for name in sorted(published.sources) if name not in wanted]
+    return reasons
+
+
+def _integrity_reasons(published: Published, objects: Mapping[str, Entry]) -> list[str]:
+    listed = [*published.shards, *([published.compiled] if published.compiled is not None else [])]
+    bad = [s.key for s in listed if (e := objects.get(s.key)) is None or (e.md5 is not None and e.md5 != s.md5)]
+    if not bad:
+        return []
+    return [f"{len(bad)} object(s) the manifest names are missing or differ ({bad[0]}{', …' if len(bad) > 1 else ''})"]
+
+
+def _sources_now(
+    desired: Desired, observed: Observed, plan: Plan
+) -> tuple[dict[str, str], list[str], list[Finding], int]:
+    """(name -> md5 the compile will read, ids of actions that write a source, findings, total source bytes)."""
+    final = desired.final
+    assert final is not None and observed.final is not None
+    writers = {a.target: a for a in plan.actions if a.kind in _WRITERS}
+    md5s: dict[str, str] = {}
+    waits: list[str] = []
+    findings: list[Finding] = []
+    size = 0
+    for source in final.sources:
+        ref = ObjectRef(source.store, source.key)
+        writer = writers.get(ref)
+        entry = observed.final.sources.get(source.name)
+        if writer is not None and writer.md5 is not None:
+            md5s[source.name], size = writer.md5, size + writer.size
+            waits.append(writer.id)
+        elif entry is not None and entry.md5 is not None:
+            md5s[source.name], size = entry.md5, size + entry.size
+        else:
+            why = "is not in S3 and nothing in this plan puts it there" if entry is None else "has no known md5"
+            findings.append(
+                Finding(FindingKind.MISSING, SCOPE, str(ref), f"final dataset source {source.name!r} {why}")
+            )
+    return md5s, waits, findings, size
+
+
+def _shard_delete(final: FinalDatasetSpec, entry: Entry, why: str) -> Action:
+    ref = ObjectRef(final.store, entry.key)
+    return Action(
+        id=action_id(ActionKind.DELETE, ref),
+        kind=ActionKind.DELETE,
+        change=Change.DELETE,
+        mapping=SCOPE,
+        target=ref,
+        source=final.manifest,  # read first: a key the manifest there names is kept
+        size=entry.size,
+        md5=entry.md5,
+        reason=why,
+        precondition=Precondition(target_etag=entry.etag),
+    )
+
+
+def _expects(final: FinalDatasetSpec, size: int) -> str:
+    limits = []
+    if final.shard_records:
+        limits.append(f"{final.shard_records:,} records")
+    if final.shard_bytes:
+        limits.append(human_bytes(final.shard_bytes))
+    shards = f"shards of at most {' / '.join(limits)}" if limits else "one shard per split"
+    splits = ", ".join(f"{name} {ratio:.0%}" for name, ratio in final.splits)
+    return (
+        f"compiles {len(final.sources)} source(s), {human_bytes(size)}, into {shards} per split ({splits}) "
+        f"under {final.prefix}{{split}}/; each shard uploaded and verified as it is written, unchanged shards "
+        f"not uploaded again; then the export {final.compiled_key}, the manifest last"
+    )
+
+
+def plan_final(desired: Desired, observed: Observed, plan: Plan) -> Plan:
+    final, seen = desired.final, observed.final
+    if final is None or seen is None:
+        return plan
+    md5s, waits, findings, size = _sources_now(desired, observed, plan)
+    published: Published | None = None
+    reasons: list[str] = []
+    if seen.manifest.content is None:
+        reasons.append(f"not published yet (no {final.manifest_key})")
+    else:
+        try:
+            published = parse(seen.manifest.content)
+        except ManifestError as exc:
+            reasons.append(f"the published manifest cannot be followed ({exc})")
+    if published is not None:
+        reasons += _recipe_reasons(final, published.recipe)
+        if len(md5s) == len(final.sources):
+            reasons += _source_reasons(final, published, md5s)
+        reasons += _integrity_reasons(published, seen.objects)
+    named = {s.key for s in published.shards} if published is not None else set()
+    own = {final.manifest_key, final.compiled_key}
+    actions: list[Action] = []
+    edges: list[tuple[str, str]] = []
+    if reasons and len(md5s) == len(final.sources):
+        manifest = seen.manifest.entry
+        compile_action = Action(
+            id=action_id(ActionKind.COMPILE, final.manifest),
+            kind=ActionKind.COMPILE,
+            change=Change.CREATE if manifest is None else Change.UPDATE,
+            mapping=SCOPE,
+            target=final.manifest,
+            size=size,
+            reason=f"{'; '.join(reasons)}: {_expects(final, size)}",
+            precondition=Precondition(
+                target_absent=manifest is None,
+                target_etag=manifest.etag if manifest is not None else None,
+                source_md5=build_id(final, md5s),  # the sources must still be these when it runs
+            ),
+        )
+        actions.append(compile_action)
+        edges += [(writer, compile_action.id) for writer in waits]
+        for key in sorted(seen.objects):
+            if key in own:
+                continue
+            why = (
+                "previous build's shard: deleted once the new manifest is in place, unless the new build has it"
+                if key in named
+                else "named by no manifest (left by an interrupted build): deleted once the new manifest is in "
+                "place, unless the new build has it"
+            )
+            delete = _shard_delete(final, seen.objects[key], why)
+            actions.append(delete)
+            edges.append((compile_action.id, delete.id))
+    elif not reasons and published is not None:
+        for key in sorted(seen.objects):
+            if key not in own and key not in named:
+                actions.append(
+                    _shard_delete(final, seen.objects[key], "named by no manifest (left by an interrupted build)")
+                )
+        local = seen.local_manifest
+        if local.content != seen.manifest.content and seen.manifest.entry is not None:
+            published_entry = seen.manifest.entry
+            actions.append(
+                Action(
+                    id=action_id(ActionKind.DOWNLOAD, final.manifest_local),
+                    kind=ActionKind.DOWNLOAD,
+                    change=Change.CREATE if local.entry is None else Change.UPDATE,
+                    mapping=SCOPE,
+                    source=final.manifest,
+                    target=final.manifest_local,
+                    size=published_entry.size,
+                    md5=published_entry.md5,
+                    reason="the kept local copy of the manifest is "
+                    + ("missing" if local.entry is None else "not the published one"),
+                    precondition=transfer_precondition(published_entry, local.entry, local_source=False),
+                )
+            )
+    if not actions and not findings:
+        return plan
+    return dataclasses.replace(
+        plan,
+        actions=(*plan.actions, *actions),
+        edges=tuple(sorted({*plan.edges, *edges})),
+        findings=(*plan.findings, *findings),
+    )
+
+
+def final_deletes(desired: Desired, plan: Plan) -> set[tuple[str, str]]:
+    """Shard deletes of this pass: the final dataset's prefix is its own, so no mapping's prune rules apply."""
+    final = desired.final
+    if final is None:
+        return set()
+    return {
+        (a.target.store, a.target.key)
+        for a in plan.actions
+        if a.kind is ActionKind.DELETE
+        and a.mapping == SCOPE
+        and a.target.store == final.store
+        and a.target.key.startswith(final.prefix)
+        and a.target.key not in (final.manifest_key, final.compiled_key)
+        and a.source == final.manifest
+    }

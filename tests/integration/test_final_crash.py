@@ -1,0 +1,117 @@
+"""kill -9 during a final-dataset publish: the published dataset stays whole; the next apply finishes the job.
+
+A first build is published; then, round after round, a source is edited (so every
+shard changes) and `pixel apply` is killed with SIGKILL at a random moment after it
+took the lock: while it compiles, uploads shards, writes the manifest or deletes
+the previous build's shards. After every kill the manifest in S3 is a whole
+manifest and every shard it names is in the bucket with exactly its md5. Then an
+uninterrupted apply converges and the plan after it is empty.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from reconciler.cli import main
+from tests.integration.final_world import MANIFEST, FinalWorld, jsonl, records
+from tests.integration.pixelenv import PIXEL
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+KILLS = 10
+GUARDS = ["--max-delete", "10000"]
+
+
+def _cli(world: FinalWorld, env: dict[str, str], *args: str) -> Any:
+    return CliRunner().invoke(main, [args[0], "--specs", str(world.specs), *args[1:]], env=env)
+
+
+def _etags(world: FinalWorld) -> dict[str, str]:
+    pages = world.client.get_paginator("list_objects_v2").paginate(Bucket=world.bucket, Prefix="final_dataset/")
+    return {o["Key"]: o["ETag"].strip('"') for page in pages for o in page.get("Contents", [])}
+
+
+def _published_is_whole(world: FinalWorld) -> dict[str, Any]:
+    manifest = json.loads(world.get(MANIFEST))
+    stored = _etags(world)
+    for shard in manifest["shards"]:
+        assert stored.get(shard["key"]) == shard["md5"], f"{shard['key']} missing or not the manifest's bytes"
+    return dict(manifest)
+
+
+def _lock_id(world: FinalWorld) -> str | None:
+    try:
+        raw = world.client.get_object(Bucket=world.bucket, Key=".pixel/lock")["Body"].read()
+    except world.client.exceptions.NoSuchKey:
+        return None
+    return str(json.loads(raw)["id"])
+
+
+def test_kill_9_during_publish_keeps_the_published_dataset_whole(
+    tmp_path: Path, bucket: str, s3_client: Any, seaweed: Any
+) -> None:
+    seed = int(os.environ.get("PIXEL_CRASH_SEED", time.time_ns() % 1_000_000))
+    rng = random.Random(seed)
+    env = {**os.environ, **seaweed.env(), "NO_COLOR": "1"}
+    world = FinalWorld(tmp_path / "disk", tmp_path / "specs", bucket, seaweed.endpoint, s3_client)
+    world.root.mkdir()
+    world.put_source("a", jsonl(records("a", 4000, text="round 0")))
+    world.put_source("b", jsonl(records("b", 1000, start=10_000)))
+    world.write_specs(["a", "b"], shard="{records: 60}")
+    first = _cli(world, env, "apply", "--auto-approve", *GUARDS)
+    assert first.exit_code == 0, first.output[-2000:]
+    _published_is_whole(world)
+
+    kills = rounds = edits = 0
+    finished = True
+    while kills < KILLS:
+        rounds += 1
+        assert rounds <= 3 * KILLS, f"apply kept finishing before the kill (seed {seed})"
+        if finished:
+            edits += 1  # new bytes in every shard: a full rebuild to interrupt
+            world.put_source("a", jsonl(records("a", 4000, text=f"round {edits}")))
+        proc = subprocess.Popen(
+            [PIXEL, "apply", "--auto-approve", "-q", "--specs", str(world.specs), *GUARDS],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+        )
+        deadline = time.monotonic() + 30
+        while _lock_id(world) is None and proc.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.05, 1.6))
+        finished = proc.poll() is not None
+        if not finished:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        _, err = proc.communicate(timeout=60)
+        if finished:
+            assert proc.returncode == 0, f"seed {seed}: {err.decode()[-2000:]}"
+        manifest = _published_is_whole(world)
+        print(f"kill {kills} (round {rounds}): published build {manifest['build'][:8]}")
+        held = _lock_id(world)
+        if held is not None:
+            assert _cli(world, env, "force-unlock", held).exit_code == 0
+    assert kills >= KILLS
+
+    last = _cli(world, env, "apply", "--auto-approve", *GUARDS)
+    assert last.exit_code == 0, (seed, last.output[-2000:])
+    manifest = _published_is_whole(world)
+    assert set(_etags(world)) == {s["key"] for s in manifest["shards"]} | {MANIFEST, manifest["compiled"]["key"]}
+    assert {s["name"]: s["md5"] for s in manifest["sources"]}["a"] == _etags_of(world, "datasets/processed/c/a.jsonl")
+    again = _cli(world, env, "plan", "--detailed-exitcode")
+    assert again.exit_code == 0, again.output[-2000:]
+    assert list((world.root / "work" / "final").iterdir()) == []
+
+
+def _etags_of(world: FinalWorld, key: str) -> str:
+    return str(world.client.head_object(Bucket=world.bucket, Key=key)["ETag"].strip('"'))

@@ -1,0 +1,3 @@
+from tests.unit.spec.conftest import specs
+
+__all__ = ["specs"]
