@@ -201,6 +201,27 @@ def plan(
     "(done / failed with error code / skipped) for CI.",
 )
 @compact_option
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="local: this machine's thread pool; dask: batches of actions on a Dask cluster (see docs/scale.md).",
+)
+@click.option(
+    "--scheduler",
+    envvar="PIXEL_DASK_SCHEDULER",
+    default=None,
+    metavar="ADDRESS",
+    help="The Dask scheduler for --executor dask, e.g. tcp://HOST:8786 (or PIXEL_DASK_SCHEDULER).",
+)
+@click.option(
+    "--batch-actions",
+    type=click.IntRange(1),
+    default=500,
+    show_default=True,
+    help="--executor dask: at most this many actions in one cluster task.",
+)
 @click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def apply(
     specs: Path,
@@ -213,6 +234,9 @@ def apply(
     lock_timeout: float,
     output_format: str,
     compact: bool,
+    executor: str,
+    scheduler: str | None,
+    batch_actions: int,
     plan_file: Path | None,
     **log: Any,
 ) -> None:
@@ -236,6 +260,9 @@ def apply(
         limits=GuardLimits(max_delete=max_delete, allow_mass_delete=allow_mass_delete, strict=strict),
         output_format=output_format,
         compact=compact,
+        executor=executor,
+        scheduler=scheduler,
+        batch_actions=batch_actions,
         **log,
     )
 

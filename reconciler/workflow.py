@@ -11,7 +11,7 @@ from pathlib import Path
 
 from reconciler.errors import UserError
 from reconciler.logs import get_logger
-from reconciler.model import Authority, Desired, LocalStoreSpec, Observed, Plan, Problem, S3StoreSpec
+from reconciler.model import Authority, Desired, LocalStoreSpec, Observed, Plan, Problem, S3StoreSpec, StoreSpec
 from reconciler.observe import Hasher, StreamingHasher, observe
 from reconciler.observe.hashcache import CachedHasher
 from reconciler.observe.world import expand_actors
@@ -28,20 +28,27 @@ class Workspace:
     problems: list[Problem] = field(default_factory=list)
 
 
+def build_store(
+    spec: StoreSpec, *, parallelism: int = 16, on_problem: Callable[[Problem], None] | None = None
+) -> Store:
+    """A Store from its (secret-free) spec; credentials come from this process's environment."""
+    if isinstance(spec, S3StoreSpec):
+        return S3Store(spec, max_pool_connections=parallelism + 8)
+    return LocalStore(spec.name, spec.root, on_problem=on_problem)
+
+
 def open_stores(desired: Desired, *, parallelism: int = 16) -> Workspace:
     """Build a Store per spec and check each is usable before anything is read or written."""
     problems: list[Problem] = []
     stores: dict[str, Store] = {}
     for name, spec in sorted(desired.stores.items()):
-        if isinstance(spec, S3StoreSpec):
-            s3 = S3Store(spec, max_pool_connections=parallelism + 8)
+        store = build_store(spec, parallelism=parallelism, on_problem=problems.append)
+        if isinstance(store, S3Store):
             try:
-                s3.check_bucket()
+                store.check_bucket()
             except StoreError as exc:
                 raise UserError(str(exc)) from exc
-            stores[name] = s3
-        elif isinstance(spec, LocalStoreSpec):
-            stores[name] = LocalStore(name, spec.root, on_problem=problems.append)
+        stores[name] = store
     try:
         desired = expand_actors(desired, stores)
     except StoreError as exc:

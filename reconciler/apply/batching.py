@@ -75,7 +75,7 @@ def _locality(action: Action) -> tuple[str, str, str]:
 def make_batches(
     plan: Plan, *, max_actions: int = DEFAULT_MAX_ACTIONS, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> Batches:
-    """Every action in exactly one batch; at most `max_actions` each, and at most `max_bytes` unless one action is larger."""
+    """Every action in exactly one batch of at most `max_actions`, and `max_bytes` unless one action is larger."""
     if max_actions < 1 or max_bytes < 1:
         raise ValueError("batch bounds must be positive")
     level = levels(plan)

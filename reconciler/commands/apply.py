@@ -8,7 +8,7 @@ import click
 from reconciler.apply.report import LogReporter
 from reconciler.apply.session import LockOptions, locked, run_locked
 from reconciler.commands import EXIT_ERROR, EXIT_OK
-from reconciler.commands.apply_saved import apply_saved, finish, refuse_json, say
+from reconciler.commands.apply_saved import apply_saved, choose_executor, finish, refuse_json, say
 from reconciler.commands.common import error, load
 from reconciler.commands.output import render_plan
 from reconciler.errors import UserError
@@ -43,10 +43,18 @@ def apply(
     limits: GuardLimits | None = None,
     output_format: str = "text",
     compact: bool = False,
+    executor: str = "local",
+    scheduler: str | None = None,
+    batch_actions: int = 500,
+    observe_mode: str = "list",
+    relist: tuple[str, ...] = (),
 ) -> int:
     lock = lock or LockOptions()
+    chosen = choose_executor(executor, scheduler, parallelism, batch_actions)
     if plan_file is not None:
-        return apply_saved(specs, plan_file, parallelism=parallelism, lock=lock, output_format=output_format)
+        return apply_saved(
+            specs, plan_file, parallelism=parallelism, lock=lock, output_format=output_format, executor=chosen
+        )
     try:
         desired = load(specs)
         ws = open_stores(desired, parallelism=parallelism)
@@ -66,7 +74,9 @@ def apply(
             if not confirmed(auto_approve):
                 return EXIT_ERROR
             with apply_progress(LogReporter(), plan, output_format=output_format) as reporter:
-                result, runner = run_locked(ws, plan, parallelism=parallelism, reporter=reporter, lost=lost)
+                result, runner = run_locked(
+                    ws, plan, parallelism=parallelism, reporter=reporter, lost=lost, executor=chosen
+                )
     except UserError as exc:
         refuse_json(exc, output_format)
         raise
