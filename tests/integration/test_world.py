@@ -56,6 +56,11 @@ class Demo:
 @pytest.fixture
 def demo(tmp_path: Path, seaweed: Any, bucket: str) -> Demo:
     """The repository's specs with their two buckets renamed to fresh ones, seeded with the demo world."""
+    return make_demo(tmp_path, seaweed, bucket)
+
+
+def make_demo(tmp_path: Path, seaweed: Any, bucket: str) -> Demo:
+    """The demo world under `tmp_path`, in `bucket` and `{bucket}-actors` (created when missing)."""
     client = seaweed.client()
     actor_bucket = f"{bucket}-actors"[:63].rstrip("-.")
     existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
