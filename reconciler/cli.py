@@ -129,6 +129,26 @@ plan_format_option = click.option(
     show_default=True,
     help="text for a terminal, markdown for a pull-request comment, json (schemas/plan.schema.json) for tools.",
 )
+def observe_options(fn: F) -> F:
+    """How the S3 side is observed: listed, or read from S3 Inventory reports (see docs/scale.md)."""
+    fn = click.option(
+        "--relist-prefix",
+        "relist",
+        multiple=True,
+        metavar="PREFIX",
+        help="With --observe inventory: list keys under PREFIX live (repeatable), e.g. what changed since the report.",
+    )(fn)
+    fn = click.option(
+        "--observe",
+        "observe_mode",
+        type=click.Choice(["list", "inventory"]),
+        default="list",
+        show_default=True,
+        help="list the buckets, or read each store's newest S3 Inventory report (stores with `inventory:`).",
+    )(fn)
+    return fn
+
+
 compact_option = click.option(
     "--compact", is_flag=True, help="Text: fold more than 10 like actions under one prefix into one line."
 )
@@ -149,6 +169,7 @@ compact_option = click.option(
 )
 @plan_format_option
 @compact_option
+@observe_options
 def plan(
     specs: Path,
     detailed_exitcode: bool,
@@ -160,6 +181,8 @@ def plan(
     out: Path | None,
     output_format: str,
     compact: bool,
+    observe_mode: str,
+    relist: tuple[str, ...],
     **log: Any,
 ) -> None:
     """Show what apply would do. Reads only; takes no lock."""
@@ -175,6 +198,8 @@ def plan(
         limits=GuardLimits(max_delete=max_delete, allow_mass_delete=allow_mass_delete, strict=strict),
         output_format=output_format,
         compact=compact,
+        observe_mode=observe_mode,
+        relist=relist,
         **log,
     )
 
@@ -222,6 +247,7 @@ def plan(
     show_default=True,
     help="--executor dask: at most this many actions in one cluster task.",
 )
+@observe_options
 @click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def apply(
     specs: Path,
@@ -237,6 +263,8 @@ def apply(
     executor: str,
     scheduler: str | None,
     batch_actions: int,
+    observe_mode: str,
+    relist: tuple[str, ...],
     plan_file: Path | None,
     **log: Any,
 ) -> None:
@@ -263,6 +291,8 @@ def apply(
         executor=executor,
         scheduler=scheduler,
         batch_actions=batch_actions,
+        observe_mode=observe_mode,
+        relist=relist,
         **log,
     )
 

@@ -31,6 +31,9 @@ class S3StoreSpec:
     checksum: str = "when_supported"  # when_supported | when_required
     profile: str | None = None
     lock_key: str = ".pixel/lock"
+    # Where S3 Inventory delivers this bucket's reports: {prefix}/{bucket}/{config-id}/{YYYY-MM-DDTHH-MMZ}/manifest.json
+    inventory_bucket: str | None = None
+    inventory_prefix: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,10 @@ Commands call these; the planner itself stays pure in `reconciler.plan.diff`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.errors import UserError
@@ -14,6 +16,7 @@ from reconciler.logs import get_logger
 from reconciler.model import Authority, Desired, LocalStoreSpec, Observed, Plan, Problem, S3StoreSpec, StoreSpec
 from reconciler.observe import Hasher, StreamingHasher, observe
 from reconciler.observe.hashcache import CachedHasher
+from reconciler.observe.inventory import InventoryError, InventoryReport, inventory_views
 from reconciler.observe.world import expand_actors
 from reconciler.plan import plan as make_plan
 from reconciler.stores.base import Store, StoreError
@@ -26,6 +29,43 @@ class Workspace:
     desired: Desired
     stores: dict[str, Store]
     problems: list[Problem] = field(default_factory=list)
+    # Stores observed other than by listing them (--observe inventory); actions always use `stores`.
+    observed_through: dict[str, Store] = field(default_factory=dict)
+
+    @property
+    def observing(self) -> dict[str, Store]:
+        return {**self.stores, **self.observed_through}
+
+
+def from_inventory(ws: Workspace, relist: tuple[str, ...] = ()) -> None:
+    """Observe every S3 store that declares `inventory:` from its newest S3 Inventory report."""
+    reports: dict[str, tuple[Store, str]] = {}
+    for name, spec in sorted(ws.desired.stores.items()):
+        if isinstance(spec, S3StoreSpec) and spec.inventory_bucket:
+            holder = dataclasses.replace(spec, name=f"{name} (inventory)", bucket=spec.inventory_bucket)
+            reports[name] = (build_store(holder), spec.inventory_prefix)
+    if not reports:
+        raise UserError(
+            "--observe inventory: no S3 store in the specs declares `inventory: {bucket, prefix}` "
+            "(where S3 Inventory delivers its reports)"
+        )
+    log = get_logger("pixel.observe")
+
+    def said(name: str, report: InventoryReport) -> None:
+        log.info(
+            "observing from an S3 Inventory report",
+            store=name,
+            manifest=report.manifest,
+            created=report.created.strftime("%Y-%m-%dT%H:%MZ"),
+            age=report.age(datetime.now(UTC)),
+            objects=len(report.entries),
+            listed_live=",".join(relist) or "-",
+        )
+
+    try:
+        ws.observed_through = inventory_views(ws.stores, reports, relist, log=said)
+    except (InventoryError, StoreError) as exc:
+        raise UserError(f"--observe inventory: {exc}") from exc
 
 
 def build_store(
@@ -81,7 +121,7 @@ def observe_and_plan(
     own = CachedHasher(rehash_all=rehash_all) if hasher is None else None
     try:
         observed = observe(
-            ws.desired, ws.stores, own or hasher or StreamingHasher(), problems=ws.problems, progress=progress
+            ws.desired, ws.observing, own or hasher or StreamingHasher(), problems=ws.problems, progress=progress
         )
     except StoreError as exc:
         raise UserError(f"could not read the stores: {exc}") from exc

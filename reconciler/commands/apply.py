@@ -9,7 +9,7 @@ from reconciler.apply.report import LogReporter
 from reconciler.apply.session import LockOptions, locked, run_locked
 from reconciler.commands import EXIT_ERROR, EXIT_OK
 from reconciler.commands.apply_saved import apply_saved, choose_executor, finish, refuse_json, say
-from reconciler.commands.common import error, load
+from reconciler.commands.common import error, load, observe_through
 from reconciler.commands.output import render_plan
 from reconciler.errors import UserError
 from reconciler.plan import guards
@@ -58,6 +58,7 @@ def apply(
     try:
         desired = load(specs)
         ws = open_stores(desired, parallelism=parallelism)
+        observe_through(ws, observe_mode, relist)
         # Lock before observing: the plan must not be made from a bucket another apply is changing.
         with locked(ws, lock) as lost:
             with observe_progress(output_format=output_format) as progress:

@@ -14,7 +14,7 @@ from reconciler.plan import guards
 from reconciler.plan.guards import GuardLimits
 from reconciler.progress import observe_progress
 from reconciler.spec import SpecErrors, load_desired
-from reconciler.workflow import Workspace, observe_and_plan, open_stores
+from reconciler.workflow import Workspace, from_inventory, observe_and_plan, open_stores
 
 
 def error(message: str) -> None:
@@ -37,6 +37,14 @@ def load(specs: Path) -> Desired:
         raise UserError(f"{problems} in the specs in {specs}/; nothing was touched") from exc
 
 
+def observe_through(ws: Workspace, observe_mode: str, relist: tuple[str, ...]) -> None:
+    """`--observe inventory`: the S3 side from S3 Inventory reports; `--relist-prefix` only makes sense with it."""
+    if observe_mode == "inventory":
+        from_inventory(ws, relist)
+    elif relist:
+        raise UserError("--relist-prefix lists prefixes live instead of from the inventory: use --observe inventory")
+
+
 def plan_workspace(
     specs: Path,
     parallelism: int,
@@ -44,10 +52,13 @@ def plan_workspace(
     rehash_all: bool = False,
     limits: GuardLimits | None = None,
     output_format: str = "text",
+    observe_mode: str = "list",
+    relist: tuple[str, ...] = (),
 ) -> tuple[Workspace, Plan]:
     """Load, observe and plan; the delete guards always run (default limits unless given)."""
     desired = load(specs)
     ws = open_stores(desired, parallelism=parallelism)
+    observe_through(ws, observe_mode, relist)
     with observe_progress(output_format=output_format) as progress:
         observed, plan = observe_and_plan(ws, rehash_all=rehash_all, progress=progress)
     # ws.desired, not desired: it includes the actors discovered when the stores were opened.

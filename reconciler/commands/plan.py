@@ -21,9 +21,17 @@ def plan(
     limits: GuardLimits | None = None,
     output_format: str = "text",
     compact: bool = False,
+    observe_mode: str = "list",
+    relist: tuple[str, ...] = (),
 ) -> int:
     ws, result = plan_workspace(
-        specs, parallelism, rehash_all=rehash_all, limits=limits, output_format=output_format
+        specs,
+        parallelism,
+        rehash_all=rehash_all,
+        limits=limits,
+        output_format=output_format,
+        observe_mode=observe_mode,
+        relist=relist,
     )
     click.echo(render_plan(result, ws.desired, output_format, compact=compact, limits=limits), nl=False)
     if out is not None:

@@ -229,6 +229,8 @@ def _store_spec(
             return None
         return LocalStoreSpec(name=name, root=os.path.normpath(spec_dir / root))
     lock_key = str(body.get("lock_key", ".pixel/lock"))
+    inventory = body.get("inventory")
+    inventory = inventory if isinstance(inventory, dict) else None  # the schema checked its shape
     problem = _segment_problem(lock_key)
     if problem:
         report.add(doc, (*path, "lock_key"), f"key {problem}, got {show(lock_key)}")
@@ -243,6 +245,8 @@ def _store_spec(
         checksum=str(body.get("checksum", "when_supported")),
         profile=str(body.get("profile", "")) or None,
         lock_key=lock_key,
+        inventory_bucket=str(inventory["bucket"]) if inventory else None,
+        inventory_prefix=str(inventory.get("prefix", "")).strip("/") if inventory else "",
     )
 
 
