@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 def test_bench_runs_every_case_for_pixel_and_writes_results(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     argv = [sys.executable, "-m", "bench", "--runs", "1", "--tools", "pixel", "--small", "60", "--big", "1"]
-    argv += ["--big-mib", "1", "--edits", "10", "--million", "2000", "--out", str(out), "--work", str(tmp_path / "w")]
+    argv += ["--big-mib", "1", "--edits", "10", "--million", "2000", "--scale-actions", "160"]
+    argv += ["--scale-objects", "2000", "--out", str(out), "--work", str(tmp_path / "w")]
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
@@ -37,6 +38,10 @@ def test_bench_runs_every_case_for_pixel_and_writes_results(tmp_path: Path) -> N
     assert (pixel["hash_stage_cold"]["read"], pixel["hash_stage_warm"]["read"]) == (61, 0)
     assert pixel["hash_stage_warm"]["from_cache"] == 61
     assert results["extra"]["million"]["actions"] == 20  # 1% of 2,000 objects changed
+    scale = results["extra"]["scale"]
+    assert scale["uploads"]["local"] > 0 and scale["copies"]["dask"] > 0 and scale["copies"]["ratio"] > 0
+    assert scale["inventory"]["actions"] == 20  # the same plan from the report as from the listing
+    assert "LocalCluster(2)" in done.stdout
     assert "| initial upload" in done.stdout and "Targets (ratios from this run):" in done.stdout
 
 
