@@ -53,7 +53,8 @@ def test_only_the_local_roots_the_plan_touches_are_required() -> None:
 
 def test_each_worker_missing_a_root_is_named() -> None:
     seen = {"tcp://w1": {"/data/root": True}, "tcp://w2": {"/data/root": False}}
-    assert missing_roots(seen, {"/data/root": "disk"}) == ["worker tcp://w2 does not see /data/root (local store 'disk')"]
+    expected = ["worker tcp://w2 does not see /data/root (local store 'disk')"]
+    assert missing_roots(seen, {"/data/root": "disk"}) == expected
 
 
 def test_a_dependency_that_failed_in_an_earlier_batch_skips_its_dependents_naming_the_root_cause() -> None:
