@@ -20,6 +20,14 @@ class Authority(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class InventorySource:
+    """Where S3 Inventory delivers a bucket's reports: {prefix}/{bucket}/{config-id}/{timestamp}/manifest.json."""
+
+    bucket: str
+    prefix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class S3StoreSpec:
     name: str
     bucket: str
@@ -31,9 +39,7 @@ class S3StoreSpec:
     checksum: str = "when_supported"  # when_supported | when_required
     profile: str | None = None
     lock_key: str = ".pixel/lock"
-    # Where S3 Inventory delivers this bucket's reports: {prefix}/{bucket}/{config-id}/{YYYY-MM-DDTHH-MMZ}/manifest.json
-    inventory_bucket: str | None = None
-    inventory_prefix: str = ""
+    inventory: InventorySource | None = None  # read by `--observe inventory`
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,9 +41,9 @@ def from_inventory(ws: Workspace, relist: tuple[str, ...] = ()) -> None:
     """Observe every S3 store that declares `inventory:` from its newest S3 Inventory report."""
     reports: dict[str, tuple[Store, str]] = {}
     for name, spec in sorted(ws.desired.stores.items()):
-        if isinstance(spec, S3StoreSpec) and spec.inventory_bucket:
-            holder = dataclasses.replace(spec, name=f"{name} (inventory)", bucket=spec.inventory_bucket)
-            reports[name] = (build_store(holder), spec.inventory_prefix)
+        if isinstance(spec, S3StoreSpec) and spec.inventory is not None:
+            holder = dataclasses.replace(spec, name=f"{name} (inventory)", bucket=spec.inventory.bucket, inventory=None)
+            reports[name] = (build_store(holder), spec.inventory.prefix)
     if not reports:
         raise UserError(
             "--observe inventory: no S3 store in the specs declares `inventory: {bucket, prefix}` "

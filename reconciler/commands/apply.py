@@ -52,6 +52,8 @@ def apply(
     lock = lock or LockOptions()
     chosen = choose_executor(executor, scheduler, parallelism, batch_actions)
     if plan_file is not None:
+        if observe_mode != "list" or relist:
+            raise UserError("a saved plan was observed when it was made: pass --observe to `pixel plan -out`")
         return apply_saved(
             specs, plan_file, parallelism=parallelism, lock=lock, output_format=output_format, executor=chosen
         )

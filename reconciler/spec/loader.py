@@ -13,7 +13,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.model import Authority, Desired, LocalStoreSpec, MappingSpec, S3StoreSpec, StoreSpec
+from reconciler.model import (
+    Authority,
+    Desired,
+    InventorySource,
+    LocalStoreSpec,
+    MappingSpec,
+    S3StoreSpec,
+    StoreSpec,
+)
 from reconciler.spec.errors import SpecError, SpecErrors, YamlPath, display_path, format_path
 from reconciler.spec.interpolate import interpolate_tree
 from reconciler.spec.validate import schema_problems, show
@@ -245,8 +253,11 @@ def _store_spec(
         checksum=str(body.get("checksum", "when_supported")),
         profile=str(body.get("profile", "")) or None,
         lock_key=lock_key,
-        inventory_bucket=str(inventory["bucket"]) if inventory else None,
-        inventory_prefix=str(inventory.get("prefix", "")).strip("/") if inventory else "",
+        inventory=(
+            InventorySource(str(inventory["bucket"]), str(inventory.get("prefix", "")).strip("/"))
+            if inventory
+            else None
+        ),
     )
 
 
