@@ -130,12 +130,18 @@ def test_a_mixed_plan_on_the_cluster_ends_like_the_local_executor(
 
     by_local = local.pixel("apply", "--auto-approve", "--format", "json")
     by_dask = dask.pixel(
-        "apply", "--auto-approve", "--format", "json",
+        "apply", "--auto-approve", "--format", "json", "--log-format", "json",
         "--executor", "dask", "--scheduler", cluster.scheduler_address, "--batch-actions", "3",
     )
     assert by_local.code == 0, by_local.err
     assert by_dask.code == 0, by_dask.err
-    assert "applying on a Dask cluster" in by_dask.err
+    events = [json.loads(line) for line in by_dask.err.splitlines() if line.startswith("{")]
+    assert any(e["event"] == "applying on a Dask cluster" and e["workers"] == 2 for e in events)
+    # CI's view of the progress: every action's start (forwarded by the workers) and end, once each.
+    started = sorted(e["key"] for e in events if e["event"] == "action started")
+    finished = sorted(e["key"] for e in events if e["event"] == "action finished")
+    assert started == finished
+    assert len(started) == len(planned["actions"])
     on_cluster, here = _report_rows(json.loads(by_dask.out)), _report_rows(json.loads(by_local.out))
     assert on_cluster == here
     assert json.loads(by_dask.out)["counts"]["done"] == len(planned["actions"])
