@@ -224,6 +224,13 @@ def table(summary: dict[str, Any], extra: dict[str, Any], shape: dataset.Shape, 
     if mil:
         per = f"{mil['rss_bytes_per_object']:.0f} B/o"
         row("plan of 1,000,000 objects (1% changed)", "plan()", {**mil, "rss_mib": mil["peak_rss_mib"]}, found=per)
+    scale = extra.get("scale")
+    if scale:
+        from bench.scale import table_lines
+
+        add("")
+        add("Beyond one machine (bench/scale.py):")
+        lines.extend(table_lines(scale))
     add("")
     add("Targets (ratios from this run):")
     for line in targets(summary, extra, shape.edits):
@@ -286,6 +293,11 @@ def targets(summary: dict[str, Any], extra: dict[str, Any], edits: int) -> list[
     final = extra.get("final_compile")
     if final:
         check("final-dataset compile, peak RSS MiB", final["rss_mib"], 250, unit=" MiB")
+    scale = extra.get("scale")
+    if scale:
+        for case in ("uploads", "copies"):
+            if case in scale:
+                check(f"{case}: LocalCluster(2) / local executor", scale[case]["ratio"], 1.1)
     return out
 
 
@@ -308,6 +320,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--final-mib", type=int, default=1024, help="source JSONL for the final-dataset compile row (0: skip)"
     )
+    parser.add_argument("--scale-actions", type=int, default=20_000,
+                        help="uploads and copies, local executor vs LocalCluster(2) (0: skip; bench/scale.py)")
+    parser.add_argument("--scale-objects", type=int, default=1_000_000,
+                        help="objects planned from an inventory report vs a listing (0: skip)")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument("--work", type=Path, default=HERE / ".work")
     args = parser.parse_args(argv)
@@ -359,6 +375,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             env = {**os.environ, **server.env()}
             work = args.work / "final"
             extra["final_compile"] = run_final_compile(server.endpoint, bucket, work, args.final_mib, env)
+        if args.scale_actions:
+            from bench.scale import run_scale
+
+            say(f"{args.scale_actions:,} uploads and copies, local executor vs LocalCluster(2); inventory plan ...")
+            extra["scale"] = run_scale(
+                server, args.work, actions=args.scale_actions, objects=args.scale_objects, parallelism=16
+            )
     if not args.no_markdown:
         say("markdown render of 200,000 actions ...")
         extra["markdown"] = markdown_row()

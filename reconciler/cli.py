@@ -179,6 +179,26 @@ plan_format_option = click.option(
     show_default=True,
     help="text for a terminal, markdown for a pull-request comment, json (schemas/plan.schema.json) for tools.",
 )
+def observe_options(fn: F) -> F:
+    """How the S3 side is observed: listed, or read from S3 Inventory reports (see docs/scale.md)."""
+    fn = click.option(
+        "--relist-prefix",
+        "relist",
+        multiple=True,
+        metavar="PREFIX",
+        help="With --observe inventory: list keys under PREFIX live (repeatable), e.g. what changed since the report.",
+    )(fn)
+    fn = click.option(
+        "--observe",
+        "observe_mode",
+        type=click.Choice(["list", "inventory"]),
+        default="list",
+        show_default=True,
+        help="list the buckets, or read each store's newest S3 Inventory report (stores with `inventory:`).",
+    )(fn)
+    return fn
+
+
 compact_option = click.option(
     "--compact", is_flag=True, help="Text: fold more than 10 like actions under one prefix into one line."
 )
@@ -200,6 +220,7 @@ compact_option = click.option(
 @plan_format_option
 @compact_option
 @target_option
+@observe_options
 def plan(
     specs: Path,
     detailed_exitcode: bool,
@@ -212,6 +233,8 @@ def plan(
     output_format: str,
     compact: bool,
     targets: tuple[str, ...],
+    observe_mode: str,
+    relist: tuple[str, ...],
     **log: Any,
 ) -> None:
     """Show what apply would do. Reads only; takes no lock."""
@@ -228,6 +251,8 @@ def plan(
         output_format=output_format,
         compact=compact,
         targets=targets,
+        observe_mode=observe_mode,
+        relist=relist,
         **log,
     )
 
@@ -255,6 +280,28 @@ def plan(
 )
 @compact_option
 @target_option
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="local: this machine's thread pool; dask: batches of actions on a Dask cluster (see docs/scale.md).",
+)
+@click.option(
+    "--scheduler",
+    envvar="PIXEL_DASK_SCHEDULER",
+    default=None,
+    metavar="ADDRESS",
+    help="The Dask scheduler for --executor dask, e.g. tcp://HOST:8786 (or PIXEL_DASK_SCHEDULER).",
+)
+@click.option(
+    "--batch-actions",
+    type=click.IntRange(1),
+    default=500,
+    show_default=True,
+    help="--executor dask: at most this many actions in one cluster task.",
+)
+@observe_options
 @click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def apply(
     specs: Path,
@@ -268,6 +315,11 @@ def apply(
     output_format: str,
     compact: bool,
     targets: tuple[str, ...],
+    executor: str,
+    scheduler: str | None,
+    batch_actions: int,
+    observe_mode: str,
+    relist: tuple[str, ...],
     plan_file: Path | None,
     **log: Any,
 ) -> None:
@@ -292,6 +344,11 @@ def apply(
         output_format=output_format,
         compact=compact,
         targets=targets,
+        executor=executor,
+        scheduler=scheduler,
+        batch_actions=batch_actions,
+        observe_mode=observe_mode,
+        relist=relist,
         **log,
     )
 

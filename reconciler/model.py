@@ -24,6 +24,14 @@ PIXEL_PREFIX = ".pixel/"
 
 
 @dataclass(frozen=True, slots=True)
+class InventorySource:
+    """Where S3 Inventory delivers a bucket's reports: {prefix}/{bucket}/{config-id}/{timestamp}/manifest.json."""
+
+    bucket: str
+    prefix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class S3StoreSpec:
     name: str
     bucket: str
@@ -48,6 +56,7 @@ class S3StoreSpec:
     def reserves(self, key: str) -> bool:
         """`key` is pixel's bookkeeping, never data: not synced, pruned, inventoried or reported."""
         return key == self.lock_key or key.startswith(self.reserved_prefixes())
+    inventory: InventorySource | None = None  # read by `--observe inventory`
 
 
 @dataclass(frozen=True, slots=True)

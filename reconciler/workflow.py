@@ -5,16 +5,19 @@ Commands call these; the planner itself stays pure in `reconciler.plan.diff`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.errors import UserError
 from reconciler.keys import printable
 from reconciler.logs import get_logger
-from reconciler.model import Authority, Desired, LocalStoreSpec, Observed, Plan, Problem, S3StoreSpec
+from reconciler.model import Authority, Desired, LocalStoreSpec, Observed, Plan, Problem, S3StoreSpec, StoreSpec
 from reconciler.observe import Hasher, StreamingHasher, observe
 from reconciler.observe.hashcache import CachedHasher
+from reconciler.observe.inventory import InventoryError, InventoryReport, inventory_views
 from reconciler.observe.world import expand_actors
 from reconciler.plan import guards
 from reconciler.plan import plan as make_plan
@@ -30,6 +33,52 @@ class Workspace:
     desired: Desired
     stores: dict[str, Store]
     problems: list[Problem] = field(default_factory=list)
+    # Stores observed other than by listing them (--observe inventory); actions always use `stores`.
+    observed_through: dict[str, Store] = field(default_factory=dict)
+
+    @property
+    def observing(self) -> dict[str, Store]:
+        return {**self.stores, **self.observed_through}
+
+
+def from_inventory(ws: Workspace, relist: tuple[str, ...] = ()) -> None:
+    """Observe every S3 store that declares `inventory:` from its newest S3 Inventory report."""
+    reports: dict[str, tuple[Store, str]] = {}
+    for name, spec in sorted(ws.desired.stores.items()):
+        if isinstance(spec, S3StoreSpec) and spec.inventory is not None:
+            holder = dataclasses.replace(spec, name=f"{name} (inventory)", bucket=spec.inventory.bucket, inventory=None)
+            reports[name] = (build_store(holder), spec.inventory.prefix)
+    if not reports:
+        raise UserError(
+            "--observe inventory: no S3 store in the specs declares `inventory: {bucket, prefix}` "
+            "(where S3 Inventory delivers its reports)"
+        )
+    log = get_logger("pixel.observe")
+
+    def said(name: str, report: InventoryReport) -> None:
+        log.info(
+            "observing from an S3 Inventory report",
+            store=name,
+            manifest=report.manifest,
+            created=report.created.strftime("%Y-%m-%dT%H:%MZ"),
+            age=report.age(datetime.now(UTC)),
+            objects=len(report.entries),
+            listed_live=",".join(relist) or "-",
+        )
+
+    try:
+        ws.observed_through = inventory_views(ws.stores, reports, relist, log=said)
+    except (InventoryError, StoreError) as exc:
+        raise UserError(f"--observe inventory: {exc}") from exc
+
+
+def build_store(
+    spec: StoreSpec, *, parallelism: int = 16, on_problem: Callable[[Problem], None] | None = None
+) -> Store:
+    """A Store from its (secret-free) spec; credentials come from this process's environment."""
+    if isinstance(spec, S3StoreSpec):
+        return S3Store(spec, max_pool_connections=parallelism + 8)
+    return LocalStore(spec.name, spec.root, on_problem=on_problem)
 
 
 def open_stores(desired: Desired, *, parallelism: int = 16) -> Workspace:
@@ -37,15 +86,13 @@ def open_stores(desired: Desired, *, parallelism: int = 16) -> Workspace:
     problems: list[Problem] = []
     stores: dict[str, Store] = {}
     for name, spec in sorted(desired.stores.items()):
-        if isinstance(spec, S3StoreSpec):
-            try:
-                s3 = S3Store(spec, max_pool_connections=parallelism + 8)
-                s3.check_bucket()
-            except StoreError as exc:
-                raise UserError(str(exc)) from exc
-            stores[name] = s3
-        elif isinstance(spec, LocalStoreSpec):
-            stores[name] = LocalStore(name, spec.root, on_problem=problems.append)
+        try:  # inside: a store whose credentials_env names an unset variable fails here, clearly
+            store = build_store(spec, parallelism=parallelism, on_problem=problems.append)
+            if isinstance(store, S3Store):
+                store.check_bucket()
+        except StoreError as exc:
+            raise UserError(str(exc)) from exc
+        stores[name] = store
     try:
         desired = expand_actors(desired, stores)
     except StoreError as exc:
@@ -84,7 +131,7 @@ def observe_and_plan(
     own = CachedHasher(rehash_all=rehash_all) if hasher is None else None
     try:
         observed = observe(
-            desired, ws.stores, own or hasher or StreamingHasher(), problems=ws.problems, progress=progress
+            desired, ws.observing, own or hasher or StreamingHasher(), problems=ws.problems, progress=progress
         )
     except StoreError as exc:
         raise UserError(f"could not read the stores: {exc}") from exc

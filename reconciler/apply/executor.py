@@ -11,16 +11,18 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import networkx as nx
 
-from reconciler.model import Action
-from reconciler.plan.graph import action_of
-from reconciler.stores.base import StoreError, TransientStoreError
+from reconciler.apply.runner import ByteCounts, build_runner
+from reconciler.errors import UserError
+from reconciler.model import Action, Desired, Plan
+from reconciler.plan.graph import action_of, build_graph
+from reconciler.stores.base import Store, StoreError, TransientStoreError
 
 DONE, FAILED, SKIPPED = "done", "failed", "skipped"
 
@@ -100,7 +102,7 @@ class RetryPolicy:
         return self.rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
 
 
-def _run_with_retries(
+def run_with_retries(
     action: Action, run: Callable[[Action], None], retry: RetryPolicy, reporter: Reporter
 ) -> Outcome:
     start = time.monotonic()
@@ -161,7 +163,7 @@ def execute(
             node = ready.pop(0)
             action = action_of(graph, node)
             reporter.started(action)
-            running[pool.submit(_run_with_retries, action, run, retry, reporter)] = node
+            running[pool.submit(run_with_retries, action, run, retry, reporter)] = node
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="pixel-apply") as pool:
         try:
@@ -196,3 +198,50 @@ def execute(
         if node not in settled:
             settle(Outcome(action_of(graph, node), SKIPPED, blocked_by="interrupted"))
     return result
+
+
+class PlanExecutor(Protocol):
+    """Carries out a whole plan: on this machine (LocalExecutor) or on a Dask cluster (dask_executor)."""
+
+    def check(self, plan: Plan, desired: Desired) -> None:
+        """Raise UserError when this executor cannot run the plan; called before anything is touched."""
+        ...
+
+    def run(
+        self,
+        plan: Plan,
+        desired: Desired,
+        stores: Mapping[str, Store],
+        *,
+        reporter: Reporter,
+        stop: threading.Event,
+    ) -> tuple[ApplyResult, ByteCounts]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LocalExecutor:
+    """The default: this process's thread pool walks the DAG action by action."""
+
+    parallelism: int = 16
+    retry: RetryPolicy | None = None
+
+    def check(self, plan: Plan, desired: Desired) -> None:
+        try:
+            build_graph(plan)
+        except ValueError as exc:
+            raise UserError(f"the plan cannot be applied: {exc}") from exc
+
+    def run(
+        self,
+        plan: Plan,
+        desired: Desired,
+        stores: Mapping[str, Store],
+        *,
+        reporter: Reporter,
+        stop: threading.Event,
+    ) -> tuple[ApplyResult, ByteCounts]:
+        runner = build_runner(desired, stores, on_bytes=reporter.transferred)
+        result = execute(
+            build_graph(plan), runner, parallelism=self.parallelism, retry=self.retry, reporter=reporter, stop=stop
+        )
+        return result, runner

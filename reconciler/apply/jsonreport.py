@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from reconciler.apply.executor import ApplyResult, Outcome
-from reconciler.apply.runner import ActionRunner
+from reconciler.apply.runner import ByteCounts
 
 REPORT_VERSION = 1
 
@@ -41,7 +41,7 @@ def report_dict(
     result: ApplyResult | None,
     *,
     spec_digest: str = "",
-    runner: ActionRunner | None = None,
+    runner: ByteCounts | None = None,
     status: str | None = None,
     errors: tuple[str, ...] = (),
 ) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reconciler.apply.executor import DONE, ApplyResult, Outcome
-from reconciler.apply.runner import ActionRunner
+from reconciler.apply.runner import ByteCounts
 from reconciler.keys import printable
 from reconciler.logs import get_logger, json_logs
 from reconciler.model import Action
@@ -54,7 +54,7 @@ class LogReporter:
             self.log.warning("action skipped", blocked_by=outcome.blocked_by, **fields)
 
 
-def render_apply_summary(result: ApplyResult, runner: ActionRunner | None = None) -> str:
+def render_apply_summary(result: ApplyResult, runner: ByteCounts | None = None) -> str:
     lines = [""]
     moved = ""
     if runner is not None:

@@ -3,16 +3,53 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Protocol, cast
 
+from reconciler.apply.final import FinalCompiler
 from reconciler.manifests import final as final_manifest
-from reconciler.model import TEMP_PREFIX, Action, ActionKind, ObjectRef
-from reconciler.stores.base import ObjectChanged, PermanentStoreError, ReleasingStore, Store
+from reconciler.manifests.writer import ManifestWriter
+from reconciler.model import TEMP_PREFIX, Action, ActionKind, Desired, ObjectRef, Precondition
+from reconciler.stores.base import (
+    ObjectChanged,
+    PermanentStoreError,
+    ReleasingStore,
+    Store,
+    StoreError,
+    TransientStoreError,
+)
 
 CHUNK = 8 * 1024 * 1024
+
+
+class ByteCounts(Protocol):
+    """What the apply summary reports of the bytes moved; one runner's counters, or a cluster's sums."""
+
+    @property
+    def bytes_uploaded(self) -> int: ...
+
+    @property
+    def bytes_downloaded(self) -> int: ...
+
+    @property
+    def bytes_copied(self) -> int: ...
+
+
+@dataclasses.dataclass(slots=True)
+class ByteTotals:
+    """ByteCounts summed over many runners (one per batch on a cluster)."""
+
+    bytes_uploaded: int = 0
+    bytes_downloaded: int = 0
+    bytes_copied: int = 0
+
+    def add(self, other: ByteCounts) -> None:
+        self.bytes_uploaded += other.bytes_uploaded
+        self.bytes_downloaded += other.bytes_downloaded
+        self.bytes_copied += other.bytes_copied
 
 
 class ActionRunner:
@@ -54,6 +91,39 @@ class ActionRunner:
         if handler is None:
             raise PermanentStoreError(f"{action.id}: no runner for action kind {action.kind.value}")
         handler(action)
+
+    def already_settled(self, action: Action) -> bool:
+        """Whether the action's effect is already in place: its target holds the content it was to get.
+
+        A batch run again after its worker died finds the work of the first run done; its
+        preconditions then fail (412, or the source of a finished move is gone), and this
+        tells that apart from a real conflict.
+        """
+        if action.kind in (ActionKind.UPLOAD, ActionKind.DOWNLOAD, ActionKind.COPY, ActionKind.MOVE):
+            if action.md5 is None:
+                return False
+            found = self.stores[action.target.store].stat(action.target.key)
+            return found is not None and found.size == action.size and found.md5 == action.md5
+        if action.kind in (ActionKind.DELETE, ActionKind.RELEASE_LOCAL):
+            return self.stores[action.target.store].stat(action.target.key) is None
+        if action.kind is ActionKind.REHASH:
+            found = self.stores[action.target.store].stat(action.target.key)
+            return found is not None and found.md5 is not None and found.etag == action.precondition.source_etag
+        return False
+
+    def run_idempotent(self, action: Action) -> None:
+        """Run the action; a refusal whose effect is already in place counts as done (see already_settled)."""
+        try:
+            self(action)
+        except StoreError as exc:
+            if isinstance(exc, TransientStoreError) or not self._settled_quietly(action):
+                raise
+
+    def _settled_quietly(self, action: Action) -> bool:
+        try:
+            return self.already_settled(action)
+        except StoreError:
+            return False
 
     def _transfer(self, action: Action) -> None:
         assert action.source is not None
@@ -167,6 +237,15 @@ class ActionRunner:
             )
         with self._lock:
             self.bytes_copied += action.size
+        if landed.md5 is None:
+            # The source's md5 was unknown when planned and the server kept a non-md5 ETag on the copy
+            # (AWS makes it the md5; SeaweedFS keeps a multipart one): learn it now, pinned to the copy
+            # just made, instead of leaving the next plan a rehash of it.
+            self._rehash(
+                dataclasses.replace(
+                    action, kind=ActionKind.REHASH, size=landed.size, precondition=Precondition(source_etag=landed.etag)
+                )
+            )
         if action.kind is ActionKind.MOVE and action.source.key.startswith(TEMP_PREFIX):
             store.delete(action.source.key)
 
@@ -229,3 +308,15 @@ class _CountingReader:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+def build_runner(
+    desired: Desired, stores: Mapping[str, Store], on_bytes: Callable[[Action, int], None] | None = None
+) -> ActionRunner:
+    """The runner every executor uses, on this machine or on a cluster's worker: the same code either way."""
+    return ActionRunner(
+        stores,
+        manifests=ManifestWriter(desired, stores),
+        on_bytes=on_bytes,
+        compiler=FinalCompiler(desired, stores),
+    )

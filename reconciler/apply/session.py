@@ -14,17 +14,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from reconciler.apply.executor import ApplyResult, Reporter, execute
-from reconciler.apply.final import FinalCompiler
+from reconciler.apply.executor import ApplyResult, LocalExecutor, PlanExecutor, Reporter
 from reconciler.apply.history import record_apply
 from reconciler.apply.lock import DEFAULT_LEASE_SECONDS, StoreLock, hold_all
-from reconciler.apply.runner import ActionRunner
+from reconciler.apply.runner import ByteCounts
 from reconciler.errors import UserError
 from reconciler.keys import printable
 from reconciler.logs import get_logger
-from reconciler.manifests.writer import ManifestWriter
 from reconciler.model import Desired, Plan, S3StoreSpec
-from reconciler.plan.graph import build_graph
 from reconciler.stores.base import Store, StoreError
 from reconciler.stores.s3 import S3Store
 from reconciler.workflow import Workspace
@@ -143,19 +140,19 @@ def run_locked(
     parallelism: int,
     reporter: Reporter,
     lost: threading.Event,
-) -> tuple[ApplyResult, ActionRunner]:
-    """Execute `plan` with the lock already held; once `lost` is set no new action starts."""
+    executor: PlanExecutor | None = None,
+) -> tuple[ApplyResult, ByteCounts]:
+    """Execute `plan` with the lock already held; once `lost` is set no new action starts.
+
+    Whatever the executor, the lock stays here, with this process, renewed for the whole apply.
+    """
     if not plan.applyable:
         raise UserError("the plan has errors and cannot be applied:\n  " + "\n  ".join(map(printable, plan.errors)))
+    executor = executor or LocalExecutor(parallelism)
+    executor.check(plan, ws.desired)
     abort_leftover_uploads(ws)
-    runner = ActionRunner(
-        ws.stores,
-        manifests=ManifestWriter(ws.desired, ws.stores),
-        on_bytes=reporter.transferred,
-        compiler=FinalCompiler(ws.desired, ws.stores),
-    )
-    result = execute(build_graph(plan), runner, parallelism=parallelism, reporter=reporter, stop=lost)
+    result, counts = executor.run(plan, ws.desired, ws.stores, reporter=reporter, stop=lost)
     buckets = [s for name in managed_s3_stores(ws.desired) if isinstance(s := ws.desired.stores[name], S3StoreSpec)]
-    counts = {"done": len(result.done), "failed": len(result.failed), "skipped": len(result.skipped)}
-    record_apply(buckets, counts=counts, targets=plan.targets, ok=result.ok)
-    return result, runner
+    tally = {"done": len(result.done), "failed": len(result.failed), "skipped": len(result.skipped)}
+    record_apply(buckets, counts=tally, targets=plan.targets, ok=result.ok)
+    return result, counts

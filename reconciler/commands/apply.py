@@ -9,8 +9,8 @@ import click
 from reconciler.apply.report import LogReporter
 from reconciler.apply.session import LockOptions, locked, run_locked
 from reconciler.commands import EXIT_ERROR, EXIT_OK
-from reconciler.commands.apply_saved import apply_saved, finish, refuse_json, say
-from reconciler.commands.common import error, load
+from reconciler.commands.apply_saved import apply_saved, choose_executor, finish, refuse_json, say
+from reconciler.commands.common import error, load, observe_through
 from reconciler.commands.output import render_plan
 from reconciler.errors import UserError
 from reconciler.logs import get_logger, json_logs
@@ -57,15 +57,26 @@ def apply(
     output_format: str = "text",
     compact: bool = False,
     targets: Sequence[str] = (),
+    executor: str = "local",
+    scheduler: str | None = None,
+    batch_actions: int = 500,
+    observe_mode: str = "list",
+    relist: tuple[str, ...] = (),
 ) -> int:
     lock = lock or LockOptions()
+    chosen = choose_executor(executor, scheduler, parallelism, batch_actions)
     if plan_file is not None:
         if targets:
             raise UserError("--target goes with `pixel plan -out FILE`: a saved plan applies the targets it records")
-        return apply_saved(specs, plan_file, parallelism=parallelism, lock=lock, output_format=output_format)
+        if observe_mode != "list" or relist:
+            raise UserError("a saved plan was observed when it was made: pass --observe to `pixel plan -out`")
+        return apply_saved(
+            specs, plan_file, parallelism=parallelism, lock=lock, output_format=output_format, executor=chosen
+        )
     try:
         desired = load(specs)
         ws = open_stores(desired, parallelism=parallelism)
+        observe_through(ws, observe_mode, relist)
         # Lock before observing: the plan must not be made from a bucket another apply is changing.
         with locked(ws, lock) as lost:
             with observe_progress(output_format=output_format) as progress:
@@ -79,7 +90,9 @@ def apply(
             if not confirmed(auto_approve):
                 return EXIT_ERROR
             with apply_progress(LogReporter(), plan, output_format=output_format) as reporter:
-                result, runner = run_locked(ws, plan, parallelism=parallelism, reporter=reporter, lost=lost)
+                result, runner = run_locked(
+                    ws, plan, parallelism=parallelism, reporter=reporter, lost=lost, executor=chosen
+                )
     except UserError as exc:
         refuse_json(exc, output_format)
         raise

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import click
 
-from reconciler.apply.executor import ApplyResult
+from reconciler.apply.executor import ApplyResult, LocalExecutor, PlanExecutor
 from reconciler.apply.jsonreport import render_json, report_dict
 from reconciler.apply.report import LogReporter, render_apply_summary
-from reconciler.apply.runner import ActionRunner
+from reconciler.apply.runner import ByteCounts
 from reconciler.apply.session import LockOptions, locked, run_locked
 from reconciler.commands import EXIT_ERROR, EXIT_OK, common
 from reconciler.commands.common import load
@@ -31,12 +31,24 @@ class StalePlan(UserError):
     """The specs changed since the plan file was written."""
 
 
+def choose_executor(name: str, scheduler: str | None, parallelism: int, batch_actions: int = 500) -> PlanExecutor:
+    """`--executor local` (this machine's thread pool) or `--executor dask` (a cluster's scheduler address)."""
+    if name == "local":
+        return LocalExecutor(parallelism)
+    if not scheduler:
+        raise UserError("--executor dask needs the scheduler's address: --scheduler tcp://HOST:8786 "
+                        "or PIXEL_DASK_SCHEDULER")
+    from reconciler.apply.dask_executor import DaskExecutor
+
+    return DaskExecutor(scheduler, parallelism=parallelism, max_actions=batch_actions)
+
+
 def say(text: str, output_format: str) -> None:
     """Human text: stdout normally, stderr under --format json so stdout stays one JSON document."""
     common.say(text, err=output_format == "json")
 
 
-def finish(result: ApplyResult, runner: ActionRunner, plan: Plan, output_format: str) -> int:
+def finish(result: ApplyResult, runner: ByteCounts, plan: Plan, output_format: str) -> int:
     if output_format == "json":
         click.echo(render_json(report_dict(result, spec_digest=plan.spec_digest, runner=runner)), nl=False)
     else:
@@ -71,6 +83,7 @@ def apply_saved(
     parallelism: int,
     lock: LockOptions,
     output_format: str = "text",
+    executor: PlanExecutor | None = None,
 ) -> int:
     """Apply exactly the actions in `plan_file`; refuse before touching anything when it is stale or unsafe."""
     try:
@@ -91,7 +104,9 @@ def apply_saved(
             locked(ws, lock) as lost,
             apply_progress(LogReporter(), plan, output_format=output_format) as reporter,
         ):
-            result, runner = run_locked(ws, plan, parallelism=parallelism, reporter=reporter, lost=lost)
+            result, runner = run_locked(
+                ws, plan, parallelism=parallelism, reporter=reporter, lost=lost, executor=executor
+            )
     except UserError as exc:
         refuse_json(exc, output_format)
         raise

@@ -16,7 +16,7 @@ from reconciler.model import Desired, Plan
 from reconciler.plan.guards import GuardLimits
 from reconciler.progress import observe_progress
 from reconciler.spec import SpecErrors, load_desired
-from reconciler.workflow import Workspace, guarded_plan, open_stores
+from reconciler.workflow import Workspace, from_inventory, guarded_plan, open_stores
 
 
 def error(message: str) -> None:
@@ -56,6 +56,14 @@ def load(specs: Path) -> Desired:
         raise UserError(f"{problems} in the specs in {specs}/; nothing was touched") from exc
 
 
+def observe_through(ws: Workspace, observe_mode: str, relist: tuple[str, ...]) -> None:
+    """`--observe inventory`: the S3 side from S3 Inventory reports; `--relist-prefix` only makes sense with it."""
+    if observe_mode == "inventory":
+        from_inventory(ws, relist)
+    elif relist:
+        raise UserError("--relist-prefix lists prefixes live instead of from the inventory: use --observe inventory")
+
+
 def plan_workspace(
     specs: Path,
     parallelism: int,
@@ -64,10 +72,13 @@ def plan_workspace(
     limits: GuardLimits | None = None,
     output_format: str = "text",
     targets: Sequence[str] = (),
+    observe_mode: str = "list",
+    relist: tuple[str, ...] = (),
 ) -> tuple[Workspace, Plan]:
     """Load, observe and plan (only `targets`, when given); the delete guards always run (default limits if none)."""
     desired = load(specs)
     ws = open_stores(desired, parallelism=parallelism)
+    observe_through(ws, observe_mode, relist)
     with observe_progress(output_format=output_format) as progress:
         _, plan = guarded_plan(ws, limits, rehash_all=rehash_all, progress=progress, targets=targets)
     return ws, plan

@@ -24,9 +24,18 @@ def plan(
     output_format: str = "text",
     compact: bool = False,
     targets: Sequence[str] = (),
+    observe_mode: str = "list",
+    relist: tuple[str, ...] = (),
 ) -> int:
     ws, result = plan_workspace(
-        specs, parallelism, rehash_all=rehash_all, limits=limits, output_format=output_format, targets=targets
+        specs,
+        parallelism,
+        rehash_all=rehash_all,
+        limits=limits,
+        output_format=output_format,
+        targets=targets,
+        observe_mode=observe_mode,
+        relist=relist,
     )
     click.echo(render_plan(result, ws.desired, output_format, compact=compact, limits=limits), nl=False)
     if out is not None:

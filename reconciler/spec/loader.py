@@ -15,7 +15,15 @@ from pathlib import Path
 
 from reconciler.globs import glob_problem
 from reconciler.keys import segment_problem
-from reconciler.model import Authority, Desired, LocalStoreSpec, MappingSpec, S3StoreSpec, StoreSpec
+from reconciler.model import (
+    Authority,
+    Desired,
+    InventorySource,
+    LocalStoreSpec,
+    MappingSpec,
+    S3StoreSpec,
+    StoreSpec,
+)
 from reconciler.spec.errors import SpecError, SpecErrors, YamlPath, display_path, format_path
 from reconciler.spec.interpolate import interpolate_tree
 from reconciler.spec.validate import schema_problems, show
@@ -255,6 +263,8 @@ def _store_spec(
             return None
         return LocalStoreSpec(name=name, root=os.path.normpath(spec_dir / root))
     lock_key = str(body.get("lock_key", ".pixel/lock"))
+    inventory = body.get("inventory")
+    inventory = inventory if isinstance(inventory, dict) else None  # the schema checked its shape
     problem = segment_problem(lock_key)
     if problem:
         report.add(doc, (*path, "lock_key"), f"key {problem}, got {show(lock_key)}")
@@ -270,6 +280,11 @@ def _store_spec(
         profile=str(body.get("profile", "")) or None,
         lock_key=lock_key,
         credentials_env=_credentials_env(body.get("credentials_env")),
+        inventory=(
+            InventorySource(str(inventory["bucket"]), str(inventory.get("prefix", "")).strip("/"))
+            if inventory
+            else None
+        ),
     )
 
 

@@ -26,6 +26,7 @@ def test_bench_runs_every_case_for_pixel_and_writes_results(tmp_path: Path) -> N
     argv += ["--loader-mib", "2", "--loader-shards", "3", "--loader-shard-mib", "0.2"]
     argv += ["--service-clients", "3", "--service-requests", "5"]
     argv += ["--final-mib", "2"]
+    argv += ["--scale-actions", "160", "--scale-objects", "2000"]
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
@@ -47,6 +48,10 @@ def test_bench_runs_every_case_for_pixel_and_writes_results(tmp_path: Path) -> N
     assert final["records_read"] == final["duplicates"] + sum(final["written"].values()) > 0
     assert final["mb_per_s"] > 0 and final["rss_mib"] > 0
     assert "| final dataset: compile 2 MiB JSONL" in done.stdout
+    scale = results["extra"]["scale"]
+    assert scale["uploads"]["local"] > 0 and scale["copies"]["dask"] > 0 and scale["copies"]["ratio"] > 0
+    assert scale["inventory"]["actions"] == 20  # the same plan from the report as from the listing
+    assert "LocalCluster(2)" in done.stdout
     assert "| initial upload" in done.stdout and "Targets (ratios from this run):" in done.stdout
     loader = results["extra"]["loader"]
     for case in ("one_big", "shards"):

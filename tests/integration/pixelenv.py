@@ -27,6 +27,7 @@ def write_specs(
     bucket: str,
     root: Path,
     mappings: list[Mapping[str, object]],
+    s3_extra: tuple[str, ...] = (),
 ) -> Path:
     spec_dir.mkdir(parents=True, exist_ok=True)
     lines = [
@@ -38,6 +39,7 @@ def write_specs(
         "    region: us-east-1",
         "    addressing_style: path",
         "    checksum: when_required",
+        *(f"    {line}" for line in s3_extra),
         "  disk:",
         "    type: local",
         f"    root: {root}",

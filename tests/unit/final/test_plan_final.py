@@ -113,4 +113,4 @@ def test_the_compile_reads_first_with_its_deletes_beneath_it(tmp_path: Path) -> 
     start = lines.index("  # final_dataset")
     assert lines[start + 1].startswith("  ~ final_dataset/manifest.json  (compile, 200 B: alpha changed: md5 a1b2")
     assert lines[start + 2].startswith("  - final_dataset/aaa/shard-00000-dddd.jsonl  (delete: named by no manifest")
-    assert lines[-1] == "Plan: 0 to upload, 0 to update, 1 to compile, 2 to delete."
+    assert lines[-1] == "Plan: 0 to upload, 0 to update, 1 to compile, 2 to delete. 2 findings above."

@@ -62,15 +62,23 @@ def test_targets_add_up_and_repeats_count_once(desired: Desired) -> None:
         ("nope", "--target 'nope' names no part of the specs: expected a mapping name, actors/ID"),
         ("actors/7", "--target 'actors/7' names no part"),
         ("actors/", "--target 'actors/' names no part"),
-        ("final_dataset", "--target final_dataset: no final dataset is declared in the specs"),
     ],
 )
 def test_an_unknown_target_names_what_there_is(desired: Desired, name: str, words: str) -> None:
     with pytest.raises(UnknownTarget) as caught:
         narrow(desired, [name])
     assert words in str(caught.value)
-    if name != "final_dataset":
-        assert "mappings: raw, processed" in str(caught.value) and "actors: actors/0042" in str(caught.value)
+    assert "mappings: training_ready, raw, processed;" in str(caught.value)
+    assert "actors: actors/0042" in str(caught.value)
+
+
+def test_final_dataset_targets_only_its_section(desired: Desired) -> None:
+    assert desired.final is not None
+    narrowed = narrow(desired, ["final_dataset"])
+    assert (narrowed.final, narrowed.mappings, narrowed.datasets) == (desired.final, (), ())
+    assert narrow(desired, ["raw"]).final is None  # another target leaves the final dataset alone
+    with pytest.raises(UnknownTarget, match="no final dataset is declared in the specs"):
+        narrow(dataclasses.replace(desired, final=None), ["final_dataset"])
 
 
 def test_ids_compare_as_numbers_only_when_both_are_numbers() -> None:

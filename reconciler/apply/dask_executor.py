@@ -1,0 +1,282 @@
+"""`pixel apply --executor dask`: the plan's batches as a Dask graph on an existing cluster.
+
+The driver (this process) keeps everything that must be in one place: the bucket
+lock (held and renewed by the apply session around this), the delete guards
+(checked before the plan gets here), the report and the progress. Workers get
+batches (reconciler/apply/batching.py) whose dependencies are the action DAG's
+edges, run them with the local executor code (dask_worker.py) and return one
+outcome per action. A worker that dies mid-batch makes Dask run the batch again
+elsewhere; the runner counts an action whose effect is already in place as done.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from reconciler.apply.batching import DEFAULT_MAX_ACTIONS, DEFAULT_MAX_BYTES, Batches, make_batches
+from reconciler.apply.dask_worker import BatchContext, BatchResult, BatchWork, lock_ids, run_batch, visible_roots
+from reconciler.apply.executor import FAILED, SKIPPED, ApplyResult, Outcome, Reporter
+from reconciler.apply.runner import ByteCounts, ByteTotals
+from reconciler.errors import UserError
+from reconciler.logs import get_logger
+from reconciler.model import Action, ActionKind, Desired, LocalStoreSpec, Plan
+from reconciler.stores.base import Store, TransientStoreError
+
+INSTALL_HINT = "pip install 'pixel-reconciler[dask]'"
+
+
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError as exc:
+        raise UserError(f"--executor dask needs Dask distributed here and on the workers: {INSTALL_HINT}") from exc
+    return distributed
+
+
+# Generated files are rendered from the whole Desired; the compile reads its final_dataset section.
+_NEEDS_DESIRED = frozenset({ActionKind.WRITE_MANIFEST, ActionKind.COMPILE})
+
+
+def local_roots(plan: Plan, desired: Desired) -> dict[str, str]:
+    """Root -> store of every local store the plan's actions read or write (generated files read them all)."""
+    names: set[str] = set()
+    for action in plan.actions:
+        names.add(action.target.store)
+        if action.source is not None:
+            names.add(action.source.store)
+        if action.kind is ActionKind.WRITE_MANIFEST:
+            names.update(desired.stores)
+        if action.kind is ActionKind.COMPILE and desired.final is not None:
+            # The compile stages shards in its workdir and keeps the manifest's local copy.
+            names.update({desired.final.workdir.store, desired.final.manifest_local.store})
+    out = {}
+    for name in sorted(names):
+        spec = desired.stores.get(name)
+        if isinstance(spec, LocalStoreSpec):
+            out[spec.root] = name
+    return out
+
+
+def missing_roots(seen: Mapping[str, Mapping[str, bool]], roots: Mapping[str, str]) -> list[str]:
+    """One line per worker that does not see a root the plan needs."""
+    lines = []
+    for worker, visible in sorted(seen.items()):
+        for root, store in roots.items():
+            if not visible.get(root, False):
+                lines.append(f"worker {worker} does not see {root} (local store {store!r})")
+    return lines
+
+
+@dataclass
+class DaskExecutor:
+    scheduler: str
+    parallelism: int = 16  # actions at once inside one batch, on one worker thread
+    max_actions: int = DEFAULT_MAX_ACTIONS
+    max_bytes: int = DEFAULT_MAX_BYTES
+    connect_timeout: float = 15.0
+    _client: Any = field(default=None, repr=False)
+    _batches: Batches | None = field(default=None, repr=False)
+
+    def check(self, plan: Plan, desired: Desired) -> None:
+        """Connect, cut the plan, and make sure every worker sees the local roots: refuse before anything runs."""
+        distributed = _distributed()
+        try:
+            self._batches = make_batches(plan, max_actions=self.max_actions, max_bytes=self.max_bytes)
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
+        try:
+            self._client = distributed.Client(self.scheduler, timeout=self.connect_timeout, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise UserError(f"cannot reach the Dask scheduler at {self.scheduler}: {exc}") from exc
+        try:
+            workers = self._client.scheduler_info(n_workers=-1)["workers"]
+            if not workers:
+                raise UserError(f"the Dask scheduler at {self.scheduler} has no workers; nothing was touched")
+            roots = local_roots(plan, desired)
+            if roots:
+                seen = self._client.run(visible_roots, tuple(roots))
+                problems = missing_roots(seen, roots)
+                if problems:
+                    raise UserError(
+                        "these actions read or write local stores, and every worker needs their roots "
+                        "(a shared filesystem mounted at the same path); nothing was touched:\n  "
+                        + "\n  ".join(problems)
+                    )
+        except BaseException:
+            self.close()
+            raise
+        get_logger("pixel.apply").info(
+            "applying on a Dask cluster",
+            scheduler=self.scheduler,
+            workers=len(workers),
+            batches=len(self._batches.batches),
+            actions=len(plan.actions),
+        )
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def run(
+        self,
+        plan: Plan,
+        desired: Desired,
+        stores: Mapping[str, Store],
+        *,
+        reporter: Reporter,
+        stop: threading.Event,
+    ) -> tuple[ApplyResult, ByteCounts]:
+        if self._client is None or self._batches is None:
+            self.check(plan, desired)
+        assert self._batches is not None
+        try:
+            return _Drive(self._client, self._batches, plan, desired, stores, reporter, stop, self.parallelism).run()
+        finally:
+            self.close()
+
+
+class _Drive:
+    """One apply on the cluster: submit every batch, then settle results as they come back."""
+
+    def __init__(
+        self,
+        client: Any,
+        batches: Batches,
+        plan: Plan,
+        desired: Desired,
+        stores: Mapping[str, Store],
+        reporter: Reporter,
+        stop: threading.Event,
+        parallelism: int,
+    ) -> None:
+        self.client = client
+        self.batches = batches
+        self.reporter = reporter
+        self.stop = stop
+        self.actions = {a.id: a for a in plan.actions}
+        token = uuid.uuid4().hex[:12]
+        self.token = token
+        self.ctx = BatchContext(
+            stores=tuple(desired.stores[name] for name in sorted(desired.stores)),
+            apply_ids=lock_ids(stores),
+            parallelism=parallelism,
+            stop_event=f"pixel-stop-{token}",
+            progress_topic=f"pixel-progress-{token}",
+        )
+        self.ctx_with_desired = replace(self.ctx, desired=desired)
+        self.result = ApplyResult()
+        self.totals = ByteTotals()
+        self.started: set[str] = set()
+        self.settled: set[str] = set()
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+
+    def _context(self, actions: tuple[Action, ...]) -> BatchContext:
+        return self.ctx_with_desired if any(a.kind in _NEEDS_DESIRED for a in actions) else self.ctx
+
+    def _on_event(self, event: tuple[float, Mapping[str, Any]]) -> None:
+        """Progress from the workers, on the client's thread: started actions, bytes read, retries."""
+        _, message = event
+        for action_id in message.get("started", ()):
+            with self._lock:
+                fresh = action_id not in self.started
+                self.started.add(action_id)
+            if fresh and action_id in self.actions:
+                self.reporter.started(self.actions[action_id])
+        for action_id, nbytes in message.get("bytes", {}).items():
+            if action_id in self.actions:
+                self.reporter.transferred(self.actions[action_id], int(nbytes))
+        for action_id, attempt, delay, code, error in message.get("retries", ()):
+            if action_id in self.actions:
+                self.reporter.retrying(self.actions[action_id], attempt, delay, TransientStoreError(error, code=code))
+
+    def _settle(self, outcome: Outcome) -> None:
+        if outcome.action.id in self.settled:
+            return
+        self.settled.add(outcome.action.id)
+        self.result.outcomes.append(outcome)
+        self.reporter.finished(outcome)
+
+    def _take(self, result: BatchResult) -> None:
+        self.totals.add(result)
+        for o in result.outcomes:
+            self._settle(Outcome(self.actions[o.id], o.status, o.error, o.code, o.attempts, o.seconds, o.blocked_by))
+
+    def _halt(self, futures: list[Any]) -> None:
+        """Lock lost or Ctrl-C: running batches start no new action, queued ones never start."""
+        distributed = _distributed()
+        distributed.Event(self.ctx.stop_event, client=self.client).set()
+        self.client.cancel([f for f in futures if not f.done()])
+
+    def run(self) -> tuple[ApplyResult, ByteTotals]:
+        distributed = _distributed()
+        self.client.subscribe_topic(self.ctx.progress_topic, self._on_event)
+        futures: dict[int, Any] = {}
+        for batch in self.batches.batches:
+            work = BatchWork(
+                batch.index,
+                batch.actions,
+                tuple((a.id, self.batches.depends_on[a.id]) for a in batch.actions if a.id in self.batches.depends_on),
+            )
+            futures[batch.index] = self.client.submit(
+                run_batch,
+                self._context(batch.actions),
+                work,
+                *(futures[i] for i in batch.after),
+                key=f"pixel-batch-{self.token}-{batch.index:06d}",
+                # A batch is safe to run again (its actions are idempotent), never worth running twice at once.
+                retries=0,
+            )
+        watcher = threading.Thread(target=self._watch_lost, args=(list(futures.values()),), daemon=True)
+        watcher.start()
+        failed_batches: dict[int, str] = {}
+        index_of = {f.key: i for i, f in futures.items()}
+        try:
+            for future in distributed.as_completed(list(futures.values()), loop=self.client.loop):
+                index = index_of[future.key]
+                if future.status == "finished":
+                    self._take(future.result())
+                elif future.status == "error":
+                    failed_batches[index] = repr(future.exception())
+        except KeyboardInterrupt:
+            self.stop.set()
+            self._halt(list(futures.values()))
+            self.result.interrupted = True
+        finally:
+            self._done.set()
+            self.client.unsubscribe_topic(self.ctx.progress_topic)
+        self._settle_erred(failed_batches)
+        if self.stop.is_set():
+            self.result.interrupted = True
+        for action_id in sorted(self.actions):
+            if action_id not in self.settled:
+                self._settle(Outcome(self.actions[action_id], SKIPPED, blocked_by="interrupted"))
+        return self.result, self.totals
+
+    def _watch_lost(self, futures: list[Any]) -> None:
+        while not self._done.is_set():
+            if self.stop.wait(0.5):
+                self._halt(futures)
+                return
+
+    def _settle_erred(self, failed_batches: Mapping[int, str]) -> None:
+        """A batch Dask itself gave up on (its workers kept dying): its actions failed; batches after it, skipped."""
+        root: dict[int, str] = {}
+        for batch in self.batches.batches:
+            if batch.index not in failed_batches:
+                continue
+            upstream = [root[i] for i in batch.after if i in root]
+            if upstream:
+                root[batch.index] = upstream[0]
+                for a in batch.actions:
+                    self._settle(Outcome(a, SKIPPED, blocked_by=upstream[0]))
+                continue
+            root[batch.index] = batch.actions[0].id
+            error = f"the Dask cluster could not run this action's batch: {failed_batches[batch.index]}"
+            for a in batch.actions:
+                self._settle(Outcome(a, FAILED, error, "DaskError", 1))

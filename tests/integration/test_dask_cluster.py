@@ -1,0 +1,225 @@
+"""`pixel apply --executor dask` on a real distributed.LocalCluster (worker processes on loopback) and SeaweedFS.
+
+One cluster serves the module: starting worker processes costs seconds, the tests milliseconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.dev.seaweed import SeaweedServer
+from tests.integration import daskhelp
+from tests.integration.demo_world import Demo, make_demo
+from tests.integration.pixelenv import PIXEL, pixel, write_specs
+
+distributed = pytest.importorskip("distributed")
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def cluster(seaweed: SeaweedServer) -> Iterator[Any]:
+    """Two worker processes; they find the S3 credentials in their own environment, inherited from here."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in seaweed.env().items():
+            patch.setenv(name, value)
+        with distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        ) as local:
+            yield local
+
+
+@pytest.fixture(scope="module")
+def client(cluster: Any) -> Iterator[Any]:
+    with distributed.Client(cluster) as c:
+        yield c
+
+
+def _s3_state(client: Any, bucket: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            if not obj["Key"].startswith(".pixel/"):
+                body = client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+                # The final dataset's manifest records when it was made and in which bucket; the rest is bytes.
+                published = obj["Key"] == "final_dataset/manifest.json"
+                out[obj["Key"]] = _steady(json.loads(body), {bucket: "<bucket>"}) if published else (
+                    hashlib.md5(body).hexdigest()
+                )
+    return out
+
+
+_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+
+
+def _steady(value: Any, names: dict[str, str]) -> Any:
+    """A generated JSON document without its timestamps and with the world's own names replaced."""
+    if isinstance(value, dict):
+        return {k: "<time>" if "timestamp" in k else _steady(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_steady(v, names) for v in value]
+    if isinstance(value, str):
+        if _STAMP.match(value):
+            return "<time>"
+        for name, alias in names.items():
+            value = value.replace(name, alias)
+    return value
+
+
+def _local_state(demo: Demo) -> dict[str, Any]:
+    names = {str(demo.root): "<root>", demo.data_bucket: "<bucket>"}
+    out: dict[str, Any] = {}
+    for path in sorted(demo.root.rglob("*")):
+        if path.is_file() and ".pixel" not in path.parts:
+            rel = str(path.relative_to(demo.root))
+            generated = rel.endswith(("_manifest.json", "dataset_registry.json", "final_dataset/manifest.json"))
+            body = path.read_bytes()
+            out[rel] = _steady(json.loads(body), names) if generated else hashlib.md5(body).hexdigest()
+    return out
+
+
+def _report_rows(report: dict[str, Any]) -> dict[str, Any]:
+    def rows(which: str) -> list[dict[str, Any]]:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in report[which]]
+
+    return {"status": report["status"], "counts": report["counts"], "bytes": report["bytes"],
+            "done": rows("done"), "failed": rows("failed"), "skipped": rows("skipped")}
+
+
+def _mixed_world(tmp: Path, seaweed: SeaweedServer, bucket: str) -> Demo:
+    """The demo world (uploads, copies, moves and their deletes, verifies, manifests) plus a prune and a rehash."""
+    demo = make_demo(tmp, seaweed, bucket)
+    raw = "datasets/gdrive/raw/organise/"
+    demo.client.put_object(Bucket=bucket, Key=raw + "stale.jsonl", Body=b'{"old": 1}\n')  # pruned: a delete
+    # Uploaded by another tool as one multipart part: the ETag is not an md5, so pixel rehashes it.
+    # Not a dataset source: a source of unknown md5 would hold the final dataset's compile back to the next plan.
+    local = demo.root / "gdrive" / "raw" / "extra" / "multipart.jsonl"
+    local.parent.mkdir(parents=True)
+    local.write_bytes(b'{"id": "multipart"}\n' * 50)
+    key = "datasets/gdrive/raw/extra/" + local.name
+    upload = demo.client.create_multipart_upload(Bucket=bucket, Key=key)
+    part = demo.client.upload_part(
+        Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=local.read_bytes()
+    )
+    demo.client.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]},
+    )
+    return demo
+
+
+def test_a_mixed_plan_on_the_cluster_ends_like_the_local_executor(
+    tmp_path: Path, seaweed: SeaweedServer, bucket: str, cluster: Any, request: pytest.FixtureRequest
+) -> None:
+    # Equal-length roots and bucket names: the generated manifests name them, and the report has their sizes.
+    names = [f"{bucket[:40]}-{side}" for side in "ld"]
+    for name in names:
+        for created in (name, f"{name}-actors"):
+            request.addfinalizer(lambda created=created: seaweed.delete_bucket(created))
+    local = _mixed_world(tmp_path / "one", seaweed, names[0])
+    dask = _mixed_world(tmp_path / "two", seaweed, names[1])
+    bucket, other = names
+    planned = json.loads(dask.pixel("plan", "--format", "json").out)
+    assert {a["kind"] for a in planned["actions"]} >= {
+        "upload", "copy", "move", "delete", "rehash", "verify", "write-manifest"
+    }
+
+    by_local = local.pixel("apply", "--auto-approve", "--format", "json")
+    by_dask = dask.pixel(
+        "apply", "--auto-approve", "--format", "json", "--log-format", "json",
+        "--executor", "dask", "--scheduler", cluster.scheduler_address, "--batch-actions", "3",
+    )
+    assert by_local.code == 0, by_local.err
+    assert by_dask.code == 0, by_dask.err
+    events = [json.loads(line) for line in by_dask.err.splitlines() if line.startswith("{")]
+    assert any(e["event"] == "applying on a Dask cluster" and e["workers"] == 2 for e in events)
+    # CI's view of the progress: every action's start (forwarded by the workers) and end, once each.
+    started = sorted(e["key"] for e in events if e["event"] == "action started")
+    finished = sorted(e["key"] for e in events if e["event"] == "action finished")
+    assert started == finished
+    assert len(started) == len(planned["actions"])
+    on_cluster, here = _report_rows(json.loads(by_dask.out)), _report_rows(json.loads(by_local.out))
+    assert on_cluster == here
+    assert json.loads(by_dask.out)["counts"]["done"] == len(planned["actions"])
+
+    assert _s3_state(dask.client, other) == _s3_state(local.client, bucket)
+    assert _s3_state(dask.client, f"{other}-actors") == _s3_state(local.client, f"{bucket}-actors")
+    assert _local_state(dask) == _local_state(local)
+    again = dask.pixel("plan", "--detailed-exitcode")
+    assert again.code == 0, again.out
+
+
+def test_a_worker_without_the_local_root_is_refused_before_anything_runs(
+    tmp_path: Path, seaweed: SeaweedServer, bucket: str, cluster: Any, client: Any
+) -> None:
+    root = tmp_path / "data"
+    (root / "set").mkdir(parents=True)
+    (root / "set" / "a.jsonl").write_bytes(b"{}\n")
+    specs = write_specs(tmp_path / "specs", endpoint=seaweed.endpoint, bucket=bucket, root=root,
+                        mappings=[{"name": "set", "from": "disk:set", "to": "s3:set/"}])
+    one = sorted(client.scheduler_info(n_workers=-1)["workers"])[0]
+    client.run(daskhelp.hide_root, str(root), workers=[one])
+    try:
+        run = pixel(["apply", "--specs", str(specs), "--auto-approve", "--executor", "dask"],
+                    {**seaweed.env(), "PIXEL_DASK_SCHEDULER": cluster.scheduler_address})
+    finally:
+        client.run(daskhelp.show_roots)
+    assert run.code == 1
+    assert f"worker {one} does not see {root} (local store 'disk')" in run.err
+    assert "nothing was touched" in run.err
+    listed = seaweed.client().list_objects_v2(Bucket=bucket).get("Contents", [])
+    assert [o["Key"] for o in listed] == [], "no upload, and the lock was released"
+
+
+def test_a_worker_killed_mid_apply_changes_nothing_in_the_end(
+    tmp_path: Path, seaweed: SeaweedServer, bucket: str, cluster: Any, client: Any
+) -> None:
+    root = tmp_path / "data"
+    files = {}
+    for i in range(600):
+        body = f"object {i}\n".encode() * 20
+        path = root / "set" / f"d{i % 10}" / f"f{i:04d}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+        files[f"set/d{i % 10}/f{i:04d}.txt"] = hashlib.md5(body).hexdigest()
+    specs = write_specs(tmp_path / "specs", endpoint=seaweed.endpoint, bucket=bucket, root=root,
+                        mappings=[{"name": "set", "from": "disk:set", "to": "s3:set/"}])
+    env = {**os.environ, **seaweed.env(), "NO_COLOR": "1"}
+    s3 = seaweed.client()
+    pids = client.run(daskhelp.pid)
+    proc = subprocess.Popen(
+        [PIXEL, "apply", "--specs", str(specs), "--auto-approve", "--format", "json", "--parallelism", "2",
+         "--executor", "dask", "--scheduler", cluster.scheduler_address, "--batch-actions", "10"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+    )
+    try:
+        landed = 0
+        deadline = time.monotonic() + 120
+        while landed < 60 and proc.poll() is None and time.monotonic() < deadline:
+            landed = s3.list_objects_v2(Bucket=bucket, Prefix="set/").get("KeyCount", 0)
+            time.sleep(0.02)
+        assert proc.poll() is None and landed < len(files), "the kill must land mid-apply"
+        victim = sorted(pids.items())[0][1]
+        os.kill(victim, signal.SIGKILL)
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    report = json.loads(out)
+    assert report["counts"] == {"done": len(files), "failed": 0, "skipped": 0}
+    assert _s3_state(s3, bucket) == files
+    again = pixel(["plan", "--specs", str(specs), "--detailed-exitcode"], seaweed.env())
+    assert again.code == 0, again.out + again.err
+    client.wait_for_workers(2, timeout=60)
