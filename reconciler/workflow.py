@@ -34,7 +34,7 @@ def open_stores(desired: Desired, *, parallelism: int = 16) -> Workspace:
     stores: dict[str, Store] = {}
     for name, spec in sorted(desired.stores.items()):
         if isinstance(spec, S3StoreSpec):
-            s3 = S3Store(spec, max_pool_connections=parallelism + 8)
+            s3 = S3Store(spec, max_pool_connections=parallelism + 8, list_concurrency=parallelism)
             try:
                 s3.check_bucket()
             except StoreError as exc:

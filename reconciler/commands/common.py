@@ -10,10 +10,14 @@ import click
 
 from reconciler.errors import UserError
 from reconciler.model import Desired, Plan
+from reconciler.observe.hashcache import cache_dir
 from reconciler.plan import guards
 from reconciler.plan.guards import GuardLimits
 from reconciler.progress import observe_progress
 from reconciler.spec import SpecErrors, load_desired
+from reconciler.spec.validate import SPEC_SCHEMA
+from reconciler.spec.validcache import CACHE_FILE as VALID_CACHE_FILE
+from reconciler.spec.validcache import ValidCache
 from reconciler.workflow import Workspace, observe_and_plan, open_stores
 
 
@@ -28,7 +32,8 @@ def use_color() -> bool:
 def load(specs: Path) -> Desired:
     """Load and validate the specs; every problem is printed and UserError raised."""
     try:
-        return load_desired(specs, os.environ)
+        valid = ValidCache(cache_dir(os.environ) / VALID_CACHE_FILE, SPEC_SCHEMA)
+        return load_desired(specs, os.environ, valid)
     except SpecErrors as exc:
         for problem in exc.errors:
             click.echo(f"Error: {problem}", err=True)

@@ -17,10 +17,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 from reconciler.globs import compile_glob
-from reconciler.model import Desired, Entry, MappingObservation, MappingSpec, Observed, Problem, S3StoreSpec
+from reconciler.model import Authority, Desired, Entry, MappingObservation, MappingSpec, Observed, Problem, S3StoreSpec
 from reconciler.observe.hashing import Hasher
 from reconciler.observe.world import observe_world
-from reconciler.stores.base import Store
+from reconciler.stores.base import ListsExpecting, Store
 
 ProgressCallback = Callable[[str, int], None]
 
@@ -203,7 +203,12 @@ def _observe_mapping(
     # The apply lock is pixel's own bookkeeping, present while apply observes: never data to sync or prune.
     s3_spec = desired.stores.get(spec.s3_store)
     lock_key = s3_spec.lock_key if isinstance(s3_spec, S3StoreSpec) else None
-    listed = (e for e in remote_store.list(spec.s3_prefix) if e.key != lock_key)
+    if spec.authority is Authority.LOCAL and isinstance(remote_store, ListsExpecting):
+        # Push: the local tree is what S3 should hold, so its keys cut the listing into ranges.
+        expected = remote_store.list_expecting(spec.s3_prefix, (spec.s3_prefix + rel for rel in local))
+    else:
+        expected = remote_store.list(spec.s3_prefix)
+    listed = (e for e in expected if e.key != lock_key)
     # The S3 listing mostly waits on the network: the local files are hashed (or found in the cache)
     # meanwhile. Reading `local` while the hashing replaces its values is safe (no key is added or
     # removed); md5 strings the two sides could not share on the fly are shared once both are done.

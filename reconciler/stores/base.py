@@ -8,9 +8,9 @@ headers; a re-stat for local files).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from reconciler.model import Entry
 
@@ -75,3 +75,12 @@ class Store(Protocol):
     ) -> Entry: ...
 
     def delete(self, key: str, *, if_match: str | None = None) -> None: ...
+
+
+@runtime_checkable
+class ListsExpecting(Protocol):
+    """A store that lists a prefix faster when told which keys to expect there (S3: ranges cut at them)."""
+
+    def list_expecting(self, prefix: str, known: Iterable[str]) -> Iterator[Entry]:
+        """What `list(prefix)` returns, in the same order; `known` (any order) only decides how it is fetched."""
+        ...
