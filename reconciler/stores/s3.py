@@ -348,7 +348,12 @@ class S3Store:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 yield cast(dict[str, Any], page)
             return
-        pages = s3_listing.listing(self._raw.list_pages, prefix, known=known, workers=self.list_concurrency)
+        if self._raw.server is None:
+            _raw_call("head bucket", self.bucket, self._raw.head_bucket)  # which server, so which order
+        order = s3_listing.order_of(self._raw.server or "")
+        pages = s3_listing.listing(
+            self._raw.list_pages, prefix, known=known, workers=self.list_concurrency, order=order
+        )
         while page := _raw_call("list", prefix, next, pages, None):
             yield page
 

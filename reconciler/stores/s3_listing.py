@@ -98,49 +98,86 @@ def parse_list_objects_v2(
 # --- ranges (pure) ----------------------------------------------------------------------------------------
 
 
+def byte_order(key: str) -> str:
+    """S3's order (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html): UTF-8 bytes, str order."""
+    return key
+
+
+def tree_order(key: str) -> str:
+    """SeaweedFS's order: a directory's whole subtree comes right after its name ("a", "a/x", "a b", "a0").
+
+    Its filer lists a tree, so it compares paths component by component: '/' sorts before every character.
+    """
+    return key.replace("/", "\0")
+
+
+Order = Callable[[str], str]
+
+
+def order_of(server: str) -> Order:
+    """The listing order of the server that answered with this `Server` header."""
+    return tree_order if server.startswith("SeaweedFS") else byte_order
+
+
 @dataclass(frozen=True, slots=True)
 class KeyRange:
-    """Keys k of `prefix` with after < k <= upto; None leaves that side open."""
+    """Keys of `prefix` after `after` up to `upto` (both included-side open when None), in `order`.
+
+    In tree order a boundary's own subtree ("b/..." after "b") belongs to the range the boundary ends:
+    whether a server's StartAfter="b" skips that subtree (SeaweedFS does) or lists it, no key is lost
+    or listed twice.
+    """
 
     prefix: str
     after: str | None = None
     upto: str | None = None
+    order: Order = byte_order
+
+    def below_end(self, key: str) -> bool:
+        if self.upto is None:
+            return True
+        if self.order is byte_order:
+            return key <= self.upto
+        return self.order(key) < self.order(self.upto) + "\x01"
+
+    def past_start(self, key: str) -> bool:
+        if self.after is None:
+            return True
+        if self.order is byte_order:
+            return key > self.after
+        return self.order(key) >= self.order(self.after) + "\x01"
 
     def holds(self, key: str) -> bool:
-        return (
-            key.startswith(self.prefix)
-            and (self.after is None or key > self.after)
-            and (self.upto is None or key <= self.upto)
-        )
+        return key.startswith(self.prefix) and self.past_start(key) and self.below_end(key)
 
 
 def boundaries(known: Iterable[str], every: int = RANGE_KEYS) -> list[str]:
-    """Every `every`-th of `known` (any order), sorted: range edges about `every` keys apart.
+    """Every `every`-th of `known` (any order): range edges about `every` keys apart.
 
     Sampling before sorting keeps this linear in the keys and its sort small, for 10,000,000 as for 10,000.
     """
     return sorted(set(itertools.islice(known, every - 1, None, every)))
 
 
-def split(prefix: str, edges: Iterable[str]) -> list[KeyRange]:
-    """Disjoint ranges covering every key of `prefix`, in key order; edges outside the prefix are ignored."""
-    cuts = sorted({edge for edge in edges if edge.startswith(prefix) and edge != prefix})
+def split(prefix: str, edges: Iterable[str], order: Order = byte_order) -> list[KeyRange]:
+    """Disjoint ranges covering every key of `prefix`, in `order`; edges outside the prefix are ignored."""
+    cuts = sorted({edge for edge in edges if edge.startswith(prefix) and edge != prefix}, key=order)
     bounds: list[str | None] = [None, *cuts, None]
-    return [KeyRange(prefix, lo, hi) for lo, hi in itertools.pairwise(bounds)]
+    return [KeyRange(prefix, lo, hi, order) for lo, hi in itertools.pairwise(bounds)]
 
 
 def clip(pages: Iterable[Page], part: KeyRange) -> Iterator[Page]:
-    """The pages of a listing started after `part.after`, cut at `part.upto`: a range's own pages."""
+    """The pages of a listing started after `part.after`, cut to the range: a range's own pages."""
     for page in pages:
         contents = page.get("Contents", [])
-        if part.upto is not None and contents and contents[-1]["Key"] >= part.upto:
-            upto = part.upto
-            yield {**page, "Contents": [obj for obj in contents if obj["Key"] <= upto], "IsTruncated": False}
+        kept = [obj for obj in contents if part.past_start(obj["Key"]) and part.below_end(obj["Key"])]
+        if contents and not part.below_end(contents[-1]["Key"]):
+            yield {**page, "Contents": kept, "IsTruncated": False}
             return
-        yield page
+        yield page if len(kept) == len(contents) else {**page, "Contents": kept}
 
 
-def _direct_and_groups(pages: Iterable[Page]) -> Iterator[Page | str]:
+def _direct_and_groups(pages: Iterable[Page], order: Order) -> Iterator[Page | str]:
     """A delimiter listing as its parts in key order: pages of direct objects, and common prefixes.
 
     A common prefix sorts, against any direct key, where every key under it does (no direct key
@@ -151,7 +188,7 @@ def _direct_and_groups(pages: Iterable[Page]) -> Iterator[Page | str]:
         groups = [item["Prefix"] for item in page.get("CommonPrefixes", [])]
         merged = sorted(
             itertools.chain(((obj["Key"], obj) for obj in objects), ((group, group) for group in groups)),
-            key=lambda pair: pair[0],
+            key=lambda pair: order(pair[0]),
         )
         run: list[dict[str, Any]] = []
         for _, item in merged:
@@ -237,19 +274,21 @@ def _done_page(page: Page) -> Iterator[Page]:
     yield page
 
 
-def listing(list_pages: ListPages, prefix: str, *, known: Iterable[str] | None, workers: int) -> Iterator[Page]:
-    """The pages of the whole of `prefix`, in key order, listed `workers` ranges at a time.
+def listing(
+    list_pages: ListPages, prefix: str, *, known: Iterable[str] | None, workers: int, order: Order = byte_order
+) -> Iterator[Page]:
+    """The pages of the whole of `prefix`, in the server's `order`, listed `workers` ranges at a time.
 
     `known`: keys expected under the prefix (any order) to cut ranges at; None lists by directory.
     """
     if workers <= 1:
         return list_pages(prefix, None, None)
     if known is not None:
-        parts = split(prefix, boundaries(known))
+        parts = split(prefix, boundaries(known), order)
         return ordered((_range_task(list_pages, part) for part in parts), workers)
 
     def tasks() -> Iterator[Callable[[], Iterator[Page]]]:
-        for item in _direct_and_groups(list_pages(prefix, None, "/")):
+        for item in _direct_and_groups(list_pages(prefix, None, "/"), order):
             if isinstance(item, str):
                 yield _range_task(list_pages, KeyRange(item))
             else:

@@ -107,6 +107,7 @@ class RawS3:
     ) -> None:
         self.base = base  # ends with "/"
         self.region = region
+        self.server: str | None = None  # the Server header HeadBucket answered with: it tells the listing order
         self._credentials = credentials
         self._attempts = attempts
         self._sleep = sleep
@@ -116,8 +117,16 @@ class RawS3:
         )
 
     def _send(
-        self, operation: str, method: str, url: str, body: bytes | BinaryIO | None, headers: Mapping[str, str]
+        self,
+        operation: str,
+        method: str,
+        url: str,
+        body: bytes | BinaryIO | None,
+        headers: Mapping[str, str],
+        *,
+        refuse: bool = True,
     ) -> Response:
+        """The response; a status of 300 or more raises a ClientError unless `refuse` is False."""
         # botocore's standard retry mode, which the plain path gets from the client: throttling, 5xx and
         # dropped connections are tried again (a listing has no executor around it to retry it).
         if isinstance(body, bytes | None):
@@ -157,7 +166,7 @@ class RawS3:
             if response.status in RETRY_STATUSES and attempt < self._attempts:
                 self._sleep(self._backoff(attempt))
                 continue
-            if response.status >= 300:
+            if response.status >= 300 and refuse:
                 raise _client_error(operation, response)
             return response
         raise AssertionError("unreachable")  # the loop returns or raises
@@ -171,23 +180,23 @@ class RawS3:
         response = self._send("PutObject", "PUT", url, body, {**headers, "Content-Length": str(size)})
         return str(response.headers.get("ETag", "")).strip('"')
 
-    def _get(self, operation: str, query: Mapping[str, str]) -> Response:
+    def _get(self, operation: str, query: Mapping[str, str], *, refuse: bool = True) -> Response:
         url = self.base + "?" + urllib.parse.urlencode(sorted(query.items()), quote_via=urllib.parse.quote)
-        return self._send(operation, "GET", url, None, {})
+        return self._send(operation, "GET", url, None, {}, refuse=refuse)
 
     def head_bucket(self) -> int:
         """The status of HeadBucket, whatever it is: the caller decides what a failure means."""
-        try:
-            return self._send("HeadBucket", "HEAD", self.base, None, {}).status
-        except NETWORK_ERRORS:
-            raise
-        except Exception as exc:  # a ClientError: the status it carries
-            return int(getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        response = self._send("HeadBucket", "HEAD", self.base, None, {}, refuse=False)
+        self.server = str(response.headers.get("Server", ""))
+        return response.status
 
     def encryption_algorithms(self) -> frozenset[str] | None:
         """The bucket's default-encryption algorithms; None when it has none or the endpoint lacks the API."""
         try:
-            response = self._get("GetBucketEncryption", {"encryption": ""})
+            # No default encryption is a 404 (ServerSideEncryptionConfigurationNotFoundError): not an error here.
+            response = self._get("GetBucketEncryption", {"encryption": ""}, refuse=False)
+            if response.status != 200:
+                return None
             root = ET.fromstring(response.data)
         except Exception:
             return None
