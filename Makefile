@@ -29,9 +29,13 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# The aws cli pins its own botocore, which would move the one boto3 uses: it gets a venv of its own.
+PEERS_VENV ?= .venv-peers
+
 bench-peers: $(STAMP)
-	$(BIN)/python -m pip install --quiet awscli
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet awscli
 	-if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq rclone; fi
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS_VENV) .pytest_cache .mypy_cache .ruff_cache
