@@ -115,8 +115,6 @@ def load_desired(spec_dir: Path, env: Mapping[str, str], valid: ValidCache | Non
                 report.add(doc, path, message)
         if valid is not None and not problems and not earlier:
             valid.remember(digest)
-    if valid is not None:
-        valid.save()
     stores = _build_stores(documents, spec_dir, report)
     mappings = _build_mappings(documents, stores, report)
     # Imported here: the world builder reuses this module's report and path checks.
@@ -125,6 +123,8 @@ def load_desired(spec_dir: Path, env: Mapping[str, str], valid: ValidCache | Non
     world = build_world(documents, stores, mappings, report)
     if report:
         raise SpecErrors(report.errors())
+    if valid is not None:
+        valid.save()  # only for specs that load: a refused spec directory leaves nothing behind
     built = {name: store.spec for name, store in stores.items() if store.spec is not None}
     return Desired(
         stores=built,
