@@ -29,14 +29,17 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-# s3fs (via aiobotocore) pins an older botocore that breaks boto3: the loader bench's s3fs peer gets a venv of its own.
-PEERS_VENV := bench/.work/peers-venv
+# The aws cli pins its own botocore, and s3fs (via aiobotocore) an older one still: either would move the
+# botocore boto3 uses, and they need not agree with each other, so each peer gets a venv of its own.
+PEERS_VENV ?= .venv-peers
+S3FS_VENV := bench/.work/peers-venv
 
 bench-peers: $(STAMP)
-	$(BIN)/python -m pip install --quiet awscli
 	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
-	$(PEERS_VENV)/bin/python -m pip install --quiet s3fs orjson
+	$(PEERS_VENV)/bin/python -m pip install --quiet awscli
+	test -x $(S3FS_VENV)/bin/python || $(PYTHON) -m venv $(S3FS_VENV)
+	$(S3FS_VENV)/bin/python -m pip install --quiet s3fs orjson
 	-if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq rclone; fi
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS_VENV) .pytest_cache .mypy_cache .ruff_cache

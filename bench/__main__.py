@@ -1,18 +1,24 @@
 """`make bench`: pixel against aws s3 sync and rclone on one throwaway SeaweedFS, in one run.
 
     python -m bench [--runs 3] [--tools pixel,aws,rclone] [--small 10000] [--big 5] [--big-mib 64]
+                    [--latency 10000,100000] [--saved-plan 200000] [--big-files 8 --big-files-mib 256] [--huge]
 
 Cases, per tool and run, each on a fresh bucket and a freshly generated (seeded) tree:
 initial upload; no-op with a cold hash cache and a warm one; 100 same-size edits
 (mtime moves) synced; 100 same-size edits with the mtime restored (which tools
 catch them). Beside them: the floor (stat every file + the fastest raw listing),
-a 200,000-action markdown render and a 1,000,000-object plan. Prints a table of
-medians and writes every figure to bench/results.json.
+a 200,000-action markdown render and a 1,000,000-object plan. Then (bench/cases.py)
+the same tree without its big files, the warm no-op behind a loopback relay adding
+25 ms each way (pixel at several --parallelism, rclone check), a saved plan of
+200,000 actions written and read back, 8 x 256 MiB files uploaded by every tool,
+and with --huge a plan of 10,000,000 objects. Prints a table of medians and the
+min/median/max of every figure, and writes them all to bench/results.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -27,6 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from bench import cases as more_cases
 from bench import dataset
 from bench.measure import Run, run
 from bench.tools import AwsCli, Pixel, Rclone, Target
@@ -155,6 +162,34 @@ def summarise(per_run: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, fl
     }
 
 
+def spread(per_run: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """{tool: {case: {metric: [min, median, max] over runs}}}."""
+    values: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for record in per_run:
+        for case, metrics in record.items():
+            if isinstance(metrics, dict):
+                for metric, value in metrics.items():
+                    if isinstance(value, int | float):
+                        values.setdefault(record["tool"], {}).setdefault(case, {}).setdefault(metric, []).append(value)
+    return {
+        tool: {
+            case: {m: [min(v), median(v), max(v)] for m, v in metrics.items()} for case, metrics in by_case.items()
+        }
+        for tool, by_case in values.items()
+    }
+
+
+def spread_table(ranges: dict[str, dict[str, dict[str, list[float]]]]) -> str:
+    lines = ["", "min / median / max over the runs:"]
+    for tool, by_case in ranges.items():
+        for case, metrics in by_case.items():
+            shown = ", ".join(
+                f"{metric} {lo:,.3g} / {mid:,.3g} / {hi:,.3g}" for metric, (lo, mid, hi) in sorted(metrics.items())
+            )
+            lines.append(f"  {tool:<22} {case:<34} {shown}")
+    return "\n".join(lines)
+
+
 def table(summary: dict[str, Any], extra: dict[str, Any], shape: dataset.Shape, runs: int) -> str:
     lines: list[str] = []
     add = lines.append
@@ -260,7 +295,25 @@ def targets(summary: dict[str, Any], extra: dict[str, Any], edits: int) -> list[
     rc, aw = peer("rclone", "noop_cold"), peer("aws s3 sync", "noop_cold")
     check("no-op warm / rclone check", warm / rc if warm and rc else None, 0.5)
     check("no-op warm / aws s3 sync --dryrun", warm / aw if warm and aw else None, 0.25)
-    check("no-op warm / floor", warm / floor if warm and floor else None, 2.0)
+    check("no-op warm / floor", warm / floor if warm and floor else None, 1.5)
+    small_warm = peer("pixel [small-only]", "noop_warm")
+    small_rc = peer("rclone [small-only]", "noop_cold")
+    check("small-files-only no-op warm / rclone check", small_warm / small_rc if small_warm and small_rc else None, 0.5)
+    far = summary.get("cases", {})
+    for size in sorted({int(c.split("_")[1]) for c in far if c.startswith("latency_")}):
+        best = min((m["seconds"] for c, m in far.items() if c.startswith(f"latency_{size}_pixel_")), default=None)
+        rc_far = far.get(f"latency_{size}_rclone_check", {}).get("seconds")
+        ratio = best / rc_far if best and rc_far else None
+        check(f"no-op warm at 25 ms each way, {size:,} objects / rclone check", ratio, 0.5)
+    saved = far.get("saved_plan")
+    if saved:
+        check("saved plan of 200,000 actions: write", saved["write_seconds"], 3.0, unit=" s")
+        check("saved plan of 200,000 actions: read + check", saved["read_seconds"], 5.0, unit=" s")
+    big = {c.removeprefix("big_upload_"): m["mb_per_s"] for c, m in far.items() if c.startswith("big_upload_")}
+    peers_big = [v for tool, v in big.items() if tool != "pixel"]
+    if "pixel" in big:
+        fastest = max(peers_big, default=None)
+        check("big-file upload MB/s / fastest peer", big["pixel"] / fastest if fastest else None, 1.0, at_least=True)
     check("no-op cold / warm (hash cache pays)", cold / warm if cold and warm else None, 5.0, at_least=True)
     hot, chilly = pixel.get("hash_stage_warm", {}).get("seconds"), pixel.get("hash_stage_cold", {}).get("seconds")
     check("hash stage alone: cold / warm", chilly / hot if chilly and hot else None, 5.0, at_least=True)
@@ -269,7 +322,12 @@ def targets(summary: dict[str, Any], extra: dict[str, Any], edits: int) -> list[
         check("files read by the warm no-op", reads.get("warm"), 0, unit="")
     up = peer("pixel", "upload", "objects_per_s")
     rcu, awu = peer("rclone", "upload", "objects_per_s"), peer("aws s3 sync", "upload", "objects_per_s")
-    check("upload objects/s / rclone", up / rcu if up and rcu else None, 1.0, at_least=True)
+    check("upload objects/s / rclone (medians)", up / rcu if up and rcu else None, 1.2, at_least=True)
+    lows = extra.get("spread", {})
+    up_min = lows.get("pixel", {}).get("upload", {}).get("objects_per_s", [None])[0]
+    rc_min = lows.get("rclone", {}).get("upload", {}).get("objects_per_s", [None])[0]
+    low_ratio = up_min / rc_min if up_min and rc_min else None
+    check("upload objects/s / rclone (min of the runs)", low_ratio, 1.2, at_least=True)
     check("upload objects/s / aws s3 sync", up / awu if up and awu else None, 2.5, at_least=True)
     found = peer("pixel", "edits_mtime_restored", "caught")
     peers = ", ".join(
@@ -298,6 +356,9 @@ def targets(summary: dict[str, Any], extra: dict[str, Any], edits: int) -> list[
         for case in ("uploads", "copies"):
             if case in scale:
                 check(f"{case}: LocalCluster(2) / local executor", scale[case]["ratio"], 1.1)
+    huge = extra.get("huge")
+    if huge:
+        check("10M-object plan, peak RSS bytes per object", huge["rss_bytes_per_object"], 1024, unit=" B")
     return out
 
 
@@ -324,6 +385,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="uploads and copies, local executor vs LocalCluster(2) (0: skip; bench/scale.py)")
     parser.add_argument("--scale-objects", type=int, default=1_000_000,
                         help="objects planned from an inventory report vs a listing (0: skip)")
+    parser.add_argument("--no-small-only", action="store_true", help="skip the tree without its big files")
+    parser.add_argument("--latency", default="10000,100000", help="small files for the 25 ms case ('': skip)")
+    parser.add_argument("--saved-plan", type=int, default=200_000, help="actions in the saved-plan case (0: skip)")
+    parser.add_argument("--big-files", type=int, default=8, help="files in the big-file upload case (0: skip)")
+    parser.add_argument("--big-files-mib", type=int, default=256)
+    parser.add_argument("--huge", action="store_true", help="also plan 10,000,000 objects (minutes, ~10 GiB)")
+    parser.add_argument("--huge-objects", type=int, default=10_000_000, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument("--work", type=Path, default=HERE / ".work")
     args = parser.parse_args(argv)
@@ -347,11 +415,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     with SeaweedServer(volume_size_limit_mb=256) as server:
         say(f"SeaweedFS at {server.endpoint}")
         for run_no in range(1, args.runs + 1):
-            for tool in tools:
-                say(f"run {run_no}/{args.runs}: {tool.name} ...")
-                record = one_tool(server, tool, shape, args.work, run_no)
-                per_run.append(record)
-                say("  " + json.dumps({k: v for k, v in record.items() if isinstance(v, dict)}, default=str)[:400])
+            shapes = [(shape, "")]
+            if not args.no_small_only and shape.big_files:
+                shapes.append((dataclasses.replace(shape, big_files=0), " [small-only]"))
+            for tree, label in shapes:
+                for tool in tools:
+                    say(f"run {run_no}/{args.runs}: {tool.name}{label} ...")
+                    record = one_tool(server, tool, tree, args.work, run_no)
+                    record["tool"] += label
+                    per_run.append(record)
+                    say("  " + json.dumps({k: v for k, v in record.items() if isinstance(v, dict)}, default=str)[:400])
+            more: dict[str, Any] = {"tool": "cases", "run": run_no}
+            for size in [int(n) for n in args.latency.split(",") if n.strip()]:
+                say(f"run {run_no}/{args.runs}: warm no-op of {size:,} objects at 25 ms each way ...")
+                more.update(more_cases.latency(server, args.work, size))
+            if args.saved_plan:
+                say(f"run {run_no}/{args.runs}: saved plan of {args.saved_plan:,} actions ...")
+                more.update(more_cases.saved_plan(args.saved_plan))
+            if args.big_files:
+                say(f"run {run_no}/{args.runs}: {args.big_files} x {args.big_files_mib} MiB uploads ...")
+                more.update(more_cases.big_files(server, tools, args.work, args.big_files, args.big_files_mib))
+            per_run.append(more)
         extra: dict[str, Any] = {}
         if not args.no_loader:
             from bench.loader import run_section
@@ -388,8 +472,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.million:
         say(f"plan of {args.million:,} objects ...")
         extra["million"] = million_row(args.million)
+    if args.huge:
+        say(f"plan of {args.huge_objects:,} objects ...")
+        extra["huge"] = million_row(args.huge_objects)
     summary = summarise(per_run)
-    text = table(summary, extra, shape, args.runs)
+    extra["spread"] = spread(per_run)
+    text = table(summary, extra, shape, args.runs) + "\n" + spread_table(extra["spread"])
     if "loader" in extra:
         from bench.loader import table as loader_table
         from bench.loader import targets as loader_targets

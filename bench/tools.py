@@ -29,10 +29,15 @@ class Target:
     work: Path  # scratch space for this tool (specs, caches)
 
 
+PEERS_BIN = Path(__file__).resolve().parents[1] / ".venv-peers" / "bin"  # `make bench-peers` puts awscli there
+
+
 def find(program: str) -> str | None:
-    """Prefer the harness's own virtualenv (where `make bench-peers` installs awscli), then PATH."""
-    here = Path(sys.prefix) / "bin" / program
-    return str(here) if here.exists() else shutil.which(program)
+    """The peers' virtualenv, then the harness's own (pixel), then PATH."""
+    for folder in (PEERS_BIN, Path(sys.prefix) / "bin"):
+        if (folder / program).exists():
+            return str(folder / program)
+    return shutil.which(program)
 
 
 @dataclass
@@ -85,10 +90,10 @@ class Pixel:
     def upload(self, t: Target) -> Run:
         return self._pixel(t, "apply", "--auto-approve", cache=self.cache(t, "upload-cache"))
 
-    def noop(self, t: Target, *, cold: bool) -> Run:
+    def noop(self, t: Target, *, cold: bool, extra: tuple[str, ...] = ()) -> Run:
         """`pixel plan --detailed-exitcode` must exit 0: nothing to do."""
         cache = Path(tempfile.mkdtemp(dir=t.work, prefix="cold-")) if cold else self.cache(t, "noop-cache")
-        result = self._pixel(t, "plan", "--detailed-exitcode", cache=cache)
+        result = self._pixel(t, "plan", "--detailed-exitcode", *extra, cache=cache)
         self.files_read.append(hashed(result.stderr)[0])
         return result
 

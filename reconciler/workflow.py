@@ -77,7 +77,7 @@ def build_store(
 ) -> Store:
     """A Store from its (secret-free) spec; credentials come from this process's environment."""
     if isinstance(spec, S3StoreSpec):
-        return S3Store(spec, max_pool_connections=parallelism + 8)
+        return S3Store(spec, max_pool_connections=parallelism + 8, list_concurrency=parallelism)
     return LocalStore(spec.name, spec.root, on_problem=on_problem)
 
 

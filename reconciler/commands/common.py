@@ -13,9 +13,13 @@ from reconciler.errors import UserError
 from reconciler.keys import printable
 from reconciler.logs import get_logger, json_logs
 from reconciler.model import Desired, Plan
+from reconciler.observe.hashcache import cache_dir
 from reconciler.plan.guards import GuardLimits
 from reconciler.progress import observe_progress
 from reconciler.spec import SpecErrors, load_desired
+from reconciler.spec.validate import SPEC_SCHEMA
+from reconciler.spec.validcache import CACHE_FILE as VALID_CACHE_FILE
+from reconciler.spec.validcache import ValidCache
 from reconciler.workflow import Workspace, from_inventory, guarded_plan, open_stores
 
 
@@ -47,7 +51,8 @@ def use_color() -> bool:
 def load(specs: Path) -> Desired:
     """Load and validate the specs; every problem is printed and UserError raised."""
     try:
-        return load_desired(specs, os.environ)
+        valid = ValidCache(cache_dir(os.environ) / VALID_CACHE_FILE, SPEC_SCHEMA)
+        return load_desired(specs, os.environ, valid)
     except SpecErrors as exc:
         for problem in exc.errors:
             error(str(problem))

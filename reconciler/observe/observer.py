@@ -18,10 +18,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 from reconciler.globs import compile_glob
-from reconciler.model import Desired, Entry, Gap, MappingObservation, MappingSpec, Observed, Problem
+from reconciler.model import Authority, Desired, Entry, Gap, MappingObservation, MappingSpec, Observed, Problem
 from reconciler.observe.hashing import Hasher
 from reconciler.observe.world import observe_world
-from reconciler.stores.base import Store, StoreError
+from reconciler.stores.base import ListsExpecting, Store, StoreError
 
 ProgressCallback = Callable[[str, int], None]
 
@@ -252,7 +252,11 @@ def _observe_mapping(
     lbase = local_base(spec)
     local = _relative(local_store.list(lbase), lbase, spec)
     # pixel's own space (lock, scratch, upload records) is never listed as data: the S3 store leaves it out.
-    listed = remote_store.list(spec.s3_prefix)
+    if spec.authority is Authority.LOCAL and isinstance(remote_store, ListsExpecting):
+        # Push: the local tree is what S3 should hold, so its keys cut the listing into ranges.
+        listed = remote_store.list_expecting(spec.s3_prefix, (spec.s3_prefix + rel for rel in local))
+    else:
+        listed = remote_store.list(spec.s3_prefix)
     # The S3 listing mostly waits on the network: the local files are hashed (or found in the cache)
     # meanwhile. Reading `local` while the hashing replaces its values is safe (no key is added or
     # removed); md5 strings the two sides could not share on the fly are shared once both are done.

@@ -27,6 +27,7 @@ from reconciler.model import (
 from reconciler.spec.errors import SpecError, SpecErrors, YamlPath, display_path, format_path
 from reconciler.spec.interpolate import interpolate_tree
 from reconciler.spec.validate import schema_problems, show
+from reconciler.spec.validcache import ValidCache, document_digest
 from reconciler.spec.yamlnodes import Position, YamlSyntaxError, parse_yaml
 from reconciler.units import parse_size
 
@@ -104,11 +105,12 @@ class _Report:
         return [error for _, error in sorted(self._errors.values(), key=lambda item: item[0])]
 
 
-def load_desired(spec_dir: Path, env: Mapping[str, str]) -> Desired:
+def load_desired(spec_dir: Path, env: Mapping[str, str], valid: ValidCache | None = None) -> Desired:
     """Load every *.yaml / *.yml file directly in `spec_dir` into one `Desired`.
 
     `env` supplies ${VAR} values (pass os.environ from the CLI). Raises SpecErrors
     listing every problem found; local store roots are not required to exist.
+    `valid`: documents that passed the schema before, which are not validated again.
     """
     spec_dir = Path(os.path.abspath(spec_dir))
     report = _Report()
@@ -118,9 +120,15 @@ def load_desired(spec_dir: Path, env: Mapping[str, str]) -> Desired:
         # A value already reported by the YAML or ${...} step holds a stand-in; the
         # schema's view of that stand-in would only be a confusing echo.
         earlier = set(doc.broken)
-        for path, message in schema_problems(doc.data):
+        digest = document_digest(doc.data) if valid is not None else ""
+        if valid is not None and not earlier and valid.known_valid(digest):
+            continue
+        problems = list(schema_problems(doc.data))
+        for path, message in problems:
             if not any(path[: len(bad)] == bad for bad in earlier):
                 report.add(doc, path, message)
+        if valid is not None and not problems and not earlier:
+            valid.remember(digest)
     stores = _build_stores(documents, spec_dir, report)
     mappings = _build_mappings(documents, stores, report)
     # Imported here: the world builder reuses this module's report and path checks.
@@ -136,6 +144,8 @@ def load_desired(spec_dir: Path, env: Mapping[str, str]) -> Desired:
         report.add_file(spec_dir, -1, None, f"no stores or mappings declared in spec directory (read {names})")
     if report:
         raise SpecErrors(report.errors())
+    if valid is not None:
+        valid.save()  # only for specs that load: a refused spec directory leaves nothing behind
     built = {name: store.spec for name, store in stores.items() if store.spec is not None}
     return Desired(
         stores=built,

@@ -10,13 +10,14 @@ import json
 import re
 from collections.abc import Iterator
 from functools import cache
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from reconciler.spec.errors import YamlPath
 from reconciler.spec.schemas import load_schema
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 SPEC_SCHEMA = "spec.schema.json"
 
@@ -34,6 +35,9 @@ _MAX_SHOWN = 80
 
 @cache
 def spec_validator() -> Draft202012Validator:
+    # Imported here: specs known valid (spec/validcache.py) never need it, and it costs 0.1 s.
+    from jsonschema import Draft202012Validator
+
     schema = load_schema(SPEC_SCHEMA)
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)

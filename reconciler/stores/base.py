@@ -8,7 +8,7 @@ headers; a re-stat for local files).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import BinaryIO, Protocol, runtime_checkable
 
@@ -93,4 +93,12 @@ class ReleasingStore(Protocol):
 
     def release(self, key: str, *, if_match: str | None, confirm: ConfirmHeld) -> None:
         """Delete `key` only if `confirm(md5, size)` of the very bytes deleted returns; else keep them, raise."""
+
+
+@runtime_checkable
+class ListsExpecting(Protocol):
+    """A store that lists a prefix faster when told which keys to expect there (S3: ranges cut at them)."""
+
+    def list_expecting(self, prefix: str, known: Iterable[str]) -> Iterator[Entry]:
+        """What `list(prefix)` returns, in the same order; `known` (any order) only decides how it is fetched."""
         ...

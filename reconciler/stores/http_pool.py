@@ -11,6 +11,7 @@ botocore would use.
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import os
 import select
 import ssl
@@ -18,8 +19,6 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
-
-from botocore.httpsession import get_cert_path
 
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (http.client.HTTPException, OSError)
 SEND_BLOCK = 1024 * 1024  # http.client writes a file body 8 KiB at a time by default
@@ -31,6 +30,20 @@ class Response:
     reason: str
     headers: Mapping[str, str]  # as received; look up with get() (case-insensitive)
     data: bytes
+
+
+def ca_bundle() -> str | None:
+    """botocore's default CA bundle (httpsession.get_cert_path): certifi's, else the one botocore ships.
+
+    Found without importing botocore, which a warm no-op plan does not otherwise need.
+    """
+    for package, relative in (("certifi", "cacert.pem"), ("botocore", "cacert.pem")):
+        spec = importlib.util.find_spec(package)
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            path = os.path.join(folder, relative)
+            if os.path.isfile(path):
+                return path
+    return None
 
 
 def _dropped(conn: http.client.HTTPConnection) -> bool:
@@ -56,8 +69,7 @@ class ConnectionPool:
         self._lock = threading.Lock()
         self._tls: ssl.SSLContext | None = None
         if scheme == "https":
-            # botocore's choice of CA bundle: AWS_CA_BUNDLE, else the one it ships or finds.
-            self._tls = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or get_cert_path(True))
+            self._tls = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or ca_bundle())
 
     def _new(self) -> http.client.HTTPConnection:
         conn: http.client.HTTPConnection

@@ -24,19 +24,14 @@ import re
 import secrets
 import socket
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
-import boto3
-import botocore.exceptions
-import botocore.session
-from awscrt.checksums import crc64nvme
-from botocore.config import Config
-
 from reconciler.model import Entry, S3StoreSpec
+from reconciler.stores import s3_listing
 from reconciler.stores.base import (
     ObjectChanged,
     OpenSource,
@@ -45,11 +40,19 @@ from reconciler.stores.base import (
     TransientStoreError,
 )
 from reconciler.stores.http_pool import NETWORK_ERRORS
-from reconciler.stores.s3_client import FastParserFactory, tune_client
-from reconciler.stores.s3_raw import RawS3
+from reconciler.stores.lazy import lazy
+from reconciler.stores.s3_credentials import env_credentials
+from reconciler.stores.s3_raw import RawS3, direct, through_botocore
 
 if TYPE_CHECKING:
+    import boto3
+    import botocore.exceptions
+    import botocore.session
     from mypy_boto3_s3 import S3Client
+else:
+    # Imported when first used: a warm no-op plan over the direct path (s3_raw.direct) never does.
+    boto3 = lazy("boto3")
+    botocore = lazy("botocore")
 
 MD5_META = "md5"  # sent as x-amz-meta-md5
 RCLONE_MD5_META = "md5chksum"  # rclone's: base64 of the raw digest
@@ -80,13 +83,22 @@ TRANSIENT_CODES = frozenset(
 )
 CHANGED_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
 
-_NETWORK_ERRORS: tuple[type[Exception], ...] = (
-    botocore.exceptions.ConnectionError,
-    botocore.exceptions.HTTPClientError,
-    botocore.exceptions.ReadTimeoutError,
-    botocore.exceptions.ResponseStreamingError,
-    botocore.exceptions.IncompleteReadError,
-)
+
+
+def _network_errors() -> tuple[type[Exception], ...]:
+    return (
+        botocore.exceptions.ConnectionError,
+        botocore.exceptions.HTTPClientError,
+        botocore.exceptions.ReadTimeoutError,
+        botocore.exceptions.ResponseStreamingError,
+        botocore.exceptions.IncompleteReadError,
+    )
+
+
+def crc64nvme(data: bytes, previous: int = 0) -> int:
+    from awscrt.checksums import crc64nvme as crc  # awscrt's import alone costs a no-op plan 0.1 s
+
+    return int(crc(data, previous))
 
 
 def md5_from_etag(etag: str | None) -> str | None:
@@ -142,7 +154,7 @@ def translate(exc: Exception, *, key: str, action: str) -> StoreError:
             code="NoCredentials",
             key=key,
         )
-    if isinstance(exc, _NETWORK_ERRORS):
+    if isinstance(exc, _network_errors()):
         return TransientStoreError(f"{action} {key}: {type(exc).__name__}: {exc}", code="Network", key=key)
     if isinstance(exc, StoreError):
         return exc
@@ -203,22 +215,9 @@ def _parse_journal(record: str, raw: bytes, recorded_at: datetime | None = None)
     )
 
 
-def env_credentials(spec: S3StoreSpec, env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The keys of a store whose spec names the environment variables holding them; {} for the AWS chain.
-
-    Messages name the variables, never their values."""
-    env = os.environ if env is None else env
-    missing = [name for _, name in spec.credentials_env if not env.get(name)]
-    if missing:
-        raise PermanentStoreError(
-            f'store "{spec.name}": credentials_env names {", ".join(missing)}, which '
-            f"{'is' if len(missing) == 1 else 'are'} not set (export it, or pass --env-file / PIXEL_ENV_FILE)",
-            code="NoCredentials",
-        )
-    return {field: env[name] for field, name in spec.credentials_env}
-
-
 def make_session(spec: S3StoreSpec) -> boto3.session.Session:
+    from reconciler.stores.s3_client import FastParserFactory
+
     core = botocore.session.Session()
     # Listing pages parsed off the XML: botocore's generic parser is most of a no-op plan's time.
     core.register_component("response_parser_factory", FastParserFactory())
@@ -233,6 +232,10 @@ def make_client(
     max_pool_connections: int = 32,
     max_attempts: int = 5,
 ) -> S3Client:
+    from botocore.config import Config
+
+    from reconciler.stores.s3_client import tune_client
+
     session = session or make_session(spec)
     config = Config(
         region_name=spec.region,
@@ -255,7 +258,7 @@ def make_raw(spec: S3StoreSpec, session: boto3.session.Session, client: S3Client
     if credentials is None:
         return None  # botocore raises its clear NoCredentials error on the first request
     try:
-        return RawS3(client, credentials.get_frozen_credentials, spec.bucket, pool_size=pool_size)
+        return through_botocore(client, credentials.get_frozen_credentials, spec.bucket, pool_size=pool_size)
     except (ValueError, botocore.exceptions.BotoCoreError):
         return None
 
@@ -281,16 +284,21 @@ class S3Store:
         max_parts_in_memory: int = 6,
         copy_part_size: int = 512 * MIB,
         max_pool_connections: int = 32,
+        list_concurrency: int = 8,
     ) -> None:
         self.name = spec.name
         self.spec = spec
         self.bucket = spec.bucket
         self._raw: RawS3 | None = None
+        self._client: S3Client | None = client
+        self._client_lock = threading.Lock()
+        self._pool_size = max_pool_connections
+        self.list_concurrency = list_concurrency
         if client is None:
-            session = make_session(spec)
-            client = make_client(spec, session=session, max_pool_connections=max_pool_connections)
-            self._raw = make_raw(spec, session, client, max_pool_connections)
-        self.client: S3Client = client
+            # Endpoint and credentials known without botocore: the client is built only if a call needs it.
+            self._raw = direct(spec, pool_size=max_pool_connections)
+            if self._raw is None:
+                self._use_botocore()
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
         self.part_concurrency = part_concurrency
@@ -303,6 +311,19 @@ class S3Store:
         # The lock id of the apply holding this bucket, written into each upload record (set by the apply session).
         self.apply_id: str | None = None
 
+    def _use_botocore(self) -> None:
+        """botocore decides endpoint and credentials, for the direct path too (a redirect, SSO, IMDS...)."""
+        session = make_session(self.spec)
+        self._client = make_client(self.spec, session=session, max_pool_connections=self._pool_size)
+        self._raw = make_raw(self.spec, session, self._client, self._pool_size)
+
+    @property
+    def client(self) -> S3Client:
+        with self._client_lock:
+            if self._client is None:
+                self._client = make_client(self.spec, max_pool_connections=self._pool_size)
+            return self._client
+
     def _call(self, action: str, key: str, fn: Any, **kwargs: Any) -> Any:
         try:
             return fn(**kwargs)
@@ -311,6 +332,15 @@ class S3Store:
 
     def check_bucket(self) -> None:
         """Fail early, and clearly, when the bucket is missing or unreachable."""
+        if self._raw is not None and self._client is None:
+            try:
+                if _raw_call("head bucket", self.bucket, self._raw.head_bucket) == 200:
+                    return
+            except StoreError:
+                pass
+            # Missing, denied, in another region, unreachable: botocore's view and errors decide.
+            self._raw.close()
+            self._use_botocore()
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except botocore.exceptions.ClientError as exc:
@@ -330,22 +360,29 @@ class S3Store:
             err = translate(exc, key="", action=f'store "{self.name}": reach bucket "{self.bucket}"')
             raise err from exc
 
-    def _pages(self, prefix: str) -> Iterator[dict[str, Any]]:
+    def _pages(self, prefix: str, known: Iterable[str] | None) -> Iterator[dict[str, Any]]:
         if self._raw is None:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 yield cast(dict[str, Any], page)
             return
-        pages = self._raw.list_pages(prefix)
+        if self._raw.server is None:
+            _raw_call("head bucket", self.bucket, self._raw.head_bucket)  # which server, so which order
+        order = s3_listing.order_of(self._raw.server or "")
+        pages = s3_listing.listing(
+            self._raw.list_pages, prefix, known=known, workers=self.list_concurrency, order=order
+        )
         while page := _raw_call("list", prefix, next, pages, None):
             yield page
 
-    def list(self, prefix: str) -> Iterator[Entry]:
+    def list(self, prefix: str, known: Iterable[str] | None = None) -> Iterator[Entry]:
         """Every object under `prefix` except pixel's own space (the lock, move scratch, upload records): that is
-        bookkeeping, never data to sync, prune, inventory or verify, even under a whole-bucket prefix."""
+        bookkeeping, never data to sync, prune, inventory or verify, even under a whole-bucket prefix.
+
+        `known`: keys expected under `prefix`, to list it in ranges cut at them (stores/s3_listing.py)."""
         # S3StoreSpec.reserves with its prefixes worked out once per listing, not once per key.
         own, lock = self.spec.reserved_prefixes(), self.spec.lock_key
         try:
-            for page in self._pages(prefix):
+            for page in self._pages(prefix, known):
                 for obj in page.get("Contents", []):
                     key = obj["Key"]
                     if key.endswith("/"):  # folder placeholder objects hold no data
@@ -369,8 +406,13 @@ class S3Store:
         except Exception as exc:
             raise translate(exc, key=prefix, action="list") from exc
 
+    def list_expecting(self, prefix: str, known: Iterable[str]) -> Iterator[Entry]:
+        return self.list(prefix, known)
+
     def _listed_etags_are_md5s(self) -> bool:
         """False when the bucket encrypts with KMS by default: those ETags look like md5s but are not."""
+        if self._etags_trusted is None and self._raw is not None and self._client is None:
+            self._etags_trusted = not (self._raw.encryption_algorithms() or frozenset()) & KMS_ALGORITHMS
         if self._etags_trusted is None:
             try:
                 rules = self.client.get_bucket_encryption(Bucket=self.bucket)["ServerSideEncryptionConfiguration"][

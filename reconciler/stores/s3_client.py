@@ -20,15 +20,14 @@ small uploads that is a large share of the time. Bodies up to
 from __future__ import annotations
 
 import datetime
-import xml.etree.ElementTree as ET
 from typing import Any
 
 from botocore.parsers import ResponseParserFactory, RestXMLParser
 from botocore.utils import parse_timestamp
 
+from reconciler.stores.s3_listing import parse_list_objects_v2
+
 SMALL_BODY_NO_EXPECT = 1024 * 1024
-_INTS = frozenset({"MaxKeys", "KeyCount", "Size"})
-_BOOLS = frozenset({"IsTruncated"})
 
 
 def fast_timestamp(text: str) -> datetime.datetime:
@@ -40,58 +39,10 @@ def fast_timestamp(text: str) -> datetime.datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
 
 
-def _local(tag: str) -> str:
-    return tag.rpartition("}")[2]
-
-
-def _value(name: str, node: ET.Element) -> Any:
-    text = node.text or ""
-    if name in _INTS:
-        return int(text)
-    if name in _BOOLS:
-        return text == "true"
-    if name == "LastModified":
-        return fast_timestamp(text)
-    return text
-
-
-def _struct(node: ET.Element) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for child in node:
-        name = _local(child.tag)
-        if len(child):
-            out[name] = _struct(child)
-        elif name == "ChecksumAlgorithm":  # a flattened list in the model
-            out.setdefault(name, []).append(child.text or "")
-        else:
-            out[name] = _value(name, child)
-    return out
-
-
-def parse_list_objects_v2(body: bytes) -> dict[str, Any]:
-    root = ET.fromstring(body)
-    parsed: dict[str, Any] = {}
-    contents: list[dict[str, Any]] = []
-    prefixes: list[dict[str, Any]] = []
-    for child in root:
-        name = _local(child.tag)
-        if name == "Contents":
-            contents.append(_struct(child))
-        elif name == "CommonPrefixes":
-            prefixes.append(_struct(child))
-        else:
-            parsed[name] = _value(name, child)
-    if contents:
-        parsed["Contents"] = contents
-    if prefixes:
-        parsed["CommonPrefixes"] = prefixes
-    return parsed
-
-
 class FastListParser(RestXMLParser):
     def _do_parse(self, response: dict[str, Any], shape: Any) -> dict[str, Any]:
         if shape is not None and shape.name == "ListObjectsV2Output" and response.get("body"):
-            parsed = parse_list_objects_v2(response["body"])
+            parsed = parse_list_objects_v2(response["body"], fast_timestamp)
             parsed["ResponseMetadata"] = self._populate_response_metadata(response)  # type: ignore[attr-defined]
             return parsed
         return super()._do_parse(response, shape)  # type: ignore[misc,no-any-return]

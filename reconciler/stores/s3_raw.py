@@ -6,48 +6,98 @@ response parsing) and 0.8 ms signed and sent directly; a ListObjectsV2 page
 likewise. With the GIL that CPU is the upload rate of a tree of small files, and
 most of a no-op plan.
 
-Only the sending is done here. botocore still decides where a request for this
-bucket goes (read off a presigned URL it generates, so endpoint resolution,
-addressing style and region are its) and the credentials (its provider chain,
-refreshed as it refreshes them); the signature is SigV4 (stores/s3_sigv4.py,
-checked against botocore's in the tests). Errors
-come back as botocore ClientErrors, so `translate()` classifies them as it does
-every other failure. S3Store uses this only with a client it built itself: an
-injected client (a test double, moto's in-process mock) keeps the plain path.
+Where a request for this bucket goes and the credentials it is signed with are
+decided here without botocore when they are plain (`direct()`: the spec's endpoint
+with path or virtual addressing, or the documented regional AWS endpoint; static
+keys read by stores/s3_credentials.py): a warm no-op plan then never imports it.
+Otherwise botocore decides them (`through_botocore()`: read off a presigned URL
+it generates, so endpoint resolution, addressing style and region are its; its
+provider chain, refreshed as it refreshes). The signature is SigV4
+(stores/s3_sigv4.py, checked against botocore's in the tests). Errors come back
+as botocore ClientErrors (botocore is imported then), so `translate()` classifies
+them as it does every other failure. S3Store uses this only with a client it
+built itself or none: an injected client (a test double, moto's in-process
+mock) keeps the plain path.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+import re
 import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
-import botocore.exceptions
-from botocore.credentials import ReadOnlyCredentials
-
+from reconciler.model import S3StoreSpec
 from reconciler.stores.http_pool import NETWORK_ERRORS, ConnectionPool, Response
-from reconciler.stores.s3_client import parse_list_objects_v2
+from reconciler.stores.s3_credentials import static_access
+from reconciler.stores.s3_listing import parse_list_objects_v2
 from reconciler.stores.s3_sigv4 import EMPTY_SHA256, sign
 
 if TYPE_CHECKING:
+    import botocore.exceptions
     from mypy_boto3_s3 import S3Client
 
 _PROBE = "pixel-probe-key"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BASE_BACKOFF_S, MAX_BACKOFF_S = 0.1, 20.0
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+# The regions of the standard `aws` partition, whose S3 endpoints are s3.REGION.amazonaws.com
+# (https://docs.aws.amazon.com/general/latest/gr/s3.html); China, GovCloud and the isolated
+# partitions are left to botocore's endpoint rules.
+_AWS_REGION = re.compile(r"^(us|eu|ap|sa|ca|me|af|il|mx)-[a-z]+-\d+$")
+# Virtual-hosted addressing needs a bucket name that is one DNS label (no dots: TLS wildcard certificates).
+_DNS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+
+
+class Credentials(Protocol):
+    """botocore's ReadOnlyCredentials, or stores/s3_credentials.py's StaticCredentials."""
+
+    @property
+    def access_key(self) -> str | None: ...
+    @property
+    def secret_key(self) -> str | None: ...
+    @property
+    def token(self) -> str | None: ...
+
+
+def direct_base(spec: S3StoreSpec, region: str | None) -> str | None:
+    """The URL (ending in "/") a key of the bucket is appended to, when it follows from the spec alone.
+
+    None where botocore's endpoint rules would have more to say: `auto` addressing on a custom
+    endpoint, an AWS region outside the standard partition, a bucket name not fit for a host name.
+    """
+    bucket = urllib.parse.quote(spec.bucket, safe="")
+    if spec.endpoint:
+        parts = urllib.parse.urlsplit(spec.endpoint)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            return None
+        path = parts.path.rstrip("/")
+        if spec.addressing_style == "path":
+            return f"{parts.scheme}://{parts.netloc}{path}/{bucket}/"
+        if spec.addressing_style == "virtual" and _DNS_BUCKET.match(spec.bucket):
+            return f"{parts.scheme}://{spec.bucket}.{parts.netloc}{path}/"
+        return None
+    if region is None or not _AWS_REGION.match(region):
+        return None
+    host = f"s3.{region}.amazonaws.com"
+    if spec.addressing_style == "path":
+        return f"https://{host}/{bucket}/"
+    if _DNS_BUCKET.match(spec.bucket):
+        return f"https://{spec.bucket}.{host}/"
+    return None
 
 
 class RawS3:
     def __init__(
         self,
-        client: S3Client,
-        credentials: Callable[[], ReadOnlyCredentials | None],
-        bucket: str,
+        base: str,
+        region: str,
+        credentials: Callable[[], Credentials | None],
         *,
         pool_size: int,
         connect_timeout: float = 10,
@@ -55,24 +105,28 @@ class RawS3:
         attempts: int = 5,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        probe = urllib.parse.urlsplit(
-            client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": _PROBE}, ExpiresIn=60)
-        )
-        if not probe.path.endswith("/" + _PROBE):
-            raise ValueError(f"unexpected presigned URL shape: {probe.path}")
-        self.base = f"{probe.scheme}://{probe.netloc}{probe.path[: -len(_PROBE)]}"  # ends with "/"
-        self.region = client.meta.region_name or "us-east-1"
+        self.base = base  # ends with "/"
+        self.region = region
+        self.server: str | None = None  # the Server header HeadBucket answered with: it tells the listing order
         self._credentials = credentials
         self._attempts = attempts
         self._sleep = sleep
-        base = urllib.parse.urlsplit(self.base)
+        where = urllib.parse.urlsplit(self.base)
         self._pool = ConnectionPool(
-            base.scheme, base.netloc, size=pool_size, connect_timeout=connect_timeout, read_timeout=read_timeout
+            where.scheme, where.netloc, size=pool_size, connect_timeout=connect_timeout, read_timeout=read_timeout
         )
 
     def _send(
-        self, operation: str, method: str, url: str, body: bytes | BinaryIO | None, headers: Mapping[str, str]
+        self,
+        operation: str,
+        method: str,
+        url: str,
+        body: bytes | BinaryIO | None,
+        headers: Mapping[str, str],
+        *,
+        refuse: bool = True,
     ) -> Response:
+        """The response; a status of 300 or more raises a ClientError unless `refuse` is False."""
         # botocore's standard retry mode, which the plain path gets from the client: throttling, 5xx and
         # dropped connections are tried again (a listing has no executor around it to retry it).
         if isinstance(body, bytes | None):
@@ -86,7 +140,9 @@ class RawS3:
                 body.seek(start)
             frozen = self._credentials()
             if frozen is None or not frozen.access_key or not frozen.secret_key:
-                raise botocore.exceptions.NoCredentialsError()
+                from botocore.exceptions import NoCredentialsError
+
+                raise NoCredentialsError()
             signed = sign(  # again on each attempt: X-Amz-Date moves on
                 method,
                 url,
@@ -110,7 +166,7 @@ class RawS3:
             if response.status in RETRY_STATUSES and attempt < self._attempts:
                 self._sleep(self._backoff(attempt))
                 continue
-            if response.status >= 300:
+            if response.status >= 300 and refuse:
                 raise _client_error(operation, response)
             return response
         raise AssertionError("unreachable")  # the loop returns or raises
@@ -124,17 +180,46 @@ class RawS3:
         response = self._send("PutObject", "PUT", url, body, {**headers, "Content-Length": str(size)})
         return str(response.headers.get("ETag", "")).strip('"')
 
-    def list_pages(self, prefix: str) -> Iterator[dict[str, Any]]:
+    def _get(self, operation: str, query: Mapping[str, str], *, refuse: bool = True) -> Response:
+        url = self.base + "?" + urllib.parse.urlencode(sorted(query.items()), quote_via=urllib.parse.quote)
+        return self._send(operation, "GET", url, None, {}, refuse=refuse)
+
+    def head_bucket(self) -> int:
+        """The status of HeadBucket, whatever it is: the caller decides what a failure means."""
+        response = self._send("HeadBucket", "HEAD", self.base, None, {}, refuse=False)
+        self.server = str(response.headers.get("Server", ""))
+        return response.status
+
+    def encryption_algorithms(self) -> frozenset[str] | None:
+        """The bucket's default-encryption algorithms; None when it has none or the endpoint lacks the API."""
+        try:
+            # No default encryption is a 404 (ServerSideEncryptionConfigurationNotFoundError): not an error here.
+            response = self._get("GetBucketEncryption", {"encryption": ""}, refuse=False)
+            if response.status != 200:
+                return None
+            root = ET.fromstring(response.data)
+        except Exception:
+            return None
+        return frozenset(node.text or "" for node in root.iter() if node.tag.rpartition("}")[2] == "SSEAlgorithm")
+
+    def list_pages(
+        self, prefix: str, start_after: str | None = None, delimiter: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         """ListObjectsV2 pages, shaped like botocore's (keys decoded, Size an int, LastModified a datetime)."""
         token: str | None = None
         while True:
             query = {"list-type": "2", "prefix": prefix, "encoding-type": "url"}
             if token:
                 query["continuation-token"] = token
-            url = self.base + "?" + urllib.parse.urlencode(sorted(query.items()), quote_via=urllib.parse.quote)
-            page = parse_list_objects_v2(self._send("ListObjectsV2", "GET", url, None, {}).data)
+            elif start_after is not None:
+                query["start-after"] = start_after
+            if delimiter is not None:
+                query["delimiter"] = delimiter
+            page = parse_list_objects_v2(self._get("ListObjectsV2", query).data)
             for item in page.get("Contents", []):
                 item["Key"] = urllib.parse.unquote_plus(item["Key"])
+            for item in page.get("CommonPrefixes", []):
+                item["Prefix"] = urllib.parse.unquote_plus(item["Prefix"])
             yield page
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
@@ -144,7 +229,36 @@ class RawS3:
         self._pool.close()
 
 
+def direct(spec: S3StoreSpec, *, pool_size: int, env: Mapping[str, str] | None = None) -> RawS3 | None:
+    """The direct path with no botocore at all, or None where botocore must decide endpoint or credentials."""
+    env = os.environ if env is None else env
+    access = static_access(spec, env)
+    if access is None:
+        return None
+    region = access.region or ("us-east-1" if spec.endpoint else None)  # botocore signs custom endpoints so
+    base = direct_base(spec, region)
+    if base is None or region is None:
+        return None
+    credentials = access.credentials
+    return RawS3(base, region, lambda: credentials, pool_size=pool_size)
+
+
+def through_botocore(
+    client: S3Client, credentials: Callable[[], Credentials | None], bucket: str, *, pool_size: int
+) -> RawS3:
+    """The direct path sent where botocore would send it (read off a presigned URL), with its credentials."""
+    probe = urllib.parse.urlsplit(
+        client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": _PROBE}, ExpiresIn=60)
+    )
+    if not probe.path.endswith("/" + _PROBE):
+        raise ValueError(f"unexpected presigned URL shape: {probe.path}")
+    base = f"{probe.scheme}://{probe.netloc}{probe.path[: -len(_PROBE)]}"
+    return RawS3(base, client.meta.region_name or "us-east-1", credentials, pool_size=pool_size)
+
+
 def _client_error(operation: str, response: Response) -> botocore.exceptions.ClientError:
+    from botocore.exceptions import ClientError
+
     code, message = str(response.status), response.reason or ""
     try:
         root = ET.fromstring(response.data) if response.data else None
@@ -157,4 +271,4 @@ def _client_error(operation: str, response: Response) -> botocore.exceptions.Cli
         "Error": {"Code": code, "Message": message},
         "ResponseMetadata": {"HTTPStatusCode": response.status, "HTTPHeaders": dict(response.headers)},
     }
-    return botocore.exceptions.ClientError(error, operation)  # type: ignore[arg-type]
+    return ClientError(error, operation)  # type: ignore[arg-type]

@@ -1,0 +1,121 @@
+"""The warm no-op plan needs neither boto3/botocore nor jsonschema; parallel listing equals sequential listing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reconciler.dev.seaweed import SeaweedServer
+from reconciler.model import S3StoreSpec
+from reconciler.stores import s3_listing
+from reconciler.stores.s3 import S3Store
+from reconciler.stores.s3_raw import direct
+from tests.integration.pixelenv import write_specs
+
+HEAVY = ("boto3", "botocore", "jsonschema", "awscrt", "s3transfer")
+# Runs the real CLI in this process's interpreter and reports which heavy packages it imported.
+PROBE = (
+    "import atexit, json, sys\n"
+    "atexit.register(lambda: sys.stderr.write('\\nIMPORTED=' + json.dumps(sorted({m.split('.')[0] for m in sys.modules"
+    f" if m.split('.')[0] in {HEAVY!r}}})) + '\\n'))\n"
+    "from reconciler.cli import main\n"
+    "sys.argv = ['pixel', *sys.argv[1:]]\n"
+    "main()\n"
+)
+
+
+def imported(args: list[str], env: dict[str, str]) -> tuple[int, list[str], str]:
+    proc = subprocess.run([sys.executable, "-c", PROBE, *args], env=env, capture_output=True, text=True, timeout=300)
+    line = next(line for line in proc.stderr.splitlines() if line.startswith("IMPORTED="))
+    return proc.returncode, json.loads(line.removeprefix("IMPORTED=")), proc.stdout + proc.stderr
+
+
+@pytest.mark.integration
+def test_warm_plan_of_a_push_mapping_imports_no_boto3_botocore_or_jsonschema(
+    seaweed: SeaweedServer, bucket: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "data"
+    for i in range(30):
+        (root / f"d{i % 3}").mkdir(parents=True, exist_ok=True)
+        (root / f"d{i % 3}" / f"f{i}.txt").write_text(f"file {i}\n")
+    specs = write_specs(
+        tmp_path / "specs",
+        endpoint=seaweed.endpoint,
+        bucket=bucket,
+        root=root,
+        mappings=[{"name": "m", "from": "'disk:'", "to": "'s3:data/'", "authority": "local", "prune": True}],
+    )
+    home = tmp_path / "home"  # no ~/.aws of the developer's
+    home.mkdir()
+    env = seaweed.child_env(
+        {
+            "PIXEL_CACHE_DIR": str(tmp_path / "cache"),
+            "HOME": str(home),
+            "NO_COLOR": "1",
+            "PYTHONPATH": os.pathsep.join(sys.path),
+        }
+    )
+    code, _, out = imported(["apply", "--specs", str(specs), "--auto-approve"], env)
+    assert code == 0, out
+    code, heavy, out = imported(["plan", "--specs", str(specs), "--detailed-exitcode"], env)
+    assert code == 0, out  # no changes, and the plan did run
+    assert "No changes" in out
+    assert heavy == [], f"a warm no-op plan imported {heavy}"
+    # A changed spec is validated again (jsonschema comes back), and a bad one is still refused.
+    text = (specs / "specs.yaml").read_text()
+    (specs / "specs.yaml").write_text(text.replace("prune: true", "prune: yes-please"))
+    code, heavy, out = imported(["plan", "--specs", str(specs)], env)
+    assert code == 1 and "prune" in out and "jsonschema" in heavy, out
+    (specs / "specs.yaml").write_text(text)
+    # A corrupt validation cache only means the specs are validated.
+    (tmp_path / "cache" / "specs-valid.json").write_text("{not json")
+    code, heavy, out = imported(["plan", "--specs", str(specs), "--detailed-exitcode"], env)
+    assert code == 0 and "jsonschema" in heavy, out
+
+
+# Odd keys (spaces, '+', '%', unicode, XML specials), keys that sort around '/', several pages.
+ODD_KEYS = ["p/a", "p/a b", "p/a+b", "p/a%2F", "p/a-b", "p/a/x", "p/a/y/z", "p/a0", "p/ünï/código", "p/x&<y>.json"]
+MANY = [f"p/many/{i:05d}" for i in range(2_350)] + [f"p/top-{i:04d}" for i in range(1_100)]
+
+
+def listing(store: S3Store, prefix: str, known: list[str] | None) -> list[tuple[str, int, str | None]]:
+    return [(e.key, e.size, e.etag) for e in store.list(prefix, known)]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_parallel_listing_equals_a_sequential_one_on_seaweedfs(
+    seaweed: SeaweedServer, bucket: str, aws_env: dict[str, str]
+) -> None:
+    client = seaweed.client()
+    for key in ODD_KEYS + MANY:
+        client.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    spec = S3StoreSpec(name="s3", bucket=bucket, endpoint=seaweed.endpoint, region="us-east-1", addressing_style="path")
+    raw = direct(spec, pool_size=4)
+    assert raw is not None  # static keys in the environment and a path-style endpoint need no botocore
+    sequential = S3Store(spec, list_concurrency=1)
+    expected = listing(sequential, "p/", None)
+    # SeaweedFS lists a tree: a directory's keys right after its name ("p/a", "p/a/x", "p/a b").
+    assert [k for k, _, _ in expected] == sorted(ODD_KEYS + MANY, key=s3_listing.tree_order)
+    parallel = S3Store(spec, list_concurrency=6)
+    assert listing(parallel, "p/", None) == expected  # by directory
+    every_key = sorted(ODD_KEYS + MANY)
+    cases: dict[str, list[str]] = {
+        "every key a boundary": every_key,
+        "boundaries equal to keys": every_key[::997],
+        "boundaries between keys and past the end": ["p/a!", "p/a/x0", "p/m", "p/zzz", "p/\U0010ffff"],
+        "a boundary that is a file and a directory": ["p/a", "p/a/y", "p/many"],
+        "empty ranges": ["p/b", "p/c", "p/d", "p/e"],
+        "nothing local": [],
+        "keys outside the prefix": ["o/x", "q/y"],
+    }
+    for name, known in cases.items():
+        assert listing(parallel, "p/", known) == expected, name
+    assert listing(parallel, "p/nothing-here/", every_key) == []
+    # A range cut at every 1,000th known key: the cuts the observer makes for a push mapping.
+    assert s3_listing.boundaries(every_key) == every_key[999::1000]
