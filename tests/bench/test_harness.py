@@ -27,6 +27,7 @@ def test_bench_runs_every_case_for_pixel_and_writes_results(tmp_path: Path) -> N
     argv += ["--service-clients", "3", "--service-requests", "5"]
     argv += ["--final-mib", "2"]
     argv += ["--scale-actions", "160", "--scale-objects", "2000"]
+    argv += ["--latency", "40", "--saved-plan", "300", "--big-files", "1", "--big-files-mib", "1"]
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
@@ -62,6 +63,9 @@ def test_bench_runs_every_case_for_pixel_and_writes_results(tmp_path: Path) -> N
     assert loader["cases"]["shards"]["records"] > 0
     assert "Loader targets" in done.stdout and "pixel warm / cold" in done.stdout
     assert "service: 3 clients x 5 GETs" in done.stdout and "service training-data p99 latency" in done.stdout
+    (cases,) = [r for r in results["runs"] if r.get("tool") == "cases"]
+    assert cases["latency_40_pixel_p1"]["seconds"] > 0 and "saved_plan" in cases and "big_upload_pixel" in cases
+    assert "spread" in results["extra"]
 
 
 def test_measure_reports_the_childs_own_peak_not_the_harness(tmp_path: Path) -> None:
