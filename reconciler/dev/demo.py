@@ -115,15 +115,12 @@ def run(data: Path, specs: Path, world: bool) -> None:
             from reconciler.dev.world_demo import run_world_demo
 
             banner("The training-data world: actor images, datasets and manifests")
+            from reconciler.dev.final_demo import run_final_demo
             from reconciler.dev.loader_demo import run_loader_demo
             from reconciler.dev.service_demo import run_service_demo
 
             try:
                 run_world_demo(specs, root, env, server.client(), say)
-                banner("Training reads datasets by name: pixel datasets, pixel cat, load_dataset()")
-                run_loader_demo(specs, env, say)
-                from reconciler.dev.final_demo import run_final_demo
-
                 banner("The final training dataset: published, current, rebuilt when a source changes")
                 run_final_demo(specs, root, env, say)
                 banner("Training reads datasets by name: pixel datasets, pixel cat, load_dataset()")
