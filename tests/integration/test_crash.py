@@ -215,6 +215,8 @@ def test_kill_9_at_random_points_loses_nothing_and_converges(world: dict[str, An
         done = remaining - sum(work.values())
         if ran > 0.2 and done > 0:
             rate = (rate + done / ran) / 2
+        if done == 0:
+            overhead += 0.1  # it died while still planning: the next kill aims later
         print(f"kill {kills}: remaining {work}, rate {rate:.0f}/s")  # shown with -s or on failure
         held = lock_id(world)
         if held is None:
