@@ -6,7 +6,9 @@ produces a `Plan`; the executor consumes the `Plan`.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+from collections.abc import Iterable, Sequence
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 
@@ -387,6 +389,23 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         return bool(self.actions)
+
+    def extended(
+        self,
+        actions: Sequence[Action] = (),
+        edges: Iterable[tuple[str, str]] = (),
+        findings: Sequence[Finding] = (),
+    ) -> Plan:
+        """This plan with a pass's actions and findings after its own, edges merged and sorted; itself when
+        the pass added no action and no finding."""
+        if not actions and not findings:
+            return self
+        return dataclasses.replace(
+            self,
+            actions=(*self.actions, *actions),
+            edges=tuple(sorted({*self.edges, *edges})),
+            findings=(*self.findings, *findings),
+        )
 
     @property
     def applyable(self) -> bool:

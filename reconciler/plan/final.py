@@ -19,7 +19,6 @@ names) are deleted, and a missing local manifest copy is downloaded again.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
 
@@ -213,14 +212,7 @@ def plan_final(desired: Desired, observed: Observed, plan: Plan) -> Plan:
                     precondition=transfer_precondition(published_entry, local.entry, local_source=False),
                 )
             )
-    if not actions and not findings:
-        return plan
-    return dataclasses.replace(
-        plan,
-        actions=(*plan.actions, *actions),
-        edges=tuple(sorted({*plan.edges, *edges})),
-        findings=(*plan.findings, *findings),
-    )
+    return plan.extended(actions, edges, findings)
 
 
 def final_deletes(desired: Desired, plan: Plan) -> set[tuple[str, str]]:

@@ -9,7 +9,6 @@ images become findings here too.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 
 from reconciler.manifests.actors import ActorState, actor_state, render_actor_manifest
@@ -165,11 +164,4 @@ def plan_manifests(desired: Desired, observed: Observed, plan: Plan) -> Plan:
         if write is not None:
             actions.append(write)
             edges += [(before, write.id) for before in touching]
-    if not actions and not findings:
-        return plan
-    return dataclasses.replace(
-        plan,
-        actions=(*plan.actions, *actions),
-        edges=tuple(sorted({*plan.edges, *edges})),
-        findings=(*plan.findings, *findings),
-    )
+    return plan.extended(actions, edges, findings)

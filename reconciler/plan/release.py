@@ -14,8 +14,6 @@ md5 on either side get no release at all.
 
 from __future__ import annotations
 
-import dataclasses
-
 from reconciler.globs import matches
 from reconciler.model import (
     Action,
@@ -87,10 +85,4 @@ def plan_release(desired: Desired, observed: Observed, plan: Plan) -> Plan:
             if writer is not None:
                 edges.append((writer, verify.id))
             edges.append((verify.id, release.id))
-    if not added:
-        return plan
-    return dataclasses.replace(
-        plan,
-        actions=plan.actions + tuple(added),
-        edges=tuple(sorted({*plan.edges, *edges})),
-    )
+    return plan.extended(added, edges)
