@@ -180,11 +180,12 @@ def run_batch(ctx: BatchContext, work: BatchWork, *upstream: BatchResult) -> Bat
     outcomes = [Settled(a.id, SKIPPED, blocked_by=blocked[a.id]) for a in work.actions if a.id in blocked]
     runnable = tuple(a for a in work.actions if a.id not in blocked)
 
-    stores = worker_stores(ctx.stores, ctx.parallelism)
     ids = dict(ctx.apply_ids)
-    for name, store in stores.items():
-        if isinstance(store, S3Store) and name in ids:
-            store.apply_id = ids[name]
+    # The cached stores bound, for this batch, to the driver's apply: the records name it.
+    stores = {
+        name: store.for_apply(ids[name]) if isinstance(store, S3Store) and name in ids else store
+        for name, store in worker_stores(ctx.stores, ctx.parallelism).items()
+    }
     reporter = _ForwardingReporter(worker.log_event, ctx.progress_topic)
     runner = build_runner(ctx.desired or Desired(stores={}, mappings=()), stores, on_bytes=reporter.transferred)
 

@@ -25,7 +25,7 @@ from typing import Any
 from botocore.parsers import ResponseParserFactory, RestXMLParser
 from botocore.utils import parse_timestamp
 
-from reconciler.stores.s3_listing import parse_list_objects_v2
+from reconciler.stores.s3.listing import parse_list_objects_v2
 
 SMALL_BODY_NO_EXPECT = 1024 * 1024
 

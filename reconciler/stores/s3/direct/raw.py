@@ -9,11 +9,11 @@ most of a no-op plan.
 Where a request for this bucket goes and the credentials it is signed with are
 decided here without botocore when they are plain (`direct()`: the spec's endpoint
 with path or virtual addressing, or the documented regional AWS endpoint; static
-keys read by stores/s3_credentials.py): a warm no-op plan then never imports it.
+keys read by stores/s3/credentials.py): a warm no-op plan then never imports it.
 Otherwise botocore decides them (`through_botocore()`: read off a presigned URL
 it generates, so endpoint resolution, addressing style and region are its; its
 provider chain, refreshed as it refreshes). The signature is SigV4
-(stores/s3_sigv4.py, checked against botocore's in the tests). Errors come back
+(stores/s3/direct/sigv4.py, checked against botocore's in the tests). Errors come back
 as botocore ClientErrors (botocore is imported then), so `translate()` classifies
 them as it does every other failure. S3Store uses this only with a client it
 built itself or none: an injected client (a test double, moto's in-process
@@ -33,10 +33,10 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from reconciler.model import S3StoreSpec
-from reconciler.stores.http_pool import NETWORK_ERRORS, ConnectionPool, Response
-from reconciler.stores.s3_credentials import static_access
-from reconciler.stores.s3_listing import parse_list_objects_v2
-from reconciler.stores.s3_sigv4 import EMPTY_SHA256, sign
+from reconciler.stores.s3.credentials import static_access
+from reconciler.stores.s3.direct.http_pool import NETWORK_ERRORS, ConnectionPool, Response
+from reconciler.stores.s3.direct.sigv4 import EMPTY_SHA256, sign
+from reconciler.stores.s3.listing import parse_list_objects_v2
 
 if TYPE_CHECKING:
     import botocore.exceptions
@@ -55,7 +55,7 @@ _DNS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 
 class Credentials(Protocol):
-    """botocore's ReadOnlyCredentials, or stores/s3_credentials.py's StaticCredentials."""
+    """botocore's ReadOnlyCredentials, or stores/s3/credentials.py's StaticCredentials."""
 
     @property
     def access_key(self) -> str | None: ...
