@@ -23,7 +23,7 @@ from reconciler.plan import guards
 from reconciler.plan import plan as make_plan
 from reconciler.plan.guards import GuardLimits
 from reconciler.spec.targets import narrow
-from reconciler.stores.base import Store, StoreError
+from reconciler.stores.base import ChecksReachable, Store, StoreError
 from reconciler.stores.local import LocalStore
 from reconciler.stores.s3 import S3Store
 
@@ -88,7 +88,7 @@ def open_stores(desired: Desired, *, parallelism: int = 16) -> Workspace:
     for name, spec in sorted(desired.stores.items()):
         try:  # inside: a store whose credentials_env names an unset variable fails here, clearly
             store = build_store(spec, parallelism=parallelism, on_problem=problems.append)
-            if isinstance(store, S3Store):
+            if isinstance(store, ChecksReachable):
                 store.check_bucket()
         except StoreError as exc:
             raise UserError(str(exc)) from exc
