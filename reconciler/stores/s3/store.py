@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import io
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
@@ -29,10 +30,12 @@ from reconciler.stores.base import (
     StoreError,
     TransientStoreError,
 )
+from reconciler.stores.retry import outermost
 from reconciler.stores.s3 import listing
 from reconciler.stores.s3.conditions import as_headers, conditions
 from reconciler.stores.s3.credentials import env_credentials
 from reconciler.stores.s3.direct import RawS3, direct, through_botocore
+from reconciler.stores.s3.direct.http_pool import Response
 from reconciler.stores.s3.errors import call, copy_too_large, is_missing, raw_call, status_of, translate
 from reconciler.stores.s3.journal import Journal, JournaledUpload
 from reconciler.stores.s3.lazy import lazy
@@ -84,7 +87,6 @@ def make_client(
     *,
     session: boto3.session.Session | None = None,
     max_pool_connections: int = 32,
-    max_attempts: int = 5,
 ) -> S3Client:
     from botocore.config import Config
 
@@ -97,7 +99,10 @@ def make_client(
         request_checksum_calculation=cast(Any, spec.checksum),
         response_checksum_validation=cast(Any, spec.checksum),
         max_pool_connections=max_pool_connections,
-        retries={"mode": "standard", "max_attempts": max_attempts},
+        # Total sends, the first included (`max_attempts` here would count retries only). botocore retries
+        # nothing itself: tune_client's handler resends once after a dropped connection, and throttling
+        # and 5xx surface to the one retry layer (stores/retry.py).
+        retries={"mode": "standard", "total_max_attempts": 1},
         connect_timeout=10,
         read_timeout=120,
     )
@@ -192,32 +197,51 @@ class S3Store:
             # Missing, denied, in another region, unreachable: botocore's view and errors decide.
             self._raw.close()
             self._use_botocore()
-        try:
-            self.client.head_bucket(Bucket=self.bucket)
-        except Exception as exc:
-            status = status_of(exc)
-            if status == 404:
-                raise PermanentStoreError(
-                    f'store "{self.name}": bucket "{self.bucket}" does not exist at '
-                    f"{self.spec.endpoint or 'the default AWS endpoint'}",
-                    code="NoSuchBucket",
-                ) from exc
-            if status == 403:
-                raise PermanentStoreError(
-                    f'store "{self.name}": access to bucket "{self.bucket}" denied (403)', code="AccessDenied"
-                ) from exc
-            where = f"head bucket {self.bucket}" if status else f'store "{self.name}": reach bucket "{self.bucket}"'
-            raise translate(exc, key="", action=where) from exc
+        def head() -> None:
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+            except Exception as exc:
+                raise self._bucket_error(exc) from exc
+
+        outermost(head)
+
+    def _bucket_error(self, exc: Exception) -> StoreError:
+        status = status_of(exc)
+        if status == 404:
+            return PermanentStoreError(
+                f'store "{self.name}": bucket "{self.bucket}" does not exist at '
+                f"{self.spec.endpoint or 'the default AWS endpoint'}",
+                code="NoSuchBucket",
+            )
+        if status == 403:
+            return PermanentStoreError(
+                f'store "{self.name}": access to bucket "{self.bucket}" denied (403)', code="AccessDenied"
+            )
+        where = f"head bucket {self.bucket}" if status else f'store "{self.name}": reach bucket "{self.bucket}"'
+        return translate(exc, key="", action=where)
 
     def _pages(self, prefix: str, known: Iterable[str] | None) -> Iterator[dict[str, Any]]:
+        """The listing's pages, each request in the one retry layer: a page throttled is asked again, not the
+        whole listing."""
         if self._raw is None:
-            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            token: dict[str, Any] = {}
+            while True:
+                ask = functools.partial(self.client.list_objects_v2, Bucket=self.bucket, Prefix=prefix, **token)
+                page = outermost(functools.partial(call, "list", prefix, ask))
                 yield cast(dict[str, Any], page)
-            return
-        if self._raw.server is None:
-            raw_call("head bucket", self.bucket, self._raw.head_bucket)  # which server, so which order
-        order = listing.order_of(self._raw.server or "")
-        pages = listing.listing(self._raw.list_pages, prefix, known=known, workers=self.list_concurrency, order=order)
+                if not page.get("IsTruncated") or not page.get("NextContinuationToken"):
+                    return
+                token = {"ContinuationToken": str(page["NextContinuationToken"])}
+        raw = self._raw
+        if raw.server is None:
+            outermost(lambda: raw_call("head bucket", self.bucket, raw.head_bucket))  # which server, so which order
+        order = listing.order_of(raw.server or "")
+
+        def fetch(send: Callable[[], Response]) -> Response:
+            return outermost(lambda: raw_call("list", prefix, send))
+
+        list_pages = functools.partial(raw.list_pages, fetch=fetch)
+        pages = listing.listing(list_pages, prefix, known=known, workers=self.list_concurrency, order=order)
         while page := raw_call("list", prefix, next, pages, None):
             yield page
 
@@ -272,18 +296,22 @@ class S3Store:
         return self._etags_trusted
 
     def _md5_from_head(self, key: str) -> str | None:
-        head = call("head", key, self.client.head_object, Bucket=self.bucket, Key=key)
+        head = outermost(lambda: call("head", key, self.client.head_object, Bucket=self.bucket, Key=key))
         return md5_from_metadata(head.get("Metadata", {}))
 
     def recorded_md5s(self, key: str) -> tuple[Entry, str | None, str | None] | None:
         """(entry, md5 in metadata, md5 the ETag is) for `pixel verify` and rehash; None when the object is gone."""
-        try:
-            head = self.client.head_object(Bucket=self.bucket, Key=key)
-        except Exception as exc:
-            if is_missing(exc):
-                return None
-            raise translate(exc, key=key, action="head") from exc
-        return entry_of_head(key, head)
+
+        def head() -> Any:
+            try:
+                return self.client.head_object(Bucket=self.bucket, Key=key)
+            except Exception as exc:
+                if is_missing(exc):
+                    return None
+                raise translate(exc, key=key, action="head") from exc
+
+        found = outermost(head)
+        return None if found is None else entry_of_head(key, found)
 
     def stat(self, key: str) -> Entry | None:
         found = self.recorded_md5s(key)
@@ -528,12 +556,12 @@ class S3Store:
     def journaled_uploads(self) -> tuple[JournaledUpload, ...]:
         """The multipart uploads pixel recorded in this bucket and has not finished: a killed apply's leftovers
         when read under the apply lock. Uploads without a record (other tools') are never among them."""
-        return self._journal.uploads()
+        return outermost(self._journal.uploads)
 
     def abort_journaled(self, upload: JournaledUpload) -> bool:
         """Abort a recorded upload and remove its record. False when it was no longer in progress
         (completed or aborted before its record could be removed): then only the record goes."""
-        return self._journal.abort(upload)
+        return outermost(lambda: self._journal.abort(upload))
 
     def delete(self, key: str, *, if_match: str | None = None) -> None:
         call("delete", key, self.client.delete_object, Bucket=self.bucket, Key=key, **conditions(if_match=if_match))
@@ -561,7 +589,9 @@ class _ResumingReader:
         if position:
             kwargs["Range"] = f"bytes={position}-"
         s = self._store
-        response = call("download", self._key, s.client.get_object, Bucket=s.bucket, Key=self._key, **kwargs)
+        response = outermost(
+            lambda: call("download", self._key, s.client.get_object, Bucket=s.bucket, Key=self._key, **kwargs)
+        )
         self._etag = self._etag or response.get("ETag")
         self._body = response["Body"]
 
