@@ -50,6 +50,17 @@ class ObjectChanged(StoreError):
     """A precondition failed: the object is not what the plan saw (HTTP 412)."""
 
 
+def check_precondition(
+    name: str, key: str, held: str | None, *, if_match: str | None, if_absent: bool, code: str = "412"
+) -> None:
+    """Raise ObjectChanged unless the version `key` is at now (`held`; None when absent) is what the
+    precondition expects: nothing under `if_absent`, `if_match` under that. For stores that check it themselves."""
+    if if_absent and held is not None:
+        raise ObjectChanged(f"{name}:{key} appeared since the plan was made", code=code, key=key)
+    if if_match is not None and held != if_match:
+        raise ObjectChanged(f"{name}:{key} changed since the plan was made", code=code, key=key)
+
+
 class Store(Protocol):
     name: str
 
@@ -64,27 +75,15 @@ class Store(Protocol):
         ...
 
     def write(
-        self,
-        key: str,
-        source: OpenSource,
-        *,
-        size: int,
-        md5: str | None,
-        if_match: str | None = None,
+        self, key: str, source: OpenSource, *, size: int, md5: str | None, if_match: str | None = None,
         if_absent: bool = False,
     ) -> Entry:
         """Store `size` bytes from `source` at `key`; the md5 is verified before the key shows it."""
         ...
 
     def copy(
-        self,
-        src_key: str,
-        dst_key: str,
-        *,
-        md5: str | None,
-        src_etag: str | None = None,
-        if_match: str | None = None,
-        if_absent: bool = False,
+        self, src_key: str, dst_key: str, *, md5: str | None, src_etag: str | None = None,
+        if_match: str | None = None, if_absent: bool = False,
     ) -> Entry: ...
 
     def delete(self, key: str, *, if_match: str | None = None) -> None: ...

@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from reconciler.model import Entry, Problem
-from reconciler.stores.base import ConfirmHeld, ObjectChanged, OpenSource, PermanentStoreError, StoreError
+from reconciler.stores.base import (
+    ConfirmHeld,
+    ObjectChanged,
+    OpenSource,
+    PermanentStoreError,
+    StoreError,
+    check_precondition,
+)
 
 CHUNK = 8 * 1024 * 1024
 TEMP_MARKER = ".pixel-tmp-"
@@ -176,19 +183,11 @@ class LocalStore:
 
     def _check(self, key: str, *, if_match: str | None, if_absent: bool) -> None:
         current = self.stat(key)
-        if if_absent and current is not None:
-            raise ObjectChanged(f"{self.name}:{key} appeared since the plan was made", code="412", key=key)
-        if if_match is not None and (current is None or current.etag != if_match):
-            raise ObjectChanged(f"{self.name}:{key} changed since the plan was made", code="412", key=key)
+        held = None if current is None else current.etag or ""
+        check_precondition(self.name, key, held, if_match=if_match, if_absent=if_absent)
 
     def write(
-        self,
-        key: str,
-        source: OpenSource,
-        *,
-        size: int,
-        md5: str | None,
-        if_match: str | None = None,
+        self, key: str, source: OpenSource, *, size: int, md5: str | None, if_match: str | None = None,
         if_absent: bool = False,
     ) -> Entry:
         final = self._resolve(key)  # before _check: a refused key is not even stat()ed
@@ -234,14 +233,8 @@ class LocalStore:
         return Entry(entry.key, entry.size, digest.hexdigest(), entry.mtime_ns, entry.etag)
 
     def copy(
-        self,
-        src_key: str,
-        dst_key: str,
-        *,
-        md5: str | None,
-        src_etag: str | None = None,
-        if_match: str | None = None,
-        if_absent: bool = False,
+        self, src_key: str, dst_key: str, *, md5: str | None, src_etag: str | None = None,
+        if_match: str | None = None, if_absent: bool = False,
     ) -> Entry:
         self._resolve(dst_key)  # refuse a bad destination before reading anything
         src = self.stat(src_key)

@@ -186,6 +186,10 @@ class S3Store:
                 self._client = make_client(self.spec, max_pool_connections=self._pool_size)
             return self._client
 
+    def _on(self, action: str, where: str, operation: Callable[..., Any], key: str, **kwargs: Any) -> Any:
+        """`operation` on `key` of this bucket, its failure a StoreError that names `action` and `where`."""
+        return call(action, where, operation, Bucket=self.bucket, Key=key, **kwargs)
+
     def check_bucket(self) -> None:
         """Fail early, and clearly, when the bucket is missing or unreachable."""
         if self._raw is not None and self._client is None:
@@ -296,7 +300,7 @@ class S3Store:
         return self._etags_trusted
 
     def _md5_from_head(self, key: str) -> str | None:
-        head = outermost(lambda: call("head", key, self.client.head_object, Bucket=self.bucket, Key=key))
+        head = outermost(lambda: self._on("head", key, self.client.head_object, key))
         return md5_from_metadata(head.get("Metadata", {}))
 
     def recorded_md5s(self, key: str) -> tuple[Entry, str | None, str | None] | None:
@@ -353,12 +357,11 @@ class S3Store:
             if self._raw is not None and (isinstance(body, bytes) or body.seekable()):
                 etag = self._raw_put(key, body, size, md5, when)
                 return Entry(key=key, size=size, md5=md5, etag=etag)
-            response = call(
+            response = self._on(
                 "upload",
                 key,
                 self.client.put_object,
-                Bucket=self.bucket,
-                Key=key,
+                key,
                 Body=body,
                 ContentLength=size,
                 # The server rejects the body (400 BadDigest) unless it hashes to this.
@@ -395,12 +398,11 @@ class S3Store:
             if crc is not None
             else {"ContentMD5": base64.b64encode(hashlib.md5(chunk).digest()).decode()}
         )
-        part = call(
+        part = self._on(
             "upload part",
             key,
             self.client.upload_part,
-            Bucket=self.bucket,
-            Key=key,
+            key,
             UploadId=upload_id,
             PartNumber=number,
             # A stream, not bytes: botocore concatenates a bytes body onto the headers, doubling each part in memory.
@@ -463,22 +465,16 @@ class S3Store:
             whole = {"ChecksumCRC64NVME": _crc64_b64(crc), "ChecksumType": "FULL_OBJECT"}
             return parts, whole if self.full_object_checksum else {}
 
+        create = {"Metadata": {MD5_META: md5}, **full_object}
         return multipart(
-            self._journal,
-            self.client,
-            action="upload",
-            completing="complete upload",
-            key=key,
-            where=key,
-            create={"Metadata": {MD5_META: md5}, **full_object},
-            send_parts=send_parts,
-            conditions=when,
+            self._journal, self.client, action="upload", completing="complete upload", key=key, where=key,
+            create=create, send_parts=send_parts, conditions=when,
         )
 
     def _head_source(self, src_key: str, src_etag: str | None) -> Any:
         # Pinned to the planned version: a source changed since the plan fails with 412 here.
         pin = conditions(if_match=src_etag)
-        return call("copy", src_key, self.client.head_object, Bucket=self.bucket, Key=src_key, **pin)
+        return self._on("copy", src_key, self.client.head_object, src_key, **pin)
 
     def copy(
         self, src_key: str, dst_key: str, *, md5: str | None, src_etag: str | None = None,
@@ -491,12 +487,11 @@ class S3Store:
             kwargs.update(kept_headers(self._head_source(src_key, src_etag), md5))
             kwargs["MetadataDirective"] = "REPLACE"
         try:
-            response = call(
+            response = self._on(
                 "copy",
                 f"{src_key} => {dst_key}",
                 self.client.copy_object,
-                Bucket=self.bucket,
-                Key=dst_key,
+                dst_key,
                 CopySource={"Bucket": self.bucket, "Key": src_key},
                 **kwargs,
             )
@@ -523,12 +518,11 @@ class S3Store:
         def send_parts(upload_id: str) -> Parts:
             def one(part: tuple[int, int, int]) -> dict[str, Any]:
                 number, first, last = part
-                result = call(
+                result = self._on(
                     "copy part",
                     where,
                     self.client.upload_part_copy,
-                    Bucket=self.bucket,
-                    Key=dst_key,
+                    dst_key,
                     UploadId=upload_id,
                     PartNumber=number,
                     CopySource={"Bucket": self.bucket, "Key": src_key},
@@ -541,15 +535,8 @@ class S3Store:
                 return list(pool.map(one, ranges)), {}
 
         etag = multipart(
-            self._journal,
-            self.client,
-            action="copy",
-            completing="copy",
-            key=dst_key,
-            where=where,
-            create=kept_headers(head, md5),
-            send_parts=send_parts,
-            conditions=when,
+            self._journal, self.client, action="copy", completing="copy", key=dst_key, where=where,
+            create=kept_headers(head, md5), send_parts=send_parts, conditions=when,
         )
         return Entry(key=dst_key, size=size, md5=md5, etag=etag)
 
@@ -564,7 +551,7 @@ class S3Store:
         return outermost(lambda: self._journal.abort(upload))
 
     def delete(self, key: str, *, if_match: str | None = None) -> None:
-        call("delete", key, self.client.delete_object, Bucket=self.bucket, Key=key, **conditions(if_match=if_match))
+        self._on("delete", key, self.client.delete_object, key, **conditions(if_match=if_match))
 
 
 class _ResumingReader:
