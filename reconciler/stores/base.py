@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 
 from reconciler.keys import printable
-from reconciler.model import Entry
+from reconciler.model import Entry, Problem
 
 if TYPE_CHECKING:
     from reconciler.stores.s3.journal import JournaledUpload
@@ -142,3 +142,12 @@ class JournalsUploads(Protocol):
     def abort_journaled(self, upload: JournaledUpload) -> bool:
         """Abort a recorded upload and remove its record; False when it had already finished."""
         ...
+
+
+@runtime_checkable
+class ReportsProblems(Protocol):
+    """A store whose listings can meet what they cannot observe (LocalStore: unreadable directories,
+    symlinks out of the root); read after listing, each problem's key becomes a gap, never a delete."""
+
+    @property
+    def problems(self) -> tuple[Problem, ...]: ...
