@@ -193,14 +193,23 @@ class S3Store:
     def check_bucket(self) -> None:
         """Fail early, and clearly, when the bucket is missing or unreachable."""
         if self._raw is not None and self._client is None:
+            raw = self._raw
+
+            def raw_head() -> int:
+                status = raw_call("head bucket", self.bucket, raw.head_bucket)
+                if status == 429 or status >= 500:  # throttled or unwell: the retry layer asks again
+                    raise TransientStoreError(f"head bucket {self.bucket}: {status}", code=str(status))
+                return status
+
             try:
-                if raw_call("head bucket", self.bucket, self._raw.head_bucket) == 200:
+                if outermost(raw_head) == 200:
                     return
             except StoreError:
                 pass
             # Missing, denied, in another region, unreachable: botocore's view and errors decide.
-            self._raw.close()
+            raw.close()
             self._use_botocore()
+
         def head() -> None:
             try:
                 self.client.head_bucket(Bucket=self.bucket)

@@ -60,3 +60,25 @@ def test_one_builder_gives_botocore_parameters_and_the_same_conditions_as_header
     assert made == {"IfMatch": '"abc"', "CopySourceIfMatch": '"def"'}
     assert as_headers(made) == {"If-Match": '"abc"', "x-amz-copy-source-if-match": '"def"'}
     assert conditions() == {}
+
+
+class ThrottledRaw:
+    """The direct path's HeadBucket answering 503 twice, then 200."""
+
+    def __init__(self) -> None:
+        self.statuses = [503, 503, 200]
+        self.closed = False
+
+    def head_bucket(self) -> int:
+        return self.statuses.pop(0)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_throttled_check_bucket_is_asked_again_not_handed_to_botocore() -> None:
+    s3 = s3_store()
+    raw = ThrottledRaw()
+    s3._client, s3._raw = None, raw  # type: ignore[assignment]
+    s3.check_bucket()
+    assert raw.statuses == [] and not raw.closed and s3._client is None
