@@ -14,7 +14,7 @@ from pathlib import Path
 from reconciler.errors import UserError
 from reconciler.keys import printable
 from reconciler.logs import get_logger
-from reconciler.model import Authority, Desired, LocalStoreSpec, Observed, Plan, Problem, S3StoreSpec, StoreSpec
+from reconciler.model import Authority, Desired, LocalStoreSpec, Observed, Plan, S3StoreSpec, StoreSpec
 from reconciler.observe import Hasher, StreamingHasher, observe
 from reconciler.observe.hashcache import CachedHasher
 from reconciler.observe.inventory import InventoryError, InventoryReport, inventory_views
@@ -23,7 +23,7 @@ from reconciler.plan import guards
 from reconciler.plan import plan as make_plan
 from reconciler.plan.guards import GuardLimits
 from reconciler.spec.targets import narrow
-from reconciler.stores.base import Store, StoreError
+from reconciler.stores.base import ChecksReachable, Store, StoreError
 from reconciler.stores.local import LocalStore
 from reconciler.stores.s3 import S3Store
 
@@ -32,7 +32,6 @@ from reconciler.stores.s3 import S3Store
 class Workspace:
     desired: Desired
     stores: dict[str, Store]
-    problems: list[Problem] = field(default_factory=list)
     # Stores observed other than by listing them (--observe inventory); actions always use `stores`.
     observed_through: dict[str, Store] = field(default_factory=dict)
 
@@ -72,23 +71,20 @@ def from_inventory(ws: Workspace, relist: tuple[str, ...] = ()) -> None:
         raise UserError(f"--observe inventory: {exc}") from exc
 
 
-def build_store(
-    spec: StoreSpec, *, parallelism: int = 16, on_problem: Callable[[Problem], None] | None = None
-) -> Store:
+def build_store(spec: StoreSpec, *, parallelism: int = 16) -> Store:
     """A Store from its (secret-free) spec; credentials come from this process's environment."""
     if isinstance(spec, S3StoreSpec):
         return S3Store(spec, max_pool_connections=parallelism + 8, list_concurrency=parallelism)
-    return LocalStore(spec.name, spec.root, on_problem=on_problem)
+    return LocalStore(spec.name, spec.root)
 
 
 def open_stores(desired: Desired, *, parallelism: int = 16) -> Workspace:
     """Build a Store per spec and check each is usable before anything is read or written."""
-    problems: list[Problem] = []
     stores: dict[str, Store] = {}
     for name, spec in sorted(desired.stores.items()):
         try:  # inside: a store whose credentials_env names an unset variable fails here, clearly
-            store = build_store(spec, parallelism=parallelism, on_problem=problems.append)
-            if isinstance(store, S3Store):
+            store = build_store(spec, parallelism=parallelism)
+            if isinstance(store, ChecksReachable):
                 store.check_bucket()
         except StoreError as exc:
             raise UserError(str(exc)) from exc
@@ -111,7 +107,7 @@ def open_stores(desired: Desired, *, parallelism: int = 16) -> Workspace:
                 f"{where}mappings[{mapping.name}].from: local directory {printable(str(directory))} does not exist "
                 f"(store {mapping.local_store!r}, root {local.root})"
             )
-    return Workspace(desired, stores, problems)
+    return Workspace(desired, stores)
 
 
 def observe_and_plan(
@@ -131,7 +127,7 @@ def observe_and_plan(
     own = CachedHasher(rehash_all=rehash_all) if hasher is None else None
     try:
         observed = observe(
-            desired, ws.observing, own or hasher or StreamingHasher(), problems=ws.problems, progress=progress
+            desired, ws.observing, own or hasher or StreamingHasher(), progress=progress
         )
     except StoreError as exc:
         raise UserError(f"could not read the stores: {exc}") from exc

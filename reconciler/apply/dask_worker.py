@@ -20,8 +20,7 @@ from reconciler.apply.executor import DONE, FAILED, SKIPPED, Outcome, execute
 from reconciler.apply.runner import build_runner
 from reconciler.model import Action, Desired, Plan, StoreSpec
 from reconciler.plan.graph import build_graph
-from reconciler.stores.base import Store, StoreError
-from reconciler.stores.s3 import S3Store
+from reconciler.stores.base import JournalsUploads, Store, StoreError
 from reconciler.workflow import build_store
 
 # How often a worker forwards progress (bytes read, actions started, retries) and checks for a stop.
@@ -180,11 +179,12 @@ def run_batch(ctx: BatchContext, work: BatchWork, *upstream: BatchResult) -> Bat
     outcomes = [Settled(a.id, SKIPPED, blocked_by=blocked[a.id]) for a in work.actions if a.id in blocked]
     runnable = tuple(a for a in work.actions if a.id not in blocked)
 
-    stores = worker_stores(ctx.stores, ctx.parallelism)
     ids = dict(ctx.apply_ids)
-    for name, store in stores.items():
-        if isinstance(store, S3Store) and name in ids:
-            store.apply_id = ids[name]
+    # The cached stores bound, for this batch, to the driver's apply: the records name it.
+    stores = {
+        name: store.for_apply(ids[name]) if isinstance(store, JournalsUploads) and name in ids else store
+        for name, store in worker_stores(ctx.stores, ctx.parallelism).items()
+    }
     reporter = _ForwardingReporter(worker.log_event, ctx.progress_topic)
     runner = build_runner(ctx.desired or Desired(stores={}, mappings=()), stores, on_bytes=reporter.transferred)
 
@@ -216,5 +216,5 @@ def run_batch(ctx: BatchContext, work: BatchWork, *upstream: BatchResult) -> Bat
 
 def lock_ids(stores: Mapping[str, Store]) -> tuple[tuple[str, str], ...]:
     """The driver's lock ids per S3 store, for the upload records written on the workers."""
-    held = ((name, store.apply_id) for name, store in stores.items() if isinstance(store, S3Store))
+    held = ((name, store.apply_id) for name, store in stores.items() if isinstance(store, JournalsUploads))
     return tuple(sorted((name, lock_id) for name, lock_id in held if lock_id))

@@ -2,13 +2,13 @@
 
 A node starts when every node it depends on has succeeded. A failure skips
 all of the node's descendants while independent branches go on. Transient
-store errors are retried with exponential backoff and full jitter. The
+store errors are retried with exponential backoff and full jitter (stores/retry.py:
+the one retry layer, shared with the callers that have no executor around them). The
 executor knows nothing of S3 or files: the work is injected as `run`.
 """
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,6 +23,7 @@ from reconciler.errors import UserError
 from reconciler.model import Action, Desired, Plan
 from reconciler.plan.graph import action_of, build_graph
 from reconciler.stores.base import Store, StoreError, TransientStoreError
+from reconciler.stores.retry import RetryPolicy, retrying
 
 DONE, FAILED, SKIPPED = "done", "failed", "skipped"
 
@@ -89,49 +90,29 @@ class NullReporter:
         pass
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    attempts: int = 5
-    base_delay: float = 0.25
-    max_delay: float = 8.0
-    sleep: Callable[[float], None] = time.sleep
-    rng: random.Random = field(default_factory=random.Random)
-
-    def delay(self, attempt: int) -> float:
-        # Full jitter: concurrent retries spread out instead of stampeding together.
-        return self.rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
-
-
 def run_with_retries(
     action: Action, run: Callable[[Action], None], retry: RetryPolicy, reporter: Reporter
 ) -> Outcome:
     start = time.monotonic()
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            run(action)
-        except TransientStoreError as exc:
-            if attempt >= retry.attempts:
-                return Outcome(
-                    action,
-                    FAILED,
-                    f"{exc} (gave up after {attempt} attempts)",
-                    exc.code,
-                    attempt,
-                    time.monotonic() - start,
-                )
-            delay = retry.delay(attempt)
-            reporter.retrying(action, attempt, delay, exc)
-            retry.sleep(delay)
-            continue
-        except StoreError as exc:
-            return Outcome(action, FAILED, str(exc), exc.code, attempt, time.monotonic() - start)
-        except Exception as exc:  # a bug or an OS error: fail this action, keep the rest going
-            return Outcome(
-                action, FAILED, f"{type(exc).__name__}: {exc}", "", attempt, time.monotonic() - start
-            )
-        return Outcome(action, DONE, attempts=attempt, seconds=time.monotonic() - start)
+    attempts = 0
+
+    def attempt() -> None:
+        nonlocal attempts
+        attempts += 1
+        run(action)
+
+    try:
+        retrying(attempt, retry, lambda n, delay, exc: reporter.retrying(action, n, delay, exc))
+    except TransientStoreError as exc:
+        message = f"{exc} (gave up after {attempts} attempts)"
+        return Outcome(action, FAILED, message, exc.code, attempts, time.monotonic() - start)
+    except StoreError as exc:
+        return Outcome(action, FAILED, str(exc), exc.code, attempts, time.monotonic() - start)
+    except Exception as exc:  # a bug or an OS error: fail this action, keep the rest going
+        return Outcome(
+            action, FAILED, f"{type(exc).__name__}: {exc}", "", attempts, time.monotonic() - start
+        )
+    return Outcome(action, DONE, attempts=attempts, seconds=time.monotonic() - start)
 
 
 def execute(

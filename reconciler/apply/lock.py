@@ -37,6 +37,7 @@ from reconciler.errors import UserError
 from reconciler.keys import printable
 from reconciler.logs import get_logger
 from reconciler.stores.base import ObjectChanged, Store, StoreError
+from reconciler.stores.retry import outermost
 
 DEFAULT_LEASE_SECONDS = 60.0
 POLL_SECONDS = 2.0
@@ -122,13 +123,16 @@ def parse_duration(text: str) -> float:
 
 
 def _write(store: Store, key: str, body: bytes, *, if_match: str | None = None, if_absent: bool = False) -> str:
-    entry = store.write(
-        key,
-        lambda: contextlib.nullcontext(io.BytesIO(body)),
-        size=len(body),
-        md5=hashlib.md5(body).hexdigest(),
-        if_match=if_match,
-        if_absent=if_absent,
+    # No executor around the lock: a throttled write is retried by the same one retry layer.
+    entry = outermost(
+        lambda: store.write(
+            key,
+            lambda: contextlib.nullcontext(io.BytesIO(body)),
+            size=len(body),
+            md5=hashlib.md5(body).hexdigest(),
+            if_match=if_match,
+            if_absent=if_absent,
+        )
     )
     return entry.etag or ""
 

@@ -22,8 +22,7 @@ from reconciler.errors import UserError
 from reconciler.keys import printable
 from reconciler.logs import get_logger
 from reconciler.model import Desired, Plan, S3StoreSpec
-from reconciler.stores.base import Store, StoreError
-from reconciler.stores.s3 import S3Store
+from reconciler.stores.base import JournalsUploads, Store, StoreError
 from reconciler.workflow import Workspace
 
 
@@ -79,15 +78,15 @@ def locked(ws: Workspace, options: LockOptions) -> Iterator[threading.Event]:
     """Hold the apply lock on every managed bucket; the event is set if any lock is lost."""
     locks = store_locks(ws.desired, ws.stores, options)
     with _sigterm_as_interrupt(), hold_all(locks, options.timeout) as lost:
-        # Each multipart upload's record names the apply that started it.
-        held = [(store, lock.id) for lock in locks if isinstance(store := lock.store, S3Store)]
-        for store, lock_id in held:
-            store.apply_id = lock_id
+        # Each multipart upload's record names the apply that started it: while the lock is held, the
+        # workspace's stores are the ones bound to that apply's lock id.
+        unbound = {name: store for name, store in ws.stores.items() if isinstance(store, JournalsUploads)}
+        ids = {id(lock.store): lock.id for lock in locks}
+        ws.stores.update({n: s.for_apply(ids[id(s)]) for n, s in unbound.items() if id(s) in ids})
         try:
             yield lost
         finally:
-            for store, _ in held:
-                store.apply_id = None
+            ws.stores.update(unbound)
 
 
 def abort_leftover_uploads(ws: Workspace) -> int:
@@ -102,7 +101,7 @@ def abort_leftover_uploads(ws: Workspace) -> int:
     count = 0
     for name in managed_s3_stores(ws.desired):
         store = ws.stores.get(name)
-        if not isinstance(store, S3Store):
+        if not isinstance(store, JournalsUploads):
             continue
         try:
             uploads = store.journaled_uploads()

@@ -29,8 +29,7 @@ from reconciler.errors import UserError
 from reconciler.globs import matches
 from reconciler.keys import printable
 from reconciler.model import Desired, ObjectRef
-from reconciler.stores.base import StoreError
-from reconciler.stores.s3 import S3Store
+from reconciler.stores.base import RecordsMd5s, StoreError
 from reconciler.units import human_bytes
 from reconciler.workflow import open_stores
 
@@ -40,7 +39,7 @@ MISMATCH, UNRECORDED, VANISHED, ABSENT, OK = "mismatch", "unrecorded", "vanished
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    store: S3Store
+    store: RecordsMd5s
     key: str
     # Why the object should exist when it was not listed: said when it does not (None: it was listed, or its
     # absence is expected, like a moved dataset's source).
@@ -56,7 +55,7 @@ class Checked:
     bytes_read: int = 0
 
 
-def _managed(desired: Desired, stores: dict[str, S3Store]) -> Iterator[Target]:
+def _managed(desired: Desired, stores: dict[str, RecordsMd5s]) -> Iterator[Target]:
     """Every managed S3 object, once each.
 
     `desired` must be the workspace's (actors discovered): discovered actors are mappings there like any other.
@@ -88,7 +87,7 @@ def _managed(desired: Desired, stores: dict[str, S3Store]) -> Iterator[Target]:
             yield Target(store, ref.key, absent_note=absent_note, listed=False)
 
 
-def _streamed_md5(store: S3Store, key: str) -> tuple[str, int]:
+def _streamed_md5(store: RecordsMd5s, key: str) -> tuple[str, int]:
     digest = hashlib.md5()
     size = 0
     with store.open(key) as body:
@@ -99,7 +98,7 @@ def _streamed_md5(store: S3Store, key: str) -> tuple[str, int]:
 
 
 def check_object(
-    store: S3Store, key: str, *, download: bool, listed: bool = True, absent_note: str | None = None
+    store: RecordsMd5s, key: str, *, download: bool, listed: bool = True, absent_note: str | None = None
 ) -> Checked:
     where = f"{store.name}:{key}"
     found = store.recorded_md5s(key)
@@ -131,7 +130,7 @@ def check_target(target: Target, *, download: bool) -> Checked:
 
 def verify(specs: Path, *, download: bool, parallelism: int) -> int:
     ws = open_stores(load(specs), parallelism=parallelism)  # discovers actors: ws.desired has their mappings
-    s3_stores = {name: s for name, s in ws.stores.items() if isinstance(s, S3Store)}
+    s3_stores = {name: s for name, s in ws.stores.items() if isinstance(s, RecordsMd5s)}
     try:
         targets = list(_managed(ws.desired, s3_stores))
         with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="pixel-verify") as pool:

@@ -21,7 +21,7 @@ from reconciler.globs import compile_glob
 from reconciler.model import Authority, Desired, Entry, Gap, MappingObservation, MappingSpec, Observed, Problem
 from reconciler.observe.hashing import Hasher
 from reconciler.observe.world import observe_world
-from reconciler.stores.base import ListsExpecting, Store, StoreError
+from reconciler.stores.base import ListsExpecting, ReportsProblems, Store, StoreError
 
 ProgressCallback = Callable[[str, int], None]
 
@@ -199,8 +199,8 @@ def observe(
 ) -> Observed:
     """List and hash everything the mappings cover. Each store prefix is listed once per mapping.
 
-    `problems` is the list the stores report into while they list (LocalStore's on_problem): it is read
-    after every mapping is listed, and each problem's key becomes a gap in the mappings it lies under.
+    After every mapping is listed, the stores' problems (`ReportsProblems`, LocalStore's) and the extra
+    `problems` given are read, and each problem's key becomes a gap in the mappings it lies under.
     """
     result: dict[str, MappingObservation] = {}
     unreadable: list[Problem] = []
@@ -210,7 +210,8 @@ def observe(
                 result[spec.name] = _observe_mapping(
                     desired, stores, spec, hasher, pool, hash_workers, progress, unreadable
                 )
-    found = (*problems, *unreadable)
+    reported = (p for store in stores.values() if isinstance(store, ReportsProblems) for p in store.problems)
+    found = (*problems, *reported, *unreadable)
     for spec in desired.mappings:
         gaps = local_gaps(spec, found)
         if gaps:

@@ -1,4 +1,4 @@
-"""Storage back ends behind one protocol. Only `s3.py` imports boto3."""
+"""Storage back ends behind one protocol. Only `s3/` imports boto3."""
 
 from reconciler.stores.base import (
     ObjectChanged,

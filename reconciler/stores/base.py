@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 
 from reconciler.keys import printable
-from reconciler.model import Entry
+from reconciler.model import Entry, Problem
+
+if TYPE_CHECKING:
+    from reconciler.stores.s3.journal import JournaledUpload
 
 # Re-openable so a retried transfer starts again from the first byte.
 # Told (md5, size) of the exact bytes a release is about to delete; raises unless S3 holds those bytes.
@@ -47,6 +50,17 @@ class ObjectChanged(StoreError):
     """A precondition failed: the object is not what the plan saw (HTTP 412)."""
 
 
+def check_precondition(
+    name: str, key: str, held: str | None, *, if_match: str | None, if_absent: bool, code: str = "412"
+) -> None:
+    """Raise ObjectChanged unless the version `key` is at now (`held`; None when absent) is what the
+    precondition expects: nothing under `if_absent`, `if_match` under that. For stores that check it themselves."""
+    if if_absent and held is not None:
+        raise ObjectChanged(f"{name}:{key} appeared since the plan was made", code=code, key=key)
+    if if_match is not None and held != if_match:
+        raise ObjectChanged(f"{name}:{key} changed since the plan was made", code=code, key=key)
+
+
 class Store(Protocol):
     name: str
 
@@ -61,27 +75,15 @@ class Store(Protocol):
         ...
 
     def write(
-        self,
-        key: str,
-        source: OpenSource,
-        *,
-        size: int,
-        md5: str | None,
-        if_match: str | None = None,
+        self, key: str, source: OpenSource, *, size: int, md5: str | None, if_match: str | None = None,
         if_absent: bool = False,
     ) -> Entry:
         """Store `size` bytes from `source` at `key`; the md5 is verified before the key shows it."""
         ...
 
     def copy(
-        self,
-        src_key: str,
-        dst_key: str,
-        *,
-        md5: str | None,
-        src_etag: str | None = None,
-        if_match: str | None = None,
-        if_absent: bool = False,
+        self, src_key: str, dst_key: str, *, md5: str | None, src_etag: str | None = None,
+        if_match: str | None = None, if_absent: bool = False,
     ) -> Entry: ...
 
     def delete(self, key: str, *, if_match: str | None = None) -> None: ...
@@ -102,3 +104,50 @@ class ListsExpecting(Protocol):
     def list_expecting(self, prefix: str, known: Iterable[str]) -> Iterator[Entry]:
         """What `list(prefix)` returns, in the same order; `known` (any order) only decides how it is fetched."""
         ...
+
+
+@runtime_checkable
+class ChecksReachable(Protocol):
+    """A store that can tell, before anything is read or written, that it is missing or unreachable."""
+
+    def check_bucket(self) -> None:
+        """Raise a StoreError that says why the store cannot be used; return when it can."""
+
+
+@runtime_checkable
+class RecordsMd5s(Store, Protocol):
+    """A store that keeps an object's md5 apart from what its version tag says (S3: metadata and ETag)."""
+
+    def recorded_md5s(self, key: str) -> tuple[Entry, str | None, str | None] | None:
+        """(entry, md5 recorded in metadata, md5 the version tag is); None when the object is gone."""
+        ...
+
+
+@runtime_checkable
+class JournalsUploads(Protocol):
+    """A store whose multipart uploads are recorded while in progress, so that a later apply (after a kill)
+    aborts exactly the uploads pixel left and never another tool's."""
+
+    @property
+    def apply_id(self) -> str | None:
+        """The apply the records this store writes name (its lock id); None outside an apply."""
+        ...
+
+    def for_apply(self, apply_id: str | None) -> Store:
+        """The same store, its connections shared, writing records that name `apply_id`."""
+        ...
+
+    def journaled_uploads(self) -> tuple[JournaledUpload, ...]: ...
+
+    def abort_journaled(self, upload: JournaledUpload) -> bool:
+        """Abort a recorded upload and remove its record; False when it had already finished."""
+        ...
+
+
+@runtime_checkable
+class ReportsProblems(Protocol):
+    """A store whose listings can meet what they cannot observe (LocalStore: unreadable directories,
+    symlinks out of the root); read after listing, each problem's key becomes a gap, never a delete."""
+
+    @property
+    def problems(self) -> tuple[Problem, ...]: ...

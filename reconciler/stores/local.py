@@ -14,13 +14,20 @@ import json
 import os
 import secrets
 import stat as stat_mod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
 
 from reconciler.model import Entry, Problem
-from reconciler.stores.base import ConfirmHeld, ObjectChanged, OpenSource, PermanentStoreError, StoreError
+from reconciler.stores.base import (
+    ConfirmHeld,
+    ObjectChanged,
+    OpenSource,
+    PermanentStoreError,
+    StoreError,
+    check_precondition,
+)
 
 CHUNK = 8 * 1024 * 1024
 TEMP_MARKER = ".pixel-tmp-"
@@ -41,14 +48,21 @@ def is_temp_name(name: str) -> bool:
 
 class LocalStore:
     def __init__(
-        self, name: str, root: str | Path, on_problem: Callable[[Problem], None] | None = None
+        self, name: str, root: str | Path
     ) -> None:
         self.name = name
         self.root = Path(root)
         self._real_root = Path(os.path.realpath(self.root))
         self._plain_dirs: set[str] = set()  # relative directories known to hold no symlink below the root
-        self._on_problem = on_problem or (lambda p: None)
+        # What listing met and could not observe (unreadable directories, escaping symlinks...), in order:
+        # read through `problems` once the listing is done. list.append is atomic: listings may run in threads.
+        self._problems: list[Problem] = []
 
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        """Every problem the listings so far met: keys under them were not observed."""
+        return tuple(self._problems)
     def _refuse(self, key: str, why: str) -> PermanentStoreError:
         return PermanentStoreError(
             f"local store {json.dumps(self.name)}: key {json.dumps(key)} {why}; refused, nothing was touched",
@@ -110,9 +124,9 @@ class LocalStore:
         visited: set[str] = set()
         yield from self._walk(start, base, visited)
 
-    def _problem(self, key: str, message: str) -> Problem:
+    def _report(self, key: str, message: str) -> None:
         """What the walk could not see: `key` and everything under it are unknown, not absent."""
-        return Problem(f"{self.name}:{key}", message, store=self.name, key=key)
+        self._problems.append(Problem(f"{self.name}:{key}", message, store=self.name, key=key))
 
     def _inside_root(self, real: str) -> bool:
         root = str(self._real_root)
@@ -127,7 +141,7 @@ class LocalStore:
             with os.scandir(directory) as it:
                 children = sorted(it, key=lambda d: d.name)
         except OSError as exc:
-            self._on_problem(self._problem(rel, f"cannot list directory: {exc.strerror}"))
+            self._report(rel, f"cannot list directory: {exc.strerror}")
             return
         for child in children:
             if is_temp_name(child.name):
@@ -135,23 +149,21 @@ class LocalStore:
             key = f"{rel}/{child.name}" if rel else child.name
             if RELEASE_MARKER in child.name:
                 original = child.name.split(RELEASE_MARKER, 1)[0].removeprefix(".")
-                self._on_problem(
-                    self._problem(
-                        f"{rel}/{original}" if rel else original,
-                        f"a release of this file was interrupted: its bytes are in {child.name}; "
-                        "rename that file back (pixel leaves this key alone until then)",
-                    )
+                self._report(
+                    f"{rel}/{original}" if rel else original,
+                    f"a release of this file was interrupted: its bytes are in {child.name}; "
+                    "rename that file back (pixel leaves this key alone until then)",
                 )
                 continue
             try:
                 if child.is_symlink():
                     real = os.path.realpath(child.path)
                     if not self._inside_root(real):
-                        self._on_problem(self._problem(key, f"symlink leaves the store root (-> {real}); not followed"))
+                        self._report(key, f"symlink leaves the store root (-> {real}); not followed")
                         continue
                 st = os.stat(child.path)
             except OSError as exc:
-                self._on_problem(self._problem(key, f"cannot stat: {exc.strerror}"))
+                self._report(key, f"cannot stat: {exc.strerror}")
                 continue
             if stat_mod.S_ISDIR(st.st_mode):
                 yield from self._walk(Path(child.path), key, visited)
@@ -176,19 +188,11 @@ class LocalStore:
 
     def _check(self, key: str, *, if_match: str | None, if_absent: bool) -> None:
         current = self.stat(key)
-        if if_absent and current is not None:
-            raise ObjectChanged(f"{self.name}:{key} appeared since the plan was made", code="412", key=key)
-        if if_match is not None and (current is None or current.etag != if_match):
-            raise ObjectChanged(f"{self.name}:{key} changed since the plan was made", code="412", key=key)
+        held = None if current is None else current.etag or ""
+        check_precondition(self.name, key, held, if_match=if_match, if_absent=if_absent)
 
     def write(
-        self,
-        key: str,
-        source: OpenSource,
-        *,
-        size: int,
-        md5: str | None,
-        if_match: str | None = None,
+        self, key: str, source: OpenSource, *, size: int, md5: str | None, if_match: str | None = None,
         if_absent: bool = False,
     ) -> Entry:
         final = self._resolve(key)  # before _check: a refused key is not even stat()ed
@@ -234,14 +238,8 @@ class LocalStore:
         return Entry(entry.key, entry.size, digest.hexdigest(), entry.mtime_ns, entry.etag)
 
     def copy(
-        self,
-        src_key: str,
-        dst_key: str,
-        *,
-        md5: str | None,
-        src_etag: str | None = None,
-        if_match: str | None = None,
-        if_absent: bool = False,
+        self, src_key: str, dst_key: str, *, md5: str | None, src_etag: str | None = None,
+        if_match: str | None = None, if_absent: bool = False,
     ) -> Entry:
         self._resolve(dst_key)  # refuse a bad destination before reading anything
         src = self.stat(src_key)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from reconciler.model import Entry, S3StoreSpec
-from reconciler.stores.base import ConfirmHeld, ObjectChanged, OpenSource, PermanentStoreError
+from reconciler.stores.base import ConfirmHeld, ObjectChanged, OpenSource, PermanentStoreError, check_precondition
 
 _versions = itertools.count(1)
 
@@ -78,20 +78,11 @@ class MemoryStore:
         return io.BytesIO(obj.data)
 
     def _check(self, key: str, if_match: str | None, if_absent: bool) -> None:
-        current = self._objects.get(key)
-        if if_absent and current is not None:
-            raise ObjectChanged(f"{self.name}:{key} exists", code="PreconditionFailed", key=key)
-        if if_match is not None and (current is None or current.etag != if_match):
-            raise ObjectChanged(f"{self.name}:{key} changed", code="PreconditionFailed", key=key)
+        held = None if (current := self._objects.get(key)) is None else current.etag
+        check_precondition(self.name, key, held, if_match=if_match, if_absent=if_absent, code="PreconditionFailed")
 
     def write(
-        self,
-        key: str,
-        source: OpenSource,
-        *,
-        size: int,
-        md5: str | None,
-        if_match: str | None = None,
+        self, key: str, source: OpenSource, *, size: int, md5: str | None, if_match: str | None = None,
         if_absent: bool = False,
     ) -> Entry:
         with source() as src:
@@ -109,14 +100,8 @@ class MemoryStore:
         return self._entry(key, obj)
 
     def copy(
-        self,
-        src_key: str,
-        dst_key: str,
-        *,
-        md5: str | None,
-        src_etag: str | None = None,
-        if_match: str | None = None,
-        if_absent: bool = False,
+        self, src_key: str, dst_key: str, *, md5: str | None, src_etag: str | None = None,
+        if_match: str | None = None, if_absent: bool = False,
     ) -> Entry:
         with self._lock:
             src = self._objects.get(src_key)

@@ -91,3 +91,57 @@ def test_a_permanent_403_fails_cleanly_with_the_key_named(world: dict[str, Any],
     as_json = json.loads(cli(world, "apply", "--auto-approve", "--format", "json").out)
     assert as_json["status"] == "failed"
     assert [(f["key"], f["code"]) for f in as_json["failed"]] == [("datasets/raw/f07.jsonl", "AccessDenied")]
+
+
+def sends(proxy: FaultProxy, method: str, key: str) -> int:
+    return sum(1 for line in proxy.log.lines if line.startswith(f"{method} ") and key in line.split(" ")[1])
+
+
+def test_one_retry_layer_a_persistent_503_is_sent_executor_attempts_times_and_a_drop_once_more(
+    world: dict[str, Any], proxy: FaultProxy
+) -> None:
+    from reconciler.stores.retry import DEFAULT_POLICY
+
+    proxy.faults.extend(
+        [
+            Fault("error", method="PUT", path="/datasets/raw/f07.jsonl", times=-1),  # 503 SlowDown, for good
+            Fault("reset", method="PUT", path="/datasets/raw/f03.jsonl", times=1),  # one dropped connection
+        ]
+    )
+    applied = cli(world, "apply", "--auto-approve", "--format", "json")
+    assert applied.code == 1
+    report = json.loads(applied.out)
+    assert [(f["key"], f["code"]) for f in report["failed"]] == [("datasets/raw/f07.jsonl", "SlowDown")]
+    # The executor's attempts, each one send: not attempts x the raw path's x botocore's.
+    assert sends(proxy, "PUT", "/datasets/raw/f07.jsonl") == DEFAULT_POLICY.attempts
+    # The drop is resent inside the store, at once: the executor never saw it.
+    assert sends(proxy, "PUT", "/datasets/raw/f03.jsonl") == 2
+    assert "datasets/raw/f03.jsonl" in stored(world)
+
+
+def test_botocore_resends_only_a_dropped_connection_and_only_once(
+    seaweed: Any, bucket: str, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError, ConnectionClosedError
+
+    from reconciler.model import S3StoreSpec
+    from reconciler.stores.s3 import make_client
+
+    for name, value in seaweed.env().items():
+        monkeypatch.setenv(name, value)
+    seaweed.client().put_object(Bucket=bucket, Key="k", Body=b"x")
+    client = make_client(S3StoreSpec("s3", bucket, endpoint=proxy.endpoint, region="us-east-1",
+                                     addressing_style="path", checksum="when_required"))
+    proxy.faults[:] = [Fault("error", method="HEAD", path="/k", times=-1)]
+    with pytest.raises(ClientError):
+        client.head_object(Bucket=bucket, Key="k")
+    assert sends(proxy, "HEAD", f"/{bucket}/k") == 1  # a 503 goes up to the retry layer at once
+
+    proxy.faults[:] = [Fault("reset", method="HEAD", path="/k", times=1)]
+    client.head_object(Bucket=bucket, Key="k")
+    assert sends(proxy, "HEAD", f"/{bucket}/k") == 1 + 2  # dropped, then resent
+
+    proxy.faults[:] = [Fault("reset", method="HEAD", path="/k", times=-1)]
+    with pytest.raises(ConnectionClosedError):
+        client.head_object(Bucket=bucket, Key="k")
+    assert sends(proxy, "HEAD", f"/{bucket}/k") == 3 + 2  # resent once, never more

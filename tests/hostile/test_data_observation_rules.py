@@ -111,9 +111,8 @@ def test_a_release_interrupted_by_a_kill_leaves_its_key_unknown_not_absent(tmp_p
     d = desired(prune=True)
     s3 = MemoryStore("s3")
     s3.put("rel/a.dat", b"older bytes")
-    problems: list[Any] = []
-    stores: dict[str, Store] = {"disk": LocalStore("disk", tmp_path, on_problem=problems.append), "s3": s3}
-    result = plan(d, observe(d, stores, _Unreadable(""), problems=problems))
+    stores: dict[str, Store] = {"disk": LocalStore("disk", tmp_path), "s3": s3}
+    result = plan(d, observe(d, stores, _Unreadable("")))
     assert result.actions == ()  # rel/a.dat is not deleted from S3, nor the aside file uploaded
     assert any("a release of this file was interrupted" in f.message for f in result.findings)
 

@@ -250,13 +250,12 @@ def test_next_apply_aborts_only_the_multipart_uploads_pixel_recorded(
     )
     client = seaweed.client()
     s3 = S3Store(S3StoreSpec("s3", bucket, endpoint=seaweed.endpoint, region="us-east-1", addressing_style="path",
-                             checksum="when_required"), client=client)
+                             checksum="when_required"), client=client, apply_id="dead0000apply")
     # What a killed pixel apply leaves: an upload with parts, no object, and the record pixel wrote when it began.
-    s3.apply_id = "dead0000apply"
-    ours, record = s3._start_multipart("upload", "datasets/raw/big.bin")
+    ours, record = s3._journal.start("upload", "datasets/raw/big.bin")
     client.upload_part(Bucket=bucket, Key="datasets/raw/big.bin", UploadId=ours, PartNumber=1, Body=b"x" * 1024)
     # Killed after CompleteMultipartUpload but before the record was removed: the object must survive.
-    done, stale_record = s3._start_multipart("upload", "elsewhere/done.bin")
+    done, stale_record = s3._journal.start("upload", "elsewhere/done.bin")
     part = client.upload_part(Bucket=bucket, Key="elsewhere/done.bin", UploadId=done, PartNumber=1, Body=b"d")
     client.complete_multipart_upload(Bucket=bucket, Key="elsewhere/done.bin", UploadId=done,
                                      MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]})

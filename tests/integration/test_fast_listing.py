@@ -1,5 +1,5 @@
 """The fast paths give exactly what botocore gives: the ListObjectsV2 parser (SeaweedFS and moto) and the
-direct requests of stores/s3_raw.py (listing pages, small PUTs with odd keys, errors)."""
+direct requests of stores/s3/direct/raw.py (listing pages, small PUTs with odd keys, errors)."""
 
 from __future__ import annotations
 

@@ -47,8 +47,9 @@ def records(client: Any, bucket: str) -> list[str]:
 
 
 def test_a_multipart_upload_is_recorded_while_in_progress_and_forgotten_after(seaweed: Any, bucket: str) -> None:
-    s3 = store(seaweed, bucket, multipart_threshold=5 * MIB, part_size=5 * MIB, copy_part_size=5 * MIB)
-    s3.apply_id = "apply-1234"
+    s3 = store(
+        seaweed, bucket, multipart_threshold=5 * MIB, part_size=5 * MIB, copy_part_size=5 * MIB, apply_id="apply-1234"
+    )
     client = seaweed.client()
     seen: list[dict[str, Any]] = []
     upload_part = s3.client.upload_part
@@ -77,7 +78,7 @@ def test_a_multipart_upload_is_recorded_while_in_progress_and_forgotten_after(se
     assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
 
     # A server-side copy done part by part is recorded the same way.
-    s3._multipart_copy("d/big.bin", "d/copy.bin", md5=md5(data), src_etag=None, conditions={})
+    s3._multipart_copy("d/big.bin", "d/copy.bin", md5=md5(data), src_etag=None, when={})
     assert records(client, bucket) == []
     assert client.head_object(Bucket=bucket, Key="d/copy.bin")["ContentLength"] == len(data)
 
@@ -104,7 +105,7 @@ def test_an_upload_whose_record_cannot_be_written_is_aborted_at_once(seaweed: An
 def test_leftover_records_are_read_and_aborted_exactly(seaweed: Any, bucket: str) -> None:
     s3 = store(seaweed, bucket)
     client = seaweed.client()
-    ours, record = s3._start_multipart("upload", "k/ours.bin")
+    ours, record = s3._journal.start("upload", "k/ours.bin")
     theirs = client.create_multipart_upload(Bucket=bucket, Key="k/ours.bin")["UploadId"]  # same key, other tool
     client.put_object(Bucket=bucket, Key=f"{UPLOAD_JOURNAL_PREFIX}junk.json", Body=b"not json")
     found = {u.record: u for u in s3.journaled_uploads()}
@@ -132,7 +133,7 @@ def test_records_are_never_data_even_for_a_whole_bucket_mapping(
     client = seaweed.client()
     client.put_object(Bucket=bucket, Key="a.txt", Body=b"a", Metadata={"md5": md5(b"a")})
     s3 = store(seaweed, bucket)
-    upload_id, record = s3._start_multipart("upload", "b.bin")  # what a killed apply leaves behind
+    upload_id, record = s3._journal.start("upload", "b.bin")  # what a killed apply leaves behind
     assert [e.key for e in s3.list("")] == ["a.txt"]
     assert list(s3.list(UPLOAD_JOURNAL_PREFIX)) == []
     assert list(s3.list(".pixel/")) == []

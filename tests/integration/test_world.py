@@ -115,7 +115,7 @@ def test_actor_manifest_in_all_four_states_then_a_second_apply_rewrites_nothing(
 @pytest.fixture
 def s3_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
     """Every S3 request pixel's own clients make in this process, as (operation, key)."""
-    import reconciler.stores.s3 as s3_module
+    import reconciler.stores.s3.store as s3_module
 
     calls: list[tuple[str, str]] = []
     real = s3_module.make_client

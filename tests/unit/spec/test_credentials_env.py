@@ -7,7 +7,7 @@ import pytest
 from reconciler.model import S3StoreSpec
 from reconciler.spec import SpecErrors, load_desired
 from reconciler.stores.base import PermanentStoreError
-from reconciler.stores.s3_credentials import env_credentials
+from reconciler.stores.s3.credentials import env_credentials
 
 SPEC = """\
 stores:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.apply import ActionRunner, execute
-from reconciler.model import Authority, Desired, FindingKind, LocalStoreSpec, MappingSpec, Problem, S3StoreSpec
+from reconciler.model import Authority, Desired, FindingKind, LocalStoreSpec, MappingSpec, S3StoreSpec
 from reconciler.observe import StreamingHasher, observe
 from reconciler.plan import plan
 from reconciler.plan.graph import build_graph
@@ -32,9 +32,9 @@ def test_list_walks_sorted_and_reports_symlinks_that_leave_the_root(tmp_path: Pa
     (root / "escape.txt").symlink_to(tmp_path / "secret.txt")
     (root / "inside.txt").symlink_to(root / "a.txt")
     (root / ".x.pixel-tmp-abcd").write_bytes(b"half")
-    problems: list[Problem] = []
-    store = LocalStore("disk", root, on_problem=problems.append)
+    store = LocalStore("disk", root)
     entries = list(store.list(""))
+    problems = store.problems
     assert [e.key for e in entries] == ["a.txt", "d/e/f.txt", "inside.txt"]
     assert entries[0].size == 2 and entries[0].md5 is None
     assert len(problems) == 1 and problems[0].where == "disk:escape.txt"

@@ -24,8 +24,9 @@ class Client:
         self.bucket_sse, self.object_sse = bucket_sse, object_sse
         self.heads: list[str] = []
 
-    def get_paginator(self, name: str) -> Paginator:
-        return Paginator()
+    def list_objects_v2(self, **kwargs: Any) -> dict[str, Any]:
+        (page,) = Paginator().paginate(**kwargs)
+        return page
 
     def get_bucket_encryption(self, **kwargs: Any) -> dict[str, Any]:
         if self.bucket_sse is None:

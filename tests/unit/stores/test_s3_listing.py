@@ -1,4 +1,4 @@
-"""Laws of the range-split listing (stores/s3_listing.py) against an in-memory ListObjectsV2, both orders."""
+"""Laws of the range-split listing (stores/s3/listing.py) against an in-memory ListObjectsV2, both orders."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from reconciler.stores import s3_listing
-from reconciler.stores.s3_listing import Order, Page, byte_order, tree_order
+from reconciler.stores.s3 import listing as s3_listing
+from reconciler.stores.s3.listing import Order, Page, byte_order, tree_order
 
 PAGE = 3  # tiny pages: every range spans several, and cuts fall inside pages
 

@@ -10,7 +10,7 @@ import pytest
 
 from reconciler.model import S3StoreSpec
 from reconciler.stores.base import TransientStoreError
-from reconciler.stores.s3 import MIB, S3Store, _read_full
+from reconciler.stores.s3.store import MIB, S3Store, _read_full
 
 DATA = bytes(range(256)) * 4096  # 1 MiB
 

@@ -1,7 +1,7 @@
 """A module imported on first attribute access, for the imports only some paths need.
 
 boto3 and botocore take longer to import than a warm no-op plan takes to do
-everything else; that plan never calls them (stores/s3_raw.py's `direct()`), an
+everything else; that plan never calls them (stores/s3/direct/raw.py's `direct()`), an
 apply or a plan that needs botocore's credential chain does. `lazy("botocore")`
 stands for the package and its submodules: `botocore.exceptions.ClientError`
 imports `botocore.exceptions` the first time it is read.

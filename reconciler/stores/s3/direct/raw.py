@@ -9,11 +9,11 @@ most of a no-op plan.
 Where a request for this bucket goes and the credentials it is signed with are
 decided here without botocore when they are plain (`direct()`: the spec's endpoint
 with path or virtual addressing, or the documented regional AWS endpoint; static
-keys read by stores/s3_credentials.py): a warm no-op plan then never imports it.
+keys read by stores/s3/credentials.py): a warm no-op plan then never imports it.
 Otherwise botocore decides them (`through_botocore()`: read off a presigned URL
 it generates, so endpoint resolution, addressing style and region are its; its
 provider chain, refreshed as it refreshes). The signature is SigV4
-(stores/s3_sigv4.py, checked against botocore's in the tests). Errors come back
+(stores/s3/direct/sigv4.py, checked against botocore's in the tests). Errors come back
 as botocore ClientErrors (botocore is imported then), so `translate()` classifies
 them as it does every other failure. S3Store uses this only with a client it
 built itself or none: an injected client (a test double, moto's in-process
@@ -22,29 +22,26 @@ mock) keeps the plain path.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
-import random
 import re
-import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from reconciler.model import S3StoreSpec
-from reconciler.stores.http_pool import NETWORK_ERRORS, ConnectionPool, Response
-from reconciler.stores.s3_credentials import static_access
-from reconciler.stores.s3_listing import parse_list_objects_v2
-from reconciler.stores.s3_sigv4 import EMPTY_SHA256, sign
+from reconciler.stores.s3.credentials import static_access
+from reconciler.stores.s3.direct.http_pool import NETWORK_ERRORS, ConnectionPool, Response
+from reconciler.stores.s3.direct.sigv4 import EMPTY_SHA256, sign
+from reconciler.stores.s3.listing import parse_list_objects_v2
 
 if TYPE_CHECKING:
     import botocore.exceptions
     from mypy_boto3_s3 import S3Client
 
 _PROBE = "pixel-probe-key"
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-BASE_BACKOFF_S, MAX_BACKOFF_S = 0.1, 20.0
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 # The regions of the standard `aws` partition, whose S3 endpoints are s3.REGION.amazonaws.com
 # (https://docs.aws.amazon.com/general/latest/gr/s3.html); China, GovCloud and the isolated
@@ -55,7 +52,7 @@ _DNS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 
 class Credentials(Protocol):
-    """botocore's ReadOnlyCredentials, or stores/s3_credentials.py's StaticCredentials."""
+    """botocore's ReadOnlyCredentials, or stores/s3/credentials.py's StaticCredentials."""
 
     @property
     def access_key(self) -> str | None: ...
@@ -102,15 +99,13 @@ class RawS3:
         pool_size: int,
         connect_timeout: float = 10,
         read_timeout: float = 120,
-        attempts: int = 5,
-        sleep: Callable[[float], None] = time.sleep,
+        attempts: int = 2,
     ) -> None:
         self.base = base  # ends with "/"
         self.region = region
         self.server: str | None = None  # the Server header HeadBucket answered with: it tells the listing order
         self._credentials = credentials
         self._attempts = attempts
-        self._sleep = sleep
         where = urllib.parse.urlsplit(self.base)
         self._pool = ConnectionPool(
             where.scheme, where.netloc, size=pool_size, connect_timeout=connect_timeout, read_timeout=read_timeout
@@ -126,9 +121,12 @@ class RawS3:
         *,
         refuse: bool = True,
     ) -> Response:
-        """The response; a status of 300 or more raises a ClientError unless `refuse` is False."""
-        # botocore's standard retry mode, which the plain path gets from the client: throttling, 5xx and
-        # dropped connections are tried again (a listing has no executor around it to retry it).
+        """The response; a status of 300 or more raises a ClientError unless `refuse` is False.
+
+        Only a dropped connection is sent again (`attempts` in all, at once: a kept-alive connection the
+        server closed is the usual cause). Throttling and 5xx go up as they are, to the one retry layer
+        (stores/retry.py) with its backoff.
+        """
         if isinstance(body, bytes | None):
             payload = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
         else:
@@ -161,18 +159,11 @@ class RawS3:
             except NETWORK_ERRORS:
                 if attempt == self._attempts:
                     raise
-                self._sleep(self._backoff(attempt))
-                continue
-            if response.status in RETRY_STATUSES and attempt < self._attempts:
-                self._sleep(self._backoff(attempt))
                 continue
             if response.status >= 300 and refuse:
                 raise _client_error(operation, response)
             return response
         raise AssertionError("unreachable")  # the loop returns or raises
-
-    def _backoff(self, attempt: int) -> float:
-        return random.random() * min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2.0**attempt)
 
     def put(self, key: str, body: bytes | BinaryIO, size: int, headers: Mapping[str, str]) -> str:
         """PutObject of `size` bytes (a seekable stream is sent from where it stands); the ETag, unquoted."""
@@ -203,9 +194,16 @@ class RawS3:
         return frozenset(node.text or "" for node in root.iter() if node.tag.rpartition("}")[2] == "SSEAlgorithm")
 
     def list_pages(
-        self, prefix: str, start_after: str | None = None, delimiter: str | None = None
+        self,
+        prefix: str,
+        start_after: str | None = None,
+        delimiter: str | None = None,
+        *,
+        fetch: Callable[[Callable[[], Response]], Response] = lambda send: send(),
     ) -> Iterator[dict[str, Any]]:
-        """ListObjectsV2 pages, shaped like botocore's (keys decoded, Size an int, LastModified a datetime)."""
+        """ListObjectsV2 pages, shaped like botocore's (keys decoded, Size an int, LastModified a datetime).
+
+        Each page's request is sent through `fetch` (the caller's retry layer, say)."""
         token: str | None = None
         while True:
             query = {"list-type": "2", "prefix": prefix, "encoding-type": "url"}
@@ -215,7 +213,7 @@ class RawS3:
                 query["start-after"] = start_after
             if delimiter is not None:
                 query["delimiter"] = delimiter
-            page = parse_list_objects_v2(self._get("ListObjectsV2", query).data)
+            page = parse_list_objects_v2(fetch(functools.partial(self._get, "ListObjectsV2", query)).data)
             for item in page.get("Contents", []):
                 item["Key"] = urllib.parse.unquote_plus(item["Key"])
             for item in page.get("CommonPrefixes", []):

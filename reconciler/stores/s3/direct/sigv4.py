@@ -1,4 +1,4 @@
-"""AWS Signature Version 4 for the direct S3 requests (stores/s3_raw.py).
+"""AWS Signature Version 4 for the direct S3 requests (stores/s3/direct/raw.py).
 
 botocore's S3SigV4Auth builds the canonical request through its generic request
 model: a third of the CPU of a small PUT went there. This is the same algorithm

@@ -1,8 +1,9 @@
 """botocore tuned for pixel's traffic: a fast ListObjectsV2 parser, no 100-continue on small bodies.
 
 Both hook into botocore's own extension points (the session's parser factory, the
-client's event system), so signing, the credential chain, retries and moto's
-mocks are untouched.
+client's event system), so signing, the credential chain and moto's mocks are
+untouched. A third hook makes botocore resend a request only after a dropped
+connection, once: the retrying with backoff is stores/retry.py's.
 
 A no-op plan is mostly listing. botocore turns each page into dicts through
 its generic shape walker and parses every LastModified with dateutil: for
@@ -22,10 +23,11 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from botocore.exceptions import ConnectionError, HTTPClientError
 from botocore.parsers import ResponseParserFactory, RestXMLParser
 from botocore.utils import parse_timestamp
 
-from reconciler.stores.s3_listing import parse_list_objects_v2
+from reconciler.stores.s3.listing import parse_list_objects_v2
 
 SMALL_BODY_NO_EXPECT = 1024 * 1024
 
@@ -73,7 +75,22 @@ def _drop_expect_for_small_bodies(model: Any, params: dict[str, Any], **kwargs: 
         del headers["Expect"]
 
 
+def _resend_a_dropped_connection(
+    attempts: int, caught_exception: Exception | None = None, **kwargs: Any
+) -> float | None:
+    """botocore's retry decision (`needs-retry`): send once more, at once, after a dropped connection; else
+    never. Throttling and 5xx go up as TransientStoreError to the one retry layer (stores/retry.py).
+
+    botocore's own retry modes cannot tell the two apart: its client is configured for no retries at all
+    (`total_max_attempts` 1, so its handler says None) and this handler, registered after it, decides.
+    """
+    if attempts == 1 and isinstance(caught_exception, ConnectionError | HTTPClientError):
+        return 0.0
+    return None
+
+
 def tune_client(client: Any) -> None:
     """Register pixel's per-request tweaks on a botocore S3 client."""
     # Same event as botocore's add_expect_header and registered after it, so it runs after it.
     client.meta.events.register("before-call.s3", _drop_expect_for_small_bodies)
+    client.meta.events.register("needs-retry.s3", _resend_a_dropped_connection)

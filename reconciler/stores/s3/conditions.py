@@ -1,0 +1,33 @@
+"""The conditional requests pixel sends, built once for botocore's parameters and the direct path's headers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# botocore's parameter name -> the header it sends.
+HEADERS = {
+    "IfMatch": "If-Match",
+    "IfNoneMatch": "If-None-Match",
+    "CopySourceIfMatch": "x-amz-copy-source-if-match",
+}
+
+
+def quoted(etag: str) -> str:
+    return f'"{etag.strip(chr(34))}"'
+
+
+def conditions(*, if_match: str | None = None, if_absent: bool = False, src_etag: str | None = None) -> dict[str, str]:
+    """botocore parameters: create only if absent, else overwrite only that version; copy only that source version."""
+    out: dict[str, str] = {}
+    if if_absent:
+        out["IfNoneMatch"] = "*"
+    elif if_match is not None:
+        out["IfMatch"] = quoted(if_match)
+    if src_etag is not None:
+        out["CopySourceIfMatch"] = quoted(src_etag)
+    return out
+
+
+def as_headers(params: Mapping[str, str]) -> dict[str, str]:
+    """The same conditions as HTTP headers, for the direct path."""
+    return {HEADERS[name]: value for name, value in params.items()}

@@ -1,0 +1,84 @@
+"""What the apply, verify and workflow ask of a store is a capability (a Protocol), not the S3Store class."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from reconciler.model import S3StoreSpec
+from reconciler.stores.base import ChecksReachable, JournalsUploads, RecordsMd5s
+from reconciler.stores.local import LocalStore
+from reconciler.stores.memory import MemoryStore
+from reconciler.stores.s3 import S3Store
+from reconciler.stores.s3.conditions import as_headers, conditions
+
+
+class RecordingClient:
+    """Just enough of a botocore client to start and complete a multipart upload."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+
+    def put_object(self, *, Key: str, Body: bytes, **kwargs: Any) -> dict[str, Any]:
+        self.records[Key] = json.loads(Body)
+        return {"ETag": '"e"'}
+
+    def create_multipart_upload(self, **kwargs: Any) -> dict[str, Any]:
+        return {"UploadId": "u-1"}
+
+
+def s3_store(**kwargs: Any) -> S3Store:
+    return S3Store(S3StoreSpec("s3", "bucket", endpoint="http://127.0.0.1:1"), client=RecordingClient(), **kwargs)  # type: ignore[arg-type]
+
+
+def test_only_the_s3_store_has_the_s3_capabilities(tmp_path: Path) -> None:
+    s3 = s3_store()
+    for capability in (JournalsUploads, RecordsMd5s, ChecksReachable):
+        assert isinstance(s3, capability)
+        assert not isinstance(LocalStore("disk", tmp_path), capability)
+        assert not isinstance(MemoryStore("mem"), capability)
+
+
+def test_an_apply_id_is_given_not_set_and_binding_leaves_the_store_as_it_was() -> None:
+    s3 = s3_store(apply_id="from-the-constructor")
+    bound = s3.for_apply("lock-42")
+    assert (s3.apply_id, bound.apply_id) == ("from-the-constructor", "lock-42")
+    assert bound.client is s3.client  # one client and one connection pool for both
+
+    upload_id, record = bound._journal.start("upload", "k/big.bin")
+    client = s3.client
+    assert isinstance(client, RecordingClient)
+    assert upload_id == "u-1" and client.records[record]["apply_id"] == "lock-42"
+    _, other = s3._journal.start("upload", "k/big.bin")
+    assert client.records[other]["apply_id"] == "from-the-constructor"
+
+
+def test_one_builder_gives_botocore_parameters_and_the_same_conditions_as_headers() -> None:
+    assert conditions(if_absent=True, if_match="ignored") == {"IfNoneMatch": "*"}
+    made = conditions(if_match='"abc"', src_etag="def")
+    assert made == {"IfMatch": '"abc"', "CopySourceIfMatch": '"def"'}
+    assert as_headers(made) == {"If-Match": '"abc"', "x-amz-copy-source-if-match": '"def"'}
+    assert conditions() == {}
+
+
+class ThrottledRaw:
+    """The direct path's HeadBucket answering 503 twice, then 200."""
+
+    def __init__(self) -> None:
+        self.statuses = [503, 503, 200]
+        self.closed = False
+
+    def head_bucket(self) -> int:
+        return self.statuses.pop(0)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_throttled_check_bucket_is_asked_again_not_handed_to_botocore() -> None:
+    s3 = s3_store()
+    raw = ThrottledRaw()
+    s3._client, s3._raw = None, raw  # type: ignore[assignment]
+    s3.check_bucket()
+    assert raw.statuses == [] and not raw.closed and s3._client is None
