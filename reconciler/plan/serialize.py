@@ -46,7 +46,7 @@ from reconciler.model import (
 from reconciler.plan.action_check import action_ok, edge_ok
 from reconciler.plan.guards import GuardLimits
 from reconciler.plan.summary import tally
-from reconciler.spec.schemas import load_schema
+from reconciler.schemas import load_schema
 
 if TYPE_CHECKING:
     import jsonschema

@@ -7,9 +7,9 @@ errors as the rest of the loader.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from reconciler.actor_layout import build_actor
 from reconciler.globs import glob_problem, matches
 from reconciler.model import (
     ActorLayout,
@@ -21,8 +21,8 @@ from reconciler.model import (
     Organise,
     Ownership,
     TierSpec,
+    tier_of,
 )
-from reconciler.spec.actors import build_actor
 from reconciler.spec.errors import YamlPath
 from reconciler.spec.loader import SpecDocument, _Report, _Store, store_ref
 from reconciler.spec.validate import show
@@ -149,13 +149,6 @@ def _tiers(
 
 def _overlaps(store: str, prefix: str, tier: TierSpec) -> bool:
     return store == tier.store and (prefix.startswith(tier.prefix) or tier.prefix.startswith(prefix))
-
-
-def tier_of(tiers: Sequence[TierSpec], store: str, key: str) -> TierSpec | None:
-    for tier in tiers:
-        if tier.store == store and key.startswith(tier.prefix):
-            return tier
-    return None
 
 
 def _datasets(

@@ -32,7 +32,7 @@ from reconciler.plan import plan as make_plan
 from reconciler.plan import serialize
 from reconciler.plan.serialize import PlanFileError
 from reconciler.plan.summary import tally
-from reconciler.spec.schemas import load_schema
+from reconciler.schemas import load_schema
 from reconciler.stores.memory import MemoryStore
 
 MD5 = "0123456789abcdef0123456789abcdef"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from reconciler.actor_layout import discover
 from reconciler.model import Authority, ObjectRef, Organise, Ownership
-from reconciler.spec.actors import discover
 from tests.unit.spec.spec_testing import SpecDir
 
 STORES = """\
