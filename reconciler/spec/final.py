@@ -13,8 +13,8 @@ import json
 from typing import Any
 
 from reconciler.model import DatasetSpec, FinalDatasetSpec, FinalSource, MappingSpec, ObjectRef
+from reconciler.spec.document import DeclaredStore, Report, SpecDocument
 from reconciler.spec.errors import YamlPath
-from reconciler.spec.loader import SpecDocument, _Report, _Store
 from reconciler.spec.validate import show
 from reconciler.spec.world import World, _file_ref, _prefix, _ref, _single
 from reconciler.units import parse_size
@@ -29,10 +29,10 @@ def canonical(value: object) -> str:
 
 def build_final(
     documents: list[SpecDocument],
-    stores: dict[str, _Store],
+    stores: dict[str, DeclaredStore],
     mappings: list[MappingSpec],
     world: World,
-    report: _Report,
+    report: Report,
 ) -> FinalDatasetSpec | None:
     seen: dict[str, str] = {}
     built = None
@@ -44,7 +44,7 @@ def build_final(
 
 
 def _sources(
-    doc: SpecDocument, value: list[object], datasets: list[DatasetSpec], report: _Report
+    doc: SpecDocument, value: list[object], datasets: list[DatasetSpec], report: Report
 ) -> list[FinalSource] | None:
     by_name = {d.name: d for d in datasets}
     chosen: dict[str, DatasetSpec] = {}
@@ -75,7 +75,7 @@ def _sources(
     return [FinalSource(d.name, d.store, d.key, d.format) for _, d in sorted(chosen.items())]
 
 
-def _under(doc: SpecDocument, path: YamlPath, key: object, prefix: str, report: _Report) -> str | None:
+def _under(doc: SpecDocument, path: YamlPath, key: object, prefix: str, report: Report) -> str | None:
     if not isinstance(key, str) or doc.is_broken(path):
         return None
     if not key.startswith(prefix) or key == prefix or key.endswith("/") or ".." in key.split("/"):
@@ -87,10 +87,10 @@ def _under(doc: SpecDocument, path: YamlPath, key: object, prefix: str, report: 
 def _final(
     doc: SpecDocument,
     section: dict[str, Any],
-    stores: dict[str, _Store],
+    stores: dict[str, DeclaredStore],
     mappings: list[MappingSpec],
     datasets: list[DatasetSpec],
-    report: _Report,
+    report: Report,
 ) -> FinalDatasetSpec | None:
     if doc.is_broken((SECTION,)) and not all(k in section for k in ("sources", "splits", "to")):
         return None

@@ -23,8 +23,8 @@ from reconciler.model import (
     TierSpec,
     tier_of,
 )
+from reconciler.spec.document import DeclaredStore, Report, SpecDocument, store_ref
 from reconciler.spec.errors import YamlPath
-from reconciler.spec.loader import SpecDocument, _Report, _Store, store_ref
 from reconciler.spec.validate import show
 
 
@@ -40,7 +40,7 @@ class World:
 
 
 def _ref(
-    doc: SpecDocument, path: YamlPath, value: object, want: str, stores: dict[str, _Store], report: _Report
+    doc: SpecDocument, path: YamlPath, value: object, want: str, stores: dict[str, DeclaredStore], report: Report
 ) -> tuple[str, str] | None:
     """ "store:rest" naming a defined store of kind `want` and a clean relative path, else reported."""
     if not isinstance(value, str) or doc.is_broken(path):
@@ -49,7 +49,7 @@ def _ref(
 
 
 def _file_ref(
-    doc: SpecDocument, path: YamlPath, value: object, stores: dict[str, _Store], report: _Report
+    doc: SpecDocument, path: YamlPath, value: object, stores: dict[str, DeclaredStore], report: Report
 ) -> ObjectRef | None:
     ref = _ref(doc, path, value, "local", stores, report)
     if ref is None:
@@ -60,7 +60,7 @@ def _file_ref(
     return ObjectRef(*ref)
 
 
-def _single(doc: SpecDocument, name: str, seen: dict[str, str], report: _Report) -> bool:
+def _single(doc: SpecDocument, name: str, seen: dict[str, str], report: Report) -> bool:
     """A section that may appear in one file only; later ones are reported."""
     if name in seen:
         report.add(doc, (name,), f"{name} is already defined at {seen[name]}")
@@ -78,7 +78,7 @@ def _prefix(rest: str) -> str:
 
 
 def build_world(
-    documents: list[SpecDocument], stores: dict[str, _Store], mappings: list[MappingSpec], report: _Report
+    documents: list[SpecDocument], stores: dict[str, DeclaredStore], mappings: list[MappingSpec], report: Report
 ) -> World:
     world = World()
     seen: dict[str, str] = {}
@@ -102,11 +102,11 @@ def build_world(
 
 def _tiers(
     doc: SpecDocument,
-    stores: dict[str, _Store],
+    stores: dict[str, DeclaredStore],
     mappings: list[MappingSpec],
     world: World,
     where: dict[str, str],
-    report: _Report,
+    report: Report,
 ) -> None:
     section = doc.section("tiers")
     if not isinstance(section, dict):
@@ -154,11 +154,11 @@ def _overlaps(store: str, prefix: str, tier: TierSpec) -> bool:
 def _datasets(
     doc: SpecDocument,
     section: dict[str, object],
-    stores: dict[str, _Store],
+    stores: dict[str, DeclaredStore],
     mappings: list[MappingSpec],
     world: World,
     seen: dict[str, str],
-    report: _Report,
+    report: Report,
 ) -> None:
     if "registry" in section and _single(doc, "datasets.registry", seen, report):
         world.registry = _file_ref(doc, ("datasets", "registry"), section.get("registry"), stores, report)
@@ -244,9 +244,9 @@ def _dataset_source(
     tier: TierSpec,
     key: str,
     organise: Organise,
-    stores: dict[str, _Store],
+    stores: dict[str, DeclaredStore],
     world: World,
-    report: _Report,
+    report: Report,
 ) -> tuple[bool, ObjectRef | None]:
     """(sound, the source ref or None when there is none); not sound when a problem was reported."""
     where = (*path, "source")
@@ -294,7 +294,7 @@ def _dataset_source(
 
 
 def _actors(
-    doc: SpecDocument, section: dict[str, object], stores: dict[str, _Store], world: World, report: _Report
+    doc: SpecDocument, section: dict[str, object], stores: dict[str, DeclaredStore], world: World, report: Report
 ) -> None:
     path: YamlPath = ("actors",)
     if doc.is_broken(path) and not isinstance(section.get("list", []), list):
