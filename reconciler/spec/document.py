@@ -6,11 +6,12 @@ Shared by the loader (stores, mappings) and the builders of the other sections
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.keys import segment_problem
-from reconciler.model import S3StoreSpec, StoreSpec
+from reconciler.model import ObjectRef, S3StoreSpec, StoreSpec
 from reconciler.spec.errors import SpecError, YamlPath, display_path, format_path
 from reconciler.spec.validate import show
 from reconciler.spec.yamlnodes import Position
@@ -139,7 +140,7 @@ def store_ref(
         return None
     if isinstance(store.spec, S3StoreSpec):
         # As a prefix too: "s3:.pixel" would cover everything under .pixel/.
-        inside = rest if rest == "" or rest.endswith("/") else f"{rest}/"
+        inside = as_prefix(rest)
         own = next((p for p in store.spec.reserved_prefixes() if inside.startswith(p)), None)
         if own is not None or rest == store.spec.lock_key:
             space = own or store.spec.lock_key
@@ -151,3 +152,56 @@ def store_ref(
             )
             return None
     return store_name, rest
+
+
+def section_ref(
+    doc: SpecDocument, path: YamlPath, value: object, want: str, stores: dict[str, DeclaredStore], report: Report
+) -> tuple[str, str] | None:
+    """ "store:rest" naming a defined store of kind `want` and a clean relative path, else reported."""
+    if not isinstance(value, str) or doc.is_broken(path):
+        return None
+    return store_ref(doc, path, value, want, stores, report, kind_when_undefined=True)
+
+
+def file_ref(
+    doc: SpecDocument, path: YamlPath, value: object, stores: dict[str, DeclaredStore], report: Report
+) -> ObjectRef | None:
+    ref = section_ref(doc, path, value, "local", stores, report)
+    if ref is None:
+        return None
+    if ref[1] == "" or ref[1].endswith("/"):
+        report.add(doc, path, f'expected "store:path" of a file, got {show(value)}')
+        return None
+    return ObjectRef(*ref)
+
+
+def declared_once(doc: SpecDocument, name: str, seen: dict[str, str], report: Report) -> bool:
+    """A section that may appear in one file only; later ones are reported."""
+    if name in seen:
+        report.add(doc, (name,), f"{name} is already defined at {seen[name]}")
+        return False
+    seen[name] = doc.where((name,))
+    return True
+
+
+def as_prefix(rest: str) -> str:
+    return rest if rest == "" or rest.endswith("/") else rest + "/"
+
+
+def declarations(
+    doc: SpecDocument, section: str, what: str, seen: dict[str, str], report: Report
+) -> Iterator[tuple[str, object, YamlPath]]:
+    """(name, body, path) of each entry of a keyed section (`stores`, `tiers`) not declared before.
+
+    `seen`, shared across documents, maps each name to where it was first declared; a repeat is reported.
+    """
+    body = doc.section(section)
+    if not isinstance(body, dict):
+        return
+    for name, value in body.items():
+        path: YamlPath = (section, name)
+        if name in seen:
+            report.add(doc, path, f'{what} "{name}" is already defined at {seen[name]}')
+            continue
+        seen[name] = doc.where(path)
+        yield name, value, path

@@ -13,10 +13,18 @@ import json
 from typing import Any
 
 from reconciler.model import DatasetSpec, FinalDatasetSpec, FinalSource, MappingSpec, ObjectRef
-from reconciler.spec.document import DeclaredStore, Report, SpecDocument
+from reconciler.spec.document import (
+    DeclaredStore,
+    Report,
+    SpecDocument,
+    as_prefix,
+    declared_once,
+    file_ref,
+    section_ref,
+)
 from reconciler.spec.errors import YamlPath
 from reconciler.spec.validate import show
-from reconciler.spec.world import World, _file_ref, _prefix, _ref, _single
+from reconciler.spec.world import World
 from reconciler.units import parse_size
 
 SECTION = "final_dataset"
@@ -38,7 +46,7 @@ def build_final(
     built = None
     for doc in documents:
         section = doc.section(SECTION)
-        if isinstance(section, dict) and _single(doc, SECTION, seen, report):
+        if isinstance(section, dict) and declared_once(doc, SECTION, seen, report):
             built = _final(doc, section, stores, mappings, world.datasets, report)
     return built
 
@@ -102,8 +110,8 @@ def _final(
         total = sum(float(r) for r in splits.values())
         if abs(total - 1.0) > 1e-9:
             report.add(doc, (SECTION, "splits"), f"expected ratios summing to 1, got {total:g}")
-    to = _ref(doc, (SECTION, "to"), section.get("to"), "s3", stores, report)
-    prefix = _prefix(to[1]) if to is not None else ""
+    to = section_ref(doc, (SECTION, "to"), section.get("to"), "s3", stores, report)
+    prefix = as_prefix(to[1]) if to is not None else ""
     if to is not None and prefix == "":
         report.add(doc, (SECTION, "to"), "expected a prefix of its own (such as final_dataset/), not the whole bucket")
         to = None
@@ -111,8 +119,8 @@ def _final(
     manifest = section.get("manifest")
     manifest = manifest if isinstance(manifest, dict) else {}
     manifest_key = _under(doc, (SECTION, "manifest", "key"), manifest.get("key"), prefix, report) if to else None
-    local = _file_ref(doc, (SECTION, "manifest", "local"), manifest.get("local"), stores, report)
-    workdir = _ref(doc, (SECTION, "workdir"), section.get("workdir"), "local", stores, report)
+    local = file_ref(doc, (SECTION, "manifest", "local"), manifest.get("local"), stores, report)
+    workdir = section_ref(doc, (SECTION, "workdir"), section.get("workdir"), "local", stores, report)
     if to is not None:
         for mapping in mappings:
             if mapping.s3_store == to[0] and (

@@ -24,7 +24,7 @@ from reconciler.model import (
     S3StoreSpec,
     StoreSpec,
 )
-from reconciler.spec.document import DeclaredStore, Report, SpecDocument, store_ref
+from reconciler.spec.document import DeclaredStore, Report, SpecDocument, as_prefix, declarations, store_ref
 from reconciler.spec.errors import SpecError, SpecErrors, YamlPath, format_path
 from reconciler.spec.final import build_final
 from reconciler.spec.interpolate import interpolate_tree
@@ -161,16 +161,9 @@ def _read(file: Path, index: int, env: Mapping[str, str], report: Report) -> Spe
 
 def _build_stores(documents: list[SpecDocument], spec_dir: Path, report: Report) -> dict[str, DeclaredStore]:
     stores: dict[str, DeclaredStore] = {}
+    seen: dict[str, str] = {}
     for doc in documents:
-        section = doc.section("stores")
-        if not isinstance(section, dict):
-            continue
-        for name, body in section.items():
-            path: YamlPath = ("stores", name)
-            if name in stores:
-                first = stores[name]
-                report.add(doc, path, f'store "{name}" is already defined at {first.doc.where(first.path)}')
-                continue
+        for name, body, path in declarations(doc, "stores", "store", seen, report):
             kind = body.get("type") if isinstance(body, dict) else None
             store = DeclaredStore(doc, path, kind if kind in ("s3", "local") else None, None, ("store", name))
             stores[name] = store
@@ -294,7 +287,7 @@ def _build_mappings(
                 )
             if target is not None:
                 store, prefix = target
-                prefix = prefix if prefix == "" or prefix.endswith("/") else prefix + "/"
+                prefix = as_prefix(prefix)
                 target = (store, prefix)
                 label = f"mapping {show(name)}" if name is not None else format_path(path)
                 shown = f"{store}:{prefix}"
