@@ -9,8 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from reconciler.commands import planfile
 from reconciler.model import Action, ActionKind, Change, ObjectRef, Plan, Precondition
-from reconciler.plan import serialize
 
 
 def synthetic_plan(n: int) -> Plan:
@@ -47,10 +47,10 @@ def measure(n: int = 200_000) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "plan.json"
         start = time.perf_counter()
-        serialize.dump(plan, path)
+        planfile.dump(plan, path)
         written = time.perf_counter() - start
         start = time.perf_counter()
-        back = serialize.load_saved(path).plan
+        back = planfile.load_saved(path).plan
         read = time.perf_counter() - start
         size = path.stat().st_size
     if back != plan:

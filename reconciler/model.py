@@ -58,6 +58,7 @@ class S3StoreSpec:
     def reserves(self, key: str) -> bool:
         """`key` is pixel's bookkeeping, never data: not synced, pruned, inventoried or reported."""
         return key == self.lock_key or key.startswith(self.reserved_prefixes())
+
     inventory: InventorySource | None = None  # read by `--observe inventory`
 
 
@@ -111,6 +112,14 @@ class TierSpec:
     categories: tuple[str, ...] = ()
     ownership: Ownership = Ownership.EXCLUSIVE
     protect: bool = False
+
+    def holds(self, store: str, key: str) -> bool:
+        return self.store == store and key.startswith(self.prefix)
+
+
+def tier_of(tiers: Sequence[TierSpec], store: str, key: str) -> TierSpec | None:
+    """The first of `tiers` that holds `store:key`, in the order the specs declare them."""
+    return next((tier for tier in tiers if tier.holds(store, key)), None)
 
 
 class Organise(enum.StrEnum):
@@ -212,13 +221,14 @@ class Desired:
     inventory: ObjectRef | None = None  # where s3_manifest.json is generated
     actor_layout: ActorLayout | None = None
     actors: tuple[ActorSpec, ...] = ()  # listed in the specs, plus those discovered at the edge
-    # `--target`: this Desired is narrowed to these parts (reconciler/spec/targets.py); () is everything.
+    # `--target`: this Desired is narrowed to these parts (reconciler/targets.py); () is everything.
     targets: tuple[str, ...] = ()
 
     def reserves(self, ref: ObjectRef) -> bool:
         """`ref` lies in pixel's own space of its S3 store (see S3StoreSpec.reserves)."""
         store = self.stores.get(ref.store)
         return isinstance(store, S3StoreSpec) and store.reserves(ref.key)
+
     final: FinalDatasetSpec | None = None
 
 

@@ -22,10 +22,10 @@ from reconciler.observe.world import expand_actors
 from reconciler.plan import guards
 from reconciler.plan import plan as make_plan
 from reconciler.plan.guards import GuardLimits
-from reconciler.spec.targets import narrow
 from reconciler.stores.base import ChecksReachable, Store, StoreError
 from reconciler.stores.local import LocalStore
 from reconciler.stores.s3 import S3Store
+from reconciler.targets import narrow
 
 
 @dataclass

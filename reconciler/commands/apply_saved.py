@@ -16,12 +16,12 @@ from reconciler.apply.jsonreport import render_json, report_dict
 from reconciler.apply.report import LogReporter, render_apply_summary
 from reconciler.apply.runner import ByteCounts
 from reconciler.apply.session import LockOptions, locked, run_locked
-from reconciler.commands import EXIT_ERROR, EXIT_OK, common
+from reconciler.commands import EXIT_ERROR, EXIT_OK, common, planfile
 from reconciler.commands.common import load
 from reconciler.errors import UserError
 from reconciler.keys import printable
 from reconciler.model import Plan
-from reconciler.plan import saved_checks, serialize
+from reconciler.plan import saved_checks
 from reconciler.plan.summary import summary_line
 from reconciler.progress import apply_progress
 from reconciler.workflow import open_stores
@@ -87,7 +87,7 @@ def apply_saved(
 ) -> int:
     """Apply exactly the actions in `plan_file`; refuse before touching anything when it is stale or unsafe."""
     try:
-        saved = serialize.load_saved(plan_file)
+        saved = planfile.load_saved(plan_file)
         plan = saved.plan
         desired = load(specs)
         check_fresh(plan, desired.spec_digest, plan_file, specs)

@@ -6,15 +6,14 @@ from pathlib import Path
 
 import click
 
-from reconciler.commands import EXIT_OK
+from reconciler.commands import EXIT_OK, planfile
 from reconciler.commands.common import load, plan_workspace
-from reconciler.plan import serialize
 from reconciler.plan.render_graph import render_graph
 
 
 def graph(specs: Path, plan_file: Path | None, *, output_format: str = "dot", parallelism: int = 16) -> int:
     if plan_file is not None:
-        plan = serialize.load(plan_file)
+        plan = planfile.load(plan_file)
         # The specs only name the clusters (tiers); a saved plan renders without them. No store is opened.
         tiers = load(specs).tiers if specs.is_dir() else ()
     else:

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Mapping
 
 from reconciler.model import Desired, Plan
 from reconciler.plan import serialize
 from reconciler.plan.guards import GuardLimits
-from reconciler.plan.render import color_wanted, render_text
+from reconciler.plan.render import render_text
 from reconciler.plan.render_markdown import render_markdown
 
 FORMATS = ("text", "markdown", "json")
+
+
+def color_wanted(isatty: bool, environ: Mapping[str, str] | None = None) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set to anything (https://no-color.org).
+
+    Read here, at the command's edge, so the renderer is handed a plain flag.
+    """
+    env = os.environ if environ is None else environ
+    return isatty and "NO_COLOR" not in env
 
 
 def render_plan(

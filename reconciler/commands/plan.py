@@ -5,11 +5,10 @@ from pathlib import Path
 
 import click
 
-from reconciler.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
+from reconciler.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, planfile
 from reconciler.commands.common import plan_workspace, say
 from reconciler.commands.output import render_plan
 from reconciler.keys import printable
-from reconciler.plan import serialize
 from reconciler.plan.guards import GuardLimits
 
 
@@ -39,7 +38,7 @@ def plan(
     )
     click.echo(render_plan(result, ws.desired, output_format, compact=compact, limits=limits), nl=False)
     if out is not None:
-        serialize.dump(result, out, limits=limits)
+        planfile.dump(result, out, limits=limits)
         how = "apply it with" if result.applyable else "it cannot be applied (errors above); review it with"
         # Only text output has room for the note on stdout: markdown and json must stay one document.
         command = f"pixel {'apply' if result.applyable else 'show'} {out}"

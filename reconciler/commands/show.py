@@ -6,14 +6,13 @@ from pathlib import Path
 
 import click
 
-from reconciler.commands import EXIT_OK
+from reconciler.commands import EXIT_OK, planfile
 from reconciler.commands.output import render_plan
 from reconciler.keys import printable
-from reconciler.plan import serialize
 
 
 def show(plan_file: Path, *, output_format: str = "text", compact: bool = False) -> int:
-    saved = serialize.load_saved(plan_file)
+    saved = planfile.load_saved(plan_file)
     plan = saved.plan
     if output_format != "text":
         click.echo(render_plan(plan, None, output_format, limits=saved.limits), nl=False)

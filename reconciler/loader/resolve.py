@@ -25,7 +25,7 @@ from reconciler.loader.final import split_shards
 from reconciler.loader.formats import RecordFormat, format_of
 from reconciler.manifests.final import ManifestError
 from reconciler.manifests.final import parse as parse_final
-from reconciler.model import DatasetSpec, Desired, Entry, TierSpec
+from reconciler.model import DatasetSpec, Desired, Entry, TierSpec, tier_of
 from reconciler.stores.base import Store
 
 TIER_ORDER = ("processed", "raw", "acquired")
@@ -153,8 +153,6 @@ def _registered(desired: Desired, stores: Mapping[str, Store], dataset: DatasetS
 
 
 def _tier_of(desired: Desired, store: str, key: str) -> str | None:
-    from reconciler.spec.world import tier_of
-
     tier = tier_of(desired.tiers, store, key)
     return tier.name if tier is not None else None
 

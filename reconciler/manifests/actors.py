@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.actor_layout import image_template
 from reconciler.manifests.common import dumps, iso_from_ns, s3_url, size_mb, timestamp_from_ns
 from reconciler.model import ActorLayout, ActorSpec, Authority, Entry, MappingSpec, S3StoreSpec
-from reconciler.spec.actors import image_template
 
 SYNCED = "synced"
 LOCAL_ONLY = "local_only"

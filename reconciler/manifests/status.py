@@ -11,10 +11,9 @@ from typing import Any
 
 from reconciler.manifests.actors import STATUSES, status_of
 from reconciler.manifests.final import summary_of
-from reconciler.model import ActionKind, Desired, FindingKind, MappingObservation, MappingSpec, Observed, Plan
+from reconciler.model import ActionKind, Desired, FindingKind, MappingObservation, MappingSpec, Observed, Plan, tier_of
 from reconciler.plan.datasets import SCOPE
 from reconciler.plan.manifests import state_for
-from reconciler.spec.world import tier_of
 
 _ORGANISE = frozenset({ActionKind.COPY, ActionKind.MOVE, ActionKind.UPLOAD})
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
+from reconciler.actor_layout import actor_dir, build_actor, discover
 from reconciler.model import (
     ActorSpec,
     Desired,
@@ -21,10 +22,9 @@ from reconciler.model import (
     ObjectRef,
     Observed,
     TierSpec,
+    tier_of,
 )
 from reconciler.observe.hashing import Hasher
-from reconciler.spec.actors import actor_dir, build_actor, discover
-from reconciler.spec.world import tier_of
 from reconciler.stores.base import Store
 
 

@@ -34,9 +34,9 @@ from reconciler.model import (
     Ownership,
     Plan,
     Precondition,
+    tier_of,
 )
 from reconciler.plan.diff import action_id, short, transfer_precondition, verify_action
-from reconciler.spec.world import tier_of
 from reconciler.units import human_bytes
 
 SCOPE = "datasets"  # the `mapping` of every action this pass plans

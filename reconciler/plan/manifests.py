@@ -31,11 +31,11 @@ from reconciler.model import (
     Plan,
     Precondition,
     S3StoreSpec,
+    tier_of,
 )
 from reconciler.plan.datasets import tier_entry
 from reconciler.plan.diff import action_id
 from reconciler.plan.final import SCOPE as FINAL_SCOPE
-from reconciler.spec.world import tier_of
 
 REGISTRY_SCOPE = "registry"
 INVENTORY_SCOPE = "inventory"

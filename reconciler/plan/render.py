@@ -8,9 +8,8 @@ one screen: `+ 8,412 objects under datasets/gdrive/raw/cot/ (3.1 GiB)`.
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from reconciler.keys import printable
 from reconciler.model import Action, ActionKind, Change, Desired, Finding, Plan
@@ -24,12 +23,6 @@ _RESET = "\x1b[0m"
 
 # Runs at most this long are listed in full even with --compact: folding three lines into one hides more than it saves.
 COMPACT_THRESHOLD = 10
-
-
-def color_wanted(isatty: bool, environ: Mapping[str, str] | None = None) -> bool:
-    """Colour only on a terminal, and never when NO_COLOR is set to anything (https://no-color.org)."""
-    env = os.environ if environ is None else environ
-    return isatty and "NO_COLOR" not in env
 
 
 def _paint(text: str, color: str, enabled: bool) -> str:

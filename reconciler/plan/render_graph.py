@@ -11,9 +11,8 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from reconciler.model import Action, Plan, TierSpec
+from reconciler.model import Action, Plan, TierSpec, tier_of
 from reconciler.plan.render import SYMBOL, sort_key, target_text
-from reconciler.spec.world import tier_of
 
 FORMATS = ("dot", "mermaid")
 

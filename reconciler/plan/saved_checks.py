@@ -60,7 +60,7 @@ from reconciler.plan.final import SCOPE as FINAL_SCOPE
 from reconciler.plan.final import final_deletes
 from reconciler.plan.guards import GuardLimits, prunes
 from reconciler.plan.manifests import INVENTORY_SCOPE, REGISTRY_SCOPE
-from reconciler.spec.targets import narrow
+from reconciler.targets import narrow
 
 _WRITES = frozenset(
     {

@@ -1,6 +1,6 @@
 """The one JSON form of a plan: saved plan files and `--format json` output.
 
-`to_dict`/`from_dict` round-trip a `Plan` exactly; `dump`/`load` add the file
+`to_dict`/`from_dict` round-trip a `Plan` exactly; `dumps`/`loads` add the text
 and the schema check (schemas/plan.schema.json) on both sides, so a file pixel
 wrote is always one pixel can read, and a hand-edited or truncated file is
 refused with the reason instead of being half-applied. The form holds keys,
@@ -8,7 +8,7 @@ sizes, hashes and ETags only: never a credential, never file content.
 
 The schema also holds the rules every action pixel writes keeps: a delete or
 release-local names the version it expects (`target_etag`), a create says the
-target must be absent (`target_absent`). `load_saved` is what `pixel apply FILE`
+target must be absent (`target_absent`). `loads_saved` is what `pixel apply FILE`
 reads: the plan plus the guard limits it was checked with and the object counts
 the mass-delete rule divides by, covered by `guard_digest` so that an edit to
 them is refused; reconciler/plan/saved_checks.py then derives every guard again
@@ -21,12 +21,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -46,7 +43,7 @@ from reconciler.model import (
 from reconciler.plan.action_check import action_ok, edge_ok
 from reconciler.plan.guards import GuardLimits
 from reconciler.plan.summary import tally
-from reconciler.spec.schemas import load_schema
+from reconciler.schemas import load_schema
 
 if TYPE_CHECKING:
     import jsonschema
@@ -287,29 +284,6 @@ def dumps(plan: Plan, *, limits: GuardLimits | None = None) -> str:
     return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n"
 
 
-def dump(plan: Plan, path: Path, *, limits: GuardLimits | None = None) -> None:
-    """Write atomically (temp + fsync + rename) so a crash never leaves half a plan file behind.
-
-    Pass the `limits` the plan was checked with: `pixel apply FILE` derives the guards again with them.
-    """
-    text = dumps(plan, limits=limits)
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise PlanFileError(f"cannot write the plan file {path}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _parse(text: str, source: str) -> Any:
     try:
         return orjson.loads(text)
@@ -321,27 +295,9 @@ def _parse(text: str, source: str) -> Any:
         raise PlanFileError(f"{source}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
 
 
-def _read(path: Path) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise PlanFileError(f"plan file {path} does not exist") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanFileError(f"plan file {path} cannot be read: {exc}") from exc
-
-
 def loads(text: str, *, source: str = "plan") -> Plan:
     return from_dict(_parse(text, source), source=source)
 
 
-def load(path: Path) -> Plan:
-    return loads(_read(path), source=str(path))
-
-
 def loads_saved(text: str, *, source: str = "plan") -> SavedPlan:
     return saved_from_dict(_parse(text, source), source=source)
-
-
-def load_saved(path: Path) -> SavedPlan:
-    """A plan file for `pixel apply FILE`: the plan and the guard limits it records."""
-    return loads_saved(_read(path), source=str(path))

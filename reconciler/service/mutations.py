@@ -17,6 +17,7 @@ import re
 import threading
 from collections.abc import Sequence
 
+from reconciler.actor_layout import MAPPING_PREFIX
 from reconciler.apply.report import LogReporter
 from reconciler.apply.session import LockOptions, locked, run_locked
 from reconciler.errors import UserError
@@ -36,7 +37,6 @@ from reconciler.model import (
 from reconciler.plan.diff import action_id
 from reconciler.plan.guards import delete_refusals
 from reconciler.service.state import Rendered, Service, ServiceError
-from reconciler.spec.actors import MAPPING_PREFIX
 from reconciler.stores.base import OpenSource, Store, StoreError
 from reconciler.workflow import Workspace, guarded_plan
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler.actor_layout import MAPPING_PREFIX
 from reconciler.commands.common import load
 from reconciler.errors import UserError
 from reconciler.manifests.actors import render_actor_manifest
@@ -39,9 +40,8 @@ from reconciler.plan.datasets import tier_entry
 from reconciler.plan.manifests import state_for
 from reconciler.service.documents import BadManifest, training_data
 from reconciler.service.models import DatasetEntry, Resolution, TrainingData
-from reconciler.spec.actors import MAPPING_PREFIX
-from reconciler.spec.targets import find_actor
 from reconciler.stores.base import StoreError
+from reconciler.targets import find_actor
 from reconciler.workflow import Workspace, guarded_plan, open_stores
 
 # An unknown actor id re-reads the actor directories (a new actor may have appeared), at most this often.

@@ -5,8 +5,8 @@
 `specs/layout.yaml:12: mappings[2].to: expected ...`.
 """
 
+from reconciler.schemas import load_schema, schema_path
 from reconciler.spec.errors import SpecError, SpecErrors
 from reconciler.spec.loader import load_desired
-from reconciler.spec.schemas import load_schema, schema_path
 
 __all__ = ["SpecError", "SpecErrors", "load_desired", "load_schema", "schema_path"]

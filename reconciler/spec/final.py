@@ -13,10 +13,18 @@ import json
 from typing import Any
 
 from reconciler.model import DatasetSpec, FinalDatasetSpec, FinalSource, MappingSpec, ObjectRef
+from reconciler.spec.document import (
+    DeclaredStore,
+    Report,
+    SpecDocument,
+    as_prefix,
+    declared_once,
+    file_ref,
+    section_ref,
+)
 from reconciler.spec.errors import YamlPath
-from reconciler.spec.loader import SpecDocument, _Report, _Store
 from reconciler.spec.validate import show
-from reconciler.spec.world import World, _file_ref, _prefix, _ref, _single
+from reconciler.spec.world import World
 from reconciler.units import parse_size
 
 SECTION = "final_dataset"
@@ -29,22 +37,22 @@ def canonical(value: object) -> str:
 
 def build_final(
     documents: list[SpecDocument],
-    stores: dict[str, _Store],
+    stores: dict[str, DeclaredStore],
     mappings: list[MappingSpec],
     world: World,
-    report: _Report,
+    report: Report,
 ) -> FinalDatasetSpec | None:
     seen: dict[str, str] = {}
     built = None
     for doc in documents:
         section = doc.section(SECTION)
-        if isinstance(section, dict) and _single(doc, SECTION, seen, report):
+        if isinstance(section, dict) and declared_once(doc, SECTION, seen, report):
             built = _final(doc, section, stores, mappings, world.datasets, report)
     return built
 
 
 def _sources(
-    doc: SpecDocument, value: list[object], datasets: list[DatasetSpec], report: _Report
+    doc: SpecDocument, value: list[object], datasets: list[DatasetSpec], report: Report
 ) -> list[FinalSource] | None:
     by_name = {d.name: d for d in datasets}
     chosen: dict[str, DatasetSpec] = {}
@@ -75,7 +83,7 @@ def _sources(
     return [FinalSource(d.name, d.store, d.key, d.format) for _, d in sorted(chosen.items())]
 
 
-def _under(doc: SpecDocument, path: YamlPath, key: object, prefix: str, report: _Report) -> str | None:
+def _under(doc: SpecDocument, path: YamlPath, key: object, prefix: str, report: Report) -> str | None:
     if not isinstance(key, str) or doc.is_broken(path):
         return None
     if not key.startswith(prefix) or key == prefix or key.endswith("/") or ".." in key.split("/"):
@@ -87,10 +95,10 @@ def _under(doc: SpecDocument, path: YamlPath, key: object, prefix: str, report: 
 def _final(
     doc: SpecDocument,
     section: dict[str, Any],
-    stores: dict[str, _Store],
+    stores: dict[str, DeclaredStore],
     mappings: list[MappingSpec],
     datasets: list[DatasetSpec],
-    report: _Report,
+    report: Report,
 ) -> FinalDatasetSpec | None:
     if doc.is_broken((SECTION,)) and not all(k in section for k in ("sources", "splits", "to")):
         return None
@@ -102,8 +110,8 @@ def _final(
         total = sum(float(r) for r in splits.values())
         if abs(total - 1.0) > 1e-9:
             report.add(doc, (SECTION, "splits"), f"expected ratios summing to 1, got {total:g}")
-    to = _ref(doc, (SECTION, "to"), section.get("to"), "s3", stores, report)
-    prefix = _prefix(to[1]) if to is not None else ""
+    to = section_ref(doc, (SECTION, "to"), section.get("to"), "s3", stores, report)
+    prefix = as_prefix(to[1]) if to is not None else ""
     if to is not None and prefix == "":
         report.add(doc, (SECTION, "to"), "expected a prefix of its own (such as final_dataset/), not the whole bucket")
         to = None
@@ -111,8 +119,8 @@ def _final(
     manifest = section.get("manifest")
     manifest = manifest if isinstance(manifest, dict) else {}
     manifest_key = _under(doc, (SECTION, "manifest", "key"), manifest.get("key"), prefix, report) if to else None
-    local = _file_ref(doc, (SECTION, "manifest", "local"), manifest.get("local"), stores, report)
-    workdir = _ref(doc, (SECTION, "workdir"), section.get("workdir"), "local", stores, report)
+    local = file_ref(doc, (SECTION, "manifest", "local"), manifest.get("local"), stores, report)
+    workdir = section_ref(doc, (SECTION, "workdir"), section.get("workdir"), "local", stores, report)
     if to is not None:
         for mapping in mappings:
             if mapping.s3_store == to[0] and (

@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.globs import glob_problem
@@ -24,85 +24,20 @@ from reconciler.model import (
     S3StoreSpec,
     StoreSpec,
 )
-from reconciler.spec.errors import SpecError, SpecErrors, YamlPath, display_path, format_path
+from reconciler.spec.document import DeclaredStore, Report, SpecDocument, as_prefix, declarations, store_ref
+from reconciler.spec.errors import SpecError, SpecErrors, YamlPath, format_path
+from reconciler.spec.final import build_final
 from reconciler.spec.interpolate import interpolate_tree
 from reconciler.spec.validate import schema_problems, show
 from reconciler.spec.validcache import ValidCache, document_digest
-from reconciler.spec.yamlnodes import Position, YamlSyntaxError, parse_yaml
+from reconciler.spec.world import build_world
+from reconciler.spec.yamlnodes import YamlSyntaxError, parse_yaml
 from reconciler.units import parse_size
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 # Far above any real spec (the example world is 8 KiB), far below what the YAML parser digests quickly:
 # a 50 MB spec took it 106 s and 3.9 GB.
 MAX_SPEC_BYTES = 5 * 1024 * 1024
-
-
-@dataclass(slots=True)
-class SpecDocument:
-    """One spec file after interpolation, with the line of every YAML path in it."""
-
-    file: Path
-    index: int
-    data: object
-    positions: dict[YamlPath, Position]
-    # Paths that already have an error: semantic checks skip items below them, so one
-    # mistake is not reported again as a confusing consequence.
-    broken: set[YamlPath] = field(default_factory=set)
-
-    @property
-    def display(self) -> str:
-        return display_path(self.file)
-
-    def position(self, path: YamlPath) -> Position | None:
-        # A path may lead into a value that has no position of its own (a scalar's
-        # characters, a missing key): the nearest enclosing key or item stands for it.
-        for end in range(len(path), -1, -1):
-            position = self.positions.get(path[:end])
-            if position is not None:
-                return position
-        return None
-
-    def line(self, path: YamlPath) -> int | None:
-        position = self.position(path)
-        return None if position is None else position[0]
-
-    def where(self, path: YamlPath) -> str:
-        line = self.line(path)
-        return self.display if line is None else f"{self.display}:{line}"
-
-    def is_broken(self, path: YamlPath) -> bool:
-        """Whether an error was reported at `path` or anywhere below it."""
-        return any(bad[: len(path)] == path for bad in self.broken)
-
-    def section(self, name: str) -> object:
-        return self.data.get(name) if isinstance(self.data, dict) else None
-
-
-class _Report:
-    """Collects errors in document order; identical ones (one cause seen by several schema keywords) collapse."""
-
-    def __init__(self) -> None:
-        self._errors: dict[tuple[str, int | None, str, str], tuple[tuple[int, int, int, int], SpecError]] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self._errors)
-
-    def add_file(self, file: Path, index: int, line: int | None, message: str) -> None:
-        self._add(SpecError(file, line, "", message), (index, line or 0, 0))
-
-    def add(self, doc: SpecDocument, path: YamlPath, message: str, position: Position | None = None) -> None:
-        doc.broken.add(path)
-        line, column = position or doc.position(path) or (0, 0)
-        error = SpecError(doc.file, line or None, format_path(path), message)
-        self._add(error, (doc.index, line, column))
-
-    def _add(self, error: SpecError, where: tuple[int, int, int]) -> None:
-        key = (str(error.file), error.line, error.path, error.message)
-        # Report order breaks ties on one spot: schema errors, then the meaning checks.
-        self._errors.setdefault(key, ((*where, len(self._errors)), error))
-
-    def errors(self) -> list[SpecError]:
-        return [error for _, error in sorted(self._errors.values(), key=lambda item: item[0])]
 
 
 def load_desired(spec_dir: Path, env: Mapping[str, str], valid: ValidCache | None = None) -> Desired:
@@ -113,7 +48,7 @@ def load_desired(spec_dir: Path, env: Mapping[str, str], valid: ValidCache | Non
     `valid`: documents that passed the schema before, which are not validated again.
     """
     spec_dir = Path(os.path.abspath(spec_dir))
-    report = _Report()
+    report = Report()
     files = _spec_files(spec_dir)
     documents = [doc for index, file in enumerate(files) if (doc := _read(file, index, env, report))]
     for doc in documents:
@@ -131,12 +66,7 @@ def load_desired(spec_dir: Path, env: Mapping[str, str], valid: ValidCache | Non
             valid.remember(digest)
     stores = _build_stores(documents, spec_dir, report)
     mappings = _build_mappings(documents, stores, report)
-    # Imported here: the world builder reuses this module's report and path checks.
-    from reconciler.spec.world import build_world
-
     world = build_world(documents, stores, mappings, report)
-    from reconciler.spec.final import build_final
-
     final = build_final(documents, stores, mappings, world, report)
     if not report and not stores and not mappings:
         # Valid YAML that says nothing (comments only, `{}`) would otherwise plan "No changes" forever.
@@ -196,7 +126,7 @@ def _spec_files(spec_dir: Path) -> list[Path]:
     return files
 
 
-def _read(file: Path, index: int, env: Mapping[str, str], report: _Report) -> SpecDocument | None:
+def _read(file: Path, index: int, env: Mapping[str, str], report: Report) -> SpecDocument | None:
     try:
         with file.open("rb") as handle:
             size = os.fstat(handle.fileno()).st_size
@@ -229,31 +159,13 @@ def _read(file: Path, index: int, env: Mapping[str, str], report: _Report) -> Sp
     return doc
 
 
-@dataclass(slots=True)
-class _Store:
-    """A declared store; `spec` is None when its body has errors, `kind` when even its type is unknown."""
-
-    doc: SpecDocument
-    path: YamlPath
-    kind: str | None
-    spec: StoreSpec | None
-    identity: tuple[str, ...]  # what makes two S3 targets the same bucket
-
-
-def _build_stores(documents: list[SpecDocument], spec_dir: Path, report: _Report) -> dict[str, _Store]:
-    stores: dict[str, _Store] = {}
+def _build_stores(documents: list[SpecDocument], spec_dir: Path, report: Report) -> dict[str, DeclaredStore]:
+    stores: dict[str, DeclaredStore] = {}
+    seen: dict[str, str] = {}
     for doc in documents:
-        section = doc.section("stores")
-        if not isinstance(section, dict):
-            continue
-        for name, body in section.items():
-            path: YamlPath = ("stores", name)
-            if name in stores:
-                first = stores[name]
-                report.add(doc, path, f'store "{name}" is already defined at {first.doc.where(first.path)}')
-                continue
+        for name, body, path in declarations(doc, "stores", "store", seen, report):
             kind = body.get("type") if isinstance(body, dict) else None
-            store = _Store(doc, path, kind if kind in ("s3", "local") else None, None, ("store", name))
+            store = DeclaredStore(doc, path, kind if kind in ("s3", "local") else None, None, ("store", name))
             stores[name] = store
             if isinstance(body, dict) and not doc.is_broken(path):
                 store.spec = _store_spec(name, body, doc, path, spec_dir, report)
@@ -263,7 +175,7 @@ def _build_stores(documents: list[SpecDocument], spec_dir: Path, report: _Report
 
 
 def _store_spec(
-    name: str, body: dict[str, object], doc: SpecDocument, path: YamlPath, spec_dir: Path, report: _Report
+    name: str, body: dict[str, object], doc: SpecDocument, path: YamlPath, spec_dir: Path, report: Report
 ) -> StoreSpec | None:
     if body["type"] == "local":
         root = str(body["root"])
@@ -322,7 +234,9 @@ class _Target:
     where: str
 
 
-def _build_mappings(documents: list[SpecDocument], stores: dict[str, _Store], report: _Report) -> list[MappingSpec]:
+def _build_mappings(
+    documents: list[SpecDocument], stores: dict[str, DeclaredStore], report: Report
+) -> list[MappingSpec]:
     built: list[MappingSpec] = []
     names: dict[str, str] = {}
     targets: list[_Target] = []
@@ -373,7 +287,7 @@ def _build_mappings(documents: list[SpecDocument], stores: dict[str, _Store], re
                 )
             if target is not None:
                 store, prefix = target
-                prefix = prefix if prefix == "" or prefix.endswith("/") else prefix + "/"
+                prefix = as_prefix(prefix)
                 target = (store, prefix)
                 label = f"mapping {show(name)}" if name is not None else format_path(path)
                 shown = f"{store}:{prefix}"
@@ -423,8 +337,8 @@ def _endpoint(
     key: str,
     value: str,
     want: str,
-    stores: dict[str, _Store],
-    report: _Report,
+    stores: dict[str, DeclaredStore],
+    report: Report,
 ) -> tuple[str, str] | None:
     """Split "store:path" and check it names a store of the wanted kind and a clean path."""
     shape = '"store:path"' if key == "from" else '"store:prefix"'
@@ -432,65 +346,7 @@ def _endpoint(
     return store_ref(doc, (*path, key), value, want, stores, report, shape=shape, what=what)
 
 
-_ARTICLE = {"local": "a local", "s3": "an s3"}
-
-
-def store_ref(
-    doc: SpecDocument,
-    where: YamlPath,
-    value: str,
-    want: str,
-    stores: dict[str, _Store],
-    report: _Report,
-    *,
-    shape: str = '"store:path"',
-    what: str = "path",
-    kind_when_undefined: bool = False,
-) -> tuple[str, str] | None:
-    """(store, rest) of a "store:rest" value naming a `want` ("local"/"s3") store and a clean path, else reported.
-
-    `kind_when_undefined`: an undefined store is reported as "naming an s3 store" rather than
-    "naming a defined store" (the world sections, where the kind is what the reader must fix).
-    """
-    store_name, _, rest = value.partition(":")
-    store = stores.get(store_name)
-    naming = f"naming {_ARTICLE[want]} store"
-    if store is None:
-        expected = naming if kind_when_undefined else "naming a defined store"
-        report.add(
-            doc,
-            where,
-            f"expected {shape} {expected}, got {show(value)} (store {show(store_name)} is not defined)",
-        )
-        return None
-    if store.kind is not None and store.kind != want:
-        report.add(
-            doc,
-            where,
-            f"expected {shape} {naming}, got {show(value)} (store {show(store_name)} is {_ARTICLE[store.kind]} store)",
-        )
-        return None
-    problem = segment_problem(rest)
-    if problem:
-        report.add(doc, where, f"{what} {problem}, got {show(value)}")
-        return None
-    if isinstance(store.spec, S3StoreSpec):
-        # As a prefix too: "s3:.pixel" would cover everything under .pixel/.
-        inside = rest if rest == "" or rest.endswith("/") else f"{rest}/"
-        own = next((p for p in store.spec.reserved_prefixes() if inside.startswith(p)), None)
-        if own is not None or rest == store.spec.lock_key:
-            space = own or store.spec.lock_key
-            report.add(
-                doc,
-                where,
-                f"{what} {show(value)} lies in pixel's own space {show(space)} of store {show(store_name)} "
-                "(its lock, move scratch and upload records); choose another",
-            )
-            return None
-    return store_name, rest
-
-
-def _patterns(doc: SpecDocument, path: YamlPath, value: object, report: _Report) -> tuple[str, ...]:
+def _patterns(doc: SpecDocument, path: YamlPath, value: object, report: Report) -> tuple[str, ...]:
     if not isinstance(value, list):
         return ()
     for index, pattern in enumerate(value):
@@ -505,7 +361,7 @@ def _patterns(doc: SpecDocument, path: YamlPath, value: object, report: _Report)
     return tuple(str(pattern) for pattern in value)
 
 
-def _min_size(doc: SpecDocument, path: YamlPath, value: object, report: _Report) -> tuple[int, tuple[str, ...]]:
+def _min_size(doc: SpecDocument, path: YamlPath, value: object, report: Report) -> tuple[int, tuple[str, ...]]:
     """(bytes, exempt globs) of a mapping's min_size: a size, or {size, except}."""
     if value is None or doc.is_broken(path):
         return 0, ()
@@ -516,7 +372,7 @@ def _min_size(doc: SpecDocument, path: YamlPath, value: object, report: _Report)
     return parse_size(value), ()
 
 
-def _check_overlap(target: _Target, earlier: list[_Target], doc: SpecDocument, path: YamlPath, report: _Report) -> None:
+def _check_overlap(target: _Target, earlier: list[_Target], doc: SpecDocument, path: YamlPath, report: Report) -> None:
     # Two mappings writing (and pruning) the same keys would undo each other's work.
     for other in earlier:
         if other.identity == target.identity and (

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from reconciler.schemas import load_schema
 from reconciler.spec.errors import YamlPath
-from reconciler.spec.schemas import load_schema
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator

@@ -18,7 +18,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from reconciler.spec.schemas import schema_path
+from reconciler.schemas import schema_path
 
 CACHE_FILE = "specs-valid.json"
 KEEP = 512

@@ -7,9 +7,9 @@ errors as the rest of the loader.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from reconciler.actor_layout import build_actor
 from reconciler.globs import glob_problem, matches
 from reconciler.model import (
     ActorLayout,
@@ -21,10 +21,19 @@ from reconciler.model import (
     Organise,
     Ownership,
     TierSpec,
+    tier_of,
 )
-from reconciler.spec.actors import build_actor
+from reconciler.spec.document import (
+    DeclaredStore,
+    Report,
+    SpecDocument,
+    as_prefix,
+    declarations,
+    declared_once,
+    file_ref,
+    section_ref,
+)
 from reconciler.spec.errors import YamlPath
-from reconciler.spec.loader import SpecDocument, _Report, _Store, store_ref
 from reconciler.spec.validate import show
 
 
@@ -39,46 +48,12 @@ class World:
     actor_mappings: list[MappingSpec] = field(default_factory=list)
 
 
-def _ref(
-    doc: SpecDocument, path: YamlPath, value: object, want: str, stores: dict[str, _Store], report: _Report
-) -> tuple[str, str] | None:
-    """ "store:rest" naming a defined store of kind `want` and a clean relative path, else reported."""
-    if not isinstance(value, str) or doc.is_broken(path):
-        return None
-    return store_ref(doc, path, value, want, stores, report, kind_when_undefined=True)
-
-
-def _file_ref(
-    doc: SpecDocument, path: YamlPath, value: object, stores: dict[str, _Store], report: _Report
-) -> ObjectRef | None:
-    ref = _ref(doc, path, value, "local", stores, report)
-    if ref is None:
-        return None
-    if ref[1] == "" or ref[1].endswith("/"):
-        report.add(doc, path, f'expected "store:path" of a file, got {show(value)}')
-        return None
-    return ObjectRef(*ref)
-
-
-def _single(doc: SpecDocument, name: str, seen: dict[str, str], report: _Report) -> bool:
-    """A section that may appear in one file only; later ones are reported."""
-    if name in seen:
-        report.add(doc, (name,), f"{name} is already defined at {seen[name]}")
-        return False
-    seen[name] = doc.where((name,))
-    return True
-
-
 def _dir(rest: str) -> str:
     return rest.rstrip("/")
 
 
-def _prefix(rest: str) -> str:
-    return rest if rest == "" or rest.endswith("/") else rest + "/"
-
-
 def build_world(
-    documents: list[SpecDocument], stores: dict[str, _Store], mappings: list[MappingSpec], report: _Report
+    documents: list[SpecDocument], stores: dict[str, DeclaredStore], mappings: list[MappingSpec], report: Report
 ) -> World:
     world = World()
     seen: dict[str, str] = {}
@@ -87,45 +62,37 @@ def build_world(
         _tiers(doc, stores, mappings, world, tier_where, report)
     for doc in documents:
         section = doc.section("inventory")
-        if isinstance(section, dict) and _single(doc, "inventory", seen, report):
-            world.inventory = _file_ref(doc, ("inventory", "path"), section.get("path"), stores, report)
+        if isinstance(section, dict) and declared_once(doc, "inventory", seen, report):
+            world.inventory = file_ref(doc, ("inventory", "path"), section.get("path"), stores, report)
     for doc in documents:
         section = doc.section("datasets")
         if isinstance(section, dict):
             _datasets(doc, section, stores, mappings, world, seen, report)
     for doc in documents:
         section = doc.section("actors")
-        if isinstance(section, dict) and _single(doc, "actors", seen, report):
+        if isinstance(section, dict) and declared_once(doc, "actors", seen, report):
             _actors(doc, section, stores, world, report)
     return world
 
 
 def _tiers(
     doc: SpecDocument,
-    stores: dict[str, _Store],
+    stores: dict[str, DeclaredStore],
     mappings: list[MappingSpec],
     world: World,
     where: dict[str, str],
-    report: _Report,
+    report: Report,
 ) -> None:
-    section = doc.section("tiers")
-    if not isinstance(section, dict):
-        return
-    for name, body in section.items():
-        path: YamlPath = ("tiers", name)
-        if name in where:
-            report.add(doc, path, f'tier "{name}" is already defined at {where[name]}')
-            continue
-        where[name] = doc.where(path)
+    for name, body, path in declarations(doc, "tiers", "tier", where, report):
         if not isinstance(body, dict) or doc.is_broken(path):
             continue
-        at = _ref(doc, (*path, "at"), body.get("at"), "s3", stores, report)
+        at = section_ref(doc, (*path, "at"), body.get("at"), "s3", stores, report)
         if at is None:
             continue
         tier = TierSpec(
             name=str(name),
             store=at[0],
-            prefix=_prefix(at[1]),
+            prefix=as_prefix(at[1]),
             categories=tuple(str(c) for c in body.get("categories", [])),
             ownership=Ownership(str(body.get("ownership", "exclusive"))),
             protect=body.get("protect", False) is True,
@@ -151,24 +118,17 @@ def _overlaps(store: str, prefix: str, tier: TierSpec) -> bool:
     return store == tier.store and (prefix.startswith(tier.prefix) or tier.prefix.startswith(prefix))
 
 
-def tier_of(tiers: Sequence[TierSpec], store: str, key: str) -> TierSpec | None:
-    for tier in tiers:
-        if tier.store == store and key.startswith(tier.prefix):
-            return tier
-    return None
-
-
 def _datasets(
     doc: SpecDocument,
     section: dict[str, object],
-    stores: dict[str, _Store],
+    stores: dict[str, DeclaredStore],
     mappings: list[MappingSpec],
     world: World,
     seen: dict[str, str],
-    report: _Report,
+    report: Report,
 ) -> None:
-    if "registry" in section and _single(doc, "datasets.registry", seen, report):
-        world.registry = _file_ref(doc, ("datasets", "registry"), section.get("registry"), stores, report)
+    if "registry" in section and declared_once(doc, "datasets.registry", seen, report):
+        world.registry = file_ref(doc, ("datasets", "registry"), section.get("registry"), stores, report)
     items = section.get("items")
     if not isinstance(items, list):
         return
@@ -251,9 +211,9 @@ def _dataset_source(
     tier: TierSpec,
     key: str,
     organise: Organise,
-    stores: dict[str, _Store],
+    stores: dict[str, DeclaredStore],
     world: World,
-    report: _Report,
+    report: Report,
 ) -> tuple[bool, ObjectRef | None]:
     """(sound, the source ref or None when there is none); not sound when a problem was reported."""
     where = (*path, "source")
@@ -266,12 +226,12 @@ def _dataset_source(
         return False, None
     store = stores.get(value.partition(":")[0])
     if store is not None and store.kind == "local":
-        ref = _file_ref(doc, where, value, stores, report)
+        ref = file_ref(doc, where, value, stores, report)
         if ref is not None and organise is Organise.MOVE:
             report.add(doc, (*path, "organise"), "organise: move applies to S3 sources; a local source is uploaded")
             return False, None
         return ref is not None, ref
-    pair = _ref(doc, where, value, "s3", stores, report)
+    pair = section_ref(doc, where, value, "s3", stores, report)
     if pair is None:
         return False, None
     if pair[0] != tier.store:
@@ -301,14 +261,14 @@ def _dataset_source(
 
 
 def _actors(
-    doc: SpecDocument, section: dict[str, object], stores: dict[str, _Store], world: World, report: _Report
+    doc: SpecDocument, section: dict[str, object], stores: dict[str, DeclaredStore], world: World, report: Report
 ) -> None:
     path: YamlPath = ("actors",)
     if doc.is_broken(path) and not isinstance(section.get("list", []), list):
         return
-    local = _ref(doc, (*path, "local"), section.get("local"), "local", stores, report)
-    s3 = _ref(doc, (*path, "s3"), section.get("s3"), "s3", stores, report)
-    manifests = _ref(doc, (*path, "manifests"), section.get("manifests"), "local", stores, report)
+    local = section_ref(doc, (*path, "local"), section.get("local"), "local", stores, report)
+    s3 = section_ref(doc, (*path, "s3"), section.get("s3"), "s3", stores, report)
+    manifests = section_ref(doc, (*path, "manifests"), section.get("manifests"), "local", stores, report)
     discover = section.get("discover")
     if isinstance(discover, str) and not doc.is_broken((*path, "discover")):
         try:
@@ -334,7 +294,7 @@ def _actors(
         local_store=local[0],
         local_root=_dir(local[1]),
         s3_store=s3[0],
-        s3_prefix=_prefix(s3[1]),
+        s3_prefix=as_prefix(s3[1]),
         manifest_store=manifests[0],
         manifest_dir=_dir(manifests[1]),
         authority=Authority(str(section.get("authority", "local"))),

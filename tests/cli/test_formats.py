@@ -8,13 +8,13 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from reconciler.cli import main
-from reconciler.plan import serialize
+from reconciler.commands import planfile
 from tests.unit.plan.fixed_plan import fixed_plan
 
 
 def saved(tmp_path: Path) -> Path:
     path = tmp_path / "plan.json"
-    serialize.dump(fixed_plan(), path)
+    planfile.dump(fixed_plan(), path)
     return path
 
 

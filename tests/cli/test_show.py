@@ -8,13 +8,13 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from reconciler.cli import main
-from reconciler.plan import serialize
+from reconciler.commands import planfile
 from tests.unit.plan.test_serialize import rich_plan
 
 
 def test_show_renders_text_and_the_same_json(tmp_path: Path) -> None:
     path = tmp_path / "plan.json"
-    serialize.dump(rich_plan(), path)
+    planfile.dump(rich_plan(), path)
     text = CliRunner().invoke(main, ["show", str(path)], env={"NO_COLOR": "1"})
     assert text.exit_code == 0, text.output
     assert "applyable: no (it was saved with errors)" in text.stdout

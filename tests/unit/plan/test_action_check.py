@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.plan.action_check import action_ok, edge_ok
-from reconciler.spec.schemas import load_schema
+from reconciler.schemas import load_schema
 
 SCHEMA = load_schema("plan.schema.json")
 ACTION = jsonschema.Draft202012Validator({"$defs": SCHEMA["$defs"], "$ref": "#/$defs/action"})

@@ -8,7 +8,7 @@ import jsonschema
 
 from reconciler.commands.output import render_plan
 from reconciler.plan import serialize
-from reconciler.spec.schemas import load_schema
+from reconciler.schemas import load_schema
 from tests.unit.plan.fixed_plan import check_golden, fixed_desired, fixed_plan
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from reconciler.commands.output import color_wanted
 from reconciler.model import Plan
-from reconciler.plan.render import color_wanted, compact_lines, render_text
+from reconciler.plan.render import compact_lines, render_text
 from tests.unit.plan.fixed_plan import check_golden, fixed_desired, fixed_plan
 
 

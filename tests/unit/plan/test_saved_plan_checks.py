@@ -33,7 +33,7 @@ from reconciler.plan import plan as make_plan
 from reconciler.plan.guards import GuardLimits, check
 from reconciler.plan.saved_checks import UnsafeSavedPlan, problems
 from reconciler.plan.serialize import PlanFileError
-from reconciler.spec.schemas import load_schema
+from reconciler.schemas import load_schema
 from reconciler.stores.memory import MemoryStore
 from tests.unit.manifests.world import World, build
 

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reconciler.commands import planfile
 from reconciler.model import (
     Action,
     ActionKind,
@@ -32,7 +33,7 @@ from reconciler.plan import plan as make_plan
 from reconciler.plan import serialize
 from reconciler.plan.serialize import PlanFileError
 from reconciler.plan.summary import tally
-from reconciler.spec.schemas import load_schema
+from reconciler.schemas import load_schema
 from reconciler.stores.memory import MemoryStore
 
 MD5 = "0123456789abcdef0123456789abcdef"
@@ -91,8 +92,8 @@ def test_round_trip_is_exact_both_ways(tmp_path: Path) -> None:
     assert serialize.from_dict(data) == plan
     assert serialize.to_dict(serialize.from_dict(json.loads(json.dumps(data)))) == data
     path = tmp_path / "plan.json"
-    serialize.dump(plan, path)
-    assert serialize.load(path) == plan
+    planfile.dump(plan, path)
+    assert planfile.load(path) == plan
     assert serialize.loads(serialize.dumps(plan)) == plan
 
 
@@ -184,9 +185,9 @@ def test_not_json_and_missing_file_are_clear(tmp_path: Path) -> None:
     bad = tmp_path / "plan.json"
     bad.write_text('{"format_version": 1,')
     with pytest.raises(PlanFileError, match=r"plan.json: not JSON \(line 1"):
-        serialize.load(bad)
+        planfile.load(bad)
     with pytest.raises(PlanFileError, match="does not exist"):
-        serialize.load(tmp_path / "missing.json")
+        planfile.load(tmp_path / "missing.json")
 
 
 def test_a_real_plan_file_holds_no_file_content_and_no_temp_file_is_left(tmp_path: Path) -> None:
@@ -200,13 +201,13 @@ def test_a_real_plan_file_holds_no_file_content_and_no_temp_file_is_left(tmp_pat
     s3.put("pre/gone.txt", b"CONTENT-THAT-MUST-NOT-LEAK-2")
     plan = make_plan(desired, observe(desired, {"disk": disk, "s3": s3}, StreamingHasher()))
     path = tmp_path / "plan.json"
-    serialize.dump(plan, path)
+    planfile.dump(plan, path)
     text = path.read_text()
     assert "CONTENT-THAT-MUST-NOT-LEAK" not in text
-    assert serialize.load(path) == plan
+    assert planfile.load(path) == plan
     assert [p.name for p in tmp_path.iterdir()] == ["plan.json"]
 
 
 def test_writing_into_a_missing_directory_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PlanFileError, match="cannot write the plan file"):
-        serialize.dump(rich_plan(), tmp_path / "no" / "such" / "plan.json")
+        planfile.dump(rich_plan(), tmp_path / "no" / "such" / "plan.json")

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reconciler.actor_layout import build_actor
 from reconciler.dev.tinyjpeg import tiny_jpeg
 from reconciler.manifests.common import iso_ms_from_ns
 from reconciler.model import ActorLayout
@@ -16,7 +17,6 @@ from reconciler.service.app import _etag_matches
 from reconciler.service.documents import image_index
 from reconciler.service.mutations import check_filename, check_jpeg, next_index
 from reconciler.service.state import ServiceError, parse_actor_id
-from reconciler.spec.actors import build_actor
 
 
 @given(st.integers(min_value=0, max_value=4_102_444_800 * 10**9))

@@ -8,8 +8,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from reconciler.model import LocalStoreSpec, S3StoreSpec
+from reconciler.schemas import SCHEMAS_DIR
 from reconciler.spec import load_schema, schema_path
-from reconciler.spec.schemas import SCHEMAS_DIR
 
 
 def test_schema_file_is_found_in_repository_schemas_dir() -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from reconciler.actor_layout import discover
 from reconciler.model import Authority, ObjectRef, Organise, Ownership
-from reconciler.spec.actors import discover
 from tests.unit.spec.spec_testing import SpecDir
 
 STORES = """\
@@ -151,3 +151,10 @@ def test_pruning_inside_a_shared_tier_is_refused(specs: SpecDir) -> None:
         "specs/world.yaml:7: actors.prune: actors prune lake:datasets/gdrive/raw/actors/, which lies in tier "
         '"raw", a shared tier where pixel never deletes',
     ]
+
+
+def test_a_tier_defined_in_two_files_is_reported_where_it_repeats(specs: SpecDir) -> None:
+    specs.write("a.yaml", STORES)
+    specs.write("b.yaml", 'tiers:\n  scratch: {at: "lake:other/"}\n')
+
+    assert specs.errors() == ['specs/b.yaml:2: tiers.scratch: tier "scratch" is already defined at specs/a.yaml:7']

@@ -15,7 +15,7 @@ from reconciler.plan.render import render_text
 from reconciler.plan.render_markdown import render_markdown
 from reconciler.plan.serialize import PlanFileError
 from reconciler.spec import load_desired
-from reconciler.spec.targets import UnknownTarget, narrow, same_actor_id
+from reconciler.targets import UnknownTarget, narrow, same_actor_id
 
 REPO = Path(__file__).resolve().parents[3]
 A42 = "actors/0042_european_30_male"

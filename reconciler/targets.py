@@ -16,9 +16,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
+from reconciler.actor_layout import MAPPING_PREFIX
 from reconciler.errors import UserError
 from reconciler.model import ActorSpec, Desired
-from reconciler.spec.actors import MAPPING_PREFIX
 
 FINAL_DATASET = "final_dataset"
 
