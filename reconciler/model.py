@@ -93,6 +93,19 @@ class MappingSpec:
     min_size_except: tuple[str, ...] = ()
     keep_local: tuple[str, ...] = ()  # globs uploaded but never released (release_local), e.g. a manifest
 
+    @property
+    def local_base(self) -> str:
+        """The local store key every local key of the mapping starts with: "" for the store's root."""
+        return f"{self.local_path}/" if self.local_path else ""
+
+    def local_key(self, rel: str) -> str:
+        """The local store key of relative key `rel`."""
+        return f"{self.local_path}/{rel}" if self.local_path else rel
+
+    def remote_key(self, rel: str) -> str:
+        """The S3 key of relative key `rel`."""
+        return self.s3_prefix + rel
+
 
 class Ownership(enum.StrEnum):
     """Whose a tier is: pixel prunes only where it is exclusively its own."""
