@@ -46,7 +46,7 @@ class Step(enum.StrEnum):
     CONFLICT = "conflict"  # report only (authority: none): a finding, nothing changes
 
 
-_DIRECTED = {
+_DIRECTED: dict[Authority, dict[PairState, Step]] = {
     Authority.LOCAL: {
         PairState.LOCAL_ONLY: Step.PUSH,
         PairState.S3_ONLY: Step.ABSENT,
