@@ -28,7 +28,7 @@ from reconciler.model import (
     Plan,
     Precondition,
 )
-from reconciler.rules import STEPS, Step, classify
+from reconciler.rules import STEPS, PairState, Step, classify
 from reconciler.units import human_bytes
 
 
@@ -295,7 +295,8 @@ def _plan_mapping(spec: MappingSpec, obs: MappingObservation) -> Iterator[Action
         if held_back is not None and (why := held_back(rel)) is not None:
             yield Finding(FindingKind.PROBLEM, spec.name, f"{spec.s3_store}:{spec.remote_key(rel)}", why)
             continue
-        step = STEPS[classify(local, remote), authority]
+        state = classify(local, remote)
+        step = STEPS[state, authority]
         src, dst = (local, remote) if push else (remote, local)
         if step is Step.PUSH or step is Step.PULL:
             assert src is not None
@@ -315,7 +316,7 @@ def _plan_mapping(spec: MappingSpec, obs: MappingObservation) -> Iterator[Action
                 continue
             yield _absent_from_source(spec, rel, dst, push=push)
         elif step is Step.CONFLICT:
-            yield from _report_only(spec, rel, local, remote)
+            yield _report_only(spec, rel, state, local, remote)
 
 
 def _absent_from_source(spec: MappingSpec, rel: str, dst: Entry, *, push: bool) -> Action | Finding:
@@ -337,23 +338,16 @@ def _absent_from_source(spec: MappingSpec, rel: str, dst: Entry, *, push: bool) 
     return Finding(FindingKind.UNMANAGED, spec.name, str(ref), why)
 
 
-def _report_only(spec: MappingSpec, rel: str, local: Entry | None, remote: Entry | None) -> Iterator[Finding]:
+def _report_only(spec: MappingSpec, rel: str, state: PairState, local: Entry | None, remote: Entry | None) -> Finding:
     where = f"{spec.s3_store}:{spec.remote_key(rel)}"
-    if local is not None and remote is None:
-        yield Finding(
-            FindingKind.CONFLICT, spec.name, where, "local only; authority is none, so nothing is uploaded"
-        )
-    elif local is None and remote is not None:
-        yield Finding(
-            FindingKind.CONFLICT, spec.name, where, "S3 only; authority is none, so nothing is downloaded"
-        )
-    elif local is not None and remote is not None and local.md5 != remote.md5:
-        yield Finding(
-            FindingKind.CONFLICT,
-            spec.name,
-            where,
-            f"out of sync: local md5 {short(local.md5)} ≠ S3 md5 {short(remote.md5)}; authority is none",
-        )
+    if state is PairState.LOCAL_ONLY:
+        why = "local only; authority is none, so nothing is uploaded"
+    elif state is PairState.S3_ONLY:
+        why = "S3 only; authority is none, so nothing is downloaded"
+    else:
+        assert local is not None and remote is not None
+        why = f"out of sync: local md5 {short(local.md5)} ≠ S3 md5 {short(remote.md5)}; authority is none"
+    return Finding(FindingKind.CONFLICT, spec.name, where, why)
 
 
 def plan_mappings(desired: Desired, observed: Observed) -> Plan:

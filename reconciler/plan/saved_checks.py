@@ -58,8 +58,8 @@ from reconciler.plan.datasets import SCOPE as DATASETS_SCOPE
 from reconciler.plan.datasets import plan_tier_guards
 from reconciler.plan.final import SCOPE as FINAL_SCOPE
 from reconciler.plan.final import final_deletes
+from reconciler.plan.generated import INVENTORY_SCOPE, REGISTRY_SCOPE
 from reconciler.plan.guards import GuardLimits, prunes
-from reconciler.plan.manifests import INVENTORY_SCOPE, REGISTRY_SCOPE
 from reconciler.spec.targets import narrow
 
 _WRITES = frozenset(
