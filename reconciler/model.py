@@ -106,6 +106,15 @@ class MappingSpec:
         """The S3 key of relative key `rel`."""
         return self.s3_prefix + rel
 
+    def rel_of_remote(self, key: str) -> str | None:
+        """The relative key of S3 key `key`; None outside the prefix (or the prefix itself)."""
+        return key[len(self.s3_prefix) :] or None if key.startswith(self.s3_prefix) else None
+
+    def rel_of_local(self, key: str) -> str | None:
+        """The relative key of local store key `key`; None outside the mapping's directory."""
+        base = self.local_base
+        return key[len(base) :] or None if key.startswith(base) else None
+
 
 class Ownership(enum.StrEnum):
     """Whose a tier is: pixel prunes only where it is exclusively its own."""

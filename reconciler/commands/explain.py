@@ -17,7 +17,6 @@ from reconciler.commands.common import load
 from reconciler.globs import matches
 from reconciler.keys import printable
 from reconciler.model import Action, Desired, Entry, Finding, MappingSpec, Observed, Plan
-from reconciler.observe.observer import local_base
 from reconciler.plan.render import action_line, finding_line
 from reconciler.workflow import observe_and_plan, open_stores
 
@@ -38,7 +37,7 @@ def _entry(entry: Entry | None) -> str:
 
 def _rel(spec: MappingSpec, store: str | None, key: str) -> str | None:
     """The key relative to the mapping, when `key` lies under either of its sides."""
-    sides = ((spec.s3_store, spec.s3_prefix), (spec.local_store, local_base(spec)))
+    sides = ((spec.s3_store, spec.s3_prefix), (spec.local_store, spec.local_base))
     for side_store, base in sides:
         if (store is None or store == side_store) and key.startswith(base) and key != base:
             return key[len(base) :]
@@ -74,8 +73,8 @@ def explain_key(desired: Desired, observed: Observed, plan: Plan, key: str) -> l
         obs = observed.mappings.get(spec.name)
         local = obs.local.get(rel) if obs else None
         remote = obs.remote.get(rel) if obs else None
-        lines.append(f"    local  {spec.local_store}:{local_base(spec)}{rel}: {_entry(local)}")
-        lines.append(f"    remote {spec.s3_store}:{spec.s3_prefix}{rel}: {_entry(remote)}")
+        lines.append(f"    local  {spec.local_store}:{spec.local_key(rel)}: {_entry(local)}")
+        lines.append(f"    remote {spec.s3_store}:{spec.remote_key(rel)}: {_entry(remote)}")
     for tier in desired.tiers:
         if (store is None or store == tier.store) and bare.startswith(tier.prefix):
             covered = True

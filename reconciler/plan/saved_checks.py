@@ -87,10 +87,6 @@ def label(action: Action) -> str:
 # --- 1. where ---------------------------------------------------------------------------------------------
 
 
-def _local_base(spec: MappingSpec) -> str:
-    return f"{spec.local_path}/" if spec.local_path else ""
-
-
 def _on_side(ref: ObjectRef | None, store: str, prefix: str, spec: MappingSpec) -> bool:
     """`ref` is under (store, prefix) and the mapping's include/exclude select it."""
     if ref is None or ref.store != store or not ref.key.startswith(prefix):
@@ -102,9 +98,9 @@ def _on_side(ref: ObjectRef | None, store: str, prefix: str, spec: MappingSpec) 
 def _mapping_problem(desired: Desired, spec: MappingSpec, action: Action) -> str | None:
     name = spec.name
     s3 = (spec.s3_store, spec.s3_prefix)
-    local = (spec.local_store, _local_base(spec))
+    local = (spec.local_store, spec.local_base)
     s3_area = f"{spec.s3_store}:{spec.s3_prefix}"
-    local_area = f"{spec.local_store}:{_local_base(spec)}"
+    local_area = f"{spec.local_store}:{spec.local_base}"
     kind, push = action.kind, spec.authority is Authority.LOCAL
     filtered = " with its include/exclude" if spec.include or spec.exclude else ""
 
