@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 
-from reconciler.model import Authority, Entry
+from reconciler.model import ActionKind, Authority, Entry
 
 
 class PairState(enum.StrEnum):
@@ -72,6 +72,40 @@ STEPS: dict[tuple[PairState, Authority], Step] = {
 def steps_of(authority: Authority) -> frozenset[Step]:
     """Every step a mapping with `authority` can take: what a saved plan's actions may come from."""
     return frozenset(step for (_, a), step in STEPS.items() if a is authority)
+
+
+class Side(enum.StrEnum):
+    LOCAL = "local"
+    S3 = "s3"
+    SCRATCH = "scratch"  # pixel's own space of the S3 store (a swap's parked copy)
+    DELETED = "deleted"  # the side a prune deletes from: S3 on a push, local on a pull
+
+
+# The actions a step becomes, as (kind, target side, source side or None when there is none to check):
+# what the diff plans, and what the later passes make of it (moves turn a push's delete and upload of
+# the same md5 into a server-side move, parking a swap's source in scratch; release-local follows a push;
+# a verify reads what a rehash or release trusts).
+STEP_ACTIONS: dict[Step, tuple[tuple[ActionKind, Side, Side | None], ...]] = {
+    Step.NOTHING: (),
+    Step.CONFLICT: (),
+    Step.PUSH: (
+        (ActionKind.UPLOAD, Side.S3, Side.LOCAL),
+        (ActionKind.MOVE, Side.S3, Side.S3),
+        (ActionKind.COPY, Side.SCRATCH, Side.S3),
+    ),
+    Step.PULL: ((ActionKind.DOWNLOAD, Side.LOCAL, Side.S3),),
+    Step.REHASH: ((ActionKind.REHASH, Side.S3, Side.LOCAL), (ActionKind.VERIFY, Side.S3, Side.LOCAL)),
+    Step.ABSENT: ((ActionKind.DELETE, Side.DELETED, None),),
+}
+RELEASE_ACTION = (ActionKind.RELEASE_LOCAL, Side.LOCAL, Side.S3)  # push with release_local: true only
+
+
+def allowed_actions(authority: Authority, *, release_local: bool) -> dict[ActionKind, tuple[Side, Side | None]]:
+    """The action kinds a mapping may hold, with the sides of their target and source, from its steps."""
+    out = {kind: (target, source) for step in steps_of(authority) for kind, target, source in STEP_ACTIONS[step]}
+    if release_local and Step.PUSH in steps_of(authority):
+        out[RELEASE_ACTION[0]] = RELEASE_ACTION[1:]
+    return out
 
 
 class ManifestStatus(enum.StrEnum):
