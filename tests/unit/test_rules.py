@@ -24,6 +24,7 @@ from reconciler.model import (
     S3StoreSpec,
 )
 from reconciler.plan.diff import plan_mappings
+from reconciler.plan.saved_checks import _mapping_problem
 from reconciler.plan.status import mapping_counts
 from reconciler.rules import STATUSES, ManifestStatus, PairState, classify, manifest_status
 
@@ -47,7 +48,12 @@ def sides(local: Entry | None, remote: Entry | None) -> tuple[dict[str, Entry], 
 
 def plan_says(mapping: MappingSpec, local: Entry | None, remote: Entry | None) -> set[str]:
     here, there = sides(local, remote)
-    p = plan_mappings(desired(mapping), Observed({mapping.name: MappingObservation(here, there)}))
+    world = desired(mapping)
+    p = plan_mappings(world, Observed({mapping.name: MappingObservation(here, there)}))
+    for action in p.actions:
+        # A saved plan holding exactly what the planner made passes the checks (they consult the same
+        # table), but for what the planner itself refuses (a delete under protect: true).
+        assert _mapping_problem(world, mapping, action) is None or p.errors, action
     return {a.kind.value for a in p.actions} | {f.kind.value for f in p.findings}
 
 
@@ -151,3 +157,12 @@ def test_plan_manifest_and_status_agree_for_any_pair(
     if status == ManifestStatus.OUT_OF_SYNC:
         directed = {ActionKind.UPLOAD.value, ActionKind.DOWNLOAD.value, ActionKind.REHASH.value}
         assert planned <= directed | {FindingKind.CONFLICT.value} and len(planned) == 1
+
+
+def test_mapping_keys_round_trip_through_the_model() -> None:
+    pushed = spec(Authority.LOCAL)
+    assert pushed.local_key(REL) == "actors/actor/actor_0.jpg" and pushed.remote_key(REL) == "actors/actor/actor_0.jpg"
+    assert pushed.rel_of_remote(pushed.remote_key(REL)) == REL and pushed.rel_of_local(pushed.local_key(REL)) == REL
+    assert pushed.rel_of_remote("actors/actor/") is None and pushed.rel_of_remote("elsewhere/x") is None
+    root = MappingSpec("root", "disk", "", "bucket", "")
+    assert root.local_key(REL) == REL and root.local_base == "" and root.rel_of_local(REL) == REL
