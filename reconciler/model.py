@@ -94,6 +94,28 @@ class MappingSpec:
     min_size_except: tuple[str, ...] = ()
     keep_local: tuple[str, ...] = ()  # globs uploaded but never released (release_local), e.g. a manifest
 
+    @property
+    def local_base(self) -> str:
+        """The local store key every local key of the mapping starts with: "" for the store's root."""
+        return f"{self.local_path}/" if self.local_path else ""
+
+    def local_key(self, rel: str) -> str:
+        """The local store key of relative key `rel`."""
+        return f"{self.local_path}/{rel}" if self.local_path else rel
+
+    def remote_key(self, rel: str) -> str:
+        """The S3 key of relative key `rel`."""
+        return self.s3_prefix + rel
+
+    def rel_of_remote(self, key: str) -> str | None:
+        """The relative key of S3 key `key`; None outside the prefix (or the prefix itself)."""
+        return key[len(self.s3_prefix) :] or None if key.startswith(self.s3_prefix) else None
+
+    def rel_of_local(self, key: str) -> str | None:
+        """The relative key of local store key `key`; None outside the mapping's directory."""
+        base = self.local_base
+        return key[len(base) :] or None if key.startswith(base) else None
+
 
 class Ownership(enum.StrEnum):
     """Whose a tier is: pixel prunes only where it is exclusively its own."""

@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO, Protocol, cast
 
 from reconciler.apply.final import FinalCompiler
+from reconciler.apply.manifest_writer import ManifestWriter
 from reconciler.manifests import final as final_manifest
-from reconciler.manifests.writer import ManifestWriter
 from reconciler.model import TEMP_PREFIX, Action, ActionKind, Desired, ObjectRef, Precondition
 from reconciler.stores.base import (
     ObjectChanged,
@@ -65,7 +65,7 @@ class ActionRunner:
         self.stores = stores
         # Told of every chunk a transfer reads from its source: progress bars move during a large file.
         self.on_bytes = on_bytes
-        # Renders and writes generated files (reconciler.manifests.writer); kept apart so this module stays small.
+        # Renders and writes generated files (reconciler.apply.manifest_writer); kept apart so this module stays small.
         self.manifests = manifests
         # Builds and publishes the final dataset (reconciler.apply.final); also apart, for the same reason.
         self.compiler = compiler

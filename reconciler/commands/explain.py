@@ -17,8 +17,8 @@ from reconciler.commands.common import load
 from reconciler.globs import matches
 from reconciler.keys import printable
 from reconciler.model import Action, Desired, Entry, Finding, MappingSpec, Observed, Plan
-from reconciler.observe.observer import local_base
 from reconciler.plan.render import action_line, finding_line
+from reconciler.rules import MANIFEST_STATUS, STEPS, PairState, classify
 from reconciler.workflow import observe_and_plan, open_stores
 
 
@@ -38,7 +38,7 @@ def _entry(entry: Entry | None) -> str:
 
 def _rel(spec: MappingSpec, store: str | None, key: str) -> str | None:
     """The key relative to the mapping, when `key` lies under either of its sides."""
-    sides = ((spec.s3_store, spec.s3_prefix), (spec.local_store, local_base(spec)))
+    sides = ((spec.s3_store, spec.s3_prefix), (spec.local_store, spec.local_base))
     for side_store, base in sides:
         if (store is None or store == side_store) and key.startswith(base) and key != base:
             return key[len(base) :]
@@ -54,6 +54,7 @@ def explain_key(desired: Desired, observed: Observed, plan: Plan, key: str) -> l
     store, bare = _split(desired, key)
     lines = [f"{key}:"]
     covered = False
+    unsynced = False  # a side differs or is unknown: "nothing to do" would not mean "both sides agree"
     for spec in desired.mappings:
         rel = _rel(spec, store, bare)
         if rel is None:
@@ -74,8 +75,15 @@ def explain_key(desired: Desired, observed: Observed, plan: Plan, key: str) -> l
         obs = observed.mappings.get(spec.name)
         local = obs.local.get(rel) if obs else None
         remote = obs.remote.get(rel) if obs else None
-        lines.append(f"    local  {spec.local_store}:{local_base(spec)}{rel}: {_entry(local)}")
-        lines.append(f"    remote {spec.s3_store}:{spec.s3_prefix}{rel}: {_entry(remote)}")
+        lines.append(f"    local  {spec.local_store}:{spec.local_key(rel)}: {_entry(local)}")
+        lines.append(f"    remote {spec.s3_store}:{spec.remote_key(rel)}: {_entry(remote)}")
+        if local is not None or remote is not None:
+            state = classify(local, remote)
+            unsynced = unsynced or state is not PairState.SYNCED
+            lines.append(
+                f"    state {state.value} (manifest status {MANIFEST_STATUS[state].value}): "
+                f"under authority {spec.authority.value} the rule is {STEPS[state, spec.authority].value}"
+            )
     for tier in desired.tiers:
         if (store is None or store == tier.store) and bare.startswith(tier.prefix):
             covered = True
@@ -98,6 +106,9 @@ def explain_key(desired: Desired, observed: Observed, plan: Plan, key: str) -> l
             waits = [before for before, after in plan.edges if after == action.id]
             if waits:
                 lines.append(f"    {action.id} waits for: {', '.join(waits)}")
+    elif covered and (unsynced or findings):
+        why = "see the findings" if findings else "the sides differ, and the rule above leaves it"
+        lines.append(f"  the plan: nothing to do ({why})")
     elif covered:
         lines.append("  the plan: nothing to do (both sides agree with the specs)")
     if findings:

@@ -11,9 +11,9 @@ import click
 from reconciler.commands import EXIT_OK
 from reconciler.commands.common import load
 from reconciler.keys import printable
-from reconciler.manifests.actors import STATUSES
-from reconciler.manifests.status import status_document
+from reconciler.plan.status import status_document
 from reconciler.progress import observe_progress
+from reconciler.rules import STATUSES
 from reconciler.units import human_bytes
 from reconciler.workflow import observe_and_plan, open_stores
 

@@ -1,7 +1,8 @@
 """Actor manifests in the seed's format, rendered from the two sides of an actor's mapping.
 
-Status per image: synced (both sides, md5 equal), local_only, s3_only,
-out_of_sync (both sides, content differs). `training_data_updated` is carried
+Status per image: `rules.manifest_status` of the pair (synced, local_only,
+s3_only, out_of_sync; an md5 not yet known on a side reads out_of_sync until the
+plan's rehash learns it). `training_data_updated` is carried
 over from the previous manifest while the entries are unchanged, so a
 re-render of an unchanged actor is byte-identical.
 """
@@ -17,25 +18,9 @@ from typing import Any
 from reconciler.actor_layout import image_template
 from reconciler.manifests.common import dumps, iso_from_ns, s3_url, size_mb, timestamp_from_ns
 from reconciler.model import ActorLayout, ActorSpec, Authority, Entry, MappingSpec, S3StoreSpec
-
-SYNCED = "synced"
-LOCAL_ONLY = "local_only"
-S3_ONLY = "s3_only"
-OUT_OF_SYNC = "out_of_sync"
-STATUSES = (SYNCED, LOCAL_ONLY, S3_ONLY, OUT_OF_SYNC)
+from reconciler.rules import STATUSES, ManifestStatus, manifest_status
 
 _DIGITS = re.compile(r"(\d+)")
-
-
-def status_of(local: Entry | None, remote: Entry | None) -> str:
-    if local is None:
-        return S3_ONLY
-    if remote is None:
-        return LOCAL_ONLY
-    if local.md5 is not None and remote.md5 is not None:
-        return SYNCED if local.md5 == remote.md5 else OUT_OF_SYNC
-    # An md5 S3 does not know yet (multipart ETag): size is all there is to go on until a rehash.
-    return SYNCED if local.size == remote.size else OUT_OF_SYNC
 
 
 def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
@@ -51,8 +36,8 @@ class ActorState:
     orphans: tuple[Entry, ...] = ()
     missing: tuple[str, ...] = ()
     conflicts: tuple[str, ...] = ()
-    counts: Mapping[str, int] = field(default_factory=dict)
-    sizes: Mapping[str, int] = field(default_factory=dict)
+    counts: Mapping[ManifestStatus, int] = field(default_factory=dict)
+    sizes: Mapping[ManifestStatus, int] = field(default_factory=dict)
 
 
 def declared_names(layout: ActorLayout, actor: ActorSpec) -> list[str]:
@@ -78,19 +63,19 @@ def actor_state(
     conflicts = []
     for rel in sorted(local.keys() | remote.keys(), key=natural_key):
         here, there = local.get(rel), remote.get(rel)
-        status = status_of(here, there)
+        status = manifest_status(here, there)
         shown = here if here is not None else there
         assert shown is not None
         mtime_ns = shown.mtime_ns or 0
         counts[status] += 1
         sizes[status] += shown.size
-        if status == OUT_OF_SYNC and mapping.authority is Authority.NONE:
+        if status is ManifestStatus.OUT_OF_SYNC and mapping.authority is Authority.NONE:
             conflicts.append(rel)
         entries.append(
             {
                 "filename": rel.rsplit("/", 1)[-1],
-                "local_path": f"{mapping.local_path}/{rel}",
-                "s3_url": s3_url(s3, mapping.s3_prefix + rel),
+                "local_path": mapping.local_key(rel),
+                "s3_url": s3_url(s3, mapping.remote_key(rel)),
                 "md5_hash": shown.md5,
                 "size_bytes": shown.size,
                 "size_mb": size_mb(shown.size),
@@ -139,10 +124,10 @@ def render_actor_manifest(state: ActorState, actor: ActorSpec, previous: bytes |
         "statistics": {
             "training_images_count": len(entries),
             "training_data_size_mb": size_mb(sum(int(e["size_bytes"]) for e in entries)),
-            "training_synced_count": state.counts.get(SYNCED, 0),
-            "training_local_only_count": state.counts.get(LOCAL_ONLY, 0),
-            "training_s3_only_count": state.counts.get(S3_ONLY, 0),
-            "training_out_of_sync_count": state.counts.get(OUT_OF_SYNC, 0),
+            "training_synced_count": state.counts.get(ManifestStatus.SYNCED, 0),
+            "training_local_only_count": state.counts.get(ManifestStatus.LOCAL_ONLY, 0),
+            "training_s3_only_count": state.counts.get(ManifestStatus.S3_ONLY, 0),
+            "training_out_of_sync_count": state.counts.get(ManifestStatus.OUT_OF_SYNC, 0),
         },
     }
     if state.orphans or state.missing or state.conflicts:

@@ -90,10 +90,6 @@ def _relative(
     return out
 
 
-def local_base(spec: MappingSpec) -> str:
-    return f"{spec.local_path}/" if spec.local_path else ""
-
-
 def _batches(entries: Iterable[Entry]) -> Iterator[list[Entry]]:
     batch: list[Entry] = []
     size = 0
@@ -222,7 +218,7 @@ def observe(
 
 def local_gaps(spec: MappingSpec, problems: Iterable[Problem]) -> tuple[Gap, ...]:
     """The parts of the mapping's local tree that problems say were not observed (relative keys)."""
-    base = local_base(spec)
+    base = spec.local_base
     gaps: dict[str, Gap] = {}
     for problem in problems:
         if problem.store != spec.local_store:
@@ -250,12 +246,12 @@ def _observe_mapping(
 ) -> MappingObservation:
     local_store = stores[spec.local_store]
     remote_store = stores[spec.s3_store]
-    lbase = local_base(spec)
+    lbase = spec.local_base
     local = _relative(local_store.list(lbase), lbase, spec)
     # pixel's own space (lock, scratch, upload records) is never listed as data: the S3 store leaves it out.
     if spec.authority is Authority.LOCAL and isinstance(remote_store, ListsExpecting):
         # Push: the local tree is what S3 should hold, so its keys cut the listing into ranges.
-        listed = remote_store.list_expecting(spec.s3_prefix, (spec.s3_prefix + rel for rel in local))
+        listed = remote_store.list_expecting(spec.s3_prefix, map(spec.remote_key, local))
     else:
         listed = remote_store.list(spec.s3_prefix)
     # The S3 listing mostly waits on the network: the local files are hashed (or found in the cache)

@@ -100,7 +100,7 @@ def strays(
     by_name = {m.name: m for m in desired.mappings}
     for actor in desired.actors:
         mapping = by_name[actor.mapping]
-        base = f"{mapping.local_path}/"
+        base = mapping.local_base
         chosen = {base + rel for rel in selected.get(actor.mapping, ())}
         root = actor_dir(layout, actor.actor_name) + "/"
         found = tuple(e for e in stores[layout.local_store].list(root) if e.key not in chosen)

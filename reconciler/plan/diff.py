@@ -1,8 +1,9 @@
 """plan(desired, observed) -> Plan. Pure: no I/O, no clock, no randomness.
 
-All state rules live here: for each mapping and each relative key, the pair
-(local entry, remote entry) and the mapping's authority decide one action or
-one finding.
+The first pass: for each mapping and each relative key, the pair (local entry,
+remote entry) is classified and the mapping's authority picks the step, both by
+the rules of `reconciler.rules`; this module turns the step into one action or
+one finding, and holds back the keys pixel must not act on (`_held_back`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from reconciler.model import (
     Plan,
     Precondition,
 )
+from reconciler.rules import STEPS, PairState, Step, classify
 from reconciler.units import human_bytes
 
 
@@ -67,14 +69,6 @@ def verify_action(
     )
 
 
-def _local_key(spec: MappingSpec, rel: str) -> str:
-    return f"{spec.local_path}/{rel}" if spec.local_path else rel
-
-
-def _remote_key(spec: MappingSpec, rel: str) -> str:
-    return spec.s3_prefix + rel
-
-
 def _transfer(
     spec: MappingSpec,
     rel: str,
@@ -84,8 +78,8 @@ def _transfer(
     push: bool,
     reason: str,
 ) -> Action:
-    local_ref = ObjectRef(spec.local_store, _local_key(spec, rel))
-    remote_ref = ObjectRef(spec.s3_store, _remote_key(spec, rel))
+    local_ref = ObjectRef(spec.local_store, spec.local_key(rel))
+    remote_ref = ObjectRef(spec.s3_store, spec.remote_key(rel))
     source, target = (local_ref, remote_ref) if push else (remote_ref, local_ref)
     kind = ActionKind.UPLOAD if push else ActionKind.DOWNLOAD
     pre = transfer_precondition(src, dst, local_source=push)
@@ -118,7 +112,7 @@ def _delete(spec: MappingSpec, ref: ObjectRef, entry: Entry, reason: str) -> Act
 
 
 def _rehash(spec: MappingSpec, rel: str, entry: Entry) -> Action:
-    ref = ObjectRef(spec.s3_store, _remote_key(spec, rel))
+    ref = ObjectRef(spec.s3_store, spec.remote_key(rel))
     return Action(
         id=action_id(ActionKind.REHASH, ref),
         kind=ActionKind.REHASH,
@@ -293,31 +287,26 @@ def _renamed_by_server(obs: MappingObservation) -> dict[str, str]:
 
 def _plan_mapping(spec: MappingSpec, obs: MappingObservation) -> Iterator[Action | Finding]:
     push = spec.authority is Authority.LOCAL
-    report_only = spec.authority is Authority.NONE
+    authority = spec.authority
     held_back = _held_back(spec, obs)
     for rel, local, remote in _pairs(obs):
         if local is not None and remote is not None and local.md5 is not None and local.md5 == remote.md5:
-            continue  # in sync: the common case, nothing to do whatever the authority
+            continue  # in sync (PairState.SYNCED): the common case, nothing to do whatever the authority
         if held_back is not None and (why := held_back(rel)) is not None:
-            yield Finding(FindingKind.PROBLEM, spec.name, f"{spec.s3_store}:{_remote_key(spec, rel)}", why)
+            yield Finding(FindingKind.PROBLEM, spec.name, f"{spec.s3_store}:{spec.remote_key(rel)}", why)
             continue
-        if report_only:
-            yield from _report_only(spec, rel, local, remote)
-            continue
+        state = classify(local, remote)
+        step = STEPS[state, authority]
         src, dst = (local, remote) if push else (remote, local)
-        if src is not None and dst is None:
-            yield _transfer(spec, rel, src, None, push=push, reason=f"new file ({human_bytes(src.size)})")
-        elif src is not None and dst is not None:
-            if src.md5 is not None and dst.md5 is not None:
-                if src.md5 != dst.md5:
-                    yield _transfer(spec, rel, src, dst, push=push, reason=_differs_reason(src, dst))
-            elif src.size != dst.size:
-                yield _transfer(spec, rel, src, dst, push=push, reason=_differs_reason(src, dst))
-            else:
-                # Same size, unknown md5 on the S3 side: learn it before deciding.
-                assert remote is not None  # only the S3 side can have an unknown md5
-                yield _rehash(spec, rel, remote)
-        elif dst is not None:
+        if step is Step.PUSH or step is Step.PULL:
+            assert src is not None
+            reason = f"new file ({human_bytes(src.size)})" if dst is None else _differs_reason(src, dst)
+            yield _transfer(spec, rel, src, dst, push=push, reason=reason)
+        elif step is Step.REHASH:
+            assert remote is not None  # only the S3 side can have an unknown md5
+            yield _rehash(spec, rel, remote)
+        elif step is Step.ABSENT:
+            assert dst is not None
             kept = spec.release_local or not spec.prune
             if push and kept and dst.md5 is None:
                 # An S3-only object pixel keeps: learn its md5, or manifests, status and verify never know it.
@@ -326,6 +315,8 @@ def _plan_mapping(spec: MappingSpec, obs: MappingObservation) -> Iterator[Action
                 # Released local copies leave S3 as the only copy by design: absence is not a deletion.
                 continue
             yield _absent_from_source(spec, rel, dst, push=push)
+        elif step is Step.CONFLICT:
+            yield _report_only(spec, rel, state, local, remote)
 
 
 def _absent_from_source(spec: MappingSpec, rel: str, dst: Entry, *, push: bool) -> Action | Finding:
@@ -336,7 +327,7 @@ def _absent_from_source(spec: MappingSpec, rel: str, dst: Entry, *, push: bool) 
     """
     side = "local tree" if push else "bucket"
     dst_store = spec.s3_store if push else spec.local_store
-    dst_key = _remote_key(spec, rel) if push else _local_key(spec, rel)
+    dst_key = spec.remote_key(rel) if push else spec.local_key(rel)
     ref = ObjectRef(dst_store, dst_key)
     if push and spec.prune:
         return _delete(spec, ref, dst, f"not in the {side}; {dst_store} is pruned here")
@@ -347,23 +338,16 @@ def _absent_from_source(spec: MappingSpec, rel: str, dst: Entry, *, push: bool) 
     return Finding(FindingKind.UNMANAGED, spec.name, str(ref), why)
 
 
-def _report_only(spec: MappingSpec, rel: str, local: Entry | None, remote: Entry | None) -> Iterator[Finding]:
-    where = f"{spec.s3_store}:{_remote_key(spec, rel)}"
-    if local is not None and remote is None:
-        yield Finding(
-            FindingKind.CONFLICT, spec.name, where, "local only; authority is none, so nothing is uploaded"
-        )
-    elif local is None and remote is not None:
-        yield Finding(
-            FindingKind.CONFLICT, spec.name, where, "S3 only; authority is none, so nothing is downloaded"
-        )
-    elif local is not None and remote is not None and local.md5 != remote.md5:
-        yield Finding(
-            FindingKind.CONFLICT,
-            spec.name,
-            where,
-            f"out of sync: local md5 {short(local.md5)} ≠ S3 md5 {short(remote.md5)}; authority is none",
-        )
+def _report_only(spec: MappingSpec, rel: str, state: PairState, local: Entry | None, remote: Entry | None) -> Finding:
+    where = f"{spec.s3_store}:{spec.remote_key(rel)}"
+    if state is PairState.LOCAL_ONLY:
+        why = "local only; authority is none, so nothing is uploaded"
+    elif state is PairState.S3_ONLY:
+        why = "S3 only; authority is none, so nothing is downloaded"
+    else:
+        assert local is not None and remote is not None
+        why = f"out of sync: local md5 {short(local.md5)} ≠ S3 md5 {short(remote.md5)}; authority is none"
+    return Finding(FindingKind.CONFLICT, spec.name, where, why)
 
 
 def plan_mappings(desired: Desired, observed: Observed) -> Plan:

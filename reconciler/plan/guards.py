@@ -77,7 +77,7 @@ def prunes(spec: MappingSpec) -> bool:
 def _deleted_side(spec: MappingSpec) -> tuple[str, str]:
     """(store, key prefix) of the side a mapping's prune deletes from."""
     if spec.authority is Authority.S3:
-        return spec.local_store, f"{spec.local_path}/" if spec.local_path else ""
+        return spec.local_store, spec.local_base
     return spec.s3_store, spec.s3_prefix
 
 
@@ -86,7 +86,7 @@ def _covering(desired: Desired, store: str, key: str) -> list[MappingSpec]:
     for spec in desired.mappings:
         for side_store, prefix in (
             (spec.s3_store, spec.s3_prefix),
-            (spec.local_store, f"{spec.local_path}/" if spec.local_path else ""),
+            (spec.local_store, spec.local_base),
         ):
             if side_store == store and key.startswith(prefix):
                 covering.append(spec)

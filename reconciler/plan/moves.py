@@ -57,15 +57,14 @@ def _vacating(
     rather than re-keying every observed object by its full key.
     """
     by_md5: dict[str, list[_Source]] = defaultdict(list)
-    prefix = spec.s3_prefix
     for action in actions:
-        key = action.target.key
-        if action.target.store != spec.s3_store or not key.startswith(prefix):
+        rel = spec.rel_of_remote(action.target.key)
+        if action.target.store != spec.s3_store or rel is None:
             continue
         destroys = action.kind is ActionKind.DELETE or (
             action.kind is ActionKind.UPLOAD and action.change is Change.UPDATE
         )
-        entry = remote.get(key[len(prefix) :])
+        entry = remote.get(rel)
         if destroys and entry is not None and entry.md5 is not None:
             fate = "deletes" if action.kind is ActionKind.DELETE else "overwrites"
             by_md5[entry.md5].append(_Source(action.target.key, entry, action.id, fate))

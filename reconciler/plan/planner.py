@@ -15,7 +15,7 @@ from reconciler.model import Desired, Observed, Plan
 from reconciler.plan.datasets import plan_datasets, plan_tier_guards
 from reconciler.plan.diff import plan_mappings
 from reconciler.plan.final import plan_final
-from reconciler.plan.manifests import plan_manifests
+from reconciler.plan.generated import plan_manifests
 from reconciler.plan.moves import plan_moves
 from reconciler.plan.release import plan_release
 

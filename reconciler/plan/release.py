@@ -21,7 +21,6 @@ from reconciler.model import (
     Authority,
     Change,
     Desired,
-    MappingSpec,
     ObjectRef,
     Observed,
     Plan,
@@ -31,10 +30,6 @@ from reconciler.plan.diff import action_id, short, unobserved, verify_action
 
 # Actions after which the object at their target holds the planned content.
 _WRITERS = frozenset({ActionKind.UPLOAD, ActionKind.MOVE, ActionKind.COPY, ActionKind.REHASH})
-
-
-def _local_key(spec: MappingSpec, rel: str) -> str:
-    return f"{spec.local_path}/{rel}" if spec.local_path else rel
 
 
 def plan_release(desired: Desired, observed: Observed, plan: Plan) -> Plan:
@@ -51,8 +46,8 @@ def plan_release(desired: Desired, observed: Observed, plan: Plan) -> Plan:
                 continue
             if spec.keep_local and matches(rel, spec.keep_local, ()):
                 continue  # keep_local: uploaded, never released
-            remote_ref = ObjectRef(spec.s3_store, spec.s3_prefix + rel)
-            local_ref = ObjectRef(spec.local_store, _local_key(spec, rel))
+            remote_ref = ObjectRef(spec.s3_store, spec.remote_key(rel))
+            local_ref = ObjectRef(spec.local_store, spec.local_key(rel))
             writer = writers.get(remote_ref)
             remote = obs.remote.get(rel)
             if writer is None and (remote is None or remote.md5 != local.md5):

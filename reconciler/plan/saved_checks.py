@@ -7,10 +7,11 @@ have planned. Pure: the current Desired (with its discovered actors) and the
 plan in, the problems out.
 
 1. Where: every action's target (and source) lies where the scope it names
-   manages. A mapping's action lies on the side its kind writes (an upload on
-   the S3 prefix, a download in the local directory, a delete on the pruned
-   side of a pruning, unprotected mapping), under the prefix and selected by
-   the mapping's include/exclude; a parked copy under `.pixel/tmp/`; a
+   manages. A mapping's action is of a kind the planner's own rules table
+   (`rules.allowed_actions`: the steps the mapping's authority takes) gives it,
+   on the side that step writes (an upload on the S3 prefix, a download in the
+   local directory, a delete on the pruned side of a pruning, unprotected
+   mapping), under the prefix and selected by the mapping's include/exclude; a parked copy under `.pixel/tmp/`; a
    manifest write is an actor's manifest. A dataset action is a dataset's
    canonical key from its declared source, or (organise: move) the delete of
    that source. The registry and the inventory are written where the specs say.
@@ -58,8 +59,9 @@ from reconciler.plan.datasets import SCOPE as DATASETS_SCOPE
 from reconciler.plan.datasets import plan_tier_guards
 from reconciler.plan.final import SCOPE as FINAL_SCOPE
 from reconciler.plan.final import final_deletes
+from reconciler.plan.generated import INVENTORY_SCOPE, REGISTRY_SCOPE
 from reconciler.plan.guards import GuardLimits, prunes
-from reconciler.plan.manifests import INVENTORY_SCOPE, REGISTRY_SCOPE
+from reconciler.rules import Side, allowed_actions
 from reconciler.targets import narrow
 
 _WRITES = frozenset(
@@ -87,10 +89,6 @@ def label(action: Action) -> str:
 # --- 1. where ---------------------------------------------------------------------------------------------
 
 
-def _local_base(spec: MappingSpec) -> str:
-    return f"{spec.local_path}/" if spec.local_path else ""
-
-
 def _on_side(ref: ObjectRef | None, store: str, prefix: str, spec: MappingSpec) -> bool:
     """`ref` is under (store, prefix) and the mapping's include/exclude select it."""
     if ref is None or ref.store != store or not ref.key.startswith(prefix):
@@ -100,74 +98,48 @@ def _on_side(ref: ObjectRef | None, store: str, prefix: str, spec: MappingSpec) 
 
 
 def _mapping_problem(desired: Desired, spec: MappingSpec, action: Action) -> str | None:
-    name = spec.name
-    s3 = (spec.s3_store, spec.s3_prefix)
-    local = (spec.local_store, _local_base(spec))
-    s3_area = f"{spec.s3_store}:{spec.s3_prefix}"
-    local_area = f"{spec.local_store}:{_local_base(spec)}"
-    kind, push = action.kind, spec.authority is Authority.LOCAL
-    filtered = " with its include/exclude" if spec.include or spec.exclude else ""
-
-    def target_on(side: tuple[str, str], area: str) -> str | None:
-        if desired.reserves(action.target):
-            return f"lies in pixel's own space of store {action.target.store!r}, which no mapping manages"
-        if _on_side(action.target, *side, spec):
-            return None
-        return f"lies outside what mapping {name!r} manages ({area}{filtered})"
-
-    def source_on(side: tuple[str, str], area: str) -> str | None:
-        if _on_side(action.source, *side, spec) and not (action.source and desired.reserves(action.source)):
-            return None
-        return f"reads {action.source}, outside what mapping {name!r} manages ({area})"
-
-    def in_scratch(ref: ObjectRef | None) -> bool:
-        return ref is not None and ref.store == spec.s3_store and ref.key.startswith(TEMP_PREFIX)
-
+    """The action is one the rules table lets this mapping plan: its kind comes from a step the mapping's
+    authority takes, and its target and source lie on the sides that step writes and reads."""
+    name, kind = spec.name, action.kind
     if kind is ActionKind.WRITE_MANIFEST:
         if any(a.manifest == action.target for a in desired.actors if a.mapping == name):
             return None
         return f"is not the manifest of an actor synced by mapping {name!r}"
-    if spec.authority is Authority.NONE:
+    allowed = allowed_actions(spec.authority, release_local=spec.release_local)
+    if not allowed:
         return f"mapping {name!r} is report-only (authority: none): pixel changes nothing there"
+    if kind not in allowed:
+        return f"mapping {name!r} (authority: {spec.authority.value}) never plans a {kind.value}"
+    target_side, source_side = allowed[kind]
+    s3 = (spec.s3_store, spec.s3_prefix, f"{spec.s3_store}:{spec.s3_prefix}")
+    local = (spec.local_store, spec.local_base, f"{spec.local_store}:{spec.local_base}")
+    sides = {Side.S3: s3, Side.LOCAL: local, Side.DELETED: local if spec.authority is Authority.S3 else s3}
+    filtered = " with its include/exclude" if spec.include or spec.exclude else ""
+
+    def in_scratch(ref: ObjectRef | None) -> bool:
+        return ref is not None and ref.store == spec.s3_store and ref.key.startswith(TEMP_PREFIX)
+
+    if target_side is Side.SCRATCH:
+        if not in_scratch(action.target):
+            return f"a copy of mapping {name!r} may only park a key under {spec.s3_store}:{TEMP_PREFIX}"
+    elif desired.reserves(action.target):
+        return f"lies in pixel's own space of store {action.target.store!r}, which no mapping manages"
+    elif not _on_side(action.target, *sides[target_side][:2], spec):
+        return f"lies outside what mapping {name!r} manages ({sides[target_side][2]}{filtered})"
     if kind is ActionKind.DELETE:
-        side, area = (s3, s3_area) if push else (local, local_area)
-        if problem := target_on(side, area):
-            return problem
         if not prunes(spec):
             setting = "prune_local" if spec.authority is Authority.S3 else "prune"
             return f"mapping {name!r} does not prune ({setting}: true lets pixel delete there)"
         if spec.protect:
             return f"mapping {name!r} is protected (protect: true)"
+    # A rehash or verify may read nothing; the second half of a swap reads the parked copy.
+    unread = kind in (ActionKind.REHASH, ActionKind.VERIFY) and action.source is None
+    if source_side is None or unread or (kind is ActionKind.MOVE and in_scratch(action.source)):
         return None
-    if kind is ActionKind.REHASH or kind is ActionKind.VERIFY:
-        problem = target_on(s3, s3_area)
-        if problem or action.source is None:
-            return problem
-        return source_on(local, local_area)
-    direction = {
-        ActionKind.UPLOAD: push,
-        ActionKind.MOVE: push,
-        ActionKind.COPY: push,
-        ActionKind.RELEASE_LOCAL: push and spec.release_local,
-        ActionKind.DOWNLOAD: spec.authority is Authority.S3,
-    }
-    if not direction.get(kind, False):
-        return f"mapping {name!r} (authority: {spec.authority.value}) never plans a {kind.value}"
-    if kind is ActionKind.UPLOAD:
-        return target_on(s3, s3_area) or source_on(local, local_area)
-    if kind is ActionKind.DOWNLOAD:
-        return target_on(local, local_area) or source_on(s3, s3_area)
-    if kind is ActionKind.RELEASE_LOCAL:
-        return target_on(local, local_area) or source_on(s3, s3_area)
-    if kind is ActionKind.MOVE:
-        problem = target_on(s3, s3_area)
-        if problem or in_scratch(action.source):
-            return problem  # the second half of a swap reads the parked copy
-        return source_on(s3, s3_area)
-    # COPY: a mapping copies only to park a swap's source in pixel's scratch space.
-    if not in_scratch(action.target):
-        return f"a copy of mapping {name!r} may only park a key under {spec.s3_store}:{TEMP_PREFIX}"
-    return source_on(s3, s3_area)
+    store, prefix, area = sides[source_side]
+    if _on_side(action.source, store, prefix, spec) and not (action.source and desired.reserves(action.source)):
+        return None
+    return f"reads {action.source}, outside what mapping {name!r} manages ({area})"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from reconciler.manifests.actors import S3_ONLY
 from reconciler.manifests.common import iso_ms_from_ns
+from reconciler.rules import ManifestStatus
 from reconciler.service.models import ActorSummary, TrainingData, TrainingImage
 
 _INDEX = re.compile(r"_(\d+)\.[^./]+$")
@@ -34,7 +34,7 @@ def training_data(actor_id: str, manifest: Mapping[str, Any], local_root: Path) 
                 index=image_index(str(e["filename"]), position),
                 filename=e["filename"],
                 s3_url=e["s3_url"],
-                local_exists=e["status"] != S3_ONLY,
+                local_exists=e["status"] != ManifestStatus.S3_ONLY,
                 local_path=str(local_root / e["local_path"]),
                 md5_hash=e["md5_hash"],
                 size_mb=e["size_mb"],

@@ -147,7 +147,7 @@ def add_images(service: Service, raw_id: str, files: Sequence[tuple[str, bytes]]
                 409,
                 f"the actor's images pattern {mapping.include[0]!r} does not select {names[0]}; nothing was written",
             )
-        keys = [f"{mapping.local_path}/{name}" for name in names]
+        keys = [mapping.local_key(name) for name in names]
         _write_all(store, keys, [body for _, body in files])
         try:
             _apply(ws, actor, lost)
@@ -163,11 +163,11 @@ def s3_delete_refusal(ws: Workspace, mapping: MappingSpec, actor: ActorSpec, rem
     if mapping.authority is not Authority.LOCAL:
         return f"actor {actor.actor_id}'s authority is {mapping.authority.value}: pixel never deletes its S3 images"
     delete = Action(
-        id=action_id(ActionKind.DELETE, ObjectRef(mapping.s3_store, mapping.s3_prefix + remote.key)),
+        id=action_id(ActionKind.DELETE, ObjectRef(mapping.s3_store, mapping.remote_key(remote.key))),
         kind=ActionKind.DELETE,
         change=Change.DELETE,
         mapping=mapping.name,
-        target=ObjectRef(mapping.s3_store, mapping.s3_prefix + remote.key),
+        target=ObjectRef(mapping.s3_store, mapping.remote_key(remote.key)),
         reason="removed through the API",
         precondition=Precondition(target_etag=remote.etag),
     )
@@ -191,7 +191,7 @@ def remove_image(service: Service, raw_id: str, filename: str) -> Rendered:
             )
         if local is not None:
             try:
-                ws.stores[mapping.local_store].delete(f"{mapping.local_path}/{filename}", if_match=local.etag)
+                ws.stores[mapping.local_store].delete(mapping.local_key(filename), if_match=local.etag)
             except StoreError as exc:
                 raise ServiceError(409, f"could not delete the local file: {exc}; nothing was deleted") from exc
         _apply(ws, actor, lost)

@@ -6,8 +6,8 @@ from typing import Any
 
 from reconciler.apply.history import last_apply
 from reconciler.apply.session import managed_s3_stores
-from reconciler.manifests.actors import STATUSES
 from reconciler.model import S3StoreSpec
+from reconciler.rules import STATUSES
 from reconciler.service.state import Snapshot, dataset_entries
 from reconciler.units import human_bytes
 

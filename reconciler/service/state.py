@@ -23,7 +23,6 @@ from reconciler.errors import UserError
 from reconciler.manifests.actors import render_actor_manifest
 from reconciler.manifests.common import s3_uri
 from reconciler.manifests.registry import resolves_to
-from reconciler.manifests.status import status_document
 from reconciler.model import (
     ActorLayout,
     ActorSpec,
@@ -37,7 +36,8 @@ from reconciler.model import (
 )
 from reconciler.observe.world import read_generated
 from reconciler.plan.datasets import tier_entry
-from reconciler.plan.manifests import state_for
+from reconciler.plan.generated import state_for
+from reconciler.plan.status import status_document
 from reconciler.service.documents import BadManifest, training_data
 from reconciler.service.models import DatasetEntry, Resolution, TrainingData
 from reconciler.stores.base import StoreError

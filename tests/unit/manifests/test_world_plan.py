@@ -10,10 +10,10 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from reconciler.apply import ActionRunner, execute
-from reconciler.manifests.status import status_document
 from reconciler.model import ActionKind, FindingKind
 from reconciler.plan.graph import build_graph
 from reconciler.plan.guards import GuardLimits, check
+from reconciler.plan.status import status_document
 from reconciler.spec import load_schema
 from reconciler.stores.memory import MemoryStore
 from tests.unit.manifests.world import ACTOR, ACTOR_DIR, S3_DIR, World, build, jpeg, md5

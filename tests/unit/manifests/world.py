@@ -9,7 +9,7 @@ from pathlib import Path
 
 from reconciler.apply import ActionRunner, execute
 from reconciler.apply.executor import ApplyResult
-from reconciler.manifests.writer import ManifestWriter
+from reconciler.apply.manifest_writer import ManifestWriter
 from reconciler.model import Desired, Observed, Plan
 from reconciler.observe import StreamingHasher, observe
 from reconciler.observe.world import expand_actors

@@ -47,3 +47,25 @@ def test_moves_show_what_they_wait_for_and_findings_are_listed() -> None:
     assert "delete:pixel-data:datasets/acquired/mix.jsonl waits for: move:" in moved
     conflict = "\n".join(explain_key(fixed_desired(), observed(), plan, "pixel-data:actors/0042/0042_3.jpg"))
     assert "authority none" in conflict and "! conflict" in conflict
+
+
+def test_explain_states_the_pair_as_the_rules_classify_it() -> None:
+    update = "\n".join(explain_key(fixed_desired(), observed(), fixed_plan(), "datasets/gdrive/raw/notes.json"))
+    assert "state different (manifest status out_of_sync): under authority local the rule is push" in update
+    same = "\n".join(explain_key(fixed_desired(), observed(), fixed_plan(), "datasets/gdrive/raw/same.json"))
+    assert "state s3_only (manifest status s3_only)" in same and "both sides agree" not in same
+
+
+def test_a_report_only_conflict_is_not_called_agreeing() -> None:
+    seen = Observed(
+        mappings={
+            "raw": MappingObservation(local={}, remote={}),
+            "actors": MappingObservation(
+                local={"0042/0042_3.jpg": Entry("0042/0042_3.jpg", 5, MD5_A)},
+                remote={"0042/0042_3.jpg": Entry("0042/0042_3.jpg", 5, None)},
+            ),
+        }
+    )
+    text = "\n".join(explain_key(fixed_desired(), seen, fixed_plan(), "pixel-data:actors/0042/0042_3.jpg"))
+    assert "state unknown (manifest status out_of_sync): under authority none the rule is conflict" in text
+    assert "both sides agree" not in text

@@ -1,4 +1,4 @@
-"""`pixel status`: the seed's sync-status check as counts, from the same classification as the manifests.
+"""`pixel status`: the seed's sync-status check as counts, from `rules.manifest_status` like the manifests.
 
 Pure: observed state in, a JSON-ready document out. Per tier (summed over the
 mappings whose S3 side lies in it) and per actor: count and bytes of synced,
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.manifests.actors import STATUSES, status_of
 from reconciler.manifests.final import summary_of
 from reconciler.model import ActionKind, Desired, FindingKind, MappingObservation, MappingSpec, Observed, Plan, tier_of
 from reconciler.plan.datasets import SCOPE
-from reconciler.plan.manifests import state_for
+from reconciler.plan.generated import state_for
+from reconciler.rules import STATUSES, manifest_status
 
 _ORGANISE = frozenset({ActionKind.COPY, ActionKind.MOVE, ActionKind.UPLOAD})
 
@@ -28,12 +28,12 @@ def mapping_counts(
     """Files per status; keys the dataset registry owns are the registry's to count, not the mapping's."""
     counts = _zero()
     for rel in obs.local.keys() | obs.remote.keys():
-        if rel not in obs.local and mapping is not None and (mapping.s3_store, mapping.s3_prefix + rel) in owned:
+        if rel not in obs.local and mapping is not None and (mapping.s3_store, mapping.remote_key(rel)) in owned:
             continue  # organised there by the registry: not the mapping's S3-only file (the plan agrees)
         local, remote = obs.local.get(rel), obs.remote.get(rel)
         shown = local if local is not None else remote
         assert shown is not None
-        slot = counts[status_of(local, remote)]
+        slot = counts[manifest_status(local, remote)]
         slot["count"] += 1
         slot["bytes"] += shown.size
     return counts

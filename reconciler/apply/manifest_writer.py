@@ -71,10 +71,10 @@ class ManifestWriter:
         s3 = self.desired.stores[mapping.s3_store]
         assert isinstance(s3, S3StoreSpec)
         local_store = self.stores[mapping.local_store]
-        local = _side(local_store, f"{mapping.local_path}/", mapping)
+        local = _side(local_store, mapping.local_base, mapping)
         local = {
             rel: dataclasses.replace(
-                e, md5=self.hasher.md5(local_store, dataclasses.replace(e, key=f"{mapping.local_path}/{rel}"))
+                e, md5=self.hasher.md5(local_store, dataclasses.replace(e, key=mapping.local_key(rel)))
             )
             for rel, e in local.items()
         }
