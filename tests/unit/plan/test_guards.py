@@ -21,13 +21,14 @@ from reconciler.model import (
     Plan,
     Precondition,
     S3StoreSpec,
+    StoreSpec,
 )
 from reconciler.observe import StreamingHasher, observe
 from reconciler.plan import plan as make_plan
 from reconciler.plan.guards import GuardLimits, check
 from reconciler.stores.memory import MemoryStore
 
-STORES = {"disk": LocalStoreSpec("disk", "/x"), "s3": S3StoreSpec("s3", "bucket")}
+STORES: dict[str, StoreSpec] = {"disk": LocalStoreSpec("disk", "/x"), "s3": S3StoreSpec("s3", "bucket")}
 
 
 def desired(*mappings: MappingSpec) -> Desired:
