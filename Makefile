@@ -19,6 +19,7 @@ install: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check reconciler tests bench
 	$(BIN)/mypy --strict reconciler
+	$(BIN)/mypy tests bench
 
 test: lint
 	$(BIN)/pytest -q tests

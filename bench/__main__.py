@@ -148,16 +148,16 @@ def median(values: Sequence[float]) -> float:
 
 def summarise(per_run: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
     """{tool: {case: {metric: median over runs}}}."""
-    out: dict[str, dict[str, dict[str, float]]] = {}
+    out: dict[str, dict[str, dict[str, list[float]]]] = {}
     for record in per_run:
         tool = out.setdefault(record["tool"], {})
         for case, metrics in record.items():
             if isinstance(metrics, dict):
                 for metric, value in metrics.items():
                     if isinstance(value, int | float):
-                        tool.setdefault(case, {}).setdefault(metric, []).append(value)  # type: ignore[arg-type]
+                        tool.setdefault(case, {}).setdefault(metric, []).append(value)
     return {
-        tool: {case: {m: median(v) for m, v in metrics.items()} for case, metrics in cases.items()}  # type: ignore[arg-type]
+        tool: {case: {m: median(v) for m, v in metrics.items()} for case, metrics in cases.items()}
         for tool, cases in out.items()
     }
 

@@ -17,8 +17,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 SOURCES = ("alpha", "beta", "gamma", "delta")
 
@@ -67,6 +68,10 @@ def _write_sources(work: Path, mib: int) -> list[Path]:
     return paths
 
 
+def _opener(path: Path) -> Callable[[], BinaryIO]:
+    return lambda: path.open("rb")
+
+
 def setup(endpoint: str, bucket: str, work: Path, mib: int) -> Path:
     from reconciler.model import S3StoreSpec
     from reconciler.observe import StreamingHasher
@@ -82,7 +87,7 @@ def setup(endpoint: str, bucket: str, work: Path, mib: int) -> Path:
         entry = local.stat(path.name)
         assert entry is not None
         md5 = hasher.md5(local, entry)
-        s3.write(f"datasets/processed/bench/{path.name}", lambda p=path: p.open("rb"), size=entry.size, md5=md5,
+        s3.write(f"datasets/processed/bench/{path.name}", _opener(path), size=entry.size, md5=md5,
                  if_absent=s3.stat(f"datasets/processed/bench/{path.name}") is None)
         path.unlink()  # the compile reads S3, not these
     specs = work / "specs"

@@ -78,7 +78,7 @@ def s3fs_buffered(endpoint: str, bucket: str, target: str, _: argparse.Namespace
     paths = sorted(fs.find(f"{bucket}/{target}")) if target.endswith("/") else [f"{bucket}/{target}"]
     for path in paths:
         with fs.open(path, "rb") as raw:
-            for line in io.BufferedReader(raw, 8 * CHUNK):  # type: ignore[arg-type]
+            for line in io.BufferedReader(raw, 8 * CHUNK):
                 if line.strip():
                     yield len(orjson.loads(line))
 

@@ -1,14 +1,19 @@
 """The `pixel` command: parse arguments, call a command function, exit with its code.
 
-Each command imports its module when it runs: `pixel plan` on every pull request
-should not pay for the apply machinery (networkx, the lock, the executor) at start-up.
+Each click command calls its function in `reconciler.commands` directly, with typed arguments, and
+returns the exit code; `command()` registers it with the flags every command shares and `_exits`
+around it (logging, the env file, UserError as one message). Each command imports its module when it
+runs: `pixel plan` on every pull request should not pay for the apply machinery (networkx, the lock,
+the executor) at start-up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -20,6 +25,7 @@ from reconciler.logs import configure_logging
 from reconciler.plan.guards import DEFAULT_MAX_DELETE, GuardLimits
 
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
 
 
 def _inherit(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -34,6 +40,31 @@ def _inherit(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
             return parent.params[name]
         parent = parent.parent
     return value
+
+
+@dataclass
+class _Shared:
+    """The flags `_exits` acts on, so no command function's signature has to carry them."""
+
+    log_format: str = "console"
+    verbose: bool = False
+    quiet: bool = False
+    env_file: Path | None = None
+
+
+def _shared(ctx: click.Context) -> _Shared:
+    # ctx.meta is one dict for the group's context and the subcommand's.
+    shared = ctx.meta.setdefault("pixel.shared", _Shared())
+    assert isinstance(shared, _Shared)
+    return shared
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """Keep a shared flag for `_exits`: given after the subcommand wins, a default there does not undo one before it."""
+    name = param.name
+    assert name is not None
+    if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT or ctx.parent is None:
+        setattr(_shared(ctx), name, value)
 
 
 def common_options(fn: F) -> F:
@@ -51,7 +82,8 @@ def common_options(fn: F) -> F:
         type=click.Choice(["console", "json"]),
         default="console",
         show_default=True,
-        callback=_inherit,
+        callback=_remember,
+        expose_value=False,
         help="Log lines on stderr: human console output or JSON lines.",
     )(fn)
     fn = click.option(
@@ -59,39 +91,58 @@ def common_options(fn: F) -> F:
         type=click.Path(dir_okay=False, path_type=Path),
         envvar="PIXEL_ENV_FILE",
         default=None,
-        callback=_inherit,
+        callback=_remember,
+        expose_value=False,
         help="Load this dotenv file (KEY=value lines) into the environment first; set variables win. "
         "Env: PIXEL_ENV_FILE.",
     )(fn)
-    fn = click.option("-v", "--verbose", is_flag=True, callback=_inherit, help="Debug logging.")(fn)
+    fn = click.option("-v", "--verbose", is_flag=True, callback=_remember, expose_value=False, help="Debug logging.")(
+        fn
+    )
     fn = click.option(
-        "-q", "--quiet", is_flag=True, callback=_inherit, help="Only warnings and errors on stderr."
+        "-q",
+        "--quiet",
+        is_flag=True,
+        callback=_remember,
+        expose_value=False,
+        help="Only warnings and errors on stderr.",
     )(fn)
     return fn
 
 
-def run(
-    fn: Callable[..., int],
-    *args: Any,
-    log_format: str,
-    verbose: bool,
-    quiet: bool,
-    env_file: Path | None = None,
-    **kwargs: Any,
-) -> None:
-    """Load the env file, configure logging, call the command, turn UserError into one message and exit 1."""
-    configure_logging(log_format, verbose, quiet)
-    progress.configure(quiet=quiet)
-    try:
-        if env_file is not None:
-            from reconciler.envfile import load_env_file
+def _exits(fn: Callable[P, int]) -> Callable[P, NoReturn]:
+    """Load the env file, configure logging, call the command, turn UserError into one message and exit 1;
+    exit with the code the command returned."""
 
-            load_env_file(env_file)
-        code = fn(*args, **kwargs)
-    except UserError as exc:
-        error(str(exc))
-        code = commands.EXIT_ERROR
-    raise SystemExit(code)
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> NoReturn:
+        shared = _shared(click.get_current_context())
+        configure_logging(shared.log_format, shared.verbose, shared.quiet)
+        progress.configure(quiet=shared.quiet)
+        try:
+            if shared.env_file is not None:
+                from reconciler.envfile import load_env_file
+
+                load_env_file(shared.env_file)
+            code = fn(*args, **kwargs)
+        except UserError as exc:
+            error(str(exc))
+            code = commands.EXIT_ERROR
+        raise SystemExit(code)
+
+    return run
+
+
+def format_option(choices: Sequence[str], help: str) -> Callable[[F], F]:
+    """--format: what each command can render differs, the option does not (the first choice is the default)."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(list(choices)),
+        default=choices[0],
+        show_default=True,
+        help=help,
+    )
 
 
 rehash_all_option = click.option(
@@ -151,34 +202,6 @@ parallelism_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="pixel-reconciler", prog_name="pixel")
-@common_options
-def main(**_: Any) -> None:
-    """pixel: declare where training data must live; plan and apply the difference.
-
-    Exit codes: 0 success (no changes with --detailed-exitcode), 1 error, 2 changes present
-    (plan --detailed-exitcode).
-    """
-
-
-@main.command()
-@common_options
-def validate(specs: Path, **log: Any) -> None:
-    """Check the specs against their schemas without touching any store."""
-    from reconciler.commands.validate import validate as validate_command
-
-    run(validate_command, specs, **log)
-
-
-plan_format_option = click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "markdown", "json"]),
-    default="text",
-    show_default=True,
-    help="text for a terminal, markdown for a pull-request comment, json (schemas/plan.schema.json) for tools.",
-)
 def observe_options(fn: F) -> F:
     """How the S3 side is observed: listed, or read from S3 Inventory reports (see docs/scale.md)."""
     fn = click.option(
@@ -203,9 +226,43 @@ compact_option = click.option(
     "--compact", is_flag=True, help="Text: fold more than 10 like actions under one prefix into one line."
 )
 
+plan_format_option = format_option(
+    ["text", "markdown", "json"],
+    "text for a terminal, markdown for a pull-request comment, json (schemas/plan.schema.json) for tools.",
+)
 
-@main.command()
+plan_file_option = click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pixel-reconciler", prog_name="pixel")
 @common_options
+def main(specs: Path) -> None:
+    """pixel: declare where training data must live; plan and apply the difference.
+
+    Exit codes: 0 success (no changes with --detailed-exitcode), 1 error, 2 changes present
+    (plan --detailed-exitcode).
+    """
+
+
+def command(name: str | None = None) -> Callable[[Callable[P, int]], click.Command]:
+    """A subcommand of `main`: the shared flags, and `_exits` around its function that returns an exit code."""
+
+    def register(fn: Callable[P, int]) -> click.Command:
+        return main.command(name)(common_options(_exits(fn)))
+
+    return register
+
+
+@command()
+def validate(specs: Path) -> int:
+    """Check the specs against their schemas without touching any store."""
+    from reconciler.commands.validate import validate as validate_command
+
+    return validate_command(specs)
+
+
+@command()
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are.")
 @parallelism_option
 @rehash_all_option
@@ -235,13 +292,11 @@ def plan(
     targets: tuple[str, ...],
     observe_mode: str,
     relist: tuple[str, ...],
-    **log: Any,
-) -> None:
+) -> int:
     """Show what apply would do. Reads only; takes no lock."""
     from reconciler.commands.plan import plan as plan_command
 
-    run(
-        plan_command,
+    return plan_command(
         specs,
         detailed_exitcode=detailed_exitcode,
         parallelism=parallelism,
@@ -253,12 +308,10 @@ def plan(
         targets=targets,
         observe_mode=observe_mode,
         relist=relist,
-        **log,
     )
 
 
-@main.command()
-@common_options
+@command()
 @click.option("--auto-approve", is_flag=True, help="Skip the interactive 'yes' confirmation.")
 @parallelism_option
 @rehash_all_option
@@ -269,13 +322,9 @@ def plan(
     default="0",
     help="Wait this long (e.g. 30s, 5m) for another apply's lock instead of failing at once.",
 )
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "markdown", "json"]),
-    default="text",
-    show_default=True,
-    help="text; markdown (the plan as a PR comment, then the text report); or a JSON report on stdout "
+@format_option(
+    ["text", "markdown", "json"],
+    "text; markdown (the plan as a PR comment, then the text report); or a JSON report on stdout "
     "(done / failed with error code / skipped) for CI.",
 )
 @compact_option
@@ -302,7 +351,7 @@ def plan(
     help="--executor dask: at most this many actions in one cluster task.",
 )
 @observe_options
-@click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@plan_file_option
 def apply(
     specs: Path,
     auto_approve: bool,
@@ -321,8 +370,7 @@ def apply(
     observe_mode: str,
     relist: tuple[str, ...],
     plan_file: Path | None,
-    **log: Any,
-) -> None:
+) -> int:
     """Plan, confirm, then carry out the plan in dependency order.
 
     With PLAN_FILE (from `pixel plan -out`): apply exactly that plan without a prompt, or refuse
@@ -332,8 +380,7 @@ def apply(
     from reconciler.apply.session import LockOptions
     from reconciler.commands.apply import apply as apply_command
 
-    run(
-        apply_command,
+    return apply_command(
         specs,
         auto_approve=auto_approve,
         parallelism=parallelism,
@@ -349,43 +396,35 @@ def apply(
         batch_actions=batch_actions,
         observe_mode=observe_mode,
         relist=relist,
-        **log,
     )
 
 
-@main.command()
-@common_options
+@command()
 @plan_format_option
 @compact_option
 @click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path))
-def show(specs: Path, output_format: str, compact: bool, plan_file: Path, **log: Any) -> None:
+def show(specs: Path, output_format: str, compact: bool, plan_file: Path) -> int:
     """Render a plan saved with `pixel plan -out FILE`. Touches no store."""
     from reconciler.commands.show import show as show_command
 
-    run(show_command, plan_file, output_format=output_format, compact=compact, **log)
+    return show_command(plan_file, output_format=output_format, compact=compact)
 
 
-@main.command()
-@common_options
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["dot", "mermaid"]),
-    default="dot",
-    show_default=True,
-    help="Graphviz dot (pipe into `dot -Tsvg`) or a Mermaid flowchart (renders in GitHub markdown).",
+@command()
+@format_option(
+    ["dot", "mermaid"],
+    "Graphviz dot (pipe into `dot -Tsvg`) or a Mermaid flowchart (renders in GitHub markdown).",
 )
 @parallelism_option
-@click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-def graph(specs: Path, output_format: str, parallelism: int, plan_file: Path | None, **log: Any) -> None:
+@plan_file_option
+def graph(specs: Path, output_format: str, parallelism: int, plan_file: Path | None) -> int:
     """The action DAG, one cluster per mapping or tier: from PLAN_FILE, or planned from the specs now."""
     from reconciler.commands.graph import graph as graph_command
 
-    run(graph_command, specs, plan_file, output_format=output_format, parallelism=parallelism, **log)
+    return graph_command(specs, plan_file, output_format=output_format, parallelism=parallelism)
 
 
-@main.command("import")
-@common_options
+@command("import")
 @click.option(
     "--specs-out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -394,56 +433,48 @@ def graph(specs: Path, output_format: str, parallelism: int, plan_file: Path | N
 )
 @click.option("--force", is_flag=True, help="Overwrite --specs-out if it exists.")
 @click.argument("target", metavar="STORE:PREFIX")
-def import_(specs: Path, specs_out: Path | None, force: bool, target: str, **log: Any) -> None:
+def import_(specs: Path, specs_out: Path | None, force: bool, target: str) -> int:
     """Write a starting spec (tiers and categories from the key structure) for data already under
     STORE:PREFIX; STORE is an S3 store declared in --specs. Planning against it shows No changes."""
     from reconciler.commands.import_ import import_prefix as import_command
 
-    run(import_command, specs, target, specs_out=specs_out, force=force, **log)
+    return import_command(specs, target, specs_out=specs_out, force=force)
 
 
-@main.command()
-@common_options
+@command()
 @parallelism_option
 @click.argument("key")
-def explain(specs: Path, parallelism: int, key: str, **log: Any) -> None:
+def explain(specs: Path, parallelism: int, key: str) -> int:
     """Why the plan does what it does to KEY (an S3 key or local path, optionally STORE:KEY). Reads only."""
     from reconciler.commands.explain import explain as explain_command
 
-    run(explain_command, specs, key, parallelism=parallelism, **log)
+    return explain_command(specs, key, parallelism=parallelism)
 
 
-@main.command()
-@common_options
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "markdown", "json"]),
-    default="text",
-    show_default=True,
-    help="A table per tier, actor and mapping (markdown: fenced for a PR comment), or one JSON document on stdout.",
+@command()
+@format_option(
+    ["text", "markdown", "json"],
+    "A table per tier, actor and mapping (markdown: fenced for a PR comment), or one JSON document on stdout.",
 )
 @parallelism_option
-def status(specs: Path, output_format: str, parallelism: int, **log: Any) -> None:
+def status(specs: Path, output_format: str, parallelism: int) -> int:
     """Sync status per tier and per actor: synced / local_only / s3_only / out_of_sync, orphans, missing. Reads only."""
     from reconciler.commands.status import status as status_command
 
-    run(status_command, specs, output_format=output_format, parallelism=parallelism, **log)
+    return status_command(specs, output_format=output_format, parallelism=parallelism)
 
 
-@main.command("force-unlock")
-@common_options
+@command("force-unlock")
 @click.option("--store", default=None, help="Only this S3 store of the specs (default: every one).")
 @click.argument("lock_id")
-def force_unlock(specs: Path, store: str | None, lock_id: str, **log: Any) -> None:
+def force_unlock(specs: Path, store: str | None, lock_id: str) -> int:
     """Remove a stuck apply lock; only when LOCK_ID names its current holder."""
     from reconciler.commands.force_unlock import unlock as force_unlock_command
 
-    run(force_unlock_command, specs, lock_id, store=store, **log)
+    return force_unlock_command(specs, lock_id, store=store)
 
 
-@main.command()
-@common_options
+@command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; loopback unless told otherwise.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
 @click.option(
@@ -460,44 +491,34 @@ def force_unlock(specs: Path, store: str | None, lock_id: str, **log: Any) -> No
     type=click.FloatRange(0),
     help="Seconds a status observation (the page, /api/status) is reused.",
 )
-def serve(specs: Path, host: str, port: int, max_image_bytes: int, status_ttl: float, **log: Any) -> None:
+def serve(specs: Path, host: str, port: int, max_image_bytes: int, status_ttl: float) -> int:
     """Serve the actor training-data API (seed 004) and a status page. Mutations need PIXEL_API_TOKEN."""
     from reconciler.commands.serve import serve as serve_command
 
-    run(serve_command, specs, host=host, port=port, max_image_bytes=max_image_bytes, status_ttl=status_ttl, **log)
+    return serve_command(specs, host=host, port=port, max_image_bytes=max_image_bytes, status_ttl=status_ttl)
 
 
-@main.command()
-@common_options
+@command()
 @click.option("--download", is_flag=True, help="Stream every object and recompute its md5 (reads all the bytes).")
 @parallelism_option
-def verify(specs: Path, download: bool, parallelism: int, **log: Any) -> None:
+def verify(specs: Path, download: bool, parallelism: int) -> int:
     """Re-check the md5 recorded for every managed S3 object; exit 1 on any mismatch."""
     from reconciler.commands.verify import verify as verify_command
 
-    run(verify_command, specs, download=download, parallelism=parallelism, **log)
+    return verify_command(specs, download=download, parallelism=parallelism)
 
 
-@main.command()
-@common_options
+@command()
 @click.option("--tier", default=None, help="Only the datasets that resolve to this tier now.")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="A table, or a JSON array (name, tier, keys, size, md5, status) on stdout.",
-)
-def datasets(specs: Path, tier: str | None, output_format: str, **log: Any) -> None:
+@format_option(["text", "json"], "A table, or a JSON array (name, tier, keys, size, md5, status) on stdout.")
+def datasets(specs: Path, tier: str | None, output_format: str) -> int:
     """The registered datasets: the tier, key(s), size and md5 each resolves to now. Reads only."""
     from reconciler.commands.datasets import datasets as datasets_command
 
-    run(datasets_command, specs, tier=tier, output_format=output_format, **log)
+    return datasets_command(specs, tier=tier, output_format=output_format)
 
 
-@main.command()
-@common_options
+@command()
 @click.option("--limit", type=click.IntRange(0), default=None, help="Stop after N records.")
 @click.option("--category", default=None, help="For a file name: look under this category first (the seed's).")
 @click.option(
@@ -508,8 +529,8 @@ def datasets(specs: Path, tier: str | None, output_format: str, **log: Any) -> N
     help="A malformed record: stop with its key and line, or skip it (counted in a warning).",
 )
 @click.argument("name")
-def cat(specs: Path, limit: int | None, category: str | None, on_error: str, name: str, **log: Any) -> None:
+def cat(specs: Path, limit: int | None, category: str | None, on_error: str, name: str) -> int:
     """Stream the records of dataset NAME to stdout as JSON lines (through the verified cache)."""
     from reconciler.commands.datasets import cat as cat_command
 
-    run(cat_command, specs, name, category=category, limit=limit, on_error=on_error, **log)
+    return cat_command(specs, name, category=category, limit=limit, on_error=on_error)

@@ -1,6 +1,8 @@
-"""Wiring the edges to the core: specs -> stores -> observed -> plan.
+"""Wiring the edges to the core: Desired -> stores opened and checked, actors discovered -> Observed -> plan.
 
-Commands call these; the planner itself stays pure in `reconciler.plan.diff`.
+Commands and the service call these. Everything here may do I/O (stores, the hash cache, S3 Inventory
+reports) so that the planner (`reconciler.plan.plan`, the passes of `plan/planner.py`) does none; the delete
+guards run here against the full specs, even under --target.
 """
 
 from __future__ import annotations

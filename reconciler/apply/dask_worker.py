@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.apply.executor import DONE, FAILED, SKIPPED, Outcome, execute
+from reconciler.apply.executor import DONE, FAILED, SKIPPED, Outcome, OutcomeStatus, execute
 from reconciler.apply.runner import build_runner
 from reconciler.model import Action, Desired, Plan, StoreSpec
 from reconciler.plan.graph import build_graph
@@ -52,7 +52,7 @@ class Settled:
     """An Outcome without its Action: the driver holds the actions, the wire carries only this."""
 
     id: str
-    status: str
+    status: OutcomeStatus
     error: str = ""
     code: str = ""
     attempts: int = 0

@@ -9,6 +9,7 @@ executor knows nothing of S3 or files: the work is injected as `run`.
 
 from __future__ import annotations
 
+import enum
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -25,13 +26,22 @@ from reconciler.plan.graph import action_of, build_graph
 from reconciler.stores.base import Store, StoreError, TransientStoreError
 from reconciler.stores.retry import RetryPolicy, retrying
 
-DONE, FAILED, SKIPPED = "done", "failed", "skipped"
+
+class OutcomeStatus(enum.StrEnum):
+    """What became of one action; the values are the apply report's (`--format json`) and history's words."""
+
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+DONE, FAILED, SKIPPED = OutcomeStatus.DONE, OutcomeStatus.FAILED, OutcomeStatus.SKIPPED
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     action: Action
-    status: str  # done | failed | skipped
+    status: OutcomeStatus
     error: str = ""
     code: str = ""
     attempts: int = 0
@@ -44,7 +54,7 @@ class ApplyResult:
     outcomes: list[Outcome] = field(default_factory=list)
     interrupted: bool = False
 
-    def _with(self, status: str) -> list[Outcome]:
+    def _with(self, status: OutcomeStatus) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == status]
 
     @property

@@ -14,7 +14,8 @@ take over an expired lock by itself (clock skew between machines would make
 that unsafe); the message says the holder is probably dead and how to free it
 with `pixel force-unlock ID`.
 
-The lock talks to the Store protocol only, so it works on any store.
+The lock talks to the Store protocol only, so it works on any store, and tells
+time through an injected Clock (the system clock unless a test passes a fake).
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from reconciler.errors import UserError
 from reconciler.keys import printable
@@ -41,6 +42,41 @@ from reconciler.stores.retry import outermost
 
 DEFAULT_LEASE_SECONDS = 60.0
 POLL_SECONDS = 2.0
+
+
+class Clock(Protocol):
+    """The lock's time: what the lock object records, its deadlines and its pauses (tests pass a fake)."""
+
+    def time(self) -> float:
+        """Seconds since the epoch: the lock object's started and renewed times, compared across machines."""
+        ...
+
+    def monotonic(self) -> float:
+        """For --lock-timeout's deadline, which a wall-clock step must not move."""
+        ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        """Until `event` is set (True) or `seconds` have passed (False)."""
+        ...
+
+
+class SystemClock:
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        return event.wait(seconds)
+
+
+SYSTEM_CLOCK = SystemClock()
 
 
 class LockHeld(UserError):
@@ -184,7 +220,7 @@ class StoreLock:
         label: str = "",
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         poll_seconds: float = POLL_SECONDS,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
         lock_id: str | None = None,
     ) -> None:
         self.store = store
@@ -210,24 +246,22 @@ class StoreLock:
 
     def acquire(self, timeout: float = 0.0) -> None:
         """Take the lock, waiting up to `timeout` seconds for a holder to release it."""
-        deadline = time.monotonic() + timeout
-        self._started = self.clock()
+        deadline = self.clock.monotonic() + timeout
+        self._started = self.clock.time()
         while True:
             try:
-                etag = _write(self.store, self.key, self._info(self.clock()).to_json(), if_absent=True)
+                etag = _write(self.store, self.key, self._info(self.clock.time()).to_json(), if_absent=True)
             except ObjectChanged:
                 current = read_lock(self.store, self.key)
                 if current is None:
                     continue  # released between our attempt and the read: try again at once
                 holder = current[0]
-                if time.monotonic() >= deadline:
+                if self.clock.monotonic() >= deadline:
                     waited = f" (waited {timeout:.0f}s)" if timeout else ""
-                    raise LockHeld(
-                        held_message(f"{self.label} ({self.store.name}:{self.key})", holder, self.clock()) + waited,
-                        holder,
-                    ) from None
+                    where = f"{self.label} ({self.store.name}:{self.key})"
+                    raise LockHeld(held_message(where, holder, self.clock.time()) + waited, holder) from None
                 self.log.info("waiting for the lock", lock=f"{self.store.name}:{self.key}", holder=holder.id)
-                time.sleep(min(self.poll_seconds, max(0.0, deadline - time.monotonic())))
+                self.clock.sleep(min(self.poll_seconds, max(0.0, deadline - self.clock.monotonic())))
                 continue
             except StoreError as exc:
                 raise LockError(f"cannot create the lock {self.store.name}:{self.key}: {exc}") from exc
@@ -241,7 +275,7 @@ class StoreLock:
 
     def _renew_loop(self) -> None:
         interval = self.lease_seconds / 3
-        while not self._stop.wait(interval):
+        while not self.clock.wait(self._stop, interval):
             try:
                 self.renew()
             except ObjectChanged:
@@ -262,7 +296,7 @@ class StoreLock:
                 return
             self._renewals += 1
             self._etag = _write(
-                self.store, self.key, self._info(self.clock()).to_json(), if_match=self._etag
+                self.store, self.key, self._info(self.clock.time()).to_json(), if_match=self._etag
             )
 
     def release(self) -> None:

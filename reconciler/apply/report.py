@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reconciler.apply.executor import DONE, ApplyResult, Outcome
+from reconciler.apply.executor import DONE, FAILED, ApplyResult, Outcome
 from reconciler.apply.runner import ByteCounts
 from reconciler.keys import printable
 from reconciler.logs import get_logger, json_logs
@@ -48,7 +48,7 @@ class LogReporter:
         )
         if outcome.status == DONE:
             self.log.info("action finished", **fields)
-        elif outcome.status == "failed":
+        elif outcome.status == FAILED:
             self.log.error("action failed", code=outcome.code, error=outcome.error, **fields)
         else:
             self.log.warning("action skipped", blocked_by=outcome.blocked_by, **fields)

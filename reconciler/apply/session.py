@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from reconciler.apply.executor import ApplyResult, LocalExecutor, PlanExecutor, Reporter
+from reconciler.apply.executor import DONE, FAILED, SKIPPED, ApplyResult, LocalExecutor, PlanExecutor, Reporter
 from reconciler.apply.history import record_apply
 from reconciler.apply.lock import DEFAULT_LEASE_SECONDS, StoreLock, hold_all
 from reconciler.apply.runner import ByteCounts
@@ -152,6 +152,6 @@ def run_locked(
     abort_leftover_uploads(ws)
     result, counts = executor.run(plan, ws.desired, ws.stores, reporter=reporter, stop=lost)
     buckets = [s for name in managed_s3_stores(ws.desired) if isinstance(s := ws.desired.stores[name], S3StoreSpec)]
-    tally = {"done": len(result.done), "failed": len(result.failed), "skipped": len(result.skipped)}
+    tally: dict[str, int] = {DONE: len(result.done), FAILED: len(result.failed), SKIPPED: len(result.skipped)}
     record_apply(buckets, counts=tally, targets=plan.targets, ok=result.ok)
     return result, counts

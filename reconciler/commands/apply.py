@@ -1,3 +1,8 @@
+"""`pixel apply`: lock, observe, plan, preview, confirm, execute; or, given a plan file, exactly that plan.
+
+The saved-plan path and the report at the end are in apply_saved.py.
+"""
+
 from __future__ import annotations
 
 import sys

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from reconciler.apply.executor import ApplyResult, LocalExecutor, PlanExecutor
-from reconciler.apply.jsonreport import render_json, report_dict
+from reconciler.apply.jsonreport import ReportStatus, render_json, report_dict
 from reconciler.apply.report import LogReporter, render_apply_summary
 from reconciler.apply.runner import ByteCounts
 from reconciler.apply.session import LockOptions, locked, run_locked
@@ -58,7 +58,7 @@ def finish(result: ApplyResult, runner: ByteCounts, plan: Plan, output_format: s
 
 def refuse_json(exc: UserError, output_format: str, spec_digest: str = "") -> None:
     if output_format == "json":
-        report = report_dict(None, spec_digest=spec_digest, status="error", errors=(str(exc),))
+        report = report_dict(None, spec_digest=spec_digest, status=ReportStatus.ERROR, errors=(str(exc),))
         click.echo(render_json(report), nl=False)
 
 
@@ -94,7 +94,8 @@ def apply_saved(
         if not plan.has_changes:
             say(f"{plan_file}: {summary_line(plan)}\n", output_format)
             if output_format == "json":
-                click.echo(render_json(report_dict(None, spec_digest=plan.spec_digest, status="no-changes")), nl=False)
+                report = report_dict(None, spec_digest=plan.spec_digest, status=ReportStatus.NO_CHANGES)
+                click.echo(render_json(report), nl=False)
             return EXIT_OK
         ws = open_stores(desired, parallelism=parallelism)
         # ws.desired: the specs plus the actors discovered at the edge, as `plan` saw them. Before the lock.

@@ -1,9 +1,8 @@
-"""What every command shares: loading specs, reporting errors, terminal colour."""
+"""What every command shares: loading specs, observing and planning, and what it says on stdout and stderr."""
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,10 +41,6 @@ def say(text: str, *, err: bool) -> None:
         get_logger("pixel").info("note", message=text.strip("\n"))
         return
     click.echo(text, nl=False, err=err)
-
-
-def use_color() -> bool:
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
 
 
 def load(specs: Path) -> Desired:

@@ -1,3 +1,5 @@
+"""`pixel plan`: observe, plan and guard; print the plan, optionally save it (-out) for `pixel apply FILE`."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

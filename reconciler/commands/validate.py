@@ -1,3 +1,5 @@
+"""`pixel validate`: load and check the specs against their schemas; no store is opened."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -15,6 +15,7 @@ Any mismatch exits 1.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +35,16 @@ from reconciler.units import human_bytes
 from reconciler.workflow import open_stores
 
 CHUNK = 8 * 1024 * 1024
-MISMATCH, UNRECORDED, VANISHED, ABSENT, OK = "mismatch", "unrecorded", "vanished", "absent", "ok"
+
+
+class Verdict(enum.StrEnum):
+    """What verify found for one object."""
+
+    OK = "ok"
+    MISMATCH = "mismatch"  # the records disagree with each other or with the bytes: exit 1
+    UNRECORDED = "unrecorded"  # no md5 recorded (apply rehashes it): listed, not a failure
+    VANISHED = "vanished"  # listed, then deleted while verify ran
+    ABSENT = "absent"  # never listed: noted when it should exist
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +60,7 @@ class Target:
 @dataclass(frozen=True, slots=True)
 class Checked:
     where: str
-    status: str
+    status: Verdict
     detail: str = ""
     bytes_read: int = 0
 
@@ -104,22 +114,22 @@ def check_object(
     found = store.recorded_md5s(key)
     if found is None:
         if listed:
-            return Checked(where, VANISHED, "deleted while verify ran")
-        return Checked(where, ABSENT, absent_note or "")
+            return Checked(where, Verdict.VANISHED, "deleted while verify ran")
+        return Checked(where, Verdict.ABSENT, absent_note or "")
     entry, meta_md5, etag_md5 = found
     if meta_md5 and etag_md5 and meta_md5 != etag_md5:
-        return Checked(where, MISMATCH, f"metadata records md5 {meta_md5} but the ETag is md5 {etag_md5}")
+        return Checked(where, Verdict.MISMATCH, f"metadata records md5 {meta_md5} but the ETag is md5 {etag_md5}")
     recorded = meta_md5 or etag_md5
     if not download:
-        return Checked(where, OK if recorded else UNRECORDED, "" if recorded else "no md5 recorded")
+        return Checked(where, Verdict.OK if recorded else Verdict.UNRECORDED, "" if recorded else "no md5 recorded")
     actual, size = _streamed_md5(store, key)
     if size != entry.size:
-        return Checked(where, MISMATCH, f"read {size} bytes, the object says {entry.size}", size)
+        return Checked(where, Verdict.MISMATCH, f"read {size} bytes, the object says {entry.size}", size)
     if recorded is None:
-        return Checked(where, UNRECORDED, f"no md5 recorded; content md5 is {actual}", size)
+        return Checked(where, Verdict.UNRECORDED, f"no md5 recorded; content md5 is {actual}", size)
     if actual != recorded:
-        return Checked(where, MISMATCH, f"recorded md5 {recorded}, content md5 {actual}", size)
-    return Checked(where, OK, bytes_read=size)
+        return Checked(where, Verdict.MISMATCH, f"recorded md5 {recorded}, content md5 {actual}", size)
+    return Checked(where, Verdict.OK, bytes_read=size)
 
 
 def check_target(target: Target, *, download: bool) -> Checked:
@@ -137,10 +147,10 @@ def verify(specs: Path, *, download: bool, parallelism: int) -> int:
             checked = list(pool.map(lambda t: check_target(t, download=download), targets))
     except StoreError as exc:
         raise UserError(f"verify could not read the stores: {exc}") from exc
-    results = [r for r in checked if r.status != ABSENT]
-    absent = [r for r in checked if r.status == ABSENT and r.detail]
-    bad = [r for r in results if r.status == MISMATCH]
-    unrecorded = [r for r in results if r.status == UNRECORDED]
+    results = [r for r in checked if r.status != Verdict.ABSENT]
+    absent = [r for r in checked if r.status == Verdict.ABSENT and r.detail]
+    bad = [r for r in results if r.status == Verdict.MISMATCH]
+    unrecorded = [r for r in results if r.status == Verdict.UNRECORDED]
     for r in sorted(bad, key=lambda r: r.where):
         click.echo(printable(f"  ✗ {r.where}: {r.detail}"))
     for r in sorted(unrecorded, key=lambda r: r.where):

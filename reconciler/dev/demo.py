@@ -74,7 +74,7 @@ def run_pixel(args: list[str], env: dict[str, str], expect: int, why: str, step:
         raise DemoFailed(f"`pixel {shlex.join(args)}` exited {code}, expected {expect} ({why})")
 
 
-def run(data: Path, specs: Path, world: bool) -> None:
+def run(data: Path, specs: Path, training_data: bool) -> None:
     if not PIXEL.is_file():
         raise DemoFailed(f"the pixel console script is not at {PIXEL}: run `make install` first")
     if not specs.is_dir():
@@ -110,7 +110,7 @@ def run(data: Path, specs: Path, world: bool) -> None:
         run_pixel(["apply", *where, "--auto-approve"], env, 0, "upload and verify it all", "[2/3]")
         run_pixel(plan, env, 0, "converged: the next plan is empty", "[3/3]")
 
-        if world:
+        if training_data:
             # Imported here: the walkthrough is optional, and only this branch needs its dependencies.
             from reconciler.dev.world_demo import run_world_demo
 
@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parser.parse_args(argv)
     try:
         with sigterm_runs_cleanup():
-            run(options.data, options.specs, world=not options.skip_world)
+            run(options.data, options.specs, training_data=not options.skip_world)
     except (DemoFailed, SeaweedError) as exc:
         print(f"\ndemo failed: {exc}", file=sys.stderr)
         return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 import sys
 import warnings
@@ -17,6 +18,14 @@ from reconciler.model import Desired
 from reconciler.stores.base import Store
 
 DEFAULT_CACHE_LIMIT = "20GiB"
+
+
+class DatasetStatus(enum.StrEnum):
+    """Where a registered dataset is read from now (the `status` of `list_datasets` and `pixel datasets`)."""
+
+    PRESENT = "present"  # its canonical object
+    FALLBACK = "fallback"  # its source (raw or acquired): not organised into processed yet
+    ABSENT = "absent"
 
 
 class DatasetFallbackWarning(UserWarning):
@@ -106,11 +115,11 @@ def dataset_rows(desired: Desired, stores: Mapping[str, Store], tier: str | None
     for registered in desired.datasets:
         try:
             row = describe(resolve(desired, stores, registered.name))
-            row["status"] = "fallback" if row["warnings"] else "present"
+            row["status"] = DatasetStatus.FALLBACK if row["warnings"] else DatasetStatus.PRESENT
         except DatasetNotFound as exc:
             row = {"name": registered.name, "tier": None, "category": registered.category,
                    "format": registered.format, "keys": [], "size": None, "md5": None, "md5s": [],
-                   "warnings": [str(exc)], "status": "absent"}
+                   "warnings": [str(exc)], "status": DatasetStatus.ABSENT}
         if tier is None or row["tier"] == tier:
             rows.append(row)
     return rows

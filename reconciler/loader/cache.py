@@ -37,7 +37,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -67,12 +66,6 @@ def parse_size(value: int | str) -> int:
     if not match:
         raise ValueError(f'expected a size such as 20GiB or 500MB, got "{value}"')
     return int(float(match.group(1)) * _UNITS[(match.group(2) or "").upper()])
-
-
-@dataclass(frozen=True)
-class CacheStats:
-    hits: int
-    downloads: int
 
 
 class ObjectCache:

@@ -50,7 +50,6 @@ from reconciler.model import (
 )
 from reconciler.plan.datasets import dataset_deletes, plan_tier_guards
 from reconciler.plan.final import final_deletes
-from reconciler.plan.planner import Pass
 
 DEFAULT_MAX_DELETE = 100
 DEFAULT_MASS_FRACTION = 0.25
@@ -269,12 +268,3 @@ def unverified_releases(plan: Plan) -> list[str]:
         return []
     shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
     return [f"refusing {len(bad)} release-local action(s) not preceded by a verify of the S3 copy: {shown}"]
-
-
-def guard_pass(limits: GuardLimits) -> Pass:
-    """`check` with its limits bound, shaped as a planner pass."""
-
-    def step(desired: Desired, observed: Observed, plan: Plan) -> Plan:
-        return check(desired, observed, plan, limits)
-
-    return step

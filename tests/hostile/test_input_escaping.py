@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import structlog
 
-from reconciler.apply.executor import ApplyResult, Outcome
+from reconciler.apply.executor import FAILED, ApplyResult, Outcome
 from reconciler.apply.report import render_apply_summary
 from reconciler.keys import printable
 from reconciler.logs import configure_logging
@@ -109,7 +109,7 @@ def test_the_apply_report_and_console_logs_escape_keys(capsys: pytest.CaptureFix
         id="upload:s3:raw/x", kind=ActionKind.UPLOAD, change=Change.CREATE, mapping="raw",
         target=ObjectRef("s3", f"raw/{EVIL}"), reason="new file",
     )
-    result = ApplyResult([Outcome(action, "failed", error=f"upload raw/{EVIL}: boom", code="InternalError")])
+    result = ApplyResult([Outcome(action, FAILED, error=f"upload raw/{EVIL}: boom", code="InternalError")])
     report = render_apply_summary(result)
     assert "✗ upload s3:raw/evil\\n\\nPlan: 0 to upload" in report
     assert_nothing_forged(report)

@@ -5,6 +5,7 @@ One cluster serves the module: starting worker processes costs seconds, the test
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -126,7 +127,7 @@ def test_a_mixed_plan_on_the_cluster_ends_like_the_local_executor(
     names = [f"{bucket[:40]}-{side}" for side in "ld"]
     for name in names:
         for created in (name, f"{name}-actors"):
-            request.addfinalizer(lambda created=created: seaweed.delete_bucket(created))
+            request.addfinalizer(functools.partial(seaweed.delete_bucket, created))
     local = _mixed_world(tmp_path / "one", seaweed, names[0])
     dask = _mixed_world(tmp_path / "two", seaweed, names[1])
     bucket, other = names

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 
 from reconciler.apply.history import last_apply
 from reconciler.dev.seaweed import SeaweedServer
@@ -89,7 +90,9 @@ def test_upload_lands_in_s3_rewrites_the_manifest_and_touches_nothing_else(fresh
     assert len(after["objects"]) == len(before["objects"]) + 2
 
     # The apply was pixel's own, targeted, and recorded; the next full plan has only the inventory left to rewrite.
-    ws = world.server.config.app.state.service.workspace()
+    app = world.server.config.app
+    assert isinstance(app, FastAPI)
+    ws = app.state.service.workspace()
     buckets = [s for s in ws.desired.stores.values() if isinstance(s, S3StoreSpec)]
     record = last_apply(buckets)
     assert record is not None and record["targets"] == ["actors/0007"] and record["ok"] is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -34,7 +35,8 @@ LAYOUT = ActorLayout("disk", "actors", "bucket", "actors/", "disk", "manifests")
 ACTOR = ActorSpec("1", "actor", "actor", ObjectRef("disk", "manifests/1_manifest.json"))
 
 
-def spec(authority: Authority, **flags: bool) -> MappingSpec:
+def spec(authority: Authority, **flags: Any) -> MappingSpec:
+    # Any: the flags are prune/prune_local/release_local/protect, all bool, which mypy cannot see through **.
     return MappingSpec("actor", "disk", "actors/actor", "bucket", "actors/actor/", authority=authority, **flags)
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from reconciler.apply.dask_executor import local_roots, missing_roots
 from reconciler.apply.dask_worker import BatchResult, BatchWork, Settled, _blocked
+from reconciler.apply.executor import DONE, FAILED, SKIPPED
 from reconciler.apply.runner import ActionRunner
 from reconciler.commands.apply_saved import choose_executor
 from reconciler.errors import UserError
@@ -58,8 +59,8 @@ def test_each_worker_missing_a_root_is_named() -> None:
 
 
 def test_a_dependency_that_failed_in_an_earlier_batch_skips_its_dependents_naming_the_root_cause() -> None:
-    upstream = BatchResult(0, "w", (Settled("a", "failed", "boom"), Settled("b", "skipped", blocked_by="a"),
-                                    Settled("c", "done")))
+    upstream = BatchResult(0, "w", (Settled("a", FAILED, "boom"), Settled("b", SKIPPED, blocked_by="a"),
+                                    Settled("c", DONE)))
     work = BatchWork(1, (), (("x", ("a",)), ("y", ("b", "c")), ("z", ("c",))))
     assert _blocked(work, (upstream,)) == {"x": "a", "y": "a"}
 

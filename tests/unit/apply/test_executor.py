@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 
+import networkx as nx
 import pytest
 
 from reconciler.apply import RetryPolicy, execute
@@ -17,7 +18,7 @@ def act(name: str) -> Action:
     return Action(name, ActionKind.UPLOAD, Change.CREATE, "m", ObjectRef("s", name), "test")
 
 
-def graph(names: list[str], edges: list[tuple[str, str]]):  # type: ignore[no-untyped-def]
+def graph(names: list[str], edges: list[tuple[str, str]]) -> nx.DiGraph[str]:
     return build_graph(Plan(tuple(act(n) for n in names), tuple(edges)))
 
 

@@ -11,13 +11,13 @@ from reconciler.apply.final import FinalCompiler, cumulative, split_of
 from reconciler.model import ActionKind, Desired
 from reconciler.observe import StreamingHasher, observe
 from reconciler.plan import plan
-from reconciler.stores.base import PermanentStoreError
+from reconciler.stores.base import PermanentStoreError, Store
 from reconciler.stores.local import LocalStore
 from reconciler.stores.memory import MemoryStore
 from tests.unit.final.world import desired
 
 
-def _world(tmp_path: Path, rows: dict[str, list[dict[str, object]]]) -> tuple[Desired, dict[str, object]]:
+def _world(tmp_path: Path, rows: dict[str, list[dict[str, object]]]) -> tuple[Desired, dict[str, Store]]:
     d = desired(tmp_path)
     lake = MemoryStore("lake")
     for name, records in rows.items():
@@ -26,16 +26,19 @@ def _world(tmp_path: Path, rows: dict[str, list[dict[str, object]]]) -> tuple[De
     return d, {"lake": lake, "disk": disk}
 
 
-def _compile(d: Desired, stores: dict[str, object]) -> FinalCompiler:
-    p = plan(d, observe(d, stores, StreamingHasher()))  # type: ignore[arg-type]
+def _compile(d: Desired, stores: dict[str, Store]) -> FinalCompiler:
+    p = plan(d, observe(d, stores, StreamingHasher()))
     [action] = [a for a in p.actions if a.kind is ActionKind.COMPILE]
-    compiler = FinalCompiler(d, stores)  # type: ignore[arg-type]
+    compiler = FinalCompiler(d, stores)
     compiler(action)
     return compiler
 
 
 def test_two_buckets_get_byte_identical_builds(tmp_path: Path) -> None:
-    rows = {"alpha": [{"id": i, "t": "a" * (i % 7)} for i in range(250)], "beta": [{"id": i} for i in range(200, 420)]}
+    rows: dict[str, list[dict[str, object]]] = {
+        "alpha": [{"id": i, "t": "a" * (i % 7)} for i in range(250)],
+        "beta": [{"id": i} for i in range(200, 420)],
+    }
     d, first = _world(tmp_path, rows)
     _, second = _world(tmp_path, rows)
     stats = _compile(d, first).last

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from reconciler.model import ActionKind, Entry
+from reconciler.model import Action, ActionKind, Entry, Plan
 from reconciler.plan import plan, saved_checks, serialize
 from reconciler.plan.guards import GuardLimits, check
 from tests.unit.final.world import MD5, desired, observed, published, source_entries
 
 
-def _compile(p):  # type: ignore[no-untyped-def]
+def _compile(p: Plan) -> Action:
     [action] = [a for a in p.actions if a.kind is ActionKind.COMPILE]
     return action
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import EllipsisType
 from typing import Any
 
 from reconciler.manifests.final import FORMAT, VERSION, build_id, render
@@ -64,7 +65,7 @@ def published(d: Desired, md5s: dict[str, str] = MD5, **changes: Any) -> tuple[b
     }
     document.update(changes)
     objects = {
-        shard["key"]: Entry(str(shard["key"]), 10, "e" * 32, etag="e" * 32),
+        str(shard["key"]): Entry(str(shard["key"]), 10, "e" * 32, etag="e" * 32),
         final.compiled_key: Entry(final.compiled_key, 10, "f" * 32, etag="f" * 32),
     }
     return render(document), objects
@@ -74,9 +75,9 @@ def observed(
     manifest: bytes | None,
     objects: dict[str, Entry],
     sources: dict[str, Entry | None] | None = None,
-    local: bytes | None = ...,  # type: ignore[assignment]
+    local: bytes | EllipsisType | None = ...,  # ...: the kept local copy is the published manifest
 ) -> Observed:
-    kept = manifest if local is ... else local
+    kept = manifest if isinstance(local, EllipsisType) else local
     final = FinalObserved(
         manifest=GeneratedFile(Entry("final_dataset/manifest.json", len(manifest), None, etag="m1"), manifest)
         if manifest is not None else GeneratedFile(),

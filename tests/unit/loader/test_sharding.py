@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -40,6 +41,10 @@ def everything(sizes: list[int]) -> Counter[str]:
     return Counter(f"{i}-{j}" for i, n in enumerate(sizes) for j in range(n))
 
 
+def _returns(value: Any) -> Callable[[], Any]:
+    return lambda: value
+
+
 def consumers(
     store: MemoryStore, objects: list[SourceObject], world: int, workers: int, **kw: Any
 ) -> list[StreamingDataset]:
@@ -50,7 +55,7 @@ def consumers(
             info = None if workers == 0 else SimpleNamespace(id=worker, num_workers=workers)
             out.append(
                 StreamingDataset(
-                    objects, {"mem": store}, rank=rank, world_size=world, worker_info=lambda info=info: info, **kw
+                    objects, {"mem": store}, rank=rank, world_size=world, worker_info=_returns(info), **kw
                 )
             )
     return out

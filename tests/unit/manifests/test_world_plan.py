@@ -165,9 +165,9 @@ def test_raw_object_is_organised_by_server_side_copy(world: World) -> None:
     reads: list[str] = []
     original_open = world.lake.open
 
-    def counting_open(key: str) -> Any:
+    def counting_open(key: str, *, if_match: str | None = None) -> Any:
         reads.append(key)
-        return original_open(key)
+        return original_open(key, if_match=if_match)
 
     world.lake.open = counting_open  # type: ignore[method-assign]
     plan, result, _ = world.apply()

@@ -21,13 +21,14 @@ from reconciler.model import (
     Plan,
     Precondition,
     S3StoreSpec,
+    StoreSpec,
 )
 from reconciler.observe import StreamingHasher, observe
 from reconciler.plan import plan as make_plan
-from reconciler.plan.guards import GuardLimits, check, guard_pass
+from reconciler.plan.guards import GuardLimits, check
 from reconciler.stores.memory import MemoryStore
 
-STORES = {"disk": LocalStoreSpec("disk", "/x"), "s3": S3StoreSpec("s3", "bucket")}
+STORES: dict[str, StoreSpec] = {"disk": LocalStoreSpec("disk", "/x"), "s3": S3StoreSpec("s3", "bucket")}
 
 
 def desired(*mappings: MappingSpec) -> Desired:
@@ -103,7 +104,7 @@ def test_wrong_source_directory_accident_end_to_end() -> None:
     assert sum(a.kind is ActionKind.DELETE for a in plan.actions) == 30
     guarded = check(d, obs, plan, GuardLimits())
     assert any("would delete 30 of the 30 objects" in e for e in guarded.errors)
-    allowed = guard_pass(GuardLimits(allow_mass_delete=True))(d, obs, plan)
+    allowed = check(d, obs, plan, GuardLimits(allow_mass_delete=True))
     assert allowed.errors == () and allowed.actions == plan.actions
     assert allowed.object_counts == {"raw": 30}  # recorded for apply, which derives the guard again
 

@@ -18,6 +18,7 @@ from reconciler.model import (
     MappingSpec,
     Observed,
     S3StoreSpec,
+    StoreSpec,
 )
 from reconciler.observe.observer import observe
 from reconciler.plan.diff import _is_sorted
@@ -49,7 +50,10 @@ def _desired(authority: Authority = Authority.LOCAL, prune: bool = True) -> Desi
         authority=authority,
         prune=prune,
     )
-    stores = {"staging": LocalStoreSpec("staging", "/nonexistent"), "pixel-data": S3StoreSpec("pixel-data", "b")}
+    stores: dict[str, StoreSpec] = {
+        "staging": LocalStoreSpec("staging", "/nonexistent"),
+        "pixel-data": S3StoreSpec("pixel-data", "b"),
+    }
     return Desired(stores=stores, mappings=(mapping,))
 
 

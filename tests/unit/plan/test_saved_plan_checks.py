@@ -26,6 +26,7 @@ from reconciler.model import (
     Plan,
     Precondition,
     S3StoreSpec,
+    StoreSpec,
 )
 from reconciler.observe import StreamingHasher, observe
 from reconciler.plan import guards, saved_checks, serialize
@@ -37,7 +38,7 @@ from reconciler.schemas import load_schema
 from reconciler.stores.memory import MemoryStore
 from tests.unit.manifests.world import World, build
 
-STORES = {"disk": LocalStoreSpec("disk", "/x"), "s3": S3StoreSpec("s3", "bucket")}
+STORES: dict[str, StoreSpec] = {"disk": LocalStoreSpec("disk", "/x"), "s3": S3StoreSpec("s3", "bucket")}
 
 
 def raw(**kw: Any) -> MappingSpec:
@@ -223,7 +224,7 @@ def test_a_delete_retargeted_outside_every_mapping_is_refused_by_name() -> None:
         "delete s3:outside/keep.json lies outside what mapping 'raw' manages (s3:datasets/raw/)"
     ]
     with pytest.raises(UnsafeSavedPlan) as refused:
-        saved_checks.check(d, tampered, None, plan_file="plan.json")
+        saved_checks.check(d, tampered, GuardLimits(), plan_file="plan.json")
     message = str(refused.value)
     assert message.startswith(
         "saved plan plan.json is not applyable against the current specs; nothing was touched:\n"
@@ -360,6 +361,7 @@ def test_unknown_mapping_store_and_direction_are_refused() -> None:
         "lies outside what mapping 'raw' manages (s3:datasets/raw/)"
     )
     upload = next(a for a in p.actions if a.kind is ActionKind.UPLOAD)
+    assert upload.source is not None
     download = dataclasses.replace(upload, kind=ActionKind.DOWNLOAD, target=upload.source, source=upload.target)
     assert problems(d, Plan((download,), ())) == [
         "download disk:raw/changed.jsonl mapping 'raw' (authority: local) never plans a download"
@@ -475,7 +477,7 @@ def test_a_delete_added_by_hand_contradicts_the_summary() -> None:
 def test_many_offending_actions_are_listed_ten_then_counted() -> None:
     _, p = many_deletes(14)
     with pytest.raises(UnsafeSavedPlan) as refused:
-        saved_checks.check(desired(raw(prune=False)), p, None, plan_file="p.json")
+        saved_checks.check(desired(raw(prune=False)), p, GuardLimits(), plan_file="p.json")
     lines = str(refused.value).splitlines()
     assert sum(line.startswith("  delete s3:datasets/raw/old-") for line in lines) == 10
     assert "  … and 4 more" in lines

@@ -14,7 +14,7 @@ from reconciler.model import Authority, Desired, FindingKind, LocalStoreSpec, Ma
 from reconciler.observe import StreamingHasher, observe
 from reconciler.plan import plan
 from reconciler.plan.graph import build_graph
-from reconciler.stores.base import ObjectChanged, PermanentStoreError
+from reconciler.stores.base import ObjectChanged, PermanentStoreError, Store
 from reconciler.stores.local import LocalStore
 from reconciler.stores.memory import MemoryStore
 
@@ -198,7 +198,7 @@ def test_a_pulled_s3_key_with_dotdot_is_a_finding_and_everything_else_applies(tm
     s3.put("data/raw/a.json", b"a")
     s3.put("data/raw/sub/b.json", b"bb")
     s3.put("data/raw/../../escape.json", b"evil")
-    stores = {"disk": LocalStore("disk", root), "s3": s3}
+    stores: dict[str, Store] = {"disk": LocalStore("disk", root), "s3": s3}
 
     first = plan(desired, observe(desired, stores, StreamingHasher()))
     assert not [a for a in first.actions if ".." in a.target.key]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import urllib.parse
 from pathlib import Path
+from typing import Literal
 
 import boto3
 import botocore.session
@@ -117,7 +118,7 @@ def test_anything_else_goes_to_botocore(home: Path, env: dict[str, str]) -> None
     ],
 )
 def test_direct_base_is_where_botocore_sends_the_request(
-    endpoint: str | None, style: str, bucket: str, region: str
+    endpoint: str | None, style: Literal["auto", "path", "virtual"], bucket: str, region: str
 ) -> None:
     spec = S3StoreSpec(name="s3", bucket=bucket, endpoint=endpoint, addressing_style=style, region=region)
     base = direct_base(spec, region)
@@ -125,7 +126,7 @@ def test_direct_base_is_where_botocore_sends_the_request(
     client = boto3.session.Session(aws_access_key_id="A", aws_secret_access_key="S").client(
         "s3",
         endpoint_url=endpoint,
-        config=Config(region_name=region, s3={"addressing_style": style}),  # type: ignore[typeddict-item]
+        config=Config(region_name=region, s3={"addressing_style": style}),
     )
     sent: list[str] = []
 
