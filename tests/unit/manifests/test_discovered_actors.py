@@ -11,6 +11,7 @@ from reconciler.observe import StreamingHasher, observe
 from reconciler.observe.world import discover_actors
 from reconciler.plan import plan
 from reconciler.spec import load_desired
+from reconciler.workflow import Workspace, observe_and_plan
 from tests.unit.manifests.world import ACTOR, build
 
 NEW = "0007_asian_25_female"
@@ -47,3 +48,15 @@ def test_with_discovered_is_idempotent_and_a_listed_actor_keeps_its_settings(tmp
     assert by_name[listed.mapping].authority is Authority.NONE  # the listing's, not the layout's `local`
     assert len(once.mappings) == len(declared.mappings) + 1
     assert with_discovered(declared, ()) is declared
+
+
+def test_a_targeted_plan_leaves_out_the_discovered_actors_it_did_not_target(tmp_path: Path) -> None:
+    world = build(tmp_path)
+    declared = load_desired(world.spec_dir, {})
+    ws = Workspace(declared, dict(world.stores), discovered=discover_actors(declared, world.stores))
+    assert NEW in {a.actor_name for a in ws.desired.actors}  # the derived view holds it
+    _, targeted = observe_and_plan(ws, StreamingHasher(), targets=("actors/0042",))
+    assert {a.mapping for a in targeted.actions} <= {f"actors/{ACTOR}"}
+    assert targeted.actions
+    _, untargeted = observe_and_plan(ws, StreamingHasher(), targets=("actors/0007",))
+    assert {a.mapping for a in untargeted.actions} == {f"actors/{NEW}"}
