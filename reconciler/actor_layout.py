@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 
 from reconciler.globs import escape
-from reconciler.model import ActorLayout, ActorSpec, Authority, MappingSpec, ObjectRef
+from reconciler.model import ActorLayout, ActorSpec, Authority, Desired, DiscoveredActor, MappingSpec, ObjectRef
 
 MAPPING_PREFIX = "actors/"
 
@@ -91,3 +92,34 @@ def discover(layout: ActorLayout, names: Iterable[str]) -> list[tuple[str, str]]
         groups = match.groupdict()
         found[name] = groups.get("id") or name
     return sorted(((actor_id, name) for name, actor_id in found.items()), key=lambda pair: pair[1])
+
+
+def with_discovered(desired: Desired, discovered: Iterable[DiscoveredActor]) -> Desired:
+    """`desired` plus one actor and mapping per discovered actor the specs do not already list.
+
+    Idempotent: an actor already present (by id or name), or whose mapping name is taken, is left as it is.
+    """
+    layout = desired.actor_layout
+    if layout is None:
+        return desired
+    listed_ids = {a.actor_id for a in desired.actors}
+    listed_names = {a.actor_name for a in desired.actors}
+    taken = {m.name for m in desired.mappings}
+    actors: list[ActorSpec] = []
+    mappings: list[MappingSpec] = []
+    for found in discovered:
+        if found.actor_id in listed_ids or found.actor_name in listed_names:
+            continue  # listed in the specs: the listing's settings win
+        actor, mapping = build_actor(layout, found.actor_id, found.actor_name)
+        if mapping.name in taken:
+            continue
+        listed_ids.add(found.actor_id)
+        actors.append(actor)
+        mappings.append(mapping)
+    if not actors:
+        return desired
+    return dataclasses.replace(
+        desired,
+        mappings=(*desired.mappings, *mappings),
+        actors=tuple(sorted((*desired.actors, *actors), key=lambda a: a.actor_name)),
+    )

@@ -318,6 +318,14 @@ class FinalObserved:
 
 
 @dataclass(frozen=True, slots=True)
+class DiscoveredActor:
+    """An actor directory the layout's `discover` pattern matched, in the local store or S3."""
+
+    actor_id: str
+    actor_name: str
+
+
+@dataclass(frozen=True, slots=True)
 class Observed:
     mappings: MappingABC[str, MappingObservation]
     problems: tuple[Problem, ...] = ()
@@ -326,6 +334,8 @@ class Observed:
     generated: MappingABC[ObjectRef, GeneratedFile] = field(default_factory=dict)
     strays: MappingABC[str, tuple[Entry, ...]] = field(default_factory=dict)  # actor mapping -> unexpected files
     final: FinalObserved | None = None
+    # Actor directories listed; the planner derives their actors and mappings (`actor_layout.with_discovered`).
+    discovered: tuple[DiscoveredActor, ...] = ()
 
 
 # pixel's scratch space in a bucket: a swap parks one side here. A MOVE whose source lies

@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from reconciler.actor_layout import with_discovered
 from reconciler.errors import UserError
 from reconciler.keys import printable
 from reconciler.logs import get_logger
-from reconciler.model import Authority, Desired, LocalStoreSpec, Observed, Plan, S3StoreSpec, StoreSpec
+from reconciler.model import Authority, Desired, DiscoveredActor, LocalStoreSpec, Observed, Plan, S3StoreSpec, StoreSpec
 from reconciler.observe import Hasher, StreamingHasher, observe
 from reconciler.observe.hashcache import CachedHasher
 from reconciler.observe.inventory import InventoryError, InventoryReport, inventory_views
-from reconciler.observe.world import expand_actors
+from reconciler.observe.world import discover_actors
 from reconciler.plan import guards
 from reconciler.plan import plan as make_plan
 from reconciler.plan.guards import GuardLimits
@@ -32,10 +33,18 @@ from reconciler.targets import narrow
 
 @dataclass
 class Workspace:
-    desired: Desired
+    declared: Desired  # what the specs say, before discovery
     stores: dict[str, Store]
     # Stores observed other than by listing them (--observe inventory); actions always use `stores`.
     observed_through: dict[str, Store] = field(default_factory=dict)
+    # Actor directories listed when the stores were opened: observed state, not specs.
+    discovered: tuple[DiscoveredActor, ...] = ()
+    desired: Desired = field(init=False)
+
+    def __post_init__(self) -> None:
+        # The view every consumer reads (status, verify, saved-plan checks, manifests, service): the
+        # specs with one actor and mapping per discovered actor. Derived once; plan() derives the same.
+        self.desired = with_discovered(self.declared, self.discovered)
 
     @property
     def observing(self) -> dict[str, Store]:
@@ -92,9 +101,11 @@ def open_stores(desired: Desired, *, parallelism: int = 16) -> Workspace:
             raise UserError(str(exc)) from exc
         stores[name] = store
     try:
-        desired = expand_actors(desired, stores)
+        discovered = discover_actors(desired, stores)
     except StoreError as exc:
         raise UserError(f"could not list the actor directories: {exc}") from exc
+    ws = Workspace(desired, stores, discovered=discovered)
+    desired = ws.desired
     actor_mappings = {actor.mapping for actor in desired.actors}
     for mapping in desired.mappings:
         if mapping.name in actor_mappings:
@@ -109,7 +120,7 @@ def open_stores(desired: Desired, *, parallelism: int = 16) -> Workspace:
                 f"{where}mappings[{mapping.name}].from: local directory {printable(str(directory))} does not exist "
                 f"(store {mapping.local_store!r}, root {local.root})"
             )
-    return Workspace(desired, stores)
+    return ws
 
 
 def observe_and_plan(
@@ -129,7 +140,12 @@ def observe_and_plan(
     own = CachedHasher(rehash_all=rehash_all) if hasher is None else None
     try:
         observed = observe(
-            desired, ws.observing, own or hasher or StreamingHasher(), progress=progress
+            desired,
+            ws.observing,
+            own or hasher or StreamingHasher(),
+            progress=progress,
+            # Only those `--target` kept: plan() must not add back an actor the narrowing left out.
+            discovered=tuple(d for d in ws.discovered if d.actor_id in {a.actor_id for a in desired.actors}),
         )
     except StoreError as exc:
         raise UserError(f"could not read the stores: {exc}") from exc

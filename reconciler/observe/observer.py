@@ -18,7 +18,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 from reconciler.globs import compile_glob
-from reconciler.model import Authority, Desired, Entry, Gap, MappingObservation, MappingSpec, Observed, Problem
+from reconciler.model import (
+    Authority,
+    Desired,
+    DiscoveredActor,
+    Entry,
+    Gap,
+    MappingObservation,
+    MappingSpec,
+    Observed,
+    Problem,
+)
 from reconciler.observe.hashing import Hasher
 from reconciler.observe.world import observe_world
 from reconciler.stores.base import ListsExpecting, ReportsProblems, Store, StoreError
@@ -192,11 +202,14 @@ def observe(
     problems: Iterable[Problem] = (),
     hash_workers: int = 4,
     progress: ProgressCallback | None = None,
+    discovered: tuple[DiscoveredActor, ...] = (),
 ) -> Observed:
     """List and hash everything the mappings cover. Each store prefix is listed once per mapping.
 
     After every mapping is listed, the stores' problems (`ReportsProblems`, LocalStore's) and the extra
     `problems` given are read, and each problem's key becomes a gap in the mappings it lies under.
+    `discovered` (the actor directories listed, `observe.world.discover_actors`) is recorded as observed;
+    `desired` already holds their mappings, so they are listed here like any other.
     """
     result: dict[str, MappingObservation] = {}
     unreadable: list[Problem] = []
@@ -213,7 +226,7 @@ def observe(
         if gaps:
             result[spec.name] = dataclasses.replace(result[spec.name], local_gaps=gaps)
     # Tiers, dataset sources, generated files and actor orphans: what the later planner passes compare.
-    return observe_world(desired, stores, hasher, Observed(mappings=result, problems=found))
+    return observe_world(desired, stores, hasher, Observed(mappings=result, problems=found, discovered=discovered))
 
 
 def local_gaps(spec: MappingSpec, problems: Iterable[Problem]) -> tuple[Gap, ...]:

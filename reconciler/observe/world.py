@@ -11,14 +11,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
-from reconciler.actor_layout import actor_dir, build_actor, discover
+from reconciler.actor_layout import actor_dir, discover
 from reconciler.model import (
-    ActorSpec,
     Desired,
+    DiscoveredActor,
     Entry,
     GeneratedFile,
     LocalStoreSpec,
-    MappingSpec,
     ObjectRef,
     Observed,
     TierSpec,
@@ -37,35 +36,15 @@ def _first_segments(entries: Iterable[Entry], base: str) -> set[str]:
     return names
 
 
-def expand_actors(desired: Desired, stores: Mapping[str, Store]) -> Desired:
-    """Desired plus one actor (and mapping) per directory name the layout's pattern matches, on either side."""
+def discover_actors(desired: Desired, stores: Mapping[str, Store]) -> tuple[DiscoveredActor, ...]:
+    """One record per directory name the layout's pattern matches, on either side (sorted by name)."""
     layout = desired.actor_layout
     if layout is None or layout.discover is None:
-        return desired
+        return ()
     local_base = f"{layout.local_root}/" if layout.local_root else ""
     names = _first_segments(stores[layout.local_store].list(local_base), local_base)
     names |= _first_segments(stores[layout.s3_store].list(layout.s3_prefix), layout.s3_prefix)
-    listed_ids = {a.actor_id for a in desired.actors}
-    listed_names = {a.actor_name for a in desired.actors}
-    taken = {m.name for m in desired.mappings}
-    actors: list[ActorSpec] = []
-    mappings: list[MappingSpec] = []
-    for actor_id, actor_name in discover(layout, names):
-        if actor_id in listed_ids or actor_name in listed_names:
-            continue  # listed in the specs: the listing's settings win
-        actor, mapping = build_actor(layout, actor_id, actor_name)
-        if mapping.name in taken:
-            continue
-        listed_ids.add(actor_id)
-        actors.append(actor)
-        mappings.append(mapping)
-    if not actors:
-        return desired
-    return dataclasses.replace(
-        desired,
-        mappings=(*desired.mappings, *mappings),
-        actors=tuple(sorted((*desired.actors, *actors), key=lambda a: a.actor_name)),
-    )
+    return tuple(DiscoveredActor(actor_id, actor_name) for actor_id, actor_name in discover(layout, names))
 
 
 def generated_refs(desired: Desired) -> list[ObjectRef]:

@@ -4,13 +4,15 @@ Each pass is a pure function Plan -> Plan (given the same desired and observed
 state). The first compares every mapping key by key; later passes rewrite or
 extend the result (pairing deletes with uploads into moves, adding dependency
 edges, enforcing guards). Keeping each rule in its own pass keeps each one
-testable alone.
+testable alone. Discovered actors arrive in the observation; their actors and
+mappings are derived first, so the plan depends only on the specs and what was observed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from reconciler.actor_layout import with_discovered
 from reconciler.model import Desired, Observed, Plan
 from reconciler.plan.datasets import plan_datasets, plan_tier_guards
 from reconciler.plan.diff import plan_mappings
@@ -33,6 +35,7 @@ PASSES: Sequence[Pass] = (
 
 
 def plan(desired: Desired, observed: Observed) -> Plan:
+    desired = with_discovered(desired, observed.discovered)
     result = plan_mappings(desired, observed)
     for step in PASSES:
         result = step(desired, observed, result)

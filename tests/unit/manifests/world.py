@@ -7,12 +7,13 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.actor_layout import with_discovered
 from reconciler.apply import ActionRunner, execute
 from reconciler.apply.executor import ApplyResult
 from reconciler.apply.manifest_writer import ManifestWriter
 from reconciler.model import Desired, Observed, Plan
 from reconciler.observe import StreamingHasher, observe
-from reconciler.observe.world import expand_actors
+from reconciler.observe.world import discover_actors
 from reconciler.plan import plan
 from reconciler.plan.graph import build_graph
 from reconciler.spec import load_desired
@@ -74,7 +75,8 @@ class World:
         return {"ws": self.ws, "lake": self.lake, "assets": self.assets}
 
     def desired(self) -> Desired:
-        return expand_actors(load_desired(self.spec_dir, {}), self.stores)
+        declared = load_desired(self.spec_dir, {})
+        return with_discovered(declared, discover_actors(declared, self.stores))
 
     def observe(self) -> tuple[Desired, Observed]:
         desired = self.desired()
