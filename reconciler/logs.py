@@ -29,8 +29,15 @@ _AUTHORIZATION = re.compile(rf"""(?P<name>authorization)(?![\w-]){_SEPARATOR}(?P
 _PLAIN = (str, int, float, bool, type(None))
 
 
+# Every name the two patterns above can match contains one of these words: text without any of them has
+# nothing to mask, and one search is far cheaper than the two substitutions (apply logs an event per action).
+_TRIGGER = re.compile(r"secret|token|signature|credential|authorization", re.I)
+
+
 def mask(text: str) -> str:
     """`text` with every credential-looking value replaced by [redacted]."""
+    if not _TRIGGER.search(text):
+        return text
     text = _AUTHORIZATION.sub(r"\g<name>\g<sep>[redacted]", text)
     return _SECRET_VALUES.sub(r"\g<name>\g<sep>[redacted]", text)
 

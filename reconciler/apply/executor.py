@@ -10,10 +10,12 @@ executor knows nothing of S3 or files: the work is injected as `run`.
 from __future__ import annotations
 
 import enum
+import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -146,21 +148,28 @@ def execute(
         result.outcomes.append(outcome)
         reporter.finished(outcome)
 
-    ready = sorted(node for node, n in waiting.items() if n == 0)
+    ready = deque(sorted(node for node, n in waiting.items() if n == 0))
     running: dict[Future[Outcome], str] = {}
+    # Workers hand their finished futures to the main thread here: one put and one get per action, where
+    # wait() over every running future cost the main thread a waiter on each of them per completion.
+    done: queue.SimpleQueue[Future[Outcome]] = queue.SimpleQueue()
 
     def submit_ready(pool: ThreadPoolExecutor) -> None:
         while ready and len(running) < parallelism and not stop.is_set():
-            node = ready.pop(0)
+            node = ready.popleft()
             action = action_of(graph, node)
             reporter.started(action)
-            running[pool.submit(run_with_retries, action, run, retry, reporter)] = node
+            future = pool.submit(run_with_retries, action, run, retry, reporter)
+            running[future] = node
+            future.add_done_callback(done.put)
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="pixel-apply") as pool:
         try:
             submit_ready(pool)
             while running:
-                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                finished = [done.get()]
+                while not done.empty():
+                    finished.append(done.get())
                 for future in finished:
                     node = running.pop(future)
                     outcome = future.result()

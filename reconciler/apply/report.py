@@ -1,4 +1,5 @@
-"""What apply tells the user: one log event per action, then a summary of done / failed / skipped."""
+"""What apply tells the user: a log event per failed or skipped action (per action under -v or JSON logs),
+then a summary of done / failed / skipped."""
 
 from __future__ import annotations
 
@@ -47,7 +48,13 @@ class LogReporter:
             retries=max(0, outcome.attempts - 1),
         )
         if outcome.status == DONE:
-            self.log.info("action finished", **fields)
+            # One console line per done action costs the main thread more than a small upload's own work
+            # (rclone, too, names files only with -v): people get the bar and the summary, -v the lines,
+            # and CI's JSON log every event.
+            if json_logs():
+                self.log.info("action finished", **fields)
+            else:
+                self.log.debug("action finished", **fields)
         elif outcome.status == FAILED:
             self.log.error("action failed", code=outcome.code, error=outcome.error, **fields)
         else:
