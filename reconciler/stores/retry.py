@@ -41,11 +41,7 @@ class RetryPolicy:
 DEFAULT_POLICY = RetryPolicy()
 
 
-def _quiet(attempt: int, delay: float, error: TransientStoreError) -> None:
-    pass
-
-
-def retrying(fn: Callable[[], T], policy: RetryPolicy = DEFAULT_POLICY, on_retry: OnRetry = _quiet) -> T:
+def retrying(fn: Callable[[], T], policy: RetryPolicy = DEFAULT_POLICY, on_retry: OnRetry | None = None) -> T:
     """`fn()`, tried up to `policy.attempts` times while it raises TransientStoreError; the last one propagates."""
     token = _retrying.set(True)
     try:
@@ -58,7 +54,8 @@ def retrying(fn: Callable[[], T], policy: RetryPolicy = DEFAULT_POLICY, on_retry
                 if attempt >= policy.attempts:
                     raise
                 delay = policy.delay(attempt)
-                on_retry(attempt, delay, exc)
+                if on_retry is not None:
+                    on_retry(attempt, delay, exc)
                 policy.sleep(delay)
     finally:
         _retrying.reset(token)
