@@ -137,6 +137,7 @@ def observe_and_plan(
     delete guards against `ws.desired`, the full specs, so an overlap with an untargeted mapping still counts.
     """
     desired = narrow(ws.desired, targets)
+    kept = {a.actor_id for a in desired.actors}
     own = CachedHasher(rehash_all=rehash_all) if hasher is None else None
     try:
         observed = observe(
@@ -145,7 +146,7 @@ def observe_and_plan(
             own or hasher or StreamingHasher(),
             progress=progress,
             # Only those `--target` kept: plan() must not add back an actor the narrowing left out.
-            discovered=tuple(d for d in ws.discovered if d.actor_id in {a.actor_id for a in desired.actors}),
+            discovered=tuple(d for d in ws.discovered if d.actor_id in kept),
         )
     except StoreError as exc:
         raise UserError(f"could not read the stores: {exc}") from exc
