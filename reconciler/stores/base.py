@@ -144,6 +144,28 @@ class JournalsUploads(Protocol):
         ...
 
 
+# (absolute path, dev, ino, size, mtime_ns, ctime_ns): what the hash cache keys a file's md5 on.
+FileIdentity = tuple[str, int, int, int, int, int]
+
+
+@runtime_checkable
+class HoldsLocalFiles(Protocol):
+    """A store whose keys are files on this machine, so their md5s can be cached by file identity."""
+
+    @property
+    def root_path(self) -> str:
+        """The absolute path every file_path() starts with."""
+        ...
+
+    def file_path(self, key: str) -> str:
+        """The absolute path of `key` (lexical checks only: the cache never opens it through this)."""
+        ...
+
+    def walked_identity(self, entry: Entry) -> FileIdentity | None:
+        """The identity the listing that made `entry` saw, without a syscall; None when it cannot tell."""
+        ...
+
+
 @runtime_checkable
 class ReportsProblems(Protocol):
     """A store whose listings can meet what they cannot observe (LocalStore: unreadable directories,

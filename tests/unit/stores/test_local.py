@@ -209,3 +209,25 @@ def test_a_pulled_s3_key_with_dotdot_is_a_finding_and_everything_else_applies(tm
     assert result.ok and len(result.done) == len(first.actions) == 3  # two downloads, one prune
     assert tree(tmp_path) == ["root", "root/raw", "root/raw/a.json", "root/raw/sub", "root/raw/sub/b.json"]
     assert (root / "raw" / "sub" / "b.json").read_bytes() == b"bb"
+
+
+def test_a_files_version_moves_with_ctime_inode_and_device_not_only_size_and_mtime(tmp_path: Path) -> None:
+    store = LocalStore("disk", tmp_path)
+    (tmp_path / "a").write_bytes(b"one")
+    first = store.stat("a")
+    assert first is not None and first.etag is not None
+    st = os.stat(tmp_path / "a")
+    assert store.walked_identity(first) == (
+        str(tmp_path / "a"), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+    )
+    os.chmod(tmp_path / "a", 0o600)  # no byte or mtime moved, ctime did
+    second = store.stat("a")
+    assert second is not None and second.etag != first.etag
+    with pytest.raises(ObjectChanged):
+        store.delete("a", if_match=first.etag)
+    assert (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("key", ["d/./a", "d//a", "d/a/"])
+def test_file_path_of_an_unusual_key_is_what_abspath_gives(tmp_path: Path, key: str) -> None:
+    assert LocalStore("disk", tmp_path).file_path(key) == os.path.abspath(tmp_path / key)
