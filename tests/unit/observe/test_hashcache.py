@@ -227,3 +227,73 @@ def test_rows_of_deleted_files_are_dropped_when_their_directory_is_scanned(tree:
     with sqlite3.connect(tmp_path / "cache" / CACHE_FILE) as conn:
         paths = sorted(Path(p).name for (p,) in conn.execute("SELECT path FROM hashes"))
     assert paths == ["f0.bin", "f1.bin", "f2.bin", "f4.bin"]
+
+
+def test_known_keys_on_the_walks_stat_and_misses_once_the_file_changed_since(tree: LocalStore, tmp_path: Path) -> None:
+    cold = hasher(tmp_path)
+    walked = {e.key: e for e in tree.list("")}
+    assert {k: cold.md5(tree, e) for k, e in walked.items()}["f2.bin"] == md5(b"content 2" * 100)
+    cold.close()
+
+    warm = hasher(tmp_path)
+    assert warm.known(tree, walked["f2.bin"]) == md5(b"content 2" * 100)
+    path = tree.path("f2.bin")
+    before = path.stat()
+    path.write_bytes(b"CONTENT 2" * 100)  # same size, mtime put back: only ctime moved
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    (rewalked,) = (e for e in tree.list("") if e.key == "f2.bin")
+    # The old listing's version is still the one the cache knows; the new one is not, though size and mtime agree.
+    assert rewalked.etag != walked["f2.bin"].etag and rewalked.size == walked["f2.bin"].size
+    assert warm.known(tree, rewalked) is None
+    assert warm.md5(tree, rewalked) == md5(b"CONTENT 2" * 100)
+    warm.close()
+
+
+def test_an_entry_whose_version_is_not_a_walked_one_falls_back_to_a_stat(tree: LocalStore, tmp_path: Path) -> None:
+    cold = hasher(tmp_path)
+    real = entry(tree, "f0.bin")
+    cold.md5(tree, real)
+    assert cold.known(tree, Entry("f0.bin", real.size, None, etag="not-a-version")) == md5(b"content 0" * 100)
+    assert cold.known(tree, Entry("f0.bin", real.size + 1, None, etag=real.etag)) == md5(b"content 0" * 100)
+    cold.close()
+
+
+def test_a_preloaded_tree_answers_every_directory_below_it_with_one_query(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    for d in ("a", "a/b", "c"):
+        (root / d).mkdir(parents=True)
+        (root / d / "f").write_bytes(d.encode())
+    (tmp_path / "rootless").mkdir()
+    (tmp_path / "rootless" / "f").write_bytes(b"neighbour")
+    store = LocalStore("disk", root)
+    neighbour = LocalStore("other", tmp_path / "rootless")
+    cold = hasher(tmp_path)
+    for s, key in ((store, "a/f"), (store, "a/b/f"), (store, "c/f"), (neighbour, "f")):
+        cold.md5(s, entry(s, key))
+    cold.close()
+
+    cache = HashCache(tmp_path / "cache" / CACHE_FILE, clock=later_clock)
+    statements: list[str] = []
+    cache._conn.set_trace_callback(statements.append)
+    warm = CachedHasher(cache)
+    assert [warm.known(store, e) for e in store.list("")] == [md5(b"a/b"), md5(b"a"), md5(b"c")]
+    assert sum("SELECT path" in s for s in statements) == 1
+    assert all(not p.startswith(str(tmp_path / "rootless")) for p in cache._rows)  # only the store's own tree
+    assert warm.known(neighbour, entry(neighbour, "f")) == md5(b"neighbour")
+    warm.close()
+
+
+def test_a_warm_plan_writes_nothing_to_the_cache(tree: LocalStore, tmp_path: Path) -> None:
+    cold = hasher(tmp_path)
+    walked = list(tree.list(""))
+    for e in walked:
+        cold.md5(tree, e)
+    cold.close()
+    db = tmp_path / "cache" / CACHE_FILE
+    os.utime(db, ns=(0, 0))
+    warm = CachedHasher(HashCache(db, clock=later_clock))
+    assert all(warm.known(tree, e) is not None for e in walked)
+    warm.close()
+    # Any write (even PRAGMA user_version) makes closing checkpoint the WAL into the file, with an fsync:
+    # that was a warm plan's last 0.3 s.
+    assert db.stat().st_mtime_ns == 0
