@@ -13,7 +13,7 @@ What runs, and what does not (so the numbers mean what they say):
   `reconciler.plan.plan` with every pass.
 - The two stores are in memory, but they are *listings*, not `MemoryStore`s: each `list()` is a
   generator that yields, in S3's sorted key order, exactly the `Entry` objects the real store would
-  (`LocalStore`: md5 unknown, `etag` = "size-mtime_ns" version token; `S3Store`: md5 from the ETag,
+  (`LocalStore`: md5 unknown, `etag` = the "size-mtime-ctime-inode-device" version token; `S3Store`: md5 from the ETag,
   `mtime_ns` from LastModified). A `MemoryStore` keeps every object's bytes, ETag and full key in
   its own dict, which the real disk and the real bucket do not cost pixel: measured once at
   n=200,000, two filled `MemoryStore`s alone held 680 B per object, more than the whole observation
@@ -124,6 +124,10 @@ def _content_md5(rel: str, version: int = 0) -> str:
     return hashlib.md5(f"{rel}#{version}".encode()).hexdigest()
 
 
+LOCAL_INODES = 40_000_000  # inode numbers of a large ext4 volume's files
+LOCAL_DEVICE = 64769
+
+
 class _Listing:
     """A store that can only list: the real stores' `Entry` objects, generated in key order."""
 
@@ -149,9 +153,10 @@ class _Listing:
                 mtime_ns = int((BASE_MTIME_NS // 1_000_000_000 + 3_600 + i) * 1e9)
                 yield Entry(key, size, etag.lower(), mtime_ns, etag)
             else:
-                # LocalStore.list: md5 unknown until hashed, etag is the size-mtime version token.
+                # LocalStore.list: md5 unknown until hashed, etag is the version token (stores.local.version_token).
                 mtime_ns = BASE_MTIME_NS + i * 1_000_003
-                yield Entry(key, size, None, mtime_ns, f"{size}-{mtime_ns}")
+                version = f"{size}-{mtime_ns}-{mtime_ns + 17}-{LOCAL_INODES + i}-{LOCAL_DEVICE}"
+                yield Entry(key, size, None, mtime_ns, version)
 
     def stat(self, key: str) -> Entry | None:
         return None
