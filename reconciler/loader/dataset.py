@@ -202,6 +202,8 @@ class StreamingDataset:
                     yield record
         # Done: state_dict() shows the whole epoch consumed until the next iteration, a new pass, begins.
         self._saved = []
+        if self.cache is not None:
+            self.cache.settle()  # what this pass downloaded is in the cache once it has ended
 
     @contextlib.contextmanager
     def _open(self, obj: SourceObject) -> Iterator[BinaryIO]:

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import io
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,10 +41,16 @@ def read_all(stream: BinaryIO, n: int = CHUNK) -> bytes:
     return b"".join(parts)
 
 
-def test_a_miss_is_downloaded_verified_and_then_served_from_the_copy(tmp_path: Path) -> None:
+# A known small size is hashed and written inline; an unknown one (or a large one) on a helper thread.
+SIZES = pytest.mark.parametrize("size", [len(BODY), None], ids=["inline", "helper-thread"])
+
+
+@SIZES
+def test_a_miss_is_downloaded_verified_and_then_served_from_the_copy(tmp_path: Path, size: int | None) -> None:
     cache, source = ObjectCache(tmp_path), Source()
-    with cache.open(MD5, len(BODY), source, label="k") as stream:
+    with cache.open(MD5, size, source, label="k") as stream:
         assert read_all(stream) == BODY
+    cache.settle()
     assert cache.path(MD5).read_bytes() == BODY and not cache.part_path(MD5).exists()
     with cache.open(MD5, len(BODY), source, label="k") as stream:
         assert read_all(stream) == BODY
@@ -77,14 +84,16 @@ def test_when_the_owner_stops_early_a_follower_takes_over_from_where_it_was(tmp_
     follower_ctx.__exit__(None, None, None)
     assert head + rest == BODY
     assert source.fetches == 2 and follower_cache.downloads == 1
+    follower_cache.settle()
     assert owner_cache.path(MD5).read_bytes() == BODY
 
 
-def test_bytes_that_do_not_hash_to_the_md5_are_refused_and_not_cached(tmp_path: Path) -> None:
+@SIZES
+def test_bytes_that_do_not_hash_to_the_md5_are_refused_and_not_cached(tmp_path: Path, size: int | None) -> None:
     cache = ObjectCache(tmp_path)
     corrupt = bytearray(BODY)
     corrupt[5] ^= 1
-    with pytest.raises(PermanentStoreError, match="md5"), cache.open(MD5, len(BODY), Source(bytes(corrupt)),
+    with pytest.raises(PermanentStoreError, match="md5"), cache.open(MD5, size, Source(bytes(corrupt)),
                                                                          label="k") as stream:
         read_all(stream)
     assert not cache.path(MD5).exists() and not cache.part_path(MD5).exists()
@@ -97,6 +106,7 @@ def test_a_killed_owners_part_file_is_replaced_never_used(tmp_path: Path) -> Non
     part.write_bytes(b"garbage from a process killed mid-download")
     with cache.open(MD5, len(BODY), Source(), label="k") as stream:
         assert read_all(stream) == BODY
+    cache.settle()
     assert cache.path(MD5).read_bytes() == BODY
 
 
@@ -107,6 +117,7 @@ def test_least_recently_used_objects_are_evicted_to_the_limit(tmp_path: Path) ->
     for i, (body, md5) in enumerate(zip(bodies, md5s, strict=True)):
         with cache.open(md5, len(body), Source(body), label="k") as stream:
             read_all(stream)
+        cache.settle()
         time.sleep(0.02)  # mtimes apart
         if i == 1:  # object 0 is used again: it becomes more recent than object 1
             with cache.open(md5s[0], 1000, Source(bodies[0]), label="k") as stream:
@@ -122,3 +133,28 @@ def test_sizes() -> None:
     assert parse_size("1.5KiB") == 1536
     with pytest.raises(ValueError, match="20GiB"):
         parse_size("lots")
+
+
+def test_the_reader_goes_on_while_the_copy_is_made_durable_and_no_one_sees_it_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced = threading.Event()
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        assert synced.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)  # the same module object the cache calls
+    owner, other, source = ObjectCache(tmp_path), ObjectCache(tmp_path), Source()
+    with owner.open(MD5, len(BODY), source, label="k") as stream:
+        assert read_all(stream) == BODY  # verified, not yet durable: the reader is not kept waiting
+    assert not owner.path(MD5).exists() and owner.part_path(MD5).exists()
+    # Meanwhile another reader follows the part (the lock is still held) and fetches nothing.
+    with other.open(MD5, len(BODY), source, label="k") as stream:
+        first = stream.read(CHUNK)
+        synced.set()
+        assert first + read_all(stream) == BODY
+    owner.settle()
+    assert owner.path(MD5).read_bytes() == BODY and not owner.part_path(MD5).exists()
+    assert source.fetches == 1 and (owner.downloads, other.followed) == (1, 1)
