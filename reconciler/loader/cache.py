@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Literal, cast
 
 from filelock import FileLock
 
@@ -138,8 +138,13 @@ class ObjectCache:
             return None
         with contextlib.suppress(OSError):
             os.utime(final)  # least recently used is by mtime
-        self.hits += 1
+        self.count("hits")
         return cast(BinaryIO, handle)
+
+    def count(self, counter: Literal["hits", "downloads", "followed"]) -> None:
+        # Under the lock: a dataset opens its next object on a helper thread while it reads the current one.
+        with self._lock:
+            setattr(self, counter, getattr(self, counter) + 1)
 
     def finishing(self, done: Future[None]) -> None:
         """A downloaded object being made durable in the background; settle() waits for it."""
@@ -296,7 +301,7 @@ class _CacheReader(io.RawIOBase):
         self._handed_off = False  # the part file belongs to the background thread that renames it
         if self._try_own():
             return
-        cache.followed += 1
+        cache.count("followed")
 
     def readable(self) -> bool:
         return True
@@ -367,7 +372,7 @@ class _CacheReader(io.RawIOBase):
         # helper thread so the reader goes on with the next object meanwhile: a thousand 1 MiB shards paid
         # 1.5 ms of fsync each. Until the rename, other readers follow the part file as during the download.
         fd, self._fd, self._owned, self._handed_off = self._fd, -1, False, True
-        self.cache.downloads += 1
+        self.cache.count("downloads")
         self.cache.finishing(
             _finisher().submit(_make_durable, fd, self.part, self.final, self._lock, self.cache, writer.written)
         )
@@ -418,7 +423,7 @@ class _CacheReader(io.RawIOBase):
                     return data
                 if self._is_final(fd):
                     self._done = True
-                    self.cache.hits += 1
+                    self.cache.count("hits")
                     return b""
                 if self._replaced(fd):
                     self._follow.close()

@@ -1,0 +1,47 @@
+"""Objects are opened one ahead of the reader: what that must never change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.loader.cache import ObjectCache
+from reconciler.loader.dataset import StreamingDataset
+from reconciler.stores.base import PermanentStoreError
+from tests.unit.loader.test_sharding import make_store
+
+
+def test_stopping_early_releases_the_object_opened_ahead(tmp_path: Path) -> None:
+    store, objects = make_store([5, 5, 5])
+    cache = ObjectCache(tmp_path / "cache")
+    records = iter(StreamingDataset(objects, {"mem": store}, cache=cache, worker_info=lambda: None))
+    assert next(records)["id"] == "0-0"  # object 1 is being opened meanwhile: its lock taken, its part begun
+    records.close()  # type: ignore[attr-defined]
+    cache.settle()
+    assert not list((tmp_path / "cache").rglob("*.part"))
+    for obj in objects:
+        lock = ObjectCache(tmp_path / "cache").lock(str(obj.md5))
+        lock.acquire(timeout=0)  # free: no reader of this process holds it any more
+        lock.release()
+
+
+def test_a_failure_opening_the_next_object_comes_after_every_record_of_the_current_one(tmp_path: Path) -> None:
+    store, objects = make_store([4, 4])
+    store.delete(objects[1].key)
+    got: list[str] = []
+    with pytest.raises(PermanentStoreError, match="does not exist"):
+        for record in StreamingDataset(objects, {"mem": store}, cache=ObjectCache(tmp_path), worker_info=lambda: None):
+            got.append(record["id"])
+    assert got == ["0-0", "0-1", "0-2", "0-3"]
+
+
+def test_the_cache_counts_every_object_once_though_two_threads_open_them(tmp_path: Path) -> None:
+    sizes = [3] * 40
+    store, objects = make_store(sizes)
+    cold = StreamingDataset(objects, {"mem": store}, cache=ObjectCache(tmp_path), worker_info=lambda: None)
+    assert len(list(cold)) == sum(sizes)
+    warm = StreamingDataset(objects, {"mem": store}, cache=ObjectCache(tmp_path), worker_info=lambda: None)
+    assert len(list(warm)) == sum(sizes)
+    assert cold.cache is not None and warm.cache is not None
+    assert (cold.cache.downloads, cold.cache.hits, warm.cache.downloads, warm.cache.hits) == (40, 0, 0, 40)
