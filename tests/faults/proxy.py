@@ -25,7 +25,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-
 
 @dataclass
 class Fault:
-    kind: str  # "error" | "reset" | "stall"
+    kind: str  # "error" | "reset" | "stall" | "cut" (the answer forwarded, its body dropped halfway)
     method: str = ""  # "" matches any
     path: str = ""  # regex searched in the request path (with query), "" matches any
     times: int = 1  # how many requests this rule may hit; -1 for every matching request
@@ -115,12 +115,19 @@ class FaultProxy:
                     conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
                 body = reader.read(int(lower.get("content-length", "0") or 0))
                 fault = self._pick(method, path)
-                self.log.add(f"{method} {path} -> {fault.kind if fault else 'forward'}")
+                asked = "".join(f" {h}={lower[h]}" for h in ("range", "if-match") if h in lower)
+                self.log.add(f"{method} {path} -> {fault.kind if fault else 'forward'}{asked}")
                 if fault is not None and fault.kind == "reset":
                     _reset(conn)
                     return
                 if fault is not None and fault.kind == "stall":
                     time.sleep(fault.stall_seconds)
+                    _reset(conn)
+                    return
+                if fault is not None and fault.kind == "cut":
+                    head, _, payload = self._forward(method, path, headers, body).partition(b"\r\n\r\n")
+                    conn.sendall(head + b"\r\n\r\n" + payload[: len(payload) // 2])
+                    time.sleep(0.5)  # read before the RST arrives: a reset discards what the client has not read
                     _reset(conn)
                     return
                 if fault is not None:

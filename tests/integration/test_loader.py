@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -251,6 +252,24 @@ def test_throttling_and_dropped_connections_are_retried(world: dict[str, Any], t
         ds = load_dataset("clinical_cot", specs, cache_dir=world["cache"])
         assert ids(ds) == [f"cot-{i}" for i in range(25)]
         assert proxy.injected() == 3
+
+
+def test_a_body_cut_halfway_resumes_from_where_it_broke_pinned_to_the_same_version(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    body = jsonl(rows("cut", 100000))  # ~5 MiB, cut after ~2.5: the reads of the first MiBs arrive before it
+    world["put"](f"{PROCESSED}priority/cut.jsonl", body)
+    with FaultProxy(world["seaweed"].endpoint, [Fault("cut", method="GET", path=r"cut\.jsonl")], deadline=60) as proxy:
+        specs = write_world_specs(tmp_path / "proxied", endpoint=proxy.endpoint, bucket=world["bucket"])
+        got = ids(load_dataset("cut.jsonl", specs, cache_dir=tmp_path / "cache"))
+        gets = [line for line in proxy.log.lines if line.startswith("GET ") and "cut.jsonl" in line]
+    assert got == [f"cut-{i}" for i in range(100000)] and proxy.injected("cut") == 1
+    assert len(gets) == 2 and "range=" not in gets[0], gets
+    # The second GET asks for the rest only, and only of the version the first one began.
+    resumed_at = re.search(r"range=bytes=(\d+)-", gets[1])
+    assert resumed_at is not None and 0 < int(resumed_at.group(1)) < len(body) and "if-match=" in gets[1], gets
+    assert hashlib.md5(ObjectCache(tmp_path / "cache").path(hashlib.md5(body).hexdigest()).read_bytes()
+                       ).hexdigest() == hashlib.md5(body).hexdigest()
 
 
 def test_cli_datasets_and_cat(world: dict[str, Any]) -> None:

@@ -112,7 +112,12 @@ def raw_call(action: str, key: str, fn: Callable[..., T], *args: Any) -> T:
     """`call` for the direct path, whose dropped connections are the standard library's errors, not botocore's."""
     try:
         return fn(*args)
-    except NETWORK_ERRORS as exc:
-        raise TransientStoreError(f"{action} {key}: {type(exc).__name__}: {exc}", code="Network", key=key) from exc
     except Exception as exc:
-        raise translate(exc, key=key, action=action) from exc
+        raise translate_raw(exc, key=key, action=action) from exc
+
+
+def translate_raw(exc: Exception, *, key: str, action: str) -> StoreError:
+    """`translate` for an error of the direct path: the standard library's network errors are transient."""
+    if isinstance(exc, NETWORK_ERRORS):
+        return TransientStoreError(f"{action} {key}: {type(exc).__name__}: {exc}", code="Network", key=key)
+    return translate(exc, key=key, action=action)

@@ -119,8 +119,60 @@ class ConnectionPool:
             self._give_back(conn)
         return Response(response.status, response.reason, response.headers, data)  # type: ignore[arg-type]
 
+    def stream(self, method: str, target: str, *, headers: Mapping[str, str]) -> Streamed:
+        """One request whose body is read as it arrives; the connection goes back to the pool once it is
+        read whole, and is closed if the reader stops before that."""
+        conn = self._take()
+        try:
+            conn.request(method, target, headers=dict(headers))
+            response = conn.getresponse()
+        except BaseException:
+            conn.close()
+            raise
+        return Streamed(self, conn, response)
+
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+class Streamed:
+    """A response body read a piece at a time: read(n) and close(), like a file."""
+
+    def __init__(self, pool: ConnectionPool, conn: http.client.HTTPConnection, response: http.client.HTTPResponse):
+        self.status, self.reason = response.status, response.reason
+        self.headers: Mapping[str, str] = response.headers  # type: ignore[assignment]
+        self._pool, self._conn, self._response = pool, conn, response
+        self._open = True
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to `n` bytes (all that is left when n < 0); b"" at the end. A body cut short raises
+        IncompleteRead, one of NETWORK_ERRORS: http.client itself returns b"" for it."""
+        if not self._open:
+            return b""
+        try:
+            data = self._response.read(n if n >= 0 else None)
+            left = self._response.length
+            if not data and n != 0 and left:
+                raise http.client.IncompleteRead(b"", left)
+        except BaseException:
+            self._drop()
+            raise
+        if self._response.isclosed():  # the body is read whole: the connection can carry another request
+            self._open = False
+            if self._response.will_close:
+                self._conn.close()
+            else:
+                self._pool._give_back(self._conn)
+        return data
+
+    def _drop(self) -> None:
+        if self._open:
+            self._open = False
+            self._conn.close()
+
+    def close(self) -> None:
+        """Stopping early: the rest of the body is not read, so the connection cannot be reused."""
+        self._drop()

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from reconciler.model import S3StoreSpec
 from reconciler.stores.s3.credentials import static_access
-from reconciler.stores.s3.direct.http_pool import NETWORK_ERRORS, ConnectionPool, Response
+from reconciler.stores.s3.direct.http_pool import NETWORK_ERRORS, ConnectionPool, Response, Streamed
 from reconciler.stores.s3.direct.sigv4 import EMPTY_SHA256, sign
 from reconciler.stores.s3.listing import parse_list_objects_v2
 
@@ -111,6 +111,23 @@ class RawS3:
             where.scheme, where.netloc, size=pool_size, connect_timeout=connect_timeout, read_timeout=read_timeout
         )
 
+    def _signed(self, method: str, url: str, headers: Mapping[str, str], payload: str) -> dict[str, str]:
+        frozen = self._credentials()
+        if frozen is None or not frozen.access_key or not frozen.secret_key:
+            from botocore.exceptions import NoCredentialsError
+
+            raise NoCredentialsError()
+        return sign(
+            method,
+            url,
+            headers,
+            payload_sha256=payload,
+            access_key=frozen.access_key,
+            secret_key=frozen.secret_key,
+            token=frozen.token,
+            region=self.region,
+        )
+
     def _send(
         self,
         operation: str,
@@ -136,21 +153,7 @@ class RawS3:
         for attempt in range(1, self._attempts + 1):
             if not isinstance(body, bytes | None):
                 body.seek(start)
-            frozen = self._credentials()
-            if frozen is None or not frozen.access_key or not frozen.secret_key:
-                from botocore.exceptions import NoCredentialsError
-
-                raise NoCredentialsError()
-            signed = sign(  # again on each attempt: X-Amz-Date moves on
-                method,
-                url,
-                headers,
-                payload_sha256=payload,
-                access_key=frozen.access_key,
-                secret_key=frozen.secret_key,
-                token=frozen.token,
-                region=self.region,
-            )
+            signed = self._signed(method, url, headers, payload)  # again on each attempt: X-Amz-Date moves on
             try:
                 target = urllib.parse.urlsplit(url)
                 response = self._pool.request(
@@ -170,6 +173,24 @@ class RawS3:
         url = self.base + urllib.parse.quote(key, safe="/~")
         response = self._send("PutObject", "PUT", url, body, {**headers, "Content-Length": str(size)})
         return str(response.headers.get("ETag", "")).strip('"')
+
+    def get_object(self, key: str, headers: Mapping[str, str]) -> Streamed:
+        """GetObject, its body streamed; a status of 300 or more raises a ClientError (412 for If-Match)."""
+        url = self.base + urllib.parse.quote(key, safe="/~")
+        for attempt in range(1, self._attempts + 1):
+            signed = self._signed("GET", url, headers, EMPTY_SHA256)
+            target = urllib.parse.urlsplit(url).path
+            try:
+                response = self._pool.stream("GET", target, headers=signed)
+            except NETWORK_ERRORS:
+                if attempt == self._attempts:
+                    raise
+                continue  # a kept-alive connection the server had closed: once more, on a new one
+            if response.status >= 300:
+                error = Response(response.status, response.reason, response.headers, response.read())
+                raise _client_error("GetObject", error)
+            return response
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     def _get(self, operation: str, query: Mapping[str, str], *, refuse: bool = True) -> Response:
         url = self.base + "?" + urllib.parse.urlencode(sorted(query.items()), quote_via=urllib.parse.quote)
