@@ -110,3 +110,29 @@ def test_raw_put_errors_are_classified_like_botocore_ones(
 
 def plain_body(seaweed: SeaweedServer, bucket: str, key: str) -> bytes:
     return bytes(seaweed.client().get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+@pytest.mark.integration
+def test_checking_the_bucket_also_opens_the_listings_connections_and_learns_its_encryption(
+    seaweed: SeaweedServer, bucket: str, aws_env: dict[str, str]
+) -> None:
+    spec = S3StoreSpec(name="s3", bucket=bucket, endpoint=seaweed.endpoint, region="us-east-1", addressing_style="path")
+    store = S3Store(spec, list_concurrency=6)
+    assert store._raw is not None and store._etags_trusted is None
+    store.check_bucket()
+    assert store._etags_trusted is True  # no default KMS encryption: listed ETags are md5s
+    assert len(store._raw._pool._idle) >= 6  # the ranges of the first listing need no connect
+    assert store._client is None  # all of it without building a botocore client
+
+
+@pytest.mark.integration
+def test_a_missing_bucket_learns_nothing_from_the_checks_sent_beside_its_head(
+    seaweed: SeaweedServer, aws_env: dict[str, str]
+) -> None:
+    spec = S3StoreSpec(
+        name="s3", bucket="pixel-no-such-bucket", endpoint=seaweed.endpoint, region="us-east-1", addressing_style="path"
+    )
+    store = S3Store(spec)
+    with pytest.raises(PermanentStoreError, match="does not exist"):
+        store.check_bucket()
+    assert store._etags_trusted is None

@@ -209,11 +209,20 @@ class S3Store:
                     raise TransientStoreError(f"head bucket {self.bucket}: {status}", code=str(status))
                 return status
 
-            try:
-                if outermost(raw_head) == 200:
-                    return
-            except StoreError:
-                pass
+            # While HEAD goes out, the round trips the first listing would make one after another go too: the
+            # bucket's default encryption (whether its ETags are md5s) and the connections its ranges use.
+            # At 25 ms each way that was 0.1 s of a 0.8 s plan.
+            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="pixel-check") as ahead:
+                encryption = ahead.submit(raw.encryption_algorithms)
+                ahead.submit(raw.warm, self.list_concurrency)
+                try:
+                    reachable = outermost(raw_head) == 200
+                except StoreError:
+                    reachable = False
+            if reachable:
+                # Only now: a bucket that could not be reached says nothing about its encryption.
+                self._etags_trusted = not (encryption.result() or frozenset()) & KMS_ALGORITHMS
+                return
             # Missing, denied, in another region, unreachable: botocore's view and errors decide.
             raw.close()
             self._use_botocore()

@@ -69,8 +69,16 @@ class ThrottledRaw:
         self.statuses = [503, 503, 200]
         self.closed = False
 
+        self.warmed: list[int] = []
+
     def head_bucket(self) -> int:
         return self.statuses.pop(0)
+
+    def encryption_algorithms(self) -> frozenset[str] | None:
+        return frozenset({"aws:kms"})
+
+    def warm(self, connections: int) -> None:
+        self.warmed.append(connections)
 
     def close(self) -> None:
         self.closed = True
@@ -82,3 +90,6 @@ def test_a_throttled_check_bucket_is_asked_again_not_handed_to_botocore() -> Non
     s3._client, s3._raw = None, raw  # type: ignore[assignment]
     s3.check_bucket()
     assert raw.statuses == [] and not raw.closed and s3._client is None
+    # Sent beside the HEAD: the first listing's connections, and what the bucket encrypts with (KMS:
+    # its ETags are no md5s), learnt once the bucket answered.
+    assert raw.warmed == [s3.list_concurrency] and s3._etags_trusted is False

@@ -244,6 +244,9 @@ class RawS3:
             if not page.get("IsTruncated") or not token:
                 return
 
+    def warm(self, connections: int) -> None:
+        self._pool.warm(connections)
+
     def close(self) -> None:
         self._pool.close()
 
