@@ -10,7 +10,7 @@ import pytest
 
 from reconciler.model import S3StoreSpec
 from reconciler.stores.base import TransientStoreError
-from reconciler.stores.s3.store import MIB, S3Store, _read_full
+from reconciler.stores.s3.store import MIB, S3Store, _read_into
 
 DATA = bytes(range(256)) * 4096  # 1 MiB
 
@@ -89,6 +89,22 @@ class Dribble:
 
 def test_parts_are_filled_even_from_a_stream_that_returns_short_reads() -> None:
     stream = Dribble(b"abcdefghij")
-    assert _read_full(stream, 8) == b"abcdefgh"  # type: ignore[arg-type]
-    assert _read_full(stream, 8) == b"ij"  # type: ignore[arg-type]
-    assert _read_full(stream, 8) == b""  # type: ignore[arg-type]
+    buffer = bytearray(8)
+    assert _read_into(stream, buffer) == 8 and buffer == b"abcdefgh"  # type: ignore[arg-type]
+    assert _read_into(stream, buffer) == 2 and buffer[:2] == b"ij"  # type: ignore[arg-type]
+    assert _read_into(stream, buffer) == 0  # type: ignore[arg-type]
+
+
+class DribbleInto(Dribble):
+    def readinto(self, into: bytearray | memoryview) -> int:
+        chunk = self.read(len(into))
+        into[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def test_parts_are_read_in_place_and_filled_from_short_readintos() -> None:
+    stream = DribbleInto(b"abcdefghij")
+    buffer = bytearray(b"x" * 8)
+    assert _read_into(stream, buffer) == 8 and buffer == b"abcdefgh"  # type: ignore[arg-type]
+    assert _read_into(stream, buffer) == 2 and buffer == b"ijcdefgh"  # type: ignore[arg-type]
+    assert _read_into(stream, buffer) == 0  # type: ignore[arg-type]
