@@ -6,6 +6,11 @@ response parsing) and 0.8 ms signed and sent directly; a ListObjectsV2 page
 likewise. With the GIL that CPU is the upload rate of a tree of small files, and
 most of a no-op plan.
 
+A big file's parts go here too (`upload_part`): botocore signs a part's payload with
+SHA-256 over plain HTTP, one more pass over every byte on each side of a loopback
+link that shares two cores, where the part's signed Content-MD5 or CRC64NVME header
+is already the check the server enforces.
+
 Where a request for this bucket goes and the credentials it is signed with are
 decided here without botocore when they are plain (`direct()`: the spec's endpoint
 with path or virtual addressing, or the documented regional AWS endpoint; static
