@@ -19,6 +19,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass, field
+from xml.sax.saxutils import escape
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-connection", "te", "upgrade"}
 
@@ -170,7 +171,7 @@ class FaultProxy:
 def _error_response(status: int, code: str, path: str, *, head_only: bool = False) -> bytes:
     body = (
         f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
-        f"<Message>injected by the test proxy</Message><Resource>{path}</Resource></Error>"
+        f"<Message>injected by the test proxy</Message><Resource>{escape(path)}</Resource></Error>"
     ).encode()
     reason = {403: "Forbidden", 500: "Internal Server Error", 503: "Slow Down"}.get(status, "Error")
     head = (

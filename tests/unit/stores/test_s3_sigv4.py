@@ -33,6 +33,14 @@ CASES = [
         b"hello",
         "session-token/with+odd=chars",
     ),
+    (  # UploadPart as RawS3.upload_part sends it: an AWS-shaped upload id in the query, the payload unsigned
+        "PUT",
+        "https://pixel-data.s3.eu-west-3.amazonaws.com/big/shard%20000.bin?partNumber=12&uploadId="
+        "VXBsb2FkIElEIGZvciA2aWWpbmcncyBteS1tb3ZpZS5tMnRzIHVwbG9hZA.x_y-z~%2Bq",
+        {"x-amz-checksum-crc64nvme": "AAAAAAAAAAA=", "x-amz-sdk-checksum-algorithm": "CRC64NVME"},
+        b"part bytes",
+        None,
+    ),
     (
         "GET",
         "http://127.0.0.1:8333/pixel-data?continuation-token=1%2F2%2B3&encoding-type=url&list-type=2&prefix=d%2Fr%2F",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from typing import Any
 
 import botocore.exceptions
@@ -10,7 +11,7 @@ import pytest
 
 from reconciler.model import S3StoreSpec
 from reconciler.stores.base import TransientStoreError
-from reconciler.stores.s3.store import MIB, S3Store, _read_full
+from reconciler.stores.s3.store import MIB, S3Store, _PartBuffers, _read_into
 
 DATA = bytes(range(256)) * 4096  # 1 MiB
 
@@ -89,6 +90,41 @@ class Dribble:
 
 def test_parts_are_filled_even_from_a_stream_that_returns_short_reads() -> None:
     stream = Dribble(b"abcdefghij")
-    assert _read_full(stream, 8) == b"abcdefgh"  # type: ignore[arg-type]
-    assert _read_full(stream, 8) == b"ij"  # type: ignore[arg-type]
-    assert _read_full(stream, 8) == b""  # type: ignore[arg-type]
+    buffer = bytearray(8)
+    assert _read_into(stream, buffer) == 8 and buffer == b"abcdefgh"  # type: ignore[arg-type]
+    assert _read_into(stream, buffer) == 2 and buffer[:2] == b"ij"  # type: ignore[arg-type]
+    assert _read_into(stream, buffer) == 0  # type: ignore[arg-type]
+
+
+class DribbleInto(Dribble):
+    def readinto(self, into: bytearray | memoryview) -> int:
+        chunk = self.read(len(into))
+        into[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def test_parts_are_read_in_place_and_filled_from_short_readintos() -> None:
+    stream = DribbleInto(b"abcdefghij")
+    buffer = bytearray(b"x" * 8)
+    assert _read_into(stream, buffer) == 8 and buffer == b"abcdefgh"  # type: ignore[arg-type]
+    assert _read_into(stream, buffer) == 2 and buffer == b"ijcdefgh"  # type: ignore[arg-type]
+    assert _read_into(stream, buffer) == 0  # type: ignore[arg-type]
+
+
+def test_part_buffers_are_reused_never_more_than_the_slots_and_let_go_when_idle() -> None:
+    buffers = _PartBuffers(2)
+    with buffers.in_use():
+        first, second = buffers.take(8), buffers.take(8)
+        assert first is not second
+        taken: list[bytearray] = []
+        waiting = threading.Thread(target=lambda: taken.append(buffers.take(8)))
+        waiting.start()
+        waiting.join(0.2)
+        assert waiting.is_alive() and not taken, "a third buffer waits for a slot"
+        buffers.give_back(first)
+        waiting.join(5)
+        assert taken == [first] and taken[0] is first, "the buffer given back is the one reused"
+        buffers.give_back(second)
+        assert buffers.take(16) is not second and buffers._kept == [], "a buffer of another size is let go"
+    buffers.give_back(taken[0])
+    assert buffers._kept == [], "no upload under way: nothing is kept"

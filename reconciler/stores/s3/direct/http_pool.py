@@ -102,7 +102,12 @@ class ConnectionPool:
         conn.close()
 
     def request(
-        self, method: str, target: str, *, body: bytes | BinaryIO | None, headers: Mapping[str, str]
+        self,
+        method: str,
+        target: str,
+        *,
+        body: bytes | bytearray | memoryview | BinaryIO | None,
+        headers: Mapping[str, str],
     ) -> Response:
         """One request and its whole response; raises one of NETWORK_ERRORS when the exchange fails."""
         conn = self._take()
