@@ -8,6 +8,7 @@ writer's, and count what was lost.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -58,7 +59,9 @@ def test_a_saved_release_keeps_a_same_size_edit_with_its_mtime_restored(
 
     assert path.read_bytes() == v2, "the never-uploaded edit was deleted"
     assert applied.code == 1
-    assert "the local file is kept" in applied.out + applied.err
+    # The edit moved ctime, which the local version the plan recorded includes: the release is refused before
+    # a byte is read (the release's own check of the bytes, behind it, is for what no stat can see).
+    assert "changed since the plan was made" in applied.out + applied.err
     assert keys(s3_client, bucket) == {"rel/det/a.dat": v1}
 
 
@@ -140,3 +143,22 @@ def test_release_puts_the_bytes_back_beside_a_file_recreated_meanwhile(tmp_path:
     assert path.read_bytes() == b"new edit"
     (kept,) = [p for p in tmp_path.iterdir() if KEPT_MARKER in p.name]
     assert kept.read_bytes() == b"released version"
+
+
+def test_release_keeps_bytes_that_s3_does_not_hold_even_when_the_version_still_matches(tmp_path: Path) -> None:
+    """What no stat can see (the version the plan recorded still matches) the release's own look at the bytes does."""
+    store = LocalStore("disk", tmp_path)
+    path = tmp_path / "a.dat"
+    path.write_bytes(b"bytes never uploaded")
+    token = store.stat("a.dat")
+    assert isinstance(token, Entry)
+    seen: list[tuple[str, int]] = []
+
+    def confirm(md5: str, size: int) -> None:
+        seen.append((md5, size))
+        raise ObjectChanged("S3 holds other bytes", code="BadDigest")
+
+    with pytest.raises(ObjectChanged, match="the local file is kept"):
+        store.release("a.dat", if_match=token.etag, confirm=confirm)
+    assert path.read_bytes() == b"bytes never uploaded"
+    assert seen == [(hashlib.md5(b"bytes never uploaded").hexdigest(), len(b"bytes never uploaded"))]

@@ -87,3 +87,11 @@ def test_a_body_cut_short_raises_a_network_error_not_a_silent_end(server: _Serve
             got += data
     assert isinstance(raised.value, http.client.IncompleteRead) and got == BODY[: len(BODY) // 2]
     pool.close()
+
+
+@pytest.mark.parametrize("rest", [None, -1])
+def test_read_with_no_size_reads_the_rest_as_a_file_does(server: _Server, rest: int | None) -> None:
+    pool = pool_for(server)
+    streamed = pool.stream("GET", "/object", headers={})
+    assert streamed.read(10) + streamed.read(rest) == BODY and streamed.read(rest) == b""
+    pool.close()

@@ -172,13 +172,13 @@ class Streamed:
         self._pool, self._conn, self._response = pool, conn, response
         self._open = True
 
-    def read(self, n: int = -1) -> bytes:
-        """Up to `n` bytes (all that is left when n < 0); b"" at the end. A body cut short raises
+    def read(self, n: int | None = -1) -> bytes:
+        """Up to `n` bytes (all that is left when n is None or < 0); b"" at the end. A body cut short raises
         IncompleteRead, one of NETWORK_ERRORS: http.client itself returns b"" for it."""
         if not self._open:
             return b""
         try:
-            data = self._response.read(n if n >= 0 else None)
+            data = self._response.read(n if n is not None and n >= 0 else None)
             left = self._response.length
             if not data and n != 0 and left:
                 raise http.client.IncompleteRead(b"", left)
