@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from reconciler.model import S3StoreSpec
 from reconciler.stores.base import ChecksReachable, JournalsUploads, RecordsMd5s
 from reconciler.stores.local import LocalStore
@@ -84,7 +86,10 @@ class ThrottledRaw:
         self.closed = True
 
 
-def test_a_throttled_check_bucket_is_asked_again_not_handed_to_botocore() -> None:
+def test_a_throttled_check_bucket_is_asked_again_not_handed_to_botocore(monkeypatch: pytest.MonkeyPatch) -> None:
+    import reconciler.stores.s3.store as store_module
+
+    monkeypatch.setattr(store_module, "FAR_ROUND_TRIP_S", -1.0)  # as if far away: the listing's connections too
     s3 = s3_store()
     raw = ThrottledRaw()
     s3._client, s3._raw = None, raw  # type: ignore[assignment]

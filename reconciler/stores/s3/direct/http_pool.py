@@ -125,9 +125,9 @@ class ConnectionPool:
         return Response(response.status, response.reason, response.headers, data)  # type: ignore[arg-type]
 
     def warm(self, count: int) -> None:
-        """Open connections until `count` are idle, all at once: each connect is a round trip, which a
-        listing cut into `count` ranges would otherwise pay before its first page. Failures are left to the
-        requests that follow."""
+        """Open connections in the background until `count` are idle, all at once: each connect is a round
+        trip, which a listing cut into `count` ranges would otherwise pay before its first page. A request
+        meanwhile opens its own; failures are left to the requests that follow."""
 
         def one() -> None:
             try:
@@ -138,11 +138,8 @@ class ConnectionPool:
 
         with self._lock:
             missing = min(count, self._size) - len(self._idle)
-        threads = [threading.Thread(target=one, name="pixel-connect", daemon=True) for _ in range(missing)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        for _ in range(missing):
+            threading.Thread(target=one, name="pixel-connect", daemon=True).start()
 
     def stream(self, method: str, target: str, *, headers: Mapping[str, str]) -> Streamed:
         """One request whose body is read as it arrives; the connection goes back to the pool once it is
