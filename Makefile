@@ -21,13 +21,20 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict reconciler
 	$(BIN)/mypy tests bench
 
+# Byte-compiled once up front: where PYTHONDONTWRITEBYTECODE is set (as on some CI and sandbox images) every
+# `pixel` the tests and the benchmark start would otherwise compile all of reconciler again.
+COMPILE = $(BIN)/python -m compileall -q reconciler
+
 test: lint
+	$(COMPILE)
 	$(BIN)/pytest -q tests
 
 demo: $(STAMP)
+	$(COMPILE)
 	$(BIN)/python -m reconciler.dev.demo
 
 bench: $(STAMP)
+	$(COMPILE)
 	$(BIN)/python -m bench
 
 # The aws cli pins its own botocore, and s3fs (via aiobotocore) an older one still: either would move the
