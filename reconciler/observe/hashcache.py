@@ -319,13 +319,17 @@ class CachedHasher:
         stat): the md5 returned is then that of the very version `entry.etag` names.
         """
         local = self._local_files(store)
-        if local is not None and (walked := local.walked_identity(entry)) is not None:
+        if local is None:
+            return None
+        walked = local.walked_identity(entry)
+        if walked is not None:
             return self._hit(FileKey(*walked))
-        found = _file_key(store, entry.key)
+        found = _file_key(local, entry.key)
         return None if found is None else self._hit(found[1])
 
     def md5(self, store: Store, entry: Entry) -> str:
-        found = _file_key(store, entry.key)
+        local = self._local_files(store)
+        found = None if local is None else _file_key(local, entry.key)
         if found is None:  # not a file on this machine (or gone): nothing to key a cache on
             return self._count(entry.size, md5_of_stream(store, entry.key))
         path, before = found
@@ -371,18 +375,12 @@ class CachedHasher:
         self.cache.close()
 
 
-def _file_key(store: Store, key: str) -> tuple[str, FileKey] | None:
-    path = _local_path(store, key)
-    if path is None:
-        return None
+def _file_key(store: HoldsLocalFiles, key: str) -> tuple[str, FileKey] | None:
+    path = store.file_path(key)
     try:
         return path, FileKey.of(path, os.stat(path))
     except OSError:
         return None
-
-
-def _local_path(store: Store, key: str) -> str | None:
-    return store.file_path(key) if isinstance(store, HoldsLocalFiles) else None
 
 
 def _read_md5(path: str) -> tuple[str, int]:

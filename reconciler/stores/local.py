@@ -22,6 +22,7 @@ from typing import BinaryIO
 from reconciler.model import Entry, Problem
 from reconciler.stores.base import (
     ConfirmHeld,
+    FileIdentity,
     ObjectChanged,
     OpenSource,
     PermanentStoreError,
@@ -120,7 +121,7 @@ class LocalStore:
             return f"{self._abs_root}/{key}"  # what abspath would return, without building a Path
         return os.path.abspath(self.root / key)
 
-    def walked_identity(self, entry: Entry) -> tuple[str, int, int, int, int, int] | None:
+    def walked_identity(self, entry: Entry) -> FileIdentity | None:
         """(file_path, dev, ino, size, mtime_ns, ctime_ns) as the listing that made `entry` stat()ed it.
 
         No syscall: a warm plan's cache check of 10,000 files paid a second stat and a pathlib path for
