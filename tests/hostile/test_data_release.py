@@ -123,23 +123,29 @@ def test_a_concurrent_same_size_writer_loses_no_edit_to_release_local(
     assert not any(p.exists() for p in files[1::2]), f"untouched files were not released:\n{out}\n{err}"
 
 
+def one_file(tmp_path: Path, body: bytes) -> tuple[LocalStore, Path, str | None]:
+    """A local store holding `a.dat`, and the version of it a plan would record."""
+    store = LocalStore("disk", tmp_path)
+    path = tmp_path / "a.dat"
+    path.write_bytes(body)
+    token = store.stat("a.dat")
+    assert isinstance(token, Entry)
+    return store, path, token.etag
+
+
 def test_release_puts_the_bytes_back_beside_a_file_recreated_meanwhile(tmp_path: Path) -> None:
     """The rename-back race: a writer re-creates the path while the bytes are aside; neither version is lost."""
     # Imported here: absent before the fix, and the other tests of this file must still run there.
     from reconciler.stores.local import KEPT_MARKER
 
-    store = LocalStore("disk", tmp_path)
-    path = tmp_path / "a.dat"
-    path.write_bytes(b"released version")
-    token = store.stat("a.dat")
-    assert isinstance(token, Entry)
+    store, path, version = one_file(tmp_path, b"released version")
 
     def confirm(md5: str, size: int) -> None:
         path.write_bytes(b"new edit")  # the path is free while the bytes are aside: a writer takes it
         raise ObjectChanged("S3 holds other bytes", code="BadDigest")
 
     with pytest.raises(ObjectChanged, match="kept at"):
-        store.release("a.dat", if_match=token.etag, confirm=confirm)
+        store.release("a.dat", if_match=version, confirm=confirm)
     assert path.read_bytes() == b"new edit"
     (kept,) = [p for p in tmp_path.iterdir() if KEPT_MARKER in p.name]
     assert kept.read_bytes() == b"released version"
@@ -147,11 +153,7 @@ def test_release_puts_the_bytes_back_beside_a_file_recreated_meanwhile(tmp_path:
 
 def test_release_keeps_bytes_that_s3_does_not_hold_even_when_the_version_still_matches(tmp_path: Path) -> None:
     """What no stat can see (the version the plan recorded still matches) the release's own look at the bytes does."""
-    store = LocalStore("disk", tmp_path)
-    path = tmp_path / "a.dat"
-    path.write_bytes(b"bytes never uploaded")
-    token = store.stat("a.dat")
-    assert isinstance(token, Entry)
+    store, path, version = one_file(tmp_path, b"bytes never uploaded")
     seen: list[tuple[str, int]] = []
 
     def confirm(md5: str, size: int) -> None:
@@ -159,6 +161,6 @@ def test_release_keeps_bytes_that_s3_does_not_hold_even_when_the_version_still_m
         raise ObjectChanged("S3 holds other bytes", code="BadDigest")
 
     with pytest.raises(ObjectChanged, match="the local file is kept"):
-        store.release("a.dat", if_match=token.etag, confirm=confirm)
+        store.release("a.dat", if_match=version, confirm=confirm)
     assert path.read_bytes() == b"bytes never uploaded"
     assert seen == [(hashlib.md5(b"bytes never uploaded").hexdigest(), len(b"bytes never uploaded"))]
