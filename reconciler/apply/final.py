@@ -167,10 +167,12 @@ class FinalCompiler:
                 code="412",
                 key=final.manifest_key,
             )
+        earlier = self._written_before(store, final, pre.target_etag)
         workdir = self._workdir(final)
         stats = CompileStats(written={name: 0 for name, _ in final.splits})
         shards, compiled = self._compile(final, store, workdir, md5s, stats)
         document = self._document(final, md5s, shards, compiled, stats)
+        document["history"] = self._history(store, final, earlier, [*shards, compiled])
         body = manifest_format.render(document)
         md5 = hashlib.md5(body).hexdigest()
         # Last: until this PUT lands, readers follow the previous manifest, whose shards are all still there.
@@ -220,6 +222,27 @@ class FinalCompiler:
                 "a source of the final dataset changed since the plan was made; re-run pixel plan", code="412"
             )
         return md5s
+
+    @staticmethod
+    def _written_before(store: Store, final: FinalDatasetSpec, etag: str | None) -> frozenset[str]:
+        """The keys the manifest being replaced says this dataset wrote; none when there is none to follow."""
+        if etag is None:
+            return frozenset()
+        with store.open(final.manifest_key, if_match=etag) as body:
+            content = body.read()
+        try:
+            return manifest_format.parse(content).written()
+        except manifest_format.ManifestError:
+            return frozenset()  # the plan said it cannot be followed; its keys are only known by their names
+
+    @staticmethod
+    def _history(store: Store, final: FinalDatasetSpec, earlier: frozenset[str], now: list[_Closed]) -> list[str]:
+        """Keys earlier builds wrote that this one does not name and S3 still holds: the plan's deletes of them
+        run after this manifest lands, and one interrupted there must still find them the dataset's own."""
+        if not earlier:
+            return []
+        superseded = earlier - {c.key for c in now} - {final.manifest_key}
+        return sorted(e.key for e in store.list(final.prefix) if e.key in superseded)
 
     def _workdir(self, final: FinalDatasetSpec) -> Path:
         local = self.stores[final.workdir.store]

@@ -9,13 +9,17 @@ manifest order (the splits in their declared order, each split's shards by
 index), per-split totals, the compiled export, the sources with their md5s, the
 recipe it was built with (and its digest), the record counts of the build and
 its creation time. `build` is a digest of the recipe and the sources' md5s:
-equal builds have equal shards.
+equal builds have equal shards. `history` lists the keys earlier builds wrote
+that this one no longer names and that were still in S3 when it was published:
+with the shards and the export, the only keys other than its shard names that
+a rebuild may delete under the prefix (`written`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +49,21 @@ def shard_key(final: FinalDatasetSpec, split: str, index: int, md5: str) -> str:
     return f"{final.prefix}{split}/shard-{index:05d}-{md5[:12]}.jsonl"
 
 
+_SHARD_NAME = re.compile(r"shard-\d{5}-([0-9a-f]{12})\.jsonl")
+
+
+def shard_name_md5(final: FinalDatasetSpec, key: str) -> str | None:
+    """The md5 prefix a key of this dataset's shard scheme carries ({prefix}{split}/shard-N-md5.jsonl, a declared
+    split), else None: such a key is one a build of this dataset writes, even when no manifest names it yet."""
+    if not key.startswith(final.prefix):
+        return None
+    split, slash, name = key[len(final.prefix) :].partition("/")
+    if not slash or split not in {name for name, _ in final.splits}:
+        return None
+    match = _SHARD_NAME.fullmatch(name)
+    return match.group(1) if match else None
+
+
 def render(document: Mapping[str, Any]) -> bytes:
     return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
@@ -69,6 +88,13 @@ class Published:
     shards: tuple[Shard, ...]
     compiled: Shard | None
     splits: dict[str, dict[str, int]]  # split -> shards, records, bytes
+    history: tuple[str, ...] = ()  # keys earlier builds wrote that this one does not name, still there when written
+
+    def written(self) -> frozenset[str]:
+        """Every key this dataset's builds wrote, as far as this manifest knows: its shards, export and history."""
+        return frozenset(
+            [s.key for s in self.shards] + ([self.compiled.key] if self.compiled is not None else []) + [*self.history]
+        )
 
 
 def _shard(item: Any, where: str) -> Shard:
@@ -108,6 +134,9 @@ def parse(content: bytes | str | Mapping[str, Any]) -> Published:
         if not isinstance(source, dict) or not all(isinstance(source.get(f), str) for f in ("name", "key", "md5")):
             raise ManifestError(f"sources[{index}]: expected name, key and md5")
         parsed_sources[source["name"]] = (source["key"], source["md5"])
+    history = document.get("history", [])
+    if not isinstance(history, list) or not all(isinstance(key, str) for key in history):
+        raise ManifestError("history: expected a list of keys")
     compiled = document.get("compiled")
     recipe = document.get("recipe")
     splits = document.get("splits")
@@ -119,6 +148,7 @@ def parse(content: bytes | str | Mapping[str, Any]) -> Published:
         shards=tuple(_shard(item, f"shards[{i}]") for i, item in enumerate(shards)),
         compiled=_shard(compiled, "compiled") if compiled is not None else None,
         splits=splits if isinstance(splits, dict) else {},
+        history=tuple(history),
     )
 
 

@@ -15,6 +15,14 @@ in place (their edge from the compile); each delete is If-Match on the ETag seen
 here and reads the manifest first, so a shard the new build reuses is kept. With
 nothing to rebuild, only leftovers of an interrupted build (shards no manifest
 names) are deleted, and a missing local manifest copy is downloaded again.
+
+Only keys this dataset wrote are ever deleted: those the published manifest names
+or lists in its history, and keys of its shard scheme; anything else under the
+prefix is reported as unmanaged and left. A shard key holding other bytes than a
+build wrote there (md5 differs from the manifest's, or from the md5 its name
+carries) would be yielded again by the rebuild, which never overwrites blind: it
+is deleted before the compile, If-Match the foreign ETag seen here, so the
+rebuild can write it and a change made since is still refused.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from reconciler.manifests.final import ManifestError, Published, build_id, parse
+from reconciler.manifests.final import ManifestError, Published, Shard, build_id, parse, shard_name_md5
 from reconciler.model import (
     Action,
     ActionKind,
@@ -68,12 +76,36 @@ def _source_reasons(final: FinalDatasetSpec, published: Published, md5s: dict[st
     return reasons
 
 
+def _differs(entry: Entry | None, shard: Shard) -> bool:
+    """Whether S3 does not hold the bytes a manifest names at `shard.key`.
+
+    Every object pixel writes records its md5 (x-amz-meta-md5 when the ETag is not one), so an object with
+    no md5 there was written by someone else.
+    """
+    return entry is None or entry.size != shard.size or entry.md5 != shard.md5
+
+
 def _integrity_reasons(published: Published, objects: Mapping[str, Entry]) -> list[str]:
     listed = [*published.shards, *([published.compiled] if published.compiled is not None else [])]
-    bad = [s.key for s in listed if (e := objects.get(s.key)) is None or (e.md5 is not None and e.md5 != s.md5)]
+    bad = [s.key for s in listed if _differs(objects.get(s.key), s)]
     if not bad:
         return []
     return [f"{len(bad)} object(s) the manifest names are missing or differ ({bad[0]}{', …' if len(bad) > 1 else ''})"]
+
+
+def _foreign(final: FinalDatasetSpec, entry: Entry, named: Shard | None) -> str | None:
+    """Why the bytes at a shard key of this dataset are not the ones a build wrote there, or None when they are
+    (or when nothing says what they should be: a key only the history names)."""
+    if named is not None:
+        if _differs(entry, named):
+            return f"md5 {short(entry.md5)}, {entry.size:,} B where the manifest names md5 {short(named.md5)}, " + (
+                f"{named.size:,} B"
+            )
+        return None
+    name_md5 = shard_name_md5(final, entry.key)
+    if name_md5 is not None and (entry.md5 is None or not entry.md5.startswith(name_md5)):
+        return f"md5 {short(entry.md5)} where its name says {name_md5}…"
+    return None
 
 
 def _sources_now(
@@ -104,7 +136,9 @@ def _sources_now(
     return md5s, waits, findings, size
 
 
-def _shard_delete(final: FinalDatasetSpec, entry: Entry, why: str) -> Action:
+def _shard_delete(final: FinalDatasetSpec, entry: Entry, why: str, *, guarded: bool = True) -> Action:
+    """A delete of a key this dataset wrote, If-Match the ETag seen. `guarded`: it runs after the compile and
+    reads the manifest then in place first, keeping a key that names; a repair runs before, unguarded."""
     ref = ObjectRef(final.store, entry.key)
     return Action(
         id=action_id(ActionKind.DELETE, ref),
@@ -112,7 +146,7 @@ def _shard_delete(final: FinalDatasetSpec, entry: Entry, why: str) -> Action:
         change=Change.DELETE,
         mapping=SCOPE,
         target=ref,
-        source=final.manifest,  # read first: a key the manifest there names is kept
+        source=final.manifest if guarded else None,  # read first: a key the manifest there names is kept
         size=entry.size,
         md5=entry.md5,
         reason=why,
@@ -154,10 +188,28 @@ def plan_final(desired: Desired, observed: Observed, plan: Plan) -> Plan:
         if len(md5s) == len(final.sources):
             reasons += _source_reasons(final, published, md5s)
         reasons += _integrity_reasons(published, seen.objects)
-    named = {s.key for s in published.shards} if published is not None else set()
+    named = {s.key: s for s in published.shards} if published is not None else {}
+    written = published.written() if published is not None else frozenset()
     own = {final.manifest_key, final.compiled_key}
     actions: list[Action] = []
     edges: list[tuple[str, str]] = []
+    # Only keys this dataset wrote are ever deleted: what a manifest names or its history lists, and keys of
+    # its shard scheme (an interrupted build's). Anything else under the prefix is someone else's.
+    ours: list[Entry] = []
+    for key in sorted(seen.objects):
+        if key in own:
+            continue
+        if key in written or shard_name_md5(final, key) is not None:
+            ours.append(seen.objects[key])
+        else:
+            findings.append(
+                Finding(
+                    FindingKind.UNMANAGED,
+                    SCOPE,
+                    str(ObjectRef(final.store, key)),
+                    f"under the final dataset's prefix {final.prefix} but written by no build of it: left alone",
+                )
+            )
     if reasons and len(md5s) == len(final.sources):
         manifest = seen.manifest.entry
         compile_action = Action(
@@ -176,24 +228,30 @@ def plan_final(desired: Desired, observed: Observed, plan: Plan) -> Plan:
         )
         actions.append(compile_action)
         edges += [(writer, compile_action.id) for writer in waits]
-        for key in sorted(seen.objects):
-            if key in own:
+        for entry in ours:
+            foreign = _foreign(final, entry, named.get(entry.key))
+            if foreign is not None and entry.etag is not None and shard_name_md5(final, entry.key) is not None:
+                # Other bytes at a key a build writes: the rebuild would yield the same key and must not
+                # overwrite them blind. Deleted first, If-Match exactly the bytes seen, so a change since is refused.
+                repair = _shard_delete(final, entry, f"holds other bytes than this dataset wrote ({foreign}): "
+                                       "deleted, If-Match these bytes, before the rebuild writes the key again",
+                                       guarded=False)
+                actions.append(repair)
+                edges.append((repair.id, compile_action.id))
                 continue
             why = (
                 "previous build's shard: deleted once the new manifest is in place, unless the new build has it"
-                if key in named
-                else "named by no manifest (left by an interrupted build): deleted once the new manifest is in "
+                if entry.key in named
+                else "written by an earlier build that no manifest names now: deleted once the new manifest is in "
                 "place, unless the new build has it"
             )
-            delete = _shard_delete(final, seen.objects[key], why)
+            delete = _shard_delete(final, entry, why)
             actions.append(delete)
             edges.append((compile_action.id, delete.id))
     elif not reasons and published is not None:
-        for key in sorted(seen.objects):
-            if key not in own and key not in named:
-                actions.append(
-                    _shard_delete(final, seen.objects[key], "named by no manifest (left by an interrupted build)")
-                )
+        for entry in ours:
+            if entry.key not in named:
+                actions.append(_shard_delete(final, entry, "written by an earlier build that no manifest names now"))
         local = seen.local_manifest
         if local.content != seen.manifest.content and seen.manifest.entry is not None:
             published_entry = seen.manifest.entry
@@ -216,7 +274,11 @@ def plan_final(desired: Desired, observed: Observed, plan: Plan) -> Plan:
 
 
 def final_deletes(desired: Desired, plan: Plan) -> set[tuple[str, str]]:
-    """Shard deletes of this pass: the final dataset's prefix is its own, so no mapping's prune rules apply."""
+    """Deletes of this pass: the final dataset's prefix is its own, so no mapping's prune rules apply.
+
+    Those after the compile read the manifest then in place first (their source); a repair before it may only
+    be of a key of the shard scheme, which the rebuild is about to write.
+    """
     final = desired.final
     if final is None:
         return set()
@@ -228,5 +290,5 @@ def final_deletes(desired: Desired, plan: Plan) -> set[tuple[str, str]]:
         and a.target.store == final.store
         and a.target.key.startswith(final.prefix)
         and a.target.key not in (final.manifest_key, final.compiled_key)
-        and a.source == final.manifest
+        and (a.source == final.manifest or (a.source is None and shard_name_md5(final, a.target.key) is not None))
     }

@@ -24,7 +24,7 @@ from reconciler.spec.document import (
 )
 from reconciler.spec.errors import YamlPath
 from reconciler.spec.validate import show
-from reconciler.spec.world import World
+from reconciler.spec.world import World, owners_overlapping
 from reconciler.units import parse_size
 
 SECTION = "final_dataset"
@@ -47,7 +47,7 @@ def build_final(
     for doc in documents:
         section = doc.section(SECTION)
         if isinstance(section, dict) and declared_once(doc, SECTION, seen, report):
-            built = _final(doc, section, stores, mappings, world.datasets, report)
+            built = _final(doc, section, stores, mappings, world, report)
     return built
 
 
@@ -97,13 +97,13 @@ def _final(
     section: dict[str, Any],
     stores: dict[str, DeclaredStore],
     mappings: list[MappingSpec],
-    datasets: list[DatasetSpec],
+    world: World,
     report: Report,
 ) -> FinalDatasetSpec | None:
     if doc.is_broken((SECTION,)) and not all(k in section for k in ("sources", "splits", "to")):
         return None
     listed = section.get("sources")
-    sources = _sources(doc, listed, datasets, report) if isinstance(listed, list) else None
+    sources = _sources(doc, listed, world.datasets, report) if isinstance(listed, list) else None
     splits = section.get("splits")
     splits = splits if isinstance(splits, dict) else {}
     if isinstance(splits, dict) and not doc.is_broken((SECTION, "splits")):
@@ -121,19 +121,15 @@ def _final(
     manifest_key = _under(doc, (SECTION, "manifest", "key"), manifest.get("key"), prefix, report) if to else None
     local = file_ref(doc, (SECTION, "manifest", "local"), manifest.get("local"), stores, report)
     workdir = section_ref(doc, (SECTION, "workdir"), section.get("workdir"), "local", stores, report)
-    if to is not None:
-        for mapping in mappings:
-            if mapping.s3_store == to[0] and (
-                mapping.s3_prefix.startswith(prefix) or prefix.startswith(mapping.s3_prefix)
-            ):
-                report.add(
-                    doc,
-                    (SECTION, "to"),
-                    f"{to[0]}:{prefix} overlaps mapping {show(mapping.name)} ({mapping.s3_store}:{mapping.s3_prefix}):"
-                    " the final dataset's prefix must be its own, so no mapping syncs or prunes its shards",
-                )
-                to = None
-                break
+    if to is not None and (owners := owners_overlapping(to[0], prefix, stores, mappings, world)):
+        more = f" and {len(owners) - 3} more" if len(owners) > 3 else ""
+        report.add(
+            doc,
+            (SECTION, "to"),
+            f"{to[0]}:{prefix} overlaps {', '.join(owners[:3])}{more}: the final dataset's prefix must be its "
+            "own, since a rebuild deletes the shards it supersedes there",
+        )
+        to = None
     if workdir is not None and workdir[1].rstrip("/") == "":
         report.add(doc, (SECTION, "workdir"), "expected a directory of its own under the store root, not the root")
         workdir = None

@@ -20,6 +20,7 @@ from reconciler.model import (
     ObjectRef,
     Organise,
     Ownership,
+    S3StoreSpec,
     TierSpec,
     tier_of,
 )
@@ -336,3 +337,50 @@ def _actors(
         )
         world.actors.append(actor)
         world.actor_mappings.append(mapping)
+
+
+def owners_overlapping(
+    store: str, prefix: str, stores: dict[str, DeclaredStore], mappings: list[MappingSpec], world: World
+) -> list[str]:
+    """Everything the specs own in the same bucket as `store:prefix` that lies under it or holds it, described.
+
+    A prefix pixel writes and prunes alone (the final dataset's `to`) must overlap none of these: the
+    mappings, the tiers, the registry's objects (dataset keys and S3 sources), the
+    inventory and registry files, the actor layout, and pixel's own space (`.pixel/`, the lock's folder).
+    Compared by bucket identity, so two store names for one bucket still overlap.
+    """
+    declared = stores.get(store)
+    if declared is None:
+        return []
+    identity = declared.identity
+
+    def same(other: str) -> bool:
+        found = stores.get(other)
+        return found is not None and found.identity == identity
+
+    def holds(other: str) -> bool:  # a prefix under ours, or ours under it
+        return other.startswith(prefix) or prefix.startswith(other)
+
+    found: list[str] = []
+    spec = declared.spec
+    if isinstance(spec, S3StoreSpec):
+        # Only the lock's folder can lie under a prefix: one inside pixel's space is refused where it is parsed.
+        found += [f"pixel's own space {show(space)}" for space in spec.reserved_prefixes() if space.startswith(prefix)]
+    for mapping in mappings:  # the actors' own mappings lie under the actor layout, checked below
+        if same(mapping.s3_store) and holds(mapping.s3_prefix):
+            found.append(f"mapping {show(mapping.name)} ({mapping.s3_store}:{mapping.s3_prefix})")
+    for tier in world.tiers:
+        if same(tier.store) and holds(tier.prefix):
+            found.append(f"tier {show(tier.name)} ({tier.store}:{tier.prefix})")
+    for dataset in world.datasets:
+        refs = [ObjectRef(dataset.store, dataset.key), *([dataset.source] if dataset.source is not None else [])]
+        found += [
+            f"dataset {show(dataset.name)} ({ref})" for ref in refs if same(ref.store) and ref.key.startswith(prefix)
+        ]
+    for what, ref in (("the dataset registry", world.registry), ("the inventory", world.inventory)):
+        if ref is not None and same(ref.store) and ref.key.startswith(prefix):
+            found.append(f"{what} ({ref})")
+    layout = world.actor_layout
+    if layout is not None and same(layout.s3_store) and holds(layout.s3_prefix):
+        found.append(f"the actors ({layout.s3_store}:{layout.s3_prefix})")
+    return list(dict.fromkeys(found))

@@ -34,7 +34,7 @@ def test_not_published_compiles_and_pins_its_inputs(tmp_path: Path) -> None:
 def test_a_changed_source_is_the_reason_and_the_old_shards_are_deleted_after_the_compile(tmp_path: Path) -> None:
     d = desired(tmp_path)
     manifest, objects = published(d)
-    stray = Entry("final_dataset/test/shard-00003-bbbb.jsonl", 5, "b" * 32, etag="b" * 32)
+    stray = Entry("final_dataset/test/shard-00003-bbbbbbbbbbbb.jsonl", 5, "b" * 32, etag="b" * 32)
     now = {**MD5, "beta": "9" * 32}
     p = plan(d, observed(manifest, {**objects, stray.key: stray}, source_entries(now)))
     action = _compile(p)
@@ -81,7 +81,7 @@ def test_a_missing_source_is_a_finding_not_a_compile(tmp_path: Path) -> None:
 def test_current_with_leftovers_deletes_them_and_restores_the_local_copy(tmp_path: Path) -> None:
     d = desired(tmp_path)
     manifest, objects = published(d)
-    stray = Entry("final_dataset/validation/shard-00000-cccc.jsonl", 5, "c" * 32, etag="c" * 32)
+    stray = Entry("final_dataset/validation/shard-00000-cccccccccccc.jsonl", 5, "c" * 32, etag="c" * 32)
     p = plan(d, observed(manifest, {**objects, stray.key: stray}, local=None))
     kinds = sorted((a.kind.value, a.target.key) for a in p.actions)
     assert kinds == [("delete", stray.key), ("download", "kept/manifest.json")]
@@ -107,10 +107,11 @@ def test_the_compile_reads_first_with_its_deletes_beneath_it(tmp_path: Path) -> 
 
     d = desired(tmp_path)
     manifest, objects = published(d)
-    early = Entry("final_dataset/aaa/shard-00000-dddd.jsonl", 5, "d" * 32, etag="d" * 32)
+    early = Entry("final_dataset/test/shard-00000-dddddddddddd.jsonl", 5, "d" * 32, etag="d" * 32)
     p = plan(d, observed(manifest, {**objects, early.key: early}, source_entries({**MD5, "alpha": "1" * 32})))
     lines = render_text(p, d).splitlines()
     start = lines.index("  # final_dataset")
     assert lines[start + 1].startswith("  ~ final_dataset/manifest.json  (compile, 200 B: alpha changed: md5 a1b2")
-    assert lines[start + 2].startswith("  - final_dataset/aaa/shard-00000-dddd.jsonl  (delete: named by no manifest")
+    assert lines[start + 2].startswith(
+        "  - final_dataset/test/shard-00000-dddddddddddd.jsonl  (delete: written by an earlier build that no manifest")
     assert lines[-1] == "Plan: 0 to upload, 0 to update, 1 to compile, 2 to delete. 2 findings above."
