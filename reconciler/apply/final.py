@@ -15,7 +15,8 @@
 A record's split is decided by the sha256 of its split key alone (the field's canonical JSON, or the
 whole record's), so the same record lands in the same split whatever else is compiled with it, and
 dedupe drops a record whose hash was already seen. The previous build's shards are deleted by the
-plan's delete actions, which run after this one.
+plan's delete actions, which run after this one; the new manifest's `history` lists those still in S3,
+so a delete interrupted there still knows them for this dataset's own.
 """
 
 from __future__ import annotations
