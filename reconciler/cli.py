@@ -22,7 +22,7 @@ from reconciler import commands, progress
 from reconciler.commands.common import error
 from reconciler.errors import UserError
 from reconciler.logs import configure_logging
-from reconciler.plan.guards import DEFAULT_MAX_DELETE, GuardLimits
+from reconciler.plan.guards import DEFAULT_MAX_DELETE, DEFAULT_MAX_SUPERSEDED, GuardLimits
 
 F = TypeVar("F", bound=Callable[..., Any])
 P = ParamSpec("P")
@@ -165,6 +165,14 @@ def guard_options(fn: F) -> F:
         help="Allow a plan that deletes more than 25% of the objects under a mapping's prefix.",
     )(fn)
     fn = click.option(
+        "--max-superseded",
+        type=click.IntRange(0),
+        default=DEFAULT_MAX_SUPERSEDED,
+        show_default=True,
+        help="Refuse a plan that deletes more final-dataset shards superseded by its rebuild than this "
+        "(counted apart from --max-delete).",
+    )(fn)
+    fn = click.option(
         "--max-delete",
         type=click.IntRange(0),
         default=DEFAULT_MAX_DELETE,
@@ -284,6 +292,7 @@ def plan(
     parallelism: int,
     rehash_all: bool,
     max_delete: int,
+    max_superseded: int,
     allow_mass_delete: bool,
     strict: bool,
     out: Path | None,
@@ -302,7 +311,9 @@ def plan(
         parallelism=parallelism,
         rehash_all=rehash_all,
         out=out,
-        limits=GuardLimits(max_delete=max_delete, allow_mass_delete=allow_mass_delete, strict=strict),
+        limits=GuardLimits(
+            max_delete=max_delete, max_superseded=max_superseded, allow_mass_delete=allow_mass_delete, strict=strict
+        ),
         output_format=output_format,
         compact=compact,
         targets=targets,
@@ -358,6 +369,7 @@ def apply(
     parallelism: int,
     rehash_all: bool,
     max_delete: int,
+    max_superseded: int,
     allow_mass_delete: bool,
     strict: bool,
     lock_timeout: float,
@@ -387,7 +399,9 @@ def apply(
         rehash_all=rehash_all,
         plan_file=plan_file,
         lock=LockOptions(timeout=lock_timeout),
-        limits=GuardLimits(max_delete=max_delete, allow_mass_delete=allow_mass_delete, strict=strict),
+        limits=GuardLimits(
+            max_delete=max_delete, max_superseded=max_superseded, allow_mass_delete=allow_mass_delete, strict=strict
+        ),
         output_format=output_format,
         compact=compact,
         targets=targets,

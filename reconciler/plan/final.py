@@ -211,33 +211,18 @@ def plan_final(desired: Desired, observed: Observed, plan: Plan) -> Plan:
                 )
             )
     if reasons and len(md5s) == len(final.sources):
-        manifest = seen.manifest.entry
-        compile_action = Action(
-            id=action_id(ActionKind.COMPILE, final.manifest),
-            kind=ActionKind.COMPILE,
-            change=Change.CREATE if manifest is None else Change.UPDATE,
-            mapping=SCOPE,
-            target=final.manifest,
-            size=size,
-            reason=f"{'; '.join(reasons)}: {_expects(final, size)}",
-            precondition=Precondition(
-                target_absent=manifest is None,
-                target_etag=manifest.etag if manifest is not None else None,
-                source_md5=build_id(final, md5s),  # the sources must still be these when it runs
-            ),
-        )
-        actions.append(compile_action)
-        edges += [(writer, compile_action.id) for writer in waits]
+        compile_id = action_id(ActionKind.COMPILE, final.manifest)
+        repairs: list[Action] = []
+        superseded: list[Action] = []
         for entry in ours:
             foreign = _foreign(final, entry, named.get(entry.key))
             if foreign is not None and entry.etag is not None and shard_name_md5(final, entry.key) is not None:
                 # Other bytes at a key a build writes: the rebuild would yield the same key and must not
                 # overwrite them blind. Deleted first, If-Match exactly the bytes seen, so a change since is refused.
-                repair = _shard_delete(final, entry, f"holds other bytes than this dataset wrote ({foreign}): "
-                                       "deleted, If-Match these bytes, before the rebuild writes the key again",
-                                       guarded=False)
-                actions.append(repair)
-                edges.append((repair.id, compile_action.id))
+                repairs.append(_shard_delete(
+                    final, entry, f"holds other bytes than this dataset wrote ({foreign}): deleted, If-Match these "
+                    "bytes, before the rebuild writes the key again", guarded=False,
+                ))
                 continue
             why = (
                 "previous build's shard: deleted once the new manifest is in place, unless the new build has it"
@@ -245,9 +230,34 @@ def plan_final(desired: Desired, observed: Observed, plan: Plan) -> Plan:
                 else "written by an earlier build that no manifest names now: deleted once the new manifest is in "
                 "place, unless the new build has it"
             )
-            delete = _shard_delete(final, entry, why)
-            actions.append(delete)
-            edges.append((compile_action.id, delete.id))
+            superseded.append(_shard_delete(final, entry, why))
+        then = (
+            f"; then {len(superseded)} superseded shard(s) deleted once the new manifest is in place, unless it "
+            "names them (counted apart from --max-delete, under --max-superseded)"
+            if superseded
+            else ""
+        )
+        manifest = seen.manifest.entry
+        actions.append(
+            Action(
+                id=compile_id,
+                kind=ActionKind.COMPILE,
+                change=Change.CREATE if manifest is None else Change.UPDATE,
+                mapping=SCOPE,
+                target=final.manifest,
+                size=size,
+                reason=f"{'; '.join(reasons)}: {_expects(final, size)}{then}",
+                precondition=Precondition(
+                    target_absent=manifest is None,
+                    target_etag=manifest.etag if manifest is not None else None,
+                    source_md5=build_id(final, md5s),  # the sources must still be these when it runs
+                ),
+            )
+        )
+        actions += [*repairs, *superseded]
+        edges += [(writer, compile_id) for writer in waits]
+        edges += [(repair.id, compile_id) for repair in repairs]
+        edges += [(compile_id, delete.id) for delete in superseded]
     elif not reasons and published is not None:
         for entry in ours:
             if entry.key not in named:
@@ -273,7 +283,7 @@ def plan_final(desired: Desired, observed: Observed, plan: Plan) -> Plan:
     return plan.extended(actions, edges, findings)
 
 
-def final_deletes(desired: Desired, plan: Plan) -> set[tuple[str, str]]:
+def _final_deletes(desired: Desired, plan: Plan) -> list[Action]:
     """Deletes of this pass: the final dataset's prefix is its own, so no mapping's prune rules apply.
 
     Those after the compile read the manifest then in place first (their source); a repair before it may only
@@ -281,9 +291,9 @@ def final_deletes(desired: Desired, plan: Plan) -> set[tuple[str, str]]:
     """
     final = desired.final
     if final is None:
-        return set()
-    return {
-        (a.target.store, a.target.key)
+        return []
+    return [
+        a
         for a in plan.actions
         if a.kind is ActionKind.DELETE
         and a.mapping == SCOPE
@@ -291,4 +301,17 @@ def final_deletes(desired: Desired, plan: Plan) -> set[tuple[str, str]]:
         and a.target.key.startswith(final.prefix)
         and a.target.key not in (final.manifest_key, final.compiled_key)
         and (a.source == final.manifest or (a.source is None and shard_name_md5(final, a.target.key) is not None))
-    }
+    ]
+
+
+def final_deletes(desired: Desired, plan: Plan) -> set[tuple[str, str]]:
+    return {(a.target.store, a.target.key) for a in _final_deletes(desired, plan)}
+
+
+def superseded_deletes(desired: Desired, plan: Plan) -> set[tuple[str, str]]:
+    """The shard deletes that read the manifest in place first and keep what it names: shards a verified build
+    superseded (or an interrupted one left). `--max-superseded` counts them, apart from `--max-delete`."""
+    final = desired.final
+    if final is None:
+        return set()
+    return {(a.target.store, a.target.key) for a in _final_deletes(desired, plan) if a.source == final.manifest}

@@ -11,6 +11,10 @@ override it when the deletion really is intended:
 - `protect: true` forbids every delete under that mapping (the first pass
   reports it per mapping; this pass catches deletes later passes add);
 - at most `max_delete` deletes in one plan (`--max-delete`, default 100);
+- at most `max_superseded` deletes of final-dataset shards a verified build superseded
+  (`--max-superseded`, default 10,000), counted apart from `--max-delete`: a rebuild lists every
+  shard of the previous build, each deleted only once the new manifest is in place and only if it
+  does not name it, so a one-record change of a large dataset is not the accident the count is for;
 - no mapping may lose more than `mass_fraction` (25%) of the objects under
   its prefix unless `allow_mass_delete` (`--allow-mass-delete`); fewer than
   `mass_min_count` deletes never count as mass deletion;
@@ -49,9 +53,10 @@ from reconciler.model import (
     S3StoreSpec,
 )
 from reconciler.plan.datasets import dataset_deletes, plan_tier_guards
-from reconciler.plan.final import final_deletes
+from reconciler.plan.final import final_deletes, superseded_deletes
 
 DEFAULT_MAX_DELETE = 100
+DEFAULT_MAX_SUPERSEDED = 10_000
 DEFAULT_MASS_FRACTION = 0.25
 # Below this many deletes in one mapping the fraction rule stays quiet: pruning
 # the one stale object of a two-object prefix is routine, not an accident.
@@ -61,6 +66,7 @@ DEFAULT_MASS_MIN_COUNT = 5
 @dataclasses.dataclass(frozen=True, slots=True)
 class GuardLimits:
     max_delete: int = DEFAULT_MAX_DELETE
+    max_superseded: int = DEFAULT_MAX_SUPERSEDED
     allow_mass_delete: bool = False
     mass_fraction: float = DEFAULT_MASS_FRACTION
     mass_min_count: int = DEFAULT_MASS_MIN_COUNT
@@ -183,11 +189,12 @@ def delete_refusals(desired: Desired, delete: Action) -> list[str]:
     return ownership_errors(desired, plan) + list(plan_tier_guards(desired, Observed(mappings={}), plan).errors)
 
 
-def counted_deletes(plan: Plan) -> list[Action]:
-    """The deletes --max-delete and the mass-delete rule count: not a temp key's, not a move's source."""
+def counted_deletes(plan: Plan, superseded: set[tuple[str, str]] | None = None) -> list[Action]:
+    """The deletes --max-delete and the mass-delete rule count: not a temp key's, not a move's source, not a
+    superseded final-dataset shard (`superseded_deletes`, which --max-superseded counts)."""
     # A move's source delete keeps its bytes at the new key: a rename is not the accident the counts look for.
     moved_away = {(a.source.store, a.source.key) for a in plan.actions if a.kind is ActionKind.MOVE and a.source}
-    skipped = _created(plan) | moved_away
+    skipped = _created(plan) | moved_away | (superseded or set())
     return [a for a in plan.actions if a.kind is ActionKind.DELETE and (a.target.store, a.target.key) not in skipped]
 
 
@@ -197,6 +204,16 @@ def max_delete_error(counted: int, max_delete: int) -> str | None:
     return (
         f"the plan would delete {counted} objects, more than --max-delete {max_delete}; "
         "check the source directories, then raise --max-delete if this is intended"
+    )
+
+
+def max_superseded_error(counted: int, max_superseded: int) -> str | None:
+    if counted <= max_superseded:
+        return None
+    return (
+        f"the plan would delete {counted} superseded final-dataset shards, more than --max-superseded "
+        f"{max_superseded}; each goes only once the new manifest is in place and only if it does not name it: "
+        "raise --max-superseded if this is intended"
     )
 
 
@@ -236,8 +253,11 @@ def guard_errors(desired: Desired, plan: Plan, limits: GuardLimits) -> list[str]
     plan is applied, so a file's own `errors` and `applyable` are never what lets it through.
     """
     errors = ownership_errors(desired, plan)
-    counted = counted_deletes(plan)
+    superseded = superseded_deletes(desired, plan)
+    counted = counted_deletes(plan, superseded)
     if too_many := max_delete_error(len(counted), limits.max_delete):
+        errors.append(too_many)
+    if too_many := max_superseded_error(len(superseded), limits.max_superseded):
         errors.append(too_many)
     errors += mass_delete_errors(desired, plan, counted, limits)
     if limits.strict and plan.findings:

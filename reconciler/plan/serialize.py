@@ -103,7 +103,12 @@ def action_to_dict(action: Action) -> dict[str, Any]:
 
 
 def _limits_dict(limits: GuardLimits) -> dict[str, Any]:
-    return {"max_delete": limits.max_delete, "allow_mass_delete": limits.allow_mass_delete, "strict": limits.strict}
+    return {
+        "max_delete": limits.max_delete,
+        "max_superseded": limits.max_superseded,
+        "allow_mass_delete": limits.allow_mass_delete,
+        "strict": limits.strict,
+    }
 
 
 def _findings(plan: Plan) -> list[dict[str, str]]:
@@ -272,7 +277,10 @@ def saved_from_dict(data: Any, *, source: str = "plan") -> SavedPlan:
     plan = from_dict(data, source=source)
     recorded = data["guard_limits"]
     limits = GuardLimits(
-        max_delete=recorded["max_delete"], allow_mass_delete=recorded["allow_mass_delete"], strict=recorded["strict"]
+        max_delete=recorded["max_delete"],
+        max_superseded=recorded["max_superseded"],
+        allow_mass_delete=recorded["allow_mass_delete"],
+        strict=recorded["strict"],
     )
     return SavedPlan(plan, limits)
 

@@ -127,7 +127,7 @@ def test_with_the_check_bypassed_a_rebuild_deletes_only_keys_the_final_dataset_w
     assert {f"s3:{k}" for k in [*unrelated, *sources]} <= reported
 
     result = execute(build_graph(plan), build_runner(bypassed.desired, ws.stores), parallelism=4)
-    assert result.ok, [o.message for o in result.outcomes if o.status != "done"]
+    assert result.ok, [o.error for o in result.failed]
     for key, body in {**unrelated, **sources}.items():
         assert world.get(key) == body, key
     assert leftover not in world.listed("datasets/")

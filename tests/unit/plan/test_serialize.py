@@ -102,7 +102,9 @@ def test_file_carries_version_summary_applyable_and_every_action_field() -> None
     data = serialize.to_dict(plan)
     assert data["format_version"] == 2
     assert data["applyable"] is False
-    assert data["guard_limits"] == {"max_delete": 100, "allow_mass_delete": False, "strict": False}
+    assert data["guard_limits"] == {
+        "max_delete": 100, "max_superseded": 10_000, "allow_mass_delete": False, "strict": False
+    }
     assert re.fullmatch("[0-9a-f]{64}", data["guard_digest"])
     assert data["summary"]["upload"] == {"count": 1, "bytes": 10}
     assert data["summary"] == {k: {"count": t.count, "bytes": t.bytes} for k, t in tally(plan).items()}
