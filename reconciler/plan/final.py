@@ -19,10 +19,10 @@ names) are deleted, and a missing local manifest copy is downloaded again.
 Only keys this dataset wrote are ever deleted: those the published manifest names
 or lists in its history, and keys of its shard scheme; anything else under the
 prefix is reported as unmanaged and left. A shard key holding other bytes than a
-build wrote there (md5 differs from the manifest's, or from the md5 its name
-carries) would be yielded again by the rebuild, which never overwrites blind: it
-is deleted before the compile, If-Match the foreign ETag seen here, so the
-rebuild can write it and a change made since is still refused.
+build wrote there (its recorded md5 missing, or not the one its name carries)
+would be yielded again by the rebuild, which never overwrites blind: it is
+deleted before the compile, If-Match the foreign ETag seen here, so the rebuild
+can write it and a change made since is still refused.
 """
 
 from __future__ import annotations
@@ -93,19 +93,14 @@ def _integrity_reasons(published: Published, objects: Mapping[str, Entry]) -> li
     return [f"{len(bad)} object(s) the manifest names are missing or differ ({bad[0]}{', …' if len(bad) > 1 else ''})"]
 
 
-def _foreign(final: FinalDatasetSpec, entry: Entry, named: Shard | None) -> str | None:
-    """Why the bytes at a shard key of this dataset are not the ones a build wrote there, or None when they are
-    (or when nothing says what they should be: a key only the history names)."""
-    if named is not None:
-        if _differs(entry, named):
-            return f"md5 {short(entry.md5)}, {entry.size:,} B where the manifest names md5 {short(named.md5)}, " + (
-                f"{named.size:,} B"
-            )
-        return None
+def _foreign(final: FinalDatasetSpec, entry: Entry) -> str | None:
+    """Why the bytes at a key of the shard scheme are not the ones a build wrote there, or None when they are
+    (or the key is not of the scheme). A build names a shard by its md5 and records that md5 on the object, so
+    an object whose recorded md5 is missing or another was written by someone else."""
     name_md5 = shard_name_md5(final, entry.key)
-    if name_md5 is not None and (entry.md5 is None or not entry.md5.startswith(name_md5)):
-        return f"md5 {short(entry.md5)} where its name says {name_md5}…"
-    return None
+    if name_md5 is None or (entry.md5 is not None and entry.md5.startswith(name_md5)):
+        return None
+    return f"md5 {short(entry.md5)} where its name says {name_md5}…"
 
 
 def _sources_now(
@@ -215,8 +210,8 @@ def plan_final(desired: Desired, observed: Observed, plan: Plan) -> Plan:
         repairs: list[Action] = []
         superseded: list[Action] = []
         for entry in ours:
-            foreign = _foreign(final, entry, named.get(entry.key))
-            if foreign is not None and entry.etag is not None and shard_name_md5(final, entry.key) is not None:
+            foreign = _foreign(final, entry)
+            if foreign is not None and entry.etag is not None:
                 # Other bytes at a key a build writes: the rebuild would yield the same key and must not
                 # overwrite them blind. Deleted first, If-Match exactly the bytes seen, so a change since is refused.
                 repairs.append(_shard_delete(
@@ -287,7 +282,7 @@ def _final_deletes(desired: Desired, plan: Plan) -> list[Action]:
     """Deletes of this pass: the final dataset's prefix is its own, so no mapping's prune rules apply.
 
     Those after the compile read the manifest then in place first (their source); a repair before it may only
-    be of a key of the shard scheme, which the rebuild is about to write.
+    be of a key of the shard scheme whose bytes, as the plan saw them, are not the ones the name carries.
     """
     final = desired.final
     if final is None:
@@ -300,8 +295,13 @@ def _final_deletes(desired: Desired, plan: Plan) -> list[Action]:
         and a.target.store == final.store
         and a.target.key.startswith(final.prefix)
         and a.target.key not in (final.manifest_key, final.compiled_key)
-        and (a.source == final.manifest or (a.source is None and shard_name_md5(final, a.target.key) is not None))
+        and (a.source == final.manifest or (a.source is None and _repairs(final, a)))
     ]
+
+
+def _repairs(final: FinalDatasetSpec, delete: Action) -> bool:
+    name_md5 = shard_name_md5(final, delete.target.key)
+    return name_md5 is not None and not (delete.md5 or "").startswith(name_md5)
 
 
 def final_deletes(desired: Desired, plan: Plan) -> set[tuple[str, str]]:

@@ -115,3 +115,19 @@ def test_the_compile_reads_first_with_its_deletes_beneath_it(tmp_path: Path) -> 
     assert lines[start + 2].startswith(
         "  - final_dataset/test/shard-00000-dddddddddddd.jsonl  (delete: written by an earlier build that no manifest")
     assert lines[-1] == "Plan: 0 to upload, 0 to update, 1 to compile, 2 to delete. 2 findings above."
+
+
+def test_a_saved_plan_may_repair_only_bytes_that_are_not_what_the_shard_name_says(tmp_path: Path) -> None:
+    """Issue 23.8: the unguarded delete before the compile is accepted only for foreign bytes at a shard key."""
+    d = desired(tmp_path)
+    key = "final_dataset/train/shard-00001-" + "e" * 12 + ".jsonl"
+    foreign = Entry(key, 10, "0" * 32, etag="0" * 32)
+    manifest, objects = published(d)
+    p = plan(d, observed(manifest, {**objects, key: foreign}, source_entries({**MD5, "alpha": "1" * 32})))
+    [repair] = [a for a in p.actions if a.target.key == key]
+    assert repair.source is None and (repair.id, _compile(p).id) in p.edges
+    assert saved_checks.problems(d, p) == []
+    # The same delete of bytes the name vouches for would skip the manifest's check: refused.
+    own = dataclasses.replace(repair, md5="e" * 32)
+    found = saved_checks.problems(d, dataclasses.replace(p, actions=(own,), edges=()))
+    assert found and found[0].startswith(f"delete lake:{key}"), found
