@@ -16,15 +16,19 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reconciler.apply import execute
 from reconciler.apply.runner import build_runner
 from reconciler.cli import main
-from reconciler.model import ActionKind
-from reconciler.plan import guards
+from reconciler.manifests.final import parse, shard_name_md5
+from reconciler.model import ActionKind, Entry, FindingKind
+from reconciler.plan import guards, plan
 from reconciler.plan.graph import build_graph
 from reconciler.workflow import Workspace, observe_and_plan
 from tests.integration.final_world import FinalWorld, jsonl, records
+from tests.unit.final.world import MD5, desired, observed, published, source_entries
 
 SPEC = """\
 stores:
@@ -151,3 +155,60 @@ def test_shards_of_a_dropped_split_stay_the_datasets_own_through_the_manifest_hi
     deletes = {a.target.key for a in plan.actions if a.kind is ActionKind.DELETE}
     assert deletes == history, deletes
     assert f"s3:{stranger}" in {f.key for f in plan.findings}
+
+
+_SEGMENTS = st.sampled_from(["datasets", "processed", "final", "train", "x"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tier=st.lists(_SEGMENTS, min_size=1, max_size=3), to=st.lists(_SEGMENTS, min_size=1, max_size=3))
+def test_to_is_refused_exactly_when_it_and_a_tier_hold_one_another(
+    tmp_path: Path, tier: list[str], to: list[str]
+) -> None:
+    tier_prefix, to_prefix = "/".join(tier) + "/", "/".join(to) + "/"
+    specs = tmp_path / "law"
+    specs.mkdir(exist_ok=True)
+    spec = _spec(f"lake:{to_prefix}").replace("datasets/processed/", tier_prefix)
+    (specs / "final.yaml").write_text(spec)
+    result = CliRunner().invoke(main, ["validate", "--specs", str(specs)], catch_exceptions=False)
+    overlaps = tier_prefix.startswith(to_prefix) or to_prefix.startswith(tier_prefix)
+    refused = f'overlaps tier "processed" (lake:{tier_prefix})' in result.stderr
+    assert refused == overlaps, result.stderr
+    if not overlaps:
+        assert "final_dataset.to" not in result.stderr, result.stderr
+
+
+_KEYS = st.one_of(
+    st.builds(lambda split, n, md5: f"final_dataset/{split}/shard-{n:05d}-{md5}.jsonl",
+              st.sampled_from(["train", "validation", "test", "old"]), st.integers(0, 3),
+              st.sampled_from(["e" * 12, "0123456789ab", "ffffffffffff"])),
+    st.builds(lambda rest: f"final_dataset/{rest}", st.sampled_from(
+        ["train/notes.txt", "readme.md", "train/shard-1-abc.jsonl", "compiled/other.jsonl", "test/shard-00001.jsonl"])),
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(keys=st.sets(_KEYS, max_size=8), history=st.sets(_KEYS, max_size=3), rebuild=st.booleans())
+def test_a_plan_deletes_only_keys_the_dataset_wrote_and_reports_the_rest(
+    tmp_path: Path, keys: set[str], history: set[str], rebuild: bool
+) -> None:
+    """The law behind the defence: whatever lies under the prefix, a delete is of a key a manifest names, its
+    history lists or the shard scheme makes (a declared split, shard-N-md5[:12].jsonl); the rest is a finding."""
+    d = desired(tmp_path)
+    final = d.final
+    assert final is not None
+    manifest, objects = published(d, history=sorted(history))
+    extra = {k: Entry(k, 3, md5=(k.rsplit("-", 1)[-1][:12] + "0" * 20) if k.endswith("jsonl") else None, etag="t")
+             for k in keys}
+    md5s = {**MD5, "alpha": "1" * 32} if rebuild else MD5
+    p = plan(d, observed(manifest, {**objects, **extra}, source_entries(md5s)))
+    wrote = parse(manifest).written()
+    deleted = {a.target.key for a in p.actions if a.kind is ActionKind.DELETE}
+    for key in deleted:
+        assert key in wrote or shard_name_md5(final, key) is not None, key
+    unmanaged = {f.key for f in p.findings if f.kind is FindingKind.UNMANAGED}
+    for key in extra:
+        ours = key in wrote or shard_name_md5(final, key) is not None
+        assert (f"lake:{key}" in unmanaged) == (not ours), key
+        if ours and key not in {s.key for s in parse(manifest).shards}:
+            assert key in deleted, key
