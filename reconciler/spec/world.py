@@ -346,7 +346,8 @@ def owners_overlapping(
 
     A prefix pixel writes and prunes alone (the final dataset's `to`) must overlap none of these: the
     mappings, the tiers, the registry's objects (dataset keys and S3 sources), the
-    inventory and registry files, the actor layout, and pixel's own space (`.pixel/`, the lock's folder).
+    inventory and registry files, the actor layout, where S3 Inventory delivers a store's reports, and
+    pixel's own space (`.pixel/`, the lock's folder).
     Compared by bucket identity, so two store names for one bucket still overlap.
     """
     declared = stores.get(store)
@@ -383,4 +384,13 @@ def owners_overlapping(
     layout = world.actor_layout
     if layout is not None and same(layout.s3_store) and holds(layout.s3_prefix):
         found.append(f"the actors ({layout.s3_store}:{layout.s3_prefix})")
+    for name, other in sorted(stores.items()):
+        held = other.spec
+        if not isinstance(held, S3StoreSpec) or held.inventory is None:
+            continue
+        source = held.inventory
+        # S3 Inventory delivers to {prefix}/{source bucket}/{configuration}/...
+        reports = f"{as_prefix(source.prefix)}{held.bucket}/"
+        if ("bucket", held.endpoint or "", source.bucket) == identity and holds(reports):
+            found.append(f"store {show(name)}'s S3 Inventory reports ({source.bucket}:{reports})")
     return list(dict.fromkeys(found))

@@ -71,9 +71,12 @@ def _spec(to: str, extra: str = "") -> str:
         (_spec("lake:runs/").replace("endpoint: \"http://127.0.0.1:1\"}", "endpoint: \"http://127.0.0.1:1\", "
                                      "lock_key: runs/lock/pixel.lock}", 1),
          "pixel's own space \"runs/lock/\""),
+        (_spec("lake:reports/").replace("endpoint: \"http://127.0.0.1:1\"}", "endpoint: \"http://127.0.0.1:1\", "
+                                        "inventory: {bucket: lake, prefix: reports/inv}}", 1),
+         "store \"lake\"'s S3 Inventory reports (lake:reports/inv/lake/)"),
     ],
     ids=["holds-a-tier", "inside-a-tier", "same-bucket-other-store", "holds-a-mapping", "inside-the-actors",
-         "holds-the-lock-folder"],
+         "holds-the-lock-folder", "holds-inventory-reports"],
 )
 def test_validate_refuses_a_to_overlapping_anything_owned_with_one_located_error(
     tmp_path: Path, spec: str, owner: str
