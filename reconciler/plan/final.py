@@ -133,7 +133,7 @@ def _sources_now(
 
 def _shard_delete(final: FinalDatasetSpec, entry: Entry, why: str, *, guarded: bool = True) -> Action:
     """A delete of a key this dataset wrote, If-Match the ETag seen. `guarded`: it runs after the compile and
-    reads the manifest then in place first, keeping a key that names; a repair runs before, unguarded."""
+    reads the manifest then in place first, keeping a key it names; a repair runs before, unguarded."""
     ref = ObjectRef(final.store, entry.key)
     return Action(
         id=action_id(ActionKind.DELETE, ref),
@@ -214,10 +214,11 @@ def plan_final(desired: Desired, observed: Observed, plan: Plan) -> Plan:
             if foreign is not None and entry.etag is not None:
                 # Other bytes at a key a build writes: the rebuild would yield the same key and must not
                 # overwrite them blind. Deleted first, If-Match exactly the bytes seen, so a change since is refused.
-                repairs.append(_shard_delete(
-                    final, entry, f"holds other bytes than this dataset wrote ({foreign}): deleted, If-Match these "
-                    "bytes, before the rebuild writes the key again", guarded=False,
-                ))
+                why = (
+                    f"holds other bytes than this dataset wrote ({foreign}): deleted, If-Match these bytes, before "
+                    "the rebuild writes the key again"
+                )
+                repairs.append(_shard_delete(final, entry, why, guarded=False))
                 continue
             why = (
                 "previous build's shard: deleted once the new manifest is in place, unless the new build has it"
