@@ -9,8 +9,9 @@ the executor) at start-up.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
@@ -234,14 +235,43 @@ plan_format_option = format_option(
 plan_file_option = click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Pixel(click.Group):
+    """A usage error (unknown option, bad value, missing argument) exits 1, as every other error does.
+
+    click exits 2 on one, and 2 is what `plan --detailed-exitcode` means by "changes present": a typo in
+    a CI script would read as a successful plan with changes (Terraform: 1 for every error). A usage
+    error is raised while a context is made (the group's own flags, then the subcommand's, inside
+    `invoke`); marking it there leaves click to print it as usual.
+    """
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        with _usage_errors_exit_1():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _usage_errors_exit_1():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _usage_errors_exit_1() -> Iterator[None]:
+    try:
+        yield
+    except click.UsageError as exc:
+        exc.exit_code = commands.EXIT_ERROR
+        raise
+
+
+@click.group(cls=_Pixel, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pixel-reconciler", prog_name="pixel")
 @common_options
 def main(specs: Path) -> None:
     """pixel: declare where training data must live; plan and apply the difference.
 
-    Exit codes: 0 success (no changes with --detailed-exitcode), 1 error, 2 changes present
-    (plan --detailed-exitcode).
+    Exit codes: 0 success (no changes with --detailed-exitcode), 1 error (a usage error too),
+    2 changes present (plan --detailed-exitcode only).
     """
 
 
