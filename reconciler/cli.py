@@ -260,7 +260,9 @@ def _usage_errors_exit_1() -> Iterator[None]:
     try:
         yield
     except click.UsageError as exc:
-        exc.exit_code = commands.EXIT_ERROR
+        # click reads the code from the instance when it exits; typeshed-style stubs call it a ClassVar, but
+        # setting it on this one exception leaves every other use of the class alone.
+        exc.exit_code = commands.EXIT_ERROR  # type: ignore[misc]
         raise
 
 
@@ -426,7 +428,14 @@ def apply(
         batch_actions=batch_actions,
         observe_mode=observe_mode,
         relist=relist,
+        given=_given(click.get_current_context()),
     )
+
+
+def _given(ctx: click.Context) -> frozenset[str]:
+    """The options the user set (command line or environment), as opposed to left at their defaults."""
+    chosen = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    return frozenset(name for name in ctx.params if ctx.get_parameter_source(name) in chosen)
 
 
 @command()
