@@ -107,7 +107,11 @@ def _spec_files(spec_dir: Path) -> list[Path]:
         return SpecErrors([SpecError(spec_dir, None, "", message)])
 
     if not spec_dir.exists():
-        raise fail("spec directory does not exist")
+        # The absolute path: a CI step run from the wrong directory shows where it looked.
+        raise fail(
+            f"spec directory does not exist (looked for {spec_dir.absolute()}); run pixel from the directory "
+            "that holds it, or name it with --specs DIR"
+        )
     if not spec_dir.is_dir():
         raise fail("not a directory; expected a directory of *.yaml spec files")
     try:

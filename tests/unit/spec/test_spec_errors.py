@@ -357,7 +357,10 @@ def test_missing_spec_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(SpecErrors) as caught:
         load_desired(Path("nope"), {})
 
-    assert caught.value.messages == ["nope: spec directory does not exist"]
+    assert caught.value.messages == [
+        f"nope: spec directory does not exist (looked for {tmp_path / 'nope'}); run pixel from the directory "
+        "that holds it, or name it with --specs DIR"
+    ]
 
 
 def test_empty_spec_directory(specs: SpecDir) -> None:
