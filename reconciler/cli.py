@@ -51,6 +51,8 @@ class _Shared:
     verbose: bool = False
     quiet: bool = False
     env_file: Path | None = None
+    s3_connect_timeout: float | None = None
+    s3_read_timeout: float | None = None
 
 
 def _shared(ctx: click.Context) -> _Shared:
@@ -111,6 +113,25 @@ def common_options(fn: F) -> F:
     return fn
 
 
+def deadline_options(fn: F) -> F:
+    """How long any S3 request may wait (reconciler/stores/s3/deadlines.py): before or after the subcommand."""
+    for flag, env, setting, default, what in (
+        ("--s3-connect-timeout", "PIXEL_S3_CONNECT_TIMEOUT", "connect_timeout", "10", "to connect to"),
+        ("--s3-read-timeout", "PIXEL_S3_READ_TIMEOUT", "read_timeout", "60", "for each next byte from"),
+    ):
+        fn = click.option(
+            flag,
+            type=click.FloatRange(0, min_open=True),
+            default=None,
+            metavar="SECONDS",
+            callback=_remember,
+            expose_value=False,
+            help=f"Wait at most this long {what} an S3 endpoint, then fail naming it. Env: {env}; "
+            f"else the store's `{setting}`; else {default}.",
+        )(fn)
+    return fn
+
+
 def _exits(fn: Callable[P, int]) -> Callable[P, NoReturn]:
     """Load the env file, configure logging, call the command, turn UserError into one message and exit 1;
     exit with the code the command returned."""
@@ -125,7 +146,10 @@ def _exits(fn: Callable[P, int]) -> Callable[P, NoReturn]:
                 from reconciler.envfile import load_env_file
 
                 load_env_file(shared.env_file)
-            code = fn(*args, **kwargs)
+            from reconciler.stores.s3.deadlines import overridden
+
+            with overridden(shared.s3_connect_timeout, shared.s3_read_timeout):
+                code = fn(*args, **kwargs)
         except UserError as exc:
             error(str(exc))
             code = commands.EXIT_ERROR
@@ -269,6 +293,7 @@ def _usage_errors_exit_1() -> Iterator[None]:
 @click.group(cls=_Pixel, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pixel-reconciler", prog_name="pixel")
 @common_options
+@deadline_options
 def main(specs: Path) -> None:
     """pixel: declare where training data must live; plan and apply the difference.
 
@@ -281,7 +306,7 @@ def command(name: str | None = None) -> Callable[[Callable[P, int]], click.Comma
     """A subcommand of `main`: the shared flags, and `_exits` around its function that returns an exit code."""
 
     def register(fn: Callable[P, int]) -> click.Command:
-        return main.command(name)(common_options(_exits(fn)))
+        return main.command(name)(deadline_options(common_options(_exits(fn))))
 
     return register
 

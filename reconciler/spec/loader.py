@@ -206,12 +206,19 @@ def _store_spec(
         profile=str(body.get("profile", "")) or None,
         lock_key=lock_key,
         credentials_env=_credentials_env(body.get("credentials_env")),
+        connect_timeout=_seconds(body.get("connect_timeout")),
+        read_timeout=_seconds(body.get("read_timeout")),
         inventory=(
             InventorySource(str(inventory["bucket"]), str(inventory.get("prefix", "")).strip("/"))
             if inventory
             else None
         ),
     )
+
+
+def _seconds(value: object) -> float | None:
+    """A deadline in seconds (the schema checked it is a number above 0), or None when not given."""
+    return float(value) if isinstance(value, int | float) else None
 
 
 _CREDENTIAL_FIELDS = {

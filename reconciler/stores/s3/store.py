@@ -35,12 +35,15 @@ from reconciler.stores.retry import outermost
 from reconciler.stores.s3 import listing
 from reconciler.stores.s3.conditions import as_headers, conditions
 from reconciler.stores.s3.credentials import env_credentials
+from reconciler.stores.s3.deadlines import deadlines
 from reconciler.stores.s3.direct import RawS3, direct, through_botocore
 from reconciler.stores.s3.direct.http_pool import Response
 from reconciler.stores.s3.errors import (
+    TIMEOUT,
     call,
     copy_too_large,
     is_missing,
+    is_timeout,
     raw_call,
     status_of,
     translate,
@@ -102,6 +105,7 @@ def make_client(
     from reconciler.stores.s3.client import tune_client
 
     session = session or make_session(spec)
+    limits = deadlines(spec)
     config = Config(
         region_name=spec.region,
         s3={"addressing_style": cast(Any, spec.addressing_style)},
@@ -112,8 +116,8 @@ def make_client(
         # nothing itself: tune_client's handler resends once after a dropped connection, and throttling
         # and 5xx surface to the one retry layer (stores/retry.py).
         retries={"mode": "standard", "total_max_attempts": 1},
-        connect_timeout=10,
-        read_timeout=120,
+        connect_timeout=limits.connect,
+        read_timeout=limits.read,
     )
     client = session.client("s3", endpoint_url=spec.endpoint, config=config)
     tune_client(client)
@@ -126,7 +130,15 @@ def make_raw(spec: S3StoreSpec, session: boto3.session.Session, client: S3Client
     if credentials is None:
         return None  # botocore raises its clear NoCredentials error on the first request
     try:
-        return through_botocore(client, credentials.get_frozen_credentials, spec.bucket, pool_size=pool_size)
+        limits = deadlines(spec)
+        return through_botocore(
+            client,
+            credentials.get_frozen_credentials,
+            spec.bucket,
+            pool_size=pool_size,
+            connect_timeout=limits.connect,
+            read_timeout=limits.read,
+        )
     except (ValueError, botocore.exceptions.BotoCoreError):
         return None
 
@@ -212,7 +224,12 @@ class S3Store:
             raw = self._raw
 
             def raw_head() -> int:
-                status = raw_call("head bucket", self.bucket, raw.head_bucket)
+                try:
+                    status = raw_call("head bucket", self.bucket, raw.head_bucket)
+                except StoreError as exc:
+                    if exc.code == TIMEOUT:
+                        raise self._unanswered(exc) from exc
+                    raise
                 if status == 429 or status >= 500:  # throttled or unwell: the retry layer asks again
                     raise TransientStoreError(f"head bucket {self.bucket}: {status}", code=str(status))
                 return status
@@ -224,7 +241,9 @@ class S3Store:
                 started = time.monotonic()
                 try:
                     reachable = outermost(raw_head) == 200
-                except StoreError:
+                except StoreError as exc:
+                    if exc.code == TIMEOUT:
+                        raise  # botocore would wait as long again, and say less
                     reachable = False
                 far = time.monotonic() - started > FAR_ROUND_TRIP_S
             if reachable:
@@ -247,7 +266,14 @@ class S3Store:
 
         outermost(head)
 
+    def _unanswered(self, exc: StoreError) -> PermanentStoreError:
+        """The first request met a deadline: not retried, since each try would wait it out again (a server that
+        accepts connections and never answers held `pixel plan` for 25 minutes that way)."""
+        return PermanentStoreError(f'store "{self.name}": {exc}', code=TIMEOUT)
+
     def _bucket_error(self, exc: Exception) -> StoreError:
+        if is_timeout(exc):
+            return self._unanswered(translate(exc, key=self.bucket, action="head bucket"))
         status = status_of(exc)
         if status == 404:
             return PermanentStoreError(
