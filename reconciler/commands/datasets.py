@@ -56,6 +56,7 @@ def _check_reachable(desired: Desired, stores: StoreSet) -> None:
     """Every store a dataset resolves in answers: a missing bucket (or a wrong endpoint) is an error naming
     it, not every dataset listed "absent" with exit 0, which reads as "the data is gone"."""
     names = {d.store for d in desired.datasets} | {d.source.store for d in desired.datasets if d.source}
+    names |= {t.store for t in desired.tiers}  # a name that is not registered is looked for tier by tier
     for name in sorted(names):
         store = stores[name]
         if isinstance(store, ChecksReachable):
@@ -82,9 +83,11 @@ def cat(
     """Stream a dataset's records to stdout, one JSON object per line; stops quietly when the reader goes."""
     desired = load(specs)
     out = sys.stdout.buffer
+    stores = StoreSet(desired.stores)
     with _as_user_errors():
+        _check_reachable(desired, stores)  # else a missing bucket reads as "no dataset of that name"
         dataset, resolved = open_dataset(
-            desired, name, category=category, on_error="skip" if on_error == "skip" else "raise"
+            desired, name, stores=stores, category=category, on_error="skip" if on_error == "skip" else "raise"
         )
         for warning in resolved.warnings:
             click.echo(f"Warning: {warning}", err=True)

@@ -1,10 +1,10 @@
 """pixel as another repository's CI installs it: a wheel built from the checkout, installed into a fresh venv
 outside it, runs `validate`, `plan` (against SeaweedFS) and `serve` (its status page from the packaged template).
 
-The wheel once left `schemas/` behind and failed on the first command. Only pixel itself is installed (no
-index needed for it); the venv sees the dev venv's site-packages for the dependencies, through a plain .pth
-line, so the dev venv's editable pixel (itself a .pth) is not picked up: the test checks where `reconciler`
-was imported from.
+The wheel once left `schemas/` behind and failed on the first command. The build takes its setuptools from
+the configured package index, as `pip install git+URL` does; only pixel itself is installed (`--no-index`),
+and the venv sees the dev venv's site-packages for the dependencies through a plain .pth line, so the dev
+venv's editable pixel (itself a .pth) is not picked up: the test checks where `reconciler` was imported from.
 """
 
 from __future__ import annotations

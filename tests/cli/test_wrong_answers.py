@@ -67,7 +67,7 @@ def test_explain_of_a_bare_s3_key_is_unchanged(explained: dict[str, Any]) -> Non
     assert "mapping 'raw'" in result.stdout and "the local file" not in result.stdout
 
 
-def test_datasets_against_a_missing_bucket_is_an_error_naming_it(tmp_path: Path, seaweed: Any) -> None:
+def test_datasets_and_cat_against_a_missing_bucket_are_an_error_naming_it(tmp_path: Path, seaweed: Any) -> None:
     specs = tmp_path / "specs"
     specs.mkdir()
     (specs / "world.yaml").write_text(
@@ -90,3 +90,6 @@ def test_datasets_against_a_missing_bucket_is_an_error_naming_it(tmp_path: Path,
     assert result.exit_code == 1, result.output
     assert 'bucket "no-such-bucket-here" does not exist' in result.stderr
     assert "absent" not in result.stdout
+
+    cat = invoke(["cat", "--specs", str(specs), "clinical_cot"], seaweed.env())
+    assert cat.exit_code == 1 and 'bucket "no-such-bucket-here" does not exist' in cat.stderr, cat.output
