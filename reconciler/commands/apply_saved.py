@@ -68,23 +68,30 @@ def refuse_json(exc: UserError, output_format: str, spec_digest: str = "") -> No
 def tightened(saved: GuardLimits, given: GuardLimits, given_names: Set[str]) -> GuardLimits:
     """The saved plan's guard limits, made stricter by the guard flags given at apply; a flag that would
     loosen them is refused. The plan was reviewed under its own limits: `apply` may only narrow what it
-    lets through, never silently ignore a limit asked for (`--max-delete 5` on a plan of 60 deletes)."""
+    lets through, never silently ignore a limit asked for (`--max-delete 5` on a plan of 60 deletes).
+
+    By the limits' names, so a guard added later follows the same rule: a `max_*` count given may only be
+    lowered, an `allow_*` permission only kept as the plan had it, `strict` only turned on.
+    """
     limits = saved
-    if "max_delete" in given_names:
-        if given.max_delete > saved.max_delete:
+    for field in dataclasses.fields(GuardLimits):
+        name, flag = field.name, "--" + field.name.replace("_", "-")
+        asked, recorded = getattr(given, name), getattr(saved, name)
+        if name.startswith("max_") and name in given_names:
+            if asked > recorded:
+                raise UserError(
+                    f"{flag} {asked} would loosen the saved plan's {flag} {recorded}: a saved plan's guards can "
+                    f"only be tightened at apply; make the plan again with `pixel plan {flag} {asked} -out FILE`, "
+                    "review it, then apply it"
+                )
+            limits = dataclasses.replace(limits, **{name: asked})
+        elif name.startswith("allow_") and asked and not recorded:
             raise UserError(
-                f"--max-delete {given.max_delete} would loosen the saved plan's --max-delete {saved.max_delete}: "
-                "a saved plan's guards can only be tightened at apply; make the plan again with "
-                f"`pixel plan --max-delete {given.max_delete} -out FILE`, review it, then apply it"
+                f"{flag} would loosen the saved plan's guards, which were checked without it: make the plan "
+                f"again with `pixel plan {flag} -out FILE`, review it, then apply it"
             )
-        limits = dataclasses.replace(limits, max_delete=given.max_delete)
-    if given.allow_mass_delete and not saved.allow_mass_delete:
-        raise UserError(
-            "--allow-mass-delete would loosen the saved plan's guards, which were checked without it: make the "
-            "plan again with `pixel plan --allow-mass-delete -out FILE`, review it, then apply it"
-        )
-    if given.strict:
-        limits = dataclasses.replace(limits, strict=True)
+        elif name == "strict" and asked:
+            limits = dataclasses.replace(limits, strict=True)
     return limits
 
 
