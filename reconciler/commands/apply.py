@@ -99,12 +99,17 @@ def apply(
     """`given`: the options given explicitly (on the command line or through the environment), by parameter
     name: with a saved plan `--max-delete` tightens its guards only when given, since it has a default."""
     lock = lock or LockOptions()
-    chosen = choose_executor(executor, scheduler, parallelism, batch_actions)
+    try:
+        chosen = choose_executor(executor, scheduler, parallelism, batch_actions)
+        if plan_file is not None:
+            refuse_for_saved_plan(
+                targets=targets, observe_mode=observe_mode, relist=relist, rehash_all=rehash_all,
+                output_format=output_format, compact=compact,
+            )
+    except UserError as exc:
+        refuse_json(exc, output_format)  # --format json: CI still reads one report on stdout
+        raise
     if plan_file is not None:
-        refuse_for_saved_plan(
-            targets=targets, observe_mode=observe_mode, relist=relist, rehash_all=rehash_all,
-            output_format=output_format, compact=compact,
-        )
         return apply_saved(
             specs,
             plan_file,

@@ -98,6 +98,10 @@ def test_apply_flags_with_a_saved_plan_tighten_or_are_refused(tmp_path: Path, se
         assert message in refused.err, (name, refused.err)
         assert "Traceback" not in refused.err
         assert listing(client, bucket) == before, name  # nothing deleted, no lock left behind
+        if "--format" not in flags:  # under --format json the refusal is the report on stdout, for CI
+            as_json = pixel(["apply", "--specs", str(specs), "--format", "json", *flags, str(plan_file)], env)
+            assert as_json.code == 1 and json.loads(as_json.out)["status"] == "error", (name, as_json.out)
+            assert message in json.loads(as_json.out)["errors"][0]
 
     applied = pixel(["apply", "--specs", str(specs), *ACCEPTED, str(plan_file)], env)
     assert applied.code == 0, applied.out + applied.err
