@@ -9,8 +9,9 @@ the executor) at start-up.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
@@ -50,6 +51,8 @@ class _Shared:
     verbose: bool = False
     quiet: bool = False
     env_file: Path | None = None
+    s3_connect_timeout: float | None = None
+    s3_read_timeout: float | None = None
 
 
 def _shared(ctx: click.Context) -> _Shared:
@@ -110,6 +113,25 @@ def common_options(fn: F) -> F:
     return fn
 
 
+def deadline_options(fn: F) -> F:
+    """How long any S3 request may wait (reconciler/stores/s3/deadlines.py): before or after the subcommand."""
+    for flag, env, setting, default, what in (
+        ("--s3-connect-timeout", "PIXEL_S3_CONNECT_TIMEOUT", "connect_timeout", "10", "to connect to"),
+        ("--s3-read-timeout", "PIXEL_S3_READ_TIMEOUT", "read_timeout", "60", "for each next byte from"),
+    ):
+        fn = click.option(
+            flag,
+            type=click.FloatRange(0, min_open=True),
+            default=None,
+            metavar="SECONDS",
+            callback=_remember,
+            expose_value=False,
+            help=f"Wait at most this long {what} an S3 endpoint, then fail naming it. Env: {env}; "
+            f"else the store's `{setting}`; else {default}.",
+        )(fn)
+    return fn
+
+
 def _exits(fn: Callable[P, int]) -> Callable[P, NoReturn]:
     """Load the env file, configure logging, call the command, turn UserError into one message and exit 1;
     exit with the code the command returned."""
@@ -124,7 +146,10 @@ def _exits(fn: Callable[P, int]) -> Callable[P, NoReturn]:
                 from reconciler.envfile import load_env_file
 
                 load_env_file(shared.env_file)
-            code = fn(*args, **kwargs)
+            from reconciler.stores.s3.deadlines import overridden
+
+            with overridden(shared.s3_connect_timeout, shared.s3_read_timeout):
+                code = fn(*args, **kwargs)
         except UserError as exc:
             error(str(exc))
             code = commands.EXIT_ERROR
@@ -242,14 +267,46 @@ plan_format_option = format_option(
 plan_file_option = click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Pixel(click.Group):
+    """A usage error (unknown option, bad value, missing argument) exits 1, as every other error does.
+
+    click exits 2 on one, and 2 is what `plan --detailed-exitcode` means by "changes present": a typo in
+    a CI script would read as a successful plan with changes (Terraform: 1 for every error). A usage
+    error is raised while a context is made (the group's own flags, then the subcommand's, inside
+    `invoke`); marking it there leaves click to print it as usual.
+    """
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        with _usage_errors_exit_1():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _usage_errors_exit_1():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _usage_errors_exit_1() -> Iterator[None]:
+    try:
+        yield
+    except click.UsageError as exc:
+        # click reads the code from the instance when it exits; typeshed-style stubs call it a ClassVar, but
+        # setting it on this one exception leaves every other use of the class alone.
+        exc.exit_code = commands.EXIT_ERROR  # type: ignore[misc]
+        raise
+
+
+@click.group(cls=_Pixel, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pixel-reconciler", prog_name="pixel")
 @common_options
+@deadline_options
 def main(specs: Path) -> None:
     """pixel: declare where training data must live; plan and apply the difference.
 
-    Exit codes: 0 success (no changes with --detailed-exitcode), 1 error, 2 changes present
-    (plan --detailed-exitcode).
+    Exit codes: 0 success (no changes with --detailed-exitcode), 1 error (a usage error too),
+    2 changes present (plan --detailed-exitcode only).
     """
 
 
@@ -257,7 +314,7 @@ def command(name: str | None = None) -> Callable[[Callable[P, int]], click.Comma
     """A subcommand of `main`: the shared flags, and `_exits` around its function that returns an exit code."""
 
     def register(fn: Callable[P, int]) -> click.Command:
-        return main.command(name)(common_options(_exits(fn)))
+        return main.command(name)(deadline_options(common_options(_exits(fn))))
 
     return register
 
@@ -410,7 +467,14 @@ def apply(
         batch_actions=batch_actions,
         observe_mode=observe_mode,
         relist=relist,
+        given=_given(click.get_current_context()),
     )
+
+
+def _given(ctx: click.Context) -> frozenset[str]:
+    """The options the user set (command line or environment), as opposed to left at their defaults."""
+    chosen = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    return frozenset(name for name in ctx.params if ctx.get_parameter_source(name) in chosen)
 
 
 @command()

@@ -47,6 +47,9 @@ class S3StoreSpec:
     lock_key: str = ".pixel/lock"
     # (boto3 credential field, environment variable NAME) pairs, e.g. ("aws_access_key_id", "OVH_ACCESS_KEY").
     credentials_env: tuple[tuple[str, str], ...] = ()
+    # Seconds to connect, and to wait for each next byte of an answer (None: the default, see stores/s3/deadlines.py).
+    connect_timeout: float | None = None
+    read_timeout: float | None = None
 
     def reserved_prefixes(self) -> tuple[str, ...]:
         """pixel's own space in the bucket: `.pixel/` (lock, move scratch, upload records) and the lock's folder."""

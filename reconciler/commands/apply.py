@@ -6,7 +6,7 @@ The saved-plan path and the report at the end are in apply_saved.py.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from pathlib import Path
 
 import click
@@ -50,6 +50,33 @@ def preview(plan: Plan, desired: Desired, output_format: str, compact: bool) -> 
     say(render_plan(plan, desired, shown, compact=compact), output_format)
 
 
+def refuse_for_saved_plan(
+    *,
+    targets: Sequence[str],
+    observe_mode: str,
+    relist: tuple[str, ...],
+    rehash_all: bool,
+    output_format: str,
+    compact: bool,
+) -> None:
+    """A flag that shapes the plan or its preview has nothing to act on in a saved plan: refused, never ignored."""
+    if targets:
+        raise UserError("--target goes with `pixel plan -out FILE`: a saved plan applies the targets it records")
+    if observe_mode != "list" or relist:
+        raise UserError("a saved plan was observed when it was made: pass --observe to `pixel plan -out`")
+    if rehash_all:
+        raise UserError(
+            "--rehash-all re-reads local files to make a plan; a saved plan was made already: pass it to "
+            "`pixel plan -out FILE` (at apply, a local file changed since the plan fails its precondition)"
+        )
+    if output_format == "markdown" or compact:
+        flag = "--compact" if compact else "--format markdown"
+        raise UserError(
+            f"{flag} shapes the plan's preview, and `pixel apply FILE` prints none: render the saved plan with "
+            f"`pixel show {flag} FILE`"
+        )
+
+
 def apply(
     specs: Path,
     *,
@@ -67,16 +94,31 @@ def apply(
     batch_actions: int = 500,
     observe_mode: str = "list",
     relist: tuple[str, ...] = (),
+    given: Set[str] = frozenset(),
 ) -> int:
+    """`given`: the options given explicitly (on the command line or through the environment), by parameter
+    name: with a saved plan `--max-delete` tightens its guards only when given, since it has a default."""
     lock = lock or LockOptions()
-    chosen = choose_executor(executor, scheduler, parallelism, batch_actions)
+    try:
+        chosen = choose_executor(executor, scheduler, parallelism, batch_actions)
+        if plan_file is not None:
+            refuse_for_saved_plan(
+                targets=targets, observe_mode=observe_mode, relist=relist, rehash_all=rehash_all,
+                output_format=output_format, compact=compact,
+            )
+    except UserError as exc:
+        refuse_json(exc, output_format)  # --format json: CI still reads one report on stdout
+        raise
     if plan_file is not None:
-        if targets:
-            raise UserError("--target goes with `pixel plan -out FILE`: a saved plan applies the targets it records")
-        if observe_mode != "list" or relist:
-            raise UserError("a saved plan was observed when it was made: pass --observe to `pixel plan -out`")
         return apply_saved(
-            specs, plan_file, parallelism=parallelism, lock=lock, output_format=output_format, executor=chosen
+            specs,
+            plan_file,
+            parallelism=parallelism,
+            lock=lock,
+            output_format=output_format,
+            executor=chosen,
+            limits=limits,
+            limits_given=given,
         )
     try:
         desired = load(specs)

@@ -7,6 +7,8 @@ specs allow, with its preconditions (reconciler/plan/saved_checks.py).
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Set
 from pathlib import Path
 
 import click
@@ -22,6 +24,7 @@ from reconciler.errors import UserError
 from reconciler.keys import printable
 from reconciler.model import Plan
 from reconciler.plan import saved_checks
+from reconciler.plan.guards import GuardLimits
 from reconciler.plan.summary import summary_line
 from reconciler.progress import apply_progress
 from reconciler.workflow import open_stores
@@ -62,6 +65,36 @@ def refuse_json(exc: UserError, output_format: str, spec_digest: str = "") -> No
         click.echo(render_json(report), nl=False)
 
 
+def tightened(saved: GuardLimits, given: GuardLimits, given_names: Set[str]) -> GuardLimits:
+    """The saved plan's guard limits, made stricter by the guard flags given at apply; a flag that would
+    loosen them is refused. The plan was reviewed under its own limits: `apply` may only narrow what it
+    lets through, never silently ignore a limit asked for (`--max-delete 5` on a plan of 60 deletes).
+
+    By the limits' names, so a guard added later follows the same rule: a `max_*` count given may only be
+    lowered, an `allow_*` permission only kept as the plan had it, `strict` only turned on.
+    """
+    limits = saved
+    for field in dataclasses.fields(GuardLimits):
+        name, flag = field.name, "--" + field.name.replace("_", "-")
+        asked, recorded = getattr(given, name), getattr(saved, name)
+        if name.startswith("max_") and name in given_names:
+            if asked > recorded:
+                raise UserError(
+                    f"{flag} {asked} would loosen the saved plan's {flag} {recorded}: a saved plan's guards can "
+                    f"only be tightened at apply; make the plan again with `pixel plan {flag} {asked} -out FILE`, "
+                    "review it, then apply it"
+                )
+            limits = dataclasses.replace(limits, **{name: asked})
+        elif name.startswith("allow_") and asked and not recorded:
+            raise UserError(
+                f"{flag} would loosen the saved plan's guards, which were checked without it: make the plan "
+                f"again with `pixel plan {flag} -out FILE`, review it, then apply it"
+            )
+        elif name == "strict" and asked:
+            limits = dataclasses.replace(limits, strict=True)
+    return limits
+
+
 def check_fresh(plan: Plan, current_digest: str, plan_file: Path, specs: Path) -> None:
     if plan.spec_digest != current_digest:
         raise StalePlan(
@@ -84,11 +117,18 @@ def apply_saved(
     lock: LockOptions,
     output_format: str = "text",
     executor: PlanExecutor | None = None,
+    limits: GuardLimits | None = None,
+    limits_given: Set[str] = frozenset(),
 ) -> int:
-    """Apply exactly the actions in `plan_file`; refuse before touching anything when it is stale or unsafe."""
+    """Apply exactly the actions in `plan_file`; refuse before touching anything when it is stale or unsafe.
+
+    `limits`: the guard flags given at apply (`limits_given` names the ones given explicitly), which may only
+    tighten the limits the file records.
+    """
     try:
         saved = planfile.load_saved(plan_file)
         plan = saved.plan
+        enforced = tightened(saved.limits, limits or GuardLimits(), limits_given)
         desired = load(specs)
         check_fresh(plan, desired.spec_digest, plan_file, specs)
         if not plan.has_changes:
@@ -99,7 +139,7 @@ def apply_saved(
             return EXIT_OK
         ws = open_stores(desired, parallelism=parallelism)
         # ws.desired: the specs plus the actors discovered at the edge, as `plan` saw them. Before the lock.
-        saved_checks.check(ws.desired, plan, saved.limits, plan_file=str(plan_file))
+        saved_checks.check(ws.desired, plan, enforced, plan_file=str(plan_file))
         say(f"Applying the saved plan {plan_file}: {summary_line(plan)}\n", output_format)
         with (
             locked(ws, lock) as lost,

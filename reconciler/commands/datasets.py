@@ -20,7 +20,8 @@ from reconciler.loader.api import dataset_rows, open_dataset
 from reconciler.loader.formats import DatasetFormatError
 from reconciler.loader.resolve import DatasetNotFound
 from reconciler.loader.storeset import StoreSet
-from reconciler.stores.base import StoreError
+from reconciler.model import Desired
+from reconciler.stores.base import ChecksReachable, StoreError
 from reconciler.units import human_bytes
 
 
@@ -51,11 +52,24 @@ def render_datasets_text(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines + notes) + "\n"
 
 
+def _check_reachable(desired: Desired, stores: StoreSet) -> None:
+    """Every store a dataset resolves in answers: a missing bucket (or a wrong endpoint) is an error naming
+    it, not every dataset listed "absent" with exit 0, which reads as "the data is gone"."""
+    names = {d.store for d in desired.datasets} | {d.source.store for d in desired.datasets if d.source}
+    names |= {t.store for t in desired.tiers}  # a name that is not registered is looked for tier by tier
+    for name in sorted(names):
+        store = stores[name]
+        if isinstance(store, ChecksReachable):
+            store.check_bucket()
+
+
 def datasets(specs: Path, *, tier: str | None = None, output_format: str = "text") -> int:
     """Every registered dataset with the tier, key(s), size and md5 it resolves to now. Reads only."""
     desired = load(specs)
+    stores = StoreSet(desired.stores)
     with _as_user_errors():
-        rows = dataset_rows(desired, StoreSet(desired.stores), tier)
+        _check_reachable(desired, stores)
+        rows = dataset_rows(desired, stores, tier)
     if output_format == "json":
         click.echo(json.dumps(rows, indent=2, sort_keys=True))
     else:
@@ -69,9 +83,11 @@ def cat(
     """Stream a dataset's records to stdout, one JSON object per line; stops quietly when the reader goes."""
     desired = load(specs)
     out = sys.stdout.buffer
+    stores = StoreSet(desired.stores)
     with _as_user_errors():
+        _check_reachable(desired, stores)  # else a missing bucket reads as "no dataset of that name"
         dataset, resolved = open_dataset(
-            desired, name, category=category, on_error="skip" if on_error == "skip" else "raise"
+            desired, name, stores=stores, category=category, on_error="skip" if on_error == "skip" else "raise"
         )
         for warning in resolved.warnings:
             click.echo(f"Warning: {warning}", err=True)

@@ -8,6 +8,8 @@ hashes, and every action and finding of the plan that concerns the key.
 
 from __future__ import annotations
 
+import itertools
+import os
 from pathlib import Path
 
 import click
@@ -16,7 +18,7 @@ from reconciler.commands import EXIT_OK
 from reconciler.commands.common import load
 from reconciler.globs import matches
 from reconciler.keys import printable
-from reconciler.model import Action, Desired, Entry, Finding, MappingSpec, Observed, Plan
+from reconciler.model import Action, Desired, Entry, Finding, LocalStoreSpec, MappingSpec, Observed, Plan
 from reconciler.plan.render import action_line, finding_line
 from reconciler.rules import MANIFEST_STATUS, STEPS, PairState, classify
 from reconciler.workflow import observe_and_plan, open_stores
@@ -26,7 +28,26 @@ def _split(desired: Desired, key: str) -> tuple[str | None, str]:
     store, sep, rest = key.partition(":")
     if sep and store in desired.stores:
         return store, rest
-    return None, key
+    return _local_path(desired, key) or (None, key)
+
+
+def _local_path(desired: Desired, key: str) -> tuple[str, str] | None:
+    """A path on this machine (`demo-data/gdrive/raw/x.jsonl`, as a shell completes it) as the local store and
+    key it is, when it lies under a local store's root. Only a path that exists, or is written as one (absolute,
+    `./`, `../`, `~`), is read so: a bare `raw/x.jsonl` is still a key on either side."""
+    written_as_path = key.startswith(("/", "./", "../", "~"))
+    path = Path(key).expanduser()
+    if not (written_as_path or path.exists()):
+        return None
+    candidates = {Path(os.path.abspath(path)), path.resolve()}
+    for name, spec in desired.stores.items():
+        if not isinstance(spec, LocalStoreSpec):
+            continue
+        roots = {Path(os.path.abspath(spec.root)), Path(spec.root).resolve()}
+        for candidate, root in itertools.product(candidates, roots):
+            if candidate != root and candidate.is_relative_to(root):
+                return name, candidate.relative_to(root).as_posix()
+    return None
 
 
 def _entry(entry: Entry | None) -> str:
@@ -53,6 +74,8 @@ def _concerns(action: Action, store: str | None, key: str) -> bool:
 def explain_key(desired: Desired, observed: Observed, plan: Plan, key: str) -> list[str]:
     store, bare = _split(desired, key)
     lines = [f"{key}:"]
+    if store is not None and not key.startswith(f"{store}:"):
+        lines.append(f"  the local file {store}:{bare}")
     covered = False
     unsynced = False  # a side differs or is unknown: "nothing to do" would not mean "both sides agree"
     for spec in desired.mappings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,8 +11,30 @@ import click
 from reconciler.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, planfile
 from reconciler.commands.common import plan_workspace, say
 from reconciler.commands.output import render_plan
+from reconciler.errors import UserError
 from reconciler.keys import printable
 from reconciler.plan.guards import GuardLimits
+from reconciler.spec import SpecErrors
+
+
+def _fenced(lines: Sequence[str]) -> str:
+    """A code block no line of the message can close early: the fence is longer than any backtick run in it."""
+    text = "\n".join(printable(line) for line in lines)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}\n"
+
+
+def failure_markdown(exc: UserError) -> str:
+    """The PR comment when no plan could be made: what stopped it, with every spec problem."""
+    cause = exc.__cause__
+    if isinstance(cause, SpecErrors):
+        title = "### pixel plan: the specs are invalid"
+        lines = [*(str(problem) for problem in cause.errors), str(exc)]
+    else:
+        title = "### pixel plan: failed"
+        lines = str(exc).split("\n")
+    return f"{title}\n\nNo plan was made and nothing was touched. Fix this, then push again:\n\n{_fenced(lines)}"
 
 
 def plan(
@@ -28,16 +51,22 @@ def plan(
     observe_mode: str = "list",
     relist: tuple[str, ...] = (),
 ) -> int:
-    ws, result = plan_workspace(
-        specs,
-        parallelism,
-        rehash_all=rehash_all,
-        limits=limits,
-        output_format=output_format,
-        targets=targets,
-        observe_mode=observe_mode,
-        relist=relist,
-    )
+    try:
+        ws, result = plan_workspace(
+            specs,
+            parallelism,
+            rehash_all=rehash_all,
+            limits=limits,
+            output_format=output_format,
+            targets=targets,
+            observe_mode=observe_mode,
+            relist=relist,
+        )
+    except UserError as exc:
+        if output_format == "markdown":
+            # The PR comment is made from stdout: an empty one would read as "nothing to review".
+            click.echo(failure_markdown(exc), nl=False)
+        raise
     click.echo(render_plan(result, ws.desired, output_format, compact=compact, limits=limits), nl=False)
     if out is not None:
         planfile.dump(result, out, limits=limits)

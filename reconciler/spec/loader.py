@@ -107,7 +107,11 @@ def _spec_files(spec_dir: Path) -> list[Path]:
         return SpecErrors([SpecError(spec_dir, None, "", message)])
 
     if not spec_dir.exists():
-        raise fail("spec directory does not exist")
+        # The absolute path: a CI step run from the wrong directory shows where it looked.
+        raise fail(
+            f"spec directory does not exist (looked for {spec_dir.absolute()}); run pixel from the directory "
+            "that holds it, or name it with --specs DIR"
+        )
     if not spec_dir.is_dir():
         raise fail("not a directory; expected a directory of *.yaml spec files")
     try:
@@ -202,12 +206,19 @@ def _store_spec(
         profile=str(body.get("profile", "")) or None,
         lock_key=lock_key,
         credentials_env=_credentials_env(body.get("credentials_env")),
+        connect_timeout=_seconds(body.get("connect_timeout")),
+        read_timeout=_seconds(body.get("read_timeout")),
         inventory=(
             InventorySource(str(inventory["bucket"]), str(inventory.get("prefix", "")).strip("/"))
             if inventory
             else None
         ),
     )
+
+
+def _seconds(value: object) -> float | None:
+    """A deadline in seconds (the schema checked it is a number above 0), or None when not given."""
+    return float(value) if isinstance(value, int | float) else None
 
 
 _CREDENTIAL_FIELDS = {

@@ -224,7 +224,7 @@ def test_wrong_credentials_for_a_real_server_print_no_secret(
     )
     env = {**seaweed.env(), "AWS_SECRET_ACCESS_KEY": SECRET, "PIXEL_CACHE_DIR": str(tmp_path / "cache")}
     run = plan_verbose(specs, tmp_path / "plan.json", env)
-    assert run.code == 1 and "denied (403)" in run.err
+    assert run.code == 1 and "denied (403 SignatureDoesNotMatch)" in run.err
     assert_nowhere(run, tmp_path / "plan.json")
 
     with_token = plan_verbose(specs, tmp_path / "plan.json", {**env, "AWS_SESSION_TOKEN": TOKEN})

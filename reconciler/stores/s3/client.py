@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from botocore.exceptions import ConnectionError, HTTPClientError
+from botocore.exceptions import ConnectionError, ConnectTimeoutError, HTTPClientError, ReadTimeoutError
 from botocore.parsers import ResponseParserFactory, RestXMLParser
 from botocore.utils import parse_timestamp
 
@@ -84,6 +84,10 @@ def _resend_a_dropped_connection(
     botocore's own retry modes cannot tell the two apart: its client is configured for no retries at all
     (`total_max_attempts` 1, so its handler says None) and this handler, registered after it, decides.
     """
+    # A deadline met is not a dropped connection: the server is there and silent, and waiting it out twice
+    # would double every wait (ReadTimeoutError is an HTTPClientError, ConnectTimeoutError a ConnectionError).
+    if isinstance(caught_exception, ConnectTimeoutError | ReadTimeoutError):
+        return None
     if attempts == 1 and isinstance(caught_exception, ConnectionError | HTTPClientError):
         return 0.0
     return None

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from reconciler.stores.base import ObjectChanged, PermanentStoreError, StoreError, TransientStoreError
-from reconciler.stores.s3.direct.http_pool import NETWORK_ERRORS
+from reconciler.stores.s3.direct.http_pool import NETWORK_ERRORS, DeadlineExceeded
 from reconciler.stores.s3.lazy import lazy
 
 if TYPE_CHECKING:
@@ -32,6 +32,18 @@ TRANSIENT_CODES = frozenset(
     }
 )
 CHANGED_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
+TIMEOUT = "Timeout"  # the code of a request that met its connect or read deadline (stores/s3/deadlines.py)
+
+
+def is_connect_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, botocore.exceptions.ConnectTimeoutError)
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """A request that met a deadline: the endpoint is there and silent (or unreachable), not throttling."""
+    return isinstance(
+        exc, DeadlineExceeded | botocore.exceptions.ConnectTimeoutError | botocore.exceptions.ReadTimeoutError
+    )
 
 
 def _network_errors() -> tuple[type[Exception], ...]:
@@ -93,6 +105,12 @@ def translate(exc: Exception, *, key: str, action: str) -> StoreError:
             code="NoCredentials",
             key=key,
         )
+    if isinstance(exc, botocore.exceptions.ConnectTimeoutError | botocore.exceptions.ReadTimeoutError):
+        # botocore's message names the endpoint URL; which deadline it was, and where it is set, is ours to say.
+        setting = "connect_timeout, PIXEL_S3_CONNECT_TIMEOUT" if is_connect_timeout(exc) else (
+            "read_timeout, PIXEL_S3_READ_TIMEOUT"
+        )
+        return TransientStoreError(f"{action} {key}: {exc} ({setting})", code=TIMEOUT, key=key)
     if isinstance(exc, _network_errors()):
         return TransientStoreError(f"{action} {key}: {type(exc).__name__}: {exc}", code="Network", key=key)
     if isinstance(exc, StoreError):
@@ -118,6 +136,8 @@ def raw_call(action: str, key: str, fn: Callable[..., T], *args: Any) -> T:
 
 def translate_raw(exc: Exception, *, key: str, action: str) -> StoreError:
     """`translate` for an error of the direct path: the standard library's network errors are transient."""
+    if isinstance(exc, DeadlineExceeded):
+        return TransientStoreError(f"{action} {key}: {exc}", code=TIMEOUT, key=key)
     if isinstance(exc, NETWORK_ERRORS):
         return TransientStoreError(f"{action} {key}: {type(exc).__name__}: {exc}", code="Network", key=key)
     return translate(exc, key=key, action=action)

@@ -16,13 +16,15 @@ import contextlib
 import functools
 import hashlib
 import io
+import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
+from reconciler.logs import get_logger
 from reconciler.model import Entry, S3StoreSpec
 from reconciler.stores.base import (
     ObjectChanged,
@@ -35,12 +37,16 @@ from reconciler.stores.retry import outermost
 from reconciler.stores.s3 import listing
 from reconciler.stores.s3.conditions import as_headers, conditions
 from reconciler.stores.s3.credentials import env_credentials
+from reconciler.stores.s3.deadlines import deadlines
 from reconciler.stores.s3.direct import RawS3, direct, through_botocore
 from reconciler.stores.s3.direct.http_pool import Response
 from reconciler.stores.s3.errors import (
+    TIMEOUT,
     call,
+    code_of,
     copy_too_large,
     is_missing,
+    is_timeout,
     raw_call,
     status_of,
     translate,
@@ -88,7 +94,31 @@ def make_session(spec: S3StoreSpec) -> boto3.session.Session:
     # Listing pages parsed off the XML: botocore's generic parser is most of a no-op plan's time.
     core.register_component("response_parser_factory", FastParserFactory())
     keys = env_credentials(spec)
-    return boto3.session.Session(botocore_session=core, profile_name=None if keys else spec.profile, **keys)
+    profile = None if keys else spec.profile
+    try:
+        return boto3.session.Session(botocore_session=core, profile_name=profile, **keys)
+    except botocore.exceptions.ProfileNotFound as exc:
+        raise missing_profile(spec, profile) from exc
+
+
+def missing_profile(spec: S3StoreSpec, profile: str | None, environ: Mapping[str, str] | None = None) -> StoreError:
+    """One line naming the profile and where it was asked for, instead of botocore's 60-line traceback."""
+    env = os.environ if environ is None else environ
+    if profile:
+        name, source = profile, f'the spec\'s `profile` of store "{spec.name}"'
+    else:
+        variable = "AWS_PROFILE" if env.get("AWS_PROFILE") else "AWS_DEFAULT_PROFILE"
+        name, source = env.get(variable, ""), variable
+    files = " nor ".join(
+        env.get(variable) or default
+        for variable, default in (("AWS_CONFIG_FILE", "~/.aws/config"), ("AWS_SHARED_CREDENTIALS_FILE",
+                                                                          "~/.aws/credentials"))
+    )
+    return PermanentStoreError(
+        f'store "{spec.name}": the AWS profile "{name}" (from {source}) is in neither {files}; '
+        "name a profile they define, or unset it to use the default credential chain",
+        code="ProfileNotFound",
+    )
 
 
 def make_client(
@@ -102,6 +132,7 @@ def make_client(
     from reconciler.stores.s3.client import tune_client
 
     session = session or make_session(spec)
+    limits = deadlines(spec)
     config = Config(
         region_name=spec.region,
         s3={"addressing_style": cast(Any, spec.addressing_style)},
@@ -112,8 +143,8 @@ def make_client(
         # nothing itself: tune_client's handler resends once after a dropped connection, and throttling
         # and 5xx surface to the one retry layer (stores/retry.py).
         retries={"mode": "standard", "total_max_attempts": 1},
-        connect_timeout=10,
-        read_timeout=120,
+        connect_timeout=limits.connect,
+        read_timeout=limits.read,
     )
     client = session.client("s3", endpoint_url=spec.endpoint, config=config)
     tune_client(client)
@@ -126,10 +157,31 @@ def make_raw(spec: S3StoreSpec, session: boto3.session.Session, client: S3Client
     if credentials is None:
         return None  # botocore raises its clear NoCredentials error on the first request
     try:
-        return through_botocore(client, credentials.get_frozen_credentials, spec.bucket, pool_size=pool_size)
+        limits = deadlines(spec)
+        return through_botocore(
+            client,
+            credentials.get_frozen_credentials,
+            spec.bucket,
+            pool_size=pool_size,
+            connect_timeout=limits.connect,
+            read_timeout=limits.read,
+        )
     except (ValueError, botocore.exceptions.BotoCoreError):
         return None
 
+
+# What a 403's S3 error code means for the one running pixel, and what to check.
+DENIED = {
+    "SignatureDoesNotMatch": "the request signature does not match: the secret access key is wrong for this access "
+    "key ID (check AWS_SECRET_ACCESS_KEY, the profile's aws_secret_access_key or the store's credentials_env), "
+    "or the endpoint or region is not the one the keys belong to",
+    "InvalidAccessKeyId": "this endpoint does not know the access key ID (check AWS_ACCESS_KEY_ID, the profile's "
+    "aws_access_key_id or the store's credentials_env, and that the endpoint is the right one)",
+    "AccessDenied": "the credentials were accepted but may not use this bucket (check the IAM or bucket policy "
+    "grants s3:ListBucket, s3:GetObject and s3:PutObject on it to this identity)",
+    "RequestTimeTooSkewed": "this machine's clock is too far from the server's: set it right (NTP)",
+    "ExpiredToken": "the session token has expired: refresh the credentials (AWS_SESSION_TOKEN, SSO login)",
+}
 
 FAR_ROUND_TRIP_S = 0.01  # a HEAD slower than this: the bucket is not on this network
 
@@ -212,7 +264,12 @@ class S3Store:
             raw = self._raw
 
             def raw_head() -> int:
-                status = raw_call("head bucket", self.bucket, raw.head_bucket)
+                try:
+                    status = raw_call("head bucket", self.bucket, raw.head_bucket)
+                except StoreError as exc:
+                    if exc.code == TIMEOUT:
+                        raise self._unanswered(exc) from exc
+                    raise
                 if status == 429 or status >= 500:  # throttled or unwell: the retry layer asks again
                     raise TransientStoreError(f"head bucket {self.bucket}: {status}", code=str(status))
                 return status
@@ -224,7 +281,9 @@ class S3Store:
                 started = time.monotonic()
                 try:
                     reachable = outermost(raw_head) == 200
-                except StoreError:
+                except StoreError as exc:
+                    if exc.code == TIMEOUT:
+                        raise  # botocore would wait as long again, and say less
                     reachable = False
                 far = time.monotonic() - started > FAR_ROUND_TRIP_S
             if reachable:
@@ -247,7 +306,35 @@ class S3Store:
 
         outermost(head)
 
+    def _unanswered(self, exc: StoreError) -> PermanentStoreError:
+        """The first request met a deadline: not retried, since each try would wait it out again (a server that
+        accepts connections and never answers held `pixel plan` for 25 minutes that way)."""
+        return PermanentStoreError(f'store "{self.name}": {exc}', code=TIMEOUT)
+
+    def _denied(self) -> PermanentStoreError:
+        """A 403 on HEAD bucket, which has no body to say why: one listing request asks again for S3's error
+        code, and the message says what to check for it. The request id (for the provider's support) and the
+        code go to the debug log (`-v`); no key, secret or signature is ever part of either."""
+        where = f'store "{self.name}": bucket "{self.bucket}" at {self.spec.endpoint or "the AWS endpoint"}'
+        code = ""
+        try:
+            self.client.list_objects_v2(Bucket=self.bucket, MaxKeys=1)
+        except botocore.exceptions.ClientError as exc:
+            code = code_of(exc)
+            meta = exc.response.get("ResponseMetadata", {})
+            get_logger("pixel.s3").debug(
+                "access denied", store=self.name, bucket=self.bucket, code=code or str(status_of(exc)),
+                request_id=meta.get("RequestId", ""), host_id=meta.get("HostId", ""),
+            )
+        except Exception as exc:  # unreachable now, say: the 403 is still the answer to give
+            get_logger("pixel.s3").debug("access denied", store=self.name, bucket=self.bucket, probe=repr(exc))
+        code = code or "AccessDenied"
+        why = DENIED.get(code, DENIED["AccessDenied"])
+        return PermanentStoreError(f"{where}: denied (403 {code}): {why}", code=code)
+
     def _bucket_error(self, exc: Exception) -> StoreError:
+        if is_timeout(exc):
+            return self._unanswered(translate(exc, key=self.bucket, action="head bucket"))
         status = status_of(exc)
         if status == 404:
             return PermanentStoreError(
@@ -256,9 +343,7 @@ class S3Store:
                 code="NoSuchBucket",
             )
         if status == 403:
-            return PermanentStoreError(
-                f'store "{self.name}": access to bucket "{self.bucket}" denied (403)', code="AccessDenied"
-            )
+            return self._denied()
         where = f"head bucket {self.bucket}" if status else f'store "{self.name}": reach bucket "{self.bucket}"'
         return translate(exc, key="", action=where)
 

@@ -37,7 +37,8 @@ def test_unknown_top_level_and_store_keys(specs: SpecDir) -> None:
         'specs/extra.yaml:1: store: unknown key "store" (expected one of: actors, datasets, final_dataset, inventory, '
         'mappings, stores, tiers, version)',
         'specs/stores.yaml:5: stores.lake.regoin: unknown key "regoin" (expected one of: addressing_style, bucket, '
-        "checksum, credentials_env, endpoint, inventory, lock_key, profile, region, type)",
+        "checksum, connect_timeout, credentials_env, endpoint, inventory, lock_key, profile, read_timeout, region, "
+        "type)",
     ]
 
 
@@ -357,7 +358,10 @@ def test_missing_spec_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(SpecErrors) as caught:
         load_desired(Path("nope"), {})
 
-    assert caught.value.messages == ["nope: spec directory does not exist"]
+    assert caught.value.messages == [
+        f"nope: spec directory does not exist (looked for {tmp_path / 'nope'}); run pixel from the directory "
+        "that holds it, or name it with --specs DIR"
+    ]
 
 
 def test_empty_spec_directory(specs: SpecDir) -> None:

@@ -20,8 +20,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from reconciler.stores.s3.deadlines import DEFAULT_CONNECT, DEFAULT_READ
+
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (http.client.HTTPException, OSError)
 SEND_BLOCK = 1024 * 1024  # http.client writes a file body 8 KiB at a time by default
+
+
+class DeadlineExceeded(TimeoutError):
+    """No connection, or no progress, within a deadline: the message names the endpoint and which one.
+
+    A TimeoutError still (one of NETWORK_ERRORS), but never resent at once like a dropped connection: the
+    server is there and not answering, and a command must not wait that long twice for each request.
+    """
+
+
+def _said(seconds: float) -> str:
+    return f"{seconds:g} s"
 
 
 @dataclass(frozen=True)
@@ -60,7 +74,13 @@ def _dropped(conn: http.client.HTTPConnection) -> bool:
 
 class ConnectionPool:
     def __init__(
-        self, scheme: str, netloc: str, *, size: int, connect_timeout: float = 10, read_timeout: float = 120
+        self,
+        scheme: str,
+        netloc: str,
+        *,
+        size: int,
+        connect_timeout: float = DEFAULT_CONNECT,
+        read_timeout: float = DEFAULT_READ,
     ) -> None:
         self.scheme, self.netloc = scheme, netloc
         self._size = size
@@ -79,10 +99,30 @@ class ConnectionPool:
             )
         else:
             conn = http.client.HTTPConnection(self.netloc, timeout=self._connect_timeout, blocksize=SEND_BLOCK)
-        conn.connect()
+        try:
+            conn.connect()
+        except TimeoutError as exc:
+            conn.close()
+            raise DeadlineExceeded(
+                f"no connection to {self.endpoint} within the connect deadline of {_said(self._connect_timeout)} "
+                "(connect_timeout, PIXEL_S3_CONNECT_TIMEOUT)"
+            ) from exc
         assert conn.sock is not None
         conn.sock.settimeout(self._read_timeout)
         return conn
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.scheme}://{self.netloc}"
+
+    def stalled(self, exc: TimeoutError) -> DeadlineExceeded:
+        """A read or send that made no progress for the read deadline, as the error that says so."""
+        if isinstance(exc, DeadlineExceeded):
+            return exc
+        return DeadlineExceeded(
+            f"no progress from {self.endpoint} for the read deadline of {_said(self._read_timeout)}: it accepted "
+            "the connection but stopped answering (read_timeout, PIXEL_S3_READ_TIMEOUT)"
+        )
 
     def _take(self) -> http.client.HTTPConnection:
         while True:
@@ -115,6 +155,9 @@ class ConnectionPool:
             conn.request(method, target, body=body, headers=dict(headers))
             response = conn.getresponse()
             data = response.read()
+        except TimeoutError as exc:
+            conn.close()
+            raise self.stalled(exc) from exc
         except BaseException:
             conn.close()
             raise
@@ -148,6 +191,9 @@ class ConnectionPool:
         try:
             conn.request(method, target, headers=dict(headers))
             response = conn.getresponse()
+        except TimeoutError as exc:
+            conn.close()
+            raise self.stalled(exc) from exc
         except BaseException:
             conn.close()
             raise
@@ -179,6 +225,9 @@ class Streamed:
             left = self._response.length
             if not data and n != 0 and left:
                 raise http.client.IncompleteRead(b"", left)
+        except TimeoutError as exc:  # the body stalled midway
+            self._drop()
+            raise self._pool.stalled(exc) from exc
         except BaseException:
             self._drop()
             raise

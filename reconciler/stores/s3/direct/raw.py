@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from reconciler.model import S3StoreSpec
 from reconciler.stores.s3.credentials import static_access
-from reconciler.stores.s3.direct.http_pool import NETWORK_ERRORS, ConnectionPool, Response, Streamed
+from reconciler.stores.s3.deadlines import deadlines
+from reconciler.stores.s3.direct.http_pool import NETWORK_ERRORS, ConnectionPool, DeadlineExceeded, Response, Streamed
 from reconciler.stores.s3.direct.sigv4 import EMPTY_SHA256, sign
 from reconciler.stores.s3.listing import parse_list_objects_v2
 
@@ -104,8 +105,8 @@ class RawS3:
         credentials: Callable[[], Credentials | None],
         *,
         pool_size: int,
-        connect_timeout: float = 10,
-        read_timeout: float = 120,
+        connect_timeout: float,
+        read_timeout: float,
         attempts: int = 2,
     ) -> None:
         self.base = base  # ends with "/"
@@ -174,6 +175,8 @@ class RawS3:
                 response = self._pool.request(
                     method, f"{target.path}?{target.query}" if target.query else target.path, body=body, headers=signed
                 )
+            except DeadlineExceeded:
+                raise  # the server is there and silent: waiting the deadline out again would only double it
             except NETWORK_ERRORS:
                 if attempt == self._attempts:
                     raise
@@ -197,6 +200,8 @@ class RawS3:
             target = urllib.parse.urlsplit(url).path
             try:
                 response = self._pool.stream("GET", target, headers=signed)
+            except DeadlineExceeded:
+                raise  # the server is there and silent: waiting the deadline out again would only double it
             except NETWORK_ERRORS:
                 if attempt == self._attempts:
                     raise
@@ -292,11 +297,20 @@ def direct(spec: S3StoreSpec, *, pool_size: int, env: Mapping[str, str] | None =
     if base is None or region is None:
         return None
     credentials = access.credentials
-    return RawS3(base, region, lambda: credentials, pool_size=pool_size)
+    limits = deadlines(spec, env)
+    return RawS3(
+        base, region, lambda: credentials, pool_size=pool_size, connect_timeout=limits.connect, read_timeout=limits.read
+    )
 
 
 def through_botocore(
-    client: S3Client, credentials: Callable[[], Credentials | None], bucket: str, *, pool_size: int
+    client: S3Client,
+    credentials: Callable[[], Credentials | None],
+    bucket: str,
+    *,
+    pool_size: int,
+    connect_timeout: float,
+    read_timeout: float,
 ) -> RawS3:
     """The direct path sent where botocore would send it (read off a presigned URL), with its credentials."""
     probe = urllib.parse.urlsplit(
@@ -305,7 +319,10 @@ def through_botocore(
     if not probe.path.endswith("/" + _PROBE):
         raise ValueError(f"unexpected presigned URL shape: {probe.path}")
     base = f"{probe.scheme}://{probe.netloc}{probe.path[: -len(_PROBE)]}"
-    return RawS3(base, client.meta.region_name or "us-east-1", credentials, pool_size=pool_size)
+    region = client.meta.region_name or "us-east-1"
+    return RawS3(
+        base, region, credentials, pool_size=pool_size, connect_timeout=connect_timeout, read_timeout=read_timeout
+    )
 
 
 def _client_error(operation: str, response: Response) -> botocore.exceptions.ClientError:

@@ -1,7 +1,7 @@
-"""Where the JSON Schemas live: the repository's top-level `schemas/` directory.
+"""Where the JSON Schemas live: beside this module, shipped in the wheel as package data.
 
-The package is installed editable, so the schemas are read in place rather than
-copied into the package, and there is one copy to keep in step with the code.
+One copy, read in place both from a checkout (editable install) and from an installed wheel: a CI job
+that runs `pip install git+URL@tag` validates its specs against the schemas of that very version.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
+SCHEMAS_DIR = Path(__file__).resolve().parent
 
 
 def schema_path(name: str) -> Path:
@@ -19,7 +19,8 @@ def schema_path(name: str) -> Path:
     path = SCHEMAS_DIR / name
     if not path.is_file():
         raise FileNotFoundError(
-            f"JSON Schema {name!r} not found in {SCHEMAS_DIR}; pixel must run from a source checkout (pip install -e .)"
+            f"JSON Schema {name!r} not found in {SCHEMAS_DIR}: this pixel installation is incomplete "
+            "(reinstall it: pip install --force-reinstall pixel-reconciler)"
         )
     return path
 

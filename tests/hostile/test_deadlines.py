@@ -1,0 +1,208 @@
+"""Deadlines on every S3 request, against a tiny server of the test's own: one that accepts connections and
+never answers, and one that answers HEAD, then stalls a listing halfway through its body.
+
+Each `pixel plan` runs as a child with a pytest-level guard (the subprocess timeout): without deadlines it
+waited 25 minutes and more, and the guard fails the test instead. Small deadlines come in through the
+environment, as a CI job would set them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.pixelenv import PIXEL, write_specs
+
+GUARD = 90  # seconds: far above what the deadlines allow, far below the old hang
+
+Handler = Callable[[socket.socket], None]
+
+
+class TinyServer:
+    """Accepts on a loopback port; each connection is given to `handler` in a thread of its own."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.handler = handler
+        self.open: list[socket.socket] = []
+        self.requests: list[str] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return  # closed at the end of the test
+            self.open.append(conn)
+            threading.Thread(target=self.handler, args=(conn,), daemon=True).start()
+
+    def __enter__(self) -> TinyServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.listener.close()
+        for conn in self.open:
+            conn.close()
+
+
+def never_answers(conn: socket.socket) -> None:
+    """Reads what is sent and says nothing: the connection stays open until the test ends."""
+    try:
+        while conn.recv(65536):
+            pass
+    except OSError:
+        return
+
+
+def request_line(conn: socket.socket) -> str:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return ""
+        data += chunk
+    return data.split(b"\r\n", 1)[0].decode()
+
+
+def stalls_the_listing(conn: socket.socket) -> None:
+    """HEAD bucket: 200. Anything else but a listing: 404. A listing: its headers and the first bytes of its
+    body, then nothing more."""
+    try:
+        while line := request_line(conn):
+            method, target, _ = line.split(" ", 2)
+            if method == "HEAD":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nServer: tiny\r\n\r\n")
+            elif "list-type=2" in target:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: 5000\r\n\r\n<?xml")
+                never_answers(conn)
+                return
+            else:
+                body = b"<Error><Code>NoSuchKey</Code></Error>"
+                conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    except OSError:
+        return
+
+
+@pytest.fixture
+def profile_env(tmp_path: Path) -> dict[str, str]:
+    """Credentials from a profile: botocore decides endpoint and keys, so the requests go through it."""
+    credentials = tmp_path / "aws-credentials"
+    credentials.write_text("[stalled]\naws_access_key_id = test\naws_secret_access_key = test-secret\n")
+    return {"AWS_SHARED_CREDENTIALS_FILE": str(credentials), "AWS_CONFIG_FILE": str(tmp_path / "none"),
+            "AWS_PROFILE": "stalled"}
+
+
+STATIC_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test-secret"}
+
+
+def plan(
+    tmp_path: Path, port: int, env: dict[str, str], *args: str, store: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """`pixel plan` in a child, deadlines of 2 s (connect) and 1 s (read) from the environment unless `env`
+    says otherwise; `store`: more lines for the S3 store's spec."""
+    root = tmp_path / "data"
+    (root / "raw").mkdir(parents=True, exist_ok=True)
+    specs = write_specs(
+        tmp_path / "specs",
+        endpoint=f"http://127.0.0.1:{port}",
+        bucket="stalled",
+        root=root,
+        mappings=[{"name": "raw", "from": "disk:raw", "to": "s3:raw/"}],
+        s3_extra=store,
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PIXEL_S3_"))}
+    deadlines = {"PIXEL_S3_CONNECT_TIMEOUT": "2", "PIXEL_S3_READ_TIMEOUT": "1"}
+    full = {k: v for k, v in {**base, "NO_COLOR": "1", **deadlines, **env}.items() if v}
+    return subprocess.run(
+        [PIXEL, "plan", "--specs", str(specs), *args], capture_output=True, text=True, env=full, timeout=GUARD
+    )
+
+
+def one_error(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+@pytest.fixture
+def silent() -> Iterator[TinyServer]:
+    with TinyServer(never_answers) as server:
+        yield server
+
+
+@pytest.mark.parametrize("credentials", ["static keys", "profile"])
+def test_an_endpoint_that_never_answers_fails_naming_it_and_the_deadline(
+    tmp_path: Path, silent: TinyServer, profile_env: dict[str, str], credentials: str
+) -> None:
+    result = plan(tmp_path, silent.port, profile_env if credentials == "profile" else STATIC_ENV)
+    assert result.returncode == 1
+    message = one_error(result.stderr)
+    assert f'store "s3": head bucket stalled: no progress from http://127.0.0.1:{silent.port}' in message
+    assert "read deadline of 1 s" in message and "PIXEL_S3_READ_TIMEOUT" in message
+
+
+BOTOCORE_HEAD = """
+import sys
+from reconciler.model import S3StoreSpec
+from reconciler.stores.base import StoreError
+from reconciler.stores.s3.store import S3Store, make_client
+spec = S3StoreSpec(name="s3", bucket="stalled", endpoint=sys.argv[1], region="us-east-1",
+                   addressing_style="path", read_timeout=1.0)
+try:
+    S3Store(spec, client=make_client(spec)).check_bucket()  # an injected client: botocore sends the HEAD
+except StoreError as exc:
+    print(exc.code, exc)
+"""
+
+
+def test_botocores_requests_carry_the_deadline_too(silent: TinyServer) -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PIXEL_S3_"))}, **STATIC_ENV}
+    result = subprocess.run(
+        [sys.executable, "-c", BOTOCORE_HEAD, f"http://127.0.0.1:{silent.port}"],
+        capture_output=True, text=True, env=env, timeout=GUARD, cwd=Path(__file__).parents[2],
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith('Timeout store "s3": head bucket stalled'), result.stdout
+    assert f"http://127.0.0.1:{silent.port}" in result.stdout and "PIXEL_S3_READ_TIMEOUT" in result.stdout
+
+
+def test_the_flag_outranks_the_environment(tmp_path: Path, silent: TinyServer) -> None:
+    result = plan(tmp_path, silent.port, STATIC_ENV, "--s3-read-timeout", "0.5")
+    assert result.returncode == 1
+    assert "read deadline of 0.5 s" in one_error(result.stderr)
+
+
+def test_a_deadline_in_the_store_spec_is_used(tmp_path: Path, silent: TinyServer) -> None:
+    result = plan(tmp_path, silent.port, {**STATIC_ENV, "PIXEL_S3_READ_TIMEOUT": ""}, store=("read_timeout: 0.7",))
+    assert result.returncode == 1
+    assert "read deadline of 0.7 s" in one_error(result.stderr)
+
+
+def test_a_bad_deadline_in_the_environment_is_one_error(tmp_path: Path, silent: TinyServer) -> None:
+    result = plan(tmp_path, silent.port, {**STATIC_ENV, "PIXEL_S3_READ_TIMEOUT": "soon"})
+    assert result.returncode == 1
+    assert "PIXEL_S3_READ_TIMEOUT='soon': expected a number of seconds above 0" in one_error(result.stderr)
+
+
+def test_a_listing_that_stalls_midway_is_detected_by_lack_of_progress(tmp_path: Path) -> None:
+    with TinyServer(stalls_the_listing) as server:
+        result = plan(tmp_path, server.port, STATIC_ENV)
+    assert result.returncode == 1
+    message = one_error(result.stderr)
+    assert f"no progress from http://127.0.0.1:{server.port}" in message and "raw/" in message
+
+
+def test_a_deadline_of_zero_in_the_spec_is_a_located_error(tmp_path: Path) -> None:
+    result = plan(tmp_path, 9, STATIC_ENV, store=("read_timeout: 0",))
+    assert result.returncode == 1
+    assert "specs.yaml:9: stores.s3.read_timeout: expected a number of seconds above 0, got integer 0" in result.stderr
