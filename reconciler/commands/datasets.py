@@ -32,6 +32,14 @@ def _as_user_errors() -> Iterator[None]:
         raise UserError(str(exc).strip("'\"")) from exc
 
 
+def _json_line(record: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(record) + b"\n"
+    except TypeError:
+        # orjson writes no integer beyond 64 bits: the standard library writes it exactly.
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
 def render_datasets_text(rows: list[dict[str, Any]]) -> str:
     header = ["NAME", "TIER", "FORMAT", "SIZE", "MD5", "KEY"]
     table = [
@@ -79,7 +87,7 @@ def cat(
             return EXIT_OK
         try:
             for count, record in enumerate(dataset, 1):
-                out.write(orjson.dumps(record) + b"\n")
+                out.write(_json_line(record))
                 if limit is not None and count >= limit:
                     break
             out.flush()

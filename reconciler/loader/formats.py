@@ -13,6 +13,7 @@ import enum
 import gzip
 import io
 import json
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, cast
@@ -78,16 +79,15 @@ def iter_records(
     if fmt is RecordFormat.JSON:
         yield from _json_document(stream, key=key, on_skip=on_skip)
         return
-    if fmt is RecordFormat.JSONL_GZ:
-        with gzip.GzipFile(fileobj=stream, mode="rb") as unzipped:
-            yield from iter_jsonl(cast(IO[bytes], unzipped), key=key, on_skip=on_skip)
-        return
-    yield from iter_jsonl(stream, key=key, on_skip=on_skip)
+    lines = gzip_lines(stream, key=key) if fmt is RecordFormat.JSONL_GZ else jsonl_lines(stream)
+    yield from iter_jsonl(lines, key=key, on_skip=on_skip)
 
 
-def iter_jsonl(stream: IO[bytes], *, key: str, on_skip: OnSkip | None = None) -> Iterator[dict[str, Any]]:
+def iter_jsonl(
+    lines: Iterator[tuple[int, bytes]], *, key: str, on_skip: OnSkip | None = None
+) -> Iterator[dict[str, Any]]:
     """JSON Lines: one object per line; blank lines are allowed and not counted as records."""
-    for number, line in jsonl_lines(stream):
+    for number, line in lines:
         try:
             record = decode_line(line, key=key, number=number)
         except DatasetFormatError as exc:
@@ -97,37 +97,93 @@ def iter_jsonl(stream: IO[bytes], *, key: str, on_skip: OnSkip | None = None) ->
 
 
 def jsonl_lines(stream: IO[bytes], chunk: int = CHUNK) -> Iterator[tuple[int, bytes]]:
-    """(line number, line) for every non-blank line, read `chunk` bytes at a time.
+    """(line number, line) for every non-blank line, read `chunk` bytes at a time (see LineSplitter)."""
+    return LineSplitter(chunk).lines(stream)
+
+
+class LineSplitter:
+    """Lines out of a stream read `chunk` bytes at a time.
 
     Lines are split here rather than by a buffered reader's iteration: one split of a
     1 MiB chunk is a fraction of the cost of a readline per record, and a reader that
-    does not own a line can pass it over without parsing it.
+    does not own a line can pass it over without parsing it. A line longer than a chunk
+    is collected piece by piece and joined once: gluing each new chunk to the line so far
+    copied the line once per chunk, quadratic in its length (a 128 MiB line took seconds).
+    `copied` counts the bytes copied into such lines, so a test can hold the work linear.
     """
-    number = 0
-    rest = b""
-    while data := stream.read(chunk):
-        lines = (rest + data).split(b"\n") if rest else data.split(b"\n")
-        rest = lines.pop()
-        for line in lines:
-            number += 1
-            if line and not line.isspace():
-                yield number, line
-    if rest and not rest.isspace():
-        yield number + 1, rest
+
+    def __init__(self, chunk: int = CHUNK) -> None:
+        self.chunk = chunk
+        self.copied = 0
+
+    def lines(self, stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+        number = 0
+        pending: list[bytes] = []  # the pieces of a line begun in earlier chunks
+        while data := stream.read(self.chunk):
+            if pending:
+                cut = data.find(b"\n")
+                if cut < 0:
+                    pending.append(data)
+                    continue
+                pending.append(data[:cut])
+                line = b"".join(pending)
+                self.copied += len(line)
+                pending = []
+                number += 1
+                if line and not line.isspace():
+                    yield number, line
+                data = data[cut + 1 :]
+            lines = data.split(b"\n")
+            tail = lines.pop()
+            for line in lines:
+                number += 1
+                if line and not line.isspace():
+                    yield number, line
+            if tail:
+                pending.append(tail)
+        if pending:
+            line = b"".join(pending)
+            self.copied += len(line)
+            if not line.isspace():
+                yield number + 1, line
+
+
+# Digits to "0", everything else to " ": a run of 19 zeros afterwards is a run of 19 digits in the line.
+_DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+# orjson reads an integer beyond int64/uint64 as a rounded float. Such an integer has at least 19 digits in
+# a row; a line holding such a run (also inside a string or a long fraction) is read by the standard library,
+# whose integers are exact. One translate and one substring search: about the cost of the parse itself.
+_LONG_RUN = b"0" * 19
 
 
 def decode_line(line: bytes, *, key: str, number: int) -> dict[str, Any]:
     """One JSON Lines record; DatasetFormatError naming the key and line when it is not a JSON object."""
-    try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        # orjson refuses what the standard library accepts (NaN, integers past 64 bits): only then the slow path.
+    if _LONG_RUN in line.translate(_DIGITS):
+        record = _decode_exactly(line, key=key, number=number)
+    else:
         try:
-            record = json.loads(line)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise DatasetFormatError(key, number, f"not valid JSON ({exc})") from None
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            # orjson refuses what the standard library accepts (NaN, lone surrogates): only then the slow path.
+            record = _decode_exactly(line, key=key, number=number)
     if not isinstance(record, dict):
         raise DatasetFormatError(key, number, f"expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+def _decode_exactly(line: bytes, *, key: str, number: int) -> Any:
+    try:
+        record = json.loads(line)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise DatasetFormatError(key, number, f"not valid JSON ({exc})") from None
+    try:
+        # A lone surrogate ("\ud800") is valid JSON but no character: no UTF-8 writer (the final dataset's
+        # compile, `pixel cat`, orjson) can pass it on. Refused here, where the object and line are known.
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end].encode("unicode_escape").decode()
+        reason = f"a string holds a lone surrogate ({bad}), which is not Unicode"
+        raise DatasetFormatError(key, number, reason) from None
     return record
 
 
@@ -143,10 +199,23 @@ def iter_slots(stream: IO[bytes], *, key: str, fmt: RecordFormat) -> Iterator[tu
         yield from _json_items(stream, key=key)
         return
     if fmt is RecordFormat.JSONL_GZ:
-        with gzip.GzipFile(fileobj=stream, mode="rb") as unzipped:
-            yield from jsonl_lines(cast(IO[bytes], unzipped))
+        yield from gzip_lines(stream, key=key)
         return
     yield from jsonl_lines(stream)
+
+
+def gzip_lines(stream: IO[bytes], *, key: str) -> Iterator[tuple[int, bytes]]:
+    """The lines of gzip-compressed JSON Lines; a stream that is not gzip, or is cut short, is one
+    DatasetFormatError naming the object and the line it broke at. Whatever on_error says: nothing after
+    the break can be read, and a half-read object is not a malformed record that could be passed over."""
+    number = 0
+    try:
+        with gzip.GzipFile(fileobj=stream, mode="rb") as unzipped:
+            for number, line in jsonl_lines(cast(IO[bytes], unzipped)):
+                yield number, line
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise DatasetFormatError(key, number + 1, f"not a readable gzip stream ({reason})") from None
 
 
 def check_item(value: object, *, key: str, number: int) -> dict[str, Any]:
