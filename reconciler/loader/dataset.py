@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO, Literal
 
+from reconciler.loader import state as loader_state
 from reconciler.loader.cache import ObjectCache
 from reconciler.loader.formats import (
     DatasetFormatError,
@@ -36,7 +37,6 @@ from reconciler.loader.sharding import (
     continue_from,
     epoch_order,
     merge_generations,
-    objects_digest,
 )
 from reconciler.logs import get_logger
 from reconciler.stores.base import ObjectChanged, Store, StoreError
@@ -170,7 +170,7 @@ class StreamingDataset:
 
     @property
     def digest(self) -> str:
-        return objects_digest(f"{o.store}:{o.key}:{o.md5 or o.size}" for o in self.objects)
+        return loader_state.digest(self.objects)
 
     def state_dict(self) -> dict[str, Any]:
         """Exactly the records yielded so far (by this consumer, in this process), as plain JSON-able data."""
@@ -194,9 +194,10 @@ class StreamingDataset:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Resume: the next iteration continues where `state` was taken (also with other ranks or workers)."""
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(f"not a pixel loader state (version {state.get('version')!r})")
+        """Resume: the next iteration continues where `state` was taken (also with other ranks or workers).
+
+        ValueError, saying what is wrong, for anything that is not a state of this dataset."""
+        epoch, generations = loader_state.check(state)
         if state.get("objects") != self.digest:
             raise ValueError(
                 f"the state was saved over other objects than {self.name} has now (the dataset changed): "
@@ -207,8 +208,8 @@ class StreamingDataset:
                 f"the state was saved with seed={state.get('seed')} shuffle={state.get('shuffle')}, "
                 f"this dataset has seed={self.seed} shuffle={self.shuffle}"
             )
-        self.epoch = int(state["epoch"])
-        self._saved = [Generation.from_json(g) for g in state.get("generations", [])]
+        self.epoch = epoch
+        self._saved = generations
         self._live = None
 
     @staticmethod
@@ -221,7 +222,7 @@ class StreamingDataset:
             for field in ("version", "objects", "epoch", "seed", "shuffle"):
                 if state.get(field) != first.get(field):
                     raise ValueError(f"the states to merge differ in {field}")
-        merged = merge_generations([[Generation.from_json(g) for g in s.get("generations", [])] for s in states])
+        merged = merge_generations([loader_state.check(s)[1] for s in states])
         return {**first, "generations": [g.to_json() for g in merged]}
 
     # --- iteration -----------------------------------------------------------------------------------------
@@ -244,6 +245,8 @@ class StreamingDataset:
                 if position + 1 < len(order) and obj.size is not None and obj.size <= OPEN_AHEAD_MAX:
                     opener.ahead(self.objects[order[position + 1]])
                 yield from self._records(obj, source, slicer)
+        if (overclaim := slicer.overclaimed()) is not None:
+            raise ValueError(f"{self.name}: the loaded state is not of this dataset: {overclaim}")
         # Done: state_dict() shows the whole epoch consumed until the next iteration, a new pass, begins.
         self._saved = []
         if self.cache is not None:
