@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import io
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ def memory_dataset(counts: list[int], **options: Any) -> StreamingDataset:
     objects = []
     for i, n in enumerate(counts):
         body = b"".join(b'{"o": %d, "r": %d}\n' % (i, r) for r in range(n))
-        store.write(f"o{i}.jsonl", lambda body=body: contextlib.nullcontext(io.BytesIO(body)), size=len(body), md5=None)
+        store.write(f"o{i}.jsonl", functools.partial(contextlib.nullcontext, io.BytesIO(body)), size=len(body),
+                    md5=None)
         entry = store.stat(f"o{i}.jsonl")
         assert entry is not None
         objects.append(SourceObject("m", entry.key, entry.md5, entry.size, RecordFormat.JSONL, entry.etag))
