@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import textwrap
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 PROCESSED = "datasets/processed/"
 
@@ -71,3 +75,12 @@ def loader_world(tmp_path: Path, endpoint: str, client: Any, bucket: str, env: d
     )
     # PIXEL_CACHE_DIR/datasets is the CLI's dataset cache: tests hand `cache` to load_dataset directly.
     return LoaderWorld(spec_dir, tmp_path / "pixelcache" / "datasets", client, bucket, env)
+
+
+def opener(body: bytes) -> Callable[[], AbstractContextManager[BinaryIO]]:
+    """A store write's source for `body`."""
+
+    def open_() -> AbstractContextManager[BinaryIO]:
+        return contextlib.nullcontext(io.BytesIO(body))
+
+    return open_

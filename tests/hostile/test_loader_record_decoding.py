@@ -7,7 +7,6 @@ line, not a bare UnicodeEncodeError later (13); one huge line costs linear work,
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
 import json
@@ -30,7 +29,7 @@ from reconciler.loader.formats import (
 )
 from reconciler.loader.resolve import SourceObject
 from reconciler.stores.memory import MemoryStore
-from tests.hostile.loader_world import PROCESSED, loader_world
+from tests.hostile.loader_world import PROCESSED, loader_world, opener
 from tests.integration.pixelenv import pixel
 
 BIG = 2**64  # one past uint64: orjson gives 1.8446744073709552e+19
@@ -39,7 +38,7 @@ NEGATIVE = -(2**63) - 1  # one past int64
 
 def dataset(body: bytes, key: str, fmt: RecordFormat, on_error: Any = "raise") -> StreamingDataset:
     store = MemoryStore("m")
-    store.write(key, lambda: contextlib.nullcontext(io.BytesIO(body)), size=len(body), md5=None)
+    store.write(key, opener(body), size=len(body), md5=None)
     return StreamingDataset([SourceObject("m", key, None, len(body), fmt)], {"m": store}, on_error=on_error)
 
 

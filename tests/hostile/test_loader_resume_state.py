@@ -7,10 +7,7 @@ or KeyError; a state claiming more progress than the epoch holds is refused, not
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import functools
-import io
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +20,7 @@ from reconciler.loader.dataset import StreamingDataset
 from reconciler.loader.formats import RecordFormat
 from reconciler.loader.resolve import SourceObject
 from reconciler.stores.memory import MemoryStore
-from tests.hostile.loader_world import PROCESSED, loader_world
+from tests.hostile.loader_world import PROCESSED, loader_world, opener
 
 
 def memory_dataset(counts: list[int], **options: Any) -> StreamingDataset:
@@ -31,7 +28,7 @@ def memory_dataset(counts: list[int], **options: Any) -> StreamingDataset:
     objects = []
     for i, n in enumerate(counts):
         body = b"".join(b'{"o": %d, "r": %d}\n' % (i, r) for r in range(n))
-        store.write(f"o{i}.jsonl", functools.partial(contextlib.nullcontext, io.BytesIO(body)), size=len(body),
+        store.write(f"o{i}.jsonl", opener(body), size=len(body),
                     md5=None)
         entry = store.stat(f"o{i}.jsonl")
         assert entry is not None
