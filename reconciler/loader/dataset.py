@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from reconciler.loader import state as loader_state
@@ -38,6 +39,7 @@ from reconciler.loader.sharding import (
     epoch_order,
     merge_generations,
 )
+from reconciler.loader.verify import verified_read
 from reconciler.logs import get_logger
 from reconciler.stores.base import ObjectChanged, Store, StoreError
 
@@ -282,7 +284,7 @@ class StreamingDataset:
         store = self.stores[obj.store]
         label = f"{obj.store}:{obj.key}"
         cache = self.cache if self.cache is not None and self.cache.fits(obj.size) else None
-        if obj.md5 is not None and (cache is None or not cache.path(obj.md5).exists()):
+        if obj.md5 is not None and (cache is None or not cache.has(obj.md5)):
             # Not cached: skip the HEAD and GET pinned to the md5. A single-part object's ETag is its md5, so
             # the server sends exactly those bytes or 412 (changed, or an ETag that is no md5: then look it up).
             md5 = obj.md5
@@ -293,7 +295,8 @@ class StreamingDataset:
             stack = contextlib.ExitStack()
             try:
                 stream = stack.enter_context(
-                    cache.open(md5, obj.size, pinned, label=label) if cache is not None else pinned()
+                    cache.open(md5, obj.size, pinned, label=label) if cache is not None
+                    else verified_read(pinned, md5=md5, size=obj.size, label=label, directory=self._spool())
                 )
             except ObjectChanged:
                 stack.close()
@@ -314,12 +317,23 @@ class StreamingDataset:
                 "load the dataset again",
                 key=obj.key,
             )
+        if obj.size is not None and entry.size != obj.size:
+            raise DatasetChanged(
+                f"{label}: the object changed since the dataset was resolved (size {obj.size} -> {entry.size}); "
+                "load the dataset again",
+                key=obj.key,
+            )
         etag = entry.etag
 
         def fetch() -> contextlib.AbstractContextManager[BinaryIO]:
             return store.open(obj.key, if_match=etag)
 
-        md5 = entry.md5 or obj.md5
+        # What the bytes must be: the pinned md5 when there is one (an ETag that is no md5 proves nothing).
+        md5 = obj.md5 or entry.md5
         if self.cache is None or md5 is None or not self.cache.fits(entry.size):
-            return fetch()
+            return verified_read(fetch, md5=md5, size=entry.size, label=label, directory=self._spool())
         return self.cache.open(md5, entry.size, fetch, label=label)
+
+    def _spool(self) -> Path | None:
+        """Where an uncached object is held while it is verified: beside the cache, else the temp directory."""
+        return self.cache.root / "spool" if self.cache is not None else None
