@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
-from reconciler.loader.cache import ObjectCache
+from reconciler.loader.cache import ObjectCache, Verify
 from reconciler.loader.dataset import OnError, StreamingDataset
 from reconciler.loader.resolve import DatasetNotFound, Resolved, describe, resolve
 from reconciler.loader.storeset import StoreSet
@@ -67,6 +67,7 @@ class DatasetOptions(TypedDict, total=False):
     cache_dir: str | Path | None  # [$PIXEL_CACHE_DIR/datasets, else ~/.cache/pixel/datasets]
     cache_limit: int | str | None  # bytes or "20GiB"; None: unbounded ["20GiB"]
     on_error: OnError  # a malformed record: "raise" or "skip" (counted, logged) ["raise"]
+    verify: Verify  # a cache hit: "stat" (its recorded identity, md5 when that differs) or "always" (md5) ["stat"]
 
 
 def open_dataset(
@@ -80,7 +81,11 @@ def open_dataset(
     stores = StoreSet(desired.stores) if stores is None else stores
     resolved = resolve(desired, stores, name, category=options.get("category"), split=options.get("split"))
     cache_dir = options.get("cache_dir") or default_cache_dir()
-    object_cache = ObjectCache(cache_dir, options.get("cache_limit", DEFAULT_CACHE_LIMIT)) if cache else None
+    object_cache = (
+        ObjectCache(cache_dir, options.get("cache_limit", DEFAULT_CACHE_LIMIT), verify=options.get("verify", "stat"))
+        if cache
+        else None
+    )
     dataset = _dataset_class()(
         resolved.objects,
         stores,
