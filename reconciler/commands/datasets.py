@@ -72,14 +72,15 @@ def datasets(specs: Path, *, tier: str | None = None, output_format: str = "text
 
 
 def cat(
-    specs: Path, name: str, *, category: str | None = None, limit: int | None = None, on_error: str = "raise"
+    specs: Path, name: str, *, category: str | None = None, limit: int | None = None, on_error: str = "raise",
+    offline: bool = False,
 ) -> int:
     """Stream a dataset's records to stdout, one JSON object per line; stops quietly when the reader goes."""
     desired = load(specs)
     out = sys.stdout.buffer
     with _as_user_errors():
         dataset, resolved = open_dataset(
-            desired, name, category=category, on_error="skip" if on_error == "skip" else "raise"
+            desired, name, category=category, on_error="skip" if on_error == "skip" else "raise", offline=offline
         )
         for warning in resolved.warnings:
             click.echo(f"Warning: {warning}", err=True)

@@ -11,7 +11,7 @@ into a part file of its own (a unique name: no other download ever writes or
 renames it; md5 and writes on a helper thread for big objects), checks md5 and
 size, and only then serves its reader from that file; a background thread
 fsyncs it, renames it to its final name, records the file's identity beside it
-(`{md5}.ok`: size, mtime_ns, ctime_ns, inode, device) and releases the lock
+(`records/ab/{md5}`: size, mtime_ns, ctime_ns, inode, device) and releases the lock
 (`settle()` waits for that). Every other process reading the object meanwhile
 waits for the verified final file instead of downloading it again. If the owner
 goes away first (killed, or its reader stopped early) the lock comes free and a
@@ -27,7 +27,7 @@ is wrong is dropped and fetched again. The identity includes ctime, which no
 write or utime can put back.
 
 Size is bounded by evicting the least recently used objects (the mtime of the
-`.ok` record is touched on every use, not the object's: touching the object
+object's record is touched on every use, not the object's: touching the object
 would move its ctime) after inserts; an object larger than the bound is read
 uncached (reconciler/loader/verify.py). Eviction unlinks: a reader holding the
 file open keeps reading.
@@ -70,7 +70,6 @@ _UNITS.update({"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40})
 Fetch = Callable[[], AbstractContextManager[BinaryIO]]
 Verify = Literal["stat", "always"]
 _PART = ".part"
-_RECORD = ".ok"  # the identity of a verified copy, recorded at write; its mtime is the LRU clock
 
 
 def parse_size(value: int | str) -> int:
@@ -118,7 +117,7 @@ class ObjectCache:
         return self.root / "objects" / md5[:2] / md5
 
     def record_path(self, md5: str) -> Path:
-        return self.root / "objects" / md5[:2] / f"{md5}{_RECORD}"
+        return self.root / "records" / md5[:2] / md5
 
     def new_part_path(self, md5: str) -> Path:
         """A part file no other download can have: each writes and renames only its own."""
@@ -224,6 +223,7 @@ class ObjectCache:
         record = self.record_path(md5)
         temp = record.with_name(f"{record.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp")
         try:
+            self.directory(record.parent)
             temp.write_bytes(json.dumps(_identity(st)).encode())
             os.replace(temp, record)
         except OSError as exc:
@@ -281,11 +281,11 @@ class ObjectCache:
             files: list[tuple[int, int, Path]] = []
             for directory in objects.glob("??"):
                 for path in directory.iterdir():
-                    if path.name.endswith((_PART, _RECORD, ".tmp")):
+                    if path.name.endswith(_PART):
                         continue
                     with contextlib.suppress(FileNotFoundError):
                         st = path.lstat()
-                        record = directory / f"{path.name}{_RECORD}"
+                        record = self.record_path(path.name)
                         try:
                             used = record.stat().st_mtime_ns
                         except FileNotFoundError:
@@ -302,7 +302,7 @@ class ObjectCache:
                     path.unlink()
                     freed += size
                 with contextlib.suppress(FileNotFoundError):
-                    (path.parent / f"{path.name}{_RECORD}").unlink()
+                    self.record_path(path.name).unlink()
             self._estimate, self._inserts = total - freed, 0
             return freed
 

@@ -30,6 +30,7 @@ from reconciler.loader.formats import (
     decode_line,
     iter_slots,
 )
+from reconciler.loader.offline import OfflineReads
 from reconciler.loader.resolve import SourceObject
 from reconciler.loader.sharding import (
     STATE_VERSION,
@@ -140,6 +141,7 @@ class StreamingDataset:
         cache: ObjectCache | None = None,
         on_error: OnError = "raise",
         worker_info: WorkerInfo = torch_worker_info,
+        offline: bool = False,
     ) -> None:
         if on_error not in ("raise", "skip"):
             raise ValueError(f'on_error must be "raise" or "skip", got {on_error!r}')
@@ -156,6 +158,8 @@ class StreamingDataset:
         self.cache = cache
         self.on_error: OnError = on_error
         self.worker_info = worker_info
+        self.offline = offline
+        self._reads = OfflineReads(offline)  # reconciler/loader/offline.py: the cache when S3 is not used
         self.epoch = 0
         self.skipped = 0
         self._saved: list[Generation] = []  # progress to resume from when the next iteration starts
@@ -239,6 +243,7 @@ class StreamingDataset:
         me, consumers = self.consumer()
         slicer = continue_from(self._saved, consumers, me)
         self._live = slicer
+        self._reads.new_pass()
         order = list(epoch_order(len(self.objects), seed=self.seed, epoch=self.epoch, shuffle=self.shuffle))
         with _OpenAhead(self._open) as opener:
             for position, index in enumerate(order):
@@ -278,8 +283,12 @@ class StreamingDataset:
                     continue
                 yield record
 
+    def _open(self, obj: SourceObject) -> contextlib.AbstractContextManager[BinaryIO]:
+        """The object's verified bytes: from S3 (or the cache, checked against S3), else offline from the cache."""
+        return self._reads.open(obj, self.cache, lambda: self._open_online(obj))
+
     @contextlib.contextmanager
-    def _open(self, obj: SourceObject) -> Iterator[BinaryIO]:
+    def _open_online(self, obj: SourceObject) -> Iterator[BinaryIO]:
         """The object's bytes, never stale: the cached copy only after a HEAD shows its md5 unchanged."""
         store = self.stores[obj.store]
         label = f"{obj.store}:{obj.key}"

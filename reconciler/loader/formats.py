@@ -237,7 +237,7 @@ def _json_items(stream: IO[bytes], *, key: str, on_skip: OnSkip | None = None) -
     import ijson  # type: ignore[import-untyped]  # only JSON documents need it; JSONL stays import-light
 
     head = _peek_first_byte(stream)
-    reader = _Prefixed(head, stream)
+    reader = Prefixed(head, stream)
     if head == b"{":
         try:
             record = json.load(reader)
@@ -267,7 +267,7 @@ def _peek_first_byte(stream: IO[bytes]) -> bytes:
             return b
 
 
-class _Prefixed(io.RawIOBase):
+class Prefixed(io.RawIOBase):
     """A stream with a byte already read from it put back in front."""
 
     def __init__(self, head: bytes, rest: IO[bytes]) -> None:
