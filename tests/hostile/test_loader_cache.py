@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 import shutil
 import threading
@@ -22,11 +23,15 @@ from typing import Any, BinaryIO
 
 import pytest
 
+from reconciler.commands.apply import apply
 from reconciler.loader import load_dataset
 from reconciler.loader.cache import CHUNK, ObjectCache
 from reconciler.stores.base import StoreError
 from tests.hostile.loader_world import PROCESSED, jsonl, loader_world, rows
 from tests.hostile.test_loader_resume_state import multipart_put
+from tests.integration.final_world import FinalWorld
+from tests.integration.final_world import jsonl as final_jsonl
+from tests.integration.final_world import records as final_records
 from tests.integration.pixelenv import pixel
 
 LINES = jsonl(rows("r", 40000))  # about 1.3 MiB of JSON Lines: more than one chunk
@@ -225,3 +230,35 @@ def test_an_object_overwritten_after_it_was_pinned_yields_no_record(
             yielded.append(record)
     assert yielded == [], f"{len(yielded)} records of the foreign object were yielded before the error"
     assert not ObjectCache(world.cache).path(MD5).exists()
+
+
+def published_final(tmp_path: Path, endpoint: str, client: Any, bucket: str) -> FinalWorld:
+    world = FinalWorld(tmp_path / "disk", tmp_path / "specs", bucket, endpoint, client)
+    world.root.mkdir()
+    world.put_source("a", final_jsonl(final_records("a", 150)))
+    world.put_source("b", final_jsonl(final_records("b", 80, start=1000)))
+    world.put_source("c", final_jsonl(final_records("c", 10, start=5000)))
+    world.write_specs(["a", "b"])
+    assert apply(world.specs, auto_approve=True, parallelism=2) == 0
+    return world
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("cache_limit", [1, None], ids=["uncached", "cached"])
+def test_a_published_shard_overwritten_by_a_multipart_upload_yields_no_foreign_record(
+    tmp_path: Path, seaweed: Any, bucket: str, s3_client: Any, aws_env: dict[str, str], cache_limit: int | None
+) -> None:
+    """The issue's own case: load_dataset("final_dataset", cache_limit=1) yielded the foreign record."""
+    world = published_final(tmp_path, seaweed.endpoint, s3_client, bucket)
+    shard = world.manifest()["shards"][0]
+    body = world.get(shard["key"])
+    first = json.loads(body.splitlines()[0])
+    foreign = body.replace(first["id"].encode(), b"X" * len(first["id"]), 1)  # the same size
+    multipart_put(s3_client, bucket, shard["key"], foreign)
+    ds = load_dataset("final_dataset", world.specs, split=shard["split"], cache_dir=tmp_path / "cache",
+                      cache_limit=cache_limit)
+    yielded: list[str] = []
+    with pytest.raises(StoreError, match=shard["key"]):
+        for record in ds:
+            yielded.append(record["id"])
+    assert yielded == [] and "X" * len(first["id"]) not in yielded
