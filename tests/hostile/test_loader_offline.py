@@ -20,6 +20,7 @@ from reconciler.loader import S3DatasetLoader, load_dataset
 from reconciler.loader.offline import NotCachedOffline, OfflineWarning
 from reconciler.stores.s3 import S3Store
 from tests.hostile.loader_world import PROCESSED, jsonl, loader_world, rows
+from tests.hostile.test_loader_cache import published_final
 from tests.integration.pixelenv import pixel
 
 pytestmark = pytest.mark.integration
@@ -90,3 +91,20 @@ def test_a_warm_cache_serves_every_record_with_s3_stopped_and_a_cold_object_fail
     assert "Traceback" not in cold.err
     not_pinned = pixel(["cat", "clinical.jsonl", "--offline", "--specs", str(world.specs)], cli_env)
     assert not_pinned.code == 1 and "offline" in not_pinned.err and "Traceback" not in not_pinned.err
+
+
+def test_the_final_dataset_is_read_offline_from_its_kept_manifest_and_the_warm_cache(
+    tmp_path: Path, own_server: SeaweedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in own_server.env().items():
+        monkeypatch.setenv(name, value)
+    bucket = own_server.create_bucket(unique_bucket_name("offline-final"))
+    world = published_final(tmp_path, own_server.endpoint, own_server.client(), bucket)
+    cache = tmp_path / "cache"
+    online = [r["id"] for r in load_dataset("final_dataset", world.specs, cache_dir=cache)]
+    assert len(online) == 230
+    own_server.stop()
+    offline = load_dataset("final_dataset", world.specs, cache_dir=cache, offline=True)
+    assert [r["id"] for r in offline] == online
+    with pytest.warns(OfflineWarning):
+        assert [r["id"] for r in load_dataset("final_dataset", world.specs, cache_dir=cache)] == online
