@@ -13,6 +13,7 @@ import enum
 import gzip
 import io
 import json
+import re
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -237,7 +238,7 @@ def _json_items(stream: IO[bytes], *, key: str, on_skip: OnSkip | None = None) -
     import ijson  # type: ignore[import-untyped]  # only JSON documents need it; JSONL stays import-light
 
     head = _peek_first_byte(stream)
-    reader = Prefixed(head, stream)
+    reader = _SurrogateGuard(cast(IO[bytes], Prefixed(head, stream)), key)
     if head == b"{":
         try:
             record = json.load(reader)
@@ -258,6 +259,80 @@ def _json_items(stream: IO[bytes], *, key: str, on_skip: OnSkip | None = None) -
         # After a syntax error the rest of the document cannot be trusted: stop here, whatever on_error says.
         # (ijson's C backend also stops here on an integer beyond 64 bits.)
         raise DatasetFormatError(key, item + 1, f"not valid JSON ({exc})", unit="item") from exc
+
+
+_BACKSLASHES = re.compile(rb"\\+")
+_SURROGATE = re.compile(rb"[dD][89a-fA-F][0-9a-fA-F]{2}")  # the 4 hex digits of a \\u escape of a surrogate
+_LOW = re.compile(rb"\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+_ESCAPE_AHEAD = 11  # "u" + 4 hex digits + the low half of a pair (6): what deciding one escape needs to see
+
+
+class _SurrogateGuard(io.RawIOBase):
+    """A JSON document's bytes, refused at the first lone surrogate escape ("\\ud800" not in a pair).
+
+    ijson's C backend reads one as "?", a silent change of the value (or fails with a bare
+    UnicodeDecodeError); the standard library keeps it as a str no UTF-8 writer can write. Only backslash
+    runs are looked at: an odd run is an escape. Bytes are handed on only once decided, so the parser
+    never sees a lone surrogate: the few bytes of an escape cut by the end of a read wait for the next.
+    """
+
+    def __init__(self, stream: IO[bytes], key: str) -> None:
+        self._stream = stream
+        self._key = key
+        self._held = b""  # read from the stream, not handed on yet
+        self._ok = 0  # how many of _held are decided
+        self._offset = 0  # where the undecided part of _held starts in the document
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            if not self._eof:
+                self._decide(self._stream.read(), final=True)
+            out, self._held, self._ok = self._held, b"", 0
+            return out
+        while not self._ok and not self._eof:
+            data = self._stream.read(max(n, 1))
+            self._decide(data, final=not data)
+        take = min(n, self._ok)
+        out, self._held, self._ok = self._held[:take], self._held[take:], self._ok - take
+        return out
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _decide(self, data: bytes, *, final: bool) -> None:
+        self._eof = final
+        undecided = self._held[self._ok :] + data
+        decided = len(undecided)
+        if b"\\" in undecided:
+            paired = -1  # where the low half of the last pair starts: part of a character, not lone
+            for run in _BACKSLASHES.finditer(undecided):
+                start, end = run.span()
+                if start == paired:
+                    continue
+                if not final and end + _ESCAPE_AHEAD > len(undecided):
+                    decided = start
+                    break
+                if (end - start) % 2 == 0:
+                    continue
+                if undecided[end : end + 1] != b"u" or not _SURROGATE.match(undecided, end + 1):
+                    continue
+                if undecided[end + 2 : end + 3] in b"89abAB" and _LOW.match(undecided, end + 5):
+                    paired = end + 5
+                    continue
+                escape = undecided[end - 1 : end + 5].decode("ascii", "replace")
+                raise DatasetFormatError(
+                    self._key, self._offset + end - 1,
+                    f"a string holds a lone surrogate ({escape}), which is not Unicode", unit="byte",
+                )
+        self._held = self._held[: self._ok] + undecided
+        self._ok += decided
+        self._offset += decided
 
 
 def _peek_first_byte(stream: IO[bytes]) -> bytes:

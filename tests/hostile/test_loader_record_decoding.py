@@ -11,7 +11,7 @@ import gzip
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import pytest
 from hypothesis import given
@@ -97,6 +97,51 @@ def test_the_final_compile_reads_a_lone_surrogate_as_an_error_naming_source_and_
     with pytest.raises(DatasetFormatError, match=r"data:src\.jsonl: line 3: .*surrogate"):
         for record in iter_records(io.BytesIO(body), key="data:src.jsonl", fmt=RecordFormat.JSONL):
             canonical_line(record)
+
+
+class Trickle(io.RawIOBase):
+    """At most `step` bytes per read."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.step, self.position = data, step, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self.data[self.position : self.position + min(self.step, len(buffer))]
+        buffer[: len(chunk)] = chunk
+        self.position += len(chunk)
+        return len(chunk)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [b'[{"a": 1}, {"a": "x\\ud800y"}]', b'{"a": "\\udc00"}', b'[{"a": "\\ud83d"}, {"b": "\\ude00"}]'],
+    ids=["array", "object", "split-pair"],
+)
+def test_a_lone_surrogate_in_a_json_document_is_an_error_not_a_question_mark(document: bytes) -> None:
+    # ijson's C backend read "\ud800" as "?": a silent change of the value.
+    with pytest.raises(DatasetFormatError, match=r"doc\.json: .*lone surrogate"):
+        list(iter_records(io.BytesIO(document), key="doc.json", fmt=RecordFormat.JSON))
+
+
+@given(st.lists(st.sampled_from(["a", "\\", "\\\\", "\\ud800", "\\udc00", "\\ud83d\\ude00", "\\n", "é"]),
+                max_size=12), st.integers(1, 16))
+def test_a_json_document_is_refused_exactly_when_it_holds_a_lone_surrogate(pieces: list[str], step: int) -> None:
+    text = "".join(pieces)
+    try:
+        value = json.loads(f'"{text}"')
+    except ValueError:
+        return
+    document = b'[{"t": "' + text.encode() + b'"}]'
+    lone = any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+    stream = cast(IO[bytes], Trickle(document, step))  # reads cut escapes and backslash runs anywhere
+    if lone:
+        with pytest.raises(DatasetFormatError, match="lone surrogate"):
+            list(iter_records(stream, key="d.json", fmt=RecordFormat.JSON))
+    else:
+        assert list(iter_records(stream, key="d.json", fmt=RecordFormat.JSON)) == [{"t": value}]
 
 
 # --- 14: one huge line -------------------------------------------------------------------------------------
