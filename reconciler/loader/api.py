@@ -13,7 +13,7 @@ from typing import Any, TypedDict, Unpack
 
 from reconciler.loader.cache import ObjectCache, Verify
 from reconciler.loader.dataset import OnError, StreamingDataset
-from reconciler.loader.offline import NotCachedOffline, resolve_offline
+from reconciler.loader.offline import UNREACHABLE, NotCachedOffline, OfflineWarning, resolve_offline
 from reconciler.loader.resolve import DatasetNotFound, Resolved, describe, resolve
 from reconciler.loader.storeset import StoreSet
 from reconciler.model import Desired
@@ -115,8 +115,8 @@ def _resolve(desired: Desired, stores: Mapping[str, Store], name: str, options: 
         try:
             resolved = resolve_offline(desired, stores, name, category=category, split=split)
         except DatasetNotFound as offline:
-            raise NotCachedOffline(f"{name}: S3 is unreachable ({exc}), and {offline}") from exc
-        note = f"S3 is unreachable ({exc}): {name} was resolved from local files, its records come from the cache"
+            raise NotCachedOffline(f"{name}: {UNREACHABLE} ({exc}), and {offline}") from exc
+        note = f"{UNREACHABLE} ({exc}): {name} was resolved from local files, its records come from the cache"
         return dataclasses.replace(resolved, warnings=(*resolved.warnings, note))
 
 
@@ -131,7 +131,8 @@ def load_dataset(
     """
     dataset, resolved = open_dataset(desired_from(specs), name, **options)
     for message in resolved.warnings:
-        warnings.warn(message, DatasetFallbackWarning, stacklevel=2)
+        category = OfflineWarning if message.startswith(UNREACHABLE) else DatasetFallbackWarning
+        warnings.warn(message, category, stacklevel=2)
     return dataset
 
 

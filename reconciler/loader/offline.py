@@ -40,6 +40,8 @@ from reconciler.manifests.final import parse as parse_final
 from reconciler.model import Desired, ObjectRef, S3StoreSpec
 from reconciler.stores.base import Store, StoreError, TransientStoreError
 
+UNREACHABLE = "S3 is unreachable"  # how a warning of this module begins
+
 
 class OfflineWarning(UserWarning):
     """Records are served from the verified cache because S3 did not answer."""
@@ -125,7 +127,7 @@ class OfflineReads:
         did not answer; NotCachedOffline when there is none."""
         label = f"{obj.store}:{obj.key}"
         if self.offline or self.down_since is not None:
-            with self._cached(obj, cache, label, "offline" if self.offline else "S3 is unreachable") as stream:
+            with self._cached(obj, cache, label, "offline" if self.offline else UNREACHABLE) as stream:
                 yield stream
             return
         stack = contextlib.ExitStack()
@@ -139,7 +141,7 @@ class OfflineReads:
             if obj.md5 is None or cache is None:
                 raise
             self.down_since = self._clock()
-            with self._cached(obj, cache, label, f"S3 is unreachable ({exc})") as cached_stream:
+            with self._cached(obj, cache, label, f"{UNREACHABLE} ({exc})") as cached_stream:
                 yield cached_stream
             return
         except BaseException:

@@ -80,7 +80,7 @@ def test_a_warm_cache_serves_every_record_with_s3_stopped_and_a_cold_object_fail
         assert [r["id"] for r in down] == expected
     said = " ".join(str(w.message) for w in caught)
     assert "S3 is unreachable" in said and any(w.category is OfflineWarning for w in caught), said
-    with pytest.raises(NotCachedOffline, match=r"cold\.jsonl: S3 is unreachable"):
+    with pytest.raises(NotCachedOffline, match=r"cold\.jsonl: S3 is unreachable"), pytest.warns(OfflineWarning):
         list(load_dataset("cold", world.specs, cache_dir=world.cache))
 
     cat = pixel(["cat", "clinical", "--offline", "--specs", str(world.specs)], cli_env)
