@@ -121,6 +121,7 @@ def test_verify_always_hashes_every_hit_and_an_unchanged_stat_is_trusted_otherwi
         assert (cache.hits, cache.rehashed) == (2, rehashed)
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_load_dataset_and_pixel_cat_refetch_a_cached_copy_truncated_at_a_line_boundary(
     tmp_path: Path, seaweed: Any, bucket: str, aws_env: dict[str, str]

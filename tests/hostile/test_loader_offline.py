@@ -37,6 +37,7 @@ def own_server() -> Iterator[SeaweedServer]:
         yield server
 
 
+@pytest.mark.slow
 def test_a_warm_cache_serves_every_record_with_s3_stopped_and_a_cold_object_fails_naming_it(
     tmp_path: Path, own_server: SeaweedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -93,6 +94,7 @@ def test_a_warm_cache_serves_every_record_with_s3_stopped_and_a_cold_object_fail
     assert not_pinned.code == 1 and "offline" in not_pinned.err and "Traceback" not in not_pinned.err
 
 
+@pytest.mark.slow
 def test_the_final_dataset_is_read_offline_from_its_kept_manifest_and_the_warm_cache(
     tmp_path: Path, own_server: SeaweedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -170,6 +170,7 @@ def test_lines_are_the_same_whatever_the_chunk_size(lines: list[bytes], chunk: i
 # --- pixel cat, on the real server ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_pixel_cat_names_the_object_and_exits_1_on_bad_gzip_and_lone_surrogates_and_keeps_big_integers(
     tmp_path: Path, seaweed: Any, bucket: str, aws_env: dict[str, str]

@@ -146,6 +146,7 @@ def damaged_states(draw: st.DrawFn) -> Any:
     return state
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(damaged_states())
 def test_any_damaged_state_is_loaded_or_refused_with_a_value_error_and_a_loaded_one_iterates(state: Any) -> None:
