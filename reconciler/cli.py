@@ -606,9 +606,14 @@ def datasets(specs: Path, tier: str | None, output_format: str) -> int:
     show_default=True,
     help="A malformed record: stop with its key and line, or skip it (counted in a warning).",
 )
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Never contact S3: resolve from the local registry or kept final manifest, read verified cached copies.",
+)
 @click.argument("name")
-def cat(specs: Path, limit: int | None, category: str | None, on_error: str, name: str) -> int:
+def cat(specs: Path, limit: int | None, category: str | None, on_error: str, offline: bool, name: str) -> int:
     """Stream the records of dataset NAME to stdout as JSON lines (through the verified cache)."""
     from reconciler.commands.datasets import cat as cat_command
 
-    return cat_command(specs, name, category=category, limit=limit, on_error=on_error)
+    return cat_command(specs, name, category=category, limit=limit, on_error=on_error, offline=offline)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from reconciler.loader.formats import format_of, iter_records
+from reconciler.loader.formats import DatasetFormatError, format_of, iter_records
 from reconciler.logs import get_logger
 from reconciler.manifests import final as manifest_format
 from reconciler.model import Action, Desired, FinalDatasetSpec, S3StoreSpec
@@ -366,8 +366,14 @@ class FinalCompiler:
         with store.open(source.key) as body:
             reader = _HashingReader(body)
             fmt = format_of(source.key, source.format)
-            for record in iter_records(reader, key=f"{source.store}:{source.key}", fmt=fmt):  # type: ignore[arg-type]
-                yield record, canonical_line(record)
+            label = f"{source.store}:{source.key}"
+            for number, record in enumerate(iter_records(reader, key=label, fmt=fmt), 1):  # type: ignore[arg-type]
+                try:
+                    line = canonical_line(record)
+                except UnicodeEncodeError:
+                    # A lone surrogate read from a JSON document (JSON Lines refuse it while decoding).
+                    raise DatasetFormatError(label, number, "a string holds a lone surrogate", unit="record") from None
+                yield record, line
             while reader.read(1024 * 1024):
                 pass  # the rest (trailing whitespace) so the md5 covers the whole object
         if reader.md5.hexdigest() != md5:

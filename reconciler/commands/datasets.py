@@ -33,6 +33,14 @@ def _as_user_errors() -> Iterator[None]:
         raise UserError(str(exc).strip("'\"")) from exc
 
 
+def _json_line(record: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(record) + b"\n"
+    except TypeError:
+        # orjson writes no integer beyond 64 bits: the standard library writes it exactly.
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
 def render_datasets_text(rows: list[dict[str, Any]]) -> str:
     header = ["NAME", "TIER", "FORMAT", "SIZE", "MD5", "KEY"]
     table = [
@@ -78,16 +86,19 @@ def datasets(specs: Path, *, tier: str | None = None, output_format: str = "text
 
 
 def cat(
-    specs: Path, name: str, *, category: str | None = None, limit: int | None = None, on_error: str = "raise"
+    specs: Path, name: str, *, category: str | None = None, limit: int | None = None, on_error: str = "raise",
+    offline: bool = False,
 ) -> int:
     """Stream a dataset's records to stdout, one JSON object per line; stops quietly when the reader goes."""
     desired = load(specs)
     out = sys.stdout.buffer
     stores = StoreSet(desired.stores)
     with _as_user_errors():
-        _check_reachable(desired, stores)  # else a missing bucket reads as "no dataset of that name"
+        if not offline:  # offline never contacts S3, the bucket check included
+            _check_reachable(desired, stores)  # else a missing bucket reads as "no dataset of that name"
         dataset, resolved = open_dataset(
-            desired, name, stores=stores, category=category, on_error="skip" if on_error == "skip" else "raise"
+            desired, name, stores=stores, category=category, on_error="skip" if on_error == "skip" else "raise",
+            offline=offline,
         )
         for warning in resolved.warnings:
             click.echo(f"Warning: {warning}", err=True)
@@ -95,7 +106,7 @@ def cat(
             return EXIT_OK
         try:
             for count, record in enumerate(dataset, 1):
-                out.write(orjson.dumps(record) + b"\n")
+                out.write(_json_line(record))
                 if limit is not None and count >= limit:
                     break
             out.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 import sys
@@ -10,12 +11,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
-from reconciler.loader.cache import ObjectCache
+from reconciler.loader.cache import ObjectCache, Verify
 from reconciler.loader.dataset import OnError, StreamingDataset
+from reconciler.loader.offline import UNREACHABLE, NotCachedOffline, OfflineWarning, resolve_offline
 from reconciler.loader.resolve import DatasetNotFound, Resolved, describe, resolve
 from reconciler.loader.storeset import StoreSet
 from reconciler.model import Desired
-from reconciler.stores.base import Store
+from reconciler.stores.base import Store, TransientStoreError
 
 DEFAULT_CACHE_LIMIT = "20GiB"
 
@@ -67,6 +69,8 @@ class DatasetOptions(TypedDict, total=False):
     cache_dir: str | Path | None  # [$PIXEL_CACHE_DIR/datasets, else ~/.cache/pixel/datasets]
     cache_limit: int | str | None  # bytes or "20GiB"; None: unbounded ["20GiB"]
     on_error: OnError  # a malformed record: "raise" or "skip" (counted, logged) ["raise"]
+    offline: bool  # never contact S3: resolve from local files, read verified cached copies only [False]
+    verify: Verify  # a cache hit: "stat" (its recorded identity, md5 when that differs) or "always" (md5) ["stat"]
 
 
 def open_dataset(
@@ -78,9 +82,13 @@ def open_dataset(
     **options: Unpack[DatasetOptions],
 ) -> tuple[StreamingDataset, Resolved]:
     stores = StoreSet(desired.stores) if stores is None else stores
-    resolved = resolve(desired, stores, name, category=options.get("category"), split=options.get("split"))
+    resolved = _resolve(desired, stores, name, options)
     cache_dir = options.get("cache_dir") or default_cache_dir()
-    object_cache = ObjectCache(cache_dir, options.get("cache_limit", DEFAULT_CACHE_LIMIT)) if cache else None
+    object_cache = (
+        ObjectCache(cache_dir, options.get("cache_limit", DEFAULT_CACHE_LIMIT), verify=options.get("verify", "stat"))
+        if cache
+        else None
+    )
     dataset = _dataset_class()(
         resolved.objects,
         stores,
@@ -91,8 +99,25 @@ def open_dataset(
         world_size=options.get("world_size"),
         cache=object_cache,
         on_error=options.get("on_error", "raise"),
+        offline=options.get("offline", False),
     )
     return dataset, resolved
+
+
+def _resolve(desired: Desired, stores: Mapping[str, Store], name: str, options: DatasetOptions) -> Resolved:
+    """Through S3; offline (or when S3 does not answer) from the local registry or kept final manifest."""
+    category, split = options.get("category"), options.get("split")
+    if options.get("offline", False):
+        return resolve_offline(desired, stores, name, category=category, split=split)
+    try:
+        return resolve(desired, stores, name, category=category, split=split)
+    except TransientStoreError as exc:
+        try:
+            resolved = resolve_offline(desired, stores, name, category=category, split=split)
+        except DatasetNotFound as offline:
+            raise NotCachedOffline(f"{name}: {UNREACHABLE} ({exc}), and {offline}") from exc
+        note = f"{UNREACHABLE} ({exc}): {name} was resolved from local files, its records come from the cache"
+        return dataclasses.replace(resolved, warnings=(*resolved.warnings, note))
 
 
 def load_dataset(
@@ -106,7 +131,8 @@ def load_dataset(
     """
     dataset, resolved = open_dataset(desired_from(specs), name, **options)
     for message in resolved.warnings:
-        warnings.warn(message, DatasetFallbackWarning, stacklevel=2)
+        category = OfflineWarning if message.startswith(UNREACHABLE) else DatasetFallbackWarning
+        warnings.warn(message, category, stacklevel=2)
     return dataset
 
 

@@ -5,25 +5,32 @@ ever used for the bytes S3 says the object holds *now*: the caller looks the md5
 up first (one HEAD) and asks for that md5; an object changed in S3 has another
 md5 and is fetched again. Nothing else is trusted: not names, not times.
 
-A miss is fetched once per machine. The process that takes the object's file
-lock (the owner) streams it from S3 to its reader and, on the way, into
-`{md5}.part` (md5 computed and bytes written by a helper thread, so the reader
-is not slowed by them); at the end it checks md5 and size, and a background
-thread fsyncs, renames the part to its final name and releases the lock while
-the reader goes on (`settle()` waits for that). Records flow before the download
-ends. Every other process reading the object meanwhile follows the part file as
-it grows instead of downloading it again, and is done when the verified final
-file is that same file. If the owner goes away first (killed, or its reader
-stopped early), the lock comes free and a follower becomes the owner: it fetches
-the object again from the start and hands on only the bytes its reader has not
-had yet. A follower whose owner stalls (no byte for STALL_S) reads from S3 on
-its own, uncached, rather than wait. No reader ever takes an unverified file for
-a cached copy; a killed owner leaves only a part file, which the next owner
-replaces.
+No byte is handed to a reader before it is verified. A miss is fetched once per
+machine: the process that takes the object's file lock (the owner) downloads it
+into a part file of its own (a unique name: no other download ever writes or
+renames it; md5 and writes on a helper thread for big objects), checks md5 and
+size, and only then serves its reader from that file; a background thread
+fsyncs it, renames it to its final name, records the file's identity beside it
+(`records/ab/{md5}`: size, mtime_ns, ctime_ns, inode, device) and releases the lock
+(`settle()` waits for that). Every other process reading the object meanwhile
+waits for the verified final file instead of downloading it again. If the owner
+goes away first (killed, or its reader stopped early) the lock comes free and a
+waiting reader becomes the owner. A reader whose owner stalls (its part file
+has not grown for STALL_S) downloads and verifies a private copy rather than
+wait. A killed owner leaves only a part file, which the next owner removes.
 
-Size is bounded by evicting the least recently used objects (mtime is touched on
-every use) after inserts; an object larger than the bound is streamed uncached.
-Eviction unlinks: a reader holding the file open keeps reading.
+A hit is checked every time: the file is opened without following symlinks (a
+symlink is refused) and its stat must be the identity recorded at write; if it
+is not (edited, truncated, replaced, or written by an older pixel), or the cache
+was made with verify="always", the whole file is hashed, and a copy whose md5
+is wrong is dropped and fetched again. The identity includes ctime, which no
+write or utime can put back.
+
+Size is bounded by evicting the least recently used objects (the mtime of the
+object's record is touched on every use, not the object's: touching the object
+would move its ctime) after inserts; an object larger than the bound is read
+uncached (reconciler/loader/verify.py). Eviction unlinks: a reader holding the
+file open keeps reading.
 """
 
 from __future__ import annotations
@@ -31,9 +38,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 import queue
 import re
+import secrets
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -48,8 +58,9 @@ from reconciler.logs import get_logger
 from reconciler.stores.base import PermanentStoreError
 
 CHUNK = 1024 * 1024
+WAIT_PAUSE_S = 0.05  # how often a reader waiting for another process's download looks again (at most)
 LOCK_TIMEOUT_S = 600.0  # eviction waits at most this long for another process's eviction
-STALL_S = 30.0  # a follower whose owner wrote nothing for this long reads from S3 itself
+STALL_S = 30.0  # a reader whose owner wrote nothing for this long downloads a private copy
 INLINE_MAX = 4 * CHUNK  # objects up to this size are hashed and written without a helper thread
 RESCAN_EVERY = 64  # inserts between two full scans of the cache for eviction (sooner when over the limit)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
@@ -57,6 +68,8 @@ _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
 _UNITS.update({"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40})
 
 Fetch = Callable[[], AbstractContextManager[BinaryIO]]
+Verify = Literal["stat", "always"]
+_PART = ".part"
 
 
 def parse_size(value: int | str) -> int:
@@ -74,12 +87,17 @@ def parse_size(value: int | str) -> int:
 class ObjectCache:
     """Cached copies of objects by md5 under `root`, at most `limit` bytes (None: unbounded)."""
 
-    def __init__(self, root: str | Path, limit: int | str | None = None) -> None:
+    def __init__(self, root: str | Path, limit: int | str | None = None, *, verify: Verify = "stat") -> None:
+        if verify not in ("stat", "always"):
+            raise ValueError(f'verify must be "stat" or "always", got {verify!r}')
         self.root = Path(root)
         self.limit = None if limit is None else parse_size(limit)
+        self.verify: Verify = verify
         self.hits = 0
         self.downloads = 0
         self.followed = 0
+        self.rehashed = 0  # hits whose stat did not match (or verify="always"): hashed whole
+        self.dropped = 0  # hits whose bytes were not the md5: removed and fetched again
         self._estimate: int | None = None  # bytes in the cache as of the last scan plus this process's inserts
         self._inserts = 0
         self._finishing: list[Future[None]] = []
@@ -87,7 +105,8 @@ class ObjectCache:
         self._made: set[Path] = set()
 
     def __getstate__(self) -> dict[str, Any]:
-        state = {**self.__dict__, "hits": 0, "downloads": 0, "followed": 0, "_estimate": None, "_inserts": 0}
+        state = {**self.__dict__, "hits": 0, "downloads": 0, "followed": 0, "rehashed": 0, "dropped": 0,
+                 "_estimate": None, "_inserts": 0}
         del state["_finishing"], state["_lock"], state["_made"]  # a DataLoader worker gets its own
         return state
 
@@ -97,8 +116,21 @@ class ObjectCache:
     def path(self, md5: str) -> Path:
         return self.root / "objects" / md5[:2] / md5
 
-    def part_path(self, md5: str) -> Path:
-        return self.root / "objects" / md5[:2] / f"{md5}.part"
+    def record_path(self, md5: str) -> Path:
+        return self.root / "records" / md5[:2] / md5
+
+    def new_part_path(self, md5: str) -> Path:
+        """A part file no other download can have: each writes and renames only its own."""
+        return self.root / "objects" / md5[:2] / f"{md5}.{os.getpid()}-{secrets.token_hex(6)}{_PART}"
+
+    def parts(self, md5: str) -> list[Path]:
+        """The part files of downloads of `md5` (running, or left by killed owners)."""
+        directory = self.root / "objects" / md5[:2]
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return []
+        return [directory / n for n in names if n.startswith(f"{md5}.") and n.endswith(_PART)]
 
     def directory(self, path: Path) -> None:
         """mkdir -p, once per directory and process: a thousand small objects paid for it twice each."""
@@ -117,8 +149,8 @@ class ObjectCache:
 
     @contextlib.contextmanager
     def open(self, md5: str, size: int | None, fetch: Fetch, *, label: str) -> Iterator[BinaryIO]:
-        """The object's bytes: the verified copy, or the object while it is downloaded and verified."""
-        hit = self.use(md5)
+        """The object's verified bytes: the checked copy, or the object once downloaded and verified."""
+        hit = self.use(md5, size, label=label)
         if hit is not None:
             with hit:
                 yield hit
@@ -129,19 +161,88 @@ class ObjectCache:
         finally:
             reader.close()
 
-    def use(self, md5: str) -> BinaryIO | None:
-        """The verified copy of `md5`, opened, or None."""
+    def has(self, md5: str) -> bool:
+        """A copy is there (not yet checked: use() checks it)."""
+        return os.path.lexists(self.path(md5))
+
+    def use(self, md5: str, size: int | None = None, *, label: str = "") -> BinaryIO | None:
+        """The checked copy of `md5`, opened at its start, or None (absent, or dropped as not verified)."""
         final = self.path(md5)
         try:
-            handle = open(final, "rb", buffering=0)  # noqa: SIM115  # returned open, closed by the caller
+            fd = os.open(final, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
             return None
+        except OSError as exc:  # ELOOP: a symlink put in the cache's place; never followed
+            self._drop(final, None, label or md5, f"not a regular file ({exc.strerror})")
+            return None
+        handle = cast(BinaryIO, open(fd, "rb", buffering=0))  # noqa: SIM115  # returned open, closed by the caller
+        try:
+            checked = self._check(handle, md5, size, label or md5)
+        except BaseException:
+            handle.close()
+            raise
+        if not checked:
+            handle.close()
+            return None
         with contextlib.suppress(OSError):
-            os.utime(final)  # least recently used is by mtime
+            os.utime(self.record_path(md5))  # least recently used is by the record's mtime
         self.count("hits")
-        return cast(BinaryIO, handle)
+        return handle
 
-    def count(self, counter: Literal["hits", "downloads", "followed"]) -> None:
+    def _check(self, handle: BinaryIO, md5: str, size: int | None, label: str) -> bool:
+        """Is the opened copy the verified bytes? The recorded identity, else (or always) the md5 of it all."""
+        st = os.fstat(handle.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            self._drop(self.path(md5), st, label, "not a regular file")
+            return False
+        if size is not None and st.st_size != size:
+            self._drop(self.path(md5), st, label, f"{st.st_size} bytes, the object has {size}")
+            return False
+        if self.verify == "stat" and self._recorded(md5) == _identity(st):
+            return True
+        self.count("rehashed")
+        digest = hashlib.md5()
+        while data := handle.read(CHUNK):
+            digest.update(data)
+        handle.seek(0)
+        if digest.hexdigest() != md5:
+            self._drop(self.path(md5), st, label, f"its bytes hash to {digest.hexdigest()}")
+            return False
+        self._record(md5, st)  # verified whole: its identity now is what the next hit checks
+        return True
+
+    def _recorded(self, md5: str) -> list[int] | None:
+        try:
+            value = json.loads(self.record_path(md5).read_bytes())
+        except (OSError, ValueError):
+            return None
+        return value if isinstance(value, list) else None
+
+    def _record(self, md5: str, st: os.stat_result) -> None:
+        """Write the identity of a verified copy beside it (atomically: a torn record is no record)."""
+        record = self.record_path(md5)
+        temp = record.with_name(f"{record.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp")
+        try:
+            self.directory(record.parent)
+            temp.write_bytes(json.dumps(_identity(st)).encode())
+            os.replace(temp, record)
+        except OSError as exc:
+            get_logger("pixel.loader").warning("cache record not written", object=md5, error=str(exc))
+            with contextlib.suppress(OSError):
+                temp.unlink()
+
+    def _drop(self, final: Path, st: os.stat_result | None, label: str, why: str) -> None:
+        """Remove a copy that failed its check (only that file: not one a new owner has put there since)."""
+        get_logger("pixel.loader").warning("cached copy failed its check; dropped, fetching again",
+                                           object=label, reason=why)
+        self.count("dropped")
+        with contextlib.suppress(OSError):
+            now = os.lstat(final)
+            if st is None or (now.st_ino, now.st_dev) == (st.st_ino, st.st_dev):
+                final.unlink()
+                self.record_path(final.name).unlink(missing_ok=True)
+
+    def count(self, counter: Literal["hits", "downloads", "followed", "rehashed", "dropped"]) -> None:
         # Under the lock: a dataset opens its next object on a helper thread while it reads the current one.
         with self._lock:
             setattr(self, counter, getattr(self, counter) + 1)
@@ -180,11 +281,16 @@ class ObjectCache:
             files: list[tuple[int, int, Path]] = []
             for directory in objects.glob("??"):
                 for path in directory.iterdir():
-                    if path.name.endswith(".part"):
+                    if path.name.endswith(_PART):
                         continue
                     with contextlib.suppress(FileNotFoundError):
-                        st = path.stat()
-                        files.append((st.st_mtime_ns, st.st_size, path))
+                        st = path.lstat()
+                        record = self.record_path(path.name)
+                        try:
+                            used = record.stat().st_mtime_ns
+                        except FileNotFoundError:
+                            used = st.st_mtime_ns
+                        files.append((used, st.st_size, path))
             total = sum(size for _, size, _ in files)
             freed = 0
             for _, size, path in sorted(files):
@@ -195,6 +301,8 @@ class ObjectCache:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
                     freed += size
+                with contextlib.suppress(FileNotFoundError):
+                    self.record_path(path.name).unlink()
             self._estimate, self._inserts = total - freed, 0
             return freed
 
@@ -260,19 +368,35 @@ def _finisher() -> ThreadPoolExecutor:
         return _finishing
 
 
-def _make_durable(fd: int, part: Path, final: Path, lock: FileLock, cache: ObjectCache, size: int) -> None:
-    """fsync, then rename the verified part to its final name, then unlock: no crash leaves a partial final."""
+def _identity(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+def _make_durable(fd: int, part: Path, md5: str, lock: FileLock, cache: ObjectCache, size: int) -> None:
+    """fsync, rename the verified part to its final name, record its identity, then unlock.
+
+    fsync first: no crash leaves a final name on bytes not on disk. The rename moves this download's own
+    part (its name is unique); if that name no longer holds our file (the cache was cleared meanwhile),
+    nothing is renamed."""
+    final = cache.path(md5)
+    mine = os.fstat(fd)
     try:
         try:
             os.fsync(fd)
+            there = os.lstat(part)
+            if (there.st_ino, there.st_dev) != (mine.st_ino, mine.st_dev):
+                raise FileNotFoundError(f"{part} is no longer this download's file")
+            # No fsync of the directory: a rename lost in a crash only means the object is fetched again.
+            os.rename(part, final)
+            cache._record(md5, os.fstat(fd))  # after the rename, which moves ctime
         finally:
             os.close(fd)
-        # No fsync of the directory: a rename lost in a crash only means the object is fetched again.
-        os.rename(part, final)
     except OSError as exc:
         get_logger("pixel.loader").warning("a downloaded object could not be cached", object=str(final), error=str(exc))
         with contextlib.suppress(OSError):
-            part.unlink()
+            there = os.lstat(part)
+            if (there.st_ino, there.st_dev) == (mine.st_ino, mine.st_dev):
+                part.unlink()
         return
     finally:
         lock.release()
@@ -280,53 +404,42 @@ def _make_durable(fd: int, part: Path, final: Path, lock: FileLock, cache: Objec
 
 
 class _CacheReader(io.RawIOBase):
-    """One reader of an object missing from the cache: its owner (downloads), a follower, or on its own."""
+    """One reader of an object missing from the cache: its owner (downloads), a waiter, or on its own.
+
+    Nothing is handed on before the whole object is verified: the first read() downloads (or waits for
+    the verified copy), every read serves from a file whose bytes hashed to the md5.
+    """
 
     def __init__(self, cache: ObjectCache, md5: str, size: int | None, fetch: Fetch, label: str) -> None:
         self.cache, self.md5, self.size, self.fetch, self.label = cache, md5, size, fetch, label
-        self.final = cache.path(md5)
-        self.part = cache.part_path(md5)
-        cache.directory(self.final.parent)
-        self.position = 0  # bytes handed to the reader
+        cache.directory(cache.path(md5).parent)
         self._lock = cache.lock(md5)
         self._source: contextlib.ExitStack | None = None
         self._stream: BinaryIO | None = None
-        self._writer: _Writer | None = None
-        self._fd = -1  # the part file being written (owner)
-        self._follow: BinaryIO | None = None  # the file being followed (follower)
-        self._skip = 0  # bytes to fetch again before handing any on (an owner that was a follower)
+        self._verified: BinaryIO | None = None  # what read() serves, once there
         self._owned = False
-        self._alone = False  # reading from S3 uncached after a stall
-        self._done = False
-        self._handed_off = False  # the part file belongs to the background thread that renames it
-        if self._try_own():
-            return
-        cache.count("followed")
+        self._handed_off = False
+        # Owning is tried now, and the GET sent: a refused precondition (412) shows when the object is opened.
+        if not self._try_own():
+            cache.count("followed")
 
     def readable(self) -> bool:
         return True
-
-    # --- becoming the owner ---------------------------------------------------------------------------
 
     def _try_own(self) -> bool:
         try:
             self._lock.acquire(timeout=0)
         except TimeoutError:
             return False
-        if self.final.exists():  # finished by another process since we looked
-            self._lock.release()
-            return False
-        with contextlib.suppress(FileNotFoundError):
-            self.part.unlink()  # under the lock: a killed owner's leftover
-        self._fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        self._writer = _Writer(self._fd, self.size)
         self._owned = True
         try:
+            if self.cache.has(self.md5):  # finished by another process since we looked
+                self._release()
+                return False
             self._open_source()
         except BaseException:
             self._release()  # e.g. 412: the object is not that version any more; the next reader may own it
             raise
-        self._skip = self.position
         return True
 
     def _open_source(self) -> None:
@@ -338,131 +451,114 @@ class _CacheReader(io.RawIOBase):
             raise
         self._source = stack
 
+    def _close_source(self) -> None:
+        if self._source is not None:
+            self._source.close()
+            self._source = None
+            self._stream = None
+
     def _release(self) -> None:
-        if self._writer is not None:
-            with contextlib.suppress(BaseException):
-                self._writer.finish()
-            self._writer = None
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        if not self._handed_off:
-            with contextlib.suppress(FileNotFoundError):
-                self.part.unlink()
         if self._owned:
             self._owned = False
             self._lock.release()
 
-    def _complete(self) -> None:
-        """The owner's end of the object: verify here; fsync, rename and release in the background."""
-        writer = self._writer
-        assert writer is not None
-        writer.finish()
+    # --- getting verified bytes ---------------------------------------------------------------------------
+
+    def _obtain(self) -> BinaryIO:
+        if self._owned:
+            return self._download(owner=True)
+        progress: tuple[int, ...] = ()
+        idle_since = time.monotonic()
+        pause = 0.002
+        while True:
+            hit = self.cache.use(self.md5, self.size, label=self.label)
+            if hit is not None:
+                return hit
+            if self._try_own():
+                return self._download(owner=True)
+            now = self._progress()
+            if now != progress:
+                progress, idle_since = now, time.monotonic()
+            elif time.monotonic() - idle_since > STALL_S:
+                get_logger("pixel.loader").warning("cache owner stalled; downloading a private copy", object=self.label)
+                self._open_source()
+                return self._download(owner=False)
+            time.sleep(pause)
+            pause = min(pause * 2, WAIT_PAUSE_S)
+
+    def _progress(self) -> tuple[int, ...]:
+        """What the object's downloads have written so far: a change means the owner is alive."""
+        sizes = []
+        for part in self.cache.parts(self.md5):
+            with contextlib.suppress(FileNotFoundError):
+                sizes.append(part.stat().st_size)
+        return tuple(sorted(sizes))
+
+    def _download(self, *, owner: bool) -> BinaryIO:
+        """The whole object into a part file of our own, verified; the file opened for reading.
+
+        The owner's verified part becomes the cached copy; a private copy (owner stalled) is unlinked at once
+        and lives as long as its reader."""
+        assert self._stream is not None
+        if owner:
+            for stale in self.cache.parts(self.md5):  # under the lock: left by killed owners
+                with contextlib.suppress(FileNotFoundError):
+                    stale.unlink()
+        part = self.cache.new_part_path(self.md5)
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            served = cast(BinaryIO, open(part, "rb", buffering=0))  # noqa: SIM115  # closed by close()
+        except BaseException:
+            os.close(fd)
+            part.unlink(missing_ok=True)
+            raise
+        writer = _Writer(fd, self.size)
+        try:
+            while data := self._stream.read(CHUNK):
+                writer.put(data)
+            writer.finish()
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                writer.finish()
+            self._discard(fd, part, served)
+            raise
+        self._close_source()
         got = writer.digest.hexdigest()
         if got != self.md5 or (self.size is not None and writer.written != self.size):
-            self._writer = None
-            self._release()
+            self._discard(fd, part, served)
             raise PermanentStoreError(
                 f"{self.label}: downloaded {writer.written} bytes with md5 {got}, expected "
-                f"{self.size} bytes with md5 {self.md5}; the copy was discarded",
+                f"{self.size if self.size is not None else 'any number of'} bytes with md5 {self.md5}; "
+                "nothing of it was read and the copy was discarded",
                 code="BadDigest",
             )
-        self._writer = None
-        # The bytes are verified; making them durable and visible (fsync, rename, unlock) is left to a
-        # helper thread so the reader goes on with the next object meanwhile: a thousand 1 MiB shards paid
-        # 1.5 ms of fsync each. Until the rename, other readers follow the part file as during the download.
-        fd, self._fd, self._owned, self._handed_off = self._fd, -1, False, True
+        if not owner:
+            os.close(fd)
+            part.unlink(missing_ok=True)
+            return served
+        # Verified: the reader goes on from the part file now; making it durable and visible (fsync, rename,
+        # record, unlock) is left to a helper thread: a thousand 1 MiB shards paid 1.5 ms of fsync each.
+        self._owned, self._handed_off = False, True
         self.cache.count("downloads")
         self.cache.finishing(
-            _finisher().submit(_make_durable, fd, self.part, self.final, self._lock, self.cache, writer.written)
+            _finisher().submit(_make_durable, fd, part, self.md5, self._lock, self.cache, writer.written)
         )
+        return served
+
+    def _discard(self, fd: int, part: Path, served: BinaryIO) -> None:
+        os.close(fd)
+        served.close()
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()
+        self._close_source()
         self._release()
 
     # --- reading ----------------------------------------------------------------------------------------
 
-    def read(self, n: int = -1) -> bytes:
-        if self._done:
-            return b""
-        want = CHUNK if n is None or n < 0 else n
-        if self._owned or self._alone:
-            return self._read_source(want)
-        return self._read_following(want)
-
-    def _read_source(self, want: int) -> bytes:
-        assert self._stream is not None
-        while True:
-            data = self._stream.read(min(self._skip, CHUNK) if self._skip else want)
-            if self._writer is not None and data:
-                self._writer.put(data)
-            if not data:
-                if self._owned:
-                    self._complete()
-                self._done = True
-                return b""
-            if self._skip:
-                if len(data) <= self._skip:
-                    self._skip -= len(data)
-                    continue
-                data = data[self._skip :]
-                self._skip = 0
-            self.position += len(data)
-            return data
-
-    def _read_following(self, want: int) -> bytes:
-        idle_since = time.monotonic()
-        pause = 0.002
-        while True:
-            if self._follow is None:
-                with contextlib.suppress(FileNotFoundError):
-                    self._follow = cast(BinaryIO, open(self.part, "rb", buffering=0))  # noqa: SIM115
-            if self._follow is not None:
-                fd = self._follow.fileno()
-                data = os.pread(fd, want, self.position)
-                if data:
-                    self.position += len(data)
-                    return data
-                if self._is_final(fd):
-                    self._done = True
-                    self.cache.count("hits")
-                    return b""
-                if self._replaced(fd):
-                    self._follow.close()
-                    self._follow = None
-                    continue
-            if self.final.exists() and self._follow is None:
-                # Finished and renamed before we opened the part: read the verified file from where we are.
-                self._follow = cast(BinaryIO, open(self.final, "rb", buffering=0))  # noqa: SIM115
-                continue
-            if self._try_own():
-                self._close_follow()
-                return self._read_source(want)
-            if time.monotonic() - idle_since > STALL_S:
-                get_logger("pixel.loader").warning("cache owner stalled; reading uncached", object=self.label)
-                self._close_follow()
-                self._skip = self.position
-                self._open_source()
-                self._alone = True
-                return self._read_source(want)
-            time.sleep(pause)
-            pause = min(pause * 2, 0.05)
-
-    def _is_final(self, fd: int) -> bool:
-        try:
-            return os.stat(self.final).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            return False
-
-    def _replaced(self, fd: int) -> bool:
-        """The part file was recreated by a new owner (ours came from an owner that went away)."""
-        try:
-            return os.stat(self.part).st_ino != os.fstat(fd).st_ino
-        except FileNotFoundError:
-            return False
-
-    def _close_follow(self) -> None:
-        if self._follow is not None:
-            self._follow.close()
-            self._follow = None
+    def read(self, n: int | None = -1) -> bytes:
+        if self._verified is None:
+            self._verified = self._obtain()
+        return self._verified.read(CHUNK if n is None or n < 0 else n) or b""
 
     def readinto(self, buffer: Any) -> int:
         data = self.read(len(buffer))
@@ -472,9 +568,9 @@ class _CacheReader(io.RawIOBase):
     def close(self) -> None:
         if self.closed:
             return
-        self._close_follow()
-        if self._source is not None:
-            self._source.close()
-            self._source = None
-        self._release()  # an owner stopped early: its part goes, a follower takes over
+        if self._verified is not None:
+            self._verified.close()
+        self._close_source()
+        if not self._handed_off:
+            self._release()  # a reader stopped before its download: the lock goes to the next reader
         super().close()

@@ -18,8 +18,10 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+from reconciler.loader import state as loader_state
 from reconciler.loader.cache import ObjectCache
 from reconciler.loader.formats import (
     DatasetFormatError,
@@ -28,6 +30,7 @@ from reconciler.loader.formats import (
     decode_line,
     iter_slots,
 )
+from reconciler.loader.offline import OfflineReads
 from reconciler.loader.resolve import SourceObject
 from reconciler.loader.sharding import (
     STATE_VERSION,
@@ -36,8 +39,8 @@ from reconciler.loader.sharding import (
     continue_from,
     epoch_order,
     merge_generations,
-    objects_digest,
 )
+from reconciler.loader.verify import verified_read
 from reconciler.logs import get_logger
 from reconciler.stores.base import ObjectChanged, Store, StoreError
 
@@ -138,6 +141,7 @@ class StreamingDataset:
         cache: ObjectCache | None = None,
         on_error: OnError = "raise",
         worker_info: WorkerInfo = torch_worker_info,
+        offline: bool = False,
     ) -> None:
         if on_error not in ("raise", "skip"):
             raise ValueError(f'on_error must be "raise" or "skip", got {on_error!r}')
@@ -154,6 +158,8 @@ class StreamingDataset:
         self.cache = cache
         self.on_error: OnError = on_error
         self.worker_info = worker_info
+        self.offline = offline
+        self._reads = OfflineReads(offline)  # reconciler/loader/offline.py: the cache when S3 is not used
         self.epoch = 0
         self.skipped = 0
         self._saved: list[Generation] = []  # progress to resume from when the next iteration starts
@@ -170,7 +176,7 @@ class StreamingDataset:
 
     @property
     def digest(self) -> str:
-        return objects_digest(f"{o.store}:{o.key}:{o.md5 or o.size}" for o in self.objects)
+        return loader_state.digest(self.objects)
 
     def state_dict(self) -> dict[str, Any]:
         """Exactly the records yielded so far (by this consumer, in this process), as plain JSON-able data."""
@@ -194,9 +200,10 @@ class StreamingDataset:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Resume: the next iteration continues where `state` was taken (also with other ranks or workers)."""
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(f"not a pixel loader state (version {state.get('version')!r})")
+        """Resume: the next iteration continues where `state` was taken (also with other ranks or workers).
+
+        ValueError, saying what is wrong, for anything that is not a state of this dataset."""
+        epoch, generations = loader_state.check(state)
         if state.get("objects") != self.digest:
             raise ValueError(
                 f"the state was saved over other objects than {self.name} has now (the dataset changed): "
@@ -207,8 +214,8 @@ class StreamingDataset:
                 f"the state was saved with seed={state.get('seed')} shuffle={state.get('shuffle')}, "
                 f"this dataset has seed={self.seed} shuffle={self.shuffle}"
             )
-        self.epoch = int(state["epoch"])
-        self._saved = [Generation.from_json(g) for g in state.get("generations", [])]
+        self.epoch = epoch
+        self._saved = generations
         self._live = None
 
     @staticmethod
@@ -221,7 +228,7 @@ class StreamingDataset:
             for field in ("version", "objects", "epoch", "seed", "shuffle"):
                 if state.get(field) != first.get(field):
                     raise ValueError(f"the states to merge differ in {field}")
-        merged = merge_generations([[Generation.from_json(g) for g in s.get("generations", [])] for s in states])
+        merged = merge_generations([loader_state.check(s)[1] for s in states])
         return {**first, "generations": [g.to_json() for g in merged]}
 
     # --- iteration -----------------------------------------------------------------------------------------
@@ -236,6 +243,7 @@ class StreamingDataset:
         me, consumers = self.consumer()
         slicer = continue_from(self._saved, consumers, me)
         self._live = slicer
+        self._reads.new_pass()
         order = list(epoch_order(len(self.objects), seed=self.seed, epoch=self.epoch, shuffle=self.shuffle))
         with _OpenAhead(self._open) as opener:
             for position, index in enumerate(order):
@@ -244,6 +252,8 @@ class StreamingDataset:
                 if position + 1 < len(order) and obj.size is not None and obj.size <= OPEN_AHEAD_MAX:
                     opener.ahead(self.objects[order[position + 1]])
                 yield from self._records(obj, source, slicer)
+        if (overclaim := slicer.overclaimed()) is not None:
+            raise ValueError(f"{self.name}: the loaded state is not of this dataset: {overclaim}")
         # Done: state_dict() shows the whole epoch consumed until the next iteration, a new pass, begins.
         self._saved = []
         if self.cache is not None:
@@ -273,13 +283,17 @@ class StreamingDataset:
                     continue
                 yield record
 
+    def _open(self, obj: SourceObject) -> contextlib.AbstractContextManager[BinaryIO]:
+        """The object's verified bytes: from S3 (or the cache, checked against S3), else offline from the cache."""
+        return self._reads.open(obj, self.cache, lambda: self._open_online(obj))
+
     @contextlib.contextmanager
-    def _open(self, obj: SourceObject) -> Iterator[BinaryIO]:
+    def _open_online(self, obj: SourceObject) -> Iterator[BinaryIO]:
         """The object's bytes, never stale: the cached copy only after a HEAD shows its md5 unchanged."""
         store = self.stores[obj.store]
         label = f"{obj.store}:{obj.key}"
         cache = self.cache if self.cache is not None and self.cache.fits(obj.size) else None
-        if obj.md5 is not None and (cache is None or not cache.path(obj.md5).exists()):
+        if obj.md5 is not None and (cache is None or not cache.has(obj.md5)):
             # Not cached: skip the HEAD and GET pinned to the md5. A single-part object's ETag is its md5, so
             # the server sends exactly those bytes or 412 (changed, or an ETag that is no md5: then look it up).
             md5 = obj.md5
@@ -290,7 +304,8 @@ class StreamingDataset:
             stack = contextlib.ExitStack()
             try:
                 stream = stack.enter_context(
-                    cache.open(md5, obj.size, pinned, label=label) if cache is not None else pinned()
+                    cache.open(md5, obj.size, pinned, label=label) if cache is not None
+                    else verified_read(pinned, md5=md5, size=obj.size, label=label, directory=self._spool())
                 )
             except ObjectChanged:
                 stack.close()
@@ -311,12 +326,23 @@ class StreamingDataset:
                 "load the dataset again",
                 key=obj.key,
             )
+        if obj.size is not None and entry.size != obj.size:
+            raise DatasetChanged(
+                f"{label}: the object changed since the dataset was resolved (size {obj.size} -> {entry.size}); "
+                "load the dataset again",
+                key=obj.key,
+            )
         etag = entry.etag
 
         def fetch() -> contextlib.AbstractContextManager[BinaryIO]:
             return store.open(obj.key, if_match=etag)
 
-        md5 = entry.md5 or obj.md5
+        # What the bytes must be: the pinned md5 when there is one (an ETag that is no md5 proves nothing).
+        md5 = obj.md5 or entry.md5
         if self.cache is None or md5 is None or not self.cache.fits(entry.size):
-            return fetch()
+            return verified_read(fetch, md5=md5, size=entry.size, label=label, directory=self._spool())
         return self.cache.open(md5, entry.size, fetch, label=label)
+
+    def _spool(self) -> Path | None:
+        """Where an uncached object is held while it is verified: beside the cache, else the temp directory."""
+        return self.cache.root / "spool" if self.cache is not None else None

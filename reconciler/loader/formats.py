@@ -13,6 +13,8 @@ import enum
 import gzip
 import io
 import json
+import re
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, cast
@@ -78,16 +80,15 @@ def iter_records(
     if fmt is RecordFormat.JSON:
         yield from _json_document(stream, key=key, on_skip=on_skip)
         return
-    if fmt is RecordFormat.JSONL_GZ:
-        with gzip.GzipFile(fileobj=stream, mode="rb") as unzipped:
-            yield from iter_jsonl(cast(IO[bytes], unzipped), key=key, on_skip=on_skip)
-        return
-    yield from iter_jsonl(stream, key=key, on_skip=on_skip)
+    lines = gzip_lines(stream, key=key) if fmt is RecordFormat.JSONL_GZ else jsonl_lines(stream)
+    yield from iter_jsonl(lines, key=key, on_skip=on_skip)
 
 
-def iter_jsonl(stream: IO[bytes], *, key: str, on_skip: OnSkip | None = None) -> Iterator[dict[str, Any]]:
+def iter_jsonl(
+    lines: Iterator[tuple[int, bytes]], *, key: str, on_skip: OnSkip | None = None
+) -> Iterator[dict[str, Any]]:
     """JSON Lines: one object per line; blank lines are allowed and not counted as records."""
-    for number, line in jsonl_lines(stream):
+    for number, line in lines:
         try:
             record = decode_line(line, key=key, number=number)
         except DatasetFormatError as exc:
@@ -97,37 +98,93 @@ def iter_jsonl(stream: IO[bytes], *, key: str, on_skip: OnSkip | None = None) ->
 
 
 def jsonl_lines(stream: IO[bytes], chunk: int = CHUNK) -> Iterator[tuple[int, bytes]]:
-    """(line number, line) for every non-blank line, read `chunk` bytes at a time.
+    """(line number, line) for every non-blank line, read `chunk` bytes at a time (see LineSplitter)."""
+    return LineSplitter(chunk).lines(stream)
+
+
+class LineSplitter:
+    """Lines out of a stream read `chunk` bytes at a time.
 
     Lines are split here rather than by a buffered reader's iteration: one split of a
     1 MiB chunk is a fraction of the cost of a readline per record, and a reader that
-    does not own a line can pass it over without parsing it.
+    does not own a line can pass it over without parsing it. A line longer than a chunk
+    is collected piece by piece and joined once: gluing each new chunk to the line so far
+    copied the line once per chunk, quadratic in its length (a 128 MiB line took seconds).
+    `copied` counts the bytes copied into such lines, so a test can hold the work linear.
     """
-    number = 0
-    rest = b""
-    while data := stream.read(chunk):
-        lines = (rest + data).split(b"\n") if rest else data.split(b"\n")
-        rest = lines.pop()
-        for line in lines:
-            number += 1
-            if line and not line.isspace():
-                yield number, line
-    if rest and not rest.isspace():
-        yield number + 1, rest
+
+    def __init__(self, chunk: int = CHUNK) -> None:
+        self.chunk = chunk
+        self.copied = 0
+
+    def lines(self, stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+        number = 0
+        pending: list[bytes] = []  # the pieces of a line begun in earlier chunks
+        while data := stream.read(self.chunk):
+            if pending:
+                cut = data.find(b"\n")
+                if cut < 0:
+                    pending.append(data)
+                    continue
+                pending.append(data[:cut])
+                line = b"".join(pending)
+                self.copied += len(line)
+                pending = []
+                number += 1
+                if line and not line.isspace():
+                    yield number, line
+                data = data[cut + 1 :]
+            lines = data.split(b"\n")
+            tail = lines.pop()
+            for line in lines:
+                number += 1
+                if line and not line.isspace():
+                    yield number, line
+            if tail:
+                pending.append(tail)
+        if pending:
+            line = b"".join(pending)
+            self.copied += len(line)
+            if not line.isspace():
+                yield number + 1, line
+
+
+# Digits to "0", everything else to " ": a run of 19 zeros afterwards is a run of 19 digits in the line.
+_DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+# orjson reads an integer beyond int64/uint64 as a rounded float. Such an integer has at least 19 digits in
+# a row; a line holding such a run (also inside a string or a long fraction) is read by the standard library,
+# whose integers are exact. One translate and one substring search: about the cost of the parse itself.
+_LONG_RUN = b"0" * 19
 
 
 def decode_line(line: bytes, *, key: str, number: int) -> dict[str, Any]:
     """One JSON Lines record; DatasetFormatError naming the key and line when it is not a JSON object."""
-    try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        # orjson refuses what the standard library accepts (NaN, integers past 64 bits): only then the slow path.
+    if _LONG_RUN in line.translate(_DIGITS):
+        record = _decode_exactly(line, key=key, number=number)
+    else:
         try:
-            record = json.loads(line)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise DatasetFormatError(key, number, f"not valid JSON ({exc})") from None
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            # orjson refuses what the standard library accepts (NaN, lone surrogates): only then the slow path.
+            record = _decode_exactly(line, key=key, number=number)
     if not isinstance(record, dict):
         raise DatasetFormatError(key, number, f"expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+def _decode_exactly(line: bytes, *, key: str, number: int) -> Any:
+    try:
+        record = json.loads(line)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise DatasetFormatError(key, number, f"not valid JSON ({exc})") from None
+    try:
+        # A lone surrogate ("\ud800") is valid JSON but no character: no UTF-8 writer (the final dataset's
+        # compile, `pixel cat`, orjson) can pass it on. Refused here, where the object and line are known.
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end].encode("unicode_escape").decode()
+        reason = f"a string holds a lone surrogate ({bad}), which is not Unicode"
+        raise DatasetFormatError(key, number, reason) from None
     return record
 
 
@@ -143,10 +200,23 @@ def iter_slots(stream: IO[bytes], *, key: str, fmt: RecordFormat) -> Iterator[tu
         yield from _json_items(stream, key=key)
         return
     if fmt is RecordFormat.JSONL_GZ:
-        with gzip.GzipFile(fileobj=stream, mode="rb") as unzipped:
-            yield from jsonl_lines(cast(IO[bytes], unzipped))
+        yield from gzip_lines(stream, key=key)
         return
     yield from jsonl_lines(stream)
+
+
+def gzip_lines(stream: IO[bytes], *, key: str) -> Iterator[tuple[int, bytes]]:
+    """The lines of gzip-compressed JSON Lines; a stream that is not gzip, or is cut short, is one
+    DatasetFormatError naming the object and the line it broke at. Whatever on_error says: nothing after
+    the break can be read, and a half-read object is not a malformed record that could be passed over."""
+    number = 0
+    try:
+        with gzip.GzipFile(fileobj=stream, mode="rb") as unzipped:
+            for number, line in jsonl_lines(cast(IO[bytes], unzipped)):
+                yield number, line
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise DatasetFormatError(key, number + 1, f"not a readable gzip stream ({reason})") from None
 
 
 def check_item(value: object, *, key: str, number: int) -> dict[str, Any]:
@@ -168,7 +238,7 @@ def _json_items(stream: IO[bytes], *, key: str, on_skip: OnSkip | None = None) -
     import ijson  # type: ignore[import-untyped]  # only JSON documents need it; JSONL stays import-light
 
     head = _peek_first_byte(stream)
-    reader = _Prefixed(head, stream)
+    reader = _SurrogateGuard(cast(IO[bytes], Prefixed(head, stream)), key)
     if head == b"{":
         try:
             record = json.load(reader)
@@ -191,6 +261,80 @@ def _json_items(stream: IO[bytes], *, key: str, on_skip: OnSkip | None = None) -
         raise DatasetFormatError(key, item + 1, f"not valid JSON ({exc})", unit="item") from exc
 
 
+_BACKSLASHES = re.compile(rb"\\+")
+_SURROGATE = re.compile(rb"[dD][89a-fA-F][0-9a-fA-F]{2}")  # the 4 hex digits of a \\u escape of a surrogate
+_LOW = re.compile(rb"\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+_ESCAPE_AHEAD = 11  # "u" + 4 hex digits + the low half of a pair (6): what deciding one escape needs to see
+
+
+class _SurrogateGuard(io.RawIOBase):
+    """A JSON document's bytes, refused at the first lone surrogate escape ("\\ud800" not in a pair).
+
+    ijson's C backend reads one as "?", a silent change of the value (or fails with a bare
+    UnicodeDecodeError); the standard library keeps it as a str no UTF-8 writer can write. Only backslash
+    runs are looked at: an odd run is an escape. Bytes are handed on only once decided, so the parser
+    never sees a lone surrogate: the few bytes of an escape cut by the end of a read wait for the next.
+    """
+
+    def __init__(self, stream: IO[bytes], key: str) -> None:
+        self._stream = stream
+        self._key = key
+        self._held = b""  # read from the stream, not handed on yet
+        self._ok = 0  # how many of _held are decided
+        self._offset = 0  # where the undecided part of _held starts in the document
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            if not self._eof:
+                self._decide(self._stream.read(), final=True)
+            out, self._held, self._ok = self._held, b"", 0
+            return out
+        while not self._ok and not self._eof:
+            data = self._stream.read(max(n, 1))
+            self._decide(data, final=not data)
+        take = min(n, self._ok)
+        out, self._held, self._ok = self._held[:take], self._held[take:], self._ok - take
+        return out
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _decide(self, data: bytes, *, final: bool) -> None:
+        self._eof = final
+        undecided = self._held[self._ok :] + data
+        decided = len(undecided)
+        if b"\\" in undecided:
+            paired = -1  # where the low half of the last pair starts: part of a character, not lone
+            for run in _BACKSLASHES.finditer(undecided):
+                start, end = run.span()
+                if start == paired:
+                    continue
+                if not final and end + _ESCAPE_AHEAD > len(undecided):
+                    decided = start
+                    break
+                if (end - start) % 2 == 0:
+                    continue
+                if undecided[end : end + 1] != b"u" or not _SURROGATE.match(undecided, end + 1):
+                    continue
+                if undecided[end + 2 : end + 3] in b"89abAB" and _LOW.match(undecided, end + 5):
+                    paired = end + 5
+                    continue
+                escape = undecided[end - 1 : end + 5].decode("ascii", "replace")
+                raise DatasetFormatError(
+                    self._key, self._offset + end - 1,
+                    f"a string holds a lone surrogate ({escape}), which is not Unicode", unit="byte",
+                )
+        self._held = self._held[: self._ok] + undecided
+        self._ok += decided
+        self._offset += decided
+
+
 def _peek_first_byte(stream: IO[bytes]) -> bytes:
     while True:
         b = stream.read(1)
@@ -198,7 +342,7 @@ def _peek_first_byte(stream: IO[bytes]) -> bytes:
             return b
 
 
-class _Prefixed(io.RawIOBase):
+class Prefixed(io.RawIOBase):
     """A stream with a byte already read from it put back in front."""
 
     def __init__(self, head: bytes, rest: IO[bytes]) -> None:

@@ -42,6 +42,7 @@ class SourceObject:
     md5: str | None
     size: int | None
     fmt: RecordFormat
+    etag: str | None = None  # the version seen at resolution: a resume over an md5-less object checks it
 
 
 class DatasetNotFound(LookupError):
@@ -70,7 +71,7 @@ def ordered_tiers(tiers: Sequence[TierSpec]) -> list[TierSpec]:
 
 
 def _object(store: str, entry: Entry, declared: str | None = None) -> SourceObject:
-    return SourceObject(store, entry.key, entry.md5, entry.size, format_of(entry.key, declared))
+    return SourceObject(store, entry.key, entry.md5, entry.size, format_of(entry.key, declared), entry.etag)
 
 
 def _readable(key: str) -> bool:

@@ -30,8 +30,10 @@ class S3DatasetLoader:
         *,
         cache_dir: str | Path | None = None,
         cache_limit: int | str | None = DEFAULT_CACHE_LIMIT,
+        offline: bool = False,
     ) -> None:
         self.desired = desired_from(specs)
+        self.offline = offline  # never contact S3: read verified cached copies (reconciler/loader/offline.py)
         self.stores = StoreSet(self.desired.stores)
         self.cache_dir = cache_dir
         self.cache_limit = cache_limit
@@ -72,6 +74,7 @@ class S3DatasetLoader:
         """The records of `name`, streamed (load_dataset's options apply)."""
         options.setdefault("cache_dir", self.cache_dir)
         options.setdefault("cache_limit", self.cache_limit)
+        options.setdefault("offline", self.offline)
         return load_dataset(name, self.desired, category=category, **options)
 
     def load_dataset_from_s3(self, name: str, category: str | None = None) -> list[dict[str, Any]]:

@@ -100,6 +100,25 @@ class Slicer:
         self.taken += 1
         return True
 
+    def overclaimed(self) -> str | None:
+        """Once every slot of the epoch went by: a saved count larger than its consumer's share, else None.
+
+        Such a state was not saved over this epoch; resuming from it would silently skip what it claims."""
+        length = self._seen  # the slots reaching each generation: all of them, then those it left over
+        for level, gen in enumerate(self.past):
+            for consumer, count in sorted(gen.counts.items()):
+                share = len(range(consumer, length, gen.consumers))
+                if count > share:
+                    return (
+                        f"consumer {consumer} of {gen.consumers} claims {count} records consumed, "
+                        f"its share of the epoch is {share}"
+                    )
+            length = self._passed[level]
+        share = len(range(self.me, length, self.consumers))
+        if self.start > share:
+            return f"consumer {self.me} of {self.consumers} claims {self.start} records consumed, its share is {share}"
+        return None
+
     def generations(self) -> list[Generation]:
         """The progress so far: earlier runs, then this consumer's count in this run."""
         return [*self.past, Generation(self.consumers, {self.me: self.start + self.taken})]

@@ -51,38 +51,35 @@ def test_a_miss_is_downloaded_verified_and_then_served_from_the_copy(tmp_path: P
     with cache.open(MD5, size, source, label="k") as stream:
         assert read_all(stream) == BODY
     cache.settle()
-    assert cache.path(MD5).read_bytes() == BODY and not cache.part_path(MD5).exists()
+    assert cache.path(MD5).read_bytes() == BODY and not cache.parts(MD5)
     with cache.open(MD5, len(BODY), source, label="k") as stream:
         assert read_all(stream) == BODY
     assert source.fetches == 1 and (cache.downloads, cache.hits) == (1, 1)
 
 
-def test_a_follower_reads_the_owners_part_and_fetches_nothing(tmp_path: Path) -> None:
-    owner_cache, follower_cache, source = ObjectCache(tmp_path), ObjectCache(tmp_path), Source()
+def test_a_second_reader_gets_the_owners_verified_copy_and_fetches_nothing(tmp_path: Path) -> None:
+    owner_cache, other_cache, source = ObjectCache(tmp_path), ObjectCache(tmp_path), Source()
     with owner_cache.open(MD5, len(BODY), source, label="k") as owner:
-        first = owner.read(CHUNK)
-        with follower_cache.open(MD5, len(BODY), source, label="k") as follower:
-            assert follower_cache.followed == 1
-            got = [follower.read(CHUNK // 2)]  # what the owner has written so far
-            rest_of_owner = read_all(owner)  # owner finishes, verifies, renames
-            got.append(read_all(follower))
-    assert first + rest_of_owner == BODY and b"".join(got) == BODY
+        first = owner.read(CHUNK)  # the whole object is downloaded and verified before this returns
+        with other_cache.open(MD5, len(BODY), source, label="k") as other:
+            got = read_all(other)
+        rest_of_owner = read_all(owner)
+    assert first + rest_of_owner == BODY and got == BODY
     assert source.fetches == 1
 
 
-def test_when_the_owner_stops_early_a_follower_takes_over_from_where_it_was(tmp_path: Path) -> None:
+def test_when_the_owner_stops_before_reading_a_waiting_reader_takes_over(tmp_path: Path) -> None:
     source = Source()
     owner_cache, follower_cache = ObjectCache(tmp_path), ObjectCache(tmp_path)
-    with owner_cache.open(MD5, len(BODY), source, label="k") as owner:
-        owner.read(CHUNK)
+    with owner_cache.open(MD5, len(BODY), source, label="k"):
         follower_ctx = follower_cache.open(MD5, len(BODY), source, label="k")
         follower = follower_ctx.__enter__()
-        head = follower.read(100)
-    # The owner's reader is gone: its part file is removed and the lock freed.
-    assert not owner_cache.part_path(MD5).exists()
-    rest = read_all(follower)
+        assert follower_cache.followed == 1
+    # The owner's reader is gone before reading: its lock is freed, nothing of it is left.
+    assert not owner_cache.parts(MD5)
+    got = read_all(follower)
     follower_ctx.__exit__(None, None, None)
-    assert head + rest == BODY
+    assert got == BODY
     assert source.fetches == 2 and follower_cache.downloads == 1
     follower_cache.settle()
     assert owner_cache.path(MD5).read_bytes() == BODY
@@ -96,18 +93,18 @@ def test_bytes_that_do_not_hash_to_the_md5_are_refused_and_not_cached(tmp_path: 
     with pytest.raises(PermanentStoreError, match="md5"), cache.open(MD5, size, Source(bytes(corrupt)),
                                                                          label="k") as stream:
         read_all(stream)
-    assert not cache.path(MD5).exists() and not cache.part_path(MD5).exists()
+    assert not cache.path(MD5).exists() and not cache.parts(MD5)
 
 
 def test_a_killed_owners_part_file_is_replaced_never_used(tmp_path: Path) -> None:
     cache = ObjectCache(tmp_path)
-    part = cache.part_path(MD5)
+    part = cache.path(MD5).with_name(f"{MD5}.1-dead.part")
     part.parent.mkdir(parents=True)
     part.write_bytes(b"garbage from a process killed mid-download")
     with cache.open(MD5, len(BODY), Source(), label="k") as stream:
         assert read_all(stream) == BODY
     cache.settle()
-    assert cache.path(MD5).read_bytes() == BODY
+    assert cache.path(MD5).read_bytes() == BODY and not part.exists()
 
 
 def test_least_recently_used_objects_are_evicted_to_the_limit(tmp_path: Path) -> None:
@@ -149,12 +146,19 @@ def test_the_reader_goes_on_while_the_copy_is_made_durable_and_no_one_sees_it_be
     owner, other, source = ObjectCache(tmp_path), ObjectCache(tmp_path), Source()
     with owner.open(MD5, len(BODY), source, label="k") as stream:
         assert read_all(stream) == BODY  # verified, not yet durable: the reader is not kept waiting
-    assert not owner.path(MD5).exists() and owner.part_path(MD5).exists()
-    # Meanwhile another reader follows the part (the lock is still held) and fetches nothing.
-    with other.open(MD5, len(BODY), source, label="k") as stream:
-        first = stream.read(CHUNK)
-        synced.set()
-        assert first + read_all(stream) == BODY
+    assert not owner.path(MD5).exists() and len(owner.parts(MD5)) == 1
+    # Meanwhile another reader waits for the verified copy (the lock is still held) and fetches nothing.
+    got: list[bytes] = []
+
+    def other_reader() -> None:
+        with other.open(MD5, len(BODY), source, label="k") as stream:
+            got.append(read_all(stream))
+
+    waiting = threading.Thread(target=other_reader)
+    waiting.start()
+    synced.set()
+    waiting.join(timeout=60)
     owner.settle()
-    assert owner.path(MD5).read_bytes() == BODY and not owner.part_path(MD5).exists()
-    assert source.fetches == 1 and (owner.downloads, other.followed) == (1, 1)
+    assert got == [BODY]
+    assert owner.path(MD5).read_bytes() == BODY and not owner.parts(MD5)
+    assert source.fetches == 1 and owner.downloads == 1

@@ -1,0 +1,166 @@
+"""Reading from the verified cache without S3: `offline=True`, or S3 unreachable.
+
+What may be read without S3 is what is pinned without S3: an object whose md5 is
+known from a file on local disk, and whose copy in the cache has that md5.
+
+- Resolution offline reads local files only: the dataset registry
+  (`datasets.registry`, md5 and size of each canonical object as of the last
+  apply) for a registered name, and the final dataset's kept local manifest
+  (`final_dataset.manifest_local`) for `final_dataset`. A file name, a shard
+  pattern or `store:key` needs a listing or a HEAD: refused offline, with the
+  reason.
+- Reading offline takes the cache's checked copy (reconciler/loader/cache.py:
+  recorded identity, else the md5 of the whole file); a cold object is one
+  error naming it. With offline=True S3 is never contacted.
+- Without offline=True, S3 is tried first; when it does not answer (a transient
+  error after the retry layer's attempts: no connection, 5xx, throttling) an
+  object with a pinned md5 and a verified copy is served from the cache with a
+  warning, and the rest of that pass does not wait for S3 again. An object read
+  halfway is not switched over: reads hand nothing on before the whole object
+  is verified, so a failure comes before the first record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from typing import Any, BinaryIO, cast
+
+from reconciler.loader.cache import ObjectCache
+from reconciler.loader.final import split_shards
+from reconciler.loader.formats import Prefixed, RecordFormat, format_of
+from reconciler.loader.resolve import FINAL_DATASET, DatasetNotFound, Resolved, SourceObject
+from reconciler.logs import get_logger
+from reconciler.manifests.final import ManifestError
+from reconciler.manifests.final import parse as parse_final
+from reconciler.model import Desired, ObjectRef, S3StoreSpec
+from reconciler.stores.base import Store, StoreError, TransientStoreError
+
+UNREACHABLE = "S3 is unreachable"  # how a warning of this module begins
+
+
+class OfflineWarning(UserWarning):
+    """Records are served from the verified cache because S3 did not answer."""
+
+
+class NotCachedOffline(StoreError):
+    """An object needed while S3 is not used (offline) or not answering has no verified copy in the cache."""
+
+
+def _read_local(desired: Desired, stores: Mapping[str, Store], ref: ObjectRef, what: str, name: str) -> bytes:
+    if isinstance(desired.stores.get(ref.store), S3StoreSpec):
+        raise DatasetNotFound(name, f"offline: {what} is in S3 ({ref}), so it cannot be read without S3")
+    store = stores[ref.store]
+    if store.stat(ref.key) is None:
+        raise DatasetNotFound(name, f"offline: there is no {what} at {ref} (run pixel apply once online)")
+    with store.open(ref.key) as body:
+        return body.read()
+
+
+def resolve_offline(
+    desired: Desired, stores: Mapping[str, Store], name: str, *, category: str | None = None,
+    split: str | None = None,
+) -> Resolved:
+    """The objects of `name` from local files only: the registry, or the final dataset's kept manifest."""
+    if name == FINAL_DATASET:
+        final = desired.final
+        if final is None:
+            raise DatasetNotFound(name, "no final dataset is declared in the specs")
+        content = _read_local(desired, stores, final.manifest_local, "the final dataset's kept manifest", name)
+        try:
+            splits = [split] if split is not None else list(parse_final(content).splits) or [
+                s for s, _ in final.splits
+            ]
+            shards = [s for one in splits for s in split_shards(content, one, store=final.store)]
+        except ManifestError as exc:
+            raise DatasetNotFound(name, str(exc)) from exc
+        objects = tuple(SourceObject(s.store, s.key, s.md5, s.size, RecordFormat.JSONL) for s in shards)
+        return Resolved(name, objects, None)
+    registered = next((d for d in desired.datasets if d.name == name), None)
+    if registered is None:
+        raise DatasetNotFound(
+            name,
+            "offline, only registered datasets (pinned by the registry's md5) and final_dataset (by its kept "
+            "manifest) can be resolved: a file name, a pattern or store:key needs S3",
+        )
+    if desired.registry is None:
+        raise DatasetNotFound(name, "offline: the specs declare no dataset registry to find its md5 in")
+    content = _read_local(desired, stores, desired.registry, "the dataset registry", name)
+    try:
+        row: Any = json.loads(content)["datasets"][name]
+        md5, size = row["md5"], row["size_bytes"]
+    except (ValueError, KeyError, TypeError):
+        raise DatasetNotFound(name, f"offline: the dataset registry {desired.registry} has no entry for it") from None
+    if not isinstance(md5, str) or not isinstance(size, int):
+        raise DatasetNotFound(
+            name, f"offline: the dataset registry records no md5 for it (status {row.get('status')!r})"
+        )
+    obj = SourceObject(registered.store, registered.key, md5, size, format_of(registered.key, registered.format))
+    return Resolved(name, (obj,), registered.tier, (), registered)
+
+
+class OfflineReads:
+    """One dataset's reads without S3: always (offline), or after S3 stopped answering in this pass."""
+
+    def __init__(self, offline: bool, clock: Callable[[], float] = time.monotonic) -> None:
+        self.offline = offline
+        self.down_since: float | None = None  # S3 did not answer in this pass: do not wait for it again
+        self._clock = clock
+        self._warned = False
+
+    def new_pass(self) -> None:
+        """Each pass (epoch) tries S3 again: it may be back."""
+        self.down_since = None
+
+    @contextlib.contextmanager
+    def open(
+        self,
+        obj: SourceObject,
+        cache: ObjectCache | None,
+        online: Callable[[], AbstractContextManager[BinaryIO]],
+    ) -> Iterator[BinaryIO]:
+        """`online()` (the object from S3, verified), or the verified cached copy when S3 is not to be used or
+        did not answer; NotCachedOffline when there is none."""
+        label = f"{obj.store}:{obj.key}"
+        if self.offline or self.down_since is not None:
+            with self._cached(obj, cache, label, "offline" if self.offline else UNREACHABLE) as stream:
+                yield stream
+            return
+        stack = contextlib.ExitStack()
+        try:
+            stream = stack.enter_context(online())
+            # The first read fetches and verifies the whole object (nothing is handed on before): a failure
+            # to reach S3 shows here, before any record, where the cached copy can still stand in.
+            head = stream.read(1)
+        except TransientStoreError as exc:
+            stack.close()
+            if obj.md5 is None or cache is None:
+                raise
+            self.down_since = self._clock()
+            with self._cached(obj, cache, label, f"{UNREACHABLE} ({exc})") as cached_stream:
+                yield cached_stream
+            return
+        except BaseException:
+            stack.close()
+            raise
+        with stack:
+            yield cast(BinaryIO, Prefixed(head, stream))
+
+    @contextlib.contextmanager
+    def _cached(self, obj: SourceObject, cache: ObjectCache | None, label: str, why: str) -> Iterator[BinaryIO]:
+        hit = cache.use(obj.md5, obj.size, label=label) if cache is not None and obj.md5 is not None else None
+        if hit is None:
+            pinned = "no verified copy in the cache" if obj.md5 is not None else "no md5 known without S3"
+            raise NotCachedOffline(f"{label}: {why}, and there is {pinned} to read instead", key=obj.key)
+        if not self.offline:
+            get_logger("pixel.loader").warning("S3 unreachable; serving the verified cached copy", object=label)
+            if not self._warned:
+                self._warned = True
+                warnings.warn(f"{why}: serving verified cached copies, starting with {label}", OfflineWarning,
+                              stacklevel=4)
+        with hit:
+            yield hit
