@@ -1,0 +1,46 @@
+"""The training-data service attacked through its own routes (real uvicorn, SeaweedFS).
+
+- A DELETE refused with 409 had already deleted the local file: under `prune: true`, with most of an actor's
+  images removed locally, the targeted apply's mass-delete guard refused only after the unlink. Every guard
+  now runs on the plan the delete would make before anything is touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.dev.seaweed import SeaweedServer
+from tests.service.conftest import AUTH, World, serving
+from tests.service.test_mutations import _pruning_actors
+
+pytestmark = pytest.mark.integration
+
+A07 = "0007_asian_25_female"
+
+
+@pytest.fixture
+def pruning(tmp_path: Path, seaweed: SeaweedServer) -> Iterator[World]:
+    with serving(tmp_path, seaweed, "hostile-prune", edit=_pruning_actors) as served:
+        yield served
+
+
+def test_a_delete_refused_by_the_mass_delete_guard_leaves_the_local_file(pruning: World) -> None:
+    world = pruning
+    directory = world.demo.root / f"data/actors/{A07}/training_data"
+    for index in range(5):  # 5 of the actor's 8 images removed by hand, not applied yet
+        (directory / f"{A07}_{index}.jpg").unlink()
+    target = directory / f"{A07}_5.jpg"
+    body = target.read_bytes()
+    before = world.state()
+
+    response = world.http.delete(f"/api/actors/7/training-images/{target.name}", headers=AUTH)
+
+    assert response.status_code == 409, response.text
+    assert target.exists() and hashlib.md5(target.read_bytes()).digest() == hashlib.md5(body).digest()
+    assert world.state() == before
+    error = response.json()["error"]
+    assert "would delete 6 of the 8 objects" in error and "nothing was deleted" in error, error
