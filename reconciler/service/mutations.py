@@ -11,6 +11,7 @@ refused request leaves everything as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import re
@@ -32,12 +33,16 @@ from reconciler.model import (
     MappingObservation,
     MappingSpec,
     ObjectRef,
+    Observed,
     Precondition,
 )
+from reconciler.plan import guards
+from reconciler.plan import plan as make_plan
 from reconciler.plan.diff import action_id
-from reconciler.plan.guards import delete_refusals
+from reconciler.plan.guards import GuardLimits, delete_refusals
 from reconciler.service.state import Rendered, Service, ServiceError
 from reconciler.stores.base import OpenSource, Store, StoreError
+from reconciler.targets import narrow
 from reconciler.workflow import Workspace, guarded_plan
 
 JPEG_START = b"\xff\xd8\xff"  # SOI and the first marker's 0xFF
@@ -72,12 +77,27 @@ def _mapping(ws: Workspace, actor: ActorSpec) -> MappingSpec:
     return next(m for m in ws.desired.mappings if m.name == actor.mapping)
 
 
-def _observe(ws: Workspace, actor: ActorSpec) -> MappingObservation:
+def _observe(ws: Workspace, actor: ActorSpec) -> Observed:
     try:
         observed, _ = guarded_plan(ws, targets=[MAPPING_PREFIX + actor.actor_id])
     except UserError as exc:
         raise ServiceError(502, f"could not observe actor {actor.actor_id}: {exc}") from exc
+    return observed
+
+
+def _of_actor(observed: Observed, actor: ActorSpec) -> MappingObservation:
     return observed.mappings.get(actor.mapping, MappingObservation({}, {}))
+
+
+def refusals_without(ws: Workspace, actor: ActorSpec, observed: Observed, filename: str) -> list[str]:
+    """The errors the targeted plan would have once `filename` is gone locally: every guard (mass delete,
+    --max-delete, protect, overlaps), judged before the file is touched rather than after."""
+    seen = _of_actor(observed, actor)
+    without = dataclasses.replace(seen, local={k: v for k, v in seen.local.items() if k != filename})
+    hypothetical = dataclasses.replace(observed, mappings={**observed.mappings, actor.mapping: without})
+    targets = [MAPPING_PREFIX + actor.actor_id]
+    plan = make_plan(narrow(ws.desired, targets), hypothetical)
+    return list(guards.check(ws.desired, hypothetical, plan, GuardLimits()).errors)
 
 
 def next_index(names: Sequence[str], actor: ActorSpec) -> int:
@@ -139,7 +159,7 @@ def add_images(service: Service, raw_id: str, files: Sequence[tuple[str, bytes]]
         )
     store = ws.stores[mapping.local_store]
     with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as lost:
-        obs = _observe(ws, actor)
+        obs = _of_actor(_observe(ws, actor), actor)
         start = next_index([*obs.local, *obs.remote], actor)
         names = [f"{actor.actor_name}_{start + i}.jpg" for i in range(len(files))]
         if not all(matches(name, mapping.include, mapping.exclude) for name in names):
@@ -181,7 +201,8 @@ def remove_image(service: Service, raw_id: str, filename: str) -> Rendered:
     mapping = _mapping(ws, actor)
     check_filename(mapping, actor, filename)
     with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as lost:
-        obs = _observe(ws, actor)
+        observed = _observe(ws, actor)
+        obs = _of_actor(observed, actor)
         local, remote = obs.local.get(filename), obs.remote.get(filename)
         if local is None and remote is None:
             raise ServiceError(404, f"actor {actor.actor_id} has no image {filename!r}, locally or in S3")
@@ -189,6 +210,8 @@ def remove_image(service: Service, raw_id: str, filename: str) -> Rendered:
             raise ServiceError(
                 409, f"S3 deletes are not allowed for actor {actor.actor_id}: {why}; nothing was deleted"
             )
+        if local is not None and (errors := refusals_without(ws, actor, observed, filename)):
+            raise ServiceError(409, "the apply would be refused: " + "; ".join(errors) + "; nothing was deleted")
         if local is not None:
             try:
                 ws.stores[mapping.local_store].delete(mapping.local_key(filename), if_match=local.etag)
