@@ -38,6 +38,8 @@ from reconciler.service.state import (
 )
 
 TEMPLATES = Path(__file__).with_name("templates")
+# A bearer token guards deletes in S3: one a person can type from memory could be guessed by whoever reaches the port.
+MIN_TOKEN_LENGTH = 16
 TOKEN_HELP = (
     "mutations are off: start `pixel serve` with PIXEL_API_TOKEN set in its environment, "
     "then send `Authorization: Bearer <that token>`"
@@ -86,6 +88,20 @@ def _error(request: Request, status: int, message: str, headers: dict[str, str] 
     return response
 
 
+def token_problem(token: str | None) -> str | None:
+    """Why `token` may not guard the mutations (never quoting it); None when it may, or when there is none."""
+    if token is None:
+        return None
+    if len(token) < MIN_TOKEN_LENGTH:
+        return (
+            f"PIXEL_API_TOKEN is {len(token)} characters; it must be at least {MIN_TOKEN_LENGTH} characters "
+            "(e.g. `openssl rand -hex 16`), or unset to keep the mutations off"
+        )
+    if token != token.strip():
+        return "PIXEL_API_TOKEN begins or ends with whitespace, which no Authorization header can carry"
+    return None
+
+
 def _check_token(request: Request, token: str | None) -> None:
     if not token:
         raise ServiceError(403, TOKEN_HELP)
@@ -126,6 +142,8 @@ def create_app(
     status_ttl: float = 10.0,
     lock_timeout: float = 30.0,
 ) -> FastAPI:
+    if (problem := token_problem(token)) is not None:
+        raise ValueError(problem)
     service = Service(specs, status_ttl=status_ttl, lock_timeout=lock_timeout)
     templates = Jinja2Templates(directory=str(TEMPLATES))
     app = FastAPI(

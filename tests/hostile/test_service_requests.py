@@ -3,17 +3,23 @@
 - A DELETE refused with 409 had already deleted the local file: under `prune: true`, with most of an actor's
   images removed locally, the targeted apply's mass-delete guard refused only after the unlink. Every guard
   now runs on the plan the delete would make before anything is touched.
+- A PIXEL_API_TOKEN of a few characters was accepted: the guard on every S3 delete could be guessed. Under 16
+  characters `pixel serve` refuses to start.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from reconciler.dev.seaweed import SeaweedServer
+from tests.hostile.data_helpers import one_mapping
+from tests.integration.pixelenv import PIXEL
 from tests.service.conftest import AUTH, World, serving
 from tests.service.test_mutations import _pruning_actors
 
@@ -44,3 +50,21 @@ def test_a_delete_refused_by_the_mass_delete_guard_leaves_the_local_file(pruning
     assert world.state() == before
     error = response.json()["error"]
     assert "would delete 6 of the 8 objects" in error and "nothing was deleted" in error, error
+
+
+@pytest.mark.parametrize("token", ["s3cr3t", "fifteen-chars!!", "x" * 15])
+def test_a_token_shorter_than_16_characters_is_refused_at_start(
+    tmp_path: Path, seaweed: SeaweedServer, bucket: str, token: str
+) -> None:
+    specs, _, env = one_mapping(tmp_path, seaweed, bucket, **{"from": "disk:data", "to": "s3:data/"})
+    (tmp_path / "root" / "data").mkdir()
+    command = [PIXEL, "serve", "--specs", str(specs), "--port", "0"]
+    try:
+        done = subprocess.run(
+            command, env={**os.environ, **env, "PIXEL_API_TOKEN": token}, capture_output=True, text=True, timeout=60
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"pixel serve started with a {len(token)}-character token: {exc.stderr!r}")
+    assert done.returncode == 1, done.stderr
+    assert "PIXEL_API_TOKEN" in done.stderr and "at least 16 characters" in done.stderr, done.stderr
+    assert token not in done.stderr + done.stdout  # the refusal never echoes the secret
