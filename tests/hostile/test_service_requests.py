@@ -5,6 +5,8 @@
   now runs on the plan the delete would make before anything is touched.
 - A PIXEL_API_TOKEN of a few characters was accepted: the guard on every S3 delete could be guessed. Under 16
   characters `pixel serve` refuses to start.
+- Every `?refresh=true` ran an observation of its own, queued behind the others: unauthenticated callers could
+  pile up unbounded work. Concurrent refreshes of one actor (or of the status) now wait for the one running.
 """
 
 from __future__ import annotations
@@ -12,12 +14,19 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
+from fastapi import FastAPI
 
 from reconciler.dev.seaweed import SeaweedServer
+from reconciler.service import state
+from reconciler.workflow import Workspace
 from tests.hostile.data_helpers import one_mapping
 from tests.integration.pixelenv import PIXEL
 from tests.service.conftest import AUTH, World, serving
@@ -68,3 +77,53 @@ def test_a_token_shorter_than_16_characters_is_refused_at_start(
     assert done.returncode == 1, done.stderr
     assert "PIXEL_API_TOKEN" in done.stderr and "at least 16 characters" in done.stderr, done.stderr
     assert token not in done.stderr + done.stdout  # the refusal never echoes the secret
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, seaweed: SeaweedServer) -> Iterator[World]:
+    with serving(tmp_path_factory.mktemp("refresh"), seaweed, "hostile-refresh") as world:
+        yield world
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for `condition` (checked, never assumed after a fixed time); fail after a minute."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, f"still not {what} after 60 s"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize(("path", "key"), [("/api/actors/13/training-data", "0013"), ("/api/status", "status")])
+def test_concurrent_refreshes_wait_for_one_observation_instead_of_queueing_their_own(
+    served: World, monkeypatch: pytest.MonkeyPatch, path: str, key: str
+) -> None:
+    service = cast(FastAPI, served.server.config.app).state.service
+    real = state.guarded_plan
+    lock = threading.Lock()
+    calls = [0]
+    started, release = threading.Event(), threading.Event()
+
+    def blocked(ws: Workspace, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            calls[0] += 1
+        started.set()
+        assert release.wait(120), "the test never released the observation"
+        return real(ws, *args, **kwargs)
+
+    monkeypatch.setattr(state, "guarded_plan", blocked)
+    callers = 8
+    with ThreadPoolExecutor(callers) as pool:
+        try:
+            asked = [pool.submit(served.http.get, path, params={"refresh": "true"}) for _ in range(callers)]
+            assert started.wait(60)
+            # Every other caller is either waiting for that one observation, or (the bug) observing on its own.
+            _until(lambda: calls[0] > 1 or service.refreshes.waiting(key) == callers - 1, "all callers in")
+            assert calls[0] == 1, f"{calls[0]} observations ran at once for {callers} refreshes"
+        finally:
+            release.set()
+        answers = [future.result() for future in asked]
+    assert [a.status_code for a in answers] == [200] * callers
+    assert len({a.content for a in answers}) == 1  # each got that observation's result
+    assert calls[0] == 1
+    assert served.http.get(path, params={"refresh": "true"}).status_code == 200
+    assert calls[0] == 2  # a refresh after it is observed afresh: results are shared, never kept
