@@ -8,6 +8,7 @@ set; then they need `Authorization: Bearer <token>` (compared in constant time).
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 from pathlib import Path
@@ -195,15 +196,20 @@ def create_app(
         """Seed 004's document; `42` and `0042` are the same actor. `refresh=true` observes its files live."""
         if refresh:
             ws, actor = await run_in_threadpool(service.actor, actor_id)
-            return send(request, await run_in_threadpool(service.live_training_data, ws, actor))
+            live = functools.partial(service.live_training_data, ws, actor)
+            return send(request, await service.refreshes.run(actor.actor_id, live))
         known = service.known_actor(actor_id)
         ws, actor = known if known is not None else await run_in_threadpool(service.actor, actor_id)
         return send(request, service.manifest_document(ws, actor))
 
     @app.get("/api/status", responses=_ERRORS)
-    def status(request: Request, refresh: bool = False) -> Response:
+    async def status(request: Request, refresh: bool = False) -> Response:
         """The `pixel status --format json` document (observed at most status_ttl seconds ago)."""
-        return send_json(request, service.snapshot(refresh=refresh).status)
+        if refresh:
+            snap = await service.refreshes.run("status", functools.partial(service.snapshot, refresh=True))
+        else:
+            snap = await run_in_threadpool(service.snapshot)
+        return send_json(request, snap.status)
 
     @app.get("/api/datasets", response_model=DatasetList, responses=_ERRORS)
     def datasets(request: Request) -> Response:

@@ -9,13 +9,18 @@ seconds.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
+
+from starlette.concurrency import run_in_threadpool
 
 from reconciler.actor_layout import MAPPING_PREFIX
 from reconciler.commands.common import load
@@ -93,6 +98,45 @@ def parse_actor_id(raw: str) -> str:
     return raw
 
 
+T = TypeVar("T")
+
+
+class Coalescer:
+    """At most one run of a piece of work per key at a time; callers arriving while it runs await its result.
+
+    What keeps `?refresh=true` from queueing unbounded work: however many callers ask, one observation per
+    actor (and one of the status) runs, in the thread pool, and the others wait on the event loop without a
+    thread. Only the loop's thread touches this, so it needs no lock. A caller that goes away does not cancel
+    the run the others wait for.
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[str, asyncio.Future[Any]] = {}
+        self._waiting: dict[str, int] = {}
+
+    def waiting(self, key: str) -> int:
+        """How many callers are waiting for a run of `key` that another caller started."""
+        return self._waiting.get(key, 0)
+
+    async def run(self, key: str, work: Callable[[], T]) -> T:
+        running = self._running.get(key)
+        if running is None:
+            running = asyncio.ensure_future(run_in_threadpool(work))
+            self._running[key] = running
+            running.add_done_callback(functools.partial(self._done, key))
+            return cast(T, await asyncio.shield(running))
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            return cast(T, await asyncio.shield(running))
+        finally:
+            self._waiting[key] -= 1
+
+    def _done(self, key: str, future: asyncio.Future[Any]) -> None:
+        self._running.pop(key, None)
+        if not future.cancelled():
+            future.exception()  # retrieved here: every caller may have gone, and the loop would log it as lost
+
+
 class Service:
     def __init__(
         self, specs: Path, *, status_ttl: float = 10.0, lock_timeout: float = 30.0, parallelism: int = 8
@@ -108,6 +152,7 @@ class Service:
         self._loaded_at = 0.0
         self._documents: dict[Path, tuple[tuple[int, int, int], Rendered, TrainingData]] = {}
         self._snapshot: Snapshot | None = None
+        self.refreshes = Coalescer()  # ?refresh=true: one observation per actor (and of the status) at a time
 
     # --- specs and stores -----------------------------------------------------------------------------
 
