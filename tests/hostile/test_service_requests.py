@@ -7,6 +7,8 @@
   characters `pixel serve` refuses to start.
 - Every `?refresh=true` ran an observation of its own, queued behind the others: unauthenticated callers could
   pile up unbounded work. Concurrent refreshes of one actor (or of the status) now wait for the one running.
+- An upload to a report-only actor (`authority: none`) answered 201 like any other, though nothing of it
+  reaches S3: the answer now says so (header `X-Pixel-Upload: local-only; ...`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import pytest
 from fastapi import FastAPI
 
 from reconciler.dev.seaweed import SeaweedServer
+from reconciler.dev.tinyjpeg import tiny_jpeg
 from reconciler.service import state
 from reconciler.workflow import Workspace
 from tests.hostile.data_helpers import one_mapping
@@ -127,3 +130,19 @@ def test_concurrent_refreshes_wait_for_one_observation_instead_of_queueing_their
     assert calls[0] == 1
     assert served.http.get(path, params={"refresh": "true"}).status_code == 200
     assert calls[0] == 2  # a refresh after it is observed afresh: results are shared, never kept
+
+
+def test_an_upload_to_a_report_only_actor_says_nothing_will_reach_s3(served: World) -> None:
+    before = served.state()["objects"]
+    response = served.http.post(
+        "/api/actors/42/training-images",
+        files=[("files", ("shot.jpg", tiny_jpeg(64, "report-only upload"), "image/jpeg"))],
+        headers=AUTH,
+    )
+    assert response.status_code == 201, response.text
+    note = response.headers.get("x-pixel-upload", "")
+    assert note.startswith("local-only;") and "authority: none" in note and "nothing will reach S3" in note, note
+    added = response.json()["training_images"][-1]
+    assert (added["status"], added["local_exists"]) == ("local_only", True)
+    assert served.state()["objects"] == before
+    Path(added["local_path"]).unlink()  # the module's other tests see the actor as it was
