@@ -232,8 +232,11 @@ def create_app(
         """Add JPEGs as {actor_name}_{next index}.jpg, then a targeted apply uploads them and rewrites the manifest."""
         _check_token(request, token)
         files = await _images(request, max_image_bytes)
-        rendered = await run_in_threadpool(mutations.add_images, service, actor_id, files, max_image_bytes)
-        return send(request, rendered, 201)
+        rendered, note = await run_in_threadpool(mutations.add_images, service, actor_id, files, max_image_bytes)
+        response = send(request, rendered, 201)
+        if note is not None:
+            response.headers["X-Pixel-Upload"] = note  # the seed's document has no field for it
+        return response
 
     @app.delete("/api/actors/{actor_id}/training-images/{filename}", response_model=TrainingData, responses=_ERRORS)
     async def delete(request: Request, actor_id: str, filename: str) -> Response:

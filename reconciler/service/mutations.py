@@ -143,8 +143,23 @@ def _remove(store: Store, keys: Sequence[str]) -> None:
         store.delete(key)
 
 
-def add_images(service: Service, raw_id: str, files: Sequence[tuple[str, bytes]], limit: int) -> Rendered:
-    """POST /api/actors/{id}/training-images: each body checked, named {actor_name}_{next}.jpg, then applied."""
+def upload_note(actor: ActorSpec, mapping: MappingSpec) -> str | None:
+    """What an upload's answer must add to the document: that its images stay local, where that is so."""
+    if mapping.authority is Authority.NONE:
+        return (
+            f"local-only; actor {actor.actor_id} is report-only (authority: none): the images were written "
+            "locally and nothing will reach S3"
+        )
+    return None
+
+
+def add_images(
+    service: Service, raw_id: str, files: Sequence[tuple[str, bytes]], limit: int
+) -> tuple[Rendered, str | None]:
+    """POST /api/actors/{id}/training-images: each body checked, named {actor_name}_{next}.jpg, then applied.
+
+    Returns the new document and, for a report-only actor, the note that nothing was sent to S3.
+    """
     ws, actor = service.actor(raw_id, fresh=True)
     mapping = _mapping(ws, actor)
     if not files:
@@ -175,7 +190,7 @@ def add_images(service: Service, raw_id: str, files: Sequence[tuple[str, bytes]]
             if exc.status == 409:  # the plan was refused before it ran: take the files back, change nothing
                 _remove(store, keys)
             raise
-    return service.manifest_document(ws, actor)
+    return service.manifest_document(ws, actor), upload_note(actor, mapping)
 
 
 def s3_delete_refusal(ws: Workspace, mapping: MappingSpec, actor: ActorSpec, remote: Entry) -> str | None:
