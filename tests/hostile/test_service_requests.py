@@ -26,6 +26,7 @@ from typing import Any, cast
 import pytest
 from fastapi import FastAPI
 
+from reconciler import workflow
 from reconciler.dev.seaweed import SeaweedServer
 from reconciler.dev.tinyjpeg import tiny_jpeg
 from reconciler.service import state
@@ -101,7 +102,7 @@ def test_concurrent_refreshes_wait_for_one_observation_instead_of_queueing_their
     served: World, monkeypatch: pytest.MonkeyPatch, path: str, key: str
 ) -> None:
     service = cast(FastAPI, served.server.config.app).state.service
-    real = state.guarded_plan
+    real = workflow.guarded_plan
     lock = threading.Lock()
     calls = [0]
     started, release = threading.Event(), threading.Event()
