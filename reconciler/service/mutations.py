@@ -77,11 +77,15 @@ def _mapping(ws: Workspace, actor: ActorSpec) -> MappingSpec:
     return next(m for m in ws.desired.mappings if m.name == actor.mapping)
 
 
-def _observe(ws: Workspace, actor: ActorSpec) -> Observed:
+# Why a mutation answers 503 while S3 is unreachable: a local edit could not be applied, so none is made.
+MUTATIONS_OFF = "mutations are off until it answers again; nothing was changed"
+
+
+def _observe(service: Service, ws: Workspace, actor: ActorSpec) -> Observed:
     try:
         observed, _ = guarded_plan(ws, targets=[MAPPING_PREFIX + actor.actor_id])
     except UserError as exc:
-        raise ServiceError(502, f"could not observe actor {actor.actor_id}: {exc}") from exc
+        raise service.failed(exc, 502, f"could not observe actor {actor.actor_id}") from exc
     return observed
 
 
@@ -161,6 +165,7 @@ def add_images(
     Returns the new document and, for a report-only actor, the note that nothing was sent to S3.
     """
     ws, actor = service.actor(raw_id, fresh=True)
+    service.require_live(MUTATIONS_OFF)
     mapping = _mapping(ws, actor)
     if not files:
         raise ServiceError(400, "no images: send one or more JPEGs as multipart form fields named 'files'")
@@ -174,7 +179,7 @@ def add_images(
         )
     store = ws.stores[mapping.local_store]
     with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as lost:
-        obs = _of_actor(_observe(ws, actor), actor)
+        obs = _of_actor(_observe(service, ws, actor), actor)
         start = next_index([*obs.local, *obs.remote], actor)
         names = [f"{actor.actor_name}_{start + i}.jpg" for i in range(len(files))]
         if not all(matches(name, mapping.include, mapping.exclude) for name in names):
@@ -213,10 +218,11 @@ def s3_delete_refusal(ws: Workspace, mapping: MappingSpec, actor: ActorSpec, rem
 def remove_image(service: Service, raw_id: str, filename: str) -> Rendered:
     """DELETE /api/actors/{id}/training-images/{filename}: the local file, the S3 object where allowed, the manifest."""
     ws, actor = service.actor(raw_id, fresh=True)
+    service.require_live(MUTATIONS_OFF)
     mapping = _mapping(ws, actor)
     check_filename(mapping, actor, filename)
     with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as lost:
-        observed = _observe(ws, actor)
+        observed = _observe(service, ws, actor)
         obs = _of_actor(observed, actor)
         local, remote = obs.local.get(filename), obs.remote.get(filename)
         if local is None and remote is None:
