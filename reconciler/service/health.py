@@ -89,12 +89,13 @@ class Health:
         with self._lock:
             return max(0.0, self._next - self._clock()) if self._down else 0.0
 
-    def probe(self, specs: Sequence[S3StoreSpec]) -> dict[str, Down] | None:
+    def probe(self, specs: Sequence[S3StoreSpec], *, wait: bool = False) -> dict[str, Down] | None:
         """Probe every store now, all at once, each within the deadline; the stores down after it.
 
-        None when another probe is running: the caller answers from `down()` rather than waiting for it.
+        None when another probe is running and not `wait`: the caller answers from `down()` rather than
+        waiting for it. With `wait` (nothing known to be down yet) it waits for that probe, then probes.
         """
-        if not self._probing.acquire(blocking=False):
+        if not self._probing.acquire(blocking=wait):
             return None
         try:
             failed = self._run(specs)

@@ -215,7 +215,8 @@ class Service:
         buckets = [spec for spec in desired.stores.values() if isinstance(spec, S3StoreSpec)]
         down = self.health.down()
         if not down or self.health.due():
-            probed = self.health.probe(buckets)
+            # Live so far: wait for a probe another request runs, rather than open stores it may find down.
+            probed = self.health.probe(buckets, wait=not down)
             down = probed if probed is not None else down
         if down:
             ws, live = self._local_workspace(desired), False
