@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from reconciler.logs import get_logger
 from reconciler.manifests.common import iso_ms_from_ns
 from reconciler.model import S3StoreSpec
 from reconciler.stores.base import ChecksReachable, StoreError
@@ -26,6 +27,7 @@ PROBE_DEADLINE = 5.0
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 Probe = Callable[[S3StoreSpec], None]
+_log = get_logger("pixel.serve")
 
 
 def check_store(spec: S3StoreSpec) -> None:
@@ -103,8 +105,15 @@ class Health:
             self._probing.release()
         with self._lock:
             now = self._wall()
-            self._down = {name: Down(self._down[name].since if name in self._down else now, why)
-                          for name, why in failed.items()}
+            was = set(self._down)
+            self._down = {
+                name: Down(self._down[name].since if name in self._down else now, why) for name, why in failed.items()
+            }
+            for name in sorted(set(self._down) - was):
+                _log.warning("S3 store unreachable: serving from disk until it answers", store=name,
+                             reason=self._down[name].reason)
+            for name in sorted(was - set(self._down)):
+                _log.info("S3 store reachable again: answers are live", store=name)
             if self._down:
                 self._failures += 1
                 self._next = self._clock() + self._backoff[min(self._failures, len(self._backoff)) - 1]

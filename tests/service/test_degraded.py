@@ -60,6 +60,7 @@ def own_seaweed() -> Iterator[SeaweedServer]:
         yield server
 
 
+@pytest.mark.slow
 def test_serve_answers_from_disk_while_s3_is_down_and_is_live_again_once_it_is_back(
     tmp_path: Path, own_seaweed: SeaweedServer
 ) -> None:
@@ -139,6 +140,7 @@ def test_serve_answers_from_disk_while_s3_is_down_and_is_live_again_once_it_is_b
         assert http.get("/api/actors/42/training-data?refresh=true").json() == json.loads(seed_doc.content)
 
 
+@pytest.mark.slow
 def test_the_status_page_shows_since_when_s3_is_unreachable_in_a_real_browser(
     tmp_path: Path, own_seaweed: SeaweedServer, chromium: str  # noqa: F811 - the fixture imported above
 ) -> None:
