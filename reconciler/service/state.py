@@ -158,7 +158,7 @@ class Coalescer:
 
     async def run(self, key: str, work: Callable[[], T]) -> T:
         running = self._running.get(key)
-        if running is None:
+        if running is None or running.done():  # done: finished before this caller asked, its result is older
             running = asyncio.ensure_future(run_in_threadpool(work))
             self._running[key] = running
             running.add_done_callback(functools.partial(self._done, key))
@@ -170,7 +170,8 @@ class Coalescer:
             self._waiting[key] -= 1
 
     def _done(self, key: str, future: asyncio.Future[Any]) -> None:
-        self._running.pop(key, None)
+        if self._running.get(key) is future:  # not a newer run that started between its end and this callback
+            del self._running[key]
         if not future.cancelled():
             future.exception()  # retrieved here: every caller may have gone, and the loop would log it as lost
 
