@@ -1,12 +1,15 @@
 """Degrade, don't fail: `pixel serve` while S3 is down, on a SeaweedFS of the test's own that is stopped mid-test
-and started again. What is on disk is still served (marked as not observed), mutations answer 503, and the
-service is live again once a probe succeeds: the probe's backoff runs on an injected clock, never a sleep."""
+and started again (and then SIGSTOPped: connections accepted, never answered). What is on disk is still served
+(marked as not observed), mutations answer 503, and the service is live again once a probe succeeds: the probe's
+backoff runs on an injected clock, never a sleep; a probe that gets no answer ends at its deadline."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,7 +68,7 @@ def test_serve_answers_from_disk_while_s3_is_down_and_is_live_again_once_it_is_b
     tmp_path: Path, own_seaweed: SeaweedServer
 ) -> None:
     clock = Clock()
-    with serving(tmp_path, own_seaweed, "degraded", health=Health(clock=clock)) as world:
+    with serving(tmp_path, own_seaweed, "degraded", health=Health(clock=clock, deadline=2.0)) as world:
         http = world.http
         seed_doc = http.get("/api/actors/42/training-data")
         assert seed_doc.status_code == 200 and HEADER not in seed_doc.headers
@@ -138,6 +141,20 @@ def test_serve_answers_from_disk_while_s3_is_down_and_is_live_again_once_it_is_b
         page = http.get("/").text
         assert 'id="degraded"' not in page
         assert http.get("/api/actors/42/training-data?refresh=true").json() == json.loads(seed_doc.content)
+
+        # A server that accepts connections but never answers (stopped, not gone): the probe's deadline ends it.
+        os.killpg(own_seaweed.pid, signal.SIGSTOP)
+        try:
+            hung = http.get("/api/status").json()
+            assert hung["observed"] is False
+            assert {s["reason"] for s in hung["stores"].values()} == {
+                f'store "{name}": no answer within 2 s' for name in ("pixel-data", "story-boards-assets")
+            }
+            assert http.get("/api/actors/42/training-data").headers[HEADER] == "manifest-only; s3=unreachable"
+        finally:
+            os.killpg(own_seaweed.pid, signal.SIGCONT)
+        clock.now += BACKOFF[0]
+        assert "tiers" in http.get("/api/status").json()
 
 
 @pytest.mark.slow
