@@ -7,6 +7,8 @@
   characters `pixel serve` refuses to start.
 - Every `?refresh=true` ran an observation of its own, queued behind the others: unauthenticated callers could
   pile up unbounded work. Concurrent refreshes of one actor (or of the status) now wait for the one running.
+  Likewise each lookup of an unknown actor id re-opened the stores (specs, a HEAD per bucket, the actor
+  listings) at once; callers asking while an open runs now share the next one.
 - An upload to a report-only actor (`authority: none`) answered 201 like any other, though nothing of it
   reaches S3: the answer now says so (header `X-Pixel-Upload: local-only; ...`).
 """
@@ -26,7 +28,7 @@ from typing import Any, cast
 import pytest
 from fastapi import FastAPI
 
-from reconciler import workflow
+from reconciler import targets, workflow
 from reconciler.dev.seaweed import SeaweedServer
 from reconciler.dev.tinyjpeg import tiny_jpeg
 from reconciler.service import state
@@ -147,3 +149,43 @@ def test_an_upload_to_a_report_only_actor_says_nothing_will_reach_s3(served: Wor
     assert (added["status"], added["local_exists"]) == ("local_only", True)
     assert served.state()["objects"] == before
     Path(added["local_path"]).unlink()  # the module's other tests see the actor as it was
+
+
+def test_concurrent_lookups_of_unknown_actors_do_not_each_reopen_the_stores(
+    served: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unknown id re-reads the specs and the actor directories (in S3 too); callers asking at once share one."""
+    monkeypatch.setattr(state, "RELOAD_INTERVAL", -1.0)  # every unknown id may re-read: the worst case, at once
+    real, find = workflow.open_stores, targets.find_actor
+    lock = threading.Lock()
+    calls, lookups = [0], [0]
+    started, release = threading.Event(), threading.Event()
+
+    def counted(desired: Any, actor_id: str) -> Any:
+        with lock:
+            lookups[0] += 1
+        return find(desired, actor_id)
+
+    def blocked(desired: Any, **kwargs: Any) -> Workspace:
+        with lock:
+            calls[0] += 1
+        started.set()
+        assert release.wait(120), "the test never released the open"
+        return real(desired, **kwargs)
+
+    monkeypatch.setattr(state, "open_stores", blocked)
+    monkeypatch.setattr(state, "find_actor", counted)
+    callers = 8
+    with ThreadPoolExecutor(callers) as pool:
+        try:
+            asked = [pool.submit(served.http.get, "/api/actors/9999/training-data") for _ in range(callers)]
+            assert started.wait(60)
+            # Each request looks the id up twice (event loop, then thread) before it reopens the stores.
+            _until(lambda: calls[0] > 1 or lookups[0] >= 2 * callers, "all callers in")
+            assert calls[0] == 1, f"{calls[0]} opens of the stores ran at once for {callers} lookups"
+        finally:
+            release.set()
+        answers = [future.result() for future in asked]
+    assert [a.status_code for a in answers] == [404] * callers
+    # The first open; at most one more for those that asked after it had begun; the rest take that one's.
+    assert calls[0] <= 2
