@@ -155,6 +155,7 @@ def test_concurrent_lookups_of_unknown_actors_do_not_each_reopen_the_stores(
     served: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An unknown id re-reads the specs and the actor directories (in S3 too); callers asking at once share one."""
+    assert served.http.get("/api/actors/42/training-data").status_code == 200  # the stores opened once
     monkeypatch.setattr(state, "RELOAD_INTERVAL", -1.0)  # every unknown id may re-read: the worst case, at once
     real, find = workflow.open_stores, targets.find_actor
     lock = threading.Lock()
