@@ -197,6 +197,9 @@ class Service:
         self._snapshot_lock = threading.Lock()
         self._ws: Workspace | None = None
         self._loaded_at = 0.0
+        self._open_lock = threading.Lock()  # one open() at a time; callers that waited take its workspace
+        self._opens_started = 0
+        self._ws_open = 0  # which open (1-based) made self._ws
         self._documents: dict[Path, tuple[tuple[int, int, int], Rendered, TrainingData]] = {}
         self._snapshot: Snapshot | None = None
         self.refreshes = Coalescer()  # ?refresh=true: one observation per actor (and of the status) at a time
@@ -208,7 +211,25 @@ class Service:
 
         The S3 stores are probed first (each within a deadline) unless they were found down and the next probe
         is not due yet; while any is down the workspace holds only the local stores (degraded mode).
+
+        Callers at once share: an open that began after this call asked is as fresh as one of its own, so it is
+        taken instead. Anyone can make the service open (a GET of an unknown actor id does); this way however
+        many ask at once, at most two opens run, one after the other.
         """
+        with self._lock:
+            asked = self._opens_started
+        with self._open_lock:
+            with self._lock:
+                if self._ws is not None and self._ws_open > asked:
+                    return self._ws
+                self._opens_started += 1
+                number = self._opens_started
+            ws, live = self._open()
+            with self._lock:
+                self._ws, self._loaded_at, self._live, self._ws_open = ws, time.monotonic(), live, number
+            return ws
+
+    def _open(self) -> tuple[Workspace, bool]:
         try:
             desired = load(self.specs)
         except UserError as exc:
@@ -226,9 +247,7 @@ class Service:
                 ws, live = open_stores(desired, parallelism=self.parallelism), True
             except UserError as exc:
                 raise ServiceError(503, f"the specs in {self.specs} cannot be used: {exc}") from exc
-        with self._lock:
-            self._ws, self._loaded_at, self._live = ws, time.monotonic(), live
-        return ws
+        return ws, live
 
     def _local_workspace(self, desired: Desired) -> Workspace:
         stores = {n: build_store(s) for n, s in desired.stores.items() if isinstance(s, LocalStoreSpec)}
