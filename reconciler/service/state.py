@@ -267,8 +267,9 @@ class Service:
         return not self.live and self.health.due()
 
     def unreachable(self, what: str) -> Unreachable:
-        down = self.health.down()
-        return Unreachable(down or {"S3": Down(time.time(), "not probed yet")}, what)
+        # Empty only while another request's probe has just found S3 back and is opening the stores.
+        down = self.health.down() or {"S3": Down(time.time(), "S3 was unreachable and is being opened again")}
+        return Unreachable(down, what)
 
     def require_live(self, what: str) -> None:
         """Raise the 503 of degraded mode unless the open workspace reaches S3."""
