@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hmac
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,8 @@ def create_app(
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> Response:
         extra = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if isinstance(exc, Unreachable):  # when the next probe may find S3 back
+            extra = {"Retry-After": str(max(1, math.ceil(service.health.retry_in())))}
         return _error(request, exc.status, exc.message, extra)
 
     @app.exception_handler(LockHeld)

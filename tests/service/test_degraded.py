@@ -119,7 +119,7 @@ def test_serve_answers_from_disk_while_s3_is_down_and_is_live_again_once_it_is_b
             assert response.status_code == 503, response.text
             error = response.json()["error"]
             assert error.startswith("S3 is unreachable: ") and "nothing was changed" in error, error
-            assert "since" in error
+            assert "since" in error and response.headers["retry-after"] == str(int(BACKOFF[0]))
         assert local_files(world.demo.root) == files_before
 
         assert 'id="degraded"' in http.get("/").text
