@@ -18,10 +18,12 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 def serve(specs: Path, *, host: str, port: int, max_image_bytes: int, status_ttl: float) -> int:
     import uvicorn
 
-    from reconciler.service.app import create_app
+    from reconciler.service.app import create_app, token_problem
 
     load(specs)  # bad specs: the usual located errors and exit 1, before a port is bound
     token = os.environ.get("PIXEL_API_TOKEN") or None
+    if (problem := token_problem(token)) is not None:
+        raise UserError(problem)
     if host not in LOOPBACK and token is None:
         click.echo(f"Warning: serving on {host}, beyond this machine; the API is read-only (no PIXEL_API_TOKEN).",
                    err=True)

@@ -272,13 +272,28 @@ class SeaweedServer:
             shutil.rmtree(root, ignore_errors=True)
         atexit.unregister(self.stop)
 
-    def _launch(self, weed: Path, ports: dict[str, int]) -> str | None:
+    def halt(self, grace: float = 10.0) -> None:
+        """Stop weed but keep its data and ports: an outage, which `resume()` ends (for tests of one)."""
+        self._require_running()
+        self._kill(grace)
+
+    def resume(self) -> None:
+        """Start weed again after `halt()`, on the same ports with the same data; return once S3 answers."""
+        if self._proc is not None or self._root is None or not self._ports:
+            raise SeaweedError("resume() needs a server stopped by halt()")
+        failure = self._launch(self._weed or find_weed(), self._ports, fresh=False)
+        if failure is not None:
+            self._kill()
+            raise SeaweedError(f"{failure}; last lines of {self.log_path.name}:\n{_tail(self.log_path)}")
+
+    def _launch(self, weed: Path, ports: dict[str, int], *, fresh: bool = True) -> str | None:
         """Start one weed process; None when S3 answers, else why it did not."""
         assert self._root is not None
         data = self._root / "data"
-        # A fresh directory per attempt: weed reloads mini.options (the last attempt's ports) from it.
-        shutil.rmtree(data, ignore_errors=True)
-        data.mkdir()
+        if fresh:
+            # A fresh directory per attempt: weed reloads mini.options (the last attempt's ports) from it.
+            shutil.rmtree(data, ignore_errors=True)
+        data.mkdir(exist_ok=True)
         self._ports = ports
         argv = [str(weed), "mini", *self._flags(data, ports)]
         with self.log_path.open("wb") as log:

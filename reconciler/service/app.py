@@ -8,8 +8,10 @@ set; then they need `Authorization: Bearer <token>` (compared in constant time).
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +27,26 @@ from reconciler.apply.lock import LockHeld
 from reconciler.errors import UserError
 from reconciler.service import mutations
 from reconciler.service.documents import actor_summary
+from reconciler.service.health import Health
 from reconciler.service.models import ActorList, DatasetList, ErrorBody, TrainingData
-from reconciler.service.page import page_context
+from reconciler.service.page import degraded_context, page_context
 from reconciler.service.state import (
+    MANIFEST_ONLY,
+    OBSERVED_HEADER,
     RELOAD_INTERVAL,
     Rendered,
     Service,
     ServiceError,
+    Unreachable,
     dataset_entries,
     final_dataset_manifest,
     read_registry,
+    unobserved_dataset_entries,
 )
 
 TEMPLATES = Path(__file__).with_name("templates")
+# A bearer token guards deletes in S3: one a person can type from memory could be guessed by whoever reaches the port.
+MIN_TOKEN_LENGTH = 16
 TOKEN_HELP = (
     "mutations are off: start `pixel serve` with PIXEL_API_TOKEN set in its environment, "
     "then send `Authorization: Bearer <that token>`"
@@ -86,6 +95,27 @@ def _error(request: Request, status: int, message: str, headers: dict[str, str] 
     return response
 
 
+def token_problem(token: str | None) -> str | None:
+    """Why `token` may not guard the mutations (never quoting it); None when it may, or when there is none."""
+    if token is None:
+        return None
+    if len(token) < MIN_TOKEN_LENGTH:
+        return (
+            f"PIXEL_API_TOKEN is {len(token)} characters; it must be at least {MIN_TOKEN_LENGTH} characters "
+            "(e.g. `openssl rand -hex 16`), or unset to keep the mutations off"
+        )
+    if token != token.strip():
+        return "PIXEL_API_TOKEN begins or ends with whitespace, which no Authorization header can carry"
+    return None
+
+
+def marked(service: Service, response: Response) -> Response:
+    """`response`, saying in a header when it was served from disk alone (S3 unreachable: not observed)."""
+    if not service.live:
+        response.headers[OBSERVED_HEADER] = MANIFEST_ONLY
+    return response
+
+
 def _check_token(request: Request, token: str | None) -> None:
     if not token:
         raise ServiceError(403, TOKEN_HELP)
@@ -125,8 +155,12 @@ def create_app(
     max_image_bytes: int = mutations.DEFAULT_MAX_IMAGE_BYTES,
     status_ttl: float = 10.0,
     lock_timeout: float = 30.0,
+    health: Health | None = None,
 ) -> FastAPI:
-    service = Service(specs, status_ttl=status_ttl, lock_timeout=lock_timeout)
+    """The app; `health` (which S3 stores answer, its clock and probe) is injected by tests."""
+    if (problem := token_problem(token)) is not None:
+        raise ValueError(problem)
+    service = Service(specs, status_ttl=status_ttl, lock_timeout=lock_timeout, health=health)
     templates = Jinja2Templates(directory=str(TEMPLATES))
     app = FastAPI(
         title="pixel training-data service",
@@ -138,6 +172,8 @@ def create_app(
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> Response:
         extra = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if isinstance(exc, Unreachable):  # when the next probe may find S3 back
+            extra = {"Retry-After": str(max(1, math.ceil(service.health.retry_in())))}
         return _error(request, exc.status, exc.message, extra)
 
     @app.exception_handler(LockHeld)
@@ -160,42 +196,69 @@ def create_app(
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def status_page(request: Request) -> Response:
-        return templates.TemplateResponse(request, "status.html", page_context(service.snapshot()))
+        try:
+            context = page_context(service.snapshot())
+        except Unreachable:
+            context = degraded_context(service)
+        return templates.TemplateResponse(request, "status.html", context)
 
     @app.get("/api/actors", response_model=ActorList, responses=_ERRORS)
     def actors(request: Request) -> Response:
-        ws = service.workspace(max_age=RELOAD_INTERVAL)
+        ws = service.open() if service.recheck_due() else service.workspace(max_age=RELOAD_INTERVAL)
         listed = []
         for actor in ws.desired.actors:
             if actor.actor_id.isdigit():
                 found = service.training_data(ws.desired, actor)
                 listed.append(actor_summary(actor.actor_id, actor.actor_name, found[1] if found else None))
-        return send(request, Rendered.of(ActorList(actors=listed).model_dump_json().encode()))
+        return marked(service, send(request, Rendered.of(ActorList(actors=listed).model_dump_json().encode())))
 
     @app.get("/api/actors/{actor_id}/training-data", response_model=TrainingData, responses=_ERRORS)
     async def training_data(request: Request, actor_id: str, refresh: bool = False) -> Response:
-        """Seed 004's document; `42` and `0042` are the same actor. `refresh=true` observes its files live."""
+        """Seed 004's document; `42` and `0042` are the same actor. `refresh=true` observes its files live.
+
+        While S3 is unreachable: the manifest on disk, with the header `X-Pixel-Observed: manifest-only;
+        s3=unreachable` (a refresh too)."""
+        if service.recheck_due():
+            await run_in_threadpool(service.open)
         if refresh:
             ws, actor = await run_in_threadpool(service.actor, actor_id)
-            return send(request, await run_in_threadpool(service.live_training_data, ws, actor))
+            if service.live:
+                live = functools.partial(service.live_training_data, ws, actor)
+                try:
+                    return send(request, await service.refreshes.run(actor.actor_id, live))
+                except Unreachable:
+                    pass  # S3 went away meanwhile: the manifest, marked, as in degraded mode
         known = service.known_actor(actor_id)
         ws, actor = known if known is not None else await run_in_threadpool(service.actor, actor_id)
-        return send(request, service.manifest_document(ws, actor))
+        return marked(service, send(request, service.manifest_document(ws, actor)))
 
     @app.get("/api/status", responses=_ERRORS)
-    def status(request: Request, refresh: bool = False) -> Response:
-        """The `pixel status --format json` document (observed at most status_ttl seconds ago)."""
-        return send_json(request, service.snapshot(refresh=refresh).status)
+    async def status(request: Request, refresh: bool = False) -> Response:
+        """The `pixel status --format json` document (observed at most status_ttl seconds ago); while S3 is
+        unreachable, `{"observed": false, "degraded": true, "stores": {name: {reachable, since, reason}}}`."""
+        try:
+            if refresh:
+                snap = await service.refreshes.run("status", functools.partial(service.snapshot, refresh=True))
+            else:
+                snap = await run_in_threadpool(service.snapshot)
+        except Unreachable:
+            return marked(service, send_json(request, await run_in_threadpool(service.degraded_status)))
+        return send_json(request, snap.status)
 
     @app.get("/api/datasets", response_model=DatasetList, responses=_ERRORS)
     def datasets(request: Request) -> Response:
-        snap = service.snapshot()
-        body = DatasetList(datasets=dataset_entries(snap), registry=read_registry(snap.desired))
-        return send(request, Rendered.of(body.model_dump_json().encode()))
+        try:
+            snap = service.snapshot()
+            body = DatasetList(datasets=dataset_entries(snap), registry=read_registry(snap.desired))
+        except Unreachable:
+            desired = service.workspace().desired
+            body = DatasetList(datasets=unobserved_dataset_entries(desired), registry=read_registry(desired))
+        return marked(service, send(request, Rendered.of(body.model_dump_json().encode())))
 
     @app.get("/api/final-dataset", responses=_ERRORS)
     def final_dataset(request: Request) -> Response:
-        return send_json(request, final_dataset_manifest(service.workspace()))
+        ws = service.open() if service.recheck_due() else service.workspace()
+        return marked(service, send_json(request, final_dataset_manifest(ws)))
 
     @app.post(
         "/api/actors/{actor_id}/training-images",
@@ -208,8 +271,11 @@ def create_app(
         """Add JPEGs as {actor_name}_{next index}.jpg, then a targeted apply uploads them and rewrites the manifest."""
         _check_token(request, token)
         files = await _images(request, max_image_bytes)
-        rendered = await run_in_threadpool(mutations.add_images, service, actor_id, files, max_image_bytes)
-        return send(request, rendered, 201)
+        rendered, note = await run_in_threadpool(mutations.add_images, service, actor_id, files, max_image_bytes)
+        response = send(request, rendered, 201)
+        if note is not None:
+            response.headers["X-Pixel-Upload"] = note  # the seed's document has no field for it
+        return response
 
     @app.delete("/api/actors/{actor_id}/training-images/{filename}", response_model=TrainingData, responses=_ERRORS)
     async def delete(request: Request, actor_id: str, filename: str) -> Response:

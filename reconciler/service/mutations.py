@@ -11,6 +11,7 @@ refused request leaves everything as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import re
@@ -32,12 +33,16 @@ from reconciler.model import (
     MappingObservation,
     MappingSpec,
     ObjectRef,
+    Observed,
     Precondition,
 )
+from reconciler.plan import guards
+from reconciler.plan import plan as make_plan
 from reconciler.plan.diff import action_id
-from reconciler.plan.guards import delete_refusals
+from reconciler.plan.guards import GuardLimits, delete_refusals
 from reconciler.service.state import Rendered, Service, ServiceError
 from reconciler.stores.base import OpenSource, Store, StoreError
+from reconciler.targets import narrow
 from reconciler.workflow import Workspace, guarded_plan
 
 JPEG_START = b"\xff\xd8\xff"  # SOI and the first marker's 0xFF
@@ -72,12 +77,31 @@ def _mapping(ws: Workspace, actor: ActorSpec) -> MappingSpec:
     return next(m for m in ws.desired.mappings if m.name == actor.mapping)
 
 
-def _observe(ws: Workspace, actor: ActorSpec) -> MappingObservation:
+# Why a mutation answers 503 while S3 is unreachable: a local edit could not be applied, so none is made.
+MUTATIONS_OFF = "mutations are off until it answers again; nothing was changed"
+
+
+def _observe(service: Service, ws: Workspace, actor: ActorSpec) -> Observed:
     try:
         observed, _ = guarded_plan(ws, targets=[MAPPING_PREFIX + actor.actor_id])
     except UserError as exc:
-        raise ServiceError(502, f"could not observe actor {actor.actor_id}: {exc}") from exc
+        raise service.failed(exc, 502, f"could not observe actor {actor.actor_id}") from exc
+    return observed
+
+
+def _of_actor(observed: Observed, actor: ActorSpec) -> MappingObservation:
     return observed.mappings.get(actor.mapping, MappingObservation({}, {}))
+
+
+def refusals_without(ws: Workspace, actor: ActorSpec, observed: Observed, filename: str) -> list[str]:
+    """The errors the targeted plan would have once `filename` is gone locally: every guard (mass delete,
+    --max-delete, protect, overlaps), judged before the file is touched rather than after."""
+    seen = _of_actor(observed, actor)
+    without = dataclasses.replace(seen, local={k: v for k, v in seen.local.items() if k != filename})
+    hypothetical = dataclasses.replace(observed, mappings={**observed.mappings, actor.mapping: without})
+    targets = [MAPPING_PREFIX + actor.actor_id]
+    plan = make_plan(narrow(ws.desired, targets), hypothetical)
+    return list(guards.check(ws.desired, hypothetical, plan, GuardLimits()).errors)
 
 
 def next_index(names: Sequence[str], actor: ActorSpec) -> int:
@@ -123,9 +147,25 @@ def _remove(store: Store, keys: Sequence[str]) -> None:
         store.delete(key)
 
 
-def add_images(service: Service, raw_id: str, files: Sequence[tuple[str, bytes]], limit: int) -> Rendered:
-    """POST /api/actors/{id}/training-images: each body checked, named {actor_name}_{next}.jpg, then applied."""
+def upload_note(actor: ActorSpec, mapping: MappingSpec) -> str | None:
+    """What an upload's answer must add to the document: that its images stay local, where that is so."""
+    if mapping.authority is Authority.NONE:
+        return (
+            f"local-only; actor {actor.actor_id} is report-only (authority: none): the images were written "
+            "locally and nothing will reach S3"
+        )
+    return None
+
+
+def add_images(
+    service: Service, raw_id: str, files: Sequence[tuple[str, bytes]], limit: int
+) -> tuple[Rendered, str | None]:
+    """POST /api/actors/{id}/training-images: each body checked, named {actor_name}_{next}.jpg, then applied.
+
+    Returns the new document and, for a report-only actor, the note that nothing was sent to S3.
+    """
     ws, actor = service.actor(raw_id, fresh=True)
+    service.require_live(MUTATIONS_OFF)
     mapping = _mapping(ws, actor)
     if not files:
         raise ServiceError(400, "no images: send one or more JPEGs as multipart form fields named 'files'")
@@ -139,7 +179,7 @@ def add_images(service: Service, raw_id: str, files: Sequence[tuple[str, bytes]]
         )
     store = ws.stores[mapping.local_store]
     with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as lost:
-        obs = _observe(ws, actor)
+        obs = _of_actor(_observe(service, ws, actor), actor)
         start = next_index([*obs.local, *obs.remote], actor)
         names = [f"{actor.actor_name}_{start + i}.jpg" for i in range(len(files))]
         if not all(matches(name, mapping.include, mapping.exclude) for name in names):
@@ -155,7 +195,7 @@ def add_images(service: Service, raw_id: str, files: Sequence[tuple[str, bytes]]
             if exc.status == 409:  # the plan was refused before it ran: take the files back, change nothing
                 _remove(store, keys)
             raise
-    return service.manifest_document(ws, actor)
+    return service.manifest_document(ws, actor), upload_note(actor, mapping)
 
 
 def s3_delete_refusal(ws: Workspace, mapping: MappingSpec, actor: ActorSpec, remote: Entry) -> str | None:
@@ -178,10 +218,12 @@ def s3_delete_refusal(ws: Workspace, mapping: MappingSpec, actor: ActorSpec, rem
 def remove_image(service: Service, raw_id: str, filename: str) -> Rendered:
     """DELETE /api/actors/{id}/training-images/{filename}: the local file, the S3 object where allowed, the manifest."""
     ws, actor = service.actor(raw_id, fresh=True)
+    service.require_live(MUTATIONS_OFF)
     mapping = _mapping(ws, actor)
     check_filename(mapping, actor, filename)
     with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as lost:
-        obs = _observe(ws, actor)
+        observed = _observe(service, ws, actor)
+        obs = _of_actor(observed, actor)
         local, remote = obs.local.get(filename), obs.remote.get(filename)
         if local is None and remote is None:
             raise ServiceError(404, f"actor {actor.actor_id} has no image {filename!r}, locally or in S3")
@@ -189,6 +231,8 @@ def remove_image(service: Service, raw_id: str, filename: str) -> Rendered:
             raise ServiceError(
                 409, f"S3 deletes are not allowed for actor {actor.actor_id}: {why}; nothing was deleted"
             )
+        if local is not None and (errors := refusals_without(ws, actor, observed, filename)):
+            raise ServiceError(409, "the apply would be refused: " + "; ".join(errors) + "; nothing was deleted")
         if local is not None:
             try:
                 ws.stores[mapping.local_store].delete(mapping.local_key(filename), if_match=local.etag)

@@ -6,9 +6,9 @@ from typing import Any
 
 from reconciler.apply.history import last_apply
 from reconciler.apply.session import managed_s3_stores
-from reconciler.model import S3StoreSpec
+from reconciler.model import Desired, S3StoreSpec
 from reconciler.rules import STATUSES
-from reconciler.service.state import Snapshot, dataset_entries
+from reconciler.service.state import Service, ServiceError, Snapshot, dataset_entries
 from reconciler.units import human_bytes
 
 LABELS = {"synced": "synced", "local_only": "local only", "s3_only": "S3 only", "out_of_sync": "out of sync"}
@@ -29,6 +29,57 @@ def bar(counts: dict[str, Any]) -> dict[str, Any]:
         for s in STATUSES
     ]
     return {"total": total, "segments": segments}
+
+
+def _last_apply(desired: Desired) -> dict[str, Any] | None:
+    buckets = [spec for name in managed_s3_stores(desired) if isinstance(spec := desired.stores[name], S3StoreSpec)]
+    return last_apply(buckets)
+
+
+def degraded_context(service: Service) -> dict[str, Any]:
+    """The page while S3 is unreachable: a banner saying since when and why, and the actors' counts from their
+    manifests on disk (as of the last apply); tiers, datasets and findings need an observation, so none."""
+    ws = service.workspace()
+    down = service.health.down()
+    actors = []
+    totals = dict.fromkeys(STATUSES, 0)
+    for actor in ws.desired.actors:
+        try:
+            found = service.training_data(ws.desired, actor) if actor.actor_id.isdigit() else None
+        except ServiceError:
+            found = None  # a manifest that cannot be read: the row shows none, the API says why
+        doc = found[1] if found is not None else None
+        counts: dict[str, Any] = {s: {"count": getattr(doc, f"{s}_count") if doc else 0, "bytes": 0} for s in STATUSES}
+        for s in STATUSES:
+            totals[s] += counts[s]["count"]
+        actors.append(
+            {
+                "id": actor.actor_id,
+                "name": actor.actor_name,
+                "url": f"/api/actors/{actor.actor_id}/training-data",
+                "linked": actor.actor_id.isdigit() and doc is not None,
+                "counts": {s: counts[s]["count"] for s in STATUSES},
+                "orphans": "–",
+                "missing": "–",
+                **bar(counts),
+            }
+        )
+    stores = [{"name": name, "since": d.since_iso, "reason": d.reason} for name, d in sorted(down.items())]
+    return {
+        "degraded": {"since": min((d.since_iso for d in down.values()), default="now"), "stores": stores},
+        "tiers": [],
+        "actors": actors,
+        "datasets": [],
+        "findings": [],
+        "findings_total": 0,
+        "findings_by_kind": {},
+        "last_apply": _last_apply(ws.desired),
+        "totals": totals,
+        "labels": LABELS,
+        "statuses": STATUSES,
+        "changes": None,
+        "errors": [],
+    }
 
 
 def page_context(snap: Snapshot) -> dict[str, Any]:
@@ -63,17 +114,15 @@ def page_context(snap: Snapshot) -> dict[str, Any]:
         for actor_id, a in status["actors"].items()
     ]
     findings = sorted(snap.plan.findings, key=lambda f: (f.kind.value, f.key))
-    buckets = [
-        spec for name in managed_s3_stores(snap.desired) if isinstance(spec := snap.desired.stores[name], S3StoreSpec)
-    ]
     return {
+        "degraded": None,
         "tiers": tiers,
         "actors": actors,
         "datasets": dataset_entries(snap),
         "findings": findings[:MAX_FINDINGS],
         "findings_total": len(findings),
         "findings_by_kind": status.get("findings", {}),
-        "last_apply": last_apply(buckets),
+        "last_apply": _last_apply(snap.desired),
         "totals": {s: status["totals"][s]["count"] for s in STATUSES},
         "labels": LABELS,
         "statuses": STATUSES,

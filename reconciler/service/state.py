@@ -9,15 +9,20 @@ seconds.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from reconciler.actor_layout import MAPPING_PREFIX
+from starlette.concurrency import run_in_threadpool
+
+from reconciler.actor_layout import MAPPING_PREFIX, discover
 from reconciler.commands.common import load
 from reconciler.errors import UserError
 from reconciler.manifests.actors import render_actor_manifest
@@ -27,6 +32,7 @@ from reconciler.model import (
     ActorLayout,
     ActorSpec,
     Desired,
+    DiscoveredActor,
     Entry,
     LocalStoreSpec,
     ObjectRef,
@@ -39,10 +45,11 @@ from reconciler.plan.datasets import tier_entry
 from reconciler.plan.generated import state_for
 from reconciler.plan.status import status_document
 from reconciler.service.documents import BadManifest, training_data
+from reconciler.service.health import Down, Health
 from reconciler.service.models import DatasetEntry, Resolution, TrainingData
-from reconciler.stores.base import StoreError
+from reconciler.stores.base import Store, StoreError
 from reconciler.targets import find_actor
-from reconciler.workflow import Workspace, guarded_plan, open_stores
+from reconciler.workflow import Workspace, build_store, guarded_plan, open_stores
 
 # An unknown actor id re-reads the actor directories (a new actor may have appeared), at most this often.
 RELOAD_INTERVAL = 5.0
@@ -55,6 +62,20 @@ class ServiceError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class Unreachable(ServiceError):
+    """S3 cannot be used now (degraded mode): what needs it answers 503 with why; what reads disk answers from it."""
+
+    def __init__(self, down: dict[str, Down], what: str) -> None:
+        stores = "; ".join(f"{d.reason} (since {d.since_iso})" for d in down.values())
+        super().__init__(503, f"S3 is unreachable: {stores}; {what}")
+        self.down = down
+
+
+# The header on an answer served from disk alone while S3 is unreachable: the S3 side was not observed.
+OBSERVED_HEADER = "X-Pixel-Observed"
+MANIFEST_ONLY = "manifest-only; s3=unreachable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +107,28 @@ def _local_root(desired: Desired, store: str) -> Path:
     return Path(spec.root)
 
 
+def discovered_locally(desired: Desired, stores: dict[str, Store]) -> tuple[DiscoveredActor, ...]:
+    """The actors discovery finds without S3: local directory names, and the names in the manifests on disk (an
+    actor whose images are only in S3 still has its manifest here)."""
+    layout = desired.actor_layout
+    if layout is None or layout.discover is None:
+        return ()
+    base = f"{layout.local_root}/" if layout.local_root else ""
+    rests = (e.key[len(base) :] for e in stores[layout.local_store].list(base))
+    names = {rest.split("/", 1)[0] for rest in rests if "/" in rest}
+    manifests = f"{layout.manifest_dir}/" if layout.manifest_dir else ""
+    for entry in stores[layout.manifest_store].list(manifests):
+        if "/" in entry.key[len(manifests) :] or not entry.key.endswith("_manifest.json"):
+            continue
+        try:
+            name = json.loads((_local_root(desired, layout.manifest_store) / entry.key).read_bytes())["character_name"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a manifest edited by hand names no actor; the next apply rewrites it
+        if isinstance(name, str):
+            names.add(name)
+    return tuple(DiscoveredActor(actor_id, actor_name) for actor_id, actor_name in discover(layout, names))
+
+
 def parse_actor_id(raw: str) -> str:
     """The digits of `42` or `0042`; anything else is a 400 naming the expected form."""
     if not raw.isascii() or not raw.isdigit() or len(raw) > 12:
@@ -93,11 +136,59 @@ def parse_actor_id(raw: str) -> str:
     return raw
 
 
+T = TypeVar("T")
+
+
+class Coalescer:
+    """At most one run of a piece of work per key at a time; callers arriving while it runs await its result.
+
+    What keeps `?refresh=true` from queueing unbounded work: however many callers ask, one observation per
+    actor (and one of the status) runs, in the thread pool, and the others wait on the event loop without a
+    thread. Only the loop's thread touches this, so it needs no lock. A caller that goes away does not cancel
+    the run the others wait for.
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[str, asyncio.Future[Any]] = {}
+        self._waiting: dict[str, int] = {}
+
+    def waiting(self, key: str) -> int:
+        """How many callers are waiting for a run of `key` that another caller started."""
+        return self._waiting.get(key, 0)
+
+    async def run(self, key: str, work: Callable[[], T]) -> T:
+        running = self._running.get(key)
+        if running is None or running.done():  # done: finished before this caller asked, its result is older
+            running = asyncio.ensure_future(run_in_threadpool(work))
+            self._running[key] = running
+            running.add_done_callback(functools.partial(self._done, key))
+            return cast(T, await asyncio.shield(running))
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            return cast(T, await asyncio.shield(running))
+        finally:
+            self._waiting[key] -= 1
+
+    def _done(self, key: str, future: asyncio.Future[Any]) -> None:
+        if self._running.get(key) is future:  # not a newer run that started between its end and this callback
+            del self._running[key]
+        if not future.cancelled():
+            future.exception()  # retrieved here: every caller may have gone, and the loop would log it as lost
+
+
 class Service:
     def __init__(
-        self, specs: Path, *, status_ttl: float = 10.0, lock_timeout: float = 30.0, parallelism: int = 8
+        self,
+        specs: Path,
+        *,
+        status_ttl: float = 10.0,
+        lock_timeout: float = 30.0,
+        parallelism: int = 8,
+        health: Health | None = None,
     ) -> None:
         self.specs = specs
+        self.health = health or Health()
+        self._live = False  # whether the open workspace has the S3 stores (False: degraded, or not opened yet)
         self.status_ttl = status_ttl
         self.lock_timeout = lock_timeout  # how long a mutation waits for another apply's bucket lock
         self.parallelism = parallelism
@@ -106,20 +197,92 @@ class Service:
         self._snapshot_lock = threading.Lock()
         self._ws: Workspace | None = None
         self._loaded_at = 0.0
+        self._open_lock = threading.Lock()  # one open() at a time; callers that waited take its workspace
+        self._opens_started = 0
+        self._ws_open = 0  # which open (1-based) made self._ws
         self._documents: dict[Path, tuple[tuple[int, int, int], Rendered, TrainingData]] = {}
         self._snapshot: Snapshot | None = None
+        self.refreshes = Coalescer()  # ?refresh=true: one observation per actor (and of the status) at a time
 
     # --- specs and stores -----------------------------------------------------------------------------
 
     def open(self) -> Workspace:
-        """Load the specs and open the stores afresh (the CLI's `load` + `open_stores`)."""
+        """Load the specs and open the stores afresh (the CLI's `load` + `open_stores`).
+
+        The S3 stores are probed first (each within a deadline) unless they were found down and the next probe
+        is not due yet; while any is down the workspace holds only the local stores (degraded mode).
+
+        Callers at once share: an open that began after this call asked is as fresh as one of its own, so it is
+        taken instead. Anyone can make the service open (a GET of an unknown actor id does); this way however
+        many ask at once, at most two opens run, one after the other.
+        """
+        with self._lock:
+            asked = self._opens_started
+        with self._open_lock:
+            with self._lock:
+                if self._ws is not None and self._ws_open > asked:
+                    return self._ws
+                self._opens_started += 1
+                number = self._opens_started
+            ws, live = self._open()
+            with self._lock:
+                self._ws, self._loaded_at, self._live, self._ws_open = ws, time.monotonic(), live, number
+            return ws
+
+    def _open(self) -> tuple[Workspace, bool]:
         try:
-            ws = open_stores(load(self.specs), parallelism=self.parallelism)
+            desired = load(self.specs)
         except UserError as exc:
             raise ServiceError(503, f"the specs in {self.specs} cannot be used: {exc}") from exc
+        buckets = [spec for spec in desired.stores.values() if isinstance(spec, S3StoreSpec)]
+        down = self.health.down()
+        if not down or self.health.due():
+            # Live so far: wait for a probe another request runs, rather than open stores it may find down.
+            probed = self.health.probe(buckets, wait=not down)
+            down = probed if probed is not None else down
+        if down:
+            ws, live = self._local_workspace(desired), False
+        else:
+            try:
+                ws, live = open_stores(desired, parallelism=self.parallelism), True
+            except UserError as exc:
+                raise ServiceError(503, f"the specs in {self.specs} cannot be used: {exc}") from exc
+        return ws, live
+
+    def _local_workspace(self, desired: Desired) -> Workspace:
+        stores = {n: build_store(s) for n, s in desired.stores.items() if isinstance(s, LocalStoreSpec)}
+        try:
+            return Workspace(desired, stores, discovered=discovered_locally(desired, stores))
+        except StoreError as exc:
+            raise ServiceError(503, f"could not list the actor directories: {exc}") from exc
+
+    @property
+    def live(self) -> bool:
+        """Whether the open workspace reaches S3; False in degraded mode (its answers come from disk alone)."""
         with self._lock:
-            self._ws, self._loaded_at = ws, time.monotonic()
-        return ws
+            return self._live
+
+    def recheck_due(self) -> bool:
+        """Degraded, and the next probe is due: the caller should `open()` (cheap; no I/O)."""
+        return not self.live and self.health.due()
+
+    def unreachable(self, what: str) -> Unreachable:
+        # Empty only while another request's probe has just found S3 back and is opening the stores.
+        down = self.health.down() or {"S3": Down(time.time(), "S3 was unreachable and is being opened again")}
+        return Unreachable(down, what)
+
+    def require_live(self, what: str) -> None:
+        """Raise the 503 of degraded mode unless the open workspace reaches S3."""
+        if not self.live:
+            raise self.unreachable(what)
+
+    def failed(self, exc: UserError, status: int, message: str) -> ServiceError:
+        """The error for an observation or apply that failed: when a probe now finds S3 down, degraded mode's 503
+        (and the service is degraded from here on), else `status` with `message`."""
+        self.open()
+        if not self.live:
+            return self.unreachable("nothing was changed; answers come from the manifests on disk until it is back")
+        return ServiceError(status, f"{message}: {exc}")
 
     def workspace(self, *, max_age: float | None = None) -> Workspace:
         """The open workspace; opened afresh when there is none or it is older than `max_age` seconds."""
@@ -196,10 +359,11 @@ class Service:
 
     def live_training_data(self, ws: Workspace, actor: ActorSpec) -> Rendered:
         """`?refresh=true`: observe only this actor's directory and S3 prefix (read only, no lock), answer from that."""
+        self.require_live("the actor cannot be observed live")
         try:
             observed, _ = guarded_plan(ws, targets=[MAPPING_PREFIX + actor.actor_id])
         except UserError as exc:
-            raise ServiceError(502, f"could not observe actor {actor.actor_id}: {exc}") from exc
+            raise self.failed(exc, 502, f"could not observe actor {actor.actor_id}") from exc
         state = state_for(ws.desired, observed, actor)
         current = observed.generated.get(actor.manifest)
         previous = current.content if current is not None else None
@@ -214,6 +378,23 @@ class Service:
             raise ServiceError(404, "the specs declare no actors section")
         return layout
 
+    # --- degraded mode --------------------------------------------------------------------------------
+
+    def degraded_status(self) -> dict[str, Any]:
+        """/api/status while S3 is unreachable: which S3 stores are down, since when and why; nothing observed."""
+        down = self.health.down()
+        desired = self.workspace().desired
+        stores: dict[str, dict[str, Any]] = {}
+        for name, spec in sorted(desired.stores.items()):
+            if isinstance(spec, S3StoreSpec):
+                gone = down.get(name)
+                stores[name] = (
+                    {"reachable": False, "since": gone.since_iso, "reason": gone.reason}
+                    if gone is not None
+                    else {"reachable": True}
+                )
+        return {"observed": False, "degraded": True, "stores": stores}
+
     # --- the status snapshot --------------------------------------------------------------------------
 
     def snapshot(self, *, refresh: bool = False) -> Snapshot:
@@ -223,10 +404,11 @@ class Service:
             if current is not None and not refresh and time.monotonic() - current.taken < self.status_ttl:
                 return current
             ws = self.open()
+            self.require_live("the stores cannot be observed")
             try:
                 observed, plan = guarded_plan(ws)
             except UserError as exc:
-                raise ServiceError(502, f"could not observe the stores: {exc}") from exc
+                raise self.failed(exc, 502, "could not observe the stores") from exc
             snap = Snapshot(ws.desired, observed, plan, status_document(ws.desired, observed, plan), time.monotonic())
             self._snapshot = snap
             return snap
@@ -268,6 +450,28 @@ def dataset_entries(snap: Snapshot) -> list[DatasetEntry]:
     return out
 
 
+def unobserved_dataset_entries(desired: Desired) -> list[DatasetEntry]:
+    """Every registered dataset while S3 is unreachable: what the specs say, its state unknown, resolved nowhere."""
+    out = []
+    for d in desired.datasets:
+        spec = desired.stores[d.store]
+        assert isinstance(spec, S3StoreSpec)
+        out.append(
+            DatasetEntry(
+                name=d.name,
+                tier=d.tier,
+                category=d.category,
+                format=d.format,
+                stages=list(d.stages),
+                canonical=s3_uri(spec, d.key),
+                source=str(d.source) if d.source is not None else None,
+                state="unknown",
+                resolves_to=None,
+            )
+        )
+    return out
+
+
 def read_registry(desired: Desired) -> dict[str, Any] | None:
     ref = desired.registry
     if ref is None:
@@ -282,11 +486,14 @@ def read_registry(desired: Desired) -> dict[str, Any] | None:
 def final_dataset_manifest(ws: Workspace) -> dict[str, Any]:
     """The published final dataset's manifest.json: the one place the final dataset is looked up.
 
-    Read from S3, where it is published (the local copy may lag a publish that was interrupted).
+    Read from S3, where it is published (the local copy may lag a publish that was interrupted); from the local
+    copy only while S3 is unreachable, and the route says so.
     """
     if ws.desired.final is None:
         raise ServiceError(404, "no final dataset is declared in the specs")
     ref = ws.desired.final.manifest
+    if ref.store not in ws.stores:  # degraded mode: the copy the last publish kept on disk
+        ref = ws.desired.final.manifest_local
     try:
         current = read_generated(ws.stores, ref)
         document = json.loads(current.content) if current.content is not None else None
