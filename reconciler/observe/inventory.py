@@ -155,7 +155,9 @@ def _entries(store: Store, files: list[dict[str, Any]], columns: list[str]) -> I
         if expected and hashlib.md5(raw).hexdigest() != expected:
             raise InventoryError(f"{where}: the data file's md5 is not the manifest's MD5checksum (corrupt or partial)")
         for line, row in enumerate(_rows(raw, where), 1):
-            if len(row) < len(columns):
+            # More cells than the schema names is as wrong as fewer: the schema no longer says which cell is
+            # the Key, the Size or the ETag, and reading by position would take one column for another.
+            if len(row) != len(columns):
                 raise InventoryError(f"{where}: row {line} has {len(row)} columns, fileSchema names {len(columns)}")
             if cell(row, "IsLatest").lower() == "false" or cell(row, "IsDeleteMarker").lower() == "true":
                 continue  # an older version or a delete marker: not what a listing shows
