@@ -45,6 +45,9 @@ class BatchWork:
     index: int
     actions: tuple[Action, ...]
     depends_on: tuple[tuple[str, tuple[str, ...]], ...]  # action id -> the actions (in earlier batches) it waits for
+    # Action id -> the failed action that blocks it, worked out by the driver from the earlier batches' results
+    # (`blocked_actions`): plain values, never another task's result, which a lost worker may have taken along.
+    blocked: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +158,7 @@ def _watch_stop(event: Any, stop: threading.Event, finished: threading.Event) ->
             return
 
 
-def _blocked(work: BatchWork, upstream: tuple[BatchResult, ...]) -> dict[str, str]:
+def blocked_actions(work: BatchWork, upstream: tuple[BatchResult, ...]) -> dict[str, str]:
     """Actions of this batch that must not run: id -> the failed action that blocks them."""
     not_done: dict[str, str] = {}
     for result in upstream:
@@ -169,13 +172,13 @@ def _blocked(work: BatchWork, upstream: tuple[BatchResult, ...]) -> dict[str, st
     return blocked
 
 
-def run_batch(ctx: BatchContext, work: BatchWork, *upstream: BatchResult) -> BatchResult:
+def run_batch(ctx: BatchContext, work: BatchWork) -> BatchResult:
     """The Dask task: run the batch's actions that nothing failed before, through the local executor code."""
     import distributed
 
     dask: Any = distributed  # untyped: one Any at the boundary
     worker = dask.get_worker()
-    blocked = _blocked(work, upstream)
+    blocked = dict(work.blocked)
     outcomes = [Settled(a.id, SKIPPED, blocked_by=blocked[a.id]) for a in work.actions if a.id in blocked]
     runnable = tuple(a for a in work.actions if a.id not in blocked)
 

@@ -42,7 +42,7 @@ def test_a_file_schema_with_fewer_columns_than_the_rows_is_refused() -> None:
     md5 = hashlib.md5(b"x").hexdigest()
     # The configuration gained LastModifiedDate but the manifest's schema was not updated: read by the schema,
     # "ETag" would be the date and every object's md5 unknown (or, with other columns, another object's).
-    rows = [["data", "a/1", "1", "2026-11-30T10:00:00.000Z", md5], ["data", "a/2", "1", "2026-11-30T10:00:00.000Z", md5]]
+    rows = [["data", f"a/{i}", "1", "2026-11-30T10:00:00.000Z", md5] for i in (1, 2)]
     reports = _report(rows, "Bucket, Key, Size, ETag")
     with pytest.raises(InventoryError) as caught:
         read_report(reports, "inv/data/cfg/2026-11-30T12-00Z/manifest.json", expected_bucket="data")

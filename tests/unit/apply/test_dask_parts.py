@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from reconciler.apply.dask_executor import local_roots, missing_roots
-from reconciler.apply.dask_worker import BatchResult, BatchWork, Settled, _blocked
+from reconciler.apply.dask_worker import BatchResult, BatchWork, Settled, blocked_actions
 from reconciler.apply.executor import DONE, FAILED, SKIPPED
 from reconciler.apply.runner import ActionRunner
 from reconciler.commands.apply_saved import choose_executor
@@ -62,7 +62,7 @@ def test_a_dependency_that_failed_in_an_earlier_batch_skips_its_dependents_namin
     upstream = BatchResult(0, "w", (Settled("a", FAILED, "boom"), Settled("b", SKIPPED, blocked_by="a"),
                                     Settled("c", DONE)))
     work = BatchWork(1, (), (("x", ("a",)), ("y", ("b", "c")), ("z", ("c",))))
-    assert _blocked(work, (upstream,)) == {"x": "a", "y": "a"}
+    assert blocked_actions(work, (upstream,)) == {"x": "a", "y": "a"}
 
 
 def test_a_rerun_finding_its_work_done_counts_as_done_and_a_real_conflict_still_fails() -> None:
