@@ -33,14 +33,14 @@ from reconciler.apply.dask_worker import (
     BatchWork,
     blocked_actions,
     lock_ids,
+    preflight,
     run_batch,
-    visible_roots,
 )
 from reconciler.apply.executor import FAILED, SKIPPED, ApplyResult, Outcome, Reporter
 from reconciler.apply.runner import ByteCounts, ByteTotals
 from reconciler.errors import UserError
 from reconciler.logs import get_logger
-from reconciler.model import Action, ActionKind, Desired, LocalStoreSpec, Plan
+from reconciler.model import Action, ActionKind, Desired, LocalStoreSpec, Plan, S3StoreSpec
 from reconciler.stores.base import Store, TransientStoreError
 
 INSTALL_HINT = "pip install 'pixel-reconciler[dask]'"
@@ -61,8 +61,8 @@ def _distributed() -> Any:
 _NEEDS_DESIRED = frozenset({ActionKind.WRITE_MANIFEST, ActionKind.COMPILE})
 
 
-def local_roots(plan: Plan, desired: Desired) -> dict[str, str]:
-    """Root -> store of every local store the plan's actions read or write (generated files read them all)."""
+def needed_stores(plan: Plan, desired: Desired) -> set[str]:
+    """Every store the plan's actions read or write (generated files read them all)."""
     names: set[str] = set()
     for action in plan.actions:
         names.add(action.target.store)
@@ -73,12 +73,23 @@ def local_roots(plan: Plan, desired: Desired) -> dict[str, str]:
         if action.kind is ActionKind.COMPILE and desired.final is not None:
             # The compile stages shards in its workdir and keeps the manifest's local copy.
             names.update({desired.final.workdir.store, desired.final.manifest_local.store})
+    return names
+
+
+def local_roots(plan: Plan, desired: Desired) -> dict[str, str]:
+    """Root -> store of every local store the plan's actions read or write."""
     out = {}
-    for name in sorted(names):
+    for name in sorted(needed_stores(plan, desired)):
         spec = desired.stores.get(name)
         if isinstance(spec, LocalStoreSpec):
             out[spec.root] = name
     return out
+
+
+def s3_stores(plan: Plan, desired: Desired) -> tuple[S3StoreSpec, ...]:
+    """The S3 stores the plan's actions read or write: every worker must reach them with its own credentials."""
+    specs = (desired.stores.get(name) for name in sorted(needed_stores(plan, desired)))
+    return tuple(spec for spec in specs if isinstance(spec, S3StoreSpec))
 
 
 def missing_roots(seen: Mapping[str, Mapping[str, bool]], roots: Mapping[str, str]) -> list[str]:
@@ -88,6 +99,16 @@ def missing_roots(seen: Mapping[str, Mapping[str, bool]], roots: Mapping[str, st
         for root, store in roots.items():
             if not visible.get(root, False):
                 lines.append(f"worker {worker} does not see {root} (local store {store!r})")
+    return lines
+
+
+def unusable_stores(seen: Mapping[str, Mapping[str, str]], specs: tuple[S3StoreSpec, ...]) -> list[str]:
+    """One line per worker and S3 store it cannot use, with the store's own reason (no credentials, denied...)."""
+    lines = []
+    for worker, problems in sorted(seen.items()):
+        for spec in specs:
+            if why := problems.get(spec.name, "not checked on this worker"):
+                lines.append(f"worker {worker} cannot use store {spec.name!r} (bucket {spec.bucket}): {why}")
     return lines
 
 
@@ -116,15 +137,18 @@ class DaskExecutor:
             workers = self._client.scheduler_info(n_workers=-1)["workers"]
             if not workers:
                 raise UserError(f"the Dask scheduler at {self.scheduler} has no workers; nothing was touched")
-            roots = local_roots(plan, desired)
-            if roots:
-                seen = self._client.run(visible_roots, tuple(roots))
-                problems = missing_roots(seen, roots)
+            roots, s3 = local_roots(plan, desired), s3_stores(plan, desired)
+            if roots or s3:
+                # One check per worker, before any action: a worker without the shared filesystem or without
+                # credentials would otherwise fail every action it is given, one error each.
+                seen = self._client.run(preflight, tuple(roots), s3)
+                problems = missing_roots({w: r["roots"] for w, r in seen.items()}, roots)
+                problems += unusable_stores({w: r["stores"] for w, r in seen.items()}, s3)
                 if problems:
                     raise UserError(
-                        "these actions read or write local stores, and every worker needs their roots "
-                        "(a shared filesystem mounted at the same path); nothing was touched:\n  "
-                        + "\n  ".join(problems)
+                        "every worker needs the local roots these actions read or write (a shared filesystem "
+                        "mounted at the same path) and credentials of its own for their S3 stores; "
+                        "nothing was touched:\n  " + "\n  ".join(problems)
                     )
         except BaseException:
             self.close()

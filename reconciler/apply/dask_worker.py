@@ -18,9 +18,9 @@ from typing import Any
 
 from reconciler.apply.executor import DONE, FAILED, SKIPPED, Outcome, OutcomeStatus, execute
 from reconciler.apply.runner import build_runner
-from reconciler.model import Action, Desired, Plan, StoreSpec
+from reconciler.model import Action, Desired, Plan, S3StoreSpec, StoreSpec
 from reconciler.plan.graph import build_graph
-from reconciler.stores.base import JournalsUploads, Store, StoreError
+from reconciler.stores.base import ChecksReachable, JournalsUploads, Store, StoreError
 from reconciler.workflow import build_store
 
 # How often a worker forwards progress (bytes read, actions started, retries) and checks for a stop.
@@ -98,9 +98,21 @@ def _is_dir(path: str) -> bool:
     return os.path.isdir(path)
 
 
-def visible_roots(roots: tuple[str, ...]) -> dict[str, bool]:
-    """Run on each worker at start: which of the plan's local roots this worker sees."""
-    return {root: _is_dir(root) for root in roots}
+def _unusable(spec: S3StoreSpec) -> str:
+    """Why this process cannot use the S3 store (credentials, bucket, endpoint), or "" when it can."""
+    try:
+        store = build_store(spec, parallelism=1)
+        if isinstance(store, ChecksReachable):
+            store.check_bucket()
+    except StoreError as exc:
+        return str(exc)
+    return ""
+
+
+def preflight(roots: tuple[str, ...], s3: tuple[S3StoreSpec, ...]) -> dict[str, dict[str, Any]]:
+    """Run on each worker before any action: which of the plan's local roots it sees, and which of its S3 stores
+    it cannot use ("" when it can), with the credentials found in its own environment."""
+    return {"roots": {root: _is_dir(root) for root in roots}, "stores": {spec.name: _unusable(spec) for spec in s3}}
 
 
 @dataclass
