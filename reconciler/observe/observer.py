@@ -30,6 +30,7 @@ from reconciler.model import (
     Problem,
 )
 from reconciler.observe.hashing import Hasher
+from reconciler.observe.inventory import ListsFromThePast
 from reconciler.observe.own_space import OwnSpace, mapping_own_space
 from reconciler.observe.world import observe_world
 from reconciler.stores.base import ListsExpecting, ReportsProblems, Store, StoreError
@@ -288,6 +289,10 @@ def _observe_mapping(
         # Unread, its content is unknown: it is a gap (reported, never uploaded or deleted), not an entry.
         local.pop(problem.key[len(lbase) :], None)
     unreadable += failed
+    if spec.authority is Authority.S3 and spec.prune_local and isinstance(remote_store, ListsFromThePast):
+        # A local file whose object the report lacks would be deleted: the bucket, not the report, decides.
+        absent = (spec.remote_key(rel) for rel in local if rel not in remote)
+        remote.update(_relative(remote_store.present_now(absent), spec.s3_prefix, spec, own, local))
     _share_md5s(local, remote)
     if progress:
         progress("listed", len(local) + len(remote))

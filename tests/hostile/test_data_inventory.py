@@ -146,3 +146,33 @@ def test_a_whole_bucket_pruned_push_never_plans_pixels_own_space(
     for key, body in OWN.items():
         assert world.client.get_object(Bucket=bucket, Key=key)["Body"].read() == body
     assert keys(world.client, bucket) == {"set/a.jsonl": b'{"a": 1}\n'}
+
+
+def test_a_report_older_than_a_pull_never_deletes_what_the_pull_brought(
+    tmp_path: Path, seaweed: SeaweedServer, bucket: str, reports: str
+) -> None:
+    world = Bucket(tmp_path, seaweed, bucket, reports,
+                   **{"from": "disk:got", "to": "s3:pull/", "authority": "s3", "prune_local": True})
+    (world.root / "got").mkdir()
+    world.client.put_object(Bucket=bucket, Key="pull/a.jsonl", Body=b'{"a": 1}\n')
+    world.deliver_report(datetime.now(UTC))
+    # After the report: a new object, pulled by an ordinary apply; and a local file the bucket never held.
+    world.client.put_object(Bucket=bucket, Key="pull/b.jsonl", Body=b'{"b": 2}\n')
+    pulled = world.pixel("apply", "--auto-approve")
+    assert pulled.code == 0, pulled.err
+    assert (world.root / "got" / "b.jsonl").read_bytes() == b'{"b": 2}\n'
+    (world.root / "got" / "c.jsonl").write_bytes(b'{"c": 3}\n')
+
+    # The report lacks b and c; the bucket, asked, has b: only c, really gone from S3, is deleted.
+    assert {a["id"] for a in _planned(world, "--observe", "inventory")} == {"delete:disk:got/c.jsonl"}
+    applied = world.pixel("apply", "--auto-approve", "--observe", "inventory")
+    assert applied.code == 0, applied.err
+    assert sorted(p.name for p in (world.root / "got").iterdir()) == ["a.jsonl", "b.jsonl"]
+    assert (world.root / "got" / "b.jsonl").read_bytes() == b'{"b": 2}\n'
+    assert _planned(world, "--observe", "inventory") == []
+
+
+def test_a_report_that_lists_no_data_files_is_not_an_empty_bucket() -> None:
+    reports = _report([], "Bucket, Key, Size, ETag", files=0)
+    with pytest.raises(InventoryError, match="lists no data files; an empty list is an incomplete report"):
+        read_report(reports, "inv/data/cfg/2026-11-30T12-00Z/manifest.json", expected_bucket="data")
