@@ -112,7 +112,8 @@ class FakeClient:
         if how == "gather":
             return FakeFuture(key, "finished", result, gather_fails=True)
         if how == "killed":
-            return FakeFuture(key, "error", error=distributed.KilledWorker(key, "tcp://dead", 3))
+            dead: Any = "tcp://dead"  # the scheduler passes its WorkerState; only the repr is ever read
+            return FakeFuture(key, "error", error=distributed.KilledWorker(key, dead, 3))
         return FakeFuture(key, "pending")  # dropped by the scheduler after as_completed let it go
 
 
