@@ -123,7 +123,8 @@ class DaskExecutor:
     _batches: Batches | None = field(default=None, repr=False)
 
     def check(self, plan: Plan, desired: Desired) -> None:
-        """Connect, cut the plan, and make sure every worker sees the local roots: refuse before anything runs."""
+        """Connect, cut the plan, and make sure every worker sees the local roots and can use the S3 stores the
+        plan needs: refuse before anything runs."""
         distributed = _distributed()
         try:
             self._batches = make_batches(plan, max_actions=self.max_actions, max_bytes=self.max_bytes)

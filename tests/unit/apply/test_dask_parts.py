@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from reconciler.apply.dask_executor import local_roots, missing_roots
+from reconciler.apply.dask_executor import local_roots, missing_roots, s3_stores, unusable_stores
 from reconciler.apply.dask_worker import BatchResult, BatchWork, Settled, blocked_actions
 from reconciler.apply.executor import DONE, FAILED, SKIPPED
 from reconciler.apply.runner import ActionRunner
@@ -50,6 +50,17 @@ def test_only_the_local_roots_the_plan_touches_are_required() -> None:
     assert local_roots(upload, DESIRED) == {"/data/root": "disk"}
     manifest = Plan(actions=(_act(ActionKind.WRITE_MANIFEST, "disk:m.json"),), edges=())
     assert local_roots(manifest, DESIRED) == {"/data/root": "disk", "/elsewhere": "other"}
+
+
+def test_each_worker_that_cannot_use_an_s3_store_is_named_with_the_reason() -> None:
+    upload = Plan(actions=(_act(ActionKind.UPLOAD, "s3:a", "disk:a"),), edges=())
+    specs = s3_stores(upload, DESIRED)
+    assert specs == (DESIRED.stores["s3"],)
+    seen = {"tcp://w1": {"s3": ""}, "tcp://w2": {"s3": "no AWS credentials found"}, "tcp://w3": {}}
+    assert unusable_stores(seen, specs) == [
+        "worker tcp://w2 cannot use store 's3' (bucket bucket): no AWS credentials found",
+        "worker tcp://w3 cannot use store 's3' (bucket bucket): not checked on this worker",
+    ]
 
 
 def test_each_worker_missing_a_root_is_named() -> None:
