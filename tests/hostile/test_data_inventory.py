@@ -104,6 +104,7 @@ OWN = {".pixel/uploads/0123456789abcdef0123456789abcdef01234567.json": b'{"key":
        ".pixel/tmp/parked.jsonl": b"{}\n", ".pixel/lock": b'{"id": "someone"}'}
 
 
+@pytest.mark.integration
 def test_a_whole_bucket_pull_from_an_inventory_never_downloads_pixels_own_space(
     tmp_path: Path, seaweed: SeaweedServer, bucket: str, reports: str
 ) -> None:
@@ -124,6 +125,7 @@ def test_a_whole_bucket_pull_from_an_inventory_never_downloads_pixels_own_space(
     assert got == ["mirror/set/a.jsonl"]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("local_copy", [False, True], ids=["pruned", "local-copy"])
 def test_a_whole_bucket_pruned_push_never_plans_pixels_own_space(
     tmp_path: Path, seaweed: SeaweedServer, bucket: str, reports: str, local_copy: bool
@@ -148,6 +150,7 @@ def test_a_whole_bucket_pruned_push_never_plans_pixels_own_space(
     assert keys(world.client, bucket) == {"set/a.jsonl": b'{"a": 1}\n'}
 
 
+@pytest.mark.integration
 def test_a_report_older_than_a_pull_never_deletes_what_the_pull_brought(
     tmp_path: Path, seaweed: SeaweedServer, bucket: str, reports: str
 ) -> None:
