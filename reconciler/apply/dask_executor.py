@@ -5,28 +5,48 @@ lock (held and renewed by the apply session around this), the delete guards
 (checked before the plan gets here), the report and the progress. Workers get
 batches (reconciler/apply/batching.py) whose dependencies are the action DAG's
 edges, run them with the local executor code (dask_worker.py) and return one
-outcome per action. A worker that dies mid-batch makes Dask run the batch again
-elsewhere; the runner counts an action whose effect is already in place as done.
+outcome per action.
+
+The driver sends a batch only once the results of every batch it waits for are
+in its hands, and sends it with plain values (which earlier actions failed),
+never with another task's future: a result is never fetched from a worker that
+may be gone. A batch whose worker dies under it, whose result is lost before
+the driver fetched it, or which the scheduler drops, is sent again under a new
+key (batches are idempotent: the runner counts an action whose effect is
+already in place as done) until it returns its outcomes, fails for a reason of
+its own, or has been lost MAX_LOSSES times.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.apply.batching import DEFAULT_MAX_ACTIONS, DEFAULT_MAX_BYTES, Batches, make_batches
-from reconciler.apply.dask_worker import BatchContext, BatchResult, BatchWork, lock_ids, run_batch, visible_roots
+from reconciler.apply.dask_worker import (
+    BatchContext,
+    BatchResult,
+    BatchWork,
+    blocked_actions,
+    lock_ids,
+    preflight,
+    run_batch,
+)
 from reconciler.apply.executor import FAILED, SKIPPED, ApplyResult, Outcome, Reporter
 from reconciler.apply.runner import ByteCounts, ByteTotals
 from reconciler.errors import UserError
 from reconciler.logs import get_logger
-from reconciler.model import Action, ActionKind, Desired, LocalStoreSpec, Plan
+from reconciler.model import Action, ActionKind, Desired, LocalStoreSpec, Plan, S3StoreSpec
 from reconciler.stores.base import Store, TransientStoreError
 
 INSTALL_HINT = "pip install 'pixel-reconciler[dask]'"
+# A batch lost this many times (its worker killed under it, its result gone before the driver fetched it) is
+# reported failed: a cluster that loses every worker a batch lands on will not finish it by being asked again.
+MAX_LOSSES = 5
 
 
 def _distributed() -> Any:
@@ -41,8 +61,8 @@ def _distributed() -> Any:
 _NEEDS_DESIRED = frozenset({ActionKind.WRITE_MANIFEST, ActionKind.COMPILE})
 
 
-def local_roots(plan: Plan, desired: Desired) -> dict[str, str]:
-    """Root -> store of every local store the plan's actions read or write (generated files read them all)."""
+def needed_stores(plan: Plan, desired: Desired) -> set[str]:
+    """Every store the plan's actions read or write (generated files read them all)."""
     names: set[str] = set()
     for action in plan.actions:
         names.add(action.target.store)
@@ -53,12 +73,23 @@ def local_roots(plan: Plan, desired: Desired) -> dict[str, str]:
         if action.kind is ActionKind.COMPILE and desired.final is not None:
             # The compile stages shards in its workdir and keeps the manifest's local copy.
             names.update({desired.final.workdir.store, desired.final.manifest_local.store})
+    return names
+
+
+def local_roots(plan: Plan, desired: Desired) -> dict[str, str]:
+    """Root -> store of every local store the plan's actions read or write."""
     out = {}
-    for name in sorted(names):
+    for name in sorted(needed_stores(plan, desired)):
         spec = desired.stores.get(name)
         if isinstance(spec, LocalStoreSpec):
             out[spec.root] = name
     return out
+
+
+def s3_stores(plan: Plan, desired: Desired) -> tuple[S3StoreSpec, ...]:
+    """The S3 stores the plan's actions read or write: every worker must reach them with its own credentials."""
+    specs = (desired.stores.get(name) for name in sorted(needed_stores(plan, desired)))
+    return tuple(spec for spec in specs if isinstance(spec, S3StoreSpec))
 
 
 def missing_roots(seen: Mapping[str, Mapping[str, bool]], roots: Mapping[str, str]) -> list[str]:
@@ -68,6 +99,16 @@ def missing_roots(seen: Mapping[str, Mapping[str, bool]], roots: Mapping[str, st
         for root, store in roots.items():
             if not visible.get(root, False):
                 lines.append(f"worker {worker} does not see {root} (local store {store!r})")
+    return lines
+
+
+def unusable_stores(seen: Mapping[str, Mapping[str, str]], specs: tuple[S3StoreSpec, ...]) -> list[str]:
+    """One line per worker and S3 store it cannot use, with the store's own reason (no credentials, denied...)."""
+    lines = []
+    for worker, problems in sorted(seen.items()):
+        for spec in specs:
+            if why := problems.get(spec.name, "not checked on this worker"):
+                lines.append(f"worker {worker} cannot use store {spec.name!r} (bucket {spec.bucket}): {why}")
     return lines
 
 
@@ -82,7 +123,8 @@ class DaskExecutor:
     _batches: Batches | None = field(default=None, repr=False)
 
     def check(self, plan: Plan, desired: Desired) -> None:
-        """Connect, cut the plan, and make sure every worker sees the local roots: refuse before anything runs."""
+        """Connect, cut the plan, and make sure every worker sees the local roots and can use the S3 stores the
+        plan needs: refuse before anything runs."""
         distributed = _distributed()
         try:
             self._batches = make_batches(plan, max_actions=self.max_actions, max_bytes=self.max_bytes)
@@ -96,15 +138,18 @@ class DaskExecutor:
             workers = self._client.scheduler_info(n_workers=-1)["workers"]
             if not workers:
                 raise UserError(f"the Dask scheduler at {self.scheduler} has no workers; nothing was touched")
-            roots = local_roots(plan, desired)
-            if roots:
-                seen = self._client.run(visible_roots, tuple(roots))
-                problems = missing_roots(seen, roots)
+            roots, s3 = local_roots(plan, desired), s3_stores(plan, desired)
+            if roots or s3:
+                # One check per worker, before any action: a worker without the shared filesystem or without
+                # credentials would otherwise fail every action it is given, one error each.
+                seen = self._client.run(preflight, tuple(roots), s3)
+                problems = missing_roots({w: r["roots"] for w, r in seen.items()}, roots)
+                problems += unusable_stores({w: r["stores"] for w, r in seen.items()}, s3)
                 if problems:
                     raise UserError(
-                        "these actions read or write local stores, and every worker needs their roots "
-                        "(a shared filesystem mounted at the same path); nothing was touched:\n  "
-                        + "\n  ".join(problems)
+                        "every worker needs the local roots these actions read or write (a shared filesystem "
+                        "mounted at the same path) and credentials of its own for their S3 stores; "
+                        "nothing was touched:\n  " + "\n  ".join(problems)
                     )
         except BaseException:
             self.close()
@@ -173,7 +218,13 @@ class _Drive:
         self.totals = ByteTotals()
         self.started: set[str] = set()
         self.settled: set[str] = set()
-        self._lock = threading.Lock()
+        self.results: dict[int, BatchResult] = {}
+        self.failed_batches: dict[int, str] = {}
+        self.losses: Counter[int] = Counter()
+        self.log = get_logger("pixel.apply")
+        self._lock = threading.Lock()  # _live and _index: the stop watcher cancels what is live
+        self._live: dict[str, Any] = {}  # key -> the future of a batch attempt not yet collected
+        self._index: dict[str, int] = {}  # key -> its batch
         self._done = threading.Event()
 
     def _context(self, actions: tuple[Action, ...]) -> BatchContext:
@@ -207,50 +258,111 @@ class _Drive:
         for o in result.outcomes:
             self._settle(Outcome(self.actions[o.id], o.status, o.error, o.code, o.attempts, o.seconds, o.blocked_by))
 
-    def _halt(self, futures: list[Any]) -> None:
-        """Lock lost or Ctrl-C: running batches start no new action, queued ones never start."""
+    def _halt(self) -> None:
+        """Lock lost or Ctrl-C: running batches start no new action, queued ones never start, none is sent again."""
         distributed = _distributed()
         distributed.Event(self.ctx.stop_event, client=self.client).set()
-        self.client.cancel([f for f in futures if not f.done()])
+        with self._lock:
+            live = [f for f in self._live.values() if not f.done()]
+        self.client.cancel(live)
+
+    def _submit(self, index: int, completed: Any) -> None:
+        """Send batch `index` (again, after a loss): its upstream batches' results are all in by now."""
+        batch = self.batches.batches[index]
+        work = BatchWork(
+            batch.index,
+            batch.actions,
+            tuple((a.id, self.batches.depends_on[a.id]) for a in batch.actions if a.id in self.batches.depends_on),
+        )
+        blocked = blocked_actions(work, tuple(self.results[i] for i in batch.after))
+        work = replace(work, blocked=tuple(sorted(blocked.items())))
+        attempt = self.losses[index]
+        # A fresh key per attempt: the scheduler may still hold the lost one, half forgotten.
+        key = f"pixel-batch-{self.token}-{batch.index:06d}" + (f"-again{attempt}" if attempt else "")
+        # retries=0: a batch is safe to run again (its actions are idempotent) but never worth running twice at
+        # once; the driver sends it again itself, once it knows the first attempt is over.
+        future = self.client.submit(run_batch, self._context(batch.actions), work, key=key, retries=0)
+        with self._lock:
+            self._live[key] = future
+            self._index[key] = index
+        completed.add(future)
+
+    def _collect(self, future: Any) -> BatchResult | str | None:
+        """The batch's result; the error that failed it; or None when the attempt was lost and must be sent again.
+
+        Lost: its worker died under it (KilledWorker), or after it finished and before the driver had its result
+        ("Couldn't gather keys"), or the scheduler dropped it (cancelled without a stop, reset to pending).
+        """
+        distributed = _distributed()
+        status = future.status
+        if status == "finished":
+            try:
+                result = future.result()
+            except Exception as exc:  # gathering failed: the result went down with its worker
+                self.log.warning("a batch's result was lost with its worker; sending it again", key=future.key,
+                                 error=repr(exc))
+                return None
+            if isinstance(result, BatchResult):
+                return result
+            return f"the batch returned {type(result).__name__}, not its outcomes"
+        if status == "error":
+            error = future.exception()
+            if isinstance(error, distributed.KilledWorker):
+                self.log.warning("a batch's worker died under it; sending it again", key=future.key)
+                return None
+            return repr(error)
+        self.log.warning("a batch was lost by the cluster; sending it again", key=future.key, status=str(status))
+        return None
 
     def run(self) -> tuple[ApplyResult, ByteTotals]:
         distributed = _distributed()
         self.client.subscribe_topic(self.ctx.progress_topic, self._on_event)
-        futures: dict[int, Any] = {}
+        waiting = {b.index: set(b.after) for b in self.batches.batches}
+        dependents: dict[int, list[int]] = {}
         for batch in self.batches.batches:
-            work = BatchWork(
-                batch.index,
-                batch.actions,
-                tuple((a.id, self.batches.depends_on[a.id]) for a in batch.actions if a.id in self.batches.depends_on),
-            )
-            futures[batch.index] = self.client.submit(
-                run_batch,
-                self._context(batch.actions),
-                work,
-                *(futures[i] for i in batch.after),
-                key=f"pixel-batch-{self.token}-{batch.index:06d}",
-                # A batch is safe to run again (its actions are idempotent), never worth running twice at once.
-                retries=0,
-            )
-        watcher = threading.Thread(target=self._watch_lost, args=(list(futures.values()),), daemon=True)
+            for before in batch.after:
+                dependents.setdefault(before, []).append(batch.index)
+        completed = distributed.as_completed([], loop=self.client.loop)
+        for batch in self.batches.batches:
+            if not batch.after:
+                self._submit(batch.index, completed)
+        watcher = threading.Thread(target=self._watch_lost, daemon=True)
         watcher.start()
-        failed_batches: dict[int, str] = {}
-        index_of = {f.key: i for i, f in futures.items()}
         try:
-            for future in distributed.as_completed(list(futures.values()), loop=self.client.loop):
-                index = index_of[future.key]
-                if future.status == "finished":
-                    self._take(future.result())
-                elif future.status == "error":
-                    failed_batches[index] = repr(future.exception())
+            for future in completed:
+                with self._lock:
+                    self._live.pop(future.key, None)
+                    index = self._index.pop(future.key)
+                got = self._collect(future)
+                future.release()
+                if self.stop.is_set():
+                    if isinstance(got, BatchResult):
+                        self._take(got)
+                    continue  # stopping: nothing is sent, again or anew
+                if got is None:
+                    self.losses[index] += 1
+                    if self.losses[index] > MAX_LOSSES:
+                        self.failed_batches[index] = f"lost with its worker {self.losses[index]} times"
+                    else:
+                        self._submit(index, completed)
+                    continue
+                if isinstance(got, str):
+                    self.failed_batches[index] = got  # a real failure: the batches after it are never sent
+                    continue
+                self.results[index] = got
+                self._take(got)
+                for later in dependents.get(index, ()):
+                    waiting[later].discard(index)
+                    if not waiting[later]:
+                        self._submit(later, completed)
         except KeyboardInterrupt:
             self.stop.set()
-            self._halt(list(futures.values()))
+            self._halt()
             self.result.interrupted = True
         finally:
             self._done.set()
             self.client.unsubscribe_topic(self.ctx.progress_topic)
-        self._settle_erred(failed_batches)
+        self._settle_erred(self.failed_batches)
         if self.stop.is_set():
             self.result.interrupted = True
         for action_id in sorted(self.actions):
@@ -258,23 +370,22 @@ class _Drive:
                 self._settle(Outcome(self.actions[action_id], SKIPPED, blocked_by="interrupted"))
         return self.result, self.totals
 
-    def _watch_lost(self, futures: list[Any]) -> None:
+    def _watch_lost(self) -> None:
         while not self._done.is_set():
             if self.stop.wait(0.5):
-                self._halt(futures)
+                self._halt()
                 return
 
     def _settle_erred(self, failed_batches: Mapping[int, str]) -> None:
-        """A batch Dask itself gave up on (its workers kept dying): its actions failed; batches after it, skipped."""
+        """A batch that failed as a whole (or was lost too often): its actions failed; batches after it, skipped."""
         root: dict[int, str] = {}
         for batch in self.batches.batches:
-            if batch.index not in failed_batches:
-                continue
             upstream = [root[i] for i in batch.after if i in root]
-            if upstream:
-                root[batch.index] = upstream[0]
-                for a in batch.actions:
-                    self._settle(Outcome(a, SKIPPED, blocked_by=upstream[0]))
+            if batch.index not in failed_batches:
+                if upstream:  # never sent: something it waits for failed
+                    root[batch.index] = upstream[0]
+                    for a in batch.actions:
+                        self._settle(Outcome(a, SKIPPED, blocked_by=upstream[0]))
                 continue
             root[batch.index] = batch.actions[0].id
             error = f"the Dask cluster could not run this action's batch: {failed_batches[batch.index]}"

@@ -18,9 +18,9 @@ from typing import Any
 
 from reconciler.apply.executor import DONE, FAILED, SKIPPED, Outcome, OutcomeStatus, execute
 from reconciler.apply.runner import build_runner
-from reconciler.model import Action, Desired, Plan, StoreSpec
+from reconciler.model import Action, Desired, Plan, S3StoreSpec, StoreSpec
 from reconciler.plan.graph import build_graph
-from reconciler.stores.base import JournalsUploads, Store, StoreError
+from reconciler.stores.base import ChecksReachable, JournalsUploads, Store, StoreError
 from reconciler.workflow import build_store
 
 # How often a worker forwards progress (bytes read, actions started, retries) and checks for a stop.
@@ -45,6 +45,9 @@ class BatchWork:
     index: int
     actions: tuple[Action, ...]
     depends_on: tuple[tuple[str, tuple[str, ...]], ...]  # action id -> the actions (in earlier batches) it waits for
+    # Action id -> the failed action that blocks it, worked out by the driver from the earlier batches' results
+    # (`blocked_actions`): plain values, never another task's result, which a lost worker may have taken along.
+    blocked: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +98,21 @@ def _is_dir(path: str) -> bool:
     return os.path.isdir(path)
 
 
-def visible_roots(roots: tuple[str, ...]) -> dict[str, bool]:
-    """Run on each worker at start: which of the plan's local roots this worker sees."""
-    return {root: _is_dir(root) for root in roots}
+def _unusable(spec: S3StoreSpec) -> str:
+    """Why this process cannot use the S3 store (credentials, bucket, endpoint), or "" when it can."""
+    try:
+        store = build_store(spec, parallelism=1)
+        if isinstance(store, ChecksReachable):
+            store.check_bucket()
+    except StoreError as exc:
+        return str(exc)
+    return ""
+
+
+def preflight(roots: tuple[str, ...], s3: tuple[S3StoreSpec, ...]) -> dict[str, dict[str, Any]]:
+    """Run on each worker before any action: which of the plan's local roots it sees, and which of its S3 stores
+    it cannot use ("" when it can), with the credentials found in its own environment."""
+    return {"roots": {root: _is_dir(root) for root in roots}, "stores": {spec.name: _unusable(spec) for spec in s3}}
 
 
 @dataclass
@@ -155,7 +170,7 @@ def _watch_stop(event: Any, stop: threading.Event, finished: threading.Event) ->
             return
 
 
-def _blocked(work: BatchWork, upstream: tuple[BatchResult, ...]) -> dict[str, str]:
+def blocked_actions(work: BatchWork, upstream: tuple[BatchResult, ...]) -> dict[str, str]:
     """Actions of this batch that must not run: id -> the failed action that blocks them."""
     not_done: dict[str, str] = {}
     for result in upstream:
@@ -169,13 +184,13 @@ def _blocked(work: BatchWork, upstream: tuple[BatchResult, ...]) -> dict[str, st
     return blocked
 
 
-def run_batch(ctx: BatchContext, work: BatchWork, *upstream: BatchResult) -> BatchResult:
+def run_batch(ctx: BatchContext, work: BatchWork) -> BatchResult:
     """The Dask task: run the batch's actions that nothing failed before, through the local executor code."""
     import distributed
 
     dask: Any = distributed  # untyped: one Any at the boundary
     worker = dask.get_worker()
-    blocked = _blocked(work, upstream)
+    blocked = dict(work.blocked)
     outcomes = [Settled(a.id, SKIPPED, blocked_by=blocked[a.id]) for a in work.actions if a.id in blocked]
     runnable = tuple(a for a in work.actions if a.id not in blocked)
 

@@ -15,6 +15,15 @@ A report is a day old at best: every action planned from it still carries the
 ETag it saw as its precondition, so an object changed since the report makes
 its action fail with 412 instead of being overwritten. Prefixes that change
 often can be listed live instead (`--relist-prefix`).
+
+An object's absence from a report carries no precondition: a local file that
+a pull with `prune_local` would delete because the report lacks its object may
+be the copy of an object written after the report (pixel's own pull of it, an
+hour ago). So a report never deletes a local file on its own: the observer
+asks the bucket (a HEAD per key, `InventoryListing.present_now`) about every
+local file whose object the report lacks, and only an object still missing
+there makes a delete. A manifest whose `files` list is empty is refused: an
+empty list is a report that says nothing, not a bucket that holds nothing.
 """
 
 from __future__ import annotations
@@ -27,10 +36,11 @@ import io
 import json
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 from urllib.parse import unquote_plus
 
 from reconciler.model import Entry
@@ -130,6 +140,12 @@ def read_report(store: Store, manifest_key: str, *, expected_bucket: str) -> Inv
     files = _field(manifest, "files", where)
     if not isinstance(files, list) or not all(isinstance(f, dict) and "key" in f for f in files):
         raise InventoryError(f"{where}: 'files' is not a list of {{key, size, MD5checksum}}")
+    if not files:
+        # Read as "the bucket is empty", it would plan deleting every local file a pull prunes.
+        raise InventoryError(
+            f"{where}: the manifest lists no data files; an empty list is an incomplete report, not an empty "
+            "bucket (observe this bucket by listing it: drop --observe inventory)"
+        )
     entries = sorted(_entries(store, files, columns), key=lambda e: e.key)
     return InventoryReport(source, f"{store.name}:{manifest_key}", created, tuple(entries))
 
@@ -155,7 +171,9 @@ def _entries(store: Store, files: list[dict[str, Any]], columns: list[str]) -> I
         if expected and hashlib.md5(raw).hexdigest() != expected:
             raise InventoryError(f"{where}: the data file's md5 is not the manifest's MD5checksum (corrupt or partial)")
         for line, row in enumerate(_rows(raw, where), 1):
-            if len(row) < len(columns):
+            # More cells than the schema names is as wrong as fewer: the schema no longer says which cell is
+            # the Key, the Size or the ETag, and reading by position would take one column for another.
+            if len(row) != len(columns):
                 raise InventoryError(f"{where}: row {line} has {len(row)} columns, fileSchema names {len(columns)}")
             if cell(row, "IsLatest").lower() == "false" or cell(row, "IsDeleteMarker").lower() == "true":
                 continue  # an older version or a delete marker: not what a listing shows
@@ -169,6 +187,15 @@ def _entries(store: Store, files: list[dict[str, Any]], columns: list[str]) -> I
             etag = row[etag_i].strip('"')
             md5 = _md5_of_etag(etag, cell(row, "EncryptionStatus"))
             yield Entry(name, size, md5, _mtime_ns(cell(row, "LastModifiedDate")), etag)
+
+
+@runtime_checkable
+class ListsFromThePast(Protocol):
+    """A store whose listing is older than the bucket (a report): what it does not list may exist by now."""
+
+    def present_now(self, keys: Iterable[str]) -> Iterator[Entry]:
+        """Of `keys`, which the listing does not show, those the bucket holds now."""
+        ...
 
 
 class InventoryListing:
@@ -204,6 +231,20 @@ class InventoryListing:
             elif prefix.startswith(live_prefix):
                 yield from self.live.list(prefix)
                 return
+
+    def present_now(self, keys: Iterable[str]) -> Iterator[Entry]:
+        """Of `keys` (ones the report does not list), those the bucket holds now, as a HEAD of each finds them.
+
+        The report is older than any of them may be: an absence from it is no reason to delete a local copy.
+        Keys under a relisted prefix were listed live already and are not asked again.
+        """
+        asked = [key for key in keys if not self._relisted(key)]
+        if not asked:
+            return
+        with ThreadPoolExecutor(max_workers=min(16, len(asked)), thread_name_prefix="pixel-absent") as pool:
+            for entry in pool.map(self.live.stat, asked):
+                if entry is not None:
+                    yield entry
 
     def _with_recorded_md5(self, entry: Entry) -> Entry:
         found = self.live.stat(entry.key)

@@ -30,6 +30,8 @@ from reconciler.model import (
     Problem,
 )
 from reconciler.observe.hashing import Hasher
+from reconciler.observe.inventory import ListsFromThePast
+from reconciler.observe.own_space import OwnSpace, mapping_own_space
 from reconciler.observe.world import observe_world
 from reconciler.stores.base import ListsExpecting, ReportsProblems, Store, StoreError
 
@@ -69,10 +71,16 @@ def _selector(spec: MappingSpec) -> Callable[[str], object]:
 
 
 def _relative(
-    entries: Iterable[Entry], base: str, spec: MappingSpec, other: Mapping[str, Entry] | None = None
+    entries: Iterable[Entry],
+    base: str,
+    spec: MappingSpec,
+    own: OwnSpace,
+    other: Mapping[str, Entry] | None = None,
 ) -> dict[str, Entry]:
-    """The selected entries by key relative to `base`; equal keys, sizes and md5s shared with `other`'s."""
+    """The selected entries by key relative to `base`, none in pixel's own space (`own`, relative keys);
+    equal keys, sizes and md5s shared with `other`'s."""
     selected = _selector(spec)
+    mine = own.holds if own else None  # most mappings lie nowhere near .pixel/: no test per key for them
     skip = len(base)
     twins = other if other is not None else {}
     min_size = spec.min_size
@@ -80,7 +88,7 @@ def _relative(
     out: dict[str, Entry] = {}
     for entry in entries:
         rel = entry.key[skip:]
-        if not rel or not selected(rel):
+        if not rel or not selected(rel) or (mine is not None and mine(rel)):
             continue
         if entry.size < min_size and (exempt is None or exempt(rel) is None):
             continue  # below the mapping's min_size on either side: not the mapping's file
@@ -260,8 +268,9 @@ def _observe_mapping(
     local_store = stores[spec.local_store]
     remote_store = stores[spec.s3_store]
     lbase = spec.local_base
-    local = _relative(local_store.list(lbase), lbase, spec)
-    # pixel's own space (lock, scratch, upload records) is never listed as data: the S3 store leaves it out.
+    # pixel's own space (lock, scratch, upload records) is never observed as data, whoever listed it.
+    own = mapping_own_space(desired, spec)
+    local = _relative(local_store.list(lbase), lbase, spec, own)
     if spec.authority is Authority.LOCAL and isinstance(remote_store, ListsExpecting):
         # Push: the local tree is what S3 should hold, so its keys cut the listing into ranges.
         listed = remote_store.list_expecting(spec.s3_prefix, map(spec.remote_key, local))
@@ -271,7 +280,7 @@ def _observe_mapping(
     # meanwhile. Reading `local` while the hashing replaces its values is safe (no key is added or
     # removed); md5 strings the two sides could not share on the fly are shared once both are done.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixel-list") as lister:
-        listing = lister.submit(_relative, listed, spec.s3_prefix, spec, local)
+        listing = lister.submit(_relative, listed, spec.s3_prefix, spec, own, local)
         try:
             failed = _hash_into(local, {}, local_store, lbase, hasher, pool, hash_workers)
         finally:
@@ -280,6 +289,10 @@ def _observe_mapping(
         # Unread, its content is unknown: it is a gap (reported, never uploaded or deleted), not an entry.
         local.pop(problem.key[len(lbase) :], None)
     unreadable += failed
+    if spec.authority is Authority.S3 and spec.prune_local and isinstance(remote_store, ListsFromThePast):
+        # A local file whose object the report lacks would be deleted: the bucket, not the report, decides.
+        absent = (spec.remote_key(rel) for rel in local if rel not in remote)
+        remote.update(_relative(remote_store.present_now(absent), spec.s3_prefix, spec, own, local))
     _share_md5s(local, remote)
     if progress:
         progress("listed", len(local) + len(remote))

@@ -20,10 +20,12 @@ from reconciler.model import (
     LocalStoreSpec,
     ObjectRef,
     Observed,
+    StoreSpec,
     TierSpec,
     tier_of,
 )
 from reconciler.observe.hashing import Hasher
+from reconciler.observe.own_space import without_own
 from reconciler.stores.base import Store
 
 
@@ -64,8 +66,9 @@ def read_generated(stores: Mapping[str, Store], ref: ObjectRef) -> GeneratedFile
     return GeneratedFile(entry=entry, content=content)
 
 
-def list_tier(store: Store, prefix: str) -> dict[str, Entry]:
-    return {entry.key: entry for entry in store.list(prefix)}
+def list_tier(store: Store, prefix: str, spec: StoreSpec | None = None) -> dict[str, Entry]:
+    """The tier's objects, none of pixel's own (`spec`: the store's, which says where its own space is)."""
+    return {entry.key: entry for entry in without_own(store.list(prefix), spec, prefix)}
 
 
 def strays(
@@ -99,7 +102,10 @@ def tiers_to_list(desired: Desired) -> list[TierSpec]:
 
 def observe_world(desired: Desired, stores: Mapping[str, Store], hasher: Hasher, observed: Observed) -> Observed:
     """`observed` completed with the tiers, dataset sources, generated files and actor strays."""
-    tiers = {tier.name: list_tier(stores[tier.store], tier.prefix) for tier in tiers_to_list(desired)}
+    tiers = {
+        tier.name: list_tier(stores[tier.store], tier.prefix, desired.stores.get(tier.store))
+        for tier in tiers_to_list(desired)
+    }
     sources: dict[ObjectRef, Entry] = {}
     for dataset in desired.datasets:
         ref = dataset.source

@@ -183,6 +183,42 @@ def test_a_worker_without_the_local_root_is_refused_before_anything_runs(
     assert [o["Key"] for o in listed] == [], "no upload, and the lock was released"
 
 
+def test_workers_without_credentials_are_refused_once_before_anything_runs(
+    tmp_path: Path, seaweed: SeaweedServer, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "data"
+    (root / "set").mkdir(parents=True)
+    for i in range(30):
+        (root / "set" / f"f{i:02d}.jsonl").write_bytes(f'{{"i": {i}}}\n'.encode())
+    specs = write_specs(tmp_path / "specs", endpoint=seaweed.endpoint, bucket=bucket, root=root,
+                        mappings=[{"name": "set", "from": "disk:set", "to": "s3:set/"}])
+    # Workers started where no credential is to be found: no AWS_* keys, no shared files, no instance metadata.
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+    ) as bare, distributed.Client(bare) as c:
+        (worker,) = c.scheduler_info(n_workers=-1)["workers"]
+        # The driver has credentials (the lock, the plan); the worker that would run the actions has none.
+        run = pixel(["apply", "--specs", str(specs), "--auto-approve", "--format", "json",
+                     "--executor", "dask", "--scheduler", bare.scheduler_address], seaweed.env())
+    assert run.code == 1, run.err
+    assert f"worker {worker} cannot use store 's3' (bucket {bucket}):" in run.err
+    assert "no AWS credentials" in run.err
+    assert "nothing was touched" in run.err
+    # One refusal, not one failure per action.
+    assert run.err.count("no AWS credentials") == 1, run.err
+    report = json.loads(run.out)
+    assert report["counts"] == {"done": 0, "failed": 0, "skipped": 0}
+    (error,) = report["errors"]
+    assert f"worker {worker} cannot use store 's3'" in error
+    listed = seaweed.client().list_objects_v2(Bucket=bucket).get("Contents", [])
+    assert [o["Key"] for o in listed] == [], "no upload, and the lock was released"
+
+
 def test_a_worker_killed_mid_apply_changes_nothing_in_the_end(
     tmp_path: Path, seaweed: SeaweedServer, bucket: str, cluster: Any, client: Any
 ) -> None:

@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from reconciler.apply.dask_executor import local_roots, missing_roots
-from reconciler.apply.dask_worker import BatchResult, BatchWork, Settled, _blocked
+from reconciler.apply.dask_executor import local_roots, missing_roots, s3_stores, unusable_stores
+from reconciler.apply.dask_worker import BatchResult, BatchWork, Settled, blocked_actions
 from reconciler.apply.executor import DONE, FAILED, SKIPPED
 from reconciler.apply.runner import ActionRunner
 from reconciler.commands.apply_saved import choose_executor
@@ -52,6 +52,17 @@ def test_only_the_local_roots_the_plan_touches_are_required() -> None:
     assert local_roots(manifest, DESIRED) == {"/data/root": "disk", "/elsewhere": "other"}
 
 
+def test_each_worker_that_cannot_use_an_s3_store_is_named_with_the_reason() -> None:
+    upload = Plan(actions=(_act(ActionKind.UPLOAD, "s3:a", "disk:a"),), edges=())
+    specs = s3_stores(upload, DESIRED)
+    assert specs == (DESIRED.stores["s3"],)
+    seen = {"tcp://w1": {"s3": ""}, "tcp://w2": {"s3": "no AWS credentials found"}, "tcp://w3": {}}
+    assert unusable_stores(seen, specs) == [
+        "worker tcp://w2 cannot use store 's3' (bucket bucket): no AWS credentials found",
+        "worker tcp://w3 cannot use store 's3' (bucket bucket): not checked on this worker",
+    ]
+
+
 def test_each_worker_missing_a_root_is_named() -> None:
     seen = {"tcp://w1": {"/data/root": True}, "tcp://w2": {"/data/root": False}}
     expected = ["worker tcp://w2 does not see /data/root (local store 'disk')"]
@@ -62,7 +73,7 @@ def test_a_dependency_that_failed_in_an_earlier_batch_skips_its_dependents_namin
     upstream = BatchResult(0, "w", (Settled("a", FAILED, "boom"), Settled("b", SKIPPED, blocked_by="a"),
                                     Settled("c", DONE)))
     work = BatchWork(1, (), (("x", ("a",)), ("y", ("b", "c")), ("z", ("c",))))
-    assert _blocked(work, (upstream,)) == {"x": "a", "y": "a"}
+    assert blocked_actions(work, (upstream,)) == {"x": "a", "y": "a"}
 
 
 def test_a_rerun_finding_its_work_done_counts_as_done_and_a_real_conflict_still_fails() -> None:
