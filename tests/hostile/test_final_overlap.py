@@ -50,10 +50,11 @@ final_dataset:
 """
 
 
-def _spec(to: str, extra: str = "") -> str:
+def _spec(to: str, extra: str = "", *, tier: str = "datasets/processed/") -> str:
     prefix = to.partition(":")[2]
+    # The tier is moved before `to` goes in, so a `to` that spells the default tier is not moved with it.
     return (
-        SPEC.replace("TO", to).replace("COMPILED", f"{prefix}compiled/all.jsonl")
+        SPEC.replace("datasets/processed/", tier).replace("TO", to).replace("COMPILED", f"{prefix}compiled/all.jsonl")
         .replace("MANIFEST", f"{prefix}manifest.json") + extra
     )
 
@@ -171,7 +172,7 @@ def test_to_is_refused_exactly_when_it_and_a_tier_hold_one_another(
     tier_prefix, to_prefix = "/".join(tier) + "/", "/".join(to) + "/"
     specs = tmp_path / "law"
     specs.mkdir(exist_ok=True)
-    spec = _spec(f"lake:{to_prefix}").replace("datasets/processed/", tier_prefix)
+    spec = _spec(f"lake:{to_prefix}", tier=tier_prefix)
     (specs / "final.yaml").write_text(spec)
     result = CliRunner().invoke(main, ["validate", "--specs", str(specs)], catch_exceptions=False)
     overlaps = tier_prefix.startswith(to_prefix) or to_prefix.startswith(tier_prefix)
