@@ -136,11 +136,14 @@ def targets_note(plan: Plan) -> str | None:
     )
 
 
-def render_text(plan: Plan, desired: Desired | None = None, *, color: bool = False, compact: bool = False) -> str:
+def render_text(
+    plan: Plan, desired: Desired | None = None, *, color: bool = False, compact: bool = False, brief: bool = False
+) -> str:
+    """`brief`: only the errors and the closing line (apply's preview under -q)."""
     lines: list[str] = []
     if note := targets_note(plan):
         lines += [_paint(note, "yellow", color), ""]
-    if plan.actions:
+    if plan.actions and not brief:
         lines.append("pixel will perform the following actions:")
         for mapping, actions in group_by_mapping(plan.actions).items():
             lines.append("")
@@ -150,7 +153,7 @@ def render_text(plan: Plan, desired: Desired | None = None, *, color: bool = Fal
             else:
                 lines.extend(action_line(action, color) for action in actions)
         lines.append("")
-    if plan.findings:
+    if plan.findings and not brief:
         lines.append("Findings (reported, not acted on):")
         lines.extend(group_line(group) for group in group_findings(plan.findings))
         lines.append("")
@@ -158,5 +161,6 @@ def render_text(plan: Plan, desired: Desired | None = None, *, color: bool = Fal
         lines.append(_paint("Errors (this plan cannot be applied):", "red", color))
         lines.extend(f"  ✗ {printable(e)}" for e in plan.errors)
         lines.append("")
-    lines.append(_paint(closing_line(plan), "bold", color))
+    where = "not listed (-q; `pixel plan` lists them)" if brief else "above"
+    lines.append(_paint(closing_line(plan, findings_where=where), "bold", color))
     return "\n".join(lines) + "\n"

@@ -35,6 +35,10 @@ class GateProxy(FaultProxy):
         self.held = 0
         self.changed = threading.Condition()
 
+    def __enter__(self) -> GateProxy:
+        super().__enter__()
+        return self
+
     def _forward(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
         if self.holds(method, path) and not self.gate.is_set():
             with self.changed:
