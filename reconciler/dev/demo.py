@@ -114,7 +114,7 @@ def run(data: Path, specs: Path, training_data: bool) -> None:
         say("  plus AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_DEFAULT_REGION for the throwaway server")
 
         # `--specs specs` is pixel's default: left out, the commands read as a user would type them.
-        # -q keeps one log line per action off the terminal; the plan and the summary still show.
+        # -q: warnings and errors only on stderr; a plan prints in full, an apply only its closing line and summary.
         where = ["-q"] if specs == Path("specs") else ["-q", "--specs", str(specs)]
         plan = ["plan", *where, "--detailed-exitcode"]
         say(FIRST_ACT_NOTE if training_data else FIRST_ACT_NOTE_ALONE)
