@@ -274,17 +274,24 @@ ObserveCallback = Callable[[str, int], None]
 
 @contextmanager
 def observe_progress(*, output_format: str = "text") -> Iterator[ObserveCallback | None]:
-    """observe()'s `progress` callback: one bar counting objects listed and local files hashed."""
+    """observe()'s `progress` callback: one bar counting objects listed and local files hashed, and the bytes
+    read to hash them as they are read (a cold plan of large files is mostly that)."""
     bar = _bar("observing", output_format=output_format)
     if bar is None:
         yield None
         return
-    counts = {"listed": 0, "hashed": 0}
+    counts = {"listed": 0, "hashed": 0, "hashed_bytes": 0}
+    lock = threading.Lock()
 
     def callback(what: str, n: int) -> None:
-        counts[what] = counts.get(what, 0) + n
+        # Called from the hashing threads too ("hashed_bytes", per file read): the counts are shared.
+        with lock:
+            counts[what] = counts.get(what, 0) + n
+            hashed, read = counts["hashed"], counts["hashed_bytes"]
         listed = n if what == "listed" else 0
-        bar.advance(listed, extra=f"{counts['hashed']:,} local files hashed")
+        nbytes = n if what == "hashed_bytes" else 0
+        note = f"{hashed:,} local files hashed" + (f" ({human_bytes(read)} read)" if read else "")
+        bar.advance(listed, nbytes, extra=note)
 
     try:
         yield callback

@@ -9,7 +9,9 @@ import io
 import json
 import re
 import sys
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +19,21 @@ import pytest
 from reconciler import logs, progress
 from reconciler.apply.executor import DONE, Outcome
 from reconciler.logs import configure_logging, get_logger
-from reconciler.model import Action, ActionKind, Change, ObjectRef, Plan
+from reconciler.model import (
+    Action,
+    ActionKind,
+    Change,
+    Desired,
+    LocalStoreSpec,
+    MappingSpec,
+    ObjectRef,
+    Plan,
+    S3StoreSpec,
+)
+from reconciler.observe import StreamingHasher, observe
+from reconciler.stores.base import Store
+from reconciler.stores.local import LocalStore
+from reconciler.stores.memory import MemoryStore
 
 MIB = 2**20
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -145,3 +161,37 @@ class _Null:
 
     def finished(self, outcome: Outcome) -> None:
         pass
+
+
+def test_hashing_reports_the_bytes_it_reads_as_it_reads_them(tmp_path: Path) -> None:
+    # Before: one ("hashed", n) event per mapping once every file was hashed; nothing while it read them.
+    (tmp_path / "raw").mkdir()
+    sizes = {f"f{i}.bin": 1000 * (i + 1) for i in range(5)}
+    for name, size in sizes.items():
+        (tmp_path / "raw" / name).write_bytes(b"x" * size)
+    desired = Desired(
+        stores={"disk": LocalStoreSpec("disk", str(tmp_path)), "s3": S3StoreSpec("s3", "bucket")},
+        mappings=(MappingSpec("raw", "disk", "raw", "s3", "data/raw/"),),
+    )
+    events: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def record(what: str, n: int) -> None:
+        with lock:
+            events.append((what, n))
+
+    stores: dict[str, Store] = {"disk": LocalStore("disk", tmp_path), "s3": MemoryStore("s3")}
+    observe(desired, stores, StreamingHasher(), progress=record)
+    read = [n for what, n in events if what == "hashed_bytes"]
+    assert sorted(read) == sorted(sizes.values())
+    assert events.index(("hashed", 5)) > max(i for i, (what, _) in enumerate(events) if what == "hashed_bytes")
+
+
+def test_the_observe_bar_shows_the_bytes_read_while_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = Tty()
+    monkeypatch.setattr(sys, "stderr", stream)
+    monkeypatch.delenv("CI", raising=False)
+    with progress.observe_progress() as callback:
+        assert callback is not None
+        callback("hashed_bytes", 3 * MIB)
+    assert "(3.0 MiB read)" in stream.getvalue()
