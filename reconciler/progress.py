@@ -75,8 +75,10 @@ class Bar:
         total_bytes: int | None = None,
         stream: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
+        unit: str = "objects",
     ) -> None:
         self.label = label
+        self.unit = unit
         self.total = total
         self.total_bytes = total_bytes
         self.stream = sys.stderr if stream is None else stream
@@ -107,9 +109,9 @@ class Bar:
             done, whole = (self.bytes, self.total_bytes) if self.total_bytes else (self.count, self.total)
             filled = max(0, min(_WIDTH, _WIDTH * done // whole))
             parts.append("[" + "#" * filled + "-" * (_WIDTH - filled) + "]")
-            parts.append(f"{self.count:,}/{self.total:,} objects")
+            parts.append(f"{self.count:,}/{self.total:,} {self.unit}")
         else:
-            parts.append(f"{self.count:,} objects")
+            parts.append(f"{self.count:,} {self.unit}")
         if self.total_bytes:
             parts.append(f"{human_bytes(self.bytes)}/{human_bytes(self.total_bytes)}")
         elif self.bytes:
@@ -117,7 +119,7 @@ class Bar:
         if self.bytes:
             parts.append(f"{human_bytes(int(self.bytes / elapsed))}/s")
         else:
-            parts.append(f"{self.count / elapsed:,.1f} obj/s")
+            parts.append(f"{self.count / elapsed:,.1f} {'obj' if self.unit == 'objects' else self.unit}/s")
         if remaining := self.eta(elapsed):
             parts.append(f"ETA {_duration(remaining)}")
         if self.extra:
@@ -203,13 +205,52 @@ class EventBar(Bar):
             self._draw(self.clock())
 
 
-def _bar(label: str, *, output_format: str, total: int | None = None, total_bytes: int | None = None) -> Bar | None:
+def _bar(
+    label: str, *, output_format: str, total: int | None = None, total_bytes: int | None = None, unit: str = "objects"
+) -> Bar | None:
     """A live bar for a person, progress events for a CI log under --log-format json, or nothing."""
     if enabled(output_format=output_format):
-        return Bar(label, total=total, total_bytes=total_bytes).show()
+        return Bar(label, total=total, total_bytes=total_bytes, unit=unit).show()
     if logs.json_logs():
-        return EventBar(label, total=total, total_bytes=total_bytes)
+        bar = EventBar(label, total=total, total_bytes=total_bytes)
+        bar.unit = unit
+        return bar
     return None
+
+
+Tick = Callable[[int, int], None]
+
+
+def _ignore(count: int, nbytes: int) -> None:
+    pass
+
+
+@contextmanager
+def task_progress(
+    label: str,
+    *,
+    total: int | None = None,
+    total_bytes: int | None = None,
+    unit: str = "objects",
+    output_format: str = "text",
+    show: bool = True,
+) -> Iterator[Tick]:
+    """`tick(count, nbytes)` for any long command (verify --download, cat): a bar, CI events, or a no-op.
+
+    `show=False` (e.g. `pixel cat` writing records to the same terminal) makes it a no-op whatever else holds.
+    """
+    bar = _bar(label, output_format=output_format, total=total, total_bytes=total_bytes, unit=unit) if show else None
+    if bar is None:
+        yield _ignore
+        return
+
+    def tick(count: int, nbytes: int) -> None:
+        bar.advance(count, nbytes)
+
+    try:
+        yield tick
+    finally:
+        bar.close()
 
 
 class ProgressReporter:
