@@ -14,9 +14,9 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from reconciler import logs
 from reconciler.model import Action, Plan
@@ -336,5 +336,42 @@ def observe_progress(*, output_format: str = "text") -> Iterator[ObserveCallback
 
     try:
         yield callback
+    finally:
+        bar.close()
+
+
+T = TypeVar("T")
+
+
+def tracked(
+    items: Iterable[T],
+    label: str = "reading",
+    *,
+    unit: str = "records",
+    total: int | None = None,
+    every: int = 256,
+    stream: TextIO | None = None,
+) -> Iterator[T]:
+    """`items`, with a bar on stderr (or progress events in a CI JSON log) while they are consumed.
+
+    The loader's opt-in: `for record in tracked(load_dataset("cot")): ...`. A training loop usually
+    reports progress its own way, so load_dataset draws nothing by itself.
+    """
+    if stream is not None:
+        bar: Bar | None = Bar(label, total=total, unit=unit, stream=stream) if enabled(stream) else None
+    else:
+        bar = _bar(label, output_format="text", total=total, unit=unit)
+    if bar is None:
+        yield from items
+        return
+    pending = 0
+    try:
+        for item in items:
+            yield item
+            pending += 1
+            if pending == every:
+                bar.advance(pending)
+                pending = 0
+        bar.advance(pending)
     finally:
         bar.close()

@@ -195,3 +195,14 @@ def test_the_observe_bar_shows_the_bytes_read_while_hashing(monkeypatch: pytest.
         assert callback is not None
         callback("hashed_bytes", 3 * MIB)
     assert "(3.0 MiB read)" in stream.getvalue()
+
+
+def test_the_loader_draws_a_bar_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Opt-in: load_dataset draws nothing (a training loop has its own); tracked() around it draws one.
+    monkeypatch.delenv("CI", raising=False)
+    stream = Tty()
+    records = [{"i": i} for i in range(1000)]
+    assert list(progress.tracked(iter(records), every=100, stream=stream)) == records
+    final = stream.getvalue().split("\r\x1b[K")[-1]
+    assert final.startswith("reading     1,000 records"), final
+    assert list(progress.tracked(iter(records), stream=io.StringIO())) == records  # not a terminal: no bar
