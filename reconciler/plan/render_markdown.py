@@ -67,7 +67,7 @@ def _deleted(plan: Plan) -> tuple[int, int, list[ObjectRef]]:
 
 def _title(plan: Plan) -> str:
     if plan.errors:
-        return f"### ❌ pixel plan: cannot be applied ({len(plan.errors)} error(s))"
+        return f"### ❌ pixel plan: cannot be applied ({len(plan.errors):,} error(s))"
     if not plan.has_changes and plan.findings:
         return f"### pixel plan: no changes to apply, {len(group_findings(plan.findings)):,} finding(s)"
     if not plan.has_changes:
