@@ -255,12 +255,13 @@ def execute(
                 finished = [done.get()]
                 while not done.empty():
                     finished.append(done.get())
-                while ctrl_c.acted < min(ctrl_c.count, 2):
-                    ctrl_c.acted += 1
-                    interrupted(first=ctrl_c.acted == 1)
                 for future in finished:
                     if future is not None:
                         take(future)
+                # After the finished ones are settled, so "N in flight" counts only what still runs.
+                while ctrl_c.acted < min(ctrl_c.count, 2):
+                    ctrl_c.acted += 1
+                    interrupted(first=ctrl_c.acted == 1)
                 submit_ready(pool)
         except KeyboardInterrupt:
             # SIGTERM (session.py), a third Ctrl-C, or one from outside the main thread: let running
