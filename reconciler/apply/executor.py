@@ -229,9 +229,11 @@ def execute(
                 if waiting[child] == 0 and child not in settled:
                     ready.append(child)
         else:
+            # What waited on a transfer the second Ctrl-C stopped was kept from starting by the interrupt.
+            cause = NOT_STARTED if outcome.status == SKIPPED and outcome.blocked_by == STOPPED else node
             for child in sorted(nx.descendants(graph, node)):
                 if child not in settled:
-                    settle(Outcome(action_of(graph, child), SKIPPED, blocked_by=node))
+                    settle(Outcome(action_of(graph, child), SKIPPED, blocked_by=cause))
 
     def interrupted(first: bool) -> None:
         if first:

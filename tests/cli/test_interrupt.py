@@ -17,6 +17,10 @@ from typing import IO, Any
 
 import pytest
 
+from reconciler.apply.executor import NOT_STARTED, STOPPED, TransferStopped, execute
+from reconciler.apply.report import render_apply_summary
+from reconciler.model import Action, ActionKind, Change, ObjectRef, Plan
+from reconciler.plan.graph import build_graph
 from tests.faults.proxy import FaultProxy
 from tests.integration.pixelenv import PIXEL, write_specs
 
@@ -187,3 +191,21 @@ def test_a_second_ctrl_c_stops_the_transfer_and_aborts_its_multipart_upload(
         again = _pixel(specs, env, "apply", "--auto-approve")
         assert again.returncode == 0, again.stderr
         assert "No changes." in _pixel(specs, env, "plan").stdout
+
+
+def test_what_waited_on_a_stopped_transfer_is_counted_as_not_started() -> None:
+    # Not "upload a failed": the transfer was stopped by the second Ctrl-C, and nothing failed.
+    def action(key: str) -> Action:
+        return Action(f"upload:s3:{key}", ActionKind.UPLOAD, Change.CREATE, "m", ObjectRef("s3", key), "new")
+
+    first, then = action("a"), action("b")
+    graph = build_graph(Plan(actions=(first, then), edges=((first.id, then.id),)))
+
+    def run(a: Action) -> None:
+        raise TransferStopped(a.id)
+
+    result = execute(graph, run, parallelism=1)
+    assert [(o.action.id, o.blocked_by) for o in result.skipped] == [(first.id, STOPPED), (then.id, NOT_STARTED)]
+    report = render_apply_summary(result).strip().splitlines()
+    assert "0 done, 0 failed, 1 action not started, 1 stopped." in report[-1]
+    assert not any("failed" in line for line in report[:-1]), report
