@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
-from typing import Any
+import threading
+from collections.abc import Callable, Mapping, MutableMapping
+from typing import Any, TextIO
 
 import structlog
 
@@ -75,6 +77,42 @@ def json_logs() -> bool:
     return _FORMAT["name"] == "json"
 
 
+# Writes a finished log line; a live progress bar replaces it (progress.Bar) so that a line is written on a
+# line of its own, never over the bar or after it, and the bar is drawn again below it.
+LineWriter = Callable[[TextIO, str], None]
+_LINE_WRITER: list[LineWriter | None] = [None]
+_WRITE_LOCK = threading.Lock()
+
+
+def set_line_writer(writer: LineWriter | None) -> None:
+    _LINE_WRITER[0] = writer
+
+
+class _LineLogger:
+    """structlog's PrintLogger, with each line going through the progress bar's writer while one is drawn."""
+
+    def __init__(self, file: TextIO) -> None:
+        self._file = file
+
+    def msg(self, message: str) -> None:
+        writer = _LINE_WRITER[0]
+        if writer is not None:
+            writer(self._file, message)
+            return
+        with _WRITE_LOCK:
+            self._file.write(message + "\n")
+            self._file.flush()
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = failure = err = msg
+
+
+def console_colors(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
+    """Colour only on a terminal and never when NO_COLOR is set (https://no-color.org), as for plans."""
+    env = os.environ if environ is None else environ
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and "NO_COLOR" not in env
+
+
 def configure_logging(fmt: str = "console", verbose: bool = False, quiet: bool = False) -> None:
     _FORMAT["name"] = fmt
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
@@ -82,7 +120,7 @@ def configure_logging(fmt: str = "console", verbose: bool = False, quiet: bool =
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer(sort_keys=True)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        renderer = structlog.dev.ConsoleRenderer(colors=console_colors(sys.stderr))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -92,9 +130,16 @@ def configure_logging(fmt: str = "console", verbose: bool = False, quiet: bool =
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_factory(sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+def _factory(file: TextIO) -> Callable[..., _LineLogger]:
+    def make(*args: Any) -> _LineLogger:
+        return _LineLogger(file)
+
+    return make
 
 
 def get_logger(name: str = "pixel") -> Any:

@@ -1,8 +1,11 @@
 """Live progress bars on a terminal: listing, hashing and transfers (objects, bytes, rate, ETA).
 
 Bars go to stderr and only when a person is watching: stderr is a TTY, CI is not
-set, --quiet was not given and stdout is not carrying a JSON document. Anywhere
-else every function here is a no-op, so CI logs and piped output stay clean.
+set, --quiet was not given and stdout is not carrying a JSON document. While a bar
+is drawn, log lines are written above it (logs.set_line_writer), never over it.
+Under --log-format json without a bar, the same counts go out as a `progress`
+event every EVENT_S (EventBar), so a CI log shows a long apply moving. Anywhere
+else every function here is a no-op, so piped output stays clean.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
+from reconciler import logs
 from reconciler.model import Action, Plan
 from reconciler.stores.base import StoreError
 from reconciler.units import human_bytes
@@ -24,6 +28,8 @@ if TYPE_CHECKING:  # the executor (and networkx) is loaded only by apply, not by
 
 # Redraw at most this often: a terminal repainting 10,000 times a second slows the apply it reports on.
 REFRESH_S = 0.1
+# A CI log gets a progress event at most this often: enough to see a long apply move, not a flood.
+EVENT_S = 10.0
 _WIDTH = 24
 
 _settings = {"quiet": False}
@@ -32,6 +38,11 @@ _settings = {"quiet": False}
 def configure(*, quiet: bool) -> None:
     """Called once by the CLI with the global flags, like logging is configured."""
     _settings["quiet"] = quiet
+
+
+def quiet() -> bool:
+    """Whether --quiet was given: apply then shows no plan preview, only the summary and errors."""
+    return _settings["quiet"]
 
 
 def _ci(environ: Mapping[str, str]) -> bool:
@@ -64,8 +75,10 @@ class Bar:
         total_bytes: int | None = None,
         stream: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
+        unit: str = "objects",
     ) -> None:
         self.label = label
+        self.unit = unit
         self.total = total
         self.total_bytes = total_bytes
         self.stream = sys.stderr if stream is None else stream
@@ -74,7 +87,8 @@ class Bar:
         self.bytes = 0
         self.extra = ""
         self.started = clock()
-        self._drawn = 0.0
+        self.refresh = REFRESH_S
+        self._drawn: float | None = None
         self._lock = threading.Lock()
 
     def advance(self, count: int = 1, nbytes: int = 0, *, extra: str | None = None) -> None:
@@ -84,18 +98,20 @@ class Bar:
             if extra is not None:
                 self.extra = extra
             now = self.clock()
-            if self._drawn == 0.0 or now - self._drawn >= REFRESH_S:
+            if self._drawn is None or now - self._drawn >= self.refresh:
                 self._draw(now)
 
     def line(self, now: float) -> str:
         elapsed = max(now - self.started, 1e-9)
         parts = [f"{self.label:<10}"]
         if self.total:
-            filled = min(_WIDTH, _WIDTH * self.count // self.total)
+            # Filled by bytes when there are any: two 200 MiB uploads half done are half done, not 0/2.
+            done, whole = (self.bytes, self.total_bytes) if self.total_bytes else (self.count, self.total)
+            filled = max(0, min(_WIDTH, _WIDTH * done // whole))
             parts.append("[" + "#" * filled + "-" * (_WIDTH - filled) + "]")
-            parts.append(f"{self.count:,}/{self.total:,} objects")
+            parts.append(f"{self.count:,}/{self.total:,} {self.unit}")
         else:
-            parts.append(f"{self.count:,} objects")
+            parts.append(f"{self.count:,} {self.unit}")
         if self.total_bytes:
             parts.append(f"{human_bytes(self.bytes)}/{human_bytes(self.total_bytes)}")
         elif self.bytes:
@@ -103,28 +119,138 @@ class Bar:
         if self.bytes:
             parts.append(f"{human_bytes(int(self.bytes / elapsed))}/s")
         else:
-            parts.append(f"{self.count / elapsed:,.1f} obj/s")
-        if self.total and 0 < self.count < self.total:
-            if self.total_bytes and self.bytes:
-                remaining = (self.total_bytes - self.bytes) / (self.bytes / elapsed)
-            else:
-                remaining = (self.total - self.count) / (self.count / elapsed)
+            parts.append(f"{self.count / elapsed:,.1f} {'obj' if self.unit == 'objects' else self.unit}/s")
+        if remaining := self.eta(elapsed):
             parts.append(f"ETA {_duration(remaining)}")
         if self.extra:
             parts.append(self.extra)
         return "  ".join(parts)
 
+    def eta(self, elapsed: float) -> float | None:
+        """Seconds left: from the byte rate once bytes move (they dominate any transfer worth waiting for),
+        else from the object rate; None before anything moved or once everything has."""
+        if self.total_bytes and 0 < self.bytes < self.total_bytes:
+            return (self.total_bytes - self.bytes) / (self.bytes / elapsed)
+        if self.total and 0 < self.count < self.total and not (self.total_bytes and self.bytes >= self.total_bytes):
+            return (self.total - self.count) / (self.count / elapsed)
+        return None
+
     def _draw(self, now: float) -> None:
         self._drawn = now
-        # \r and erase-to-end-of-line: redraw in place whatever a log line left behind.
+        # \r and erase-to-end-of-line: redraw in place whatever was on the line.
         self.stream.write("\r\x1b[K" + self.line(now))
         self.stream.flush()
 
+    def write_line(self, stream: TextIO, text: str) -> None:
+        """A log line above the bar: the bar's line is erased, the text written on it, the bar drawn below."""
+        with self._lock:
+            if stream is not self.stream:
+                stream.write(text + "\n")
+                stream.flush()
+                return
+            self.stream.write("\r\x1b[K" + text + "\n")
+            self._draw(self.clock())
+
+    def show(self) -> Bar:
+        """Route log lines through write_line until close()."""
+        logs.set_line_writer(self.write_line)
+        return self
+
     def close(self) -> None:
+        logs.set_line_writer(None)
         with self._lock:
             self._draw(self.clock())
             self.stream.write("\n")
             self.stream.flush()
+
+
+class EventBar(Bar):
+    """The bar for a CI log (--log-format json, no terminal): a `progress` event every EVENT_S, and one at the end.
+
+    A job's log then shows an apply moving (and how fast, and when it should end) between its
+    per-action events, where a silent hour of one large transfer looks like a hang.
+    """
+
+    def __init__(self, label: str, *, total: int | None = None, total_bytes: int | None = None,
+                 clock: Callable[[], float] = time.monotonic, log: Any = None) -> None:
+        super().__init__(label, total=total, total_bytes=total_bytes, clock=clock)
+        self.refresh = EVENT_S
+        self.log = log if log is not None else logs.get_logger("pixel.progress")
+        self._drawn = clock()  # the first event after EVENT_S, not at the first byte
+
+    def fields(self, now: float) -> dict[str, Any]:
+        elapsed = max(now - self.started, 1e-9)
+        fields: dict[str, Any] = {"what": self.label, "objects": self.count, "bytes": self.bytes}
+        if self.total is not None:
+            fields["objects_total"] = self.total
+        if self.total_bytes is not None:
+            fields["bytes_total"] = self.total_bytes
+        fields["bytes_per_s"] = int(self.bytes / elapsed)
+        fields["elapsed_s"] = round(elapsed, 1)
+        if (remaining := self.eta(elapsed)) is not None:
+            fields["eta_s"] = round(remaining, 1)
+        if self.extra:
+            fields["note"] = self.extra
+        return fields
+
+    def _draw(self, now: float) -> None:
+        self._drawn = now
+        self.log.info("progress", **self.fields(now))
+
+    def show(self) -> Bar:
+        return self  # log lines are lines of their own already
+
+    def close(self) -> None:
+        with self._lock:
+            self._draw(self.clock())
+
+
+def _bar(
+    label: str, *, output_format: str, total: int | None = None, total_bytes: int | None = None, unit: str = "objects"
+) -> Bar | None:
+    """A live bar for a person, progress events for a CI log under --log-format json, or nothing."""
+    if enabled(output_format=output_format):
+        return Bar(label, total=total, total_bytes=total_bytes, unit=unit).show()
+    if logs.json_logs():
+        bar = EventBar(label, total=total, total_bytes=total_bytes)
+        bar.unit = unit
+        return bar
+    return None
+
+
+Tick = Callable[[int, int], None]
+
+
+def _ignore(count: int, nbytes: int) -> None:
+    pass
+
+
+@contextmanager
+def task_progress(
+    label: str,
+    *,
+    total: int | None = None,
+    total_bytes: int | None = None,
+    unit: str = "objects",
+    output_format: str = "text",
+    show: bool = True,
+) -> Iterator[Tick]:
+    """`tick(count, nbytes)` for any long command (verify --download, cat): a bar, CI events, or a no-op.
+
+    `show=False` (e.g. `pixel cat` writing records to the same terminal) makes it a no-op whatever else holds.
+    """
+    bar = _bar(label, output_format=output_format, total=total, total_bytes=total_bytes, unit=unit) if show else None
+    if bar is None:
+        yield _ignore
+        return
+
+    def tick(count: int, nbytes: int) -> None:
+        bar.advance(count, nbytes)
+
+    try:
+        yield tick
+    finally:
+        bar.close()
 
 
 class ProgressReporter:
@@ -172,11 +298,12 @@ class ProgressReporter:
 @contextmanager
 def apply_progress(inner: Reporter, plan: Plan, *, output_format: str = "text") -> Iterator[Reporter]:
     """The reporter apply should use: `inner` alone, or wrapped with a live bar when someone is watching."""
-    if not enabled(output_format=output_format):
+    bar = _bar("applying", output_format=output_format, total=len(plan.actions),
+               total_bytes=sum(a.size for a in plan.actions))
+    if bar is None:
         yield inner
         return
-    total_bytes = sum(a.size for a in plan.actions)
-    reporter = ProgressReporter(inner, Bar("applying", total=len(plan.actions), total_bytes=total_bytes))
+    reporter = ProgressReporter(inner, bar)
     try:
         yield reporter
     finally:
@@ -188,19 +315,63 @@ ObserveCallback = Callable[[str, int], None]
 
 @contextmanager
 def observe_progress(*, output_format: str = "text") -> Iterator[ObserveCallback | None]:
-    """observe()'s `progress` callback: one bar counting objects listed and local files hashed."""
-    if not enabled(output_format=output_format):
+    """observe()'s `progress` callback: one bar counting objects listed and local files hashed, and the bytes
+    read to hash them as they are read (a cold plan of large files is mostly that)."""
+    bar = _bar("observing", output_format=output_format)
+    if bar is None:
         yield None
         return
-    bar = Bar("observing")
-    counts = {"listed": 0, "hashed": 0}
+    counts = {"listed": 0, "hashed": 0, "hashed_bytes": 0}
+    lock = threading.Lock()
 
     def callback(what: str, n: int) -> None:
-        counts[what] = counts.get(what, 0) + n
+        # Called from the hashing threads too ("hashed_bytes", per file read): the counts are shared.
+        with lock:
+            counts[what] = counts.get(what, 0) + n
+            hashed, read = counts["hashed"], counts["hashed_bytes"]
         listed = n if what == "listed" else 0
-        bar.advance(listed, extra=f"{counts['hashed']:,} local files hashed")
+        nbytes = n if what == "hashed_bytes" else 0
+        note = f"{hashed:,} local files hashed" + (f" ({human_bytes(read)} read)" if read else "")
+        bar.advance(listed, nbytes, extra=note)
 
     try:
         yield callback
+    finally:
+        bar.close()
+
+
+T = TypeVar("T")
+
+
+def tracked(
+    items: Iterable[T],
+    label: str = "reading",
+    *,
+    unit: str = "records",
+    total: int | None = None,
+    every: int = 256,
+    stream: TextIO | None = None,
+) -> Iterator[T]:
+    """`items`, with a bar on stderr (or progress events in a CI JSON log) while they are consumed.
+
+    The loader's opt-in: `for record in tracked(load_dataset("cot")): ...`. A training loop usually
+    reports progress its own way, so load_dataset draws nothing by itself.
+    """
+    if stream is not None:
+        bar: Bar | None = Bar(label, total=total, unit=unit, stream=stream) if enabled(stream) else None
+    else:
+        bar = _bar(label, output_format="text", total=total, unit=unit)
+    if bar is None:
+        yield from items
+        return
+    pending = 0
+    try:
+        for item in items:
+            yield item
+            pending += 1
+            if pending == every:
+                bar.advance(pending)
+                pending = 0
+        bar.advance(pending)
     finally:
         bar.close()

@@ -5,24 +5,31 @@ all of the node's descendants while independent branches go on. Transient
 store errors are retried with exponential backoff and full jitter (stores/retry.py:
 the one retry layer, shared with the callers that have no executor around them). The
 executor knows nothing of S3 or files: the work is injected as `run`.
+
+Ctrl-C, in the main thread: the first says at once how many actions are in flight and
+starts no more (each running one is atomic on the server and finishes); the second
+stops the in-flight transfers at their next read (`TransferStopped`: a multipart upload
+is aborted by the store on the way out); a third gives up waiting (KeyboardInterrupt).
 """
 
 from __future__ import annotations
 
 import enum
 import queue
+import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import networkx as nx
 
 from reconciler.apply.runner import ByteCounts, build_runner
 from reconciler.errors import UserError
+from reconciler.logs import get_logger
 from reconciler.model import Action, Desired, Plan
 from reconciler.plan.graph import action_of, build_graph
 from reconciler.stores.base import Store, StoreError, TransientStoreError
@@ -40,6 +47,15 @@ class OutcomeStatus(enum.StrEnum):
 DONE, FAILED, SKIPPED = OutcomeStatus.DONE, OutcomeStatus.FAILED, OutcomeStatus.SKIPPED
 
 
+class TransferStopped(Exception):
+    """Raised from a transfer's source read once a second interrupt asks in-flight transfers to stop."""
+
+
+# Outcome.blocked_by of an action that never started because apply was interrupted, and of one stopped mid-way.
+NOT_STARTED = "interrupted"
+STOPPED = "stopped"
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     action: Action
@@ -48,7 +64,7 @@ class Outcome:
     code: str = ""
     attempts: int = 0
     seconds: float = 0.0
-    blocked_by: str = ""  # for skipped: the failed action (or "interrupted")
+    blocked_by: str = ""  # for skipped: the failed action, NOT_STARTED or STOPPED
 
 
 @dataclass(slots=True)
@@ -115,6 +131,8 @@ def run_with_retries(
 
     try:
         retrying(attempt, retry, lambda n, delay, exc: reporter.retrying(action, n, delay, exc))
+    except TransferStopped:
+        return Outcome(action, SKIPPED, attempts=attempts, seconds=time.monotonic() - start, blocked_by=STOPPED)
     except TransientStoreError as exc:
         message = f"{exc} (gave up after {attempts} attempts)"
         return Outcome(action, FAILED, message, exc.code, attempts, time.monotonic() - start)
@@ -127,6 +145,38 @@ def run_with_retries(
     return Outcome(action, DONE, attempts=attempts, seconds=time.monotonic() - start)
 
 
+class _Interrupts:
+    """Ctrl-C as events the main loop acts on, instead of a KeyboardInterrupt raised wherever it happens to be.
+
+    The handler only counts and wakes the loop (SimpleQueue.put is safe in a signal handler): printing from it
+    could re-enter a write the main thread was in the middle of.
+    """
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self.count = 0
+        self.acted = 0
+        self._wake = wake
+        self._previous: Any = None
+        self._installed = False
+
+    def _handler(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self.count > 2:
+            raise KeyboardInterrupt
+        self._wake()
+
+    def __enter__(self) -> _Interrupts:
+        # Signal handlers can only be set from the main thread (`pixel serve` runs applies on others).
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 def execute(
     graph: nx.DiGraph[str],
     run: Callable[[Action], None],
@@ -135,10 +185,15 @@ def execute(
     retry: RetryPolicy | None = None,
     reporter: Reporter | None = None,
     stop: threading.Event | None = None,
+    abort: threading.Event | None = None,
 ) -> ApplyResult:
+    """`stop` set: start no more actions. `abort` is set by a second Ctrl-C: `run` should then stop its
+    transfers (LocalExecutor raises TransferStopped from their reads)."""
     retry = retry or RetryPolicy()
     reporter = reporter or NullReporter()
     stop = stop or threading.Event()
+    abort = abort or threading.Event()
+    log = get_logger("pixel.apply")
     waiting = {node: graph.in_degree(node) for node in graph.nodes}
     result = ApplyResult()
     settled: set[str] = set()
@@ -152,7 +207,8 @@ def execute(
     running: dict[Future[Outcome], str] = {}
     # Workers hand their finished futures to the main thread here: one put and one get per action, where
     # wait() over every running future cost the main thread a waiter on each of them per completion.
-    done: queue.SimpleQueue[Future[Outcome]] = queue.SimpleQueue()
+    # None is the interrupt handler waking the loop.
+    done: queue.SimpleQueue[Future[Outcome] | None] = queue.SimpleQueue()
 
     def submit_ready(pool: ThreadPoolExecutor) -> None:
         while ready and len(running) < parallelism and not stop.is_set():
@@ -163,7 +219,38 @@ def execute(
             running[future] = node
             future.add_done_callback(done.put)
 
-    with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="pixel-apply") as pool:
+    def take(future: Future[Outcome]) -> None:
+        node = running.pop(future)
+        outcome = future.result()
+        settle(outcome)
+        if outcome.status == DONE:
+            for child in sorted(graph.successors(node)):
+                waiting[child] -= 1
+                if waiting[child] == 0 and child not in settled:
+                    ready.append(child)
+        else:
+            # What waited on a transfer the second Ctrl-C stopped was kept from starting by the interrupt.
+            cause = NOT_STARTED if outcome.status == SKIPPED and outcome.blocked_by == STOPPED else node
+            for child in sorted(nx.descendants(graph, node)):
+                if child not in settled:
+                    settle(Outcome(action_of(graph, child), SKIPPED, blocked_by=cause))
+
+    def interrupted(first: bool) -> None:
+        if first:
+            stop.set()
+            result.interrupted = True
+            log.warning(
+                f"interrupt received: finishing {len(running):,} in-flight actions, starting no more "
+                "(Ctrl-C again stops them)"
+            )
+        else:
+            abort.set()
+            log.warning(
+                f"second interrupt: stopping {len(running):,} in-flight actions; their multipart uploads are aborted"
+            )
+
+    pool = ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="pixel-apply")
+    with pool, _Interrupts(lambda: done.put(None)) as ctrl_c:
         try:
             submit_ready(pool)
             while running:
@@ -171,23 +258,18 @@ def execute(
                 while not done.empty():
                     finished.append(done.get())
                 for future in finished:
-                    node = running.pop(future)
-                    outcome = future.result()
-                    settle(outcome)
-                    if outcome.status == DONE:
-                        for child in sorted(graph.successors(node)):
-                            waiting[child] -= 1
-                            if waiting[child] == 0 and child not in settled:
-                                ready.append(child)
-                    else:
-                        for child in sorted(nx.descendants(graph, node)):
-                            if child not in settled:
-                                settle(Outcome(action_of(graph, child), SKIPPED, blocked_by=node))
+                    if future is not None:
+                        take(future)
+                # After the finished ones are settled, so "N in flight" counts only what still runs.
+                while ctrl_c.acted < min(ctrl_c.count, 2):
+                    ctrl_c.acted += 1
+                    interrupted(first=ctrl_c.acted == 1)
                 submit_ready(pool)
         except KeyboardInterrupt:
-            # Let running transfers finish (each is atomic on the server), start nothing new.
-            stop.set()
-            result.interrupted = True
+            # SIGTERM (session.py), a third Ctrl-C, or one from outside the main thread: let running
+            # transfers finish (each is atomic on the server), start nothing new.
+            if not result.interrupted:
+                interrupted(first=True)
             for future in list(running):
                 if not future.cancel():
                     settle(future.result())
@@ -196,7 +278,7 @@ def execute(
         result.interrupted = True
     for node in sorted(graph.nodes):
         if node not in settled:
-            settle(Outcome(action_of(graph, node), SKIPPED, blocked_by="interrupted"))
+            settle(Outcome(action_of(graph, node), SKIPPED, blocked_by=NOT_STARTED))
     return result
 
 
@@ -240,8 +322,21 @@ class LocalExecutor:
         reporter: Reporter,
         stop: threading.Event,
     ) -> tuple[ApplyResult, ByteCounts]:
-        runner = build_runner(desired, stores, on_bytes=reporter.transferred)
+        abort = threading.Event()
+
+        def on_bytes(action: Action, nbytes: int) -> None:
+            if abort.is_set():
+                raise TransferStopped(f"{action.kind.value} {action.target} stopped by a second interrupt")
+            reporter.transferred(action, nbytes)
+
+        runner = build_runner(desired, stores, on_bytes=on_bytes)
         result = execute(
-            build_graph(plan), runner, parallelism=self.parallelism, retry=self.retry, reporter=reporter, stop=stop
+            build_graph(plan),
+            runner,
+            parallelism=self.parallelism,
+            retry=self.retry,
+            reporter=reporter,
+            stop=stop,
+            abort=abort,
         )
         return result, runner

@@ -1,9 +1,11 @@
-"""What apply tells the user: a log event per failed or skipped action (per action under -v or JSON logs),
-then a summary of done / failed / skipped."""
+"""What apply tells the user: a log event per failed action (every event under -v or JSON logs), then the
+failures, what was not done grouped per cause, and one summary line."""
 
 from __future__ import annotations
 
-from reconciler.apply.executor import DONE, FAILED, ApplyResult, Outcome
+from collections import defaultdict
+
+from reconciler.apply.executor import DONE, FAILED, NOT_STARTED, STOPPED, ApplyResult, Outcome
 from reconciler.apply.runner import ByteCounts
 from reconciler.keys import printable
 from reconciler.logs import get_logger, json_logs
@@ -57,35 +59,54 @@ class LogReporter:
                 self.log.debug("action finished", **fields)
         elif outcome.status == FAILED:
             self.log.error("action failed", code=outcome.code, error=outcome.error, **fields)
+        elif json_logs():
+            self.log.info("action skipped", blocked_by=outcome.blocked_by, **fields)
         else:
-            self.log.warning("action skipped", blocked_by=outcome.blocked_by, **fields)
+            # The summary groups them per cause: one warning each would bury it (1,731 after a Ctrl-C).
+            self.log.debug("action skipped", blocked_by=outcome.blocked_by, **fields)
+
+
+def _not_done(skipped: list[Outcome]) -> list[str]:
+    """The skipped actions, one line per cause: 1,731 actions an interrupt kept from starting are one line."""
+    stopped = [o for o in skipped if o.blocked_by == STOPPED]
+    waiting: dict[str, int] = defaultdict(int)
+    for o in skipped:
+        if o.blocked_by not in (STOPPED, NOT_STARTED):
+            waiting[o.blocked_by] += 1
+    lines = [f"  - {_actions(n)} not started: {printable(cause)} failed" for cause, n in sorted(waiting.items())]
+    if stopped:
+        lines.append(f"  - {_actions(len(stopped))} stopped in flight by the second interrupt (uploads aborted)")
+    return lines
+
+
+def _actions(n: int) -> str:
+    return f"{n:,} action{'' if n == 1 else 's'}"
 
 
 def render_apply_summary(result: ApplyResult, runner: ByteCounts | None = None) -> str:
+    """Failures one per line (each has its own error); everything not done grouped per cause; one summary line."""
     lines = [""]
     moved = ""
     if runner is not None:
         moved = f" ({human_bytes(runner.bytes_uploaded)} uploaded, {human_bytes(runner.bytes_downloaded)} downloaded)"
-    counts = f"{len(result.done)} done, {len(result.failed)} failed, {len(result.skipped)} skipped"
+    not_started = sum(1 for o in result.skipped if o.blocked_by != STOPPED)
+    stopped = len(result.skipped) - not_started
+    counts = f"{len(result.done):,} done, {len(result.failed):,} failed, {_actions(not_started)} not started"
+    if stopped:
+        counts += f", {stopped:,} stopped"
     if result.ok:
         lines.append(f"Apply complete! {counts}{moved}.")
         return "\n".join(lines) + "\n"
-    title = "Apply interrupted" if result.interrupted else "Apply failed"
-    lines.append(f"{title}: {counts}{moved}.")
     if result.failed:
-        lines.append("")
         lines.append("Failed:")
         for o in sorted(result.failed, key=lambda o: o.action.id):
             code = f" [{o.code}]" if o.code else ""
             lines.append(printable(f"  ✗ {o.action.kind.value} {o.action.target}{code}: {o.error}"))
-    if result.skipped:
         lines.append("")
-        lines.append("Not done (skipped):")
-        for o in sorted(result.skipped, key=lambda o: o.action.id):
-            because = "apply was interrupted" if o.blocked_by == "interrupted" else f"{o.blocked_by} failed"
-            lines.append(printable(f"  - {o.action.kind.value} {o.action.target}: {because}"))
-    lines.append("")
+    if grouped := _not_done(result.skipped):
+        lines += ["Not done:", *grouped, ""]
+    title = "Apply interrupted" if result.interrupted else "Apply failed"
     # No promise that another apply fixes it: a failure from a rule of the server's (a key it renames) or of
     # the local tree recurs; the next plan shows what is left and the findings say what a retry cannot fix.
-    lines.append("Run `pixel plan` to see the remaining work and any finding a retry cannot fix.")
+    lines.append(f"{title}: {counts}{moved}. Run `pixel plan` to see what is left and any finding a retry cannot fix.")
     return "\n".join(lines) + "\n"

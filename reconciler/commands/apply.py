@@ -16,7 +16,7 @@ from reconciler.apply.session import LockOptions, locked, run_locked
 from reconciler.commands import EXIT_ERROR, EXIT_OK
 from reconciler.commands.apply_saved import apply_saved, choose_executor, finish, refuse_json, say
 from reconciler.commands.common import error, load, observe_through
-from reconciler.commands.output import render_plan
+from reconciler.commands.output import render_preview
 from reconciler.errors import UserError
 from reconciler.logs import get_logger, json_logs
 from reconciler.model import Desired, Plan
@@ -47,7 +47,7 @@ def preview(plan: Plan, desired: Desired, output_format: str, compact: bool) -> 
         get_logger("pixel.apply").info("plan", summary=closing_line(plan), actions=len(plan.actions))
         return
     shown = "markdown" if output_format == "markdown" else "text"
-    say(render_plan(plan, desired, shown, compact=compact), output_format)
+    say(render_preview(plan, desired, shown, compact=compact), output_format)
 
 
 def refuse_for_saved_plan(

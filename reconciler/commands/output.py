@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Mapping
 
+from reconciler import progress
 from reconciler.model import Desired, Plan
 from reconciler.plan import serialize
 from reconciler.plan.guards import GuardLimits
@@ -38,3 +39,13 @@ def render_plan(
     if output_format == "markdown":
         return render_markdown(plan, desired)
     return render_text(plan, desired, color=color_wanted(sys.stdout.isatty()), compact=compact)
+
+
+def render_preview(plan: Plan, desired: Desired | None, output_format: str, *, compact: bool = False) -> str:
+    """apply's plan before it runs: the whole plan, or under -q only its errors and closing line.
+
+    `pixel plan -q` still prints the plan: there the plan is the output asked for, not a preview.
+    """
+    if output_format == "text" and progress.quiet():
+        return render_text(plan, desired, color=color_wanted(sys.stdout.isatty()), brief=True)
+    return render_plan(plan, desired, output_format, compact=compact)

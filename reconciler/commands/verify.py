@@ -30,11 +30,16 @@ from reconciler.errors import UserError
 from reconciler.globs import matches
 from reconciler.keys import printable
 from reconciler.model import Desired, ObjectRef
+from reconciler.progress import Tick, task_progress
 from reconciler.stores.base import RecordsMd5s, StoreError
 from reconciler.units import human_bytes
 from reconciler.workflow import open_stores
 
 CHUNK = 8 * 1024 * 1024
+
+
+def _no_tick(count: int, nbytes: int) -> None:
+    pass
 
 
 class Verdict(enum.StrEnum):
@@ -97,18 +102,25 @@ def _managed(desired: Desired, stores: dict[str, RecordsMd5s]) -> Iterator[Targe
             yield Target(store, ref.key, absent_note=absent_note, listed=False)
 
 
-def _streamed_md5(store: RecordsMd5s, key: str) -> tuple[str, int]:
+def _streamed_md5(store: RecordsMd5s, key: str, on_bytes: Tick = _no_tick) -> tuple[str, int]:
     digest = hashlib.md5()
     size = 0
     with store.open(key) as body:
         while chunk := body.read(CHUNK):
             digest.update(chunk)
             size += len(chunk)
+            on_bytes(0, len(chunk))
     return digest.hexdigest(), size
 
 
 def check_object(
-    store: RecordsMd5s, key: str, *, download: bool, listed: bool = True, absent_note: str | None = None
+    store: RecordsMd5s,
+    key: str,
+    *,
+    download: bool,
+    listed: bool = True,
+    absent_note: str | None = None,
+    on_bytes: Tick = _no_tick,
 ) -> Checked:
     where = f"{store.name}:{key}"
     found = store.recorded_md5s(key)
@@ -122,7 +134,7 @@ def check_object(
     recorded = meta_md5 or etag_md5
     if not download:
         return Checked(where, Verdict.OK if recorded else Verdict.UNRECORDED, "" if recorded else "no md5 recorded")
-    actual, size = _streamed_md5(store, key)
+    actual, size = _streamed_md5(store, key, on_bytes)
     if size != entry.size:
         return Checked(where, Verdict.MISMATCH, f"read {size} bytes, the object says {entry.size}", size)
     if recorded is None:
@@ -132,10 +144,13 @@ def check_object(
     return Checked(where, Verdict.OK, bytes_read=size)
 
 
-def check_target(target: Target, *, download: bool) -> Checked:
-    return check_object(
-        target.store, target.key, download=download, listed=target.listed, absent_note=target.absent_note
+def check_target(target: Target, *, download: bool, tick: Tick = _no_tick) -> Checked:
+    checked = check_object(
+        target.store, target.key, download=download, listed=target.listed, absent_note=target.absent_note,
+        on_bytes=tick,
     )
+    tick(1, 0)
+    return checked
 
 
 def verify(specs: Path, *, download: bool, parallelism: int) -> int:
@@ -143,8 +158,11 @@ def verify(specs: Path, *, download: bool, parallelism: int) -> int:
     s3_stores = {name: s for name, s in ws.stores.items() if isinstance(s, RecordsMd5s)}
     try:
         targets = list(_managed(ws.desired, s3_stores))
-        with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="pixel-verify") as pool:
-            checked = list(pool.map(lambda t: check_target(t, download=download), targets))
+        with (
+            task_progress("verifying", total=len(targets)) as tick,
+            ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="pixel-verify") as pool,
+        ):
+            checked = list(pool.map(lambda t: check_target(t, download=download, tick=tick), targets))
     except StoreError as exc:
         raise UserError(f"verify could not read the stores: {exc}") from exc
     results = [r for r in checked if r.status != Verdict.ABSENT]

@@ -131,17 +131,22 @@ def _hash_into(
     hasher: Hasher,
     pool: ThreadPoolExecutor,
     workers: int,
+    progress: ProgressCallback | None = None,
 ) -> list[Problem]:
     """Fill in the md5 of every local entry that lacks one, in place, sharing the string with an equal remote md5.
 
     A file that cannot be read keeps md5 None and comes back as a problem: its content is unknown.
+    `progress("hashed_bytes", size)` is called (from the hashing threads) as each file not in the cache is read.
     """
     unreadable: list[Problem] = []
 
     def md5_or_none(entry: Entry) -> str | None:
         key = base + entry.key
         try:
-            return hasher.md5(store, _entry(entry, key, entry.size, entry.md5, entry.etag))
+            md5 = hasher.md5(store, _entry(entry, key, entry.size, entry.md5, entry.etag))
+            if progress is not None:
+                progress("hashed_bytes", entry.size)
+            return md5
         except (OSError, StoreError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             unreadable.append(Problem(f"{store.name}:{key}", f"cannot read: {why}", store=store.name, key=key))
@@ -282,7 +287,7 @@ def _observe_mapping(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixel-list") as lister:
         listing = lister.submit(_relative, listed, spec.s3_prefix, spec, own, local)
         try:
-            failed = _hash_into(local, {}, local_store, lbase, hasher, pool, hash_workers)
+            failed = _hash_into(local, {}, local_store, lbase, hasher, pool, hash_workers, progress)
         finally:
             remote = listing.result()
     for problem in failed:

@@ -13,12 +13,23 @@ from collections.abc import Iterable
 
 from reconciler.keys import printable
 from reconciler.model import Action, ActionKind, Change, Desired, Finding, Plan
+from reconciler.plan.render_findings import FindingGroup, group_findings, group_text
 from reconciler.plan.summary import closing_line
 from reconciler.units import human_bytes
 
 SYMBOL = {Change.CREATE: "+", Change.UPDATE: "~", Change.DELETE: "-", Change.READ: "~"}
 COLOR = {Change.CREATE: "green", Change.UPDATE: "yellow", Change.DELETE: "red", Change.READ: "cyan"}
-_ANSI = {"green": "\x1b[32m", "yellow": "\x1b[33m", "red": "\x1b[31m", "cyan": "\x1b[36m", "bold": "\x1b[1m"}
+# Releasing a local copy deletes no data (S3 keeps the verified object): it must not read as a delete's `-`.
+KIND_SYMBOL = {ActionKind.RELEASE_LOCAL: "<"}
+KIND_COLOR = {ActionKind.RELEASE_LOCAL: "magenta"}
+_ANSI = {
+    "green": "\x1b[32m",
+    "yellow": "\x1b[33m",
+    "red": "\x1b[31m",
+    "cyan": "\x1b[36m",
+    "magenta": "\x1b[35m",
+    "bold": "\x1b[1m",
+}
 _RESET = "\x1b[0m"
 
 # Runs at most this long are listed in full even with --compact: folding three lines into one hides more than it saves.
@@ -36,8 +47,16 @@ def target_text(action: Action) -> str:
     return printable(action.target.key)
 
 
+def symbol(action: Action) -> str:
+    return KIND_SYMBOL.get(action.kind) or SYMBOL[action.change]
+
+
+def painted_symbol(action: Action, color: bool) -> str:
+    return _paint(symbol(action), KIND_COLOR.get(action.kind) or COLOR[action.change], color)
+
+
 def action_line(action: Action, color: bool = False) -> str:
-    symbol = _paint(SYMBOL[action.change], COLOR[action.change], color)
+    symbol = painted_symbol(action, color)
     size = f", {human_bytes(action.size)}" if action.size and action.change is not Change.DELETE else ""
     return f"  {symbol} {target_text(action)}  ({action.kind.value}{size}: {printable(action.reason)})"
 
@@ -89,7 +108,7 @@ def compact_lines(actions: list[Action], color: bool, threshold: int = COMPACT_T
         elif key not in emitted:
             emitted.add(key)
             run = runs[key]
-            symbol = _paint(SYMBOL[action.change], COLOR[action.change], color)
+            symbol = painted_symbol(action, color)
             where = printable(key[2]) or "the root"
             size = f" ({human_bytes(sum(a.size for a in run))})" if action.change is not Change.DELETE else ""
             lines.append(f"  {symbol} {len(run):,} objects under {where}{size}  [{action.kind.value}]")
@@ -97,8 +116,14 @@ def compact_lines(actions: list[Action], color: bool, threshold: int = COMPACT_T
 
 
 def finding_line(finding: Finding) -> str:
+    """One finding on its own (`pixel explain KEY`)."""
     scope = f"[{finding.mapping}] " if finding.mapping else ""
     return "  ! " + printable(f"{finding.kind.value}: {scope}{finding.key}: {finding.message}")
+
+
+def group_line(group: FindingGroup) -> str:
+    """One cause in a plan: the findings of one kind that differ only by their key, on one line."""
+    return "  ! " + printable(group_text(group))
 
 
 def targets_note(plan: Plan) -> str | None:
@@ -111,11 +136,14 @@ def targets_note(plan: Plan) -> str | None:
     )
 
 
-def render_text(plan: Plan, desired: Desired | None = None, *, color: bool = False, compact: bool = False) -> str:
+def render_text(
+    plan: Plan, desired: Desired | None = None, *, color: bool = False, compact: bool = False, brief: bool = False
+) -> str:
+    """`brief`: only the errors and the closing line (apply's preview under -q)."""
     lines: list[str] = []
     if note := targets_note(plan):
         lines += [_paint(note, "yellow", color), ""]
-    if plan.actions:
+    if plan.actions and not brief:
         lines.append("pixel will perform the following actions:")
         for mapping, actions in group_by_mapping(plan.actions).items():
             lines.append("")
@@ -125,13 +153,14 @@ def render_text(plan: Plan, desired: Desired | None = None, *, color: bool = Fal
             else:
                 lines.extend(action_line(action, color) for action in actions)
         lines.append("")
-    if plan.findings:
+    if plan.findings and not brief:
         lines.append("Findings (reported, not acted on):")
-        lines.extend(finding_line(f) for f in sorted(plan.findings, key=lambda f: (f.kind.value, f.key)))
+        lines.extend(group_line(group) for group in group_findings(plan.findings))
         lines.append("")
     if plan.errors:
         lines.append(_paint("Errors (this plan cannot be applied):", "red", color))
         lines.extend(f"  ✗ {printable(e)}" for e in plan.errors)
         lines.append("")
-    lines.append(_paint(closing_line(plan), "bold", color))
+    where = "not listed (-q; `pixel plan` lists them)" if brief else "above"
+    lines.append(_paint(closing_line(plan, findings_where=where), "bold", color))
     return "\n".join(lines) + "\n"

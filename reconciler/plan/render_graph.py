@@ -12,13 +12,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from reconciler.model import Action, Plan, TierSpec, tier_of
-from reconciler.plan.render import SYMBOL, sort_key, target_text
+from reconciler.plan.render import sort_key, symbol, target_text
 
 FORMATS = ("dot", "mermaid")
 
 
 def _label(action: Action) -> str:
-    return f"{SYMBOL[action.change]} {action.kind.value} {target_text(action)}"
+    return f"{symbol(action)} {action.kind.value} {target_text(action)}"
 
 
 def cluster_of(action: Action, tiers: Sequence[TierSpec]) -> str:

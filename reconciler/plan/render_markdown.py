@@ -1,9 +1,10 @@
 """A plan as one GitHub pull-request comment.
 
 Layout: a title with the result, a red banner when anything would be deleted, a
-summary table per category (objects and bytes), one `<details>` block per
-mapping or tier with the actions as a `diff` block (GitHub colours + and -),
-findings in their own section, errors last. GitHub refuses comments over 65,536
+summary table per category (objects and bytes, the summary line's categories),
+the deletes (never folded), then one `<details>` block per mapping or tier with
+the other actions as a `diff` block (GitHub colours + and -; folded when longer
+than FOLD_LINES), and the findings per cause, folded the same way. GitHub refuses comments over 65,536
 characters, so the whole comment is kept under MAX_CHARS however big the plan:
 each section gets a share of the room and says how many lines it left out.
 Only the lines that fit are ever formatted, which keeps 200,000 actions well
@@ -17,30 +18,20 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 from reconciler.keys import printable
-from reconciler.model import Action, Change, Desired, Finding, FindingKind, ObjectRef, Plan
-from reconciler.plan.render import SYMBOL, group_by_mapping, heading, target_text, targets_note
-from reconciler.plan.summary import Tally, closing_line, summary_line, tally
+from reconciler.model import Action, Change, Desired, FindingKind, ObjectRef, Plan
+from reconciler.plan.render import group_by_mapping, heading, target_text, targets_note
+from reconciler.plan.render import symbol as plain_symbol
+from reconciler.plan.render_findings import FindingGroup, count_text, group_findings, scope_text
+from reconciler.plan.summary import ORDER, Tally, category, closing_line, summary_line, tally
+from reconciler.plan.summary import shown as shown_categories
 from reconciler.units import human_bytes
 
 MAX_CHARS = 65_000
 # Kept free for the closing notes, so the fixed parts never push the comment over MAX_CHARS.
 _TAIL_RESERVE = 1_000
 
-# Summary table rows: (label, categories from summary.tally that it adds up).
-TABLE_ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("upload", ("upload",)),
-    ("download", ("download",)),
-    ("update", ("update",)),
-    ("move", ("move",)),
-    ("copy", ("copy",)),
-    ("delete", ("delete",)),
-    ("rehash", ("rehash",)),
-    ("release local", ("release-local",)),
-    ("manifests", ("write-manifest",)),
-)
-# Rows shown even at zero, so a reviewer always sees the three that matter most.
-_ALWAYS = frozenset({"upload", "update", "delete"})
-
+# A block of at most this many lines is shown open; a longer one is folded (deletes are never folded).
+FOLD_LINES = 20
 
 def _code(text: str) -> str:
     """Inline code that survives backticks in a key."""
@@ -55,7 +46,7 @@ def _clip(text: str, limit: int = 2_000) -> str:
 
 def _diff_line(action: Action) -> str:
     size = f", {human_bytes(action.size)}" if action.size and action.change is not Change.DELETE else ""
-    symbol = "!" if action.change is Change.READ else SYMBOL[action.change]
+    symbol = "!" if action.change is Change.READ else plain_symbol(action)
     # A diff block ends at a line of backticks: a key cannot start one, but keep it impossible anyway.
     text = f"{symbol} {target_text(action)}  ({action.kind.value}{size}: {printable(action.reason)})"
     return text.replace("```", "'''")
@@ -76,22 +67,30 @@ def _deleted(plan: Plan) -> tuple[int, int, list[ObjectRef]]:
 
 def _title(plan: Plan) -> str:
     if plan.errors:
-        return f"### ❌ pixel plan: cannot be applied ({len(plan.errors)} error(s))"
+        return f"### ❌ pixel plan: cannot be applied ({len(plan.errors):,} error(s))"
     if not plan.has_changes and plan.findings:
-        return f"### pixel plan: no changes to apply, {len(plan.findings):,} finding(s)"
+        return f"### pixel plan: no changes to apply, {len(group_findings(plan.findings)):,} finding(s)"
     if not plan.has_changes:
         return "### ✅ pixel plan: no changes"
     return f"### pixel plan: {summary_line(plan).removeprefix('Plan: ').rstrip('.')}"
 
 
 def _table(counts: dict[str, Tally]) -> list[str]:
+    """One row per category the summary line lists, with the same names, so the two always agree."""
     lines = ["| action | objects | bytes |", "|---|---:|---:|"]
-    for label, categories in TABLE_ROWS:
-        n = sum(counts[c].count for c in categories if c in counts)
-        b = sum(counts[c].bytes for c in categories if c in counts)
-        if n or label in _ALWAYS:
-            lines.append(f"| {label} | {n:,} | {human_bytes(b) if n else '—'} |")
+    for name in shown_categories(counts):
+        n, b = counts[name].count, counts[name].bytes
+        lines.append(f"| {name} | {n:,} | {human_bytes(b) if n else '—'} |")
     return lines
+
+
+def _kinds(actions: Sequence[Action]) -> str:
+    """Per-category counts in the summary's order and words: a block's `1 update` is the table's `update`."""
+    per: dict[str, int] = defaultdict(int)
+    for action in actions:
+        per[category(action)] += 1
+    rank = {name: i for i, name in enumerate(ORDER)}
+    return ", ".join(f"{per[name]:,} {name}" for name in sorted(per, key=lambda n: (rank.get(n, len(rank)), n)))
 
 
 class _Budget:
@@ -117,20 +116,12 @@ def _budgeted_lines(count: int, render: Callable[[int], str], room: int) -> tupl
     return lines, 0
 
 
-def _mapping_block(name: str, actions: Sequence[Action], desired: Desired | None, room: int) -> tuple[list[str], int]:
-    per_kind: dict[str, int] = defaultdict(int)
-    for action in actions:
-        per_kind[action.kind.value] += 1
-    kinds = ", ".join(f"{n:,} {kind}" for kind, n in sorted(per_kind.items()))
-    deletes = sum(1 for a in actions if a.change is Change.DELETE)
-    mark = " ⚠️" if deletes else ""
-    head = [
-        f"<details{' open' if deletes else ''}><summary><b>{html.escape(heading(desired, name))}</b>"
-        f" — {len(actions):,} action(s): {html.escape(kinds)}{mark}</summary>",
-        "",
-        "```diff",
-    ]
-    # What the head and the closing note take comes out of this mapping's room first.
+def _diff_block(
+    head: list[str], name: str, actions: Sequence[Action], room: int, end: Sequence[str]
+) -> tuple[list[str], int]:
+    """`head`, the actions as a diff block while they fit in `room`, a note of what did not, then `end`."""
+    head = [*head, "```diff"]
+    # What the head and the closing note take comes out of this block's room first.
     fixed = sum(len(line) + 1 for line in head) + 300 + len(name)
     shown, left_out = _budgeted_lines(len(actions), lambda i: _diff_line(actions[i]), max(0, room - fixed))
     tail = ["```"]
@@ -139,13 +130,28 @@ def _mapping_block(name: str, actions: Sequence[Action], desired: Desired | None
             f"_… and {left_out:,} more action(s) in {html.escape(printable(name))} not shown;"
             " run `pixel show PLANFILE` for all of them._"
         )
-    return [*head, *shown, *tail, "", "</details>", ""], left_out
+    return [*head, *shown, *tail, "", *end], left_out
 
 
-def _finding_line(finding: Finding) -> str:
-    scope = printable(f"[{finding.mapping}] ") if finding.mapping else ""
-    key, message = printable(finding.key), printable(finding.message)
-    return f"- **{finding.kind.value}** {html.escape(scope)}{_code(key)}: {html.escape(message)}"
+def _deletes_block(name: str, actions: Sequence[Action], desired: Desired | None, room: int) -> tuple[list[str], int]:
+    title = f"**{html.escape(heading(desired, name))}** — {len(actions):,} action(s): {html.escape(_kinds(actions))}"
+    head = [title, ""]
+    return _diff_block(head, name, actions, room, [])
+
+
+def _mapping_block(name: str, actions: Sequence[Action], desired: Desired | None, room: int) -> tuple[list[str], int]:
+    summary = (
+        f"<details{' open' if len(actions) <= FOLD_LINES else ''}><summary><b>{html.escape(heading(desired, name))}</b>"
+        f" — {len(actions):,} action(s): {html.escape(_kinds(actions))}</summary>"
+    )
+    return _diff_block([summary, ""], name, actions, room, ["</details>", ""])
+
+
+def _finding_line(group: FindingGroup) -> str:
+    head = f"- **{group.kind.value}{count_text(group)}** {html.escape(printable(scope_text(group)))}"
+    if group.names_keys:
+        return head + html.escape(printable(group.message))
+    return f"{head}{_code(printable(group.keys_text))}: {html.escape(printable(group.message))}"
 
 
 def render_markdown(plan: Plan, desired: Desired | None = None, *, max_chars: int = MAX_CHARS) -> str:
@@ -183,33 +189,44 @@ def render_markdown(plan: Plan, desired: Desired | None = None, *, max_chars: in
     add(f"**{closing_line(plan, findings_where='below')}**", "")
 
     left_out_total = 0
-    groups = group_by_mapping(plan.actions)
-    # Findings get at most a quarter of what is left; the actions share the rest evenly, and a
-    # mapping that needs less than its share hands the remainder on to the next.
-    findings_room = budget.left // 4 if plan.findings else 0
-    if groups:
-        add("#### Actions", "")
+    deletes = group_by_mapping(a for a in plan.actions if a.change is Change.DELETE)
+    others = group_by_mapping(a for a in plan.actions if a.change is not Change.DELETE)
+    findings = group_findings(plan.findings)
+    # Deletes come first, never folded, and may take half of the room: they are what a reviewer must see.
+    # Findings get at most a quarter of what is left; the other actions share the rest evenly, and a
+    # block that needs less than its share hands the remainder on to the next.
+    if deletes:
+        add("#### Deletes", "")
+        room = budget.left // 2
+        for index, (name, actions) in enumerate(deletes.items()):
+            block, left_out = _deletes_block(name, actions, desired, room // (len(deletes) - index))
+            left_out_total += left_out
+            room -= sum(len(line) + 1 for line in block)
+            add(*block)
+    findings_room = budget.left // 4 if findings else 0
+    if others:
+        add("#### Actions" if not deletes else "#### Other actions", "")
         remaining = budget.left - findings_room
-        for index, (name, actions) in enumerate(groups.items()):
-            share = remaining // (len(groups) - index)
+        for index, (name, actions) in enumerate(others.items()):
+            share = remaining // (len(others) - index)
             block, left_out = _mapping_block(name, actions, desired, share)
             left_out_total += left_out
             add(*block)
             remaining = budget.left - findings_room
 
-    if plan.findings:
-        findings = sorted(plan.findings, key=lambda f: (f.kind.value, f.mapping, f.key))
+    if findings:
         per_kind: dict[FindingKind, int] = defaultdict(int)
-        for finding in findings:
-            per_kind[finding.kind] += 1
+        for group in findings:
+            per_kind[group.kind] += 1
         counts = ", ".join(f"{n:,} {kind.value}" for kind, n in sorted(per_kind.items()))
-        add("#### Findings (reported, not acted on)", "", f"{counts}.", "")
-        shown, left_out = _budgeted_lines(len(findings), lambda i: _finding_line(findings[i]), budget.left)
-        add(*shown)
+        add("#### Findings (reported, not acted on)", "")
+        add(f"<details{' open' if len(findings) <= FOLD_LINES else ''}><summary>{counts}</summary>", "")
+        shown_lines, left_out = _budgeted_lines(len(findings), lambda i: _finding_line(findings[i]), budget.left)
+        add(*shown_lines)
         if left_out:
             left_out_total += left_out
             add(f"- _… and {left_out:,} more finding(s) not shown_")
-        add("")
+        add("", "</details>", "")
 
     if left_out_total:
         add(

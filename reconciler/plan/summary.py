@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.model import Action, ActionKind, Change, Plan
+from reconciler.plan.render_findings import group_findings
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +21,9 @@ def category(action: Action) -> str:
     return action.kind.value
 
 
-# Order in which the summary line lists them; upload, update and delete always appear.
+# Order in which the summary line lists them: every kind of ActionKind has a place, so the line's counts add up
+# to the plan's actions (and to apply's "N done"); upload, update and delete appear even at zero, the rest when
+# present, in the summary line and the markdown table alike.
 ORDER = (
     "upload",
     "download",
@@ -28,6 +31,7 @@ ORDER = (
     "copy",
     "move",
     "rehash",
+    "verify",
     "release-local",
     "compile",
     "write-manifest",
@@ -47,7 +51,13 @@ def tally(plan: Plan) -> dict[str, Tally]:
 
 def _counts(plan: Plan) -> str:
     counts = tally(plan)
-    return ", ".join(f"{counts[name].count} to {name}" for name in ORDER if name in ALWAYS or counts[name].count)
+    return ", ".join(f"{counts[name].count:,} to {name}" for name in shown(counts))
+
+
+def shown(counts: dict[str, Tally]) -> list[str]:
+    """The categories a summary lists, in ORDER: the three always shown, and every other one present."""
+    extra = [name for name in counts if name not in ORDER and counts[name].count]
+    return [name for name in ORDER if name in ALWAYS or counts[name].count] + sorted(extra)
 
 
 def summary_line(plan: Plan) -> str:
@@ -58,7 +68,7 @@ def summary_line(plan: Plan) -> str:
 
 
 def _several(n: int, what: str, where: str) -> str:
-    return f"{n} {what}{'' if n == 1 else 's'} {where}"
+    return f"{n:,} {what}{'' if n == 1 else 's'} {where}"
 
 
 def closing_line(plan: Plan, *, findings_where: str = "above") -> str:
@@ -67,7 +77,9 @@ def closing_line(plan: Plan, *, findings_where: str = "above") -> str:
     "No changes. Storage matches the specs." only when there is nothing to do and nothing to report.
     `findings_where`: where the renderer lists the findings relative to this line (errors come before it).
     """
-    findings = _several(len(plan.findings), "finding", findings_where) if plan.findings else ""
+    # Counted per cause, as the renderers list them: twelve images one actor lacks are one finding to act on.
+    causes = len(group_findings(plan.findings))
+    findings = _several(causes, "finding", findings_where) if plan.findings else ""
     if plan.errors:
         line = "Plan refused: " + _several(len(plan.errors), "error", "above") + "; nothing will be applied"
         if plan.actions:

@@ -81,7 +81,7 @@ def test_a_permanent_403_fails_cleanly_with_the_key_named(world: dict[str, Any],
     applied = cli(world, "apply", "--auto-approve")
     assert applied.code == 1
     assert "✗ upload s3:datasets/raw/f07.jsonl [AccessDenied]" in applied.out
-    assert f"{FILES - 1} done, 1 failed, 0 skipped" in applied.out
+    assert f"{FILES - 1} done, 1 failed, 0 actions not started" in applied.out
     assert "Traceback" not in applied.out + applied.err
     assert proxy.injected() == 1, "a 403 is not worth retrying"
     objects = stored(world)

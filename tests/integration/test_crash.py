@@ -144,13 +144,13 @@ def check_nothing_lost(world: dict[str, Any]) -> dict[str, int]:
 def summary(work: dict[str, int]) -> str:
     if not any(work.values()):
         return "No changes. Storage matches the specs."
-    parts = [f"{work['upload']} to upload"]
+    parts = [f"{work['upload']:,} to upload"]
     if work["download"]:
-        parts.append(f"{work['download']} to download")
+        parts.append(f"{work['download']:,} to download")
     parts.append("0 to update")
     if work["move"]:
-        parts.append(f"{work['move']} to move")
-    parts.append(f"{work['delete']} to delete")
+        parts.append(f"{work['move']:,} to move")
+    parts.append(f"{work['delete']:,} to delete")
     return "Plan: " + ", ".join(parts) + "."
 
 

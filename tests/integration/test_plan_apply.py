@@ -55,7 +55,7 @@ def test_new_files_are_uploaded_with_md5_metadata_then_no_changes(world: dict[st
 
     applied = pixel(["apply", "--auto-approve", *args], world["env"])
     assert applied.code == 0, applied.out + applied.err
-    assert "Apply complete! 3 done, 0 failed, 0 skipped" in applied.out
+    assert "Apply complete! 3 done, 0 failed, 0 actions not started" in applied.out
 
     client, bucket = world["client"], world["bucket"]
     assert keys(client, bucket) == ["datasets/processed/p.json", "datasets/raw/cot/a.jsonl", "datasets/raw/cot/b.jsonl"]

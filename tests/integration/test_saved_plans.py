@@ -138,7 +138,7 @@ def test_object_changed_since_the_plan_fails_only_its_action_with_412(world: dic
     text = run(world, "apply", str(world["plan"]))  # the same failure, as text
     assert text.code == 1
     assert "[PreconditionFailed]" in text.out and "re-run pixel plan" in text.out
-    assert "Not done (skipped):" in text.out
+    assert "  - 1 action not started: upload:s3:datasets/raw/a.jsonl failed" in text.out
 
 
 def test_changed_specs_make_the_plan_stale_before_anything_is_touched(world: dict[str, Any]) -> None:

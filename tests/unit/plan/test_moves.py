@@ -73,7 +73,7 @@ def test_renaming_1000_files_plans_1000_moves_and_uploads_nothing() -> None:
     text = render_text(p, d)
     assert "  + pre/old/0007.jsonl => pre/new/0007.jsonl  (move, " in text
     assert "  - pre/old/0007.jsonl  (delete: moved to pre/new/0007.jsonl)" in text
-    assert summary_line(p) == "Plan: 0 to upload, 0 to update, 1000 to move, 1000 to delete."
+    assert summary_line(p) == "Plan: 0 to upload, 0 to update, 1,000 to move, 1,000 to delete."
 
     writes_before = s3.bytes_written
     runner = apply(p, disk, s3)
