@@ -300,6 +300,19 @@ def validate(specs: Path, output_format: str, files: tuple[Path, ...]) -> int:
 
 
 @command()
+@click.option("--check", is_flag=True, help="Write nothing; list the files that would change and exit 1 if any.")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+def fmt(specs: Path, check: bool, files: tuple[Path, ...]) -> int:
+    """Rewrite spec files (FILES, else every spec in --specs) in pixel's canonical YAML layout, comments kept.
+
+    A file is rewritten only when its formatted text reads as the same data; otherwise it is left as it is.
+    """
+    from reconciler.commands.fmt import fmt as fmt_command
+
+    return fmt_command(specs, files, check=check)
+
+
+@command()
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are.")
 @parallelism_option
 @rehash_all_option
