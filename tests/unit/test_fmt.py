@@ -159,7 +159,7 @@ def _desired(tmp: Path, name: str, text: str) -> Desired:
     )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(spec_texts())
 def test_fmt_is_idempotent_keeps_comments_and_meaning(tmp_path_factory: pytest.TempPathFactory, drawn: Any) -> None:
     text, comments = drawn
