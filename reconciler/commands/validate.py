@@ -17,16 +17,12 @@ from typing import Any
 import click
 
 from reconciler.commands import EXIT_ERROR, EXIT_OK
-from reconciler.commands.common import error
+from reconciler.commands.common import error, load
 from reconciler.errors import UserError
 from reconciler.model import Desired
-from reconciler.observe.hashcache import cache_dir
-from reconciler.spec import SpecError, SpecErrors, load_desired
+from reconciler.spec import SpecError, SpecErrors
 from reconciler.spec.errors import display_path
 from reconciler.spec.loader import SPEC_SUFFIXES
-from reconciler.spec.validate import SPEC_SCHEMA
-from reconciler.spec.validcache import CACHE_FILE as VALID_CACHE_FILE
-from reconciler.spec.validcache import ValidCache
 
 VALIDATE_FORMAT_VERSION = 1
 
@@ -36,6 +32,7 @@ class Checked:
     specs: Path
     desired: Desired | None
     errors: tuple[SpecError, ...] = ()
+    summary: str = ""  # the one line that closes the errors ("N problems in the specs in DIR/; ...")
 
 
 def spec_sets(specs: Path, files: tuple[Path, ...]) -> list[Path]:
@@ -62,11 +59,13 @@ def spec_sets(specs: Path, files: tuple[Path, ...]) -> list[Path]:
 
 
 def check(specs: Path) -> Checked:
+    """One spec set, loaded as every command loads it (its problems are printed on stderr as they are found)."""
     try:
-        valid = ValidCache(cache_dir(os.environ) / VALID_CACHE_FILE, SPEC_SCHEMA)
-        return Checked(specs, load_desired(specs, os.environ, valid))
-    except SpecErrors as exc:
-        return Checked(specs, None, exc.errors)
+        return Checked(specs, load(specs))
+    except UserError as exc:
+        cause = exc.__cause__
+        errors = cause.errors if isinstance(cause, SpecErrors) else ()
+        return Checked(specs, None, errors, str(exc))
 
 
 def _set_json(checked: Checked) -> dict[str, Any]:
@@ -95,6 +94,7 @@ def _set_json(checked: Checked) -> dict[str, Any]:
             }
             for e in checked.errors
         ],
+        "summary": checked.summary or None,
     }
 
 
@@ -110,14 +110,9 @@ def validate(specs: Path, files: tuple[Path, ...] = (), *, output_format: str = 
         click.echo(json.dumps(document, indent=2, sort_keys=True))
         return EXIT_OK if ok else EXIT_ERROR
     for r in results:
-        if r.desired is not None:
-            desired = r.desired
-            click.echo(
-                f"Specs in {r.specs} are valid: {len(desired.stores)} store(s), {len(desired.mappings)} mapping(s)."
-            )
+        if r.desired is None:
+            error(r.summary)
             continue
-        for problem in r.errors:
-            error(str(problem))
-        count = len(r.errors)
-        error(f"{count} problem{'' if count == 1 else 's'} in the specs in {r.specs}/; nothing was touched")
+        desired = r.desired
+        click.echo(f"Specs in {r.specs} are valid: {len(desired.stores)} store(s), {len(desired.mappings)} mapping(s).")
     return EXIT_OK if ok else EXIT_ERROR

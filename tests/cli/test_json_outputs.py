@@ -35,6 +35,7 @@ def test_validate_json_of_a_valid_spec_directory(tmp_path: Path) -> None:
     assert doc["format_version"] == 1 and doc["valid"] is True
     [spec_set] = doc["spec_sets"]
     assert spec_set["specs"] == str(tmp_path) and spec_set["valid"] is True and spec_set["errors"] == []
+    assert spec_set["summary"] is None
     assert spec_set["counts"] == {
         "stores": 2, "mappings": 1, "tiers": 0, "datasets": 0, "actors": 0, "final_dataset": False
     }
@@ -53,6 +54,7 @@ def test_validate_json_of_a_broken_spec_names_file_line_and_path(tmp_path: Path)
     assert problem["file"].endswith("b.yaml") and problem["line"] == 4 and problem["path"] == "mappings[0].to"
     assert 'store "nowhere" is not defined' in problem["message"]
     assert problem["text"].startswith(problem["file"] + ":4: mappings[0].to: ")
+    assert spec_set["summary"] == f"1 problem in the specs in {tmp_path}/; nothing was touched"
 
 
 def test_validate_files_checks_the_spec_set_each_belongs_to(tmp_path: Path) -> None:
