@@ -257,3 +257,12 @@ def test_a_file_that_cannot_be_formatted_is_named_left_alone_and_exits_1(tmp_pat
     assert "bad.yaml: the file is not YAML pixel can read" in result.stderr
     assert (tmp_path / "bad.yaml").read_text() == "stores: [\n"
     assert (tmp_path / "good.yaml").read_text() == "stores:\n  data: {type: s3, bucket: data}\n"
+
+
+def test_a_block_scalars_trailing_spaces_and_hash_lines_are_content_and_kept() -> None:
+    """Tidying lines would change a block scalar (its trailing spaces, a `#` line inside it): fmt keeps them."""
+    text = "notes: |\n  keep   \n    # not a comment\nstores:\n    data: {type: s3, bucket: abc}\n"
+    formatted = format_text(text)
+    assert "  keep   \n    # not a comment\n" in formatted
+    assert "\n  data: {type: s3, bucket: abc}\n" in formatted
+    assert format_text(formatted) == formatted
