@@ -5,18 +5,22 @@ The layout: mappings indented by 2, sequence items by 2 under their key (`  - na
 no byte-order mark. Comments, blank lines, key order, quoting and anchors stay as written. Formatting is a
 round trip through ruamel.yaml, whose loader keeps comments and styles attached to the nodes they belong to.
 
-A file is only ever rewritten with text that pixel's own spec parser reads as the same data: the result is
-parsed again and compared with the original, and a file whose meaning would change is refused and left as it
-is (so are files that are not YAML pixel can read: fix what `pixel validate` says first). Files are replaced
+A file is only ever rewritten with text that pixel's own spec parser reads as the same data and that holds every
+comment of the original: the result is parsed again and compared, comments counted on both sides. Where the
+round trip fails that, only the lines are tidied; a file that is not YAML pixel can read is refused and left as
+it is (fix what `pixel validate` says first). Files are replaced
 temp-then-rename, keeping their permissions. `--check` writes nothing, lists the files that would change and
 exits 1 when there is one, for CI.
 """
 
 from __future__ import annotations
 
+import bisect
 import io
 import os
+import re
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +35,8 @@ from reconciler.spec.yamlnodes import YamlSyntaxError, parse_yaml
 
 # Wide enough that ruamel never folds a line: a folded flow collection would leave a trailing space behind.
 _NO_WRAP = 1 << 20
+# Zero-width after the `#`: a `#` inside a quoted scalar must not swallow a real comment later on its line.
+_COMMENT = re.compile(r"(?:^|(?<=[ \t]))#(?=([^\r\n]*))", re.MULTILINE)
 
 
 class FormatRefused(Exception):
@@ -81,18 +87,57 @@ def _tidy(text: str) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
+def comments(text: str) -> Counter[str]:
+    """The text of every non-empty comment: a `#` at a line's start or after a blank that no scalar holds."""
+    import yaml
+
+    starts: list[int] = []
+    ends: list[int] = []
+    for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        if isinstance(token, yaml.ScalarToken):
+            starts.append(token.start_mark.index)
+            ends.append(token.end_mark.index)
+    found: Counter[str] = Counter()
+    line_end = -1  # a `#` inside a comment found on this line is part of that comment
+    for match in _COMMENT.finditer(text):
+        at = match.start()
+        # Scalar tokens come in text order and do not overlap: the last one starting before `#` is the only one
+        # that can hold it.
+        index = bisect.bisect_right(starts, at) - 1
+        if at < line_end or (index >= 0 and at < ends[index]):
+            continue
+        body = match.group(1)
+        line_end = at + 1 + len(body)
+        if body.strip():
+            found[body.strip()] += 1
+    return found
+
+
+def _keeps(candidate: str, data: object, said: Counter[str]) -> bool:
+    """Whether `candidate` reads as `data` and still holds every comment of the original."""
+    try:
+        return _parsed(candidate, "the formatted text") == data and not said - comments(candidate)
+    except FormatRefused:
+        return False
+
+
 def format_text(text: str) -> str:
-    """The canonical form of one spec file's text; FormatRefused when it cannot be had with the same meaning."""
+    """The canonical form of one spec file's text; FormatRefused when it cannot be had with the same meaning.
+
+    The round trip is given the text with its lines tidied first (ruamel misreads a key followed by trailing
+    blanks and a sequence at the key's own indentation). Its result must read as the same data and keep every
+    comment; where the library would drop one (it loses a comment line between flow items in some layouts),
+    the file gets only the tidied lines: still the same data and comments, and the same answer next time.
+    """
     text = text.removeprefix("\ufeff")
-    before = _parsed(text, "the file")
-    formatted = _round_trip(text)
-    # Trailing spaces are only dropped where that keeps the data (a quoted scalar may run over a line end).
-    for candidate in (_tidy(formatted), formatted):
-        try:
-            same = _parsed(candidate, "the formatted text") == before
-        except FormatRefused:
-            same = False
-        if same:
+    data = _parsed(text, "the file")
+    said = comments(text)
+    tidied = _tidy(text)
+    # Trailing spaces are only dropped where that keeps the data (a block scalar may end a line in blanks).
+    start = tidied if _keeps(tidied, data, said) else text
+    formatted = _round_trip(start)
+    for candidate in (_tidy(formatted), formatted, start):
+        if _keeps(candidate, data, said):
             return candidate
     raise FormatRefused("formatting would change what it says; it is left as it is, format it by hand")
 

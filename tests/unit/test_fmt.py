@@ -22,9 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.cli import main
-from reconciler.commands.fmt import FormatRefused, format_text
+from reconciler.commands.fmt import FormatRefused, comments, format_text
 from reconciler.model import Desired
 from reconciler.spec import load_desired
+from reconciler.spec.yamlnodes import parse_yaml
 
 NAME = st.from_regex(r"[a-z][a-z0-9_-]{0,8}", fullmatch=True)
 WORD = st.from_regex(r"[a-z0-9][a-z0-9_.-]{0,10}", fullmatch=True)
@@ -266,3 +267,27 @@ def test_a_block_scalars_trailing_spaces_and_hash_lines_are_content_and_kept() -
     assert "  keep   \n    # not a comment\n" in formatted
     assert "\n  data: {type: s3, bucket: abc}\n" in formatted
     assert format_text(formatted) == formatted
+
+
+# Layouts the property test found ruamel.yaml mishandling: a comment line between flow items before a blank line
+# (dropped), and a key with trailing blanks over a sequence at the key's own indentation (re-emitted as YAML that
+# does not parse). Each must keep its data and every comment, and format the same way twice.
+FOUND = [
+    "mappings:\n  - name: d7to\n    authority: local\n# X\n\n  - {name: jnnvmhr_, protect: true}\n# G\n\n"
+    "  - {name: u8of, protect: false} # \n",
+    "mappings: \n# N5l\n- {name: 't', prune: false} # \n# 2nC\n- name: or6e9    # \n  to: \"x\"\n\n  include: \n"
+    "  - 'a/**'\n  - '*.jsonl'\n\n  - '*.jsonl'     # \n\n  - 'a/**' \n\n  authority: \"local\"      # JtKk\n",
+]
+
+
+@pytest.mark.parametrize("text", FOUND)
+def test_layouts_the_yaml_library_mishandles_keep_data_and_comments(text: str) -> None:
+    formatted = format_text(text)
+    assert format_text(formatted) == formatted
+    assert comments(formatted) == comments(text)
+    assert parse_yaml(formatted).data == parse_yaml(text).data
+
+
+def test_comments_are_told_from_hashes_inside_scalars() -> None:
+    text = "a: 'x # not'  # yes # and\nb: |\n  # block content\n#top\nc: d#e\n"
+    assert comments(text) == {"yes # and": 1, "top": 1}
