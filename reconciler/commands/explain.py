@@ -148,6 +148,7 @@ def explanation(desired: Desired, observed: Observed, plan: Plan, key: str) -> E
         "format_version": EXPLAIN_FORMAT_VERSION,
         "key": key,
         "store": store,
+        "store_key": bare,  # KEY without its store, or a local path as the key under its store's root
         "covered": covered,
         "verdict": verdict,
         "mappings": mappings,
@@ -178,6 +179,8 @@ def _side(side: dict[str, Any]) -> str:
 def render_text(found: Explanation) -> list[str]:
     doc = found.doc
     lines = [f"{doc['key']}:"]
+    if doc["store"] is not None and not doc["key"].startswith(f"{doc['store']}:"):
+        lines.append(f"  the local file {doc['store']}:{doc['store_key']}")  # KEY was a path on this machine
     for m in doc["mappings"]:
         where = f" (declared in {m['declared_in']})" if m["declared_in"] else ""
         lines.append(f"  mapping {m['name']!r}{where}: {m['local']} ↔ {m['remote']}")

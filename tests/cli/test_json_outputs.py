@@ -161,6 +161,7 @@ def test_verify_and_explain_json_against_seaweedfs(seaweed: Any, bucket: str, tm
     assert run.code == 0, run.err
     doc = json.loads(run.out)
     assert doc["key"] == "s3:v/plain.txt" and doc["store"] == "s3" and doc["verdict"] == "in_sync"
+    assert doc["store_key"] == "v/plain.txt"
     [mapping] = doc["mappings"]
     assert mapping["name"] == "plain" and mapping["state"] == "synced"
     assert mapping["remote_side"] == {"store": "s3", "key": "v/plain.txt", "present": True, "size": 5,
