@@ -29,18 +29,28 @@ F = TypeVar("F", bound=Callable[..., Any])
 P = ParamSpec("P")
 
 
+# Where a flag's value came from, weakest first: the command line beats its environment twin, which beats the default.
+_STRENGTH = {ParameterSource.DEFAULT: 0, ParameterSource.DEFAULT_MAP: 0, ParameterSource.ENVIRONMENT: 1}
+
+
+def _strength(ctx: click.Context, name: str) -> int:
+    source = ctx.get_parameter_source(name)
+    return 0 if source is None else _STRENGTH.get(source, 2)
+
+
 def _inherit(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    """A global flag not given after the subcommand takes its value from before it (`pixel --specs DIR plan`)."""
+    """A global flag not given after the subcommand takes its value from before it (`pixel --specs DIR plan`);
+    given before it, it also beats the environment twin the subcommand read (`PIXEL_SPECS`)."""
     name = param.name
-    if name is None or ctx.get_parameter_source(name) is not ParameterSource.DEFAULT:
+    if name is None:
         return value
+    best, strength = value, _strength(ctx, name)
     parent = ctx.parent
     while parent is not None:
-        source = parent.get_parameter_source(name)
-        if source is not None and source is not ParameterSource.DEFAULT:
-            return parent.params[name]
+        if _strength(parent, name) > strength:
+            best, strength = parent.params[name], _strength(parent, name)
         parent = parent.parent
-    return value
+    return best
 
 
 @dataclass
@@ -66,7 +76,9 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
     """Keep a shared flag for `_exits`: given after the subcommand wins, a default there does not undo one before it."""
     name = param.name
     assert name is not None
-    if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT or ctx.parent is None:
+    # The group parses first and reads the environment twin too, so after the subcommand only the command line
+    # may override what it kept: the twin read there again must not undo a flag given before the subcommand.
+    if ctx.parent is None or _strength(ctx, name) == 2:
         setattr(_shared(ctx), name, value)
 
 
@@ -77,6 +89,8 @@ def common_options(fn: F) -> F:
         type=click.Path(file_okay=False, path_type=Path),
         default=Path("specs"),
         show_default=True,
+        envvar="PIXEL_SPECS",
+        show_envvar=True,
         callback=_inherit,
         help="Directory of YAML spec files.",
     )(fn)
@@ -85,6 +99,8 @@ def common_options(fn: F) -> F:
         type=click.Choice(["console", "json"]),
         default="console",
         show_default=True,
+        envvar="PIXEL_LOG_FORMAT",
+        show_envvar=True,
         callback=_remember,
         expose_value=False,
         help="Log lines on stderr: human console output or JSON lines.",
@@ -93,19 +109,28 @@ def common_options(fn: F) -> F:
         "--env-file",
         type=click.Path(dir_okay=False, path_type=Path),
         envvar="PIXEL_ENV_FILE",
+        show_envvar=True,
         default=None,
         callback=_remember,
         expose_value=False,
-        help="Load this dotenv file (KEY=value lines) into the environment first; set variables win. "
-        "Env: PIXEL_ENV_FILE.",
+        help="Load this dotenv file (KEY=value lines) into the environment first; set variables win.",
     )(fn)
-    fn = click.option("-v", "--verbose", is_flag=True, callback=_remember, expose_value=False, help="Debug logging.")(
-        fn
-    )
+    fn = click.option(
+        "-v",
+        "--verbose",
+        is_flag=True,
+        envvar="PIXEL_VERBOSE",
+        show_envvar=True,
+        callback=_remember,
+        expose_value=False,
+        help="Debug logging.",
+    )(fn)
     fn = click.option(
         "-q",
         "--quiet",
         is_flag=True,
+        envvar="PIXEL_QUIET",
+        show_envvar=True,
         callback=_remember,
         expose_value=False,
         help="Only warnings and errors on stderr.",
@@ -223,6 +248,7 @@ class Duration(click.ParamType[float, Any]):
 
 target_option = click.option(
     "--target",
+    "-target",
     "targets",
     multiple=True,
     metavar="NAME",
@@ -231,7 +257,13 @@ target_option = click.option(
 )
 
 parallelism_option = click.option(
-    "--parallelism", default=16, show_default=True, type=click.IntRange(1, 256), help="Actions or requests at once."
+    "--parallelism",
+    default=16,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    envvar="PIXEL_PARALLELISM",
+    show_envvar=True,
+    help="Actions or requests at once.",
 )
 
 
@@ -320,11 +352,29 @@ def command(name: str | None = None) -> Callable[[Callable[P, int]], click.Comma
 
 
 @command()
-def validate(specs: Path) -> int:
-    """Check the specs against their schemas without touching any store."""
+@format_option(["text", "json"], "Lines for a person, or one JSON document on stdout (shape: docs/ci.md).")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+def validate(specs: Path, output_format: str, files: tuple[Path, ...]) -> int:
+    """Check the specs against their schemas without touching any store.
+
+    With FILES (a pre-commit hook's changed spec files), the directory of each is checked as its spec set.
+    """
     from reconciler.commands.validate import validate as validate_command
 
-    return validate_command(specs)
+    return validate_command(specs, files, output_format=output_format)
+
+
+@command()
+@click.option("--check", is_flag=True, help="Write nothing; list the files that would change and exit 1 if any.")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+def fmt(specs: Path, check: bool, files: tuple[Path, ...]) -> int:
+    """Rewrite spec files (FILES, else every spec in --specs) in pixel's canonical YAML layout, comments kept.
+
+    A file is rewritten only when its formatted text reads as the same data; otherwise it is left as it is.
+    """
+    from reconciler.commands.fmt import fmt as fmt_command
+
+    return fmt_command(specs, files, check=check)
 
 
 @command()
@@ -388,6 +438,8 @@ def plan(
     "--lock-timeout",
     type=Duration(),
     default="0",
+    envvar="PIXEL_LOCK_TIMEOUT",
+    show_envvar=True,
     help="Wait this long (e.g. 30s, 5m) for another apply's lock instead of failing at once.",
 )
 @format_option(
@@ -402,20 +454,25 @@ def plan(
     type=click.Choice(["local", "dask"]),
     default="local",
     show_default=True,
+    envvar="PIXEL_EXECUTOR",
+    show_envvar=True,
     help="local: this machine's thread pool; dask: batches of actions on a Dask cluster (see docs/scale.md).",
 )
 @click.option(
     "--scheduler",
     envvar="PIXEL_DASK_SCHEDULER",
+    show_envvar=True,
     default=None,
     metavar="ADDRESS",
-    help="The Dask scheduler for --executor dask, e.g. tcp://HOST:8786 (or PIXEL_DASK_SCHEDULER).",
+    help="The Dask scheduler for --executor dask, e.g. tcp://HOST:8786.",
 )
 @click.option(
     "--batch-actions",
     type=click.IntRange(1),
     default=500,
     show_default=True,
+    envvar="PIXEL_BATCH_ACTIONS",
+    show_envvar=True,
     help="--executor dask: at most this many actions in one cluster task.",
 )
 @observe_options
@@ -521,12 +578,13 @@ def import_(specs: Path, specs_out: Path | None, force: bool, target: str) -> in
 
 @command()
 @parallelism_option
+@format_option(["text", "json"], "Lines for a person, or one JSON document on stdout (shape: docs/ci.md).")
 @click.argument("key")
-def explain(specs: Path, parallelism: int, key: str) -> int:
+def explain(specs: Path, parallelism: int, output_format: str, key: str) -> int:
     """Why the plan does what it does to KEY (an S3 key or local path, optionally STORE:KEY). Reads only."""
     from reconciler.commands.explain import explain as explain_command
 
-    return explain_command(specs, key, parallelism=parallelism)
+    return explain_command(specs, key, parallelism=parallelism, output_format=output_format)
 
 
 @command()
@@ -553,13 +611,30 @@ def force_unlock(specs: Path, store: str | None, lock_id: str) -> int:
 
 
 @command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; loopback unless told otherwise.")
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="PIXEL_HOST",
+    show_envvar=True,
+    help="Address to bind; loopback unless told otherwise.",
+)
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    envvar="PIXEL_PORT",
+    show_envvar=True,
+    help="TCP port.",
+)
 @click.option(
     "--max-image-bytes",
     default=10 * 1024 * 1024,
     show_default=True,
     type=click.IntRange(1),
+    envvar="PIXEL_MAX_IMAGE_BYTES",
+    show_envvar=True,
     help="Largest JPEG an upload may carry.",
 )
 @click.option(
@@ -567,6 +642,8 @@ def force_unlock(specs: Path, store: str | None, lock_id: str) -> int:
     default=10.0,
     show_default=True,
     type=click.FloatRange(0),
+    envvar="PIXEL_STATUS_TTL",
+    show_envvar=True,
     help="Seconds a status observation (the page, /api/status) is reused.",
 )
 def serve(specs: Path, host: str, port: int, max_image_bytes: int, status_ttl: float) -> int:
@@ -579,11 +656,12 @@ def serve(specs: Path, host: str, port: int, max_image_bytes: int, status_ttl: f
 @command()
 @click.option("--download", is_flag=True, help="Stream every object and recompute its md5 (reads all the bytes).")
 @parallelism_option
-def verify(specs: Path, download: bool, parallelism: int) -> int:
+@format_option(["text", "json"], "Lines for a person, or one JSON document on stdout (shape: docs/ci.md).")
+def verify(specs: Path, download: bool, parallelism: int, output_format: str) -> int:
     """Re-check the md5 recorded for every managed S3 object; exit 1 on any mismatch."""
     from reconciler.commands.verify import verify as verify_command
 
-    return verify_command(specs, download=download, parallelism=parallelism)
+    return verify_command(specs, download=download, parallelism=parallelism, output_format=output_format)
 
 
 @command()

@@ -9,8 +9,11 @@ hashes, and every action and finding of the plan that concerns the key.
 from __future__ import annotations
 
 import itertools
+import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -20,8 +23,11 @@ from reconciler.globs import matches
 from reconciler.keys import printable
 from reconciler.model import Action, Desired, Entry, Finding, LocalStoreSpec, MappingSpec, Observed, Plan
 from reconciler.plan.render import action_line, finding_line
+from reconciler.plan.serialize import action_to_dict
 from reconciler.rules import MANIFEST_STATUS, STEPS, PairState, classify
 from reconciler.workflow import observe_and_plan, open_stores
+
+EXPLAIN_FORMAT_VERSION = 1
 
 
 def _split(desired: Desired, key: str) -> tuple[str | None, str]:
@@ -50,13 +56,6 @@ def _local_path(desired: Desired, key: str) -> tuple[str, str] | None:
     return None
 
 
-def _entry(entry: Entry | None) -> str:
-    if entry is None:
-        return "absent"
-    md5 = entry.md5 or "unknown (not an md5 ETag: a rehash learns it)"
-    return f"{entry.size} bytes, md5 {md5}"
-
-
 def _rel(spec: MappingSpec, store: str | None, key: str) -> str | None:
     """The key relative to the mapping, when `key` lies under either of its sides."""
     sides = ((spec.s3_store, spec.s3_prefix), (spec.local_store, spec.local_base))
@@ -71,81 +70,199 @@ def _concerns(action: Action, store: str | None, key: str) -> bool:
     return any(ref.key == key and (store is None or ref.store == store) for ref in refs)
 
 
-def explain_key(desired: Desired, observed: Observed, plan: Plan, key: str) -> list[str]:
+def _entry_dict(store: str, key: str, entry: Entry | None) -> dict[str, Any]:
+    return {
+        "store": store,
+        "key": key,
+        "present": entry is not None,
+        "size": None if entry is None else entry.size,
+        "md5": None if entry is None else entry.md5,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    doc: dict[str, Any]  # plain data: printed as it is by --format json
+    actions: list[Action]  # the same actions and findings as objects, for the text's plan lines
+    findings: list[Finding]
+
+
+def explanation(desired: Desired, observed: Observed, plan: Plan, key: str) -> Explanation:
+    """What `explain` knows about KEY as plain data: the `--format json` document, and what the text renders.
+
+    Its shape is documented in docs/ci.md (`pixel explain --format json`); add fields, never rename them.
+    """
     store, bare = _split(desired, key)
-    lines = [f"{key}:"]
-    if store is not None and not key.startswith(f"{store}:"):
-        lines.append(f"  the local file {store}:{bare}")
-    covered = False
+    mappings: list[dict[str, Any]] = []
     unsynced = False  # a side differs or is unknown: "nothing to do" would not mean "both sides agree"
     for spec in desired.mappings:
         rel = _rel(spec, store, bare)
         if rel is None:
             continue
-        covered = True
-        where = f" (declared in {spec.source_file})" if spec.source_file else ""
-        sides = f"{spec.local_store}:{spec.local_path} ↔ {spec.s3_store}:{spec.s3_prefix}"
-        lines.append(f"  mapping {spec.name!r}{where}: {sides}")
-        lines.append(
-            f"    authority {spec.authority.value}, prune {str(spec.prune).lower()}, "
-            f"protect {str(spec.protect).lower()}, release_local {str(spec.release_local).lower()}, "
-            f"prune_local {str(spec.prune_local).lower()}"
-        )
-        if not matches(rel, spec.include, spec.exclude):
-            rule = f"include {list(spec.include)}, exclude {list(spec.exclude)}"
-            lines.append(f"    not managed: {rel!r} does not pass the mapping's filters ({rule})")
+        item: dict[str, Any] = {
+            "name": spec.name,
+            "declared_in": str(spec.source_file) if spec.source_file else None,
+            "local": f"{spec.local_store}:{spec.local_path}",
+            "remote": f"{spec.s3_store}:{spec.s3_prefix}",
+            "authority": spec.authority.value,
+            "prune": spec.prune,
+            "protect": spec.protect,
+            "release_local": spec.release_local,
+            "prune_local": spec.prune_local,
+            "include": list(spec.include),
+            "exclude": list(spec.exclude),
+            "relative_key": rel,
+            "managed": matches(rel, spec.include, spec.exclude),
+            "local_side": None,
+            "remote_side": None,
+            "state": None,
+            "manifest_status": None,
+            "rule": None,
+        }
+        mappings.append(item)
+        if not item["managed"]:
             continue
         obs = observed.mappings.get(spec.name)
         local = obs.local.get(rel) if obs else None
         remote = obs.remote.get(rel) if obs else None
-        lines.append(f"    local  {spec.local_store}:{spec.local_key(rel)}: {_entry(local)}")
-        lines.append(f"    remote {spec.s3_store}:{spec.remote_key(rel)}: {_entry(remote)}")
+        item["local_side"] = _entry_dict(spec.local_store, spec.local_key(rel), local)
+        item["remote_side"] = _entry_dict(spec.s3_store, spec.remote_key(rel), remote)
         if local is not None or remote is not None:
             state = classify(local, remote)
             unsynced = unsynced or state is not PairState.SYNCED
-            lines.append(
-                f"    state {state.value} (manifest status {MANIFEST_STATUS[state].value}): "
-                f"under authority {spec.authority.value} the rule is {STEPS[state, spec.authority].value}"
-            )
-    for tier in desired.tiers:
-        if (store is None or store == tier.store) and bare.startswith(tier.prefix):
-            covered = True
-            lines.append(
-                f"  tier {tier.name!r}: {tier.store}:{tier.prefix} (ownership {tier.ownership.value}, "
-                f"protect {str(tier.protect).lower()})"
-            )
-    for dataset in desired.datasets:
-        if bare in (dataset.key, dataset.source.key if dataset.source else None):
-            covered = True
-            role = "canonical path" if bare == dataset.key else f"source ({dataset.organise.value} into {dataset.key})"
-            declared = f" in {dataset.source_file}" if dataset.source_file else ""
-            lines.append(f"  dataset {dataset.name!r}{declared}: {role}")
+            item["state"] = state.value
+            item["manifest_status"] = MANIFEST_STATUS[state].value
+            item["rule"] = STEPS[state, spec.authority].value
+    tiers = [
+        {
+            "name": tier.name,
+            "store": tier.store,
+            "prefix": tier.prefix,
+            "ownership": tier.ownership.value,
+            "protect": tier.protect,
+        }
+        for tier in desired.tiers
+        if (store is None or store == tier.store) and bare.startswith(tier.prefix)
+    ]
+    datasets = [
+        {
+            "name": dataset.name,
+            "declared_in": str(dataset.source_file) if dataset.source_file else None,
+            "role": "canonical" if bare == dataset.key else "source",
+            "organise": dataset.organise.value,
+            "key": dataset.key,
+        }
+        for dataset in desired.datasets
+        if bare in (dataset.key, dataset.source.key if dataset.source else None)
+    ]
     actions = [a for a in plan.actions if _concerns(a, store, bare)]
-    findings: list[Finding] = [f for f in plan.findings if f.key in (key, bare) or f.key.endswith(":" + bare)]
+    findings = [f for f in plan.findings if f.key in (key, bare) or f.key.endswith(":" + bare)]
+    covered = bool(mappings or tiers or datasets)
+    if actions:
+        verdict = "actions"
+    elif covered:
+        # Nothing to do: either everything agrees, or the sides differ (or there are findings) and the rule leaves it.
+        verdict = "leaves_it" if unsynced or findings else "in_sync"
+    else:
+        verdict = "findings" if findings else "not_covered"
+    doc = {
+        "format_version": EXPLAIN_FORMAT_VERSION,
+        "key": key,
+        "store": store,
+        "store_key": bare,  # KEY without its store, or a local path as the key under its store's root
+        "covered": covered,
+        "verdict": verdict,
+        "mappings": mappings,
+        "tiers": tiers,
+        "datasets": datasets,
+        "actions": [
+            {**action_to_dict(a), "waits_for": [before for before, after in plan.edges if after == a.id]}
+            for a in actions
+        ],
+        "findings": [
+            {"kind": f.kind.value, "mapping": f.mapping, "key": f.key, "message": f.message} for f in findings
+        ],
+    }
+    return Explanation(doc, actions, findings)
+
+
+def _flag(value: object) -> str:
+    return str(value).lower()
+
+
+def _side(side: dict[str, Any]) -> str:
+    if not side["present"]:
+        return "absent"
+    md5 = side["md5"] or "unknown (not an md5 ETag: a rehash learns it)"
+    return f"{side['size']} bytes, md5 {md5}"
+
+
+def render_text(found: Explanation) -> list[str]:
+    doc = found.doc
+    lines = [f"{doc['key']}:"]
+    if doc["store"] is not None and not doc["key"].startswith(f"{doc['store']}:"):
+        lines.append(f"  the local file {doc['store']}:{doc['store_key']}")  # KEY was a path on this machine
+    for m in doc["mappings"]:
+        where = f" (declared in {m['declared_in']})" if m["declared_in"] else ""
+        lines.append(f"  mapping {m['name']!r}{where}: {m['local']} ↔ {m['remote']}")
+        lines.append(
+            f"    authority {m['authority']}, prune {_flag(m['prune'])}, protect {_flag(m['protect'])}, "
+            f"release_local {_flag(m['release_local'])}, prune_local {_flag(m['prune_local'])}"
+        )
+        if not m["managed"]:
+            rule = f"include {m['include']}, exclude {m['exclude']}"
+            lines.append(f"    not managed: {m['relative_key']!r} does not pass the mapping's filters ({rule})")
+            continue
+        local, remote = m["local_side"], m["remote_side"]
+        lines.append(f"    local  {local['store']}:{local['key']}: {_side(local)}")
+        lines.append(f"    remote {remote['store']}:{remote['key']}: {_side(remote)}")
+        if m["state"] is not None:
+            lines.append(
+                f"    state {m['state']} (manifest status {m['manifest_status']}): "
+                f"under authority {m['authority']} the rule is {m['rule']}"
+            )
+    for t in doc["tiers"]:
+        lines.append(
+            f"  tier {t['name']!r}: {t['store']}:{t['prefix']} "
+            f"(ownership {t['ownership']}, protect {_flag(t['protect'])})"
+        )
+    for d in doc["datasets"]:
+        role = "canonical path" if d["role"] == "canonical" else f"source ({d['organise']} into {d['key']})"
+        declared = f" in {d['declared_in']}" if d["declared_in"] else ""
+        lines.append(f"  dataset {d['name']!r}{declared}: {role}")
+    actions, findings = found.actions, found.findings
     if actions:
         lines.append("  the plan:")
         lines.extend("  " + action_line(a) for a in actions)
-        for action in actions:
-            waits = [before for before, after in plan.edges if after == action.id]
-            if waits:
-                lines.append(f"    {action.id} waits for: {', '.join(waits)}")
-    elif covered and (unsynced or findings):
+        for action, data in zip(actions, doc["actions"], strict=True):
+            if data["waits_for"]:
+                lines.append(f"    {action.id} waits for: {', '.join(data['waits_for'])}")
+    elif doc["verdict"] == "leaves_it":
         why = "see the findings" if findings else "the sides differ, and the rule above leaves it"
         lines.append(f"  the plan: nothing to do ({why})")
-    elif covered:
+    elif doc["verdict"] == "in_sync":
         lines.append("  the plan: nothing to do (both sides agree with the specs)")
     if findings:
         lines.append("  findings:")
         lines.extend("  " + finding_line(f) for f in findings)
-    if not covered and not actions and not findings:
+    if doc["verdict"] == "not_covered":
         lines.append("  not covered by any mapping, tier or dataset in the specs: pixel leaves it alone")
     return lines
 
 
-def explain(specs: Path, key: str, *, parallelism: int = 16) -> int:
+def explain_key(desired: Desired, observed: Observed, plan: Plan, key: str) -> list[str]:
+    return render_text(explanation(desired, observed, plan, key))
+
+
+def explain(specs: Path, key: str, *, parallelism: int = 16, output_format: str = "text") -> int:
     desired = load(specs)
     ws = open_stores(desired, parallelism=parallelism)
     observed, plan = observe_and_plan(ws)
+    found = explanation(ws.desired, observed, plan, key)
+    if output_format == "json":
+        # JSON holds the exact keys, JSON-escaped (ensure_ascii): control characters cannot act on a terminal.
+        click.echo(json.dumps(found.doc, indent=2, sort_keys=True))
+        return EXIT_OK
     # Each line escaped as a whole: the key asked about, spec paths and observed keys may hold control characters.
-    click.echo("\n".join(printable(line) for line in explain_key(ws.desired, observed, plan, key)))
+    click.echo("\n".join(printable(line) for line in render_text(found)))
     return EXIT_OK

@@ -16,11 +16,14 @@ Any mismatch exits 1.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
+import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -36,6 +39,7 @@ from reconciler.units import human_bytes
 from reconciler.workflow import open_stores
 
 CHUNK = 8 * 1024 * 1024
+VERIFY_FORMAT_VERSION = 1
 
 
 def _no_tick(count: int, nbytes: int) -> None:
@@ -64,10 +68,15 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class Checked:
-    where: str
+    store: str
+    key: str
     status: Verdict
     detail: str = ""
     bytes_read: int = 0
+
+    @property
+    def where(self) -> str:
+        return f"{self.store}:{self.key}"
 
 
 def _managed(desired: Desired, stores: dict[str, RecordsMd5s]) -> Iterator[Target]:
@@ -122,26 +131,26 @@ def check_object(
     absent_note: str | None = None,
     on_bytes: Tick = _no_tick,
 ) -> Checked:
-    where = f"{store.name}:{key}"
+    result = functools.partial(Checked, store.name, key)
     found = store.recorded_md5s(key)
     if found is None:
         if listed:
-            return Checked(where, Verdict.VANISHED, "deleted while verify ran")
-        return Checked(where, Verdict.ABSENT, absent_note or "")
+            return result(Verdict.VANISHED, "deleted while verify ran")
+        return result(Verdict.ABSENT, absent_note or "")
     entry, meta_md5, etag_md5 = found
     if meta_md5 and etag_md5 and meta_md5 != etag_md5:
-        return Checked(where, Verdict.MISMATCH, f"metadata records md5 {meta_md5} but the ETag is md5 {etag_md5}")
+        return result(Verdict.MISMATCH, f"metadata records md5 {meta_md5} but the ETag is md5 {etag_md5}")
     recorded = meta_md5 or etag_md5
     if not download:
-        return Checked(where, Verdict.OK if recorded else Verdict.UNRECORDED, "" if recorded else "no md5 recorded")
+        return result(Verdict.OK if recorded else Verdict.UNRECORDED, "" if recorded else "no md5 recorded")
     actual, size = _streamed_md5(store, key, on_bytes)
     if size != entry.size:
-        return Checked(where, Verdict.MISMATCH, f"read {size} bytes, the object says {entry.size}", size)
+        return result(Verdict.MISMATCH, f"read {size} bytes, the object says {entry.size}", size)
     if recorded is None:
-        return Checked(where, Verdict.UNRECORDED, f"no md5 recorded; content md5 is {actual}", size)
+        return result(Verdict.UNRECORDED, f"no md5 recorded; content md5 is {actual}", size)
     if actual != recorded:
-        return Checked(where, Verdict.MISMATCH, f"recorded md5 {recorded}, content md5 {actual}", size)
-    return Checked(where, Verdict.OK, bytes_read=size)
+        return result(Verdict.MISMATCH, f"recorded md5 {recorded}, content md5 {actual}", size)
+    return result(Verdict.OK, bytes_read=size)
 
 
 def check_target(target: Target, *, download: bool, tick: Tick = _no_tick) -> Checked:
@@ -153,7 +162,29 @@ def check_target(target: Target, *, download: bool, tick: Tick = _no_tick) -> Ch
     return checked
 
 
-def verify(specs: Path, *, download: bool, parallelism: int) -> int:
+def _json_report(checked: list[Checked], *, download: bool) -> dict[str, Any]:
+    """`verify --format json`: every status counted, and every object that is not `ok` (an ok object is only
+    counted: a bucket of millions must not print millions of lines). Shape documented in docs/ci.md."""
+    counts = {verdict.value: 0 for verdict in Verdict}
+    for r in checked:
+        counts[r.status.value] += 1
+    noted = [r for r in checked if r.status is not Verdict.OK and (r.status is not Verdict.ABSENT or r.detail)]
+    bad = counts[Verdict.MISMATCH.value]
+    return {
+        "format_version": VERIFY_FORMAT_VERSION,
+        "status": "mismatch" if bad else "ok",
+        "download": download,
+        "verified": len(checked) - counts[Verdict.ABSENT.value],
+        "bytes_read": sum(r.bytes_read for r in checked),
+        "counts": counts,
+        "objects": [
+            {"store": r.store, "key": r.key, "status": r.status.value, "detail": r.detail, "bytes_read": r.bytes_read}
+            for r in sorted(noted, key=lambda r: (r.store, r.key))
+        ],
+    }
+
+
+def verify(specs: Path, *, download: bool, parallelism: int, output_format: str = "text") -> int:
     ws = open_stores(load(specs), parallelism=parallelism)  # discovers actors: ws.desired has their mappings
     s3_stores = {name: s for name, s in ws.stores.items() if isinstance(s, RecordsMd5s)}
     try:
@@ -165,6 +196,10 @@ def verify(specs: Path, *, download: bool, parallelism: int) -> int:
             checked = list(pool.map(lambda t: check_target(t, download=download, tick=tick), targets))
     except StoreError as exc:
         raise UserError(f"verify could not read the stores: {exc}") from exc
+    if output_format == "json":
+        report = _json_report(checked, download=download)
+        click.echo(json.dumps(report, indent=2, sort_keys=True))
+        return EXIT_ERROR if report["status"] != "ok" else EXIT_OK
     results = [r for r in checked if r.status != Verdict.ABSENT]
     absent = [r for r in checked if r.status == Verdict.ABSENT and r.detail]
     bad = [r for r in results if r.status == Verdict.MISMATCH]
