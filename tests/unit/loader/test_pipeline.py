@@ -118,7 +118,7 @@ def build(spec: Any, names: Iterator[int] | None = None) -> Source:
                 out = out.skip(op[1])
             else:
                 out = out.batch(op[1], drop_last=op[2])
-        return out  # type: ignore[no-any-return]
+        return out
     children = [build(child, names) for child, _ in spec[1]]
     return interleave(children, [w for _, w in spec[1]], seed=spec[2], stopping=spec[3])
 
@@ -314,7 +314,7 @@ def _worker(
 
 
 def run_workers(method: str, pipelines: list[Stage], states: list[Any], stops: list[int | None]) -> list[Any]:
-    ctx = multiprocessing.get_context(method)
+    ctx: Any = multiprocessing.get_context(method)  # typeshed's BaseContext lacks Process, which both have
     out = ctx.Queue()
     procs = [
         ctx.Process(target=_worker, args=(p, w, len(pipelines), s, stop, out))
