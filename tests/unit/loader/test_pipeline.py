@@ -163,6 +163,52 @@ def test_a_resume_at_any_point_of_any_pipeline_continues_exactly(spec: Any, stop
     assert drain(again) == uninterrupted  # deterministic
 
 
+chains = st.tuples(st.just("chain"), leaves, st.lists(ops.filter(lambda op: op[0] != "filter"), min_size=1, max_size=5))
+
+
+def without_filter(spec: Any) -> bool:
+    return "'filter'" not in repr(spec)
+
+
+def revalued(spec: Any) -> Any:
+    """`spec` with other item values in lists of the same lengths."""
+    if spec[0] == "list":
+        return ("list", [v + 100 for v in spec[1]])
+    if spec[0] == "chain":
+        return ("chain", revalued(spec[1]), spec[2])
+    return ("interleave", [(revalued(child), w) for child, w in spec[1]], spec[2], spec[3])
+
+
+def expected_count(spec: Any) -> int | None:
+    """The output count as the README states it, for chains over one list (None: not a plain chain)."""
+    if spec[0] == "list":
+        return len(spec[1])
+    if spec[0] != "chain" or (count := expected_count(spec[1])) is None:
+        return None
+    for op in spec[2]:
+        if op[0] == "take":
+            count = min(op[1], count)
+        elif op[0] == "skip":
+            count = max(0, count - op[1])
+        elif op[0] == "batch":
+            count = count // op[1] if op[2] else -(-count // op[1])
+    return count
+
+
+@settings(max_examples=200, deadline=None)
+@given(spec=st.one_of(chains, specs.map(pipelines).filter(without_filter)), epoch=st.integers(0, 2))
+def test_without_filter_the_count_depends_only_on_the_sources_counts(spec: Any, epoch: int) -> None:
+    """What keeps ranks equal: consumers whose sources yield equal counts yield equal counts after the pipeline."""
+    runs = []
+    for variant in (spec, revalued(spec)):
+        pipeline = build(variant)
+        pipeline.set_epoch(epoch)
+        runs.append(len(drain(pipeline)))
+    assert runs[0] == runs[1]
+    if (count := expected_count(spec)) is not None:
+        assert runs[0] == count
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     sizes=st.lists(st.integers(0, 30), min_size=1, max_size=4),
