@@ -25,6 +25,8 @@ import abc
 import contextlib
 import hashlib
 import math
+import numbers
+import operator
 import pickle
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -253,9 +255,14 @@ class Filter(Stage):
 
 
 def _count(name: str, n: int, *, least: int = 0) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < least:
+    """`n` as an int (numpy integers too), or one clear error: a float or bool count is a mistake, not a count."""
+    try:
+        value = operator.index(n) if not isinstance(n, bool) else None
+    except TypeError:
+        value = None
+    if value is None or value < least:
         raise ValueError(f"{name} needs an integer >= {least}, got {n!r}")
-    return n
+    return value
 
 
 class Take(Stage):
@@ -353,12 +360,13 @@ class Interleave(Stage):
             weights = [1.0] * len(sources)
         if len(weights) != len(sources):
             raise ValueError(f"interleave has {len(sources)} sources but {len(weights)} weights")
-        if any(not isinstance(w, int | float) or not math.isfinite(w) or w <= 0 for w in weights):
+        if any(
+            isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w) or w <= 0 for w in weights
+        ):
             raise ValueError(f"interleave weights must be finite numbers > 0, got {list(weights)}")
         if stopping not in ("first_exhausted", "all_exhausted"):
             raise ValueError(f'stopping must be "first_exhausted" or "all_exhausted", got {stopping!r}')
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"interleave needs an integer seed, got {seed!r}")
+        seed = _count("interleave's seed", seed)
         self.weights = [float(w) for w in weights]
         self.seed = seed
         self.stopping: Stopping = stopping

@@ -294,6 +294,10 @@ def test_bad_arguments_fail_with_one_clear_error() -> None:
         ds.batch(0)
     with pytest.raises(ValueError, match="take needs an integer >= 0"):
         ds.take(-1)
+    with pytest.raises(ValueError, match="skip needs an integer >= 0, got 2.5"):
+        ds.skip(2.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="seed needs an integer"):
+        interleave([ds], seed="1")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="weights"):
         interleave([ds, ListSource("s1", [2])], [1.0])
     with pytest.raises(ValueError, match="finite numbers > 0"):
