@@ -58,7 +58,7 @@ class PipelineMethods:
         return _flavoured(Map)(_as_source(self), fn)
 
     def filter(self, predicate: Callable[[Any], Any]) -> Filter:
-        """Only the items for which `predicate(item)` is true (per-rank counts are then no longer equal)."""
+        """Only the items `predicate` is true for (how many depends on the records: ranks may differ)."""
         return _flavoured(Filter)(_as_source(self), predicate)
 
     def take(self, n: int) -> Take:
@@ -169,6 +169,21 @@ class Stage(PipelineMethods, abc.ABC):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Resume: the next iteration continues where `state` was taken."""
+        # Every stage's part is checked before any is loaded: a refused state leaves the whole pipeline as it was.
+        self._check(state)
+        self._load(state)
+
+    def _load(self, state: Mapping[str, Any]) -> None:
+        for source, saved in zip(self.sources, state["sources"], strict=True):
+            if isinstance(source, Stage):
+                source._load(saved)
+            else:
+                source.load_state_dict(saved)
+        self.epoch = int(state["epoch"])
+        self._saved = _copy(dict(state["own"]))
+        self._live = None
+
+    def _check(self, state: Mapping[str, Any]) -> None:
         if state.get("version") != PIPELINE_STATE_VERSION or "stage" not in state:
             raise ValueError(f"not a pixel pipeline state (version {state.get('version')!r})")
         if state["stage"] != self.kind or state.get("params") != self._params():
@@ -180,10 +195,8 @@ class Stage(PipelineMethods, abc.ABC):
         if len(sources) != len(self.sources):
             raise ValueError(f"the state has {len(sources)} sources, this {self.kind} has {len(self.sources)}")
         for source, saved in zip(self.sources, sources, strict=True):
-            source.load_state_dict(saved)
-        self.epoch = int(state["epoch"])
-        self._saved = _copy(dict(state["own"]))
-        self._live = None
+            if isinstance(source, Stage):
+                source._check(saved)
 
     # --- pickling, for DataLoader workers -----------------------------------------------------------------
 
