@@ -431,17 +431,19 @@ def interleave(
 
 
 _S = TypeVar("_S", bound=Stage)
-_TORCH_FLAVOURS: dict[type[Stage], type[Stage]] = {}
+_TORCH_FLAVOURS: dict[tuple[type[Stage], type], type[Stage]] = {}
 
 
 def _flavoured(cls: type[_S]) -> type[_S]:
     """`cls`, or when torch is in use a subclass that is a torch IterableDataset too, as DataLoader requires."""
     if "torch" not in sys.modules:
         return cls
-    flavour = _TORCH_FLAVOURS.get(cls)
-    if flavour is None:
-        from torch.utils.data import IterableDataset  # type: ignore[import-not-found, unused-ignore]
+    from torch.utils.data import IterableDataset  # type: ignore[import-not-found, unused-ignore]
 
+    # Keyed by the base too: a torch module replaced in sys.modules (a test's stand-in) gets its own flavour.
+    key = (cls, IterableDataset)
+    flavour = _TORCH_FLAVOURS.get(key)
+    if flavour is None:
         flavour = type(cls.__name__, (cls, IterableDataset), {"__module__": cls.__module__, "_plain": cls})
-        _TORCH_FLAVOURS[cls] = flavour
+        _TORCH_FLAVOURS[key] = flavour
     return cast(type[_S], flavour)

@@ -326,18 +326,20 @@ def test_a_lambda_is_refused_when_the_pipeline_is_pickled_for_spawned_workers() 
 
 
 def test_pipelines_are_torch_iterable_datasets_when_torch_is_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
-    class IterableDataset:
-        pass
+    for _ in range(2):  # a second torch module (another test's stand-in) gets pipelines of its own IterableDataset
 
-    data = types.ModuleType("torch.utils.data")
-    data.IterableDataset = IterableDataset  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))
-    monkeypatch.setitem(sys.modules, "torch.utils", types.ModuleType("torch.utils"))
-    monkeypatch.setitem(sys.modules, "torch.utils.data", data)
-    mixed = interleave([ListSource("s0", [1, 2]).map(tag).batch(2), ListSource("s1", [3])])
-    assert isinstance(mixed, IterableDataset) and isinstance(mixed.sources[0], IterableDataset)
-    copy = pickle.loads(pickle.dumps(mixed))  # a run-time class has no import path: the worker gets the plain one
-    assert type(copy) is Interleave and drain(copy) == drain(mixed)
+        class IterableDataset:
+            pass
+
+        data = types.ModuleType("torch.utils.data")
+        data.IterableDataset = IterableDataset  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))
+        monkeypatch.setitem(sys.modules, "torch.utils", types.ModuleType("torch.utils"))
+        monkeypatch.setitem(sys.modules, "torch.utils.data", data)
+        mixed = interleave([ListSource("s0", [1, 2]).map(tag).batch(2), ListSource("s1", [3])])
+        assert isinstance(mixed, IterableDataset) and isinstance(mixed.sources[0], IterableDataset)
+        copy = pickle.loads(pickle.dumps(mixed))  # a run-time class has no import path: the worker gets the plain one
+        assert type(copy) is Interleave and drain(copy) == drain(mixed)
 
 
 def consumer_pipeline(store: Any, objects: list[SourceObject], rank: int, world: int, info: Any, kind: int) -> Stage:
