@@ -246,6 +246,23 @@ def test_interleave_respects_the_weights_and_its_seed() -> None:
     assert [name for name, _, _ in drain(shifted, 8000)] != [name for name, _, _ in out]  # another epoch, another mix
 
 
+@pytest.mark.parametrize("stops", [[1023, 1], [1024, 1000, 1], [1, 2046, 500]])
+def test_interleave_resumes_exactly_across_blocks_of_draws(stops: list[int]) -> None:
+    def mixed() -> Interleave:
+        return interleave([ListSource("a", [0] * 2000), ListSource("b", [0] * 1500)], [2.0, 1.0], seed=3)
+
+    uninterrupted = drain(mixed())
+    got: list[Any] = []
+    state: dict[str, Any] | None = None
+    for stop in [*stops, None]:
+        part = mixed()
+        if state is not None:
+            part.load_state_dict(state)
+        got += drain(part, stop)
+        state = part.state_dict()
+    assert got == uninterrupted and len(got) > 2048
+
+
 def test_all_exhausted_renormalises_over_the_sources_left() -> None:
     mixed = interleave(
         [ListSource("short", [0] * 50), ListSource("a", [0] * 5000), ListSource("b", [0] * 5000)],
