@@ -16,7 +16,10 @@ the beginning, with the epoch of a loaded state it keeps that state.
 
 Each DataLoader worker iterates its own copy of the pipeline, over its own
 share of the records: take, skip, batch and interleave count per consumer
-(rank x worker), not over the whole dataset.
+(rank x worker), not over the whole dataset. Without filter a consumer's
+output count is a function of its sources' counts (and the seed and epoch), so
+consumers with equal source counts stay equal; filter's count depends on the
+records and carries no such guarantee (README, "Pipelines").
 """
 
 from __future__ import annotations
