@@ -9,6 +9,7 @@ from reconciler.loader.api import DatasetFallbackWarning, list_datasets, load_da
 from reconciler.loader.cache import ObjectCache
 from reconciler.loader.dataset import DatasetChanged, StreamingDataset
 from reconciler.loader.formats import DatasetFormatError, RecordFormat
+from reconciler.loader.pipeline import interleave
 from reconciler.loader.resolve import DatasetNotFound, SourceObject
 from reconciler.loader.seed import S3DatasetLoader, load_dataset_from_s3
 
@@ -22,6 +23,7 @@ __all__ = [
     "S3DatasetLoader",
     "SourceObject",
     "StreamingDataset",
+    "interleave",
     "list_datasets",
     "load_dataset",
     "load_dataset_from_s3",

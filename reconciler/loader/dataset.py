@@ -31,6 +31,7 @@ from reconciler.loader.formats import (
     iter_slots,
 )
 from reconciler.loader.offline import OfflineReads
+from reconciler.loader.pipeline import PipelineMethods
 from reconciler.loader.resolve import SourceObject
 from reconciler.loader.sharding import (
     STATE_VERSION,
@@ -127,7 +128,7 @@ def distributed_rank() -> tuple[int, int]:
     return rank, world
 
 
-class StreamingDataset:
+class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loader/pipeline.py
     def __init__(
         self,
         objects: Sequence[SourceObject],
