@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
-from reconciler.globs import compile_glob
 from reconciler.model import (
     Authority,
     Desired,
@@ -31,8 +29,8 @@ from reconciler.model import (
 )
 from reconciler.observe.hashing import Hasher
 from reconciler.observe.inventory import ListsFromThePast
-from reconciler.observe.own_space import OwnSpace, mapping_own_space
 from reconciler.observe.world import observe_world
+from reconciler.rules import OwnSpace, Selection, mapping_own_space, strip_prefix
 from reconciler.stores.base import ListsExpecting, ReportsProblems, Store, StoreError
 
 ProgressCallback = Callable[[str, int], None]
@@ -49,27 +47,6 @@ def _entry(entry: Entry, key: str, size: int, md5: str | None, etag: str | None)
     return Entry(key, size, md5, entry.mtime_ns, etag)
 
 
-def _union(patterns: Iterable[str]) -> Callable[[str], re.Match[str] | None] | None:
-    """One regex matching where any of the globs matches; None when there are none."""
-    compiled = [compile_glob(p) for p in patterns]
-    if not compiled:
-        return None
-    if len(compiled) == 1:
-        return compiled[0].match
-    return re.compile("|".join(f"(?:{c.pattern})" for c in compiled)).match
-
-
-def _selector(spec: MappingSpec) -> Callable[[str], object]:
-    """globs.matches(rel, spec.include, spec.exclude) as one call, the patterns compiled once per mapping."""
-    include = _union(spec.include)
-    exclude = _union(spec.exclude)
-    if exclude is None:
-        return include or bool
-    if include is None:
-        return lambda rel: exclude(rel) is None
-    return lambda rel: include(rel) is not None and exclude(rel) is None
-
-
 def _relative(
     entries: Iterable[Entry],
     base: str,
@@ -77,21 +54,12 @@ def _relative(
     own: OwnSpace,
     other: Mapping[str, Entry] | None = None,
 ) -> dict[str, Entry]:
-    """The selected entries by key relative to `base`, none in pixel's own space (`own`, relative keys);
-    equal keys, sizes and md5s shared with `other`'s."""
-    selected = _selector(spec)
-    mine = own.holds if own else None  # most mappings lie nowhere near .pixel/: no test per key for them
-    skip = len(base)
+    """The entries the mapping owns (`rules.Selection`, pixel's own space `own` left out: relative keys) by key
+    relative to `base`; equal keys, sizes and md5s shared with `other`'s."""
     twins = other if other is not None else {}
-    min_size = spec.min_size
-    exempt = _union(spec.min_size_except)
     out: dict[str, Entry] = {}
-    for entry in entries:
-        rel = entry.key[skip:]
-        if not rel or not selected(rel) or (mine is not None and mine(rel)):
-            continue
-        if entry.size < min_size and (exempt is None or exempt(rel) is None):
-            continue  # below the mapping's min_size on either side: not the mapping's file
+    # Outside the mapping, or not its file (globs, min_size on either side, pixel's own): left out.
+    for rel, entry in Selection(spec, own).select(base, entries):
         size, md5, etag = entry.size, entry.md5, entry.etag
         if etag is not None and etag == md5:
             etag = md5  # a single-part ETag is the md5: one string
@@ -252,8 +220,8 @@ def local_gaps(spec: MappingSpec, problems: Iterable[Problem]) -> tuple[Gap, ...
         key = problem.key
         if not key or key == spec.local_path or spec.local_path.startswith(key + "/"):
             rel = ""  # the mapping's directory itself, or one above it
-        elif key.startswith(base):
-            rel = key[len(base) :]
+        elif (below := strip_prefix(base, key)) is not None:
+            rel = below
         else:
             continue
         gaps.setdefault(rel, Gap(rel, problem.message))
@@ -292,7 +260,7 @@ def _observe_mapping(
             remote = listing.result()
     for problem in failed:
         # Unread, its content is unknown: it is a gap (reported, never uploaded or deleted), not an entry.
-        local.pop(problem.key[len(lbase) :], None)
+        local.pop(strip_prefix(lbase, problem.key) or "", None)
     unreadable += failed
     if spec.authority is Authority.S3 and spec.prune_local and isinstance(remote_store, ListsFromThePast):
         # A local file whose object the report lacks would be deleted: the bucket, not the report, decides.

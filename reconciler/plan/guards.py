@@ -41,19 +41,10 @@ import dataclasses
 from collections import Counter
 from collections.abc import Iterable
 
-from reconciler.model import (
-    PIXEL_PREFIX,
-    Action,
-    ActionKind,
-    Authority,
-    Desired,
-    MappingSpec,
-    Observed,
-    Plan,
-    S3StoreSpec,
-)
+from reconciler.model import Action, ActionKind, Authority, Desired, MappingSpec, Observed, Plan
 from reconciler.plan.datasets import dataset_deletes, plan_tier_guards
 from reconciler.plan.final import final_deletes, superseded_deletes
+from reconciler.rules import delete_refusal, deleted_side
 
 DEFAULT_MAX_DELETE = 100
 DEFAULT_MAX_SUPERSEDED = 10_000
@@ -73,43 +64,6 @@ class GuardLimits:
     strict: bool = False  # --strict: any finding (orphan, missing, conflict, ...) makes the plan an error
 
 
-def prunes(spec: MappingSpec) -> bool:
-    """Whether the mapping may delete on its non-authoritative side: S3 under `prune`, local files only under
-    `prune_local` (a pull never deletes local files because of `prune` alone)."""
-    return spec.prune_local if spec.authority is Authority.S3 else spec.prune
-
-
-def _deleted_side(spec: MappingSpec) -> tuple[str, str]:
-    """(store, key prefix) of the side a mapping's prune deletes from."""
-    if spec.authority is Authority.S3:
-        return spec.local_store, spec.local_base
-    return spec.s3_store, spec.s3_prefix
-
-
-def _covering(desired: Desired, store: str, key: str) -> list[MappingSpec]:
-    covering = []
-    for spec in desired.mappings:
-        for side_store, prefix in (
-            (spec.s3_store, spec.s3_prefix),
-            (spec.local_store, spec.local_base),
-        ):
-            if side_store == store and key.startswith(prefix):
-                covering.append(spec)
-                break
-    return covering
-
-
-def _own_space(desired: Desired, action: Action) -> str | None:
-    """The part of pixel's own space `action`'s target lies in: `.pixel/` in any store, an S3 store's lock folder."""
-    key = action.target.key
-    store = desired.stores.get(action.target.store)
-    spaces = store.reserved_prefixes() if isinstance(store, S3StoreSpec) else (PIXEL_PREFIX,)
-    found = next((space for space in spaces if key.startswith(space)), None)
-    if found is None and desired.reserves(action.target):
-        return key  # the lock key itself, at the top of the bucket
-    return found
-
-
 def _ownership_errors(
     desired: Desired, plan: Plan, deletes: Iterable[Action], created: set[tuple[str, str]]
 ) -> list[str]:
@@ -120,23 +74,8 @@ def _ownership_errors(
         where = (action.target.store, action.target.key)
         if where in created:
             continue
-        owner = by_name.get(action.mapping)
-        covering = _covering(desired, *where)
-        if own := _own_space(desired, action):
-            rule = f"keys under {own} are pixel's own (lock, scratch) and are never pruned"
-        elif owner is None or owner not in covering:
-            rule = "they are not under its prefixes"
-        elif not prunes(owner):
-            rule = (
-                "it does not prune local files (set prune_local: true to let pixel delete there)"
-                if owner.authority is Authority.S3
-                else "it does not prune (set prune: true to let pixel delete there)"
-            )
-        elif owner.protect:
-            rule = "it is protected (protect: true)"
-        elif others := sorted(m.name for m in covering if m.name != owner.name and (not prunes(m) or m.protect)):
-            rule = "it does not own the prefix exclusively: also covered by " + ", ".join(repr(o) for o in others)
-        else:
+        rule = delete_refusal(desired, by_name.get(action.mapping), *where, action.size)
+        if rule is None:
             continue
         broken.setdefault((action.mapping, rule), []).append(str(action.target))
     errors = []
@@ -228,7 +167,7 @@ def mass_delete_errors(desired: Desired, plan: Plan, counted: Iterable[Action], 
         if n < limits.mass_min_count:
             continue
         total = plan.object_counts.get(spec.name, 0)
-        store, prefix = _deleted_side(spec)
+        store, prefix = deleted_side(spec)
         if total == 0:
             # Deletes from a mapping with no recorded count: the rule cannot be judged, so it does not pass.
             errors.append(

@@ -37,7 +37,6 @@ import dataclasses
 from collections.abc import Iterable
 
 from reconciler.errors import UserError
-from reconciler.globs import matches
 from reconciler.keys import dot_segment, printable
 from reconciler.model import (
     TEMP_PREFIX,
@@ -60,8 +59,8 @@ from reconciler.plan.datasets import plan_tier_guards
 from reconciler.plan.final import SCOPE as FINAL_SCOPE
 from reconciler.plan.final import final_deletes
 from reconciler.plan.generated import INVENTORY_SCOPE, REGISTRY_SCOPE
-from reconciler.plan.guards import GuardLimits, prunes
-from reconciler.rules import Side, allowed_actions
+from reconciler.plan.guards import GuardLimits
+from reconciler.rules import Side, allowed_actions, prunes, selection, strip_prefix
 from reconciler.targets import narrow
 
 _WRITES = frozenset(
@@ -89,12 +88,13 @@ def label(action: Action) -> str:
 # --- 1. where ---------------------------------------------------------------------------------------------
 
 
-def _on_side(ref: ObjectRef | None, store: str, prefix: str, spec: MappingSpec) -> bool:
-    """`ref` is under (store, prefix) and the mapping's include/exclude select it."""
-    if ref is None or ref.store != store or not ref.key.startswith(prefix):
+def _on_side(ref: ObjectRef | None, store: str, prefix: str, spec: MappingSpec, size: int) -> bool:
+    """`ref` is under (store, prefix) and the mapping owns it (`rules.Selection`: globs and min_size; pixel's
+    own space is refused before this is asked)."""
+    if ref is None or ref.store != store:
         return False
-    rel = ref.key[len(prefix) :]
-    return bool(rel) and matches(rel, spec.include, spec.exclude)
+    rel = strip_prefix(prefix, ref.key)
+    return rel is not None and selection(spec)(rel, size)
 
 
 def _mapping_problem(desired: Desired, spec: MappingSpec, action: Action) -> str | None:
@@ -124,7 +124,7 @@ def _mapping_problem(desired: Desired, spec: MappingSpec, action: Action) -> str
             return f"a copy of mapping {name!r} may only park a key under {spec.s3_store}:{TEMP_PREFIX}"
     elif desired.reserves(action.target):
         return f"lies in pixel's own space of store {action.target.store!r}, which no mapping manages"
-    elif not _on_side(action.target, *sides[target_side][:2], spec):
+    elif not _on_side(action.target, *sides[target_side][:2], spec, action.size):
         return f"lies outside what mapping {name!r} manages ({sides[target_side][2]}{filtered})"
     if kind is ActionKind.DELETE:
         if not prunes(spec):
@@ -137,7 +137,8 @@ def _mapping_problem(desired: Desired, spec: MappingSpec, action: Action) -> str
     if source_side is None or unread or (kind is ActionKind.MOVE and in_scratch(action.source)):
         return None
     store, prefix, area = sides[source_side]
-    if _on_side(action.source, store, prefix, spec) and not (action.source and desired.reserves(action.source)):
+    read = action.source
+    if _on_side(read, store, prefix, spec, action.size) and not (read and desired.reserves(read)):
         return None
     return f"reads {action.source}, outside what mapping {name!r} manages ({area})"
 

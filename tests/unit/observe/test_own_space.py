@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.model import PIXEL_PREFIX, LocalStoreSpec, S3StoreSpec
-from reconciler.observe.own_space import own_space
+from reconciler.rules import own_space
 
 _SEGMENTS = st.sampled_from([".pixel", "locks", "lock", "data", "a", ".pixe", "pixel"])
 _KEYS = st.lists(_SEGMENTS, min_size=1, max_size=4).map("/".join)
