@@ -14,7 +14,6 @@ import io
 import time
 from collections.abc import Callable, Mapping
 
-from reconciler.globs import matches
 from reconciler.manifests.actors import actor_state, render_actor_manifest
 from reconciler.manifests.final import summary_of
 from reconciler.manifests.inventory import render_inventory
@@ -22,18 +21,17 @@ from reconciler.manifests.registry import render_registry
 from reconciler.model import Action, ActorSpec, Desired, Entry, MappingSpec, ObjectRef, S3StoreSpec
 from reconciler.observe.hashing import Hasher, StreamingHasher
 from reconciler.observe.world import list_tier, read_generated, strays
+from reconciler.rules import OwnSpace, Selection, mapping_own_space
 from reconciler.stores.base import PermanentStoreError, Store
 
 Clock = Callable[[], int]  # nanoseconds since the epoch
 
 
-def _side(store: Store, base: str, spec: MappingSpec) -> dict[str, Entry]:
-    out = {}
-    for entry in store.list(base):
-        rel = entry.key[len(base) :]
-        if rel and matches(rel, spec.include, spec.exclude):
-            out[rel] = dataclasses.replace(entry, key=rel)
-    return out
+def _side(store: Store, base: str, spec: MappingSpec, own: OwnSpace) -> dict[str, Entry]:
+    """The entries under `base` the mapping owns, by relative key: what the observer would have listed."""
+    return {
+        rel: dataclasses.replace(entry, key=rel) for rel, entry in Selection(spec, own).select(base, store.list(base))
+    }
 
 
 class ManifestWriter:
@@ -71,14 +69,15 @@ class ManifestWriter:
         s3 = self.desired.stores[mapping.s3_store]
         assert isinstance(s3, S3StoreSpec)
         local_store = self.stores[mapping.local_store]
-        local = _side(local_store, mapping.local_base, mapping)
+        own = mapping_own_space(self.desired, mapping)
+        local = _side(local_store, mapping.local_base, mapping, own)
         local = {
             rel: dataclasses.replace(
                 e, md5=self.hasher.md5(local_store, dataclasses.replace(e, key=mapping.local_key(rel)))
             )
             for rel, e in local.items()
         }
-        remote = _side(self.stores[mapping.s3_store], mapping.s3_prefix, mapping)
+        remote = _side(self.stores[mapping.s3_store], mapping.s3_prefix, mapping, own)
         stray = strays(
             dataclasses.replace(self.desired, actors=(actor,)), self.stores, {actor.mapping: local.keys()}
         ).get(actor.mapping, ())

@@ -19,12 +19,11 @@ import click
 
 from reconciler.commands import EXIT_OK
 from reconciler.commands.common import load
-from reconciler.globs import matches
 from reconciler.keys import printable
 from reconciler.model import Action, Desired, Entry, Finding, LocalStoreSpec, MappingSpec, Observed, Plan
 from reconciler.plan.render import action_line, finding_line
 from reconciler.plan.serialize import action_to_dict
-from reconciler.rules import MANIFEST_STATUS, STEPS, PairState, classify
+from reconciler.rules import MANIFEST_STATUS, STEPS, PairState, Selection, classify, mapping_own_space, sides, under
 from reconciler.workflow import observe_and_plan, open_stores
 
 EXPLAIN_FORMAT_VERSION = 1
@@ -57,11 +56,10 @@ def _local_path(desired: Desired, key: str) -> tuple[str, str] | None:
 
 
 def _rel(spec: MappingSpec, store: str | None, key: str) -> str | None:
-    """The key relative to the mapping, when `key` lies under either of its sides."""
-    sides = ((spec.s3_store, spec.s3_prefix), (spec.local_store, spec.local_base))
-    for side_store, base in sides:
-        if (store is None or store == side_store) and key.startswith(base) and key != base:
-            return key[len(base) :]
+    """The key relative to the mapping, when `key` lies under either of its sides (either store when None)."""
+    for side_store, _ in sides(spec):
+        if (store is None or store == side_store) and (rel := under(spec, side_store, key)) is not None:
+            return rel
     return None
 
 
@@ -112,7 +110,8 @@ def explanation(desired: Desired, observed: Observed, plan: Plan, key: str) -> E
             "include": list(spec.include),
             "exclude": list(spec.exclude),
             "relative_key": rel,
-            "managed": matches(rel, spec.include, spec.exclude),
+            # The ownership rule with no size at hand: a file below min_size is then absent from both sides.
+            "managed": Selection(spec, mapping_own_space(desired, spec))(rel, None),
             "local_side": None,
             "remote_side": None,
             "state": None,

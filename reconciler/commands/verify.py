@@ -30,10 +30,10 @@ import click
 from reconciler.commands import EXIT_ERROR, EXIT_OK
 from reconciler.commands.common import error, load
 from reconciler.errors import UserError
-from reconciler.globs import matches
 from reconciler.keys import printable
 from reconciler.model import Desired, ObjectRef
 from reconciler.progress import Tick, task_progress
+from reconciler.rules import Selection, mapping_own_space
 from reconciler.stores.base import RecordsMd5s, StoreError
 from reconciler.units import human_bytes
 from reconciler.workflow import open_stores
@@ -89,9 +89,10 @@ def _managed(desired: Desired, stores: dict[str, RecordsMd5s]) -> Iterator[Targe
         store = stores.get(spec.s3_store)
         if store is None:
             continue
-        for entry in store.list(spec.s3_prefix):
-            rel = entry.key[len(spec.s3_prefix) :]
-            if rel and matches(rel, spec.include, spec.exclude) and (store.name, entry.key) not in seen:
+        # What the mapping owns, as the observer sees it: not pixel's own space, not a file below min_size.
+        owned = Selection(spec, mapping_own_space(desired, spec))
+        for _, entry in owned.select(spec.s3_prefix, store.list(spec.s3_prefix)):
+            if (store.name, entry.key) not in seen:
                 seen.add((store.name, entry.key))
                 yield Target(store, entry.key)
     # Named objects: HEADed directly whether or not a mapping covers them.

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from reconciler.actor_layout import build_actor
-from reconciler.globs import glob_problem, matches
+from reconciler.globs import glob_problem
 from reconciler.model import (
     ActorLayout,
     ActorSpec,
@@ -24,6 +24,7 @@ from reconciler.model import (
     TierSpec,
     tier_of,
 )
+from reconciler.rules import owned_rel, prefixes_overlap, under
 from reconciler.spec.document import (
     DeclaredStore,
     Report,
@@ -99,9 +100,7 @@ def _tiers(
             protect=body.get("protect", False) is True,
         )
         for other in world.tiers:
-            if other.store == tier.store and (
-                tier.prefix.startswith(other.prefix) or other.prefix.startswith(tier.prefix)
-            ):
+            if other.store == tier.store and prefixes_overlap(tier.prefix, other.prefix):
                 report.add(doc, (*path, "at"), f"tier overlaps tier {show(other.name)} ({other.store}:{other.prefix})")
         if tier.ownership is Ownership.SHARED:
             for mapping in mappings:
@@ -116,7 +115,7 @@ def _tiers(
 
 
 def _overlaps(store: str, prefix: str, tier: TierSpec) -> bool:
-    return store == tier.store and (prefix.startswith(tier.prefix) or tier.prefix.startswith(prefix))
+    return store == tier.store and prefixes_overlap(prefix, tier.prefix)
 
 
 def _datasets(
@@ -173,8 +172,7 @@ def _datasets(
                 and source is not None
                 and mapping.s3_store == source.store
                 and mapping.authority is Authority.LOCAL
-                and source.key.startswith(mapping.s3_prefix)
-                and matches(source.key[len(mapping.s3_prefix) :], mapping.include, mapping.exclude)
+                and owned_rel(mapping, source.store, source.key) is not None
             ):
                 report.add(
                     doc,
@@ -182,7 +180,8 @@ def _datasets(
                     f"organise: move would delete {source}, which mapping {show(mapping.name)} uploads "
                     "from its local directory: the next apply would upload it again; use organise: copy",
                 )
-            if mapping.s3_store == tier.store and mapping.prune and key.startswith(mapping.s3_prefix):
+            # By prefix, as the delete guards judge an overlap: the mapping's globs may change, the registry's key not.
+            if mapping.s3_store == tier.store and mapping.prune and under(mapping, tier.store, key) is not None:
                 report.add(
                     doc,
                     path,
@@ -360,7 +359,7 @@ def owners_overlapping(
         return found is not None and found.identity == identity
 
     def holds(other: str) -> bool:  # a prefix under ours, or ours under it
-        return other.startswith(prefix) or prefix.startswith(other)
+        return prefixes_overlap(other, prefix)
 
     found: list[str] = []
     spec = declared.spec
