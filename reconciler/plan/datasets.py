@@ -37,6 +37,7 @@ from reconciler.model import (
     tier_of,
 )
 from reconciler.plan.diff import action_id, short, transfer_precondition, verify_action
+from reconciler.rules import PairState, classify
 from reconciler.units import human_bytes
 
 SCOPE = "datasets"  # the `mapping` of every action this pass plans
@@ -49,10 +50,19 @@ def tier_entry(desired: Desired, observed: Observed, store: str, key: str) -> En
     return observed.tiers.get(tier.name, {}).get(key)
 
 
-def _same(source: Entry, target: Entry) -> bool:
-    if source.md5 is not None and target.md5 is not None:
-        return source.md5 == target.md5
-    return source.size == target.size  # an unknown md5 (multipart ETag): size is all there is
+def _rehash(ref: ObjectRef, entry: Entry, why: str) -> Action:
+    """Read an S3 object whose md5 is unknown and record it: the same size is not the same content."""
+    return Action(
+        id=action_id(ActionKind.REHASH, ref),
+        kind=ActionKind.REHASH,
+        change=Change.READ,
+        mapping=SCOPE,
+        target=ref,
+        size=entry.size,
+        reason=f"{why}: md5 unknown (ETag {entry.etag or '?'} is not an md5) and the size is the source's; "
+        "read the object and record its md5, then the next plan knows whether to copy",
+        precondition=Precondition(target_etag=entry.etag, source_etag=entry.etag),
+    )
 
 
 _WRITERS = frozenset({ActionKind.UPLOAD, ActionKind.COPY, ActionKind.MOVE})
@@ -124,6 +134,17 @@ def _retire_source(
     return [verify, delete], edges
 
 
+def _rehashes(
+    dataset: DatasetSpec, source: Entry, target: Entry, local: bool, rehashed: set[ObjectRef]
+) -> list[Action]:
+    """The rehash of each S3 side of the pair whose md5 is unknown (a local file is always hashed)."""
+    assert dataset.source is not None
+    sides = [(ObjectRef(dataset.store, dataset.key), target, f"dataset {dataset.name!r}")]
+    if not local:
+        sides.append((dataset.source, source, f"the source of dataset {dataset.name!r}"))
+    return [_rehash(ref, entry, why) for ref, entry, why in sides if entry.md5 is None and ref not in rehashed]
+
+
 def plan_datasets(desired: Desired, observed: Observed, plan: Plan) -> Plan:
     if not desired.datasets:
         return plan
@@ -133,6 +154,8 @@ def plan_datasets(desired: Desired, observed: Observed, plan: Plan) -> Plan:
     edges: list[tuple[str, str]] = []
     findings: list[Finding] = []
     owned: set[str] = set()
+    # Objects some action already reads for its md5 (a mapping's, or another dataset's): one rehash each.
+    rehashed = {a.target for a in plan.actions if a.kind is ActionKind.REHASH}
     for dataset in desired.datasets:
         owned.add(f"{dataset.store}:{dataset.key}")
         if (dataset.store, dataset.key) in busy:
@@ -164,7 +187,15 @@ def plan_datasets(desired: Desired, observed: Observed, plan: Plan) -> Plan:
             continue
         local = dataset.source in observed.sources
         copy = None
-        if target is None or not _same(source, target):
+        # Equality is the pair rule's: the same size with an md5 unknown on a side is a rehash, not "equal".
+        state = None if target is None else classify(source, target)
+        read: list[Action] = []
+        if state is PairState.UNKNOWN:
+            assert target is not None
+            read = _rehashes(dataset, source, target, local, rehashed)
+            actions.extend(read)
+            rehashed.update(a.target for a in read)
+        elif state is not PairState.SYNCED:
             copy = _organise(dataset, source, target, local)
             actions.append(copy)
             if writer is not None:
@@ -174,6 +205,8 @@ def plan_datasets(desired: Desired, observed: Observed, plan: Plan) -> Plan:
             more, more_edges = _retire_source(dataset, source, copy)
             actions.extend(more)
             edges.extend(more_edges)
+            # The verify (and so the delete) waits for the md5 a rehash records: it would find none before.
+            edges.extend((a.id, more[0].id) for a in read)
     # The registry accounts for these objects: a non-pruning mapping over them must not call them unmanaged.
     kept = tuple(f for f in plan.findings if not (f.kind is FindingKind.UNMANAGED and f.key in owned))
     return dataclasses.replace(

@@ -168,6 +168,12 @@ def _datasets_problem(managed: _Managed, action: Action) -> str | None:
         if moved and isinstance(desired.stores.get(action.target.store), S3StoreSpec):
             return None
         return "is not the S3 source of a dataset with organise: move"
+    if kind is ActionKind.REHASH and action.source is None:
+        # An md5-unknown pair of the same size: the canonical object or an S3 source is read for its md5.
+        read = action.target in managed.datasets or any(d.source == action.target for d in desired.datasets)
+        if read and isinstance(desired.stores.get(action.target.store), S3StoreSpec):
+            return None
+        return "is neither the canonical key nor the S3 source of a dataset in the specs"
     dataset = managed.datasets.get(action.target)
     if dataset is None:
         return "is not the canonical key of a dataset in the specs"
