@@ -176,6 +176,7 @@ class OwnSpace:
         return OwnSpace(tuple(sorted({*self.prefixes, *other.prefixes})), self.keys | other.keys)
 
 
+@functools.lru_cache(maxsize=4096)
 def own_space(spec: StoreSpec | None, base: str) -> OwnSpace:
     """pixel's own keys under `base` in the store of `spec`, relative to `base` ("" when all of it is pixel's).
 
@@ -213,8 +214,15 @@ def own_part(spec: StoreSpec | None, key: str) -> str | None:
 def mapping_own_space(desired: Desired, spec: MappingSpec) -> OwnSpace:
     """The relative keys of a mapping that lie in pixel's own space on either of its sides: a key pixel's on one
     side is the mapping's on neither, so it is never pushed over the lock nor an upload record pulled."""
-    local = own_space(desired.stores.get(spec.local_store), spec.local_base)
-    return local | own_space(desired.stores.get(spec.s3_store), spec.s3_prefix)
+    return _both_sides(
+        desired.stores.get(spec.local_store), spec.local_base, desired.stores.get(spec.s3_store), spec.s3_prefix
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _both_sides(local: StoreSpec | None, local_base: str, s3: StoreSpec | None, s3_prefix: str) -> OwnSpace:
+    # Cached: a saved plan's check asks once per action, and a million actions share a few mappings' answers.
+    return own_space(local, local_base) | own_space(s3, s3_prefix)
 
 
 def _union(patterns: Iterable[str]) -> Callable[[str], re.Match[str] | None] | None:

@@ -60,7 +60,7 @@ from reconciler.plan.final import SCOPE as FINAL_SCOPE
 from reconciler.plan.final import final_deletes
 from reconciler.plan.generated import INVENTORY_SCOPE, REGISTRY_SCOPE
 from reconciler.plan.guards import GuardLimits
-from reconciler.rules import Side, allowed_actions, prunes, selection, strip_prefix
+from reconciler.rules import Side, allowed_actions, mapping_own_space, prunes, selection, strip_prefix
 from reconciler.targets import narrow
 
 _WRITES = frozenset(
@@ -88,13 +88,13 @@ def label(action: Action) -> str:
 # --- 1. where ---------------------------------------------------------------------------------------------
 
 
-def _on_side(ref: ObjectRef | None, store: str, prefix: str, spec: MappingSpec, size: int) -> bool:
-    """`ref` is under (store, prefix) and the mapping owns it (`rules.Selection`: globs and min_size; pixel's
-    own space is refused before this is asked)."""
+def _on_side(desired: Desired, ref: ObjectRef | None, store: str, prefix: str, spec: MappingSpec, size: int) -> bool:
+    """`ref` is under (store, prefix) and the mapping owns it (`rules.Selection`: globs, min_size, and pixel's
+    own space on either of the mapping's sides)."""
     if ref is None or ref.store != store:
         return False
     rel = strip_prefix(prefix, ref.key)
-    return rel is not None and selection(spec)(rel, size)
+    return rel is not None and selection(spec)(rel, size) and not mapping_own_space(desired, spec).holds(rel)
 
 
 def _mapping_problem(desired: Desired, spec: MappingSpec, action: Action) -> str | None:
@@ -124,7 +124,7 @@ def _mapping_problem(desired: Desired, spec: MappingSpec, action: Action) -> str
             return f"a copy of mapping {name!r} may only park a key under {spec.s3_store}:{TEMP_PREFIX}"
     elif desired.reserves(action.target):
         return f"lies in pixel's own space of store {action.target.store!r}, which no mapping manages"
-    elif not _on_side(action.target, *sides[target_side][:2], spec, action.size):
+    elif not _on_side(desired, action.target, *sides[target_side][:2], spec, action.size):
         return f"lies outside what mapping {name!r} manages ({sides[target_side][2]}{filtered})"
     if kind is ActionKind.DELETE:
         if not prunes(spec):
@@ -138,7 +138,7 @@ def _mapping_problem(desired: Desired, spec: MappingSpec, action: Action) -> str
         return None
     store, prefix, area = sides[source_side]
     read = action.source
-    if _on_side(read, store, prefix, spec, action.size) and not (read and desired.reserves(read)):
+    if _on_side(desired, read, store, prefix, spec, action.size) and not (read and desired.reserves(read)):
         return None
     return f"reads {action.source}, outside what mapping {name!r} manages ({area})"
 
