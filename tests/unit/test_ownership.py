@@ -63,7 +63,10 @@ def _targets(node: ast.AST) -> Iterator[str]:
 def _function_findings(func: ast.FunctionDef | ast.AsyncFunctionDef, where: str) -> list[str]:
     """Prefix-stripping on a mapping's bases inside one function: names bound from `spec.s3_prefix` and the like
     (assignments, loop variables, `len` of them) are followed through the function."""
-    tainted: set[str] = set()
+    params = [*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs]
+    # A function handed a mapping and a prefix or base apart (`_on_side(ref, store, prefix, spec)`) strips it.
+    of_mapping = any(a.annotation is not None and ast.unparse(a.annotation) == "MappingSpec" for a in params)
+    tainted = {a.arg for a in params if of_mapping and ("prefix" in a.arg or "base" in a.arg)}
     lengths: set[str] = set()
     changed = True
     while changed:  # to a fixed point: `base = spec.local_base; skip = len(base)`
@@ -138,6 +141,9 @@ def test_the_scan_sees_the_ways_the_rule_was_re_derived() -> None:
         "a length kept": (
             "def f(spec, entries):\n    base = spec.local_base\n    skip = len(base)\n"
             "    return [e.key[skip:] for e in entries]\n"
+        ),
+        "a prefix handed in": (
+            "def f(ref, prefix: str, spec: MappingSpec):\n    return ref.key.startswith(prefix)\n"
         ),
         "a loop over the sides": (
             "def f(spec, key):\n    for store, base in ((spec.s3_store, spec.s3_prefix),):\n"
