@@ -351,8 +351,10 @@ def delete_refusal(
     """
     if (space := own_part(desired.stores.get(store), key)) is not None:
         return f"keys under {space} are pixel's own (lock, scratch) and are never pruned"
-    if owner is None or owns(desired, owner, store, key, size) is None:
+    if owner is None or under(owner, store, key) is None:
         return "they are not under its prefixes"
+    if owns(desired, owner, store, key, size) is None:
+        return "they are not its files (its include/exclude or min_size leave them out)"
     if not prunes(owner):
         if owner.authority is Authority.S3:
             return "it does not prune local files (set prune_local: true to let pixel delete there)"

@@ -9,6 +9,7 @@ the delete guards) agrees with `rules.owns` on random mappings, keys and sizes.
 from __future__ import annotations
 
 import ast
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -125,9 +126,7 @@ def test_no_module_but_rules_strips_a_mapping_prefix() -> None:
         if path not in RULE_HOMES
         for hit in prefix_stripping(path.read_text(), str(path.relative_to(ROOT.parent)))
     ]
-    assert found == [], "ask reconciler.rules (owned_rel, Selection, under, strip_prefix) instead:\n" + "\n".join(
-        found
-    )
+    assert found == [], "ask reconciler.rules (owned_rel, Selection, under, strip_prefix) instead:\n" + "\n".join(found)
 
 
 def test_the_scan_sees_the_ways_the_rule_was_re_derived() -> None:
@@ -142,9 +141,7 @@ def test_the_scan_sees_the_ways_the_rule_was_re_derived() -> None:
             "def f(spec, entries):\n    base = spec.local_base\n    skip = len(base)\n"
             "    return [e.key[skip:] for e in entries]\n"
         ),
-        "a prefix handed in": (
-            "def f(ref, prefix: str, spec: MappingSpec):\n    return ref.key.startswith(prefix)\n"
-        ),
+        "a prefix handed in": ("def f(ref, prefix: str, spec: MappingSpec):\n    return ref.key.startswith(prefix)\n"),
         "a loop over the sides": (
             "def f(spec, key):\n    for store, base in ((spec.s3_store, spec.s3_prefix),):\n"
             "        if key.startswith(base):\n            return key[len(base) :]\n"
@@ -225,9 +222,7 @@ def _memory(name: str, objects: dict[str, int]) -> MemoryStore:
 
 
 def _owned(desired: Desired, spec: MappingSpec, store: str, objects: dict[str, int]) -> dict[str, int]:
-    return {
-        rel: size for key, size in objects.items() if (rel := owns(desired, spec, store, key, size)) is not None
-    }
+    return {rel: size for key, size in objects.items() if (rel := owns(desired, spec, store, key, size)) is not None}
 
 
 @settings(max_examples=200, deadline=None)
@@ -301,3 +296,48 @@ def test_the_saved_plan_checks_and_the_guards_allow_exactly_what_the_mapping_own
     assert (_mapping_problem(desired, spec, upload) is None) == owned
     assert (_mapping_problem(desired, spec, delete) is None) == owned
     assert (ownership_errors(desired, Plan((delete,), ())) == []) == owned
+
+
+# --- the places that disagreed with the rule, one example each ----------------------------------------------
+
+_STORES = {"disk": LocalStoreSpec("disk", "/x"), "s3": S3StoreSpec("s3", "bucket")}
+_FILTERED = MappingSpec(
+    "m", "disk", "", "s3", "", include=("*.bin",), prune=True, min_size=10, min_size_except=("small/*",)
+)
+
+
+def test_the_guards_refuse_a_delete_the_mappings_globs_or_min_size_leave_out() -> None:
+    desired = Desired(stores=_STORES, mappings=(_FILTERED,))
+    excluded = _action(ActionKind.DELETE, ObjectRef("s3", "notes.txt"), None, 100)
+    small = _action(ActionKind.DELETE, ObjectRef("s3", "x.bin"), None, 3)
+    exempt = _action(ActionKind.DELETE, ObjectRef("s3", "small/x.bin"), None, 3)
+    assert ownership_errors(desired, Plan((exempt,), ())) == []
+    for refused in (excluded, small):
+        (error,) = ownership_errors(desired, Plan((refused,), ()))
+        assert "they are not its files (its include/exclude or min_size leave them out)" in error
+
+
+def test_verify_leaves_out_objects_below_min_size_and_pixels_own_space() -> None:
+    desired = Desired(stores=_STORES, mappings=(_FILTERED,))
+    store = _memory("s3", {"big.bin": 20, "tiny.bin": 2, "small/x.bin": 2, ".pixel/uploads/u.bin": 20})
+    assert {t.key for t in _managed(desired, cast(Any, {"s3": store}))} == {"big.bin", "small/x.bin"}
+
+
+def test_explain_does_not_call_the_lock_of_a_bucket_root_mapping_managed() -> None:
+    spec = MappingSpec("root", "disk", "", "s3", "", prune=True)
+    desired = Desired(stores=_STORES, mappings=(spec,))
+    (mapping,) = explanation(desired, Observed(mappings={}), Plan((), ()), "s3:.pixel/lock").doc["mappings"]
+    assert mapping["managed"] is False
+
+
+def test_the_manifest_writer_lists_neither_small_files_nor_pixels_own_space() -> None:
+    desired = Desired(stores=_STORES, mappings=(_FILTERED,))
+    store = _memory("disk", {"big.bin": 20, "tiny.bin": 2, ".pixel/x.bin": 20})
+    assert set(_side(store, "", _FILTERED, mapping_own_space(desired, _FILTERED))) == {"big.bin"}
+
+
+def test_a_saved_plan_may_not_upload_a_file_below_min_size() -> None:
+    desired = Desired(stores=_STORES, mappings=(_FILTERED,))
+    upload = _action(ActionKind.UPLOAD, ObjectRef("s3", "tiny.bin"), ObjectRef("disk", "tiny.bin"), 2)
+    assert _mapping_problem(desired, _FILTERED, upload) is not None
+    assert _mapping_problem(desired, _FILTERED, dataclasses.replace(upload, size=20)) is None
