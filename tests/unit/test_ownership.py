@@ -35,6 +35,7 @@ from reconciler.model import (
     Plan,
     Precondition,
     S3StoreSpec,
+    StoreSpec,
 )
 from reconciler.observe.observer import _relative
 from reconciler.plan.guards import ownership_errors
@@ -175,7 +176,10 @@ def _worlds(draw: st.DrawFn) -> tuple[Desired, MappingSpec]:
         min_size=draw(st.sampled_from([0, 10])),
         min_size_except=tuple(draw(st.sampled_from([(), ("*.jsonl",)]))),
     )
-    stores = {"disk": LocalStoreSpec("disk", "/x"), "s3": S3StoreSpec("s3", "bucket", lock_key=lock)}
+    stores: dict[str, StoreSpec] = {
+        "disk": LocalStoreSpec("disk", "/x"),
+        "s3": S3StoreSpec("s3", "bucket", lock_key=lock),
+    }
     return Desired(stores=stores, mappings=(spec,)), spec
 
 
@@ -300,7 +304,7 @@ def test_the_saved_plan_checks_and_the_guards_allow_exactly_what_the_mapping_own
 
 # --- the places that disagreed with the rule, one example each ----------------------------------------------
 
-_STORES = {"disk": LocalStoreSpec("disk", "/x"), "s3": S3StoreSpec("s3", "bucket")}
+_STORES: dict[str, StoreSpec] = {"disk": LocalStoreSpec("disk", "/x"), "s3": S3StoreSpec("s3", "bucket")}
 _FILTERED = MappingSpec(
     "m", "disk", "", "s3", "", include=("*.bin",), prune=True, min_size=10, min_size_except=("small/*",)
 )
