@@ -20,7 +20,18 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from reconciler.globs import compile_glob
-from reconciler.model import PIXEL_PREFIX, ActionKind, Authority, Desired, Entry, MappingSpec, S3StoreSpec, StoreSpec
+from reconciler.model import (
+    PIXEL_PREFIX,
+    ActionKind,
+    Authority,
+    Desired,
+    Entry,
+    MappingSpec,
+    Ownership,
+    S3StoreSpec,
+    StoreSpec,
+    TierSpec,
+)
 
 
 class PairState(enum.StrEnum):
@@ -331,6 +342,15 @@ def deleted_side(spec: MappingSpec) -> tuple[str, str]:
     if spec.authority is Authority.S3:
         return spec.local_store, spec.local_base
     return spec.s3_store, spec.s3_prefix
+
+
+def tier_refusal(tier: TierSpec) -> str | None:
+    """Why no plan may delete inside `tier`, or None: a protected or a shared tier is not pixel's to prune."""
+    if tier.protect:
+        return f"tier {tier.name!r} is protected (protect: true)"
+    if tier.ownership is Ownership.SHARED:
+        return f"tier {tier.name!r} is shared (ownership: shared): pixel never deletes there"
+    return None
 
 
 def covering(desired: Desired, store: str, key: str) -> list[MappingSpec]:

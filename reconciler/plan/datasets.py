@@ -31,13 +31,12 @@ from reconciler.model import (
     ObjectRef,
     Observed,
     Organise,
-    Ownership,
     Plan,
     Precondition,
     tier_of,
 )
 from reconciler.plan.diff import action_id, short, transfer_precondition, verify_action
-from reconciler.rules import PairState, classify
+from reconciler.rules import PairState, classify, tier_refusal
 from reconciler.units import human_bytes
 
 SCOPE = "datasets"  # the `mapping` of every action this pass plans
@@ -228,13 +227,7 @@ def plan_tier_guards(desired: Desired, observed: Observed, plan: Plan) -> Plan:
         if action.kind is not ActionKind.DELETE:
             continue
         tier = tier_of(desired.tiers, action.target.store, action.target.key)
-        if tier is None:
-            continue
-        if tier.protect:
-            rule = f"tier {tier.name!r} is protected (protect: true)"
-        elif tier.ownership is Ownership.SHARED:
-            rule = f"tier {tier.name!r} is shared (ownership: shared): pixel never deletes there"
-        else:
+        if tier is None or (rule := tier_refusal(tier)) is None:
             continue
         broken.setdefault(rule, []).append(str(action.target))
     if not broken:

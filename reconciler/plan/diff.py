@@ -28,7 +28,7 @@ from reconciler.model import (
     Plan,
     Precondition,
 )
-from reconciler.rules import STEPS, PairState, Step, classify
+from reconciler.rules import STEPS, PairState, Step, classify, prunes
 from reconciler.units import human_bytes
 
 
@@ -307,7 +307,7 @@ def _plan_mapping(spec: MappingSpec, obs: MappingObservation) -> Iterator[Action
             yield _rehash(spec, rel, remote)
         elif step is Step.ABSENT:
             assert dst is not None
-            kept = spec.release_local or not spec.prune
+            kept = spec.release_local or not prunes(spec)
             if push and kept and dst.md5 is None:
                 # An S3-only object pixel keeps: learn its md5, or manifests, status and verify never know it.
                 yield _rehash(spec, rel, dst)
@@ -329,10 +329,9 @@ def _absent_from_source(spec: MappingSpec, rel: str, dst: Entry, *, push: bool) 
     dst_store = spec.s3_store if push else spec.local_store
     dst_key = spec.remote_key(rel) if push else spec.local_key(rel)
     ref = ObjectRef(dst_store, dst_key)
-    if push and spec.prune:
-        return _delete(spec, ref, dst, f"not in the {side}; {dst_store} is pruned here")
-    if not push and spec.prune_local:
-        return _delete(spec, ref, dst, f"not in the {side}; local files are pruned here (prune_local: true)")
+    if prunes(spec):  # the ownership rule's: prune on a push, prune_local on a pull
+        how = f"{dst_store} is pruned here" if push else "local files are pruned here (prune_local: true)"
+        return _delete(spec, ref, dst, f"not in the {side}; {how}")
     rule = "prune (prune: true deletes it)" if push else "prune local files (prune_local: true deletes it)"
     why = f"not in the {side}; left alone because mapping {spec.name!r} does not {rule}"
     return Finding(FindingKind.UNMANAGED, spec.name, str(ref), why)
