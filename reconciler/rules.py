@@ -208,11 +208,6 @@ def own_space(spec: StoreSpec | None, base: str) -> OwnSpace:
     return OwnSpace(tuple(sorted(rel_prefixes)), rel_keys)
 
 
-def in_own_space(spec: StoreSpec | None, key: str) -> bool:
-    """`key` (a full key of the store of `spec`) is pixel's bookkeeping: never synced, pruned or reported."""
-    return own_space(spec, "").holds(key)
-
-
 def own_part(spec: StoreSpec | None, key: str) -> str | None:
     """The part of pixel's own space `key` lies in (`.pixel/`, the lock's folder, the lock key), or None."""
     spaces = spec.reserved_prefixes() if isinstance(spec, S3StoreSpec) else (PIXEL_PREFIX,)

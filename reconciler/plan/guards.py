@@ -5,9 +5,11 @@ source directory: the plan then says "delete everything". These rules make
 such a plan unapplyable, with a message saying which rule fired and how to
 override it when the deletion really is intended:
 
-- a delete must lie under a prefix its mapping owns exclusively: the mapping
-  prunes, and no other mapping that does not prune (or is protected) covers
-  the key; keys under `.pixel/` (lock, scratch) are never pruned;
+- a delete must be of a key its mapping owns (its prefix, include/exclude and
+  min_size), under a prefix it owns exclusively: the mapping prunes, and no
+  other mapping that does not prune (or is protected) covers the key; keys
+  under `.pixel/` (lock, scratch) are never pruned. The rule is
+  `rules.delete_refusal`, the ownership rule every other consumer asks too;
 - `protect: true` forbids every delete under that mapping (the first pass
   reports it per mapping; this pass catches deletes later passes add);
 - at most `max_delete` deletes in one plan (`--max-delete`, default 100);
