@@ -318,11 +318,14 @@ def owned_rel(
 ) -> str | None:
     """The relative key of `store:key` when the mapping owns it (see `Selection`), else None."""
     rel = under(spec, store, key)
-    return rel if rel is not None and Selection(spec, own)(rel, size) else None
+    if rel is None or not selection(spec)(rel, size):
+        return None
+    return None if own is not None and own.holds(rel) else rel
 
 
 def owns(desired: Desired, spec: MappingSpec, store: str, key: str, size: int | None = None) -> str | None:
-    """`owned_rel` with pixel's own space of both the mapping's stores taken out."""
+    """`owned_rel` with pixel's own space of both the mapping's stores taken out: the delete guards ask it
+    once per delete, so the compiled globs and the own space are cached per mapping."""
     return owned_rel(spec, store, key, size, mapping_own_space(desired, spec))
 
 
@@ -351,7 +354,17 @@ def tier_refusal(tier: TierSpec) -> str | None:
 def covering(desired: Desired, store: str, key: str) -> list[MappingSpec]:
     """Every mapping with `store:key` under one of its prefixes, whatever its globs: an overlap is judged by
     prefix, so a non-pruning mapping's exclude never opens its keys to another mapping's prune."""
-    return [spec for spec in desired.mappings if under(spec, store, key) is not None]
+    return [spec for spec in desired.mappings if covers(spec, store, key)]
+
+
+def covers(spec: MappingSpec, store: str, key: str) -> bool:
+    """`store:key` lies under one of the mapping's prefixes (the prefix itself included), whatever its globs.
+
+    Asked of every mapping for every delete: the sides are spelled out rather than built as tuples.
+    """
+    if store == spec.s3_store and key.startswith(spec.s3_prefix):
+        return True
+    return store == spec.local_store and key.startswith(spec.local_base)
 
 
 def delete_refusal(
@@ -369,7 +382,7 @@ def delete_refusal(
     if owner is None or under(owner, store, key) is None:
         return "they are not under its prefixes"
     if owns(desired, owner, store, key, size) is None:
-        return "they are not its files (its include/exclude or min_size leave them out)"
+        return "they are not its files (its include/exclude or min_size, or pixel's own space, leave them out)"
     if not prunes(owner):
         if owner.authority is Authority.S3:
             return "it does not prune local files (set prune_local: true to let pixel delete there)"
