@@ -24,7 +24,7 @@ from reconciler.model import (
     TierSpec,
     tier_of,
 )
-from reconciler.rules import owned_rel, prefixes_overlap, under
+from reconciler.rules import covers, owned_rel, prefixes_overlap
 from reconciler.spec.document import (
     DeclaredStore,
     Report,
@@ -181,7 +181,7 @@ def _datasets(
                     "from its local directory: the next apply would upload it again; use organise: copy",
                 )
             # By prefix, as the delete guards judge an overlap: the mapping's globs may change, the registry's key not.
-            if mapping.s3_store == tier.store and mapping.prune and under(mapping, tier.store, key) is not None:
+            if mapping.s3_store == tier.store and mapping.prune and covers(mapping, tier.store, key):
                 report.add(
                     doc,
                     path,
