@@ -38,7 +38,8 @@ def listening_socket(host: str, port: int) -> socket.socket:
 def serve(specs: Path, *, host: str, port: int, max_image_bytes: int, status_ttl: float) -> int:
     import uvicorn
 
-    from reconciler.service.app import create_app, token_problem
+    from reconciler.service.app import create_app
+    from reconciler.service.deps import token_problem
 
     load(specs)  # bad specs: the usual located errors and exit 1, before a port is bound
     token = os.environ.get("PIXEL_API_TOKEN") or None
