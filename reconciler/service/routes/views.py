@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import json
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -35,11 +37,16 @@ async def status(request: Request, service: ServiceDep, refresh: bool = False) -
     try:
         if refresh:
             snap = await service.refreshes.run("status", functools.partial(service.snapshot, refresh=True))
-        else:
-            snap = await run_in_threadpool(service.snapshot)
+        else:  # a fresh snapshot is answered on the loop; observing one waits in a worker thread
+            fresh = service.fresh_snapshot()
+            snap = fresh if fresh is not None else await run_in_threadpool(service.snapshot)
     except Unreachable:
         return marked(service, send_json(request, await run_in_threadpool(service.degraded_status)))
-    return send_json(request, snap.status)
+    return send(request, await service.per_snapshot(snap, "status", functools.partial(_rendered, snap.status)))
+
+
+def _rendered(document: dict[str, Any]) -> Rendered:
+    return Rendered.of(json.dumps(document, sort_keys=True).encode())
 
 
 @router.get(
