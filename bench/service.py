@@ -26,6 +26,8 @@ from reconciler.dev.seaweed import SeaweedServer
 from reconciler.dev.tinyjpeg import tiny_jpeg
 
 ACTOR = "0500_bench_40_male"
+# A demo-sized actor: 10 images, a ~5 KB document (issue 28 measured the 40 ms stall on 4.7 KB).
+SMALL_ACTOR, SMALL_IMAGES = "0042_bench_30_female", 10
 PIXEL = str(Path(sys.executable).with_name("pixel"))
 
 
@@ -38,10 +40,11 @@ def _free_port() -> int:
 def _world(server: SeaweedServer, work: Path, images: int) -> tuple[Path, dict[str, str]]:
     bucket = server.create_bucket(f"bench-service-{os.getpid()}")
     root = work / "service"
-    directory = root / "data" / "actors" / ACTOR / "training_data"
-    directory.mkdir(parents=True, exist_ok=True)
-    for index in range(images):
-        (directory / f"{ACTOR}_{index}.jpg").write_bytes(tiny_jpeg(index % 256, f"bench {index}"))
+    for actor, count in ((ACTOR, images), (SMALL_ACTOR, SMALL_IMAGES)):
+        directory = root / "data" / "actors" / actor / "training_data"
+        directory.mkdir(parents=True, exist_ok=True)
+        for index in range(count):
+            (directory / f"{actor}_{index}.jpg").write_bytes(tiny_jpeg(index % 256, f"bench {actor} {index}"))
     specs = root / "specs"
     specs.mkdir(exist_ok=True)
     (specs / "actors.yaml").write_text(
@@ -176,7 +179,12 @@ def service_row(
         if done.returncode != 0:
             raise RuntimeError(f"the service load generator failed: {done.stderr[-2000:]}")
         result: dict[str, Any] = json.loads(done.stdout)
-        routes = {"actor document": path, "/api/status": "/api/status", "/ (status page)": "/"}
+        routes = {
+            f"actor, {SMALL_IMAGES} images": f"/api/actors/{SMALL_ACTOR[:4]}/training-data",
+            f"actor, {images} images": path,
+            "/api/status": "/api/status",
+            "/ (status page)": "/",
+        }
         result["wrk"] = wrk_rows(port, routes, wrk_seconds, work)
     finally:
         serve.terminate()

@@ -45,7 +45,7 @@ def test_bench_runs_every_case_for_pixel_and_writes_results(tmp_path: Path) -> N
     service = results["extra"]["service"]
     assert (service["requests"], service["errors"], service["images"]) == (15, 0, 500)
     assert 0 < service["p50_ms"] <= service["p99_ms"]
-    assert service["wrk"] is None or len(service["wrk"]) == 9  # 3 routes x 1, 10, 50 connections, where wrk is
+    assert service["wrk"] is None or len(service["wrk"]) == 12  # 4 routes x 1, 10, 50 connections, where wrk is
     final = results["extra"]["final_compile"]
     assert final["records_read"] == final["duplicates"] + sum(final["written"].values()) > 0
     assert final["mb_per_s"] > 0 and final["rss_mib"] > 0
