@@ -47,7 +47,7 @@ bench-peers: $(STAMP)
 	$(PEERS_VENV)/bin/python -m pip install --quiet awscli
 	test -x $(S3FS_VENV)/bin/python || $(PYTHON) -m venv $(S3FS_VENV)
 	$(S3FS_VENV)/bin/python -m pip install --quiet s3fs orjson
-	-if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq rclone; fi
+	-if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq rclone wrk; fi
 
 clean:
 	rm -rf $(VENV) $(PEERS_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -250,6 +250,11 @@ def table(summary: dict[str, Any], extra: dict[str, Any], shape: dataset.Shape, 
             f"| {found:>7} |"
         )
         add(f"|   p50 {svc['p50_ms']:.1f} ms, p99 {svc['p99_ms']:.1f} ms (a {svc['images']}-image actor's document)")
+        for w in svc.get("wrk") or []:
+            add(
+                f"|   wrk -c{w['connections']:<3} {w['route']:<19}: {w['requests_per_s']:>7,.0f} req/s, "
+                f"p50 {w['p50_ms']:.2f} ms, p99 {w['p99_ms']:.2f} ms, {w['errors']} err"
+            )
     final = extra.get("final_compile")
     if final:
         mib = final["source_bytes"] / 2**20
@@ -344,6 +349,11 @@ def targets(summary: dict[str, Any], extra: dict[str, Any], edits: int) -> list[
     if svc:
         check("service training-data p99 latency", svc["p99_ms"], 50.0, unit=" ms")
         check("service errors", svc["errors"], 0, unit="")
+        wrk = {(w["route"], w["connections"]): w for w in svc.get("wrk") or []}
+        one, ten, fifty = (wrk.get(("actor, 10 images", c)) for c in (1, 10, 50))
+        check("service, wrk -c1: median latency", one["p50_ms"] if one else None, 3.0, unit=" ms")
+        check("service, wrk -c10: p99 latency", ten["p99_ms"] if ten else None, 10.0, unit=" ms")
+        check("service, wrk -c50: requests/s", fifty["requests_per_s"] if fifty else None, 3000, at_least=True, unit="")
     mil = extra.get("million")
     if mil:
         check("1M-object plan, seconds", mil["seconds"], 20.0, unit=" s")
@@ -378,6 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-loader", action="store_true", help="skip the loader section")
     parser.add_argument("--service-clients", type=int, default=50, help="concurrent clients of pixel serve")
     parser.add_argument("--service-requests", type=int, default=2_000, help="requests per client (0: skip the row)")
+    parser.add_argument("--service-wrk-seconds", type=int, default=5,
+                        help="seconds of wrk per route and connection count (0: skip; wrk from `make bench-peers`)")
     parser.add_argument(
         "--final-mib", type=int, default=1024, help="source JSONL for the final-dataset compile row (0: skip)"
     )
@@ -449,7 +461,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             say(f"pixel serve: {args.service_clients} clients x {args.service_requests:,} requests ...")
             extra["service"] = service_row(
-                server, args.work, clients=args.service_clients, requests=args.service_requests
+                server, args.work, clients=args.service_clients, requests=args.service_requests,
+                wrk_seconds=args.service_wrk_seconds,
             )
         if args.final_mib:
             from bench.final_compile import run_final_compile

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -25,6 +26,8 @@ from reconciler.dev.seaweed import SeaweedServer
 from reconciler.dev.tinyjpeg import tiny_jpeg
 
 ACTOR = "0500_bench_40_male"
+# A demo-sized actor: 10 images, a ~5 KB document (issue 28 measured the 40 ms stall on 4.7 KB).
+SMALL_ACTOR, SMALL_IMAGES = "0042_bench_30_female", 10
 PIXEL = str(Path(sys.executable).with_name("pixel"))
 
 
@@ -37,10 +40,11 @@ def _free_port() -> int:
 def _world(server: SeaweedServer, work: Path, images: int) -> tuple[Path, dict[str, str]]:
     bucket = server.create_bucket(f"bench-service-{os.getpid()}")
     root = work / "service"
-    directory = root / "data" / "actors" / ACTOR / "training_data"
-    directory.mkdir(parents=True, exist_ok=True)
-    for index in range(images):
-        (directory / f"{ACTOR}_{index}.jpg").write_bytes(tiny_jpeg(index % 256, f"bench {index}"))
+    for actor, count in ((ACTOR, images), (SMALL_ACTOR, SMALL_IMAGES)):
+        directory = root / "data" / "actors" / actor / "training_data"
+        directory.mkdir(parents=True, exist_ok=True)
+        for index in range(count):
+            (directory / f"{actor}_{index}.jpg").write_bytes(tiny_jpeg(index % 256, f"bench {actor} {index}"))
     specs = root / "specs"
     specs.mkdir(exist_ok=True)
     (specs / "actors.yaml").write_text(
@@ -121,7 +125,43 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0)
     raise RuntimeError(f"pixel serve did not listen on port {port} within {timeout} s")
 
 
-def service_row(server: SeaweedServer, work: Path, *, clients: int, requests: int, images: int = 500) -> dict[str, Any]:
+# wrk's own summary as one JSON line (its Lua `done` hook), so nothing parses its human-readable table.
+_WRK_SCRIPT = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '\\n{"requests": %d, "seconds": %.6f, "p50_ms": %.3f, "p99_ms": %.3f, "max_ms": %.3f, "errors": %d}\\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(99) / 1e3,
+    latency.max / 1e3, e.connect + e.read + e.write + e.timeout + e.status))
+end
+"""
+WRK_CONNECTIONS = (1, 10, 50)
+
+
+def wrk_rows(port: int, paths: dict[str, str], seconds: int, work: Path) -> list[dict[str, Any]] | None:
+    """wrk (a C load generator, keep-alive) at 1, 10 and 50 connections on each route; None when wrk is absent."""
+    wrk = shutil.which("wrk")
+    if wrk is None or seconds <= 0:
+        return None
+    script = work / "wrk_summary.lua"
+    script.write_text(_WRK_SCRIPT)
+    rows = []
+    for route, path in paths.items():
+        for connections in WRK_CONNECTIONS:
+            argv = [wrk, f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "-s", str(script),
+                    f"http://127.0.0.1:{port}{path}"]
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+            if done.returncode != 0:
+                raise RuntimeError(f"wrk failed on {path}: {done.stderr[-2000:]}")
+            summary: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+            rate = summary["requests"] / summary["seconds"] if summary["seconds"] else 0.0
+            rows.append({**summary, "route": route, "connections": connections, "requests_per_s": rate})
+    return rows
+
+
+def service_row(
+    server: SeaweedServer, work: Path, *, clients: int, requests: int, images: int = 500, wrk_seconds: int = 0
+) -> dict[str, Any]:
     specs, env = _world(server, work, images)
     port = _free_port()
     serve = subprocess.Popen(
@@ -139,6 +179,13 @@ def service_row(server: SeaweedServer, work: Path, *, clients: int, requests: in
         if done.returncode != 0:
             raise RuntimeError(f"the service load generator failed: {done.stderr[-2000:]}")
         result: dict[str, Any] = json.loads(done.stdout)
+        routes = {
+            f"actor, {SMALL_IMAGES} images": f"/api/actors/{SMALL_ACTOR[:4]}/training-data",
+            f"actor, {images} images": path,
+            "/api/status": "/api/status",
+            "/ (status page)": "/",
+        }
+        result["wrk"] = wrk_rows(port, routes, wrk_seconds, work)
     finally:
         serve.terminate()
         serve.wait(timeout=30)

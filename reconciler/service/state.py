@@ -202,6 +202,7 @@ class Service:
         self._ws_open = 0  # which open (1-based) made self._ws
         self._documents: dict[Path, tuple[tuple[int, int, int], Rendered, TrainingData]] = {}
         self._snapshot: Snapshot | None = None
+        self._derived: tuple[Snapshot | None, dict[str, Any]] = (None, {})
         self.refreshes = Coalescer()  # ?refresh=true: one observation per actor (and of the status) at a time
 
     # --- specs and stores -----------------------------------------------------------------------------
@@ -397,6 +398,13 @@ class Service:
 
     # --- the status snapshot --------------------------------------------------------------------------
 
+    def fresh_snapshot(self) -> Snapshot | None:
+        """The last observation while it is younger than status_ttl, without waiting on one being taken."""
+        current = self._snapshot
+        if current is not None and time.monotonic() - current.taken < self.status_ttl:
+            return current
+        return None
+
     def snapshot(self, *, refresh: bool = False) -> Snapshot:
         """The last full observation if younger than status_ttl, else a new one (one at a time)."""
         with self._snapshot_lock:
@@ -412,6 +420,19 @@ class Service:
             snap = Snapshot(ws.desired, observed, plan, status_document(ws.desired, observed, plan), time.monotonic())
             self._snapshot = snap
             return snap
+
+
+    async def per_snapshot(self, snap: Snapshot, name: str, build: Callable[[], T]) -> T:
+        """What `build` derives from `snap` (a rendered answer), built once per snapshot in a worker thread: every
+        request between two observations would build the same bytes. Two racing builders build it twice, never a
+        mix; the answer for an older snapshot is never kept once a newer one was asked for."""
+        memo = self._derived
+        if memo[0] is not snap:
+            memo = (snap, {})
+            self._derived = memo
+        if name not in memo[1]:
+            memo[1][name] = await run_in_threadpool(build)
+        return cast(T, memo[1][name])
 
 
 def dataset_entries(snap: Snapshot) -> list[DatasetEntry]:

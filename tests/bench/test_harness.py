@@ -24,7 +24,7 @@ def test_bench_runs_every_case_for_pixel_and_writes_results(tmp_path: Path) -> N
     argv = [sys.executable, "-m", "bench", "--runs", "1", "--tools", "pixel", "--small", "60", "--big", "1"]
     argv += ["--big-mib", "1", "--edits", "10", "--million", "2000", "--out", str(out), "--work", str(tmp_path / "w")]
     argv += ["--loader-mib", "2", "--loader-shards", "3", "--loader-shard-mib", "0.2"]
-    argv += ["--service-clients", "3", "--service-requests", "5"]
+    argv += ["--service-clients", "3", "--service-requests", "5", "--service-wrk-seconds", "1"]
     argv += ["--final-mib", "2"]
     argv += ["--scale-actions", "160", "--scale-objects", "2000"]
     argv += ["--latency", "40", "--saved-plan", "300", "--big-files", "1", "--big-files-mib", "1"]
@@ -45,6 +45,7 @@ def test_bench_runs_every_case_for_pixel_and_writes_results(tmp_path: Path) -> N
     service = results["extra"]["service"]
     assert (service["requests"], service["errors"], service["images"]) == (15, 0, 500)
     assert 0 < service["p50_ms"] <= service["p99_ms"]
+    assert service["wrk"] is None or len(service["wrk"]) == 12  # 4 routes x 1, 10, 50 connections, where wrk is
     final = results["extra"]["final_compile"]
     assert final["records_read"] == final["duplicates"] + sum(final["written"].values()) > 0
     assert final["mb_per_s"] > 0 and final["rss_mib"] > 0

@@ -18,6 +18,7 @@ from reconciler.dev.live_server import LiveServer
 from reconciler.dev.seaweed import SeaweedServer, unique_bucket_name
 from reconciler.service.app import create_app
 from tests.integration.demo_world import Demo, make_demo
+from tests.service.openapi_check import checked_client
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -50,7 +51,7 @@ def serving(
     tmp: Path, seaweed: SeaweedServer, name: str, edit: Callable[[Path], None] | None = None, **options: Any
 ) -> Iterator[World]:
     """The demo world (specs changed by `edit` first), applied once by the CLI (manifests written), served by
-    pixel's app; its buckets removed after."""
+    pixel's app; its buckets removed after. Every answer the client gets is checked against the app's OpenAPI."""
     bucket = seaweed.create_bucket(unique_bucket_name(name))
     demo = make_demo(tmp, seaweed, bucket)
     demo.env["PIXEL_CACHE_DIR"] = str(tmp / "cache")  # the CLI's applies and the service: one apply record
@@ -63,7 +64,7 @@ def serving(
             for key, value in demo.env.items():
                 patch.setenv(key, value)
             app = create_app(demo.specs, token=options.pop("token", TOKEN), status_ttl=0, **options)
-            with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=120) as http:
+            with LiveServer(app) as server, checked_client(app.openapi(), server.url) as http:
                 yield World(demo, server, http)
     finally:
         for name_ in (demo.actor_bucket, bucket):

@@ -6,7 +6,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from reconciler.apply.lock import LockInfo
@@ -15,6 +14,7 @@ from reconciler.dev.seaweed import SeaweedServer
 from reconciler.dev.tinyjpeg import tiny_jpeg
 from reconciler.service.app import create_app
 from tests.service.conftest import AUTH, World, serving
+from tests.service.openapi_check import checked_client
 
 pytestmark = pytest.mark.integration
 
@@ -182,7 +182,7 @@ def test_the_shared_tier_refusal_names_the_rule(small: World) -> None:
 def test_mutations_are_off_without_a_token_and_say_how_to_enable_them(small: World) -> None:
     app = create_app(small.demo.specs, token=None)
     before = small.state()
-    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as http:
+    with LiveServer(app) as server, checked_client(app.openapi(), server.url, timeout=60) as http:
         upload = http.post("/api/actors/7/training-images", files=files(JPEG), headers=AUTH)
         delete = http.delete(f"/api/actors/42/training-images/{A42}_8.jpg", headers=AUTH)
         read = http.get("/api/actors/7/training-data")

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -25,6 +24,7 @@ from reconciler.dev.tinyjpeg import tiny_jpeg
 from reconciler.service.app import create_app
 from reconciler.service.health import BACKOFF, Health
 from tests.service.conftest import AUTH, TOKEN, World, serving
+from tests.service.openapi_check import checked_client
 from tests.service.test_status_page import ARTIFACTS, browse, chromium  # noqa: F401 - chromium is a fixture
 
 pytestmark = pytest.mark.integration
@@ -190,7 +190,7 @@ def test_serve_starts_without_credentials_and_says_which_stores_it_cannot_use(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     app = create_app(world.demo.specs, token=TOKEN, status_ttl=0, health=Health(clock=Clock()))
-    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as http:
+    with LiveServer(app) as server, checked_client(app.openapi(), server.url, timeout=60) as http:
         doc = http.get("/api/actors/13/training-data")
         status: dict[str, Any] = http.get("/api/status").json()
         upload = http.post(

@@ -13,9 +13,9 @@ from reconciler.actor_layout import build_actor
 from reconciler.dev.tinyjpeg import tiny_jpeg
 from reconciler.manifests.common import iso_ms_from_ns
 from reconciler.model import ActorLayout
-from reconciler.service.app import _etag_matches
 from reconciler.service.documents import image_index
 from reconciler.service.mutations import check_filename, check_jpeg, next_index
+from reconciler.service.responses import etag_matches as _etag_matches
 from reconciler.service.state import ServiceError, parse_actor_id
 
 
