@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,8 @@ def test_stopping_early_releases_the_object_opened_ahead(tmp_path: Path) -> None
 
 
 def test_a_failure_opening_the_next_object_comes_after_every_record_of_the_current_one(tmp_path: Path) -> None:
-    store, objects = make_store([4, 4])
+    store, listed = make_store([4, 4])
+    objects = [dataclasses.replace(o, records=4) for o in listed]  # counted by a manifest: nothing read up front
     store.delete(objects[1].key)
     got: list[str] = []
     with pytest.raises(PermanentStoreError, match="does not exist"):
@@ -44,4 +46,14 @@ def test_the_cache_counts_every_object_once_though_two_threads_open_them(tmp_pat
     warm = StreamingDataset(objects, {"mem": store}, cache=ObjectCache(tmp_path), worker_info=lambda: None)
     assert len(list(warm)) == sum(sizes)
     assert cold.cache is not None and warm.cache is not None
-    assert (cold.cache.downloads, cold.cache.hits, warm.cache.downloads, warm.cache.hits) == (40, 0, 0, 40)
+    # Cold: counting downloads each object once, reading it then is local. Warm: the counts are kept, one read each.
+    assert (cold.cache.downloads, cold.cache.hits, warm.cache.downloads, warm.cache.hits) == (40, 40, 0, 40)
+
+
+def test_an_object_missing_before_the_first_record_fails_then_naming_it(tmp_path: Path) -> None:
+    """Record counts are needed before the first record: an object that cannot be counted fails up front."""
+    store, objects = make_store([4, 4])
+    store.delete(objects[1].key)
+    records = iter(StreamingDataset(objects, {"mem": store}, cache=ObjectCache(tmp_path), worker_info=lambda: None))
+    with pytest.raises(PermanentStoreError, match=r"shards/001.jsonl"):
+        next(records)
