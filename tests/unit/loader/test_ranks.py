@@ -195,7 +195,7 @@ def test_dataloader_worker_processes_split_a_rank_evenly(tmp_path: Path, method:
         entry = stores["disk"].stat(f"{i}.jsonl")
         assert entry is not None
         objects.append(SourceObject("disk", f"{i}.jsonl", None, entry.size, RecordFormat.JSONL))
-    context = multiprocessing.get_context(method)
+    context: Any = multiprocessing.get_context(method)
     out = context.Queue()
     world, workers = 2, 2
     processes = []
