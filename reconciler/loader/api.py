@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
 from reconciler.loader.cache import ObjectCache
-from reconciler.loader.dataset import OnError, StreamingDataset
+from reconciler.loader.dataset import DEFAULT_SHUFFLE_BLOCK, OnError, StreamingDataset
 from reconciler.loader.resolve import DatasetNotFound, Resolved, describe, resolve
+from reconciler.loader.sharding import Partition
 from reconciler.loader.storeset import StoreSet
 from reconciler.model import Desired
 from reconciler.stores.base import Store
@@ -60,7 +61,9 @@ class DatasetOptions(TypedDict, total=False):
 
     category: str | None  # for a file name: look under this category first [None]
     split: str | None  # the final dataset's split [None]
-    shuffle: bool  # objects in an order fixed by seed and epoch [False]
+    shuffle: bool  # units (objects, spans) and records in blocks in an order fixed by seed and epoch [False]
+    shuffle_block: int  # records shuffled among at once, per consumer [16384]
+    partition: Partition  # the remainder of records over ranks: "drop" it or "pad" by repeats ["drop"]
     seed: int  # [0]
     rank: int | None  # [RANK from the environment, else 0]
     world_size: int | None  # [WORLD_SIZE from the environment, else 1]
@@ -91,6 +94,8 @@ def open_dataset(
         world_size=options.get("world_size"),
         cache=object_cache,
         on_error=options.get("on_error", "raise"),
+        partition=options.get("partition", "drop"),
+        shuffle_block=options.get("shuffle_block", DEFAULT_SHUFFLE_BLOCK),
     )
     return dataset, resolved
 

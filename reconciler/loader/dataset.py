@@ -255,6 +255,10 @@ class StreamingDataset:
         self._units: tuple[Unit, ...] | None = None  # pickled into workers: they need not index again
         self._saved: list[Generation] = []  # progress to resume from when the next iteration starts
         self._live: _Progress | None = None
+        self._last_span: tuple[str, bytes] | None = None  # (md5, verified bytes)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_last_span": None}  # a DataLoader worker reads its own spans
 
     # --- record counts ---------------------------------------------------------------------------------------
 
@@ -420,6 +424,7 @@ class StreamingDataset:
                         yield record
         # Done: state_dict() shows the whole share yielded until the next iteration, a new pass, begins.
         self._saved = []
+        self._last_span = None
         if self.cache is not None:
             self.cache.settle()  # what this pass downloaded is in the cache once it has ended
 
@@ -493,7 +498,16 @@ class StreamingDataset:
             yield obj, span.lines + number, line
 
     def _span_bytes(self, obj: SourceObject, span: Span) -> bytes:
-        """A span's bytes, verified before any is used: from the cached whole object, the cached span, or S3."""
+        """A span's bytes, verified before any is used: from the cached whole object, the cached span, or S3.
+
+        The last span read is kept: one that straddles two shuffle blocks is read for both, back to back."""
+        if self._last_span is not None and self._last_span[0] == span.md5:
+            return self._last_span[1]
+        data = self._fetch_span(obj, span)
+        self._last_span = (span.md5, data)
+        return data
+
+    def _fetch_span(self, obj: SourceObject, span: Span) -> bytes:
         size = span.stop - span.start
         label = f"{obj.store}:{obj.key} bytes {span.start}-{span.stop - 1}"
         cache = self.cache

@@ -1,0 +1,111 @@
+"""Each rank reads only its share: one big object split by byte range over ranks on SeaweedFS, bytes counted."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from reconciler.loader import DatasetChanged, index
+from reconciler.loader.dataset import StreamingDataset
+from reconciler.loader.resolve import SourceObject, resolve
+from reconciler.loader.storeset import StoreSet
+from reconciler.spec import load_desired
+from tests.faults.proxy import FaultProxy
+from tests.integration.test_loader import PROCESSED, write_world_specs
+
+pytestmark = pytest.mark.integration
+
+RECORDS = 20_000
+SPAN = 64 * 1024  # 4 MiB spans of a 256 MiB object, in proportion: 80 spans of this 5 MiB one
+
+
+class CountingProxy(FaultProxy):
+    """Forwards everything and counts the body bytes of every GET answer: what the readers downloaded."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream, [])
+        self.got = 0
+        self.gets = 0
+        self._count = threading.Lock()
+
+    def _forward(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
+        answer = super()._forward(method, path, headers, body)
+        if method == "GET" and "?" not in path:  # object bodies, not listings
+            with self._count:
+                self.got += len(answer.partition(b"\r\n\r\n")[2])
+                self.gets += 1
+        return answer
+
+
+def big_body() -> bytes:
+    return b"".join(
+        json.dumps({"id": i, "text": f"record {i} " + "lorem ipsum " * (i % 40)}).encode() + b"\n"
+        for i in range(RECORDS)
+    )
+
+
+def ranks(objects: tuple[SourceObject, ...], stores: StoreSet, world: int, index_dir: Path, **kw: Any) -> list[
+    StreamingDataset
+]:
+    """One dataset per rank, as on `world` machines: no object cache shared (none at all), the index shared
+    (as apply's derived artefact would be, or a cache directory on shared storage)."""
+    return [
+        StreamingDataset(objects, stores, rank=r, world_size=world, index_dir=index_dir, worker_info=lambda: None, **kw)
+        for r in range(world)
+    ]
+
+
+@pytest.fixture
+def big(tmp_path: Path, seaweed: Any, bucket: str, aws_env: dict[str, str]) -> dict[str, Any]:
+    body = big_body()
+    key = f"{PROCESSED}cot_reasoning/big.jsonl"
+    seaweed.client().put_object(Bucket=bucket, Key=key, Body=body, Metadata={"md5": hashlib.md5(body).hexdigest()})
+    return {"body": body, "key": key, "tmp": tmp_path, "seaweed": seaweed, "bucket": bucket}
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_four_ranks_over_one_object_download_it_about_once(big: dict[str, Any], shuffle: bool) -> None:
+    tmp = big["tmp"]
+    with CountingProxy(big["seaweed"].endpoint) as proxy, mock.patch.object(index, "SPAN_BYTES", SPAN):
+        specs = write_world_specs(tmp / "specs", endpoint=proxy.endpoint, bucket=big["bucket"])
+        desired = load_desired(specs, {})
+        stores = StoreSet(desired.stores)
+        objects = resolve(desired, stores, "big.jsonl").objects
+        # The index, once: here one whole read (apply would write it beside the registry instead).
+        counted = ranks(objects, stores, 1, tmp / "indexes")[0]
+        assert len(counted) == RECORDS and len(counted.units()) > 40
+        indexing, proxy.got, proxy.gets = proxy.got, 0, 0
+        assert indexing == len(big["body"])
+        world = 4
+        parts = [[r["id"] for r in ds] for ds in ranks(objects, stores, world, tmp / "indexes", shuffle=shuffle)]
+    size = len(big["body"])
+    assert [len(p) for p in parts] == [RECORDS // world] * world
+    assert Counter(i for p in parts for i in p) == Counter(range(RECORDS))
+    assert proxy.gets >= len(counted.units())  # ranged GETs, one a span (a straddling span twice)
+    print(f"\n4 ranks read {proxy.got} bytes of a {size}-byte object in {proxy.gets} GETs: {proxy.got / size:.3f}x")
+    assert proxy.got <= 1.1 * size
+
+
+def test_a_range_of_an_object_changed_since_it_was_indexed_is_never_yielded(big: dict[str, Any]) -> None:
+    tmp = big["tmp"]
+    with mock.patch.object(index, "SPAN_BYTES", SPAN):
+        specs = write_world_specs(tmp / "specs", endpoint=big["seaweed"].endpoint, bucket=big["bucket"])
+        desired = load_desired(specs, {})
+        stores = StoreSet(desired.stores)
+        objects = resolve(desired, stores, "big.jsonl").objects
+        assert len(ranks(objects, stores, 1, tmp / "indexes")[0]) == RECORDS
+        changed = big["body"].replace(b'"record 5 ', b'"RECORD 5 ')
+        big["seaweed"].client().put_object(Bucket=big["bucket"], Key=big["key"], Body=changed,
+                                           Metadata={"md5": hashlib.md5(changed).hexdigest()})
+        got: list[int] = []
+        with pytest.raises(DatasetChanged, match="changed since the dataset was resolved"):
+            for record in ranks(objects, stores, 2, tmp / "indexes")[1]:
+                got.append(record["id"])
+    assert not got
