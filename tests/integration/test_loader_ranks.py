@@ -73,7 +73,8 @@ def big(tmp_path: Path, seaweed: Any, bucket: str, aws_env: dict[str, str]) -> d
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_four_ranks_over_one_object_download_it_about_once(big: dict[str, Any], shuffle: bool) -> None:
     tmp = big["tmp"]
-    with CountingProxy(big["seaweed"].endpoint) as proxy, mock.patch.object(index, "SPAN_BYTES", SPAN):
+    proxy = CountingProxy(big["seaweed"].endpoint)
+    with proxy, mock.patch.object(index, "SPAN_BYTES", SPAN):
         specs = write_world_specs(tmp / "specs", endpoint=proxy.endpoint, bucket=big["bucket"])
         desired = load_desired(specs, {})
         stores = StoreSet(desired.stores)
