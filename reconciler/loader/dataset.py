@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import itertools
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -382,51 +383,82 @@ class StreamingDataset:
         worker, workers = self._worker()
         return self.rank * workers + worker, self.world_size * workers
 
+    def _alone(self, workers: int) -> bool:
+        """One consumer reading a fresh epoch of whole objects: it reads everything in order, so nothing needs
+        counting first (the first record comes as soon as the first object's first bytes)."""
+        return (
+            self.world_size * workers == 1
+            and not self._saved
+            and self._units is None
+            and not any(splits(o.fmt, o.size) for o in self.objects)
+        )
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
         worker, workers = self._worker()
         me = self.rank * workers + worker
-        units = self.units()
-        order = epoch_order(len(units), seed=self.seed, epoch=self.epoch, shuffle=self.shuffle)
-        ordered = [units[u] for u in order]
-        counts = [unit.records for unit in ordered]
         block = self.shuffle_block if self.shuffle else 0
-        share = plan(
-            sum(counts), self._saved, world=self.world_size, workers=workers, consumer=me,
-            partition=self.partition, order=Order(self.seed, self.epoch, block),
-        )
-        progress = _Progress(share.past, self.world_size, workers, me, share.start)
-        self._live = progress
-        self.dropped, self.padded = share.dropped, share.padded
-        if share.dropped and me == 0:
-            get_logger("pixel.loader").info(
-                "remainder dropped", dataset=self.name, epoch=self.epoch, records=share.dropped,
-                world_size=self.world_size,
-            )
-        if not block:
-            for slot in self._slots(ordered, pieces(counts, share.slots.between(share.start, len(share)))):
-                record = self._decode(slot)
-                progress.taken += 1
-                if record is not None:
-                    yield record
+        order = Order(self.seed, self.epoch, block)
+        if self._alone(workers):
+            # The same slots, units and blocks as the plan would give one consumer: its state is the same too.
+            objects = epoch_order(len(self.objects), seed=self.seed, epoch=self.epoch, shuffle=self.shuffle)
+            ordered = [Unit(i, 0) for i in objects]
+            slots = self._slots(ordered, [(u, 0, sys.maxsize) for u in range(len(ordered))])
+            progress = _Progress((), 1, 1, 0, 0)
+            generation = 0
+            self.dropped = self.padded = 0
         else:
-            for index in range(share.start // block, -(-len(share) // block)):
-                lo, hi = index * block, min((index + 1) * block, len(share))
-                buffered: list[_Slot | None] = list(self._slots(ordered, pieces(counts, share.slots.between(lo, hi))))
-                for place, i in enumerate(share.order.permutation(share.generation, me, index, hi - lo)):
-                    if lo + place < share.start:
-                        continue  # yielded before the state this run resumed from was saved
-                    held = buffered[i]
-                    buffered[i] = None  # decoded records are not kept: memory stays one block of lines
-                    assert held is not None
-                    record = self._decode(held)
-                    progress.taken += 1
-                    if record is not None:
-                        yield record
+            units = self.units()
+            shuffled = epoch_order(len(units), seed=self.seed, epoch=self.epoch, shuffle=self.shuffle)
+            ordered = [units[u] for u in shuffled]
+            counts = [unit.records for unit in ordered]
+            share = plan(
+                sum(counts), self._saved, world=self.world_size, workers=workers, consumer=me,
+                partition=self.partition, order=order,
+            )
+            progress = _Progress(share.past, self.world_size, workers, me, share.start)
+            generation = share.generation
+            self.dropped, self.padded = share.dropped, share.padded
+            if share.dropped and me == 0:
+                get_logger("pixel.loader").info(
+                    "remainder dropped", dataset=self.name, epoch=self.epoch, records=share.dropped,
+                    world_size=self.world_size,
+                )
+            # Blocks wholly yielded before a resume are not read at all.
+            skip = share.start if not block else share.start // block * block
+            slots = self._slots(ordered, pieces(counts, share.slots.between(skip, len(share))))
+        self._live = progress
+        yield from self._yield(slots, progress, order, generation, me)
         # Done: state_dict() shows the whole share yielded until the next iteration, a new pass, begins.
         self._saved = []
         self._last_span = None
         if self.cache is not None:
             self.cache.settle()  # what this pass downloaded is in the cache once it has ended
+
+    def _yield(
+        self, slots: Iterator[_Slot], progress: _Progress, order: Order, generation: int, me: int
+    ) -> Iterator[dict[str, Any]]:
+        """The records of `slots` (which start at the block `progress.taken` is in), decoded, in block order."""
+        block = order.block
+        if not block:
+            for slot in slots:
+                record = self._decode(slot)
+                progress.taken += 1
+                if record is not None:
+                    yield record
+            return
+        index, resume = divmod(progress.taken, block)
+        while buffered := list[_Slot | None](itertools.islice(slots, block)):
+            for place, i in enumerate(order.permutation(generation, me, index, len(buffered))):
+                if place < resume:
+                    continue  # yielded before the state this run resumed from was saved
+                held = buffered[i]
+                buffered[i] = None  # decoded records are not kept: memory stays one block of lines
+                assert held is not None
+                record = self._decode(held)
+                progress.taken += 1
+                if record is not None:
+                    yield record
+            index, resume = index + 1, 0
 
     def _decode(self, slot: _Slot) -> dict[str, Any] | None:
         """The record, or None when it is malformed and on_error is "skip" (counted, logged)."""
