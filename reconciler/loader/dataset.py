@@ -293,6 +293,8 @@ class StreamingDataset:
             )
         if self.indexes is not None:
             self.indexes.put(index, obj.fmt)
+        if self.cache is not None:
+            self.cache.settle()  # the copy just read is in the cache under its name: spans are read from it
         return index
 
     def __len__(self) -> int:
@@ -384,13 +386,14 @@ class StreamingDataset:
         return self.rank * workers + worker, self.world_size * workers
 
     def _alone(self, workers: int) -> bool:
-        """One consumer reading a fresh epoch of whole objects: it reads everything in order, so nothing needs
-        counting first (the first record comes as soon as the first object's first bytes)."""
+        """One consumer reading a fresh epoch in which every object is read whole (spans, in order when not
+        shuffled, are their object): it reads everything in order, so nothing needs counting first, and the
+        first record comes with the first object's first bytes."""
         return (
             self.world_size * workers == 1
             and not self._saved
             and self._units is None
-            and not any(splits(o.fmt, o.size) for o in self.objects)
+            and (not self.shuffle or not any(splits(o.fmt, o.size) for o in self.objects))
         )
 
     def __iter__(self) -> Iterator[dict[str, Any]]:

@@ -223,3 +223,30 @@ def test_dataloader_worker_processes_split_a_rank_evenly(tmp_path: Path, method:
     assert per_rank == {0: 10, 1: 10}
     assert sorted(per_worker) == [5, 5, 5, 5]
     assert not got - everything(sizes) and sum((everything(sizes) - got).values()) == 1
+
+
+def test_after_counting_a_big_object_through_the_cache_its_spans_are_read_from_that_copy(tmp_path: Path) -> None:
+    store = MemoryStore("mem")
+    store.put("big.jsonl", b"".join(json.dumps({"id": f"0-{j}"}).encode() + b"\n" for j in range(60)))
+    entry = store.stat("big.jsonl")
+    assert entry is not None
+    obj = SourceObject("mem", "big.jsonl", entry.md5, entry.size, RecordFormat.JSONL)
+    opened: list[str] = []
+    real_open = store.open
+
+    def counting(key: str, **kw: Any) -> Any:
+        opened.append(key)
+        return real_open(key, **kw)
+
+    with mock.patch.object(index, "SPAN_BYTES", 100), mock.patch.object(store, "open", counting):
+        parts = []
+        for rank in range(2):
+            ds = StreamingDataset([obj], {"mem": store}, rank=rank, world_size=2, shuffle=True,
+                                  cache=ObjectCache(tmp_path), worker_info=lambda: None)
+            parts.append(take(ds, None))
+        assert opened == ["big.jsonl"]  # one read, to count; every span then came from the verified copy
+        assert sorted(parts[0] + parts[1]) == sorted(everything([60]))
+        opened.clear()
+        lone = StreamingDataset([obj], {"mem": store}, worker_info=lambda: None)  # no cache, no index kept
+        assert take(lone, None) == [f"0-{j}" for j in range(60)] and opened == ["big.jsonl"]  # streamed, not counted
+        assert lone._units is None
