@@ -279,10 +279,18 @@ class StreamingDataset:
 
     def record_index(self, obj: SourceObject) -> RecordIndex:
         """The object's index: kept by md5, else built from its bytes (read through the cache) and kept."""
-        if obj.md5 is not None and self.indexes is not None:
+        if obj.md5 is None or self.indexes is None:
+            return self._build_index(obj)
+        found = self.indexes.get(obj.md5, obj.fmt)
+        if found is not None:
+            return found
+        # One process per machine counts an object (DataLoader workers all ask at once); the others wait for
+        # its index rather than parse the same bytes again. A counter that takes too long is not waited for.
+        with self.indexes.building(obj.md5, obj.fmt):
             found = self.indexes.get(obj.md5, obj.fmt)
-            if found is not None:
-                return found
+            return found if found is not None else self._build_index(obj)
+
+    def _build_index(self, obj: SourceObject) -> RecordIndex:
         with self._open(obj) as stream:
             index = build(stream, key=obj.key, fmt=obj.fmt, split=splits(obj.fmt, obj.size))
         if obj.md5 is not None and index.md5 != obj.md5:

@@ -28,15 +28,19 @@ import itertools
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
+
+from filelock import FileLock, Timeout
 
 from reconciler.loader.formats import CHUNK, RecordFormat, iter_slots
 
 INDEX_VERSION = 1
 SPAN_BYTES = 4 * 1024 * 1024
 SPAN_RECORDS = 8192
+BUILD_WAIT_S = 600.0  # as long as the cache waits for another process's eviction
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +176,22 @@ class IndexStore:
     def path(self, md5: str, fmt: RecordFormat) -> Path:
         # By format too: the same bytes declared as another format are other records.
         return self.root / md5[:2] / f"{md5}.{fmt.value}.json"
+
+    @contextlib.contextmanager
+    def building(self, md5: str, fmt: RecordFormat) -> Iterator[None]:
+        """Held while one process builds this index; given up waiting after BUILD_WAIT_S (then built twice)."""
+        locks = self.root / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(locks / f"{md5}.{fmt.value}.lock"), thread_local=False, is_singleton=False)
+        try:
+            lock.acquire(timeout=BUILD_WAIT_S)
+        except Timeout:
+            yield
+            return
+        try:
+            yield
+        finally:
+            lock.release()
 
     def get(self, md5: str, fmt: RecordFormat) -> RecordIndex | None:
         try:

@@ -250,3 +250,29 @@ def test_after_counting_a_big_object_through_the_cache_its_spans_are_read_from_t
         lone = StreamingDataset([obj], {"mem": store}, worker_info=lambda: None)  # no cache, no index kept
         assert take(lone, None) == [f"0-{j}" for j in range(60)] and opened == ["big.jsonl"]  # streamed, not counted
         assert lone._units is None
+
+
+def test_a_process_waits_for_another_counting_the_same_object_and_reads_its_index(tmp_path: Path) -> None:
+    """DataLoader workers all ask for the counts at once: one reads the object, the others its index."""
+    import threading
+
+    store, objects = make_store([9])
+    obj = objects[0]
+    assert obj.md5 is not None
+    indexes = IndexStore(tmp_path)
+    opened: list[str] = []
+    real_open = store.open
+
+    def counting(key: str, **kw: Any) -> Any:
+        opened.append(key)
+        return real_open(key, **kw)
+
+    got: list[int] = []
+    waiter = StreamingDataset(objects, {"mem": store}, worker_info=lambda: None, index_dir=tmp_path)
+    with mock.patch.object(store, "open", counting):
+        with indexes.building(obj.md5, obj.fmt):  # another process is counting it
+            thread = threading.Thread(target=lambda: got.append(waiter.record_index(obj).records))
+            thread.start()
+            indexes.put(build(real_open(obj.key), key=obj.key, fmt=obj.fmt, split=False), obj.fmt)  # type: ignore[arg-type]
+        thread.join()
+    assert got == [9] and opened == []
