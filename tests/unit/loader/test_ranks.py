@@ -269,10 +269,20 @@ def test_a_process_waits_for_another_counting_the_same_object_and_reads_its_inde
 
     got: list[int] = []
     waiter = StreamingDataset(objects, {"mem": store}, worker_info=lambda: None, index_dir=tmp_path)
-    with mock.patch.object(store, "open", counting):
+    assert waiter.indexes is not None
+    looked = threading.Event()
+    real_get = waiter.indexes.get
+
+    def get(md5: str, fmt: RecordFormat) -> Any:
+        found = real_get(md5, fmt)
+        looked.set()
+        return found
+
+    with mock.patch.object(store, "open", counting), mock.patch.object(waiter.indexes, "get", get):
         with indexes.building(obj.md5, obj.fmt):  # another process is counting it
             thread = threading.Thread(target=lambda: got.append(waiter.record_index(obj).records))
             thread.start()
+            assert looked.wait(60)  # the waiter found no index yet
             indexes.put(build(real_open(obj.key), key=obj.key, fmt=obj.fmt, split=False), obj.fmt)  # type: ignore[arg-type]
         thread.join()
     assert got == [9] and opened == []
