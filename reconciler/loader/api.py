@@ -64,6 +64,7 @@ class DatasetOptions(TypedDict, total=False):
     shuffle: bool  # units (objects, spans) and records in blocks in an order fixed by seed and epoch [False]
     shuffle_block: int  # records shuffled among at once, per consumer [16384]
     partition: Partition  # the remainder of records over ranks: "drop" it or "pad" by repeats ["drop"]
+    index_dir: str | Path | None  # record indexes, e.g. on storage all nodes share [<cache_dir>/indexes]
     seed: int  # [0]
     rank: int | None  # [RANK from the environment, else 0]
     world_size: int | None  # [WORLD_SIZE from the environment, else 1]
@@ -96,6 +97,7 @@ def open_dataset(
         on_error=options.get("on_error", "raise"),
         partition=options.get("partition", "drop"),
         shuffle_block=options.get("shuffle_block", DEFAULT_SHUFFLE_BLOCK),
+        index_dir=options.get("index_dir") or (Path(cache_dir) / "indexes"),
     )
     return dataset, resolved
 

@@ -110,3 +110,28 @@ def test_a_range_of_an_object_changed_since_it_was_indexed_is_never_yielded(big:
             for record in ranks(objects, stores, 2, tmp / "indexes")[1]:
                 got.append(record["id"])
     assert not got
+
+
+def test_nodes_sharing_an_index_dir_count_an_object_once_and_then_read_only_their_share(
+    big: dict[str, Any],
+) -> None:
+    """load_dataset on two nodes (own caches) with index_dir on storage both see: the first counts the object
+    (one whole read, which its cache keeps); the second reads only its half, by range."""
+    from reconciler.loader import load_dataset
+
+    tmp = big["tmp"]
+    proxy = CountingProxy(big["seaweed"].endpoint)
+    with proxy, mock.patch.object(index, "SPAN_BYTES", SPAN):
+        specs = write_world_specs(tmp / "specs", endpoint=proxy.endpoint, bucket=big["bucket"])
+        node = [
+            load_dataset("big.jsonl", specs, rank=r, world_size=2, cache_dir=tmp / f"node{r}",
+                         index_dir=tmp / "shared-indexes")
+            for r in range(2)
+        ]
+        first = [r["id"] for r in node[0]]
+        by_first, proxy.got = proxy.got, 0
+        second = [r["id"] for r in node[1]]
+    size = len(big["body"])
+    assert by_first == size  # counted in one read; its half then came from the cached copy
+    assert proxy.got <= 0.55 * size  # the second node: its half, by range
+    assert sorted(first + second) == list(range(RECORDS)) and len(first) == len(second)
