@@ -22,10 +22,12 @@ meaning: changing them changes STATE_VERSION in sharding.py.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
 import itertools
 import json
+import operator
 import os
 import tempfile
 from collections.abc import Iterator
@@ -40,6 +42,7 @@ from reconciler.loader.formats import CHUNK, RecordFormat, iter_slots
 INDEX_VERSION = 1
 SPAN_BYTES = 4 * 1024 * 1024
 SPAN_RECORDS = 8192
+_ONE = 1  # _ONE.__add__: a line's length plus its newline, mapped without a Python frame per line
 BUILD_WAIT_S = 600.0  # as long as the cache waits for another process's eviction
 
 
@@ -100,37 +103,50 @@ def build(stream: IO[bytes], *, key: str, fmt: RecordFormat, split: bool) -> Rec
 
 
 def _jsonl(stream: IO[bytes], split: bool) -> RecordIndex:
+    # Lines are split, measured and classified a chunk at a time by C-level maps, and span cuts found by
+    # bisection: a Python step per line counted at a third of md5's speed.
     whole = hashlib.md5()
     spans: list[Span] = []
     span_hash = hashlib.md5()
-    span_start = span_lines = span_records = 0
-    lines = records = 0
+    span_start = span_lines = span_records = 0  # span_records: the span's records before this buffer
+    lines_seen = records = 0
     done = 0  # bytes of complete lines before `buffer`
     rest = b""
     while data := stream.read(CHUNK):
         whole.update(data)
         buffer = rest + data if rest else data
-        hashed_to = 0  # bytes of `buffer` already in span_hash
-        position = 0
-        while (newline := buffer.find(b"\n", position)) >= 0:
-            line = buffer[position:newline]
-            position = newline + 1
-            lines += 1
-            if line and not line.isspace():
-                records += 1
-                span_records += 1
-            if split and (done + position - span_start >= SPAN_BYTES or span_records >= SPAN_RECORDS):
-                span_hash.update(buffer[hashed_to:position])
-                hashed_to = position
-                spans.append(Span(span_start, done + position, span_lines, span_records, span_hash.hexdigest()))
-                span_hash = hashlib.md5()
-                span_start, span_lines, span_records = done + position, lines, 0
-        span_hash.update(buffer[hashed_to:position])
-        done += position
-        rest = buffer[position:]
+        lines = buffer.split(b"\n")
+        rest = lines.pop()
+        if not lines:
+            continue
+        ends = list(itertools.accumulate(map(_ONE.__add__, map(len, lines))))  # each line's end in `buffer`
+        # A record is a line neither empty nor whitespace; running count of them, line by line.
+        blank = map(operator.not_, map(bytes.isspace, lines))
+        counted = list(itertools.accumulate(map(operator.and_, map(bool, lines), blank)))
+        hashed = base = 0  # bytes of `buffer` in span_hash; records of `buffer` before the current span
+        while split:
+            by_size = bisect.bisect_left(ends, span_start - done + SPAN_BYTES)
+            by_count = bisect.bisect_left(counted, base + SPAN_RECORDS - span_records)
+            cut = min(by_size, by_count)
+            if cut >= len(lines):
+                break
+            span_hash.update(buffer[hashed : ends[cut]])
+            hashed = ends[cut]
+            spans.append(
+                Span(span_start, done + hashed, span_lines, span_records + counted[cut] - base, span_hash.hexdigest())
+            )
+            span_hash = hashlib.md5()
+            span_start, span_lines, span_records, base = done + hashed, lines_seen + cut + 1, 0, counted[cut]
+        if split:  # unsplit, the object's md5 is all there is to check
+            span_hash.update(buffer[hashed : ends[-1]])
+        span_records += counted[-1] - base
+        lines_seen += len(lines)
+        records += counted[-1]
+        done += ends[-1]
     size = done + len(rest)
     if rest:
-        span_hash.update(rest)
+        if split:
+            span_hash.update(rest)
         if not rest.isspace():
             records += 1
             span_records += 1
