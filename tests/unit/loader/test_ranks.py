@@ -130,8 +130,8 @@ def test_a_span_whose_bytes_do_not_match_the_index_is_never_yielded(tmp_path: Pa
         )
         IndexStore(tmp_path / "idx").put(forged, obj.fmt)
         for cache in (None, ObjectCache(tmp_path / "cache")):
-            ds = StreamingDataset([obj], {"mem": store}, worker_info=lambda: None, cache=cache,
-                                  index_dir=tmp_path / "idx")
+            ds = StreamingDataset([obj], {"mem": store}, worker_info=lambda: None, cache=cache, rank=0, world_size=2,
+                                  index_dir=tmp_path / "idx")  # rank 0 of 2: its half, spans 0 to 3 or so
             got: list[str] = []
             with pytest.raises(PermanentStoreError, match=r"big.jsonl bytes \d+-\d+.*md5"):
                 for record in ds:
