@@ -664,7 +664,7 @@ class _ResumingReader:
             # The direct path where the store has one without botocore: a loader reading a thousand shards
             # spent more of its time in botocore's request machinery than in decoding records.
             headers = as_headers(conditions(if_match=self._etag))
-            if position:
+            if "Range" in kwargs:
                 headers["Range"] = kwargs["Range"]
             streamed = outermost(lambda: raw_call("download", self._key, raw.get_object, self._key, headers))
             self._etag = self._etag or str(streamed.headers.get("ETag", "")) or None
