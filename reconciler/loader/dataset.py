@@ -388,11 +388,6 @@ class StreamingDataset:
 
     # --- iteration -----------------------------------------------------------------------------------------
 
-    def consumer(self) -> tuple[int, int]:
-        """(this consumer's index, number of consumers): rank x num_workers + worker id."""
-        worker, workers = self._worker()
-        return self.rank * workers + worker, self.world_size * workers
-
     def _alone(self, workers: int) -> bool:
         """One consumer reading a fresh epoch in which every object is read whole (spans, in order when not
         shuffled, are their object): it reads everything in order, so nothing needs counting first, and the
@@ -412,7 +407,7 @@ class StreamingDataset:
         if self._alone(workers):
             # The same slots, units and blocks as the plan would give one consumer: its state is the same too.
             objects = epoch_order(len(self.objects), seed=self.seed, epoch=self.epoch, shuffle=self.shuffle)
-            ordered = [Unit(i, 0) for i in objects]
+            ordered = [Unit(i, 0) for i in objects]  # counts unknown and not needed: every record is wanted
             slots = self._slots(ordered, [(u, 0, sys.maxsize) for u in range(len(ordered))])
             progress = _Progress((), 1, 1, 0, 0)
             generation = 0
