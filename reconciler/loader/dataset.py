@@ -19,11 +19,13 @@ import contextlib
 import hashlib
 import io
 import itertools
+import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.context import get_spawning_popen
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol, cast, runtime_checkable
 
@@ -250,6 +252,10 @@ class StreamingDataset:
             index_dir = cache.root / "indexes"
         self.indexes = IndexStore(index_dir) if index_dir is not None else None
         self.epoch = 0
+        # The epoch in memory shared with DataLoader workers forked or spawned from this process: a persistent
+        # worker (persistent_workers=True) keeps its copy of the dataset from epoch to epoch, and set_epoch()
+        # is called on the main process's copy.
+        self._shared_epoch: Any = multiprocessing.RawValue("q", 0)
         self.skipped = 0
         self.dropped = 0  # records of the remainder this consumer's last pass left out (all ranks together)
         self.padded = 0  # repeats its last pass added (all ranks together)
@@ -259,7 +265,11 @@ class StreamingDataset:
         self._last_span: tuple[str, bytes] | None = None  # (md5, verified bytes)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_last_span": None}  # a DataLoader worker reads its own spans
+        state = {**self.__dict__, "_last_span": None}  # a DataLoader worker reads its own spans
+        if get_spawning_popen() is None:
+            # Pickled for anything but a process being started (shared memory goes only there): a copy.
+            state["_shared_epoch"] = None
+        return state
 
     # --- record counts ---------------------------------------------------------------------------------------
 
@@ -317,6 +327,8 @@ class StreamingDataset:
             self.epoch = epoch
             self._saved = []
             self._live = None
+        if self._shared_epoch is not None:
+            self._shared_epoch.value = epoch
 
     @property
     def digest(self) -> str:
@@ -370,6 +382,8 @@ class StreamingDataset:
                 f"partition={self.partition} shuffle_block={self.shuffle_block}"
             )
         self.epoch = int(state["epoch"])
+        if self._shared_epoch is not None:
+            self._shared_epoch.value = self.epoch  # the workers resume this epoch too
         self._saved = [Generation.from_json(g) for g in state.get("generations", [])]
         self._live = None
 
@@ -400,6 +414,8 @@ class StreamingDataset:
         )
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self._shared_epoch is not None and self._shared_epoch.value != self.epoch:
+            self.set_epoch(self._shared_epoch.value)  # a persistent worker: the epoch the main process set
         worker, workers = self._worker()
         me = self.rank * workers + worker
         block = self.shuffle_block if self.shuffle else 0

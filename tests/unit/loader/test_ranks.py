@@ -24,7 +24,7 @@ from reconciler.loader.index import IndexStore, build
 from reconciler.loader.resolve import SourceObject
 from reconciler.stores.base import PermanentStoreError
 from reconciler.stores.memory import MemoryStore
-from tests.unit.loader.test_sharding import consumers, everything, make_store, per_rank_counts, take
+from tests.unit.loader.test_sharding import _returns, consumers, everything, make_store, per_rank_counts, take
 
 
 @pytest.mark.parametrize(("world", "workers", "per_rank"), [(3, 3, 13), (2, 3, 19), (4, 4, 9)])
@@ -178,23 +178,29 @@ def _worker_main(payload: bytes, worker: int, workers: int, out: Any) -> None:
     out.put((ds.rank, worker, [r["id"] for r in ds], ds.state_dict()))
 
 
-@pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_dataloader_worker_processes_split_a_rank_evenly(tmp_path: Path, method: str) -> None:
-    """Each worker a process of its own (fork: inherits the dataset; spawn: unpickles it), torch's
-    get_worker_info() as its only clue, as DataLoader runs them."""
-    (tmp_path / "data").mkdir()
-    sizes = [7, 0, 5, 9]
-    for i, n in enumerate(sizes):
-        (tmp_path / "data" / f"{i}.jsonl").write_bytes(b"".join(b'{"id": "%d-%d"}\n' % (i, j) for j in range(n)))
+def on_disk(tmp_path: Path, sizes: list[int]) -> tuple[Any, list[SourceObject]]:
+    """Objects in a local store built from its spec: a dataset over it pickles into a spawned process."""
     from reconciler.loader.storeset import StoreSet
     from reconciler.model import LocalStoreSpec
 
+    (tmp_path / "data").mkdir()
+    for i, n in enumerate(sizes):
+        (tmp_path / "data" / f"{i}.jsonl").write_bytes(b"".join(b'{"id": "%d-%d"}\n' % (i, j) for j in range(n)))
     stores = StoreSet({"disk": LocalStoreSpec("disk", str(tmp_path / "data"))})
     objects = []
     for i in range(len(sizes)):
         entry = stores["disk"].stat(f"{i}.jsonl")
         assert entry is not None
         objects.append(SourceObject("disk", f"{i}.jsonl", None, entry.size, RecordFormat.JSONL))
+    return stores, objects
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_dataloader_worker_processes_split_a_rank_evenly(tmp_path: Path, method: str) -> None:
+    """Each worker a process of its own (fork: inherits the dataset; spawn: unpickles it), torch's
+    get_worker_info() as its only clue, as DataLoader runs them."""
+    sizes = [7, 0, 5, 9]
+    stores, objects = on_disk(tmp_path, sizes)
     context: Any = multiprocessing.get_context(method)
     out = context.Queue()
     world, workers = 2, 2
@@ -286,3 +292,45 @@ def test_a_process_waits_for_another_counting_the_same_object_and_reads_its_inde
             indexes.put(build(real_open(obj.key), key=obj.key, fmt=obj.fmt, split=False), obj.fmt)  # type: ignore[arg-type]
         thread.join()
     assert got == [9] and opened == []
+
+
+def _persistent_worker(ds: StreamingDataset, worker: int, workers: int, commands: Any, out: Any) -> None:
+    """A persistent DataLoader worker: started once with its copy of the dataset, it iterates it each epoch."""
+    _fake_torch(worker, workers)
+    while commands.get() == "epoch":
+        out.put([r["id"] for r in ds])
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_persistent_workers_follow_set_epoch_in_the_main_process(tmp_path: Path, method: str) -> None:
+    stores, objects = on_disk(tmp_path, [6, 5, 7, 4])
+    context: Any = multiprocessing.get_context(method)
+    ds = StreamingDataset(objects, stores, shuffle=True, seed=5, shuffle_block=3)
+    workers = 2
+    commands = [context.Queue() for _ in range(workers)]
+    outs = [context.Queue() for _ in range(workers)]
+    # As DataLoader starts its workers: the dataset is an argument of the process (pickled only under spawn).
+    processes = [
+        context.Process(target=_persistent_worker, args=(ds, w, workers, commands[w], outs[w])) for w in range(workers)
+    ]
+    for p in processes:
+        p.start()
+    try:
+        for epoch in (0, 1, 2):
+            ds.set_epoch(epoch)
+            for queue in commands:
+                queue.put("epoch")
+            got = [out.get(timeout=120) for out in outs]
+            expected = []
+            for info in (SimpleNamespace(id=w, num_workers=workers) for w in range(workers)):
+                fresh = StreamingDataset(objects, stores, shuffle=True, seed=5, shuffle_block=3,
+                                         worker_info=_returns(info))
+                fresh.set_epoch(epoch)
+                expected.append(take(fresh, None))
+            assert got == expected, epoch
+    finally:
+        for queue in commands:
+            queue.put("stop")
+        for p in processes:
+            p.join(timeout=60)
+    assert [p.exitcode for p in processes] == [0, 0]
