@@ -202,6 +202,9 @@ class _Window(io.RawIOBase):
         return len(data)
 
 
+_set_class = object.__dict__["__class__"].__set__  # object's own setter: StreamingDataset's __class__ is a property
+
+
 def _read_all(stream: BinaryIO) -> bytes:
     parts = []
     while data := stream.read(CHUNK):
@@ -263,6 +266,20 @@ class StreamingDataset:
         self._saved: list[Generation] = []  # progress to resume from when the next iteration starts
         self._live: _Progress | None = None
         self._last_span: tuple[str, bytes] | None = None  # (md5, verified bytes)
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        """torch's DataLoader tells an iterable dataset by isinstance(ds, IterableDataset), which reads this: a
+        dataset made before torch was imported becomes the torch IterableDataset subclass here, in place."""
+        cls = type(self)
+        if cls is StreamingDataset and "torch" in sys.modules:
+            try:
+                from reconciler.loader.torch_compat import TorchStreamingDataset
+            except ImportError:  # a torch without torch.utils.data (half imported, or a stand-in): stay as is
+                return cls
+            _set_class(self, TorchStreamingDataset)
+            return TorchStreamingDataset
+        return cls
 
     def __getstate__(self) -> dict[str, Any]:
         state = {**self.__dict__, "_last_span": None}  # a DataLoader worker reads its own spans

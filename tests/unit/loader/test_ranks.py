@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections.abc
 import hashlib
 import json
 import multiprocessing
@@ -164,6 +165,7 @@ def test_an_index_is_built_once_per_md5_and_gives_the_same_records(tmp_path: Pat
 def _fake_torch(worker: int, workers: int) -> None:
     """What a DataLoader worker process sees: torch imported, get_worker_info() naming this worker."""
     data = types.ModuleType("torch.utils.data")
+    data.IterableDataset = type("IterableDataset", (), {})  # type: ignore[attr-defined]
     data.get_worker_info = lambda: SimpleNamespace(id=worker, num_workers=workers)  # type: ignore[attr-defined]
     utils = types.ModuleType("torch.utils")
     utils.data = data  # type: ignore[attr-defined]
@@ -334,3 +336,30 @@ def test_persistent_workers_follow_set_epoch_in_the_main_process(tmp_path: Path,
         for p in processes:
             p.join(timeout=60)
     assert [p.exitcode for p in processes] == [0, 0]
+
+
+def test_a_dataset_made_before_torch_was_imported_is_a_torch_iterable_dataset_once_it_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """DataLoader tells an iterable dataset by isinstance: `import torch` after load_dataset must not make it
+    take the dataset for a map-style one (it has __len__) and index it."""
+    stores, objects = on_disk(tmp_path, [3, 2])
+    assert "torch" not in sys.modules
+    ds = StreamingDataset(objects, stores)  # torch's get_worker_info, once torch is there
+    data = types.ModuleType("torch.utils.data")
+    # As torch's: `class IterableDataset(Dataset[T_co], Iterable[T_co])`, typing's Iterable making it an ABC,
+    # whose isinstance reads __class__ (a plain class's isinstance would see the swap only from the next call).
+    iterable = type("IterableDataset", (collections.abc.Iterable,), {"__iter__": lambda self: iter(())})
+    data.IterableDataset = iterable  # type: ignore[attr-defined]
+    data.get_worker_info = lambda: None  # type: ignore[attr-defined]  # the main process
+    utils = types.ModuleType("torch.utils")
+    utils.data = data  # type: ignore[attr-defined]
+    torch = types.ModuleType("torch")
+    torch.utils = utils  # type: ignore[attr-defined]
+    for name, module in (("torch", torch), ("torch.utils", utils), ("torch.utils.data", data)):
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.delitem(sys.modules, "reconciler.loader.torch_compat", raising=False)
+    assert isinstance(ds, iterable) and isinstance(ds, StreamingDataset)
+    assert type(ds).__name__ == "TorchStreamingDataset"  # in place: pickled copies for workers are too
+    copy = pickle.loads(pickle.dumps(ds))
+    assert type(copy) is type(ds) and take(copy, None) == take(ds, None) == ["0-0", "0-1", "0-2", "1-0", "1-1"]
