@@ -277,7 +277,10 @@ class StreamingDataset:
                 from reconciler.loader.torch_compat import TorchStreamingDataset
             except ImportError:  # a torch without torch.utils.data (half imported, or a stand-in): stay as is
                 return cls
-            _set_class(self, TorchStreamingDataset)
+            try:
+                _set_class(self, TorchStreamingDataset)
+            except TypeError:  # a torch whose IterableDataset has another instance layout: stay as is
+                return cls
             return TorchStreamingDataset
         return cls
 
