@@ -275,12 +275,22 @@ def plan(
         done: list[Interval] = []
         for c in range(gen.consumers):
             share = _share(slots, gen.world, gen.workers, c, partition, order, index)
-            done += share.yielded(min(gen.counts[c], len(share)))
+            if gen.counts[c] > len(share):
+                raise ValueError(_overclaim(c, gen.consumers, gen.counts[c], len(share)))
+            done += share.yielded(gen.counts[c])
         remaining = _subtract(remaining, _merge(done))
     share = _share(Positions(remaining), world, workers, consumer, partition, order, len(past))
     if start > len(share):
-        raise ValueError(f"the saved state has consumer {consumer} past the end of its share ({start} > {len(share)})")
+        raise ValueError(_overclaim(consumer, world * workers, start, len(share)))
     return dataclasses.replace(share, start=start, past=tuple(past))
+
+
+def _overclaim(consumer: int, consumers: int, count: int, share: int) -> str:
+    # Such a state was not saved over this epoch: resuming from it would silently skip what it claims.
+    return (
+        f"the loaded state is not of this dataset: consumer {consumer} of {consumers} claims {count} records "
+        f"yielded, its share of the epoch is {share}"
+    )
 
 
 def _share(

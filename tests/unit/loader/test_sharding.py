@@ -289,3 +289,16 @@ def test_a_dataset_pickles_into_a_worker_without_its_open_stores(tmp_path: Any) 
     copy = pickle.loads(pickle.dumps(ds))
     assert copy.stores is not stores and not copy.stores._open  # rebuilt on first use in the worker
     assert take(copy, None) == first == [f"0-{j}" for j in range(5)]
+
+
+@pytest.mark.parametrize("resharded", [False, True])
+def test_a_state_claiming_more_records_than_a_share_holds_is_refused(resharded: bool) -> None:
+    store, objects = make_store([5, 5])
+    ds = consumers(store, objects, 2, 0)[0]
+    take(ds, 2)
+    state = StreamingDataset.merge_states([ds.state_dict(), consumers(store, objects, 2, 0)[1].state_dict()])
+    state["generations"][-1]["counts"]["0"] = 6  # rank 0's share of 10 records over 2 ranks is 5
+    again = consumers(store, objects, 3 if resharded else 2, 0)[0]
+    again.load_state_dict(state)
+    with pytest.raises(ValueError, match="claims 6 records yielded, its share of the epoch is 5"):
+        take(again, None)
