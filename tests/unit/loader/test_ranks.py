@@ -363,3 +363,25 @@ def test_a_dataset_made_before_torch_was_imported_is_a_torch_iterable_dataset_on
     assert type(ds).__name__ == "TorchStreamingDataset"  # in place: pickled copies for workers are too
     copy = pickle.loads(pickle.dumps(ds))
     assert type(copy) is type(ds) and take(copy, None) == take(ds, None) == ["0-0", "0-1", "0-2", "1-0", "1-1"]
+
+
+def test_counts_a_manifest_gives_are_used_without_reading_the_objects(tmp_path: Path) -> None:
+    """The final dataset's shards carry their record counts: len() and the dealing need no read."""
+    import dataclasses
+
+    store, listed = make_store([4, 6, 5])
+    objects = [dataclasses.replace(o, records=n) for o, n in zip(listed, [4, 6, 5], strict=True)]
+    opened: list[str] = []
+    real_open = store.open
+
+    def counting(key: str, **kw: Any) -> Any:
+        opened.append(key)
+        return real_open(key, **kw)
+
+    with mock.patch.object(store, "open", counting):
+        ranks = [StreamingDataset(objects, {"mem": store}, rank=r, world_size=3, index_dir=tmp_path,
+                                  worker_info=lambda: None) for r in range(3)]
+        assert [len(ds) for ds in ranks] == [5, 5, 5] and not opened
+        assert take(ranks[0], None) == ["0-0", "0-1", "0-2", "0-3", "1-0"]
+        assert opened == [objects[0].key, objects[1].key]  # rank 0 read only the objects of its stretch
+    assert not list(tmp_path.rglob("*.json"))  # and nothing was indexed
