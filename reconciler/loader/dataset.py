@@ -22,7 +22,7 @@ import itertools
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.context import get_spawning_popen
@@ -470,7 +470,17 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
             skip = share.start if not block else share.start // block * block
             slots = self._slots(ordered, pieces(counts, share.slots.between(skip, len(share))))
         self._live = progress
-        yield from self._yield(slots, progress, order, generation, me)
+        try:
+            # Closed at once when the iteration stops early (take, break): the object opened ahead releases
+            # its cache lock now, not whenever the collector gets to the reader.
+            with contextlib.closing(slots):
+                yield from self._yield(slots, progress, order, generation, me)
+        except GeneratorExit:
+            # And what it downloaded is made durable and unlocked before the caller goes on: another reader
+            # of the object (the next pass, a sibling dataset) finds it cached instead of waiting on a lock.
+            if self.cache is not None:
+                self.cache.settle()
+            raise
         # Done: state_dict() shows the whole share yielded until the next iteration, a new pass, begins.
         self._saved = []
         self._last_span = None
@@ -518,7 +528,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
             get_logger("pixel.loader").warning("record skipped", dataset=self.name, error=str(exc))
             return None
 
-    def _slots(self, units: Sequence[Unit], wanted: Sequence[tuple[int, int, int]]) -> Iterator[_Slot]:
+    def _slots(self, units: Sequence[Unit], wanted: Sequence[tuple[int, int, int]]) -> Generator[_Slot]:
         """The undecoded records of `wanted` (unit, first, stop) ranges, in that order, each unit read once
         for a run of ascending ranges in it."""
         with _OpenAhead(self._open) as opener:
