@@ -385,3 +385,57 @@ def test_counts_a_manifest_gives_are_used_without_reading_the_objects(tmp_path: 
         assert take(ranks[0], None) == ["0-0", "0-1", "0-2", "0-3", "1-0"]
         assert opened == [objects[0].key, objects[1].key]  # rank 0 read only the objects of its stretch
     assert not list(tmp_path.rglob("*.json"))  # and nothing was indexed
+
+
+class _Unreachable:
+    """A store whose every call fails: offline=True must never make one; S3 down makes each one fail."""
+
+    def __init__(self, error: type[Exception]) -> None:
+        self.error = error
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            raise self.error(f"{name}: S3 does not answer")
+
+        return call
+
+
+def test_without_s3_a_span_is_served_from_its_verified_cached_copy_and_a_cold_one_fails_naming_it(
+    tmp_path: Path,
+) -> None:
+    from reconciler.loader.offline import NotCachedOffline
+    from reconciler.stores.base import TransientStoreError
+
+    store = MemoryStore("mem")
+    store.put("big.jsonl", b"".join(json.dumps({"id": f"0-{j}"}).encode() + b"\n" for j in range(60)))
+    entry = store.stat("big.jsonl")
+    assert entry is not None
+    obj = SourceObject("mem", "big.jsonl", entry.md5, entry.size, RecordFormat.JSONL)
+    with mock.patch.object(index, "SPAN_BYTES", 100):
+        # The index is on storage every node shares; this node's cache holds only rank 0's spans, not the object.
+        built = build(store.open("big.jsonl"), key=obj.key, fmt=obj.fmt, split=True)  # type: ignore[arg-type]
+        assert len(built.spans) > 3
+        IndexStore(tmp_path / "idx").put(built, obj.fmt)
+
+        def rank(r: int, stores: Any, **options: Any) -> StreamingDataset:
+            return StreamingDataset([obj], stores, rank=r, world_size=2, cache=ObjectCache(tmp_path / "cache"),
+                                    index_dir=tmp_path / "idx", worker_info=lambda: None, **options)
+
+        online = take(rank(0, {"mem": store}), None)
+        assert online and not ObjectCache(tmp_path / "cache").has(str(obj.md5))
+
+        never = _Unreachable(AssertionError)
+        assert take(rank(0, {"mem": never}, offline=True), None) == online
+        with pytest.raises(NotCachedOffline, match=r"mem:big.jsonl bytes \d+-\d+: offline"):
+            take(rank(1, {"mem": never}, offline=True), None)
+        assert never.calls == []
+
+        # S3 down: a verified span is pinned by its md5 in the index, so it needs no S3 at all; a cold one is
+        # tried, and fails naming the object and its bytes rather than with the store's transient error.
+        down = _Unreachable(TransientStoreError)
+        assert take(rank(0, {"mem": down}), None) == online and down.calls == []
+        with pytest.raises(NotCachedOffline, match=r"mem:big.jsonl bytes \d+-\d+: S3 is unreachable"):
+            take(rank(1, {"mem": down}), None)
+        assert down.calls
