@@ -2,8 +2,8 @@
 
 `StreamingDataset(objects, stores)` works on any list of `SourceObject`s (a
 registry dataset, a prefix of shards, the final dataset's manifest). Iterating
-it yields dicts while each object downloads; memory is a chunk, a span and, when
-shuffling, one block of records.
+it yields dicts once each object (or span) is downloaded and verified; memory
+is a chunk, a span and, when shuffling, one block of records.
 
 Who reads what is decided in reconciler/loader/sharding.py from record counts
 alone (loader/index.py: the manifest's counts, or an index built once per md5):
@@ -425,7 +425,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
     def _alone(self, workers: int) -> bool:
         """One consumer reading a fresh epoch in which every object is read whole (spans, in order when not
         shuffled, are their object): it reads everything in order, so nothing needs counting first, and the
-        first record comes with the first object's first bytes."""
+        first record comes as soon as the first object is verified."""
         return (
             self.world_size * workers == 1
             and not self._saved
