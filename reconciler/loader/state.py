@@ -19,10 +19,7 @@ class _Bad(ValueError):
 
 
 def identity(obj: SourceObject) -> str:
-    """What pins an object's bytes for a resume: its md5; without one, its size and version (ETag).
-
-    With an md5 the identity is what it always was, so states saved before the ETag was added still load.
-    """
+    """What pins an object's bytes for a resume: its md5; without one, its size and version (ETag)."""
     if obj.md5 is not None:
         return f"{obj.store}:{obj.key}:{obj.md5}"
     return f"{obj.store}:{obj.key}:{obj.size}:{obj.etag or ''}"
