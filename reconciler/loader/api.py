@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
 from reconciler.loader.cache import ObjectCache, Verify
-from reconciler.loader.dataset import OnError, StreamingDataset
+from reconciler.loader.dataset import DEFAULT_SHUFFLE_BLOCK, OnError, StreamingDataset
 from reconciler.loader.offline import UNREACHABLE, NotCachedOffline, OfflineWarning, resolve_offline
 from reconciler.loader.resolve import DatasetNotFound, Resolved, describe, resolve
+from reconciler.loader.sharding import Partition
 from reconciler.loader.storeset import StoreSet
 from reconciler.model import Desired
 from reconciler.stores.base import Store, TransientStoreError
@@ -62,7 +63,10 @@ class DatasetOptions(TypedDict, total=False):
 
     category: str | None  # for a file name: look under this category first [None]
     split: str | None  # the final dataset's split [None]
-    shuffle: bool  # objects in an order fixed by seed and epoch [False]
+    shuffle: bool  # units (objects, spans) and records in blocks in an order fixed by seed and epoch [False]
+    shuffle_block: int  # records shuffled among at once, per consumer [16384]
+    partition: Partition  # the remainder of records over ranks: "drop" it or "pad" by repeats ["drop"]
+    index_dir: str | Path | None  # record indexes, e.g. on storage all nodes share [<cache_dir>/indexes]
     seed: int  # [0]
     rank: int | None  # [RANK from the environment, else 0]
     world_size: int | None  # [WORLD_SIZE from the environment, else 1]
@@ -100,6 +104,9 @@ def open_dataset(
         cache=object_cache,
         on_error=options.get("on_error", "raise"),
         offline=options.get("offline", False),
+        partition=options.get("partition", "drop"),
+        shuffle_block=options.get("shuffle_block", DEFAULT_SHUFFLE_BLOCK),
+        index_dir=options.get("index_dir") or (Path(cache_dir) / "indexes"),
     )
     return dataset, resolved
 

@@ -1,49 +1,66 @@
-"""Records of an ordered list of objects, streamed: cached by md5, shared out by rank and worker, resumable.
+"""Records of an ordered list of objects, streamed: cached by md5, dealt out by rank and worker, resumable.
 
 `StreamingDataset(objects, stores)` works on any list of `SourceObject`s (a
 registry dataset, a prefix of shards, the final dataset's manifest). Iterating
-it yields dicts while each object downloads; memory is a chunk and a record.
+it yields dicts once each object (or span) is downloaded and verified; memory
+is a chunk, a span and, when shuffling, one block of records.
 
-Who reads what is decided in reconciler/loader/sharding.py: the epoch is one
-sequence of record slots, consumer c of C (C = world_size x num_workers) takes
-the slots s with s % C == c. Every consumer therefore reads every object (the
-cache makes that one download per machine) and parses only its own records: a
-JSON Lines record it does not own is a line split, not a parse.
+Who reads what is decided in reconciler/loader/sharding.py from record counts
+alone (loader/index.py: the manifest's counts, or an index built once per md5):
+every rank gets the same number of records, one contiguous stretch of the
+epoch's units, and reads only those units. A big JSON Lines object is several
+units (spans), each read with a ranged GET and checked against its md5 in the
+index before any of its records is served.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
+import itertools
+import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.context import get_spawning_popen
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, Protocol, cast, runtime_checkable
 
 from reconciler.loader import state as loader_state
 from reconciler.loader.cache import ObjectCache
 from reconciler.loader.formats import (
+    CHUNK,
     DatasetFormatError,
     RecordFormat,
     check_item,
     decode_line,
     iter_slots,
+    jsonl_lines,
 )
-from reconciler.loader.offline import OfflineReads
+from reconciler.loader.index import SPAN_BYTES, IndexStore, RecordIndex, Span, build, splits
+from reconciler.loader.offline import OfflineReads, read_all
 from reconciler.loader.pipeline import PipelineMethods
 from reconciler.loader.resolve import SourceObject
 from reconciler.loader.sharding import (
+    PARTITIONS,
     STATE_VERSION,
     Generation,
-    Slicer,
-    continue_from,
+    Order,
+    Partition,
     epoch_order,
     merge_generations,
+    per_rank,
+    pieces,
+    plan,
+    progress_before,
 )
 from reconciler.loader.verify import verified_read
 from reconciler.logs import get_logger
-from reconciler.stores.base import ObjectChanged, Store, StoreError
+from reconciler.model import Entry
+from reconciler.stores.base import ObjectChanged, PermanentStoreError, Store, StoreError
 
 # While an object up to this size is read, the next one is opened (its GET sent, its cache lock taken) on a
 # helper thread: a cold read of 1 MiB shards spent half its time waiting for each response to begin. A larger
@@ -106,6 +123,10 @@ class _OpenAhead:
 OnError = Literal["raise", "skip"]
 WorkerInfo = Callable[[], Any]  # returns an object with .id and .num_workers, or None outside a worker
 
+# Records a consumer shuffles among at once (sharding.py's blocks): its memory when shuffling is one block of
+# undecoded lines, 16k lines of 2 KiB = 32 MiB. MosaicML's default is 256k samples, read from local shards.
+DEFAULT_SHUFFLE_BLOCK = 1 << 14
+
 
 class DatasetChanged(StoreError):
     """An object is no longer the one the dataset was resolved to: reading on would mix versions."""
@@ -128,6 +149,65 @@ def distributed_rank() -> tuple[int, int]:
     return rank, world
 
 
+@runtime_checkable
+class ReadsRanges(Protocol):
+    """A store that reads part of an object (S3: a ranged GET)."""
+
+    def open_range(
+        self, key: str, start: int, stop: int, *, if_match: str | None = None
+    ) -> contextlib.AbstractContextManager[BinaryIO]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """What the epoch orders and deals: an object read whole, or one span of a big object."""
+
+    obj: int  # index into the dataset's objects
+    records: int
+    span: Span | None = None
+
+
+_OpenVersion = Callable[[str | None], contextlib.AbstractContextManager[BinaryIO]]  # if_match -> stream
+_Slot = tuple[SourceObject, int, object]  # the object, the record's line (or item) number, its undecoded payload
+
+
+@dataclass(slots=True)
+class _Progress:
+    past: tuple[Generation, ...]
+    world: int
+    workers: int
+    me: int
+    taken: int
+
+    def generations(self) -> list[Generation]:
+        return [*self.past, Generation(self.world, self.workers, {self.me: self.taken})]
+
+
+class _Window(io.RawIOBase):
+    """Bytes [0, size) of a stream positioned at a range's start: what a store without ranged reads gives."""
+
+    def __init__(self, stream: BinaryIO, size: int) -> None:
+        self._stream = stream
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
+        want = self._left if n is None or n < 0 else min(n, self._left)
+        data = self._stream.read(want) if want else b""
+        self._left -= len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+_set_class = object.__dict__["__class__"].__set__  # object's own setter: StreamingDataset's __class__ is a property
+
+
 class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loader/pipeline.py
     def __init__(
         self,
@@ -143,9 +223,16 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         on_error: OnError = "raise",
         worker_info: WorkerInfo = torch_worker_info,
         offline: bool = False,
+        partition: Partition = "drop",
+        shuffle_block: int = DEFAULT_SHUFFLE_BLOCK,
+        index_dir: str | Path | None = None,
     ) -> None:
         if on_error not in ("raise", "skip"):
             raise ValueError(f'on_error must be "raise" or "skip", got {on_error!r}')
+        if partition not in PARTITIONS:
+            raise ValueError(f'partition must be "drop" or "pad", got {partition!r}')
+        if isinstance(shuffle_block, bool) or not isinstance(shuffle_block, int) or shuffle_block < 1:
+            raise ValueError(f"shuffle_block must be a positive number of records, got {shuffle_block!r}")
         env_rank, env_world = distributed_rank()
         self.rank = env_rank if rank is None else rank
         self.world_size = env_world if world_size is None else world_size
@@ -161,10 +248,95 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         self.worker_info = worker_info
         self.offline = offline
         self._reads = OfflineReads(offline)  # reconciler/loader/offline.py: the cache when S3 is not used
+        self.partition: Partition = partition
+        self.shuffle_block = shuffle_block
+        if index_dir is None and cache is not None:
+            index_dir = cache.root / "indexes"
+        self.indexes = IndexStore(index_dir) if index_dir is not None else None
         self.epoch = 0
+        # The epoch in memory shared with DataLoader workers forked or spawned from this process: a persistent
+        # worker (persistent_workers=True) keeps its copy of the dataset from epoch to epoch, and set_epoch()
+        # is called on the main process's copy.
+        self._shared_epoch: Any = multiprocessing.RawValue("q", 0)
         self.skipped = 0
+        self.dropped = 0  # records of the remainder this consumer's last pass left out (all ranks together)
+        self.padded = 0  # repeats its last pass added (all ranks together)
+        self._units: tuple[Unit, ...] | None = None  # pickled into workers: they need not index again
         self._saved: list[Generation] = []  # progress to resume from when the next iteration starts
-        self._live: Slicer | None = None
+        self._live: _Progress | None = None
+        self._last_span: tuple[str, bytes] | None = None  # (md5, verified bytes)
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        """torch's DataLoader tells an iterable dataset by isinstance(ds, IterableDataset), which reads this: a
+        dataset made before torch was imported becomes the torch IterableDataset subclass here, in place."""
+        cls = type(self)
+        if cls is StreamingDataset and "torch" in sys.modules:
+            try:
+                from reconciler.loader.torch_compat import TorchStreamingDataset
+            except ImportError:  # a torch without torch.utils.data (half imported, or a stand-in): stay as is
+                return cls
+            try:
+                _set_class(self, TorchStreamingDataset)
+            except TypeError:  # a torch whose IterableDataset has another instance layout: stay as is
+                return cls
+            return TorchStreamingDataset
+        return cls
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {**self.__dict__, "_last_span": None}  # a DataLoader worker reads its own spans
+        if get_spawning_popen() is None:
+            # Pickled for anything but a process being started (shared memory goes only there): a copy.
+            state["_shared_epoch"] = None
+        return state
+
+    # --- record counts ---------------------------------------------------------------------------------------
+
+    def units(self) -> tuple[Unit, ...]:
+        """Every unit of the dataset in object order, with its record count (indexing objects not yet indexed)."""
+        if self._units is None:
+            self._units = tuple(unit for i, obj in enumerate(self.objects) for unit in self._units_of(i, obj))
+        return self._units
+
+    def _units_of(self, i: int, obj: SourceObject) -> list[Unit]:
+        if obj.records is not None and not splits(obj.fmt, obj.size):
+            return [Unit(i, obj.records)]
+        index = self.record_index(obj)
+        if index.spans:
+            return [Unit(i, span.records, span) for span in index.spans]
+        return [Unit(i, index.records)]
+
+    def record_index(self, obj: SourceObject) -> RecordIndex:
+        """The object's index: kept by md5, else built from its bytes (read through the cache) and kept."""
+        if obj.md5 is None or self.indexes is None:
+            return self._build_index(obj)
+        found = self.indexes.get(obj.md5, obj.fmt)
+        if found is not None:
+            return found
+        # One process per machine counts an object (DataLoader workers all ask at once); the others wait for
+        # its index rather than parse the same bytes again. A counter that takes too long is not waited for.
+        with self.indexes.building(obj.md5, obj.fmt):
+            found = self.indexes.get(obj.md5, obj.fmt)
+            return found if found is not None else self._build_index(obj)
+
+    def _build_index(self, obj: SourceObject) -> RecordIndex:
+        with self._open(obj) as stream:
+            index = build(stream, key=obj.key, fmt=obj.fmt, split=splits(obj.fmt, obj.size))
+        if obj.md5 is not None and index.md5 != obj.md5:
+            raise DatasetChanged(
+                f"{obj.store}:{obj.key}: read {index.size} bytes with md5 {index.md5}, expected md5 {obj.md5}; "
+                "load the dataset again",
+                key=obj.key,
+            )
+        if self.indexes is not None:
+            self.indexes.put(index, obj.fmt)
+        if self.cache is not None:
+            self.cache.settle()  # the copy just read is in the cache under its name: spans are read from it
+        return index
+
+    def __len__(self) -> int:
+        """Records each rank yields in one whole epoch (all its DataLoader workers together)."""
+        return per_rank(sum(unit.records for unit in self.units()), self.world_size, self.partition)
 
     # --- epochs and state ---------------------------------------------------------------------------------
 
@@ -174,22 +346,32 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
             self.epoch = epoch
             self._saved = []
             self._live = None
+        if self._shared_epoch is not None:
+            self._shared_epoch.value = epoch
 
     @property
     def digest(self) -> str:
         return loader_state.digest(self.objects)
 
+    def _worker(self) -> tuple[int, int]:
+        """(this process's worker id, number of workers): (0, 1) outside a DataLoader worker."""
+        info = self.worker_info()
+        return (0, 1) if info is None else (int(info.id), int(info.num_workers))
+
     def state_dict(self) -> dict[str, Any]:
         """Exactly the records yielded so far (by this consumer, in this process), as plain JSON-able data."""
-        live = self._live
-        if live is None:
-            # Not started: nothing consumed yet, but say by whom, so merged states of all consumers are complete.
-            me, consumers = self.consumer()
+        if self._live is not None:
+            generations = self._live.generations()
+        else:
+            # Not started: nothing yielded yet, but say by whom, so merged states of all consumers are complete.
+            worker, workers = self._worker()
+            me = self.rank * workers + worker
             try:
-                live = continue_from(self._saved, consumers, me)
+                past, start = progress_before(self._saved, world=self.world_size, workers=workers, consumer=me)
             except ValueError:
-                live = None
-        generations = live.generations() if live is not None else self._saved
+                generations = self._saved
+            else:
+                generations = [*past, Generation(self.world_size, workers, {me: start})]
         return {
             "version": STATE_VERSION,
             "dataset": self.name,
@@ -197,6 +379,8 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
             "epoch": self.epoch,
             "seed": self.seed,
             "shuffle": self.shuffle,
+            "partition": self.partition,
+            "shuffle_block": self.shuffle_block,
             "generations": [g.to_json() for g in generations],
         }
 
@@ -210,12 +394,16 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                 f"the state was saved over other objects than {self.name} has now (the dataset changed): "
                 "an exact resume is impossible"
             )
-        if (state.get("seed"), bool(state.get("shuffle"))) != (self.seed, self.shuffle):
+        saved = tuple(state.get(k) for k in ("seed", "shuffle", "partition", "shuffle_block"))
+        if saved != (self.seed, self.shuffle, self.partition, self.shuffle_block):
             raise ValueError(
-                f"the state was saved with seed={state.get('seed')} shuffle={state.get('shuffle')}, "
-                f"this dataset has seed={self.seed} shuffle={self.shuffle}"
+                f"the state was saved with seed={saved[0]} shuffle={saved[1]} partition={saved[2]} "
+                f"shuffle_block={saved[3]}, this dataset has seed={self.seed} shuffle={self.shuffle} "
+                f"partition={self.partition} shuffle_block={self.shuffle_block}"
             )
         self.epoch = epoch
+        if self._shared_epoch is not None:
+            self._shared_epoch.value = self.epoch  # the workers resume this epoch too
         self._saved = generations
         self._live = None
 
@@ -226,7 +414,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
             raise ValueError("no states to merge")
         first = states[0]
         for state in states:
-            for field in ("version", "objects", "epoch", "seed", "shuffle"):
+            for field in ("version", "objects", "epoch", "seed", "shuffle", "partition", "shuffle_block"):
                 if state.get(field) != first.get(field):
                     raise ValueError(f"the states to merge differ in {field}")
         merged = merge_generations([loader_state.check(s)[1] for s in states])
@@ -234,55 +422,247 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
 
     # --- iteration -----------------------------------------------------------------------------------------
 
-    def consumer(self) -> tuple[int, int]:
-        """(this consumer's index, number of consumers): rank x num_workers + worker id."""
-        info = self.worker_info()
-        worker, workers = (0, 1) if info is None else (int(info.id), int(info.num_workers))
-        return self.rank * workers + worker, self.world_size * workers
+    def _alone(self, workers: int) -> bool:
+        """One consumer reading a fresh epoch in which every object is read whole (spans, in order when not
+        shuffled, are their object): it reads everything in order, so nothing needs counting first, and the
+        first record comes as soon as the first object is verified."""
+        return (
+            self.world_size * workers == 1
+            and not self._saved
+            and self._units is None
+            and (not self.shuffle or not any(splits(o.fmt, o.size) for o in self.objects))
+        )
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        me, consumers = self.consumer()
-        slicer = continue_from(self._saved, consumers, me)
-        self._live = slicer
+        if self._shared_epoch is not None and self._shared_epoch.value != self.epoch:
+            self.set_epoch(self._shared_epoch.value)  # a persistent worker: the epoch the main process set
         self._reads.new_pass()
-        order = list(epoch_order(len(self.objects), seed=self.seed, epoch=self.epoch, shuffle=self.shuffle))
-        with _OpenAhead(self._open) as opener:
-            for position, index in enumerate(order):
-                obj = self.objects[index]
-                source = opener.open(obj)
-                if position + 1 < len(order) and obj.size is not None and obj.size <= OPEN_AHEAD_MAX:
-                    opener.ahead(self.objects[order[position + 1]])
-                yield from self._records(obj, source, slicer)
-        if (overclaim := slicer.overclaimed()) is not None:
-            raise ValueError(f"{self.name}: the loaded state is not of this dataset: {overclaim}")
-        # Done: state_dict() shows the whole epoch consumed until the next iteration, a new pass, begins.
+        worker, workers = self._worker()
+        me = self.rank * workers + worker
+        block = self.shuffle_block if self.shuffle else 0
+        order = Order(self.seed, self.epoch, block)
+        if self._alone(workers):
+            # The same slots, units and blocks as the plan would give one consumer: its state is the same too.
+            objects = epoch_order(len(self.objects), seed=self.seed, epoch=self.epoch, shuffle=self.shuffle)
+            ordered = [Unit(i, 0) for i in objects]  # counts unknown and not needed: every record is wanted
+            slots = self._slots(ordered, [(u, 0, sys.maxsize) for u in range(len(ordered))])
+            progress = _Progress((), 1, 1, 0, 0)
+            generation = 0
+            self.dropped = self.padded = 0
+        else:
+            units = self.units()
+            shuffled = epoch_order(len(units), seed=self.seed, epoch=self.epoch, shuffle=self.shuffle)
+            ordered = [units[u] for u in shuffled]
+            counts = [unit.records for unit in ordered]
+            share = plan(
+                sum(counts), self._saved, world=self.world_size, workers=workers, consumer=me,
+                partition=self.partition, order=order,
+            )
+            progress = _Progress(share.past, self.world_size, workers, me, share.start)
+            generation = share.generation
+            self.dropped, self.padded = share.dropped, share.padded
+            if share.dropped and me == 0:
+                get_logger("pixel.loader").info(
+                    "remainder dropped", dataset=self.name, epoch=self.epoch, records=share.dropped,
+                    world_size=self.world_size,
+                )
+            # Blocks wholly yielded before a resume are not read at all.
+            skip = share.start if not block else share.start // block * block
+            slots = self._slots(ordered, pieces(counts, share.slots.between(skip, len(share))))
+        self._live = progress
+        try:
+            # Closed at once when the iteration stops early (take, break): the object opened ahead releases
+            # its cache lock now, not whenever the collector gets to the reader.
+            with contextlib.closing(slots):
+                yield from self._yield(slots, progress, order, generation, me)
+        except GeneratorExit:
+            # And what it downloaded is made durable and unlocked before the caller goes on: another reader
+            # of the object (the next pass, a sibling dataset) finds it cached instead of waiting on a lock.
+            if self.cache is not None:
+                self.cache.settle()
+            raise
+        # Done: state_dict() shows the whole share yielded until the next iteration, a new pass, begins.
         self._saved = []
+        self._last_span = None
         if self.cache is not None:
             self.cache.settle()  # what this pass downloaded is in the cache once it has ended
 
-    def _records(self, obj: SourceObject, source: _Opened, slicer: Slicer) -> Iterator[dict[str, Any]]:
-        take = slicer.take
+    def _yield(
+        self, slots: Iterator[_Slot], progress: _Progress, order: Order, generation: int, me: int
+    ) -> Iterator[dict[str, Any]]:
+        """The records of `slots` (which start at the block `progress.taken` is in), decoded, in block order."""
+        block = order.block
+        if not block:
+            for slot in slots:
+                record = self._decode(slot)
+                progress.taken += 1
+                if record is not None:
+                    yield record
+            return
+        index, resume = divmod(progress.taken, block)
+        while buffered := list[_Slot | None](itertools.islice(slots, block)):
+            for place, i in enumerate(order.permutation(generation, me, index, len(buffered))):
+                if place < resume:
+                    continue  # yielded before the state this run resumed from was saved
+                held = buffered[i]
+                buffered[i] = None  # decoded records are not kept: memory stays one block of lines
+                assert held is not None
+                record = self._decode(held)
+                progress.taken += 1
+                if record is not None:
+                    yield record
+            index, resume = index + 1, 0
+
+    def _decode(self, slot: _Slot) -> dict[str, Any] | None:
+        """The record, or None when it is malformed and on_error is "skip" (counted, logged)."""
+        obj, number, payload = slot
+        try:
+            if obj.fmt is RecordFormat.JSON:
+                return check_item(payload, key=obj.key, number=number)
+            assert isinstance(payload, bytes)
+            return decode_line(payload, key=obj.key, number=number)
+        except DatasetFormatError as exc:
+            if self.on_error == "raise":
+                raise
+            self.skipped += 1
+            get_logger("pixel.loader").warning("record skipped", dataset=self.name, error=str(exc))
+            return None
+
+    def _slots(self, units: Sequence[Unit], wanted: Sequence[tuple[int, int, int]]) -> Generator[_Slot]:
+        """The undecoded records of `wanted` (unit, first, stop) ranges, in that order, each unit read once
+        for a run of ascending ranges in it."""
+        with _OpenAhead(self._open) as opener:
+            i = 0
+            while i < len(wanted):
+                u, j = wanted[i][0], i + 1
+                while j < len(wanted) and wanted[j][0] == u and wanted[j][1] >= wanted[j - 1][2]:
+                    j += 1
+                unit = units[u]
+                obj = self.objects[unit.obj]
+                ranges = [(a, b) for _, a, b in wanted[i:j]]
+                if unit.span is not None:
+                    yield from self._span_slots(obj, unit.span, ranges)
+                else:
+                    source = opener.open(obj)
+                    if j < len(wanted):
+                        following = units[wanted[j][0]]
+                        after = self.objects[following.obj]
+                        if following.span is None and after.size is not None and after.size <= OPEN_AHEAD_MAX:
+                            opener.ahead(after)
+                    yield from self._object_slots(obj, source, ranges)
+                i = j
+
+    @staticmethod
+    def _pick(slots: Iterator[tuple[int, object]], ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[int, object]]:
+        """The slots whose place among `slots` is in one of the ascending `ranges`; stops after the last."""
+        wanted = iter(ranges)
+        a, b = next(wanted)
+        for place, slot in enumerate(slots):
+            while place >= b:
+                following = next(wanted, None)
+                if following is None:
+                    return
+                a, b = following
+            if place >= a:
+                yield slot
+
+    def _object_slots(self, obj: SourceObject, source: _Opened, ranges: Sequence[tuple[int, int]]) -> Iterator[_Slot]:
         stack, stream = source
         with stack:
-            json_items = obj.fmt is RecordFormat.JSON
-            for number, payload in iter_slots(stream, key=obj.key, fmt=obj.fmt):
-                if slicer.trivial:
-                    slicer.taken += 1
-                elif not take():
-                    continue
-                try:
-                    if json_items:
-                        record = check_item(payload, key=obj.key, number=number)
-                    else:
-                        assert isinstance(payload, bytes)
-                        record = decode_line(payload, key=obj.key, number=number)
-                except DatasetFormatError as exc:
-                    if self.on_error == "raise":
-                        raise
-                    self.skipped += 1
-                    get_logger("pixel.loader").warning("record skipped", dataset=self.name, error=str(exc))
-                    continue
-                yield record
+            for number, payload in self._pick(iter_slots(stream, key=obj.key, fmt=obj.fmt), ranges):
+                yield obj, number, payload
+            if obj.size is not None and obj.size <= SPAN_BYTES:
+                # Past our last record of a small object: read it to its end all the same, so the cache keeps
+                # a verified copy (another worker's or the next epoch's read of it is then local).
+                while stream.read(CHUNK):
+                    pass
+
+    def _span_slots(self, obj: SourceObject, span: Span, ranges: Sequence[tuple[int, int]]) -> Iterator[_Slot]:
+        data = self._span_bytes(obj, span)
+        for number, line in self._pick(jsonl_lines(io.BytesIO(data)), ranges):
+            yield obj, span.lines + number, line
+
+    def _span_bytes(self, obj: SourceObject, span: Span) -> bytes:
+        """A span's bytes, verified before any is used: from the cached whole object, the cached span, or S3.
+
+        The last span read is kept: one that straddles two shuffle blocks is read for both, back to back."""
+        if self._last_span is not None and self._last_span[0] == span.md5:
+            return self._last_span[1]
+        data = self._fetch_span(obj, span)
+        self._last_span = (span.md5, data)
+        return data
+
+    def _fetch_span(self, obj: SourceObject, span: Span) -> bytes:
+        size = span.stop - span.start
+        label = f"{obj.store}:{obj.key} bytes {span.start}-{span.stop - 1}"
+        cache = self.cache
+        if cache is not None and obj.md5 is not None:
+            # The whole object's verified copy serves any span of it, with or without S3.
+            whole = cache.use(obj.md5, obj.size, label=f"{obj.store}:{obj.key}")
+            if whole is not None:
+                with whole:
+                    whole.seek(span.start)
+                    return read_all(cast(BinaryIO, _Window(whole, size)))
+        # Offline (or S3 not answering), only the span's own verified copy serves: else NotCachedOffline.
+        return self._reads.span(obj.key, span.md5, size, cache, lambda: self._download_span(obj, span, label),
+                                label=label)
+
+    def _download_span(self, obj: SourceObject, span: Span, label: str) -> bytes:
+        size = span.stop - span.start
+        cache = self.cache
+        if cache is not None and cache.fits(size):
+            # Kept under the span's own md5; the cache checks md5 and size when the last byte is read.
+            with cache.open(span.md5, size, lambda: self._open_range(obj, span), label=label) as stream:
+                return read_all(stream)
+        with self._open_range(obj, span) as stream:
+            data = read_all(stream)
+        got = hashlib.md5(data).hexdigest()
+        if got != span.md5 or len(data) != size:
+            raise PermanentStoreError(
+                f"{label}: read {len(data)} bytes with md5 {got}, expected {size} bytes with md5 {span.md5} "
+                "(from the object's index); none of them was used",
+                code="BadDigest",
+                key=obj.key,
+            )
+        return data
+
+    @contextlib.contextmanager
+    def _open_range(self, obj: SourceObject, span: Span) -> Iterator[BinaryIO]:
+        """Bytes [span.start, span.stop) of the object, of the version the dataset was resolved to."""
+        store = self.stores[obj.store]
+
+        @contextlib.contextmanager
+        def ranged(if_match: str | None) -> Iterator[BinaryIO]:
+            if isinstance(store, ReadsRanges):
+                with store.open_range(obj.key, span.start, span.stop, if_match=if_match) as stream:
+                    yield stream
+                return
+            with store.open(obj.key, if_match=if_match) as stream:
+                if stream.seekable():
+                    stream.seek(span.start)
+                else:
+                    read_all(cast(BinaryIO, _Window(stream, span.start)))
+                yield cast(BinaryIO, _Window(stream, span.stop - span.start))
+
+        with self._versioned(obj, store, ranged) as stream:
+            yield stream
+
+    @contextlib.contextmanager
+    def _versioned(self, obj: SourceObject, store: Store, open_: _OpenVersion) -> Iterator[BinaryIO]:
+        """`open_(if_match)` pinned to the resolved version: its md5 as ETag first, else the ETag of a HEAD."""
+        if obj.md5 is not None:
+            stack = contextlib.ExitStack()
+            try:
+                stream = stack.enter_context(open_(obj.md5))
+            except ObjectChanged:
+                stack.close()  # an ETag that is no md5 (multipart), or changed: the HEAD tells which
+            else:
+                with stack:
+                    yield stream
+                return
+        entry = self._current(obj, store, f"{obj.store}:{obj.key}")
+        with open_(entry.etag) as stream:
+            yield stream
 
     def _open(self, obj: SourceObject) -> contextlib.AbstractContextManager[BinaryIO]:
         """The object's verified bytes: from S3 (or the cache, checked against S3), else offline from the cache."""
@@ -318,6 +698,25 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
             yield stream
 
     def _open_checked(self, obj: SourceObject, store: Store, label: str) -> contextlib.AbstractContextManager[BinaryIO]:
+        entry = self._current(obj, store, label)
+        etag = entry.etag
+
+        def fetch() -> contextlib.AbstractContextManager[BinaryIO]:
+            return store.open(obj.key, if_match=etag)
+
+        # What the bytes must be: the pinned md5 when there is one (an ETag that is no md5 proves nothing).
+        md5 = obj.md5 or entry.md5
+        if self.cache is None or md5 is None or not self.cache.fits(entry.size):
+            return verified_read(fetch, md5=md5, size=entry.size, label=label, directory=self._spool())
+        return self.cache.open(md5, entry.size, fetch, label=label)
+
+    def _spool(self) -> Path | None:
+        """Where an uncached object is held while it is verified: beside the cache, else the temp directory."""
+        return self.cache.root / "spool" if self.cache is not None else None
+
+    @staticmethod
+    def _current(obj: SourceObject, store: Store, label: str) -> Entry:
+        """The object as it is now (a HEAD): DatasetChanged when it is gone or holds other bytes."""
         entry = store.stat(obj.key)
         if entry is None:
             raise DatasetChanged(f"{label}: the object is gone since the dataset was resolved", key=obj.key)
@@ -333,17 +732,4 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                 "load the dataset again",
                 key=obj.key,
             )
-        etag = entry.etag
-
-        def fetch() -> contextlib.AbstractContextManager[BinaryIO]:
-            return store.open(obj.key, if_match=etag)
-
-        # What the bytes must be: the pinned md5 when there is one (an ETag that is no md5 proves nothing).
-        md5 = obj.md5 or entry.md5
-        if self.cache is None or md5 is None or not self.cache.fits(entry.size):
-            return verified_read(fetch, md5=md5, size=entry.size, label=label, directory=self._spool())
-        return self.cache.open(md5, entry.size, fetch, label=label)
-
-    def _spool(self) -> Path | None:
-        """Where an uncached object is held while it is verified: beside the cache, else the temp directory."""
-        return self.cache.root / "spool" if self.cache is not None else None
+        return entry

@@ -32,7 +32,7 @@ from typing import Any, BinaryIO, cast
 
 from reconciler.loader.cache import ObjectCache
 from reconciler.loader.final import split_shards
-from reconciler.loader.formats import Prefixed, RecordFormat, format_of
+from reconciler.loader.formats import CHUNK, Prefixed, RecordFormat, format_of
 from reconciler.loader.resolve import FINAL_DATASET, DatasetNotFound, Resolved, SourceObject
 from reconciler.logs import get_logger
 from reconciler.manifests.final import ManifestError
@@ -78,7 +78,9 @@ def resolve_offline(
             shards = [s for one in splits for s in split_shards(content, one, store=final.store)]
         except ManifestError as exc:
             raise DatasetNotFound(name, str(exc)) from exc
-        objects = tuple(SourceObject(s.store, s.key, s.md5, s.size, RecordFormat.JSONL) for s in shards)
+        objects = tuple(
+            SourceObject(s.store, s.key, s.md5, s.size, RecordFormat.JSONL, records=s.records) for s in shards
+        )
         return Resolved(name, objects, None)
     registered = next((d for d in desired.datasets if d.name == name), None)
     if registered is None:
@@ -150,12 +152,48 @@ class OfflineReads:
         with stack:
             yield cast(BinaryIO, Prefixed(head, stream))
 
+    def span(
+        self,
+        key: str,
+        md5: str,
+        size: int,
+        cache: ObjectCache | None,
+        fetch: Callable[[], bytes],
+        *,
+        label: str,
+    ) -> bytes:
+        """A span's verified bytes: `fetch()` (from S3, it verifies them against `md5`), or the span's verified
+        copy in the cache when S3 is not to be used or did not answer; NotCachedOffline when there is none.
+
+        A span is read whole before any of its records is used, so a failure comes before the first of them."""
+        if self.offline or self.down_since is not None:
+            with self.cached(md5, size, cache, label=label, key=key,
+                             why="offline" if self.offline else UNREACHABLE) as stream:
+                return read_all(stream)
+        try:
+            return fetch()
+        except TransientStoreError as exc:
+            if cache is None:
+                raise
+            self.down_since = self._clock()
+            with self.cached(md5, size, cache, label=label, key=key, why=f"{UNREACHABLE} ({exc})") as stream:
+                return read_all(stream)
+
     @contextlib.contextmanager
     def _cached(self, obj: SourceObject, cache: ObjectCache | None, label: str, why: str) -> Iterator[BinaryIO]:
-        hit = cache.use(obj.md5, obj.size, label=label) if cache is not None and obj.md5 is not None else None
+        with self.cached(obj.md5, obj.size, cache, label=label, key=obj.key, why=why) as stream:
+            yield stream
+
+    @contextlib.contextmanager
+    def cached(
+        self, md5: str | None, size: int | None, cache: ObjectCache | None, *, label: str, key: str, why: str
+    ) -> Iterator[BinaryIO]:
+        """The verified cached copy of `md5` (warning once per dataset when S3 did not answer), else
+        NotCachedOffline naming `label`."""
+        hit = cache.use(md5, size, label=label) if cache is not None and md5 is not None else None
         if hit is None:
-            pinned = "no verified copy in the cache" if obj.md5 is not None else "no md5 known without S3"
-            raise NotCachedOffline(f"{label}: {why}, and there is {pinned} to read instead", key=obj.key)
+            pinned = "no verified copy in the cache" if md5 is not None else "no md5 known without S3"
+            raise NotCachedOffline(f"{label}: {why}, and there is {pinned} to read instead", key=key)
         if not self.offline:
             get_logger("pixel.loader").warning("S3 unreachable; serving the verified cached copy", object=label)
             if not self._warned:
@@ -164,3 +202,10 @@ class OfflineReads:
                               stacklevel=4)
         with hit:
             yield hit
+
+
+def read_all(stream: BinaryIO) -> bytes:
+    parts = []
+    while data := stream.read(CHUNK):
+        parts.append(data)
+    return b"".join(parts)

@@ -43,6 +43,7 @@ class SourceObject:
     size: int | None
     fmt: RecordFormat
     etag: str | None = None  # the version seen at resolution: a resume over an md5-less object checks it
+    records: int | None = None  # when known without reading (the final dataset's manifest counts them)
 
 
 class DatasetNotFound(LookupError):
@@ -128,7 +129,7 @@ def _final(desired: Desired, stores: Mapping[str, Store], split: str | None) -> 
         shards = [s for one in splits for s in split_shards(content, one, store=final.store)]
     except ManifestError as exc:
         raise DatasetNotFound(FINAL_DATASET, str(exc)) from exc
-    objects = tuple(SourceObject(s.store, s.key, s.md5, s.size, RecordFormat.JSONL) for s in shards)
+    objects = tuple(SourceObject(s.store, s.key, s.md5, s.size, RecordFormat.JSONL, records=s.records) for s in shards)
     return Resolved(FINAL_DATASET, objects, None)
 
 

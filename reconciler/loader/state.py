@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reconciler.loader.resolve import SourceObject
-from reconciler.loader.sharding import STATE_VERSION, Generation, objects_digest
+from reconciler.loader.sharding import PARTITIONS, STATE_VERSION, Generation, objects_digest
 
 
 class _Bad(ValueError):
@@ -19,10 +19,7 @@ class _Bad(ValueError):
 
 
 def identity(obj: SourceObject) -> str:
-    """What pins an object's bytes for a resume: its md5; without one, its size and version (ETag).
-
-    With an md5 the identity is what it always was, so states saved before the ETag was added still load.
-    """
+    """What pins an object's bytes for a resume: its md5; without one, its size and version (ETag)."""
     if obj.md5 is not None:
         return f"{obj.store}:{obj.key}:{obj.md5}"
     return f"{obj.store}:{obj.key}:{obj.size}:{obj.etag or ''}"
@@ -43,13 +40,16 @@ def _int(value: Any, what: str, *, least: int = 0) -> int:
 
 def generation(data: Any, where: str) -> Generation:
     if not isinstance(data, Mapping):
-        raise _Bad(f"{where} must be an object with consumers and counts, got {data!r}")
-    if "consumers" not in data:
-        raise _Bad(f"{where} has no consumers")
-    consumers = _int(data["consumers"], f"{where}.consumers", least=1)
+        raise _Bad(f"{where} must be an object with world, workers and counts, got {data!r}")
+    for field in ("world", "workers"):
+        if field not in data:
+            raise _Bad(f"{where} has no {field}")
+    world = _int(data["world"], f"{where}.world", least=1)
+    workers = _int(data["workers"], f"{where}.workers", least=1)
+    consumers = world * workers
     counts = data.get("counts", {})
     if not isinstance(counts, Mapping):
-        raise _Bad(f"{where}.counts must be an object of consumer -> records consumed, got {counts!r}")
+        raise _Bad(f"{where}.counts must be an object of consumer -> records yielded, got {counts!r}")
     parsed: dict[int, int] = {}
     for consumer, count in counts.items():
         try:
@@ -57,9 +57,9 @@ def generation(data: Any, where: str) -> Generation:
         except (TypeError, ValueError):
             raise _Bad(f"{where}.counts has a consumer {consumer!r} that is not a number") from None
         if not 0 <= index < consumers:
-            raise _Bad(f"{where}.counts names consumer {index}, outside 0..{consumers - 1}")
+            raise _Bad(f"{where}.counts names consumer {index}, outside 0..{consumers - 1} (world x workers)")
         parsed[index] = _int(count, f"{where}.counts[{consumer!r}]")
-    return Generation(consumers, parsed)
+    return Generation(world, workers, parsed)
 
 
 def check(state: Any) -> tuple[int, list[Generation]]:
@@ -71,6 +71,11 @@ def check(state: Any) -> tuple[int, list[Generation]]:
     if "epoch" not in state:
         raise _Bad("it has no epoch")
     epoch = _int(state["epoch"], "epoch")
+    if state.get("partition") not in PARTITIONS:
+        raise _Bad(f"partition must be one of {', '.join(PARTITIONS)}, got {state.get('partition')!r}")
+    if "shuffle_block" not in state:
+        raise _Bad("it has no shuffle_block")
+    _int(state["shuffle_block"], "shuffle_block", least=1)
     generations = state.get("generations", [])
     if not isinstance(generations, list):
         raise _Bad(f"generations must be a list, got {type(generations).__name__}")

@@ -92,17 +92,30 @@ MALFORMED: list[tuple[str, Any]] = [
     ("epoch a string", {"epoch": "one"}),
     ("epoch negative", {"epoch": -1}),
     ("epoch missing", {"epoch": None}),
-    ("generations not a list", {"generations": {"consumers": 1}}),
+    ("version 1", {"version": 1}),
+    ("generations not a list", {"generations": {"world": 1, "workers": 1}}),
     ("generation not a mapping", {"generations": [7]}),
-    ("consumers missing", {"generations": [{"counts": {"0": 1}}]}),
-    ("consumers a list", {"generations": [{"consumers": [1], "counts": {}}]}),
-    ("consumers zero", {"generations": [{"consumers": 0, "counts": {}}]}),
-    ("counts a list", {"generations": [{"consumers": 1, "counts": [1]}]}),
-    ("count negative", {"generations": [{"consumers": 1, "counts": {"0": -1}}]}),
-    ("count a float", {"generations": [{"consumers": 1, "counts": {"0": 1.5}}]}),
-    ("consumer out of range", {"generations": [{"consumers": 2, "counts": {"2": 1}}]}),
-    ("consumer not a number", {"generations": [{"consumers": 2, "counts": {"x": 1}}]}),
-    ("count a bool", {"generations": [{"consumers": 1, "counts": {"0": True}}]}),
+    ("world missing", {"generations": [{"workers": 1, "counts": {"0": 1}}]}),
+    ("workers missing", {"generations": [{"world": 1, "counts": {"0": 1}}]}),
+    ("version 1 generation", {"generations": [{"consumers": 1, "counts": {"0": 1}}]}),
+    ("world a list", {"generations": [{"world": [1], "workers": 1, "counts": {}}]}),
+    ("world zero", {"generations": [{"world": 0, "workers": 1, "counts": {}}]}),
+    ("workers zero", {"generations": [{"world": 1, "workers": 0, "counts": {}}]}),
+    ("workers a string", {"generations": [{"world": 1, "workers": "2", "counts": {}}]}),
+    ("world a bool", {"generations": [{"world": True, "workers": 1, "counts": {}}]}),
+    ("counts a list", {"generations": [{"world": 1, "workers": 1, "counts": [1]}]}),
+    ("count negative", {"generations": [{"world": 1, "workers": 1, "counts": {"0": -1}}]}),
+    ("count a float", {"generations": [{"world": 1, "workers": 1, "counts": {"0": 1.5}}]}),
+    ("consumer out of range", {"generations": [{"world": 2, "workers": 1, "counts": {"2": 1}}]}),
+    ("consumer beyond world x workers", {"generations": [{"world": 2, "workers": 2, "counts": {"4": 1}}]}),
+    ("consumer not a number", {"generations": [{"world": 2, "workers": 1, "counts": {"x": 1}}]}),
+    ("count a bool", {"generations": [{"world": 1, "workers": 1, "counts": {"0": True}}]}),
+    ("partition unknown", {"partition": "even"}),
+    ("partition missing", {"partition": None}),
+    ("partition a list", {"partition": ["drop"]}),
+    ("shuffle_block zero", {"shuffle_block": 0}),
+    ("shuffle_block a string", {"shuffle_block": "16384"}),
+    ("shuffle_block missing", {"shuffle_block": None}),
 ]
 
 
@@ -127,8 +140,9 @@ JSON = st.recursive(
 def damaged_states(draw: st.DrawFn) -> Any:
     state: Any = copy.deepcopy(valid_state())
     for _ in range(draw(st.integers(1, 3))):
-        path = draw(st.sampled_from(["", "epoch", "generations", "generations.0", "generations.0.consumers",
-                                     "generations.0.counts", "generations.0.counts.0", "seed", "shuffle"]))
+        path = draw(st.sampled_from(["", "epoch", "generations", "generations.0", "generations.0.world",
+                                     "generations.0.workers", "generations.0.counts", "generations.0.counts.0",
+                                     "seed", "shuffle", "partition", "shuffle_block"]))
         value = draw(JSON)
         if not path:
             return value
@@ -169,21 +183,30 @@ def test_any_damaged_state_is_loaded_or_refused_with_a_value_error_and_a_loaded_
 @pytest.mark.parametrize("consumers", [1, 3])
 def test_a_state_claiming_more_progress_than_the_epoch_holds_is_refused(consumers: int) -> None:
     state = memory_dataset([3, 4]).state_dict()
-    state["generations"] = [{"consumers": consumers, "counts": {str(c): 1000 for c in range(consumers)}}]
+    state["generations"] = [{"world": consumers, "workers": 1, "counts": {str(c): 1000 for c in range(consumers)}}]
     ds = memory_dataset([3, 4])
     ds.load_state_dict(state)
     with pytest.raises(ValueError, match="claims 1000 records"):
         list(ds)
 
 
-@given(st.lists(st.integers(0, 6), min_size=1, max_size=4), st.integers(1, 4), st.data())
-def test_a_state_claiming_at_most_what_exists_resumes_to_the_rest(counts: list[int], consumers: int,
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=4), st.integers(1, 3), st.integers(1, 3), st.data())
+def test_a_state_claiming_at_most_what_exists_resumes_to_the_rest(counts: list[int], world: int, workers: int,
                                                                   data: st.DataObject) -> None:
     total = sum(counts)
-    shares = [len(range(c, total, consumers)) for c in range(consumers)]
-    claimed = {str(c): data.draw(st.integers(0, shares[c])) for c in range(consumers)}
+    # Each rank's share is total // world (partition="drop"), its workers' parts within one of each other.
+    base, extra = divmod(total // world, workers)
+    shares = [base + (c % workers < extra) for c in range(world * workers)]
+    claimed = {str(c): data.draw(st.integers(0, shares[c])) for c in range(world * workers)}
     state = memory_dataset(counts).state_dict()
-    state["generations"] = [{"consumers": consumers, "counts": claimed}]
+    state["generations"] = [{"world": world, "workers": workers, "counts": claimed}]
     ds = memory_dataset(counts)
     ds.load_state_dict(state)
     assert len(list(ds)) == total - sum(claimed.values())
+    # One record more than a consumer's share is what no run of this dataset could have saved.
+    over = data.draw(st.integers(0, world * workers - 1))
+    state["generations"] = [{"world": world, "workers": workers, "counts": {**claimed, str(over): shares[over] + 1}}]
+    ds = memory_dataset(counts)
+    ds.load_state_dict(state)
+    with pytest.raises(ValueError, match="claims"):
+        list(ds)

@@ -456,6 +456,15 @@ class S3Store:
         """The object's body, streamed; with `if_match` (an ETag) only that version of it, else 412."""
         return self._open(key, if_match)
 
+    @contextlib.contextmanager
+    def open_range(self, key: str, start: int, stop: int, *, if_match: str | None = None) -> Iterator[BinaryIO]:
+        """Bytes [start, stop) of the object, streamed (a ranged GET); `if_match` as for open."""
+        reader = _ResumingReader(self, key, etag=if_match, start=start, stop=stop)
+        try:
+            yield cast(BinaryIO, reader)
+        finally:
+            reader.close()
+
     def write(
         self, key: str, source: OpenSource, *, size: int, md5: str | None, if_match: str | None = None,
         if_absent: bool = False,
@@ -717,26 +726,30 @@ class _ResumingReader:
     before it (412 otherwise). Memory is one read's worth, whatever the size.
     """
 
-    def __init__(self, store: S3Store, key: str, *, resumes: int = 5, etag: str | None = None) -> None:
+    def __init__(
+        self, store: S3Store, key: str, *, resumes: int = 5, etag: str | None = None, start: int = 0,
+        stop: int | None = None,
+    ) -> None:
         self._store = store
         self._key = key
         self._resumes = resumes
-        self._position = 0
+        self._position = start
+        self._stop = stop  # a ranged read ends here (exclusive)
         self._etag: str | None = etag
         self._body: Any = None
-        self._open_at(0)
+        self._open_at(start)
 
     def _open_at(self, position: int) -> None:
         kwargs: dict[str, Any] = conditions(if_match=self._etag)
-        if position:
-            kwargs["Range"] = f"bytes={position}-"
+        if position or self._stop is not None:
+            kwargs["Range"] = f"bytes={position}-{'' if self._stop is None else self._stop - 1}"
         s = self._store
         raw = s._raw if s._client is None else None
         if raw is not None:
             # The direct path where the store has one without botocore: a loader reading a thousand shards
             # spent more of its time in botocore's request machinery than in decoding records.
             headers = as_headers(conditions(if_match=self._etag))
-            if position:
+            if "Range" in kwargs:
                 headers["Range"] = kwargs["Range"]
             streamed = outermost(lambda: raw_call("download", self._key, raw.get_object, self._key, headers))
             self._etag = self._etag or str(streamed.headers.get("ETag", "")) or None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,8 @@ def test_stopping_early_releases_the_object_opened_ahead(tmp_path: Path) -> None
 
 
 def test_a_failure_opening_the_next_object_comes_after_every_record_of_the_current_one(tmp_path: Path) -> None:
-    store, objects = make_store([4, 4])
+    store, listed = make_store([4, 4])
+    objects = [dataclasses.replace(o, records=4) for o in listed]  # counted by a manifest: nothing read up front
     store.delete(objects[1].key)
     got: list[str] = []
     with pytest.raises(PermanentStoreError, match="does not exist"):
@@ -40,8 +42,42 @@ def test_the_cache_counts_every_object_once_though_two_threads_open_them(tmp_pat
     sizes = [3] * 40
     store, objects = make_store(sizes)
     cold = StreamingDataset(objects, {"mem": store}, cache=ObjectCache(tmp_path), worker_info=lambda: None)
-    assert len(list(cold)) == sum(sizes)
+    # Iterated, not list()ed: list() asks len() first, which counts every object's records before the first.
+    assert sum(1 for _ in cold) == sum(sizes)
     warm = StreamingDataset(objects, {"mem": store}, cache=ObjectCache(tmp_path), worker_info=lambda: None)
-    assert len(list(warm)) == sum(sizes)
+    assert sum(1 for _ in warm) == sum(sizes)
     assert cold.cache is not None and warm.cache is not None
     assert (cold.cache.downloads, cold.cache.hits, warm.cache.downloads, warm.cache.hits) == (40, 0, 0, 40)
+
+
+def test_an_object_missing_before_the_first_record_fails_then_naming_it(tmp_path: Path) -> None:
+    """Record counts are needed before the first record: an object that cannot be counted fails up front."""
+    store, objects = make_store([4, 4])
+    store.delete(objects[1].key)
+    ds = StreamingDataset(objects, {"mem": store}, cache=ObjectCache(tmp_path), rank=0, world_size=2,
+                          worker_info=lambda: None)
+    records = iter(ds)
+    with pytest.raises(PermanentStoreError, match=r"shards/001.jsonl"):
+        next(records)
+
+
+def test_one_consumer_reads_a_fresh_epoch_without_counting_first_and_its_state_resumes_resharded(
+    tmp_path: Path,
+) -> None:
+    """A lone reader streams at once (no pass to count records); its progress still means the same slots."""
+    store, objects = make_store([5, 0, 7, 4])
+    cache = ObjectCache(tmp_path)
+    alone = StreamingDataset(objects, {"mem": store}, cache=cache, shuffle=True, shuffle_block=4,
+                             worker_info=lambda: None)
+    records = iter(alone)
+    got = [next(records)["id"] for _ in range(6)]
+    assert alone._units is None and not list(tmp_path.rglob("*.json"))  # nothing counted, no index built
+    state = alone.state_dict()
+    records.close()  # type: ignore[attr-defined]
+    rest = []
+    for rank in range(2):
+        ds = StreamingDataset(objects, {"mem": store}, cache=cache, shuffle=True, shuffle_block=4, rank=rank,
+                              world_size=2, worker_info=lambda: None)
+        ds.load_state_dict(state)
+        rest += [r["id"] for r in ds]
+    assert sorted(got + rest) == sorted(f"{i}-{j}" for i, n in enumerate([5, 0, 7, 4]) for j in range(n))

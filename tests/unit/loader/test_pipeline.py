@@ -9,7 +9,7 @@ import sys
 import types
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -283,7 +283,7 @@ def test_take_stops_without_reading_the_next_item_and_closes_the_dataset(tmp_pat
     ds = StreamingDataset(objects, {"mem": store}, cache=ObjectCache(tmp_path), worker_info=lambda: None)
     head = ds.map(record_id).take(3)
     assert drain(head) == ["0-0", "0-1", "0-2"]
-    assert ds.state_dict()["generations"] == [{"consumers": 1, "counts": {"0": 3}}]
+    assert ds.state_dict()["generations"] == [{"world": 1, "workers": 1, "counts": {"0": 3}}]
     for obj in objects:  # the source's iteration was closed: no object is still held open ahead
         lock = ObjectCache(tmp_path).lock(str(obj.md5))
         lock.acquire(timeout=0)
@@ -359,6 +359,10 @@ def test_pipelines_are_torch_iterable_datasets_when_torch_is_in_use(monkeypatch:
         assert type(copy) is Interleave and drain(copy) == drain(mixed)
 
 
+def returning(value: Any) -> Callable[[], Any]:
+    return lambda: value
+
+
 def consumer_pipeline(store: Any, objects: list[SourceObject], rank: int, world: int, info: Any, kind: int) -> Stage:
     def ds(objs: list[SourceObject], **kw: Any) -> StreamingDataset:
         return StreamingDataset(objs, {"mem": store}, rank=rank, world_size=world, worker_info=lambda: info, **kw)
@@ -390,6 +394,8 @@ def test_each_consumer_of_the_real_dataset_resumes_its_pipeline_exactly(
         for w in range(max(workers, 1))
     ]
     union: Counter[str] = Counter()
+    unfiltered: Counter[str] = Counter()  # kind 0's datasets alone, consumer by consumer
+    dropped: set[int] = set()
     for (rank, info), stop in zip(shape, stops, strict=False):
         whole = drain(consumer_pipeline(store, objects, rank, world, info, kind))
         first = consumer_pipeline(store, objects, rank, world, info, kind)
@@ -398,9 +404,21 @@ def test_each_consumer_of_the_real_dataset_resumes_its_pipeline_exactly(
         resumed.load_state_dict(json.loads(json.dumps(first.state_dict())))
         assert before + drain(resumed) == whole
         union += Counter(r for item in whole for r in (item if isinstance(item, list) else [item]))
-    ids = [f"{i}-{j}" for i, n in enumerate(sizes) for j in range(n)]
-    if kind == 0:  # the consumers' shares together are the dataset, filtered
-        assert union == Counter(r for r in ids if no_sevens(r))
+        if kind == 0:
+            bare = StreamingDataset(
+                objects, {"mem": store}, rank=rank, world_size=world, worker_info=returning(info),
+                shuffle=True, seed=1,
+            )
+            unfiltered += Counter(drain(bare.map(record_id)))
+            dropped.add(bare.dropped)
+    ids = Counter(f"{i}-{j}" for i, n in enumerate(sizes) for j in range(n))
+    if kind == 0:
+        # The consumers' shares together are the dataset, each record once, but for the remainder that the
+        # default partition="drop" leaves out so that ranks are equal: at most world - 1, counted in ds.dropped.
+        assert not unfiltered - ids
+        missing = sum((ids - unfiltered).values())
+        assert missing <= world - 1 and dropped == {missing}
+        assert union == Counter(r for r in unfiltered.elements() if no_sevens(r))
 
 
 # --- the real StreamingDataset in emulated DataLoader worker processes -------------------------------------
@@ -503,10 +521,49 @@ def test_workers_of_two_ranks_resume_their_pipelines_exactly(method: str, tmp_pa
         else:
             everything = rank0 + Counter(r for batches in whole for batch in batches for r in batch)
     kept = Counter(r for r in (f"{i}-{j}" for i, n in enumerate(sizes) for j in range(n)) if no_sevens(r))
-    # Every kept record once from the first view, and once from the second but for what each consumer skipped.
+    # Every kept record once from the first view, and once from the second but for what each consumer skipped
+    # and for each view's dropped remainder (partition="drop": ranks equal).
     assert everything == kept + kept - Counter(
-        r for r in skipped_by_consumers(objects, stores, world, workers) if no_sevens(r)
+        r
+        for r in [
+            *skipped_by_consumers(objects, stores, world, workers),
+            *dropped_by_views(sizes, objects, stores, world, workers),
+        ]
+        if no_sevens(r)
     )
+
+
+def dropped_by_views(
+    sizes: list[int], objects: list[SourceObject], stores: Mapping[str, Any], world: int, workers: int
+) -> list[str]:
+    """The records of each of training_pipeline's views that no consumer reads in epoch 1: at most world - 1 a
+    view, as many as its datasets count in `dropped`."""
+    global _WORKER
+    out: list[str] = []
+    ids = Counter(f"{i}-{j}" for i, n in enumerate(sizes) for j in range(n))
+    try:
+        for view in (
+            lambda r: StreamingDataset(
+                objects, stores, rank=r, world_size=world, shuffle=True, seed=3, worker_info=worker_info
+            ),
+            lambda r: StreamingDataset(objects[::-1], stores, rank=r, world_size=world, worker_info=worker_info),
+        ):
+            seen: Counter[str] = Counter()
+            counted: set[int] = set()
+            for rank in range(world):
+                for w in range(workers):
+                    _WORKER = SimpleNamespace(id=w, num_workers=workers)
+                    ds = view(rank)
+                    ds.set_epoch(1)
+                    seen += Counter(drain(ds.map(record_id)))
+                    counted.add(ds.dropped)
+            assert not seen - ids
+            missing = ids - seen
+            assert sum(missing.values()) <= world - 1 and counted == {sum(missing.values())}
+            out += missing.elements()
+    finally:
+        _WORKER = None
+    return out
 
 
 def skipped_by_consumers(objects: list[SourceObject], stores: Mapping[str, Any], world: int, workers: int) -> list[str]:

@@ -1,0 +1,166 @@
+"""Each rank reads only its share: one big object split by byte range over ranks on SeaweedFS, bytes counted."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from reconciler.loader import DatasetChanged, index
+from reconciler.loader.dataset import StreamingDataset
+from reconciler.loader.resolve import SourceObject, resolve
+from reconciler.loader.storeset import StoreSet
+from reconciler.spec import load_desired
+from tests.faults.proxy import FaultProxy
+from tests.integration.test_loader import PROCESSED, write_world_specs
+
+pytestmark = pytest.mark.integration
+
+RECORDS = 20_000
+SPAN = 64 * 1024  # 4 MiB spans of a 256 MiB object, in proportion: 80 spans of this 5 MiB one
+
+
+class CountingProxy(FaultProxy):
+    """Forwards everything and counts the body bytes of every GET answer: what the readers downloaded."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream, [])
+        self.got = 0
+        self.gets = 0
+        self._count = threading.Lock()
+
+    def _forward(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
+        answer = super()._forward(method, path, headers, body)
+        if method == "GET" and "?" not in path:  # object bodies, not listings
+            with self._count:
+                self.got += len(answer.partition(b"\r\n\r\n")[2])
+                self.gets += 1
+        return answer
+
+
+def big_body() -> bytes:
+    return b"".join(
+        json.dumps({"id": i, "text": f"record {i} " + "lorem ipsum " * (i % 40)}).encode() + b"\n"
+        for i in range(RECORDS)
+    )
+
+
+def ranks(objects: tuple[SourceObject, ...], stores: StoreSet, world: int, index_dir: Path, **kw: Any) -> list[
+    StreamingDataset
+]:
+    """One dataset per rank, as on `world` machines: no object cache shared (none at all), the index shared
+    (as apply's derived artefact would be, or a cache directory on shared storage)."""
+    return [
+        StreamingDataset(objects, stores, rank=r, world_size=world, index_dir=index_dir, worker_info=lambda: None, **kw)
+        for r in range(world)
+    ]
+
+
+@pytest.fixture
+def big(tmp_path: Path, seaweed: Any, bucket: str, aws_env: dict[str, str]) -> dict[str, Any]:
+    body = big_body()
+    key = f"{PROCESSED}cot_reasoning/big.jsonl"
+    seaweed.client().put_object(Bucket=bucket, Key=key, Body=body, Metadata={"md5": hashlib.md5(body).hexdigest()})
+    return {"body": body, "key": key, "tmp": tmp_path, "seaweed": seaweed, "bucket": bucket}
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_four_ranks_over_one_object_download_it_about_once(big: dict[str, Any], shuffle: bool) -> None:
+    tmp = big["tmp"]
+    proxy = CountingProxy(big["seaweed"].endpoint)
+    with proxy, mock.patch.object(index, "SPAN_BYTES", SPAN):
+        specs = write_world_specs(tmp / "specs", endpoint=proxy.endpoint, bucket=big["bucket"])
+        desired = load_desired(specs, {})
+        stores = StoreSet(desired.stores)
+        objects = resolve(desired, stores, "big.jsonl").objects
+        # The index, once: here one whole read (apply would write it beside the registry instead).
+        counted = ranks(objects, stores, 1, tmp / "indexes")[0]
+        assert len(counted) == RECORDS and len(counted.units()) > 40
+        indexing, proxy.got, proxy.gets = proxy.got, 0, 0
+        assert indexing == len(big["body"])
+        world = 4
+        parts = [[r["id"] for r in ds] for ds in ranks(objects, stores, world, tmp / "indexes", shuffle=shuffle)]
+    size = len(big["body"])
+    assert [len(p) for p in parts] == [RECORDS // world] * world
+    assert Counter(i for p in parts for i in p) == Counter(range(RECORDS))
+    assert proxy.gets >= len(counted.units())  # ranged GETs, one a span (a straddling span twice)
+    print(f"\n4 ranks read {proxy.got} bytes of a {size}-byte object in {proxy.gets} GETs: {proxy.got / size:.3f}x")
+    assert proxy.got <= 1.1 * size
+
+
+def test_a_range_of_an_object_changed_since_it_was_indexed_is_never_yielded(big: dict[str, Any]) -> None:
+    tmp = big["tmp"]
+    with mock.patch.object(index, "SPAN_BYTES", SPAN):
+        specs = write_world_specs(tmp / "specs", endpoint=big["seaweed"].endpoint, bucket=big["bucket"])
+        desired = load_desired(specs, {})
+        stores = StoreSet(desired.stores)
+        objects = resolve(desired, stores, "big.jsonl").objects
+        assert len(ranks(objects, stores, 1, tmp / "indexes")[0]) == RECORDS
+        changed = big["body"].replace(b'"record 5 ', b'"RECORD 5 ')
+        big["seaweed"].client().put_object(Bucket=big["bucket"], Key=big["key"], Body=changed,
+                                           Metadata={"md5": hashlib.md5(changed).hexdigest()})
+        got: list[int] = []
+        with pytest.raises(DatasetChanged, match="changed since the dataset was resolved"):
+            for record in ranks(objects, stores, 2, tmp / "indexes")[1]:
+                got.append(record["id"])
+    assert not got
+
+
+def test_nodes_sharing_an_index_dir_count_an_object_once_and_then_read_only_their_share(
+    big: dict[str, Any],
+) -> None:
+    """load_dataset on two nodes (own caches) with index_dir on storage both see: the first counts the object
+    (one whole read, which its cache keeps); the second reads only its half, by range."""
+    from reconciler.loader import load_dataset
+
+    tmp = big["tmp"]
+    proxy = CountingProxy(big["seaweed"].endpoint)
+    with proxy, mock.patch.object(index, "SPAN_BYTES", SPAN):
+        specs = write_world_specs(tmp / "specs", endpoint=proxy.endpoint, bucket=big["bucket"])
+        node = [
+            load_dataset("big.jsonl", specs, rank=r, world_size=2, cache_dir=tmp / f"node{r}",
+                         index_dir=tmp / "shared-indexes")
+            for r in range(2)
+        ]
+        first = [r["id"] for r in node[0]]
+        by_first, proxy.got = proxy.got, 0
+        second = [r["id"] for r in node[1]]
+    size = len(big["body"])
+    assert by_first == size  # counted in one read; its half then came from the cached copy
+    assert proxy.got <= 0.55 * size  # the second node: its half, by range
+    assert sorted(first + second) == list(range(RECORDS)) and len(first) == len(second)
+
+
+def test_ranged_reads_ask_for_their_range_and_a_cut_one_resumes_within_it_pinned_to_the_version(
+    big: dict[str, Any],
+) -> None:
+    from tests.faults.proxy import Fault
+
+    tmp = big["tmp"]
+    with mock.patch.object(index, "SPAN_BYTES", 1024 * 1024):
+        specs = write_world_specs(tmp / "direct", endpoint=big["seaweed"].endpoint, bucket=big["bucket"])
+        desired = load_desired(specs, {})
+        objects = resolve(desired, StoreSet(desired.stores), "big.jsonl").objects
+        assert len(ranks(objects, StoreSet(desired.stores), 1, tmp / "indexes")[0]) == RECORDS  # counted
+        cut = [Fault("cut", method="GET", path=r"big\.jsonl")]
+        with FaultProxy(big["seaweed"].endpoint, cut, deadline=60) as proxy:
+            specs = write_world_specs(tmp / "proxied", endpoint=proxy.endpoint, bucket=big["bucket"])
+            desired = load_desired(specs, {})
+            stores = StoreSet(desired.stores)
+            # A fresh StoreSet: no HEAD has made a botocore client, so the spans go by the direct GET path.
+            parts = [[r["id"] for r in ds] for ds in ranks(objects, stores, 2, tmp / "indexes")]
+            gets = [line for line in proxy.log.lines if line.startswith("GET ") and "big.jsonl" in line]
+    assert proxy.injected("cut") == 1, gets
+    assert sorted(parts[0] + parts[1]) == list(range(RECORDS))
+    ranges = [re.search(r"range=bytes=(\d+)-(\d+)", line) for line in gets]
+    assert all(r is not None for r in ranges) and all("if-match=" in line for line in gets), gets  # no whole GET
+    first, again = ranges[0], ranges[1]  # the cut one, and its resumption: from where it broke, to the same end
+    assert first is not None and again is not None
+    assert int(first.group(1)) <= int(again.group(1)) < int(first.group(2)) == int(again.group(2)), gets
