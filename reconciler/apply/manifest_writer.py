@@ -56,7 +56,7 @@ class ManifestWriter:
             if actor.manifest == ref:
                 return self._actor(actor, previous)
         if ref == self.desired.registry:
-            return render_registry(self.desired, lambda store, key: self.stores[store].stat(key))
+            return render_registry(self.desired, lambda store, key: self.stores[store].stat(key), previous)
         if ref == self.desired.inventory:
             tiers = {t.name: list_tier(self.stores[t.store], t.prefix) for t in self.desired.tiers}
             final = self.desired.final

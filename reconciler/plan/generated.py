@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from reconciler.manifests.actors import ActorState, actor_state, render_actor_manifest
 from reconciler.manifests.final import summary_of
 from reconciler.manifests.inventory import render_inventory
-from reconciler.manifests.registry import render_registry
+from reconciler.manifests.registry import render_registry, unmanaged_parts
 from reconciler.model import (
     Action,
     ActionKind,
@@ -147,8 +147,12 @@ def plan_manifests(desired: Desired, observed: Observed, plan: Plan) -> Plan:
         def lookup(store: str, key: str) -> Entry | None:
             return tier_entry(desired, observed, store, key)
 
-        rendered = None if touching else render_registry(desired, lookup)
+        rendered = None if touching else render_registry(desired, lookup, current.content)
         write = _write(desired.registry, REGISTRY_SCOPE, current, touching, rendered)
+        findings += [
+            Finding(FindingKind.UNMANAGED, REGISTRY_SCOPE, f"{desired.registry}#{pointer}", f"{what}: kept as written")
+            for pointer, what in unmanaged_parts(desired, current.content)
+        ]
         if write is not None:
             actions.append(write)
             edges += [(before, write.id) for before in touching]

@@ -1,0 +1,87 @@
+"""The seed scripts' files as people use them, on SeaweedFS with the demo world (issue 27).
+
+Seed 000/002's update_manifest_s3_paths.py *updates* dataset_registry.json, so what people wrote there is
+kept; seed 000's s3_manifest.json is a complete inventory of the bucket; seed 004's legacy response.json and
+orphan images are named for what they are.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.demo_world import Demo, make_demo
+from tests.integration.pixelenv import Run
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def demo(tmp_path: Path, seaweed: Any, bucket: str) -> Demo:
+    return make_demo(tmp_path, seaweed, bucket)
+
+
+def applied(demo: Demo, *args: str) -> Run:
+    run = demo.pixel("apply", "--auto-approve", "-q", *args)
+    assert run.code == 0, run.out + run.err
+    return run
+
+
+def plan_json(demo: Demo) -> dict[str, Any]:
+    out = demo.root.parent / "plan.json"
+    run = demo.pixel("plan", "-out", str(out), "-q")
+    assert run.code == 0, run.out + run.err
+    data: dict[str, Any] = json.loads(out.read_text())
+    return data
+
+
+def registry_path(demo: Demo) -> Path:
+    return demo.root / "ai" / "data" / "dataset_registry.json"
+
+
+def test_seed_002_registry_update_keeps_hand_added_notes_and_entries(demo: Demo) -> None:
+    applied(demo)
+    path = registry_path(demo)
+    document = json.loads(path.read_bytes())
+    # What seed 002 did by hand: canonical notes at the top, a dataset no spec declares, a field of its own.
+    edited = {"notes": "S3 canonical: s3://pixel-data/datasets/gdrive/processed/", **document}
+    edited["datasets"] = {
+        **document["datasets"],
+        "legacy_corpus": {"s3_path": "s3://elsewhere/legacy.jsonl", "owner": "research"},
+    }
+    edited["datasets"]["clinical_cot"] = {**document["datasets"]["clinical_cot"], "reviewed_by": "vivi"}
+    path.write_text(json.dumps(edited, indent=2) + "\n")
+    # An organised dataset disappears, so the next apply must rewrite the registry, not merely leave it.
+    processed = document["datasets"]["clinical_cot"]["s3_path"].split("/", 3)[3]
+    demo.client.delete_object(Bucket=demo.data_bucket, Key=processed)
+
+    plan = plan_json(demo)
+    unmanaged = sorted(f["key"].split("#", 1)[1] for f in plan["findings"] if f["mapping"] == "registry")
+    assert unmanaged == ["/datasets/clinical_cot/reviewed_by", "/datasets/legacy_corpus", "/notes"]
+    assert all(f["kind"] == "unmanaged" for f in plan["findings"] if f["mapping"] == "registry")
+
+    applied(demo)
+    after = json.loads(path.read_bytes())
+    assert list(after) == list(edited)  # order as written: notes first
+    assert after["notes"] == edited["notes"]
+    assert after["datasets"]["legacy_corpus"] == edited["datasets"]["legacy_corpus"]
+    assert after["datasets"]["clinical_cot"]["reviewed_by"] == "vivi"
+    assert after["datasets"]["clinical_cot"]["status"] == "present"  # copied again from raw, and recorded
+    assert after["statistics"]["dataset_count"] == len(document["datasets"])  # only declared datasets count
+    again = demo.pixel("plan", "--detailed-exitcode", "-q")
+    assert again.code == 0, again.out + again.err
+
+
+def test_seed_002_registry_with_hand_added_keys_is_refused_under_strict(demo: Demo) -> None:
+    applied(demo)
+    path = registry_path(demo)
+    document = json.loads(path.read_bytes())
+    path.write_text(json.dumps({**document, "notes": "by hand"}, indent=2) + "\n")
+    strict = demo.pixel("plan", "--strict")
+    assert strict.code == 1, strict.out + strict.err
+    assert "--strict: the plan has" in strict.out
+    assert "/notes" in strict.out
+    assert json.loads(path.read_bytes())["notes"] == "by hand"
