@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from reconciler.manifests.common import s3_uri
+from reconciler.manifests.common import dumps, s3_uri
 from reconciler.model import DatasetSpec, Desired, Entry, ObjectRef, S3StoreSpec
 
 Lookup = Callable[[str, str], Entry | None]  # (store, key) -> the object there, if any
@@ -107,7 +107,8 @@ def merged_document(desired: Desired, lookup: Lookup, previous: bytes | None) ->
     ours = registry_document(desired, lookup)
     old = previous_document(previous)
     if old is None:
-        return _merged(None, ours)
+        sorted_document: dict[str, Any] = json.loads(dumps(ours))
+        return sorted_document
     old_datasets = old.get("datasets")
     datasets: dict[str, Any] = {}
     if isinstance(old_datasets, dict):
