@@ -339,6 +339,8 @@ class Observed:
     final: FinalObserved | None = None
     # Actor directories listed; the planner derives their actors and mappings (`actor_layout.with_discovered`).
     discovered: tuple[DiscoveredActor, ...] = ()
+    # With an inventory to write: every object of each S3 store a tier lies in (store -> full key -> entry).
+    buckets: MappingABC[str, MappingABC[str, Entry]] = field(default_factory=dict)
 
 
 # pixel's scratch space in a bucket: a swap parks one side here. A MOVE whose source lies

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from reconciler.globs import matches
 from reconciler.manifests.actors import actor_state, render_actor_manifest
 from reconciler.manifests.final import summary_of
-from reconciler.manifests.inventory import render_inventory
+from reconciler.manifests.inventory import inventoried_stores, render_inventory
 from reconciler.manifests.registry import render_registry
 from reconciler.model import Action, ActorSpec, Desired, Entry, MappingSpec, ObjectRef, S3StoreSpec
 from reconciler.observe.hashing import Hasher, StreamingHasher
@@ -58,10 +58,13 @@ class ManifestWriter:
         if ref == self.desired.registry:
             return render_registry(self.desired, lambda store, key: self.stores[store].stat(key), previous)
         if ref == self.desired.inventory:
-            tiers = {t.name: list_tier(self.stores[t.store], t.prefix) for t in self.desired.tiers}
+            buckets = {
+                name: list_tier(self.stores[name], "", self.desired.stores.get(name))
+                for name in inventoried_stores(self.desired)
+            }
             final = self.desired.final
             published = read_generated(self.stores, final.manifest).content if final is not None else None
-            return render_inventory(self.desired, tiers, summary_of(published))
+            return render_inventory(self.desired, buckets, summary_of(published), previous, self.clock())
         raise PermanentStoreError(f"write-manifest {ref}: the specs no longer generate this file", key=ref.key)
 
     def _actor(self, actor: ActorSpec, previous: bytes | None) -> bytes:

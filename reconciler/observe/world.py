@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 
 from reconciler.actor_layout import actor_dir, discover
+from reconciler.manifests.inventory import inventoried_stores
 from reconciler.model import (
     Desired,
     DiscoveredActor,
@@ -115,6 +116,10 @@ def observe_world(desired: Desired, stores: Mapping[str, Store], hasher: Hasher,
         if entry is not None:
             sources[ref] = dataclasses.replace(entry, md5=hasher.md5(stores[ref.store], entry))
     generated = {ref: read_generated(stores, ref) for ref in generated_refs(desired)}
+    # The inventory lists whole buckets, not just the tiers (seed 000: "complete inventory of all S3 objects").
+    buckets = {}
+    if desired.inventory is not None:
+        buckets = {name: list_tier(stores[name], "", desired.stores.get(name)) for name in inventoried_stores(desired)}
     selected = {name: obs.local.keys() for name, obs in observed.mappings.items()}
     # Imported here: observe.final reads generated files with this module's helper.
     from reconciler.observe.final import observe_final
@@ -126,4 +131,5 @@ def observe_world(desired: Desired, stores: Mapping[str, Store], hasher: Hasher,
         sources=sources,
         generated=generated,
         strays=strays(desired, stores, selected),
+        buckets=buckets,
     )

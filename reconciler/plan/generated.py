@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from reconciler.manifests.actors import ActorState, actor_state, render_actor_manifest
 from reconciler.manifests.final import summary_of
-from reconciler.manifests.inventory import render_inventory
+from reconciler.manifests.inventory import inventoried_stores, render_inventory
 from reconciler.manifests.registry import render_registry, unmanaged_parts
 from reconciler.model import (
     Action,
@@ -31,7 +31,6 @@ from reconciler.model import (
     Plan,
     Precondition,
     S3StoreSpec,
-    tier_of,
 )
 from reconciler.plan.datasets import tier_entry
 from reconciler.plan.diff import action_id
@@ -113,12 +112,14 @@ def _actor_findings(actor: ActorSpec, state: ActorState, store: str) -> list[Fin
     return found
 
 
-def _tier_touching(desired: Desired, plan: Plan) -> list[str]:
+def _bucket_touching(desired: Desired, plan: Plan) -> list[str]:
+    """Actions that change an object the inventory lists: anything in a bucket a tier lies in."""
+    stores = set(inventoried_stores(desired))
     return [
         a.id
         for a in plan.actions
         if a.kind is not ActionKind.WRITE_MANIFEST
-        and any(tier_of(desired.tiers, r.store, r.key) is not None for r in (a.target, a.source) if r is not None)
+        and any(r.store in stores for r in (a.target, a.source) if r is not None)
     ]
 
 
@@ -158,12 +159,19 @@ def plan_manifests(desired: Desired, observed: Observed, plan: Plan) -> Plan:
             edges += [(before, write.id) for before in touching]
     if desired.inventory is not None:
         # The inventory summarises the published final dataset too: a compile or shard delete touches it.
-        touching = _tier_touching(desired, plan) + [
-            a.id for a in plan.actions if a.mapping == FINAL_SCOPE and a.kind is not ActionKind.DOWNLOAD
+        touching = _bucket_touching(desired, plan)
+        touching += [
+            a.id
+            for a in plan.actions
+            if a.mapping == FINAL_SCOPE and a.kind is not ActionKind.DOWNLOAD and a.id not in touching
         ]
         current = observed.generated.get(desired.inventory, GeneratedFile())
         published = observed.final.manifest.content if observed.final is not None else None
-        rendered = None if touching else render_inventory(desired, observed.tiers, summary_of(published))
+        rendered = (
+            None
+            if touching
+            else render_inventory(desired, observed.buckets, summary_of(published), current.content)
+        )
         write = _write(desired.inventory, INVENTORY_SCOPE, current, touching, rendered)
         if write is not None:
             actions.append(write)

@@ -8,11 +8,15 @@ orphan images are named for what they are.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
+from reconciler.manifests.common import iso_from_ns
+from reconciler.spec import load_schema
 from tests.integration.demo_world import Demo, make_demo
 from tests.integration.pixelenv import Run
 
@@ -85,3 +89,38 @@ def test_seed_002_registry_with_hand_added_keys_is_refused_under_strict(demo: De
     assert "--strict: the plan has" in strict.out
     assert "/notes" in strict.out
     assert json.loads(path.read_bytes())["notes"] == "by hand"
+
+
+def inventory_path(demo: Demo) -> Path:
+    return demo.root / "ai" / "training_ready" / "data" / "s3_manifest.json"
+
+
+def test_seed_000_s3_manifest_is_a_complete_inventory_of_all_s3_objects(demo: Demo) -> None:
+    started = iso_from_ns(time.time_ns())
+    applied(demo)
+    finished = iso_from_ns(time.time_ns())
+    demo.client.put_object(Bucket=demo.data_bucket, Key="scratch/someone_elses.txt", Body=b"not a tier")
+    demo.client.put_object(Bucket=demo.data_bucket, Key=".pixel/tmp/leftover", Body=b"pixel's own")
+    applied(demo)  # the stray object changes the bucket: the inventory is rewritten to list it
+    document = json.loads(inventory_path(demo).read_bytes())
+    Draft202012Validator(load_schema("inventory.schema.json")).validate(document)
+
+    listed = {(o["bucket"], o["key"]) for o in document["objects"]}
+    everything = {(b, k) for b in (demo.data_bucket, demo.actor_bucket) for k in demo.keys(b)}
+    assert listed == {(b, k) for b, k in everything if not k.startswith(".pixel/")}
+    keys = {k for _, k in listed}
+    assert any(k.startswith("final_dataset/") for k in keys)
+    assert any(k.startswith("datasets/local/") for k in keys)
+    outside = [o for o in document["objects"] if o["tier"] is None]
+    assert {"scratch/someone_elses.txt", "final_dataset/manifest.json"} <= {o["key"] for o in outside}
+    assert document["outside_tiers"]["object_count"] == len(outside)
+    assert document["totals"]["object_count"] == len(listed)
+    assert started <= document["generated_at"]
+    assert finished <= document["generated_at"]  # written by the second apply, not carried from the first
+
+    # Nothing changed since: the plan is empty, and an apply leaves the file (and its generated_at) alone.
+    before = inventory_path(demo).read_bytes()
+    again = demo.pixel("plan", "--detailed-exitcode", "-q")
+    assert again.code == 0, again.out + again.err
+    applied(demo)
+    assert inventory_path(demo).read_bytes() == before
