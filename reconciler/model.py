@@ -185,6 +185,8 @@ class ActorLayout:
     discover: str | None = None  # regex over directory names; its group "id" is the actor id
     prune: bool = False
     source_file: str = ""
+    legacy_response_json: str = "report"  # report | delete: seed 004's training_data/response.json
+    adopt_orphans: bool = False  # seed 004: orphans "should be detected and added"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from reconciler.actor_layout import LEGACY_SCOPE, legacy_response_key
 from reconciler.manifests.actors import ActorState, actor_state, render_actor_manifest
 from reconciler.manifests.final import summary_of
 from reconciler.manifests.inventory import inventoried_stores, render_inventory
@@ -18,6 +19,7 @@ from reconciler.manifests.registry import render_registry, unmanaged_parts
 from reconciler.model import (
     Action,
     ActionKind,
+    ActorLayout,
     ActorSpec,
     Change,
     Desired,
@@ -90,7 +92,39 @@ def _touching(plan: Plan, wanted: Iterable[tuple[str, str]] | None = None, scope
     return out
 
 
-def _actor_findings(actor: ActorSpec, state: ActorState, store: str) -> list[Finding]:
+def _legacy_delete(layout: ActorLayout, actor: ActorSpec, entry: Entry) -> Action:
+    ref = ObjectRef(layout.local_store, entry.key)
+    return Action(
+        id=action_id(ActionKind.DELETE, ref),
+        kind=ActionKind.DELETE,
+        change=Change.DELETE,
+        mapping=LEGACY_SCOPE,
+        target=ref,
+        size=entry.size,
+        md5=entry.md5,
+        reason=f"legacy response.json of actor {actor.actor_id}: replaced by its manifest (seed 004); "
+        "legacy_response_json: delete",
+        # The version observed: an edit since the plan makes the delete fail instead of losing the edit.
+        precondition=Precondition(target_etag=entry.etag),
+    )
+
+
+def _legacy(layout: ActorLayout, actor: ActorSpec, state: ActorState) -> tuple[list[Action], list[Finding]]:
+    """The actor's legacy response.json: a delete when the layout asks for one and the version is known."""
+    key = legacy_response_key(layout, actor.actor_name)
+    entry = next((e for e in state.orphans if e.key == key), None)
+    if entry is None:
+        return [], []
+    if layout.legacy_response_json == "delete" and entry.etag is not None:
+        return [_legacy_delete(layout, actor, entry)], []
+    message = (
+        "legacy response.json: replaced by the manifest (seed 004: no longer used); "
+        "set legacy_response_json: delete under actors to plan its deletion"
+    )
+    return [], [Finding(FindingKind.ORPHAN, actor.mapping, f"{layout.local_store}:{key}", message)]
+
+
+def _actor_findings(actor: ActorSpec, state: ActorState, store: str, legacy: str) -> list[Finding]:
     found = [
         Finding(
             FindingKind.ORPHAN,
@@ -99,6 +133,7 @@ def _actor_findings(actor: ActorSpec, state: ActorState, store: str) -> list[Fin
             f"under actor {actor.actor_id}'s directory but not an image its spec expects",
         )
         for entry in state.orphans
+        if entry.key != legacy
     ]
     found += [
         Finding(
@@ -131,8 +166,11 @@ def plan_manifests(desired: Desired, observed: Observed, plan: Plan) -> Plan:
     for actor in desired.actors:
         assert layout is not None
         state = state_for(desired, observed, actor)
-        findings += _actor_findings(actor, state, layout.local_store)
-        touching = _touching(plan, scope=actor.mapping)
+        findings += _actor_findings(actor, state, layout.local_store, legacy_response_key(layout, actor.actor_name))
+        legacy_actions, legacy_findings = _legacy(layout, actor, state)
+        actions += legacy_actions
+        findings += legacy_findings
+        touching = _touching(plan, scope=actor.mapping) + [a.id for a in legacy_actions]
         current = observed.generated.get(actor.manifest, GeneratedFile())
         rendered = None if touching else render_actor_manifest(state, actor, current.content, None)
         write = _write(actor.manifest, actor.mapping, current, touching, rendered)

@@ -124,3 +124,52 @@ def test_seed_000_s3_manifest_is_a_complete_inventory_of_all_s3_objects(demo: De
     assert again.code == 0, again.out + again.err
     applied(demo)
     assert inventory_path(demo).read_bytes() == before
+
+
+def legacy_file(demo: Demo) -> Path:
+    return demo.root / "data" / "actors" / "0042_european_30_male" / "training_data" / "response.json"
+
+
+def with_actor_flags(demo: Demo, *lines: str) -> None:
+    """The demo's actors layout with `lines` added to it (two-space indented, under `actors:`)."""
+    path = demo.specs / "actors.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("actors:\n", "actors:\n" + "".join(f"  {line}\n" for line in lines), 1))
+
+
+def test_seed_004_legacy_response_json_is_named_as_legacy_not_as_a_generic_orphan(demo: Demo) -> None:
+    plan = plan_json(demo)
+    about = [f for f in plan["findings"] if f["key"].endswith("/training_data/response.json")]
+    assert len(about) == 1, about
+    assert "legacy response.json" in about[0]["message"]
+    assert "not an image its spec expects" not in about[0]["message"]
+    assert not [a for a in plan["actions"] if a["key"].endswith("response.json")]
+    applied(demo)
+    assert legacy_file(demo).exists()  # reported, never deleted without the flag
+
+
+def test_seed_004_legacy_response_json_should_be_deleted_as_a_reviewable_pinned_action(demo: Demo) -> None:
+    with_actor_flags(demo, "legacy_response_json: delete")
+    legacy = legacy_file(demo)
+    plan = plan_json(demo)
+    deletes = [a for a in plan["actions"] if a["key"].endswith("response.json")]
+    assert [(a["kind"], a["mapping"]) for a in deletes] == [("delete", "legacy")]
+    assert deletes[0]["precondition"]["target_etag"]
+    assert not [f for f in plan["findings"] if f["key"].endswith("response.json")]
+    shown = demo.pixel("plan")
+    assert "- data/actors/0042_european_30_male/training_data/response.json" in shown.out, shown.out
+
+    # Edited after the plan was made: the saved plan's delete is refused by its precondition; the edit survives.
+    saved = demo.root.parent / "plan.json"
+    legacy.write_bytes(b'{"edited": "after the plan"}\n')
+    stale = demo.pixel("apply", str(saved))
+    assert stale.code != 0, stale.out + stale.err
+    assert "412" in stale.out + stale.err or "changed" in stale.out + stale.err, stale.out + stale.err
+    assert legacy.read_bytes() == b'{"edited": "after the plan"}\n'
+
+    applied(demo)
+    assert not legacy.exists()
+    manifest = json.loads(demo.manifest("0042").read_bytes())
+    assert manifest["accountability"]["orphans"] == []
+    again = demo.pixel("plan", "--detailed-exitcode", "-q")
+    assert again.code == 0, again.out + again.err
