@@ -66,6 +66,12 @@ def image_template(layout: ActorLayout, actor_name: str) -> str:
     return layout.images.replace("{actor_name}", actor_name).replace(INDEX, "*")
 
 
+def image_name(layout: ActorLayout, actor_name: str) -> re.Pattern[str]:
+    """A file name the layout expects for the actor: the template with a decimal index (seed 004's naming)."""
+    head, star, tail = image_template(layout, actor_name).partition("*")
+    return re.compile(re.escape(head) + (r"\d+" if star else "") + re.escape(tail))
+
+
 def image_selection(layout: ActorLayout, actor_name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(include, exclude) globs selecting exactly the expected images: the template with a decimal index,
     directly in training_data/ (the leading "/" anchors the glob there). Anything else is an orphan."""

@@ -83,7 +83,7 @@ class ManifestWriter:
         }
         remote = _side(self.stores[mapping.s3_store], mapping.s3_prefix, mapping)
         stray = strays(
-            dataclasses.replace(self.desired, actors=(actor,)), self.stores, {actor.mapping: local.keys()}
+            dataclasses.replace(self.desired, actors=(actor,)), self.stores, {actor.mapping: local.keys()}, self.hasher
         ).get(actor.mapping, ())
         state = actor_state(layout, actor, mapping, s3, local, remote, stray)
         return render_actor_manifest(state, actor, previous, self.clock())

@@ -9,10 +9,12 @@ images become findings here too.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from typing import Any
 
 from reconciler.actor_layout import LEGACY_SCOPE, legacy_response_key
-from reconciler.manifests.actors import ActorState, actor_state, render_actor_manifest
+from reconciler.manifests.actors import ActorState, actor_state, previous_document, render_actor_manifest
 from reconciler.manifests.final import summary_of
 from reconciler.manifests.inventory import inventoried_stores, render_inventory
 from reconciler.manifests.registry import render_registry, unmanaged_parts
@@ -53,16 +55,24 @@ def state_for(desired: Desired, observed: Observed, actor: ActorSpec) -> ActorSt
 
 
 def _write(
-    ref: ObjectRef, scope: str, current: GeneratedFile, touching: list[str], rendered: bytes | None
+    ref: ObjectRef,
+    scope: str,
+    current: GeneratedFile,
+    touching: list[str],
+    rendered: bytes | None,
+    changed: str | None = None,
 ) -> Action | None:
+    """`changed`: what in the files described changed since the file was written, when that is known; only
+    a difference nothing observed explains is put down to an edit by hand."""
     if touching:
         reason = f"{len(touching)} action(s) of this plan change what it describes; rendered after them"
     elif rendered is not None and current.content != rendered:
-        reason = (
-            "missing: generated from the observed state"
-            if current.entry is None
-            else "differs from the observed state (edited by hand?): rewritten"
-        )
+        if current.entry is None:
+            reason = "missing: generated from the observed state"
+        elif changed:
+            reason = f"{changed}: rewritten"
+        else:
+            reason = "differs from the observed state (edited by hand?): rewritten"
     else:
         return None
     if current.entry is None and touching:
@@ -80,6 +90,41 @@ def _write(
             target_etag=current.entry.etag if current.entry is not None else None,
         ),
     )
+
+
+def _listed(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(file name -> entry, accountability) of an actor manifest document, tolerating a hand-broken one."""
+    entries = document.get("training_data")
+    by_name = {
+        str(e.get("filename")): e for e in (entries if isinstance(entries, list) else []) if isinstance(e, dict)
+    }
+    accounts = document.get("accountability")
+    return by_name, accounts if isinstance(accounts, dict) else {}
+
+
+def what_changed(previous: bytes | None, rendered: bytes, state: ActorState) -> str | None:
+    """What the actor's files did since its manifest was written: images new, changed or gone, orphans adopted
+    or reported, images missing; None when they are as the manifest says (then the manifest itself changed)."""
+    old = previous_document(previous)
+    if old is None:
+        return None
+    before, old_accounts = _listed(old)
+    after, new_accounts = _listed(json.loads(rendered))
+    adopted = {e.key for e in state.adopted}
+    parts = []
+    if new := [n for n in after if n not in before and after[n].get("local_path") not in adopted]:
+        parts.append(f"{len(new)} image(s) new")
+    if edited := [n for n in after if n in before and after[n] != before[n]]:
+        parts.append(f"{len(edited)} image(s) changed")
+    if gone := [n for n in before if n not in after]:
+        parts.append(f"{len(gone)} image(s) gone")
+    if taken := [e.key for e in state.adopted if e.key.rsplit("/", 1)[-1] not in before]:
+        parts.append("orphan, adopted: " + ", ".join(taken))
+    for field, label in (("orphans", "orphan, reported"), ("missing", "missing")):
+        old_list = old_accounts.get(field) if isinstance(old_accounts.get(field), list) else []
+        if fresh := [str(k) for k in new_accounts.get(field, []) if k not in (old_list or [])]:
+            parts.append(f"{label}: " + ", ".join(fresh))
+    return "; ".join(parts) or None
 
 
 def _touching(plan: Plan, wanted: Iterable[tuple[str, str]] | None = None, scope: str | None = None) -> list[str]:
@@ -130,7 +175,7 @@ def _actor_findings(actor: ActorSpec, state: ActorState, store: str, legacy: str
             FindingKind.ORPHAN,
             actor.mapping,
             f"{store}:{entry.key}",
-            f"under actor {actor.actor_id}'s directory but not an image its spec expects",
+            f"orphan, reported: under actor {actor.actor_id}'s directory but not an image its spec expects",
         )
         for entry in state.orphans
         if entry.key != legacy
@@ -173,7 +218,8 @@ def plan_manifests(desired: Desired, observed: Observed, plan: Plan) -> Plan:
         touching = _touching(plan, scope=actor.mapping) + [a.id for a in legacy_actions]
         current = observed.generated.get(actor.manifest, GeneratedFile())
         rendered = None if touching else render_actor_manifest(state, actor, current.content, None)
-        write = _write(actor.manifest, actor.mapping, current, touching, rendered)
+        changed = None if rendered is None else what_changed(current.content, rendered, state)
+        write = _write(actor.manifest, actor.mapping, current, touching, rendered, changed)
         if write is not None:
             actions.append(write)
             edges += [(before, write.id) for before in touching]

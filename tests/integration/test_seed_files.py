@@ -7,6 +7,7 @@ orphan images are named for what they are.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from reconciler.dev.world_data import ACTORS
 from reconciler.manifests.common import iso_from_ns
 from reconciler.spec import load_schema
 from tests.integration.demo_world import Demo, make_demo
@@ -171,5 +173,56 @@ def test_seed_004_legacy_response_json_should_be_deleted_as_a_reviewable_pinned_
     assert not legacy.exists()
     manifest = json.loads(demo.manifest("0042").read_bytes())
     assert manifest["accountability"]["orphans"] == []
+    again = demo.pixel("plan", "--detailed-exitcode", "-q")
+    assert again.code == 0, again.out + again.err
+
+
+A13 = next(a for a in ACTORS if a.actor_id == "0013")
+
+
+def stray_images(demo: Demo) -> tuple[Path, Path]:
+    """A correctly named image left beside training_data/, and a file no layout names."""
+    actor = demo.root / "data" / "actors" / A13.name
+    image, note = actor / f"{A13.name}_20.jpg", actor / "training_data" / "notes.txt"
+    image.write_bytes(b"\xff\xd8\xff\xe0 a picture someone saved one level up \xff\xd9")
+    note.write_bytes(b"remember to re-shoot 3\n")
+    return image, note
+
+
+def test_seed_004_orphaned_files_are_reported_never_called_edited_by_hand(demo: Demo) -> None:
+    applied(demo)
+    image, note = stray_images(demo)
+    shown = demo.pixel("plan")
+    assert shown.code == 0, shown.out + shown.err
+    assert "edited by hand" not in shown.out, shown.out
+    line = next(x for x in shown.out.splitlines() if f"{A13.actor_id}_manifest.json" in x)
+    assert "orphan, reported" in line, line
+    plan = plan_json(demo)
+    reported = {f["key"].split(":", 1)[1] for f in plan["findings"] if f["kind"] == "orphan"}
+    assert {str(p.relative_to(demo.root)) for p in (image, note)} <= reported
+    applied(demo)
+    manifest = json.loads(demo.manifest(A13.actor_id).read_bytes())
+    assert f"{A13.name}_20.jpg" not in {e["filename"] for e in manifest["training_data"]}
+
+
+def test_seed_004_orphaned_files_should_be_detected_and_added_with_adopt_orphans(demo: Demo) -> None:
+    with_actor_flags(demo, "adopt_orphans: true")
+    applied(demo)
+    image, note = stray_images(demo)
+    shown = demo.pixel("plan")
+    assert shown.code == 0, shown.out + shown.err
+    assert "edited by hand" not in shown.out, shown.out
+    line = next(x for x in shown.out.splitlines() if f"{A13.actor_id}_manifest.json" in x)
+    assert f"orphan, adopted: {image.relative_to(demo.root)}" in line, line
+    assert "orphan, reported" in line and "notes.txt" in line, line
+
+    applied(demo)
+    manifest = json.loads(demo.manifest(A13.actor_id).read_bytes())
+    entry = next(e for e in manifest["training_data"] if e["filename"] == image.name)
+    assert entry["local_path"] == str(image.relative_to(demo.root))
+    assert entry["md5_hash"] == hashlib.md5(image.read_bytes()).hexdigest()
+    assert entry["status"] == "local_only"
+    assert manifest["accountability"]["orphans"] == [str(note.relative_to(demo.root))]
+    assert manifest["statistics"]["training_images_count"] == len(manifest["training_data"])
     again = demo.pixel("plan", "--detailed-exitcode", "-q")
     assert again.code == 0, again.out + again.err
