@@ -18,7 +18,7 @@ from reconciler.globs import matches
 from reconciler.manifests.actors import actor_state, render_actor_manifest
 from reconciler.manifests.final import summary_of
 from reconciler.manifests.inventory import inventoried_stores, render_inventory
-from reconciler.manifests.registry import render_registry
+from reconciler.manifests.registry import render_registry, unreadable
 from reconciler.model import Action, ActorSpec, Desired, Entry, MappingSpec, ObjectRef, S3StoreSpec
 from reconciler.observe.hashing import Hasher, StreamingHasher
 from reconciler.observe.world import list_tier, read_generated, strays
@@ -56,6 +56,10 @@ class ManifestWriter:
             if actor.manifest == ref:
                 return self._actor(actor, previous)
         if ref == self.desired.registry:
+            if unreadable(previous):
+                raise PermanentStoreError(
+                    f"write-manifest {ref}: the registry is not a JSON object; left as written", key=ref.key
+                )
             return render_registry(self.desired, lambda store, key: self.stores[store].stat(key), previous)
         if ref == self.desired.inventory:
             buckets = {

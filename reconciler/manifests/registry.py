@@ -90,6 +90,12 @@ def previous_document(previous: bytes | None) -> dict[str, Any] | None:
     return document if isinstance(document, dict) else None
 
 
+def unreadable(previous: bytes | None) -> bool:
+    """The registry is there but is not a JSON object (a hand edit half done): pixel cannot merge into it, and
+    rewriting it would lose what was written, so it is left alone until someone fixes or deletes it."""
+    return previous is not None and previous_document(previous) is None
+
+
 def _merged(previous: object, owned: Mapping[str, Any]) -> dict[str, Any]:
     """`owned`'s values over `previous`'s keys in their written order; keys new to the file after them, sorted."""
     out: dict[str, Any] = {}

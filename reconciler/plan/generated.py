@@ -17,7 +17,7 @@ from reconciler.actor_layout import LEGACY_SCOPE, legacy_response_key
 from reconciler.manifests.actors import ActorState, actor_state, previous_document, render_actor_manifest
 from reconciler.manifests.final import summary_of
 from reconciler.manifests.inventory import inventoried_stores, render_inventory
-from reconciler.manifests.registry import render_registry, unmanaged_parts
+from reconciler.manifests.registry import render_registry, unmanaged_parts, unreadable
 from reconciler.model import (
     Action,
     ActionKind,
@@ -234,6 +234,17 @@ def plan_manifests(desired: Desired, observed: Observed, plan: Plan) -> Plan:
 
         rendered = None if touching else render_registry(desired, lookup, current.content)
         write = _write(desired.registry, REGISTRY_SCOPE, current, touching, rendered)
+        if unreadable(current.content):
+            write = None
+            findings.append(
+                Finding(
+                    FindingKind.PROBLEM,
+                    REGISTRY_SCOPE,
+                    str(desired.registry),
+                    "not a JSON object: left as written, not rewritten (that would lose what people wrote); "
+                    "fix the JSON, or delete the file to have it generated again",
+                )
+            )
         findings += [
             Finding(FindingKind.UNMANAGED, REGISTRY_SCOPE, f"{desired.registry}#{pointer}", f"{what}: kept as written")
             for pointer, what in unmanaged_parts(desired, current.content)

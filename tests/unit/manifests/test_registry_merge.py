@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.manifests.registry import render_registry, unmanaged_parts
-from reconciler.model import DatasetSpec, Desired, Entry, S3StoreSpec
+from reconciler.model import DatasetSpec, Desired, Entry, FindingKind, S3StoreSpec
+from tests.unit.manifests.world import build
+
+REGISTRY = "ai/data/dataset_registry.json"
 
 DESIRED = Desired(
     stores={"lake": S3StoreSpec("lake", "pixel-data")},
@@ -74,3 +78,19 @@ def test_a_registry_nobody_edited_is_rendered_exactly_as_before() -> None:
     assert fresh == (json.dumps(json.loads(fresh), indent=2, sort_keys=True) + "\n").encode()
     assert render_registry(DESIRED, lookup, fresh) == fresh
     assert unmanaged_parts(DESIRED, fresh) == []
+
+
+def test_a_registry_broken_by_hand_is_left_as_written_and_reported(tmp_path: Path) -> None:
+    world = build(tmp_path)
+    world.apply()
+    broken = world.ws.get(REGISTRY)[:-40] + b',\n  "notes": "half-typed'
+    world.ws.put(REGISTRY, broken)
+    world.lake.delete("datasets/gdrive/processed/cot_reasoning/reasoning.jsonl")  # the registry would change
+
+    plan = world.plan()
+    assert not [a for a in plan.actions if a.target.key == REGISTRY]
+    [problem] = [f for f in plan.findings if f.kind is FindingKind.PROBLEM and f.key.endswith(REGISTRY)]
+    assert "not a JSON object" in problem.message
+    _, result, _ = world.apply()
+    assert result.ok
+    assert world.ws.get(REGISTRY) == broken
