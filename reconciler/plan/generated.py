@@ -103,8 +103,9 @@ def _listed(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def what_changed(previous: bytes | None, rendered: bytes, state: ActorState) -> str | None:
-    """What the actor's files did since its manifest was written: images new, changed or gone, orphans adopted
-    or reported, images missing; None when they are as the manifest says (then the manifest itself changed)."""
+    """How the actor's files differ from what its manifest lists: images not listed yet, changed or gone,
+    orphans adopted or reported, images missing; None when they are as the manifest says (then the manifest
+    itself was changed). Worded by what differs, not who did it: a listing removed by hand reads "not listed"."""
     old = previous_document(previous)
     if old is None:
         return None
@@ -113,16 +114,17 @@ def what_changed(previous: bytes | None, rendered: bytes, state: ActorState) -> 
     adopted = {e.key for e in state.adopted}
     parts = []
     if new := [n for n in after if n not in before and after[n].get("local_path") not in adopted]:
-        parts.append(f"{len(new)} image(s) new")
+        parts.append(f"{len(new)} image(s) not listed yet")
     if edited := [n for n in after if n in before and after[n] != before[n]]:
-        parts.append(f"{len(edited)} image(s) changed")
+        parts.append(f"{len(edited)} image(s) changed since listed")
     if gone := [n for n in before if n not in after]:
-        parts.append(f"{len(gone)} image(s) gone")
+        parts.append(f"{len(gone)} listed image(s) gone")
     if taken := [e.key for e in state.adopted if e.key.rsplit("/", 1)[-1] not in before]:
         parts.append("orphan, adopted: " + ", ".join(taken))
     for field, label in (("orphans", "orphan, reported"), ("missing", "missing")):
-        old_list = old_accounts.get(field) if isinstance(old_accounts.get(field), list) else []
-        if fresh := [str(k) for k in new_accounts.get(field, []) if k not in (old_list or [])]:
+        known = old_accounts.get(field)
+        known = known if isinstance(known, list) else []
+        if fresh := [str(k) for k in new_accounts.get(field, []) if k not in known]:
             parts.append(f"{label}: " + ", ".join(fresh))
     return "; ".join(parts) or None
 
