@@ -459,3 +459,12 @@ class Plan:
     @property
     def applyable(self) -> bool:
         return not self.errors
+
+
+def inventoried_stores(desired: Desired) -> list[str]:
+    """The S3 stores the inventory lists in full: every one a tier lies in, in declaration order."""
+    names: list[str] = []
+    for tier in desired.tiers:
+        if tier.store not in names and isinstance(desired.stores.get(tier.store), S3StoreSpec):
+            names.append(tier.store)
+    return names

@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping
 from reconciler.globs import matches
 from reconciler.manifests.actors import actor_state, render_actor_manifest
 from reconciler.manifests.final import summary_of
-from reconciler.manifests.inventory import inventoried_stores, render_inventory
+from reconciler.manifests.inventory import render_inventory
 from reconciler.manifests.registry import render_registry, unreadable
-from reconciler.model import Action, ActorSpec, Desired, Entry, MappingSpec, ObjectRef, S3StoreSpec
+from reconciler.model import Action, ActorSpec, Desired, Entry, MappingSpec, ObjectRef, S3StoreSpec, inventoried_stores
 from reconciler.observe.hashing import Hasher, StreamingHasher
 from reconciler.observe.world import list_tier, read_generated, strays
 from reconciler.stores.base import PermanentStoreError, Store

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.manifests.common import dumps, iso_from_ns
-from reconciler.model import Desired, Entry, S3StoreSpec, TierSpec, tier_of
+from reconciler.model import Desired, Entry, S3StoreSpec, TierSpec, inventoried_stores, tier_of
 
 PIXEL_PREFIX = ".pixel/"  # the lock and scratch keys change on every apply: not inventory
 GENERATED_AT = "generated_at"
@@ -28,15 +28,6 @@ def category_of(tier: TierSpec, key: str) -> str | None:
     """The first directory below the tier prefix ("categorized by structure"); None for top-level objects."""
     rest = key[len(tier.prefix) :]
     return rest.split("/", 1)[0] if "/" in rest else None
-
-
-def inventoried_stores(desired: Desired) -> list[str]:
-    """The S3 stores the inventory lists in full: every one a tier lies in, in declaration order."""
-    names: list[str] = []
-    for tier in desired.tiers:
-        if tier.store not in names and isinstance(desired.stores.get(tier.store), S3StoreSpec):
-            names.append(tier.store)
-    return names
 
 
 def own_copies(desired: Desired) -> set[tuple[str, str]]:

@@ -12,7 +12,6 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 
 from reconciler.actor_layout import actor_dir, discover
-from reconciler.manifests.inventory import inventoried_stores
 from reconciler.model import (
     Desired,
     DiscoveredActor,
@@ -23,6 +22,7 @@ from reconciler.model import (
     Observed,
     StoreSpec,
     TierSpec,
+    inventoried_stores,
     tier_of,
 )
 from reconciler.observe.hashing import Hasher

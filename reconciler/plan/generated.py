@@ -16,7 +16,7 @@ from typing import Any
 from reconciler.actor_layout import LEGACY_SCOPE, legacy_response_key
 from reconciler.manifests.actors import ActorState, actor_state, previous_document, render_actor_manifest
 from reconciler.manifests.final import summary_of
-from reconciler.manifests.inventory import inventoried_stores, render_inventory
+from reconciler.manifests.inventory import render_inventory
 from reconciler.manifests.registry import render_registry, unmanaged_parts, unreadable
 from reconciler.model import (
     Action,
@@ -35,6 +35,7 @@ from reconciler.model import (
     Plan,
     Precondition,
     S3StoreSpec,
+    inventoried_stores,
 )
 from reconciler.plan.datasets import tier_entry
 from reconciler.plan.diff import action_id
@@ -95,9 +96,7 @@ def _write(
 def _listed(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(file name -> entry, accountability) of an actor manifest document, tolerating a hand-broken one."""
     entries = document.get("training_data")
-    by_name = {
-        str(e.get("filename")): e for e in (entries if isinstance(entries, list) else []) if isinstance(e, dict)
-    }
+    by_name = {str(e.get("filename")): e for e in (entries if isinstance(entries, list) else []) if isinstance(e, dict)}
     accounts = document.get("accountability")
     return by_name, accounts if isinstance(accounts, dict) else {}
 
@@ -265,9 +264,7 @@ def plan_manifests(desired: Desired, observed: Observed, plan: Plan) -> Plan:
         current = observed.generated.get(desired.inventory, GeneratedFile())
         published = observed.final.manifest.content if observed.final is not None else None
         rendered = (
-            None
-            if touching
-            else render_inventory(desired, observed.buckets, summary_of(published), current.content)
+            None if touching else render_inventory(desired, observed.buckets, summary_of(published), current.content)
         )
         write = _write(desired.inventory, INVENTORY_SCOPE, current, touching, rendered)
         if write is not None:
