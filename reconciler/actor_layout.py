@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from reconciler.globs import escape
-from reconciler.model import ActorLayout, ActorSpec, Authority, Desired, DiscoveredActor, MappingSpec, ObjectRef
+from reconciler.model import (
+    Action,
+    ActionKind,
+    ActorLayout,
+    ActorSpec,
+    Authority,
+    Desired,
+    DiscoveredActor,
+    MappingSpec,
+    ObjectRef,
+)
 
 MAPPING_PREFIX = "actors/"
 
@@ -22,11 +32,44 @@ def actor_dir(layout: ActorLayout, actor_name: str) -> str:
 
 
 INDEX = "{index}"
+LEGACY_SCOPE = "legacy"  # the plan scope of legacy-file deletes
+LEGACY_RESPONSE = "response.json"  # seed 004: "NO LONGER USED ... should be deleted"
+
+
+def legacy_response_key(layout: ActorLayout, actor_name: str) -> str:
+    """The local key of the actor's legacy training_data/response.json, migrated to the manifest long ago."""
+    return f"{actor_dir(layout, actor_name)}/training_data/{LEGACY_RESPONSE}"
+
+
+def legacy_deletable(desired: Desired) -> frozenset[ObjectRef]:
+    """The legacy response.json files the specs let pixel delete (`legacy_response_json: delete`): nothing else
+    may be deleted under that scope, whatever a plan (or an edited plan file) says."""
+    layout = desired.actor_layout
+    if layout is None or layout.legacy_response_json != "delete":
+        return frozenset()
+    return frozenset(ObjectRef(layout.local_store, legacy_response_key(layout, a.actor_name)) for a in desired.actors)
+
+
+def legacy_deletes(desired: Desired, actions: Sequence[Action]) -> set[tuple[str, str]]:
+    """(store, key) of the deletes in `actions` that the legacy scope plans and the specs allow: the delete
+    guards' ownership rules do not cover them (no mapping selects response.json), the flag does."""
+    allowed = legacy_deletable(desired)
+    return {
+        (a.target.store, a.target.key)
+        for a in actions
+        if a.kind is ActionKind.DELETE and a.mapping == LEGACY_SCOPE and a.target in allowed
+    }
 
 
 def image_template(layout: ActorLayout, actor_name: str) -> str:
     """The image file name with `*` where the index goes (`{index}`, or the pattern's first `*`)."""
     return layout.images.replace("{actor_name}", actor_name).replace(INDEX, "*")
+
+
+def image_name(layout: ActorLayout, actor_name: str) -> re.Pattern[str]:
+    """A file name the layout expects for the actor: the template with a decimal index (seed 004's naming)."""
+    head, star, tail = image_template(layout, actor_name).partition("*")
+    return re.compile(re.escape(head) + (r"\d+" if star else "") + re.escape(tail))
 
 
 def image_selection(layout: ActorLayout, actor_name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:

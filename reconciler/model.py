@@ -185,6 +185,8 @@ class ActorLayout:
     discover: str | None = None  # regex over directory names; its group "id" is the actor id
     prune: bool = False
     source_file: str = ""
+    legacy_response_json: str = "report"  # report | delete: seed 004's training_data/response.json
+    adopt_orphans: bool = False  # seed 004: orphans "should be detected and added"
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +341,8 @@ class Observed:
     final: FinalObserved | None = None
     # Actor directories listed; the planner derives their actors and mappings (`actor_layout.with_discovered`).
     discovered: tuple[DiscoveredActor, ...] = ()
+    # With an inventory to write: every object of each S3 store a tier lies in (store -> full key -> entry).
+    buckets: MappingABC[str, MappingABC[str, Entry]] = field(default_factory=dict)
 
 
 # pixel's scratch space in a bucket: a swap parks one side here. A MOVE whose source lies
@@ -455,3 +459,12 @@ class Plan:
     @property
     def applyable(self) -> bool:
         return not self.errors
+
+
+def inventoried_stores(desired: Desired) -> list[str]:
+    """The S3 stores the inventory lists in full: every one a tier lies in, in declaration order."""
+    names: list[str] = []
+    for tier in desired.tiers:
+        if tier.store not in names and isinstance(desired.stores.get(tier.store), S3StoreSpec):
+            names.append(tier.store)
+    return names

@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from reconciler.manifests.actors import actor_state, render_actor_manifest
 from reconciler.manifests.final import summary_of
 from reconciler.manifests.inventory import render_inventory
-from reconciler.manifests.registry import render_registry
-from reconciler.model import Action, ActorSpec, Desired, Entry, MappingSpec, ObjectRef, S3StoreSpec
+from reconciler.manifests.registry import render_registry, unreadable
+from reconciler.model import Action, ActorSpec, Desired, Entry, MappingSpec, ObjectRef, S3StoreSpec, inventoried_stores
 from reconciler.observe.hashing import Hasher, StreamingHasher
 from reconciler.observe.world import list_tier, read_generated, strays
 from reconciler.rules import OwnSpace, Selection, mapping_own_space
@@ -54,12 +54,19 @@ class ManifestWriter:
             if actor.manifest == ref:
                 return self._actor(actor, previous)
         if ref == self.desired.registry:
-            return render_registry(self.desired, lambda store, key: self.stores[store].stat(key))
+            if unreadable(previous):
+                raise PermanentStoreError(
+                    f"write-manifest {ref}: the registry is not a JSON object; left as written", key=ref.key
+                )
+            return render_registry(self.desired, lambda store, key: self.stores[store].stat(key), previous)
         if ref == self.desired.inventory:
-            tiers = {t.name: list_tier(self.stores[t.store], t.prefix) for t in self.desired.tiers}
+            buckets = {
+                name: list_tier(self.stores[name], "", self.desired.stores.get(name))
+                for name in inventoried_stores(self.desired)
+            }
             final = self.desired.final
             published = read_generated(self.stores, final.manifest).content if final is not None else None
-            return render_inventory(self.desired, tiers, summary_of(published))
+            return render_inventory(self.desired, buckets, summary_of(published), previous, self.clock())
         raise PermanentStoreError(f"write-manifest {ref}: the specs no longer generate this file", key=ref.key)
 
     def _actor(self, actor: ActorSpec, previous: bytes | None) -> bytes:
@@ -79,7 +86,7 @@ class ManifestWriter:
         }
         remote = _side(self.stores[mapping.s3_store], mapping.s3_prefix, mapping, own)
         stray = strays(
-            dataclasses.replace(self.desired, actors=(actor,)), self.stores, {actor.mapping: local.keys()}
+            dataclasses.replace(self.desired, actors=(actor,)), self.stores, {actor.mapping: local.keys()}, self.hasher
         ).get(actor.mapping, ())
         state = actor_state(layout, actor, mapping, s3, local, remote, stray)
         return render_actor_manifest(state, actor, previous, self.clock())

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.actor_layout import image_template
+from reconciler.actor_layout import image_name, image_template
 from reconciler.manifests.common import dumps, iso_from_ns, s3_url, size_mb, timestamp_from_ns
 from reconciler.model import ActorLayout, ActorSpec, Authority, Entry, MappingSpec, S3StoreSpec
 from reconciler.rules import STATUSES, ManifestStatus, manifest_status
@@ -33,7 +33,8 @@ class ActorState:
     """Everything known about one actor's images: what the manifest and `pixel status` report."""
 
     entries: tuple[dict[str, Any], ...]
-    orphans: tuple[Entry, ...] = ()
+    orphans: tuple[Entry, ...] = ()  # reported: not adopted
+    adopted: tuple[Entry, ...] = ()  # adopt_orphans: correctly named images outside training_data/, listed
     missing: tuple[str, ...] = ()
     conflicts: tuple[str, ...] = ()
     counts: Mapping[ManifestStatus, int] = field(default_factory=dict)
@@ -61,6 +62,9 @@ def actor_state(
     counts = dict.fromkeys(STATUSES, 0)
     sizes = dict.fromkeys(STATUSES, 0)
     conflicts = []
+    adopted, reported = _adoption(layout, actor, local, strays)
+    found_at = {rel: e.key for rel, e in adopted.items()}
+    local = {**local, **adopted}
     for rel in sorted(local.keys() | remote.keys(), key=natural_key):
         here, there = local.get(rel), remote.get(rel)
         status = manifest_status(here, there)
@@ -74,7 +78,7 @@ def actor_state(
         entries.append(
             {
                 "filename": rel.rsplit("/", 1)[-1],
-                "local_path": mapping.local_key(rel),
+                "local_path": found_at.get(rel) or mapping.local_key(rel),
                 "s3_url": s3_url(s3, mapping.remote_key(rel)),
                 "md5_hash": shown.md5,
                 "size_bytes": shown.size,
@@ -86,11 +90,32 @@ def actor_state(
         )
     present = {rel.rsplit("/", 1)[-1] for rel in local.keys() | remote.keys()}
     missing = tuple(name for name in declared_names(layout, actor) if name not in present)
-    orphans = tuple(sorted(strays, key=lambda e: natural_key(e.key)))
-    return ActorState(tuple(entries), orphans, missing, tuple(conflicts), counts, sizes)
+    orphans = tuple(sorted(reported, key=lambda e: natural_key(e.key)))
+    listed = tuple(sorted(adopted.values(), key=lambda e: natural_key(e.key)))
+    return ActorState(tuple(entries), orphans, listed, missing, tuple(conflicts), counts, sizes)
 
 
-def _previous(previous: bytes | None) -> dict[str, Any] | None:
+def _adoption(
+    layout: ActorLayout, actor: ActorSpec, local: Mapping[str, Entry], strays: Iterable[Entry]
+) -> tuple[dict[str, Entry], list[Entry]]:
+    """(file name -> stray entry) adopted, and the strays reported. With `adopt_orphans`, a stray whose file name
+    is one the layout expects is listed in the manifest where it was found, unless training_data/ (or an
+    earlier stray, by name) already holds that name: one entry per name, never two files behind one."""
+    if not layout.adopt_orphans:
+        return {}, list(strays)
+    pattern = image_name(layout, actor.actor_name)
+    adopted: dict[str, Entry] = {}
+    reported: list[Entry] = []
+    for entry in sorted(strays, key=lambda e: natural_key(e.key)):
+        name = entry.key.rsplit("/", 1)[-1]
+        if pattern.fullmatch(name) and name not in local and name not in adopted:
+            adopted[name] = entry
+        else:
+            reported.append(entry)
+    return adopted, reported
+
+
+def previous_document(previous: bytes | None) -> dict[str, Any] | None:
     if previous is None:
         return None
     try:
@@ -108,7 +133,7 @@ def render_actor_manifest(state: ActorState, actor: ActorSpec, previous: bytes |
     newest entry's time, so regenerating a deleted manifest of unchanged files gives the same bytes.
     """
     entries = list(state.entries)
-    old = _previous(previous)
+    old = previous_document(previous)
     newest = max((round(e["modified_timestamp"] * 1e9) for e in entries), default=0)
     if old is None:
         updated = iso_from_ns(newest)

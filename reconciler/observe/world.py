@@ -22,6 +22,7 @@ from reconciler.model import (
     Observed,
     StoreSpec,
     TierSpec,
+    inventoried_stores,
     tier_of,
 )
 from reconciler.observe.hashing import Hasher
@@ -72,7 +73,10 @@ def list_tier(store: Store, prefix: str, spec: StoreSpec | None = None) -> dict[
 
 
 def strays(
-    desired: Desired, stores: Mapping[str, Store], selected: Mapping[str, Iterable[str]]
+    desired: Desired,
+    stores: Mapping[str, Store],
+    selected: Mapping[str, Iterable[str]],
+    hasher: Hasher | None = None,
 ) -> dict[str, tuple[Entry, ...]]:
     """Per actor mapping: local files under the actor directory its mapping does not select."""
     layout = desired.actor_layout
@@ -86,6 +90,10 @@ def strays(
         chosen = {base + rel for rel in selected.get(actor.mapping, ())}
         root = actor_dir(layout, actor.actor_name) + "/"
         found = tuple(e for e in stores[layout.local_store].list(root) if e.key not in chosen)
+        if found and layout.adopt_orphans and hasher is not None:
+            # An adopted orphan is listed with its md5, like every image of the manifest.
+            store = stores[layout.local_store]
+            found = tuple(dataclasses.replace(e, md5=hasher.md5(store, e)) for e in found)
         if found:
             out[actor.mapping] = found
     return out
@@ -115,6 +123,10 @@ def observe_world(desired: Desired, stores: Mapping[str, Store], hasher: Hasher,
         if entry is not None:
             sources[ref] = dataclasses.replace(entry, md5=hasher.md5(stores[ref.store], entry))
     generated = {ref: read_generated(stores, ref) for ref in generated_refs(desired)}
+    # The inventory lists whole buckets, not just the tiers (seed 000: "complete inventory of all S3 objects").
+    buckets = {}
+    if desired.inventory is not None:
+        buckets = {name: list_tier(stores[name], "", desired.stores.get(name)) for name in inventoried_stores(desired)}
     selected = {name: obs.local.keys() for name, obs in observed.mappings.items()}
     # Imported here: observe.final reads generated files with this module's helper.
     from reconciler.observe.final import observe_final
@@ -125,5 +137,6 @@ def observe_world(desired: Desired, stores: Mapping[str, Store], hasher: Hasher,
         tiers=tiers,
         sources=sources,
         generated=generated,
-        strays=strays(desired, stores, selected),
+        strays=strays(desired, stores, selected, hasher),
+        buckets=buckets,
     )

@@ -9,15 +9,19 @@ images become findings here too.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from typing import Any
 
-from reconciler.manifests.actors import ActorState, actor_state, render_actor_manifest
+from reconciler.actor_layout import LEGACY_SCOPE, legacy_response_key
+from reconciler.manifests.actors import ActorState, actor_state, previous_document, render_actor_manifest
 from reconciler.manifests.final import summary_of
 from reconciler.manifests.inventory import render_inventory
-from reconciler.manifests.registry import render_registry
+from reconciler.manifests.registry import render_registry, unmanaged_parts, unreadable
 from reconciler.model import (
     Action,
     ActionKind,
+    ActorLayout,
     ActorSpec,
     Change,
     Desired,
@@ -31,7 +35,7 @@ from reconciler.model import (
     Plan,
     Precondition,
     S3StoreSpec,
-    tier_of,
+    inventoried_stores,
 )
 from reconciler.plan.datasets import tier_entry
 from reconciler.plan.diff import action_id
@@ -52,16 +56,24 @@ def state_for(desired: Desired, observed: Observed, actor: ActorSpec) -> ActorSt
 
 
 def _write(
-    ref: ObjectRef, scope: str, current: GeneratedFile, touching: list[str], rendered: bytes | None
+    ref: ObjectRef,
+    scope: str,
+    current: GeneratedFile,
+    touching: list[str],
+    rendered: bytes | None,
+    changed: str | None = None,
 ) -> Action | None:
+    """`changed`: what in the files described changed since the file was written, when that is known; only
+    a difference nothing observed explains is put down to an edit by hand."""
     if touching:
         reason = f"{len(touching)} action(s) of this plan change what it describes; rendered after them"
     elif rendered is not None and current.content != rendered:
-        reason = (
-            "missing: generated from the observed state"
-            if current.entry is None
-            else "differs from the observed state (edited by hand?): rewritten"
-        )
+        if current.entry is None:
+            reason = "missing: generated from the observed state"
+        elif changed:
+            reason = f"{changed}: rewritten"
+        else:
+            reason = "differs from the observed state (edited by hand?): rewritten"
     else:
         return None
     if current.entry is None and touching:
@@ -81,6 +93,41 @@ def _write(
     )
 
 
+def _listed(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(file name -> entry, accountability) of an actor manifest document, tolerating a hand-broken one."""
+    entries = document.get("training_data")
+    by_name = {str(e.get("filename")): e for e in (entries if isinstance(entries, list) else []) if isinstance(e, dict)}
+    accounts = document.get("accountability")
+    return by_name, accounts if isinstance(accounts, dict) else {}
+
+
+def what_changed(previous: bytes | None, rendered: bytes, state: ActorState) -> str | None:
+    """How the actor's files differ from what its manifest lists: images not listed yet, changed or gone,
+    orphans adopted or reported, images missing; None when they are as the manifest says (then the manifest
+    itself was changed). Worded by what differs, not who did it: a listing removed by hand reads "not listed"."""
+    old = previous_document(previous)
+    if old is None:
+        return None
+    before, old_accounts = _listed(old)
+    after, new_accounts = _listed(json.loads(rendered))
+    adopted = {e.key for e in state.adopted}
+    parts = []
+    if new := [n for n in after if n not in before and after[n].get("local_path") not in adopted]:
+        parts.append(f"{len(new)} image(s) not listed yet")
+    if edited := [n for n in after if n in before and after[n] != before[n]]:
+        parts.append(f"{len(edited)} image(s) changed since listed")
+    if gone := [n for n in before if n not in after]:
+        parts.append(f"{len(gone)} listed image(s) gone")
+    if taken := [e.key for e in state.adopted if e.key.rsplit("/", 1)[-1] not in before]:
+        parts.append("orphan, adopted: " + ", ".join(taken))
+    for field, label in (("orphans", "orphan, reported"), ("missing", "missing")):
+        known = old_accounts.get(field)
+        known = known if isinstance(known, list) else []
+        if fresh := [str(k) for k in new_accounts.get(field, []) if k not in known]:
+            parts.append(f"{label}: " + ", ".join(fresh))
+    return "; ".join(parts) or None
+
+
 def _touching(plan: Plan, wanted: Iterable[tuple[str, str]] | None = None, scope: str | None = None) -> list[str]:
     keys = set(wanted or ())
     out = []
@@ -91,15 +138,48 @@ def _touching(plan: Plan, wanted: Iterable[tuple[str, str]] | None = None, scope
     return out
 
 
-def _actor_findings(actor: ActorSpec, state: ActorState, store: str) -> list[Finding]:
+def _legacy_delete(layout: ActorLayout, actor: ActorSpec, entry: Entry) -> Action:
+    ref = ObjectRef(layout.local_store, entry.key)
+    return Action(
+        id=action_id(ActionKind.DELETE, ref),
+        kind=ActionKind.DELETE,
+        change=Change.DELETE,
+        mapping=LEGACY_SCOPE,
+        target=ref,
+        size=entry.size,
+        md5=entry.md5,
+        reason=f"legacy response.json of actor {actor.actor_id}: replaced by its manifest (seed 004); "
+        "legacy_response_json: delete",
+        # The version observed: an edit since the plan makes the delete fail instead of losing the edit.
+        precondition=Precondition(target_etag=entry.etag),
+    )
+
+
+def _legacy(layout: ActorLayout, actor: ActorSpec, state: ActorState) -> tuple[list[Action], list[Finding]]:
+    """The actor's legacy response.json: a delete when the layout asks for one and the version is known."""
+    key = legacy_response_key(layout, actor.actor_name)
+    entry = next((e for e in state.orphans if e.key == key), None)
+    if entry is None:
+        return [], []
+    if layout.legacy_response_json == "delete" and entry.etag is not None:
+        return [_legacy_delete(layout, actor, entry)], []
+    message = (
+        "legacy response.json: replaced by the manifest (seed 004: no longer used); "
+        "set legacy_response_json: delete under actors to plan its deletion"
+    )
+    return [], [Finding(FindingKind.ORPHAN, actor.mapping, f"{layout.local_store}:{key}", message)]
+
+
+def _actor_findings(actor: ActorSpec, state: ActorState, store: str, legacy: str) -> list[Finding]:
     found = [
         Finding(
             FindingKind.ORPHAN,
             actor.mapping,
             f"{store}:{entry.key}",
-            f"under actor {actor.actor_id}'s directory but not an image its spec expects",
+            f"orphan, reported: under actor {actor.actor_id}'s directory but not an image its spec expects",
         )
         for entry in state.orphans
+        if entry.key != legacy
     ]
     found += [
         Finding(
@@ -113,12 +193,14 @@ def _actor_findings(actor: ActorSpec, state: ActorState, store: str) -> list[Fin
     return found
 
 
-def _tier_touching(desired: Desired, plan: Plan) -> list[str]:
+def _bucket_touching(desired: Desired, plan: Plan) -> list[str]:
+    """Actions that change an object the inventory lists: anything in a bucket a tier lies in."""
+    stores = set(inventoried_stores(desired))
     return [
         a.id
         for a in plan.actions
         if a.kind is not ActionKind.WRITE_MANIFEST
-        and any(tier_of(desired.tiers, r.store, r.key) is not None for r in (a.target, a.source) if r is not None)
+        and any(r.store in stores for r in (a.target, a.source) if r is not None)
     ]
 
 
@@ -130,11 +212,15 @@ def plan_manifests(desired: Desired, observed: Observed, plan: Plan) -> Plan:
     for actor in desired.actors:
         assert layout is not None
         state = state_for(desired, observed, actor)
-        findings += _actor_findings(actor, state, layout.local_store)
-        touching = _touching(plan, scope=actor.mapping)
+        findings += _actor_findings(actor, state, layout.local_store, legacy_response_key(layout, actor.actor_name))
+        legacy_actions, legacy_findings = _legacy(layout, actor, state)
+        actions += legacy_actions
+        findings += legacy_findings
+        touching = _touching(plan, scope=actor.mapping) + [a.id for a in legacy_actions]
         current = observed.generated.get(actor.manifest, GeneratedFile())
         rendered = None if touching else render_actor_manifest(state, actor, current.content, None)
-        write = _write(actor.manifest, actor.mapping, current, touching, rendered)
+        changed = None if rendered is None else what_changed(current.content, rendered, state)
+        write = _write(actor.manifest, actor.mapping, current, touching, rendered, changed)
         if write is not None:
             actions.append(write)
             edges += [(before, write.id) for before in touching]
@@ -147,19 +233,39 @@ def plan_manifests(desired: Desired, observed: Observed, plan: Plan) -> Plan:
         def lookup(store: str, key: str) -> Entry | None:
             return tier_entry(desired, observed, store, key)
 
-        rendered = None if touching else render_registry(desired, lookup)
+        rendered = None if touching else render_registry(desired, lookup, current.content)
         write = _write(desired.registry, REGISTRY_SCOPE, current, touching, rendered)
+        if unreadable(current.content):
+            write = None
+            findings.append(
+                Finding(
+                    FindingKind.PROBLEM,
+                    REGISTRY_SCOPE,
+                    str(desired.registry),
+                    "not a JSON object: left as written, not rewritten (that would lose what people wrote); "
+                    "fix the JSON, or delete the file to have it generated again",
+                )
+            )
+        findings += [
+            Finding(FindingKind.UNMANAGED, REGISTRY_SCOPE, f"{desired.registry}#{pointer}", f"{what}: kept as written")
+            for pointer, what in unmanaged_parts(desired, current.content)
+        ]
         if write is not None:
             actions.append(write)
             edges += [(before, write.id) for before in touching]
     if desired.inventory is not None:
         # The inventory summarises the published final dataset too: a compile or shard delete touches it.
-        touching = _tier_touching(desired, plan) + [
-            a.id for a in plan.actions if a.mapping == FINAL_SCOPE and a.kind is not ActionKind.DOWNLOAD
+        touching = _bucket_touching(desired, plan)
+        touching += [
+            a.id
+            for a in plan.actions
+            if a.mapping == FINAL_SCOPE and a.kind is not ActionKind.DOWNLOAD and a.id not in touching
         ]
         current = observed.generated.get(desired.inventory, GeneratedFile())
         published = observed.final.manifest.content if observed.final is not None else None
-        rendered = None if touching else render_inventory(desired, observed.tiers, summary_of(published))
+        rendered = (
+            None if touching else render_inventory(desired, observed.buckets, summary_of(published), current.content)
+        )
         write = _write(desired.inventory, INVENTORY_SCOPE, current, touching, rendered)
         if write is not None:
             actions.append(write)

@@ -43,6 +43,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Iterable
 
+from reconciler.actor_layout import legacy_deletes
 from reconciler.model import Action, ActionKind, Authority, Desired, MappingSpec, Observed, Plan
 from reconciler.plan.datasets import dataset_deletes, plan_tier_guards
 from reconciler.plan.final import final_deletes, superseded_deletes
@@ -118,6 +119,8 @@ def ownership_errors(desired: Desired, plan: Plan) -> list[str]:
     # A dataset's organise: move deletes its source after a verified copy; the tier rules govern those.
     # The final dataset's shard deletes lie under its own prefix, which no mapping may overlap.
     exempt = _created(plan) | dataset_deletes(plan) | final_deletes(desired, plan)
+    # A legacy response.json is deleted by its own opt-in flag (legacy_response_json: delete), not a mapping's prune.
+    exempt |= legacy_deletes(desired, plan.actions)
     return _ownership_errors(desired, plan, prunes, exempt)
 
 

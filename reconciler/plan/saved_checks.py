@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
+from reconciler.actor_layout import LEGACY_SCOPE, legacy_deletes
 from reconciler.errors import UserError
 from reconciler.keys import dot_segment, printable
 from reconciler.model import (
@@ -225,6 +226,9 @@ def _where_problem(managed: _Managed, action: Action) -> str | None:
         readings.append(_generated_problem(desired.inventory, "inventory", action))
     elif action.mapping == FINAL_SCOPE:
         readings.append(_final_problem(desired, action))
+    elif action.mapping == LEGACY_SCOPE:
+        allowed = legacy_deletes(desired, (action,))
+        readings.append(None if allowed else "is not a legacy response.json the specs let pixel delete")
     if not readings:
         return f"names mapping {action.mapping!r}, which the specs do not declare"
     if None in readings:

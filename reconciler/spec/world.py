@@ -302,6 +302,8 @@ def _actors(
         discover=discover if isinstance(discover, str) else None,
         prune=section.get("prune", False) is True,
         source_file=doc.display,
+        legacy_response_json="delete" if section.get("legacy_response_json") == "delete" else "report",
+        adopt_orphans=section.get("adopt_orphans", False) is True,
     )
     shared = [t for t in world.tiers if t.ownership is Ownership.SHARED and _overlaps(s3[0], layout.s3_prefix, t)]
     if layout.prune and shared:

@@ -42,15 +42,15 @@ def test_inventory_counts_per_tier_and_category_and_skips_pixels_own_keys() -> N
         "top.json": Entry("top.json", 1, "1" * 32),
         ".pixel/lock": Entry(".pixel/lock", 99, None),
     }
-    document = json.loads(render_inventory(desired, {"all": objects}))
+    document = json.loads(render_inventory(desired, {"lake": objects}))
     assert [o["key"] for o in document["objects"]] == ["edge/b.json", "priority/a.json", "top.json"]
     assert document["tiers"]["all"]["categories"] == {
         "priority": {"object_count": 1, "total_bytes": 10},
         "edge": {"object_count": 1, "total_bytes": 5},
     }
     assert document["totals"] == {"object_count": 3, "total_bytes": 16}
-    assert render_inventory(desired, {"all": dict(reversed(list(objects.items())))}) == render_inventory(
-        desired, {"all": objects}
+    assert render_inventory(desired, {"lake": dict(reversed(list(objects.items())))}) == render_inventory(
+        desired, {"lake": objects}
     )
 
 
