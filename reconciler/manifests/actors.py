@@ -9,14 +9,13 @@ re-render of an unchanged actor is byte-identical.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.actor_layout import image_name, image_template
-from reconciler.manifests.common import dumps, iso_from_ns, s3_url, size_mb, timestamp_from_ns
+from reconciler.manifests.common import dumps, iso_from_ns, previous_document, s3_url, size_mb, timestamp_from_ns
 from reconciler.model import ActorLayout, ActorSpec, Authority, Entry, MappingSpec, S3StoreSpec
 from reconciler.rules import STATUSES, ManifestStatus, manifest_status
 
@@ -113,16 +112,6 @@ def _adoption(
         else:
             reported.append(entry)
     return adopted, reported
-
-
-def previous_document(previous: bytes | None) -> dict[str, Any] | None:
-    if previous is None:
-        return None
-    try:
-        document = json.loads(previous)
-    except ValueError:
-        return None  # hand-broken: regenerated from scratch
-    return document if isinstance(document, dict) else None
 
 
 def render_actor_manifest(state: ActorState, actor: ActorSpec, previous: bytes | None, now_ns: int | None) -> bytes:

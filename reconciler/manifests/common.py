@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 from reconciler.model import S3StoreSpec
@@ -53,3 +54,15 @@ def s3_url(spec: S3StoreSpec, key: str) -> str:
         return f"{base}/{spec.bucket}/{path}"
     region = spec.region or "us-east-1"
     return f"https://{spec.bucket}.s3.{region}.amazonaws.com/{path}"
+
+
+def previous_document(previous: bytes | None) -> dict[str, Any] | None:
+    """A generated file as it is on disk, when it is a JSON object; None when absent, or hand-broken into something
+    else (then it is regenerated from scratch)."""
+    if previous is None:
+        return None
+    try:
+        document = json.loads(previous)
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from reconciler.manifests.common import dumps, s3_uri
+from reconciler.manifests.common import dumps, previous_document, s3_uri
 from reconciler.model import DatasetSpec, Desired, Entry, ObjectRef, S3StoreSpec
 
 Lookup = Callable[[str, str], Entry | None]  # (store, key) -> the object there, if any
@@ -77,17 +77,6 @@ def registry_document(desired: Desired, lookup: Lookup) -> dict[str, Any]:
 
 
 OWNED_TOP = ("datasets", "statistics")
-
-
-def previous_document(previous: bytes | None) -> dict[str, Any] | None:
-    """The registry as it is on disk, when it is a JSON object; None when absent or not one (regenerated)."""
-    if previous is None:
-        return None
-    try:
-        document = json.loads(previous)
-    except ValueError:
-        return None
-    return document if isinstance(document, dict) else None
 
 
 def unreadable(previous: bytes | None) -> bool:

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from reconciler.actor_layout import LEGACY_SCOPE, legacy_response_key
-from reconciler.manifests.actors import ActorState, actor_state, previous_document, render_actor_manifest
+from reconciler.manifests.actors import ActorState, actor_state, render_actor_manifest
+from reconciler.manifests.common import previous_document
 from reconciler.manifests.final import summary_of
 from reconciler.manifests.inventory import render_inventory
 from reconciler.manifests.registry import render_registry, unmanaged_parts, unreadable
