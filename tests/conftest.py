@@ -44,6 +44,16 @@ def _no_foreign_aws_identity() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Each session (each xdist worker) its own default cache: no test reads or locks the developer's, or another
+    worker's, hash cache or dataset cache, so a counted cache hit or a lock held never depends on who else runs.
+    A test that names PIXEL_CACHE_DIR still wins."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def seaweed() -> Iterator[SeaweedServer]:
     """One SeaweedFS S3 server on free loopback ports, shared by the session and stopped at its end."""
