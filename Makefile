@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv install test lint demo bench bench-peers clean
+.PHONY: venv install check test lint demo bench bench-peers clean
 
 venv: $(STAMP)
 
@@ -25,9 +25,20 @@ lint: $(STAMP)
 # `pixel` the tests and the benchmark start would otherwise compile all of reconciler again.
 COMPILE = $(BIN)/python -m compileall -q reconciler
 
+# Tests run on every core (pytest-xdist; each worker starts its own SeaweedFS). A module's tests stay on one
+# worker (loadfile), so a module-scoped fixture such as test_wheel's built wheel is made once, not per worker.
+WORKERS ?= auto
+PYTEST = $(BIN)/pytest -q -n $(WORKERS) --dist loadfile
+
 test: lint
 	$(COMPILE)
-	$(BIN)/pytest -q tests
+	$(PYTEST) --durations=15 tests
+
+# The fast lane while developing: lint, then every test that needs neither a SeaweedFS world nor minutes.
+# `make test` (what CI runs) is still the whole suite.
+check: lint
+	$(COMPILE)
+	$(PYTEST) -m "not integration and not slow" tests
 
 demo: $(STAMP)
 	$(COMPILE)

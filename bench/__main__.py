@@ -92,10 +92,14 @@ def one_tool(server: SeaweedServer, tool: Tool, shape: dataset.Shape, work: Path
         cold = tool.noop(t, cold=True)
         out["noop_cold"] = {"seconds": cold.seconds, "rss_mib": cold.peak_rss_mib}
         if isinstance(tool, Pixel):
-            warm = tool.noop(t, cold=False)  # the cold run above filled nothing: this one fills the cache
+            # The cold run above filled nothing. pixel's own first warm run would fill the cache only once the
+            # fresh tree has left the racy window, seconds after it was written, and sooner or later depending
+            # on the machine's load: the hash stage fills it with a clock past the window instead.
+            fill = [sys.executable, "-m", "bench.hashstage", str(src), str(tool.cache(t, "noop-cache"))]
+            run(fill, env=t.env, cwd=HERE.parent)
             warm = tool.noop(t, cold=False)
             out["noop_warm"] = {"seconds": warm.seconds, "rss_mib": warm.peak_rss_mib}
-            out["files_read"] = {"cold": tool.files_read[-3], "warm": tool.files_read[-1]}
+            out["files_read"] = {"cold": tool.files_read[-2], "warm": tool.files_read[-1]}
             floor = run(
                 [sys.executable, "-m", "bench.floor", str(src), server.endpoint, bucket, t.prefix],
                 env=t.env,

@@ -35,12 +35,30 @@ def pytest_configure(config: pytest.Config) -> None:
             config.addinivalue_line("markers", f"{name}: {help_text}")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with a slow test first, each module's tests in their own order. xdist (--dist loadfile) hands
+    modules to workers in this order: a minutes-long module started last would leave one worker running it
+    alone at the end while the other idles."""
+    slow = {item.nodeid.split("::", 1)[0] for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in slow)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_foreign_aws_identity() -> Iterator[None]:
     """A developer's AWS_PROFILE or session token must never reach a test's client, fake or real."""
     with pytest.MonkeyPatch.context() as patch:
         for name in FOREIGN_AWS_ENV:
             patch.delenv(name, raising=False)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Each session (each xdist worker) its own default cache: no test reads or locks the developer's, or another
+    worker's, hash cache or dataset cache, so a counted cache hit or a lock held never depends on who else runs.
+    A test that names PIXEL_CACHE_DIR still wins."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
         yield
 
 

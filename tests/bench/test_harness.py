@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from bench import hashstage
 from bench.measure import run
+from reconciler.observe.hashcache import RACY_WINDOW_NS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -75,3 +77,26 @@ def test_measure_reports_the_childs_own_peak_not_the_harness(tmp_path: Path) -> 
     big = run([sys.executable, "-c", grow], env={"PATH": "/usr/bin:/bin"})
     assert small.peak_rss_mib < 40  # a bare interpreter, whatever this test process holds
     assert big.peak_rss_mib > small.peak_rss_mib + 60
+
+
+def test_hash_stage_warm_reads_nothing_however_new_the_tree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The tree is written just now, inside the racy window: the cold stage still fills the cache for the warm one."""
+    root = tmp_path / "tree"
+    (root / "sub").mkdir(parents=True)
+    for i in range(5):
+        (root / "sub" / f"f{i}.bin").write_bytes(bytes([i]) * (100 + i))
+    stages = []
+    for _ in range(2):
+        hashstage.main(str(root), str(tmp_path / "cache"))
+        stages.append(json.loads(capsys.readouterr().out))
+    assert [(s["files"], s["read"], s["from_cache"]) for s in stages] == [(5, 5, 0), (5, 0, 5)]
+
+
+def test_settled_clock_stands_past_the_newest_files_racy_window(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    st = path.stat()
+    newest = max(st.st_mtime_ns, st.st_ctime_ns)
+    assert hashstage.settled_clock([path], now=lambda: newest)() == newest + RACY_WINDOW_NS + 1
+    later = newest + 10 * RACY_WINDOW_NS
+    assert hashstage.settled_clock([path], now=lambda: later)() == later  # never holds the real clock back
