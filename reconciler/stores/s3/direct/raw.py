@@ -34,7 +34,7 @@ import re
 import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 
 from reconciler.model import S3StoreSpec
 from reconciler.stores.s3.credentials import static_access
@@ -51,6 +51,7 @@ _PROBE = "pixel-probe-key"
 # A body in memory, sent as it is (a part: a view into a reused buffer, never copied into bytes).
 Buffer = bytes | bytearray | memoryview
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+_Answer = TypeVar("_Answer", Response, Streamed)
 # The regions of the standard `aws` partition, whose S3 endpoints are s3.REGION.amazonaws.com
 # (https://docs.aws.amazon.com/general/latest/gr/s3.html); China, GovCloud and the isolated
 # partitions are left to botocore's endpoint rules.
@@ -149,9 +150,8 @@ class RawS3:
     ) -> Response:
         """The response; a status of 300 or more raises a ClientError unless `refuse` is False.
 
-        Only a dropped connection is sent again (`attempts` in all, at once: a kept-alive connection the
-        server closed is the usual cause). Throttling and 5xx go up as they are, to the one retry layer
-        (stores/retry.py) with its backoff.
+        Only a dropped connection is sent again (`_attempt`); throttling and 5xx go up as they are, to the
+        one retry layer (stores/retry.py) with its backoff.
 
         `unsigned`: the payload is not hashed into the signature. For a body whose Content-MD5 or CRC64NVME
         header (both signed) the server checks the bytes against: SHA-256 over them would cost the client
@@ -166,24 +166,42 @@ class RawS3:
             payload = UNSIGNED_PAYLOAD
         else:
             payload = hashlib.sha256(body).hexdigest() if isinstance(body, Buffer) and body else EMPTY_SHA256
-        for attempt in range(1, self._attempts + 1):
+
+        def exchange(target: str, signed: Mapping[str, str]) -> Response:
             if stream is not None:
                 stream.seek(start)
+            return self._pool.request(method, target, body=body, headers=signed)
+
+        response = self._attempt(method, url, headers, payload, exchange)
+        if response.status >= 300 and refuse:
+            raise _client_error(operation, response)
+        return response
+
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        payload: str,
+        exchange: Callable[[str, Mapping[str, str]], _Answer],
+    ) -> _Answer:
+        """`exchange(target, signed headers)`, sent again at once only when the connection dropped.
+
+        The one attempt loop of the direct path: whole responses (`_send`) and streamed ones (`get_object`)
+        differ only in the exchange. `attempts` in all; a kept-alive connection the server closed is the
+        usual cause, and throttling and 5xx are left to the retry layer (stores/retry.py) above.
+        """
+        parts = urllib.parse.urlsplit(url)
+        target = f"{parts.path}?{parts.query}" if parts.query else parts.path
+        for attempt in range(1, self._attempts + 1):
             signed = self._signed(method, url, headers, payload)  # again on each attempt: X-Amz-Date moves on
             try:
-                target = urllib.parse.urlsplit(url)
-                response = self._pool.request(
-                    method, f"{target.path}?{target.query}" if target.query else target.path, body=body, headers=signed
-                )
+                return exchange(target, signed)
             except DeadlineExceeded:
                 raise  # the server is there and silent: waiting the deadline out again would only double it
             except NETWORK_ERRORS:
                 if attempt == self._attempts:
                     raise
-                continue
-            if response.status >= 300 and refuse:
-                raise _client_error(operation, response)
-            return response
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def put(self, key: str, body: bytes | BinaryIO, size: int, headers: Mapping[str, str]) -> str:
@@ -195,22 +213,13 @@ class RawS3:
     def get_object(self, key: str, headers: Mapping[str, str]) -> Streamed:
         """GetObject, its body streamed; a status of 300 or more raises a ClientError (412 for If-Match)."""
         url = self.base + urllib.parse.quote(key, safe="/~")
-        for attempt in range(1, self._attempts + 1):
-            signed = self._signed("GET", url, headers, EMPTY_SHA256)
-            target = urllib.parse.urlsplit(url).path
-            try:
-                response = self._pool.stream("GET", target, headers=signed)
-            except DeadlineExceeded:
-                raise  # the server is there and silent: waiting the deadline out again would only double it
-            except NETWORK_ERRORS:
-                if attempt == self._attempts:
-                    raise
-                continue  # a kept-alive connection the server had closed: once more, on a new one
-            if response.status >= 300:
-                error = Response(response.status, response.reason, response.headers, response.read())
-                raise _client_error("GetObject", error)
-            return response
-        raise AssertionError("unreachable")  # the loop returns or raises
+        response = self._attempt(
+            "GET", url, headers, EMPTY_SHA256, lambda target, signed: self._pool.stream("GET", target, headers=signed)
+        )
+        if response.status >= 300:
+            error = Response(response.status, response.reason, response.headers, response.read())
+            raise _client_error("GetObject", error)
+        return response
 
     def upload_part(self, key: str, upload_id: str, number: int, body: Buffer, headers: Mapping[str, str]) -> str:
         """UploadPart of `body`, unsigned: `headers` must carry the part's Content-MD5 or CRC64NVME.
