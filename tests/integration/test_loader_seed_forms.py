@@ -17,10 +17,16 @@ from typing import Any
 
 import pytest
 
-from reconciler.loader import DatasetFallbackWarning, DatasetNotFound, S3DatasetLoader, load_dataset
-from reconciler.loader.api import SpecsNotFound, find_specs
+from reconciler.loader import (
+    DatasetChanged,
+    DatasetFallbackWarning,
+    DatasetNotFound,
+    S3DatasetLoader,
+    api,
+    load_dataset,
+)
 from reconciler.loader.offline import NotCachedOffline, OfflineWarning
-from tests.integration.test_loader import ACQUIRED, PROCESSED, RAW, ids, jsonl, rows, world, write_world_specs
+from tests.integration.test_loader import PROCESSED, ids, jsonl, rows, world, write_world_specs
 
 pytestmark = pytest.mark.integration
 __all__ = ["world"]  # the fixture, shared with the loader's own integration tests
@@ -42,7 +48,8 @@ def test_seed_002_url_from_the_tier_root_resolves_through_the_processed_tier(wor
     seed_url = url(world, "gdrive/processed/cot_reasoning/clinical_cot.jsonl")
     assert ids(load_dataset(seed_url, world["specs"], cache_dir=world["cache"])) == [f"cot-{i}" for i in range(25)]
     seed_000_url = url(world, f"{PROCESSED}cot_reasoning/shard-1.jsonl")  # seed 000's layout, as stored
-    assert ids(load_dataset(seed_000_url, world["specs"], cache_dir=world["cache"])) == [f"shard1-{i}" for i in range(4)]
+    stored = load_dataset(seed_000_url, world["specs"], cache_dir=world["cache"])
+    assert ids(stored) == [f"shard1-{i}" for i in range(4)]
     raw = load_dataset(url(world, "gdrive/raw/loose/dataset.json"), world["specs"], cache_dir=world["cache"])
     assert list(raw) == [{"only": "one record"}]
     shards = load_dataset(url(world, "gdrive/processed/cot_reasoning/shard-*.jsonl"), world["specs"],
@@ -76,7 +83,8 @@ def test_seed_url_of_a_registered_object_not_organised_yet_reads_its_source_with
 def test_seed_url_naming_an_undeclared_bucket_is_one_error_naming_the_declared_buckets(
     world: dict[str, Any]
 ) -> None:
-    with pytest.raises(DatasetNotFound, match=rf"bucket 'pixel-data' is not declared.*declared buckets: {world['bucket']}"):
+    declared = rf"bucket 'pixel-data' is not declared.*declared buckets: {world['bucket']}"
+    with pytest.raises(DatasetNotFound, match=declared):
         load_dataset("s3://pixel-data/gdrive/processed/cot_reasoning/clinical_cot.jsonl", world["specs"])
     with pytest.raises(DatasetNotFound, match=r"no object at data:gdrive/processed/cot_reasoning/missing\.jsonl, "
                                               r"data:datasets/gdrive/processed/cot_reasoning/missing\.jsonl"):
@@ -114,7 +122,7 @@ def test_seed_local_file_changed_while_read_is_refused_as_local_reads_are(
     ds = load_dataset(str(path), world["specs"], cache_dir=world["cache"])
     path.write_bytes(jsonl(rows("b", 4)))
     os.utime(path, ns=(1, 1))
-    with pytest.raises(Exception, match="changed"):
+    with pytest.raises(DatasetChanged, match=r"moving\.jsonl.*changed"):
         list(ds)
 
 
@@ -128,7 +136,7 @@ def test_seed_s3datasetloader_without_arguments_finds_the_specs_upward_or_by_pix
     deep.mkdir(parents=True)
     monkeypatch.delenv("PIXEL_SPECS", raising=False)
     monkeypatch.chdir(deep)
-    assert find_specs() == (repo / "specs").resolve()
+    assert api.find_specs() == (repo / "specs").resolve()
     found = S3DatasetLoader(cache_dir=world["cache"]).list_datasets(prefix="gdrive/processed/")
     assert f"{PROCESSED}cot_reasoning/clinical_cot.jsonl" in {d["key"] for d in found}
 
@@ -137,10 +145,11 @@ def test_seed_s3datasetloader_without_arguments_finds_the_specs_upward_or_by_pix
     monkeypatch.setenv("PIXEL_SPECS", str(world["specs"]))
     assert S3DatasetLoader(cache_dir=world["cache"]).desired.stores["data"].bucket == world["bucket"]  # type: ignore[union-attr]
     monkeypatch.setenv("PIXEL_SPECS", str(nowhere / "gone"))
-    with pytest.raises(SpecsNotFound, match=r"PIXEL_SPECS=.*gone: no such file"):
+    with pytest.raises(api.SpecsNotFound, match=r"PIXEL_SPECS=.*gone: no such file"):
         S3DatasetLoader()
     monkeypatch.delenv("PIXEL_SPECS")
-    with pytest.raises(SpecsNotFound, match=r"PIXEL_SPECS is not set and there is no specs/ directory in .*nowhere"):
+    neither = r"PIXEL_SPECS is not set and there is no specs/ directory in .*nowhere"
+    with pytest.raises(api.SpecsNotFound, match=neither):
         S3DatasetLoader()
 
 
@@ -171,7 +180,8 @@ def test_seed_call_forms_serve_the_warm_verified_cache_with_s3_down(
         assert ids(loader.load_dataset_from_s3(seed_url)) == expected
         assert ids(loader.load_dataset_from_s3(str(local))) == ["local-0", "local-1"]
     assert any(w.category is OfflineWarning for w in caught), [str(w.message) for w in caught]
-    with pytest.raises(NotCachedOffline, match="S3 is unreachable.*offline, an s3:// URL resolves only when it names a registered"):
+    unpinned = r"S3 is unreachable.*offline, an s3:// URL resolves only when it names a registered"
+    with pytest.raises(NotCachedOffline, match=unpinned):
         loader.load_dataset_from_s3(url(world, "gdrive/processed/cot_reasoning/shard-0.jsonl"))
     offline = S3DatasetLoader(cache_dir=world["cache"], offline=True)
     assert ids(offline.load_dataset_from_s3(seed_url)) == expected
