@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.dev.world_data import RAW_DATASETS
 from reconciler.loader import (
     DatasetChanged,
     DatasetFallbackWarning,
@@ -24,8 +25,10 @@ from reconciler.loader import (
     S3DatasetLoader,
     api,
     load_dataset,
+    load_dataset_from_s3,
 )
 from reconciler.loader.offline import NotCachedOffline, OfflineWarning
+from tests.integration.demo_world import make_demo
 from tests.integration.test_loader import PROCESSED, ids, jsonl, rows, world, write_world_specs
 
 pytestmark = pytest.mark.integration
@@ -185,3 +188,35 @@ def test_seed_call_forms_serve_the_warm_verified_cache_with_s3_down(
         loader.load_dataset_from_s3(url(world, "gdrive/processed/cot_reasoning/shard-0.jsonl"))
     offline = S3DatasetLoader(cache_dir=world["cache"], offline=True)
     assert ids(offline.load_dataset_from_s3(seed_url)) == expected
+
+
+def test_seed_002_example_call_sequence_runs_against_the_demo_world(
+    tmp_path: Path, seaweed: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seed 002's "Next Steps" and "Verification", in order, on the demo world with the repository's specs."""
+    demo = make_demo(tmp_path, seaweed, bucket)
+    for name, value in demo.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("PIXEL_SPECS", raising=False)
+    monkeypatch.chdir(demo.specs.parent)  # the seed runs its scripts from the repository
+
+    # 1. `python scripts/verify_s3_access.py`: credentials, the connection, the datasets listed.
+    verified = demo.pixel("datasets")
+    assert verified.code == 0 and "clinical_cot" in verified.out, verified.out + verified.err
+    # 2. `python scripts/update_manifest_s3_paths.py`: the registry gets each dataset's canonical S3 path.
+    applied = demo.pixel("apply", "--auto-approve", "-q")
+    assert applied.code == 0, applied.out + applied.err
+    registry = json.loads((demo.root / "ai" / "data" / "dataset_registry.json").read_text())
+    assert "datasets/gdrive/processed/cot_reasoning/clinical_cot.jsonl" in json.dumps(registry["datasets"])
+    # 3. `load_dataset_from_s3("dataset.json", category="cot_reasoning")`, here with a file the demo holds.
+    expected = RAW_DATASETS["clinical_cot.jsonl"]
+    cache = tmp_path / "cache"
+    assert load_dataset_from_s3("clinical_cot.jsonl", category="cot_reasoning", cache_dir=cache) == expected
+    # 4. "Verification": `loader = S3DatasetLoader(); loader.list_datasets(prefix="gdrive/processed/")`.
+    loader = S3DatasetLoader(cache_dir=cache)
+    found = loader.list_datasets(prefix="gdrive/processed/")
+    keys = {d["key"] for d in found}
+    assert {d.key for d in loader.desired.datasets if d.tier == "processed"} <= keys, keys
+    # Seed 001's training-script pattern: f"s3://pixel-data/gdrive/processed/{category}/{dataset_name}".
+    s3_path = f"s3://{demo.data_bucket}/gdrive/processed/cot_reasoning/clinical_cot.jsonl"
+    assert loader.load_dataset_from_s3(s3_path) == expected
