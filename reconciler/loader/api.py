@@ -26,7 +26,7 @@ from reconciler.loader.resolve import (
 )
 from reconciler.loader.sharding import Partition
 from reconciler.loader.storeset import StoreSet
-from reconciler.model import Desired
+from reconciler.model import Desired, S3StoreSpec
 from reconciler.stores.base import Store, TransientStoreError
 
 DEFAULT_CACHE_LIMIT = "20GiB"
@@ -142,12 +142,18 @@ def open_dataset(
         world_size=options.get("world_size"),
         cache=object_cache,
         on_error=options.get("on_error", "raise"),
-        offline=options.get("offline", False),
+        offline=options.get("offline", False) and _needs_s3(desired, resolved),
         partition=options.get("partition", "drop"),
         shuffle_block=options.get("shuffle_block", DEFAULT_SHUFFLE_BLOCK),
         index_dir=options.get("index_dir") or (Path(cache_dir) / "indexes"),
     )
     return dataset, resolved
+
+
+def _needs_s3(desired: Desired, resolved: Resolved) -> bool:
+    """Offline means no S3: a local file (a local path, a dataset in a local store) is read as it is, with
+    the local store's version check, rather than refused for having no md5 to find a cached copy by."""
+    return any(isinstance(desired.stores.get(o.store), S3StoreSpec) for o in resolved.objects)
 
 
 def _resolve(desired: Desired, stores: Mapping[str, Store], name: str, options: DatasetOptions) -> Resolved:

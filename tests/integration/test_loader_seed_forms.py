@@ -112,6 +112,8 @@ def test_seed_local_file_paths_load_directly_and_through_the_local_store(
     loader = S3DatasetLoader(world["specs"], cache_dir=world["cache"])
     assert ids(loader.load_dataset_from_s3(str(work / "kept.jsonl"))) == ["kept-0", "kept-1"]
     assert ids(loader.load_dataset_from_s3("./data/x.jsonl")) == expected
+    # Offline (no S3 at all) a local file is still read: it never needed S3.
+    assert ids(load_dataset("./data/x.jsonl", world["specs"], cache_dir=world["cache"], offline=True)) == expected
     with pytest.raises(DatasetNotFound, match=r"no file at .*nothing\.jsonl"):
         load_dataset("./data/nothing.jsonl", world["specs"])
 
