@@ -192,6 +192,7 @@ def test_seed_call_forms_serve_the_warm_verified_cache_with_s3_down(
     assert ids(offline.load_dataset_from_s3(seed_url)) == expected
 
 
+@pytest.mark.slow
 def test_seed_002_example_call_sequence_runs_against_the_demo_world(
     tmp_path: Path, seaweed: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
