@@ -158,6 +158,7 @@ def test_seed_s3datasetloader_without_arguments_finds_the_specs_upward_or_by_pix
         S3DatasetLoader()
 
 
+@pytest.mark.slow  # the retry layer's attempts against a refusing endpoint, before the cache stands in
 def test_seed_call_forms_serve_the_warm_verified_cache_with_s3_down(
     tmp_path: Path, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
