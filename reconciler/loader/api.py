@@ -14,13 +14,49 @@ from typing import Any, TypedDict, Unpack
 from reconciler.loader.cache import ObjectCache, Verify
 from reconciler.loader.dataset import DEFAULT_SHUFFLE_BLOCK, OnError, StreamingDataset
 from reconciler.loader.offline import UNREACHABLE, NotCachedOffline, OfflineWarning, resolve_offline
-from reconciler.loader.resolve import DatasetNotFound, Resolved, describe, resolve
+from reconciler.loader.resolve import (
+    S3_URL,
+    DatasetNotFound,
+    Resolved,
+    describe,
+    is_local_path,
+    registered_at_url,
+    resolve,
+    with_local_path,
+)
 from reconciler.loader.sharding import Partition
 from reconciler.loader.storeset import StoreSet
-from reconciler.model import Desired
+from reconciler.model import Desired, S3StoreSpec
 from reconciler.stores.base import Store, TransientStoreError
 
 DEFAULT_CACHE_LIMIT = "20GiB"
+SPECS_ENV = "PIXEL_SPECS"
+
+
+class SpecsNotFound(FileNotFoundError):
+    """Neither PIXEL_SPECS nor a specs/ directory here or above says where the specs are."""
+
+
+def find_specs(cwd: str | Path | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """The specs a call without `specs` means: $PIXEL_SPECS, else the nearest `specs/` directory in the
+    working directory or above it (as git finds `.git`), so a script run from any subdirectory of the
+    repository finds them."""
+    env = os.environ if env is None else env
+    named = env.get(SPECS_ENV)
+    if named:
+        path = Path(named).expanduser()
+        if not path.exists():
+            raise SpecsNotFound(f"{SPECS_ENV}={named}: no such file or directory")
+        return path
+    here = Path.cwd() if cwd is None else Path(cwd)
+    here = here.resolve()
+    for directory in (here, *here.parents):
+        if (directory / "specs").is_dir():
+            return directory / "specs"
+    raise SpecsNotFound(
+        f"no specs found: {SPECS_ENV} is not set and there is no specs/ directory in {here} or any directory "
+        f"above it (set {SPECS_ENV}, or pass specs=...)"
+    )
 
 
 class DatasetStatus(enum.StrEnum):
@@ -85,7 +121,10 @@ def open_dataset(
     cache: bool = True,
     **options: Unpack[DatasetOptions],
 ) -> tuple[StreamingDataset, Resolved]:
-    stores = StoreSet(desired.stores) if stores is None else stores
+    desired = with_local_path(desired, name)
+    if stores is None or (isinstance(stores, StoreSet) and set(stores) != set(desired.stores)):
+        # A local path outside every declared store brought a store of its own; the set is lazy, nothing is lost.
+        stores = StoreSet(desired.stores)
     resolved = _resolve(desired, stores, name, options)
     cache_dir = options.get("cache_dir") or default_cache_dir()
     object_cache = (
@@ -103,7 +142,7 @@ def open_dataset(
         world_size=options.get("world_size"),
         cache=object_cache,
         on_error=options.get("on_error", "raise"),
-        offline=options.get("offline", False),
+        offline=options.get("offline", False) and _needs_s3(desired, resolved),
         partition=options.get("partition", "drop"),
         shuffle_block=options.get("shuffle_block", DEFAULT_SHUFFLE_BLOCK),
         index_dir=options.get("index_dir") or (Path(cache_dir) / "indexes"),
@@ -111,26 +150,51 @@ def open_dataset(
     return dataset, resolved
 
 
+def _needs_s3(desired: Desired, resolved: Resolved) -> bool:
+    """Offline means no S3: a local file (a local path, a dataset in a local store) is read as it is, with
+    the local store's version check, rather than refused for having no md5 to find a cached copy by."""
+    return any(isinstance(desired.stores.get(o.store), S3StoreSpec) for o in resolved.objects)
+
+
 def _resolve(desired: Desired, stores: Mapping[str, Store], name: str, options: DatasetOptions) -> Resolved:
     """Through S3; offline (or when S3 does not answer) from the local registry or kept final manifest."""
     category, split = options.get("category"), options.get("split")
     if options.get("offline", False):
-        return resolve_offline(desired, stores, name, category=category, split=split)
+        return _resolve_without_s3(desired, stores, name, category, split)
     try:
         return resolve(desired, stores, name, category=category, split=split)
     except TransientStoreError as exc:
         try:
-            resolved = resolve_offline(desired, stores, name, category=category, split=split)
+            resolved = _resolve_without_s3(desired, stores, name, category, split)
         except DatasetNotFound as offline:
             raise NotCachedOffline(f"{name}: {UNREACHABLE} ({exc}), and {offline}") from exc
         note = f"{UNREACHABLE} ({exc}): {name} was resolved from local files, its records come from the cache"
         return dataclasses.replace(resolved, warnings=(*resolved.warnings, note))
 
 
+def _resolve_without_s3(
+    desired: Desired, stores: Mapping[str, Store], name: str, category: str | None, split: str | None
+) -> Resolved:
+    """The offline rules (reconciler/loader/offline.py) for the seed's call forms too: a local path needs no
+    S3; an s3:// URL naming a registered dataset's object is that dataset, pinned by the registry's md5."""
+    if is_local_path(name):
+        return resolve(desired, stores, name)
+    if name.startswith(S3_URL):
+        registered = registered_at_url(desired, name)
+        if registered is None:
+            raise DatasetNotFound(
+                name, "offline, an s3:// URL resolves only when it names a registered dataset's object (pinned "
+                      "by the registry's md5); any other object needs S3 to be listed or looked at",
+            )
+        return resolve_offline(desired, stores, registered.name)
+    return resolve_offline(desired, stores, name, category=category, split=split)
+
+
 def load_dataset(
     name: str, specs: str | Path | Desired = "specs", **options: Unpack[DatasetOptions]
 ) -> StreamingDataset:
-    """The records of dataset `name` (a registry name, a file name under the tiers, or a shard pattern).
+    """The records of dataset `name`: a registry name, a file name under the tiers, a shard pattern,
+    `store:key`, `s3://BUCKET/KEY` (either seed layout), or a local path (`./x.jsonl`, `/abs`, `~/x`).
 
     Iterate it for dicts. Options: see DatasetOptions. Raises DatasetNotFound (with the closest
     registered names) when nothing matches; warns with DatasetFallbackWarning when a registered

@@ -8,6 +8,13 @@ file name looked up under the tiers processed -> raw -> acquired (under
 (`cot_reasoning/*.jsonl`) or ending in "/" is a prefix of shards, matched under
 the tiers in the same order; `store:key` names one object directly.
 
+The seed scripts' own forms: `s3://BUCKET/KEY` (a key or shard pattern in any
+declared store of that bucket; seed 002 writes keys from the tier roots,
+`gdrive/processed/...`, seed 000 from `datasets/gdrive/...`, so a key is tried
+as given and then re-rooted onto each tier: see `seed_keys`), and a local path
+(`/abs`, `./rel`, `../rel`, `~/x`), read through the local store it lies under,
+else from its directory directly.
+
 Only the store's `stat` and `list` are used here; the bytes are read by the
 streaming dataset (reconciler/loader/dataset.py), which takes any list of
 `SourceObject`s, so other producers (the final dataset's manifest) plug in.
@@ -15,21 +22,24 @@ streaming dataset (reconciler/loader/dataset.py), which takes any list of
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from reconciler.loader.final import split_shards
 from reconciler.loader.formats import RecordFormat, format_of
 from reconciler.manifests.final import ManifestError
 from reconciler.manifests.final import parse as parse_final
-from reconciler.model import DatasetSpec, Desired, Entry, TierSpec, tier_of
+from reconciler.model import DatasetSpec, Desired, Entry, LocalStoreSpec, S3StoreSpec, TierSpec, tier_of
 from reconciler.stores.base import Store
 
 TIER_ORDER = ("processed", "raw", "acquired")
 FINAL_DATASET = "final_dataset"  # reserved: the published final dataset, resolved from its manifest
+S3_URL = "s3://"
 _GLOB = frozenset("*?[")
 
 
@@ -103,6 +113,10 @@ def resolve(
     registered = next((d for d in desired.datasets if d.name == name), None)
     if registered is not None:
         return _registered(desired, stores, registered)
+    if name.startswith(S3_URL):
+        return _s3_url(desired, stores, name)
+    if is_local_path(name):
+        return _local(desired, stores, name)
     store_name, sep, key = name.partition(":")
     if sep and store_name in stores:
         return _direct(desired, stores, name, store_name, key)
@@ -205,6 +219,138 @@ def _shards(desired: Desired, stores: Mapping[str, Store], name: str, category: 
             return Resolved(name, tuple(sorted(found, key=lambda o: o.key)), tier.name)
     searched = ", ".join(t.name for t in tiers) or "no tier is declared"
     raise DatasetNotFound(name, f"no .jsonl/.json/.jsonl.gz object matches {pattern!r} in the tiers ({searched})")
+
+
+def is_local_path(name: str) -> bool:
+    """The seed's local forms only: a bare `a/b.jsonl` stays a file name under the tiers."""
+    return name in (".", "..", "~") or name.startswith(("/", "./", "../", "~/"))
+
+
+def _local_file(name: str) -> Path:
+    return Path(name).expanduser().resolve()
+
+
+def _local_store_of(desired: Desired, path: Path) -> tuple[str, str] | None:
+    """(store, key) of the declared local store holding `path`, the innermost root when roots nest."""
+    holders = [
+        (len(root.parts), store, path.relative_to(root).as_posix())
+        for store, spec in desired.stores.items()
+        if isinstance(spec, LocalStoreSpec)
+        for root in [Path(spec.root).expanduser().resolve()]
+        if path.is_relative_to(root) and path != root
+    ]
+    if not holders:
+        return None
+    _, store, key = max(holders)
+    return store, key
+
+
+def with_local_path(desired: Desired, name: str) -> Desired:
+    """`desired`, plus a local store on the directory of local path `name` when no declared local store holds
+    it: the file is then read by the same LocalStore (and its version checks) as a declared local file."""
+    if not is_local_path(name):
+        return desired
+    path = _local_file(name)
+    if _local_store_of(desired, path) is not None:
+        return desired
+    spec = LocalStoreSpec(name=str(path.parent), root=str(path.parent))
+    return dataclasses.replace(desired, stores={**desired.stores, spec.name: spec})
+
+
+def _local(desired: Desired, stores: Mapping[str, Store], name: str) -> Resolved:
+    path = _local_file(name)
+    held = _local_store_of(desired, path)
+    store, key = held if held is not None else (str(path.parent), path.name)
+    if store not in stores:
+        raise DatasetNotFound(name, f"no store reads {path} (open it with load_dataset, which adds one)")
+    entry = stores[store].stat(key)
+    if entry is None:
+        raise DatasetNotFound(name, f"no file at {path}")
+    registered = next((d for d in desired.datasets if d.store == store and d.key == key), None)
+    fmt = registered.format if registered is not None else None
+    return Resolved(name, (_object(store, entry, fmt),), None, (), registered)
+
+
+def parse_s3_url(desired: Desired, url: str) -> tuple[list[str], str]:
+    """The declared S3 stores of the URL's bucket, and its key; DatasetNotFound naming the declared buckets
+    when no store declares that bucket."""
+    bucket, _, key = url[len(S3_URL) :].partition("/")
+    s3 = {name: spec for name, spec in desired.stores.items() if isinstance(spec, S3StoreSpec)}
+    names = [name for name, spec in s3.items() if spec.bucket == bucket]
+    if not names:
+        declared = ", ".join(sorted({spec.bucket for spec in s3.values()})) or "none"
+        raise DatasetNotFound(url, f"bucket {bucket!r} is not declared by any store of the specs "
+                                   f"(declared buckets: {declared})")
+    if not key:
+        raise DatasetNotFound(url, "the URL names a bucket, not an object or a prefix of shards")
+    return names, key
+
+
+def seed_keys(tiers: Sequence[TierSpec], store: str, key: str) -> list[str]:
+    """`key` as given, then re-rooted onto each tier of `store` (processed, raw, acquired first).
+
+    Seed 002 names objects from the tier roots (`s3://pixel-data/gdrive/processed/...`) while seed 000's
+    sync writes them under `datasets/gdrive/...`. So a key that lacks leading parts of a tier's prefix gets
+    them (`gdrive/processed/x` -> `datasets/gdrive/processed/x`), and a key with extra leading parts before a
+    tier's whole prefix loses them (`datasets/gdrive/processed/x` -> `gdrive/processed/x`). Only keys that then
+    lie in a declared tier are tried: the tiers are the map between the two layouts."""
+    keys = [key]
+    for tier in ordered_tiers([t for t in tiers if t.store == store and t.prefix]):
+        parts = tier.prefix.split("/")[:-1]
+        keys += [
+            root + key
+            for i in range(1, len(parts))
+            for root in ["/".join(parts[:i]) + "/"]
+            if (root + key).startswith(tier.prefix)
+        ]
+        own = key.split("/")
+        keys += [rest for i in range(1, len(own)) for rest in ["/".join(own[i:])] if rest.startswith(tier.prefix)]
+    return list(dict.fromkeys(keys))
+
+
+def registered_at_url(desired: Desired, url: str) -> DatasetSpec | None:
+    """The registered dataset whose canonical object the URL names (in either seed layout), if any."""
+    names, key = parse_s3_url(desired, url)
+    for store in names:
+        for candidate in seed_keys(desired.tiers, store, key):
+            found = next((d for d in desired.datasets if d.store == store and d.key == candidate), None)
+            if found is not None:
+                return found
+    return None
+
+
+def _s3_url(desired: Desired, stores: Mapping[str, Store], url: str) -> Resolved:
+    names, key = parse_s3_url(desired, url)
+    shards = key.endswith("/") or bool(_GLOB & set(key))
+    tried: list[str] = []
+    for store in names:
+        for candidate in seed_keys(desired.tiers, store, key):
+            tried.append(f"{store}:{candidate}")
+            if shards:
+                found = _matching(stores[store], store, candidate + "*" if candidate.endswith("/") else candidate)
+                if found:
+                    return Resolved(url, found, _tier_of(desired, store, candidate))
+                continue
+            registered = next((d for d in desired.datasets if d.store == store and d.key == candidate), None)
+            if registered is not None:
+                # Its canonical object, else its declared source with the registry's fallback warning.
+                return _registered(desired, stores, registered)
+            entry = stores[store].stat(candidate)
+            if entry is not None:
+                return Resolved(url, (_object(store, entry),), _tier_of(desired, store, candidate))
+    what = "no .jsonl/.json/.jsonl.gz object matches" if shards else "no object at"
+    raise DatasetNotFound(url, f"{what} {', '.join(tried)}")
+
+
+def _matching(store: Store, name: str, pattern: str) -> tuple[SourceObject, ...]:
+    fixed = pattern[: min((pattern.index(c) for c in _GLOB if c in pattern), default=len(pattern))]
+    base = fixed.rsplit("/", 1)[0] + "/" if "/" in fixed else ""
+    found = [
+        _object(name, entry)
+        for entry in store.list(base)
+        if fnmatch.fnmatchcase(entry.key, pattern) and _readable(entry.key)
+    ]
+    return tuple(sorted(found, key=lambda o: o.key))
 
 
 def describe(resolved: Resolved) -> dict[str, Any]:

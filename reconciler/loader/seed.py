@@ -1,7 +1,7 @@
 """Seed 002's `S3DatasetLoader` and `load_dataset_from_s3`, on top of pixel's loader.
 
     from reconciler.loader import S3DatasetLoader, load_dataset_from_s3
-    loader = S3DatasetLoader()                                  # specs/ of the current directory
+    loader = S3DatasetLoader()                       # $PIXEL_SPECS, else the nearest specs/ upward
     datasets = loader.list_datasets(prefix="gdrive/processed/")
     data = load_dataset_from_s3("dataset.json", category="cot_reasoning")
 
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from reconciler.loader.api import DEFAULT_CACHE_LIMIT, desired_from, load_dataset
+from reconciler.loader.api import DEFAULT_CACHE_LIMIT, desired_from, find_specs, load_dataset
 from reconciler.loader.dataset import StreamingDataset
 from reconciler.loader.formats import format_of
 from reconciler.loader.storeset import StoreSet
@@ -26,13 +26,13 @@ from reconciler.model import Desired, S3StoreSpec
 class S3DatasetLoader:
     def __init__(
         self,
-        specs: str | Path | Desired = "specs",
+        specs: str | Path | Desired | None = None,
         *,
         cache_dir: str | Path | None = None,
         cache_limit: int | str | None = DEFAULT_CACHE_LIMIT,
         offline: bool = False,
     ) -> None:
-        self.desired = desired_from(specs)
+        self.desired = desired_from(find_specs() if specs is None else specs)
         self.offline = offline  # never contact S3: read verified cached copies (reconciler/loader/offline.py)
         self.stores = StoreSet(self.desired.stores)
         self.cache_dir = cache_dir
@@ -83,6 +83,7 @@ class S3DatasetLoader:
 
 
 def load_dataset_from_s3(
-    name: str, category: str | None = None, *, specs: str | Path | Desired = "specs", **options: Any
+    name: str, category: str | None = None, *, specs: str | Path | Desired | None = None, **options: Any
 ) -> list[dict[str, Any]]:
-    return list(load_dataset(name, specs, category=category, **options))
+    """The seed's module-level call; without `specs` they are found as `S3DatasetLoader()` finds them."""
+    return list(load_dataset(name, find_specs() if specs is None else specs, category=category, **options))
