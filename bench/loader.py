@@ -209,6 +209,7 @@ def read_ranks(server: SeaweedServer, world: dict[str, Any], case: dict[str, Any
         "seconds": wall,
         "first_record_s": max(f["first_s"] for f in figures),
         "rss_mib": max(d.peak_rss_mib for d in done),
+        "rank_seconds": max(f["seconds"] for f in figures),  # the slowest rank on its own clock: no start skew
     }
 
 
