@@ -1,6 +1,7 @@
 """One reader of the loader benchmark, run as its own process: prints {"records", "bytes", "seconds", "first_s"}.
 
-    python bench/loader_read.py TOOL ENDPOINT BUCKET TARGET [--specs DIR --cache DIR --name NAME]
+    python bench/loader_read.py TOOL ENDPOINT BUCKET TARGET [--specs DIR --cache DIR --name NAME --rank R --world N
+                                                   --index-dir DIR]
 
 TARGET is an object key, or a prefix ending in "/" (every object under it, in key order).
 A standalone script: the s3fs peer runs it with the peers' own virtualenv
@@ -87,7 +88,9 @@ def pixel(endpoint: str, bucket: str, target: str, options: argparse.Namespace) 
     """pixel's loader by name through the specs, with the verified cache in options.cache."""
     from reconciler.loader import load_dataset
 
-    for record in load_dataset(options.name, options.specs, cache_dir=options.cache, cache_limit=None):
+    ds = load_dataset(options.name, options.specs, cache_dir=options.cache, cache_limit=None, rank=options.rank,
+                      world_size=options.world, partition="pad", index_dir=options.index_dir)
+    for record in ds:
         yield len(record)
 
 
@@ -116,12 +119,16 @@ def main() -> None:
     parser.add_argument("--specs")
     parser.add_argument("--cache")
     parser.add_argument("--name")
+    parser.add_argument("--rank", type=int, default=0)
+    parser.add_argument("--world", type=int, default=1)
+    parser.add_argument("--index-dir")
     options = parser.parse_args()
     import importlib
 
     for module in IMPORTS[options.tool]:
         importlib.import_module(module)
     reader = TOOLS[options.tool](options.endpoint, options.bucket, options.target, options)
+    began = time.time()  # wall clock: ranks run as separate processes, their spans are compared across them
     start = time.perf_counter()
     first = None
     records = 0
@@ -130,7 +137,8 @@ def main() -> None:
             first = time.perf_counter() - start
         records += 1
     seconds = time.perf_counter() - start
-    json.dump({"records": records, "seconds": seconds, "first_s": first or seconds}, sys.stdout)
+    json.dump({"records": records, "seconds": seconds, "first_s": first or seconds, "began": began,
+               "ended": began + seconds}, sys.stdout)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ the real `pixel` console script with the repository's specs:
 
 then the training-data walkthrough (reconciler.dev.world_demo: actors in every
 sync state, datasets organised inside S3, manifests), the read side
-(reconciler.dev.loader_demo: `pixel datasets`, `pixel cat`, `load_dataset`), and `pixel serve`
+(reconciler.dev.loader_demo: `pixel datasets`, `pixel cat`, `load_dataset`, ranks and DataLoader
+workers, shuffle, offline reads with the server stopped for a moment), and `pixel serve`
 for a moment, fetching one actor's training-data document over HTTP
 (reconciler.dev.service_demo). Run it from the
 repository root; the server is always stopped, whatever happens.
@@ -136,7 +137,7 @@ def run(data: Path, specs: Path, training_data: bool) -> None:
                 banner("The final training dataset: published, current, rebuilt when a source changes")
                 run_final_demo(specs, root, env, say)
                 banner("Training reads datasets by name: pixel datasets, pixel cat, load_dataset()")
-                run_loader_demo(specs, env, say)
+                run_loader_demo(specs, env, say, halt=server.halt, resume=server.resume)
                 banner("The training-data service: seed 004's API over the manifests just written")
                 run_service_demo(specs, env, say)
             except RuntimeError as exc:

@@ -64,7 +64,13 @@ def test_bench_runs_every_case_for_pixel_and_writes_results(tmp_path: Path) -> N
         assert {"naive", "naive_orjson", "pixel_cold", "pixel_warm"} <= set(readers)
         assert all(r["records_per_s"]["median"] > 0 and r["rss_mib"]["min"] > 0 for r in readers.values())
     assert loader["cases"]["shards"]["records"] > 0
+    # 4 ranks over the big object: each read its equal share (else the harness fails), timed together.
+    (ranks,) = loader["runs"]["one_big"]["pixel_ranks"]
+    assert ranks["records_per_s"] > 0 and ranks["seconds"] > 0 and ranks["rss_mib"] > 0
+    assert "pixel_ranks" not in loader["summary"]["shards"]
     assert "Loader targets" in done.stdout and "pixel warm / cold" in done.stdout
+    assert "one_big: pixel 4 ranks aggregate / 1 rank cold" in done.stdout
+    assert "4 ranks at once, cold (aggregate)" in done.stdout
     assert "service: 3 clients x 5 GETs" in done.stdout and "service training-data p99 latency" in done.stdout
     (cases,) = [r for r in results["runs"] if r.get("tool") == "cases"]
     assert cases["latency_40_pixel_p1"]["seconds"] > 0 and "saved_plan" in cases and "big_upload_pixel" in cases
