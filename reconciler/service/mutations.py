@@ -35,6 +35,7 @@ from reconciler.model import (
     ObjectRef,
     Observed,
     Precondition,
+    S3StoreSpec,
 )
 from reconciler.plan import guards
 from reconciler.plan import plan as make_plan
@@ -93,15 +94,37 @@ def _of_actor(observed: Observed, actor: ActorSpec) -> MappingObservation:
     return observed.mappings.get(actor.mapping, MappingObservation({}, {}))
 
 
-def refusals_without(ws: Workspace, actor: ActorSpec, observed: Observed, filename: str) -> list[str]:
+def refusals_without(
+    ws: Workspace, actor: ActorSpec, observed: Observed, filename: str, *, delete_from_s3: bool = True
+) -> list[str]:
     """The errors the targeted plan would have once `filename` is gone locally: every guard (mass delete,
-    --max-delete, protect, overlaps), judged before the file is touched rather than after."""
+    --max-delete, protect, overlaps), judged before the file is touched rather than after.
+
+    And the caller's promise about S3, judged on that same plan: with `delete_from_s3` the plan must delete
+    the image's S3 object (where there is one), without it the plan must delete nothing in S3.
+    """
     seen = _of_actor(observed, actor)
     without = dataclasses.replace(seen, local={k: v for k, v in seen.local.items() if k != filename})
     hypothetical = dataclasses.replace(observed, mappings={**observed.mappings, actor.mapping: without})
     targets = [MAPPING_PREFIX + actor.actor_id]
     plan = make_plan(narrow(ws.desired, targets), hypothetical)
-    return list(guards.check(ws.desired, hypothetical, plan, GuardLimits()).errors)
+    errors = list(guards.check(ws.desired, hypothetical, plan, GuardLimits()).errors)
+    s3 = {name for name, spec in ws.desired.stores.items() if isinstance(spec, S3StoreSpec)}
+    s3_deletes = [a.target for a in plan.actions if a.kind is ActionKind.DELETE and a.target.store in s3]
+    mapping = _mapping(ws, actor)
+    image = ObjectRef(mapping.s3_store, mapping.remote_key(filename))
+    if not delete_from_s3:
+        errors += [
+            f"the specs prune actor {actor.actor_id}'s S3 side, so removing {filename} locally deletes {ref} "
+            "too; ask with delete_from_s3=true to delete both"
+            for ref in s3_deletes
+        ]
+    elif filename in seen.remote and image not in s3_deletes:
+        errors.append(
+            f"the specs do not let pixel delete {image} (actor {actor.actor_id} is not pruned: `prune: true`); "
+            "ask with delete_from_s3=false to remove only the local copy"
+        )
+    return errors
 
 
 def next_index(names: Sequence[str], actor: ActorSpec) -> int:
@@ -215,8 +238,14 @@ def s3_delete_refusal(ws: Workspace, mapping: MappingSpec, actor: ActorSpec, rem
     return "; ".join(refusals) if refusals else None
 
 
-def remove_image(service: Service, raw_id: str, filename: str) -> Rendered:
-    """DELETE /api/actors/{id}/training-images/{filename}: the local file, the S3 object where allowed, the manifest."""
+def remove_image(service: Service, raw_id: str, filename: str, *, delete_from_s3: bool = False) -> Rendered:
+    """DELETE /api/actors/{id}/training-images/{filename}: seed 004's "from the manifest and optionally S3".
+
+    `delete_from_s3=False`: the local copy goes and S3 is left alone; refused (409, nothing deleted) where the
+    specs would make the apply delete the object anyway (a pruned actor). Pixel's manifest reflects the stores,
+    so an image still in S3 stays listed, as `s3_only` (the seed's own rule: every file is accounted for).
+    `delete_from_s3=True`: the S3 object too, within the delete guards (409, nothing deleted, when they refuse).
+    """
     ws, actor = service.actor(raw_id, fresh=True)
     service.require_live(MUTATIONS_OFF)
     mapping = _mapping(ws, actor)
@@ -227,11 +256,17 @@ def remove_image(service: Service, raw_id: str, filename: str) -> Rendered:
         local, remote = obs.local.get(filename), obs.remote.get(filename)
         if local is None and remote is None:
             raise ServiceError(404, f"actor {actor.actor_id} has no image {filename!r}, locally or in S3")
-        if remote is not None and (why := s3_delete_refusal(ws, mapping, actor, remote)) is not None:
+        if delete_from_s3 and remote is not None and (why := s3_delete_refusal(ws, mapping, actor, remote)):
             raise ServiceError(
                 409, f"S3 deletes are not allowed for actor {actor.actor_id}: {why}; nothing was deleted"
             )
-        if local is not None and (errors := refusals_without(ws, actor, observed, filename)):
+        if not delete_from_s3 and local is None:
+            raise ServiceError(
+                409,
+                f"actor {actor.actor_id}'s {filename!r} is only in S3: there is no local copy to remove; "
+                "ask with delete_from_s3=true to delete it there; nothing was deleted",
+            )
+        if errors := refusals_without(ws, actor, observed, filename, delete_from_s3=delete_from_s3):
             raise ServiceError(409, "the apply would be refused: " + "; ".join(errors) + "; nothing was deleted")
         if local is not None:
             try:

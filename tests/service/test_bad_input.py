@@ -174,7 +174,9 @@ def test_bad_request_gets_one_clear_error_and_changes_nothing(
 
 
 def test_the_shared_tier_refusal_names_the_rule(small: World) -> None:
-    response = small.http.delete("/api/actors/13/training-images/0013_african_40_male_0.jpg", headers=AUTH)
+    response = small.http.delete(
+        "/api/actors/13/training-images/0013_african_40_male_0.jpg", params={"delete_from_s3": "true"}, headers=AUTH
+    )
     assert "tier 'actors' is shared (ownership: shared)" in response.json()["error"]
     assert "nothing was deleted" in response.json()["error"]
 

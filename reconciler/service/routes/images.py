@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Security
+import functools
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
@@ -86,6 +89,23 @@ async def upload(request: Request, service: ServiceDep, settings: SettingsDep, a
     response_model=TrainingData,
     responses={200: ok(), **errors(*_MUTATION_ERRORS)},
 )
-async def delete(request: Request, service: ServiceDep, actor_id: str, filename: str) -> Response:
-    """Remove the local file and (where the specs let pixel delete in S3) the object; rewrite the manifest."""
-    return send(request, await run_in_threadpool(mutations.remove_image, service, actor_id, filename))
+async def delete(
+    request: Request,
+    service: ServiceDep,
+    actor_id: str,
+    filename: str,
+    delete_from_s3: Annotated[
+        bool,
+        Query(
+            description=(
+                "false (the default): remove the local copy only and leave S3 alone (409 where the specs prune "
+                "the actor, since the apply would delete the object anyway); an image still in S3 stays in the "
+                "manifest as s3_only. true: delete the S3 object too, within the delete guards (409 if refused)."
+            )
+        ),
+    ] = False,
+) -> Response:
+    """Seed 004's delete "from the manifest and optionally S3": the local file, the S3 object when asked and
+    allowed, then the targeted apply rewrites the manifest. Any refusal deletes nothing."""
+    remove = functools.partial(mutations.remove_image, delete_from_s3=delete_from_s3)
+    return send(request, await run_in_threadpool(remove, service, actor_id, filename))
