@@ -182,10 +182,10 @@ def upload_note(actor: ActorSpec, mapping: MappingSpec) -> str | None:
 
 def add_images(
     service: Service, raw_id: str, files: Sequence[tuple[str, bytes]], limit: int
-) -> tuple[Rendered, str | None]:
+) -> tuple[Rendered, str | None, list[str]]:
     """POST /api/actors/{id}/training-images: each body checked, named {actor_name}_{next}.jpg, then applied.
 
-    Returns the new document and, for a report-only actor, the note that nothing was sent to S3.
+    Returns the new document, for a report-only actor the note that nothing was sent to S3, and the names given.
     """
     ws, actor = service.actor(raw_id, fresh=True)
     service.require_live(MUTATIONS_OFF)
@@ -218,7 +218,7 @@ def add_images(
             if exc.status == 409:  # the plan was refused before it ran: take the files back, change nothing
                 _remove(store, keys)
             raise
-    return service.manifest_document(ws, actor), upload_note(actor, mapping)
+    return service.manifest_document(ws, actor), upload_note(actor, mapping), names
 
 
 def s3_delete_refusal(ws: Workspace, mapping: MappingSpec, actor: ActorSpec, remote: Entry) -> str | None:
@@ -273,5 +273,40 @@ def remove_image(service: Service, raw_id: str, filename: str, *, delete_from_s3
                 ws.stores[mapping.local_store].delete(mapping.local_key(filename), if_match=local.etag)
             except StoreError as exc:
                 raise ServiceError(409, f"could not delete the local file: {exc}; nothing was deleted") from exc
+        _apply(ws, actor, lost)
+    return service.manifest_document(ws, actor)
+
+
+def replace_image(service: Service, raw_id: str, filename: str, body: bytes, limit: int) -> Rendered:
+    """Seed 004's `update_image`: new bytes for an existing local image, then the targeted apply re-uploads it
+    (its md5 recomputed, the manifest rewritten). Written only over the exact file observed (If-Match)."""
+    ws, actor = service.actor(raw_id, fresh=True)
+    service.require_live(MUTATIONS_OFF)
+    mapping = _mapping(ws, actor)
+    check_filename(mapping, actor, filename)
+    check_jpeg(filename, body, limit)
+    if mapping.authority is Authority.S3:
+        raise ServiceError(
+            409, f"actor {actor.actor_id}'s images come from S3 (authority: s3): change them there"
+        )
+    store = ws.stores[mapping.local_store]
+    with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as lost:
+        local = _of_actor(_observe(service, ws, actor), actor).local.get(filename)
+        if local is None:
+            raise ServiceError(404, f"actor {actor.actor_id} has no local image {filename!r} to update")
+        key = mapping.local_key(filename)
+        try:
+            store.write(key, _bytes(body), size=len(body), md5=hashlib.md5(body).hexdigest(), if_match=local.etag)
+        except StoreError as exc:
+            raise ServiceError(409, f"could not replace the local file: {exc}; nothing was changed") from exc
+        _apply(ws, actor, lost)
+    return service.manifest_document(ws, actor)
+
+
+def sync_actor(service: Service, raw_id: str) -> Rendered:
+    """Seed 004's `sync_actor_training_data`: `pixel apply --target actors/ID` under the lock, the new document."""
+    ws, actor = service.actor(raw_id, fresh=True)
+    service.require_live(MUTATIONS_OFF)
+    with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as lost:
         _apply(ws, actor, lost)
     return service.manifest_document(ws, actor)

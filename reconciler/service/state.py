@@ -383,26 +383,38 @@ class Service:
     def initialize_manifest(self, ws: Workspace, actor: ActorSpec) -> Rendered:
         """Seed 004's auto-initialisation, for an actor with no manifest yet: observe it and write the manifest.
 
-        Only the manifest is written, under the bucket lock (the targeted apply's own), created only where no file
-        is yet: a manifest another writer made meanwhile is kept and served, never overwritten. Nothing is
+        A manifest another writer made meanwhile is kept and served, never overwritten (`write_manifest`).
+        """
+        return self.write_manifest(ws, actor, replace=False)
+
+    def write_manifest(self, ws: Workspace, actor: ActorSpec, *, replace: bool) -> Rendered:
+        """The actor observed alone and its manifest written from that, as the targeted apply would write it.
+
+        Only the manifest is written, under the bucket lock (the targeted apply's own), with a precondition the
+        store enforces: created only where no file is, or (`replace`) only over the exact file read. Nothing is
         uploaded or downloaded; that stays the job of an apply.
         """
-        self.require_live("the actor has no manifest yet and cannot be observed to write one")
+        self.require_live("the actor cannot be observed to write its manifest")
         store = ws.stores[actor.manifest.store]
+        key = actor.manifest.key
         with self.mutation_lock, locked(ws, LockOptions(timeout=self.lock_timeout)):
             found = self.training_data(ws.desired, actor)
-            if found is not None:
+            if found is not None and not replace:
                 return found[0]
             manifest = self._live_manifest(ws, actor)
             try:
+                current = store.stat(key)
+                if current is not None and self.manifest_path(ws.desired, actor).read_bytes() == manifest:
+                    return self._document(ws, actor, manifest)
                 store.write(
-                    actor.manifest.key,
+                    key,
                     lambda: io.BytesIO(manifest),
                     size=len(manifest),
                     md5=hashlib.md5(manifest).hexdigest(),
-                    if_absent=True,
+                    if_match=current.etag if current is not None else None,
+                    if_absent=current is None,
                 )
-            except StoreError as exc:
+            except (OSError, StoreError) as exc:
                 raise ServiceError(500, f"could not write the manifest of actor {actor.actor_id}: {exc}") from exc
         return self._document(ws, actor, manifest)
 

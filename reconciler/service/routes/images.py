@@ -77,7 +77,7 @@ async def upload(request: Request, service: ServiceDep, settings: SettingsDep, a
     """Add JPEGs as {actor_name}_{next index}.jpg, then a targeted apply uploads them and rewrites the manifest."""
     limit = settings.max_image_bytes
     files = await _images(request, limit)
-    rendered, note = await run_in_threadpool(mutations.add_images, service, actor_id, files, limit)
+    rendered, note, _ = await run_in_threadpool(mutations.add_images, service, actor_id, files, limit)
     response = send(request, rendered, 201)
     if note is not None:
         response.headers["X-Pixel-Upload"] = note  # the seed's document has no field for it
