@@ -113,12 +113,13 @@ def refusals_without(
     s3_deletes = [a.target for a in plan.actions if a.kind is ActionKind.DELETE and a.target.store in s3]
     mapping = _mapping(ws, actor)
     image = ObjectRef(mapping.s3_store, mapping.remote_key(filename))
-    if not delete_from_s3 and s3_deletes:
-        errors.append(
-            f"the specs prune actor {actor.actor_id}'s S3 side, so removing {filename} locally deletes "
-            f"{', '.join(map(str, s3_deletes[:3]))}{' and more' if len(s3_deletes) > 3 else ''} in S3 too; "
-            "ask with delete_from_s3=true to delete both"
-        )
+    if not delete_from_s3:
+        if s3_deletes:
+            errors.append(
+                f"the specs prune actor {actor.actor_id}'s S3 side, so removing {filename} locally deletes "
+                f"{', '.join(map(str, s3_deletes[:3]))}{' and more' if len(s3_deletes) > 3 else ''} in S3 too; "
+                "ask with delete_from_s3=true to delete both"
+            )
     elif filename in seen.remote and image not in s3_deletes:
         errors.append(
             f"the specs do not let pixel delete {image} (actor {actor.actor_id} is not pruned: `prune: true`); "
