@@ -100,8 +100,8 @@ def refusals_without(
     """The errors the targeted plan would have once `filename` is gone locally: every guard (mass delete,
     --max-delete, protect, overlaps), judged before the file is touched rather than after.
 
-    And the caller's promise about S3, judged on that same plan: with `delete_from_s3` the plan must delete
-    the image's S3 object (where there is one), without it the plan must delete nothing in S3.
+    And, without `delete_from_s3`, the caller's promise to leave S3 alone: that plan must delete nothing there.
+    (With it, `s3_delete_refusal` has already asked the delete guards, which refuse an unpruned actor's delete.)
     """
     seen = _of_actor(observed, actor)
     without = dataclasses.replace(seen, local={k: v for k, v in seen.local.items() if k != filename})
@@ -111,19 +111,11 @@ def refusals_without(
     errors = list(guards.check(ws.desired, hypothetical, plan, GuardLimits()).errors)
     s3 = {name for name, spec in ws.desired.stores.items() if isinstance(spec, S3StoreSpec)}
     s3_deletes = [a.target for a in plan.actions if a.kind is ActionKind.DELETE and a.target.store in s3]
-    mapping = _mapping(ws, actor)
-    image = ObjectRef(mapping.s3_store, mapping.remote_key(filename))
-    if not delete_from_s3:
-        if s3_deletes:
-            errors.append(
-                f"the specs prune actor {actor.actor_id}'s S3 side, so removing {filename} locally deletes "
-                f"{', '.join(map(str, s3_deletes[:3]))}{' and more' if len(s3_deletes) > 3 else ''} in S3 too; "
-                "ask with delete_from_s3=true to delete both"
-            )
-    elif filename in seen.remote and image not in s3_deletes:
+    if not delete_from_s3 and s3_deletes:
         errors.append(
-            f"the specs do not let pixel delete {image} (actor {actor.actor_id} is not pruned: `prune: true`); "
-            "ask with delete_from_s3=false to remove only the local copy"
+            f"the specs prune actor {actor.actor_id}'s S3 side, so removing {filename} locally deletes "
+            f"{', '.join(map(str, s3_deletes[:3]))}{' and more' if len(s3_deletes) > 3 else ''} in S3 too; "
+            "ask with delete_from_s3=true to delete both"
         )
     return errors
 

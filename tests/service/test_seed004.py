@@ -144,3 +144,4 @@ def test_seed_004_call_sequence_through_the_python_api_and_over_http(fresh_world
     assert manifest.save() == path and path.read_bytes() == written
     consistent(synced, json.loads(written))
     assert (synced["total_count"], synced["synced_count"], synced["s3_only_count"]) == (12, 11, 1)
+
