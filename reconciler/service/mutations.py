@@ -35,6 +35,7 @@ from reconciler.model import (
     ObjectRef,
     Observed,
     Precondition,
+    S3StoreSpec,
 )
 from reconciler.plan import guards
 from reconciler.plan import plan as make_plan
@@ -93,15 +94,30 @@ def _of_actor(observed: Observed, actor: ActorSpec) -> MappingObservation:
     return observed.mappings.get(actor.mapping, MappingObservation({}, {}))
 
 
-def refusals_without(ws: Workspace, actor: ActorSpec, observed: Observed, filename: str) -> list[str]:
+def refusals_without(
+    ws: Workspace, actor: ActorSpec, observed: Observed, filename: str, *, delete_from_s3: bool = True
+) -> list[str]:
     """The errors the targeted plan would have once `filename` is gone locally: every guard (mass delete,
-    --max-delete, protect, overlaps), judged before the file is touched rather than after."""
+    --max-delete, protect, overlaps), judged before the file is touched rather than after.
+
+    And, without `delete_from_s3`, the caller's promise to leave S3 alone: that plan must delete nothing there.
+    (With it, `s3_delete_refusal` has already asked the delete guards, which refuse an unpruned actor's delete.)
+    """
     seen = _of_actor(observed, actor)
     without = dataclasses.replace(seen, local={k: v for k, v in seen.local.items() if k != filename})
     hypothetical = dataclasses.replace(observed, mappings={**observed.mappings, actor.mapping: without})
     targets = [MAPPING_PREFIX + actor.actor_id]
     plan = make_plan(narrow(ws.desired, targets), hypothetical)
-    return list(guards.check(ws.desired, hypothetical, plan, GuardLimits()).errors)
+    errors = list(guards.check(ws.desired, hypothetical, plan, GuardLimits()).errors)
+    s3 = {name for name, spec in ws.desired.stores.items() if isinstance(spec, S3StoreSpec)}
+    s3_deletes = [a.target for a in plan.actions if a.kind is ActionKind.DELETE and a.target.store in s3]
+    if not delete_from_s3 and s3_deletes:
+        errors.append(
+            f"the specs prune actor {actor.actor_id}'s S3 side, so removing {filename} locally deletes "
+            f"{', '.join(map(str, s3_deletes[:3]))}{' and more' if len(s3_deletes) > 3 else ''} in S3 too; "
+            "ask with delete_from_s3=true to delete both"
+        )
+    return errors
 
 
 def next_index(names: Sequence[str], actor: ActorSpec) -> int:
@@ -159,10 +175,10 @@ def upload_note(actor: ActorSpec, mapping: MappingSpec) -> str | None:
 
 def add_images(
     service: Service, raw_id: str, files: Sequence[tuple[str, bytes]], limit: int
-) -> tuple[Rendered, str | None]:
+) -> tuple[Rendered, str | None, list[str]]:
     """POST /api/actors/{id}/training-images: each body checked, named {actor_name}_{next}.jpg, then applied.
 
-    Returns the new document and, for a report-only actor, the note that nothing was sent to S3.
+    Returns the new document, for a report-only actor the note that nothing was sent to S3, and the names given.
     """
     ws, actor = service.actor(raw_id, fresh=True)
     service.require_live(MUTATIONS_OFF)
@@ -195,7 +211,7 @@ def add_images(
             if exc.status == 409:  # the plan was refused before it ran: take the files back, change nothing
                 _remove(store, keys)
             raise
-    return service.manifest_document(ws, actor), upload_note(actor, mapping)
+    return service.manifest_document(ws, actor), upload_note(actor, mapping), names
 
 
 def s3_delete_refusal(ws: Workspace, mapping: MappingSpec, actor: ActorSpec, remote: Entry) -> str | None:
@@ -215,8 +231,14 @@ def s3_delete_refusal(ws: Workspace, mapping: MappingSpec, actor: ActorSpec, rem
     return "; ".join(refusals) if refusals else None
 
 
-def remove_image(service: Service, raw_id: str, filename: str) -> Rendered:
-    """DELETE /api/actors/{id}/training-images/{filename}: the local file, the S3 object where allowed, the manifest."""
+def remove_image(service: Service, raw_id: str, filename: str, *, delete_from_s3: bool = False) -> Rendered:
+    """DELETE /api/actors/{id}/training-images/{filename}: seed 004's "from the manifest and optionally S3".
+
+    `delete_from_s3=False`: the local copy goes and S3 is left alone; refused (409, nothing deleted) where the
+    specs would make the apply delete the object anyway (a pruned actor). Pixel's manifest reflects the stores,
+    so an image still in S3 stays listed, as `s3_only` (the seed's own rule: every file is accounted for).
+    `delete_from_s3=True`: the S3 object too, within the delete guards (409, nothing deleted, when they refuse).
+    """
     ws, actor = service.actor(raw_id, fresh=True)
     service.require_live(MUTATIONS_OFF)
     mapping = _mapping(ws, actor)
@@ -227,16 +249,57 @@ def remove_image(service: Service, raw_id: str, filename: str) -> Rendered:
         local, remote = obs.local.get(filename), obs.remote.get(filename)
         if local is None and remote is None:
             raise ServiceError(404, f"actor {actor.actor_id} has no image {filename!r}, locally or in S3")
-        if remote is not None and (why := s3_delete_refusal(ws, mapping, actor, remote)) is not None:
+        if delete_from_s3 and remote is not None and (why := s3_delete_refusal(ws, mapping, actor, remote)):
             raise ServiceError(
                 409, f"S3 deletes are not allowed for actor {actor.actor_id}: {why}; nothing was deleted"
             )
-        if local is not None and (errors := refusals_without(ws, actor, observed, filename)):
+        if not delete_from_s3 and local is None:
+            raise ServiceError(
+                409,
+                f"actor {actor.actor_id}'s {filename!r} is only in S3: there is no local copy to remove; "
+                "ask with delete_from_s3=true to delete it there; nothing was deleted",
+            )
+        if errors := refusals_without(ws, actor, observed, filename, delete_from_s3=delete_from_s3):
             raise ServiceError(409, "the apply would be refused: " + "; ".join(errors) + "; nothing was deleted")
         if local is not None:
             try:
                 ws.stores[mapping.local_store].delete(mapping.local_key(filename), if_match=local.etag)
             except StoreError as exc:
                 raise ServiceError(409, f"could not delete the local file: {exc}; nothing was deleted") from exc
+        _apply(ws, actor, lost)
+    return service.manifest_document(ws, actor)
+
+
+def replace_image(service: Service, raw_id: str, filename: str, body: bytes, limit: int) -> Rendered:
+    """Seed 004's `update_image`: new bytes for an existing local image, then the targeted apply re-uploads it
+    (its md5 recomputed, the manifest rewritten). Written only over the exact file observed (If-Match)."""
+    ws, actor = service.actor(raw_id, fresh=True)
+    service.require_live(MUTATIONS_OFF)
+    mapping = _mapping(ws, actor)
+    check_filename(mapping, actor, filename)
+    check_jpeg(filename, body, limit)
+    if mapping.authority is Authority.S3:
+        raise ServiceError(
+            409, f"actor {actor.actor_id}'s images come from S3 (authority: s3): change them there"
+        )
+    store = ws.stores[mapping.local_store]
+    with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as lost:
+        local = _of_actor(_observe(service, ws, actor), actor).local.get(filename)
+        if local is None:
+            raise ServiceError(404, f"actor {actor.actor_id} has no local image {filename!r} to update")
+        key = mapping.local_key(filename)
+        try:
+            store.write(key, _bytes(body), size=len(body), md5=hashlib.md5(body).hexdigest(), if_match=local.etag)
+        except StoreError as exc:
+            raise ServiceError(409, f"could not replace the local file: {exc}; nothing was changed") from exc
+        _apply(ws, actor, lost)
+    return service.manifest_document(ws, actor)
+
+
+def sync_actor(service: Service, raw_id: str) -> Rendered:
+    """Seed 004's `sync_actor_training_data`: `pixel apply --target actors/ID` under the lock, the new document."""
+    ws, actor = service.actor(raw_id, fresh=True)
+    service.require_live(MUTATIONS_OFF)
+    with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as lost:
         _apply(ws, actor, lost)
     return service.manifest_document(ws, actor)

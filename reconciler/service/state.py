@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import io
 import json
 import threading
 import time
@@ -23,6 +24,7 @@ from typing import Any, TypeVar, cast
 from starlette.concurrency import run_in_threadpool
 
 from reconciler.actor_layout import MAPPING_PREFIX, discover
+from reconciler.apply.session import LockOptions, locked
 from reconciler.commands.common import load
 from reconciler.errors import UserError
 from reconciler.manifests.actors import render_actor_manifest
@@ -358,8 +360,8 @@ class Service:
             )
         return found[0]
 
-    def live_training_data(self, ws: Workspace, actor: ActorSpec) -> Rendered:
-        """`?refresh=true`: observe only this actor's directory and S3 prefix (read only, no lock), answer from that."""
+    def _live_manifest(self, ws: Workspace, actor: ActorSpec) -> bytes:
+        """The manifest's bytes as a targeted apply would write them now: this actor observed alone (read only)."""
         self.require_live("the actor cannot be observed live")
         try:
             observed, _ = guarded_plan(ws, targets=[MAPPING_PREFIX + actor.actor_id])
@@ -368,9 +370,53 @@ class Service:
         state = state_for(ws.desired, observed, actor)
         current = observed.generated.get(actor.manifest)
         previous = current.content if current is not None else None
-        manifest = json.loads(render_actor_manifest(state, actor, previous, None))
+        return render_actor_manifest(state, actor, previous, None)
+
+    def _document(self, ws: Workspace, actor: ActorSpec, manifest: bytes) -> Rendered:
         root = _local_root(ws.desired, self.actor_layout(ws.desired).local_store)
-        return Rendered.of(training_data(actor.actor_id, manifest, root).model_dump_json().encode())
+        return Rendered.of(training_data(actor.actor_id, json.loads(manifest), root).model_dump_json().encode())
+
+    def live_training_data(self, ws: Workspace, actor: ActorSpec) -> Rendered:
+        """`?refresh=true`: observe only this actor's directory and S3 prefix (read only, no lock), answer from that."""
+        return self._document(ws, actor, self._live_manifest(ws, actor))
+
+    def initialize_manifest(self, ws: Workspace, actor: ActorSpec) -> Rendered:
+        """Seed 004's auto-initialisation, for an actor with no manifest yet: observe it and write the manifest.
+
+        A manifest another writer made meanwhile is kept and served, never overwritten (`write_manifest`).
+        """
+        return self.write_manifest(ws, actor, replace=False)
+
+    def write_manifest(self, ws: Workspace, actor: ActorSpec, *, replace: bool) -> Rendered:
+        """The actor observed alone and its manifest written from that, as the targeted apply would write it.
+
+        Only the manifest is written, under the bucket lock (the targeted apply's own), with a precondition the
+        store enforces: created only where no file is, or (`replace`) only over the exact file read. Nothing is
+        uploaded or downloaded; that stays the job of an apply.
+        """
+        self.require_live("the actor cannot be observed to write its manifest")
+        store = ws.stores[actor.manifest.store]
+        key = actor.manifest.key
+        with self.mutation_lock, locked(ws, LockOptions(timeout=self.lock_timeout)):
+            found = self.training_data(ws.desired, actor)
+            if found is not None and not replace:
+                return found[0]
+            manifest = self._live_manifest(ws, actor)
+            try:
+                current = store.stat(key)
+                if current is not None and self.manifest_path(ws.desired, actor).read_bytes() == manifest:
+                    return self._document(ws, actor, manifest)
+                store.write(
+                    key,
+                    lambda: io.BytesIO(manifest),
+                    size=len(manifest),
+                    md5=hashlib.md5(manifest).hexdigest(),
+                    if_match=current.etag if current is not None else None,
+                    if_absent=current is None,
+                )
+            except (OSError, StoreError) as exc:
+                raise ServiceError(500, f"could not write the manifest of actor {actor.actor_id}: {exc}") from exc
+        return self._document(ws, actor, manifest)
 
     @staticmethod
     def actor_layout(desired: Desired) -> ActorLayout:

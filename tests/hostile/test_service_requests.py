@@ -35,8 +35,7 @@ from reconciler.service import state
 from reconciler.workflow import Workspace
 from tests.hostile.data_helpers import one_mapping
 from tests.integration.pixelenv import PIXEL
-from tests.service.conftest import AUTH, World, serving
-from tests.service.test_mutations import _pruning_actors
+from tests.service.conftest import AUTH, World, _pruning_actors, serving
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +57,9 @@ def test_a_delete_refused_by_the_mass_delete_guard_leaves_the_local_file(pruning
     body = target.read_bytes()
     before = world.state()
 
-    response = world.http.delete(f"/api/actors/7/training-images/{target.name}", headers=AUTH)
+    response = world.http.delete(
+        f"/api/actors/7/training-images/{target.name}", params={"delete_from_s3": "true"}, headers=AUTH
+    )
 
     assert response.status_code == 409, response.text
     assert target.exists() and hashlib.md5(target.read_bytes()).digest() == hashlib.md5(body).digest()

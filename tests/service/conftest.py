@@ -86,3 +86,19 @@ def fresh_world(tmp_path: Path, seaweed: SeaweedServer, request: pytest.FixtureR
     """A world of this test's own, for mutations."""
     with serving(tmp_path, seaweed, request.node.name) as served:
         yield served
+
+
+def _pruning_actors(specs: Path) -> None:
+    """Let pixel delete in the actor bucket: an exclusive tier and `prune: true`; 0021 (S3 only) pulled."""
+    tiers = specs / "tiers.yaml"
+    tiers.write_text(tiers.read_text().replace("ownership: shared", "ownership: exclusive"))
+    actors = specs / "actors.yaml"
+    text = actors.read_text().replace("  authority: local\n", "  authority: local\n  prune: true\n", 1)
+    text += '    - id: "0021"\n      name: 0021_latina_35_female\n      authority: s3\n'
+    actors.write_text(text)
+
+
+@pytest.fixture
+def pruning_world(tmp_path: Path, seaweed: SeaweedServer) -> Iterator[World]:
+    with serving(tmp_path, seaweed, "svc-prune", edit=_pruning_actors) as served:
+        yield served

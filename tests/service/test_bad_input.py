@@ -143,7 +143,7 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
         "delete in a shared tier",
         "DELETE",
         "/api/actors/13/training-images/0013_african_40_male_0.jpg",
-        {"headers": AUTH},
+        {"headers": AUTH, "params": {"delete_from_s3": "true"}},
         409,
         "S3 deletes are not allowed for actor 0013",
     ),
@@ -151,7 +151,7 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
         "delete where the authority is none",
         "DELETE",
         f"/api/actors/42/training-images/{A42}_0.jpg",
-        {"headers": AUTH},
+        {"headers": AUTH, "params": {"delete_from_s3": "true"}},
         409,
         "authority is none",
     ),
@@ -174,7 +174,9 @@ def test_bad_request_gets_one_clear_error_and_changes_nothing(
 
 
 def test_the_shared_tier_refusal_names_the_rule(small: World) -> None:
-    response = small.http.delete("/api/actors/13/training-images/0013_african_40_male_0.jpg", headers=AUTH)
+    response = small.http.delete(
+        "/api/actors/13/training-images/0013_african_40_male_0.jpg", params={"delete_from_s3": "true"}, headers=AUTH
+    )
     assert "tier 'actors' is shared (ownership: shared)" in response.json()["error"]
     assert "nothing was deleted" in response.json()["error"]
 

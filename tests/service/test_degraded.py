@@ -122,6 +122,15 @@ def test_serve_answers_from_disk_while_s3_is_down_and_is_live_again_once_it_is_b
             assert "since" in error and response.headers["retry-after"] == str(int(BACKOFF[0]))
         assert local_files(world.demo.root) == files_before
 
+        # An actor with no manifest is not auto-initialised blind: 503 saying S3 is unreachable, nothing written.
+        manifest = world.demo.manifest("0007")
+        kept = manifest.read_bytes()
+        manifest.unlink()
+        blind = http.get("/api/actors/7/training-data")
+        assert blind.status_code == 503 and blind.json()["error"].startswith("S3 is unreachable: "), blind.text
+        assert not manifest.exists()
+        manifest.write_bytes(kept)
+
         assert 'id="degraded"' in http.get("/").text
         own_seaweed.resume()
         deadline = time.monotonic() + 60

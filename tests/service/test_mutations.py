@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +12,10 @@ import pytest
 from fastapi import FastAPI
 
 from reconciler.apply.history import last_apply
-from reconciler.dev.seaweed import SeaweedServer
 from reconciler.dev.tinyjpeg import tiny_jpeg
 from reconciler.dev.world_data import ACTOR_PREFIX
 from reconciler.model import S3StoreSpec
-from tests.service.conftest import AUTH, World, serving
+from tests.service.conftest import AUTH, World
 
 pytestmark = pytest.mark.integration
 
@@ -127,28 +125,14 @@ def test_upload_to_a_report_only_actor_stays_local_and_deleting_a_local_only_ima
     assert world.state()["objects"] == before["objects"]
 
 
-def _pruning_actors(specs: Path) -> None:
-    """Let pixel delete in the actor bucket: an exclusive tier and `prune: true`; 0021 (S3 only) pulled."""
-    tiers = specs / "tiers.yaml"
-    tiers.write_text(tiers.read_text().replace("ownership: shared", "ownership: exclusive"))
-    actors = specs / "actors.yaml"
-    text = actors.read_text().replace("  authority: local\n", "  authority: local\n  prune: true\n", 1)
-    text += '    - id: "0021"\n      name: 0021_latina_35_female\n      authority: s3\n'
-    actors.write_text(text)
-
-
-@pytest.fixture
-def pruning_world(tmp_path: Path, seaweed: SeaweedServer) -> Iterator[World]:
-    with serving(tmp_path, seaweed, "svc-prune", edit=_pruning_actors) as served:
-        yield served
-
-
 def test_delete_removes_the_local_file_and_the_object_where_the_specs_let_pixel_delete(pruning_world: World) -> None:
     world = pruning_world
     before = world.state()
     name = f"{A07}_3.jpg"
     assert s3_md5(world, A07, name) is not None
-    response = world.http.delete(f"/api/actors/0007/training-images/{name}", headers=AUTH)
+    response = world.http.delete(
+        f"/api/actors/0007/training-images/{name}", params={"delete_from_s3": "true"}, headers=AUTH
+    )
     assert response.status_code == 200, response.text
     doc = response.json()
     assert name not in [i["filename"] for i in doc["training_images"]]
@@ -160,5 +144,7 @@ def test_delete_removes_the_local_file_and_the_object_where_the_specs_let_pixel_
     after = world.state()
     assert outside(after, world, A07, "0007") == outside(before, world, A07, "0007")
     assert len(after["objects"]) == len(before["objects"]) - 1
-    again = world.http.delete(f"/api/actors/0007/training-images/{name}", headers=AUTH)
+    again = world.http.delete(
+        f"/api/actors/0007/training-images/{name}", params={"delete_from_s3": "true"}, headers=AUTH
+    )
     assert again.status_code == 404

@@ -39,8 +39,10 @@ def actors(request: Request, service: ServiceDep) -> Response:
 async def training_data(request: Request, service: ServiceDep, actor_id: str, refresh: bool = False) -> Response:
     """Seed 004's document; `42` and `0042` are the same actor. `refresh=true` observes its files live.
 
-    While S3 is unreachable: the manifest on disk, with the header `X-Pixel-Observed: manifest-only;
-    s3=unreachable` (a refresh too)."""
+    An actor with no manifest yet is auto-initialised (seed 004's `get_training_data`): observed live, its
+    manifest written under the bucket lock, that document served. While S3 is unreachable: the manifest on
+    disk, with the header `X-Pixel-Observed: manifest-only; s3=unreachable` (a refresh too); 503 for an actor
+    without one, since it cannot be observed."""
     if service.recheck_due():
         await run_in_threadpool(service.open)
     if refresh:
@@ -53,4 +55,6 @@ async def training_data(request: Request, service: ServiceDep, actor_id: str, re
                 pass  # S3 went away meanwhile: the manifest, marked, as in degraded mode
     known = service.known_actor(actor_id)
     ws, actor = known if known is not None else await run_in_threadpool(service.actor, actor_id)
+    if service.training_data(ws.desired, actor) is None:
+        return send(request, await run_in_threadpool(service.initialize_manifest, ws, actor))
     return marked(service, send(request, service.manifest_document(ws, actor)))

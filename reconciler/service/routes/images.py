@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Security
+import functools
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
@@ -74,7 +77,7 @@ async def upload(request: Request, service: ServiceDep, settings: SettingsDep, a
     """Add JPEGs as {actor_name}_{next index}.jpg, then a targeted apply uploads them and rewrites the manifest."""
     limit = settings.max_image_bytes
     files = await _images(request, limit)
-    rendered, note = await run_in_threadpool(mutations.add_images, service, actor_id, files, limit)
+    rendered, note, _ = await run_in_threadpool(mutations.add_images, service, actor_id, files, limit)
     response = send(request, rendered, 201)
     if note is not None:
         response.headers["X-Pixel-Upload"] = note  # the seed's document has no field for it
@@ -86,6 +89,23 @@ async def upload(request: Request, service: ServiceDep, settings: SettingsDep, a
     response_model=TrainingData,
     responses={200: ok(), **errors(*_MUTATION_ERRORS)},
 )
-async def delete(request: Request, service: ServiceDep, actor_id: str, filename: str) -> Response:
-    """Remove the local file and (where the specs let pixel delete in S3) the object; rewrite the manifest."""
-    return send(request, await run_in_threadpool(mutations.remove_image, service, actor_id, filename))
+async def delete(
+    request: Request,
+    service: ServiceDep,
+    actor_id: str,
+    filename: str,
+    delete_from_s3: Annotated[
+        bool,
+        Query(
+            description=(
+                "false (the default): remove the local copy only and leave S3 alone (409 where the specs prune "
+                "the actor, since the apply would delete the object anyway); an image still in S3 stays in the "
+                "manifest as s3_only. true: delete the S3 object too, within the delete guards (409 if refused)."
+            )
+        ),
+    ] = False,
+) -> Response:
+    """Seed 004's delete "from the manifest and optionally S3": the local file, the S3 object when asked and
+    allowed, then the targeted apply rewrites the manifest. Any refusal deletes nothing."""
+    remove = functools.partial(mutations.remove_image, delete_from_s3=delete_from_s3)
+    return send(request, await run_in_threadpool(remove, service, actor_id, filename))
