@@ -67,6 +67,9 @@ _STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 def _steady(value: Any, names: dict[str, str]) -> Any:
     """A generated JSON document without its timestamps and with the world's own names replaced."""
     if isinstance(value, dict):
+        if str(value.get("key", "")).endswith("manifest.json") and "md5" in value:
+            # The complete inventory lists the published final manifest too, whose bytes carry its build time.
+            value = {**value, "md5": "<time>"}
         return {k: "<time>" if "timestamp" in k else _steady(v, names) for k, v in value.items()}
     if isinstance(value, list):
         return [_steady(v, names) for v in value]
