@@ -19,8 +19,7 @@ import hashlib
 import os
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
@@ -36,6 +35,7 @@ from reconciler.workflow import Workspace
 from tests.hostile.data_helpers import one_mapping
 from tests.integration.pixelenv import PIXEL
 from tests.service.conftest import AUTH, World, _pruning_actors, serving
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -92,14 +92,6 @@ def served(tmp_path_factory: pytest.TempPathFactory, seaweed: SeaweedServer) -> 
         yield world
 
 
-def _until(condition: Callable[[], bool], what: str) -> None:
-    """Wait for `condition` (checked, never assumed after a fixed time); fail after a minute."""
-    deadline = time.monotonic() + 60
-    while not condition():
-        assert time.monotonic() < deadline, f"still not {what} after 60 s"
-        time.sleep(0.01)
-
-
 @pytest.mark.parametrize(("path", "key"), [("/api/actors/13/training-data", "0013"), ("/api/status", "status")])
 def test_concurrent_refreshes_wait_for_one_observation_instead_of_queueing_their_own(
     served: World, monkeypatch: pytest.MonkeyPatch, path: str, key: str
@@ -124,7 +116,7 @@ def test_concurrent_refreshes_wait_for_one_observation_instead_of_queueing_their
             asked = [pool.submit(served.http.get, path, params={"refresh": "true"}) for _ in range(callers)]
             assert started.wait(60)
             # Every other caller is either waiting for that one observation, or (the bug) observing on its own.
-            _until(lambda: calls[0] > 1 or service.refreshes.waiting(key) == callers - 1, "all callers in")
+            wait_for(lambda: calls[0] > 1 or service.refreshes.waiting(key) == callers - 1, "all callers in")
             assert calls[0] == 1, f"{calls[0]} observations ran at once for {callers} refreshes"
         finally:
             release.set()
@@ -183,7 +175,7 @@ def test_concurrent_lookups_of_unknown_actors_do_not_each_reopen_the_stores(
             asked = [pool.submit(served.http.get, "/api/actors/9999/training-data") for _ in range(callers)]
             assert started.wait(60)
             # Each request looks the id up twice (event loop, then thread) before it reopens the stores.
-            _until(lambda: calls[0] > 1 or lookups[0] >= 2 * callers, "all callers in")
+            wait_for(lambda: calls[0] > 1 or lookups[0] >= 2 * callers, "all callers in")
             assert calls[0] == 1, f"{calls[0]} opens of the stores ran at once for {callers} lookups"
         finally:
             release.set()

@@ -26,6 +26,7 @@ from reconciler.model import S3StoreSpec
 from reconciler.stores.s3 import S3Store
 from tests.faults.proxy import Fault, FaultProxy
 from tests.integration.pixelenv import PIXEL, Run, write_specs
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 LOCK = ".pixel/lock"
@@ -73,13 +74,6 @@ def lock_body(world: dict[str, Any]) -> dict[str, Any] | None:
     return data
 
 
-def wait_for(predicate: Any, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 def cli(world: dict[str, Any], *args: str) -> Run:
     """One command in this process (no concurrency needed here): saves the console script's start-up time."""
     result = CliRunner().invoke(main, [args[0], "--specs", str(world["specs"]), *args[1:]], env=world["env"])
@@ -103,7 +97,7 @@ def test_two_applies_at_once_exactly_one_runs_and_the_other_names_the_holder(wor
 
 def test_kill_9_of_the_holder_then_force_unlock_with_the_right_id_only(world: dict[str, Any]) -> None:
     holder = start(world)
-    wait_for(lambda: lock_body(world) is not None)
+    wait_for(lambda: lock_body(world) is not None, "the lock written", timeout=20)
     body = lock_body(world)
     assert body is not None and body["pid"] == holder.pid
     assert set(body) >= {"id", "host", "pid", "started", "lease_seconds", "expires"}
@@ -158,7 +152,7 @@ def test_lock_timeout_waits_and_plan_takes_no_lock(
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupt_releases_the_lock(world: dict[str, Any], proxy: FaultProxy, signum: int) -> None:
     proc = start(world)
-    wait_for(lambda: any("/datasets/" in line for line in proxy.log.lines))  # the stalled upload is in flight
+    wait_for(lambda: any("/datasets/" in line for line in proxy.log.lines), "an upload in flight", timeout=20)
     assert lock_body(world) is not None
     proc.send_signal(signum)
     result = finish(proc)

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from reconciler.service.health import BACKOFF, Health
 from tests.service.conftest import AUTH, TOKEN, World, serving
 from tests.service.openapi_check import checked_client
 from tests.service.test_status_page import ARTIFACTS, browse, chromium  # noqa: F401 - chromium is a fixture
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -133,10 +133,10 @@ def test_serve_answers_from_disk_while_s3_is_down_and_is_live_again_once_it_is_b
 
         assert 'id="degraded"' in http.get("/").text
         own_seaweed.resume()
-        deadline = time.monotonic() + 60
-        while not readable(own_seaweed, world.demo.data_bucket, "final_dataset/manifest.json"):
-            assert time.monotonic() < deadline, "SeaweedFS did not serve its data again within 60 s"
-            time.sleep(0.05)
+        wait_for(
+            lambda: readable(own_seaweed, world.demo.data_bucket, "final_dataset/manifest.json"),
+            "serving its data again (SeaweedFS)",
+        )
 
         # Back, but the next probe is not due: still answered from disk (no probe per request).
         assert http.get("/api/status").json()["observed"] is False
