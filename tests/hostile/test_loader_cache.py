@@ -33,22 +33,15 @@ from tests.integration.final_world import FinalWorld
 from tests.integration.final_world import jsonl as final_jsonl
 from tests.integration.final_world import records as final_records
 from tests.integration.pixelenv import pixel
+from tests.unit.loader.sources import CountingSource
 
 LINES = jsonl(rows("r", 40000))  # about 1.3 MiB of JSON Lines: more than one chunk
 MD5 = hashlib.md5(LINES).hexdigest()
 
 
-class Source:
-    """fetch() of LINES, counting fetches."""
-
+class Source(CountingSource):
     def __init__(self, body: bytes = LINES) -> None:
-        self.body = body
-        self.fetches = 0
-
-    @contextlib.contextmanager
-    def __call__(self) -> Iterator[BinaryIO]:
-        self.fetches += 1
-        yield io.BytesIO(self.body)
+        super().__init__(body)
 
 
 def read_all(stream: BinaryIO) -> bytes:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -16,22 +13,15 @@ import pytest
 
 from reconciler.loader.cache import CHUNK, ObjectCache, parse_size
 from reconciler.stores.base import PermanentStoreError
+from tests.unit.loader.sources import CountingSource
 
 BODY = os.urandom(3 * CHUNK + 12345)
 MD5 = hashlib.md5(BODY).hexdigest()
 
 
-class Source:
-    """A fetch() that counts how often the object was fetched."""
-
+class Source(CountingSource):
     def __init__(self, body: bytes = BODY) -> None:
-        self.body = body
-        self.fetches = 0
-
-    @contextlib.contextmanager
-    def __call__(self) -> Iterator[BinaryIO]:
-        self.fetches += 1
-        yield io.BytesIO(self.body)
+        super().__init__(body)
 
 
 def read_all(stream: BinaryIO, n: int = CHUNK) -> bytes:
