@@ -221,8 +221,9 @@ def _bar(
 Tick = Callable[[int, int], None]
 
 
-def _ignore(count: int, nbytes: int) -> None:
-    pass
+def no_progress(count: int, nbytes: int) -> None:
+    """The tick of work nobody is watching (no bar, a caller that passed none): counting is dropped on purpose,
+    so the work itself never tests whether anyone listens."""
 
 
 @contextmanager
@@ -241,7 +242,7 @@ def task_progress(
     """
     bar = _bar(label, output_format=output_format, total=total, total_bytes=total_bytes, unit=unit) if show else None
     if bar is None:
-        yield _ignore
+        yield no_progress
         return
 
     def tick(count: int, nbytes: int) -> None:

@@ -32,7 +32,7 @@ from reconciler.commands.common import error, load
 from reconciler.errors import UserError
 from reconciler.keys import printable
 from reconciler.model import Desired, ObjectRef
-from reconciler.progress import Tick, task_progress
+from reconciler.progress import Tick, no_progress, task_progress
 from reconciler.rules import Selection, mapping_own_space
 from reconciler.stores.base import RecordsMd5s, StoreError
 from reconciler.units import human_bytes
@@ -40,10 +40,6 @@ from reconciler.workflow import open_stores
 
 CHUNK = 8 * 1024 * 1024
 VERIFY_FORMAT_VERSION = 1
-
-
-def _no_tick(count: int, nbytes: int) -> None:
-    pass
 
 
 class Verdict(enum.StrEnum):
@@ -112,7 +108,7 @@ def _managed(desired: Desired, stores: dict[str, RecordsMd5s]) -> Iterator[Targe
             yield Target(store, ref.key, absent_note=absent_note, listed=False)
 
 
-def _streamed_md5(store: RecordsMd5s, key: str, on_bytes: Tick = _no_tick) -> tuple[str, int]:
+def _streamed_md5(store: RecordsMd5s, key: str, on_bytes: Tick = no_progress) -> tuple[str, int]:
     digest = hashlib.md5()
     size = 0
     with store.open(key) as body:
@@ -130,7 +126,7 @@ def check_object(
     download: bool,
     listed: bool = True,
     absent_note: str | None = None,
-    on_bytes: Tick = _no_tick,
+    on_bytes: Tick = no_progress,
 ) -> Checked:
     result = functools.partial(Checked, store.name, key)
     found = store.recorded_md5s(key)
@@ -154,7 +150,7 @@ def check_object(
     return result(Verdict.OK, bytes_read=size)
 
 
-def check_target(target: Target, *, download: bool, tick: Tick = _no_tick) -> Checked:
+def check_target(target: Target, *, download: bool, tick: Tick = no_progress) -> Checked:
     checked = check_object(
         target.store, target.key, download=download, listed=target.listed, absent_note=target.absent_note,
         on_bytes=tick,
