@@ -33,6 +33,7 @@ from reconciler.manifests.registry import resolves_to
 from reconciler.model import (
     ActorLayout,
     ActorSpec,
+    DatasetSpec,
     Desired,
     DiscoveredActor,
     Entry,
@@ -499,44 +500,30 @@ def dataset_entries(snap: Snapshot) -> list[DatasetEntry]:
             resolution = Resolution(
                 store=ref.store, key=ref.key, uri=uri, via="canonical" if via == "canonical" else "source"
             )
-        spec = desired.stores[d.store]
-        assert isinstance(spec, S3StoreSpec)
-        out.append(
-            DatasetEntry(
-                name=d.name,
-                tier=d.tier,
-                category=d.category,
-                format=d.format,
-                stages=list(d.stages),
-                canonical=s3_uri(spec, d.key),
-                source=str(d.source) if d.source is not None else None,
-                state=states.get(d.name, "unknown"),
-                resolves_to=resolution,
-            )
-        )
+        out.append(_dataset_entry(desired, d, states.get(d.name, "unknown"), resolution))
     return out
 
 
 def unobserved_dataset_entries(desired: Desired) -> list[DatasetEntry]:
     """Every registered dataset while S3 is unreachable: what the specs say, its state unknown, resolved nowhere."""
-    out = []
-    for d in desired.datasets:
-        spec = desired.stores[d.store]
-        assert isinstance(spec, S3StoreSpec)
-        out.append(
-            DatasetEntry(
-                name=d.name,
-                tier=d.tier,
-                category=d.category,
-                format=d.format,
-                stages=list(d.stages),
-                canonical=s3_uri(spec, d.key),
-                source=str(d.source) if d.source is not None else None,
-                state="unknown",
-                resolves_to=None,
-            )
-        )
-    return out
+    return [_dataset_entry(desired, d, "unknown", None) for d in desired.datasets]
+
+
+def _dataset_entry(desired: Desired, d: DatasetSpec, state: str, resolution: Resolution | None) -> DatasetEntry:
+    """One dataset as the API shows it: what the specs declare, with its observed state and resolution."""
+    spec = desired.stores[d.store]
+    assert isinstance(spec, S3StoreSpec)
+    return DatasetEntry(
+        name=d.name,
+        tier=d.tier,
+        category=d.category,
+        format=d.format,
+        stages=list(d.stages),
+        canonical=s3_uri(spec, d.key),
+        source=str(d.source) if d.source is not None else None,
+        state=state,
+        resolves_to=resolution,
+    )
 
 
 def read_registry(desired: Desired) -> dict[str, Any] | None:
