@@ -41,7 +41,6 @@ import io
 import json
 import os
 import queue
-import re
 import secrets
 import stat
 import threading
@@ -56,6 +55,7 @@ from filelock import FileLock
 
 from reconciler.logs import get_logger
 from reconciler.stores.base import PermanentStoreError
+from reconciler.units import parse_size
 
 CHUNK = 1024 * 1024
 WAIT_PAUSE_S = 0.05  # how often a reader waiting for another process's download looks again (at most)
@@ -63,25 +63,9 @@ LOCK_TIMEOUT_S = 600.0  # eviction waits at most this long for another process's
 STALL_S = 30.0  # a reader whose owner wrote nothing for this long downloads a private copy
 INLINE_MAX = 4 * CHUNK  # objects up to this size are hashed and written without a helper thread
 RESCAN_EVERY = 64  # inserts between two full scans of the cache for eviction (sooner when over the limit)
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
-_UNITS.update({"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40})
-
 Fetch = Callable[[], AbstractContextManager[BinaryIO]]
 Verify = Literal["stat", "always"]
 _PART = ".part"
-
-
-def parse_size(value: int | str) -> int:
-    """Bytes from an int or a string such as "20GiB", "500 MB", "1024"."""
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"cache_limit must not be negative, got {value}")
-        return value
-    match = _SIZE.match(value)
-    if not match:
-        raise ValueError(f'expected a size such as 20GiB or 500MB, got "{value}"')
-    return int(float(match.group(1)) * _UNITS[(match.group(2) or "").upper()])
 
 
 class ObjectCache:

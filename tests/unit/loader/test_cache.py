@@ -11,8 +11,9 @@ from typing import BinaryIO
 
 import pytest
 
-from reconciler.loader.cache import CHUNK, ObjectCache, parse_size
+from reconciler.loader.cache import CHUNK, ObjectCache
 from reconciler.stores.base import PermanentStoreError
+from reconciler.units import parse_size
 from tests.unit.loader.sources import CountingSource
 
 BODY = os.urandom(3 * CHUNK + 12345)
