@@ -20,12 +20,12 @@ from typing import Any
 from reconciler.logs import get_logger
 from reconciler.manifests.common import iso_ms_from_ns
 from reconciler.model import S3StoreSpec
-from reconciler.observe.hashcache import cache_dir
+from reconciler.paths import apply_history_dir
 
 
 def _record_path(spec: S3StoreSpec, env: Mapping[str, str] | None = None) -> Path:
     identity = f"{spec.endpoint or 'aws'}|{spec.bucket}".encode()
-    return cache_dir(env) / "applies" / f"{hashlib.sha256(identity).hexdigest()[:24]}.json"
+    return apply_history_dir(env) / f"{hashlib.sha256(identity).hexdigest()[:24]}.json"
 
 
 def record_apply(

@@ -12,13 +12,9 @@ from reconciler.errors import UserError
 from reconciler.keys import printable
 from reconciler.logs import get_logger, json_logs
 from reconciler.model import Desired, Plan
-from reconciler.observe.hashcache import cache_dir
 from reconciler.plan.guards import GuardLimits
 from reconciler.progress import observe_progress
-from reconciler.spec import SpecErrors, load_desired
-from reconciler.spec.validate import SPEC_SCHEMA
-from reconciler.spec.validcache import CACHE_FILE as VALID_CACHE_FILE
-from reconciler.spec.validcache import ValidCache
+from reconciler.spec import load_specs
 from reconciler.workflow import Workspace, from_inventory, guarded_plan, open_stores
 
 
@@ -45,15 +41,14 @@ def say(text: str, *, err: bool) -> None:
 
 def load(specs: Path) -> Desired:
     """Load and validate the specs; every problem is printed and UserError raised."""
-    try:
-        valid = ValidCache(cache_dir(os.environ) / VALID_CACHE_FILE, SPEC_SCHEMA)
-        return load_desired(specs, os.environ, valid)
-    except SpecErrors as exc:
-        for problem in exc.errors:
-            error(str(problem))
-        count = len(exc.errors)
-        problems = f"{count} problem{'' if count == 1 else 's'}"
-        raise UserError(f"{problems} in the specs in {specs}/; nothing was touched") from exc
+    loaded = load_specs(specs, os.environ)
+    if isinstance(loaded, Desired):
+        return loaded
+    for problem in loaded.errors:
+        error(str(problem))
+    count = len(loaded.errors)
+    problems = f"{count} problem{'' if count == 1 else 's'}"
+    raise UserError(f"{problems} in the specs in {specs}/; nothing was touched") from loaded
 
 
 def observe_through(ws: Workspace, observe_mode: str, relist: tuple[str, ...]) -> None:

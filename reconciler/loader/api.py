@@ -27,6 +27,7 @@ from reconciler.loader.resolve import (
 from reconciler.loader.sharding import Partition
 from reconciler.loader.storeset import StoreSet
 from reconciler.model import Desired, S3StoreSpec
+from reconciler.paths import dataset_cache_dir
 from reconciler.stores.base import Store, TransientStoreError
 
 DEFAULT_CACHE_LIMIT = "20GiB"
@@ -72,17 +73,18 @@ class DatasetFallbackWarning(UserWarning):
 
 
 def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
-    from reconciler.observe.hashcache import cache_dir
-
-    return cache_dir(env) / "datasets"
+    return dataset_cache_dir(env)
 
 
 def desired_from(specs: str | Path | Desired) -> Desired:
     if isinstance(specs, Desired):
         return specs
-    from reconciler.spec import load_desired
+    from reconciler.spec import load_specs
 
-    return load_desired(Path(specs), os.environ)
+    loaded = load_specs(Path(specs), os.environ)
+    if isinstance(loaded, Desired):
+        return loaded
+    raise loaded
 
 
 def _dataset_class() -> type[StreamingDataset]:

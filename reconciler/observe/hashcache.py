@@ -22,7 +22,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -30,9 +30,10 @@ from typing import Any, cast
 from reconciler.logs import get_logger
 from reconciler.model import Entry
 from reconciler.observe.hashing import CHUNK, md5_of_stream
+from reconciler.paths import HASH_CACHE_FILE, hash_cache_file
 from reconciler.stores.base import HoldsLocalFiles, Store
 
-CACHE_FILE = "hashes.sqlite3"
+CACHE_FILE = HASH_CACHE_FILE
 SCHEMA_VERSION = 1
 # Coarser than every common filesystem's tick (FAT 2 s, HFS+ 1 s, ext4/xfs a jiffy).
 RACY_WINDOW_NS = 2_000_000_000
@@ -52,16 +53,6 @@ CREATE TABLE IF NOT EXISTS hashes (
     md5 TEXT NOT NULL
 )
 """
-
-
-def cache_dir(env: Mapping[str, str] | None = None) -> Path:
-    """PIXEL_CACHE_DIR, else $XDG_CACHE_HOME/pixel, else ~/.cache/pixel."""
-    env = os.environ if env is None else env
-    if env.get("PIXEL_CACHE_DIR"):
-        return Path(env["PIXEL_CACHE_DIR"])
-    if env.get("XDG_CACHE_HOME"):
-        return Path(env["XDG_CACHE_HOME"]) / "pixel"
-    return Path.home() / ".cache" / "pixel"
 
 
 Row = tuple[str, int, int, int, int, int, str]  # path, dev, ino, size, mtime_ns, ctime_ns, md5
@@ -94,7 +85,7 @@ class HashCache:
         clock: Callable[[], int] = time.time_ns,
         busy_timeout_s: float = 2.0,
     ) -> None:
-        self.path = Path(path) if path is not None else cache_dir() / CACHE_FILE
+        self.path = Path(path) if path is not None else hash_cache_file()
         self.racy_window_ns = racy_window_ns
         self.clock = clock
         self.busy_timeout_s = busy_timeout_s

@@ -14,6 +14,7 @@ import functools
 import hashlib
 import io
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +26,6 @@ from starlette.concurrency import run_in_threadpool
 
 from reconciler.actor_layout import MAPPING_PREFIX, discover
 from reconciler.apply.session import LockOptions, locked
-from reconciler.commands.common import load
 from reconciler.errors import UserError
 from reconciler.manifests.actors import render_actor_manifest
 from reconciler.manifests.common import s3_uri
@@ -50,6 +50,7 @@ from reconciler.plan.status import status_document
 from reconciler.service.documents import BadManifest, training_data
 from reconciler.service.health import Down, Health
 from reconciler.service.models import DatasetEntry, Resolution, TrainingData
+from reconciler.spec import load_specs
 from reconciler.stores.base import Store, StoreError
 from reconciler.targets import find_actor
 from reconciler.workflow import Workspace, build_store, guarded_plan, open_stores
@@ -234,10 +235,10 @@ class Service:
             return ws
 
     def _open(self) -> tuple[Workspace, bool]:
-        try:
-            desired = load(self.specs)
-        except UserError as exc:
-            raise ServiceError(503, f"the specs in {self.specs} cannot be used: {exc}") from exc
+        desired = load_specs(self.specs, os.environ)
+        if not isinstance(desired, Desired):
+            problems = "; ".join(desired.messages)
+            raise ServiceError(503, f"the specs in {self.specs} cannot be used: {problems}") from desired
         buckets = [spec for spec in desired.stores.values() if isinstance(spec, S3StoreSpec)]
         down = self.health.down()
         if not down or self.health.due():

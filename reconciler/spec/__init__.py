@@ -1,12 +1,14 @@
 """Spec loading: YAML files -> ${ENV} interpolation -> JSON-Schema validation -> `Desired`.
 
-`load_desired(Path("specs"), os.environ)` returns the Desired state or raises
-`SpecErrors`, whose `errors` each print as one line such as
-`specs/layout.yaml:12: mappings[2].to: expected ...`.
+`load_specs(Path("specs"), os.environ)` returns the Desired state or `SpecErrors`, whose `errors` each
+print as one line such as `specs/layout.yaml:12: mappings[2].to: expected ...`; it prints nothing, and is
+what the CLI, the service and the loader call. `load_desired` is the builder under it (it raises the
+errors, and takes its known-valid cache as an argument).
 """
 
 from reconciler.schemas import load_schema, schema_path
+from reconciler.spec.entry import load_specs
 from reconciler.spec.errors import SpecError, SpecErrors
 from reconciler.spec.loader import load_desired
 
-__all__ = ["SpecError", "SpecErrors", "load_desired", "load_schema", "schema_path"]
+__all__ = ["SpecError", "SpecErrors", "load_desired", "load_schema", "load_specs", "schema_path"]

@@ -20,7 +20,6 @@ from pathlib import Path
 
 from reconciler.schemas import schema_path
 
-CACHE_FILE = "specs-valid.json"
 KEEP = 512
 
 

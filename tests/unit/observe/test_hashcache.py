@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.model import Entry
-from reconciler.observe.hashcache import CACHE_FILE, CachedHasher, FileKey, HashCache, cache_dir
+from reconciler.observe.hashcache import CACHE_FILE, CachedHasher, FileKey, HashCache
 from reconciler.stores.local import LocalStore
 from reconciler.stores.memory import MemoryStore
 
@@ -52,12 +52,6 @@ def tree(tmp_path: Path) -> LocalStore:
 
 def hasher(tmp_path: Path, **kw: object) -> CachedHasher:
     return CachedHasher(HashCache(tmp_path / "cache" / CACHE_FILE, clock=later_clock), **kw)  # type: ignore[arg-type]
-
-
-def test_cache_dir_prefers_pixel_cache_dir_then_xdg_then_home() -> None:
-    assert cache_dir({"PIXEL_CACHE_DIR": "/a/b", "XDG_CACHE_HOME": "/x"}) == Path("/a/b")
-    assert cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/pixel")
-    assert cache_dir({}) == Path.home() / ".cache" / "pixel"
 
 
 def test_warm_cache_reads_no_file_and_survives_reopening(tree: LocalStore, tmp_path: Path) -> None:
