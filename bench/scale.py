@@ -44,7 +44,7 @@ from reconciler.model import (
     S3StoreSpec,
 )
 from reconciler.stores.base import Store
-from reconciler.workflow import build_store
+from reconciler.stores.factory import build_store
 
 
 def _desired(server: SeaweedServer, bucket: str, root: Path) -> Desired:

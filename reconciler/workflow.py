@@ -17,7 +17,7 @@ from reconciler.actor_layout import with_discovered
 from reconciler.errors import UserError
 from reconciler.keys import printable
 from reconciler.logs import get_logger
-from reconciler.model import Authority, Desired, DiscoveredActor, LocalStoreSpec, Observed, Plan, S3StoreSpec, StoreSpec
+from reconciler.model import Authority, Desired, DiscoveredActor, LocalStoreSpec, Observed, Plan, S3StoreSpec
 from reconciler.observe import Hasher, StreamingHasher, observe
 from reconciler.observe.hashcache import CachedHasher
 from reconciler.observe.inventory import InventoryError, InventoryReport, inventory_views
@@ -26,8 +26,7 @@ from reconciler.plan import guards
 from reconciler.plan import plan as make_plan
 from reconciler.plan.guards import GuardLimits
 from reconciler.stores.base import ChecksReachable, Store, StoreError
-from reconciler.stores.local import LocalStore
-from reconciler.stores.s3 import S3Store
+from reconciler.stores.factory import build_store
 from reconciler.targets import narrow
 
 
@@ -80,13 +79,6 @@ def from_inventory(ws: Workspace, relist: tuple[str, ...] = ()) -> None:
         ws.observed_through = inventory_views(ws.stores, reports, relist, log=said)
     except (InventoryError, StoreError) as exc:
         raise UserError(f"--observe inventory: {exc}") from exc
-
-
-def build_store(spec: StoreSpec, *, parallelism: int = 16) -> Store:
-    """A Store from its (secret-free) spec; credentials come from this process's environment."""
-    if isinstance(spec, S3StoreSpec):
-        return S3Store(spec, max_pool_connections=parallelism + 8, list_concurrency=parallelism)
-    return LocalStore(spec.name, spec.root)
 
 
 def open_stores(desired: Desired, *, parallelism: int = 16) -> Workspace:

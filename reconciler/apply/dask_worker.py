@@ -21,7 +21,7 @@ from reconciler.apply.runner import build_runner
 from reconciler.model import Action, Desired, Plan, S3StoreSpec, StoreSpec
 from reconciler.plan.graph import build_graph
 from reconciler.stores.base import ChecksReachable, JournalsUploads, Store, StoreError
-from reconciler.workflow import build_store
+from reconciler.stores.factory import build_store
 
 # How often a worker forwards progress (bytes read, actions started, retries) and checks for a stop.
 FLUSH_S = 0.25

@@ -10,19 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from reconciler.model import LocalStoreSpec, S3StoreSpec, StoreSpec
+from reconciler.model import StoreSpec
 from reconciler.stores.base import Store
+from reconciler.stores.factory import build_store
 
-
-def build_store(spec: StoreSpec) -> Store:
-    if isinstance(spec, S3StoreSpec):
-        from reconciler.stores.s3 import S3Store  # boto3 is imported only when an S3 store is read
-
-        return S3Store(spec, max_pool_connections=8)
-    from reconciler.stores.local import LocalStore
-
-    assert isinstance(spec, LocalStoreSpec)
-    return LocalStore(spec.name, spec.root)
+# A dataset's reads in one process: the prefetching readers plus a listing, not an apply's hundreds of requests.
+READ_PARALLELISM = 8
 
 
 class StoreSet(Mapping[str, Store]):
@@ -33,7 +26,7 @@ class StoreSet(Mapping[str, Store]):
     def __getitem__(self, name: str) -> Store:
         store = self._open.get(name)
         if store is None:
-            store = self._open[name] = build_store(self.specs[name])
+            store = self._open[name] = build_store(self.specs[name], parallelism=READ_PARALLELISM)
         return store
 
     def __iter__(self) -> Iterator[str]:

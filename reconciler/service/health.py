@@ -19,7 +19,7 @@ from reconciler.logs import get_logger
 from reconciler.manifests.common import iso_ms_from_ns
 from reconciler.model import S3StoreSpec
 from reconciler.stores.base import ChecksReachable, StoreError
-from reconciler.workflow import build_store
+from reconciler.stores.factory import build_store
 
 # A probe that has not answered by then counts as down: a bucket that hangs must not hang the request that asked.
 PROBE_DEADLINE = 5.0

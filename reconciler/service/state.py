@@ -52,8 +52,9 @@ from reconciler.service.health import Down, Health
 from reconciler.service.models import DatasetEntry, Resolution, TrainingData
 from reconciler.spec import load_specs
 from reconciler.stores.base import Store, StoreError
+from reconciler.stores.factory import build_store
 from reconciler.targets import find_actor
-from reconciler.workflow import Workspace, build_store, guarded_plan, open_stores
+from reconciler.workflow import Workspace, guarded_plan, open_stores
 
 # An unknown actor id re-reads the actor directories (a new actor may have appeared), at most this often.
 RELOAD_INTERVAL = 5.0
