@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reconciler.actor_layout import with_discovered
 from reconciler.errors import UserError
 from reconciler.keys import printable
 from reconciler.logs import get_logger
-from reconciler.model import Authority, Desired, DiscoveredActor, LocalStoreSpec, Observed, Plan, S3StoreSpec
+from reconciler.model import Authority, Desired, LocalStoreSpec, Observed, Plan, S3StoreSpec
 from reconciler.observe import Hasher, StreamingHasher, observe
 from reconciler.observe.hashcache import CachedHasher
 from reconciler.observe.inventory import InventoryError, InventoryReport, inventory_views
@@ -28,30 +26,11 @@ from reconciler.plan.guards import GuardLimits
 from reconciler.stores.base import ChecksReachable, Store, StoreError
 from reconciler.stores.factory import build_store
 from reconciler.targets import narrow
+from reconciler.workspace import Workspace
 
 
-@dataclass
-class Workspace:
-    declared: Desired  # what the specs say, before discovery
-    stores: dict[str, Store]
-    # Stores observed other than by listing them (--observe inventory); actions always use `stores`.
-    observed_through: dict[str, Store] = field(default_factory=dict)
-    # Actor directories listed when the stores were opened: observed state, not specs.
-    discovered: tuple[DiscoveredActor, ...] = ()
-    desired: Desired = field(init=False)
-
-    def __post_init__(self) -> None:
-        # The view every consumer reads (status, verify, saved-plan checks, manifests, service): the
-        # specs with one actor and mapping per discovered actor. Derived once; plan() derives the same.
-        self.desired = with_discovered(self.declared, self.discovered)
-
-    @property
-    def observing(self) -> dict[str, Store]:
-        return {**self.stores, **self.observed_through}
-
-
-def from_inventory(ws: Workspace, relist: tuple[str, ...] = ()) -> None:
-    """Observe every S3 store that declares `inventory:` from its newest S3 Inventory report."""
+def from_inventory(ws: Workspace, relist: tuple[str, ...] = ()) -> Workspace:
+    """`ws`, with every S3 store that declares `inventory:` observed from its newest S3 Inventory report."""
     reports: dict[str, tuple[Store, str]] = {}
     for name, spec in sorted(ws.desired.stores.items()):
         if isinstance(spec, S3StoreSpec) and spec.inventory is not None:
@@ -76,9 +55,10 @@ def from_inventory(ws: Workspace, relist: tuple[str, ...] = ()) -> None:
         )
 
     try:
-        ws.observed_through = inventory_views(ws.stores, reports, relist, log=said)
+        views = inventory_views(ws.stores, reports, relist, log=said)
     except (InventoryError, StoreError) as exc:
         raise UserError(f"--observe inventory: {exc}") from exc
+    return dataclasses.replace(ws, observed_through=views)
 
 
 def open_stores(desired: Desired, *, parallelism: int = 16) -> Workspace:

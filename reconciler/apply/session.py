@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import NamedTuple
 
 from reconciler.apply.executor import DONE, FAILED, SKIPPED, ApplyResult, LocalExecutor, PlanExecutor, Reporter
 from reconciler.apply.history import record_apply
@@ -23,7 +24,7 @@ from reconciler.keys import printable
 from reconciler.logs import get_logger
 from reconciler.model import Desired, Plan, S3StoreSpec
 from reconciler.stores.base import JournalsUploads, Store, StoreError
-from reconciler.workflow import Workspace
+from reconciler.workspace import Workspace
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -40,7 +41,7 @@ def managed_s3_stores(desired: Desired) -> list[str]:
     return sorted(n for n in names if isinstance(desired.stores.get(n), S3StoreSpec))
 
 
-def store_locks(desired: Desired, stores: dict[str, Store], options: LockOptions) -> list[StoreLock]:
+def store_locks(desired: Desired, stores: Mapping[str, Store], options: LockOptions) -> list[StoreLock]:
     locks = []
     for name in managed_s3_stores(desired):
         spec = desired.stores[name]
@@ -73,20 +74,27 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+class Held(NamedTuple):
+    ws: Workspace  # the workspace whose stores are bound to the held locks' apply
+    lost: threading.Event  # set if any lock is lost
+
+
 @contextmanager
-def locked(ws: Workspace, options: LockOptions) -> Iterator[threading.Event]:
-    """Hold the apply lock on every managed bucket; the event is set if any lock is lost."""
+def locked(ws: Workspace, options: LockOptions) -> Iterator[Held]:
+    """Hold the apply lock on every managed bucket: `with locked(ws, options) as (ws, lost):`.
+
+    Each multipart upload's record names the apply that started it, so the workspace yielded holds the
+    stores bound to that apply's lock id. `ws` itself is left as it was: the service shares it between
+    threads, and one request's lock id must not reach another's uploads.
+    """
     locks = store_locks(ws.desired, ws.stores, options)
     with _sigterm_as_interrupt(), hold_all(locks, options.timeout) as lost:
-        # Each multipart upload's record names the apply that started it: while the lock is held, the
-        # workspace's stores are the ones bound to that apply's lock id.
-        unbound = {name: store for name, store in ws.stores.items() if isinstance(store, JournalsUploads)}
         ids = {id(lock.store): lock.id for lock in locks}
-        ws.stores.update({n: s.for_apply(ids[id(s)]) for n, s in unbound.items() if id(s) in ids})
-        try:
-            yield lost
-        finally:
-            ws.stores.update(unbound)
+        bound = {
+            name: store.for_apply(ids[id(store)]) if isinstance(store, JournalsUploads) and id(store) in ids else store
+            for name, store in ws.stores.items()
+        }
+        yield Held(dataclasses.replace(ws, stores=bound), lost)
 
 
 def abort_leftover_uploads(ws: Workspace) -> int:

@@ -123,9 +123,9 @@ def apply(
     try:
         desired = load(specs)
         ws = open_stores(desired, parallelism=parallelism)
-        observe_through(ws, observe_mode, relist)
+        ws = observe_through(ws, observe_mode, relist)
         # Lock before observing: the plan must not be made from a bucket another apply is changing.
-        with locked(ws, lock) as lost:
+        with locked(ws, lock) as (ws, lost):
             with observe_progress(output_format=output_format) as progress:
                 _, plan = guarded_plan(ws, limits, rehash_all=rehash_all, progress=progress, targets=targets)
             preview(plan, ws.desired, output_format, compact)

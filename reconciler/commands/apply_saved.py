@@ -142,7 +142,7 @@ def apply_saved(
         saved_checks.check(ws.desired, plan, enforced, plan_file=str(plan_file))
         say(f"Applying the saved plan {plan_file}: {summary_line(plan)}\n", output_format)
         with (
-            locked(ws, lock) as lost,
+            locked(ws, lock) as (ws, lost),
             apply_progress(LogReporter(), plan, output_format=output_format) as reporter,
         ):
             result, runner = run_locked(

@@ -15,7 +15,8 @@ from reconciler.model import Desired, Plan
 from reconciler.plan.guards import GuardLimits
 from reconciler.progress import observe_progress
 from reconciler.spec import load_specs
-from reconciler.workflow import Workspace, from_inventory, guarded_plan, open_stores
+from reconciler.workflow import from_inventory, guarded_plan, open_stores
+from reconciler.workspace import Workspace
 
 
 def error(message: str) -> None:
@@ -51,12 +52,13 @@ def load(specs: Path) -> Desired:
     raise UserError(f"{problems} in the specs in {specs}/; nothing was touched") from loaded
 
 
-def observe_through(ws: Workspace, observe_mode: str, relist: tuple[str, ...]) -> None:
+def observe_through(ws: Workspace, observe_mode: str, relist: tuple[str, ...]) -> Workspace:
     """`--observe inventory`: the S3 side from S3 Inventory reports; `--relist-prefix` only makes sense with it."""
     if observe_mode == "inventory":
-        from_inventory(ws, relist)
-    elif relist:
+        return from_inventory(ws, relist)
+    if relist:
         raise UserError("--relist-prefix lists prefixes live instead of from the inventory: use --observe inventory")
+    return ws
 
 
 def plan_workspace(
@@ -73,7 +75,7 @@ def plan_workspace(
     """Load, observe and plan (only `targets`, when given); the delete guards always run (default limits if none)."""
     desired = load(specs)
     ws = open_stores(desired, parallelism=parallelism)
-    observe_through(ws, observe_mode, relist)
+    ws = observe_through(ws, observe_mode, relist)
     with observe_progress(output_format=output_format) as progress:
         _, plan = guarded_plan(ws, limits, rehash_all=rehash_all, progress=progress, targets=targets)
     return ws, plan

@@ -44,7 +44,8 @@ from reconciler.plan.guards import GuardLimits, delete_refusals
 from reconciler.service.state import Rendered, Service, ServiceError
 from reconciler.stores.base import OpenSource, Store, StoreError
 from reconciler.targets import narrow
-from reconciler.workflow import Workspace, guarded_plan
+from reconciler.workflow import guarded_plan
+from reconciler.workspace import Workspace
 
 JPEG_START = b"\xff\xd8\xff"  # SOI and the first marker's 0xFF
 JPEG_END = b"\xff\xd9"  # EOI
@@ -194,7 +195,7 @@ def add_images(
             409, f"actor {actor.actor_id}'s images come from S3 (authority: s3): add them there, pixel downloads them"
         )
     store = ws.stores[mapping.local_store]
-    with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as lost:
+    with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as (ws, lost):
         obs = _of_actor(_observe(service, ws, actor), actor)
         start = next_index([*obs.local, *obs.remote], actor)
         names = [f"{actor.actor_name}_{start + i}.jpg" for i in range(len(files))]
@@ -243,7 +244,7 @@ def remove_image(service: Service, raw_id: str, filename: str, *, delete_from_s3
     service.require_live(MUTATIONS_OFF)
     mapping = _mapping(ws, actor)
     check_filename(mapping, actor, filename)
-    with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as lost:
+    with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as (ws, lost):
         observed = _observe(service, ws, actor)
         obs = _of_actor(observed, actor)
         local, remote = obs.local.get(filename), obs.remote.get(filename)
@@ -283,7 +284,7 @@ def replace_image(service: Service, raw_id: str, filename: str, body: bytes, lim
             409, f"actor {actor.actor_id}'s images come from S3 (authority: s3): change them there"
         )
     store = ws.stores[mapping.local_store]
-    with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as lost:
+    with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as (ws, lost):
         local = _of_actor(_observe(service, ws, actor), actor).local.get(filename)
         if local is None:
             raise ServiceError(404, f"actor {actor.actor_id} has no local image {filename!r} to update")
@@ -300,6 +301,6 @@ def sync_actor(service: Service, raw_id: str) -> Rendered:
     """Seed 004's `sync_actor_training_data`: `pixel apply --target actors/ID` under the lock, the new document."""
     ws, actor = service.actor(raw_id, fresh=True)
     service.require_live(MUTATIONS_OFF)
-    with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as lost:
+    with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as (ws, lost):
         _apply(ws, actor, lost)
     return service.manifest_document(ws, actor)

@@ -54,7 +54,8 @@ from reconciler.spec import load_specs
 from reconciler.stores.base import Store, StoreError
 from reconciler.stores.factory import build_store
 from reconciler.targets import find_actor
-from reconciler.workflow import Workspace, guarded_plan, open_stores
+from reconciler.workflow import guarded_plan, open_stores
+from reconciler.workspace import Workspace
 
 # An unknown actor id re-reads the actor directories (a new actor may have appeared), at most this often.
 RELOAD_INTERVAL = 5.0
@@ -400,7 +401,7 @@ class Service:
         self.require_live("the actor cannot be observed to write its manifest")
         store = ws.stores[actor.manifest.store]
         key = actor.manifest.key
-        with self.mutation_lock, locked(ws, LockOptions(timeout=self.lock_timeout)):
+        with self.mutation_lock, locked(ws, LockOptions(timeout=self.lock_timeout)) as (ws, _):
             found = self.training_data(ws.desired, actor)
             if found is not None and not replace:
                 return found[0]

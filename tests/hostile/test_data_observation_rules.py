@@ -30,7 +30,8 @@ from reconciler.plan import plan
 from reconciler.stores.base import PermanentStoreError, Store
 from reconciler.stores.local import LocalStore
 from reconciler.stores.memory import MemoryStore
-from reconciler.workflow import Workspace, observe_and_plan
+from reconciler.workflow import observe_and_plan
+from reconciler.workspace import Workspace
 
 
 def md5(data: bytes) -> str:

@@ -26,7 +26,8 @@ from reconciler.manifests.final import parse, shard_name_md5
 from reconciler.model import ActionKind, Entry, FindingKind
 from reconciler.plan import guards, plan
 from reconciler.plan.graph import build_graph
-from reconciler.workflow import Workspace, observe_and_plan
+from reconciler.workflow import observe_and_plan
+from reconciler.workspace import Workspace
 from tests.integration.final_world import FinalWorld, jsonl, records
 from tests.unit.final.world import MD5, desired, observed, published, source_entries
 

@@ -31,7 +31,7 @@ from reconciler import targets, workflow
 from reconciler.dev.seaweed import SeaweedServer
 from reconciler.dev.tinyjpeg import tiny_jpeg
 from reconciler.service import state
-from reconciler.workflow import Workspace
+from reconciler.workspace import Workspace
 from tests.hostile.data_helpers import one_mapping
 from tests.integration.pixelenv import PIXEL
 from tests.service.conftest import AUTH, World, _pruning_actors, serving

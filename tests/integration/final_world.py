@@ -12,7 +12,8 @@ from typing import Any
 from reconciler.apply.final import FinalCompiler
 from reconciler.model import Action, ActionKind, Observed, Plan
 from reconciler.spec import load_desired
-from reconciler.workflow import Workspace, observe_and_plan, open_stores
+from reconciler.workflow import observe_and_plan, open_stores
+from reconciler.workspace import Workspace
 
 PREFIX = "datasets/processed/"
 MANIFEST = "final_dataset/manifest.json"

@@ -11,7 +11,8 @@ from reconciler.observe import StreamingHasher, observe
 from reconciler.observe.world import discover_actors
 from reconciler.plan import plan
 from reconciler.spec import load_desired
-from reconciler.workflow import Workspace, observe_and_plan
+from reconciler.workflow import observe_and_plan
+from reconciler.workspace import Workspace
 from tests.unit.manifests.world import ACTOR, build
 
 NEW = "0007_asian_25_female"

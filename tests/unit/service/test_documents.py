@@ -93,7 +93,7 @@ def test_final_dataset_is_a_clear_404_when_the_specs_declare_none() -> None:
 
     from reconciler.model import Desired
     from reconciler.service.state import ServiceError, final_dataset_manifest
-    from reconciler.workflow import Workspace
+    from reconciler.workspace import Workspace
 
     with pytest.raises(ServiceError) as err:
         final_dataset_manifest(Workspace(Desired(stores={}, mappings=()), {}))
