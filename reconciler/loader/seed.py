@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
-from reconciler.loader.api import DEFAULT_CACHE_LIMIT, desired_from, find_specs, load_dataset
+from reconciler.loader.api import DEFAULT_CACHE_LIMIT, DatasetOptions, desired_from, find_specs, load_dataset
 from reconciler.loader.dataset import StreamingDataset
 from reconciler.loader.formats import format_of
 from reconciler.loader.storeset import StoreSet
@@ -70,12 +70,19 @@ class S3DatasetLoader:
                 return found
         return []
 
-    def stream(self, name: str, category: str | None = None, **options: Any) -> StreamingDataset:
-        """The records of `name`, streamed (load_dataset's options apply)."""
+    def stream(
+        self, name: str, category: str | None = None, /, **options: Unpack[DatasetOptions]
+    ) -> StreamingDataset:
+        """The records of `name`, streamed (load_dataset's options apply; `category` may be given either way).
+
+        The loader's cache directory, limit and offline mode are this loader's unless `options` name them.
+        """
+        if category is not None:
+            options.setdefault("category", category)
         options.setdefault("cache_dir", self.cache_dir)
         options.setdefault("cache_limit", self.cache_limit)
         options.setdefault("offline", self.offline)
-        return load_dataset(name, self.desired, category=category, **options)
+        return load_dataset(name, self.desired, **options)
 
     def load_dataset_from_s3(self, name: str, category: str | None = None) -> list[dict[str, Any]]:
         """All records of `name` in a list (the seed's call); for large data iterate `stream()` instead."""
@@ -83,7 +90,16 @@ class S3DatasetLoader:
 
 
 def load_dataset_from_s3(
-    name: str, category: str | None = None, *, specs: str | Path | Desired | None = None, **options: Any
+    name: str,
+    category: str | None = None,
+    /,
+    *,
+    specs: str | Path | Desired | None = None,
+    **options: Unpack[DatasetOptions],
 ) -> list[dict[str, Any]]:
-    """The seed's module-level call; without `specs` they are found as `S3DatasetLoader()` finds them."""
-    return list(load_dataset(name, find_specs() if specs is None else specs, category=category, **options))
+    """The seed's module-level call; without `specs` they are found as `S3DatasetLoader()` finds them.
+
+    `category` may be given by position or by name, as the seed's scripts do."""
+    if category is not None:
+        options.setdefault("category", category)
+    return list(load_dataset(name, find_specs() if specs is None else specs, **options))
