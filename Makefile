@@ -20,6 +20,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check reconciler tests bench
 	$(BIN)/mypy --strict reconciler
 	$(BIN)/mypy tests bench
+	$(BIN)/lint-imports
 
 # Byte-compiled once up front: where PYTHONDONTWRITEBYTECODE is set (as on some CI and sandbox images) every
 # `pixel` the tests and the benchmark start would otherwise compile all of reconciler again.
