@@ -13,6 +13,7 @@ import contextlib
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
@@ -20,6 +21,7 @@ import click
 from click.core import ParameterSource
 
 from reconciler import commands, progress
+from reconciler.choices import Executor, LogFormat, ObserveMode, OutputFormat
 from reconciler.commands.common import error
 from reconciler.errors import UserError
 from reconciler.logs import configure_logging
@@ -57,7 +59,7 @@ def _inherit(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 class _Shared:
     """The flags `_exits` acts on, so no command function's signature has to carry them."""
 
-    log_format: str = "console"
+    log_format: LogFormat = LogFormat.CONSOLE
     verbose: bool = False
     quiet: bool = False
     env_file: Path | None = None
@@ -96,8 +98,8 @@ def common_options(fn: F) -> F:
     )(fn)
     fn = click.option(
         "--log-format",
-        type=click.Choice(["console", "json"]),
-        default="console",
+        type=EnumChoice(list(LogFormat)),
+        default=LogFormat.CONSOLE.value,
         show_default=True,
         envvar="PIXEL_LOG_FORMAT",
         show_envvar=True,
@@ -183,13 +185,27 @@ def _exits(fn: Callable[P, int]) -> Callable[P, NoReturn]:
     return run
 
 
-def format_option(choices: Sequence[str], help: str) -> Callable[[F], F]:
+class EnumChoice(click.Choice[str]):
+    """click's Choice over some members of one StrEnum, by value, handing the command the member itself."""
+
+    def __init__(self, members: Sequence[StrEnum]) -> None:
+        self.enum = type(members[0])
+        super().__init__([member.value for member in members])
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> StrEnum:
+        return self.enum(super().convert(value, param, ctx))
+
+
+TEXT_OR_JSON = (OutputFormat.TEXT, OutputFormat.JSON)
+
+
+def format_option(choices: Sequence[OutputFormat], help: str) -> Callable[[F], F]:
     """--format: what each command can render differs, the option does not (the first choice is the default)."""
     return click.option(
         "--format",
         "output_format",
-        type=click.Choice(list(choices)),
-        default=choices[0],
+        type=EnumChoice(choices),
+        default=choices[0].value,
         show_default=True,
         help=help,
     )
@@ -279,8 +295,8 @@ def observe_options(fn: F) -> F:
     fn = click.option(
         "--observe",
         "observe_mode",
-        type=click.Choice(["list", "inventory"]),
-        default="list",
+        type=EnumChoice(list(ObserveMode)),
+        default=ObserveMode.LIST.value,
         show_default=True,
         help="list the buckets, or read each store's newest S3 Inventory report (stores with `inventory:`).",
     )(fn)
@@ -292,7 +308,7 @@ compact_option = click.option(
 )
 
 plan_format_option = format_option(
-    ["text", "markdown", "json"],
+    [OutputFormat.TEXT, OutputFormat.MARKDOWN, OutputFormat.JSON],
     "text for a terminal, markdown for a pull-request comment, json (schemas/plan.schema.json) for tools.",
 )
 
@@ -352,9 +368,9 @@ def command(name: str | None = None) -> Callable[[Callable[P, int]], click.Comma
 
 
 @command()
-@format_option(["text", "json"], "Lines for a person, or one JSON document on stdout (shape: docs/ci.md).")
+@format_option(TEXT_OR_JSON, "Lines for a person, or one JSON document on stdout (shape: docs/ci.md).")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
-def validate(specs: Path, output_format: str, files: tuple[Path, ...]) -> int:
+def validate(specs: Path, output_format: OutputFormat, files: tuple[Path, ...]) -> int:
     """Check the specs against their schemas without touching any store.
 
     With FILES (a pre-commit hook's changed spec files), the directory of each is checked as its spec set.
@@ -403,10 +419,10 @@ def plan(
     allow_mass_delete: bool,
     strict: bool,
     out: Path | None,
-    output_format: str,
+    output_format: OutputFormat,
     compact: bool,
     targets: tuple[str, ...],
-    observe_mode: str,
+    observe_mode: ObserveMode,
     relist: tuple[str, ...],
 ) -> int:
     """Show what apply would do. Reads only; takes no lock."""
@@ -443,7 +459,7 @@ def plan(
     help="Wait this long (e.g. 30s, 5m) for another apply's lock instead of failing at once.",
 )
 @format_option(
-    ["text", "markdown", "json"],
+    [OutputFormat.TEXT, OutputFormat.MARKDOWN, OutputFormat.JSON],
     "text; markdown (the plan as a PR comment, then the text report); or a JSON report on stdout "
     "(done / failed with error code / skipped) for CI.",
 )
@@ -451,8 +467,8 @@ def plan(
 @target_option
 @click.option(
     "--executor",
-    type=click.Choice(["local", "dask"]),
-    default="local",
+    type=EnumChoice(list(Executor)),
+    default=Executor.LOCAL.value,
     show_default=True,
     envvar="PIXEL_EXECUTOR",
     show_envvar=True,
@@ -487,13 +503,13 @@ def apply(
     allow_mass_delete: bool,
     strict: bool,
     lock_timeout: float,
-    output_format: str,
+    output_format: OutputFormat,
     compact: bool,
     targets: tuple[str, ...],
-    executor: str,
+    executor: Executor,
     scheduler: str | None,
     batch_actions: int,
-    observe_mode: str,
+    observe_mode: ObserveMode,
     relist: tuple[str, ...],
     plan_file: Path | None,
 ) -> int:
@@ -538,7 +554,7 @@ def _given(ctx: click.Context) -> frozenset[str]:
 @plan_format_option
 @compact_option
 @click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path))
-def show(specs: Path, output_format: str, compact: bool, plan_file: Path) -> int:
+def show(specs: Path, output_format: OutputFormat, compact: bool, plan_file: Path) -> int:
     """Render a plan saved with `pixel plan -out FILE`. Touches no store."""
     from reconciler.commands.show import show as show_command
 
@@ -547,12 +563,12 @@ def show(specs: Path, output_format: str, compact: bool, plan_file: Path) -> int
 
 @command()
 @format_option(
-    ["dot", "mermaid"],
+    [OutputFormat.DOT, OutputFormat.MERMAID],
     "Graphviz dot (pipe into `dot -Tsvg`) or a Mermaid flowchart (renders in GitHub markdown).",
 )
 @parallelism_option
 @plan_file_option
-def graph(specs: Path, output_format: str, parallelism: int, plan_file: Path | None) -> int:
+def graph(specs: Path, output_format: OutputFormat, parallelism: int, plan_file: Path | None) -> int:
     """The action DAG, one cluster per mapping or tier: from PLAN_FILE, or planned from the specs now."""
     from reconciler.commands.graph import graph as graph_command
 
@@ -578,9 +594,9 @@ def import_(specs: Path, specs_out: Path | None, force: bool, target: str) -> in
 
 @command()
 @parallelism_option
-@format_option(["text", "json"], "Lines for a person, or one JSON document on stdout (shape: docs/ci.md).")
+@format_option(TEXT_OR_JSON, "Lines for a person, or one JSON document on stdout (shape: docs/ci.md).")
 @click.argument("key")
-def explain(specs: Path, parallelism: int, output_format: str, key: str) -> int:
+def explain(specs: Path, parallelism: int, output_format: OutputFormat, key: str) -> int:
     """Why the plan does what it does to KEY (an S3 key or local path, optionally STORE:KEY). Reads only."""
     from reconciler.commands.explain import explain as explain_command
 
@@ -589,11 +605,11 @@ def explain(specs: Path, parallelism: int, output_format: str, key: str) -> int:
 
 @command()
 @format_option(
-    ["text", "markdown", "json"],
+    [OutputFormat.TEXT, OutputFormat.MARKDOWN, OutputFormat.JSON],
     "A table per tier, actor and mapping (markdown: fenced for a PR comment), or one JSON document on stdout.",
 )
 @parallelism_option
-def status(specs: Path, output_format: str, parallelism: int) -> int:
+def status(specs: Path, output_format: OutputFormat, parallelism: int) -> int:
     """Sync status per tier and per actor: synced / local_only / s3_only / out_of_sync, orphans, missing. Reads only."""
     from reconciler.commands.status import status as status_command
 
@@ -656,8 +672,8 @@ def serve(specs: Path, host: str, port: int, max_image_bytes: int, status_ttl: f
 @command()
 @click.option("--download", is_flag=True, help="Stream every object and recompute its md5 (reads all the bytes).")
 @parallelism_option
-@format_option(["text", "json"], "Lines for a person, or one JSON document on stdout (shape: docs/ci.md).")
-def verify(specs: Path, download: bool, parallelism: int, output_format: str) -> int:
+@format_option(TEXT_OR_JSON, "Lines for a person, or one JSON document on stdout (shape: docs/ci.md).")
+def verify(specs: Path, download: bool, parallelism: int, output_format: OutputFormat) -> int:
     """Re-check the md5 recorded for every managed S3 object; exit 1 on any mismatch."""
     from reconciler.commands.verify import verify as verify_command
 
@@ -666,8 +682,8 @@ def verify(specs: Path, download: bool, parallelism: int, output_format: str) ->
 
 @command()
 @click.option("--tier", default=None, help="Only the datasets that resolve to this tier now.")
-@format_option(["text", "json"], "A table, or a JSON array (name, tier, keys, size, md5, status) on stdout.")
-def datasets(specs: Path, tier: str | None, output_format: str) -> int:
+@format_option(TEXT_OR_JSON, "A table, or a JSON array (name, tier, keys, size, md5, status) on stdout.")
+def datasets(specs: Path, tier: str | None, output_format: OutputFormat) -> int:
     """The registered datasets: the tier, key(s), size and md5 each resolves to now. Reads only."""
     from reconciler.commands.datasets import datasets as datasets_command
 

@@ -12,6 +12,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from reconciler.choices import LogFormat
+
 _SECRET_KEYS = re.compile(r"secret|token|password|credential|authorization|signature|access_key", re.I)
 # A credential-like name, the separator text, JSON, a header line, a query string or the repr of a
 # header dict puts after it (`name=v`, `name = v`, `"name": "v"`, `'Name': b'v'`), then its value:
@@ -113,7 +115,7 @@ def console_colors(stream: TextIO, environ: Mapping[str, str] | None = None) -> 
     return bool(isatty and isatty()) and "NO_COLOR" not in env
 
 
-def configure_logging(fmt: str = "console", verbose: bool = False, quiet: bool = False) -> None:
+def configure_logging(fmt: LogFormat = LogFormat.CONSOLE, verbose: bool = False, quiet: bool = False) -> None:
     _FORMAT["name"] = fmt
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     renderer: Any

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from reconciler import logs
+from reconciler.choices import OutputFormat
 from reconciler.model import Action, Plan
 from reconciler.stores.base import StoreError
 from reconciler.units import human_bytes
@@ -50,7 +51,10 @@ def _ci(environ: Mapping[str, str]) -> bool:
 
 
 def enabled(
-    stream: TextIO | None = None, *, output_format: str = "text", environ: Mapping[str, str] | None = None
+    stream: TextIO | None = None,
+    *,
+    output_format: OutputFormat = OutputFormat.TEXT,
+    environ: Mapping[str, str] | None = None,
 ) -> bool:
     stream = sys.stderr if stream is None else stream
     env = os.environ if environ is None else environ
@@ -206,7 +210,12 @@ class EventBar(Bar):
 
 
 def _bar(
-    label: str, *, output_format: str, total: int | None = None, total_bytes: int | None = None, unit: str = "objects"
+    label: str,
+    *,
+    output_format: OutputFormat,
+    total: int | None = None,
+    total_bytes: int | None = None,
+    unit: str = "objects",
 ) -> Bar | None:
     """A live bar for a person, progress events for a CI log under --log-format json, or nothing."""
     if enabled(output_format=output_format):
@@ -233,7 +242,7 @@ def task_progress(
     total: int | None = None,
     total_bytes: int | None = None,
     unit: str = "objects",
-    output_format: str = "text",
+    output_format: OutputFormat = OutputFormat.TEXT,
     show: bool = True,
 ) -> Iterator[Tick]:
     """`tick(count, nbytes)` for any long command (verify --download, cat): a bar, CI events, or a no-op.
@@ -297,7 +306,9 @@ class ProgressReporter:
 
 
 @contextmanager
-def apply_progress(inner: Reporter, plan: Plan, *, output_format: str = "text") -> Iterator[Reporter]:
+def apply_progress(
+    inner: Reporter, plan: Plan, *, output_format: OutputFormat = OutputFormat.TEXT
+) -> Iterator[Reporter]:
     """The reporter apply should use: `inner` alone, or wrapped with a live bar when someone is watching."""
     bar = _bar("applying", output_format=output_format, total=len(plan.actions),
                total_bytes=sum(a.size for a in plan.actions))
@@ -315,7 +326,7 @@ ObserveCallback = Callable[[str, int], None]
 
 
 @contextmanager
-def observe_progress(*, output_format: str = "text") -> Iterator[ObserveCallback | None]:
+def observe_progress(*, output_format: OutputFormat = OutputFormat.TEXT) -> Iterator[ObserveCallback | None]:
     """observe()'s `progress` callback: one bar counting objects listed and local files hashed, and the bytes
     read to hash them as they are read (a cold plan of large files is mostly that)."""
     bar = _bar("observing", output_format=output_format)
@@ -361,7 +372,7 @@ def tracked(
     if stream is not None:
         bar: Bar | None = Bar(label, total=total, unit=unit, stream=stream) if enabled(stream) else None
     else:
-        bar = _bar(label, output_format="text", total=total, unit=unit)
+        bar = _bar(label, output_format=OutputFormat.TEXT, total=total, unit=unit)
     if bar is None:
         yield from items
         return

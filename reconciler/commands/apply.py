@@ -13,6 +13,7 @@ import click
 
 from reconciler.apply.report import LogReporter
 from reconciler.apply.session import LockOptions, locked, run_locked
+from reconciler.choices import Executor, ObserveMode, OutputFormat
 from reconciler.commands import EXIT_ERROR, EXIT_OK
 from reconciler.commands.apply_saved import apply_saved, choose_executor, finish, refuse_json, say
 from reconciler.commands.common import error, load, observe_through
@@ -40,23 +41,23 @@ def confirmed(auto_approve: bool) -> bool:
     return True
 
 
-def preview(plan: Plan, desired: Desired, output_format: str, compact: bool) -> None:
+def preview(plan: Plan, desired: Desired, output_format: OutputFormat, compact: bool) -> None:
     """The plan before it is applied. Under --format json it goes to stderr (see say) as text; with
     --log-format json as well, as one `plan` event with the closing line: stderr stays JSON lines."""
     if output_format == "json" and json_logs():
         get_logger("pixel.apply").info("plan", summary=closing_line(plan), actions=len(plan.actions))
         return
-    shown = "markdown" if output_format == "markdown" else "text"
+    shown = OutputFormat.MARKDOWN if output_format == OutputFormat.MARKDOWN else OutputFormat.TEXT
     say(render_preview(plan, desired, shown, compact=compact), output_format)
 
 
 def refuse_for_saved_plan(
     *,
     targets: Sequence[str],
-    observe_mode: str,
+    observe_mode: ObserveMode,
     relist: tuple[str, ...],
     rehash_all: bool,
-    output_format: str,
+    output_format: OutputFormat,
     compact: bool,
 ) -> None:
     """A flag that shapes the plan or its preview has nothing to act on in a saved plan: refused, never ignored."""
@@ -86,13 +87,13 @@ def apply(
     plan_file: Path | None = None,
     lock: LockOptions | None = None,
     limits: GuardLimits | None = None,
-    output_format: str = "text",
+    output_format: OutputFormat = OutputFormat.TEXT,
     compact: bool = False,
     targets: Sequence[str] = (),
-    executor: str = "local",
+    executor: Executor = Executor.LOCAL,
     scheduler: str | None = None,
     batch_actions: int = 500,
-    observe_mode: str = "list",
+    observe_mode: ObserveMode = ObserveMode.LIST,
     relist: tuple[str, ...] = (),
     given: Set[str] = frozenset(),
 ) -> int:

@@ -18,6 +18,7 @@ from reconciler.apply.jsonreport import ReportStatus, render_json, report_dict
 from reconciler.apply.report import LogReporter, render_apply_summary
 from reconciler.apply.runner import ByteCounts
 from reconciler.apply.session import LockOptions, locked, run_locked
+from reconciler.choices import Executor, OutputFormat
 from reconciler.commands import EXIT_ERROR, EXIT_OK, common, planfile
 from reconciler.commands.common import load
 from reconciler.errors import UserError
@@ -34,7 +35,7 @@ class StalePlan(UserError):
     """The specs changed since the plan file was written."""
 
 
-def choose_executor(name: str, scheduler: str | None, parallelism: int, batch_actions: int = 500) -> PlanExecutor:
+def choose_executor(name: Executor, scheduler: str | None, parallelism: int, batch_actions: int = 500) -> PlanExecutor:
     """`--executor local` (this machine's thread pool) or `--executor dask` (a cluster's scheduler address)."""
     if name == "local":
         return LocalExecutor(parallelism)
@@ -46,12 +47,12 @@ def choose_executor(name: str, scheduler: str | None, parallelism: int, batch_ac
     return DaskExecutor(scheduler, parallelism=parallelism, max_actions=batch_actions)
 
 
-def say(text: str, output_format: str) -> None:
+def say(text: str, output_format: OutputFormat) -> None:
     """Human text: stdout normally, stderr under --format json so stdout stays one JSON document."""
     common.say(text, err=output_format == "json")
 
 
-def finish(result: ApplyResult, runner: ByteCounts, plan: Plan, output_format: str) -> int:
+def finish(result: ApplyResult, runner: ByteCounts, plan: Plan, output_format: OutputFormat) -> int:
     if output_format == "json":
         click.echo(render_json(report_dict(result, spec_digest=plan.spec_digest, runner=runner)), nl=False)
     else:
@@ -59,7 +60,7 @@ def finish(result: ApplyResult, runner: ByteCounts, plan: Plan, output_format: s
     return EXIT_OK if result.ok else EXIT_ERROR
 
 
-def refuse_json(exc: UserError, output_format: str, spec_digest: str = "") -> None:
+def refuse_json(exc: UserError, output_format: OutputFormat, spec_digest: str = "") -> None:
     if output_format == "json":
         report = report_dict(None, spec_digest=spec_digest, status=ReportStatus.ERROR, errors=(str(exc),))
         click.echo(render_json(report), nl=False)
@@ -115,7 +116,7 @@ def apply_saved(
     *,
     parallelism: int,
     lock: LockOptions,
-    output_format: str = "text",
+    output_format: OutputFormat = OutputFormat.TEXT,
     executor: PlanExecutor | None = None,
     limits: GuardLimits | None = None,
     limits_given: Set[str] = frozenset(),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from reconciler.choices import ObserveMode, OutputFormat
 from reconciler.errors import UserError
 from reconciler.keys import printable
 from reconciler.logs import get_logger, json_logs
@@ -52,7 +53,7 @@ def load(specs: Path) -> Desired:
     raise UserError(f"{problems} in the specs in {specs}/; nothing was touched") from loaded
 
 
-def observe_through(ws: Workspace, observe_mode: str, relist: tuple[str, ...]) -> Workspace:
+def observe_through(ws: Workspace, observe_mode: ObserveMode, relist: tuple[str, ...]) -> Workspace:
     """`--observe inventory`: the S3 side from S3 Inventory reports; `--relist-prefix` only makes sense with it."""
     if observe_mode == "inventory":
         return from_inventory(ws, relist)
@@ -67,9 +68,9 @@ def plan_workspace(
     *,
     rehash_all: bool = False,
     limits: GuardLimits | None = None,
-    output_format: str = "text",
+    output_format: OutputFormat = OutputFormat.TEXT,
     targets: Sequence[str] = (),
-    observe_mode: str = "list",
+    observe_mode: ObserveMode = ObserveMode.LIST,
     relist: tuple[str, ...] = (),
 ) -> tuple[Workspace, Plan]:
     """Load, observe and plan (only `targets`, when given); the delete guards always run (default limits if none)."""

@@ -13,6 +13,7 @@ from typing import Any
 import click
 import orjson
 
+from reconciler.choices import OutputFormat
 from reconciler.commands import EXIT_OK
 from reconciler.commands.common import load
 from reconciler.errors import UserError
@@ -72,7 +73,7 @@ def _check_reachable(desired: Desired, stores: StoreSet) -> None:
             store.check_bucket()
 
 
-def datasets(specs: Path, *, tier: str | None = None, output_format: str = "text") -> int:
+def datasets(specs: Path, *, tier: str | None = None, output_format: OutputFormat = OutputFormat.TEXT) -> int:
     """Every registered dataset with the tier, key(s), size and md5 it resolves to now. Reads only."""
     desired = load(specs)
     stores = StoreSet(desired.stores)

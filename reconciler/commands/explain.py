@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from reconciler.choices import OutputFormat
 from reconciler.commands import EXIT_OK
 from reconciler.commands.common import load
 from reconciler.keys import printable
@@ -253,7 +254,7 @@ def explain_key(desired: Desired, observed: Observed, plan: Plan, key: str) -> l
     return render_text(explanation(desired, observed, plan, key))
 
 
-def explain(specs: Path, key: str, *, parallelism: int = 16, output_format: str = "text") -> int:
+def explain(specs: Path, key: str, *, parallelism: int = 16, output_format: OutputFormat = OutputFormat.TEXT) -> int:
     desired = load(specs)
     ws = open_stores(desired, parallelism=parallelism)
     observed, plan = observe_and_plan(ws)

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Mapping
 
 from reconciler import progress
+from reconciler.choices import OutputFormat
 from reconciler.model import Desired, Plan
 from reconciler.plan import serialize
 from reconciler.plan.guards import GuardLimits
@@ -28,7 +29,7 @@ def color_wanted(isatty: bool, environ: Mapping[str, str] | None = None) -> bool
 def render_plan(
     plan: Plan,
     desired: Desired | None,
-    output_format: str,
+    output_format: OutputFormat,
     *,
     compact: bool = False,
     limits: GuardLimits | None = None,
@@ -41,7 +42,7 @@ def render_plan(
     return render_text(plan, desired, color=color_wanted(sys.stdout.isatty()), compact=compact)
 
 
-def render_preview(plan: Plan, desired: Desired | None, output_format: str, *, compact: bool = False) -> str:
+def render_preview(plan: Plan, desired: Desired | None, output_format: OutputFormat, *, compact: bool = False) -> str:
     """apply's plan before it runs: the whole plan, or under -q only its errors and closing line.
 
     `pixel plan -q` still prints the plan: there the plan is the output asked for, not a preview.

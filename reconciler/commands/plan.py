@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from reconciler.choices import ObserveMode, OutputFormat
 from reconciler.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, planfile
 from reconciler.commands.common import plan_workspace, say
 from reconciler.commands.output import render_plan
@@ -45,10 +46,10 @@ def plan(
     rehash_all: bool = False,
     out: Path | None = None,
     limits: GuardLimits | None = None,
-    output_format: str = "text",
+    output_format: OutputFormat = OutputFormat.TEXT,
     compact: bool = False,
     targets: Sequence[str] = (),
-    observe_mode: str = "list",
+    observe_mode: ObserveMode = ObserveMode.LIST,
     relist: tuple[str, ...] = (),
 ) -> int:
     try:

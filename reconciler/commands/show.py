@@ -6,12 +6,13 @@ from pathlib import Path
 
 import click
 
+from reconciler.choices import OutputFormat
 from reconciler.commands import EXIT_OK, planfile
 from reconciler.commands.output import render_plan
 from reconciler.keys import printable
 
 
-def show(plan_file: Path, *, output_format: str = "text", compact: bool = False) -> int:
+def show(plan_file: Path, *, output_format: OutputFormat = OutputFormat.TEXT, compact: bool = False) -> int:
     saved = planfile.load_saved(plan_file)
     plan = saved.plan
     if output_format != "text":
@@ -21,5 +22,5 @@ def show(plan_file: Path, *, output_format: str = "text", compact: bool = False)
     digest = f"spec digest {plan.spec_digest[:12]}…"
     click.echo(f"Saved plan {printable(str(plan_file))} ({digest}, applyable: {applyable})")
     click.echo(f"Targets: {', '.join(plan.targets) if plan.targets else 'none (all of the specs)'}\n")
-    click.echo(render_plan(plan, None, "text", compact=compact), nl=False)
+    click.echo(render_plan(plan, None, OutputFormat.TEXT, compact=compact), nl=False)
     return EXIT_OK

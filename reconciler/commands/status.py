@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from reconciler.choices import OutputFormat
 from reconciler.commands import EXIT_OK
 from reconciler.commands.common import load
 from reconciler.keys import printable
@@ -73,7 +74,7 @@ def final_lines(final: dict[str, Any]) -> list[str]:
     return lines + _table(["SPLIT", "shards", "records", "bytes"], rows)
 
 
-def status(specs: Path, *, output_format: str = "text", parallelism: int = 16) -> int:
+def status(specs: Path, *, output_format: OutputFormat = OutputFormat.TEXT, parallelism: int = 16) -> int:
     """Observe (hash cache on) and report; never writes to a store and takes no lock."""
     desired = load(specs)
     ws = open_stores(desired, parallelism=parallelism)

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from reconciler.choices import OutputFormat
 from reconciler.commands import EXIT_ERROR, EXIT_OK
 from reconciler.commands.common import error, load
 from reconciler.errors import UserError
@@ -98,7 +99,7 @@ def _set_json(checked: Checked) -> dict[str, Any]:
     }
 
 
-def validate(specs: Path, files: tuple[Path, ...] = (), *, output_format: str = "text") -> int:
+def validate(specs: Path, files: tuple[Path, ...] = (), *, output_format: OutputFormat = OutputFormat.TEXT) -> int:
     results = [check(directory) for directory in spec_sets(specs, files)]
     ok = all(r.desired is not None for r in results)
     if output_format == "json":

@@ -27,6 +27,7 @@ from typing import Any
 
 import click
 
+from reconciler.choices import OutputFormat
 from reconciler.commands import EXIT_ERROR, EXIT_OK
 from reconciler.commands.common import error, load
 from reconciler.errors import UserError
@@ -181,7 +182,7 @@ def _json_report(checked: list[Checked], *, download: bool) -> dict[str, Any]:
     }
 
 
-def verify(specs: Path, *, download: bool, parallelism: int, output_format: str = "text") -> int:
+def verify(specs: Path, *, download: bool, parallelism: int, output_format: OutputFormat = OutputFormat.TEXT) -> int:
     ws = open_stores(load(specs), parallelism=parallelism)  # discovers actors: ws.desired has their mappings
     s3_stores = {name: s for name, s in ws.stores.items() if isinstance(s, RecordsMd5s)}
     try:

@@ -11,6 +11,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
+from reconciler.choices import OutputFormat
 from reconciler.model import Action, Plan, TierSpec, tier_of
 from reconciler.plan.render import sort_key, symbol, target_text
 
@@ -71,7 +72,7 @@ def render_mermaid(plan: Plan, tiers: Sequence[TierSpec] = ()) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_graph(plan: Plan, fmt: str = "dot", tiers: Sequence[TierSpec] = ()) -> str:
+def render_graph(plan: Plan, fmt: OutputFormat = OutputFormat.DOT, tiers: Sequence[TierSpec] = ()) -> str:
     if fmt == "mermaid":
         return render_mermaid(plan, tiers)
     return render_dot(plan, tiers)

@@ -13,6 +13,7 @@ import structlog
 
 from reconciler.apply.executor import FAILED, ApplyResult, Outcome
 from reconciler.apply.report import render_apply_summary
+from reconciler.choices import LogFormat
 from reconciler.keys import printable
 from reconciler.logs import configure_logging
 from reconciler.model import Action, ActionKind, Change, ObjectRef
@@ -116,7 +117,7 @@ def test_the_apply_report_and_console_logs_escape_keys(capsys: pytest.CaptureFix
 
     # structlog's console renderer shows a field's repr: escaped already (this keeps it so).
     stream = io.StringIO()
-    configure_logging("console")
+    configure_logging(LogFormat.CONSOLE)
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=stream))
     structlog.get_logger("pixel.apply").warning("action retrying", key=f"s3:raw/{EVIL}", error=f"x\x1b[2J{EVIL}")
     assert "evil\\n\\nPlan" in stream.getvalue()

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import structlog
 
+from reconciler.choices import LogFormat
 from reconciler.dev.seaweed import SeaweedServer
 from reconciler.logs import configure_logging, get_logger, mask, redact
 from tests.integration.pixelenv import Run, pixel, write_specs
@@ -144,9 +145,9 @@ def restore_structlog() -> Iterator[None]:
     structlog.configure(**saved)
 
 
-@pytest.mark.parametrize("fmt", ["json", "console"])
+@pytest.mark.parametrize("fmt", list(LogFormat))
 def test_configured_logging_redacts_before_rendering(
-    fmt: str, restore_structlog: None, capsys: pytest.CaptureFixture[str]
+    fmt: LogFormat, restore_structlog: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     configure_logging(fmt, verbose=True)
     get_logger("pixel.test").debug(
@@ -167,7 +168,7 @@ def test_configured_logging_redacts_before_rendering(
 def test_verbose_does_not_turn_on_botocores_own_debug_logging(restore_structlog: None) -> None:
     """botocore logs every request's headers (Authorization, X-Amz-Security-Token) at DEBUG through the
     standard `logging` module, which structlog's redact never sees: -v must leave it off."""
-    configure_logging("json", verbose=True)
+    configure_logging(LogFormat.JSON, verbose=True)
     for name in ("botocore", "botocore.endpoint", "botocore.auth", "boto3", "urllib3", "s3transfer"):
         assert not logging.getLogger(name).isEnabledFor(logging.DEBUG), name
 

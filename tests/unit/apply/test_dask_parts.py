@@ -10,6 +10,7 @@ from reconciler.apply.dask_executor import local_roots, missing_roots, s3_stores
 from reconciler.apply.dask_worker import BatchResult, BatchWork, Settled, blocked_actions
 from reconciler.apply.executor import DONE, FAILED, SKIPPED
 from reconciler.apply.runner import ActionRunner
+from reconciler.choices import Executor
 from reconciler.commands.apply_saved import choose_executor
 from reconciler.errors import UserError
 from reconciler.model import (
@@ -97,5 +98,5 @@ def test_a_rerun_finding_its_work_done_counts_as_done_and_a_real_conflict_still_
 
 def test_the_dask_executor_needs_a_scheduler_address() -> None:
     with pytest.raises(UserError, match="--scheduler tcp://HOST:8786 or PIXEL_DASK_SCHEDULER"):
-        choose_executor("dask", None, 16)
-    assert type(choose_executor("local", None, 4)).__name__ == "LocalExecutor"
+        choose_executor(Executor.DASK, None, 16)
+    assert type(choose_executor(Executor.LOCAL, None, 4)).__name__ == "LocalExecutor"

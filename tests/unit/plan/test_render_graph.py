@@ -6,6 +6,7 @@ import dataclasses
 import json
 import re
 
+from reconciler.choices import OutputFormat
 from reconciler.plan.render import target_text
 from reconciler.plan.render_graph import render_graph
 from tests.unit.plan.fixed_plan import fixed_desired, fixed_plan
@@ -13,14 +14,14 @@ from tests.unit.plan.fixed_plan import fixed_desired, fixed_plan
 
 def test_dot_clusters_by_mapping_and_keeps_every_edge() -> None:
     plan = fixed_plan()
-    text = render_graph(plan, "dot")
+    text = render_graph(plan, OutputFormat.DOT)
     assert text.startswith("digraph pixel_plan {") and text.rstrip().endswith("}")
     assert [m for m in re.findall(r'label="([^"]+)";', text)] == ["processed", "raw", "registry"]
 
 
 def test_with_tiers_the_clusters_are_the_tiers_the_targets_lie_in() -> None:
     plan, tiers = fixed_plan(), fixed_desired().tiers
-    text = render_graph(plan, "dot", tiers)
+    text = render_graph(plan, OutputFormat.DOT, tiers)
     labels = re.findall(r'label="([^"]+)";', text)
     assert labels == sorted(labels) and "tier processed" in labels
     in_tier = [a for a in plan.actions if a.target.key.startswith("datasets/gdrive/processed/")]
@@ -34,7 +35,7 @@ def test_with_tiers_the_clusters_are_the_tiers_the_targets_lie_in() -> None:
 
 def test_mermaid_clusters_by_mapping_and_escapes_quotes() -> None:
     plan = fixed_plan()
-    text = render_graph(plan, "mermaid")
+    text = render_graph(plan, OutputFormat.MERMAID)
     assert text.startswith("flowchart LR\n")
     assert text.count("  subgraph ") == 3 and text.count("  end\n") == 3
     assert len(re.findall(r"n\d+ --> n\d+", text)) == len(plan.edges)
@@ -48,5 +49,5 @@ def test_quotes_in_keys_cannot_break_a_label() -> None:
     plan = fixed_plan()
     odd = dataclasses.replace(plan.actions[0], target=dataclasses.replace(plan.actions[0].target, key='a"b.jsonl'))
     plan = dataclasses.replace(plan, actions=(odd, *plan.actions[1:]))
-    assert "a#quot;b.jsonl" in render_graph(plan, "mermaid")
-    assert 'a\\"b.jsonl' in render_graph(plan, "dot")
+    assert "a#quot;b.jsonl" in render_graph(plan, OutputFormat.MERMAID)
+    assert 'a\\"b.jsonl' in render_graph(plan, OutputFormat.DOT)

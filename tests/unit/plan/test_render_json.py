@@ -6,6 +6,7 @@ import json
 
 import jsonschema
 
+from reconciler.choices import OutputFormat
 from reconciler.commands.output import render_plan
 from reconciler.plan import serialize
 from reconciler.schemas import load_schema
@@ -20,7 +21,7 @@ def _stable(text: str) -> str:
 
 
 def test_json_matches_golden_and_its_schema() -> None:
-    text = render_plan(fixed_plan(), fixed_desired(), "json")
+    text = render_plan(fixed_plan(), fixed_desired(), OutputFormat.JSON)
     data = json.loads(text)
     jsonschema.Draft202012Validator(load_schema("plan.schema.json")).validate(data)
     assert data["format_version"] == 2
@@ -31,4 +32,4 @@ def test_json_matches_golden_and_its_schema() -> None:
 
 
 def test_json_round_trips_to_the_same_plan() -> None:
-    assert serialize.loads(render_plan(fixed_plan(), None, "json")) == fixed_plan()
+    assert serialize.loads(render_plan(fixed_plan(), None, OutputFormat.JSON)) == fixed_plan()

@@ -11,6 +11,7 @@ import pytest
 from reconciler import progress
 from reconciler.apply.executor import DONE, FAILED, Outcome
 from reconciler.apply.runner import ActionRunner
+from reconciler.choices import OutputFormat
 from reconciler.model import Action, ActionKind, Change, ObjectRef, Plan
 from reconciler.stores.base import StoreError
 from reconciler.stores.local import LocalStore
@@ -36,7 +37,7 @@ def test_enabled_only_on_a_tty_outside_ci_not_quiet_and_not_json() -> None:
     assert not progress.enabled(io.StringIO(), environ={})
     assert not progress.enabled(Tty(), environ={"CI": "true"})
     assert progress.enabled(Tty(), environ={"CI": "false"})
-    assert not progress.enabled(Tty(), environ={}, output_format="json")
+    assert not progress.enabled(Tty(), environ={}, output_format=OutputFormat.JSON)
     progress.configure(quiet=True)
     assert not progress.enabled(Tty(), environ={})
 

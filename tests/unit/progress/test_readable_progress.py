@@ -18,6 +18,7 @@ import pytest
 
 from reconciler import logs, progress
 from reconciler.apply.executor import DONE, Outcome
+from reconciler.choices import LogFormat
 from reconciler.logs import configure_logging, get_logger
 from reconciler.model import (
     Action,
@@ -53,7 +54,7 @@ def restore_logging() -> Iterator[None]:
     progress.configure(quiet=False)
     yield
     logs.set_line_writer(None)
-    configure_logging("console")
+    configure_logging(LogFormat.CONSOLE)
 
 
 def test_two_large_objects_show_a_byte_based_eta_before_either_is_done() -> None:
@@ -73,7 +74,7 @@ def test_a_log_line_is_written_above_the_bar_never_over_it(monkeypatch: pytest.M
     stream = Tty()
     monkeypatch.setattr(sys, "stderr", stream)
     monkeypatch.setenv("NO_COLOR", "1")
-    configure_logging("console")
+    configure_logging(LogFormat.CONSOLE)
     now = [0.0]
     bar = progress.Bar("applying", total=4, total_bytes=4096, stream=stream, clock=lambda: now[0]).show()
     now[0] = 1.0
@@ -94,13 +95,13 @@ def test_no_color_strips_colour_from_log_lines(monkeypatch: pytest.MonkeyPatch) 
     stream = Tty()
     monkeypatch.setattr(sys, "stderr", stream)
     monkeypatch.delenv("NO_COLOR", raising=False)
-    configure_logging("console")
+    configure_logging(LogFormat.CONSOLE)
     get_logger().warning("coloured", key="k")
     assert ANSI.search(stream.getvalue())
     stream.truncate(0)
     stream.seek(0)
     monkeypatch.setenv("NO_COLOR", "1")
-    configure_logging("console")
+    configure_logging(LogFormat.CONSOLE)
     get_logger().warning("plain", key="k")
     assert "plain" in stream.getvalue() and not ANSI.search(stream.getvalue())
 
@@ -140,7 +141,7 @@ def test_apply_progress_logs_events_under_json_logs_in_ci(
 ) -> None:
     # Before: in CI with --log-format json, nothing between the per-action events said how far an apply was.
     monkeypatch.setenv("CI", "true")
-    configure_logging("json")
+    configure_logging(LogFormat.JSON)
     plan = Plan(actions=(_action(1, 100), _action(2, 100)), edges=())
     with progress.apply_progress(_Null(), plan) as reporter:
         reporter.finished(Outcome(_action(1, 100), DONE))
