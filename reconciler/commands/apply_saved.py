@@ -37,7 +37,7 @@ class StalePlan(UserError):
 
 def choose_executor(name: Executor, scheduler: str | None, parallelism: int, batch_actions: int = 500) -> PlanExecutor:
     """`--executor local` (this machine's thread pool) or `--executor dask` (a cluster's scheduler address)."""
-    if name == "local":
+    if name == Executor.LOCAL:
         return LocalExecutor(parallelism)
     if not scheduler:
         raise UserError("--executor dask needs the scheduler's address: --scheduler tcp://HOST:8786 "

@@ -55,7 +55,7 @@ def load(specs: Path) -> Desired:
 
 def observe_through(ws: Workspace, observe_mode: ObserveMode, relist: tuple[str, ...]) -> Workspace:
     """`--observe inventory`: the S3 side from S3 Inventory reports; `--relist-prefix` only makes sense with it."""
-    if observe_mode == "inventory":
+    if observe_mode == ObserveMode.INVENTORY:
         return from_inventory(ws, relist)
     if relist:
         raise UserError("--relist-prefix lists prefixes live instead of from the inventory: use --observe inventory")

@@ -73,6 +73,6 @@ def render_mermaid(plan: Plan, tiers: Sequence[TierSpec] = ()) -> str:
 
 
 def render_graph(plan: Plan, fmt: OutputFormat = OutputFormat.DOT, tiers: Sequence[TierSpec] = ()) -> str:
-    if fmt == "mermaid":
+    if fmt == OutputFormat.MERMAID:
         return render_mermaid(plan, tiers)
     return render_dot(plan, tiers)
