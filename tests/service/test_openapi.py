@@ -18,6 +18,7 @@ pytestmark = pytest.mark.integration
 MUTATIONS = {
     ("post", "/api/actors/{actor_id}/training-images"),
     ("delete", "/api/actors/{actor_id}/training-images/{filename}"),
+    ("post", "/api/actors/{actor_id}/training-images/{filename}/include"),
 }
 
 
