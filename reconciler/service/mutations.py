@@ -255,7 +255,7 @@ def add_images(
         # when the caller adds that very file name back, which lifts its exclusion.
         start = next_index([*obs.local, *obs.remote, *excluded], actor)
         back = [Path(name).name for name, _ in files]
-        lifted = [name for name in back if name in excluded and name not in obs.local and _NAME.match(name)]
+        lifted = [name for name in back if name in excluded and excluded[name].local is None and _NAME.match(name)]
         fresh = iter(range(start, start + len(files)))
         names = [name if name in lifted else f"{actor.actor_name}_{next(fresh)}.jpg" for name in back]
         if len(set(names)) != len(names):
