@@ -268,7 +268,11 @@ def add_images(
         keys = [mapping.local_key(name) for name in names]
         _write_all(store, keys, [body for _, body in files])
         if lifted:
-            _save_exclusions(ws, actor, _records({n: i for n, i in excluded.items() if n not in lifted}))
+            try:
+                _save_exclusions(ws, actor, _records({n: i for n, i in excluded.items() if n not in lifted}))
+            except ServiceError:
+                _remove(store, keys)  # the record still excludes them: their files must not stay behind unlisted
+                raise
         try:
             _apply(ws, actor, lost)
         except ServiceError as exc:
