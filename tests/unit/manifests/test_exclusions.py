@@ -95,3 +95,25 @@ def test_apply_never_touches_an_excluded_image_and_then_has_nothing_left_to_do(
         again, _, writer = world.apply()
         assert [a.id for a in again.actions] == [] and writer.written == []
         assert not [f for f in again.findings if any(name in f.key for name in names)]
+
+
+def test_a_local_copy_left_under_an_excluded_name_is_reported_never_pushed_nor_an_orphan() -> None:
+    """A crash between writing the record and removing the local copy (the record goes first) leaves the copy:
+    the plan names it and acts on nothing, where without the record a push would upload it over the kept object."""
+    with tempfile.TemporaryDirectory() as tmp:
+        world = _world(Path(tmp), "local", False)
+        name = f"{NAME}_1.jpg"
+        kept = world.assets.get(f"{S3}/{name}")
+        world.ws.put(f"{LOCAL}/{name}", jpeg(99))  # other bytes than S3's: a push would overwrite the object
+        entry = world.assets.stat(f"{S3}/{name}")
+        assert entry is not None
+        world.ws.put(RECORD, render("0007", {name: record_of(entry, "then")}))
+        plan, result, _ = world.apply()
+        assert result.ok
+        assert not [a for a in plan.actions if name in a.target.key]
+        [finding] = [f for f in plan.findings if name in f.key]
+        assert finding.kind.value == "unmanaged" and "a local copy is there" in finding.message
+        assert world.assets.get(f"{S3}/{name}") == kept
+        manifest = json.loads(world.ws.get("data/actor_manifests/0007_manifest.json"))
+        assert name not in [e["filename"] for e in manifest["training_data"]]
+        assert "accountability" not in manifest or not manifest["accountability"]["orphans"]
