@@ -141,11 +141,15 @@ def test_remove_image_keeps_s3_where_the_specs_prune_and_never_downloads_it_agai
 def test_adding_the_file_back_or_re_including_it_lifts_the_exclusion(fresh_world: World, tmp_path: Path) -> None:
     world = fresh_world
     manifest = TrainingDataManifest(7, world.demo.specs)
-    three, four = f"{A07}_3.jpg", f"{A07}_4.jpg"
-    md5_4 = s3_md5(world, A07, four)
-    manifest.remove_image(three)
-    manifest.remove_image(four)
-    assert json.loads(_record(world, "0007").read_bytes())["excluded"].keys() == {three, four}
+    three, four, five = f"{A07}_3.jpg", f"{A07}_4.jpg", f"{A07}_5.jpg"
+    md5_4, md5_5 = s3_md5(world, A07, four), s3_md5(world, A07, five)
+    for name in (three, four, five):
+        manifest.remove_image(name)
+    assert json.loads(_record(world, "0007").read_bytes())["excluded"].keys() == {three, four, five}
+
+    # TrainingDataManifest.include_image: listed again as S3 holds it.
+    included = manifest.include_image(five)
+    assert (included["filename"], included["status"], included["md5_hash"]) == (five, "s3_only", md5_5)
 
     # A new image never takes an excluded name by numbering (S3 still holds that object).
     added = manifest.add_image(jpeg(1))
