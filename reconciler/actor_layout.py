@@ -91,6 +91,15 @@ def manifest_ref(layout: ActorLayout, actor_id: str) -> ObjectRef:
     return ObjectRef(layout.manifest_store, f"{layout.manifest_dir}/{name}" if layout.manifest_dir else name)
 
 
+EXCLUSIONS_DIR = ".pixel"  # beside the manifests: pixel's own files, never a manifest (`{id}_manifest.json`)
+
+
+def exclusions_ref(layout: ActorLayout, actor_id: str) -> ObjectRef:
+    """Where the actor's exclusion record lives (`manifests.exclusions`): pixel's own state, not the seed's format."""
+    name = f"{EXCLUSIONS_DIR}/{actor_id}_excluded.json"
+    return ObjectRef(layout.manifest_store, f"{layout.manifest_dir}/{name}" if layout.manifest_dir else name)
+
+
 def build_actor(
     layout: ActorLayout,
     actor_id: str,

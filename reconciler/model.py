@@ -305,6 +305,41 @@ class MappingObservation:
 
 
 @dataclass(frozen=True, slots=True)
+class ExcludedImage:
+    """An actor image taken out of its manifest with S3 kept (`delete_from_s3=false`), as recorded then and now.
+
+    `md5`/`etag`/`size`: the S3 object's when it was excluded; `remote`/`local`: what the sides hold now (relative
+    keys), which the planner compares with the record instead of acting on them.
+    """
+
+    rel: str
+    md5: str | None
+    etag: str | None
+    size: int | None
+    excluded_at: str
+    remote: Entry | None = None
+    local: Entry | None = None
+
+    @property
+    def changed(self) -> bool:
+        """The S3 object is no longer the one excluded: other bytes must not be hidden under the old decision."""
+        if self.remote is None:
+            return False
+        if self.md5 is not None and self.remote.md5 is not None:
+            return self.md5 != self.remote.md5
+        return self.etag != self.remote.etag or self.size != self.remote.size
+
+
+@dataclass(frozen=True, slots=True)
+class ActorExclusions:
+    """One actor's exclusion record as observed; `problem` says why it could not be read (then nothing of the
+    actor is acted on: what it excludes is unknown)."""
+
+    images: tuple[ExcludedImage, ...] = ()
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GeneratedFile:
     """A generated file (manifest, registry, inventory) as it is on disk now: the planner compares it."""
 
@@ -343,6 +378,8 @@ class Observed:
     discovered: tuple[DiscoveredActor, ...] = ()
     # With an inventory to write: every object of each S3 store a tier lies in (store -> full key -> entry).
     buckets: MappingABC[str, MappingABC[str, Entry]] = field(default_factory=dict)
+    # Actor mapping -> the images its exclusion record keeps out of the manifest (taken out of `mappings`).
+    excluded: MappingABC[str, ActorExclusions] = field(default_factory=dict)
 
 
 # pixel's scratch space in a bucket: a swap parks one side here. A MOVE whose source lies

@@ -9,7 +9,7 @@ lock, behind the same guards. Nothing here writes a manifest by hand: pixel rend
 
     manifest = TrainingDataManifest(42, specs="specs")
     entry = manifest.add_image(Path("portrait.jpg"))        # uploaded, manifest rewritten; the new entry
-    manifest.remove_image(entry["filename"])                # local copy only; delete_from_s3=True for both
+    manifest.remove_image(entry["filename"])                # out of the manifest, S3 kept; delete_from_s3=True: both
     TrainingDataSync("specs").sync_actor_training_data(42)  # seed 004's API document
 
 Images are JPEG bytes or paths to JPEG files. The specs directory defaults to `PIXEL_SPECS`, else `specs`, as
@@ -66,6 +66,11 @@ def _bytes(image: Image) -> bytes:
         raise TrainingDataError(400, f"cannot read the image {os.fspath(image)}: {exc}") from exc
 
 
+def _name(image: Image, i: int) -> str:
+    """The name the image arrives under: a path's own (adding an excluded file name back lifts its exclusion)."""
+    return f"image #{i}" if isinstance(image, bytes) else Path(image).name
+
+
 class TrainingDataManifest:
     """One actor's manifest (`data/actor_manifests/{id}_manifest.json`): its entries, and the seed's mutations."""
 
@@ -106,8 +111,9 @@ class TrainingDataManifest:
 
     def add_generation(self, images: Sequence[Image]) -> list[dict[str, Any]]:
         """Add a generation of images, named {actor_name}_{next index}.jpg in order, in one targeted apply;
-        their new manifest entries."""
-        files = [(f"image #{i}", _bytes(image)) for i, image in enumerate(images)]
+        their new manifest entries. A path named like an image excluded from the manifest is added back under
+        that name, lifting the exclusion (its bytes replace the object S3 kept, where the actor pushes)."""
+        files = [(_name(image, i), _bytes(image)) for i, image in enumerate(images)]
         service = self._service
         _, _, names = _call(lambda: mutations.add_images(service, self.actor_id, files, self.max_image_bytes))
         return self._entries(names)
@@ -117,12 +123,19 @@ class TrainingDataManifest:
         return self.add_generation([image])[0]
 
     def remove_image(self, filename: str, *, delete_from_s3: bool = False) -> dict[str, Any]:
-        """Remove the image's local copy, and its S3 object with `delete_from_s3` (within the delete guards);
-        seed 004's API document after it. An image kept in S3 stays listed, as `s3_only`."""
+        """Remove the image from the manifest with its local copy; its S3 object too with `delete_from_s3`
+        (within the delete guards), else S3 keeps it and it stays excluded from the manifest (pixel neither
+        lists, downloads nor deletes it) until re-included or added back. Seed 004's API document after it."""
         service = self._service
         return _document(
             _call(lambda: mutations.remove_image(service, self.actor_id, filename, delete_from_s3=delete_from_s3))
         )
+
+    def include_image(self, filename: str) -> dict[str, Any]:
+        """Lift an exclusion: the image S3 kept is listed again (and downloaded where the actor pulls); its entry."""
+        service = self._service
+        _call(lambda: mutations.include_image(service, self.actor_id, filename))
+        return self._entries([filename])[0]
 
     def update_image(self, filename: str, image: Image) -> dict[str, Any]:
         """Replace the image's bytes; the apply re-uploads it and recomputes its md5. Its new manifest entry."""

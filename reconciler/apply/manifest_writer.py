@@ -14,11 +14,23 @@ import io
 import time
 from collections.abc import Callable, Mapping
 
+from reconciler.actor_layout import exclusions_ref
 from reconciler.manifests.actors import actor_state, render_actor_manifest
+from reconciler.manifests.exclusions import split
 from reconciler.manifests.final import summary_of
 from reconciler.manifests.inventory import render_inventory
 from reconciler.manifests.registry import render_registry, unreadable
-from reconciler.model import Action, ActorSpec, Desired, Entry, MappingSpec, ObjectRef, S3StoreSpec, inventoried_stores
+from reconciler.model import (
+    Action,
+    ActorSpec,
+    Desired,
+    Entry,
+    MappingObservation,
+    MappingSpec,
+    ObjectRef,
+    S3StoreSpec,
+    inventoried_stores,
+)
 from reconciler.observe.hashing import Hasher, StreamingHasher
 from reconciler.observe.world import list_tier, read_generated, strays
 from reconciler.rules import OwnSpace, Selection, mapping_own_space
@@ -88,7 +100,15 @@ class ManifestWriter:
         stray = strays(
             dataclasses.replace(self.desired, actors=(actor,)), self.stores, {actor.mapping: local.keys()}, self.hasher
         ).get(actor.mapping, ())
-        state = actor_state(layout, actor, mapping, s3, local, remote, stray)
+        # The images the actor's exclusion record keeps out stay out, as the plan saw them.
+        ref = exclusions_ref(layout, actor.actor_id)
+        kept, excluded = split(MappingObservation(local, remote), read_generated(self.stores, ref).content)
+        if excluded.problem is not None:
+            raise PermanentStoreError(
+                f"write-manifest {actor.manifest}: the exclusion record {ref} cannot be read ({excluded.problem})",
+                key=actor.manifest.key,
+            )
+        state = actor_state(layout, actor, mapping, s3, kept.local, kept.remote, stray)
         return render_actor_manifest(state, actor, previous, self.clock())
 
     def __call__(self, action: Action) -> None:

@@ -21,6 +21,7 @@ from reconciler.choices import OutputFormat
 from reconciler.commands import EXIT_OK
 from reconciler.commands.common import load
 from reconciler.keys import printable
+from reconciler.manifests.exclusions import KEPT_IN_S3
 from reconciler.model import Action, Desired, Entry, Finding, LocalStoreSpec, MappingSpec, Observed, Plan
 from reconciler.plan.render import action_line, finding_line
 from reconciler.plan.serialize import action_to_dict
@@ -118,6 +119,7 @@ def explanation(desired: Desired, observed: Observed, plan: Plan, key: str) -> E
             "state": None,
             "manifest_status": None,
             "rule": None,
+            "excluded": None,  # an actor image excluded from its manifest (kept in S3): the record's md5 and time
         }
         mappings.append(item)
         if not item["managed"]:
@@ -125,9 +127,16 @@ def explanation(desired: Desired, observed: Observed, plan: Plan, key: str) -> E
         obs = observed.mappings.get(spec.name)
         local = obs.local.get(rel) if obs else None
         remote = obs.remote.get(rel) if obs else None
+        kept_out = observed.excluded.get(spec.name)
+        image = next((i for i in kept_out.images if i.rel == rel), None) if kept_out is not None else None
+        if image is not None:
+            # Taken out of the observation: shown as it is, under the decision that keeps it out.
+            local, remote = image.local, image.remote
+            item["excluded"] = {"md5": image.md5, "excluded_at": image.excluded_at, "changed": image.changed}
+            unsynced = True
         item["local_side"] = _entry_dict(spec.local_store, spec.local_key(rel), local)
         item["remote_side"] = _entry_dict(spec.s3_store, spec.remote_key(rel), remote)
-        if local is not None or remote is not None:
+        if image is None and (local is not None or remote is not None):
             state = classify(local, remote)
             unsynced = unsynced or state is not PairState.SYNCED
             item["state"] = state.value
@@ -216,6 +225,13 @@ def render_text(found: Explanation) -> list[str]:
         local, remote = m["local_side"], m["remote_side"]
         lines.append(f"    local  {local['store']}:{local['key']}: {_side(local)}")
         lines.append(f"    remote {remote['store']}:{remote['key']}: {_side(remote)}")
+        if m.get("excluded") is not None:
+            kept = m["excluded"]
+            changed = "; the object in S3 has changed since (see the findings)" if kept["changed"] else ""
+            lines.append(
+                f"    {KEPT_IN_S3} since {kept['excluded_at']} (md5 {kept['md5']}): not listed, synced or "
+                f"deleted{changed}"
+            )
         if m["state"] is not None:
             lines.append(
                 f"    state {m['state']} (manifest status {m['manifest_status']}): "

@@ -47,6 +47,12 @@ def render_status_text(document: dict[str, Any]) -> str:
             for actor_id, a in document["actors"].items()
         ]
         lines += [*_table(["ACTOR", "name", *STATUSES, "orphans", "missing"], rows), ""]
+        kept = [(actor_id, a["excluded"]) for actor_id, a in document["actors"].items() if a.get("excluded")]
+        lines += [
+            f"actor {printable(actor_id)}: excluded from the manifest (kept in S3): {', '.join(map(printable, names))}"
+            for actor_id, names in kept
+        ]
+        lines += [""] if kept else []
     if document["mappings"]:
         rows = [[name, *_cells(m)] for name, m in document["mappings"].items()]
         lines += [*_table(["MAPPING", *STATUSES], rows), ""]

@@ -11,15 +11,20 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
-from reconciler.actor_layout import actor_dir, discover
+from reconciler.actor_layout import actor_dir, discover, exclusions_ref
+from reconciler.manifests.exclusions import split
 from reconciler.model import (
+    ActorExclusions,
     Desired,
     DiscoveredActor,
     Entry,
+    Gap,
     GeneratedFile,
     LocalStoreSpec,
+    MappingObservation,
     ObjectRef,
     Observed,
+    Problem,
     StoreSpec,
     TierSpec,
     inventoried_stores,
@@ -99,6 +104,35 @@ def strays(
     return out
 
 
+def exclusions(
+    desired: Desired, stores: Mapping[str, Store], mappings: Mapping[str, MappingObservation]
+) -> tuple[dict[str, MappingObservation], dict[str, ActorExclusions], list[Problem]]:
+    """Each actor's observation without the images its exclusion record keeps out of the manifest
+    (`manifests.exclusions`), what was taken out, and a problem per record that cannot be read: that actor's
+    sides become gaps, so nothing of it is acted on while what it excludes is unknown."""
+    layout = desired.actor_layout
+    kept = dict(mappings)
+    excluded: dict[str, ActorExclusions] = {}
+    problems: list[Problem] = []
+    if layout is None:
+        return kept, excluded, problems
+    for actor in desired.actors:
+        obs = mappings.get(actor.mapping)
+        if obs is None:
+            continue
+        ref = exclusions_ref(layout, actor.actor_id)
+        obs, found = split(obs, read_generated(stores, ref).content)
+        if found.problem is not None:
+            reason = f"the exclusion record {ref} cannot be read ({found.problem}); fix or delete it"
+            problems.append(Problem(str(ref), reason, ref.store, ref.key))
+            gap = (Gap("", reason),)
+            obs = dataclasses.replace(obs, local_gaps=gap, remote_gaps=gap)
+        if found.images or found.problem is not None:
+            excluded[actor.mapping] = found
+        kept[actor.mapping] = obs
+    return kept, excluded, problems
+
+
 def tiers_to_list(desired: Desired) -> list[TierSpec]:
     """Every tier; under `--target` only those its datasets lie in or come from (no inventory to list them for)."""
     if not desired.targets:
@@ -127,7 +161,10 @@ def observe_world(desired: Desired, stores: Mapping[str, Store], hasher: Hasher,
     buckets = {}
     if desired.inventory is not None:
         buckets = {name: list_tier(stores[name], "", desired.stores.get(name)) for name in inventoried_stores(desired)}
+    # The strays are judged before the exclusions: an excluded image's local copy is not an orphan.
     selected = {name: obs.local.keys() for name, obs in observed.mappings.items()}
+    found_strays = strays(desired, stores, selected, hasher)
+    mappings, excluded, problems = exclusions(desired, stores, observed.mappings)
     # Imported here: observe.final reads generated files with this module's helper.
     from reconciler.observe.final import observe_final
 
@@ -137,6 +174,9 @@ def observe_world(desired: Desired, stores: Mapping[str, Store], hasher: Hasher,
         tiers=tiers,
         sources=sources,
         generated=generated,
-        strays=strays(desired, stores, selected, hasher),
+        strays=found_strays,
         buckets=buckets,
+        mappings=mappings,
+        excluded=excluded,
+        problems=(*observed.problems, *problems),
     )

@@ -16,6 +16,7 @@ from typing import Any
 from reconciler.actor_layout import LEGACY_SCOPE, legacy_response_key
 from reconciler.manifests.actors import ActorState, actor_state, render_actor_manifest
 from reconciler.manifests.common import previous_document
+from reconciler.manifests.exclusions import KEPT_IN_S3, finding_message
 from reconciler.manifests.final import summary_of
 from reconciler.manifests.inventory import render_inventory
 from reconciler.manifests.registry import render_registry, unmanaged_parts, unreadable
@@ -27,6 +28,7 @@ from reconciler.model import (
     Change,
     Desired,
     Entry,
+    ExcludedImage,
     Finding,
     FindingKind,
     GeneratedFile,
@@ -102,22 +104,28 @@ def _listed(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return by_name, accounts if isinstance(accounts, dict) else {}
 
 
-def what_changed(previous: bytes | None, rendered: bytes, state: ActorState) -> str | None:
-    """How the actor's files differ from what its manifest lists: images not listed yet, changed or gone,
-    orphans adopted or reported, images missing; None when they are as the manifest says (then the manifest
-    itself was changed). Worded by what differs, not who did it: a listing removed by hand reads "not listed"."""
+def what_changed(
+    previous: bytes | None, rendered: bytes, state: ActorState, excluded: Iterable[str] = ()
+) -> str | None:
+    """How the actor's files differ from what its manifest lists: images not listed yet, changed, gone or
+    excluded, orphans adopted or reported, images missing; None when they are as the manifest says (then the
+    manifest itself was changed). Worded by what differs, not who did it: a listing removed by hand reads
+    "not listed"."""
     old = previous_document(previous)
     if old is None:
         return None
     before, old_accounts = _listed(old)
     after, new_accounts = _listed(json.loads(rendered))
     adopted = {e.key for e in state.adopted}
+    kept_out = set(excluded)
     parts = []
     if new := [n for n in after if n not in before and after[n].get("local_path") not in adopted]:
         parts.append(f"{len(new)} image(s) not listed yet")
     if edited := [n for n in after if n in before and after[n] != before[n]]:
         parts.append(f"{len(edited)} image(s) changed since listed")
-    if gone := [n for n in before if n not in after]:
+    if out := [n for n in before if n not in after and n in kept_out]:
+        parts.append(f"{KEPT_IN_S3}: " + ", ".join(out))
+    if gone := [n for n in before if n not in after and n not in kept_out]:
         parts.append(f"{len(gone)} listed image(s) gone")
     if taken := [e.key for e in state.adopted if e.key.rsplit("/", 1)[-1] not in before]:
         parts.append("orphan, adopted: " + ", ".join(taken))
@@ -194,6 +202,19 @@ def _actor_findings(actor: ActorSpec, state: ActorState, store: str, legacy: str
     return found
 
 
+def _excluded_findings(desired: Desired, actor: ActorSpec, images: Iterable[ExcludedImage]) -> list[Finding]:
+    """An excluded image is the user's decision, not a finding; other bytes under its name, or a local copy of
+    it that nothing lists, are."""
+    mapping = next(m for m in desired.mappings if m.name == actor.mapping)
+    found = []
+    for image in images:
+        message = finding_message(image, actor.actor_id)
+        if message is not None:
+            where = f"{mapping.s3_store}:{mapping.remote_key(image.rel)}"
+            found.append(Finding(FindingKind.UNMANAGED, actor.mapping, where, message))
+    return found
+
+
 def _bucket_touching(desired: Desired, plan: Plan) -> list[str]:
     """Actions that change an object the inventory lists: anything in a bucket a tier lies in."""
     stores = set(inventoried_stores(desired))
@@ -214,13 +235,22 @@ def plan_manifests(desired: Desired, observed: Observed, plan: Plan) -> Plan:
         assert layout is not None
         state = state_for(desired, observed, actor)
         findings += _actor_findings(actor, state, layout.local_store, legacy_response_key(layout, actor.actor_name))
+        excluded = observed.excluded.get(actor.mapping)
+        if excluded is not None and excluded.problem is not None:
+            continue  # what the record keeps out is unknown: a manifest rendered now could list it again
+        kept_out = excluded.images if excluded is not None else ()
+        findings += _excluded_findings(desired, actor, kept_out)
         legacy_actions, legacy_findings = _legacy(layout, actor, state)
         actions += legacy_actions
         findings += legacy_findings
         touching = _touching(plan, scope=actor.mapping) + [a.id for a in legacy_actions]
         current = observed.generated.get(actor.manifest, GeneratedFile())
         rendered = None if touching else render_actor_manifest(state, actor, current.content, None)
-        changed = None if rendered is None else what_changed(current.content, rendered, state)
+        changed = (
+            None
+            if rendered is None
+            else what_changed(current.content, rendered, state, (image.rel for image in kept_out))
+        )
         write = _write(actor.manifest, actor.mapping, current, touching, rendered, changed)
         if write is not None:
             actions.append(write)

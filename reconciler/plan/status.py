@@ -71,11 +71,14 @@ def status_document(desired: Desired, observed: Observed, plan: Plan | None = No
     actors: dict[str, Any] = {}
     for actor in desired.actors:
         state = state_for(desired, observed, actor)
+        excluded = observed.excluded.get(actor.mapping)
         actors[actor.actor_id] = {
             "name": actor.actor_name,
             **per_mapping[actor.mapping],
             "orphans": len(state.orphans),
             "missing": len(state.missing),
+            # Out of the manifest and of the counts above, kept in S3 (manifests.exclusions): named, not hidden.
+            "excluded": [image.rel for image in excluded.images] if excluded is not None else [],
         }
     actor_mappings = {a.mapping for a in desired.actors}
     mappings = {name: counts for name, counts in per_mapping.items() if name not in actor_mappings}
@@ -90,6 +93,7 @@ def status_document(desired: Desired, observed: Observed, plan: Plan | None = No
             **totals,
             "orphans": sum(a["orphans"] for a in actors.values()),
             "missing": sum(a["missing"] for a in actors.values()),
+            "excluded": sum(len(a["excluded"]) for a in actors.values()),
         },
     }
     if plan is not None:

@@ -110,11 +110,13 @@ class ActorStatus(StatusCounts):
     name: str
     orphans: int
     missing: int
+    excluded: list[str] = Field(description="images excluded from the manifest (kept in S3), not in the counts")
 
 
 class Totals(StatusCounts):
     orphans: int
     missing: int
+    excluded: int = Field(description="images excluded from the manifests (kept in S3)")
 
 
 class DatasetsStatus(_Model):

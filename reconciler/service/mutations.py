@@ -16,20 +16,26 @@ import hashlib
 import io
 import re
 import threading
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
-from reconciler.actor_layout import MAPPING_PREFIX
+from reconciler.actor_layout import MAPPING_PREFIX, exclusions_ref
 from reconciler.apply.report import LogReporter
 from reconciler.apply.session import LockOptions, locked, run_locked
 from reconciler.errors import UserError
 from reconciler.globs import matches
+from reconciler.manifests import exclusions
+from reconciler.manifests.common import iso_ms_from_ns
 from reconciler.model import (
     Action,
     ActionKind,
+    ActorExclusions,
     ActorSpec,
     Authority,
     Change,
     Entry,
+    ExcludedImage,
     MappingObservation,
     MappingSpec,
     ObjectRef,
@@ -95,30 +101,77 @@ def _of_actor(observed: Observed, actor: ActorSpec) -> MappingObservation:
     return observed.mappings.get(actor.mapping, MappingObservation({}, {}))
 
 
-def refusals_without(
-    ws: Workspace, actor: ActorSpec, observed: Observed, filename: str, *, delete_from_s3: bool = True
+def refusals_with(
+    ws: Workspace, actor: ActorSpec, observed: Observed, seen: MappingObservation, *, keep_s3: bool
 ) -> list[str]:
-    """The errors the targeted plan would have once `filename` is gone locally: every guard (mass delete,
-    --max-delete, protect, overlaps), judged before the file is touched rather than after.
+    """The errors the targeted plan would have once the actor's sides are `seen` (a file removed locally, an
+    image excluded or re-included): every guard (mass delete, --max-delete, protect, overlaps), judged before
+    anything is touched rather than after.
 
-    And, without `delete_from_s3`, the caller's promise to leave S3 alone: that plan must delete nothing there.
-    (With it, `s3_delete_refusal` has already asked the delete guards, which refuse an unpruned actor's delete.)
+    And, with `keep_s3`, the caller's promise to leave S3 alone: that plan must delete nothing there. (Without
+    it, `s3_delete_refusal` has already asked the delete guards, which refuse an unpruned actor's delete.)
     """
-    seen = _of_actor(observed, actor)
-    without = dataclasses.replace(seen, local={k: v for k, v in seen.local.items() if k != filename})
-    hypothetical = dataclasses.replace(observed, mappings={**observed.mappings, actor.mapping: without})
+    hypothetical = dataclasses.replace(observed, mappings={**observed.mappings, actor.mapping: seen})
     targets = [MAPPING_PREFIX + actor.actor_id]
     plan = make_plan(narrow(ws.desired, targets), hypothetical)
     errors = list(guards.check(ws.desired, hypothetical, plan, GuardLimits()).errors)
     s3 = {name for name, spec in ws.desired.stores.items() if isinstance(spec, S3StoreSpec)}
     s3_deletes = [a.target for a in plan.actions if a.kind is ActionKind.DELETE and a.target.store in s3]
-    if not delete_from_s3 and s3_deletes:
+    if keep_s3 and s3_deletes:
         errors.append(
-            f"the specs prune actor {actor.actor_id}'s S3 side, so removing {filename} locally deletes "
-            f"{', '.join(map(str, s3_deletes[:3]))}{' and more' if len(s3_deletes) > 3 else ''} in S3 too; "
-            "ask with delete_from_s3=true to delete both"
+            f"the specs prune actor {actor.actor_id}'s S3 side, so this change deletes "
+            f"{', '.join(map(str, s3_deletes[:3]))}{' and more' if len(s3_deletes) > 3 else ''} in S3; "
+            "ask with delete_from_s3=true to delete in S3"
         )
     return errors
+
+
+def _excluded(service: Service, ws: Workspace, actor: ActorSpec, observed: Observed) -> dict[str, ExcludedImage]:
+    """The actor's excluded images by file name; 409 while its record cannot be read (nothing can be decided)."""
+    found = observed.excluded.get(actor.mapping, ActorExclusions())
+    if found.problem is not None:
+        ref = exclusions_ref(service.actor_layout(ws.desired), actor.actor_id)
+        raise ServiceError(
+            409, f"the exclusion record {ref} cannot be read ({found.problem}): fix or delete it; nothing was changed"
+        )
+    return {image.rel: image for image in found.images}
+
+
+def _save_exclusions(ws: Workspace, actor: ActorSpec, excluded: dict[str, exclusions.Record]) -> None:
+    """Write the actor's exclusion record (or remove it once empty), only over the file as it was read
+    (If-Match / If-None-Match): the caller holds the bucket lock, so a change here is someone else's."""
+    layout = ws.desired.actor_layout
+    assert layout is not None
+    ref = exclusions_ref(layout, actor.actor_id)
+    store = ws.stores[ref.store]
+    try:
+        current = store.stat(ref.key)
+        if not excluded:
+            if current is not None:
+                store.delete(ref.key, if_match=current.etag)
+            return
+        body = exclusions.render(actor.actor_id, excluded)
+        store.write(
+            ref.key,
+            _bytes(body),
+            size=len(body),
+            md5=hashlib.md5(body).hexdigest(),
+            if_match=current.etag if current is not None else None,
+            if_absent=current is None,
+        )
+    except StoreError as exc:
+        raise ServiceError(500, f"could not write the exclusion record {ref}: {exc}; nothing was deleted") from exc
+
+
+def _records(images: dict[str, ExcludedImage]) -> dict[str, exclusions.Record]:
+    return {
+        name: exclusions.Record(md5=i.md5, etag=i.etag, size=i.size, excluded_at=i.excluded_at)
+        for name, i in images.items()
+    }
+
+
+def _now() -> str:
+    return iso_ms_from_ns(time.time_ns())
 
 
 def next_index(names: Sequence[str], actor: ActorSpec) -> int:
@@ -196,9 +249,18 @@ def add_images(
         )
     store = ws.stores[mapping.local_store]
     with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as (ws, lost):
-        obs = _of_actor(_observe(service, ws, actor), actor)
-        start = next_index([*obs.local, *obs.remote], actor)
-        names = [f"{actor.actor_name}_{start + i}.jpg" for i in range(len(files))]
+        observed = _observe(service, ws, actor)
+        obs = _of_actor(observed, actor)
+        excluded = _excluded(service, ws, actor, observed)
+        # An excluded name is still taken (S3 keeps its object): a new image never lands on it by numbering, only
+        # when the caller adds that very file name back, which lifts its exclusion.
+        start = next_index([*obs.local, *obs.remote, *excluded], actor)
+        back = [Path(name).name for name, _ in files]
+        lifted = [name for name in back if name in excluded and excluded[name].local is None and _NAME.match(name)]
+        fresh = iter(range(start, start + len(files)))
+        names = [name if name in lifted else f"{actor.actor_name}_{next(fresh)}.jpg" for name in back]
+        if len(set(names)) != len(names):
+            raise ServiceError(400, "the same excluded file name was sent twice; nothing was written")
         if not all(matches(name, mapping.include, mapping.exclude) for name in names):
             raise ServiceError(
                 409,
@@ -206,10 +268,18 @@ def add_images(
             )
         keys = [mapping.local_key(name) for name in names]
         _write_all(store, keys, [body for _, body in files])
+        if lifted:
+            try:
+                _save_exclusions(ws, actor, _records({n: i for n, i in excluded.items() if n not in lifted}))
+            except ServiceError:
+                _remove(store, keys)  # the record still excludes them: their files must not stay behind unlisted
+                raise
         try:
             _apply(ws, actor, lost)
         except ServiceError as exc:
             if exc.status == 409:  # the plan was refused before it ran: take the files back, change nothing
+                if lifted:
+                    _save_exclusions(ws, actor, _records(excluded))
                 _remove(store, keys)
             raise
     return service.manifest_document(ws, actor), upload_note(actor, mapping), names
@@ -235,10 +305,11 @@ def s3_delete_refusal(ws: Workspace, mapping: MappingSpec, actor: ActorSpec, rem
 def remove_image(service: Service, raw_id: str, filename: str, *, delete_from_s3: bool = False) -> Rendered:
     """DELETE /api/actors/{id}/training-images/{filename}: seed 004's "from the manifest and optionally S3".
 
-    `delete_from_s3=False`: the local copy goes and S3 is left alone; refused (409, nothing deleted) where the
-    specs would make the apply delete the object anyway (a pruned actor). Pixel's manifest reflects the stores,
-    so an image still in S3 stays listed, as `s3_only` (the seed's own rule: every file is accounted for).
-    `delete_from_s3=True`: the S3 object too, within the delete guards (409, nothing deleted, when they refuse).
+    `delete_from_s3=False`: the local copy and the manifest entry go and S3 is left alone. The manifest is
+    rendered from the stores, so an object S3 keeps is recorded in the actor's exclusion record
+    (`manifests.exclusions`, written first, under the lock): every later plan, apply, GET and status leaves it
+    out, neither downloads nor deletes it. `delete_from_s3=True`: the S3 object too, within the delete guards
+    (409, nothing deleted, when they refuse), and any exclusion of it is lifted.
     """
     ws, actor = service.actor(raw_id, fresh=True)
     service.require_live(MUTATIONS_OFF)
@@ -247,26 +318,74 @@ def remove_image(service: Service, raw_id: str, filename: str, *, delete_from_s3
     with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as (ws, lost):
         observed = _observe(service, ws, actor)
         obs = _of_actor(observed, actor)
+        excluded = _excluded(service, ws, actor, observed)
         local, remote = obs.local.get(filename), obs.remote.get(filename)
-        if local is None and remote is None:
+        kept_out = excluded.get(filename)
+        if kept_out is not None:
+            if not delete_from_s3:
+                raise ServiceError(
+                    404,
+                    f"actor {actor.actor_id}'s {filename!r} is already excluded from the manifest (kept in S3); "
+                    "ask with delete_from_s3=true to delete it there",
+                )
+            local, remote = kept_out.local, kept_out.remote
+        if local is None and remote is None and kept_out is None:
             raise ServiceError(404, f"actor {actor.actor_id} has no image {filename!r}, locally or in S3")
         if delete_from_s3 and remote is not None and (why := s3_delete_refusal(ws, mapping, actor, remote)):
             raise ServiceError(
                 409, f"S3 deletes are not allowed for actor {actor.actor_id}: {why}; nothing was deleted"
             )
-        if not delete_from_s3 and local is None:
-            raise ServiceError(
-                409,
-                f"actor {actor.actor_id}'s {filename!r} is only in S3: there is no local copy to remove; "
-                "ask with delete_from_s3=true to delete it there; nothing was deleted",
-            )
-        if errors := refusals_without(ws, actor, observed, filename, delete_from_s3=delete_from_s3):
+        # The actor's sides once this is done: no local copy; the object back in (to be deleted) or out (kept).
+        with_remote = {**obs.remote, filename: remote} if remote is not None and delete_from_s3 else obs.remote
+        seen = dataclasses.replace(
+            obs,
+            local={k: v for k, v in obs.local.items() if k != filename},
+            remote={k: v for k, v in with_remote.items() if delete_from_s3 or k != filename},
+        )
+        if errors := refusals_with(ws, actor, observed, seen, keep_s3=not delete_from_s3):
             raise ServiceError(409, "the apply would be refused: " + "; ".join(errors) + "; nothing was deleted")
+        records = _records(excluded)
+        if delete_from_s3:
+            records.pop(filename, None)
+        elif remote is not None:
+            records[filename] = exclusions.record_of(remote, _now())
+        if records != _records(excluded):
+            # Before the local copy goes: a crash in between leaves the image out of the manifest with its
+            # local copy reported, never an object the next plan downloads again or prunes.
+            _save_exclusions(ws, actor, records)
         if local is not None:
             try:
                 ws.stores[mapping.local_store].delete(mapping.local_key(filename), if_match=local.etag)
             except StoreError as exc:
-                raise ServiceError(409, f"could not delete the local file: {exc}; nothing was deleted") from exc
+                raise ServiceError(409, f"could not delete the local file: {exc}") from exc
+        _apply(ws, actor, lost)
+    return service.manifest_document(ws, actor)
+
+
+def include_image(service: Service, raw_id: str, filename: str) -> Rendered:
+    """Re-include an image excluded from the manifest (kept in S3): its exclusion is lifted and the targeted
+    apply lists it again (and, under `authority: s3`, downloads it). Refused (409, nothing changed) where the
+    specs prune the actor's S3 side, since the apply would then delete the object: add its bytes back instead
+    (POST that file name)."""
+    ws, actor = service.actor(raw_id, fresh=True)
+    service.require_live(MUTATIONS_OFF)
+    mapping = _mapping(ws, actor)
+    check_filename(mapping, actor, filename)
+    with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as (ws, lost):
+        observed = _observe(service, ws, actor)
+        obs = _of_actor(observed, actor)
+        excluded = _excluded(service, ws, actor, observed)
+        image = excluded.get(filename)
+        if image is None:
+            raise ServiceError(404, f"actor {actor.actor_id}'s {filename!r} is not excluded from the manifest")
+        seen = dataclasses.replace(
+            obs,
+            local={**obs.local, **({filename: image.local} if image.local is not None else {})},
+            remote={**obs.remote, **({filename: image.remote} if image.remote is not None else {})},
+        )
+        if errors := refusals_with(ws, actor, observed, seen, keep_s3=True):
+            raise ServiceError(409, "the apply would be refused: " + "; ".join(errors) + "; nothing was changed")
+        _save_exclusions(ws, actor, _records({n: i for n, i in excluded.items() if n != filename}))
         _apply(ws, actor, lost)
     return service.manifest_document(ws, actor)
 

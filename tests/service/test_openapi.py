@@ -18,6 +18,7 @@ pytestmark = pytest.mark.integration
 MUTATIONS = {
     ("post", "/api/actors/{actor_id}/training-images"),
     ("delete", "/api/actors/{actor_id}/training-images/{filename}"),
+    ("post", "/api/actors/{actor_id}/training-images/{filename}/include"),
 }
 
 
@@ -112,3 +113,13 @@ def test_a_mutation_answer_is_held_to_the_schema_too(world: World) -> None:
     """Through the checked client: a 404 delete (nothing to change) with its documented error body and headers."""
     answer = world.http.delete("/api/actors/42/training-images/0042_european_30_male_99.jpg", headers=AUTH)
     assert answer.status_code == 404 and answer.headers["ETag"]
+
+
+def test_the_delete_route_documents_that_s3_is_kept_and_how_the_exclusion_is_lifted(spec: dict[str, Any]) -> None:
+    """Seed 004 names no HTTP path for its delete: the OpenAPI says what `delete_from_s3` keeps and undoes."""
+    op = operations(spec)[("delete", "/api/actors/{actor_id}/training-images/{filename}")]
+    [param] = [p for p in op["parameters"] if p["name"] == "delete_from_s3"]
+    described = param["description"]
+    assert "excluded from the manifest (kept in S3)" in described
+    assert "/include" in described and "lift any exclusion" in described
+    assert ("post", "/api/actors/{actor_id}/training-images/{filename}/include") in operations(spec)

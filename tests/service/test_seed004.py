@@ -39,30 +39,6 @@ def test_get_training_data_auto_initializes_a_missing_manifest(fresh_world: Worl
     assert "0007" not in json.dumps([a for a in plan["actions"] if a["mapping"] != "inventory"])
 
 
-def test_delete_training_image_leaves_s3_alone_unless_asked(fresh_world: World) -> None:
-    """`delete_from_s3` defaults to false: the local copy goes, the object stays and is listed as s3_only."""
-    world = fresh_world
-    name = f"{A07}_3.jpg"
-    local = world.demo.root / f"data/actors/{A07}/training_data/{name}"
-    before = world.state()
-    etag = s3_md5(world, A07, name)
-    assert etag is not None and local.exists()
-    response = world.http.delete(f"/api/actors/7/training-images/{name}", headers=AUTH)
-    assert response.status_code == 200, response.text
-    doc = response.json()
-    assert not local.exists()
-    assert s3_md5(world, A07, name) == etag
-    assert world.state()["objects"] == before["objects"]
-    [entry] = [i for i in doc["training_images"] if i["filename"] == name]
-    assert (entry["status"], entry["local_exists"]) == ("s3_only", False)
-    consistent(doc, json.loads(world.demo.manifest("0007").read_bytes()))
-    assert (doc["total_count"], doc["synced_count"], doc["s3_only_count"]) == (8, 7, 1)
-    # Asking again: no local copy is left to remove, and S3 is still not touched unless asked.
-    again = world.http.delete(f"/api/actors/7/training-images/{name}", headers=AUTH)
-    assert again.status_code == 409 and "delete_from_s3=true" in again.json()["error"]
-    assert s3_md5(world, A07, name) == etag
-
-
 def test_delete_training_image_from_s3_too_stays_within_the_delete_guards(fresh_world: World) -> None:
     """The demo's actor tier is shared: `delete_from_s3=true` is refused and nothing at all is deleted."""
     world = fresh_world
@@ -73,21 +49,6 @@ def test_delete_training_image_from_s3_too_stays_within_the_delete_guards(fresh_
     assert response.status_code == 409, response.text
     assert "nothing was deleted" in response.json()["error"]
     assert world.state() == before
-
-
-def test_delete_training_image_keeping_s3_is_refused_where_the_specs_prune_it(pruning_world: World) -> None:
-    """A pruned actor's apply would delete the object with the local copy: keeping S3 cannot be honoured."""
-    world = pruning_world
-    before = world.state()
-    response = world.http.delete(f"/api/actors/7/training-images/{A07}_3.jpg", headers=AUTH)
-    assert response.status_code == 409, response.text
-    assert "delete_from_s3=true" in response.json()["error"]
-    assert world.state() == before
-    both = world.http.delete(
-        f"/api/actors/7/training-images/{A07}_3.jpg", params={"delete_from_s3": "true"}, headers=AUTH
-    )
-    assert both.status_code == 200, both.text
-    assert s3_md5(world, A07, f"{A07}_3.jpg") is None
 
 
 def test_seed_004_call_sequence_through_the_python_api_and_over_http(fresh_world: World) -> None:
@@ -122,9 +83,11 @@ def test_seed_004_call_sequence_through_the_python_api_and_over_http(fresh_world
     assert updated["md5_hash"] == hashlib.md5(jpeg(4)).hexdigest() == s3_md5(world, A07, f"{A07}_8.jpg")
     assert updated["status"] == "synced"
 
-    # Deleting a file: the local copy; S3 only when asked (and allowed: the demo's tier is shared, so refused).
+    # Deleting a file: out of the manifest with its local copy, S3 kept; S3 only when asked (and allowed: the
+    # demo's tier is shared, so refused).
     after_remove = manifest.remove_image(f"{A07}_9.jpg")
-    assert [i["status"] for i in after_remove["training_images"] if i["filename"] == f"{A07}_9.jpg"] == ["s3_only"]
+    assert f"{A07}_9.jpg" not in [i["filename"] for i in after_remove["training_images"]]
+    assert s3_md5(world, A07, f"{A07}_9.jpg") == hashlib.md5(jpeg(2)).hexdigest()
     with pytest.raises(TrainingDataError) as refused:
         manifest.remove_image(f"{A07}_10.jpg", delete_from_s3=True)
     assert refused.value.status == 409 and "nothing was deleted" in str(refused.value)
@@ -143,5 +106,5 @@ def test_seed_004_call_sequence_through_the_python_api_and_over_http(fresh_world
     assert synced == world.http.get("/api/actors/7/training-data").json() == posted.json()
     assert manifest.save() == path and path.read_bytes() == written
     consistent(synced, json.loads(written))
-    assert (synced["total_count"], synced["synced_count"], synced["s3_only_count"]) == (12, 11, 1)
+    assert (synced["total_count"], synced["synced_count"], synced["s3_only_count"]) == (11, 11, 0)
 

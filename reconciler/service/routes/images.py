@@ -98,14 +98,29 @@ async def delete(
         bool,
         Query(
             description=(
-                "false (the default): remove the local copy only and leave S3 alone (409 where the specs prune "
-                "the actor, since the apply would delete the object anyway); an image still in S3 stays in the "
-                "manifest as s3_only. true: delete the S3 object too, within the delete guards (409 if refused)."
+                "false (the default): the local copy and the manifest entry go, S3 is left alone; the object "
+                "is recorded as excluded from the manifest (kept in S3), so no later plan, apply or GET lists, "
+                "downloads or deletes it (POST .../{filename}/include, or uploading that file name, lifts it). "
+                "true: delete the S3 object too, within the delete guards (409 if refused, nothing deleted), "
+                "and lift any exclusion of it."
             )
         ),
     ] = False,
 ) -> Response:
-    """Seed 004's delete "from the manifest and optionally S3": the local file, the S3 object when asked and
-    allowed, then the targeted apply rewrites the manifest. Any refusal deletes nothing."""
+    """Seed 004's delete "from the manifest and optionally S3": the manifest entry and the local file, the S3
+    object when asked and allowed (else S3 keeps it, excluded from the manifest), then the targeted apply
+    rewrites the manifest. Any refusal deletes nothing."""
     remove = functools.partial(mutations.remove_image, delete_from_s3=delete_from_s3)
     return send(request, await run_in_threadpool(remove, service, actor_id, filename))
+
+
+@router.post(
+    "/{actor_id}/training-images/{filename}/include",
+    response_model=TrainingData,
+    responses={200: ok(), **errors(*_MUTATION_ERRORS)},
+)
+async def include(request: Request, service: ServiceDep, actor_id: str, filename: str) -> Response:
+    """Lift an exclusion made by a DELETE with delete_from_s3=false: the image S3 kept is listed in the manifest
+    again (and downloaded where the actor pulls from S3). 404 when it is not excluded; 409, nothing changed,
+    where the specs prune the actor's S3 side (the apply would delete the object: upload that file name instead)."""
+    return send(request, await run_in_threadpool(mutations.include_image, service, actor_id, filename))
