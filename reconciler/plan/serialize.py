@@ -25,7 +25,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -67,6 +66,10 @@ class SavedPlan:
 
 
 def _pixel_version() -> str:
+    # Only a plan being written needs it: importing importlib.metadata (and email with it) costs a warm no-op
+    # that writes no plan file some 15 ms.
+    from importlib import metadata
+
     try:
         return metadata.version("pixel-reconciler")
     except metadata.PackageNotFoundError:
