@@ -87,9 +87,16 @@ def lines(plan: Plan, *, limits: GuardLimits | None = None) -> Iterator[bytes]:
                 raise _refuse(plan, limits)
             yield orjson.dumps(data)
 
+    def edges() -> Iterator[bytes]:
+        for before, after in plan.edges:
+            edge = [before, after]
+            if not edge_ok(edge):
+                raise _refuse(plan, limits)
+            yield orjson.dumps(edge)
+
     yield from _framed(actions(), ACTIONS_CLOSE)
     yield EDGES_OPEN
-    yield from _framed((orjson.dumps([before, after]) for before, after in plan.edges), EDGES_CLOSE)
+    yield from _framed(edges(), EDGES_CLOSE)
 
 
 class _Unframed(Exception):

@@ -279,3 +279,17 @@ def test_the_fast_builder_refuses_a_model_it_does_not_know() -> None:
         serialize._setters(Checked, ("store", "key"))
     with pytest.raises(TypeError, match="ObjectRef"):
         serialize._setters(ObjectRef, ("key", "store"))
+
+
+@pytest.mark.parametrize("broken", ["action", "edge"])
+def test_a_plan_the_schema_refuses_is_not_written(tmp_path: Path, broken: str) -> None:
+    plan = rich_plan()
+    if broken == "action":
+        bad = dataclasses.replace(plan.actions[0], precondition=Precondition(target_absent=False))
+        plan = dataclasses.replace(plan, actions=(bad, *plan.actions[1:]))
+    else:
+        plan = dataclasses.replace(plan, edges=((plan.actions[0].id, 7),))  # type: ignore[arg-type]
+    path = tmp_path / "plan.json"
+    with pytest.raises(PlanFileError, match="plan being written"):
+        planfile.dump(plan, path)
+    assert list(tmp_path.iterdir()) == []
