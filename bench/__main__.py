@@ -335,8 +335,9 @@ def targets(summary: dict[str, Any], extra: dict[str, Any], edits: int) -> list[
         check(f"no-op warm at 25 ms each way, {size:,} objects / rclone check", ratio, 0.5)
     saved = far.get("saved_plan")
     if saved:
-        check("saved plan of 200,000 actions: write", saved["write_seconds"], 3.0, unit=" s")
-        check("saved plan of 200,000 actions: read + check", saved["read_seconds"], 3.0, unit=" s")
+        n = f"{saved['actions']:,.0f}"
+        check(f"saved plan of {n} actions: write", saved["write_seconds"], 3.0, unit=" s")
+        check(f"saved plan of {n} actions: read + check", saved["read_seconds"], 3.0, unit=" s")
     big = {c.removeprefix("big_upload_"): m["mb_per_s"] for c, m in far.items() if c.startswith("big_upload_")}
     peers_big = [v for tool, v in big.items() if tool != "pixel"]
     if "pixel" in big:
