@@ -711,3 +711,7 @@ def cat(specs: Path, limit: int | None, category: str | None, on_error: str, off
     from reconciler.commands.datasets import cat as cat_command
 
     return cat_command(specs, name, category=category, limit=limit, on_error=on_error, offline=offline)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,14 +1,17 @@
-"""Saved plan files on disk: `plan/serialize.py` turns a plan into text and back, this writes and reads the file."""
+"""Saved plan files on disk: `plan/savedfile.py` lays a plan out a line at a time and reads it back as it streams;
+`plan/serialize.py` is the one JSON form both follow. This writes and reads the file."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from reconciler.model import Plan
+from reconciler.plan import savedfile
 from reconciler.plan.guards import GuardLimits
-from reconciler.plan.serialize import PlanFileError, SavedPlan, dumps, loads, loads_saved
+from reconciler.plan.serialize import PlanFileError, SavedPlan, loads_saved
 
 
 def dump(plan: Plan, path: Path, *, limits: GuardLimits | None = None) -> None:
@@ -16,7 +19,6 @@ def dump(plan: Plan, path: Path, *, limits: GuardLimits | None = None) -> None:
 
     Pass the `limits` the plan was checked with: `pixel apply FILE` derives the guards again with them.
     """
-    text = dumps(plan, limits=limits)
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     try:
@@ -24,8 +26,8 @@ def dump(plan: Plan, path: Path, *, limits: GuardLimits | None = None) -> None:
     except OSError as exc:
         raise PlanFileError(f"cannot write the plan file {path}: {exc.strerror or exc}") from exc
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.writelines(savedfile.lines(plan, limits=limits))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -34,19 +36,27 @@ def dump(plan: Plan, path: Path, *, limits: GuardLimits | None = None) -> None:
         raise
 
 
-def _read(path: Path) -> str:
+def _whole(handle: BinaryIO, path: Path) -> SavedPlan:
+    """The plan file read as one document: any layout JSON allows, and the refusal worded for what is wrong."""
+    handle.seek(0)
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise PlanFileError(f"plan file {path} does not exist") from exc
-    except (OSError, UnicodeDecodeError) as exc:
+        text = handle.read().decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise PlanFileError(f"plan file {path} cannot be read: {exc}") from exc
-
-
-def load(path: Path) -> Plan:
-    return loads(_read(path), source=str(path))
+    return loads_saved(text, source=str(path))
 
 
 def load_saved(path: Path) -> SavedPlan:
     """A plan file for `pixel apply FILE`: the plan and the guard limits it records."""
-    return loads_saved(_read(path), source=str(path))
+    try:
+        with open(path, "rb") as handle:
+            framed = savedfile.read(handle, source=str(path))
+            return framed if framed is not None else _whole(handle, path)
+    except FileNotFoundError as exc:
+        raise PlanFileError(f"plan file {path} does not exist") from exc
+    except OSError as exc:
+        raise PlanFileError(f"plan file {path} cannot be read: {exc}") from exc
+
+
+def load(path: Path) -> Plan:
+    return load_saved(path).plan

@@ -19,7 +19,7 @@ from typing import Any
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 _TMP = re.compile(r"^\.pixel/tmp/")
 KINDS = frozenset(
-    {"upload", "download", "copy", "move", "delete", "rehash", "verify", "release-local", "write-manifest"}
+    {"upload", "download", "copy", "move", "delete", "rehash", "verify", "release-local", "write-manifest", "compile"}
 )
 CHANGES = frozenset({"create", "update", "delete", "read"})
 ACTION_KEYS = frozenset(
@@ -30,7 +30,7 @@ PRECONDITION_KEYS = frozenset(
 )
 _REF_KEYS = frozenset({"store", "key"})
 _DELETES = frozenset({"delete", "release-local"})
-_CREATES = frozenset({"upload", "download", "copy", "move", "write-manifest"})
+_CREATES = frozenset({"upload", "download", "copy", "move", "write-manifest", "compile"})
 
 
 def _integer(value: Any) -> bool:

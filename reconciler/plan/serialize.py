@@ -19,11 +19,12 @@ only checked to agree with each other.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -65,6 +66,10 @@ class SavedPlan:
 
 
 def _pixel_version() -> str:
+    # Only a plan being written needs it: importing importlib.metadata (and email with it) costs a warm no-op
+    # that writes no plan file some 15 ms.
+    from importlib import metadata
+
     try:
         return metadata.version("pixel-reconciler")
     except metadata.PackageNotFoundError:
@@ -125,17 +130,19 @@ def guard_digest(data: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def to_dict(plan: Plan, *, limits: GuardLimits | None = None) -> dict[str, Any]:
-    """The JSON form, with the guard `limits` the plan was checked with (the defaults when not given), so that
-    apply derives the guards again from the same limits."""
+# The document's members in the order it lists them; `actions` and `edges` come after the first five.
+_HEAD_FIRST = ("format_version", "pixel_version", "spec_digest", "applyable", "summary")
+
+
+def header_dict(plan: Plan, *, limits: GuardLimits | None = None) -> dict[str, Any]:
+    """Every member of the JSON form but `actions` and `edges`, `guard_digest` included: what the framed plan
+    file (plan/savedfile.py) writes on its first line."""
     data: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "pixel_version": _pixel_version(),
         "spec_digest": plan.spec_digest,
         "applyable": plan.applyable,
         "summary": {name: {"count": t.count, "bytes": t.bytes} for name, t in tally(plan).items()},
-        "actions": [action_to_dict(a) for a in plan.actions],
-        "edges": [[before, after] for before, after in plan.edges],
         "findings": _findings(plan),
         "errors": list(plan.errors),
         "guard_limits": _limits_dict(limits or GuardLimits()),
@@ -144,6 +151,17 @@ def to_dict(plan: Plan, *, limits: GuardLimits | None = None) -> dict[str, Any]:
     if plan.targets:
         data["targets"] = list(plan.targets)
     data["guard_digest"] = guard_digest(data)
+    return data
+
+
+def to_dict(plan: Plan, *, limits: GuardLimits | None = None) -> dict[str, Any]:
+    """The JSON form, with the guard `limits` the plan was checked with (the defaults when not given), so that
+    apply derives the guards again from the same limits."""
+    head = header_dict(plan, limits=limits)
+    data = {name: head.pop(name) for name in _HEAD_FIRST}
+    data["actions"] = [action_to_dict(a) for a in plan.actions]
+    data["edges"] = [[before, after] for before, after in plan.edges]
+    data.update(head)
     return data
 
 
@@ -191,6 +209,17 @@ def _envelope_validator() -> Any:
     return jsonschema.Draft202012Validator(schema)
 
 
+def envelope_valid(header: Any) -> bool:
+    """True when the schema accepts `header` with `actions` and `edges` of items it accepts, whichever they are.
+
+    Validated with the two arrays empty: the schema says nothing of them but their type and their items
+    (tests/unit/plan/test_savedfile.py holds it to that), so the walk over 200,000 items is saved.
+    """
+    if not isinstance(header, dict) or "actions" in header or "edges" in header:
+        return False
+    return bool(_envelope_validator().is_valid({**header, "actions": [], "edges": []}))
+
+
 def _fast_valid(data: Any) -> bool:
     """True when the schema would accept `data`: the envelope by the schema, actions and edges by hand."""
     if not isinstance(data, dict):
@@ -200,40 +229,74 @@ def _fast_valid(data: Any) -> bool:
         return False
     if not all(map(action_ok, actions)) or not all(map(edge_ok, edges)):
         return False
-    return bool(_envelope_validator().is_valid(data))
+    return envelope_valid({name: value for name, value in data.items() if name not in ("actions", "edges")})
 
 
 _KIND_OF = {kind.value: kind for kind in ActionKind}
 _CHANGE_OF = {change.value: change for change in Change}
 
 
-def _action_from_dict(d: dict[str, Any]) -> Action:
+def _setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[[Any, Any], None], ...]:
+    """The slot setters of the frozen dataclass `cls`, for exactly its fields in their order.
+
+    A frozen dataclass's __init__ sets each field through object.__setattr__ by name, which cost half of
+    reading a 200,000-action plan; the slot's own descriptor sets it directly. Only sound while `cls` is a
+    plain frozen, slotted dataclass: any other shape is refused when this module is imported, so a change to
+    the model cannot slip past action_from_dict.
+    """
+    fields = tuple(f.name for f in dataclasses.fields(cls))
+    if fields != names or getattr(cls, "__slots__", None) != names or hasattr(cls, "__post_init__"):
+        raise TypeError(f"serialize.action_from_dict builds {cls.__name__}{names}, which now has {fields}")
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
+_new = object.__new__
+_REF_STORE, _REF_KEY = _setters(ObjectRef, ("store", "key"))
+_PRE_TARGET_ETAG, _PRE_TARGET_ABSENT, _PRE_SOURCE_ETAG, _PRE_SOURCE_SIZE, _PRE_SOURCE_MTIME, _PRE_SOURCE_MD5 = _setters(
+    Precondition,
+    ("target_etag", "target_absent", "source_etag", "source_size", "source_mtime_ns", "source_md5"),
+)
+_ID, _KIND, _CHANGE, _MAPPING, _TARGET, _REASON, _SOURCE, _SIZE, _MD5, _PRECONDITION = _setters(
+    Action, ("id", "kind", "change", "mapping", "target", "reason", "source", "size", "md5", "precondition")
+)
+
+
+def _object_ref(store: str, key: str) -> ObjectRef:
+    ref: ObjectRef = _new(ObjectRef)
+    _REF_STORE(ref, store)
+    _REF_KEY(ref, key)
+    return ref
+
+
+def action_from_dict(d: dict[str, Any]) -> Action:
+    """The action of a dict the schema accepts (`action_ok`): equal to what the dataclasses' constructors build
+    (tests/unit/plan/test_serialize.py), without their per-field cost."""
     pre = d["precondition"]
+    precondition: Precondition = _new(Precondition)
+    _PRE_TARGET_ETAG(precondition, pre["target_etag"])
+    _PRE_TARGET_ABSENT(precondition, pre["target_absent"])
+    _PRE_SOURCE_ETAG(precondition, pre["source_etag"])
+    _PRE_SOURCE_SIZE(precondition, pre["source_size"])
+    _PRE_SOURCE_MTIME(precondition, pre["source_mtime_ns"])
+    _PRE_SOURCE_MD5(precondition, pre["source_md5"])
     src = d["source"]
-    return Action(
-        d["id"],
-        _KIND_OF[d["kind"]],
-        _CHANGE_OF[d["change"]],
-        d["mapping"],
-        ObjectRef(d["store"], d["key"]),
-        d["reason"],
-        None if src is None else ObjectRef(src["store"], src["key"]),
-        d["size"],
-        d["md5"],
-        Precondition(
-            target_etag=pre["target_etag"],
-            target_absent=pre["target_absent"],
-            source_etag=pre["source_etag"],
-            source_size=pre["source_size"],
-            source_mtime_ns=pre["source_mtime_ns"],
-            source_md5=pre["source_md5"],
-        ),
-    )
+    action: Action = _new(Action)
+    _ID(action, d["id"])
+    _KIND(action, _KIND_OF[d["kind"]])
+    _CHANGE(action, _CHANGE_OF[d["change"]])
+    _MAPPING(action, d["mapping"])
+    _TARGET(action, _object_ref(d["store"], d["key"]))
+    _REASON(action, d["reason"])
+    _SOURCE(action, None if src is None else _object_ref(src["store"], src["key"]))
+    _SIZE(action, d["size"])
+    _MD5(action, d["md5"])
+    _PRECONDITION(action, precondition)
+    return action
 
 
 def from_dict(data: Any, *, source: str = "plan") -> Plan:
     validate(data, source=source)
-    actions = tuple(_action_from_dict(a) for a in data["actions"])
+    actions = tuple(action_from_dict(a) for a in data["actions"])
     ids = {a.id for a in actions}
     if len(ids) != len(actions):
         raise PlanFileError(f"{source}: not a valid pixel plan: two actions share one id")
@@ -241,29 +304,44 @@ def from_dict(data: Any, *, source: str = "plan") -> Plan:
         if before not in ids or after not in ids:
             edge = printable(f"{before} -> {after}")
             raise PlanFileError(f"{source}: not a valid pixel plan: edge {edge} names an unknown action")
+    return plan_of(data, actions, tuple((before, after) for before, after in data["edges"]), source=source)
+
+
+def plan_of(
+    header: dict[str, Any],
+    actions: tuple[Action, ...],
+    edges: tuple[tuple[str, str], ...],
+    *,
+    source: str,
+    counted: dict[str, list[int]] | None = None,
+) -> Plan:
+    """The plan of a schema-valid document whose action ids are unique and whose edges name them, once what
+    it says about itself agrees with what it holds. `counted`: the actions' tally when the caller kept it while
+    reading them ({category: [count, bytes]}, categories with no action left out)."""
     plan = Plan(
         actions=actions,
-        edges=tuple((before, after) for before, after in data["edges"]),
+        edges=edges,
         findings=tuple(
-            Finding(FindingKind(f["kind"]), f["mapping"], f["key"], f["message"]) for f in data["findings"]
+            Finding(FindingKind(f["kind"]), f["mapping"], f["key"], f["message"]) for f in header["findings"]
         ),
-        spec_digest=data["spec_digest"],
-        errors=tuple(data["errors"]),
-        object_counts=dict(data["object_counts"]),
-        targets=tuple(data.get("targets", ())),
+        spec_digest=header["spec_digest"],
+        errors=tuple(header["errors"]),
+        object_counts=dict(header["object_counts"]),
+        targets=tuple(header.get("targets", ())),
     )
     # What the guards are derived from at apply time besides the actions: an edit there is refused outright.
-    if guard_digest(data) != data["guard_digest"]:
+    if guard_digest(header) != header["guard_digest"]:
         raise PlanFileError(
             f"{source}: the guard digest does not match the spec digest, guard_limits, object_counts and "
             "findings: the file was edited by hand; nothing was touched"
         )
     # `applyable` is derived; a file claiming otherwise was edited by hand and its errors cannot be trusted.
-    if plan.applyable != data["applyable"]:
-        raise PlanFileError(f"{source}: applyable={data['applyable']} contradicts the plan's errors list")
+    if plan.applyable != header["applyable"]:
+        raise PlanFileError(f"{source}: applyable={header['applyable']} contradicts the plan's errors list")
     # So is the summary: it is what the reviewer counted. Categories with no action may be left out.
-    counted = {name: [t.count, t.bytes] for name, t in tally(plan).items() if t.count}
-    recorded = {name: [t["count"], t["bytes"]] for name, t in data["summary"].items() if t["count"]}
+    if counted is None:
+        counted = {name: [t.count, t.bytes] for name, t in tally(plan).items() if t.count}
+    recorded = {name: [t["count"], t["bytes"]] for name, t in header["summary"].items() if t["count"]}
     if counted != recorded:
         differ = sorted(name for name in counted.keys() | recorded.keys() if counted.get(name) != recorded.get(name))
         raise PlanFileError(
@@ -274,8 +352,12 @@ def from_dict(data: Any, *, source: str = "plan") -> Plan:
 
 
 def saved_from_dict(data: Any, *, source: str = "plan") -> SavedPlan:
-    plan = from_dict(data, source=source)
-    recorded = data["guard_limits"]
+    return saved(from_dict(data, source=source), data)
+
+
+def saved(plan: Plan, header: dict[str, Any]) -> SavedPlan:
+    """`plan` with the guard limits its checked document records."""
+    recorded = header["guard_limits"]
     limits = GuardLimits(
         max_delete=recorded["max_delete"],
         max_superseded=recorded["max_superseded"],

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import structlog
 
+from reconciler import logs
 from reconciler.choices import LogFormat
 from reconciler.dev.seaweed import SeaweedServer
 from reconciler.logs import configure_logging, get_logger, mask, redact
@@ -140,9 +141,12 @@ def test_nested_values_and_objects_rendered_as_text_are_masked_too() -> None:
 
 @pytest.fixture
 def restore_structlog() -> Iterator[None]:
-    saved = structlog.get_config()
+    """structlog's configuration and pixel's own choice of format, as they were: a test after this one (the
+    progress tests) must not find JSON logging left on."""
+    saved, fmt, rendered = structlog.get_config(), logs._FORMAT["name"], logs._JSON[0]
     yield
     structlog.configure(**saved)
+    logs._FORMAT["name"], logs._JSON[0] = fmt, rendered
 
 
 @pytest.mark.parametrize("fmt", list(LogFormat))
