@@ -139,3 +139,4 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
     finally:
         # The loggers were bound to this test's captured stderr, which closes with it.
         structlog.reset_defaults()
+        progress.configure(quiet=False)
