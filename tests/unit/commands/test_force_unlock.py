@@ -34,7 +34,7 @@ def test_a_held_lock_stops_apply_until_its_id_removes_it(world: World) -> None:
 
 
 def test_an_unlocked_bucket_or_an_unknown_store_is_an_error(world: World) -> None:
-    with pytest.raises(LockError, match="no bucket of the specs .* is locked"):
+    with pytest.raises(LockError, match=r"no bucket of the specs .* is locked"):
         unlock(world.specs, "deadbeef")
     with pytest.raises(LockError, match="store 'disk' is not an S3 store used by the specs"):
         unlock(world.specs, "deadbeef", store="disk")

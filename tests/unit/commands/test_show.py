@@ -24,12 +24,11 @@ def saved_plan(world: World, path: Path, **kwargs: object) -> Path:
 
 def test_text_heads_the_plan_with_what_the_file_is(world: World, tmp_path: Path) -> None:
     saved = saved_plan(world, tmp_path / "p.json", targets=("raw",))
-    # The stores are gone: show must read only the file.
+    # Without the specs show still renders it: it reads only the file.
     (world.specs / "specs.yaml").unlink()
-    world.lake.delete("datasets/raw/a.json") if world.lake.stat("datasets/raw/a.json") else None
     assert show(saved) == EXIT_OK
     out, _ = world.output()
-    first, targets, *rest = out.splitlines()
+    first, targets = out.splitlines()[:2]
     assert first.startswith(f"Saved plan {saved} (spec digest ") and first.endswith("applyable: yes)")
     assert targets == "Targets: raw"
     assert "+ datasets/raw/a.json  (upload" in out

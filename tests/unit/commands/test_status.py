@@ -18,14 +18,14 @@ def three_states(world: World) -> None:
 
 def test_json_counts_each_state_with_its_bytes_and_writes_nothing(world: World) -> None:
     three_states(world)
-    before = {key: world.lake.get(key) for key in world.lake.keys()}
+    before = {key: world.lake.get(key) for key in world.lake}
     assert status(world.specs, output_format="json") == EXIT_OK
     raw = world.json()["mappings"]["raw"]
     assert raw["synced"] == {"count": 1, "bytes": 2}
     assert raw["local_only"] == {"count": 1, "bytes": 3}
     assert raw["s3_only"] == {"count": 1, "bytes": 5}
     assert raw["out_of_sync"] == {"count": 1, "bytes": 3}
-    assert {key: world.lake.get(key) for key in world.lake.keys()} == before
+    assert {key: world.lake.get(key) for key in world.lake} == before
 
 
 def test_text_is_an_aligned_table_and_a_total(world: World) -> None:
