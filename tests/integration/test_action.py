@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,6 +234,17 @@ mappings:
     _git(origin, "commit", "-qm", "specs")
 
 
+def _venv_with_our_dependencies(venv: Path) -> None:
+    """A fresh venv that sees the dev venv's site-packages (pip and pixel's dependencies) through a plain .pth
+    line, as tests/cli/test_wheel.py makes one: the dev venv's own editable pixel (itself a .pth there) is not
+    picked up, so the `pixel` the Action runs is the one its install step put in this venv."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    where = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                           capture_output=True, text=True, check=True)
+    (Path(where.stdout.strip()) / "pixel-test-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+
+
 def test_the_action_plans_a_pull_request_and_applies_that_plan_on_merge(
     seaweed: Any, bucket: str, tmp_path: Path
 ) -> None:
@@ -240,7 +252,7 @@ def test_the_action_plans_a_pull_request_and_applies_that_plan_on_merge(
     origin = tmp_path / "origin"
     data = tmp_path / "runner-data"
     _specs_repo(origin, data, seaweed.endpoint, bucket)
-    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "venv")], check=True)
+    _venv_with_our_dependencies(tmp_path / "venv")
     fake_bin = tmp_path / "fake-bin"
     fake_bin.mkdir()
     (fake_bin / "gh").write_text(FAKE_GH)
@@ -263,7 +275,9 @@ def test_the_action_plans_a_pull_request_and_applies_that_plan_on_merge(
         if name in os.environ:
             env[name] = os.environ[name]
     # Until the wheel ships schemas/ (issue 24, packaging), pixel runs from its source checkout: editable.
-    inputs = {"pip-args": "--editable"}
+    # --no-deps: the Action's install step still pip-installs pixel itself; its dependencies are the dev venv's
+    # (see _venv_with_our_dependencies), not downloaded and installed again by every run of the suite.
+    inputs = {"pip-args": "--no-deps --editable"}
     github = {
         "action_path": str(pixel_src),
         "repository": "example/training-data",
@@ -295,6 +309,11 @@ def test_the_action_plans_a_pull_request_and_applies_that_plan_on_merge(
     run = run_action(broken, inputs, pr_event, {**env, "RUNNER_TEMP": str(temp)}, temp)
     assert run.step("mode").outputs["mode"] == "plan"
     assert run.step("install").code == 0, run.step("install").stderr
+    # The pixel that ran is the one the install step put in the venv, from the Action's checkout.
+    python = tmp_path / "venv" / "bin" / "python"
+    where = subprocess.run([str(python), "-c", "import reconciler; print(reconciler.__file__)"],
+                           capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert Path(where.stdout.strip()).is_relative_to(pixel_src), where.stdout + where.stderr
     assert run.outputs["exitcode"] == "1", run.step("plan").stderr
     markdown = Path(run.outputs["markdown-file"]).read_text()
     assert markdown.strip() and '"nowhere" is not defined' in markdown
