@@ -17,6 +17,7 @@ import pytest
 import structlog
 
 from reconciler import progress
+from reconciler.choices import LogFormat
 from reconciler.logs import configure_logging
 from reconciler.model import Entry, S3StoreSpec, StoreSpec
 from reconciler.stores.base import Store
@@ -132,7 +133,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
     with monkeypatch.context() as patch:
         # Bound to whatever sys.stderr is when each line is written: capsys swaps it between set-up and the test.
         patch.setattr(sys, "stderr", _CurrentStderr())
-        configure_logging("console")
+        configure_logging(LogFormat.CONSOLE)
     progress.configure(quiet=False)
     try:
         yield World(specs, root, lake, capsys)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.apply.session import LockOptions
+from reconciler.choices import OutputFormat
 from reconciler.commands import EXIT_ERROR, EXIT_OK
 from reconciler.commands.apply import apply
 from reconciler.commands.apply_saved import StalePlan
@@ -113,6 +114,6 @@ def test_a_flag_with_nothing_to_act_on_in_a_saved_plan_is_refused(
 def test_json_reports_a_refusal_on_stdout(world: World, tmp_path: Path) -> None:
     with pytest.raises(UserError):
         apply(world.specs, auto_approve=True, parallelism=2, lock=NOW, plan_file=tmp_path / "p.json",
-              targets=("raw",), output_format="json")
+              targets=("raw",), output_format=OutputFormat.JSON)
     report = world.json()
     assert report["status"] == "error" and "--target" in report["errors"][0]

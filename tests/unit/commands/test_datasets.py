@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from reconciler.choices import OutputFormat
 from reconciler.commands import EXIT_OK
 from reconciler.commands.datasets import cat, datasets
 from reconciler.errors import UserError
@@ -32,7 +33,7 @@ def registered(world: World) -> World:
 
 
 def test_an_unorganised_dataset_resolves_to_its_source_and_says_so(registered: World) -> None:
-    assert datasets(registered.specs, output_format="json") == EXIT_OK
+    assert datasets(registered.specs, output_format=OutputFormat.JSON) == EXIT_OK
     rows = {row["name"]: row for row in registered.json()}
     reasoning, ghost = rows["reasoning"], rows["ghost"]
     assert (reasoning["status"], reasoning["tier"]) == ("fallback", "incoming")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from reconciler.choices import OutputFormat
 from reconciler.commands import EXIT_OK
 from reconciler.commands.explain import explain
 from tests.unit.commands.conftest import World, md5
@@ -21,7 +22,7 @@ def test_a_key_only_in_s3_under_push_and_prune_is_explained_as_a_delete(world: W
 
 def test_json_names_the_store_both_sides_and_the_action(world: World) -> None:
     world.local("new.json", b"{}")
-    assert explain(world.specs, "lake:datasets/raw/new.json", output_format="json") == EXIT_OK
+    assert explain(world.specs, "lake:datasets/raw/new.json", output_format=OutputFormat.JSON) == EXIT_OK
     found = world.json()
     assert (found["store"], found["store_key"], found["covered"]) == ("lake", "datasets/raw/new.json", True)
     [mapping] = found["mappings"]
@@ -32,13 +33,13 @@ def test_json_names_the_store_both_sides_and_the_action(world: World) -> None:
 
 def test_a_key_no_mapping_covers_says_so(world: World) -> None:
     world.lake.put("elsewhere/x.json", b"{}")
-    assert explain(world.specs, "lake:elsewhere/x.json", output_format="json") == EXIT_OK
+    assert explain(world.specs, "lake:elsewhere/x.json", output_format=OutputFormat.JSON) == EXIT_OK
     found = world.json()
     assert found["covered"] is False and found["mappings"] == [] and found["actions"] == []
 
 
 def test_a_file_the_globs_leave_out_is_not_managed(world: World) -> None:
     world.local("notes.txt", b"text")
-    assert explain(world.specs, "lake:datasets/raw/notes.txt", output_format="json") == EXIT_OK
+    assert explain(world.specs, "lake:datasets/raw/notes.txt", output_format=OutputFormat.JSON) == EXIT_OK
     found = world.json()
     assert [m["managed"] for m in found["mappings"]] == [False] and found["actions"] == []

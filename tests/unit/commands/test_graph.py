@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reconciler.choices import OutputFormat
 from reconciler.commands import EXIT_OK
 from reconciler.commands.graph import graph
 from reconciler.commands.plan import plan
@@ -18,7 +19,7 @@ def moved(world: World) -> None:
 
 def test_mermaid_draws_the_delete_after_the_copy_it_waits_for(world: World) -> None:
     moved(world)
-    assert graph(world.specs, None, output_format="mermaid") == EXIT_OK
+    assert graph(world.specs, None, output_format=OutputFormat.MERMAID) == EXIT_OK
     out, _ = world.output()
     lines = out.splitlines()
     assert lines[0] == "flowchart LR" and '  subgraph c0["raw"]' in lines
@@ -33,6 +34,6 @@ def test_a_saved_plan_is_drawn_without_opening_a_store(world: World, tmp_path: P
     assert plan(world.specs, detailed_exitcode=False, parallelism=2, out=saved) == EXIT_OK
     world.output()
     world.lake.delete("datasets/raw/old.json")  # the stores changed since: the drawing is the file's
-    assert graph(world.specs, saved, output_format="dot") == EXIT_OK
+    assert graph(world.specs, saved, output_format=OutputFormat.DOT) == EXIT_OK
     out, _ = world.output()
     assert out.startswith("digraph") and "old.json" in out and "->" in out

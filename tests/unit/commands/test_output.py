@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reconciler import progress
+from reconciler.choices import OutputFormat
 from reconciler.commands.common import plan_workspace
 from reconciler.commands.output import color_wanted, render_plan, render_preview
 from reconciler.model import Plan
@@ -20,18 +21,19 @@ def test_colour_only_on_a_terminal_and_never_under_no_color() -> None:
 
 def test_each_format_is_its_renderer() -> None:
     plan = Plan((), (), spec_digest="c" * 64)
-    assert serialize.loads(render_plan(plan, None, "json")).spec_digest == "c" * 64
-    assert render_plan(plan, None, "markdown").startswith("###")
-    assert "No changes" in render_plan(plan, None, "text")
+    assert serialize.loads(render_plan(plan, None, OutputFormat.JSON)).spec_digest == "c" * 64
+    assert render_plan(plan, None, OutputFormat.MARKDOWN).startswith("###")
+    assert "No changes" in render_plan(plan, None, OutputFormat.TEXT)
 
 
 def test_quiet_shortens_only_the_text_preview(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     world.local("a.json", b"{}")
     ws, plan = plan_workspace(world.specs, 2)
-    whole = render_plan(plan, ws.desired, "text")
-    assert "datasets/raw/a.json" in whole and render_preview(plan, ws.desired, "text") == whole
+    whole = render_plan(plan, ws.desired, OutputFormat.TEXT)
+    assert "datasets/raw/a.json" in whole and render_preview(plan, ws.desired, OutputFormat.TEXT) == whole
     progress.configure(quiet=True)
-    brief = render_preview(plan, ws.desired, "text")
+    brief = render_preview(plan, ws.desired, OutputFormat.TEXT)
     # apply -q: no action listed, the closing line kept.
     assert "datasets/raw/a.json" not in brief and "Plan: 1 to upload, 0 to update, 0 to delete." in brief
-    assert render_preview(plan, ws.desired, "markdown") == render_plan(plan, ws.desired, "markdown")
+    markdown = OutputFormat.MARKDOWN
+    assert render_preview(plan, ws.desired, markdown) == render_plan(plan, ws.desired, markdown)

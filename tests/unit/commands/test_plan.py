@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.choices import OutputFormat
 from reconciler.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, planfile
 from reconciler.commands.plan import failure_markdown, plan
 from reconciler.errors import UserError
@@ -36,7 +37,7 @@ def test_prune_deletes_only_under_the_mapping_and_a_guard_error_exits_1(world: W
     world.lake.put("datasets/raw/old.json", b"1")
     world.lake.put("elsewhere/keep.json", b"2")
     world.local("a.json", b"{}")
-    assert plan(world.specs, detailed_exitcode=True, parallelism=2, output_format="json") == EXIT_CHANGES
+    assert plan(world.specs, detailed_exitcode=True, parallelism=2, output_format=OutputFormat.JSON) == EXIT_CHANGES
     actions = {(a["kind"], a["store"], a["key"]) for a in world.json()["actions"]}
     assert actions == {("upload", "lake", "datasets/raw/a.json"), ("delete", "lake", "datasets/raw/old.json")}
 
@@ -61,7 +62,7 @@ def test_out_saves_the_plan_it_printed_with_its_limits(world: World, tmp_path: P
 def test_json_stdout_stays_one_document_with_out(world: World, tmp_path: Path) -> None:
     world.local("a.json", b"{}")
     assert plan(world.specs, detailed_exitcode=False, parallelism=2, out=tmp_path / "p.json",
-                output_format="json") == EXIT_OK
+                output_format=OutputFormat.JSON) == EXIT_OK
     out, err = world.output()
     json.loads(out)  # the "Saved the plan" note went to stderr
     assert "Saved the plan" in err
@@ -70,7 +71,7 @@ def test_json_stdout_stays_one_document_with_out(world: World, tmp_path: Path) -
 def test_markdown_says_why_no_plan_was_made(world: World) -> None:
     (world.specs / "specs.yaml").write_text("stores: 3\n")
     with pytest.raises(UserError):
-        plan(world.specs, detailed_exitcode=False, parallelism=2, output_format="markdown")
+        plan(world.specs, detailed_exitcode=False, parallelism=2, output_format=OutputFormat.MARKDOWN)
     out, _ = world.output()
     assert out.startswith("### pixel plan: the specs are invalid\n")
     assert "nothing was touched" in out

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.choices import OutputFormat
 from reconciler.commands import EXIT_OK
 from reconciler.commands.plan import plan
 from reconciler.commands.show import show
@@ -36,7 +37,7 @@ def test_text_heads_the_plan_with_what_the_file_is(world: World, tmp_path: Path)
 
 def test_json_is_the_saved_document_with_its_limits(world: World, tmp_path: Path) -> None:
     saved = saved_plan(world, tmp_path / "p.json", limits=GuardLimits(max_delete=3, strict=True))
-    assert show(saved, output_format="json") == EXIT_OK
+    assert show(saved, output_format=OutputFormat.JSON) == EXIT_OK
     document = world.json()
     assert document["guard_limits"]["max_delete"] == 3 and document["guard_limits"]["strict"] is True
     assert [a["key"] for a in document["actions"]] == ["datasets/raw/a.json"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from reconciler.choices import OutputFormat
 from reconciler.commands import EXIT_OK
 from reconciler.commands.status import status
 from tests.unit.commands.conftest import World
@@ -19,7 +20,7 @@ def three_states(world: World) -> None:
 def test_json_counts_each_state_with_its_bytes_and_writes_nothing(world: World) -> None:
     three_states(world)
     before = {key: world.lake.get(key) for key in world.lake}
-    assert status(world.specs, output_format="json") == EXIT_OK
+    assert status(world.specs, output_format=OutputFormat.JSON) == EXIT_OK
     raw = world.json()["mappings"]["raw"]
     assert raw["synced"] == {"count": 1, "bytes": 2}
     assert raw["local_only"] == {"count": 1, "bytes": 3}
@@ -41,6 +42,6 @@ def test_text_is_an_aligned_table_and_a_total(world: World) -> None:
 
 def test_markdown_fences_the_table_so_its_columns_survive(world: World) -> None:
     three_states(world)
-    assert status(world.specs, output_format="markdown") == EXIT_OK
+    assert status(world.specs, output_format=OutputFormat.MARKDOWN) == EXIT_OK
     out, _ = world.output()
     assert out.startswith("### pixel status\n\n```\nMAPPING") and out.endswith("```\n")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.choices import OutputFormat
 from reconciler.commands import EXIT_ERROR, EXIT_OK
 from reconciler.commands.validate import validate
 from reconciler.errors import UserError
@@ -38,7 +39,7 @@ def test_a_bad_set_is_located_and_fails_even_beside_a_good_one(world: World, tmp
 
 def test_json_names_each_set_its_validity_and_each_error(world: World, tmp_path: Path) -> None:
     bad = broken(tmp_path / "bad")
-    assert validate(world.specs, (world.specs / "specs.yaml", bad), output_format="json") == EXIT_ERROR
+    assert validate(world.specs, (world.specs / "specs.yaml", bad), output_format=OutputFormat.JSON) == EXIT_ERROR
     document = world.json()
     assert document["valid"] is False
     good, wrong = document["spec_sets"]

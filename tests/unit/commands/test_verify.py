@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from reconciler.apply.session import LockOptions
+from reconciler.choices import OutputFormat
 from reconciler.commands import EXIT_ERROR, EXIT_OK
 from reconciler.commands.apply import apply
 from reconciler.commands.verify import verify
@@ -39,7 +40,7 @@ def test_json_counts_every_verdict_and_lists_only_what_is_not_ok(world: World) -
     applied(world)
     world.lake.rot("datasets/raw/b.json", b'{"b": 3}')
     world.lake.put("datasets/raw/foreign.json", b"{}")  # another tool's: no md5 recorded
-    assert verify(world.specs, download=True, parallelism=2, output_format="json") == EXIT_ERROR
+    assert verify(world.specs, download=True, parallelism=2, output_format=OutputFormat.JSON) == EXIT_ERROR
     report = world.json()
     assert report["status"] == "mismatch" and report["verified"] == 3
     assert report["counts"]["ok"] == 1 and report["counts"]["mismatch"] == 1 and report["counts"]["unrecorded"] == 1
