@@ -120,6 +120,51 @@ class _OpenAhead:
         if self._pool is not None:
             self._pool.shutdown()
 
+class _SpanAhead:
+    """The next span's verified bytes fetched on a helper thread while the current span's records are decoded.
+
+    A ranged GET, its md5 and the cache write of one span overlap the decoding of the one before: read one at
+    a time, a lone reader of a big object spent as long waiting for bytes as decoding them. Only verified bytes
+    come out of a fetch, and a fetch's failure is raised when its span is reached, not before."""
+
+    def __init__(self, fetch: Callable[[SourceObject, Span], bytes]) -> None:
+        self._fetch = fetch
+        self._pool: ThreadPoolExecutor | None = None
+        self._ahead: tuple[SourceObject, Span, Future[bytes]] | None = None
+
+    def ahead(self, obj: SourceObject, span: Span) -> None:
+        if self._ahead is not None and self._ahead[0] is obj and self._ahead[1] == span:
+            return
+        self._discard()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixel-loader-span")
+        self._ahead = (obj, span, self._pool.submit(self._fetch, obj, span))
+
+    def take(self, obj: SourceObject, span: Span) -> bytes | None:
+        """The span's bytes if they were fetched ahead (its fetch's failure raised now), else None."""
+        if self._ahead is not None and self._ahead[0] is obj and self._ahead[1] == span:
+            future, self._ahead = self._ahead[2], None
+            return future.result()
+        self._discard()
+        return None
+
+    def _discard(self) -> None:
+        """Wait out a fetch that will not be read (the iteration stopped): no download outlives the reader."""
+        if self._ahead is None:
+            return
+        future, self._ahead = self._ahead[2], None
+        with contextlib.suppress(Exception):  # it was never going to be read: its failure is nobody's
+            future.result()
+
+    def __enter__(self) -> _SpanAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._discard()
+        if self._pool is not None:
+            self._pool.shutdown()
+
+
 OnError = Literal["raise", "skip"]
 WorkerInfo = Callable[[], Any]  # returns an object with .id and .num_workers, or None outside a worker
 
@@ -265,6 +310,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         self._saved: list[Generation] = []  # progress to resume from when the next iteration starts
         self._live: _Progress | None = None
         self._last_span: tuple[str, bytes] | None = None  # (md5, verified bytes)
+        self._versions: dict[tuple[str, str], str] = {}  # (store, key) -> ETag a HEAD showed holding its md5
 
     @property  # type: ignore[misc]
     def __class__(self) -> type:
@@ -433,6 +479,26 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
             and (not self.shuffle or not any(splits(o.fmt, o.size) for o in self.objects))
         )
 
+    def _lone_units(self, i: int) -> list[Unit]:
+        """How a lone reader reads object `i`: span by span when it is a big JSON Lines object with an index (each
+        span verified against the index's md5 and its records yielded before the whole object is read), else
+        whole (verified whole before its first record).
+
+        A big object with no index yet is indexed first when the cache can hold it: that read downloads it
+        once, verified whole, into the cache (its spans are then read from there) and keeps the index, so every
+        later cold read of those bytes (another node sharing index_dir, after eviction) streams span by span.
+        The spans of a first read cannot be checked before the whole object is: their md5s come from the very
+        bytes being read, and only the object's md5 vouches for those."""
+        obj = self.objects[i]
+        if obj.md5 is None or self.indexes is None or not splits(obj.fmt, obj.size):
+            return [Unit(i, 0)]
+        index = self.indexes.get(obj.md5, obj.fmt)
+        if index is None and self.cache is not None and self.cache.fits(obj.size):
+            index = self.record_index(obj)
+        if index is None or not index.spans:
+            return [Unit(i, 0)]
+        return [Unit(i, span.records, span) for span in index.spans]
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if self._shared_epoch is not None and self._shared_epoch.value != self.epoch:
             self.set_epoch(self._shared_epoch.value)  # a persistent worker: the epoch the main process set
@@ -444,8 +510,8 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         if self._alone(workers):
             # The same slots, units and blocks as the plan would give one consumer: its state is the same too.
             objects = epoch_order(len(self.objects), seed=self.seed, epoch=self.epoch, shuffle=self.shuffle)
-            ordered = [Unit(i, 0) for i in objects]  # counts unknown and not needed: every record is wanted
-            slots = self._slots(ordered, [(u, 0, sys.maxsize) for u in range(len(ordered))])
+            # Counts are not needed (every record is wanted); each object's units are found when it is reached.
+            slots = self._read((unit, [(0, sys.maxsize)]) for i in objects for unit in self._lone_units(i))
             progress = _Progress((), 1, 1, 0, 0)
             generation = 0
             self.dropped = self.padded = 0
@@ -531,26 +597,44 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
     def _slots(self, units: Sequence[Unit], wanted: Sequence[tuple[int, int, int]]) -> Generator[_Slot]:
         """The undecoded records of `wanted` (unit, first, stop) ranges, in that order, each unit read once
         for a run of ascending ranges in it."""
-        with _OpenAhead(self._open) as opener:
+
+        def reads() -> Iterator[tuple[Unit, list[tuple[int, int]]]]:
             i = 0
             while i < len(wanted):
                 u, j = wanted[i][0], i + 1
                 while j < len(wanted) and wanted[j][0] == u and wanted[j][1] >= wanted[j - 1][2]:
                     j += 1
-                unit = units[u]
+                yield units[u], [(a, b) for _, a, b in wanted[i:j]]
+                i = j
+
+        return self._read(reads())
+
+    def _read(self, reads: Iterator[tuple[Unit, list[tuple[int, int]]]]) -> Generator[_Slot]:
+        """The undecoded records of each (unit, ascending ranges) of `reads`; the next unit is fetched (a span)
+        or opened (a small object) on a helper thread while the current one is read."""
+        with _OpenAhead(self._open) as opener, _SpanAhead(self._fetch_span) as spans:
+            current = next(reads, None)
+            while current is not None:
+                unit, ranges = current
+                following = next(reads, None)
                 obj = self.objects[unit.obj]
-                ranges = [(a, b) for _, a, b in wanted[i:j]]
                 if unit.span is not None:
-                    yield from self._span_slots(obj, unit.span, ranges)
+                    data = self._span_bytes(obj, unit.span, spans)
+                    if following is not None and following[0].span is not None:
+                        after = following[0].span
+                        if after.md5 != unit.span.md5:  # the same span again (it straddles blocks) is kept
+                            spans.ahead(self.objects[following[0].obj], after)
+                    yield from self._span_slots(obj, unit.span, data, ranges)
                 else:
                     source = opener.open(obj)
-                    if j < len(wanted):
-                        following = units[wanted[j][0]]
-                        after = self.objects[following.obj]
-                        if following.span is None and after.size is not None and after.size <= OPEN_AHEAD_MAX:
-                            opener.ahead(after)
+                    if following is not None:
+                        after_obj = self.objects[following[0].obj]
+                        if following[0].span is not None:
+                            spans.ahead(after_obj, following[0].span)
+                        elif after_obj.size is not None and after_obj.size <= OPEN_AHEAD_MAX:
+                            opener.ahead(after_obj)
                     yield from self._object_slots(obj, source, ranges)
-                i = j
+                current = following
 
     @staticmethod
     def _pick(slots: Iterator[tuple[int, object]], ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[int, object]]:
@@ -577,18 +661,21 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                 while stream.read(CHUNK):
                     pass
 
-    def _span_slots(self, obj: SourceObject, span: Span, ranges: Sequence[tuple[int, int]]) -> Iterator[_Slot]:
-        data = self._span_bytes(obj, span)
+    def _span_slots(
+        self, obj: SourceObject, span: Span, data: bytes, ranges: Sequence[tuple[int, int]]
+    ) -> Iterator[_Slot]:
         for number, line in self._pick(jsonl_lines(io.BytesIO(data)), ranges):
             yield obj, span.lines + number, line
 
-    def _span_bytes(self, obj: SourceObject, span: Span) -> bytes:
+    def _span_bytes(self, obj: SourceObject, span: Span, spans: _SpanAhead) -> bytes:
         """A span's bytes, verified before any is used: from the cached whole object, the cached span, or S3.
 
         The last span read is kept: one that straddles two shuffle blocks is read for both, back to back."""
         if self._last_span is not None and self._last_span[0] == span.md5:
             return self._last_span[1]
-        data = self._fetch_span(obj, span)
+        data = spans.take(obj, span)
+        if data is None:
+            data = self._fetch_span(obj, span)
         self._last_span = (span.md5, data)
         return data
 
@@ -649,20 +736,30 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
 
     @contextlib.contextmanager
     def _versioned(self, obj: SourceObject, store: Store, open_: _OpenVersion) -> Iterator[BinaryIO]:
-        """`open_(if_match)` pinned to the resolved version: its md5 as ETag first, else the ETag of a HEAD."""
+        """`open_(if_match)` pinned to the resolved version: by the ETag it is known by (`_pin`), else the ETag
+        of a HEAD, which is then remembered: each span of a big multipart object paid a 412 and a HEAD."""
         if obj.md5 is not None:
             stack = contextlib.ExitStack()
             try:
-                stream = stack.enter_context(open_(obj.md5))
+                stream = stack.enter_context(open_(self._pin(obj)))
             except ObjectChanged:
                 stack.close()  # an ETag that is no md5 (multipart), or changed: the HEAD tells which
+                self._versions.pop((obj.store, obj.key), None)
             else:
                 with stack:
                     yield stream
                 return
         entry = self._current(obj, store, f"{obj.store}:{obj.key}")
+        if obj.md5 is not None and entry.etag is not None:
+            self._versions[(obj.store, obj.key)] = entry.etag  # a HEAD showed it holds the resolved md5
         with open_(entry.etag) as stream:
             yield stream
+
+    def _pin(self, obj: SourceObject) -> str | None:
+        """The ETag that asks the server for exactly the resolved version: one a HEAD of this dataset showed
+        holding the md5, else the md5 itself (a single-part object's ETag). Whatever comes is still checked
+        against the md5 (or the span's); a wrong ETag costs only a 412 and a HEAD."""
+        return self._versions.get((obj.store, obj.key), obj.md5)
 
     def _open(self, obj: SourceObject) -> contextlib.AbstractContextManager[BinaryIO]:
         """The object's verified bytes: from S3 (or the cache, checked against S3), else offline from the cache."""
@@ -677,10 +774,10 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         if obj.md5 is not None and (cache is None or not cache.has(obj.md5)):
             # Not cached: skip the HEAD and GET pinned to the md5. A single-part object's ETag is its md5, so
             # the server sends exactly those bytes or 412 (changed, or an ETag that is no md5: then look it up).
-            md5 = obj.md5
+            md5, pin = obj.md5, self._pin(obj)
 
             def pinned() -> contextlib.AbstractContextManager[BinaryIO]:
-                return store.open(obj.key, if_match=md5)
+                return store.open(obj.key, if_match=pin)
 
             stack = contextlib.ExitStack()
             try:
@@ -690,6 +787,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                 )
             except ObjectChanged:
                 stack.close()
+                self._versions.pop((obj.store, obj.key), None)
             else:
                 with stack:
                     yield stream
@@ -700,6 +798,8 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
     def _open_checked(self, obj: SourceObject, store: Store, label: str) -> contextlib.AbstractContextManager[BinaryIO]:
         entry = self._current(obj, store, label)
         etag = entry.etag
+        if obj.md5 is not None and etag is not None:
+            self._versions[(obj.store, obj.key)] = etag
 
         def fetch() -> contextlib.AbstractContextManager[BinaryIO]:
             return store.open(obj.key, if_match=etag)
