@@ -40,6 +40,7 @@ from reconciler.loader.formats import (
     iter_slots,
     jsonl_lines,
 )
+from reconciler.loader.fresh import Listings
 from reconciler.loader.index import SPAN_BYTES, IndexStore, RecordIndex, Span, build, splits
 from reconciler.loader.offline import OfflineReads, read_all
 from reconciler.loader.pipeline import PipelineMethods
@@ -310,6 +311,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         self._saved: list[Generation] = []  # progress to resume from when the next iteration starts
         self._live: _Progress | None = None
         self._last_span: tuple[str, bytes] | None = None  # (md5, verified bytes)
+        self._listings = Listings(self.objects)  # whether a cached object is still current: loader/fresh.py
         self._versions: dict[tuple[str, str], str] = {}  # (store, key) -> ETag a HEAD showed holding its md5
 
     @property  # type: ignore[misc]
@@ -503,6 +505,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         if self._shared_epoch is not None and self._shared_epoch.value != self.epoch:
             self.set_epoch(self._shared_epoch.value)  # a persistent worker: the epoch the main process set
         self._reads.new_pass()
+        self._listings.new_pass()
         worker, workers = self._worker()
         me = self.rank * workers + worker
         block = self.shuffle_block if self.shuffle else 0
@@ -814,10 +817,10 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         """Where an uncached object is held while it is verified: beside the cache, else the temp directory."""
         return self.cache.root / "spool" if self.cache is not None else None
 
-    @staticmethod
-    def _current(obj: SourceObject, store: Store, label: str) -> Entry:
-        """The object as it is now (a HEAD): DatasetChanged when it is gone or holds other bytes."""
-        entry = store.stat(obj.key)
+    def _current(self, obj: SourceObject, store: Store, label: str) -> Entry:
+        """The object as it is now (this pass's listing of its prefix, else a HEAD: loader/fresh.py):
+        DatasetChanged when it is gone or holds other bytes."""
+        entry = self._listings.current(obj, store)
         if entry is None:
             raise DatasetChanged(f"{label}: the object is gone since the dataset was resolved", key=obj.key)
         if obj.md5 is not None and entry.md5 is not None and entry.md5 != obj.md5:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import threading
@@ -18,6 +19,7 @@ from reconciler.loader.dataset import StreamingDataset
 from reconciler.loader.resolve import SourceObject, resolve
 from reconciler.loader.storeset import StoreSet
 from reconciler.spec import load_desired
+from reconciler.stores.base import PermanentStoreError
 from tests.faults.proxy import FaultProxy
 from tests.integration.test_loader import PROCESSED, write_world_specs
 
@@ -164,3 +166,79 @@ def test_ranged_reads_ask_for_their_range_and_a_cut_one_resumes_within_it_pinned
     first, again = ranges[0], ranges[1]  # the cut one, and its resumption: from where it broke, to the same end
     assert first is not None and again is not None
     assert int(first.group(1)) <= int(again.group(1)) < int(first.group(2)) == int(again.group(2)), gets
+
+
+class TamperingProxy(CountingProxy):
+    """Counts like CountingProxy and changes one byte (not the length) of the answer to the ranged GET that
+    starts at `start`: what a bad disk, a bad cache box or a bad actor on the path would do to one span."""
+
+    def __init__(self, upstream: str, start: int) -> None:
+        super().__init__(upstream)
+        self.start = start
+        self.tampered = 0
+
+    def _forward(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
+        answer = super()._forward(method, path, headers, body)
+        asked = {k.lower(): v for k, v in headers}.get("range", "")
+        if method == "GET" and asked.startswith(f"bytes={self.start}-"):
+            head, _, payload = answer.partition(b"\r\n\r\n")
+            at = payload.index(b"record")
+            self.tampered += 1
+            return head + b"\r\n\r\n" + payload[:at] + b"R" + payload[at + 1 :]
+        return answer
+
+
+def lone(objects: tuple[SourceObject, ...], stores: StoreSet, cache: Path, index_dir: Path) -> StreamingDataset:
+    from reconciler.loader.cache import ObjectCache
+
+    return StreamingDataset(objects, stores, cache=ObjectCache(cache), index_dir=index_dir, worker_info=lambda: None)
+
+
+def test_a_lone_reader_of_an_indexed_object_yields_its_first_record_after_reading_a_few_spans(
+    big: dict[str, Any],
+) -> None:
+    """The first lone read indexes the object (one whole, verified read: nothing vouches for its spans before
+    the whole md5 does); a cold read with that index then has its first record after a couple of spans."""
+    tmp = big["tmp"]
+    size = len(big["body"])
+    proxy = CountingProxy(big["seaweed"].endpoint)
+    with proxy, mock.patch.object(index, "SPAN_BYTES", SPAN):
+        specs = write_world_specs(tmp / "specs", endpoint=proxy.endpoint, bucket=big["bucket"])
+        desired = load_desired(specs, {})
+        stores = StoreSet(desired.stores)
+        objects = resolve(desired, stores, "big.jsonl").objects
+        first = lone(objects, stores, tmp / "first", tmp / "indexes")
+        assert [r["id"] for r in first] == list(range(RECORDS))
+        assert proxy.got == size and index.IndexStore(tmp / "indexes").get(str(objects[0].md5), objects[0].fmt)
+        proxy.got = 0
+        records = iter(lone(objects, stores, tmp / "cold", tmp / "indexes"))
+        assert next(records)["id"] == 0
+        at_first = proxy.got
+        rest = [r["id"] for r in records]
+    assert rest == list(range(1, RECORDS))
+    assert at_first <= 3 * SPAN + 64 * 1024, f"{at_first} of {size} bytes read before the first record"
+    assert proxy.got <= 1.01 * size
+
+
+def test_a_span_whose_bytes_do_not_match_its_index_is_never_yielded(big: dict[str, Any]) -> None:
+    tmp = big["tmp"]
+    with mock.patch.object(index, "SPAN_BYTES", SPAN):
+        specs = write_world_specs(tmp / "direct", endpoint=big["seaweed"].endpoint, bucket=big["bucket"])
+        desired = load_desired(specs, {})
+        objects = resolve(desired, StoreSet(desired.stores), "big.jsonl").objects
+        spans = index.build(io.BytesIO(big["body"]), key="big.jsonl", fmt=objects[0].fmt, split=True).spans
+        index.IndexStore(tmp / "indexes").put(
+            index.RecordIndex(hashlib.md5(big["body"]).hexdigest(), len(big["body"]), RECORDS, spans), objects[0].fmt
+        )
+        bad = spans[3]
+        got: list[int] = []
+        proxy = TamperingProxy(big["seaweed"].endpoint, bad.start)
+        with proxy:
+            specs = write_world_specs(tmp / "proxied", endpoint=proxy.endpoint, bucket=big["bucket"])
+            stores = StoreSet(load_desired(specs, {}).stores)
+            with pytest.raises(PermanentStoreError, match=r"expected .* md5") as raised:
+                for record in lone(objects, stores, tmp / "cache", tmp / "indexes"):
+                    got.append(record["id"])
+    assert proxy.tampered >= 1 and raised.value.code == "BadDigest"
+    assert got == list(range(sum(s.records for s in spans[:3])))  # every span before it, none of it
+    assert not list((tmp / "cache").rglob(bad.md5))  # and its bytes were not cached

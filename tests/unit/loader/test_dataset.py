@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
 from reconciler.loader.cache import ObjectCache
-from reconciler.loader.dataset import StreamingDataset
+from reconciler.loader.dataset import DatasetChanged, StreamingDataset
 from reconciler.stores.base import PermanentStoreError
 from tests.unit.loader.test_sharding import make_store
 
@@ -81,3 +82,23 @@ def test_one_consumer_reads_a_fresh_epoch_without_counting_first_and_its_state_r
         ds.load_state_dict(state)
         rest += [r["id"] for r in ds]
     assert sorted(got + rest) == sorted(f"{i}-{j}" for i, n in enumerate([5, 0, 7, 4]) for j in range(n))
+
+
+def test_a_warm_pass_over_shards_asks_s3_once_per_prefix_and_still_refuses_an_object_changed_since(
+    tmp_path: Path,
+) -> None:
+    store, objects = make_store([3] * 6)
+    ds = StreamingDataset(objects, {"mem": store}, cache=ObjectCache(tmp_path), worker_info=lambda: None)
+    assert sum(1 for _ in ds) == 18  # cold: each object by a GET pinned to its md5, no HEAD
+    with mock.patch.object(store, "stat", wraps=store.stat) as stat, \
+            mock.patch.object(store, "list", wraps=store.list) as listing:
+        assert sum(1 for _ in ds) == 18
+        assert ds.cache is not None and ds.cache.hits == 6
+        assert (stat.call_count, listing.call_count) == (0, 1)  # one listing of shards/, no HEAD per shard
+        store.put(objects[4].key, b'{"id": "new"}\n')
+        got: list[str] = []
+        with pytest.raises(DatasetChanged, match=r"shards/004\.jsonl: the object changed"):
+            for record in ds:
+                got.append(record["id"])
+        assert listing.call_count == 2  # each pass lists again
+    assert got == [f"{i}-{j}" for i in range(4) for j in range(3)]
