@@ -486,17 +486,15 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         span verified against the index's md5 and its records yielded before the whole object is read), else
         whole (verified whole before its first record).
 
-        A big object with no index yet is indexed first when the cache can hold it: that read downloads it
-        once, verified whole, into the cache (its spans are then read from there) and keeps the index, so every
-        later cold read of those bytes (another node sharing index_dir, after eviction) streams span by span.
-        The spans of a first read cannot be checked before the whole object is: their md5s come from the very
-        bytes being read, and only the object's md5 vouches for those."""
+        A big object with no index yet is read whole, as any object: the md5s of its spans would come from the
+        very bytes being read, and only the object's md5 vouches for those, so nothing can be yielded before
+        the whole object is checked. Indexing it here would add a pass (and an fsync to read the spans back from
+        the cache) to that first read; the index comes instead from any reader that counts (ranks, workers,
+        len()), kept by md5 in index_dir."""
         obj = self.objects[i]
         if obj.md5 is None or self.indexes is None or not splits(obj.fmt, obj.size):
             return [Unit(i, 0)]
         index = self.indexes.get(obj.md5, obj.fmt)
-        if index is None and self.cache is not None and self.cache.fits(obj.size):
-            index = self.record_index(obj)
         if index is None or not index.spans:
             return [Unit(i, 0)]
         return [Unit(i, span.records, span) for span in index.spans]

@@ -197,8 +197,8 @@ def lone(objects: tuple[SourceObject, ...], stores: StoreSet, cache: Path, index
 def test_a_lone_reader_of_an_indexed_object_yields_its_first_record_after_reading_a_few_spans(
     big: dict[str, Any],
 ) -> None:
-    """The first lone read indexes the object (one whole, verified read: nothing vouches for its spans before
-    the whole md5 does); a cold read with that index then has its first record after a couple of spans."""
+    """Counted once (one whole, verified read: nothing vouches for its spans before the whole md5 does), the
+    object's index is kept; a cold lone read with that index has its first record after a couple of spans."""
     tmp = big["tmp"]
     size = len(big["body"])
     proxy = CountingProxy(big["seaweed"].endpoint)
@@ -207,8 +207,7 @@ def test_a_lone_reader_of_an_indexed_object_yields_its_first_record_after_readin
         desired = load_desired(specs, {})
         stores = StoreSet(desired.stores)
         objects = resolve(desired, stores, "big.jsonl").objects
-        first = lone(objects, stores, tmp / "first", tmp / "indexes")
-        assert [r["id"] for r in first] == list(range(RECORDS))
+        assert len(lone(objects, stores, tmp / "first", tmp / "indexes")) == RECORDS
         assert proxy.got == size and index.IndexStore(tmp / "indexes").get(str(objects[0].md5), objects[0].fmt)
         proxy.got = 0
         records = iter(lone(objects, stores, tmp / "cold", tmp / "indexes"))
