@@ -21,7 +21,9 @@ import io
 import itertools
 import multiprocessing
 import os
+import queue
 import sys
+import threading
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol, cast, runtime_checkable
 
 from reconciler.loader import state as loader_state
-from reconciler.loader.cache import ObjectCache
+from reconciler.loader.cache import Filling, ObjectCache
 from reconciler.loader.formats import (
     CHUNK,
     DatasetFormatError,
@@ -61,7 +63,7 @@ from reconciler.loader.sharding import (
 from reconciler.loader.verify import verified_read
 from reconciler.logs import get_logger
 from reconciler.model import Entry
-from reconciler.stores.base import ObjectChanged, PermanentStoreError, Store, StoreError
+from reconciler.stores.base import ObjectChanged, PermanentStoreError, Store, StoreError, TransientStoreError
 
 # While an object up to this size is read, the next one is opened (its GET sent, its cache lock taken) on a
 # helper thread: a cold read of 1 MiB shards spent half its time waiting for each response to begin. A larger
@@ -211,6 +213,7 @@ class Unit:
     obj: int  # index into the dataset's objects
     records: int
     span: Span | None = None
+    index: RecordIndex | None = None  # a lone reader's whole object, handed on span by span as this index cuts it
 
 
 _OpenVersion = Callable[[str | None], contextlib.AbstractContextManager[BinaryIO]]  # if_match -> stream
@@ -497,7 +500,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         index = self.indexes.get(obj.md5, obj.fmt)
         if index is None or not index.spans:
             return [Unit(i, 0)]
-        return [Unit(i, span.records, span) for span in index.spans]
+        return [Unit(i, index.records, index=index)]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if self._shared_epoch is not None and self._shared_epoch.value != self.epoch:
@@ -626,13 +629,16 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                         if after.md5 != unit.span.md5:  # the same span again (it straddles blocks) is kept
                             spans.ahead(self.objects[following[0].obj], after)
                     yield from self._span_slots(obj, unit.span, data, ranges)
+                elif unit.index is not None:
+                    yield from self._indexed_slots(obj, unit.index)
                 else:
                     source = opener.open(obj)
                     if following is not None:
                         after_obj = self.objects[following[0].obj]
                         if following[0].span is not None:
                             spans.ahead(after_obj, following[0].span)
-                        elif after_obj.size is not None and after_obj.size <= OPEN_AHEAD_MAX:
+                        elif (following[0].index is None and after_obj.size is not None
+                              and after_obj.size <= OPEN_AHEAD_MAX):
                             opener.ahead(after_obj)
                     yield from self._object_slots(obj, source, ranges)
                 current = following
@@ -667,6 +673,88 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
     ) -> Iterator[_Slot]:
         for number, line in self._pick(jsonl_lines(io.BytesIO(data)), ranges):
             yield obj, span.lines + number, line
+
+    def _indexed_slots(self, obj: SourceObject, index: RecordIndex) -> Iterator[_Slot]:
+        """A lone reader's indexed object, every record: one GET when it is not cached (written into the cache
+        as it comes), else span by span from the cached copy; each span's records only once its bytes hash
+        to the index's md5 for it."""
+        assert obj.md5 is not None
+        label = f"{obj.store}:{obj.key}"
+        cache = self.cache if self.cache is not None and self.cache.fits(obj.size) else None
+        online = not self.offline and self._reads.down_since is None
+        if online and (cache is None or not cache.has(obj.md5)):
+            filling = cache.fill(obj.md5, index.size, label=label) if cache is not None else None
+            if cache is None or filling is not None:
+                yield from self._streamed(obj, index, filling)
+                return
+        elif online:
+            # A cached copy: served only while S3 still holds that version (a transient failure to ask is no
+            # reason to refuse bytes verified against the resolved md5).
+            with contextlib.suppress(TransientStoreError):
+                self._current(obj, self.stores[obj.store], label)
+        # Cached (or being downloaded by another process, or S3 not to be used): span by span, as a rank reads.
+        for span in index.spans:
+            data = self._fetch_span(obj, span)
+            self._last_span = (span.md5, data)
+            yield from self._span_slots(obj, span, data, [(0, sys.maxsize)])
+
+    def _streamed(self, obj: SourceObject, index: RecordIndex, filling: Filling | None) -> Iterator[_Slot]:
+        """The object by one GET pinned to its version, read on a helper thread that checks each span against
+        its md5 and hands it over (two at most in hand): downloading, hashing and the cache write overlap the
+        decoding. A span whose bytes do not match ends the read (BadDigest) before any of its records."""
+        store = self.stores[obj.store]
+        label = f"{obj.store}:{obj.key}"
+        handed: queue.Queue[tuple[Span, bytes] | BaseException | None] = queue.Queue(maxsize=2)
+        stop = threading.Event()
+
+        def hand(item: tuple[Span, bytes] | BaseException | None) -> bool:
+            while not stop.is_set():
+                with contextlib.suppress(queue.Full):
+                    handed.put(item, timeout=0.05)
+                    return True
+            return False  # the reader stopped: nothing more is wanted
+
+        def pump() -> None:
+            try:
+                with self._versioned(obj, store, lambda if_match: store.open(obj.key, if_match=if_match)) as stream:
+                    for span in index.spans:
+                        data = read_all(cast(BinaryIO, _Window(stream, span.stop - span.start)))
+                        got = hashlib.md5(data).hexdigest()
+                        if got != span.md5 or len(data) != span.stop - span.start:
+                            raise PermanentStoreError(
+                                f"{label} bytes {span.start}-{span.stop - 1}: read {len(data)} bytes with md5 {got}, "
+                                f"expected {span.stop - span.start} bytes with md5 {span.md5} (from the object's "
+                                "index); none of them was used",
+                                code="BadDigest",
+                                key=obj.key,
+                            )
+                        if filling is not None:
+                            filling.write(data)
+                        if not hand((span, data)):
+                            return
+                    if stream.read(1):
+                        raise PermanentStoreError(f"{label}: longer than its index's {index.size} bytes",
+                                                  code="BadDigest", key=obj.key)
+                if filling is not None:
+                    filling.done()
+                hand(None)
+            except BaseException as exc:
+                hand(exc)
+            finally:
+                if filling is not None:
+                    filling.abort()  # not done (stopped, failed): no part file left, the lock free
+
+        thread = threading.Thread(target=pump, name="pixel-loader-stream", daemon=True)
+        thread.start()
+        try:
+            while (item := handed.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                span, data = item
+                yield from self._span_slots(obj, span, data, [(0, sys.maxsize)])
+        finally:
+            stop.set()
+            thread.join()
 
     def _span_bytes(self, obj: SourceObject, span: Span, spans: _SpanAhead) -> bytes:
         """A span's bytes, verified before any is used: from the cached whole object, the cached span, or S3.
