@@ -19,6 +19,11 @@ waiting reader becomes the owner. A reader whose owner stalls (its part file
 has not grown for STALL_S) downloads and verifies a private copy rather than
 wait. A killed owner leaves only a part file, which the next owner removes.
 
+A caller that verifies what it hands on by other means (a lone reader checking
+each span of an indexed object against the index) fills the cache with `fill()`
+instead: the same lock, part file and durable finish, no byte served from it,
+and the whole checked against the md5 before it becomes the cached copy.
+
 A hit is checked every time: the file is opened without following symlinks (a
 symlink is refused) and its stat must be the identity recorded at write; if it
 is not (edited, truncated, replaced, or written by an older pixel), or the cache
