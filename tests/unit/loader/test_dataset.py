@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 from pathlib import Path
 from unittest import mock
 
 import pytest
 
+from reconciler.loader import index
 from reconciler.loader.cache import ObjectCache
 from reconciler.loader.dataset import DatasetChanged, StreamingDataset
+from reconciler.loader.formats import RecordFormat
+from reconciler.loader.index import IndexStore
+from reconciler.loader.resolve import SourceObject
 from reconciler.stores.base import PermanentStoreError
+from reconciler.stores.memory import MemoryStore
 from tests.unit.loader.test_sharding import make_store
 
 
@@ -102,3 +109,31 @@ def test_a_warm_pass_over_shards_asks_s3_once_per_prefix_and_still_refuses_an_ob
                 got.append(record["id"])
         assert listing.call_count == 2  # each pass lists again
     assert got == [f"{i}-{j}" for i in range(4) for j in range(3)]
+
+
+def test_a_lone_stream_stopped_early_leaves_no_part_file_and_a_whole_one_leaves_the_verified_copy(
+    tmp_path: Path,
+) -> None:
+    store = MemoryStore("mem")
+    body = b"".join(json.dumps({"id": i, "pad": "x" * 50}).encode() + b"\n" for i in range(2000))
+    store.put("big.jsonl", body)
+    entry = store.stat("big.jsonl")
+    assert entry is not None
+    obj = SourceObject("mem", "big.jsonl", entry.md5, entry.size, RecordFormat.JSONL)
+    with mock.patch.object(index, "SPAN_BYTES", 8 * 1024):
+        IndexStore(tmp_path / "indexes").put(index.build(io.BytesIO(body), key=obj.key, fmt=obj.fmt, split=True),
+                                             obj.fmt)
+        cache = ObjectCache(tmp_path / "cache")
+        ds = StreamingDataset([obj], {"mem": store}, cache=cache, index_dir=tmp_path / "indexes",
+                              worker_info=lambda: None)
+        records = iter(ds)
+        assert next(records)["id"] == 0
+        records.close()  # type: ignore[attr-defined]
+        cache.settle()
+        assert not list((tmp_path / "cache").rglob("*.part")) and not cache.has(str(obj.md5))
+        lock = cache.lock(str(obj.md5))
+        lock.acquire(timeout=0)  # free: the stopped stream let it go
+        lock.release()
+        assert [r["id"] for r in ds] == list(range(2000))
+        cache.settle()
+        assert cache.use(str(obj.md5), entry.size) is not None and cache.downloads == 1
