@@ -137,3 +137,30 @@ def test_a_lone_stream_stopped_early_leaves_no_part_file_and_a_whole_one_leaves_
         assert [r["id"] for r in ds] == list(range(2000))
         cache.settle()
         assert cache.use(str(obj.md5), entry.size) is not None and cache.downloads == 1
+
+
+def test_a_span_fetched_ahead_that_fails_fails_after_every_record_of_the_span_before_it(tmp_path: Path) -> None:
+    store = MemoryStore("mem")
+    body = b"".join(json.dumps({"id": i, "pad": "x" * 50}).encode() + b"\n" for i in range(2000))
+    store.put("big.jsonl", body)
+    entry = store.stat("big.jsonl")
+    assert entry is not None
+    obj = SourceObject("mem", "big.jsonl", entry.md5, entry.size, RecordFormat.JSONL)
+    with mock.patch.object(index, "SPAN_BYTES", 8 * 1024):
+        built = index.build(io.BytesIO(body), key=obj.key, fmt=obj.fmt, split=True)
+        IndexStore(tmp_path).put(built, obj.fmt)
+        bad = built.spans[2]
+        fetch = StreamingDataset._fetch_span
+
+        def failing(self: StreamingDataset, what: SourceObject, span: index.Span) -> bytes:
+            if span == bad:
+                raise PermanentStoreError("span 2 is unreadable", code="BadDigest")
+            return fetch(self, what, span)
+
+        got: list[int] = []
+        with mock.patch.object(StreamingDataset, "_fetch_span", failing), \
+                pytest.raises(PermanentStoreError, match="span 2 is unreadable"):
+            for record in StreamingDataset([obj], {"mem": store}, rank=0, world_size=2, index_dir=tmp_path,
+                                           worker_info=lambda: None):
+                got.append(record["id"])
+    assert got == list(range(built.spans[0].records + built.spans[1].records))
