@@ -315,7 +315,9 @@ LIMITS = (
     "shards: per object one conditional GET, one lock, one fsync and one rename; no HEAD for an uncached object;",
     "  a warm pass asks S3 with one listing of the prefix, not a HEAD per object.",
     f"{RANKS} ranks: each rank downloads only its spans (ranged GETs) but they share the machine's cores with each",
-    "  other and the server, so the aggregate is bounded by cores / 1 rank's CPU use, not by the ranks' count.",
+    "  other and the server, so the aggregate is bounded by cores / 1 rank's CPU use, not by the ranks' count;",
+    "  each rank also pays its own start (specs, boto3 client) and makes every span it caches durable (fsync,",
+    "  rename) before its pass ends.",
 )
 
 
