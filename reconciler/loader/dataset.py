@@ -553,11 +553,13 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
             # its cache lock now, not whenever the collector gets to the reader.
             with contextlib.closing(slots):
                 yield from self._yield(slots, progress, order, generation, me)
-        except GeneratorExit:
-            # And what it downloaded is made durable and unlocked before the caller goes on: another reader
-            # of the object (the next pass, a sibling dataset) finds it cached instead of waiting on a lock.
+        except BaseException:
+            # Stopped early or failed: what it downloaded and verified is made durable and unlocked before the
+            # caller goes on (another reader of the object, the next pass, a sibling dataset, a retry after the
+            # error, finds it cached instead of waiting on a lock), and no part file of it is left meanwhile.
             if self.cache is not None:
-                self.cache.settle()
+                with contextlib.suppress(Exception):  # a failure to settle is logged; the first error stands
+                    self.cache.settle()
             raise
         # Done: state_dict() shows the whole share yielded until the next iteration, a new pass, begins.
         self._saved = []
