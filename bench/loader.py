@@ -8,9 +8,11 @@ loader (boto3 get_object + iter_lines + json.loads), the same with orjson and
 behind an 8 MiB io.BufferedReader; only when `make bench-peers` made its
 separate virtualenv, since s3fs pins a botocore that breaks boto3), and pixel's
 loader, cold (empty cache: it downloads, verifies and caches) and warm (the
-verified copy, after one HEAD); on the big object also RANKS ranks at once, each
-its own cold cache, against one rank (bench.loader.read_ranks). Figures: records/s, MB/s, peak RSS, time to
-first record; min / median / max over the runs.
+verified copy, after one HEAD, or one listing for the shards); on the big object
+also one cold reader whose record index is known (it streams span by span:
+bench.loader.read_indexed) and RANKS ranks at once, each its own cold cache,
+against one rank (bench.loader.read_ranks). Figures: records/s, MB/s, peak RSS,
+time to first record; min / median / max over the runs.
 
     python -m bench.loader [--runs 3] [--mib 1024] [--shards 1000] [--shard-mib 1]
 """
@@ -52,6 +54,7 @@ LABELS = {
     "pixel_cold": "pixel load_dataset, cold cache",
     "pixel_warm": "pixel load_dataset, warm cache",
     "pixel_ranks": f"pixel, {RANKS} ranks at once, cold (aggregate)",
+    "pixel_cold_indexed": "pixel, cold cache, record index known",
 }
 
 
@@ -153,7 +156,8 @@ def peers_python() -> str | None:
 
 
 def read_once(
-    reader: str, server: SeaweedServer, world: dict[str, Any], case: dict[str, Any], cache: Path
+    reader: str, server: SeaweedServer, world: dict[str, Any], case: dict[str, Any], cache: Path,
+    index_dir: Path | None = None,
 ) -> dict[str, Any]:
     tool = "pixel" if reader.startswith("pixel") else reader
     python = peers_python() if reader == "s3fs_buffered" else sys.executable
@@ -161,6 +165,8 @@ def read_once(
     argv = [python, str(HERE / "loader_read.py"), tool, server.endpoint, world["bucket"], case["target"]]
     if tool == "pixel":
         argv += ["--specs", str(world["specs"]), "--cache", str(cache), "--name", case["name"]]
+    if index_dir is not None:
+        argv += ["--index-dir", str(index_dir)]
     done = run(argv, env=server.child_env(), cwd=HERE.parent)
     figures = json.loads(done.stdout)
     if figures["records"] != case["records"]:
@@ -172,6 +178,23 @@ def read_once(
         "first_record_s": figures["first_s"],
         "rss_mib": done.peak_rss_mib,
     }
+
+
+def read_indexed(server: SeaweedServer, world: dict[str, Any], case: dict[str, Any], work: Path) -> dict[str, Any]:
+    """One cold reader of an object whose record index is known (as apply is meant to write it beside the
+    registry, or as any earlier counting reader leaves it in a shared index_dir): it streams span by span, each
+    span verified against the index. The index is built first and untimed, by a counting read (rank 0 of 2)."""
+    index, counting, cache = work / "index-lone", work / "cache-counting", work / "cache-indexed"
+    for path in (index, counting, cache):
+        shutil.rmtree(path, ignore_errors=True)
+    try:
+        run([sys.executable, str(HERE / "loader_read.py"), "pixel", server.endpoint, world["bucket"], case["target"],
+             "--specs", str(world["specs"]), "--cache", str(counting), "--name", case["name"], "--rank", "0",
+             "--world", "2", "--index-dir", str(index)], env=server.child_env(), cwd=HERE.parent)
+        return read_once("pixel_cold_indexed", server, world, case, cache, index)
+    finally:
+        for path in (index, counting, cache):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def read_ranks(server: SeaweedServer, world: dict[str, Any], case: dict[str, Any], work: Path) -> dict[str, Any]:
@@ -233,6 +256,8 @@ def run_section(server: SeaweedServer, work: Path, *, runs: int, mib: int, shard
                     per.setdefault(case_name, {}).setdefault(reader, []).append(figures)
                 shutil.rmtree(cache, ignore_errors=True)
                 if case_name == "one_big":
+                    say(f"loader: {case_name} run {run_no}/{runs}: pixel cold, record index known ...")
+                    per[case_name].setdefault("pixel_cold_indexed", []).append(read_indexed(server, world, case, work))
                     say(f"loader: {case_name} run {run_no}/{runs}: pixel, {RANKS} ranks at once ...")
                     per[case_name].setdefault("pixel_ranks", []).append(read_ranks(server, world, case, work))
     finally:
@@ -285,10 +310,14 @@ LIMITS = (
     "warm / cold: a warm read is still bound by decoding, so the ratio is at most decode rate / download rate;",
     "  on loopback the download is not much slower than decoding.",
     "first record: interpreter imports are excluded; what remains is loading and validating the specs, building",
-    "  the boto3 client (most of it) and one request.",
-    "shards: per object one conditional GET, one lock, one fsync and one rename; no HEAD for an uncached object.",
+    "  the boto3 client (most of it) and one request; on a big object with no record index, also its whole",
+    "  download, since nothing vouches for a span before the object's md5 does (with the index: one span).",
+    "shards: per object one conditional GET, one lock, one fsync and one rename; no HEAD for an uncached object;",
+    "  a warm pass asks S3 with one listing of the prefix, not a HEAD per object.",
     f"{RANKS} ranks: each rank downloads only its spans (ranged GETs) but they share the machine's cores with each",
-    "  other and the server, so the aggregate is bounded by cores / 1 rank's CPU use, not by the ranks' count.",
+    "  other and the server, so the aggregate is bounded by cores / 1 rank's CPU use, not by the ranks' count;",
+    "  each rank also pays its own start (specs, boto3 client) and makes every span it caches durable (fsync,",
+    "  rename) before its pass ends.",
 )
 
 
@@ -317,6 +346,12 @@ def targets(section: dict[str, Any]) -> list[str]:
         check("pixel cold peak RSS", med("pixel_cold", "rss_mib"), 150, at_least=False, unit=" MiB")
         check("pixel cold first record", med("pixel_cold", "first_record_s"), 0.3, at_least=False, unit=" s")
         check("pixel warm / cold", warm / cold if warm and cold else None, 3.0)
+        indexed = med("pixel_cold_indexed", "records_per_s")
+        if indexed is not None:
+            orjson = med("naive_orjson", "records_per_s")
+            check("pixel cold, index known / naive_orjson", indexed / orjson if orjson else None, 1.0)
+            check("pixel cold, index known, first record", med("pixel_cold_indexed", "first_record_s"), 0.3,
+                  at_least=False, unit=" s")
         ranks = med("pixel_ranks", "records_per_s")
         if ranks is not None:
             check(f"pixel {RANKS} ranks aggregate / 1 rank cold", ranks / cold if cold else None, 3.0)

@@ -19,6 +19,11 @@ waiting reader becomes the owner. A reader whose owner stalls (its part file
 has not grown for STALL_S) downloads and verifies a private copy rather than
 wait. A killed owner leaves only a part file, which the next owner removes.
 
+A caller that verifies what it hands on by other means (a lone reader checking
+each span of an indexed object against the index) fills the cache with `fill()`
+instead: the same lock, part file and durable finish, no byte served from it,
+and the whole checked against the md5 before it becomes the cached copy.
+
 A hit is checked every time: the file is opened without following symlinks (a
 symlink is refused) and its stat must be the identity recorded at write; if it
 is not (edited, truncated, replaced, or written by an older pixel), or the cache
@@ -144,6 +149,24 @@ class ObjectCache:
             yield cast(BinaryIO, reader)
         finally:
             reader.close()
+
+    def fill(self, md5: str, size: int, *, label: str) -> Filling | None:
+        """This process's download of `md5`, written into the cache as it is read (Filling), or None when another
+        process is downloading it or its copy is there: the caller then reads it another way."""
+        self.directory(self.path(md5).parent)
+        lock = self.lock(md5)
+        try:
+            lock.acquire(timeout=0)
+        except TimeoutError:
+            return None
+        if self.has(md5):
+            lock.release()
+            return None
+        try:
+            return Filling(self, md5, size, lock, label)
+        except BaseException:
+            lock.release()
+            raise
 
     def has(self, md5: str) -> bool:
         """A copy is there (not yet checked: use() checks it)."""
@@ -385,6 +408,61 @@ def _make_durable(fd: int, part: Path, md5: str, lock: FileLock, cache: ObjectCa
     finally:
         lock.release()
     cache.inserted(final, size)
+
+
+class Filling:
+    """An owner's download written into its part file as the caller reads it, with no byte served from here.
+
+    For a caller that verifies what it hands on by other means (the spans of an indexed object, each against its
+    own md5): once every byte is written, the whole is checked against the object's md5 and size and becomes
+    the cached copy (durable, renamed and recorded on the finishing thread, as a _CacheReader's download);
+    anything else leaves no file behind."""
+
+    def __init__(self, cache: ObjectCache, md5: str, size: int, lock: FileLock, label: str) -> None:
+        self.cache, self.md5, self.size, self.label = cache, md5, size, label
+        self._lock: FileLock | None = lock
+        for stale in cache.parts(md5):  # under the lock: left by killed owners
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+        self._part = cache.new_part_path(md5)
+        self._fd = os.open(self._part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._writer = _Writer(self._fd, size)
+
+    def write(self, data: bytes) -> None:
+        self._writer.put(data)
+
+    def done(self) -> None:
+        """Every byte written: the cached copy once it hashes to the md5 (else discarded, and BadDigest)."""
+        try:
+            self._writer.finish()
+        except BaseException:
+            self.abort()
+            raise
+        got = self._writer.digest.hexdigest()
+        if got != self.md5 or self._writer.written != self.size:
+            self.abort()
+            raise PermanentStoreError(
+                f"{self.label}: {self._writer.written} bytes with md5 {got} were read, expected {self.size} bytes "
+                f"with md5 {self.md5}; the copy was discarded",
+                code="BadDigest",
+            )
+        lock, self._lock = self._lock, None
+        assert lock is not None
+        self.cache.count("downloads")
+        self.cache.finishing(_finisher().submit(_make_durable, self._fd, self._part, self.md5, lock, self.cache,
+                                                self.size))
+
+    def abort(self) -> None:
+        """Stopped before done (or not verified): the part file removed, the lock free for the next reader."""
+        if self._lock is None:
+            return
+        with contextlib.suppress(BaseException):
+            self._writer.finish()
+        os.close(self._fd)
+        with contextlib.suppress(FileNotFoundError):
+            self._part.unlink()
+        lock, self._lock = self._lock, None
+        lock.release()
 
 
 class _CacheReader(io.RawIOBase):

@@ -10,7 +10,15 @@ alone (loader/index.py: the manifest's counts, or an index built once per md5):
 every rank gets the same number of records, one contiguous stretch of the
 epoch's units, and reads only those units. A big JSON Lines object is several
 units (spans), each read with a ranged GET and checked against its md5 in the
-index before any of its records is served.
+index before any of its records is served; the next span is fetched on a helper
+thread while the current one is decoded.
+
+A lone reader (one rank, no workers, a fresh epoch) counts nothing: it reads
+each object whole, and a big JSON Lines object whose index is known with one
+GET handed on span by span, each span once it hashes to the index's md5 for it
+(`_streamed`). Without an index nothing vouches for a span before the whole
+object's md5 does, so such an object is verified whole first (README, "Loader
+speed").
 """
 
 from __future__ import annotations
@@ -21,7 +29,9 @@ import io
 import itertools
 import multiprocessing
 import os
+import queue
 import sys
+import threading
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,7 +40,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol, cast, runtime_checkable
 
 from reconciler.loader import state as loader_state
-from reconciler.loader.cache import ObjectCache
+from reconciler.loader.cache import Filling, ObjectCache
 from reconciler.loader.formats import (
     CHUNK,
     DatasetFormatError,
@@ -40,6 +50,7 @@ from reconciler.loader.formats import (
     iter_slots,
     jsonl_lines,
 )
+from reconciler.loader.fresh import Listings
 from reconciler.loader.index import SPAN_BYTES, IndexStore, RecordIndex, Span, build, splits
 from reconciler.loader.offline import OfflineReads, read_all
 from reconciler.loader.pipeline import PipelineMethods
@@ -60,7 +71,7 @@ from reconciler.loader.sharding import (
 from reconciler.loader.verify import verified_read
 from reconciler.logs import get_logger
 from reconciler.model import Entry
-from reconciler.stores.base import ObjectChanged, PermanentStoreError, Store, StoreError
+from reconciler.stores.base import ObjectChanged, PermanentStoreError, Store, StoreError, TransientStoreError
 
 # While an object up to this size is read, the next one is opened (its GET sent, its cache lock taken) on a
 # helper thread: a cold read of 1 MiB shards spent half its time waiting for each response to begin. A larger
@@ -120,6 +131,51 @@ class _OpenAhead:
         if self._pool is not None:
             self._pool.shutdown()
 
+class _SpanAhead:
+    """The next span's verified bytes fetched on a helper thread while the current span's records are decoded.
+
+    A ranged GET, its md5 and the cache write of one span overlap the decoding of the one before: read one at
+    a time, a lone reader of a big object spent as long waiting for bytes as decoding them. Only verified bytes
+    come out of a fetch, and a fetch's failure is raised when its span is reached, not before."""
+
+    def __init__(self, fetch: Callable[[SourceObject, Span], bytes]) -> None:
+        self._fetch = fetch
+        self._pool: ThreadPoolExecutor | None = None
+        self._ahead: tuple[SourceObject, Span, Future[bytes]] | None = None
+
+    def ahead(self, obj: SourceObject, span: Span) -> None:
+        if self._ahead is not None and self._ahead[0] is obj and self._ahead[1] == span:
+            return
+        self._discard()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixel-loader-span")
+        self._ahead = (obj, span, self._pool.submit(self._fetch, obj, span))
+
+    def take(self, obj: SourceObject, span: Span) -> bytes | None:
+        """The span's bytes if they were fetched ahead (its fetch's failure raised now), else None."""
+        if self._ahead is not None and self._ahead[0] is obj and self._ahead[1] == span:
+            future, self._ahead = self._ahead[2], None
+            return future.result()
+        self._discard()
+        return None
+
+    def _discard(self) -> None:
+        """Wait out a fetch that will not be read (the iteration stopped): no download outlives the reader."""
+        if self._ahead is None:
+            return
+        future, self._ahead = self._ahead[2], None
+        with contextlib.suppress(Exception):  # it was never going to be read: its failure is nobody's
+            future.result()
+
+    def __enter__(self) -> _SpanAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._discard()
+        if self._pool is not None:
+            self._pool.shutdown()
+
+
 OnError = Literal["raise", "skip"]
 WorkerInfo = Callable[[], Any]  # returns an object with .id and .num_workers, or None outside a worker
 
@@ -165,6 +221,7 @@ class Unit:
     obj: int  # index into the dataset's objects
     records: int
     span: Span | None = None
+    index: RecordIndex | None = None  # a lone reader's whole object, handed on span by span as this index cuts it
 
 
 _OpenVersion = Callable[[str | None], contextlib.AbstractContextManager[BinaryIO]]  # if_match -> stream
@@ -265,6 +322,8 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         self._saved: list[Generation] = []  # progress to resume from when the next iteration starts
         self._live: _Progress | None = None
         self._last_span: tuple[str, bytes] | None = None  # (md5, verified bytes)
+        self._listings = Listings(self.objects)  # whether a cached object is still current: loader/fresh.py
+        self._versions: dict[tuple[str, str], str] = {}  # (store, key) -> ETag a HEAD showed holding its md5
 
     @property  # type: ignore[misc]
     def __class__(self) -> type:
@@ -433,10 +492,29 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
             and (not self.shuffle or not any(splits(o.fmt, o.size) for o in self.objects))
         )
 
+    def _lone_units(self, i: int) -> list[Unit]:
+        """How a lone reader reads object `i`: span by span when it is a big JSON Lines object with an index (each
+        span verified against the index's md5 and its records yielded before the whole object is read), else
+        whole (verified whole before its first record).
+
+        A big object with no index yet is read whole, as any object: the md5s of its spans would come from the
+        very bytes being read, and only the object's md5 vouches for those, so nothing can be yielded before
+        the whole object is checked. Indexing it here would add a pass (and an fsync to read the spans back from
+        the cache) to that first read; the index comes instead from any reader that counts (ranks, workers,
+        len()), kept by md5 in index_dir."""
+        obj = self.objects[i]
+        if obj.md5 is None or self.indexes is None or not splits(obj.fmt, obj.size):
+            return [Unit(i, 0)]
+        index = self.indexes.get(obj.md5, obj.fmt)
+        if index is None or not index.spans:
+            return [Unit(i, 0)]
+        return [Unit(i, index.records, index=index)]
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if self._shared_epoch is not None and self._shared_epoch.value != self.epoch:
             self.set_epoch(self._shared_epoch.value)  # a persistent worker: the epoch the main process set
         self._reads.new_pass()
+        self._listings.new_pass()
         worker, workers = self._worker()
         me = self.rank * workers + worker
         block = self.shuffle_block if self.shuffle else 0
@@ -444,8 +522,8 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         if self._alone(workers):
             # The same slots, units and blocks as the plan would give one consumer: its state is the same too.
             objects = epoch_order(len(self.objects), seed=self.seed, epoch=self.epoch, shuffle=self.shuffle)
-            ordered = [Unit(i, 0) for i in objects]  # counts unknown and not needed: every record is wanted
-            slots = self._slots(ordered, [(u, 0, sys.maxsize) for u in range(len(ordered))])
+            # Counts are not needed (every record is wanted); each object's units are found when it is reached.
+            slots = self._read((unit, [(0, sys.maxsize)]) for i in objects for unit in self._lone_units(i))
             progress = _Progress((), 1, 1, 0, 0)
             generation = 0
             self.dropped = self.padded = 0
@@ -475,11 +553,13 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
             # its cache lock now, not whenever the collector gets to the reader.
             with contextlib.closing(slots):
                 yield from self._yield(slots, progress, order, generation, me)
-        except GeneratorExit:
-            # And what it downloaded is made durable and unlocked before the caller goes on: another reader
-            # of the object (the next pass, a sibling dataset) finds it cached instead of waiting on a lock.
+        except BaseException:
+            # Stopped early or failed: what it downloaded and verified is made durable and unlocked before the
+            # caller goes on (another reader of the object, the next pass, a sibling dataset, a retry after the
+            # error, finds it cached instead of waiting on a lock), and no part file of it is left meanwhile.
             if self.cache is not None:
-                self.cache.settle()
+                with contextlib.suppress(Exception):  # a failure to settle is logged; the first error stands
+                    self.cache.settle()
             raise
         # Done: state_dict() shows the whole share yielded until the next iteration, a new pass, begins.
         self._saved = []
@@ -531,26 +611,47 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
     def _slots(self, units: Sequence[Unit], wanted: Sequence[tuple[int, int, int]]) -> Generator[_Slot]:
         """The undecoded records of `wanted` (unit, first, stop) ranges, in that order, each unit read once
         for a run of ascending ranges in it."""
-        with _OpenAhead(self._open) as opener:
+
+        def reads() -> Iterator[tuple[Unit, list[tuple[int, int]]]]:
             i = 0
             while i < len(wanted):
                 u, j = wanted[i][0], i + 1
                 while j < len(wanted) and wanted[j][0] == u and wanted[j][1] >= wanted[j - 1][2]:
                     j += 1
-                unit = units[u]
+                yield units[u], [(a, b) for _, a, b in wanted[i:j]]
+                i = j
+
+        return self._read(reads())
+
+    def _read(self, reads: Iterator[tuple[Unit, list[tuple[int, int]]]]) -> Generator[_Slot]:
+        """The undecoded records of each (unit, ascending ranges) of `reads`; the next unit is fetched (a span)
+        or opened (a small object) on a helper thread while the current one is read."""
+        with _OpenAhead(self._open) as opener, _SpanAhead(self._fetch_span) as spans:
+            current = next(reads, None)
+            while current is not None:
+                unit, ranges = current
+                following = next(reads, None)
                 obj = self.objects[unit.obj]
-                ranges = [(a, b) for _, a, b in wanted[i:j]]
                 if unit.span is not None:
-                    yield from self._span_slots(obj, unit.span, ranges)
+                    data = self._span_bytes(obj, unit.span, spans)
+                    if following is not None and following[0].span is not None:
+                        after = following[0].span
+                        if after.md5 != unit.span.md5:  # the same span again (it straddles blocks) is kept
+                            spans.ahead(self.objects[following[0].obj], after)
+                    yield from self._span_slots(obj, unit.span, data, ranges)
+                elif unit.index is not None:
+                    yield from self._indexed_slots(obj, unit.index)
                 else:
                     source = opener.open(obj)
-                    if j < len(wanted):
-                        following = units[wanted[j][0]]
-                        after = self.objects[following.obj]
-                        if following.span is None and after.size is not None and after.size <= OPEN_AHEAD_MAX:
-                            opener.ahead(after)
+                    if following is not None:
+                        after_obj = self.objects[following[0].obj]
+                        if following[0].span is not None:
+                            spans.ahead(after_obj, following[0].span)
+                        elif (following[0].index is None and after_obj.size is not None
+                              and after_obj.size <= OPEN_AHEAD_MAX):
+                            opener.ahead(after_obj)
                     yield from self._object_slots(obj, source, ranges)
-                i = j
+                current = following
 
     @staticmethod
     def _pick(slots: Iterator[tuple[int, object]], ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[int, object]]:
@@ -577,18 +678,103 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                 while stream.read(CHUNK):
                     pass
 
-    def _span_slots(self, obj: SourceObject, span: Span, ranges: Sequence[tuple[int, int]]) -> Iterator[_Slot]:
-        data = self._span_bytes(obj, span)
+    def _span_slots(
+        self, obj: SourceObject, span: Span, data: bytes, ranges: Sequence[tuple[int, int]]
+    ) -> Iterator[_Slot]:
         for number, line in self._pick(jsonl_lines(io.BytesIO(data)), ranges):
             yield obj, span.lines + number, line
 
-    def _span_bytes(self, obj: SourceObject, span: Span) -> bytes:
+    def _indexed_slots(self, obj: SourceObject, index: RecordIndex) -> Iterator[_Slot]:
+        """A lone reader's indexed object, every record: one GET when it is not cached (written into the cache
+        as it comes), else span by span from the cached copy; each span's records only once its bytes hash
+        to the index's md5 for it."""
+        assert obj.md5 is not None
+        label = f"{obj.store}:{obj.key}"
+        cache = self.cache if self.cache is not None and self.cache.fits(obj.size) else None
+        online = not self.offline and self._reads.down_since is None
+        if online and (cache is None or not cache.has(obj.md5)):
+            filling = cache.fill(obj.md5, index.size, label=label) if cache is not None else None
+            if cache is None or filling is not None:
+                yield from self._streamed(obj, index, filling)
+                return
+        elif online:
+            # A cached copy: served only while S3 still holds that version (a transient failure to ask is no
+            # reason to refuse bytes verified against the resolved md5).
+            with contextlib.suppress(TransientStoreError):
+                self._current(obj, self.stores[obj.store], label)
+        # Cached (or being downloaded by another process, or S3 not to be used): span by span, as a rank reads.
+        for span in index.spans:
+            data = self._fetch_span(obj, span)
+            self._last_span = (span.md5, data)
+            yield from self._span_slots(obj, span, data, [(0, sys.maxsize)])
+
+    def _streamed(self, obj: SourceObject, index: RecordIndex, filling: Filling | None) -> Iterator[_Slot]:
+        """The object by one GET pinned to its version, read on a helper thread that checks each span against
+        its md5 and hands it over (two at most in hand): downloading, hashing and the cache write overlap the
+        decoding. A span whose bytes do not match ends the read (BadDigest) before any of its records."""
+        store = self.stores[obj.store]
+        label = f"{obj.store}:{obj.key}"
+        handed: queue.Queue[tuple[Span, bytes] | BaseException | None] = queue.Queue(maxsize=2)
+        stop = threading.Event()
+
+        def hand(item: tuple[Span, bytes] | BaseException | None) -> bool:
+            while not stop.is_set():
+                with contextlib.suppress(queue.Full):
+                    handed.put(item, timeout=0.05)
+                    return True
+            return False  # the reader stopped: nothing more is wanted
+
+        def pump() -> None:
+            try:
+                with self._versioned(obj, store, lambda if_match: store.open(obj.key, if_match=if_match)) as stream:
+                    for span in index.spans:
+                        data = read_all(cast(BinaryIO, _Window(stream, span.stop - span.start)))
+                        got = hashlib.md5(data).hexdigest()
+                        if got != span.md5 or len(data) != span.stop - span.start:
+                            raise PermanentStoreError(
+                                f"{label} bytes {span.start}-{span.stop - 1}: read {len(data)} bytes with md5 {got}, "
+                                f"expected {span.stop - span.start} bytes with md5 {span.md5} (from the object's "
+                                "index); none of them was used",
+                                code="BadDigest",
+                                key=obj.key,
+                            )
+                        if filling is not None:
+                            filling.write(data)
+                        if not hand((span, data)):
+                            return
+                    if stream.read(1):
+                        raise PermanentStoreError(f"{label}: longer than its index's {index.size} bytes",
+                                                  code="BadDigest", key=obj.key)
+                if filling is not None:
+                    filling.done()
+                hand(None)
+            except BaseException as exc:
+                hand(exc)
+            finally:
+                if filling is not None:
+                    filling.abort()  # not done (stopped, failed): no part file left, the lock free
+
+        thread = threading.Thread(target=pump, name="pixel-loader-stream", daemon=True)
+        thread.start()
+        try:
+            while (item := handed.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                span, data = item
+                yield from self._span_slots(obj, span, data, [(0, sys.maxsize)])
+        finally:
+            stop.set()
+            thread.join()
+
+    def _span_bytes(self, obj: SourceObject, span: Span, spans: _SpanAhead) -> bytes:
         """A span's bytes, verified before any is used: from the cached whole object, the cached span, or S3.
 
         The last span read is kept: one that straddles two shuffle blocks is read for both, back to back."""
         if self._last_span is not None and self._last_span[0] == span.md5:
             return self._last_span[1]
-        data = self._fetch_span(obj, span)
+        data = spans.take(obj, span)
+        if data is None:
+            data = self._fetch_span(obj, span)
         self._last_span = (span.md5, data)
         return data
 
@@ -649,20 +835,30 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
 
     @contextlib.contextmanager
     def _versioned(self, obj: SourceObject, store: Store, open_: _OpenVersion) -> Iterator[BinaryIO]:
-        """`open_(if_match)` pinned to the resolved version: its md5 as ETag first, else the ETag of a HEAD."""
+        """`open_(if_match)` pinned to the resolved version: by the ETag it is known by (`_pin`), else the ETag
+        of a HEAD, which is then remembered: each span of a big multipart object paid a 412 and a HEAD."""
         if obj.md5 is not None:
             stack = contextlib.ExitStack()
             try:
-                stream = stack.enter_context(open_(obj.md5))
+                stream = stack.enter_context(open_(self._pin(obj)))
             except ObjectChanged:
                 stack.close()  # an ETag that is no md5 (multipart), or changed: the HEAD tells which
+                self._versions.pop((obj.store, obj.key), None)
             else:
                 with stack:
                     yield stream
                 return
         entry = self._current(obj, store, f"{obj.store}:{obj.key}")
+        if obj.md5 is not None and entry.etag is not None:
+            self._versions[(obj.store, obj.key)] = entry.etag  # a HEAD showed it holds the resolved md5
         with open_(entry.etag) as stream:
             yield stream
+
+    def _pin(self, obj: SourceObject) -> str | None:
+        """The ETag that asks the server for exactly the resolved version: one a HEAD of this dataset showed
+        holding the md5, else the md5 itself (a single-part object's ETag). Whatever comes is still checked
+        against the md5 (or the span's); a wrong ETag costs only a 412 and a HEAD."""
+        return self._versions.get((obj.store, obj.key), obj.md5)
 
     def _open(self, obj: SourceObject) -> contextlib.AbstractContextManager[BinaryIO]:
         """The object's verified bytes: from S3 (or the cache, checked against S3), else offline from the cache."""
@@ -677,10 +873,10 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         if obj.md5 is not None and (cache is None or not cache.has(obj.md5)):
             # Not cached: skip the HEAD and GET pinned to the md5. A single-part object's ETag is its md5, so
             # the server sends exactly those bytes or 412 (changed, or an ETag that is no md5: then look it up).
-            md5 = obj.md5
+            md5, pin = obj.md5, self._pin(obj)
 
             def pinned() -> contextlib.AbstractContextManager[BinaryIO]:
-                return store.open(obj.key, if_match=md5)
+                return store.open(obj.key, if_match=pin)
 
             stack = contextlib.ExitStack()
             try:
@@ -690,6 +886,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                 )
             except ObjectChanged:
                 stack.close()
+                self._versions.pop((obj.store, obj.key), None)
             else:
                 with stack:
                     yield stream
@@ -700,6 +897,8 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
     def _open_checked(self, obj: SourceObject, store: Store, label: str) -> contextlib.AbstractContextManager[BinaryIO]:
         entry = self._current(obj, store, label)
         etag = entry.etag
+        if obj.md5 is not None and etag is not None:
+            self._versions[(obj.store, obj.key)] = etag
 
         def fetch() -> contextlib.AbstractContextManager[BinaryIO]:
             return store.open(obj.key, if_match=etag)
@@ -714,10 +913,10 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         """Where an uncached object is held while it is verified: beside the cache, else the temp directory."""
         return self.cache.root / "spool" if self.cache is not None else None
 
-    @staticmethod
-    def _current(obj: SourceObject, store: Store, label: str) -> Entry:
-        """The object as it is now (a HEAD): DatasetChanged when it is gone or holds other bytes."""
-        entry = store.stat(obj.key)
+    def _current(self, obj: SourceObject, store: Store, label: str) -> Entry:
+        """The object as it is now (this pass's listing of its prefix, else a HEAD: loader/fresh.py):
+        DatasetChanged when it is gone or holds other bytes."""
+        entry = self._listings.current(obj, store)
         if entry is None:
             raise DatasetChanged(f"{label}: the object is gone since the dataset was resolved", key=obj.key)
         if obj.md5 is not None and entry.md5 is not None and entry.md5 != obj.md5:

@@ -17,7 +17,9 @@ known from a file on local disk, and whose copy in the cache has that md5.
   object with a pinned md5 and a verified copy is served from the cache with a
   warning, and the rest of that pass does not wait for S3 again. An object read
   halfway is not switched over: reads hand nothing on before the whole object
-  is verified, so a failure comes before the first record.
+  is verified, so a failure comes before the first record. (A lone reader
+  streaming an indexed object span by span fails at the span S3 stopped in;
+  the spans before it were each verified.)
 """
 
 from __future__ import annotations

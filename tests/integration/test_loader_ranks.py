@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import re
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -18,6 +21,7 @@ from reconciler.loader.dataset import StreamingDataset
 from reconciler.loader.resolve import SourceObject, resolve
 from reconciler.loader.storeset import StoreSet
 from reconciler.spec import load_desired
+from reconciler.stores.base import PermanentStoreError
 from tests.faults.proxy import FaultProxy
 from tests.integration.test_loader import PROCESSED, write_world_specs
 
@@ -164,3 +168,117 @@ def test_ranged_reads_ask_for_their_range_and_a_cut_one_resumes_within_it_pinned
     first, again = ranges[0], ranges[1]  # the cut one, and its resumption: from where it broke, to the same end
     assert first is not None and again is not None
     assert int(first.group(1)) <= int(again.group(1)) < int(first.group(2)) == int(again.group(2)), gets
+
+
+class TamperingProxy(CountingProxy):
+    """Counts like CountingProxy and changes the object's byte at `offset` (not the length) in every GET answer
+    that holds it, whole or ranged: what a bad disk, a bad cache box or a bad actor on the path would do."""
+
+    def __init__(self, upstream: str, key: str, offset: int) -> None:
+        super().__init__(upstream)
+        self.key, self.offset = key, offset
+        self.tampered = 0
+
+    def _forward(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
+        answer = super()._forward(method, path, headers, body)
+        if method != "GET" or not path.split("?")[0].endswith(self.key):
+            return answer
+        asked = re.match(r"bytes=(\d+)-", {k.lower(): v for k, v in headers}.get("range", ""))
+        at = self.offset - (int(asked.group(1)) if asked else 0)
+        head, _, payload = answer.partition(b"\r\n\r\n")
+        if not 0 <= at < len(payload) or b" 20" not in head.split(b"\r\n")[0]:
+            return answer
+        self.tampered += 1
+        return head + b"\r\n\r\n" + payload[:at] + bytes([payload[at] ^ 0x20]) + payload[at + 1 :]
+
+
+class ReadCounting:
+    """A store whose object bodies count the bytes the loader has taken from them so far (the proxy cannot
+    tell: it forwards an answer whole)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.taken = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    @contextlib.contextmanager
+    def open(self, key: str, *, if_match: str | None = None) -> Iterator[Any]:
+        with self.store.open(key, if_match=if_match) as stream:
+            counter = self
+
+            class Counted(io.RawIOBase):
+                def readable(self) -> bool:
+                    return True
+
+                def read(self, n: int | None = -1) -> bytes:
+                    data: bytes = stream.read(n)
+                    counter.taken += len(data)
+                    return data
+
+            yield Counted()
+
+
+def lone(objects: tuple[SourceObject, ...], stores: Any, cache: Path, index_dir: Path) -> StreamingDataset:
+    from reconciler.loader.cache import ObjectCache
+
+    return StreamingDataset(objects, stores, cache=ObjectCache(cache), index_dir=index_dir, worker_info=lambda: None)
+
+
+def test_a_lone_reader_of_an_indexed_object_yields_its_first_record_after_reading_a_few_spans(
+    big: dict[str, Any],
+) -> None:
+    """Counted once (one whole, verified read: nothing vouches for its spans before the whole md5 does), the
+    object's index is kept; a cold lone read with that index has its first record after a couple of spans."""
+    tmp = big["tmp"]
+    size = len(big["body"])
+    proxy = CountingProxy(big["seaweed"].endpoint)
+    with proxy, mock.patch.object(index, "SPAN_BYTES", SPAN):
+        specs = write_world_specs(tmp / "specs", endpoint=proxy.endpoint, bucket=big["bucket"])
+        desired = load_desired(specs, {})
+        stores = StoreSet(desired.stores)
+        objects = resolve(desired, stores, "big.jsonl").objects
+        assert len(lone(objects, stores, tmp / "first", tmp / "indexes")) == RECORDS
+        assert proxy.got == size and index.IndexStore(tmp / "indexes").get(str(objects[0].md5), objects[0].fmt)
+        proxy.got = 0
+        counting = ReadCounting(stores[objects[0].store])
+        records = iter(lone(objects, {objects[0].store: counting}, tmp / "cold", tmp / "indexes"))
+        assert next(records)["id"] == 0
+        at_first = counting.taken
+        rest = [r["id"] for r in records]
+    assert rest == list(range(1, RECORDS))
+    # Two spans handed over, one being read: the rest of the object still unread.
+    assert at_first <= 5 * SPAN, f"{at_first} of {size} bytes read before the first record"
+    assert counting.taken == size and proxy.got <= 1.01 * size  # then the rest, in one GET
+
+
+@pytest.mark.parametrize("reader", ["lone", "rank"])  # one whole GET, or ranged GETs of its share
+def test_a_span_whose_bytes_do_not_match_its_index_is_never_yielded(big: dict[str, Any], reader: str) -> None:
+    from reconciler.loader.cache import ObjectCache
+
+    tmp = big["tmp"]
+    with mock.patch.object(index, "SPAN_BYTES", SPAN):
+        specs = write_world_specs(tmp / "direct", endpoint=big["seaweed"].endpoint, bucket=big["bucket"])
+        desired = load_desired(specs, {})
+        objects = resolve(desired, StoreSet(desired.stores), "big.jsonl").objects
+        spans = index.build(io.BytesIO(big["body"]), key="big.jsonl", fmt=objects[0].fmt, split=True).spans
+        index.IndexStore(tmp / "indexes").put(
+            index.RecordIndex(hashlib.md5(big["body"]).hexdigest(), len(big["body"]), RECORDS, spans), objects[0].fmt
+        )
+        bad = spans[3]
+        got: list[int] = []
+        proxy = TamperingProxy(big["seaweed"].endpoint, big["key"], big["body"].index(b"record", bad.start))
+        with proxy:
+            specs = write_world_specs(tmp / "proxied", endpoint=proxy.endpoint, bucket=big["bucket"])
+            stores = StoreSet(load_desired(specs, {}).stores)
+            with pytest.raises(PermanentStoreError, match=r"expected .* md5") as raised:
+                ds = lone(objects, stores, tmp / "cache", tmp / "indexes") if reader == "lone" else StreamingDataset(
+                    objects, stores, rank=0, world_size=2, cache=ObjectCache(tmp / "cache"),
+                    index_dir=tmp / "indexes", worker_info=lambda: None)
+                for record in ds:
+                    got.append(record["id"])
+    assert proxy.tampered >= 1 and raised.value.code == "BadDigest"
+    assert got == list(range(sum(s.records for s in spans[:3])))  # every span before it, none of it
+    kept = {p.name for p in (tmp / "cache" / "objects").rglob("*")}
+    assert not {bad.md5, objects[0].md5} & kept and not any(n.endswith(".part") for n in kept)  # nor cached

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
+from reconciler.loader import index
 from reconciler.loader.cache import ObjectCache
-from reconciler.loader.dataset import StreamingDataset
+from reconciler.loader.dataset import DatasetChanged, StreamingDataset
+from reconciler.loader.formats import RecordFormat
+from reconciler.loader.index import IndexStore
+from reconciler.loader.resolve import SourceObject
 from reconciler.stores.base import PermanentStoreError
+from reconciler.stores.memory import MemoryStore
 from tests.unit.loader.test_sharding import make_store
 
 
@@ -81,3 +89,78 @@ def test_one_consumer_reads_a_fresh_epoch_without_counting_first_and_its_state_r
         ds.load_state_dict(state)
         rest += [r["id"] for r in ds]
     assert sorted(got + rest) == sorted(f"{i}-{j}" for i, n in enumerate([5, 0, 7, 4]) for j in range(n))
+
+
+def test_a_warm_pass_over_shards_asks_s3_once_per_prefix_and_still_refuses_an_object_changed_since(
+    tmp_path: Path,
+) -> None:
+    store, objects = make_store([3] * 6)
+    ds = StreamingDataset(objects, {"mem": store}, cache=ObjectCache(tmp_path), worker_info=lambda: None)
+    assert sum(1 for _ in ds) == 18  # cold: each object by a GET pinned to its md5, no HEAD
+    with mock.patch.object(store, "stat", wraps=store.stat) as stat, \
+            mock.patch.object(store, "list", wraps=store.list) as listing:
+        assert sum(1 for _ in ds) == 18
+        assert ds.cache is not None and ds.cache.hits == 6
+        assert (stat.call_count, listing.call_count) == (0, 1)  # one listing of shards/, no HEAD per shard
+        store.put(objects[4].key, b'{"id": "new"}\n')
+        got: list[str] = []
+        with pytest.raises(DatasetChanged, match=r"shards/004\.jsonl: the object changed"):
+            for record in ds:
+                got.append(record["id"])
+        assert listing.call_count == 2  # each pass lists again
+    assert got == [f"{i}-{j}" for i in range(4) for j in range(3)]
+
+
+def test_a_lone_stream_stopped_early_leaves_no_part_file_and_a_whole_one_leaves_the_verified_copy(
+    tmp_path: Path,
+) -> None:
+    store = MemoryStore("mem")
+    body = b"".join(json.dumps({"id": i, "pad": "x" * 50}).encode() + b"\n" for i in range(2000))
+    store.put("big.jsonl", body)
+    entry = store.stat("big.jsonl")
+    assert entry is not None
+    obj = SourceObject("mem", "big.jsonl", entry.md5, entry.size, RecordFormat.JSONL)
+    with mock.patch.object(index, "SPAN_BYTES", 8 * 1024):
+        IndexStore(tmp_path / "indexes").put(index.build(io.BytesIO(body), key=obj.key, fmt=obj.fmt, split=True),
+                                             obj.fmt)
+        cache = ObjectCache(tmp_path / "cache")
+        ds = StreamingDataset([obj], {"mem": store}, cache=cache, index_dir=tmp_path / "indexes",
+                              worker_info=lambda: None)
+        records = iter(ds)
+        assert next(records)["id"] == 0
+        records.close()  # type: ignore[attr-defined]
+        cache.settle()
+        assert not list((tmp_path / "cache").rglob("*.part")) and not cache.has(str(obj.md5))
+        lock = cache.lock(str(obj.md5))
+        lock.acquire(timeout=0)  # free: the stopped stream let it go
+        lock.release()
+        assert [r["id"] for r in ds] == list(range(2000))
+        cache.settle()
+        assert cache.use(str(obj.md5), entry.size) is not None and cache.downloads == 1
+
+
+def test_a_span_fetched_ahead_that_fails_fails_after_every_record_of_the_span_before_it(tmp_path: Path) -> None:
+    store = MemoryStore("mem")
+    body = b"".join(json.dumps({"id": i, "pad": "x" * 50}).encode() + b"\n" for i in range(2000))
+    store.put("big.jsonl", body)
+    entry = store.stat("big.jsonl")
+    assert entry is not None
+    obj = SourceObject("mem", "big.jsonl", entry.md5, entry.size, RecordFormat.JSONL)
+    with mock.patch.object(index, "SPAN_BYTES", 8 * 1024):
+        built = index.build(io.BytesIO(body), key=obj.key, fmt=obj.fmt, split=True)
+        IndexStore(tmp_path).put(built, obj.fmt)
+        bad = built.spans[2]
+        fetch = StreamingDataset._fetch_span
+
+        def failing(self: StreamingDataset, what: SourceObject, span: index.Span) -> bytes:
+            if span == bad:
+                raise PermanentStoreError("span 2 is unreadable", code="BadDigest")
+            return fetch(self, what, span)
+
+        got: list[int] = []
+        with mock.patch.object(StreamingDataset, "_fetch_span", failing), \
+                pytest.raises(PermanentStoreError, match="span 2 is unreadable"):
+            for record in StreamingDataset([obj], {"mem": store}, rank=0, world_size=2, index_dir=tmp_path,
+                                           worker_info=lambda: None):
+                got.append(record["id"])
+    assert got == list(range(built.spans[0].records + built.spans[1].records))
