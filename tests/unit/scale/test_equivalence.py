@@ -1,14 +1,20 @@
-"""The streaming planner and the in-memory one make the same plan from the same observation."""
+"""The streaming planner and the in-memory one make the same plan from the same observation, and the
+streamed plan file is the very file `pixel plan -out` writes for it."""
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
+from reconciler.commands.planfile import load_saved
 from reconciler.plan import plan
 from reconciler.plan.guards import check
+from reconciler.plan.serialize import dumps
+from reconciler.scale.planfile import write_streamed
 from reconciler.scale.planner import stream_plan
 from reconciler.scale.spill import Spill
 from tests.unit.scale.trees import World, spilled, worlds
@@ -27,3 +33,19 @@ def test_streamed_plan_is_the_in_memory_plan(world: World) -> None:
         assert got.errors == expected.errors
         assert got == expected
         assert streamed.actions_count == len(expected.actions)
+        assert streamed.findings_count == len(expected.findings)
+
+        out = Path(tmp) / "plan.json"
+        try:
+            wanted = dumps(expected, limits=world.limits).encode()
+        except (TypeError, UnicodeError):
+            # A local name that is not UTF-8 cannot be saved in JSON by either writer; neither leaves a file.
+            with pytest.raises((TypeError, UnicodeError)):
+                write_streamed(streamed, out, limits=world.limits)
+            assert list(Path(tmp).glob("*plan.json*")) == []
+            return
+        write_streamed(streamed, out, limits=world.limits)
+        written = out.read_bytes()
+        # Same digest: byte for byte the file the in-memory plan is saved as, which apply reads back whole.
+        assert hashlib.sha256(written).hexdigest() == hashlib.sha256(wanted).hexdigest(), (written, wanted)
+        assert load_saved(out).plan == expected
