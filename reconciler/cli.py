@@ -393,6 +393,14 @@ def fmt(specs: Path, check: bool, files: tuple[Path, ...]) -> int:
 @compact_option
 @target_option
 @observe_options
+@click.option(
+    "--scale",
+    type=click.Choice(["memory", "stream"]),
+    default="memory",
+    show_default=True,
+    help="stream: keep the observation and the plan on disk (bounded memory, for tens of millions of objects; "
+    "see docs/scale.md). Prints a summary; save the plan with -out.",
+)
 def plan(
     specs: Path,
     detailed_exitcode: bool,
@@ -408,6 +416,7 @@ def plan(
     targets: tuple[str, ...],
     observe_mode: str,
     relist: tuple[str, ...],
+    scale: str,
 ) -> int:
     """Show what apply would do. Reads only; takes no lock."""
     from reconciler.commands.plan import plan as plan_command
@@ -426,6 +435,7 @@ def plan(
         targets=targets,
         observe_mode=observe_mode,
         relist=relist,
+        scale=scale,
     )
 
 

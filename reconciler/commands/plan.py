@@ -50,7 +50,24 @@ def plan(
     targets: Sequence[str] = (),
     observe_mode: str = "list",
     relist: tuple[str, ...] = (),
+    scale: str = "memory",
 ) -> int:
+    if scale == "stream":
+        from reconciler.scale.command import plan_streamed
+
+        return plan_streamed(
+            specs,
+            detailed_exitcode=detailed_exitcode,
+            parallelism=parallelism,
+            rehash_all=rehash_all,
+            out=out,
+            limits=limits or GuardLimits(),
+            output_format=output_format,
+            compact=compact,
+            targets=targets,
+            observe_mode=observe_mode,
+            relist=relist,
+        )
     try:
         ws, result = plan_workspace(
             specs,

@@ -29,7 +29,7 @@ from reconciler.observe.inventory import ListsFromThePast
 from reconciler.observe.observer import local_gaps
 from reconciler.observe.world import observe_world
 from reconciler.rules import Selection, mapping_own_space
-from reconciler.scale.spill import Spill, SpilledSide
+from reconciler.scale.spill import Spill
 from reconciler.stores.base import ReportsProblems, Store, StoreError
 
 ProgressCallback = Callable[[str, int], None]

@@ -11,6 +11,7 @@ removed on close, also after an error; the page cache is capped so the file, not
 
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
 import sqlite3
@@ -24,7 +25,29 @@ from reconciler.model import Entry
 
 # SQLite's page cache, per connection: what the spill may hold in memory however many objects it keeps.
 CACHE_KIB = 32 * 1024
+_PREFIX = "pixel-spill-"
 _BATCH = 4096
+
+
+def remove_stale(parent: Path) -> list[Path]:
+    """Remove the spill directories in `parent` of processes that no longer run; the ones removed."""
+    removed = []
+    for path in parent.glob(f"{_PREFIX}*"):
+        pid = path.name[len(_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: not ours to judge
+    return True
 
 
 def key_bytes(key: str) -> bytes:
@@ -50,7 +73,9 @@ class Spill:
 
     def __init__(self, parent: Path) -> None:
         parent.mkdir(parents=True, exist_ok=True)
-        self.directory = Path(tempfile.mkdtemp(prefix="pixel-spill-", dir=parent))
+        remove_stale(parent)
+        # The pid in the name: a later run removes what a killed one (SIGKILL runs no cleanup) left behind.
+        self.directory = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=parent))
         self.db = sqlite3.connect(self.directory / "plan.sqlite", isolation_level=None, check_same_thread=False)
         # A scratch file: a crash loses nothing a re-run does not rebuild, so no journal and no fsync.
         for pragma in ("journal_mode=OFF", "synchronous=OFF", "temp_store=FILE", f"cache_size=-{CACHE_KIB}"):

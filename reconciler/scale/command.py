@@ -1,0 +1,142 @@
+"""`pixel plan --scale stream`: observe into the spill, plan there, print a summary, save the plan streamed.
+
+The same steps as `pixel plan` (load the specs, open the stores, observe, plan, guard against the full
+specs, print, save), with the observation and the plan kept in a SQLite file under the cache directory
+instead of in memory. The output is a summary (counts per kind, the first actions of each, the findings
+counted, every error): a plan of ten million actions is reviewed from its saved file, not a terminal.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from reconciler.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
+from reconciler.commands.common import load, observe_through, say
+from reconciler.errors import UserError
+from reconciler.keys import printable
+from reconciler.logs import get_logger
+from reconciler.model import Action
+from reconciler.observe.hashcache import CachedHasher, cache_dir
+from reconciler.plan.guards import GuardLimits
+from reconciler.plan.summary import shown
+from reconciler.progress import observe_progress
+from reconciler.scale.observe import observe_spilled
+from reconciler.scale.planfile import write_streamed
+from reconciler.scale.planner import StreamedPlan, stream_plan
+from reconciler.scale.spill import Spill
+from reconciler.stores.base import StoreError
+from reconciler.targets import narrow
+from reconciler.units import human_bytes
+from reconciler.workflow import Workspace, open_stores
+
+SHOWN_PER_KIND = 10  # actions listed under each kind in the summary; the saved plan holds them all
+
+
+def spill_parent() -> Path:
+    """Where spills go: `spill/` in the cache directory (PIXEL_CACHE_DIR, XDG_CACHE_HOME/pixel, ~/.cache/pixel)."""
+    return cache_dir(os.environ) / "spill"
+
+
+@contextmanager
+def streamed_plan(
+    ws: Workspace,
+    limits: GuardLimits,
+    *,
+    targets: Sequence[str] = (),
+    rehash_all: bool = False,
+    output_format: str = "text",
+) -> Iterator[StreamedPlan]:
+    """Observe and plan `ws` in a spill; the spill (and the plan in it) is removed when the block ends."""
+    desired = narrow(ws.desired, targets)
+    kept = {a.actor_id for a in desired.actors}
+    hasher = CachedHasher(rehash_all=rehash_all)
+    with Spill(spill_parent()) as spill:
+        try:
+            with observe_progress(output_format=output_format) as progress:
+                observed = observe_spilled(
+                    desired,
+                    ws.observing,
+                    hasher,
+                    spill,
+                    progress=progress,
+                    discovered=tuple(d for d in ws.discovered if d.actor_id in kept),
+                )
+        except StoreError as exc:
+            raise UserError(f"could not read the stores: {exc}") from exc
+        finally:
+            hasher.close()
+            get_logger("pixel.observe").info(
+                "local files hashed", read=hasher.files_read, bytes_read=hasher.bytes_read, from_cache=hasher.cache_hits
+            )
+        yield stream_plan(desired, observed, spill, limits, guard_desired=ws.desired)
+
+
+def summary_text(streamed: StreamedPlan, per_kind: int = SHOWN_PER_KIND) -> str:
+    """Counts per kind, the first `per_kind` actions of each, findings counted, every error, the verdict."""
+    lines: list[str] = []
+    counts = streamed.tallies
+    firsts = streamed.first_actions(per_kind)
+    for name in shown(counts):
+        tally = counts[name]
+        if not tally.count:
+            continue
+        lines.append(f"{name}: {tally.count:,} ({human_bytes(tally.bytes)})")
+        lines += (f"  {_line(action)}" for action in firsts.get(name, []))
+        if tally.count > per_kind:
+            lines.append(f"  ... and {tally.count - per_kind:,} more")
+    if streamed.findings_count:
+        lines.append(f"{streamed.findings_count:,} finding(s): see the saved plan (pixel show FILE)")
+    lines += (f"Error: {error}" for error in streamed.errors)
+    summary = ", ".join(f"{counts[name].count:,} to {name}" for name in shown(counts))
+    if streamed.errors:
+        lines.append(f"Plan refused: {len(streamed.errors)} error(s) above; nothing will be applied ({summary}).")
+    elif streamed.actions_count:
+        lines.append(f"Plan: {summary}.")
+    else:
+        lines.append("No changes to apply." if streamed.findings_count else "No changes. Storage matches the specs.")
+    return "\n".join(printable(line) for line in lines) + "\n"
+
+
+def _line(action: Action) -> str:
+    source = f" <- {action.source}" if action.source is not None else ""
+    return f"{action.kind.value} {action.target}{source}: {action.reason}"
+
+
+def plan_streamed(
+    specs: Path,
+    *,
+    detailed_exitcode: bool,
+    parallelism: int,
+    rehash_all: bool,
+    out: Path | None,
+    limits: GuardLimits,
+    output_format: str,
+    compact: bool,
+    targets: Sequence[str],
+    observe_mode: str,
+    relist: tuple[str, ...],
+) -> int:
+    if output_format != "text" or compact:
+        raise UserError(
+            "--scale stream prints a text summary; save the plan with -out FILE and review it with `pixel show FILE`"
+        )
+    desired = load(specs)
+    ws = open_stores(desired, parallelism=parallelism)
+    observe_through(ws, observe_mode, relist)
+    with streamed_plan(ws, limits, targets=targets, rehash_all=rehash_all, output_format=output_format) as result:
+        click.echo(summary_text(result), nl=False)
+        if out is not None:
+            write_streamed(result, out, limits=limits)
+            how = "apply it with" if result.applyable else "it cannot be applied (errors above); review it with"
+            command = f"pixel {'apply' if result.applyable else 'show'} {out}"
+            say("\n" + printable(f"Saved the plan to {out}: {how} `{command}`.") + "\n", err=False)
+        if result.errors:
+            return EXIT_ERROR
+        if detailed_exitcode and result.actions_count:
+            return EXIT_CHANGES
+        return EXIT_OK
