@@ -74,7 +74,9 @@ def moved_around(draw: st.DrawFn, local: dict[str, Entry]) -> dict[str, Entry]:
     return out
 
 
-GAPS = st.lists(st.builds(Gap, st.sampled_from(["", "a", "c/d", "b"]), st.just("listing failed")), max_size=1)
+GAPS = st.lists(st.builds(Gap, st.sampled_from(["", "a", "c/d", "b"]), st.just("listing failed")), max_size=1).map(
+    tuple
+)
 
 
 @st.composite

@@ -1,0 +1,87 @@
+"""`pixel plan --scale stream` on SeaweedFS: the same plan file as `pixel plan`, byte for byte, and it applies."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from reconciler.cli import main
+from tests.integration.pixelenv import Run, write_specs
+
+pytestmark = pytest.mark.integration
+
+
+def pixel(args: list[str], env: dict[str, str]) -> Run:
+    result = CliRunner().invoke(main, args, env={**env, "NO_COLOR": "1"}, catch_exceptions=False)
+    return Run(result.exit_code, result.stdout, result.stderr)
+
+
+def _tree(root: Path, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def test_streamed_plan_file_is_the_in_memory_one_and_applies(tmp_path: Path, seaweed: Any, bucket: str) -> None:
+    root = tmp_path / "data"
+    _tree(
+        root / "raw",
+        {
+            "a.jsonl": b"alpha\n",
+            "b.jsonl": b"beta\n",
+            "c/d.jsonl": b"delta\n",
+            "c/e.jsonl": b"epsilon\n",
+            "swap1.jsonl": b"one\n",
+            "swap2.jsonl": b"two\n",
+            "gone.jsonl": b"bye\n",
+        },
+    )
+    specs = write_specs(
+        tmp_path / "specs",
+        endpoint=seaweed.endpoint,
+        bucket=bucket,
+        root=root,
+        mappings=[{"name": "raw", "from": "disk:raw", "to": "s3:datasets/raw/", "prune": True}],
+    )
+    env = {**seaweed.env(), "PIXEL_CACHE_DIR": str(tmp_path / "cache")}
+    assert pixel(["apply", "--auto-approve", "--specs", str(specs)], env).code == 0
+    # A rename (a move), an edit, a delete, a new file and a swap (a parked copy).
+    (root / "raw" / "a.jsonl").rename(root / "raw" / "renamed.jsonl")
+    (root / "raw" / "b.jsonl").write_bytes(b"beta, edited\n")
+    (root / "raw" / "gone.jsonl").unlink()
+    _tree(root / "raw", {"c/new.jsonl": b"new\n", "swap1.jsonl": b"two\n", "swap2.jsonl": b"one\n"})
+
+    streamed, in_memory = tmp_path / "streamed.json", tmp_path / "memory.json"
+    run = pixel(["plan", "--scale", "stream", "-out", str(streamed), "--specs", str(specs)], env)
+    assert run.code == 0, run.err
+    assert "Plan: 1 to upload, 1 to update, 1 to copy, 3 to move, 2 to delete." in run.out
+    assert "delete s3:datasets/raw/a.jsonl: moved to datasets/raw/renamed.jsonl" in run.out
+    assert pixel(["plan", "-out", str(in_memory), "--specs", str(specs)], env).code == 0
+    assert hashlib.sha256(streamed.read_bytes()).hexdigest() == hashlib.sha256(in_memory.read_bytes()).hexdigest()
+    assert list((tmp_path / "cache" / "spill").iterdir()) == []  # the spill is gone with the command
+
+    assert pixel(["apply", "--auto-approve", str(streamed), "--specs", str(specs)], env).code == 0
+    again = pixel(["plan", "--scale", "stream", "--detailed-exitcode", "--specs", str(specs)], env)
+    assert again.code == 0, again.out
+    assert "No changes. Storage matches the specs." in again.out
+
+
+def test_stream_scale_refuses_formats_it_cannot_stream(tmp_path: Path, seaweed: Any, bucket: str) -> None:
+    root = tmp_path / "data"
+    _tree(root / "raw", {"a.jsonl": b"a\n"})
+    specs = write_specs(
+        tmp_path / "specs",
+        endpoint=seaweed.endpoint,
+        bucket=bucket,
+        root=root,
+        mappings=[{"name": "raw", "from": "disk:raw", "to": "s3:datasets/raw/"}],
+    )
+    env = {**seaweed.env(), "PIXEL_CACHE_DIR": str(tmp_path / "cache")}
+    run = pixel(["plan", "--scale", "stream", "--format", "json", "--specs", str(specs)], env)
+    assert run.code == 1
+    assert "--scale stream prints a text summary" in run.err
