@@ -547,9 +547,20 @@ def _given(ctx: click.Context) -> frozenset[str]:
 @command()
 @plan_format_option
 @compact_option
+@click.option(
+    "--scale",
+    type=click.Choice(["memory", "stream"]),
+    default="memory",
+    show_default=True,
+    help="stream: read the file an element at a time and show a summary (counts, the first actions of each kind).",
+)
 @click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path))
-def show(specs: Path, output_format: str, compact: bool, plan_file: Path) -> int:
+def show(specs: Path, output_format: str, compact: bool, scale: str, plan_file: Path) -> int:
     """Render a plan saved with `pixel plan -out FILE`. Touches no store."""
+    if scale == "stream":
+        from reconciler.scale.command import show_streamed
+
+        return show_streamed(plan_file, output_format=output_format, compact=compact)
     from reconciler.commands.show import show as show_command
 
     return show_command(plan_file, output_format=output_format, compact=compact)

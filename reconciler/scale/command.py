@@ -9,6 +9,7 @@ counted, every error): a plan of ten million actions is reviewed from its saved 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,7 @@ from reconciler.progress import observe_progress
 from reconciler.scale.observe import observe_spilled
 from reconciler.scale.planfile import write_streamed
 from reconciler.scale.planner import StreamedPlan, stream_plan
+from reconciler.scale.reader import read_into
 from reconciler.scale.spill import Spill
 from reconciler.stores.base import StoreError
 from reconciler.targets import narrow
@@ -102,6 +104,40 @@ def summary_text(streamed: StreamedPlan, per_kind: int = SHOWN_PER_KIND) -> str:
     return "\n".join(printable(line) for line in lines) + "\n"
 
 
+def summary_markdown(streamed: StreamedPlan, per_kind: int = SHOWN_PER_KIND) -> str:
+    """`summary_text` as a pull-request comment: a table of counts, the first actions of each kind folded."""
+    counts = streamed.tallies
+    verdict = "refused" if streamed.errors else ("changes" if streamed.actions_count else "no changes")
+    lines = [f"### pixel plan (streamed): {streamed.actions_count:,} actions, {verdict}", ""]
+    if streamed.actions_count:
+        lines += ["| kind | count | bytes |", "|---|---:|---:|"]
+        lines += (
+            f"| {name} | {counts[name].count:,} | {human_bytes(counts[name].bytes)} |"
+            for name in shown(counts)
+            if counts[name].count
+        )
+        lines.append("")
+    for name, actions in streamed.first_actions(per_kind).items():
+        if not actions:
+            continue
+        more = counts[name].count - len(actions)
+        title = f"{name}: the first {len(actions):,}" + (f" of {counts[name].count:,}" if more else "")
+        lines += [f"<details><summary>{title}</summary>", "", _fenced([_line(a) for a in actions]), "</details>", ""]
+    if streamed.findings_count:
+        lines += [f"{streamed.findings_count:,} finding(s): see the saved plan (`pixel show FILE`).", ""]
+    if streamed.errors:
+        lines += ["**The plan is refused:**", "", _fenced(list(streamed.errors))]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _fenced(lines: Sequence[str]) -> str:
+    """A code block no line can close early: the fence is longer than any backtick run in it."""
+    text = "\n".join(printable(line) for line in lines)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}"
+
+
 def _line(action: Action) -> str:
     source = f" <- {action.source}" if action.source is not None else ""
     return f"{action.kind.value} {action.target}{source}: {action.reason}"
@@ -121,22 +157,41 @@ def plan_streamed(
     observe_mode: str,
     relist: tuple[str, ...],
 ) -> int:
-    if output_format != "text" or compact:
+    if output_format == "json" or compact:
         raise UserError(
-            "--scale stream prints a text summary; save the plan with -out FILE and review it with `pixel show FILE`"
+            "--scale stream prints a summary (text or markdown); save the plan with -out FILE for the whole of it"
         )
     desired = load(specs)
     ws = open_stores(desired, parallelism=parallelism)
     observe_through(ws, observe_mode, relist)
     with streamed_plan(ws, limits, targets=targets, rehash_all=rehash_all, output_format=output_format) as result:
-        click.echo(summary_text(result), nl=False)
+        click.echo(_summary(result, output_format), nl=False)
         if out is not None:
             write_streamed(result, out, limits=limits)
             how = "apply it with" if result.applyable else "it cannot be applied (errors above); review it with"
             command = f"pixel {'apply' if result.applyable else 'show'} {out}"
-            say("\n" + printable(f"Saved the plan to {out}: {how} `{command}`.") + "\n", err=False)
+            say("\n" + printable(f"Saved the plan to {out}: {how} `{command}`.") + "\n", err=output_format != "text")
         if result.errors:
             return EXIT_ERROR
         if detailed_exitcode and result.actions_count:
             return EXIT_CHANGES
         return EXIT_OK
+
+
+def _summary(streamed: StreamedPlan, output_format: str) -> str:
+    return summary_markdown(streamed) if output_format == "markdown" else summary_text(streamed)
+
+
+def show_streamed(plan_file: Path, *, output_format: str, compact: bool) -> int:
+    """`pixel show FILE --scale stream`: the file read into a spill an element at a time, then summarised."""
+    if output_format == "json" or compact:
+        raise UserError("--scale stream shows a summary (text or markdown); without it, show renders the whole plan")
+    with Spill(spill_parent()) as spill:
+        streamed = read_into(plan_file, spill)
+        if output_format == "text":
+            applyable = "yes" if streamed.applyable else "no (it was saved with errors)"
+            digest = f"spec digest {streamed.spec_digest[:12]}…"
+            click.echo(printable(f"Saved plan {plan_file} ({digest}, applyable: {applyable})"))
+            click.echo(f"Targets: {', '.join(streamed.targets) if streamed.targets else 'none (all of the specs)'}\n")
+        click.echo(_summary(streamed, output_format), nl=False)
+    return EXIT_OK

@@ -44,7 +44,7 @@ _CANONICAL: dict[str, Any] = {"sort_keys": True, "separators": (",", ":"), "ensu
 Progress = Callable[[int], None]
 
 
-def _finding_dict(finding: Finding) -> dict[str, str]:
+def finding_dict(finding: Finding) -> dict[str, str]:
     return {"kind": finding.kind.value, "mapping": finding.mapping, "key": finding.key, "message": finding.message}
 
 
@@ -73,7 +73,7 @@ def _envelope(streamed: StreamedPlan, limits: GuardLimits) -> dict[str, Any]:
     return data
 
 
-class _GuardDigest:
+class GuardDigest:
     """`serialize.guard_digest`'s sha256, fed the findings one at a time: the findings come first in its
     canonical text (its keys are sorted), the rest is known before writing starts."""
 
@@ -139,7 +139,7 @@ def write_streamed(
     # The envelope alone, arrays empty, is what the schema checks (the elements are checked one by one).
     validate({**data, "actions": [], "edges": [], "findings": []}, source="plan being written")
     head = orjson.dumps(data, option=orjson.OPT_INDENT_2)
-    digest = _GuardDigest(data)
+    digest = GuardDigest(data)
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     try:
@@ -149,7 +149,7 @@ def write_streamed(
 
     def findings() -> Iterator[dict[str, str]]:
         for finding in streamed.findings():
-            item = _finding_dict(finding)
+            item = finding_dict(finding)
             digest.add(item)
             yield item
 

@@ -47,7 +47,7 @@ from reconciler.plan.release import WRITERS, release_nodes, releases
 from reconciler.plan.summary import ORDER, Tally, category
 from reconciler.scale.spill import Spill, dump, key_bytes, key_text, load
 
-_SCHEMA = (
+SCHEMA = (
     "CREATE TABLE actions (seq INTEGER PRIMARY KEY, id BLOB NOT NULL, mapping TEXT NOT NULL, kind TEXT NOT NULL, "
     "category TEXT NOT NULL, size INTEGER NOT NULL, md5 TEXT, tstore BLOB NOT NULL, tkey BLOB NOT NULL, "
     "sstore BLOB, skey BLOB, data BLOB NOT NULL)",
@@ -128,7 +128,7 @@ def needs_whole_plan(desired: Desired) -> list[str]:
     return [name for name in _IN_MEMORY_PARTS if getattr(desired, name)]
 
 
-class _Writer:
+class Writer:
     """Appends actions and findings to the spill in plan order."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
@@ -195,9 +195,9 @@ def stream_plan(
     """
     desired = with_discovered(desired, observed.discovered)
     db = spill.db
-    for statement in _SCHEMA:
+    for statement in SCHEMA:
         db.execute(statement)
-    out = _Writer(db)
+    out = Writer(db)
     errors = _first_pass(desired, observed, out)
     _moves(desired, observed, out)
     _releases(desired, observed, out)
@@ -214,12 +214,12 @@ def stream_plan(
     result.errors = (*result.errors, *guarded)
     result.actions_count = out.seq
     result.findings_count = out.findings
-    result.tallies = _tallies(db)
+    result.tallies = tallies(db)
     spill.commit()
     return result
 
 
-def _first_pass(desired: Desired, observed: Observed, out: _Writer) -> list[str]:
+def _first_pass(desired: Desired, observed: Observed, out: Writer) -> list[str]:
     """`plan.diff.plan_mappings`, spilled: each mapping's merge join, and the sources a move could read."""
     errors: list[str] = []
     for problem in observed.problems:
@@ -247,7 +247,7 @@ def _first_pass(desired: Desired, observed: Observed, out: _Writer) -> list[str]
     return errors
 
 
-def _moves(desired: Desired, observed: Observed, out: _Writer) -> None:
+def _moves(desired: Desired, observed: Observed, out: Writer) -> None:
     """`plan.moves.plan_moves`, with the md5 -> source lookups in the spill."""
     db = out.db
     for spec in desired.mappings:
@@ -341,7 +341,7 @@ def _break_move_cycles(spec: MappingSpec, db: sqlite3.Connection) -> None:
             db.execute("INSERT OR IGNORE INTO edges VALUES (?, ?)", (key_bytes(before), key_bytes(after)))
 
 
-def _moved_reasons(db: sqlite3.Connection, out: _Writer) -> None:
+def _moved_reasons(db: sqlite3.Connection, out: Writer) -> None:
     """A delete whose content moves away says where to: "moved to" every target reading it, sorted."""
     rows = db.execute(
         "SELECT destroyer, target_key FROM renamed WHERE destroyer >= ? AND destroyer < ? ORDER BY destroyer, "
@@ -360,7 +360,7 @@ def _moved_reasons(db: sqlite3.Connection, out: _Writer) -> None:
         targets.append(key_text(target))
 
 
-def _releases(desired: Desired, observed: Observed, out: _Writer) -> None:
+def _releases(desired: Desired, observed: Observed, out: Writer) -> None:
     """`plan.release.plan_release`: per local file in key order, the writer of its S3 copy looked up."""
     db = out.db
     kinds = tuple(kind.value for kind in WRITERS)
@@ -387,7 +387,7 @@ def _releases(desired: Desired, observed: Observed, out: _Writer) -> None:
             out.edge(verify.id, release.id)
 
 
-def _later_passes_in_memory(desired: Desired, observed: Observed, result: StreamedPlan, out: _Writer) -> Plan:
+def _later_passes_in_memory(desired: Desired, observed: Observed, result: StreamedPlan, out: Writer) -> Plan:
     """The passes after release-local, on the whole plan in memory, as `plan()` runs them; then spilled again."""
     from reconciler.plan.planner import PASSES
     from reconciler.plan.release import plan_release
@@ -441,7 +441,7 @@ def _guard_errors(desired: Desired, result: StreamedPlan, limits: GuardLimits) -
     return guard_errors(desired, part, limits)
 
 
-def _tallies(db: sqlite3.Connection) -> dict[str, Tally]:
+def tallies(db: sqlite3.Connection) -> dict[str, Tally]:
     """`plan.summary.tally`: every category of ORDER, then any other in the order it first appears."""
     rows = db.execute("SELECT category, count(*), sum(size), min(seq) FROM actions GROUP BY category")
     found = {name: (count, size, first) for name, count, size, first in rows}

@@ -65,6 +65,15 @@ def test_streamed_plan_file_is_the_in_memory_one_and_applies(tmp_path: Path, sea
     assert hashlib.sha256(streamed.read_bytes()).hexdigest() == hashlib.sha256(in_memory.read_bytes()).hexdigest()
     assert list((tmp_path / "cache" / "spill").iterdir()) == []  # the spill is gone with the command
 
+    # Reviewed from the file, read an element at a time: the same summary, and as a PR comment.
+    shown = pixel(["show", "--scale", "stream", str(streamed)], env)
+    assert shown.code == 0, shown.err
+    assert run.out.split("Saved the plan")[0].rstrip("\n") in shown.out
+    markdown = pixel(["show", "--scale", "stream", "--format", "markdown", str(streamed)], env)
+    assert "| move | 3 | 14 B |" in markdown.out
+    assert "<details><summary>delete: the first 2</summary>" in markdown.out
+    assert list((tmp_path / "cache" / "spill").iterdir()) == []
+
     assert pixel(["apply", "--auto-approve", str(streamed), "--specs", str(specs)], env).code == 0
     again = pixel(["plan", "--scale", "stream", "--detailed-exitcode", "--specs", str(specs)], env)
     assert again.code == 0, again.out
@@ -84,4 +93,4 @@ def test_stream_scale_refuses_formats_it_cannot_stream(tmp_path: Path, seaweed: 
     env = {**seaweed.env(), "PIXEL_CACHE_DIR": str(tmp_path / "cache")}
     run = pixel(["plan", "--scale", "stream", "--format", "json", "--specs", str(specs)], env)
     assert run.code == 1
-    assert "--scale stream prints a text summary" in run.err
+    assert "--scale stream prints a summary (text or markdown)" in run.err

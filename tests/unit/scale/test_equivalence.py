@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reconciler.commands.planfile import load_saved
 from reconciler.plan import plan
@@ -16,13 +17,14 @@ from reconciler.plan.guards import check
 from reconciler.plan.serialize import dumps
 from reconciler.scale.planfile import write_streamed
 from reconciler.scale.planner import stream_plan
+from reconciler.scale.reader import read_into
 from reconciler.scale.spill import Spill
 from tests.unit.scale.trees import World, spilled, worlds
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
-@given(world=worlds())
-def test_streamed_plan_is_the_in_memory_plan(world: World) -> None:
+@given(world=worlds(), chunk=st.sampled_from([1, 7, 64, 1 << 20]))
+def test_streamed_plan_is_the_in_memory_plan(world: World, chunk: int) -> None:
     expected = check(world.desired, world.observed, plan(world.desired, world.observed), world.limits)
     with tempfile.TemporaryDirectory() as tmp, Spill(Path(tmp)) as spill:
         streamed = stream_plan(world.desired, spilled(world.observed, spill), spill, world.limits)
@@ -49,3 +51,12 @@ def test_streamed_plan_is_the_in_memory_plan(world: World) -> None:
         # Same digest: byte for byte the file the in-memory plan is saved as, which apply reads back whole.
         assert hashlib.sha256(written).hexdigest() == hashlib.sha256(wanted).hexdigest(), (written, wanted)
         assert load_saved(out).plan == expected
+        # Read back an element at a time, as `pixel show --scale stream` does: the same plan.
+        with Spill(Path(tmp)) as again:
+            read = read_into(out, again, chunk=chunk)
+            assert read.to_plan() == expected
+            assert (read.tallies, read.actions_count, read.findings_count) == (
+                streamed.tallies,
+                streamed.actions_count,
+                streamed.findings_count,
+            )
