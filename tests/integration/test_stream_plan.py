@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import main
+from reconciler.dev.inventory_report import Row, render_report
 from tests.integration.pixelenv import Run, write_specs
 
 pytestmark = pytest.mark.integration
@@ -94,3 +96,41 @@ def test_stream_scale_refuses_formats_it_cannot_stream(tmp_path: Path, seaweed: 
     run = pixel(["plan", "--scale", "stream", "--format", "json", "--specs", str(specs)], env)
     assert run.code == 1
     assert "--scale stream prints a summary (text or markdown)" in run.err
+
+
+def test_from_an_inventory_a_pull_deletes_only_what_the_bucket_lacks_now(
+    tmp_path: Path, seaweed: Any, bucket: str, request: pytest.FixtureRequest
+) -> None:
+    reports = seaweed.create_bucket(f"{bucket[:50]}-inv")
+    request.addfinalizer(lambda: seaweed.delete_bucket(reports))
+    client = seaweed.client()
+    root = tmp_path / "data"
+    specs = write_specs(
+        tmp_path / "specs",
+        endpoint=seaweed.endpoint,
+        bucket=bucket,
+        root=root,
+        mappings=[{"name": "set", "from": "disk:set", "to": "s3:set/", "authority": "s3", "prune_local": True}],
+        s3_extra=("inventory:", f"  bucket: {reports}", "  prefix: inv/daily"),
+    )
+    env = {**seaweed.env(), "PIXEL_CACHE_DIR": str(tmp_path / "cache")}
+    for rel in ("a.jsonl", "b.jsonl"):
+        client.put_object(Bucket=bucket, Key=f"set/{rel}", Body=rel.encode())
+    rows = [
+        Row(o["Key"], o["Size"], o["ETag"].strip('"'), o["LastModified"])
+        for o in client.list_objects_v2(Bucket=bucket)["Contents"]
+    ]
+    for key, body in render_report(bucket, reports, rows, created=datetime.now(UTC), prefix="inv/daily").items():
+        client.put_object(Bucket=reports, Key=key, Body=body)
+    # After the report: an object written (and pulled since), and a local file the bucket never had.
+    client.put_object(Bucket=bucket, Key="set/later.jsonl", Body=b"later")
+    _tree(root / "set", {"a.jsonl": b"a.jsonl", "later.jsonl": b"later", "stale.jsonl": b"stale"})
+
+    streamed, in_memory = tmp_path / "streamed.json", tmp_path / "memory.json"
+    args = ["plan", "--observe", "inventory", "--max-delete", "1", "--allow-mass-delete", "--specs", str(specs)]
+    run = pixel([*args, "--scale", "stream", "-out", str(streamed)], env)
+    assert run.code == 0, run.err
+    assert pixel([*args, "-out", str(in_memory)], env).code == 0
+    assert streamed.read_bytes() == in_memory.read_bytes()
+    assert "delete disk:set/stale.jsonl" in run.out
+    assert "later.jsonl" not in run.out  # the bucket holds it now: no delete, nothing to pull
