@@ -53,6 +53,8 @@ SCHEMA = (
     "sstore BLOB, skey BLOB, data BLOB NOT NULL)",
     "CREATE INDEX actions_id ON actions (id)",
     "CREATE INDEX actions_target ON actions (tstore, tkey)",
+    # The first actions of each kind a summary shows: without it, a scan of every action per kind.
+    "CREATE INDEX actions_category ON actions (category, seq)",
     "CREATE TABLE findings (seq INTEGER PRIMARY KEY, data BLOB NOT NULL)",
     "CREATE TABLE edges (before BLOB NOT NULL, after BLOB NOT NULL, PRIMARY KEY (before, after)) WITHOUT ROWID",
     # Remote objects an action of the plan destroys, by content: where a move may read from.
