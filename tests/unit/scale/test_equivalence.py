@@ -22,6 +22,7 @@ from reconciler.scale.spill import Spill
 from tests.unit.scale.trees import World, spilled, worlds
 
 
+@pytest.mark.slow
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(world=worlds(), chunk=st.sampled_from([1, 7, 64, 1 << 20]))
 def test_streamed_plan_is_the_in_memory_plan(world: World, chunk: int) -> None:

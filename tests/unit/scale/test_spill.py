@@ -16,7 +16,7 @@ NAMES = st.text(st.characters(codec=None, exclude_categories=["Cs"]) | st.sample
 ENTRIES = st.lists(st.tuples(NAMES, st.integers(0, 2**40), st.none() | st.just("d41d8cd98f00b204e9800998ecf8427e")))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(rows=ENTRIES)
 def test_a_spilled_side_is_the_dict_in_sorted_order(rows: list[tuple[str, int, str | None]]) -> None:
     entries = [Entry(rel, size, md5, size * 3, f"etag-{size}") for rel, size, md5 in rows]
