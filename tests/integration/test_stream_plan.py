@@ -134,3 +134,26 @@ def test_from_an_inventory_a_pull_deletes_only_what_the_bucket_lacks_now(
     assert streamed.read_bytes() == in_memory.read_bytes()
     assert "delete disk:set/stale.jsonl" in run.out
     assert "later.jsonl" not in run.out  # the bucket holds it now: no delete, nothing to pull
+
+
+def test_a_targeted_streamed_plan_is_the_targeted_plan(tmp_path: Path, seaweed: Any, bucket: str) -> None:
+    root = tmp_path / "data"
+    _tree(root, {"raw/a.jsonl": b"a\n", "raw/b.jsonl": b"b\n", "other/c.jsonl": b"c\n"})
+    specs = write_specs(
+        tmp_path / "specs",
+        endpoint=seaweed.endpoint,
+        bucket=bucket,
+        root=root,
+        mappings=[
+            {"name": "raw", "from": "disk:raw", "to": "s3:datasets/raw/", "prune": True},
+            {"name": "other", "from": "disk:other", "to": "s3:datasets/other/"},
+        ],
+    )
+    env = {**seaweed.env(), "PIXEL_CACHE_DIR": str(tmp_path / "cache")}
+    streamed, in_memory = tmp_path / "streamed.json", tmp_path / "memory.json"
+    args = ["plan", "--target", "raw", "--specs", str(specs)]
+    run = pixel([*args, "--scale", "stream", "-out", str(streamed)], env)
+    assert run.code == 0, run.err
+    assert pixel([*args, "-out", str(in_memory)], env).code == 0
+    assert streamed.read_bytes() == in_memory.read_bytes()
+    assert "Plan: 2 to upload, 0 to update, 0 to delete." in run.out
