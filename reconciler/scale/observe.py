@@ -53,7 +53,9 @@ def observe_spilled(
     unreadable: list[Problem] = []
     with ThreadPoolExecutor(max_workers=hash_workers, thread_name_prefix="pixel-hash") as pool:
         for spec in desired.mappings:
-            result[spec.name] = _observe_mapping(desired, stores, spec, hasher, spill, pool, hash_workers, unreadable)
+            result[spec.name] = _observe_mapping(
+                desired, stores, spec, hasher, spill, pool, hash_workers, unreadable, progress
+            )
             spill.commit()
             if progress:
                 obs = result[spec.name]
@@ -77,6 +79,7 @@ def _observe_mapping(
     pool: ThreadPoolExecutor,
     hash_workers: int,
     unreadable: list[Problem],
+    progress: ProgressCallback | None,
 ) -> MappingObservation:
     local_store, remote_store = stores[spec.local_store], stores[spec.s3_store]
     own = mapping_own_space(desired, spec)
@@ -84,7 +87,9 @@ def _observe_mapping(
     lbase = spec.local_base
     local = spill.side(f"{spec.name}:local")
     local.add_all(
-        _hashed(select(lbase, local_store.list(lbase)), local_store, lbase, hasher, pool, hash_workers, unreadable)
+        _hashed(
+            select(lbase, local_store.list(lbase)), local_store, lbase, hasher, pool, hash_workers, unreadable, progress
+        )
     )
     remote = spill.side(f"{spec.name}:s3")
     remote.add_all(_relative(select(spec.s3_prefix, remote_store.list(spec.s3_prefix))))
@@ -109,17 +114,21 @@ def _hashed(
     pool: ThreadPoolExecutor,
     workers: int,
     unreadable: list[Problem],
+    progress: ProgressCallback | None = None,
 ) -> Iterator[Entry]:
     """The local entries with their md5s, relative keys; a file that cannot be read is left out, a problem."""
 
     def md5_or_none(entry: Entry) -> str | None:
         key = base + entry.key
         try:
-            return hasher.md5(store, Entry(key, entry.size, None, entry.mtime_ns, entry.etag))
+            md5 = hasher.md5(store, Entry(key, entry.size, None, entry.mtime_ns, entry.etag))
         except (OSError, StoreError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             unreadable.append(Problem(f"{store.name}:{key}", f"cannot read: {why}", store=store.name, key=key))
             return None
+        if progress is not None:
+            progress("hashed_bytes", entry.size)  # from the hashing threads, as the in-memory observer does
+        return md5
 
     def md5s(batch: list[Entry]) -> list[str | None]:
         return [md5_or_none(e) for e in batch]
