@@ -37,10 +37,10 @@ def test_the_training_data_world_streams_to_the_same_plan(tmp_path: Path) -> Non
 class _Unreadable(MemoryStore):
     """A disk where one file cannot be read (a permission error, a disk error)."""
 
-    def open(self, key: str) -> AbstractContextManager[BinaryIO]:
+    def open(self, key: str, *, if_match: str | None = None) -> AbstractContextManager[BinaryIO]:
         if key.endswith("locked.jsonl"):
             raise PermissionError(13, "Permission denied")
-        return super().open(key)
+        return super().open(key, if_match=if_match)
 
 
 def test_an_unreadable_file_is_a_gap_in_both_observations(tmp_path: Path) -> None:
