@@ -27,7 +27,11 @@ What runs, and what does not (so the numbers mean what they say):
   `rss_bytes_per_object` = (peak RSS - RSS after imports) / n, what the objects cost, and
   `peak_rss_bytes_per_object` = peak RSS / n, interpreter and imports included.
 
-    python -m bench.million [--n N] [--changed F] [--seed S]
+`--stream` runs the streaming planner instead (`pixel plan --scale stream`, reconciler/scale/): the
+same stores and hasher, the observation and the plan spilled to SQLite in a temporary directory, and
+with `--out FILE` the plan file written streamed (timed apart). It reports the spill's size on disk too.
+
+    python -m bench.million [--n N] [--changed F] [--seed S] [--stream [--out FILE]]
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
 
-from reconciler.model import Entry
+from reconciler.model import Desired, Entry
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_N = 1_000_000
@@ -52,13 +56,21 @@ DEFAULT_CHANGED = 0.01
 DEFAULT_SEED = 1
 TARGET_BYTES_PER_OBJECT = 1024
 TARGET_SECONDS = 20.0
+STREAM_TARGET_PEAK_BYTES = int(1.5 * 2**30)  # issue 29: the whole process at 10^7 objects
 
 LOCAL_PATH = "raw"
 S3_PREFIX = "datasets/gdrive/raw/"
 BASE_MTIME_NS = 1_700_000_000_000_000_000
 
 
-def run_million(n: int = DEFAULT_N, changed: float = DEFAULT_CHANGED, seed: int = DEFAULT_SEED) -> dict[str, float]:
+def run_million(
+    n: int = DEFAULT_N,
+    changed: float = DEFAULT_CHANGED,
+    seed: int = DEFAULT_SEED,
+    *,
+    stream: bool = False,
+    out: Path | None = None,
+) -> dict[str, float]:
     """Observe and plan `n` objects in a fresh child process; its measurements.
 
     Keys: objects, actions, seconds (observe + plan), observe_seconds, plan_seconds, peak_rss_mib,
@@ -67,6 +79,10 @@ def run_million(n: int = DEFAULT_N, changed: float = DEFAULT_CHANGED, seed: int 
     """
     argv = [sys.executable, "-m", "bench.million", "--child", "--n", str(n), "--changed", repr(changed)]
     argv += ["--seed", str(seed)]
+    if stream:
+        argv.append("--stream")
+    if out is not None:
+        argv += ["--out", str(out)]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
@@ -188,15 +204,12 @@ class _WarmCache:
         return self.md5(store, entry)  # warm: every file is a cache hit
 
 
-def _child(n: int, changed: float, seed: int) -> dict[str, float]:
-    import gc
+def _world(n: int, changed: float, seed: int) -> tuple[Desired, dict[str, _Listing], _WarmCache, int]:
+    """The specs, the two listing stores, the warm-cache stand-in and how many objects changed."""
     import random
 
-    from reconciler.model import Authority, Desired, LocalStoreSpec, MappingSpec, S3StoreSpec
-    from reconciler.observe import observer
-    from reconciler.plan.planner import plan
+    from reconciler.model import Authority, LocalStoreSpec, MappingSpec, S3StoreSpec
 
-    # Sample before the baseline: the changed set is the benchmark's input, not the planner's cost.
     changed_set = frozenset(random.Random(seed).sample(range(n), round(n * changed)))
     desired = Desired(
         stores={
@@ -220,7 +233,17 @@ def _child(n: int, changed: float, seed: int) -> dict[str, float]:
         "staging": _Listing("staging", n, changed_set, s3=False),
         "pixel-data": _Listing("pixel-data", n, changed_set, s3=True),
     }
-    hasher = _WarmCache()
+    return desired, stores, _WarmCache(), len(changed_set)
+
+
+def _child(n: int, changed: float, seed: int) -> dict[str, float]:
+    import gc
+
+    from reconciler.observe import observer
+    from reconciler.plan.planner import plan
+
+    # Made before the baseline: the changed set is the benchmark's input, not the planner's cost.
+    desired, stores, hasher, changed_count = _world(n, changed, seed)
     gc.collect()
     baseline = max(_rss_now(), 1)
 
@@ -244,7 +267,7 @@ def _child(n: int, changed: float, seed: int) -> dict[str, float]:
         raise AssertionError(f"observed {len(obs.local)} local / {len(obs.remote)} remote, hashed {hasher.calls}")
     return {
         "objects": n,
-        "changed": len(changed_set),
+        "changed": changed_count,
         "actions": len(result.actions),
         "findings": len(result.findings),
         "seconds": round(planned_at - start, 3),
@@ -256,6 +279,54 @@ def _child(n: int, changed: float, seed: int) -> dict[str, float]:
         "baseline_rss_mib": round(baseline / 2**20, 1),
         "rss_bytes_per_object": round((peak - baseline) / n, 1),
         "peak_rss_bytes_per_object": round(peak / n, 1),
+    }
+
+
+def _stream_child(n: int, changed: float, seed: int, out: str | None) -> dict[str, float]:
+    """`_child` through the streaming planner: observation and plan spilled to SQLite, the plan file streamed."""
+    import gc
+    import tempfile
+
+    from reconciler.scale.observe import observe_spilled
+    from reconciler.scale.planfile import write_streamed
+    from reconciler.scale.planner import stream_plan
+    from reconciler.scale.spill import Spill
+
+    desired, stores, hasher, changed_count = _world(n, changed, seed)
+    gc.collect()
+    baseline = max(_rss_now(), 1)
+    with tempfile.TemporaryDirectory(prefix="pixel-million-") as tmp, Spill(Path(tmp)) as spill:
+        cpu = time.process_time()
+        start = time.perf_counter()
+        observed = observe_spilled(desired, stores, hasher, spill)  # type: ignore[arg-type]
+        observed_at = time.perf_counter()
+        result = stream_plan(desired, observed, spill)
+        planned_at = time.perf_counter()
+        if out is not None:
+            write_streamed(result, Path(out))
+        written_at = time.perf_counter()
+        cpu = time.process_time() - cpu
+        peak = _rss_peak()
+        spill_bytes = sum(f.stat().st_size for f in spill.directory.iterdir())
+        obs = observed.mappings["raw"]
+        if len(obs.local) != n or len(obs.remote) != n or hasher.calls != n:
+            raise AssertionError(f"observed {len(obs.local)} local / {len(obs.remote)} remote, hashed {hasher.calls}")
+        actions, findings = result.actions_count, result.findings_count
+    return {
+        "objects": n,
+        "changed": changed_count,
+        "actions": actions,
+        "findings": findings,
+        "seconds": round(planned_at - start, 3),
+        "observe_seconds": round(observed_at - start, 3),
+        "plan_seconds": round(planned_at - observed_at, 3),
+        "write_seconds": round(written_at - planned_at, 3),  # the plan file, when --out is given
+        "cpu_seconds": round(cpu, 3),
+        "peak_rss_mib": round(peak / 2**20, 1),
+        "baseline_rss_mib": round(baseline / 2**20, 1),
+        "rss_bytes_per_object": round((peak - baseline) / n, 1),
+        "peak_rss_bytes_per_object": round(peak / n, 1),
+        "spill_bytes_per_object": round(spill_bytes / n, 1),
     }
 
 
@@ -278,19 +349,48 @@ def _show(result: dict[str, float]) -> str:
     )
 
 
+def _show_stream(result: dict[str, float]) -> str:
+    n = int(result["objects"])
+    peak = result["peak_rss_mib"] * 2**20
+    return "\n".join(
+        [
+            f"streamed plan: {n:,} objects, {int(result['changed']):,} changed -> {int(result['actions']):,} actions",
+            f"  wall      {result['seconds']:.2f} s  (observe into the spill {result['observe_seconds']:.2f} s"
+            f" + plan {result['plan_seconds']:.2f} s; {result['cpu_seconds']:.2f} s of CPU)"
+            f"; plan file {result['write_seconds']:.2f} s",
+            f"  peak RSS  {result['peak_rss_mib']:.1f} MiB  (after imports {result['baseline_rss_mib']:.1f} MiB)",
+            f"  per object  {result['rss_bytes_per_object']:.0f} B above the post-import baseline;"
+            f" spill on disk {result['spill_bytes_per_object']:.0f} B",
+            f"  target    peak <= {STREAM_TARGET_PEAK_BYTES / 2**30:.1f} GiB at up to 10^7 objects:"
+            f" {'met' if peak <= STREAM_TARGET_PEAK_BYTES or n > 10**7 else 'NOT met'}",
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.million", description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=DEFAULT_N, help="objects on each side (default 1,000,000)")
     parser.add_argument("--changed", type=float, default=DEFAULT_CHANGED, help="fraction whose md5 differs")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    parser.add_argument("--stream", action="store_true", help="the streaming planner (pixel plan --scale stream)")
+    parser.add_argument("--out", type=Path, help="with --stream: also write the plan file here (timed apart)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.out is not None and not args.stream:
+        parser.error("--out needs --stream")
     if args.child:
-        print(json.dumps(_child(args.n, args.changed, args.seed)), flush=True)
+        out = None if args.out is None else str(args.out)
+        found = (
+            _stream_child(args.n, args.changed, args.seed, out)
+            if args.stream
+            else _child(args.n, args.changed, args.seed)
+        )
+        print(json.dumps(found), flush=True)
         return 0
-    result = run_million(args.n, args.changed, args.seed)
-    print(json.dumps(result) if args.json else _show(result))
+    result = run_million(args.n, args.changed, args.seed, stream=args.stream, out=args.out)
+    shown = _show_stream(result) if args.stream else _show(result)
+    print(json.dumps(result) if args.json else shown)
     return 0
 
 

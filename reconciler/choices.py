@@ -26,6 +26,13 @@ class ObserveMode(StrEnum):
     INVENTORY = "inventory"
 
 
+class Scale(StrEnum):
+    """--scale: plan in memory, or stream the observation and the plan through spill files (docs/scale.md)."""
+
+    MEMORY = "memory"
+    STREAM = "stream"
+
+
 class Executor(StrEnum):
     """--executor: this machine's thread pool, or batches of actions on a Dask cluster."""
 

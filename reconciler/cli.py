@@ -21,7 +21,7 @@ import click
 from click.core import ParameterSource
 
 from reconciler import commands, progress
-from reconciler.choices import Executor, LogFormat, ObserveMode, OutputFormat
+from reconciler.choices import Executor, LogFormat, ObserveMode, OutputFormat, Scale
 from reconciler.commands.common import error
 from reconciler.errors import UserError
 from reconciler.logs import configure_logging
@@ -409,6 +409,14 @@ def fmt(specs: Path, check: bool, files: tuple[Path, ...]) -> int:
 @compact_option
 @target_option
 @observe_options
+@click.option(
+    "--scale",
+    type=EnumChoice(list(Scale)),
+    default=Scale.MEMORY,
+    show_default=True,
+    help="stream: keep the observation and the plan on disk (bounded memory, for tens of millions of objects; "
+    "see docs/scale.md). Prints a summary; save the plan with -out.",
+)
 def plan(
     specs: Path,
     detailed_exitcode: bool,
@@ -424,6 +432,7 @@ def plan(
     targets: tuple[str, ...],
     observe_mode: ObserveMode,
     relist: tuple[str, ...],
+    scale: Scale,
 ) -> int:
     """Show what apply would do. Reads only; takes no lock."""
     from reconciler.commands.plan import plan as plan_command
@@ -442,6 +451,7 @@ def plan(
         targets=targets,
         observe_mode=observe_mode,
         relist=relist,
+        scale=scale,
     )
 
 
@@ -553,9 +563,20 @@ def _given(ctx: click.Context) -> frozenset[str]:
 @command()
 @plan_format_option
 @compact_option
+@click.option(
+    "--scale",
+    type=EnumChoice(list(Scale)),
+    default=Scale.MEMORY,
+    show_default=True,
+    help="stream: read the file an element at a time and show a summary (counts, the first actions of each kind).",
+)
 @click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path))
-def show(specs: Path, output_format: OutputFormat, compact: bool, plan_file: Path) -> int:
+def show(specs: Path, output_format: OutputFormat, compact: bool, scale: Scale, plan_file: Path) -> int:
     """Render a plan saved with `pixel plan -out FILE`. Touches no store."""
+    if scale is Scale.STREAM:
+        from reconciler.commands.scale import show_streamed
+
+        return show_streamed(plan_file, output_format=output_format, compact=compact)
     from reconciler.commands.show import show as show_command
 
     return show_command(plan_file, output_format=output_format, compact=compact)

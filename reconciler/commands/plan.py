@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from reconciler.choices import ObserveMode, OutputFormat
+from reconciler.choices import ObserveMode, OutputFormat, Scale
 from reconciler.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, planfile
 from reconciler.commands.common import plan_workspace, say
 from reconciler.commands.output import render_plan
@@ -51,7 +51,24 @@ def plan(
     targets: Sequence[str] = (),
     observe_mode: ObserveMode = ObserveMode.LIST,
     relist: tuple[str, ...] = (),
+    scale: Scale = Scale.MEMORY,
 ) -> int:
+    if scale is Scale.STREAM:
+        from reconciler.commands.scale import plan_streamed
+
+        return plan_streamed(
+            specs,
+            detailed_exitcode=detailed_exitcode,
+            parallelism=parallelism,
+            rehash_all=rehash_all,
+            out=out,
+            limits=limits or GuardLimits(),
+            output_format=output_format,
+            compact=compact,
+            targets=targets,
+            observe_mode=observe_mode,
+            relist=relist,
+        )
     try:
         ws, result = plan_workspace(
             specs,

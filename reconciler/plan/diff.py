@@ -285,7 +285,9 @@ def _renamed_by_server(obs: MappingObservation) -> dict[str, str]:
     return out
 
 
-def _plan_mapping(spec: MappingSpec, obs: MappingObservation) -> Iterator[Action | Finding]:
+def plan_mapping(spec: MappingSpec, obs: MappingObservation) -> Iterator[Action | Finding]:
+    """One mapping's actions and findings, key by key in key order, yielded as they are decided: the in-memory
+    planner collects them, the streaming one (reconciler/scale/) spills them as they come."""
     push = spec.authority is Authority.LOCAL
     authority = spec.authority
     held_back = _held_back(spec, obs)
@@ -349,6 +351,16 @@ def _report_only(spec: MappingSpec, rel: str, state: PairState, local: Entry | N
     return Finding(FindingKind.CONFLICT, spec.name, where, why)
 
 
+def protect_error(spec: MappingSpec, deletes: int) -> str | None:
+    """The first pass's error for a protected mapping its `deletes` would prune, or None."""
+    if not spec.protect or not deletes:
+        return None
+    return (
+        f"mapping {spec.name!r} is protected (protect: true) but the plan would delete "
+        f"{deletes} object(s) under {spec.s3_store}:{spec.s3_prefix}"
+    )
+
+
 def plan_mappings(desired: Desired, observed: Observed) -> Plan:
     """The first pass: each mapping's keys compared side by side, one action or finding per key."""
     actions: list[Action] = []
@@ -361,18 +373,15 @@ def plan_mappings(desired: Desired, observed: Observed) -> Plan:
         if obs is None:
             continue
         deletes = 0
-        for item in _plan_mapping(spec, obs):
+        for item in plan_mapping(spec, obs):
             if isinstance(item, Finding):
                 findings.append(item)
                 continue
             actions.append(item)
             if item.kind is ActionKind.DELETE:
                 deletes += 1
-        if spec.protect and deletes:
-            errors.append(
-                f"mapping {spec.name!r} is protected (protect: true) but the plan would delete "
-                f"{deletes} object(s) under {spec.s3_store}:{spec.s3_prefix}"
-            )
+        if (error := protect_error(spec, deletes)) is not None:
+            errors.append(error)
     return Plan(
         actions=tuple(actions),
         edges=(),

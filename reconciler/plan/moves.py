@@ -41,39 +41,51 @@ from reconciler.plan.diff import action_id, short
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class _Source:
+class Source:
     key: str
     entry: Entry
     destroyer: str  # id of the action that deletes or overwrites this key
     fate: str  # "deletes" | "overwrites", for the plan's reason text
 
+    @property
+    def md5(self) -> str:
+        assert self.entry.md5 is not None  # only known content is a source (`vacated`)
+        return self.entry.md5
+
+
+def vacated(spec: MappingSpec, remote: Mapping[str, Entry], action: Action) -> Source | None:
+    """The remote object `action` deletes or overwrites when its md5 is known (a move could read it first), or
+    None. Asked per action, so the streaming planner (reconciler/scale/) spills the answers instead."""
+    if action.target.store != spec.s3_store:
+        return None
+    destroys = action.kind is ActionKind.DELETE or (action.kind is ActionKind.UPLOAD and action.change is Change.UPDATE)
+    rel = spec.rel_of_remote(action.target.key) if destroys else None
+    entry = None if rel is None else remote.get(rel)
+    if entry is None or entry.md5 is None:
+        return None
+    fate = "deletes" if action.kind is ActionKind.DELETE else "overwrites"
+    return Source(action.target.key, entry, action.id, fate)
+
 
 def _vacating(
     spec: MappingSpec, remote: Mapping[str, Entry], actions: Iterable[Action]
-) -> dict[str, list[_Source]]:
+) -> dict[str, list[Source]]:
     """Remote keys whose current content this plan destroys, grouped by that content's md5.
 
     `remote` is keyed relative to the mapping's prefix: only the (few) targets are looked up there,
     rather than re-keying every observed object by its full key.
     """
-    by_md5: dict[str, list[_Source]] = defaultdict(list)
+    by_md5: dict[str, list[Source]] = defaultdict(list)
     for action in actions:
-        rel = spec.rel_of_remote(action.target.key)
-        if action.target.store != spec.s3_store or rel is None:
-            continue
-        destroys = action.kind is ActionKind.DELETE or (
-            action.kind is ActionKind.UPLOAD and action.change is Change.UPDATE
-        )
-        entry = remote.get(rel)
-        if destroys and entry is not None and entry.md5 is not None:
-            fate = "deletes" if action.kind is ActionKind.DELETE else "overwrites"
-            by_md5[entry.md5].append(_Source(action.target.key, entry, action.id, fate))
+        source = vacated(spec, remote, action)
+        if source is not None:
+            by_md5[source.md5].append(source)
     for sources in by_md5.values():
         sources.sort(key=lambda s: s.key)
     return by_md5
 
 
-def _move(upload: Action, source: _Source) -> Action:
+def move_from(upload: Action, source: Source) -> Action:
     return dataclasses.replace(
         upload,
         id=action_id(ActionKind.MOVE, upload.target),
@@ -95,7 +107,7 @@ def _temp_key(move: Action) -> str:
     return f"{TEMP_PREFIX}{move.md5}/{move.target.key}"
 
 
-def _break_cycles(
+def break_cycles(
     actions: dict[str, Action], edges: set[tuple[str, str]], reads: dict[str, str], destroyer: dict[str, str]
 ) -> None:
     """Route one move of each cycle through a temporary key until the move edges form a DAG."""
@@ -164,7 +176,7 @@ def plan_moves(desired: Desired, observed: Observed, plan: Plan) -> Plan:
             source = next((s for s in vacating.get(upload.md5, ()) if s.key != upload.target.key), None)
             if source is None:
                 continue
-            move = _move(upload, source)
+            move = move_from(upload, source)
             renamed[upload.id] = move.id
             del actions[upload.id]
             actions[move.id] = move
@@ -176,7 +188,7 @@ def plan_moves(desired: Desired, observed: Observed, plan: Plan) -> Plan:
         for key, who in destroyer.items():
             destroyer[key] = renamed.get(who, who)
         spec_edges = {(node, destroyer[key]) for node, key in reads.items()}
-        _break_cycles(actions, spec_edges, reads, destroyer)
+        break_cycles(actions, spec_edges, reads, destroyer)
         move_edges |= spec_edges
     if not renamed:
         return plan

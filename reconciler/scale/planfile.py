@@ -1,0 +1,177 @@
+"""A streamed plan written as the saved-plan file, a piece at a time: the same bytes `plan.serialize.dumps` writes.
+
+The file is `serialize.to_dict`'s document, indented by orjson as `dumps` does: the envelope (version,
+digests, summary, limits, counts) is dumped once with a marker where each of the three arrays goes, and
+the arrays are written element by element in their place, each element indented as it would be inside
+the whole document. So `pixel apply FILE` reads it with the one reader there is, and a plan small enough
+to hold in memory gives a byte-identical file either way (tests/unit/scale/).
+
+The guard digest covers the findings, which are streamed: it is hashed as they are written, over the
+same canonical text `serialize.guard_digest` builds. The file is written under a temporary name beside
+its destination and renamed into place after an fsync, as `commands.planfile.dump` does: a crash (even
+SIGKILL) leaves no file under the destination name, and the temporary one is cut off mid-array, which
+no reader accepts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from reconciler.model import Action, Finding
+from reconciler.plan.action_check import action_ok, edge_ok
+from reconciler.plan.guards import GuardLimits
+from reconciler.plan.serialize import (
+    FORMAT_VERSION,
+    PlanFileError,
+    _limits_dict,
+    _pixel_version,
+    action_to_dict,
+    validate,
+)
+from reconciler.scale.planner import StreamedPlan
+
+_ARRAYS = ("actions", "edges", "findings")
+_CANONICAL: dict[str, Any] = {"sort_keys": True, "separators": (",", ":"), "ensure_ascii": False}
+# Set by tests and the benchmark only: called with the count of array elements written so far.
+Progress = Callable[[int], None]
+
+
+def finding_dict(finding: Finding) -> dict[str, str]:
+    return {"kind": finding.kind.value, "mapping": finding.mapping, "key": finding.key, "message": finding.message}
+
+
+def _marker(name: str) -> str:
+    return f"\x00pixel-streamed-{name}\x00"
+
+
+def _envelope(streamed: StreamedPlan, limits: GuardLimits) -> dict[str, Any]:
+    """`serialize.to_dict` with each array a marker and the guard digest still to be computed."""
+    data: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "pixel_version": _pixel_version(),
+        "spec_digest": streamed.spec_digest,
+        "applyable": streamed.applyable,
+        "summary": {name: {"count": t.count, "bytes": t.bytes} for name, t in streamed.tallies.items()},
+        "actions": _marker("actions"),
+        "edges": _marker("edges"),
+        "findings": _marker("findings"),
+        "errors": list(streamed.errors),
+        "guard_limits": _limits_dict(limits),
+        "object_counts": dict(sorted(streamed.object_counts.items())),
+    }
+    if streamed.targets:
+        data["targets"] = list(streamed.targets)
+    data["guard_digest"] = "0" * 64
+    return data
+
+
+class GuardDigest:
+    """`serialize.guard_digest`'s sha256, fed the findings one at a time: the findings come first in its
+    canonical text (its keys are sorted), the rest is known before writing starts."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._hash = hashlib.sha256(b'{"findings":[')
+        self._first = True
+        rest = {name: data[name] for name in ("guard_limits", "object_counts", "spec_digest")}
+        if "targets" in data:
+            rest["targets"] = data["targets"]
+        self._tail = "]," + json.dumps(rest, **_CANONICAL)[1:]
+
+    def add(self, finding: dict[str, str]) -> None:
+        text = json.dumps(finding, **_CANONICAL)
+        self._hash.update((text if self._first else "," + text).encode("utf-8"))
+        self._first = False
+
+    def hexdigest(self) -> str:
+        self._hash.update(self._tail.encode("utf-8"))
+        return self._hash.hexdigest()
+
+
+def _indented(value: Any) -> bytes:
+    # An element of a top-level array sits two levels deep: orjson's own lines, four spaces further in.
+    # orjson escapes every newline inside a string, so each "\n" it writes is one of its own line breaks.
+    return b"    " + orjson.dumps(value, option=orjson.OPT_INDENT_2).replace(b"\n", b"\n    ")
+
+
+def _write_array(out: IO[bytes], items: Iterable[Any], written: list[int], progress: Progress | None) -> None:
+    first = True
+    for item in items:
+        out.write(b"[\n" if first else b",\n")
+        out.write(_indented(item))
+        first = False
+        written[0] += 1
+        if progress is not None:
+            progress(written[0])
+    out.write(b"[]" if first else b"\n  ]")
+
+
+def _checked_actions(actions: Iterable[Action]) -> Iterator[dict[str, Any]]:
+    for action in actions:
+        data = action_to_dict(action)
+        if not action_ok(data):
+            # The schema's own message, naming the action: the full check of a one-action plan.
+            validate({"actions": [data], "edges": []}, source="plan being written")
+            raise PlanFileError(f"plan being written: action {action.id} is not valid")
+        yield data
+
+
+def _checked_edges(edges: Iterable[tuple[str, str]]) -> Iterator[list[str]]:
+    for before, after in edges:
+        edge = [before, after]
+        if not edge_ok(edge):
+            raise PlanFileError(f"plan being written: edge {before} -> {after} is not valid")
+        yield edge
+
+
+def write_streamed(
+    streamed: StreamedPlan, path: Path, *, limits: GuardLimits | None = None, progress: Progress | None = None
+) -> None:
+    """Write `streamed` to `path` as a saved plan, atomically, never holding its actions in memory."""
+    data = _envelope(streamed, limits or GuardLimits())
+    # The envelope alone, arrays empty, is what the schema checks (the elements are checked one by one).
+    validate({**data, "actions": [], "edges": [], "findings": []}, source="plan being written")
+    head = orjson.dumps(data, option=orjson.OPT_INDENT_2)
+    digest = GuardDigest(data)
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise PlanFileError(f"cannot write the plan file {path}: {exc.strerror or exc}") from exc
+
+    def findings() -> Iterator[dict[str, str]]:
+        for finding in streamed.findings():
+            item = finding_dict(finding)
+            digest.add(item)
+            yield item
+
+    arrays: dict[str, Iterable[Any]] = {
+        "actions": _checked_actions(streamed.actions()),
+        "edges": _checked_edges(streamed.edges()),
+        "findings": findings(),
+    }
+    written = [0]
+    try:
+        with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+            rest = head
+            for name in _ARRAYS:
+                marker = orjson.dumps(_marker(name))
+                before, rest = rest.split(marker, 1)
+                out.write(before)
+                _write_array(out, arrays[name], written, progress)
+            before, _ = rest.rsplit(b'"' + b"0" * 64 + b'"', 1)
+            out.write(before + orjson.dumps(digest.hexdigest()) + b"\n}\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
