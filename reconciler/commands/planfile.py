@@ -43,7 +43,9 @@ def _whole(handle: BinaryIO, path: Path) -> SavedPlan:
         text = handle.read().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PlanFileError(f"plan file {path} cannot be read: {exc}") from exc
-    return loads_saved(text, source=str(path))
+    # As open(path).read() would: universal newlines, so a refusal names the line and column it always named. JSON
+    # strings hold no raw carriage return, so only whitespace between tokens changes.
+    return loads_saved(text.replace("\r\n", "\n").replace("\r", "\n"), source=str(path))
 
 
 def load_saved(path: Path) -> SavedPlan:
