@@ -412,7 +412,7 @@ def fmt(specs: Path, check: bool, files: tuple[Path, ...]) -> int:
 @click.option(
     "--scale",
     type=EnumChoice(list(Scale)),
-    default=Scale.MEMORY,
+    default=Scale.MEMORY.value,
     show_default=True,
     help="stream: keep the observation and the plan on disk (bounded memory, for tens of millions of objects; "
     "see docs/scale.md). Prints a summary; save the plan with -out.",
@@ -566,7 +566,7 @@ def _given(ctx: click.Context) -> frozenset[str]:
 @click.option(
     "--scale",
     type=EnumChoice(list(Scale)),
-    default=Scale.MEMORY,
+    default=Scale.MEMORY.value,
     show_default=True,
     help="stream: read the file an element at a time and show a summary (counts, the first actions of each kind).",
 )

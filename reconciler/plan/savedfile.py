@@ -60,7 +60,7 @@ def _refuse(plan: Plan, limits: GuardLimits | None) -> PlanFileError:
     return PlanFileError("plan being written: the framed layout refused what the schema accepts")
 
 
-def _framed(values: Iterable[bytes], close: bytes) -> Iterator[bytes]:
+def framed(values: Iterable[bytes], close: bytes) -> Iterator[bytes]:
     """`values` one to a line, each but the last with its comma, then `close`."""
     pending: bytes | None = None
     for value in values:
@@ -94,9 +94,9 @@ def lines(plan: Plan, *, limits: GuardLimits | None = None) -> Iterator[bytes]:
                 raise _refuse(plan, limits)
             yield orjson.dumps(edge)
 
-    yield from _framed(actions(), ACTIONS_CLOSE)
+    yield from framed(actions(), ACTIONS_CLOSE)
     yield EDGES_OPEN
-    yield from _framed(edges(), EDGES_CLOSE)
+    yield from framed(edges(), EDGES_CLOSE)
 
 
 class _Unframed(Exception):

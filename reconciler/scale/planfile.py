@@ -21,11 +21,12 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
 from reconciler.model import Action, Finding
+from reconciler.plan import savedfile
 from reconciler.plan.action_check import action_ok, edge_ok
 from reconciler.plan.guards import GuardLimits
 from reconciler.plan.serialize import (
@@ -38,7 +39,6 @@ from reconciler.plan.serialize import (
 )
 from reconciler.scale.planner import StreamedPlan
 
-_ARRAYS = ("actions", "edges", "findings")
 _CANONICAL: dict[str, Any] = {"sort_keys": True, "separators": (",", ":"), "ensure_ascii": False}
 # Set by tests and the benchmark only: called with the count of array elements written so far.
 Progress = Callable[[int], None]
@@ -95,24 +95,6 @@ class GuardDigest:
         return self._hash.hexdigest()
 
 
-def _indented(value: Any) -> bytes:
-    # An element of a top-level array sits two levels deep: orjson's own lines, four spaces further in.
-    # orjson escapes every newline inside a string, so each "\n" it writes is one of its own line breaks.
-    return b"    " + orjson.dumps(value, option=orjson.OPT_INDENT_2).replace(b"\n", b"\n    ")
-
-
-def _write_array(out: IO[bytes], items: Iterable[Any], written: list[int], progress: Progress | None) -> None:
-    first = True
-    for item in items:
-        out.write(b"[\n" if first else b",\n")
-        out.write(_indented(item))
-        first = False
-        written[0] += 1
-        if progress is not None:
-            progress(written[0])
-    out.write(b"[]" if first else b"\n  ]")
-
-
 def _checked_actions(actions: Iterable[Action]) -> Iterator[dict[str, Any]]:
     for action in actions:
         data = action_to_dict(action)
@@ -134,11 +116,13 @@ def _checked_edges(edges: Iterable[tuple[str, str]]) -> Iterator[list[str]]:
 def write_streamed(
     streamed: StreamedPlan, path: Path, *, limits: GuardLimits | None = None, progress: Progress | None = None
 ) -> None:
-    """Write `streamed` to `path` as a saved plan, atomically, never holding its actions in memory."""
+    """Write `streamed` to `path` as a saved plan, atomically, never holding its actions in memory: byte for byte
+    the framed file `pixel plan -out` writes (plan/savedfile.py), its first line's findings streamed into it."""
     data = _envelope(streamed, limits or GuardLimits())
     # The envelope alone, arrays empty, is what the schema checks (the elements are checked one by one).
     validate({**data, "actions": [], "edges": [], "findings": []}, source="plan being written")
-    head = orjson.dumps(data, option=orjson.OPT_INDENT_2)
+    header = {name: value for name, value in data.items() if name not in ("actions", "edges")}
+    head = orjson.dumps(header)
     digest = GuardDigest(data)
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
@@ -146,29 +130,32 @@ def write_streamed(
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
         raise PlanFileError(f"cannot write the plan file {path}: {exc.strerror or exc}") from exc
-
-    def findings() -> Iterator[dict[str, str]]:
-        for finding in streamed.findings():
-            item = finding_dict(finding)
-            digest.add(item)
-            yield item
-
-    arrays: dict[str, Iterable[Any]] = {
-        "actions": _checked_actions(streamed.actions()),
-        "edges": _checked_edges(streamed.edges()),
-        "findings": findings(),
-    }
     written = [0]
+
+    def counted(values: Iterable[Any]) -> Iterator[bytes]:
+        for value in values:
+            yield orjson.dumps(value)
+            written[0] += 1
+            if progress is not None:
+                progress(written[0])
+
     try:
         with os.fdopen(fd, "wb", buffering=1 << 20) as out:
-            rest = head
-            for name in _ARRAYS:
-                marker = orjson.dumps(_marker(name))
-                before, rest = rest.split(marker, 1)
-                out.write(before)
-                _write_array(out, arrays[name], written, progress)
+            before, rest = head.split(orjson.dumps(_marker("findings")), 1)
+            out.write(before + b"[")
+            for number, finding in enumerate(streamed.findings()):
+                item = finding_dict(finding)
+                digest.add(item)
+                out.write((b"," if number else b"") + orjson.dumps(item))
+                written[0] += 1
+                if progress is not None:
+                    progress(written[0])
             before, _ = rest.rsplit(b'"' + b"0" * 64 + b'"', 1)
-            out.write(before + orjson.dumps(digest.hexdigest()) + b"\n}\n")
+            out.write(b"]" + before + orjson.dumps(digest.hexdigest()) + b",\n")
+            out.write(savedfile.ACTIONS_OPEN)
+            out.writelines(savedfile.framed(counted(_checked_actions(streamed.actions())), savedfile.ACTIONS_CLOSE))
+            out.write(savedfile.EDGES_OPEN)
+            out.writelines(savedfile.framed(counted(_checked_edges(streamed.edges())), savedfile.EDGES_CLOSE))
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
