@@ -107,7 +107,8 @@ def test_a_refused_get_is_a_refusal_with_the_servers_code() -> None:
     raw, _ = raw_with([_Body(412, REFUSED, reason="Precondition Failed")])
     with pytest.raises(S3Refusal) as refused:
         raw.get_object("x", {"IfMatch": '"old"'})
-    assert (refused.value.code, refused.value.status, refused.value.operation) == ("PreconditionFailed", 412, "GetObject")
+    refusal = refused.value
+    assert (refusal.code, refusal.status, refusal.operation) == ("PreconditionFailed", 412, "GetObject")
 
 
 def test_a_put_resends_its_stream_from_where_it_stood() -> None:

@@ -53,7 +53,6 @@ if TYPE_CHECKING:
 
 _PROBE = "pixel-probe-key"
 _XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
-_NS = "{" + _XMLNS + "}"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 _Answer = TypeVar("_Answer", Response, Streamed)
 # The regions of the standard `aws` partition, whose S3 endpoints are s3.REGION.amazonaws.com
@@ -253,7 +252,7 @@ class DirectTransport:
     def copy_object(self, src_key: str, dst_key: str, params: Params) -> str:
         headers = {**headers_of(params), "x-amz-copy-source": self._copy_source(src_key)}
         response = self._send("CopyObject", "PUT", self._url(dst_key), None, headers)
-        return unquoted(_answer("CopyObject", response).findtext(f"{_NS}ETag"))
+        return unquoted(_text(_answer("CopyObject", response), "ETag"))
 
     def delete_object(self, key: str, params: Params) -> None:
         self._send("DeleteObject", "DELETE", self._url(key), None, headers_of(params))
@@ -261,7 +260,7 @@ class DirectTransport:
     def create_multipart_upload(self, key: str, params: Params) -> str:
         response = self._send("CreateMultipartUpload", "POST", self._url(key, {"uploads": ""}), None,
                               headers_of(params))
-        upload_id = _answer("CreateMultipartUpload", response).findtext(f"{_NS}UploadId")
+        upload_id = _text(_answer("CreateMultipartUpload", response), "UploadId")
         if not upload_id:
             raise ValueError(f"CreateMultipartUpload of {key}: the response has no UploadId")
         return upload_id
@@ -288,7 +287,7 @@ class DirectTransport:
             "x-amz-copy-source-range": f"bytes={first}-{last}",
         }
         response = self._send("UploadPartCopy", "PUT", url, None, headers)
-        etag = _answer("UploadPartCopy", response).findtext(f"{_NS}ETag")
+        etag = _text(_answer("UploadPartCopy", response), "ETag")
         if not etag:
             raise ValueError(f"UploadPartCopy of {dst_key} part {number}: the response has no ETag")
         return etag
@@ -303,24 +302,24 @@ class DirectTransport:
         body = f'<CompleteMultipartUpload xmlns="{_XMLNS}">{listed}</CompleteMultipartUpload>'.encode()
         headers = {**headers_of(params), "Content-Type": "application/xml", "Content-Length": str(len(body))}
         response = self._send("CompleteMultipartUpload", "POST", self._url(key, {"uploadId": upload_id}), body, headers)
-        return unquoted(_answer("CompleteMultipartUpload", response).findtext(f"{_NS}ETag"))
+        return unquoted(_text(_answer("CompleteMultipartUpload", response), "ETag"))
 
     def abort_multipart_upload(self, key: str, upload_id: str) -> None:
         self._send("AbortMultipartUpload", "DELETE", self._url(key, {"uploadId": upload_id}), None, {})
 
     def has_parts(self, key: str, upload_id: str) -> bool:
         response = self._send("ListParts", "GET", self._url(key, {"max-parts": "1", "uploadId": upload_id}), None, {})
-        return _answer("ListParts", response).find(f"{_NS}Part") is not None
+        return bool(_all(_answer("ListParts", response), "Part"))
 
     def multipart_uploads(self, prefix: str) -> list[dict[str, Any]]:
         query = {"encoding-type": "url", "prefix": prefix, "uploads": ""}
         response = self._send("ListMultipartUploads", "GET", self._url(None, query), None, {})
         found = []
-        for upload in _answer("ListMultipartUploads", response).iter(f"{_NS}Upload"):
-            initiated = upload.findtext(f"{_NS}Initiated")
+        for upload in _all(_answer("ListMultipartUploads", response), "Upload"):
+            initiated = _text(upload, "Initiated")
             found.append({
-                "Key": urllib.parse.unquote_plus(upload.findtext(f"{_NS}Key") or ""),
-                "UploadId": upload.findtext(f"{_NS}UploadId") or "",
+                "Key": urllib.parse.unquote_plus(_text(upload, "Key")),
+                "UploadId": _text(upload, "UploadId"),
                 "Initiated": iso_timestamp(initiated) if initiated else None,
             })
         return found
@@ -429,11 +428,25 @@ def refusal(operation: str, response: Response) -> S3Refusal:
     return S3Refusal(operation, response.status, code, message, response.headers)
 
 
+def _local(node: ET.Element) -> str:
+    return node.tag.rpartition("}")[2]
+
+
+def _all(root: ET.Element, name: str) -> list[ET.Element]:
+    """Elements named `name` under `root`, with or without S3's namespace (some servers answer without it)."""
+    return [node for node in root.iter() if _local(node) == name]
+
+
+def _text(root: ET.Element, name: str) -> str:
+    found = _all(root, name)
+    return (found[0].text or "") if found else ""
+
+
 def _answer(operation: str, response: Response) -> ET.Element:
     """The XML of a 2xx answer. CopyObject, UploadPartCopy and CompleteMultipartUpload can fail after their
     200 is sent: the body is then an <Error>, which is raised as the refusal it is."""
     root = ET.fromstring(response.data)
-    if root.tag.rpartition("}")[2] == "Error":
+    if _local(root) == "Error":
         raise refusal(operation, response)
     return root
 
