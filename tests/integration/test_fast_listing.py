@@ -18,6 +18,7 @@ from reconciler.model import S3StoreSpec
 from reconciler.stores.base import ObjectChanged, PermanentStoreError
 from reconciler.stores.s3 import S3Store, make_client
 from reconciler.stores.s3.direct.raw import DirectTransport
+from reconciler.stores.s3.transport import list_params
 
 # Keys botocore url-decodes after parsing (EncodingType=url): spaces, '+', '%', unicode, XML specials.
 KEYS = ["p/plain.jsonl", "p/with space.json", "p/plus+sign", "p/100%.txt", "p/ünï/código.jpg", "p/a&b<c>.json"]
@@ -71,7 +72,7 @@ def direct_pages(direct: DirectTransport, prefix: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     token: str | None = None
     while not out or (out[-1].get("IsTruncated") and token):
-        out.append(direct.list_page(prefix, token=token))
+        out.append(direct.list_page(prefix, list_params(token=token)))
         token = out[-1].get("NextContinuationToken")
     return out
 

@@ -152,20 +152,8 @@ class BotocoreTransport:
             return None  # no default encryption configured, or an endpoint without the API
         return frozenset(r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") or "" for r in rules)
 
-    def list_page(
-        self, prefix: str, *, start_after: str | None = None, delimiter: str | None = None,
-        token: str | None = None, max_keys: int | None = None,
-    ) -> Page:
-        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
-        if token:
-            params["ContinuationToken"] = token
-        elif start_after is not None:
-            params["StartAfter"] = start_after
-        if delimiter is not None:
-            params["Delimiter"] = delimiter
-        if max_keys is not None:
-            params["MaxKeys"] = max_keys
-        return cast(Page, self.client.list_objects_v2(**params))
+    def list_page(self, prefix: str, params: Params) -> Page:
+        return cast(Page, self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, **params))
 
     def head_object(self, key: str, params: Params) -> Head | None:
         try:

@@ -21,7 +21,7 @@ from typing import Any
 
 from reconciler.stores.base import PermanentStoreError
 from reconciler.stores.s3.errors import is_missing, no_such_upload
-from reconciler.stores.s3.transport import Transport, sent
+from reconciler.stores.s3.transport import Transport, list_params, sent
 
 # One small JSON record per multipart upload pixel has in progress: what lets a later apply
 # abort its own leftovers, and only those. Never listed as data, never pruned (keys under .pixel/).
@@ -153,7 +153,7 @@ class Journal:
         found: tuple[JournaledUpload, ...] = ()
         token: str | None = None
         while True:
-            ask = functools.partial(transport.list_page, UPLOAD_JOURNAL_PREFIX, token=token)
+            ask = functools.partial(transport.list_page, UPLOAD_JOURNAL_PREFIX, list_params(token=token))
             page = sent(transport, "list upload records", UPLOAD_JOURNAL_PREFIX, ask)
             for obj in page.get("Contents", []):
                 record = obj["Key"]

@@ -47,7 +47,7 @@ from reconciler.stores.s3.objects import (
     mtime_ns,
     unquoted,
 )
-from reconciler.stores.s3.transport import Head, Page, Transport, sent
+from reconciler.stores.s3.transport import Head, Page, Transport, list_params, sent
 from reconciler.stores.s3.upload import MIB, FileParts, PartBuffers, part_size_for, put_params
 
 if TYPE_CHECKING:
@@ -202,7 +202,7 @@ class S3Store:
         code = ""
         log = get_logger("pixel.s3")
         try:
-            transport.list_page("", max_keys=1)
+            transport.list_page("", list_params(max_keys=1))
         except Exception as exc:
             if status_of(exc):
                 code = code_of(exc)
@@ -228,7 +228,7 @@ class S3Store:
             token: str | None = None
             while True:
                 ask = functools.partial(
-                    transport.list_page, prefix, start_after=start_after, delimiter=delimiter, token=token
+                    transport.list_page, prefix, list_params(start_after=start_after, delimiter=delimiter, token=token)
                 )
                 page: Page = outermost(functools.partial(sent, transport, "list", prefix, ask))
                 yield page

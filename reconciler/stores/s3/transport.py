@@ -65,10 +65,9 @@ class Transport(Protocol):
         """The bucket's default-encryption algorithms; None when it has none or the endpoint lacks the API."""
         ...
 
-    def list_page(
-        self, prefix: str, *, start_after: str | None = None, delimiter: str | None = None,
-        token: str | None = None, max_keys: int | None = None,
-    ) -> Page: ...
+    def list_page(self, prefix: str, params: Params) -> Page:
+        """One ListObjectsV2 page of `prefix`; `params` from `list_params`."""
+        ...
 
     def head_object(self, key: str, params: Params) -> Head | None:
         """None when there is no such key (404); a failed precondition raises."""
@@ -121,6 +120,23 @@ class Transport(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def list_params(
+    *, start_after: str | None = None, delimiter: str | None = None, token: str | None = None,
+    max_keys: int | None = None,
+) -> dict[str, Any]:
+    """A ListObjectsV2 request's parameters (a continuation token takes over from StartAfter)."""
+    params: dict[str, Any] = {}
+    if token:
+        params["ContinuationToken"] = token
+    elif start_after is not None:
+        params["StartAfter"] = start_after
+    if delimiter is not None:
+        params["Delimiter"] = delimiter
+    if max_keys is not None:
+        params["MaxKeys"] = max_keys
+    return params
 
 
 def sent(transport: Transport, action: str, where: str, request: Callable[..., T], *args: Any) -> T:

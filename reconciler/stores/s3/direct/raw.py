@@ -346,20 +346,10 @@ class DirectTransport:
             return None
         return frozenset(node.text or "" for node in root.iter() if node.tag.rpartition("}")[2] == "SSEAlgorithm")
 
-    def list_page(
-        self, prefix: str, *, start_after: str | None = None, delimiter: str | None = None,
-        token: str | None = None, max_keys: int | None = None,
-    ) -> Page:
+    def list_page(self, prefix: str, params: Params) -> Page:
         """One ListObjectsV2 page, shaped like botocore's (keys decoded, Size an int, LastModified a datetime)."""
         query = {"list-type": "2", "prefix": prefix, "encoding-type": "url"}
-        if token:
-            query["continuation-token"] = token
-        elif start_after is not None:
-            query["start-after"] = start_after
-        if delimiter is not None:
-            query["delimiter"] = delimiter
-        if max_keys is not None:
-            query["max-keys"] = str(max_keys)
+        query.update({_LIST_QUERY[name]: str(value) for name, value in params.items()})
         page = parse_list_objects_v2(self._get("ListObjectsV2", query).data)
         for item in page.get("Contents", []):
             item["Key"] = urllib.parse.unquote_plus(item["Key"])
@@ -467,6 +457,13 @@ _HEADERS = {
     "ChecksumCRC64NVME": "x-amz-checksum-crc64nvme",
     "ChecksumAlgorithm": "x-amz-checksum-algorithm",
     "ChecksumType": "x-amz-checksum-type",
+}
+# ListObjectsV2's parameters (botocore's names) -> the query's.
+_LIST_QUERY = {
+    "ContinuationToken": "continuation-token",
+    "StartAfter": "start-after",
+    "Delimiter": "delimiter",
+    "MaxKeys": "max-keys",
 }
 # A HEAD's headers -> botocore's names for them (those entry_of_head and kept_headers read).
 _HEAD_FIELDS = {
