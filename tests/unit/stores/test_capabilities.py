@@ -14,7 +14,8 @@ from reconciler.stores.local import LocalStore
 from reconciler.stores.memory import MemoryStore
 from reconciler.stores.s3 import S3Store
 from reconciler.stores.s3.botocore_transport import BotocoreTransport
-from reconciler.stores.s3.conditions import as_headers, conditions
+from reconciler.stores.s3.conditions import conditions
+from reconciler.stores.s3.direct.raw import headers_of
 
 
 class RecordingClient:
@@ -62,7 +63,7 @@ def test_one_builder_gives_botocore_parameters_and_the_same_conditions_as_header
     assert conditions(if_absent=True, if_match="ignored") == {"IfNoneMatch": "*"}
     made = conditions(if_match='"abc"', src_etag="def")
     assert made == {"IfMatch": '"abc"', "CopySourceIfMatch": '"def"'}
-    assert as_headers(made) == {"If-Match": '"abc"', "x-amz-copy-source-if-match": '"def"'}
+    assert headers_of(made) == {"If-Match": '"abc"', "x-amz-copy-source-if-match": '"def"'}
     assert conditions() == {}
 
 

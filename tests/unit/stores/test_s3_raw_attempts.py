@@ -14,6 +14,7 @@ from typing import BinaryIO
 
 import pytest
 
+from reconciler.stores.base import TransientStoreError
 from reconciler.stores.s3.credentials import StaticCredentials
 from reconciler.stores.s3.direct.http_pool import DeadlineExceeded, Response
 from reconciler.stores.s3.direct.raw import DirectTransport
@@ -117,3 +118,34 @@ def test_a_put_resends_its_stream_from_where_it_stood() -> None:
     raw, pool = raw_with([BrokenPipeError("closed"), _Body(200, b"", headers={"ETag": '"abc"'})])
     assert raw.put_object("x", body, 4, {}) == "abc"
     assert [sent for _, _, _, sent in pool.sent] == [b"sent", b"sent"]
+
+
+INTERNAL = b"<Error><Code>InternalError</Code><Message>We encountered an internal error</Message></Error>"
+
+
+@pytest.mark.parametrize("operation", ["copy", "complete"])
+def test_a_copy_or_complete_failing_after_its_200_is_a_refusal_not_a_success(operation: str) -> None:
+    """S3 may send 200 and then fail a CopyObject or CompleteMultipartUpload: the body is then an <Error>."""
+    raw, _ = raw_with([_Body(200, INTERNAL)])
+    with pytest.raises(S3Refusal) as refused:
+        if operation == "copy":
+            raw.copy_object("src", "dst", {"IfNoneMatch": "*"})
+        else:
+            raw.complete_multipart_upload("k", "upload-1", [{"ETag": '"e"', "PartNumber": 1}], {})
+    assert refused.value.code == "InternalError"
+    assert isinstance(raw.translate(refused.value, key="k", action="copy"), TransientStoreError)
+
+
+def test_a_head_reads_as_botocore_shapes_it() -> None:
+    headers = {
+        "Content-Length": "12", "ETag": '"abc"', "Last-Modified": "Sun, 06 Dec 2026 03:00:00 GMT",
+        "x-amz-meta-md5": "0" * 32, "X-Amz-Meta-Other": "kept", "Content-Type": "application/json",
+        "x-amz-server-side-encryption": "aws:kms",
+    }
+    raw, pool = raw_with([_Body(200, b"", headers=headers), _Body(404, b"")])
+    head = raw.head_object("a b", {"IfMatch": '"abc"'})
+    assert head is not None and head["ContentLength"] == 12 and head["ETag"] == '"abc"'
+    assert head["Metadata"] == {"md5": "0" * 32, "other": "kept"} and head["ContentType"] == "application/json"
+    assert head["ServerSideEncryption"] == "aws:kms" and head["LastModified"].year == 2026
+    assert raw.head_object("gone", {}) is None
+    assert pool.sent[0][0] == "HEAD" and pool.sent[0][2]["If-Match"] == '"abc"'

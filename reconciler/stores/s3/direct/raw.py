@@ -39,6 +39,7 @@ from xml.sax.saxutils import escape
 
 from reconciler.model import S3StoreSpec
 from reconciler.stores.base import StoreError
+from reconciler.stores.s3.conditions import HEADERS as CONDITION_HEADERS
 from reconciler.stores.s3.credentials import static_access
 from reconciler.stores.s3.deadlines import deadlines
 from reconciler.stores.s3.direct.http_pool import NETWORK_ERRORS, ConnectionPool, DeadlineExceeded, Response, Streamed
@@ -443,9 +444,7 @@ def _answer(operation: str, response: Response) -> ET.Element:
 
 # botocore's parameter name -> the header the direct transport sends for it.
 _HEADERS = {
-    "IfMatch": "If-Match",
-    "IfNoneMatch": "If-None-Match",
-    "CopySourceIfMatch": "x-amz-copy-source-if-match",
+    **CONDITION_HEADERS,
     "Range": "Range",
     "ContentMD5": "Content-MD5",
     "ContentType": "Content-Type",
