@@ -9,15 +9,16 @@ direct transport sent where botocore would send, signed with its provider chain'
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from reconciler.model import S3StoreSpec
 from reconciler.stores.base import PermanentStoreError, StoreError
 from reconciler.stores.s3.credentials import env_credentials
 from reconciler.stores.s3.deadlines import deadlines
-from reconciler.stores.s3.direct.raw import through_botocore
+from reconciler.stores.s3.direct.raw import direct, through_botocore
 from reconciler.stores.s3.errors import status_of, translate
 from reconciler.stores.s3.lazy import lazy
 from reconciler.stores.s3.objects import unquoted
@@ -118,6 +119,22 @@ def botocore_decided(spec: S3StoreSpec, pool_size: int) -> tuple[Transport, Tran
     except (ValueError, botocore.exceptions.BotoCoreError):
         return checking, checking
     return checking, sending
+
+
+def transports(
+    spec: S3StoreSpec, client: S3Client | None, pool_size: int
+) -> tuple[Transport, Transport, Callable[[], tuple[Transport, Transport]] | None]:
+    """(the transport that checks the bucket, the one that sends every other request, botocore's decision to
+    fall back on when the bucket does not answer the first pair): an injected client sends everything; else
+    the direct transport where the spec and plain keys decide, botocore deciding where they do not."""
+    if client is not None:
+        injected = BotocoreTransport(client, spec.bucket)
+        return injected, injected, None
+    plain = direct(spec, pool_size=pool_size)
+    if plain is not None:
+        return plain, plain, functools.partial(botocore_decided, spec, pool_size)
+    checking, sending = botocore_decided(spec, pool_size)
+    return checking, sending, None
 
 
 class BotocoreTransport:

@@ -30,9 +30,8 @@ from reconciler.model import Entry, S3StoreSpec
 from reconciler.stores.base import ObjectChanged, OpenSource, PermanentStoreError, StoreError, TransientStoreError
 from reconciler.stores.retry import outermost
 from reconciler.stores.s3 import listing
-from reconciler.stores.s3.botocore_transport import BotocoreTransport, botocore_decided, make_client
+from reconciler.stores.s3.botocore_transport import make_client, transports
 from reconciler.stores.s3.conditions import conditions
-from reconciler.stores.s3.direct.raw import direct
 from reconciler.stores.s3.download import ResumingReader
 from reconciler.stores.s3.errors import TIMEOUT, code_of, copy_too_large, request_ids, status_of
 from reconciler.stores.s3.journal import Journal, JournaledUpload
@@ -95,17 +94,8 @@ class S3Store:
         self.list_concurrency = list_concurrency
         # The bucket's HEAD goes through `_checking`, every other request through `transport`; the two differ
         # only where botocore decides (its client words a HEAD's failure, the direct transport sends the rest).
-        self.transport: Transport
-        self._checking: Transport
-        # Where the spec alone decided (no botocore), botocore's decision for a bucket that did not answer.
-        self._fallback: Callable[[], tuple[Transport, Transport]] | None = None
-        if client is not None:
-            self.transport = self._checking = BotocoreTransport(client, spec.bucket)
-        elif (plain := direct(spec, pool_size=max_pool_connections)) is not None:
-            self.transport = self._checking = plain
-            self._fallback = functools.partial(botocore_decided, spec, max_pool_connections)
-        else:
-            self._checking, self.transport = botocore_decided(spec, max_pool_connections)
+        # `_fallback`: where the spec alone decided, botocore's decision for a bucket that did not answer.
+        self._checking, self.transport, self._fallback = transports(spec, client, max_pool_connections)
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
         self.part_concurrency = part_concurrency
