@@ -697,5 +697,5 @@ def cat(specs: Path, limit: int | None, category: str | None, on_error: str, off
     return cat_command(specs, name, category=category, limit=limit, on_error=on_error, offline=offline)
 
 
-if __name__ == "__main__":  # `python -X importtime -m reconciler.cli apply`: the import cost of a command, measured
-    main(prog_name="pixel")
+if __name__ == "__main__":
+    main()
