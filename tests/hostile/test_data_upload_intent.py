@@ -32,13 +32,13 @@ CHILD = textwrap.dedent(
     spec = S3StoreSpec("s3", sys.argv[1], endpoint=sys.argv[2], region="us-east-1", addressing_style="path",
                        checksum="when_required")
     s3 = S3Store(spec, multipart_threshold=5 * MIB, part_size=5 * MIB)
-    create = s3.client.create_multipart_upload
+    create = s3.transport.create_multipart_upload
 
-    def create_then_die(**kwargs):
-        create(**kwargs)
+    def create_then_die(key, params):
+        create(key, params)
         os.kill(os.getpid(), signal.SIGKILL)  # the server has the upload; pixel never saw its id
 
-    s3.client.create_multipart_upload = create_then_die
+    s3.transport.create_multipart_upload = create_then_die
     data = b"x" * (6 * MIB)
     s3.write(sys.argv[3], lambda: io.BytesIO(data), size=len(data), md5=hashlib.md5(data).hexdigest())
     """

@@ -17,6 +17,8 @@ from reconciler.dev.seaweed import SeaweedServer
 from reconciler.model import S3StoreSpec
 from reconciler.stores.base import ObjectChanged, PermanentStoreError
 from reconciler.stores.s3 import S3Store, make_client
+from reconciler.stores.s3.direct.raw import DirectTransport
+from reconciler.stores.s3.transport import list_params
 
 # Keys botocore url-decodes after parsing (EncodingType=url): spaces, '+', '%', unicode, XML specials.
 KEYS = ["p/plain.jsonl", "p/with space.json", "p/plus+sign", "p/100%.txt", "p/ünï/código.jpg", "p/a&b<c>.json"]
@@ -66,20 +68,30 @@ def test_fast_parser_matches_botocore_on_moto(moto_bucket: str) -> None:
     assert pages(fast, moto_bucket) == expected
 
 
+def direct_pages(direct: DirectTransport, prefix: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    token: str | None = None
+    while not out or (out[-1].get("IsTruncated") and token):
+        out.append(direct.list_page(prefix, list_params(token=token)))
+        token = out[-1].get("NextContinuationToken")
+    return out
+
+
 @pytest.mark.integration
 def test_raw_listing_pages_and_puts_match_botocore(
     seaweed: SeaweedServer, bucket: str, aws_env: dict[str, str]
 ) -> None:
     spec = S3StoreSpec(name="s3", bucket=bucket, endpoint=seaweed.endpoint, region="us-east-1", addressing_style="path")
     store = S3Store(spec)
-    assert store._raw is not None  # a store that built its own client sends the hot requests directly
+    direct = store.transport
+    assert isinstance(direct, DirectTransport)  # a store that built its own client sends its requests directly
     body = b'{"a": 1}\n'
     for key in KEYS:
         store.write(key, lambda: io.BytesIO(body), size=len(body), md5=hashlib.md5(body).hexdigest(), if_absent=True)
     plain = seaweed.client()
     expected = pages(plain, bucket)
     assert sum(len(p["Contents"]) for p in expected) == len(KEYS)  # every odd key landed under its own name
-    raw = [{k: v for k, v in page.items() if k != "ResponseMetadata"} for page in store._raw.list_pages("p/")]
+    raw = [{k: v for k, v in page.items() if k != "ResponseMetadata"} for page in direct_pages(direct, "p/")]
     assert [[o["Key"] for o in p["Contents"]] for p in raw] == [[o["Key"] for o in p["Contents"]] for p in expected]
     assert [[(o["ETag"], o["Size"], o["LastModified"]) for o in p["Contents"]] for p in raw] == [
         [(o["ETag"], o["Size"], o["LastModified"]) for o in p["Contents"]] for p in expected
@@ -123,15 +135,16 @@ def test_checking_the_bucket_also_learns_its_encryption_and_far_away_opens_the_l
     monkeypatch.setattr(store_module, "FAR_ROUND_TRIP_S", -1.0 if far else 60.0)
     spec = S3StoreSpec(name="s3", bucket=bucket, endpoint=seaweed.endpoint, region="us-east-1", addressing_style="path")
     store = S3Store(spec, list_concurrency=6)
-    assert store._raw is not None and store._etags_trusted is None
+    direct = store.transport
+    assert isinstance(direct, DirectTransport) and store._etags_trusted is None
     store.check_bucket()
     assert store._etags_trusted is True  # no default KMS encryption: listed ETags are md5s
-    assert store._client is None  # all of it without building a botocore client
+    assert store.transport is direct and store._checking is direct  # all of it without botocore
     deadline = time.monotonic() + 5
-    while far and len(store._raw._pool._idle) < 6 and time.monotonic() < deadline:
+    while far and len(direct._pool._idle) < 6 and time.monotonic() < deadline:
         time.sleep(0.01)  # opened in the background
     # Far away the ranges of the first listing need no connect; near, a connect is cheaper than opening ahead.
-    assert len(store._raw._pool._idle) == 6 if far else len(store._raw._pool._idle) <= 2  # HEAD and encryption
+    assert len(direct._pool._idle) == 6 if far else len(direct._pool._idle) <= 2  # HEAD and encryption
 
 
 @pytest.mark.integration

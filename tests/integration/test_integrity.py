@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import botocore.exceptions
 import pytest
 from boto3.s3.transfer import TransferConfig
 
@@ -26,6 +25,7 @@ from reconciler.plan.render import render_text
 from reconciler.stores.base import ObjectChanged, PermanentStoreError
 from reconciler.stores.local import LocalStore
 from reconciler.stores.s3 import MIB, S3Store
+from reconciler.stores.s3.errors import S3Refusal
 from tests.integration.pixelenv import Run, pixel, pixel_rss, write_specs
 
 pytestmark = pytest.mark.integration
@@ -145,16 +145,12 @@ def test_copy_above_the_copyobject_limit_goes_part_by_part(
     src = s3.stat("src.bin")
     assert src is not None
 
-    def refuse(**kwargs: Any) -> Any:
+    def refuse(*args: Any) -> Any:
         # What AWS answers for a CopyObject source over 5 GiB; SeaweedFS has no such limit to trigger.
-        raise botocore.exceptions.ClientError(
-            {"Error": {"Code": "InvalidRequest", "Message": "The specified copy source is larger than the "
-                       "maximum allowable size for a copy source: 5368709120"},
-             "ResponseMetadata": {"HTTPStatusCode": 400}},  # type: ignore[typeddict-item]  # only what pixel reads
-            "CopyObject",
-        )
+        raise S3Refusal("CopyObject", 400, "InvalidRequest", "The specified copy source is larger than the "
+                        "maximum allowable size for a copy source: 5368709120")
 
-    monkeypatch.setattr(s3.client, "copy_object", refuse)
+    monkeypatch.setattr(s3.transport, "copy_object", refuse)
     entry = s3.copy("src.bin", "dst.bin", md5=md5(data), src_etag=src.etag, if_absent=True)
     assert entry.size == len(data)
     client = seaweed.client()

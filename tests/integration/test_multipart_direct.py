@@ -20,7 +20,8 @@ from reconciler.model import S3StoreSpec
 from reconciler.stores.base import ObjectChanged, PermanentStoreError, TransientStoreError
 from reconciler.stores.retry import RetryPolicy, retrying
 from reconciler.stores.s3 import MIB, S3Store
-from reconciler.stores.s3.direct.raw import Buffer, RawS3
+from reconciler.stores.s3.direct.raw import DirectTransport
+from reconciler.stores.s3.transport import Buffer
 from tests.faults.proxy import Fault, FaultProxy
 
 pytestmark = pytest.mark.integration
@@ -41,7 +42,7 @@ def store(endpoint: str, bucket: str, checksum: str, **kw: Any) -> S3Store:
     spec = S3StoreSpec("s3", bucket, endpoint=endpoint, region="us-east-1", addressing_style="path",
                        checksum=checksum)
     s3 = S3Store(spec, multipart_threshold=5 * MIB, part_size=5 * MIB, **kw)
-    assert s3._raw is not None, "static credentials in the environment: the direct path"
+    assert isinstance(s3.transport, DirectTransport), "static credentials in the environment: the direct path"
     return s3
 
 
@@ -61,19 +62,18 @@ def opener(path: Path) -> Callable[[], BinaryIO]:
 
 
 def no_botocore_parts(s3: S3Store, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The part numbers sent on the direct path; botocore's upload_part fails the test if called."""
+    """The part numbers sent on the direct transport, the store's only one (no botocore client to send them)."""
     sent: list[int] = []
-    original = RawS3.upload_part
+    original = DirectTransport.upload_part
 
-    def counting(raw: RawS3, key: str, upload_id: str, number: int, body: Buffer, headers: Mapping[str, str]) -> str:
+    def counting(
+        raw: DirectTransport, key: str, upload_id: str, number: int, body: Buffer, params: Mapping[str, Any]
+    ) -> str:
         sent.append(number)
-        return original(raw, key, upload_id, number, body, headers)
+        return original(raw, key, upload_id, number, body, params)
 
-    def botocore_part(**_: Any) -> None:
-        raise AssertionError("a part went through botocore")
-
-    monkeypatch.setattr(RawS3, "upload_part", counting)
-    monkeypatch.setattr(s3.client, "upload_part", botocore_part)
+    assert isinstance(s3.transport, DirectTransport) and s3._checking is s3.transport
+    monkeypatch.setattr(DirectTransport, "upload_part", counting)
     return sent
 
 
@@ -125,16 +125,18 @@ def test_a_part_corrupted_in_flight_is_refused_and_nothing_completes(
     seaweed: Any, bucket: str, checksum: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     s3 = store(seaweed.endpoint, bucket, checksum)
-    original = RawS3.upload_part
+    original = DirectTransport.upload_part
 
-    def flipping(raw: RawS3, key: str, upload_id: str, number: int, body: Buffer, headers: Mapping[str, str]) -> str:
+    def flipping(
+        raw: DirectTransport, key: str, upload_id: str, number: int, body: Buffer, headers: Mapping[str, Any]
+    ) -> str:
         if number == 2:  # one bit flipped after the checksum header was computed, as on a bad wire
             damaged = bytearray(body)
             damaged[100] ^= 1
             body = damaged
         return original(raw, key, upload_id, number, body, headers)
 
-    monkeypatch.setattr(RawS3, "upload_part", flipping)
+    monkeypatch.setattr(DirectTransport, "upload_part", flipping)
     data = distinct_parts(2, 5 * MIB, 7)
     with pytest.raises(PermanentStoreError) as refused:
         s3.write("k", lambda: opened(data), size=len(data), md5=md5(data))

@@ -22,6 +22,7 @@ import pytest
 from reconciler.model import S3StoreSpec
 from reconciler.stores.base import PermanentStoreError
 from reconciler.stores.s3 import MIB, UPLOAD_JOURNAL_PREFIX, S3Store, journal_key
+from reconciler.stores.s3.botocore_transport import BotocoreTransport
 from tests.integration.pixelenv import pixel, write_specs
 
 pytestmark = pytest.mark.integration
@@ -42,6 +43,12 @@ def store(seaweed: Any, bucket: str, **kw: Any) -> S3Store:
     return S3Store(spec, client=seaweed.client(), **kw)
 
 
+def botocore_client(s3: S3Store) -> Any:
+    """The injected client the store sends every request through (the botocore transport)."""
+    assert isinstance(s3.transport, BotocoreTransport)
+    return s3.transport.client
+
+
 def records(client: Any, bucket: str) -> list[str]:
     return [o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=UPLOAD_JOURNAL_PREFIX).get("Contents", [])]
 
@@ -52,7 +59,7 @@ def test_a_multipart_upload_is_recorded_while_in_progress_and_forgotten_after(se
     )
     client = seaweed.client()
     seen: list[dict[str, Any]] = []
-    upload_part = s3.client.upload_part
+    upload_part = botocore_client(s3).upload_part
 
     def spying_upload_part(**kwargs: Any) -> Any:
         # Every part goes up with the record already in the bucket, holding the upload's id.
@@ -62,7 +69,7 @@ def test_a_multipart_upload_is_recorded_while_in_progress_and_forgotten_after(se
         seen.append(body)
         return upload_part(**kwargs)
 
-    s3.client.upload_part = spying_upload_part  # type: ignore[method-assign]
+    botocore_client(s3).upload_part = spying_upload_part
     data = os.urandom(11 * MIB)
     s3.write("d/big.bin", lambda: opened(data), size=len(data), md5=md5(data), if_absent=True)
     assert len(seen) == 3
@@ -86,14 +93,14 @@ def test_a_multipart_upload_is_recorded_while_in_progress_and_forgotten_after(se
 def test_an_upload_whose_record_cannot_be_written_is_aborted_at_once(seaweed: Any, bucket: str) -> None:
     s3 = store(seaweed, bucket, multipart_threshold=5 * MIB, part_size=5 * MIB)
     client = seaweed.client()
-    put_object = s3.client.put_object
+    put_object = botocore_client(s3).put_object
 
     def refuse_records(**kwargs: Any) -> Any:
         if kwargs["Key"].startswith(UPLOAD_JOURNAL_PREFIX):
             raise PermanentStoreError("record upload: 403 AccessDenied", code="AccessDenied")
         return put_object(**kwargs)
 
-    s3.client.put_object = refuse_records  # type: ignore[method-assign]
+    botocore_client(s3).put_object = refuse_records
     data = os.urandom(6 * MIB)
     with pytest.raises(PermanentStoreError, match="AccessDenied"):
         s3.write("d/big.bin", lambda: opened(data), size=len(data), md5=md5(data))

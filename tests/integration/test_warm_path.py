@@ -14,7 +14,7 @@ from reconciler.dev.seaweed import SeaweedServer
 from reconciler.model import S3StoreSpec
 from reconciler.stores.s3 import S3Store
 from reconciler.stores.s3 import listing as s3_listing
-from reconciler.stores.s3.direct import direct
+from reconciler.stores.s3.direct.raw import direct
 from tests.integration.pixelenv import write_specs
 
 HEAVY = ("boto3", "botocore", "jsonschema", "awscrt", "s3transfer")

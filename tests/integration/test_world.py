@@ -115,22 +115,21 @@ def test_actor_manifest_in_all_four_states_then_a_second_apply_rewrites_nothing(
 
 @pytest.fixture
 def s3_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
-    """Every S3 request pixel's own clients make in this process, as (operation, key)."""
-    import reconciler.stores.s3.store as s3_module
+    """Every object request pixel's stores send in this process (the direct transport), as (operation, key)."""
+    from reconciler.stores.s3.direct.raw import DirectTransport
 
     calls: list[tuple[str, str]] = []
-    real = s3_module.make_client
+    # method -> (S3 operation, which argument is the key the operation names: a copy's is its destination)
+    operations = {"get_object": ("GetObject", 0), "head_object": ("HeadObject", 0), "put_object": ("PutObject", 0),
+                  "copy_object": ("CopyObject", 1), "delete_object": ("DeleteObject", 0)}
+    for method, (operation, at) in operations.items():
+        real = getattr(DirectTransport, method)
 
-    def recording(*args: Any, **kwargs: Any) -> Any:
-        client = real(*args, **kwargs)
+        def recording(self: Any, *args: Any, _real: Any = real, _operation: str = operation, _at: int = at) -> Any:
+            calls.append((_operation, str(args[_at])))
+            return _real(self, *args)
 
-        def record(params: dict[str, Any], model: Any, **_: Any) -> None:
-            calls.append((model.name, str(params.get("Key", ""))))
-
-        client.meta.events.register("before-parameter-build.s3.*", record)
-        return client
-
-    monkeypatch.setattr(s3_module, "make_client", recording)
+        monkeypatch.setattr(DirectTransport, method, recording)
     yield calls
 
 

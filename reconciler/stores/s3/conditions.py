@@ -1,8 +1,7 @@
-"""The conditional requests pixel sends, built once for botocore's parameters and the direct path's headers."""
+"""The conditional requests pixel sends, in botocore's parameter names (the direct transport's headers for them
+are in HEADERS)."""
 
 from __future__ import annotations
-
-from collections.abc import Mapping
 
 # botocore's parameter name -> the header it sends.
 HEADERS = {
@@ -26,8 +25,3 @@ def conditions(*, if_match: str | None = None, if_absent: bool = False, src_etag
     if src_etag is not None:
         out["CopySourceIfMatch"] = quoted(src_etag)
     return out
-
-
-def as_headers(params: Mapping[str, str]) -> dict[str, str]:
-    """The same conditions as HTTP headers, for the direct path."""
-    return {HEADERS[name]: value for name, value in params.items()}

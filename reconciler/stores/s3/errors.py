@@ -1,8 +1,15 @@
-"""S3's failures read in one place: the status and code of any botocore error, and the StoreError each means."""
+"""S3's failures read in one place: the status and code of a refusal, whichever transport met it, and the
+StoreError each means.
+
+botocore is never imported here to classify an error: an exception can only be one of botocore's once
+botocore has been imported, so the checks for its classes run only then, and a warm apply on the direct
+transport (whose refusals are `S3Refusal`s) never loads it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from reconciler.stores.base import ObjectChanged, PermanentStoreError, StoreError, TransientStoreError
@@ -35,14 +42,32 @@ CHANGED_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConfl
 TIMEOUT = "Timeout"  # the code of a request that met its connect or read deadline (stores/s3/deadlines.py)
 
 
+class S3Refusal(Exception):
+    """The server answered with an error status (the direct transport's ClientError): its status, S3's code and
+    message from the XML body (the status as code when there is none, as for a HEAD), and the request ids."""
+
+    def __init__(
+        self, operation: str, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(f"{operation}: {status} {code} {message}".strip())
+        self.operation, self.status, self.code, self.message = operation, status, code, message
+        self.headers: Mapping[str, str] = headers or {}
+
+
+def _botocore_loaded() -> bool:
+    return "botocore.exceptions" in sys.modules
+
+
 def is_connect_timeout(exc: BaseException) -> bool:
-    return isinstance(exc, botocore.exceptions.ConnectTimeoutError)
+    return _botocore_loaded() and isinstance(exc, botocore.exceptions.ConnectTimeoutError)
 
 
 def is_timeout(exc: BaseException) -> bool:
     """A request that met a deadline: the endpoint is there and silent (or unreachable), not throttling."""
-    return isinstance(
-        exc, DeadlineExceeded | botocore.exceptions.ConnectTimeoutError | botocore.exceptions.ReadTimeoutError
+    if isinstance(exc, DeadlineExceeded):
+        return True
+    return _botocore_loaded() and isinstance(
+        exc, botocore.exceptions.ConnectTimeoutError | botocore.exceptions.ReadTimeoutError
     )
 
 
@@ -56,17 +81,41 @@ def _network_errors() -> tuple[type[Exception], ...]:
     )
 
 
+def _client_error(exc: BaseException) -> botocore.exceptions.ClientError | None:
+    if _botocore_loaded() and isinstance(exc, botocore.exceptions.ClientError):
+        return exc
+    return None
+
+
 def status_of(exc: BaseException) -> int:
-    """The HTTP status of a botocore ClientError (the raw path raises those too); 0 for anything else."""
-    if not isinstance(exc, botocore.exceptions.ClientError):
-        return 0
-    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    """The HTTP status of a refusal (an S3Refusal or a botocore ClientError); 0 for anything else."""
+    if isinstance(exc, S3Refusal):
+        return exc.status
+    refused = _client_error(exc)
+    return 0 if refused is None else int(refused.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
 
 
 def code_of(exc: BaseException) -> str:
-    if not isinstance(exc, botocore.exceptions.ClientError):
-        return ""
-    return str(exc.response.get("Error", {}).get("Code", ""))
+    if isinstance(exc, S3Refusal):
+        return exc.code
+    refused = _client_error(exc)
+    return "" if refused is None else str(refused.response.get("Error", {}).get("Code", ""))
+
+
+def message_of(exc: BaseException) -> str:
+    if isinstance(exc, S3Refusal):
+        return exc.message
+    refused = _client_error(exc)
+    return "" if refused is None else str(refused.response.get("Error", {}).get("Message", ""))
+
+
+def request_ids(exc: BaseException) -> tuple[str, str]:
+    """(request id, host id) of a refusal, for the provider's support: debug logs only."""
+    if isinstance(exc, S3Refusal):
+        return exc.headers.get("x-amz-request-id", ""), exc.headers.get("x-amz-id-2", "")
+    refused = _client_error(exc)
+    meta = {} if refused is None else refused.response.get("ResponseMetadata", {})
+    return str(meta.get("RequestId", "")), str(meta.get("HostId", ""))
 
 
 def is_missing(exc: BaseException) -> bool:
@@ -85,10 +134,12 @@ def copy_too_large(exc: StoreError) -> bool:
 
 
 def translate(exc: Exception, *, key: str, action: str) -> StoreError:
-    """Turn a botocore failure into a StoreError the executor can classify."""
-    if isinstance(exc, botocore.exceptions.ClientError):
+    """Turn a refusal or a botocore failure into a StoreError the executor can classify."""
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, S3Refusal) or _client_error(exc) is not None:
         code, status = code_of(exc), status_of(exc)
-        message = str(exc.response.get("Error", {}).get("Message", "")) or code
+        message = message_of(exc) or code
         text = f"{action} {key}: {code or status} {message}".strip()
         if code in CHANGED_CODES or status == 412:
             return ObjectChanged(
@@ -99,6 +150,8 @@ def translate(exc: Exception, *, key: str, action: str) -> StoreError:
         if code in TRANSIENT_CODES or status >= 500 or status == 429:
             return TransientStoreError(text, code=code or str(status), key=key)
         return PermanentStoreError(text, code=code or str(status), key=key)
+    if not _botocore_loaded():
+        return PermanentStoreError(f"{action} {key}: {type(exc).__name__}: {exc}", key=key)
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
         return PermanentStoreError(
             f"{action} {key}: no AWS credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE)",
@@ -113,8 +166,6 @@ def translate(exc: Exception, *, key: str, action: str) -> StoreError:
         return TransientStoreError(f"{action} {key}: {exc} ({setting})", code=TIMEOUT, key=key)
     if isinstance(exc, _network_errors()):
         return TransientStoreError(f"{action} {key}: {type(exc).__name__}: {exc}", code="Network", key=key)
-    if isinstance(exc, StoreError):
-        return exc
     return PermanentStoreError(f"{action} {key}: {type(exc).__name__}: {exc}", key=key)
 
 

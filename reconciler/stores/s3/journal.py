@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -16,13 +17,11 @@ import secrets
 import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from reconciler.stores.base import PermanentStoreError, StoreError
-from reconciler.stores.s3.errors import call, is_missing, no_such_upload, translate
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+from reconciler.stores.base import PermanentStoreError
+from reconciler.stores.s3.errors import is_missing, no_such_upload
+from reconciler.stores.s3.transport import Transport, list_params, sent
 
 # One small JSON record per multipart upload pixel has in progress: what lets a later apply
 # abort its own leftovers, and only those. Never listed as data, never pruned (keys under .pixel/).
@@ -83,11 +82,15 @@ def parse_journal(record: str, raw: bytes, recorded_at: datetime | None = None) 
 
 @dataclasses.dataclass(frozen=True)
 class Journal:
-    """The records of one bucket, written on behalf of the apply `apply_id` (None outside an apply)."""
+    """The records of one bucket, written on behalf of the apply `apply_id` (None outside an apply), through
+    the store's transport: on the direct one, the journal never needs botocore."""
 
-    client: Callable[[], S3Client]
-    bucket: str
+    transport: Transport
     apply_id: str | None = None
+
+    @property
+    def bucket(self) -> str:
+        return self.transport.bucket
 
     def start(self, action: str, key: str, **kwargs: Any) -> tuple[str, str]:
         """Intent record, CreateMultipartUpload, record with the id: (upload id, record key).
@@ -110,41 +113,35 @@ class Journal:
             "pid": os.getpid(),
         }
         self._put(record, body)
-        client = self.client()
+        transport = self.transport
         # A failed create keeps its intent: the request may have reached the server; the next apply looks.
-        created = call(action, key, client.create_multipart_upload, Bucket=self.bucket, Key=key, **kwargs)
-        upload_id = str(created["UploadId"])
+        upload_id = sent(transport, action, key, transport.create_multipart_upload, key, kwargs)
         try:
             self._put(record, {**body, "upload_id": upload_id})
         except BaseException:
             # Its intent cannot name it: never leave it running.
             with contextlib.suppress(Exception):
-                client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+                transport.abort_multipart_upload(key, upload_id)
                 self.forget(record)
             raise
         return upload_id, record
 
     def _put(self, record: str, body: dict[str, Any]) -> None:
-        call(
-            "record upload",
-            record,
-            self.client().put_object,
-            Bucket=self.bucket,
-            Key=record,
-            Body=(json.dumps(body, indent=2) + "\n").encode(),
-            ContentType="application/json",
-        )
+        data = (json.dumps(body, indent=2) + "\n").encode()
+        transport = self.transport
+        sent(transport, "record upload", record, transport.put_object, record, data, len(data),
+             {"ContentType": "application/json"})
 
     def forget(self, record: str) -> None:
         """Drop an upload's record once it is completed or aborted. A record left behind is harmless:
         the next apply finds the upload gone and removes the record then."""
         with contextlib.suppress(Exception):
-            self.client().delete_object(Bucket=self.bucket, Key=record)
+            self.transport.delete_object(record, {})
 
     def abort_own(self, key: str, upload_id: str, record: str) -> None:
         """Abort an upload this process started; its record goes only once the abort is done."""
         try:
-            self.client().abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            self.transport.abort_multipart_upload(key, upload_id)
         except Exception as exc:
             if not no_such_upload(exc):
                 return  # kept: the next apply aborts it from its record
@@ -152,33 +149,40 @@ class Journal:
 
     def uploads(self) -> tuple[JournaledUpload, ...]:
         """The multipart uploads pixel recorded in this bucket and has not finished."""
-        client = self.client()
+        transport = self.transport
         found: tuple[JournaledUpload, ...] = ()
-        try:
-            pages = client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=UPLOAD_JOURNAL_PREFIX)
-            for page in pages:
-                for obj in page.get("Contents", []):
-                    record = obj["Key"]
-                    try:
-                        raw = client.get_object(Bucket=self.bucket, Key=record)["Body"].read()
-                    except Exception as exc:
-                        if is_missing(exc):
-                            continue  # finished and removed since the listing
-                        raise
-                    found += (parse_journal(record, raw, obj.get("LastModified")),)
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise translate(exc, key=UPLOAD_JOURNAL_PREFIX, action="list upload records") from exc
-        return found
+        token: str | None = None
+        while True:
+            ask = functools.partial(transport.list_page, UPLOAD_JOURNAL_PREFIX, list_params(token=token))
+            page = sent(transport, "list upload records", UPLOAD_JOURNAL_PREFIX, ask)
+            for obj in page.get("Contents", []):
+                record = obj["Key"]
+                read = sent(transport, "list upload records", record, self._read, record)
+                if read is not None:  # else finished and removed since the listing
+                    found += (parse_journal(record, read, obj.get("LastModified")),)
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return found
 
-    def _still_running(self, key: str, upload_id: str, what: str, fn: Callable[..., Any], **kwargs: Any) -> bool:
-        """`fn` on the upload: False when it is no longer in progress."""
+    def _read(self, record: str) -> bytes | None:
         try:
-            fn(Bucket=self.bucket, Key=key, UploadId=upload_id, **kwargs)
+            download = self.transport.get_object(record, {})
+        except Exception as exc:
+            if is_missing(exc):
+                return None
+            raise
+        try:
+            return download.body.read()
+        finally:
+            download.body.close()
+
+    def _still_running(self, key: str, what: str, request: Callable[[], Any]) -> bool:
+        """`request` on the upload: False when it is no longer in progress."""
+        try:
+            request()
         except Exception as exc:
             if not no_such_upload(exc):
-                raise translate(exc, key=key, action=what) from exc
+                raise self.transport.translate(exc, key=key, action=what) from exc
             return False
         return True
 
@@ -187,15 +191,15 @@ class Journal:
         (completed or aborted before its record could be removed): then only the record goes."""
         if upload.problem:
             raise PermanentStoreError(f"{upload.record}: {upload.problem}", key=upload.record)
-        client = self.client()
+        transport = self.transport
         upload_id = upload.upload_id or self._intended_upload(upload)
         in_progress = bool(upload_id) and self._still_running(
-            upload.key, upload_id, "look up upload", client.list_parts, MaxParts=1
+            upload.key, "look up upload", lambda: transport.has_parts(upload.key, upload_id)
         )
         in_progress = in_progress and self._still_running(
-            upload.key, upload_id, "abort upload", client.abort_multipart_upload
+            upload.key, "abort upload", lambda: transport.abort_multipart_upload(upload.key, upload_id)
         )
-        call("delete upload record", upload.record, client.delete_object, Bucket=self.bucket, Key=upload.record)
+        sent(transport, "delete upload record", upload.record, transport.delete_object, upload.record, {})
         return in_progress
 
     def _intended_upload(self, upload: JournaledUpload) -> str:
@@ -210,21 +214,16 @@ class Journal:
             raise PermanentStoreError(f"{upload.record}: no record time to match its upload by", key=upload.record)
         earliest = upload.recorded_at.timestamp() - CLOCK_SLACK_S
         latest = upload.recorded_at.timestamp() + INTENT_WINDOW_S
-        client = self.client()
+        transport = self.transport
         candidates: list[str] = []
-        try:
-            listed = client.list_multipart_uploads(Bucket=self.bucket, Prefix=upload.key)
-            for item in listed.get("Uploads", []):
-                initiated = item.get("Initiated")
-                if item.get("Key") != upload.key or initiated is None:
-                    continue
-                if not earliest <= initiated.timestamp() <= latest:
-                    continue
-                parts = client.list_parts(Bucket=self.bucket, Key=upload.key, UploadId=item["UploadId"], MaxParts=1)
-                if not parts.get("Parts"):
-                    candidates.append(str(item["UploadId"]))
-        except Exception as exc:
-            raise translate(exc, key=upload.key, action="list uploads") from exc
+        for item in sent(transport, "list uploads", upload.key, transport.multipart_uploads, upload.key):
+            initiated = item.get("Initiated")
+            if item.get("Key") != upload.key or initiated is None:
+                continue
+            if not earliest <= initiated.timestamp() <= latest:
+                continue
+            if not sent(transport, "list uploads", upload.key, transport.has_parts, upload.key, item["UploadId"]):
+                candidates.append(str(item["UploadId"]))
         if len(candidates) > 1:
             raise PermanentStoreError(
                 f"{upload.record}: {len(candidates)} part-less uploads of {upload.key} started right after this "

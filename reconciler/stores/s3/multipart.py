@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from reconciler.stores.s3.errors import call
+from reconciler.stores.s3.conditions import conditions
 from reconciler.stores.s3.journal import Journal
-from reconciler.stores.s3.objects import unquoted
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+from reconciler.stores.s3.objects import kept_headers, unquoted
+from reconciler.stores.s3.transport import Head, sent
 
 MAX_PARTS = 10_000
 # The parts as CompleteMultipartUpload lists them, and the extra parameters it takes (whole-object checksum).
@@ -19,7 +18,6 @@ Parts = tuple[list[dict[str, Any]], dict[str, str]]
 
 def multipart(
     journal: Journal,
-    client: S3Client,
     *,
     action: str,
     completing: str,
@@ -36,22 +34,49 @@ def multipart(
     Whatever fails on the way (a part, the complete, an interrupt) aborts the upload; its record goes once
     the upload is completed or aborted, and stays (for the next apply) if the abort fails.
     """
+    transport = journal.transport
     upload_id, record = journal.start(action, key, **create)
     try:
         parts, extra = send_parts(upload_id)
-        done = call(
-            completing,
-            where,
-            client.complete_multipart_upload,
-            Bucket=journal.bucket,
-            Key=key,
-            UploadId=upload_id,
-            MultipartUpload={"Parts": cast(Any, parts)},
-            **extra,
-            **conditions,
+        etag = sent(
+            transport, completing, where, transport.complete_multipart_upload, key, upload_id, parts,
+            {**extra, **conditions},
         )
     except BaseException:
         journal.abort_own(key, upload_id, record)
         raise
     journal.forget(record)
-    return unquoted(done.get("ETag"))
+    return unquoted(etag)
+
+
+def copy_by_parts(
+    journal: Journal, src_key: str, dst_key: str, head: Head, *, md5: str | None, src_etag: str | None,
+    when: dict[str, str], part_size: int, concurrency: int,
+) -> tuple[str, int]:
+    """Server-side copy in ranged parts, for sources over CopyObject's 5 GiB limit: (ETag, size). No byte
+    comes here. `head` is the source's, pinned to `src_etag` when the plan gave one."""
+    transport = journal.transport
+    where = f"{src_key} => {dst_key}"
+    size = int(head.get("ContentLength", 0))
+    # Every part reads the version the HEAD saw, or the copy fails with 412.
+    pin = conditions(src_etag=src_etag or unquoted(head.get("ETag")))
+    part_size = max(part_size, -(-size // MAX_PARTS))
+    ranges = [(n, start, min(start + part_size, size) - 1) for n, start in enumerate(range(0, size, part_size), 1)]
+
+    def send_parts(upload_id: str) -> Parts:
+        def one(part: tuple[int, int, int]) -> dict[str, Any]:
+            number, first, last = part
+            etag = sent(
+                transport, "copy part", where, transport.upload_part_copy, src_key, dst_key, upload_id, number,
+                first, last, pin,
+            )
+            return {"ETag": etag, "PartNumber": number}
+
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="pixel-copy") as pool:
+            return list(pool.map(one, ranges)), {}
+
+    etag = multipart(
+        journal, action="copy", completing="copy", key=dst_key, where=where, create=kept_headers(head, md5),
+        send_parts=send_parts, conditions=when,
+    )
+    return etag, size

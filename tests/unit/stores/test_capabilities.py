@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -13,7 +13,9 @@ from reconciler.stores.base import ChecksReachable, JournalsUploads, RecordsMd5s
 from reconciler.stores.local import LocalStore
 from reconciler.stores.memory import MemoryStore
 from reconciler.stores.s3 import S3Store
-from reconciler.stores.s3.conditions import as_headers, conditions
+from reconciler.stores.s3.botocore_transport import BotocoreTransport
+from reconciler.stores.s3.conditions import conditions
+from reconciler.stores.s3.direct.raw import headers_of
 
 
 class RecordingClient:
@@ -46,10 +48,11 @@ def test_an_apply_id_is_given_not_set_and_binding_leaves_the_store_as_it_was() -
     s3 = s3_store(apply_id="from-the-constructor")
     bound = s3.for_apply("lock-42")
     assert (s3.apply_id, bound.apply_id) == ("from-the-constructor", "lock-42")
-    assert bound.client is s3.client  # one client and one connection pool for both
+    assert bound.transport is s3.transport  # one transport and one connection pool for both
 
     upload_id, record = bound._journal.start("upload", "k/big.bin")
-    client = s3.client
+    assert isinstance(s3.transport, BotocoreTransport)
+    client = s3.transport.client
     assert isinstance(client, RecordingClient)
     assert upload_id == "u-1" and client.records[record]["apply_id"] == "lock-42"
     _, other = s3._journal.start("upload", "k/big.bin")
@@ -60,7 +63,7 @@ def test_one_builder_gives_botocore_parameters_and_the_same_conditions_as_header
     assert conditions(if_absent=True, if_match="ignored") == {"IfNoneMatch": "*"}
     made = conditions(if_match='"abc"', src_etag="def")
     assert made == {"IfMatch": '"abc"', "CopySourceIfMatch": '"def"'}
-    assert as_headers(made) == {"If-Match": '"abc"', "x-amz-copy-source-if-match": '"def"'}
+    assert headers_of(made) == {"If-Match": '"abc"', "x-amz-copy-source-if-match": '"def"'}
     assert conditions() == {}
 
 
@@ -76,7 +79,7 @@ class ThrottledRaw:
     def head_bucket(self) -> int:
         return self.statuses.pop(0)
 
-    def encryption_algorithms(self) -> frozenset[str] | None:
+    def bucket_encryption(self) -> frozenset[str] | None:
         return frozenset({"aws:kms"})
 
     def warm(self, connections: int) -> None:
@@ -92,9 +95,10 @@ def test_a_throttled_check_bucket_is_asked_again_not_handed_to_botocore(monkeypa
     monkeypatch.setattr(store_module, "FAR_ROUND_TRIP_S", -1.0)  # as if far away: the listing's connections too
     s3 = s3_store()
     raw = ThrottledRaw()
-    s3._client, s3._raw = None, raw  # type: ignore[assignment]
+    s3.transport = s3._checking = raw  # type: ignore[assignment]
+    s3._fallback = lambda: pytest.fail("a throttled HEAD is asked again, not handed to botocore")
     s3.check_bucket()
-    assert raw.statuses == [] and not raw.closed and s3._client is None
+    assert raw.statuses == [] and not raw.closed and s3.transport is cast(Any, raw)
     # Sent beside the HEAD: the first listing's connections, and what the bucket encrypts with (KMS:
     # its ETags are no md5s), learnt once the bucket answered.
     assert raw.warmed == [s3.list_concurrency] and s3._etags_trusted is False

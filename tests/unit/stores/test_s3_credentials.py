@@ -13,7 +13,7 @@ from botocore.config import Config
 
 from reconciler.model import S3StoreSpec
 from reconciler.stores.s3.credentials import StaticCredentials, static_access
-from reconciler.stores.s3.direct import direct_base
+from reconciler.stores.s3.direct.raw import direct_base
 
 SPEC = S3StoreSpec(name="s3", bucket="bucket", endpoint="http://127.0.0.1:9000", addressing_style="path")
 

@@ -24,6 +24,9 @@ class Client:
         self.bucket_sse, self.object_sse = bucket_sse, object_sse
         self.heads: list[str] = []
 
+    def head_bucket(self, **kwargs: Any) -> dict[str, Any]:
+        return {}
+
     def list_objects_v2(self, **kwargs: Any) -> dict[str, Any]:
         (page,) = Paginator().paginate(**kwargs)
         return page

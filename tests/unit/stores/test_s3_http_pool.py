@@ -1,9 +1,10 @@
-"""The direct path's streamed bodies: a connection is reused only once its body was read whole."""
+"""The direct transport's connections: reused only once a body was read whole, and never across a fork."""
 
 from __future__ import annotations
 
 import http.client
 import http.server
+import os
 import threading
 from collections.abc import Iterator
 
@@ -94,4 +95,23 @@ def test_read_with_no_size_reads_the_rest_as_a_file_does(server: _Server, rest: 
     pool = pool_for(server)
     streamed = pool.stream("GET", "/object", headers={})
     assert streamed.read(10) + streamed.read(rest) == BODY and streamed.read(rest) == b""
+    pool.close()
+
+
+def test_a_forked_child_opens_its_own_connections_never_the_parents(server: _Server) -> None:
+    """A DataLoader worker forked from a process that had read: two processes on one kept-alive socket would
+    read each other's answers (a HEAD of one key answering for another)."""
+    pool = pool_for(server)
+    assert pool.request("GET", "/object", body=None, headers={}).data == BODY
+    parents = list(pool._idle)
+    assert len(parents) == 1
+    child = os.fork()
+    if child == 0:  # the child: report by exit status only, never return into pytest
+        ok = pool._idle == [] and pool.request("GET", "/object", body=None, headers={}).data == BODY
+        os._exit(0 if ok and pool._idle and pool._idle[0] not in parents else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child used the parent's kept-alive connection"
+    assert pool._idle == parents  # the parent's connection is still its own, and still open
+    assert pool.request("GET", "/object", body=None, headers={}).data == BODY
+    assert server.connections == 2  # the parent's one, kept, and the child's own
     pool.close()

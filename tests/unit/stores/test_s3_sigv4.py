@@ -33,7 +33,7 @@ CASES = [
         b"hello",
         "session-token/with+odd=chars",
     ),
-    (  # UploadPart as RawS3.upload_part sends it: an AWS-shaped upload id in the query, the payload unsigned
+    (  # UploadPart as DirectTransport.upload_part sends it: an AWS-shaped upload id in the query, the payload unsigned
         "PUT",
         "https://pixel-data.s3.eu-west-3.amazonaws.com/big/shard%20000.bin?partNumber=12&uploadId="
         "VXBsb2FkIElEIGZvciA2aWWpbmcncyBteS1tb3ZpZS5tMnRzIHVwbG9hZA.x_y-z~%2Bq",

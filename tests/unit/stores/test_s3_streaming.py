@@ -11,7 +11,8 @@ import pytest
 
 from reconciler.model import S3StoreSpec
 from reconciler.stores.base import TransientStoreError
-from reconciler.stores.s3.store import MIB, S3Store, _PartBuffers, _read_into
+from reconciler.stores.s3.store import S3Store
+from reconciler.stores.s3.upload import MIB, PartBuffers, part_size_for, read_into
 
 DATA = bytes(range(256)) * 4096  # 1 MiB
 
@@ -75,8 +76,8 @@ def test_a_connection_that_keeps_dropping_is_a_transient_error() -> None:
 
 def test_part_size_grows_only_past_ten_thousand_parts() -> None:
     store = s3(FlakyClient(0))
-    assert store._part_size_for(10 * 1024 * MIB) == store.part_size
-    assert store._part_size_for(200 * 1024 * MIB) == 21 * MIB
+    assert part_size_for(10 * 1024 * MIB, store.part_size) == store.part_size
+    assert part_size_for(200 * 1024 * MIB, store.part_size) == 21 * MIB
 
 
 class Dribble:
@@ -91,9 +92,9 @@ class Dribble:
 def test_parts_are_filled_even_from_a_stream_that_returns_short_reads() -> None:
     stream = Dribble(b"abcdefghij")
     buffer = bytearray(8)
-    assert _read_into(stream, buffer) == 8 and buffer == b"abcdefgh"  # type: ignore[arg-type]
-    assert _read_into(stream, buffer) == 2 and buffer[:2] == b"ij"  # type: ignore[arg-type]
-    assert _read_into(stream, buffer) == 0  # type: ignore[arg-type]
+    assert read_into(stream, buffer) == 8 and buffer == b"abcdefgh"  # type: ignore[arg-type]
+    assert read_into(stream, buffer) == 2 and buffer[:2] == b"ij"  # type: ignore[arg-type]
+    assert read_into(stream, buffer) == 0  # type: ignore[arg-type]
 
 
 class DribbleInto(Dribble):
@@ -106,13 +107,13 @@ class DribbleInto(Dribble):
 def test_parts_are_read_in_place_and_filled_from_short_readintos() -> None:
     stream = DribbleInto(b"abcdefghij")
     buffer = bytearray(b"x" * 8)
-    assert _read_into(stream, buffer) == 8 and buffer == b"abcdefgh"  # type: ignore[arg-type]
-    assert _read_into(stream, buffer) == 2 and buffer == b"ijcdefgh"  # type: ignore[arg-type]
-    assert _read_into(stream, buffer) == 0  # type: ignore[arg-type]
+    assert read_into(stream, buffer) == 8 and buffer == b"abcdefgh"  # type: ignore[arg-type]
+    assert read_into(stream, buffer) == 2 and buffer == b"ijcdefgh"  # type: ignore[arg-type]
+    assert read_into(stream, buffer) == 0  # type: ignore[arg-type]
 
 
 def test_part_buffers_are_reused_never_more_than_the_slots_and_let_go_when_idle() -> None:
-    buffers = _PartBuffers(2)
+    buffers = PartBuffers(2)
     with buffers.in_use():
         first, second = buffers.take(8), buffers.take(8)
         assert first is not second

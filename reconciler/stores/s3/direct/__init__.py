@@ -1,5 +1,4 @@
-"""The botocore-free fast path: small PUTs and listing pages signed (sigv4.py) and sent (http_pool.py) directly."""
+"""The direct transport (raw.py): S3 requests signed (sigv4.py) and sent (http_pool.py) without botocore.
 
-from reconciler.stores.s3.direct.raw import RawS3, direct, direct_base, through_botocore
-
-__all__ = ["RawS3", "direct", "direct_base", "through_botocore"]
+Nothing is imported here: stores/s3/errors.py reads http_pool.py, which raw.py builds on.
+"""

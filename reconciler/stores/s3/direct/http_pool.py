@@ -16,6 +16,7 @@ import os
 import select
 import ssl
 import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -72,6 +73,22 @@ def _dropped(conn: http.client.HTTPConnection) -> bool:
     return bool(readable)
 
 
+_POOLS: weakref.WeakSet[ConnectionPool] = weakref.WeakSet()
+
+
+def _forget_after_fork() -> None:
+    """In a forked child (a DataLoader worker of a process that had read): the parent's kept-alive connections
+    stay the parent's. Two processes on one socket would read each other's answers, a HEAD of one key taken
+    for another's; the child opens its own. Forgotten, not closed: closing would only drop the child's copy of
+    the descriptor anyway. The lock too is new: a thread of the parent may have held it at the fork."""
+    for pool in list(_POOLS):
+        pool._lock = threading.Lock()
+        pool._idle = []
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 class ConnectionPool:
     def __init__(
         self,
@@ -90,6 +107,7 @@ class ConnectionPool:
         self._tls: ssl.SSLContext | None = None
         if scheme == "https":
             self._tls = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or ca_bundle())
+        _POOLS.add(self)
 
     def _new(self) -> http.client.HTTPConnection:
         conn: http.client.HTTPConnection

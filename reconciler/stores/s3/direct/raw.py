@@ -1,12 +1,14 @@
-"""The two requests pixel sends by the thousand, sent without botocore's per-request machinery.
+"""The direct transport: every request S3Store sends, signed (sigv4.py) and sent (http_pool.py) without botocore.
 
 A PutObject of a small file costs about 1.9 ms of CPU through botocore (parameter
 validation, two dozen event handlers, a user-agent string rebuilt per call,
 response parsing) and 0.8 ms signed and sent directly; a ListObjectsV2 page
 likewise. With the GIL that CPU is the upload rate of a tree of small files, and
-most of a no-op plan.
+most of a no-op plan. The rest (multipart create/complete/abort, copies, HEADs,
+deletes, the upload journal's and the lock's requests) goes the same way, so that
+an apply whose credentials are plain never imports botocore at all.
 
-A big file's parts go here too (`upload_part`): botocore signs a part's payload with
+A big file's parts are sent unsigned (`upload_part`): botocore signs a part's payload with
 SHA-256 over plain HTTP, one more pass over every byte on each side of a loopback
 link that shares two cores, where the part's signed Content-MD5 or CRC64NVME header
 is already the check the server enforces.
@@ -14,42 +16,44 @@ is already the check the server enforces.
 Where a request for this bucket goes and the credentials it is signed with are
 decided here without botocore when they are plain (`direct()`: the spec's endpoint
 with path or virtual addressing, or the documented regional AWS endpoint; static
-keys read by stores/s3/credentials.py): a warm no-op plan then never imports it.
-Otherwise botocore decides them (`through_botocore()`: read off a presigned URL
-it generates, so endpoint resolution, addressing style and region are its; its
-provider chain, refreshed as it refreshes). The signature is SigV4
-(stores/s3/direct/sigv4.py, checked against botocore's in the tests). Errors come back
-as botocore ClientErrors (botocore is imported then), so `translate()` classifies
-them as it does every other failure. S3Store uses this only with a client it
-built itself or none: an injected client (a test double, moto's in-process
-mock) keeps the plain path.
+keys read by stores/s3/credentials.py). Otherwise botocore decides them
+(`through_botocore()`: read off a presigned URL it generates, so endpoint
+resolution, addressing style and region are its; its provider chain, refreshed as
+it refreshes). The signature is SigV4 (stores/s3/direct/sigv4.py, checked against
+botocore's in the tests). A refusal is an `S3Refusal` (stores/s3/errors.py) with the
+server's status and code, which `translate_raw()` classifies as it does every other
+failure.
 """
 
 from __future__ import annotations
 
-import functools
+import email.utils
 import hashlib
 import os
 import re
 import urllib.parse
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
+from xml.sax.saxutils import escape
 
 from reconciler.model import S3StoreSpec
+from reconciler.stores.base import StoreError
+from reconciler.stores.s3.conditions import HEADERS as CONDITION_HEADERS
 from reconciler.stores.s3.credentials import static_access
 from reconciler.stores.s3.deadlines import deadlines
 from reconciler.stores.s3.direct.http_pool import NETWORK_ERRORS, ConnectionPool, DeadlineExceeded, Response, Streamed
 from reconciler.stores.s3.direct.sigv4 import EMPTY_SHA256, sign
-from reconciler.stores.s3.listing import parse_list_objects_v2
+from reconciler.stores.s3.errors import S3Refusal, translate_raw
+from reconciler.stores.s3.listing import iso_timestamp, parse_list_objects_v2
+from reconciler.stores.s3.objects import unquoted
+from reconciler.stores.s3.transport import Buffer, Download, Head, Page, Params
 
 if TYPE_CHECKING:
-    import botocore.exceptions
     from mypy_boto3_s3 import S3Client
 
 _PROBE = "pixel-probe-key"
-# A body in memory, sent as it is (a part: a view into a reused buffer, never copied into bytes).
-Buffer = bytes | bytearray | memoryview
+_XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 _Answer = TypeVar("_Answer", Response, Streamed)
 # The regions of the standard `aws` partition, whose S3 endpoints are s3.REGION.amazonaws.com
@@ -98,19 +102,21 @@ def direct_base(spec: S3StoreSpec, region: str | None) -> str | None:
     return None
 
 
-class RawS3:
+class DirectTransport:
     def __init__(
         self,
         base: str,
         region: str,
         credentials: Callable[[], Credentials | None],
         *,
+        bucket: str,
         pool_size: int,
         connect_timeout: float,
         read_timeout: float,
         attempts: int = 2,
     ) -> None:
         self.base = base  # ends with "/"
+        self.bucket = bucket
         self.region = region
         self.server: str | None = None  # the Server header HeadBucket answered with: it tells the listing order
         self._credentials = credentials
@@ -148,7 +154,7 @@ class RawS3:
         refuse: bool = True,
         unsigned: bool = False,
     ) -> Response:
-        """The response; a status of 300 or more raises a ClientError unless `refuse` is False.
+        """The response; a status of 300 or more raises an S3Refusal unless `refuse` is False.
 
         Only a dropped connection is sent again (`_attempt`); throttling and 5xx go up as they are, to the
         one retry layer (stores/retry.py) with its backoff.
@@ -174,7 +180,7 @@ class RawS3:
 
         response = self._attempt(method, url, headers, payload, exchange)
         if response.status >= 300 and refuse:
-            raise _client_error(operation, response)
+            raise refusal(operation, response)
         return response
 
     def _attempt(
@@ -187,7 +193,7 @@ class RawS3:
     ) -> _Answer:
         """`exchange(target, signed headers)`, sent again at once only when the connection dropped.
 
-        The one attempt loop of the direct path: whole responses (`_send`) and streamed ones (`get_object`)
+        The one attempt loop of the direct transport: whole responses (`_send`) and streamed ones (`get_object`)
         differ only in the exchange. `attempts` in all; a kept-alive connection the server closed is the
         usual cause, and throttling and 5xx are left to the retry layer (stores/retry.py) above.
         """
@@ -204,37 +210,120 @@ class RawS3:
                     raise
         raise AssertionError("unreachable")  # the loop returns or raises
 
-    def put(self, key: str, body: bytes | BinaryIO, size: int, headers: Mapping[str, str]) -> str:
+        # --- the Transport (stores/s3/transport.py) -------------------------------------------------------------
+
+    def translate(self, exc: Exception, *, key: str, action: str) -> StoreError:
+        return translate_raw(exc, key=key, action=action)
+
+    def _url(self, key: str | None, query: Mapping[str, str] | None = None) -> str:
+        url = self.base + ("" if key is None else urllib.parse.quote(key, safe="/~"))
+        if query:
+            # Kept in the order given: a fault proxy (tests/faults) matches "partNumber=2&".
+            url += "?" + urllib.parse.urlencode(query, quote_via=urllib.parse.quote, safe="-_.~")
+        return url
+
+    def _copy_source(self, key: str) -> str:
+        return urllib.parse.quote(f"{self.bucket}/{key}", safe="/~")
+
+    def put_object(self, key: str, body: bytes | BinaryIO, size: int, params: Params) -> str:
         """PutObject of `size` bytes (a seekable stream is sent from where it stands); the ETag, unquoted."""
-        url = self.base + urllib.parse.quote(key, safe="/~")
-        response = self._send("PutObject", "PUT", url, body, {**headers, "Content-Length": str(size)})
+        headers = {**headers_of(params, sdk_checksum=True), "Content-Length": str(size)}
+        response = self._send("PutObject", "PUT", self._url(key), body, headers)
         return str(response.headers.get("ETag", "")).strip('"')
 
-    def get_object(self, key: str, headers: Mapping[str, str]) -> Streamed:
-        """GetObject, its body streamed; a status of 300 or more raises a ClientError (412 for If-Match)."""
-        url = self.base + urllib.parse.quote(key, safe="/~")
+    def get_object(self, key: str, params: Params) -> Download:
+        """GetObject, its body streamed; a status of 300 or more raises an S3Refusal (412 for If-Match)."""
+        headers = headers_of(params)
         response = self._attempt(
-            "GET", url, headers, EMPTY_SHA256, lambda target, signed: self._pool.stream("GET", target, headers=signed)
+            "GET", self._url(key), headers, EMPTY_SHA256,
+            lambda target, signed: self._pool.stream("GET", target, headers=signed),
         )
         if response.status >= 300:
-            error = Response(response.status, response.reason, response.headers, response.read())
-            raise _client_error("GetObject", error)
-        return response
+            raise refusal("GetObject", Response(response.status, response.reason, response.headers, response.read()))
+        return Download(response, str(response.headers.get("ETag", "")) or None)
 
-    def upload_part(self, key: str, upload_id: str, number: int, body: Buffer, headers: Mapping[str, str]) -> str:
-        """UploadPart of `body`, unsigned: `headers` must carry the part's Content-MD5 or CRC64NVME.
+    def head_object(self, key: str, params: Params) -> Head | None:
+        response = self._send("HeadObject", "HEAD", self._url(key), None, headers_of(params), refuse=False)
+        if response.status == 404:
+            return None
+        if response.status >= 300:
+            raise refusal("HeadObject", response)
+        return head_of(response.headers)
+
+    def copy_object(self, src_key: str, dst_key: str, params: Params) -> str:
+        headers = {**headers_of(params), "x-amz-copy-source": self._copy_source(src_key)}
+        response = self._send("CopyObject", "PUT", self._url(dst_key), None, headers)
+        return unquoted(_text(_answer("CopyObject", response), "ETag"))
+
+    def delete_object(self, key: str, params: Params) -> None:
+        self._send("DeleteObject", "DELETE", self._url(key), None, headers_of(params))
+
+    def create_multipart_upload(self, key: str, params: Params) -> str:
+        response = self._send("CreateMultipartUpload", "POST", self._url(key, {"uploads": ""}), None,
+                              headers_of(params))
+        upload_id = _text(_answer("CreateMultipartUpload", response), "UploadId")
+        if not upload_id:
+            raise ValueError(f"CreateMultipartUpload of {key}: the response has no UploadId")
+        return upload_id
+
+    def upload_part(self, key: str, upload_id: str, number: int, body: Buffer, params: Params) -> str:
+        """UploadPart of `body`, unsigned: `params` must carry the part's ContentMD5 or ChecksumCRC64NVME.
 
         The part's ETag as the server gave it (quoted), which CompleteMultipartUpload lists."""
-        query = urllib.parse.urlencode(
-            {"partNumber": str(number), "uploadId": upload_id}, quote_via=urllib.parse.quote, safe="-_.~"
-        )
-        url = self.base + urllib.parse.quote(key, safe="/~") + "?" + query
-        sized = {**headers, "Content-Length": str(memoryview(body).nbytes)}
+        url = self._url(key, {"partNumber": str(number), "uploadId": upload_id})
+        sized = {**headers_of(params, sdk_checksum=True), "Content-Length": str(memoryview(body).nbytes)}
         response = self._send("UploadPart", "PUT", url, body, sized, unsigned=True)
         etag = response.headers.get("ETag")
         if not etag:
             raise ValueError(f"UploadPart of {key} part {number}: the response has no ETag")
         return str(etag)
+
+    def upload_part_copy(
+        self, src_key: str, dst_key: str, upload_id: str, number: int, first: int, last: int, params: Params
+    ) -> str:
+        url = self._url(dst_key, {"partNumber": str(number), "uploadId": upload_id})
+        headers = {
+            **headers_of(params),
+            "x-amz-copy-source": self._copy_source(src_key),
+            "x-amz-copy-source-range": f"bytes={first}-{last}",
+        }
+        response = self._send("UploadPartCopy", "PUT", url, None, headers)
+        etag = _text(_answer("UploadPartCopy", response), "ETag")
+        if not etag:
+            raise ValueError(f"UploadPartCopy of {dst_key} part {number}: the response has no ETag")
+        return etag
+
+    def complete_multipart_upload(
+        self, key: str, upload_id: str, parts: list[dict[str, Any]], params: Params
+    ) -> str:
+        listed = "".join(
+            "<Part>" + "".join(f"<{name}>{escape(str(value))}</{name}>" for name, value in part.items()) + "</Part>"
+            for part in parts
+        )
+        body = f'<CompleteMultipartUpload xmlns="{_XMLNS}">{listed}</CompleteMultipartUpload>'.encode()
+        headers = {**headers_of(params), "Content-Type": "application/xml", "Content-Length": str(len(body))}
+        response = self._send("CompleteMultipartUpload", "POST", self._url(key, {"uploadId": upload_id}), body, headers)
+        return unquoted(_text(_answer("CompleteMultipartUpload", response), "ETag"))
+
+    def abort_multipart_upload(self, key: str, upload_id: str) -> None:
+        self._send("AbortMultipartUpload", "DELETE", self._url(key, {"uploadId": upload_id}), None, {})
+
+    def has_parts(self, key: str, upload_id: str) -> bool:
+        response = self._send("ListParts", "GET", self._url(key, {"max-parts": "1", "uploadId": upload_id}), None, {})
+        return bool(_all(_answer("ListParts", response), "Part"))
+
+    def multipart_uploads(self, prefix: str) -> list[dict[str, Any]]:
+        query = {"encoding-type": "url", "prefix": prefix, "uploads": ""}
+        response = self._send("ListMultipartUploads", "GET", self._url(None, query), None, {})
+        found = []
+        for upload in _all(_answer("ListMultipartUploads", response), "Upload"):
+            initiated = _text(upload, "Initiated")
+            found.append({
+                "Key": urllib.parse.unquote_plus(_text(upload, "Key")),
+                "UploadId": _text(upload, "UploadId"),
+                "Initiated": iso_timestamp(initiated) if initiated else None,
+            })
+        return found
 
     def _get(self, operation: str, query: Mapping[str, str], *, refuse: bool = True) -> Response:
         url = self.base + "?" + urllib.parse.urlencode(sorted(query.items()), quote_via=urllib.parse.quote)
@@ -246,7 +335,7 @@ class RawS3:
         self.server = str(response.headers.get("Server", ""))
         return response.status
 
-    def encryption_algorithms(self) -> frozenset[str] | None:
+    def bucket_encryption(self) -> frozenset[str] | None:
         """The bucket's default-encryption algorithms; None when it has none or the endpoint lacks the API."""
         try:
             # No default encryption is a 404 (ServerSideEncryptionConfigurationNotFoundError): not an error here.
@@ -258,35 +347,16 @@ class RawS3:
             return None
         return frozenset(node.text or "" for node in root.iter() if node.tag.rpartition("}")[2] == "SSEAlgorithm")
 
-    def list_pages(
-        self,
-        prefix: str,
-        start_after: str | None = None,
-        delimiter: str | None = None,
-        *,
-        fetch: Callable[[Callable[[], Response]], Response] = lambda send: send(),
-    ) -> Iterator[dict[str, Any]]:
-        """ListObjectsV2 pages, shaped like botocore's (keys decoded, Size an int, LastModified a datetime).
-
-        Each page's request is sent through `fetch` (the caller's retry layer, say)."""
-        token: str | None = None
-        while True:
-            query = {"list-type": "2", "prefix": prefix, "encoding-type": "url"}
-            if token:
-                query["continuation-token"] = token
-            elif start_after is not None:
-                query["start-after"] = start_after
-            if delimiter is not None:
-                query["delimiter"] = delimiter
-            page = parse_list_objects_v2(fetch(functools.partial(self._get, "ListObjectsV2", query)).data)
-            for item in page.get("Contents", []):
-                item["Key"] = urllib.parse.unquote_plus(item["Key"])
-            for item in page.get("CommonPrefixes", []):
-                item["Prefix"] = urllib.parse.unquote_plus(item["Prefix"])
-            yield page
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
-                return
+    def list_page(self, prefix: str, params: Params) -> Page:
+        """One ListObjectsV2 page, shaped like botocore's (keys decoded, Size an int, LastModified a datetime)."""
+        query = {"list-type": "2", "prefix": prefix, "encoding-type": "url"}
+        query.update({_LIST_QUERY[name]: str(value) for name, value in params.items()})
+        page = parse_list_objects_v2(self._get("ListObjectsV2", query).data)
+        for item in page.get("Contents", []):
+            item["Key"] = urllib.parse.unquote_plus(item["Key"])
+        for item in page.get("CommonPrefixes", []):
+            item["Prefix"] = urllib.parse.unquote_plus(item["Prefix"])
+        return page
 
     def warm(self, connections: int) -> None:
         self._pool.warm(connections)
@@ -295,8 +365,8 @@ class RawS3:
         self._pool.close()
 
 
-def direct(spec: S3StoreSpec, *, pool_size: int, env: Mapping[str, str] | None = None) -> RawS3 | None:
-    """The direct path with no botocore at all, or None where botocore must decide endpoint or credentials."""
+def direct(spec: S3StoreSpec, *, pool_size: int, env: Mapping[str, str] | None = None) -> DirectTransport | None:
+    """The direct transport with no botocore at all, or None where botocore must decide endpoint or credentials."""
     env = os.environ if env is None else env
     access = static_access(spec, env)
     if access is None:
@@ -307,8 +377,9 @@ def direct(spec: S3StoreSpec, *, pool_size: int, env: Mapping[str, str] | None =
         return None
     credentials = access.credentials
     limits = deadlines(spec, env)
-    return RawS3(
-        base, region, lambda: credentials, pool_size=pool_size, connect_timeout=limits.connect, read_timeout=limits.read
+    return DirectTransport(
+        base, region, lambda: credentials, bucket=spec.bucket, pool_size=pool_size, connect_timeout=limits.connect,
+        read_timeout=limits.read,
     )
 
 
@@ -320,8 +391,8 @@ def through_botocore(
     pool_size: int,
     connect_timeout: float,
     read_timeout: float,
-) -> RawS3:
-    """The direct path sent where botocore would send it (read off a presigned URL), with its credentials."""
+) -> DirectTransport:
+    """The direct transport sending where botocore would send (read off a presigned URL), with its credentials."""
     probe = urllib.parse.urlsplit(
         client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": _PROBE}, ExpiresIn=60)
     )
@@ -329,14 +400,14 @@ def through_botocore(
         raise ValueError(f"unexpected presigned URL shape: {probe.path}")
     base = f"{probe.scheme}://{probe.netloc}{probe.path[: -len(_PROBE)]}"
     region = client.meta.region_name or "us-east-1"
-    return RawS3(
-        base, region, credentials, pool_size=pool_size, connect_timeout=connect_timeout, read_timeout=read_timeout
+    return DirectTransport(
+        base, region, credentials, bucket=bucket, pool_size=pool_size, connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
     )
 
 
-def _client_error(operation: str, response: Response) -> botocore.exceptions.ClientError:
-    from botocore.exceptions import ClientError
-
+def refusal(operation: str, response: Response) -> S3Refusal:
+    """An error answer as an S3Refusal: S3's code and message from its XML body, else the status."""
     code, message = str(response.status), response.reason or ""
     try:
         root = ET.fromstring(response.data) if response.data else None
@@ -345,8 +416,88 @@ def _client_error(operation: str, response: Response) -> botocore.exceptions.Cli
     if root is not None:
         code = root.findtext("Code") or code
         message = root.findtext("Message") or message
-    error = {
-        "Error": {"Code": code, "Message": message},
-        "ResponseMetadata": {"HTTPStatusCode": response.status, "HTTPHeaders": dict(response.headers)},
+    return S3Refusal(operation, response.status, code, message, response.headers)
+
+
+def _local(node: ET.Element) -> str:
+    return node.tag.rpartition("}")[2]
+
+
+def _all(root: ET.Element, name: str) -> list[ET.Element]:
+    """Elements named `name` under `root`, with or without S3's namespace (some servers answer without it)."""
+    return [node for node in root.iter() if _local(node) == name]
+
+
+def _text(root: ET.Element, name: str) -> str:
+    found = _all(root, name)
+    return (found[0].text or "") if found else ""
+
+
+def _answer(operation: str, response: Response) -> ET.Element:
+    """The XML of a 2xx answer. CopyObject, UploadPartCopy and CompleteMultipartUpload can fail after their
+    200 is sent: the body is then an <Error>, which is raised as the refusal it is."""
+    root = ET.fromstring(response.data)
+    if _local(root) == "Error":
+        raise refusal(operation, response)
+    return root
+
+
+# botocore's parameter name -> the header the direct transport sends for it.
+_HEADERS = {
+    **CONDITION_HEADERS,
+    "Range": "Range",
+    "ContentMD5": "Content-MD5",
+    "ContentType": "Content-Type",
+    "ContentEncoding": "Content-Encoding",
+    "ContentDisposition": "Content-Disposition",
+    "ContentLanguage": "Content-Language",
+    "CacheControl": "Cache-Control",
+    "MetadataDirective": "x-amz-metadata-directive",
+    "ChecksumCRC64NVME": "x-amz-checksum-crc64nvme",
+    "ChecksumAlgorithm": "x-amz-checksum-algorithm",
+    "ChecksumType": "x-amz-checksum-type",
+}
+# ListObjectsV2's parameters (botocore's names) -> the query's.
+_LIST_QUERY = {
+    "ContinuationToken": "continuation-token",
+    "StartAfter": "start-after",
+    "Delimiter": "delimiter",
+    "MaxKeys": "max-keys",
+}
+# A HEAD's headers -> botocore's names for them (those entry_of_head and kept_headers read).
+_HEAD_FIELDS = {
+    "ETag": "ETag",
+    "ServerSideEncryption": "x-amz-server-side-encryption",
+    "SSECustomerAlgorithm": "x-amz-server-side-encryption-customer-algorithm",
+    **{name: _HEADERS[name] for name in ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage",
+                                          "CacheControl")},
+}
+_META = "x-amz-meta-"
+
+
+def headers_of(params: Params, *, sdk_checksum: bool = False) -> dict[str, str]:
+    """botocore's parameters as the headers botocore would send. `sdk_checksum`: for a body checked by its
+    CRC64NVME (PutObject, UploadPart), the header that names the algorithm the checksum header is of."""
+    out: dict[str, str] = {}
+    for name, value in params.items():
+        if name == "Metadata":
+            out.update({_META + key: str(item) for key, item in value.items()})
+        else:
+            out[_HEADERS[name]] = str(value)
+    if sdk_checksum and "ChecksumCRC64NVME" in params:
+        out["x-amz-sdk-checksum-algorithm"] = "CRC64NVME"
+    return out
+
+
+def head_of(headers: Mapping[str, str]) -> Head:
+    """A HEAD's headers shaped as botocore's HeadObject answer."""
+    head: Head = {
+        "ContentLength": int(headers.get("Content-Length") or 0),
+        "Metadata": {name[len(_META):].lower(): value for name, value in headers.items()
+                     if name.lower().startswith(_META)},
     }
-    return ClientError(error, operation)  # type: ignore[arg-type]
+    head.update({field: headers[header] for field, header in _HEAD_FIELDS.items() if headers.get(header)})
+    modified = headers.get("Last-Modified")
+    if modified:
+        head["LastModified"] = email.utils.parsedate_to_datetime(modified)
+    return head
