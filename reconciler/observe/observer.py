@@ -10,12 +10,11 @@ that is that md5) are one object, not three.
 from __future__ import annotations
 
 import dataclasses
-import gc
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 
+from reconciler import collector
 from reconciler.model import (
     Authority,
     Desired,
@@ -158,23 +157,6 @@ def _hash_into(
     return unreadable
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a listing is turned into entries.
-
-    Entries, keys and md5s form no cycles, so a collection frees nothing of them; but a
-    million new objects trigger about a dozen full collections that each walk all of them
-    (a sixth of observing a million objects). Reference counting still frees everything.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def observe(
     desired: Desired,
     stores: Mapping[str, Store],
@@ -196,7 +178,7 @@ def observe(
     unreadable: list[Problem] = []
     with ThreadPoolExecutor(max_workers=hash_workers, thread_name_prefix="pixel-hash") as pool:
         for spec in desired.mappings:
-            with _gc_paused():
+            with collector.paused():
                 result[spec.name] = _observe_mapping(
                     desired, stores, spec, hasher, pool, hash_workers, progress, unreadable
                 )

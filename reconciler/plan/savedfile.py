@@ -31,13 +31,12 @@ the same refusal, worded as before.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
 
+from reconciler import collector
 from reconciler.model import Action, Plan
 from reconciler.plan import serialize
 from reconciler.plan.action_check import action_ok, edge_ok
@@ -169,27 +168,10 @@ def _read(rows: Iterator[bytes], source: str) -> SavedPlan:
     return serialize.saved(plan, header)
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while a plan is read, as it was before after.
-
-    Every action read stays alive in the plan, and every action is four tracked objects: the collector's
-    full passes, run as they grow, walked them all again and again, a fifth of the read. Reading makes no
-    cycles, so nothing it would have collected is kept.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def read(rows: Iterable[bytes], *, source: str) -> SavedPlan | None:
     """The saved plan of a framed file's lines (each with its newline), or None when the whole document must be
     read instead (another layout, or a refusal that reading words)."""
-    with _collector_paused():
+    with collector.paused():
         try:
             return _read(iter(rows), source)
         except _Unframed:

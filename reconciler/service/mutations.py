@@ -17,8 +17,10 @@ import io
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from reconciler.actor_layout import MAPPING_PREFIX, exclusions_ref
 from reconciler.apply.report import LogReporter
@@ -135,6 +137,33 @@ def _excluded(service: Service, ws: Workspace, actor: ActorSpec, observed: Obser
             409, f"the exclusion record {ref} cannot be read ({found.problem}): fix or delete it; nothing was changed"
         )
     return {image.rel: image for image in found.images}
+
+
+class _ImageLocked(NamedTuple):
+    """What a change to one excluded-or-not image decides on, observed under the bucket lock."""
+
+    ws: Workspace
+    actor: ActorSpec
+    mapping: MappingSpec
+    lost: threading.Event
+    observed: Observed
+    obs: MappingObservation
+    excluded: dict[str, ExcludedImage]
+
+
+@contextmanager
+def _image_locked(service: Service, raw_id: str, filename: str) -> Iterator[_ImageLocked]:
+    """The actor of `raw_id`, live and with a well-formed `filename`, observed under the service's mutation lock
+    and the bucket lock (the exclusion and delete routes decide on this, then apply before the locks go)."""
+    ws, actor = service.actor(raw_id, fresh=True)
+    service.require_live(MUTATIONS_OFF)
+    mapping = _mapping(ws, actor)
+    check_filename(mapping, actor, filename)
+    with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as (ws, lost):
+        observed = _observe(service, ws, actor)
+        yield _ImageLocked(
+            ws, actor, mapping, lost, observed, _of_actor(observed, actor), _excluded(service, ws, actor, observed)
+        )
 
 
 def _save_exclusions(ws: Workspace, actor: ActorSpec, excluded: dict[str, exclusions.Record]) -> None:
@@ -311,14 +340,7 @@ def remove_image(service: Service, raw_id: str, filename: str, *, delete_from_s3
     out, neither downloads nor deletes it. `delete_from_s3=True`: the S3 object too, within the delete guards
     (409, nothing deleted, when they refuse), and any exclusion of it is lifted.
     """
-    ws, actor = service.actor(raw_id, fresh=True)
-    service.require_live(MUTATIONS_OFF)
-    mapping = _mapping(ws, actor)
-    check_filename(mapping, actor, filename)
-    with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as (ws, lost):
-        observed = _observe(service, ws, actor)
-        obs = _of_actor(observed, actor)
-        excluded = _excluded(service, ws, actor, observed)
+    with _image_locked(service, raw_id, filename) as (ws, actor, mapping, lost, observed, obs, excluded):
         local, remote = obs.local.get(filename), obs.remote.get(filename)
         kept_out = excluded.get(filename)
         if kept_out is not None:
@@ -367,14 +389,7 @@ def include_image(service: Service, raw_id: str, filename: str) -> Rendered:
     apply lists it again (and, under `authority: s3`, downloads it). Refused (409, nothing changed) where the
     specs prune the actor's S3 side, since the apply would then delete the object: add its bytes back instead
     (POST that file name)."""
-    ws, actor = service.actor(raw_id, fresh=True)
-    service.require_live(MUTATIONS_OFF)
-    mapping = _mapping(ws, actor)
-    check_filename(mapping, actor, filename)
-    with service.mutation_lock, locked(ws, LockOptions(timeout=service.lock_timeout)) as (ws, lost):
-        observed = _observe(service, ws, actor)
-        obs = _of_actor(observed, actor)
-        excluded = _excluded(service, ws, actor, observed)
+    with _image_locked(service, raw_id, filename) as (ws, actor, _, lost, observed, obs, excluded):
         image = excluded.get(filename)
         if image is None:
             raise ServiceError(404, f"actor {actor.actor_id}'s {filename!r} is not excluded from the manifest")
