@@ -66,6 +66,8 @@ def spilled(plan: Plan) -> Iterator[StreamedPlan]:
 def test_levels_in_the_spill_are_the_in_memory_levels_and_every_edge_climbs(plan: Plan) -> None:
     with spilled(plan) as streamed:
         found = levels_of(streamed)
+        (rows,) = streamed.spill.db.execute("SELECT count(*) FROM levels").fetchone()
+    assert rows == len(plan.actions)  # one level per action: none runs twice
     assert found == levels(plan)
     assert all(found[before] < found[after] for before, after in plan.edges)
 
