@@ -112,7 +112,8 @@ def _sync_world(tmp: Path, seaweed: Any, bucket: str) -> tuple[Path, dict[str, s
     (root / "raw" / "a.jsonl").rename(root / "raw" / "renamed.jsonl")
     (root / "raw" / "b.jsonl").write_bytes(b"beta, edited\n")
     (root / "raw" / "gone.jsonl").unlink()
-    _tree(root / "raw", {"new.jsonl": b"new\n", "swap1.jsonl": files["swap2.jsonl"], "swap2.jsonl": files["swap1.jsonl"]})
+    swapped = {"swap1.jsonl": files["swap2.jsonl"], "swap2.jsonl": files["swap1.jsonl"]}
+    _tree(root / "raw", {"new.jsonl": b"new\n", **swapped})
     _tree(root / "final", {"train-0.jsonl": b'{"n": 0}\n', "train-1.jsonl": b'{"n": 1}\n'})
     return specs, env
 
@@ -180,3 +181,44 @@ def test_manifests_and_the_demo_world_end_as_the_in_memory_apply(
         assert theirs == ours
     assert _local_state(demos[1].root, aliases[1]) == _local_state(demos[0].root, aliases[0])
     assert demos[1].pixel("plan", "--detailed-exitcode").code == 0
+
+
+def test_a_streamed_apply_refuses_what_apply_refuses_and_touches_nothing(
+    tmp_path: Path, seaweed: Any, bucket: str
+) -> None:
+    specs, env = _sync_world(tmp_path, seaweed, bucket)
+    plan_file = tmp_path / "plan.json"
+    assert pixel(["plan", "--specs", str(specs), "-out", str(plan_file)], env).code == 0
+    client = seaweed.client()
+    before = _s3_state(client, bucket, {})
+    stream = ("--scale", "stream")
+
+    # A guard tightened at apply: the plan's deletes exceed it.
+    tight = pixel(["apply", *stream, "--max-delete", "0", "--specs", str(specs), str(plan_file)], env)
+    assert tight.code == 1
+    assert "--max-delete" in tight.err and "nothing was touched" in tight.err
+    # A guard loosened at apply is refused, never silently ignored.
+    loose = pixel(["apply", *stream, "--allow-mass-delete", "--specs", str(specs), str(plan_file)], env)
+    assert loose.code == 1 and "would loosen the saved plan's guards" in loose.err
+    # A hand-edited action that reaches outside its mapping.
+    document = json.loads(plan_file.read_text())
+    (new,) = (a for a in document["actions"] if a["key"] == "datasets/raw/new.jsonl")
+    new["key"] = "elsewhere/new.jsonl"
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(document))
+    outside = _apply(specs, env, edited, *stream)
+    assert outside.code == 1
+    assert "lies outside what mapping 'raw' manages" in outside.err and "nothing was touched" in outside.err
+    # Tampered with: the guard digest no longer matches.
+    document = json.loads(plan_file.read_text())
+    document["guard_limits"]["max_delete"] += 1
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(document))
+    digest = _apply(specs, env, tampered, *stream)
+    assert digest.code == 1 and "the guard digest does not match" in digest.err
+    # Stale: the specs changed since the plan.
+    (specs / "specs.yaml").write_text((specs / "specs.yaml").read_text().replace("prune: true", "prune: false"))
+    stale = _apply(specs, env, plan_file, *stream)
+    assert stale.code == 1 and "plan is stale" in stale.err
+    assert _s3_state(client, bucket, {}) == before
+    assert list((tmp_path / "cache" / "spill").iterdir()) == []  # each refusal removed its spill

@@ -112,7 +112,7 @@ def test_running_by_levels_respects_every_edge_and_skips_what_a_failure_reaches(
         )
     batch_of = {action: n for n, ran in enumerate(executor.batches) for action in ran}
     assert all(len(ran) <= batch for ran in executor.batches)
-    graph = nx.DiGraph(plan.edges)
+    graph: nx.DiGraph[str] = nx.DiGraph(plan.edges)
     graph.add_nodes_from(ids)
     reached = {d for f in failing for d in nx.descendants(graph, f)}
     # What a failure reaches never runs; everything else runs once, in a batch after all it waits for.
