@@ -212,6 +212,7 @@ def run_levels(
     count = compute_levels(streamed)
     result = StreamedResult()
     seen = 0
+    checked = False
     for level in range(count):
         for actions in _batches(db, level, batch):
             if stop.is_set() or result.interrupted:
@@ -230,7 +231,10 @@ def run_levels(
             if not runnable:
                 continue
             plan = Plan(actions=tuple(runnable), edges=(), spec_digest=streamed.spec_digest, targets=streamed.targets)
-            executor.check(plan, desired)
+            if not checked:
+                # Once: a cluster's check asks every worker for its roots and credentials.
+                executor.check(plan, desired)
+                checked = True
             outcome, counts = executor.run(plan, desired, stores, reporter=reporter, stop=stop)
             result.bytes.add(counts)
             result.interrupted = result.interrupted or outcome.interrupted
