@@ -34,7 +34,7 @@ from reconciler.plan.guards import GuardLimits
 from reconciler.plan.summary import shown
 from reconciler.progress import observe_progress
 from reconciler.scale import apply as stream_checks
-from reconciler.scale.apply import DEFAULT_BATCH, StreamedResult, run_levels
+from reconciler.scale.apply import DEFAULT_BATCH, StreamedResult, compute_levels, run_levels
 from reconciler.scale.observe import observe_spilled
 from reconciler.scale.planfile import write_streamed
 from reconciler.scale.planner import StreamedPlan, stream_plan
@@ -301,11 +301,13 @@ def apply_streamed(
             return EXIT_OK
         ws = open_stores(desired, parallelism=parallelism)
         stream_checks.check(ws.desired, streamed, enforced, plan_file=str(plan_file))
+        levels = compute_levels(streamed)  # a cycle is refused here, before the lock and any write
         say(printable(f"Applying the saved plan {plan_file} streamed: {verdict}") + "\n", err=False)
         with locked(ws, lock) as (held, lost):
             abort_leftover_uploads(held)
             result = run_levels(
-                streamed, held.desired, held.stores, executor, reporter=LogReporter(), stop=lost, batch=batch
+                streamed, held.desired, held.stores, executor, reporter=LogReporter(), stop=lost, batch=batch,
+                levels=levels,
             )
             buckets = [
                 spec

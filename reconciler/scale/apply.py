@@ -206,10 +206,14 @@ def run_levels(
     reporter: Reporter,
     stop: threading.Event,
     batch: int = DEFAULT_BATCH,
+    levels: int | None = None,
 ) -> StreamedResult:
-    """Run every action after all it waits for, a batch of one level at a time (see the module's docstring)."""
+    """Run every action after all it waits for, a batch of one level at a time (see the module's docstring).
+
+    `levels`: what `compute_levels` returned, when the caller computed them first (before taking the lock).
+    """
     db = streamed.spill.db
-    count = compute_levels(streamed)
+    count = compute_levels(streamed) if levels is None else levels
     result = StreamedResult()
     seen = 0
     checked = False
