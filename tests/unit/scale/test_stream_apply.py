@@ -11,12 +11,16 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.apply.batching import levels
 from reconciler.apply.executor import DONE, FAILED, ApplyResult, NullReporter, Outcome, Reporter
 from reconciler.apply.runner import ByteTotals
+from reconciler.choices import OutputFormat, Scale
+from reconciler.cli import main
+from reconciler.commands import scale as scale_command
 from reconciler.errors import UserError
 from reconciler.model import Action, ActionKind, Change, Desired, ObjectRef, Plan
 from reconciler.scale.apply import compute_levels, levels_of, run_levels
@@ -122,3 +126,24 @@ def test_running_by_levels_respects_every_edge_and_skips_what_a_failure_reaches(
     assert {o.action.id for o in result.skipped} == reached
     assert result.done == len(ids) - len(failing | reached)
     assert result.ok == (not failing)
+
+
+def test_a_large_plan_file_streams_unless_told_otherwise_or_the_report_is_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small, large = tmp_path / "small.json", tmp_path / "large.json"
+    small.write_bytes(b"{}")
+    large.write_bytes(b" " * 64)
+    monkeypatch.setattr(scale_command, "STREAM_ABOVE_BYTES", 32)
+    assert scale_command.streams(None, large, OutputFormat.TEXT)
+    assert not scale_command.streams(None, small, OutputFormat.TEXT)
+    assert not scale_command.streams(None, large, OutputFormat.JSON)  # a JSON report lists every action
+    assert not scale_command.streams(Scale.MEMORY, large, OutputFormat.TEXT)
+    assert scale_command.streams(Scale.STREAM, small, OutputFormat.TEXT)
+    assert not scale_command.streams(None, tmp_path / "missing.json", OutputFormat.TEXT)
+
+
+def test_scale_stream_without_a_plan_file_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["apply", "--scale", "stream", "--specs", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "--scale stream applies a saved plan" in result.stderr
