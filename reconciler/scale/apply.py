@@ -38,6 +38,7 @@ from reconciler.apply.executor import (
 )
 from reconciler.apply.runner import ByteTotals
 from reconciler.errors import UserError
+from reconciler.keys import printable
 from reconciler.model import Action, ActionKind, Desired, Plan
 from reconciler.plan import saved_checks
 from reconciler.plan.guards import GuardLimits
@@ -123,7 +124,7 @@ def check(desired: Desired, streamed: StreamedPlan, limits: GuardLimits, *, plan
     if found:
         raise saved_checks.UnsafeSavedPlan(
             f"saved plan {plan_file} is not applyable against the current specs; nothing was touched:\n  "
-            f"{saved_checks._shown(found)}\n"
+            f"{saved_checks._shown(printable(line) for line in found)}\n"
             f"Run `pixel plan -out {plan_file}` again, review it, then apply it"
         )
 
