@@ -3,6 +3,7 @@ level runs every action after all it waits for, skipping exactly what a failure 
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
@@ -12,7 +13,7 @@ from pathlib import Path
 import networkx as nx
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.apply.batching import levels
@@ -22,11 +23,15 @@ from reconciler.choices import OutputFormat, Scale
 from reconciler.cli import main
 from reconciler.commands import scale as scale_command
 from reconciler.errors import UserError
-from reconciler.model import Action, ActionKind, Change, Desired, ObjectRef, Plan
+from reconciler.model import Action, ActionKind, Change, Desired, ObjectRef, Plan, Precondition
+from reconciler.plan import plan, saved_checks
+from reconciler.plan.guards import GuardLimits, check
+from reconciler.scale import apply as stream_checks
 from reconciler.scale.apply import compute_levels, levels_of, run_levels
 from reconciler.scale.planner import SCHEMA, StreamedPlan, Writer
 from reconciler.scale.spill import Spill
 from reconciler.stores.base import Store
+from tests.unit.scale.trees import World, worlds
 
 
 def _action(i: int) -> Action:
@@ -147,3 +152,32 @@ def test_scale_stream_without_a_plan_file_is_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["apply", "--scale", "stream", "--specs", str(tmp_path)])
     assert result.exit_code == 1
     assert "--scale stream applies a saved plan" in result.stderr
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(world=worlds(), limits=st.builds(GuardLimits, max_delete=st.integers(0, 3), max_superseded=st.integers(0, 3),
+                                        allow_mass_delete=st.booleans(), strict=st.booleans()),
+       hand_edit=st.integers(0, 30))
+def test_the_streamed_saved_plan_check_is_the_in_memory_one(world: World, limits: GuardLimits, hand_edit: int) -> None:
+    planned = check(world.desired, world.observed, plan(world.desired, world.observed), world.limits)
+    actions = list(planned.actions)
+    if actions and hand_edit < len(actions):
+        # An edited action: moved outside every mapping, or stripped of its preconditions.
+        edited = actions[hand_edit]
+        actions[hand_edit] = (
+            dataclasses.replace(edited, precondition=Precondition())
+            if hand_edit % 2
+            else dataclasses.replace(edited, target=ObjectRef(edited.target.store, "elsewhere/" + edited.target.key))
+        )
+    saved = dataclasses.replace(planned, actions=tuple(actions), errors=())
+    if len({a.id for a in saved.actions}) != len(saved.actions):
+        return
+    with spilled(saved) as streamed:
+        streamed.findings_count = 0
+        writer = Writer(streamed.spill.db)
+        for finding in saved.findings:
+            writer.finding(finding)
+        streamed.object_counts = dict(saved.object_counts)
+        assert stream_checks.problems(world.desired, streamed, limits) == saved_checks.problems(
+            world.desired, saved, limits
+        )
