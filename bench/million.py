@@ -31,7 +31,14 @@ What runs, and what does not (so the numbers mean what they say):
 same stores and hasher, the observation and the plan spilled to SQLite in a temporary directory, and
 with `--out FILE` the plan file written streamed (timed apart). It reports the spill's size on disk too.
 
-    python -m bench.million [--n N] [--changed F] [--seed S] [--stream [--out FILE]]
+`--stream --apply` then applies that plan file as `pixel apply --scale stream FILE` does, in a second
+fresh child (so its peak RSS is the apply's alone): the file read into a spill, every saved-plan check,
+the levels, the batches through the local executor's thread pool. The plan is every object changed
+(`--changed 1`, so `n` uploads unless given). The stores are sinks: the source's `stat` answers the
+version the plan expects and its `open` an empty stream, the target's `write` reads nothing, so the
+figure is pixel's apply machinery and not a test double holding `n` objects' bytes.
+
+    python -m bench.million [--n N] [--changed F] [--seed S] [--stream [--out FILE] [--apply]]
 """
 
 from __future__ import annotations
@@ -177,6 +184,7 @@ class _Listing:
     def stat(self, key: str) -> Entry | None:
         return None
 
+
     def open(self, key: str) -> AbstractContextManager[BinaryIO]:
         raise NotImplementedError("a listing holds no bytes")
 
@@ -188,6 +196,38 @@ class _Listing:
 
     def delete(self, key: str, **kwargs: object) -> None:
         raise NotImplementedError("the benchmark only plans")
+
+
+class _Sink(_Listing):
+    """`_Listing` that an apply can run against: stat answers the listed entry, writes read and keep nothing."""
+
+    def stat(self, key: str) -> Entry | None:
+        i = int(key.rsplit("/file", 1)[1].split(".", 1)[0])
+        return next(e for e in self._entries(i, key))
+
+    def _entries(self, i: int, key: str) -> Iterator[Entry]:
+        size = _size(i)
+        if self._s3:
+            etag = _content_md5(_rel(i), 1 if i in self._changed else 0)
+            yield Entry(key, size, etag, BASE_MTIME_NS, etag)
+        else:
+            mtime_ns = BASE_MTIME_NS + i * 1_000_003
+            version = f"{size}-{mtime_ns}-{mtime_ns + 17}-{LOCAL_INODES + i}-{LOCAL_DEVICE}"
+            yield Entry(key, size, None, mtime_ns, version)
+
+    def open(self, key: str, **kwargs: object) -> AbstractContextManager[BinaryIO]:
+        import contextlib
+        import io
+
+        return contextlib.nullcontext(io.BytesIO(b""))
+
+    def write(self, key: str, source: object, **kwargs: object) -> Entry:
+        with source() as stream:  # type: ignore[operator]
+            stream.read(0)
+        size = kwargs["size"]
+        md5 = kwargs["md5"]
+        assert isinstance(size, int) and isinstance(md5, str)
+        return Entry(key, size, md5, BASE_MTIME_NS, md5)
 
 
 class _WarmCache:
@@ -330,6 +370,81 @@ def _stream_child(n: int, changed: float, seed: int, out: str | None) -> dict[st
     }
 
 
+def _apply_child(n: int, changed: float, seed: int, plan_file: str) -> dict[str, float]:
+    """`pixel apply --scale stream FILE`'s work on the plan `_stream_child` wrote, against sink stores."""
+    import gc
+    import tempfile
+    import threading
+
+    from reconciler.apply.executor import LocalExecutor, NullReporter
+    from reconciler.scale import apply as streamed_apply
+    from reconciler.scale.reader import read_into
+    from reconciler.scale.spill import Spill
+
+    desired, listings, _, _ = _world(n, changed, seed)
+    changed_set = listings["staging"]._changed
+    stores = {
+        "staging": _Sink("staging", n, changed_set, s3=False),
+        "pixel-data": _Sink("pixel-data", n, changed_set, s3=True),
+    }
+    gc.collect()
+    baseline = max(_rss_now(), 1)
+    with tempfile.TemporaryDirectory(prefix="pixel-million-apply-") as tmp, Spill(Path(tmp)) as spill:
+        start = time.perf_counter()
+        streamed = read_into(Path(plan_file), spill)
+        read_at = time.perf_counter()
+        streamed_apply.check(desired, streamed, streamed.limits, plan_file=plan_file)
+        checked_at = time.perf_counter()
+        result = streamed_apply.run_levels(
+            streamed, desired, stores, LocalExecutor(8), reporter=NullReporter(), stop=threading.Event()
+        )
+        applied_at = time.perf_counter()
+        peak = _rss_peak()
+        if not result.ok or result.done != streamed.actions_count:
+            raise AssertionError(f"applied {result.done} of {streamed.actions_count}: {result.failed[:3]}")
+    return {
+        "objects": n,
+        "actions": result.done,
+        "read_seconds": round(read_at - start, 3),
+        "check_seconds": round(checked_at - read_at, 3),
+        "apply_seconds": round(applied_at - checked_at, 3),
+        "peak_rss_mib": round(peak / 2**20, 1),
+        "baseline_rss_mib": round(baseline / 2**20, 1),
+        "rss_bytes_per_action": round((peak - baseline) / max(1, result.done), 1),
+    }
+
+
+def run_apply(n: int, seed: int = DEFAULT_SEED) -> dict[str, float]:
+    """Plan `n` changed objects to a file (one child), apply it streamed (another); the apply's measurements."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="pixel-million-plan-") as tmp:
+        plan_file = Path(tmp) / "plan.json"
+        planned = run_million(n, 1.0, seed, stream=True, out=plan_file)
+        argv = [sys.executable, "-m", "bench.million", "--child", "--n", str(n), "--changed", "1.0"]
+        argv += ["--seed", str(seed), "--stream", "--apply", "--out", str(plan_file)]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+        done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"bench.million apply child exited {done.returncode}: {done.stderr.strip()[-2000:]}")
+        result: dict[str, float] = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
+        result["plan_file_bytes_per_action"] = round(plan_file.stat().st_size / max(1, planned["actions"]), 1)
+    return result
+
+
+def _show_apply(result: dict[str, float]) -> str:
+    return "\n".join(
+        [
+            f"streamed apply: {int(result['actions']):,} actions from a saved plan file",
+            f"  wall      read {result['read_seconds']:.2f} s + check {result['check_seconds']:.2f} s"
+            f" + apply {result['apply_seconds']:.2f} s",
+            f"  peak RSS  {result['peak_rss_mib']:.1f} MiB  (after imports {result['baseline_rss_mib']:.1f} MiB);"
+            f" {result['rss_bytes_per_action']:.0f} B per action above the baseline",
+        ]
+    )
+
+
 def _show(result: dict[str, float]) -> str:
     n = int(result["objects"])
     per = result["rss_bytes_per_object"]
@@ -375,10 +490,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     parser.add_argument("--stream", action="store_true", help="the streaming planner (pixel plan --scale stream)")
     parser.add_argument("--out", type=Path, help="with --stream: also write the plan file here (timed apart)")
+    parser.add_argument("--apply", action="store_true", help="with --stream: apply the plan streamed, measured apart")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.out is not None and not args.stream:
         parser.error("--out needs --stream")
+    if args.apply and not args.stream:
+        parser.error("--apply needs --stream")
+    if args.child and args.apply:
+        print(json.dumps(_apply_child(args.n, args.changed, args.seed, str(args.out))), flush=True)
+        return 0
+    if args.apply:
+        applied = run_apply(args.n, args.seed)
+        print(json.dumps(applied) if args.json else _show_apply(applied))
+        return 0
     if args.child:
         out = None if args.out is None else str(args.out)
         found = (

@@ -502,6 +502,13 @@ def plan(
     help="--executor dask: at most this many actions in one cluster task.",
 )
 @observe_options
+@click.option(
+    "--scale",
+    type=EnumChoice(list(Scale)),
+    default=None,
+    help="With PLAN_FILE: stream applies it in batches from a spill file, in bounded memory (text report only); "
+    "memory reads it whole. Unset: stream above 512 MiB of plan file with a text report (see docs/scale.md).",
+)
 @plan_file_option
 def apply(
     specs: Path,
@@ -521,6 +528,7 @@ def apply(
     batch_actions: int,
     observe_mode: ObserveMode,
     relist: tuple[str, ...],
+    scale: Scale | None,
     plan_file: Path | None,
 ) -> int:
     """Plan, confirm, then carry out the plan in dependency order.
@@ -532,6 +540,26 @@ def apply(
     from reconciler.apply.session import LockOptions
     from reconciler.commands.apply import apply as apply_command
 
+    limits = GuardLimits(
+        max_delete=max_delete, max_superseded=max_superseded, allow_mass_delete=allow_mass_delete, strict=strict
+    )
+    if plan_file is None and scale is Scale.STREAM:
+        raise UserError("--scale stream applies a saved plan: `pixel plan --scale stream -out FILE`, then "
+                        "`pixel apply --scale stream FILE`")
+    if plan_file is not None:
+        from reconciler.commands import scale as scaled
+
+        if scaled.streams(scale, plan_file, output_format):
+            from reconciler.commands.apply import refuse_for_saved_plan
+            from reconciler.commands.apply_saved import choose_executor
+
+            refuse_for_saved_plan(targets=targets, observe_mode=observe_mode, relist=relist, rehash_all=rehash_all,
+                                  output_format=output_format, compact=compact)
+            return scaled.apply_streamed(
+                specs, plan_file, parallelism=parallelism, lock=LockOptions(timeout=lock_timeout),
+                executor=choose_executor(executor, scheduler, parallelism, batch_actions), limits=limits,
+                limits_given=_given(click.get_current_context()), output_format=output_format,
+            )
     return apply_command(
         specs,
         auto_approve=auto_approve,
@@ -539,9 +567,7 @@ def apply(
         rehash_all=rehash_all,
         plan_file=plan_file,
         lock=LockOptions(timeout=lock_timeout),
-        limits=GuardLimits(
-            max_delete=max_delete, max_superseded=max_superseded, allow_mass_delete=allow_mass_delete, strict=strict
-        ),
+        limits=limits,
         output_format=output_format,
         compact=compact,
         targets=targets,

@@ -10,24 +10,31 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from reconciler.choices import ObserveMode, OutputFormat
+from reconciler.apply.executor import DONE, FAILED, NOT_STARTED, SKIPPED, STOPPED, PlanExecutor
+from reconciler.apply.history import record_apply
+from reconciler.apply.report import LogReporter
+from reconciler.apply.session import LockOptions, abort_leftover_uploads, locked, managed_s3_stores
+from reconciler.choices import ObserveMode, OutputFormat, Scale
 from reconciler.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
+from reconciler.commands.apply_saved import StalePlan, tightened
 from reconciler.commands.common import load, observe_through, say
 from reconciler.errors import UserError
 from reconciler.keys import printable
 from reconciler.logs import get_logger
-from reconciler.model import Action
+from reconciler.model import Action, S3StoreSpec
 from reconciler.observe.hashcache import CachedHasher
 from reconciler.paths import cache_dir
 from reconciler.plan.guards import GuardLimits
 from reconciler.plan.summary import shown
 from reconciler.progress import observe_progress
+from reconciler.scale import apply as stream_checks
+from reconciler.scale.apply import DEFAULT_BATCH, StreamedResult, compute_levels, run_levels
 from reconciler.scale.observe import observe_spilled
 from reconciler.scale.planfile import write_streamed
 from reconciler.scale.planner import StreamedPlan, stream_plan
@@ -198,3 +205,117 @@ def show_streamed(plan_file: Path, *, output_format: OutputFormat, compact: bool
             click.echo(f"Targets: {', '.join(streamed.targets) if streamed.targets else 'none (all of the specs)'}\n")
         click.echo(_summary(streamed, output_format), nl=False)
     return EXIT_OK
+
+
+# Above this size a saved plan is applied streamed unless --scale says otherwise: about a million actions,
+# which the in-memory apply holds in a few GiB (a networkx node and an outcome per action).
+STREAM_ABOVE_BYTES = 512 * 1024 * 1024
+
+
+def streams(scale: Scale | None, plan_file: Path, output_format: OutputFormat) -> bool:
+    """Whether `pixel apply FILE` streams: as asked, or (no --scale) when the file is large and the report text."""
+    if scale is not None:
+        return scale is Scale.STREAM
+    try:
+        large = plan_file.stat().st_size > STREAM_ABOVE_BYTES
+    except OSError:
+        return False  # the in-memory reading words the refusal of a missing file
+    return large and output_format == OutputFormat.TEXT
+
+
+def streamed_summary(result: StreamedResult) -> str:
+    """`apply.report.render_apply_summary`'s report from counts: the done actions are not kept."""
+    totals = result.bytes
+    moved = f" ({human_bytes(totals.bytes_uploaded)} uploaded, {human_bytes(totals.bytes_downloaded)} downloaded)"
+    stopped = sum(1 for o in result.skipped if o.blocked_by == STOPPED)
+    not_started = result.not_started + len(result.skipped) - stopped
+    counts = f"{result.done:,} done, {len(result.failed):,} failed, {not_started:,} not started"
+    if stopped:
+        counts += f", {stopped:,} stopped"
+    if result.ok:
+        return f"\nApply complete! {counts}{moved}.\n"
+    lines = [""]
+    if result.failed:
+        lines.append("Failed:")
+        for o in sorted(result.failed, key=lambda o: o.action.id):
+            code = f" [{o.code}]" if o.code else ""
+            lines.append(printable(f"  ✗ {o.action.kind.value} {o.action.target}{code}: {o.error}"))
+        lines.append("")
+    waiting: dict[str, int] = {}
+    for o in result.skipped:
+        if o.blocked_by not in (STOPPED, NOT_STARTED):
+            waiting[o.blocked_by] = waiting.get(o.blocked_by, 0) + 1
+    grouped = [f"  - {n:,} action(s) not started: {printable(cause)} failed" for cause, n in sorted(waiting.items())]
+    if result.not_started:
+        grouped.append(f"  - {result.not_started:,} action(s) not started: the apply was interrupted")
+    if stopped:
+        grouped.append(f"  - {stopped:,} action(s) stopped in flight by the second interrupt (uploads aborted)")
+    if grouped:
+        lines += ["Not done:", *grouped, ""]
+    title = "Apply interrupted" if result.interrupted or result.not_started else "Apply failed"
+    lines.append(f"{title}: {counts}{moved}. Run `pixel plan` to see what is left and any finding a retry cannot fix.")
+    return "\n".join(lines) + "\n"
+
+
+def apply_streamed(
+    specs: Path,
+    plan_file: Path,
+    *,
+    parallelism: int,
+    lock: LockOptions,
+    executor: PlanExecutor,
+    limits: GuardLimits,
+    limits_given: Set[str],
+    output_format: OutputFormat,
+    batch: int = DEFAULT_BATCH,
+) -> int:
+    """`pixel apply --scale stream FILE`: `apply_saved.apply_saved`'s checks and run, the plan kept in a spill.
+
+    Refused before anything is touched exactly when `pixel apply FILE` refuses: the file read whole into the
+    spill (schema, ids, edges, guard digest, summary), fresh, saved without errors, every action one the
+    current specs allow with its preconditions, the guards with the limits tightened by the flags given.
+    """
+    if output_format != OutputFormat.TEXT:
+        raise UserError(
+            "--scale stream reports in text: a JSON report would list every action done; "
+            "apply without --scale stream for --format json"
+        )
+    with Spill(spill_parent()) as spill:
+        streamed = read_into(plan_file, spill)
+        enforced = tightened(streamed.limits, limits, limits_given)
+        desired = load(specs)
+        if streamed.spec_digest != desired.spec_digest:
+            raise StalePlan(
+                f"plan is stale: the specs in {specs} changed since {plan_file} was written "
+                f"(spec digest {streamed.spec_digest[:12]}… then, {desired.spec_digest[:12]}… now); nothing was "
+                f"touched. Run `pixel plan -out {plan_file}` again, review it, then apply it"
+            )
+        if not streamed.applyable:
+            raise UserError(
+                f"{printable(str(plan_file))} cannot be applied: it was saved with errors:\n  "
+                + "\n  ".join(map(printable, streamed.errors))
+            )
+        verdict = summary_text(streamed, per_kind=0).splitlines()[-1]
+        if not streamed.actions_count:
+            say(printable(f"{plan_file}: {verdict}") + "\n", err=False)
+            return EXIT_OK
+        ws = open_stores(desired, parallelism=parallelism)
+        stream_checks.check(ws.desired, streamed, enforced, plan_file=str(plan_file))
+        levels = compute_levels(streamed)  # a cycle is refused here, before the lock and any write
+        say(printable(f"Applying the saved plan {plan_file} streamed: {verdict}") + "\n", err=False)
+        with locked(ws, lock) as (held, lost):
+            abort_leftover_uploads(held)
+            result = run_levels(
+                streamed, held.desired, held.stores, executor, reporter=LogReporter(), stop=lost, batch=batch,
+                levels=levels,
+            )
+            buckets = [
+                spec
+                for name in managed_s3_stores(held.desired)
+                if isinstance(spec := held.desired.stores[name], S3StoreSpec)
+            ]
+            skipped = len(result.skipped) + result.not_started
+            tally: dict[str, int] = {DONE: result.done, FAILED: len(result.failed), SKIPPED: skipped}
+            record_apply(buckets, counts=tally, targets=streamed.targets, ok=result.ok)
+    click.echo(streamed_summary(result), nl=False)
+    return EXIT_OK if result.ok else EXIT_ERROR

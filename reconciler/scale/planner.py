@@ -85,6 +85,8 @@ class StreamedPlan:
     actions_count: int = 0
     findings_count: int = 0
     tallies: dict[str, Tally] = field(default_factory=dict)
+    # The limits a saved plan file records (read_into); what `pixel apply` may only tighten.
+    limits: GuardLimits = field(default_factory=GuardLimits)
 
     @property
     def applyable(self) -> bool:

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from reconciler.keys import printable
-from reconciler.model import Finding, FindingKind
+from reconciler.model import Finding, FindingKind, Plan
+from reconciler.plan import serialize
 from reconciler.plan.action_check import action_ok, edge_ok
 from reconciler.plan.serialize import PlanFileError, action_from_dict, validate
 from reconciler.scale.planfile import GuardDigest, finding_dict
@@ -206,4 +207,5 @@ def _checked(envelope: dict[str, Any], out: Writer, spill: Spill, source: str) -
         actions_count=out.seq,
         findings_count=out.findings,
         tallies=counted,
+        limits=serialize.saved(Plan(actions=(), edges=()), envelope).limits,
     )

@@ -41,11 +41,11 @@ REFUSED |= {f"{name} loosened": ([flag, "1000000"], f"would loosen the saved pla
 # the saved 100 to exactly what the plan deletes).
 ACCEPTED = [
     "--auto-approve", "--parallelism", "2", "--lock-timeout", "5s", "--format", "json", "--executor", "local",
-    "--max-delete", "4", "--batch-actions", "10", "--scheduler", "tcp://127.0.0.1:1",
+    "--max-delete", "4", "--batch-actions", "10", "--scheduler", "tcp://127.0.0.1:1", "--scale", "memory",
 ]
 ACCEPTED_NAMES = {
     "auto_approve", "parallelism", "lock_timeout", "output_format", "executor", "max_delete", "batch_actions",
-    "scheduler", "plan_file",
+    "scheduler", "plan_file", "scale",
 }
 
 
