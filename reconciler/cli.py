@@ -211,6 +211,18 @@ def format_option(choices: Sequence[OutputFormat], help: str) -> Callable[[F], F
     )
 
 
+
+def scale_option(help: str, default: Scale | None) -> Callable[[F], F]:
+    """--scale on plan, apply and show: what streaming means differs per command, the choice does not."""
+    return click.option(
+        "--scale",
+        type=EnumChoice(list(Scale)),
+        # By value: click hands a default through the type's conversion, which reads strings.
+        default=None if default is None else default.value,
+        show_default=default is not None,
+        help=help,
+    )
+
 rehash_all_option = click.option(
     "--rehash-all",
     is_flag=True,
@@ -409,13 +421,10 @@ def fmt(specs: Path, check: bool, files: tuple[Path, ...]) -> int:
 @compact_option
 @target_option
 @observe_options
-@click.option(
-    "--scale",
-    type=EnumChoice(list(Scale)),
-    default=Scale.MEMORY.value,
-    show_default=True,
-    help="stream: keep the observation and the plan on disk (bounded memory, for tens of millions of objects; "
+@scale_option(
+    "stream: keep the observation and the plan on disk (bounded memory, for tens of millions of objects; "
     "see docs/scale.md). Prints a summary; save the plan with -out.",
+    Scale.MEMORY,
 )
 def plan(
     specs: Path,
@@ -502,12 +511,10 @@ def plan(
     help="--executor dask: at most this many actions in one cluster task.",
 )
 @observe_options
-@click.option(
-    "--scale",
-    type=EnumChoice(list(Scale)),
-    default=None,
-    help="With PLAN_FILE: stream applies it in batches from a spill file, in bounded memory (text report only); "
+@scale_option(
+    "With PLAN_FILE: stream applies it in batches from a spill file, in bounded memory (text report only); "
     "memory reads it whole. Unset: stream above 512 MiB of plan file with a text report (see docs/scale.md).",
+    None,
 )
 @plan_file_option
 def apply(
@@ -589,12 +596,9 @@ def _given(ctx: click.Context) -> frozenset[str]:
 @command()
 @plan_format_option
 @compact_option
-@click.option(
-    "--scale",
-    type=EnumChoice(list(Scale)),
-    default=Scale.MEMORY.value,
-    show_default=True,
-    help="stream: read the file an element at a time and show a summary (counts, the first actions of each kind).",
+@scale_option(
+    "stream: read the file an element at a time and show a summary (counts, the first actions of each kind).",
+    Scale.MEMORY,
 )
 @click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path))
 def show(specs: Path, output_format: OutputFormat, compact: bool, scale: Scale, plan_file: Path) -> int:
