@@ -33,4 +33,5 @@ def registry_field(key_uri: str, index: Entry | None) -> dict[str, Any] | None:
     """The registry entry's `record_index`: where the index is and the md5 its bytes must have."""
     if index is None or index.md5 is None:
         return None
-    return {"s3_path": key_uri, "md5": index.md5}
+    # In sorted order, as a registry rendered from nothing writes it: a rewrite then changes no byte.
+    return {"md5": index.md5, "s3_path": key_uri}
