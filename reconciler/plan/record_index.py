@@ -7,14 +7,25 @@ checked against the one planned, and keeps it under the object's md5
 (`manifests/record_index.py`). The md5 is the one the object holds after this
 plan: a write of the object this plan makes (its index waits for it), else the
 one observed. An index already there for that md5 is the same index (the bytes
-of an md5 never change), so a second plan has nothing to do. A key by md5 is
-only ever created, never overwritten or deleted.
+of an md5 never change) once the registry vouches for it, so a second plan has
+nothing to do. A key by md5 is only ever created, never overwritten or deleted.
 """
 
 from __future__ import annotations
 
-from reconciler.manifests.record_index import INDEXED_FORMATS, index_key
-from reconciler.model import Action, ActionKind, Change, Desired, ObjectRef, Observed, Plan, Precondition
+from reconciler.manifests.common import previous_document
+from reconciler.manifests.record_index import FIELD, INDEXED_FORMATS, index_key
+from reconciler.model import (
+    Action,
+    ActionKind,
+    Change,
+    Desired,
+    GeneratedFile,
+    ObjectRef,
+    Observed,
+    Plan,
+    Precondition,
+)
 from reconciler.plan.datasets import tier_entry
 from reconciler.plan.diff import action_id
 
@@ -34,7 +45,34 @@ def _planned(desired: Desired, observed: Observed, plan: Plan, ref: ObjectRef) -
     return (entry.md5 if entry is not None else None), None
 
 
+def _vouched(desired: Desired, observed: Observed) -> dict[str, str] | None:
+    """Dataset name -> the md5 of the record index the registry records for it; None when the registry cannot be
+    read (it is then left alone, so nothing it would record is planned)."""
+    assert desired.registry is not None
+    content = observed.generated.get(desired.registry, GeneratedFile()).content
+    if content is None:
+        return {}
+    document = previous_document(content)
+    datasets = document.get("datasets") if document is not None else None
+    if not isinstance(datasets, dict):
+        return None
+    out = {}
+    for name, entry in datasets.items():
+        field = entry.get(FIELD) if isinstance(entry, dict) else None
+        if isinstance(field, dict) and isinstance(field.get("md5"), str):
+            out[str(name)] = str(field["md5"])
+    return out
+
+
 def plan_record_indexes(desired: Desired, observed: Observed, plan: Plan) -> Plan:
+    """An index is planned until the registry vouches for the one there: one found at the key but not recorded
+    (planted, or from an apply killed before the registry was written) is checked against the object by
+    apply, which records it only when it is the index of those bytes."""
+    if desired.registry is None:
+        return plan  # nothing would vouch for an index: the loader would never use it
+    recorded = _vouched(desired, observed)
+    if recorded is None:
+        return plan
     actions: dict[str, Action] = {}
     edges: list[tuple[str, str]] = []
     for dataset in desired.datasets:
@@ -45,7 +83,8 @@ def plan_record_indexes(desired: Desired, observed: Observed, plan: Plan) -> Pla
         if md5 is None:
             continue
         target = ObjectRef(dataset.store, index_key(md5, dataset.format))
-        if target in observed.record_indexes:
+        there = observed.record_indexes.get(target)
+        if there is not None and there.md5 is not None and recorded.get(dataset.name) == there.md5:
             continue
         action = Action(
             id=action_id(ActionKind.WRITE_MANIFEST, target),
@@ -54,7 +93,8 @@ def plan_record_indexes(desired: Desired, observed: Observed, plan: Plan) -> Pla
             mapping=SCOPE,
             target=target,
             source=source,
-            reason=f"record index of dataset {dataset.name} ({dataset.format}, md5 {md5}): not written yet"
+            reason=f"record index of dataset {dataset.name} ({dataset.format}, md5 {md5}): "
+            + ("not written yet" if there is None else "there, but the registry does not vouch for it: checked")
             + ("; built after the write of the object" if writer else ""),
             # Built only from bytes with this md5, and only where nothing is: a key by md5 is never replaced.
             precondition=Precondition(target_absent=True, source_md5=md5),

@@ -177,3 +177,20 @@ def test_an_object_that_changed_gets_a_new_index_at_the_next_apply(world: dict[s
     assert len(rank) == RECORDS + 1
     assert not world["proxy"].reads  # counted from the new index: the object is not read to count it
     assert cli(world, "plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_an_index_planted_before_the_first_apply_is_checked_and_never_recorded(world: dict[str, Any]) -> None:
+    body, client, bucket = world["body"], world["client"], world["bucket"]
+    client.put_object(Bucket=bucket, Key=SOURCE.replace(RAW, PROCESSED).replace("organise", "cot_reasoning"),
+                      Body=body, Metadata={"md5": md5(body)})  # organised already: nothing else to do but index
+    planted = json.dumps({"version": 1, "md5": md5(body), "size": len(body), "records": 4, "spans": []}).encode()
+    client.put_object(Bucket=bucket, Key=index_key(body), Body=planted, Metadata={"md5": md5(planted)})
+    planned = cli(world, "plan")
+    assert "the registry does not vouch for it" in planned.output, planned.output
+    result = cli(world, "apply", "--auto-approve")
+    assert result.exit_code != 0 and "did not build from these bytes" in result.output, result.output
+    written = world["specs"] / "work" / "registry.json"  # waits for the index: not written at all this time
+    assert not written.exists() or "record_index" not in registry(world)["datasets"]["clinical_cot"]
+    assert client.get_object(Bucket=bucket, Key=index_key(body))["Body"].read() == planted  # left as it is
+    (rank,) = open_ranks(world, 1)
+    assert len(rank) == RECORDS
