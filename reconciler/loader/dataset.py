@@ -84,6 +84,18 @@ PUBLISHED_INDEX_LIMIT = 64 * 1024 * 1024
 _Opened = tuple[contextlib.ExitStack, BinaryIO]
 
 
+def _read_at_most(stream: BinaryIO, limit: int) -> bytes:
+    """The whole body (a read may return less than asked), ValueError once it passes `limit` bytes."""
+    parts: list[bytes] = []
+    size = 0
+    while chunk := stream.read(CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise ValueError(f"longer than {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 class _OpenAhead:
     """Objects opened in the reader's order, the next one on a helper thread while the current one is read."""
 
@@ -394,9 +406,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         key, digest = obj.published_index
         try:
             with self.stores[obj.store].open(key) as stream:
-                data = stream.read(PUBLISHED_INDEX_LIMIT + 1)
-            if len(data) > PUBLISHED_INDEX_LIMIT:
-                raise ValueError(f"longer than {PUBLISHED_INDEX_LIMIT} bytes")
+                data = _read_at_most(stream, PUBLISHED_INDEX_LIMIT)
             got = hashlib.md5(data).hexdigest()
             if got != digest:
                 raise ValueError(f"its md5 is {got}, the registry records {digest}")
