@@ -53,10 +53,12 @@ def _vouched(desired: Desired, observed: Observed) -> dict[str, str] | None:
     if content is None:
         return {}
     document = previous_document(content)
-    datasets = document.get("datasets") if document is not None else None
-    if not isinstance(datasets, dict):
+    if document is None:
         return None
-    out = {}
+    datasets = document.get("datasets")
+    out: dict[str, str] = {}
+    if not isinstance(datasets, dict):
+        return out  # rewritten by the registry's own node, after the indexes: nothing vouched for yet
     for name, entry in datasets.items():
         field = entry.get(FIELD) if isinstance(entry, dict) else None
         if isinstance(field, dict) and isinstance(field.get("md5"), str):

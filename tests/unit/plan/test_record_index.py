@@ -61,3 +61,20 @@ def test_a_second_apply_plans_no_index_and_the_registry_vouches_for_each(tmp_pat
     assert vouched
     for name, field in vouched.items():
         assert ObjectRef("lake", field["s3_path"].split("/", 3)[3]) in observed.record_indexes, name
+
+
+def test_an_index_the_registry_no_longer_vouches_for_is_checked_again_before_it_is_recorded(tmp_path: Path) -> None:
+    w = build(tmp_path)
+    _, result, _ = w.apply()
+    assert result.ok
+    w.ws.put("ai/data/dataset_registry.json", b"{}")  # emptied by hand: the registry's rewrite would record the
+    d, observed = w.observe()  # indexes there, so each is checked against its object first
+    p = make_plan(d, observed)
+    indexes = {a.id for a in p.actions if a.mapping == "record-index"}
+    assert indexes and {a.target for a in p.actions if a.id in indexes} <= set(observed.record_indexes)
+    registry = next(a for a in p.actions if a.mapping == "registry")
+    assert {(i, registry.id) for i in indexes} <= set(p.edges)
+    _, result, _ = w.apply()
+    assert result.ok  # the indexes there are the ones these bytes give: accepted, nothing rewritten
+    d, observed = w.observe()
+    assert not make_plan(d, observed).actions
