@@ -116,8 +116,8 @@ class ManifestWriter:
 
     def __call__(self, action: Action) -> None:
         if action.mapping == RECORD_INDEX_SCOPE and action.target.key.startswith(INDEX_PREFIX):
-            write_record_index(self.stores, action)
-            self.written.append(action.target)
+            if write_record_index(self.stores, action):
+                self.written.append(action.target)
             return
         ref = action.target
         store = self.stores[ref.store]

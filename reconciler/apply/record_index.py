@@ -17,7 +17,7 @@ import io
 import json
 from collections.abc import Mapping
 
-from reconciler.loader.formats import RecordFormat
+from reconciler.loader.formats import CHUNK, RecordFormat
 from reconciler.loader.index import build, splits
 from reconciler.model import Action
 from reconciler.stores.base import ObjectChanged, PermanentStoreError, Store
@@ -35,7 +35,17 @@ def index_bytes(store: Store, key: str, fmt: RecordFormat, md5: str) -> bytes:
     return json.dumps(index.to_json(), separators=(",", ":")).encode()
 
 
-def write_record_index(stores: Mapping[str, Store], action: Action) -> None:
+def _holds(store: Store, key: str, content: bytes) -> bool:
+    """Whether the object at `key` is `content`, read no further than one byte past its length."""
+    got = bytearray()
+    with store.open(key) as there:
+        while len(got) <= len(content) and (chunk := there.read(CHUNK)):
+            got += chunk
+    return bytes(got) == content
+
+
+def write_record_index(stores: Mapping[str, Store], action: Action) -> bool:
+    """Whether it wrote the index (False: the same bytes were there already)."""
     source, md5 = action.source, action.precondition.source_md5
     if source is None or md5 is None:
         raise PermanentStoreError(f"write-manifest {action.target}: a record index needs its object and md5",
@@ -44,9 +54,8 @@ def write_record_index(stores: Mapping[str, Store], action: Action) -> None:
     store = stores[action.target.store]
     content = index_bytes(stores[source.store], source.key, fmt, md5)
     if store.stat(action.target.key) is not None:
-        with store.open(action.target.key) as there:
-            if there.read() == content:
-                return  # written by an apply interrupted after writing it
+        if _holds(store, action.target.key, content):
+            return False  # written by an earlier apply (killed before the registry recorded it?)
         raise PermanentStoreError(
             f"write-manifest {action.target}: holds a record index pixel did not build from these bytes; "
             "left as it is (delete it to have it built again)",
@@ -59,3 +68,4 @@ def write_record_index(stores: Mapping[str, Store], action: Action) -> None:
         md5=hashlib.md5(content).hexdigest(),
         if_absent=True,
     )
+    return True
