@@ -380,6 +380,8 @@ class Observed:
     buckets: MappingABC[str, MappingABC[str, Entry]] = field(default_factory=dict)
     # Actor mapping -> the images its exclusion record keeps out of the manifest (taken out of `mappings`).
     excluded: MappingABC[str, ActorExclusions] = field(default_factory=dict)
+    # The record indexes apply wrote for the datasets' objects as they are now (ref -> the index object).
+    record_indexes: MappingABC[ObjectRef, Entry] = field(default_factory=dict)
 
 
 # pixel's scratch space in a bucket: a swap parks one side here. A MOVE whose source lies

@@ -15,10 +15,12 @@ import time
 from collections.abc import Callable, Mapping
 
 from reconciler.actor_layout import exclusions_ref
+from reconciler.apply.record_index import write_record_index
 from reconciler.manifests.actors import actor_state, render_actor_manifest
 from reconciler.manifests.exclusions import split
 from reconciler.manifests.final import summary_of
 from reconciler.manifests.inventory import render_inventory
+from reconciler.manifests.record_index import INDEX_PREFIX
 from reconciler.manifests.registry import render_registry, unreadable
 from reconciler.model import (
     Action,
@@ -33,6 +35,7 @@ from reconciler.model import (
 )
 from reconciler.observe.hashing import Hasher, StreamingHasher
 from reconciler.observe.world import list_tier, read_generated, strays
+from reconciler.plan.record_index import SCOPE as RECORD_INDEX_SCOPE
 from reconciler.rules import OwnSpace, Selection, mapping_own_space
 from reconciler.stores.base import PermanentStoreError, Store
 
@@ -112,6 +115,10 @@ class ManifestWriter:
         return render_actor_manifest(state, actor, previous, self.clock())
 
     def __call__(self, action: Action) -> None:
+        if action.mapping == RECORD_INDEX_SCOPE and action.target.key.startswith(INDEX_PREFIX):
+            if write_record_index(self.stores, action):
+                self.written.append(action.target)
+            return
         ref = action.target
         store = self.stores[ref.store]
         current = read_generated(self.stores, ref)

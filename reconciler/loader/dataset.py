@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import io
 import itertools
+import json
 import multiprocessing
 import os
 import queue
@@ -77,8 +78,22 @@ from reconciler.stores.base import ObjectChanged, PermanentStoreError, Store, St
 # helper thread: a cold read of 1 MiB shards spent half its time waiting for each response to begin. A larger
 # object's read outlasts any round trip, and would keep the next connection idle long enough to time out.
 OPEN_AHEAD_MAX = 64 * 1024 * 1024
+# A published index is ~80 bytes a 4 MiB span: this bounds what a tampered one can make a rank read.
+PUBLISHED_INDEX_LIMIT = 64 * 1024 * 1024
 
 _Opened = tuple[contextlib.ExitStack, BinaryIO]
+
+
+def _read_at_most(stream: BinaryIO, limit: int) -> bytes:
+    """The whole body (a read may return less than asked), ValueError once it passes `limit` bytes."""
+    parts: list[bytes] = []
+    size = 0
+    while chunk := stream.read(CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise ValueError(f"longer than {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 class _OpenAhead:
@@ -366,9 +381,12 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         return [Unit(i, index.records)]
 
     def record_index(self, obj: SourceObject) -> RecordIndex:
-        """The object's index: kept by md5, else built from its bytes (read through the cache) and kept."""
-        if obj.md5 is None or self.indexes is None:
+        """The object's index: kept by md5, else the one apply published for it (one small GET, checked against
+        the registry's digest), else built from its bytes (read through the cache); kept by md5 either way."""
+        if obj.md5 is None:
             return self._build_index(obj)
+        if self.indexes is None:
+            return self._published_index(obj) or self._build_index(obj)
         found = self.indexes.get(obj.md5, obj.fmt)
         if found is not None:
             return found
@@ -376,7 +394,34 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         # its index rather than parse the same bytes again. A counter that takes too long is not waited for.
         with self.indexes.building(obj.md5, obj.fmt):
             found = self.indexes.get(obj.md5, obj.fmt)
+            if found is None and (found := self._published_index(obj)) is not None:
+                self.indexes.put(found, obj.fmt)
             return found if found is not None else self._build_index(obj)
+
+    def _published_index(self, obj: SourceObject) -> RecordIndex | None:
+        """The index apply wrote beside the object (`manifests/record_index.py`), when the registry vouches for
+        it and it describes these bytes; anything else is ignored with a warning, and the records counted here."""
+        if obj.published_index is None or obj.md5 is None or self.offline:
+            return None
+        key, digest = obj.published_index
+        try:
+            with self.stores[obj.store].open(key) as stream:
+                data = _read_at_most(stream, PUBLISHED_INDEX_LIMIT)
+            got = hashlib.md5(data).hexdigest()
+            if got != digest:
+                raise ValueError(f"its md5 is {got}, the registry records {digest}")
+            index = RecordIndex.from_json(json.loads(data))
+            if index.md5 != obj.md5 or index.size != obj.size:
+                raise ValueError(f"it describes {index.size} bytes with md5 {index.md5}")
+            if bool(index.spans) != splits(obj.fmt, obj.size):
+                raise ValueError("it is cut into spans other than this loader cuts them")
+        except (StoreError, OSError, ValueError, KeyError, TypeError) as exc:
+            get_logger("pixel.loader").warning(
+                "record index not used; counting the object's records instead",
+                dataset=self.name, object=f"{obj.store}:{obj.key}", index=f"{obj.store}:{key}", reason=str(exc),
+            )
+            return None
+        return index
 
     def _build_index(self, obj: SourceObject) -> RecordIndex:
         with self._open(obj) as stream:

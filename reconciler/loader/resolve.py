@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +33,12 @@ from typing import Any
 
 from reconciler.loader.final import split_shards
 from reconciler.loader.formats import RecordFormat, format_of
+from reconciler.manifests.common import s3_uri
 from reconciler.manifests.final import ManifestError
 from reconciler.manifests.final import parse as parse_final
+from reconciler.manifests.record_index import FIELD, index_key
 from reconciler.model import DatasetSpec, Desired, Entry, LocalStoreSpec, S3StoreSpec, TierSpec, tier_of
-from reconciler.stores.base import Store
+from reconciler.stores.base import Store, StoreError
 
 TIER_ORDER = ("processed", "raw", "acquired")
 FINAL_DATASET = "final_dataset"  # reserved: the published final dataset, resolved from its manifest
@@ -54,6 +57,8 @@ class SourceObject:
     fmt: RecordFormat
     etag: str | None = None  # the version seen at resolution: a resume over an md5-less object checks it
     records: int | None = None  # when known without reading (the final dataset's manifest counts them)
+    # (key in `store`, md5 of its bytes): the record index apply wrote for these bytes, as the registry vouches
+    published_index: tuple[str, str] | None = None
 
 
 class DatasetNotFound(LookupError):
@@ -150,7 +155,9 @@ def _final(desired: Desired, stores: Mapping[str, Store], split: str | None) -> 
 def _registered(desired: Desired, stores: Mapping[str, Store], dataset: DatasetSpec) -> Resolved:
     entry = stores[dataset.store].stat(dataset.key)
     if entry is not None:
-        return Resolved(dataset.name, (_object(dataset.store, entry, dataset.format),), dataset.tier, (), dataset)
+        index = published_index(desired, stores, dataset, entry)
+        obj = dataclasses.replace(_object(dataset.store, entry, dataset.format), published_index=index)
+        return Resolved(dataset.name, (obj,), dataset.tier, (), dataset)
     where = f"{dataset.store}:{dataset.key}"
     source = dataset.source
     if source is not None and source.store in stores:
@@ -166,6 +173,28 @@ def _registered(desired: Desired, stores: Mapping[str, Store], dataset: DatasetS
             return Resolved(dataset.name, (obj,), tier, (warning,), dataset)
     also = f" nor its source {source}" if source is not None else ""
     raise DatasetNotFound(dataset.name, f"registered, but there is no object at {where}{also}")
+
+
+def published_index(
+    desired: Desired, stores: Mapping[str, Store], dataset: DatasetSpec, entry: Entry
+) -> tuple[str, str] | None:
+    """Where apply put the record index of the object `entry` is, and its md5, as the registry records them; None
+    when it records none for these bytes (the object changed since, or no apply has indexed it) or cannot be read.
+    The registry is pixel's local file: the index in S3 is trusted only as far as this digest vouches for it."""
+    spec = desired.stores.get(dataset.store)
+    ref = desired.registry
+    if entry.md5 is None or ref is None or ref.store not in stores or not isinstance(spec, S3StoreSpec):
+        return None
+    key = index_key(entry.md5, dataset.format)
+    try:
+        with stores[ref.store].open(ref.key) as body:
+            row = json.loads(body.read())["datasets"][dataset.name][FIELD]
+        recorded, md5 = row["s3_path"], row["md5"]
+    except (OSError, StoreError, ValueError, KeyError, TypeError):
+        return None
+    if recorded != s3_uri(spec, key) or not isinstance(md5, str):
+        return None
+    return key, md5
 
 
 def _tier_of(desired: Desired, store: str, key: str) -> str | None:

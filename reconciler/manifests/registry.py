@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from reconciler.manifests.common import dumps, previous_document, s3_uri
+from reconciler.manifests.record_index import FIELD, INDEXED_FORMATS, index_key, registry_field
 from reconciler.model import DatasetSpec, Desired, Entry, ObjectRef, S3StoreSpec
 
 Lookup = Callable[[str, str], Entry | None]  # (store, key) -> the object there, if any
@@ -64,6 +65,13 @@ def registry_document(desired: Desired, lookup: Lookup) -> dict[str, Any]:
             "md5": entry.md5 if entry is not None else None,
             "object_count": 1 if entry is not None else 0,
         }
+        # Present only once apply has written the object's record index: a registry without indexes stays as
+        # it was, and the field's absence tells the loader to count the records itself.
+        if entry is not None and entry.md5 is not None and dataset.format in INDEXED_FORMATS:
+            key = index_key(entry.md5, dataset.format)
+            record = registry_field(s3_uri(spec, key), lookup(dataset.store, key))
+            if record is not None:
+                datasets[dataset.name][FIELD] = record
     return {
         "datasets": datasets,
         "statistics": {
@@ -109,6 +117,9 @@ def merged_document(desired: Desired, lookup: Lookup, previous: bytes | None) ->
     if isinstance(old_datasets, dict):
         for name, entry in old_datasets.items():
             declared = ours["datasets"].get(name)
+            if declared is not None and isinstance(entry, dict) and FIELD not in declared:
+                # pixel's field even when it has nothing to say: an index for bytes no longer there must go.
+                entry = {k: v for k, v in entry.items() if k != FIELD}
             datasets[name] = entry if declared is None else _merged(entry, declared)
     for name in sorted(ours["datasets"]):
         if name not in datasets:
@@ -139,7 +150,7 @@ def unmanaged_parts(desired: Desired, previous: bytes | None) -> list[tuple[str,
         ]
     datasets = old.get("datasets")
     if isinstance(datasets, dict):
-        fields = {field for entry in ours["datasets"].values() for field in entry}
+        fields = {field for entry in ours["datasets"].values() for field in entry} | {FIELD}
         for name, entry in datasets.items():
             if name not in declared:
                 found.append((_pointer("datasets", name), "dataset entry no spec declares"))

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 
 from reconciler.actor_layout import actor_dir, discover, exclusions_ref
 from reconciler.manifests.exclusions import split
+from reconciler.manifests.record_index import INDEXED_FORMATS, index_key
 from reconciler.model import (
     ActorExclusions,
     Desired,
@@ -142,6 +143,24 @@ def tiers_to_list(desired: Desired) -> list[TierSpec]:
     return [t for t in desired.tiers if any(tier_of([t], r.store, r.key) is not None for r in refs)]
 
 
+def _record_indexes(
+    desired: Desired, stores: Mapping[str, Store], tiers: Mapping[str, Mapping[str, Entry]]
+) -> dict[ObjectRef, Entry]:
+    """The record index of each registered dataset's object as listed now, where apply has written one: one
+    HEAD a dataset (they lie in pixel's own space, which no listing keeps)."""
+    found: dict[ObjectRef, Entry] = {}
+    for dataset in desired.datasets:
+        tier = tier_of(desired.tiers, dataset.store, dataset.key)
+        entry = tiers.get(tier.name, {}).get(dataset.key) if tier is not None else None
+        if entry is None or entry.md5 is None or dataset.format not in INDEXED_FORMATS:
+            continue
+        ref = ObjectRef(dataset.store, index_key(entry.md5, dataset.format))
+        index = stores[ref.store].stat(ref.key)
+        if index is not None:
+            found[ref] = index
+    return found
+
+
 def observe_world(desired: Desired, stores: Mapping[str, Store], hasher: Hasher, observed: Observed) -> Observed:
     """`observed` completed with the tiers, dataset sources, generated files and actor strays."""
     tiers = {
@@ -157,6 +176,7 @@ def observe_world(desired: Desired, stores: Mapping[str, Store], hasher: Hasher,
         if entry is not None:
             sources[ref] = dataclasses.replace(entry, md5=hasher.md5(stores[ref.store], entry))
     generated = {ref: read_generated(stores, ref) for ref in generated_refs(desired)}
+    record_indexes = _record_indexes(desired, stores, tiers)
     # The inventory lists whole buckets, not just the tiers (seed 000: "complete inventory of all S3 objects").
     buckets = {}
     if desired.inventory is not None:
@@ -179,4 +199,5 @@ def observe_world(desired: Desired, stores: Mapping[str, Store], hasher: Hasher,
         mappings=mappings,
         excluded=excluded,
         problems=(*observed.problems, *problems),
+        record_indexes=record_indexes,
     )

@@ -262,7 +262,9 @@ def plan_manifests(desired: Desired, observed: Observed, plan: Plan) -> Plan:
         current = observed.generated.get(desired.registry, GeneratedFile())
 
         def lookup(store: str, key: str) -> Entry | None:
-            return tier_entry(desired, observed, store, key)
+            # A record index lies in pixel's own space, which the tiers' listings leave out.
+            index = observed.record_indexes.get(ObjectRef(store, key))
+            return index if index is not None else tier_entry(desired, observed, store, key)
 
         rendered = None if touching else render_registry(desired, lookup, current.content)
         write = _write(desired.registry, REGISTRY_SCOPE, current, touching, rendered)

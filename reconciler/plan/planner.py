@@ -19,6 +19,7 @@ from reconciler.plan.diff import plan_mappings
 from reconciler.plan.final import plan_final
 from reconciler.plan.generated import plan_manifests
 from reconciler.plan.moves import plan_moves
+from reconciler.plan.record_index import plan_record_indexes
 from reconciler.plan.release import plan_release
 
 Pass = Callable[[Desired, Observed, Plan], Plan]
@@ -30,6 +31,7 @@ PASSES: Sequence[Pass] = (
     plan_datasets,
     plan_final,  # after the datasets: a compile waits for the actions that organise its sources
     plan_tier_guards,
+    plan_record_indexes,  # after the datasets' writes it waits for, before the registry that records it
     plan_manifests,  # last: a generated file waits for every action on what it describes
 )
 

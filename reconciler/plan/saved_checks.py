@@ -61,6 +61,8 @@ from reconciler.plan.final import SCOPE as FINAL_SCOPE
 from reconciler.plan.final import final_deletes
 from reconciler.plan.generated import INVENTORY_SCOPE, REGISTRY_SCOPE
 from reconciler.plan.guards import GuardLimits
+from reconciler.plan.record_index import SCOPE as RECORD_INDEX_SCOPE
+from reconciler.plan.record_index import index_problem
 from reconciler.rules import Side, allowed_actions, mapping_own_space, prunes, selection, strip_prefix
 from reconciler.targets import narrow
 
@@ -226,6 +228,8 @@ def _where_problem(managed: _Managed, action: Action) -> str | None:
         readings.append(_generated_problem(desired.inventory, "inventory", action))
     elif action.mapping == FINAL_SCOPE:
         readings.append(_final_problem(desired, action))
+    elif action.mapping == RECORD_INDEX_SCOPE:
+        readings.append(index_problem(desired, action))
     elif action.mapping == LEGACY_SCOPE:
         allowed = legacy_deletes(desired, (action,))
         readings.append(None if allowed else "is not a legacy response.json the specs let pixel delete")

@@ -177,7 +177,10 @@ def test_raw_object_is_organised_by_server_side_copy(world: World) -> None:
     assert copy.precondition.source_etag == md5(b'{"q": 1}\n{"q": 2}\n')
     assert world.lake.get("datasets/gdrive/processed/cot_reasoning/reasoning.jsonl") == b'{"q": 1}\n{"q": 2}\n'
     assert world.lake.get("datasets/gdrive/raw/cot/reasoning.jsonl")  # copy keeps the raw backup
-    assert reads == []  # no byte of any lake object was read through this machine
+    # No byte of the copy went through this machine; the only reads are of the organised objects, each once,
+    # for its record index (built from bytes checked against the md5 the plan pinned).
+    indexed = [a.source.key for a in plan.actions if a.mapping == "record-index" and a.source is not None]
+    assert sorted(reads) == sorted(indexed) and "datasets/gdrive/raw/cot/reasoning.jsonl" not in reads
 
 
 def test_move_deletes_its_source_only_after_the_copy_is_verified(world: World) -> None:
@@ -222,6 +225,9 @@ def test_registry_and_inventory_validate_and_count(world: World) -> None:
     world.apply()
     registry = json.loads(world.ws.get(REGISTRY))
     validate("dataset-registry.schema.json", registry)
+    body = b'{"q": 1}\n{"q": 2}\n'
+    index = f".pixel/index/{md5(body)}.jsonl.json"
+    assert json.loads(world.lake.get(index))["records"] == 2
     assert registry["datasets"]["reasoning"] == {
         "s3_path": "s3://pixel-data/datasets/gdrive/processed/cot_reasoning/reasoning.jsonl",
         "tier": "processed",
@@ -234,6 +240,8 @@ def test_registry_and_inventory_validate_and_count(world: World) -> None:
         "size_bytes": 18,
         "md5": md5(b'{"q": 1}\n{"q": 2}\n'),
         "object_count": 1,
+        # The record index apply wrote beside it, vouched for by its md5 (reconciler/manifests/record_index.py).
+        "record_index": {"md5": md5(world.lake.get(index)), "s3_path": f"s3://pixel-data/{index}"},
     }
     assert registry["datasets"]["ghost"]["status"] == "absent"
     assert registry["statistics"]["present_count"] == 3
