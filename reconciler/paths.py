@@ -9,8 +9,11 @@ names onto the directory itself, so one environment variable moves all of them t
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 CACHE_ENV = "PIXEL_CACHE_DIR"
 HASH_CACHE_FILE = "hashes.sqlite3"
@@ -45,3 +48,25 @@ def apply_history_dir(env: Mapping[str, str] | None = None) -> Path:
 def dataset_cache_dir(env: Mapping[str, str] | None = None) -> Path:
     """The loader's verified copies of objects (and, by default, its record indexes under `indexes/`)."""
     return cache_dir(env) / "datasets"
+
+
+@contextmanager
+def atomic_file(path: Path, *, refuse: type[Exception], what: str) -> Iterator[BinaryIO]:
+    """A file written whole or not at all: a temp file beside `path`, fsynced and renamed over it when the block
+    ends; removed if the block raises (kill -9 leaves only a dot-named temp file, never half of `path`). A temp
+    file that cannot be made is `refuse("cannot write the {what} {path}: why")`."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise refuse(f"cannot write the {what} {path}: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

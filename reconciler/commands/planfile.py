@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
 from reconciler.model import Plan
+from reconciler.paths import atomic_file
 from reconciler.plan import savedfile
 from reconciler.plan.guards import GuardLimits
 from reconciler.plan.serialize import PlanFileError, SavedPlan, loads_saved
@@ -19,21 +18,8 @@ def dump(plan: Plan, path: Path, *, limits: GuardLimits | None = None) -> None:
 
     Pass the `limits` the plan was checked with: `pixel apply FILE` derives the guards again with them.
     """
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise PlanFileError(f"cannot write the plan file {path}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.writelines(savedfile.lines(plan, limits=limits))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, refuse=PlanFileError, what="plan file") as handle:
+        handle.writelines(savedfile.lines(plan, limits=limits))
 
 
 def _whole(handle: BinaryIO, path: Path) -> SavedPlan:

@@ -37,7 +37,7 @@ ProgressCallback = Callable[[str, int], None]
 # A hash task is a batch of files, so a million small (or cached) files cost a few
 # thousand thread hand-offs, not a million; a batch closes early at _BATCH_BYTES so
 # large files still spread over the workers.
-_BATCH_FILES = 128
+BATCH_FILES = 128
 _BATCH_BYTES = 16 * 1024 * 1024
 
 
@@ -83,7 +83,7 @@ def _batches(entries: Iterable[Entry]) -> Iterator[list[Entry]]:
             continue  # known already (a store that lists md5s): nothing to hash
         batch.append(entry)
         size += entry.size
-        if len(batch) >= _BATCH_FILES or size >= _BATCH_BYTES:
+        if len(batch) >= BATCH_FILES or size >= _BATCH_BYTES:
             yield batch
             batch, size = [], 0
     if batch:

@@ -39,10 +39,10 @@ from reconciler.apply.executor import (
 from reconciler.apply.runner import ByteTotals
 from reconciler.errors import UserError
 from reconciler.keys import printable
-from reconciler.model import Action, ActionKind, Desired, Plan
+from reconciler.model import Action, Desired, Plan
 from reconciler.plan import saved_checks
 from reconciler.plan.guards import GuardLimits
-from reconciler.scale.planner import StreamedPlan, needs_whole_plan
+from reconciler.scale.planner import StreamedPlan, judged, needs_whole_plan
 from reconciler.scale.spill import load
 from reconciler.stores.base import Store
 from reconciler.targets import narrow
@@ -65,26 +65,6 @@ _LEVEL_SCHEMA = (
 # --- 1. the checks ----------------------------------------------------------------------------------------
 
 
-def _judged(db: sqlite3.Connection) -> Iterator[bytes]:
-    """What the delete guards read, as `scale.planner._guard_errors` selects it."""
-    rows = db.execute(
-        "SELECT data FROM actions WHERE kind IN (:delete, :release, :verify) "
-        "OR (sstore IS NOT NULL AND EXISTS (SELECT 1 FROM actions AS d "
-        "WHERE d.kind = :delete AND d.tstore = actions.tstore AND d.tkey = actions.tkey)) "
-        "OR (kind = :move AND EXISTS (SELECT 1 FROM actions AS d "
-        "WHERE d.kind = :delete AND d.tstore = actions.sstore AND d.tkey = actions.skey)) "
-        "ORDER BY seq",
-        {
-            "delete": ActionKind.DELETE.value,
-            "move": ActionKind.MOVE.value,
-            "release": ActionKind.RELEASE_LOCAL.value,
-            "verify": ActionKind.VERIFY.value,
-        },
-    )
-    for (data,) in rows:
-        yield data
-
-
 def problems(desired: Desired, streamed: StreamedPlan, limits: GuardLimits) -> list[str]:
     """`saved_checks.problems(desired, streamed.to_plan(), limits)`, reading the plan from the spill."""
     if needs_whole_plan(desired):
@@ -105,7 +85,7 @@ def problems(desired: Desired, streamed: StreamedPlan, limits: GuardLimits) -> l
         if found:
             lines.append(f"{saved_checks.label(action)} {'; '.join(found)}")
             refused.add(action.id)
-    actions = tuple(a for a in map(load, _judged(streamed.spill.db)) if a.id not in refused)
+    actions = tuple(a for a in map(load, judged(streamed.spill.db)) if a.id not in refused)
     ids = {a.id for a in actions}
     part = Plan(
         actions=actions,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from reconciler.model import (
@@ -26,15 +26,11 @@ from reconciler.model import (
 )
 from reconciler.observe.hashing import Hasher
 from reconciler.observe.inventory import ListsFromThePast
-from reconciler.observe.observer import local_gaps
+from reconciler.observe.observer import BATCH_FILES, ProgressCallback, local_gaps
 from reconciler.observe.world import observe_world
 from reconciler.rules import Selection, mapping_own_space
 from reconciler.scale.spill import Spill
 from reconciler.stores.base import ReportsProblems, Store, StoreError
-
-ProgressCallback = Callable[[str, int], None]
-
-_BATCH_FILES = 128
 
 
 def observe_spilled(
@@ -150,7 +146,7 @@ def _hashed(
             yield entry
             continue
         batch.append(entry)
-        if len(batch) >= _BATCH_FILES:
+        if len(batch) >= BATCH_FILES:
             window.append((batch, pool.submit(md5s, batch)))
             batch = []
             if len(window) >= 2 * workers:

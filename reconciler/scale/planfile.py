@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from typing import Any
 import orjson
 
 from reconciler.model import Action, Finding
+from reconciler.paths import atomic_file
 from reconciler.plan import savedfile
 from reconciler.plan.action_check import action_ok, edge_ok
 from reconciler.plan.guards import GuardLimits
@@ -124,12 +123,6 @@ def write_streamed(
     header = {name: value for name, value in data.items() if name not in ("actions", "edges")}
     head = orjson.dumps(header)
     digest = GuardDigest(data)
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise PlanFileError(f"cannot write the plan file {path}: {exc.strerror or exc}") from exc
     written = [0]
 
     def counted(values: Iterable[Any]) -> Iterator[bytes]:
@@ -139,26 +132,19 @@ def write_streamed(
             if progress is not None:
                 progress(written[0])
 
-    try:
-        with os.fdopen(fd, "wb", buffering=1 << 20) as out:
-            before, rest = head.split(orjson.dumps(_marker("findings")), 1)
-            out.write(before + b"[")
-            for number, finding in enumerate(streamed.findings()):
-                item = finding_dict(finding)
-                digest.add(item)
-                out.write((b"," if number else b"") + orjson.dumps(item))
-                written[0] += 1
-                if progress is not None:
-                    progress(written[0])
-            before, _ = rest.rsplit(b'"' + b"0" * 64 + b'"', 1)
-            out.write(b"]" + before + orjson.dumps(digest.hexdigest()) + b",\n")
-            out.write(savedfile.ACTIONS_OPEN)
-            out.writelines(savedfile.framed(counted(_checked_actions(streamed.actions())), savedfile.ACTIONS_CLOSE))
-            out.write(savedfile.EDGES_OPEN)
-            out.writelines(savedfile.framed(counted(_checked_edges(streamed.edges())), savedfile.EDGES_CLOSE))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, refuse=PlanFileError, what="plan file") as out:
+        before, rest = head.split(orjson.dumps(_marker("findings")), 1)
+        out.write(before + b"[")
+        for number, finding in enumerate(streamed.findings()):
+            item = finding_dict(finding)
+            digest.add(item)
+            out.write((b"," if number else b"") + orjson.dumps(item))
+            written[0] += 1
+            if progress is not None:
+                progress(written[0])
+        before, _ = rest.rsplit(b'"' + b"0" * 64 + b'"', 1)
+        out.write(b"]" + before + orjson.dumps(digest.hexdigest()) + b",\n")
+        out.write(savedfile.ACTIONS_OPEN)
+        out.writelines(savedfile.framed(counted(_checked_actions(streamed.actions())), savedfile.ACTIONS_CLOSE))
+        out.write(savedfile.EDGES_OPEN)
+        out.writelines(savedfile.framed(counted(_checked_edges(streamed.edges())), savedfile.EDGES_CLOSE))

@@ -412,11 +412,10 @@ def _later_passes_in_memory(desired: Desired, observed: Observed, result: Stream
     return plan
 
 
-def _guard_errors(desired: Desired, result: StreamedPlan, limits: GuardLimits) -> list[str]:
-    """`guards.guard_errors` on the part of the plan it reads: every delete, what makes one exempt or not
+def judged(db: sqlite3.Connection) -> Iterator[bytes]:
+    """The spilled actions `guards.guard_errors` reads, in plan order: every delete, what makes one exempt or not
     counted (a write to its key from a source, a move), the releases and the verifies before them."""
-    db = result.spill.db
-    judged = db.execute(
+    rows = db.execute(
         "SELECT data FROM actions WHERE kind IN (:delete, :release, :verify) "
         "OR (sstore IS NOT NULL AND EXISTS (SELECT 1 FROM actions AS d "
         "WHERE d.kind = :delete AND d.tstore = actions.tstore AND d.tkey = actions.tkey)) "
@@ -430,7 +429,15 @@ def _guard_errors(desired: Desired, result: StreamedPlan, limits: GuardLimits) -
             "verify": ActionKind.VERIFY.value,
         },
     )
-    actions = tuple(load(data) for (data,) in judged)
+    for (data,) in rows:
+        yield data
+
+
+def _guard_errors(desired: Desired, result: StreamedPlan, limits: GuardLimits) -> list[str]:
+    """`guards.guard_errors` on the part of the plan it reads: every delete, what makes one exempt or not
+    counted (a write to its key from a source, a move), the releases and the verifies before them."""
+    db = result.spill.db
+    actions = tuple(map(load, judged(db)))
     ids = {a.id for a in actions}
     edges = tuple(edge for edge in result.edges() if edge[0] in ids and edge[1] in ids)
     part = Plan(
