@@ -30,9 +30,6 @@ from tests.integration.pixelenv import Run, pixel, pixel_rss, write_specs
 
 pytestmark = pytest.mark.integration
 
-GIB = 1024 * MIB
-
-
 def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
@@ -402,8 +399,14 @@ def test_verify_reports_mismatches_and_download_recomputes(
 # --- Large files: flat memory --------------------------------------------------------------------------------------
 
 
+# The object is well above the bound, so a path that held it (or any share of it that grows with it) in memory
+# fails; the bound is pixel's own: the interpreter plus a fixed number of parts in flight, whatever the size.
+BIG = 320 * MIB
+RSS_BOUND_MIB = 200
+
+
 @pytest.mark.slow
-def test_1_gib_upload_and_download_stay_under_200_mib_rss(
+def test_a_320_mib_upload_and_download_stay_under_200_mib_rss(
     seaweed: Any, bucket: str, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     root = tmp_path / "data"
@@ -411,10 +414,10 @@ def test_1_gib_upload_and_download_stay_under_200_mib_rss(
     (root / "down").mkdir()
     big = root / "up" / "huge.bin"
     with open(big, "wb") as f:
-        f.truncate(GIB)  # sparse: zeros, no disk blocks
+        f.truncate(BIG)  # sparse: zeros, no disk blocks
     zeros = bytes(8 * MIB)
     digest = hashlib.md5()
-    for _ in range(GIB // len(zeros)):
+    for _ in range(BIG // len(zeros)):
         digest.update(zeros)
     specs = write_specs(
         tmp_path / "specs", endpoint=seaweed.endpoint, bucket=bucket, root=root,
@@ -427,15 +430,16 @@ def test_1_gib_upload_and_download_stay_under_200_mib_rss(
     up = pixel_rss(["apply", "--auto-approve", "--specs", str(specs)], cli_env)
     assert up.code == 0, up.err
     head = seaweed.client().head_object(Bucket=bucket, Key="big/huge.bin", ChecksumMode="ENABLED")
-    assert head["ContentLength"] == GIB and head["Metadata"]["md5"] == digest.hexdigest()
+    assert head["ContentLength"] == BIG and head["Metadata"]["md5"] == digest.hexdigest()
     assert head["ChecksumType"] == "FULL_OBJECT"
 
     spec.write_text(spec.read_text().replace("from: disk:up", "from: disk:down") + "    authority: s3\n")
     down = pixel_rss(["apply", "--auto-approve", "--specs", str(specs)], cli_env)
     assert down.code == 0, down.err
     got = root / "down" / "huge.bin"
-    assert got.stat().st_size == GIB
+    assert got.stat().st_size == BIG
     assert sorted(p.name for p in (root / "down").iterdir()) == ["huge.bin"]
-    print(f"1 GiB peak RSS: upload {up.max_rss_kib // 1024} MiB, download {down.max_rss_kib // 1024} MiB")
-    assert up.max_rss_kib < 200 * 1024, f"upload peak RSS {up.max_rss_kib / 1024:.0f} MiB"
-    assert down.max_rss_kib < 200 * 1024, f"download peak RSS {down.max_rss_kib / 1024:.0f} MiB"
+    print(f"{BIG // MIB} MiB peak RSS: upload {up.max_rss_kib // 1024} MiB, download {down.max_rss_kib // 1024} MiB")
+    assert BIG > 1.5 * RSS_BOUND_MIB * MIB  # else holding the object whole could pass
+    assert up.max_rss_kib < RSS_BOUND_MIB * 1024, f"upload peak RSS {up.max_rss_kib / 1024:.0f} MiB"
+    assert down.max_rss_kib < RSS_BOUND_MIB * 1024, f"download peak RSS {down.max_rss_kib / 1024:.0f} MiB"
