@@ -1,8 +1,9 @@
 """Crash safety on SeaweedFS: kill -9 apply at random points; nothing is lost, nothing is half-written.
 
 One apply of 800 uploads, 200 server-side moves, 80 deletes and 120
-downloads (every kind of action, each many times over the kills) is killed with SIGKILL again and again (at least 10 kills, at
-random moments after it took the lock). After every kill:
+downloads (every kind of action, many of each between two kills) is killed
+with SIGKILL again and again (at least 10 kills, at random moments after it
+took the lock). After every kill:
 
 - every byte that existed before is still where it should be: the local tree
   is untouched (md5 per file), every moved object's content is at its old or
