@@ -23,13 +23,16 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # Byte-compiled once up front: where PYTHONDONTWRITEBYTECODE is set (as on some CI and sandbox images) every
-# `pixel` the tests and the benchmark start would otherwise compile all of reconciler again.
-COMPILE = $(BIN)/python -m compileall -q reconciler
+# `pixel` the tests and the benchmark start would otherwise compile all of reconciler again (and every
+# `python -m bench` or tests/ child its modules).
+COMPILE = $(BIN)/python -m compileall -q reconciler bench tests
 
 # Tests run on every core (pytest-xdist; each worker starts its own SeaweedFS). A module's tests stay on one
 # worker (loadfile), so a module-scoped fixture such as test_wheel's built wheel is made once, not per worker.
 WORKERS ?= auto
-PYTEST = $(BIN)/pytest -q -n $(WORKERS) --dist loadfile
+# PYTHONDONTWRITEBYTECODE unset for the run: else each worker rewrites and compiles every test module's asserts
+# again on every run (pytest keeps them only as bytecode), ~7 CPU-s per worker; a read-only tree just skips it.
+PYTEST = env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -q -n $(WORKERS) --dist loadfile
 
 test: lint
 	$(COMPILE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import shutil
 from dataclasses import dataclass
@@ -57,3 +58,19 @@ def make_demo(tmp_path: Path, seaweed: Any, bucket: str) -> Demo:
     return Demo(root, specs, env, client, bucket, actor_bucket)
 
 
+
+
+def applied(demo: Demo, *args: str) -> Run:
+    """`pixel apply --auto-approve -q`, asserted to succeed."""
+    run = demo.pixel("apply", "--auto-approve", "-q", *args)
+    assert run.code == 0, run.out + run.err
+    return run
+
+
+def plan_json(demo: Demo) -> dict[str, Any]:
+    """The plan saved with `-out`, as JSON."""
+    out = demo.root.parent / "plan.json"
+    run = demo.pixel("plan", "-out", str(out), "-q")
+    assert run.code == 0, run.out + run.err
+    data: dict[str, Any] = json.loads(out.read_text())
+    return data

@@ -1,8 +1,9 @@
 """Crash safety on SeaweedFS: kill -9 apply at random points; nothing is lost, nothing is half-written.
 
-One apply of 2,000 uploads, 500 server-side moves, 200 deletes and 300
-downloads is killed with SIGKILL again and again (at least 10 kills, at
-random moments after it took the lock). After every kill:
+One apply of 800 uploads, 200 server-side moves, 80 deletes and 120
+downloads (every kind of action, many of each between two kills) is killed
+with SIGKILL again and again (at least 10 kills, at random moments after it
+took the lock). After every kill:
 
 - every byte that existed before is still where it should be: the local tree
   is untouched (md5 per file), every moved object's content is at its old or
@@ -39,7 +40,8 @@ from tests.integration.pixelenv import PIXEL, Run, write_specs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-UPLOADS, MOVES, DELETES, DOWNLOADS = 2000, 500, 200, 300
+UPLOADS, MOVES, DELETES, DOWNLOADS = 800, 200, 80, 120
+REFILL = 120  # new files to upload when an apply finished before its kill
 KILLS = 10
 GUARDS = ["--max-delete", "1000", "--allow-mass-delete"]
 
@@ -205,7 +207,7 @@ def test_kill_9_at_random_points_loses_nothing_and_converges(world: dict[str, An
             assert not any(check_nothing_lost(world).values()), f"a finished apply left work (seed {seed})"
             # It finished before the kill: new files to upload, so the kills still to come land mid-apply too.
             first_new = sum(1 for rel in world["local"] if rel.startswith("raw/up/"))
-            for i in range(first_new, first_new + 300):
+            for i in range(first_new, first_new + REFILL):
                 data = blob(rng, i)
                 (world["root"] / f"raw/up/u{i:04}.bin").write_bytes(data)
                 world["local"][f"raw/up/u{i:04}.bin"] = md5(data)
