@@ -96,47 +96,26 @@ def common_options(fn: F) -> F:
         callback=_inherit,
         help="Directory of YAML spec files.",
     )(fn)
-    fn = click.option(
-        "--log-format",
-        type=EnumChoice(list(LogFormat)),
-        default=LogFormat.CONSOLE.value,
-        show_default=True,
-        envvar="PIXEL_LOG_FORMAT",
-        show_envvar=True,
-        callback=_remember,
-        expose_value=False,
-        help="Log lines on stderr: human console output or JSON lines.",
-    )(fn)
-    fn = click.option(
-        "--env-file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar="PIXEL_ENV_FILE",
-        show_envvar=True,
-        default=None,
-        callback=_remember,
-        expose_value=False,
-        help="Load this dotenv file (KEY=value lines) into the environment first; set variables win.",
-    )(fn)
-    fn = click.option(
-        "-v",
-        "--verbose",
-        is_flag=True,
-        envvar="PIXEL_VERBOSE",
-        show_envvar=True,
-        callback=_remember,
-        expose_value=False,
-        help="Debug logging.",
-    )(fn)
-    fn = click.option(
-        "-q",
-        "--quiet",
-        is_flag=True,
-        envvar="PIXEL_QUIET",
-        show_envvar=True,
-        callback=_remember,
-        expose_value=False,
-        help="Only warnings and errors on stderr.",
-    )(fn)
+    for decls, env, extra, help in (
+        (
+            ("--log-format",),
+            "PIXEL_LOG_FORMAT",
+            {"type": EnumChoice(list(LogFormat)), "default": LogFormat.CONSOLE.value, "show_default": True},
+            "Log lines on stderr: human console output or JSON lines.",
+        ),
+        (
+            ("--env-file",),
+            "PIXEL_ENV_FILE",
+            {"type": click.Path(dir_okay=False, path_type=Path), "default": None},
+            "Load this dotenv file (KEY=value lines) into the environment first; set variables win.",
+        ),
+        (("-v", "--verbose"), "PIXEL_VERBOSE", {"is_flag": True}, "Debug logging."),
+        (("-q", "--quiet"), "PIXEL_QUIET", {"is_flag": True}, "Only warnings and errors on stderr."),
+    ):
+        # Remembered rather than passed: each command reads them from the context (_shared), wherever they stood.
+        fn = click.option(
+            *decls, envvar=env, show_envvar=True, callback=_remember, expose_value=False, help=help, **extra
+        )(fn)
     return fn
 
 

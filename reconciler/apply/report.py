@@ -4,6 +4,7 @@ failures, what was not done grouped per cause, and one summary line."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 
 from reconciler.apply.executor import DONE, FAILED, NOT_STARTED, STOPPED, ApplyResult, Outcome
 from reconciler.apply.runner import ByteCounts
@@ -66,14 +67,17 @@ class LogReporter:
             self.log.debug("action skipped", blocked_by=outcome.blocked_by, **fields)
 
 
-def _not_done(skipped: list[Outcome]) -> list[str]:
-    """The skipped actions, one line per cause: 1,731 actions an interrupt kept from starting are one line."""
+def _not_done(skipped: Sequence[Outcome], untracked: int = 0) -> list[str]:
+    """The skipped actions, one line per cause: 1,731 actions an interrupt kept from starting are one line.
+    `untracked`: actions an interrupted streamed apply never read from its spill (it keeps counts, not outcomes)."""
     stopped = [o for o in skipped if o.blocked_by == STOPPED]
     waiting: dict[str, int] = defaultdict(int)
     for o in skipped:
         if o.blocked_by not in (STOPPED, NOT_STARTED):
             waiting[o.blocked_by] += 1
     lines = [f"  - {_actions(n)} not started: {printable(cause)} failed" for cause, n in sorted(waiting.items())]
+    if untracked:
+        lines.append(f"  - {_actions(untracked)} not started: the apply was interrupted")
     if stopped:
         lines.append(f"  - {_actions(len(stopped))} stopped in flight by the second interrupt (uploads aborted)")
     return lines
@@ -85,27 +89,44 @@ def _actions(n: int) -> str:
 
 def render_apply_summary(result: ApplyResult, runner: ByteCounts | None = None) -> str:
     """Failures one per line (each has its own error); everything not done grouped per cause; one summary line."""
+    return render_summary(
+        len(result.done), result.failed, result.skipped, ok=result.ok, interrupted=result.interrupted, runner=runner
+    )
+
+
+def render_summary(
+    done: int,
+    failed: Sequence[Outcome],
+    skipped: Sequence[Outcome],
+    *,
+    ok: bool,
+    interrupted: bool,
+    runner: ByteCounts | None,
+    untracked: int = 0,
+) -> str:
+    """`render_apply_summary` from counts, for an apply that keeps no outcome of what it did (the streamed one):
+    `done` actions, the failed and skipped outcomes, and `untracked` actions never started nor recorded."""
     lines = [""]
     moved = ""
     if runner is not None:
         moved = f" ({human_bytes(runner.bytes_uploaded)} uploaded, {human_bytes(runner.bytes_downloaded)} downloaded)"
-    not_started = sum(1 for o in result.skipped if o.blocked_by != STOPPED)
-    stopped = len(result.skipped) - not_started
-    counts = f"{len(result.done):,} done, {len(result.failed):,} failed, {_actions(not_started)} not started"
+    not_started = untracked + sum(1 for o in skipped if o.blocked_by != STOPPED)
+    stopped = untracked + len(skipped) - not_started
+    counts = f"{done:,} done, {len(failed):,} failed, {_actions(not_started)} not started"
     if stopped:
         counts += f", {stopped:,} stopped"
-    if result.ok:
+    if ok:
         lines.append(f"Apply complete! {counts}{moved}.")
         return "\n".join(lines) + "\n"
-    if result.failed:
+    if failed:
         lines.append("Failed:")
-        for o in sorted(result.failed, key=lambda o: o.action.id):
+        for o in sorted(failed, key=lambda o: o.action.id):
             code = f" [{o.code}]" if o.code else ""
             lines.append(printable(f"  ✗ {o.action.kind.value} {o.action.target}{code}: {o.error}"))
         lines.append("")
-    if grouped := _not_done(result.skipped):
+    if grouped := _not_done(skipped, untracked):
         lines += ["Not done:", *grouped, ""]
-    title = "Apply interrupted" if result.interrupted else "Apply failed"
+    title = "Apply interrupted" if interrupted else "Apply failed"
     # No promise that another apply fixes it: a failure from a rule of the server's (a key it renames) or of
     # the local tree recurs; the next plan shows what is left and the findings say what a retry cannot fix.
     lines.append(f"{title}: {counts}{moved}. Run `pixel plan` to see what is left and any finding a retry cannot fix.")

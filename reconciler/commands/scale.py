@@ -16,9 +16,9 @@ from pathlib import Path
 
 import click
 
-from reconciler.apply.executor import DONE, FAILED, NOT_STARTED, SKIPPED, STOPPED, PlanExecutor
+from reconciler.apply.executor import DONE, FAILED, SKIPPED, PlanExecutor
 from reconciler.apply.history import record_apply
-from reconciler.apply.report import LogReporter
+from reconciler.apply.report import LogReporter, render_summary
 from reconciler.apply.session import LockOptions, abort_leftover_uploads, locked, managed_s3_stores
 from reconciler.choices import ObserveMode, OutputFormat, Scale
 from reconciler.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
@@ -225,36 +225,15 @@ def streams(scale: Scale | None, plan_file: Path, output_format: OutputFormat) -
 
 def streamed_summary(result: StreamedResult) -> str:
     """`apply.report.render_apply_summary`'s report from counts: the done actions are not kept."""
-    totals = result.bytes
-    moved = f" ({human_bytes(totals.bytes_uploaded)} uploaded, {human_bytes(totals.bytes_downloaded)} downloaded)"
-    stopped = sum(1 for o in result.skipped if o.blocked_by == STOPPED)
-    not_started = result.not_started + len(result.skipped) - stopped
-    counts = f"{result.done:,} done, {len(result.failed):,} failed, {not_started:,} not started"
-    if stopped:
-        counts += f", {stopped:,} stopped"
-    if result.ok:
-        return f"\nApply complete! {counts}{moved}.\n"
-    lines = [""]
-    if result.failed:
-        lines.append("Failed:")
-        for o in sorted(result.failed, key=lambda o: o.action.id):
-            code = f" [{o.code}]" if o.code else ""
-            lines.append(printable(f"  ✗ {o.action.kind.value} {o.action.target}{code}: {o.error}"))
-        lines.append("")
-    waiting: dict[str, int] = {}
-    for o in result.skipped:
-        if o.blocked_by not in (STOPPED, NOT_STARTED):
-            waiting[o.blocked_by] = waiting.get(o.blocked_by, 0) + 1
-    grouped = [f"  - {n:,} action(s) not started: {printable(cause)} failed" for cause, n in sorted(waiting.items())]
-    if result.not_started:
-        grouped.append(f"  - {result.not_started:,} action(s) not started: the apply was interrupted")
-    if stopped:
-        grouped.append(f"  - {stopped:,} action(s) stopped in flight by the second interrupt (uploads aborted)")
-    if grouped:
-        lines += ["Not done:", *grouped, ""]
-    title = "Apply interrupted" if result.interrupted or result.not_started else "Apply failed"
-    lines.append(f"{title}: {counts}{moved}. Run `pixel plan` to see what is left and any finding a retry cannot fix.")
-    return "\n".join(lines) + "\n"
+    return render_summary(
+        result.done,
+        result.failed,
+        result.skipped,
+        ok=result.ok,
+        interrupted=result.interrupted or bool(result.not_started),
+        runner=result.bytes,
+        untracked=result.not_started,
+    )
 
 
 def apply_streamed(
