@@ -9,7 +9,6 @@ import functools
 import hashlib
 import json
 import os
-import re
 import signal
 import subprocess
 import time
@@ -21,7 +20,7 @@ import pytest
 
 from reconciler.dev.seaweed import SeaweedServer
 from tests.integration import daskhelp
-from tests.integration.demo_world import Demo, make_demo
+from tests.integration.demo_world import Demo, make_demo, steady
 from tests.integration.pixelenv import PIXEL, pixel, write_specs
 
 distributed = pytest.importorskip("distributed")
@@ -55,30 +54,10 @@ def _s3_state(client: Any, bucket: str) -> dict[str, Any]:
                 body = client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
                 # The final dataset's manifest records when it was made and in which bucket; the rest is bytes.
                 published = obj["Key"] == "final_dataset/manifest.json"
-                out[obj["Key"]] = _steady(json.loads(body), {bucket: "<bucket>"}) if published else (
+                out[obj["Key"]] = steady(json.loads(body), {bucket: "<bucket>"}) if published else (
                     hashlib.md5(body).hexdigest()
                 )
     return out
-
-
-_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
-
-
-def _steady(value: Any, names: dict[str, str]) -> Any:
-    """A generated JSON document without its timestamps and with the world's own names replaced."""
-    if isinstance(value, dict):
-        if str(value.get("key", "")).endswith("manifest.json") and "md5" in value:
-            # The complete inventory lists the published final manifest too, whose bytes carry its build time.
-            value = {**value, "md5": "<time>"}
-        return {k: "<time>" if "timestamp" in k else _steady(v, names) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_steady(v, names) for v in value]
-    if isinstance(value, str):
-        if _STAMP.match(value):
-            return "<time>"
-        for name, alias in names.items():
-            value = value.replace(name, alias)
-    return value
 
 
 def _local_state(demo: Demo) -> dict[str, Any]:
@@ -89,7 +68,7 @@ def _local_state(demo: Demo) -> dict[str, Any]:
             rel = str(path.relative_to(demo.root))
             generated = rel.endswith(("_manifest.json", "dataset_registry.json", "final_dataset/manifest.json"))
             body = path.read_bytes()
-            out[rel] = _steady(json.loads(body), names) if generated else hashlib.md5(body).hexdigest()
+            out[rel] = steady(json.loads(body), names) if generated else hashlib.md5(body).hexdigest()
     return out
 
 
