@@ -41,6 +41,9 @@ RACY_WINDOW_NS = 2_000_000_000
 # files), at least every FLUSH_EVERY_NS so a long hashing run keeps its progress.
 COMMIT_EVERY = 512
 FLUSH_EVERY_NS = 5_000_000_000
+# Streaming mode: paths looked up are written to a temp table this many at a time, and vanished rows deleted
+# this many per statement, so neither is ever a set of the whole tree in Python.
+SEEN_BATCH = 4096
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS hashes (
@@ -53,6 +56,10 @@ CREATE TABLE IF NOT EXISTS hashes (
     md5 TEXT NOT NULL
 )
 """
+
+
+# Streaming mode's record of the paths looked up, for `forget_vanished`; TEMP: never in the cache file.
+_SEEN_SCHEMA = "CREATE TEMP TABLE IF NOT EXISTS seen (path TEXT PRIMARY KEY)"
 
 
 Row = tuple[str, int, int, int, int, int, str]  # path, dev, ino, size, mtime_ns, ctime_ns, md5
@@ -96,6 +103,11 @@ class HashCache:
         self._loaded: set[str] = set()
         self._trees: list[str] = []  # directories (ending in "/") whose whole subtree has been read
         self._seen: set[str] = set()  # paths looked up this run
+        # Streaming mode (`stream_in_key_order`): `_rows` holds the rows of `_window` only, and the seen paths
+        # go through `_seen_batch` to the temp table `seen` instead of `_seen`.
+        self.streaming = False
+        self._window: str | None = None
+        self._seen_batch: list[tuple[str]] = []
         self._last_flush = clock()
         self.persistent = True
         self._conn = self._open()
@@ -152,7 +164,30 @@ class HashCache:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
             self._pending, self._rows, self._loaded, self._seen, self._trees = {}, {}, set(), set(), []
+            self._window, self._seen_batch = None, []
             self._conn = self._in_memory(f"cache {self.path} failed during use ({exc})")
+            if self.streaming:
+                self._conn.execute(_SEEN_SCHEMA)
+
+    def stream_in_key_order(self) -> None:
+        """Hold one directory's rows at a time, for a walk that visits each directory's files together.
+
+        `preload` then reads nothing, `lookup` reads a directory's rows when the walk reaches it and drops
+        them when it moves on, and the paths seen go to a temp table (a file next to SQLite's other temp
+        files, not RAM), so a tree of 10^8 files costs the cache one directory plus a flush batch. A directory
+        visited twice (its files around a subdirectory's, or a hashing thread's second look) is read twice:
+        one query, against several GiB of dicts for the whole tree.
+        """
+        try:
+            with self._lock:
+                if self.streaming:
+                    return
+                self._conn.execute(_SEEN_SCHEMA)
+                self.streaming = True
+                self._seen_batch = [(p,) for p in self._seen]
+                self._rows, self._loaded, self._seen, self._window = {}, set(), set(), None
+        except sqlite3.Error as exc:
+            self._degrade(exc)
 
     def preload(self, directory: str) -> None:
         """Read the rows of every file below `directory` in one query, ahead of the lookups.
@@ -165,6 +200,9 @@ class HashCache:
         try:
             with self._lock:
                 if any(low.startswith(tree) for tree in self._trees):
+                    return
+                if self.streaming:  # rows come per directory; the root only bounds `forget_vanished`
+                    self._trees.append(low)
                     return
                 rows = self._conn.execute(
                     "SELECT path, dev, ino, size, mtime_ns, ctime_ns, md5 FROM hashes WHERE path >= ? AND path < ?",
@@ -180,19 +218,42 @@ class HashCache:
         directory = os.path.dirname(key.path)
         try:
             with self._lock:
-                if directory not in self._loaded:
-                    if any(f"{directory}/".startswith(tree) for tree in self._trees):
-                        self._loaded.add(directory)
-                    else:
-                        self._load(directory)
-                self._seen.add(key.path)
-                row = self._rows.get(key.path)
+                if self.streaming:
+                    row = self._streamed_row(directory, key.path)
+                else:
+                    if directory not in self._loaded:
+                        if any(f"{directory}/".startswith(tree) for tree in self._trees):
+                            self._loaded.add(directory)
+                        else:
+                            self._load(directory)
+                    self._seen.add(key.path)
+                    row = self._rows.get(key.path)
         except sqlite3.Error as exc:
             self._degrade(exc)
             return None
         if row is None or row[1:6] != (key.dev, key.ino, key.size, key.mtime_ns, key.ctime_ns):
             return None
         return row[6] if len(row[6]) == 32 else None
+
+    def _streamed_row(self, directory: str, path: str) -> Row | None:
+        if directory != self._window:
+            self._rows = {}  # the walk has left the previous directory
+            self._window = directory
+            self._load(directory)
+            self._loaded.clear()
+        self._see(path)
+        # A row remembered this run and not yet flushed is newer than the one read from the file.
+        return self._pending.get(path) or self._rows.get(path)
+
+    def _see(self, path: str) -> None:
+        self._seen_batch.append((path,))
+        if len(self._seen_batch) >= SEEN_BATCH:
+            self._write_seen()
+
+    def _write_seen(self) -> None:
+        batch, self._seen_batch = self._seen_batch, []
+        if batch:
+            self._conn.executemany("INSERT OR IGNORE INTO temp.seen (path) VALUES (?)", batch)
 
     def _load(self, directory: str) -> None:
         """Read one directory's rows at once: a query per file would dominate a warm scan."""
@@ -216,10 +277,21 @@ class HashCache:
         with self._lock:
             row: Row = (key.path, key.dev, key.ino, key.size, key.mtime_ns, key.ctime_ns, md5)
             self._pending[key.path] = row
-            self._rows[key.path] = row
-            self._seen.add(key.path)
+            if self.streaming:
+                try:
+                    self._see(key.path)
+                except sqlite3.Error as exc:
+                    seen_failed: sqlite3.Error | None = exc
+                else:
+                    seen_failed = None
+            else:
+                self._rows[key.path] = row
+                self._seen.add(key.path)
+                seen_failed = None
             due = len(self._pending) >= COMMIT_EVERY or self.clock() - self._last_flush >= FLUSH_EVERY_NS
-        if due:
+        if seen_failed is not None:
+            self._degrade(seen_failed)
+        elif due:
             self.flush()
         return True
 
@@ -241,11 +313,15 @@ class HashCache:
                         self._conn.execute("ROLLBACK")
                         raise
                     self._conn.execute("COMMIT")
+                if self.streaming:  # rows flushed from the window's directory stay answerable from memory
+                    self._rows.update((row[0], row) for row in rows if os.path.dirname(row[0]) == self._window)
         except sqlite3.Error as exc:
             self._degrade(exc)
 
     def forget_vanished(self) -> int:
         """Drop rows of files gone from the directories this run looked at, so the cache tracks the trees."""
+        if self.streaming:
+            return self._forget_vanished_streamed()
         with self._lock:
             unseen = [p for p in self._rows if p not in self._seen]
         gone = [(p,) for p in unseen if not os.path.lexists(p)]
@@ -265,6 +341,49 @@ class HashCache:
         except sqlite3.Error as exc:
             self._degrade(exc)
             return 0
+        return len(gone)
+
+    def _forget_vanished_streamed(self) -> int:
+        """`forget_vanished` over the preloaded roots, the unseen rows read by a cursor and the gone deleted in batches.
+
+        The same rows as the in-memory mode's (which preloads those roots whole): every row below a root
+        that was not looked up this run and whose file no longer exists.
+        """
+        dropped = 0
+        try:
+            with self._lock:
+                self._write_seen()
+                roots = list(self._trees)
+            for low in roots:
+                with self._lock:
+                    unseen = self._conn.execute(
+                        "SELECT path FROM hashes WHERE path >= ? AND path < ? "
+                        "AND path NOT IN (SELECT path FROM temp.seen)",
+                        (low, low[:-1] + chr(ord("/") + 1)),
+                    ).fetchmany
+                    # Deleting from a table while a cursor reads it is undefined in SQLite: the deletes wait
+                    # for the cursor's end, so what is held is the files that vanished, not the tree.
+                    gone: list[tuple[str]] = []
+                    while rows := unseen(SEEN_BATCH):
+                        gone += ((p,) for (p,) in rows if not os.path.lexists(p))
+                    dropped += self._delete(gone)
+        except sqlite3.Error as exc:
+            self._degrade(exc)
+            return 0
+        return dropped
+
+    def _delete(self, gone: list[tuple[str]]) -> int:
+        if not gone:
+            return 0
+        self._conn.execute("BEGIN")
+        try:
+            self._conn.executemany("DELETE FROM hashes WHERE path = ?", gone)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+        self._rows = {}
+        self._window = None
         return len(gone)
 
     def close(self) -> None:

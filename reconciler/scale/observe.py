@@ -24,6 +24,7 @@ from reconciler.model import (
     Observed,
     Problem,
 )
+from reconciler.observe.hashcache import CachedHasher
 from reconciler.observe.hashing import Hasher
 from reconciler.observe.inventory import ListsFromThePast
 from reconciler.observe.observer import BATCH_FILES, ProgressCallback, local_gaps
@@ -45,6 +46,9 @@ def observe_spilled(
     discovered: tuple[DiscoveredActor, ...] = (),
 ) -> Observed:
     """What `observe()` returns for the same stores, each mapping's sides `SpilledSide`s in `spill`."""
+    if isinstance(hasher, CachedHasher):
+        # The local walk visits a directory's files together: the cache need hold only that directory's rows.
+        hasher.cache.stream_in_key_order()
     result: dict[str, MappingObservation] = {}
     unreadable: list[Problem] = []
     with ThreadPoolExecutor(max_workers=hash_workers, thread_name_prefix="pixel-hash") as pool:
