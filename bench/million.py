@@ -38,7 +38,12 @@ the levels, the batches through the local executor's thread pool. The plan is ev
 version the plan expects and its `open` an empty stream, the target's `write` reads nothing, so the
 figure is pixel's apply machinery and not a test double holding `n` objects' bytes.
 
-    python -m bench.million [--n N] [--changed F] [--seed S] [--stream [--out FILE] [--apply]]
+`--real-cache` replaces the warm-cache stand-in with a real `CachedHasher` over a hash cache file seeded
+(before the baseline) with every local file's row, the local listing answering for the files' identities
+as `LocalStore` does: the cache's own memory is then measured, preloaded whole in memory, a directory at
+a time with `--stream`.
+
+    python -m bench.million [--n N] [--changed F] [--seed S] [--real-cache] [--stream [--out FILE] [--apply]]
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ def run_million(
     *,
     stream: bool = False,
     out: Path | None = None,
+    real_cache: bool = False,
 ) -> dict[str, float]:
     """Observe and plan `n` objects in a fresh child process; its measurements.
 
@@ -90,6 +96,8 @@ def run_million(
         argv.append("--stream")
     if out is not None:
         argv += ["--out", str(out)]
+    if real_cache:
+        argv.append("--real-cache")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
@@ -230,6 +238,54 @@ class _Sink(_Listing):
         return Entry(key, size, md5, BASE_MTIME_NS, md5)
 
 
+class _CachedListing(_Listing):
+    """The local `_Listing` as a `HoldsLocalFiles`: the walk's identities come from its version tokens."""
+
+    root_path = "/nonexistent/staging"
+
+    def file_path(self, key: str) -> str:
+        return f"{self.root_path}/{key}"
+
+    def walked_identity(self, entry: Entry) -> tuple[str, int, int, int, int, int] | None:
+        size, mtime_ns, ctime_ns, ino, dev = map(int, (entry.etag or "").split("-"))
+        return (self.file_path(entry.key), dev, ino, size, mtime_ns, ctime_ns)
+
+
+def _seeded_cache(directory: Path, n: int) -> Path:
+    """A hash cache file holding every local file's row, written from a generator (never a list of n rows)."""
+    import sqlite3
+
+    from reconciler.observe.hashcache import CACHE_FILE, HashCache
+
+    db = directory / CACHE_FILE
+    HashCache(db).close()  # the schema, as pixel creates it
+    rows = (
+        (
+            f"{_CachedListing.root_path}/{LOCAL_PATH}/{_rel(i)}",
+            LOCAL_DEVICE,
+            LOCAL_INODES + i,
+            _size(i),
+            BASE_MTIME_NS + i * 1_000_003,
+            BASE_MTIME_NS + i * 1_000_003 + 17,
+            _content_md5(_rel(i)),
+        )
+        for i in range(n)
+    )
+    with sqlite3.connect(db) as conn:
+        conn.executemany("INSERT INTO hashes VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    return db
+
+
+def _hashed(hasher: object) -> int:
+    """Files the hasher answered: the stand-in counts calls, a CachedHasher its hits and reads."""
+    from reconciler.observe.hashcache import CachedHasher
+
+    if isinstance(hasher, CachedHasher):
+        return hasher.cache_hits + hasher.files_read
+    assert isinstance(hasher, _WarmCache)
+    return hasher.calls
+
+
 class _WarmCache:
     """Hasher stand-in for a warm hash cache: every local file's md5 is already known."""
 
@@ -276,20 +332,44 @@ def _world(n: int, changed: float, seed: int) -> tuple[Desired, dict[str, _Listi
     return desired, stores, _WarmCache(), len(changed_set)
 
 
-def _child(n: int, changed: float, seed: int) -> dict[str, float]:
+def _with_real_cache(
+    n: int, stores: dict[str, _Listing], directory: Path
+) -> tuple[dict[str, _Listing], object]:
+    from reconciler.observe.hashcache import CachedHasher, HashCache
+
+    local = stores["staging"]
+    cached = _CachedListing(local.name, n, local._changed, s3=False)
+    return {**stores, "staging": cached}, CachedHasher(HashCache(_seeded_cache(directory, n)))
+
+
+def _close(hasher: object) -> None:
+    """A CachedHasher's close (flush and forget_vanished) is part of the observation it measures."""
+    from reconciler.observe.hashcache import CachedHasher
+
+    if isinstance(hasher, CachedHasher):
+        hasher.close()
+
+
+def _child(n: int, changed: float, seed: int, real_cache: bool = False) -> dict[str, float]:
     import gc
+    import tempfile
 
     from reconciler.observe import observer
     from reconciler.plan.planner import plan
 
     # Made before the baseline: the changed set is the benchmark's input, not the planner's cost.
-    desired, stores, hasher, changed_count = _world(n, changed, seed)
+    desired, stores, stand_in, changed_count = _world(n, changed, seed)
+    hasher: object = stand_in
+    cache_dir = tempfile.TemporaryDirectory(prefix="pixel-million-cache-")
+    if real_cache:
+        stores, hasher = _with_real_cache(n, stores, Path(cache_dir.name))
     gc.collect()
     baseline = max(_rss_now(), 1)
 
     cpu = time.process_time()
     start = time.perf_counter()
     observed = observer.observe(desired, stores, hasher)  # type: ignore[arg-type]
+    _close(hasher)
     observed_at = time.perf_counter()
     result = plan(desired, observed)
     planned_at = time.perf_counter()
@@ -303,8 +383,9 @@ def _child(n: int, changed: float, seed: int) -> dict[str, float]:
             pass
     listing = time.perf_counter() - listing
     obs = observed.mappings["raw"]
-    if len(obs.local) != n or len(obs.remote) != n or hasher.calls != n:
-        raise AssertionError(f"observed {len(obs.local)} local / {len(obs.remote)} remote, hashed {hasher.calls}")
+    if len(obs.local) != n or len(obs.remote) != n or _hashed(hasher) != n:
+        raise AssertionError(f"observed {len(obs.local)} local / {len(obs.remote)} remote, hashed {_hashed(hasher)}")
+    cache_dir.cleanup()
     return {
         "objects": n,
         "changed": changed_count,
@@ -322,7 +403,7 @@ def _child(n: int, changed: float, seed: int) -> dict[str, float]:
     }
 
 
-def _stream_child(n: int, changed: float, seed: int, out: str | None) -> dict[str, float]:
+def _stream_child(n: int, changed: float, seed: int, out: str | None, real_cache: bool = False) -> dict[str, float]:
     """`_child` through the streaming planner: observation and plan spilled to SQLite, the plan file streamed."""
     import gc
     import tempfile
@@ -332,13 +413,18 @@ def _stream_child(n: int, changed: float, seed: int, out: str | None) -> dict[st
     from reconciler.scale.planner import stream_plan
     from reconciler.scale.spill import Spill
 
-    desired, stores, hasher, changed_count = _world(n, changed, seed)
+    desired, stores, stand_in, changed_count = _world(n, changed, seed)
+    hasher: object = stand_in
+    cache_dir = tempfile.TemporaryDirectory(prefix="pixel-million-cache-")
+    if real_cache:
+        stores, hasher = _with_real_cache(n, stores, Path(cache_dir.name))
     gc.collect()
     baseline = max(_rss_now(), 1)
     with tempfile.TemporaryDirectory(prefix="pixel-million-") as tmp, Spill(Path(tmp)) as spill:
         cpu = time.process_time()
         start = time.perf_counter()
         observed = observe_spilled(desired, stores, hasher, spill)  # type: ignore[arg-type]
+        _close(hasher)
         observed_at = time.perf_counter()
         result = stream_plan(desired, observed, spill)
         planned_at = time.perf_counter()
@@ -349,9 +435,12 @@ def _stream_child(n: int, changed: float, seed: int, out: str | None) -> dict[st
         peak = _rss_peak()
         spill_bytes = sum(f.stat().st_size for f in spill.directory.iterdir())
         obs = observed.mappings["raw"]
-        if len(obs.local) != n or len(obs.remote) != n or hasher.calls != n:
-            raise AssertionError(f"observed {len(obs.local)} local / {len(obs.remote)} remote, hashed {hasher.calls}")
+        if len(obs.local) != n or len(obs.remote) != n or _hashed(hasher) != n:
+            raise AssertionError(
+                f"observed {len(obs.local)} local / {len(obs.remote)} remote, hashed {_hashed(hasher)}"
+            )
         actions, findings = result.actions_count, result.findings_count
+    cache_dir.cleanup()
     return {
         "objects": n,
         "changed": changed_count,
@@ -491,12 +580,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stream", action="store_true", help="the streaming planner (pixel plan --scale stream)")
     parser.add_argument("--out", type=Path, help="with --stream: also write the plan file here (timed apart)")
     parser.add_argument("--apply", action="store_true", help="with --stream: apply the plan streamed, measured apart")
+    parser.add_argument("--real-cache", action="store_true", help="a real hash cache file, seeded warm")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.out is not None and not args.stream:
         parser.error("--out needs --stream")
     if args.apply and not args.stream:
         parser.error("--apply needs --stream")
+    if args.real_cache and args.apply:
+        parser.error("--real-cache measures planning; --apply reads a plan file")
     if args.child and args.apply:
         print(json.dumps(_apply_child(args.n, args.changed, args.seed, str(args.out))), flush=True)
         return 0
@@ -507,13 +599,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         out = None if args.out is None else str(args.out)
         found = (
-            _stream_child(args.n, args.changed, args.seed, out)
+            _stream_child(args.n, args.changed, args.seed, out, args.real_cache)
             if args.stream
-            else _child(args.n, args.changed, args.seed)
+            else _child(args.n, args.changed, args.seed, args.real_cache)
         )
         print(json.dumps(found), flush=True)
         return 0
-    result = run_million(args.n, args.changed, args.seed, stream=args.stream, out=args.out)
+    result = run_million(
+        args.n, args.changed, args.seed, stream=args.stream, out=args.out, real_cache=args.real_cache
+    )
     shown = _show_stream(result) if args.stream else _show(result)
     print(json.dumps(result) if args.json else shown)
     return 0

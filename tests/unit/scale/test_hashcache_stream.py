@@ -12,7 +12,7 @@ import pytest
 
 from reconciler.model import Desired, LocalStoreSpec, MappingSpec, S3StoreSpec
 from reconciler.observe import observe
-from reconciler.observe.hashcache import COMMIT_EVERY, CACHE_FILE, CachedHasher, FileKey, HashCache
+from reconciler.observe.hashcache import CACHE_FILE, COMMIT_EVERY, CachedHasher, FileKey, HashCache
 from reconciler.scale.observe import observe_spilled
 from reconciler.scale.spill import Spill
 from reconciler.stores.base import Store
