@@ -41,8 +41,8 @@ RACY_WINDOW_NS = 2_000_000_000
 # files), at least every FLUSH_EVERY_NS so a long hashing run keeps its progress.
 COMMIT_EVERY = 512
 FLUSH_EVERY_NS = 5_000_000_000
-# Streaming mode: paths looked up are written to a temp table this many at a time, and vanished rows deleted
-# this many per statement, so neither is ever a set of the whole tree in Python.
+# Streaming mode: paths looked up are written to a temp table this many at a time, and `forget_vanished`
+# reads the unseen rows this many at a time, so neither is ever a set of the whole tree in Python.
 SEEN_BATCH = 4096
 
 _SCHEMA = """
