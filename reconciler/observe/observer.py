@@ -182,14 +182,28 @@ def observe(
                 result[spec.name] = _observe_mapping(
                     desired, stores, spec, hasher, pool, hash_workers, progress, unreadable
                 )
+    return completed(desired, stores, hasher, result, problems, unreadable, discovered)
+
+
+def completed(
+    desired: Desired,
+    stores: Mapping[str, Store],
+    hasher: Hasher,
+    mappings: dict[str, MappingObservation],
+    problems: Iterable[Problem],
+    unreadable: Iterable[Problem],
+    discovered: tuple[DiscoveredActor, ...],
+) -> Observed:
+    """Every mapping observed (in memory or spilled): each one's local gaps from all the problems met (the given
+    ones, what the stores report, the files that could not be read), then the world's later parts."""
     reported = (p for store in stores.values() if isinstance(store, ReportsProblems) for p in store.problems)
     found = (*problems, *reported, *unreadable)
     for spec in desired.mappings:
         gaps = local_gaps(spec, found)
         if gaps:
-            result[spec.name] = dataclasses.replace(result[spec.name], local_gaps=gaps)
+            mappings[spec.name] = dataclasses.replace(mappings[spec.name], local_gaps=gaps)
     # Tiers, dataset sources, generated files and actor orphans: what the later planner passes compare.
-    return observe_world(desired, stores, hasher, Observed(mappings=result, problems=found, discovered=discovered))
+    return observe_world(desired, stores, hasher, Observed(mappings=mappings, problems=found, discovered=discovered))
 
 
 def local_gaps(spec: MappingSpec, problems: Iterable[Problem]) -> tuple[Gap, ...]:

@@ -9,7 +9,6 @@ them, and come back in key order.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,11 +26,10 @@ from reconciler.model import (
 from reconciler.observe.hashcache import CachedHasher
 from reconciler.observe.hashing import Hasher
 from reconciler.observe.inventory import ListsFromThePast
-from reconciler.observe.observer import BATCH_FILES, ProgressCallback, local_gaps
-from reconciler.observe.world import observe_world
+from reconciler.observe.observer import BATCH_FILES, ProgressCallback, completed
 from reconciler.rules import Selection, mapping_own_space
 from reconciler.scale.spill import Spill
-from reconciler.stores.base import ReportsProblems, Store, StoreError
+from reconciler.stores.base import Store, StoreError
 
 
 def observe_spilled(
@@ -61,13 +59,7 @@ def observe_spilled(
                 obs = result[spec.name]
                 progress("listed", len(obs.local) + len(obs.remote))
                 progress("hashed", len(obs.local))
-    reported = (p for store in stores.values() if isinstance(store, ReportsProblems) for p in store.problems)
-    found = (*problems, *reported, *unreadable)
-    for spec in desired.mappings:
-        gaps = local_gaps(spec, found)
-        if gaps:
-            result[spec.name] = dataclasses.replace(result[spec.name], local_gaps=gaps)
-    return observe_world(desired, stores, hasher, Observed(mappings=result, problems=found, discovered=discovered))
+    return completed(desired, stores, hasher, result, problems, unreadable, discovered)
 
 
 def _observe_mapping(
