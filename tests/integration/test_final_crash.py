@@ -41,6 +41,13 @@ def _etags(world: FinalWorld) -> dict[str, str]:
     return {o["Key"]: o["ETag"].strip('"') for page in pages for o in page.get("Contents", [])}
 
 
+def _progress(world: FinalWorld, before: dict[str, str]) -> int:
+    """How far a publish has got since `before`: objects under final_dataset/ written (new keys or new bytes)
+    plus objects of `before` deleted."""
+    now = _etags(world)
+    return sum(1 for key, etag in now.items() if before.get(key) != etag) + sum(1 for key in before if key not in now)
+
+
 def _published_is_whole(world: FinalWorld) -> dict[str, Any]:
     manifest = json.loads(world.get(MANIFEST))
     stored = _etags(world)
@@ -72,23 +79,37 @@ def test_kill_9_during_publish_keeps_the_published_dataset_whole(
     assert first.exit_code == 0, first.output[-2000:]
     _published_is_whole(world)
 
+    # One uninterrupted rebuild measures a whole publish: the kills below land anywhere in it, from just after the
+    # lock is taken to the deletes of the previous build's shards.
+    world.put_source("a", jsonl(records("a", 4000, text="round 0, rebuilt")))
+    before = _etags(world)
+    rebuild = _cli(world, env, "apply", "--auto-approve", *GUARDS)
+    assert rebuild.exit_code == 0, rebuild.output[-2000:]
+    whole = _progress(world, before)
+    assert whole > 2 * KILLS, f"a rebuild wrote and deleted only {whole} objects"
+
     kills = rounds = edits = 0
     finished = True
     while kills < KILLS:
         rounds += 1
-        assert rounds <= 3 * KILLS, f"apply kept finishing before the kill (seed {seed})"
+        # A kill point past what a resumed publish has left lets it finish: that round edits again (a whole
+        # rebuild), so at most about every other round kills.
+        assert rounds <= 4 * KILLS, f"apply kept finishing before the kill (seed {seed})"
         if finished:
             edits += 1  # new bytes in every shard: a full rebuild to interrupt
             world.put_source("a", jsonl(records("a", 4000, text=f"round {edits}")))
+        before = _etags(world)
+        # Killed once the publish has got this far: a point chosen by what the apply has done, not by how long it
+        # has run (a fast machine finished before a timed kill).
+        point = rng.randrange(whole)
         proc = subprocess.Popen(
             [PIXEL, "apply", "--auto-approve", "-q", "--specs", str(world.specs), *GUARDS],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
         )
-        deadline = time.monotonic() + 30
-        while _lock_id(world) is None and proc.poll() is None:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0.05, 1.6))
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and (_lock_id(world) is None or _progress(world, before) < point):
+            assert time.monotonic() < deadline, f"seed {seed}: apply made no progress in 60 s"
+            time.sleep(0.01)  # the poll interval between checks
         finished = proc.poll() is not None
         if not finished:
             proc.send_signal(signal.SIGKILL)
