@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from reconciler import progress
 from reconciler.choices import OutputFormat
+from reconciler.keys import printable
 from reconciler.model import Desired, Plan
 from reconciler.plan import serialize
 from reconciler.plan.guards import GuardLimits
@@ -15,6 +17,14 @@ from reconciler.plan.render import render_text
 from reconciler.plan.render_markdown import render_markdown
 
 FORMATS = ("text", "markdown", "json")
+
+
+def fenced(lines: Sequence[str]) -> str:
+    """A markdown code block no line can close early: the fence is longer than any backtick run in it."""
+    text = "\n".join(printable(line) for line in lines)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}"
 
 
 def color_wanted(isatty: bool, environ: Mapping[str, str] | None = None) -> bool:

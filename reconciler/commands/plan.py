@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,19 +10,11 @@ import click
 from reconciler.choices import ObserveMode, OutputFormat, Scale
 from reconciler.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, planfile
 from reconciler.commands.common import plan_workspace, say
-from reconciler.commands.output import render_plan
+from reconciler.commands.output import fenced, render_plan
 from reconciler.errors import UserError
 from reconciler.keys import printable
 from reconciler.plan.guards import GuardLimits
 from reconciler.spec import SpecErrors
-
-
-def _fenced(lines: Sequence[str]) -> str:
-    """A code block no line of the message can close early: the fence is longer than any backtick run in it."""
-    text = "\n".join(printable(line) for line in lines)
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}text\n{text}\n{fence}\n"
 
 
 def failure_markdown(exc: UserError) -> str:
@@ -35,7 +26,7 @@ def failure_markdown(exc: UserError) -> str:
     else:
         title = "### pixel plan: failed"
         lines = str(exc).split("\n")
-    return f"{title}\n\nNo plan was made and nothing was touched. Fix this, then push again:\n\n{_fenced(lines)}"
+    return f"{title}\n\nNo plan was made and nothing was touched. Fix this, then push again:\n\n{fenced(lines)}\n"
 
 
 def plan(

@@ -9,7 +9,6 @@ counted, every error): a plan of ten million actions is reviewed from its saved 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator, Sequence, Set
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +23,7 @@ from reconciler.choices import ObserveMode, OutputFormat, Scale
 from reconciler.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 from reconciler.commands.apply_saved import StalePlan, tightened
 from reconciler.commands.common import load, observe_through, say
+from reconciler.commands.output import fenced
 from reconciler.errors import UserError
 from reconciler.keys import printable
 from reconciler.logs import get_logger
@@ -132,20 +132,12 @@ def summary_markdown(streamed: StreamedPlan, per_kind: int = SHOWN_PER_KIND) -> 
             continue
         more = counts[name].count - len(actions)
         title = f"{name}: the first {len(actions):,}" + (f" of {counts[name].count:,}" if more else "")
-        lines += [f"<details><summary>{title}</summary>", "", _fenced([_line(a) for a in actions]), "</details>", ""]
+        lines += [f"<details><summary>{title}</summary>", "", fenced([_line(a) for a in actions]), "</details>", ""]
     if streamed.findings_count:
         lines += [f"{streamed.findings_count:,} finding(s): see the saved plan (`pixel show FILE`).", ""]
     if streamed.errors:
-        lines += ["**The plan is refused:**", "", _fenced(list(streamed.errors))]
+        lines += ["**The plan is refused:**", "", fenced(list(streamed.errors))]
     return "\n".join(lines).rstrip("\n") + "\n"
-
-
-def _fenced(lines: Sequence[str]) -> str:
-    """A code block no line can close early: the fence is longer than any backtick run in it."""
-    text = "\n".join(printable(line) for line in lines)
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}text\n{text}\n{fence}"
 
 
 def _line(action: Action) -> str:
