@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 
 from reconciler.apply import ActionRunner, execute
 from reconciler.model import ActionKind, FindingKind
@@ -292,3 +292,24 @@ def test_a_raw_file_uploaded_by_this_plan_is_organised_in_the_same_apply(tmp_pat
     assert result.ok
     assert world.lake.get("datasets/gdrive/processed/cot_reasoning/reasoning.jsonl") == data
     assert not world.plan().actions
+
+
+@pytest.mark.parametrize(
+    "record_index",
+    [
+        {"md5": "0" * 31, "s3_path": f"s3://pixel-data/.pixel/index/{'0' * 32}.jsonl.json"},
+        {"md5": "0" * 32, "s3_path": "s3://pixel-data/datasets/anywhere.json"},
+        {"md5": "0" * 32},
+        {"md5": "0" * 32, "s3_path": f"s3://pixel-data/.pixel/index/{'0' * 32}.jsonl.json", "spans": []},
+    ],
+)
+def test_the_registry_schema_refuses_a_malformed_record_index(world: World, record_index: dict[str, Any]) -> None:
+    world.apply()
+    entry = json.loads(world.ws.get(REGISTRY))["datasets"]["reasoning"]
+    # A declared dataset's entry, against the definition it must follow (the registry also keeps entries no spec
+    # declares as written, so the whole document would accept anything under "datasets").
+    dataset = {"$defs": load_schema("dataset-registry.schema.json")["$defs"], "$ref": "#/$defs/dataset"}
+    Draft202012Validator(dataset).validate(entry)
+    entry["record_index"] = record_index
+    with pytest.raises(ValidationError):
+        Draft202012Validator(dataset).validate(entry)
