@@ -6,6 +6,7 @@ from typing import Any
 
 from reconciler.apply.history import last_apply
 from reconciler.apply.session import managed_s3_stores
+from reconciler.manifests.exclusions import KEPT_IN_S3
 from reconciler.model import Desired, S3StoreSpec
 from reconciler.rules import STATUSES
 from reconciler.service.state import Service, ServiceError, Snapshot, dataset_entries
@@ -109,6 +110,9 @@ def page_context(snap: Snapshot) -> dict[str, Any]:
             "counts": {s: a[s]["count"] for s in STATUSES},
             "orphans": a["orphans"],
             "missing": a["missing"],
+            # Kept in S3 but out of the manifest and the counts: shown so a smaller total is explained.
+            "excluded": len(a.get("excluded", [])),
+            "excluded_title": f"{KEPT_IN_S3}: {', '.join(a['excluded'])}" if a.get("excluded") else "",
             **bar(a),
         }
         for actor_id, a in status["actors"].items()

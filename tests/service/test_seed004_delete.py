@@ -94,6 +94,10 @@ def test_deleting_a_file_removes_its_manifest_entry_and_local_copy_and_leaves_s3
     assert status["actors"]["0007"]["excluded"] == [name] and status["totals"]["excluded"] == 1
     text = world.demo.pixel("status")
     assert f"actor 0007: {KEPT_IN_S3}: {name}" in text.out
+    page = world.http.get("/")
+    assert page.status_code == 200
+    row = page.text.split('<tr id="actor-0007">', 1)[1].split("</tr>", 1)[0]
+    assert f'title="{KEPT_IN_S3}: {name}">1</td>' in row
     explained = world.demo.pixel("explain", f"story-boards-assets:{ACTOR_PREFIX}{A07}/{name}")
     assert KEPT_IN_S3 in explained.out and "orphan" not in explained.out and "missing" not in explained.out
 
