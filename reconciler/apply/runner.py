@@ -12,7 +12,7 @@ from typing import Any, BinaryIO, Protocol, cast
 from reconciler.apply.final import FinalCompiler
 from reconciler.apply.manifest_writer import ManifestWriter
 from reconciler.manifests import final as final_manifest
-from reconciler.model import TEMP_PREFIX, Action, ActionKind, Desired, ObjectRef, Precondition
+from reconciler.model import TEMP_PREFIX, Action, ActionKind, Desired, Entry, ObjectRef, Precondition
 from reconciler.stores.base import (
     ObjectChanged,
     PermanentStoreError,
@@ -135,7 +135,7 @@ class ActionRunner:
             raise ObjectChanged(
                 f"{action.source} disappeared since the plan was made", code="412", key=action.source.key
             )
-        if pre.source_etag is not None and current.etag != pre.source_etag:
+        if pre.source_etag is not None and current.etag != pre.source_etag and not self._planned_bytes(action, current):
             raise ObjectChanged(
                 f"{action.source} changed since the plan was made (size/mtime or ETag differs); re-run pixel plan",
                 code="412",
@@ -155,6 +155,24 @@ class ActionRunner:
                 self.bytes_uploaded += action.size
             else:
                 self.bytes_downloaded += action.size
+
+    def _planned_bytes(self, action: Action, current: Entry) -> bool:
+        """Whether an upload's file whose version token moved still holds the bytes the plan reviewed.
+
+        The token (size, mtime, ctime, inode) pins the file as it was looked at, and a checkout of the same
+        commit in another job (a saved plan applied on merge) moves all but the size. The plan's md5 says what
+        the file held: re-hashed here, the same bytes may go. The upload then checks the bytes it sends against
+        that same md5 (Content-MD5, or the whole-file digest of a multipart upload), so a change after this read
+        is refused as well; never uploaded under the reviewed md5."""
+        if action.kind is not ActionKind.UPLOAD or action.md5 is None or action.source is None:
+            return False
+        if current.size != action.size:
+            return False
+        digest = hashlib.md5()
+        with self.stores[action.source.store].open(action.source.key) as body:
+            while chunk := body.read(CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest() == action.md5
 
     @contextlib.contextmanager
     def _counted(self, action: Action, store: Store, key: str) -> Iterator[BinaryIO]:

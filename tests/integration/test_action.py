@@ -204,8 +204,8 @@ def _git(cwd: Path, *args: str) -> str:
 
 def _specs_repo(origin: Path, data: Path, endpoint: str, bucket: str) -> None:
     """Specs in git; the local store's files outside the checkout, where both jobs see the same files (a
-    self-hosted runner's data directory): a file checked out again gets a new mtime, and apply refuses to upload
-    a file whose size or mtime moved since the plan."""
+    self-hosted runner's data directory). (Files in the checkout work too: apply re-hashes a file checked out
+    again, tests/integration/test_saved_plans.py.)"""
     (origin / "specs").mkdir(parents=True)
     (data / "raw").mkdir(parents=True)
     for index in range(3):

@@ -141,6 +141,33 @@ def test_object_changed_since_the_plan_fails_only_its_action_with_412(world: dic
     assert "  - 1 action not started: upload:s3:datasets/raw/a.jsonl failed" in text.out
 
 
+def test_a_file_checked_out_again_with_the_planned_bytes_is_uploaded_and_a_same_size_edit_is_not(
+    world: dict[str, Any],
+) -> None:
+    """A saved plan applied in another job's checkout: every file is written again (new inode, ctime, mtime).
+    The planned bytes still go; a same-size edit with a moved mtime is refused, and never uploaded."""
+    client, bucket, raw = world["client"], world["bucket"], world["root"] / "raw"
+    (raw / "g.jsonl").write_bytes(b"g planned\n")
+    (raw / "h.jsonl").write_bytes(b"h planned\n")
+    assert run(world, "plan", "-out", str(world["plan"])).code == 0
+
+    for name, data in (("g.jsonl", b"g planned\n"), ("h.jsonl", b"h changed\n")):
+        path = raw / name
+        mtime = path.stat().st_mtime_ns
+        path.unlink()
+        path.write_bytes(data)
+        os.utime(path, ns=(mtime + 5_000_000_000, mtime + 5_000_000_000))
+
+    applied = run(world, "apply", "--format", "json", str(world["plan"]))
+    assert applied.code == 1, applied.err
+    report = json.loads(applied.out)
+    assert [r["key"] for r in report["done"]] == ["datasets/raw/g.jsonl"]
+    assert [(r["key"], r["code"]) for r in report["failed"]] == [("datasets/raw/h.jsonl", "412")]
+    assert "changed since the plan" in report["failed"][0]["error"]
+    assert body(client, bucket, "datasets/raw/g.jsonl") == b"g planned\n"
+    assert "datasets/raw/h.jsonl" not in keys(client, bucket)
+
+
 def test_changed_specs_make_the_plan_stale_before_anything_is_touched(world: dict[str, Any]) -> None:
     client, bucket = world["client"], world["bucket"]
     (world["root"] / "raw" / "new.jsonl").write_bytes(b"x\n")
