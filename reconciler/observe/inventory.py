@@ -258,15 +258,20 @@ def read_streamed(store: Store, manifest_key: str, *, expected_bucket: str, dire
     wrong place, or skip them: such a file is refused, naming it and its first key out of order).
     """
     manifest = _read_manifest(store, manifest_key, expected_bucket)
-    directory.mkdir(parents=True, exist_ok=True)
     files: list[tuple[Path, str]] = []
     count = 0
     for index, (key, md5) in enumerate(manifest.files):
-        path = directory / f"{index:06d}.csv.gz"
-        with path.open("wb") as sink:
-            _fetch(store, key, md5, sink)
-        files.append((path, f"{store.name}:{key}"))
-        count += sum(1 for _ in _file_entries(path, manifest.columns, files[-1][1]))
+        path, where = directory / f"{index:06d}.csv.gz", f"{store.name}:{key}"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            with path.open("wb") as sink:
+                _fetch(store, key, md5, sink)
+        except OSError as exc:  # a full disk, say: the report is not readable this way, and not half-read
+            raise InventoryError(
+                f"cannot keep a copy of the S3 Inventory data file {where} in {directory}: {exc}"
+            ) from exc
+        files.append((path, where))
+        count += sum(1 for _ in _file_entries(path, manifest.columns, where))
     head = manifest.head
     return StreamedReport(head.source_bucket, head.manifest, head.created, manifest.columns, tuple(files), count)
 

@@ -178,3 +178,10 @@ def test_a_damaged_data_file_is_one_clear_error_either_way(
             read_streamed(reports, MANIFEST, expected_bucket="data", directory=tmp_path / "spool")
         else:
             read_report(reports, MANIFEST, expected_bucket="data")
+
+
+def test_a_report_that_cannot_be_copied_to_disk_is_one_clear_error(tmp_path: Path) -> None:
+    reports = deliver(tmp_path / "reports", [[Row("a")]])
+    (tmp_path / "taken").write_bytes(b"")  # where the copies go is a file: an OSError, as a full disk gives
+    with pytest.raises(InventoryError, match=r"^cannot keep a copy of the S3 Inventory data file reports:inv/data/"):
+        read_streamed(reports, MANIFEST, expected_bucket="data", directory=tmp_path / "taken")
