@@ -24,6 +24,11 @@ asks the bucket (a HEAD per key, `InventoryListing.present_now`) about every
 local file whose object the report lacks, and only an object still missing
 there makes a delete. A manifest whose `files` list is empty is refused: an
 empty list is a report that says nothing, not a bucket that holds nothing.
+
+Two reads give the same entries: `read_report` holds them all in memory, sorted;
+`read_streamed` (`--scale stream`) keeps verified copies of the data files on
+disk and merges them lazily per listing, one row per file in memory, relying on
+(and checking) each file's rows being sorted by key, as AWS writes them.
 """
 
 from __future__ import annotations
