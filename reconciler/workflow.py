@@ -18,7 +18,7 @@ from reconciler.logs import get_logger
 from reconciler.model import Authority, Desired, LocalStoreSpec, Observed, Plan, S3StoreSpec
 from reconciler.observe import Hasher, StreamingHasher, observe
 from reconciler.observe.hashcache import CachedHasher
-from reconciler.observe.inventory import InventoryError, InventoryReport, inventory_views
+from reconciler.observe.inventory import InventoryError, Report, inventory_views
 from reconciler.observe.world import discover_actors
 from reconciler.plan import guards
 from reconciler.plan import plan as make_plan
@@ -29,8 +29,12 @@ from reconciler.targets import narrow
 from reconciler.workspace import Workspace
 
 
-def from_inventory(ws: Workspace, relist: tuple[str, ...] = ()) -> Workspace:
-    """`ws`, with every S3 store that declares `inventory:` observed from its newest S3 Inventory report."""
+def from_inventory(ws: Workspace, relist: tuple[str, ...] = (), *, spool: Path | None = None) -> Workspace:
+    """`ws`, with every S3 store that declares `inventory:` observed from its newest S3 Inventory report.
+
+    With `spool` (`--scale stream`), a directory the caller removes: the reports are read as streams, their
+    data files kept there, instead of read into memory.
+    """
     reports: dict[str, tuple[Store, str]] = {}
     for name, spec in sorted(ws.desired.stores.items()):
         if isinstance(spec, S3StoreSpec) and spec.inventory is not None:
@@ -43,19 +47,19 @@ def from_inventory(ws: Workspace, relist: tuple[str, ...] = ()) -> Workspace:
         )
     log = get_logger("pixel.observe")
 
-    def said(name: str, report: InventoryReport) -> None:
+    def said(name: str, report: Report) -> None:
         log.info(
             "observing from an S3 Inventory report",
             store=name,
             manifest=report.manifest,
             created=report.created.strftime("%Y-%m-%dT%H:%MZ"),
             age=report.age(datetime.now(UTC)),
-            objects=len(report.entries),
+            objects=report.count,
             listed_live=",".join(relist) or "-",
         )
 
     try:
-        views = inventory_views(ws.stores, reports, relist, log=said)
+        views = inventory_views(ws.stores, reports, relist, log=said, spool=spool)
     except (InventoryError, StoreError) as exc:
         raise UserError(f"--observe inventory: {exc}") from exc
     return dataclasses.replace(ws, observed_through=views)

@@ -53,10 +53,15 @@ def load(specs: Path) -> Desired:
     raise UserError(f"{problems} in the specs in {specs}/; nothing was touched") from loaded
 
 
-def observe_through(ws: Workspace, observe_mode: ObserveMode, relist: tuple[str, ...]) -> Workspace:
-    """`--observe inventory`: the S3 side from S3 Inventory reports; `--relist-prefix` only makes sense with it."""
+def observe_through(
+    ws: Workspace, observe_mode: ObserveMode, relist: tuple[str, ...], *, spool: Path | None = None
+) -> Workspace:
+    """`--observe inventory`: the S3 side from S3 Inventory reports; `--relist-prefix` only makes sense with it.
+
+    `spool`: where a streamed plan keeps the reports' data files (see `workflow.from_inventory`).
+    """
     if observe_mode == ObserveMode.INVENTORY:
-        return from_inventory(ws, relist)
+        return from_inventory(ws, relist, spool=spool)
     if relist:
         raise UserError("--relist-prefix lists prefixes live instead of from the inventory: use --observe inventory")
     return ws

@@ -62,12 +62,16 @@ def streamed_plan(
     targets: Sequence[str] = (),
     rehash_all: bool = False,
     output_format: OutputFormat = OutputFormat.TEXT,
+    observe_mode: ObserveMode = ObserveMode.LIST,
+    relist: tuple[str, ...] = (),
 ) -> Iterator[StreamedPlan]:
     """Observe and plan `ws` in a spill; the spill (and the plan in it) is removed when the block ends."""
     desired = narrow(ws.desired, targets)
     kept = {a.actor_id for a in desired.actors}
-    hasher = CachedHasher(rehash_all=rehash_all)
     with Spill(spill_parent()) as spill:
+        # An inventory report's data files go into the spill's directory: removed with it, also after a kill.
+        ws = observe_through(ws, observe_mode, relist, spool=spill.directory)
+        hasher = CachedHasher(rehash_all=rehash_all)
         try:
             with observe_progress(output_format=output_format) as progress:
                 observed = observe_spilled(
@@ -165,8 +169,15 @@ def plan_streamed(
         )
     desired = load(specs)
     ws = open_stores(desired, parallelism=parallelism)
-    ws = observe_through(ws, observe_mode, relist)
-    with streamed_plan(ws, limits, targets=targets, rehash_all=rehash_all, output_format=output_format) as result:
+    with streamed_plan(
+        ws,
+        limits,
+        targets=targets,
+        rehash_all=rehash_all,
+        output_format=output_format,
+        observe_mode=observe_mode,
+        relist=relist,
+    ) as result:
         click.echo(_summary(result, output_format), nl=False)
         if out is not None:
             write_streamed(result, out, limits=limits)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -149,3 +151,34 @@ def test_a_missing_or_corrupt_report_is_one_clear_error(world: World) -> None:
     world.client.put_object(Bucket=world.reports, Key=manifest, Body=b"{not json")
     assert "manifest.json is not JSON" in world.pixel("plan", "--observe", "inventory").err
     assert gzip.decompress(objects[data])  # the helper's own file was fine before it was torn
+
+
+def test_a_streamed_plan_merges_the_report_and_refuses_a_data_file_out_of_key_order(
+    world: World, tmp_path: Path
+) -> None:
+    objects = world.report()
+    env = {**world.env, "PIXEL_CACHE_DIR": str(tmp_path / "cache")}
+    args = ["plan", "--specs", str(world.specs), "--observe", "inventory", "--max-delete", "9", "--allow-mass-delete"]
+    streamed, in_memory = tmp_path / "streamed.json", tmp_path / "memory.json"
+    assert pixel([*args, "--scale", "stream", "-out", str(streamed)], env).code == 0
+    assert pixel([*args, "-out", str(in_memory)], env).code == 0
+    assert streamed.read_bytes() == in_memory.read_bytes()
+
+    # One data file's rows reversed (and the manifest's md5 made to match): a merge of it would misplace keys.
+    data = next(k for k, body in objects.items() if k.endswith(".csv.gz") and gzip.decompress(body).count(b"\n") > 1)
+    lines = gzip.decompress(objects[data]).decode().splitlines(keepends=True)[::-1]
+    body = gzip.compress("".join(lines).encode())
+    manifest = next(k for k in objects if k.endswith("manifest.json"))
+    named = json.loads(objects[manifest])
+    for item in named["files"]:
+        if item["key"] == data:
+            item["MD5checksum"] = hashlib.md5(body).hexdigest()
+    world.client.put_object(Bucket=world.reports, Key=data, Body=body)
+    world.client.put_object(Bucket=world.reports, Key=manifest, Body=json.dumps(named).encode())
+    first, second = (next(csv.reader([line]))[1] for line in lines[:2])
+    refused = pixel([*args, "--scale", "stream"], env)
+    assert refused.code == 1
+    assert f"{data}: the data file is not sorted by key: '{second}' comes after '{first}'" in refused.err
+    assert pixel(args, env).code == 0, "in memory the report is sorted whole: the same file reads there"
+    # The report's local copies lived in the spill's directory and went with it.
+    assert list((tmp_path / "cache" / "spill").iterdir()) == []
