@@ -526,6 +526,7 @@ def apply(
     from reconciler.apply.session import LockOptions
     from reconciler.commands.apply import apply as apply_command
 
+    _dask_only(click.get_current_context(), executor)
     limits = GuardLimits(
         max_delete=max_delete, max_superseded=max_superseded, allow_mass_delete=allow_mass_delete, strict=strict
     )
@@ -564,6 +565,18 @@ def apply(
         relist=relist,
         given=_given(click.get_current_context()),
     )
+
+
+def _dask_only(ctx: click.Context, executor: Executor) -> None:
+    """--scheduler and --batch-actions on the command line with the local executor: refused, not ignored (the
+    user meant a cluster). From the environment they are a standing default, used when dask is chosen."""
+    if executor == Executor.DASK:
+        return
+    typed = [f"--{name.replace('_', '-')}" for name in ("scheduler", "batch_actions")
+             if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
+    if typed:
+        raise UserError(f"{' and '.join(typed)} only apply with --executor dask (the executor is local); "
+                        "add --executor dask, or leave them out")
 
 
 def _given(ctx: click.Context) -> frozenset[str]:

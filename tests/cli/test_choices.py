@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 
 import click
 import pytest
@@ -66,3 +67,17 @@ def test_a_choice_outside_the_enum_is_one_usage_error_exit_1() -> None:
     result = CliRunner().invoke(main, ["plan", "--format", "yaml"])
     assert result.exit_code == 1
     assert "'yaml' is not one of 'text', 'markdown', 'json'" in result.output
+
+
+@pytest.mark.parametrize("flags", [["--scheduler", "tcp://127.0.0.1:1"], ["--batch-actions", "7"]])
+def test_a_dask_only_flag_with_the_local_executor_is_refused_not_ignored(flags: list[str], tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["apply", "--specs", str(tmp_path / "none"), "--auto-approve", *flags])
+    assert result.exit_code == 1
+    assert f"{flags[0]} only apply with --executor dask" in result.output
+
+
+def test_a_dask_only_default_from_the_environment_is_not_an_error(tmp_path: Path) -> None:
+    env = {"PIXEL_DASK_SCHEDULER": "tcp://127.0.0.1:1", "PIXEL_BATCH_ACTIONS": "7"}
+    result = CliRunner().invoke(main, ["apply", "--specs", str(tmp_path / "none"), "--auto-approve"], env=env)
+    assert "only apply with --executor dask" not in result.output
+    assert result.exit_code == 1 and "none" in result.output  # the missing specs, as without them
