@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 from reconciler.keys import printable
-from reconciler.model import Action, Change, Desired, FindingKind, ObjectRef, Plan
+from reconciler.model import Action, ActionKind, Change, Desired, FindingKind, ObjectRef, Plan
 from reconciler.plan.render import group_by_mapping, heading, target_text, targets_note
 from reconciler.plan.render import symbol as plain_symbol
 from reconciler.plan.render_findings import FindingGroup, count_text, group_findings, scope_text
@@ -53,16 +53,24 @@ def _diff_line(action: Action) -> str:
 
 
 def _deleted(plan: Plan) -> tuple[int, int, list[ObjectRef]]:
-    """Deletes and moves (whose source goes): count, bytes, and the first few objects for the banner."""
+    """Deletes and moves (whose source goes): count, bytes, and the first few objects for the banner.
+
+    Not the releases: a local copy goes only once its exact bytes are confirmed in S3, so nothing is lost; they
+    get a line of their own (`_released`) and are still listed with the deletes below."""
     count = size = 0
     sample: list[ObjectRef] = []
     for action in plan.actions:
-        if action.change is Change.DELETE:
+        if action.change is Change.DELETE and action.kind is not ActionKind.RELEASE_LOCAL:
             count += 1
             size += action.size
             if len(sample) < 3:
                 sample.append(action.target)
     return count, size, sample
+
+
+def _released(plan: Plan) -> tuple[int, int]:
+    releases = [a for a in plan.actions if a.kind is ActionKind.RELEASE_LOCAL]
+    return len(releases), sum(a.size for a in releases)
 
 
 def _title(plan: Plan) -> str:
@@ -173,6 +181,14 @@ def render_markdown(plan: Plan, desired: Desired | None = None, *, max_chars: in
         add(
             "> [!CAUTION]",
             f"> **This plan deletes {deleted:,} object(s) ({human_bytes(deleted_bytes)}).** {examples}",
+            "",
+        )
+    released, released_bytes = _released(plan)
+    if released:
+        add(
+            "> [!NOTE]",
+            f"> Releases {released:,} local cop{'y' if released == 1 else 'ies'} ({human_bytes(released_bytes)}) "
+            "once S3 is confirmed to hold the same bytes; nothing is deleted from S3 by them.",
             "",
         )
     if plan.errors:

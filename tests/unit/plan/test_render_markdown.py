@@ -38,6 +38,20 @@ def test_a_red_banner_only_when_something_would_be_deleted() -> None:
     assert "[!CAUTION]" not in render_markdown(no_deletes)
 
 
+def test_releases_are_not_counted_as_deletes_in_the_banner_and_get_a_note_of_their_own() -> None:
+    plan = fixed_plan()
+    delete = next(a for a in plan.actions if a.change is Change.DELETE)
+    release = dataclasses.replace(delete, id="release-local:disk:raw/a.jsonl", kind=ActionKind.RELEASE_LOCAL, size=2048)
+    with_release = dataclasses.replace(plan, actions=(*plan.actions, release))
+    text = render_markdown(with_release)
+    assert "**This plan deletes 2 object(s) (4.5 KiB).**" in text
+    assert "> [!NOTE]\n> Releases 1 local copy (2.0 KiB) once S3 is confirmed to hold the same bytes" in text
+    only_release = dataclasses.replace(plan, actions=(release,), edges=())
+    text = render_markdown(only_release)
+    assert "[!CAUTION]" not in text and "Releases 1 local copy" in text
+    assert "release-local" in text  # still listed with the deletes: a reviewer sees every file that goes
+
+
 def test_title_says_the_result() -> None:
     assert render_markdown(Plan(actions=(), edges=())).startswith("### ✅ pixel plan: no changes\n")
     broken = dataclasses.replace(fixed_plan(), errors=("mapping 'raw' would delete too much",))
