@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -37,10 +38,30 @@ def _as_user_errors() -> Iterator[None]:
 
 def _json_line(record: dict[str, Any]) -> bytes:
     try:
-        return orjson.dumps(record) + b"\n"
+        line = orjson.dumps(record)
     except TypeError:
         # orjson writes no integer beyond 64 bits: the standard library writes it exactly.
-        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        return _stdlib_line(record)
+    # orjson writes NaN and ±Infinity as null, which would change the data; the source wrote them as NaN/Infinity
+    # (only the standard library's parser accepts those), so they go out the same way. Searched only in the
+    # bytes first: a record without a null is written as it is, without a walk.
+    if b"null" in line and _non_finite(record):
+        return _stdlib_line(record)
+    return line + b"\n"
+
+
+def _stdlib_line(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def _non_finite(value: object) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_non_finite(v) for v in value)
+    return False
 
 
 def render_datasets_text(rows: list[dict[str, Any]]) -> str:

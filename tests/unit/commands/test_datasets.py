@@ -64,3 +64,12 @@ def test_cat_streams_the_records_and_a_limit_stops_it(registered: World) -> None
 def test_cat_of_an_unknown_dataset_is_one_user_error(registered: World) -> None:
     with pytest.raises(UserError, match="nope"):
         cat(registered.specs, "nope")
+
+
+def test_cat_writes_nan_and_infinity_as_the_source_wrote_them_not_as_null(world: World) -> None:
+    (world.specs / "datasets.yaml").write_text(REGISTRY)
+    source = b'{"loss": NaN, "n": null}\n{"nested": [1.5, {"x": -Infinity}], "q": null}\n{"q": 1}\n'
+    world.lake.put("incoming/reasoning.jsonl", source)
+    assert cat(world.specs, "reasoning") == EXIT_OK
+    out, _ = world.output()
+    assert out.splitlines() == ['{"loss":NaN,"n":null}', '{"nested":[1.5,{"x":-Infinity}],"q":null}', '{"q":1}']
