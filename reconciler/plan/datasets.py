@@ -32,10 +32,16 @@ from reconciler.model import (
     Observed,
     Organise,
     Plan,
-    Precondition,
     tier_of,
 )
-from reconciler.plan.diff import action_id, short, transfer_precondition, verify_action
+from reconciler.plan.diff import (
+    action_id,
+    delete_action,
+    rehash_action,
+    short,
+    transfer_precondition,
+    verify_action,
+)
 from reconciler.rules import PairState, classify, tier_refusal
 from reconciler.units import human_bytes
 
@@ -51,16 +57,12 @@ def tier_entry(desired: Desired, observed: Observed, store: str, key: str) -> En
 
 def _rehash(ref: ObjectRef, entry: Entry, why: str) -> Action:
     """Read an S3 object whose md5 is unknown and record it: the same size is not the same content."""
-    return Action(
-        id=action_id(ActionKind.REHASH, ref),
-        kind=ActionKind.REHASH,
-        change=Change.READ,
-        mapping=SCOPE,
-        target=ref,
-        size=entry.size,
-        reason=f"{why}: md5 unknown (ETag {entry.etag or '?'} is not an md5) and the size is the source's; "
+    return rehash_action(
+        SCOPE,
+        ref,
+        entry,
+        f"{why}: md5 unknown (ETag {entry.etag or '?'} is not an md5) and the size is the source's; "
         "read the object and record its md5, then the next plan knows whether to copy",
-        precondition=Precondition(target_etag=entry.etag, source_etag=entry.etag),
     )
 
 
@@ -116,16 +118,11 @@ def _retire_source(
     verify = verify_action(
         target_ref, SCOPE, source, f"check {dataset.key} holds md5 {short(source.md5)} before its source is deleted"
     )
-    delete = Action(
-        id=action_id(ActionKind.DELETE, dataset.source),
-        kind=ActionKind.DELETE,
-        change=Change.DELETE,
-        mapping=SCOPE,
-        target=dataset.source,
-        size=source.size,
-        md5=source.md5,
-        reason=f"moved to {dataset.key} (dataset {dataset.name!r}, organise: move); deleted once the copy is verified",
-        precondition=Precondition(target_etag=source.etag),
+    delete = delete_action(
+        SCOPE,
+        dataset.source,
+        source,
+        f"moved to {dataset.key} (dataset {dataset.name!r}, organise: move); deleted once the copy is verified",
     )
     edges = [(verify.id, delete.id)]
     if copy is not None:

@@ -97,13 +97,16 @@ def _transfer(
     )
 
 
-def _delete(spec: MappingSpec, ref: ObjectRef, entry: Entry, reason: str) -> Action:
+def delete_action(mapping: str, ref: ObjectRef, entry: Entry, reason: str, source: ObjectRef | None = None) -> Action:
+    """A delete of the object observed as `entry`, If-Match its ETag: an edit since the plan fails the delete
+    instead of being lost. `source`, when given, is read first (a manifest whose keys are kept)."""
     return Action(
         id=action_id(ActionKind.DELETE, ref),
         kind=ActionKind.DELETE,
         change=Change.DELETE,
-        mapping=spec.name,
+        mapping=mapping,
         target=ref,
+        source=source,
         size=entry.size,
         md5=entry.md5,
         reason=reason,
@@ -111,17 +114,26 @@ def _delete(spec: MappingSpec, ref: ObjectRef, entry: Entry, reason: str) -> Act
     )
 
 
-def _rehash(spec: MappingSpec, rel: str, entry: Entry) -> Action:
-    ref = ObjectRef(spec.s3_store, spec.remote_key(rel))
+def rehash_action(mapping: str, ref: ObjectRef, entry: Entry, reason: str) -> Action:
+    """A read of an S3 object whose md5 is unknown, to record it; the object must still be the one observed."""
     return Action(
         id=action_id(ActionKind.REHASH, ref),
         kind=ActionKind.REHASH,
         change=Change.READ,
-        mapping=spec.name,
+        mapping=mapping,
         target=ref,
         size=entry.size,
-        reason=f"md5 unknown (ETag {entry.etag or '?'} is not an md5); read the object and record its md5",
+        reason=reason,
         precondition=Precondition(target_etag=entry.etag, source_etag=entry.etag),
+    )
+
+
+def _rehash(spec: MappingSpec, rel: str, entry: Entry) -> Action:
+    return rehash_action(
+        spec.name,
+        ObjectRef(spec.s3_store, spec.remote_key(rel)),
+        entry,
+        f"md5 unknown (ETag {entry.etag or '?'} is not an md5); read the object and record its md5",
     )
 
 
@@ -175,7 +187,7 @@ def _safe_local_key(rel: str) -> bool:
 
 
 def _parents(rel: str) -> Iterator[str]:
-    """"a", "a/b" for "a/b/c": the directories a local file at `rel` needs."""
+    """ "a", "a/b" for "a/b/c": the directories a local file at `rel` needs."""
     at = rel.find("/")
     while at != -1:
         yield rel[:at]
@@ -209,9 +221,11 @@ def _held_back(spec: MappingSpec, obs: MappingObservation) -> Callable[[str], st
         rules.append(lambda rel: unobserved(obs, rel))
     if spec.authority is Authority.S3:
         rules.append(
-            lambda rel: None
-            if _safe_local_key(rel)
-            else "cannot be mirrored as a local file (absolute, '..' or NUL in the key); skipped"
+            lambda rel: (
+                None
+                if _safe_local_key(rel)
+                else "cannot be mirrored as a local file (absolute, '..' or NUL in the key); skipped"
+            )
         )
         clashes = _file_dir_clashes(obs.remote, obs.local)
         if clashes:
@@ -333,7 +347,7 @@ def _absent_from_source(spec: MappingSpec, rel: str, dst: Entry, *, push: bool) 
     ref = ObjectRef(dst_store, dst_key)
     if prunes(spec):  # the ownership rule's: prune on a push, prune_local on a pull
         how = f"{dst_store} is pruned here" if push else "local files are pruned here (prune_local: true)"
-        return _delete(spec, ref, dst, f"not in the {side}; {how}")
+        return delete_action(spec.name, ref, dst, f"not in the {side}; {how}")
     rule = "prune (prune: true deletes it)" if push else "prune local files (prune_local: true deletes it)"
     why = f"not in the {side}; left alone because mapping {spec.name!r} does not {rule}"
     return Finding(FindingKind.UNMANAGED, spec.name, str(ref), why)
