@@ -224,21 +224,16 @@ def guard_options(fn: F) -> F:
         is_flag=True,
         help="Allow a plan that deletes more than 25% of the objects under a mapping's prefix.",
     )(fn)
-    fn = click.option(
-        "--max-superseded",
-        type=click.IntRange(0),
-        default=DEFAULT_MAX_SUPERSEDED,
-        show_default=True,
-        help="Refuse a plan that deletes more final-dataset shards superseded by its rebuild than this "
-        "(counted apart from --max-delete).",
-    )(fn)
-    fn = click.option(
-        "--max-delete",
-        type=click.IntRange(0),
-        default=DEFAULT_MAX_DELETE,
-        show_default=True,
-        help="Refuse a plan that deletes more objects than this.",
-    )(fn)
+    for flag, default, help in (
+        (
+            "--max-superseded",
+            DEFAULT_MAX_SUPERSEDED,
+            "Refuse a plan that deletes more final-dataset shards superseded by its rebuild than this "
+            "(counted apart from --max-delete).",
+        ),
+        ("--max-delete", DEFAULT_MAX_DELETE, "Refuse a plan that deletes more objects than this."),
+    ):
+        fn = click.option(flag, type=click.IntRange(0), default=default, show_default=True, help=help)(fn)
     return fn
 
 
