@@ -20,9 +20,9 @@ from reconciler.apply.history import record_apply
 from reconciler.apply.report import LogReporter, render_summary
 from reconciler.apply.session import LockOptions, abort_leftover_uploads, locked, managed_s3_stores
 from reconciler.choices import ObserveMode, OutputFormat, Scale
-from reconciler.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
+from reconciler.commands import EXIT_ERROR, EXIT_OK
 from reconciler.commands.apply_saved import StalePlan, tightened
-from reconciler.commands.common import load, observe_through, say
+from reconciler.commands.common import load, note_saved, observe_through, plan_exit, say
 from reconciler.commands.output import fenced
 from reconciler.errors import UserError
 from reconciler.keys import printable
@@ -170,14 +170,10 @@ def plan_streamed(
         click.echo(_summary(result, output_format), nl=False)
         if out is not None:
             write_streamed(result, out, limits=limits)
-            how = "apply it with" if result.applyable else "it cannot be applied (errors above); review it with"
-            command = f"pixel {'apply' if result.applyable else 'show'} {out}"
-            say("\n" + printable(f"Saved the plan to {out}: {how} `{command}`.") + "\n", err=output_format != "text")
-        if result.errors:
-            return EXIT_ERROR
-        if detailed_exitcode and result.actions_count:
-            return EXIT_CHANGES
-        return EXIT_OK
+            note_saved(out, applyable=result.applyable, output_format=output_format)
+        return plan_exit(
+            errors=bool(result.errors), changes=bool(result.actions_count), detailed_exitcode=detailed_exitcode
+        )
 
 
 def _summary(streamed: StreamedPlan, output_format: OutputFormat) -> str:
