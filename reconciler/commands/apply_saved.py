@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Set
 from pathlib import Path
+from typing import Protocol
 
 import click
 
@@ -96,7 +97,20 @@ def tightened(saved: GuardLimits, given: GuardLimits, given_names: Set[str]) -> 
     return limits
 
 
-def check_fresh(plan: Plan, current_digest: str, plan_file: Path, specs: Path) -> None:
+class SavedPlan(Protocol):
+    """What `check_fresh` reads of a saved plan, read whole (Plan) or into a spill (scale.planner.StreamedPlan)."""
+
+    @property
+    def spec_digest(self) -> str: ...
+
+    @property
+    def errors(self) -> tuple[str, ...]: ...
+
+    @property
+    def applyable(self) -> bool: ...
+
+
+def check_fresh(plan: SavedPlan, current_digest: str, plan_file: Path, specs: Path) -> None:
     if plan.spec_digest != current_digest:
         raise StalePlan(
             f"plan is stale: the specs in {specs} changed since {plan_file} was written "

@@ -21,7 +21,7 @@ from reconciler.apply.report import LogReporter, render_summary
 from reconciler.apply.session import LockOptions, abort_leftover_uploads, locked, managed_s3_stores
 from reconciler.choices import ObserveMode, OutputFormat, Scale
 from reconciler.commands import EXIT_ERROR, EXIT_OK
-from reconciler.commands.apply_saved import StalePlan, tightened
+from reconciler.commands.apply_saved import check_fresh, tightened
 from reconciler.commands.common import load, note_saved, observe_through, plan_exit, say
 from reconciler.commands.output import fenced
 from reconciler.errors import UserError
@@ -251,17 +251,7 @@ def apply_streamed(
         streamed = read_into(plan_file, spill)
         enforced = tightened(streamed.limits, limits, limits_given)
         desired = load(specs)
-        if streamed.spec_digest != desired.spec_digest:
-            raise StalePlan(
-                f"plan is stale: the specs in {specs} changed since {plan_file} was written "
-                f"(spec digest {streamed.spec_digest[:12]}… then, {desired.spec_digest[:12]}… now); nothing was "
-                f"touched. Run `pixel plan -out {plan_file}` again, review it, then apply it"
-            )
-        if not streamed.applyable:
-            raise UserError(
-                f"{printable(str(plan_file))} cannot be applied: it was saved with errors:\n  "
-                + "\n  ".join(map(printable, streamed.errors))
-            )
+        check_fresh(streamed, desired.spec_digest, plan_file, specs)
         verdict = summary_text(streamed, per_kind=0).splitlines()[-1]
         if not streamed.actions_count:
             say(printable(f"{plan_file}: {verdict}") + "\n", err=False)
