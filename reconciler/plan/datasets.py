@@ -66,6 +66,11 @@ def _rehash(ref: ObjectRef, entry: Entry, why: str) -> Action:
     )
 
 
+def _missing(dataset: DatasetSpec, what: str) -> Finding:
+    """A dataset pixel can neither find nor make; `what` follows its name."""
+    return Finding(FindingKind.MISSING, SCOPE, f"{dataset.store}:{dataset.key}", f"dataset {dataset.name!r}{what}")
+
+
 _WRITERS = frozenset({ActionKind.UPLOAD, ActionKind.COPY, ActionKind.MOVE})
 
 
@@ -159,26 +164,13 @@ def plan_datasets(desired: Desired, observed: Observed, plan: Plan) -> Plan:
         target = tier_entry(desired, observed, dataset.store, dataset.key)
         if dataset.source is None:
             if target is None:
-                findings.append(
-                    Finding(
-                        FindingKind.MISSING,
-                        SCOPE,
-                        f"{dataset.store}:{dataset.key}",
-                        f"dataset {dataset.name!r} is declared but not in S3, and it has no source",
-                    )
-                )
+                findings.append(_missing(dataset, " is declared but not in S3, and it has no source"))
             continue
         source, writer = _source_entry(desired, observed, dataset, writers)
         if source is None:
             if target is None:
                 findings.append(
-                    Finding(
-                        FindingKind.MISSING,
-                        SCOPE,
-                        f"{dataset.store}:{dataset.key}",
-                        f"dataset {dataset.name!r}: neither its source {dataset.source} nor its canonical "
-                        "object exists",
-                    )
+                    _missing(dataset, f": neither its source {dataset.source} nor its canonical object exists")
                 )
             continue
         local = dataset.source in observed.sources
