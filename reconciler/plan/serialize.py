@@ -107,13 +107,13 @@ def action_to_dict(action: Action) -> dict[str, Any]:
     }
 
 
+# The guard limits a saved plan records, written and read back by these names. The mass-delete fraction and
+# minimum count are no flag's, so they are not recorded: a saved plan is checked with their defaults.
+_RECORDED_LIMITS = ("max_delete", "max_superseded", "allow_mass_delete", "strict")
+
+
 def _limits_dict(limits: GuardLimits) -> dict[str, Any]:
-    return {
-        "max_delete": limits.max_delete,
-        "max_superseded": limits.max_superseded,
-        "allow_mass_delete": limits.allow_mass_delete,
-        "strict": limits.strict,
-    }
+    return {name: getattr(limits, name) for name in _RECORDED_LIMITS}
 
 
 def _findings(plan: Plan) -> list[dict[str, str]]:
@@ -364,13 +364,7 @@ def saved_from_dict(data: Any, *, source: str = "plan") -> SavedPlan:
 def saved(plan: Plan, header: dict[str, Any]) -> SavedPlan:
     """`plan` with the guard limits its checked document records."""
     recorded = header["guard_limits"]
-    limits = GuardLimits(
-        max_delete=recorded["max_delete"],
-        max_superseded=recorded["max_superseded"],
-        allow_mass_delete=recorded["allow_mass_delete"],
-        strict=recorded["strict"],
-    )
-    return SavedPlan(plan, limits)
+    return SavedPlan(plan, GuardLimits(**{name: recorded[name] for name in _RECORDED_LIMITS}))
 
 
 def dumps(plan: Plan, *, limits: GuardLimits | None = None) -> str:
