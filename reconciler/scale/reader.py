@@ -23,7 +23,7 @@ from reconciler.keys import printable
 from reconciler.model import Finding, FindingKind, Plan
 from reconciler.plan import serialize
 from reconciler.plan.action_check import action_ok, edge_ok
-from reconciler.plan.serialize import PlanFileError, action_from_dict, check_summary, validate
+from reconciler.plan.serialize import PlanFileError, action_from_dict, validate
 from reconciler.scale.planfile import GuardDigest, finding_dict
 from reconciler.scale.planner import SCHEMA, StreamedPlan, Writer, tallies
 from reconciler.scale.spill import Spill, key_text, load
@@ -189,7 +189,14 @@ def _checked(envelope: dict[str, Any], out: Writer, spill: Spill, source: str) -
     if (not errors) != envelope["applyable"]:
         raise PlanFileError(f"{source}: applyable={envelope['applyable']} contradicts the plan's errors list")
     counted = tallies(db)
-    check_summary({name: [t.count, t.bytes] for name, t in counted.items()}, envelope["summary"], source)
+    have = {name: [t.count, t.bytes] for name, t in counted.items() if t.count}
+    recorded = {name: [t["count"], t["bytes"]] for name, t in envelope["summary"].items() if t["count"]}
+    if have != recorded:
+        differ = sorted(name for name in have.keys() | recorded.keys() if have.get(name) != recorded.get(name))
+        raise PlanFileError(
+            f"{source}: the summary contradicts the actions ({', '.join(differ)}): the file was edited by hand; "
+            "nothing was touched"
+        )
     spill.commit()
     return StreamedPlan(
         spill,
