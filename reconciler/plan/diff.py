@@ -52,21 +52,38 @@ def transfer_precondition(src: Entry, dst: Entry | None, *, local_source: bool) 
     )
 
 
-def verify_action(
-    target: ObjectRef, mapping: str, entry: Entry, reason: str, source: ObjectRef | None = None
+def _on_observed(
+    kind: ActionKind,
+    change: Change,
+    mapping: str,
+    target: ObjectRef,
+    entry: Entry,
+    reason: str,
+    *,
+    md5: str | None,
+    source: ObjectRef | None = None,
+    precondition: Precondition | None = None,
 ) -> Action:
-    """A read of the object's recorded md5 and size, which must be `entry`'s, before something trusts it."""
+    """An action on the object observed as `entry` (its size): a read that checks or learns it, or its delete."""
     return Action(
-        id=action_id(ActionKind.VERIFY, target),
-        kind=ActionKind.VERIFY,
-        change=Change.READ,
+        id=action_id(kind, target),
+        kind=kind,
+        change=change,
         mapping=mapping,
         target=target,
         source=source,
         size=entry.size,
-        md5=entry.md5,
+        md5=md5,
         reason=reason,
+        precondition=precondition or Precondition(),
     )
+
+
+def verify_action(
+    target: ObjectRef, mapping: str, entry: Entry, reason: str, source: ObjectRef | None = None
+) -> Action:
+    """A read of the object's recorded md5 and size, which must be `entry`'s, before something trusts it."""
+    return _on_observed(ActionKind.VERIFY, Change.READ, mapping, target, entry, reason, md5=entry.md5, source=source)
 
 
 def _transfer(
@@ -100,32 +117,18 @@ def _transfer(
 def delete_action(mapping: str, ref: ObjectRef, entry: Entry, reason: str, source: ObjectRef | None = None) -> Action:
     """A delete of the object observed as `entry`, If-Match its ETag: an edit since the plan fails the delete
     instead of being lost. `source`, when given, is read first (a manifest whose keys are kept)."""
-    return Action(
-        id=action_id(ActionKind.DELETE, ref),
-        kind=ActionKind.DELETE,
-        change=Change.DELETE,
-        mapping=mapping,
-        target=ref,
-        source=source,
-        size=entry.size,
-        md5=entry.md5,
-        reason=reason,
-        precondition=Precondition(target_etag=entry.etag),
+    if_match = Precondition(target_etag=entry.etag)
+    return _on_observed(
+        ActionKind.DELETE, Change.DELETE, mapping, ref, entry, reason, md5=entry.md5, source=source,
+        precondition=if_match,
     )
 
 
 def rehash_action(mapping: str, ref: ObjectRef, entry: Entry, reason: str) -> Action:
-    """A read of an S3 object whose md5 is unknown, to record it; the object must still be the one observed."""
-    return Action(
-        id=action_id(ActionKind.REHASH, ref),
-        kind=ActionKind.REHASH,
-        change=Change.READ,
-        mapping=mapping,
-        target=ref,
-        size=entry.size,
-        reason=reason,
-        precondition=Precondition(target_etag=entry.etag, source_etag=entry.etag),
-    )
+    """A read of an S3 object whose md5 is unknown (what it learns, so none is planned), to record it; the object
+    must still be the one observed."""
+    unchanged = Precondition(target_etag=entry.etag, source_etag=entry.etag)
+    return _on_observed(ActionKind.REHASH, Change.READ, mapping, ref, entry, reason, md5=None, precondition=unchanged)
 
 
 def _rehash(spec: MappingSpec, rel: str, entry: Entry) -> Action:
