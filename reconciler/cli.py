@@ -31,10 +31,28 @@ F = TypeVar("F", bound=Callable[..., Any])
 P = ParamSpec("P")
 
 
-def env_option(*decls: str, env: str, **attrs: Any) -> Callable[[F], F]:
-    """A flag with an environment twin: --help names the variable and shows the default beside it, so what a run
-    used without that flag can be read off the help."""
-    option: Callable[[F], F] = click.option(*decls, envvar=env, show_envvar=True, **{"show_default": True, **attrs})
+def env_option(
+    *decls: str,
+    env: str,
+    default: object,
+    help: str,
+    type: click.ParamType[Any, Any] | None = None,
+    metavar: str | None = None,
+    callback: Callable[[click.Context, click.Parameter, Any], Any] | None = None,
+) -> Callable[[F], F]:
+    """An option with an environment twin: --help names the variable and shows the default beside it, so what a
+    run used without that option can be read off the help."""
+    option: Callable[[F], F] = click.option(
+        *decls,
+        envvar=env,
+        show_envvar=True,
+        default=default,
+        show_default=True,
+        help=help,
+        type=type,
+        metavar=metavar,
+        callback=callback,
+    )
     return option
 
 
@@ -105,7 +123,7 @@ def common_options(fn: F) -> F:
         (
             ("--log-format",),
             "PIXEL_LOG_FORMAT",
-            {"type": EnumChoice(list(LogFormat)), "default": LogFormat.CONSOLE.value},
+            {"type": EnumChoice(list(LogFormat)), "default": LogFormat.CONSOLE.value, "show_default": True},
             "Log lines on stderr: human console output or JSON lines.",
         ),
         (
@@ -118,7 +136,9 @@ def common_options(fn: F) -> F:
         (("-q", "--quiet"), "PIXEL_QUIET", {"is_flag": True}, "Only warnings and errors on stderr."),
     ):
         # Remembered rather than passed: each command reads them from the context (_shared), wherever they stood.
-        fn = env_option(*decls, env=env, callback=_remember, expose_value=False, help=help, **extra)(fn)
+        fn = click.option(
+            *decls, envvar=env, show_envvar=True, callback=_remember, expose_value=False, help=help, **extra
+        )(fn)
     return fn
 
 
