@@ -66,15 +66,15 @@ def _on_observed(
 ) -> Action:
     """An action on the object observed as `entry` (its size): a read that checks or learns it, or its delete."""
     return Action(
-        id=action_id(kind, target),
-        kind=kind,
-        change=change,
-        mapping=mapping,
-        target=target,
+        action_id(kind, target),
+        kind,
+        change,
+        mapping,
+        target,
+        reason,
         source=source,
         size=entry.size,
         md5=md5,
-        reason=reason,
         precondition=precondition or Precondition(),
     )
 
