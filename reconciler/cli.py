@@ -31,6 +31,31 @@ F = TypeVar("F", bound=Callable[..., Any])
 P = ParamSpec("P")
 
 
+def env_option(
+    *decls: str,
+    env: str,
+    default: object,
+    help: str,
+    type: click.ParamType[Any, Any] | None = None,
+    metavar: str | None = None,
+    callback: Callable[[click.Context, click.Parameter, Any], Any] | None = None,
+) -> Callable[[F], F]:
+    """An option with an environment twin: --help names the variable and shows the default beside it, so what a
+    run used without that option can be read off the help."""
+    option: Callable[[F], F] = click.option(
+        *decls,
+        envvar=env,
+        show_envvar=True,
+        default=default,
+        show_default=True,
+        help=help,
+        type=type,
+        metavar=metavar,
+        callback=callback,
+    )
+    return option
+
+
 # Where a flag's value came from, weakest first: the command line beats its environment twin, which beats the default.
 _STRENGTH = {ParameterSource.DEFAULT: 0, ParameterSource.DEFAULT_MAP: 0, ParameterSource.ENVIRONMENT: 1}
 
@@ -86,13 +111,11 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
 
 def common_options(fn: F) -> F:
     """--specs and the logging flags: declared once, accepted before the subcommand and after it (after wins)."""
-    fn = click.option(
+    fn = env_option(
         "--specs",
         type=click.Path(file_okay=False, path_type=Path),
         default=Path("specs"),
-        show_default=True,
-        envvar="PIXEL_SPECS",
-        show_envvar=True,
+        env="PIXEL_SPECS",
         callback=_inherit,
         help="Directory of YAML spec files.",
     )(fn)
@@ -221,21 +244,16 @@ def guard_options(fn: F) -> F:
         is_flag=True,
         help="Allow a plan that deletes more than 25% of the objects under a mapping's prefix.",
     )(fn)
-    fn = click.option(
-        "--max-superseded",
-        type=click.IntRange(0),
-        default=DEFAULT_MAX_SUPERSEDED,
-        show_default=True,
-        help="Refuse a plan that deletes more final-dataset shards superseded by its rebuild than this "
-        "(counted apart from --max-delete).",
-    )(fn)
-    fn = click.option(
-        "--max-delete",
-        type=click.IntRange(0),
-        default=DEFAULT_MAX_DELETE,
-        show_default=True,
-        help="Refuse a plan that deletes more objects than this.",
-    )(fn)
+    for flag, default, help in (
+        (
+            "--max-superseded",
+            DEFAULT_MAX_SUPERSEDED,
+            "Refuse a plan that deletes more final-dataset shards superseded by its rebuild than this "
+            "(counted apart from --max-delete).",
+        ),
+        ("--max-delete", DEFAULT_MAX_DELETE, "Refuse a plan that deletes more objects than this."),
+    ):
+        fn = click.option(flag, type=click.IntRange(0), default=default, show_default=True, help=help)(fn)
     return fn
 
 
@@ -263,13 +281,11 @@ target_option = click.option(
     "a dataset name, or final_dataset. Guards and the lock still apply.",
 )
 
-parallelism_option = click.option(
+parallelism_option = env_option(
     "--parallelism",
     default=16,
-    show_default=True,
     type=click.IntRange(1, 256),
-    envvar="PIXEL_PARALLELISM",
-    show_envvar=True,
+    env="PIXEL_PARALLELISM",
     help="Actions or requests at once.",
 )
 
@@ -448,12 +464,11 @@ def plan(
 @parallelism_option
 @rehash_all_option
 @guard_options
-@click.option(
+@env_option(
     "--lock-timeout",
     type=Duration(),
     default="0",
-    envvar="PIXEL_LOCK_TIMEOUT",
-    show_envvar=True,
+    env="PIXEL_LOCK_TIMEOUT",
     help="Wait this long (e.g. 30s, 5m) for another apply's lock instead of failing at once.",
 )
 @format_option(
@@ -463,30 +478,25 @@ def plan(
 )
 @compact_option
 @target_option
-@click.option(
+@env_option(
     "--executor",
     type=EnumChoice(list(Executor)),
     default=Executor.LOCAL.value,
-    show_default=True,
-    envvar="PIXEL_EXECUTOR",
-    show_envvar=True,
+    env="PIXEL_EXECUTOR",
     help="local: this machine's thread pool; dask: batches of actions on a Dask cluster (see docs/scale.md).",
 )
-@click.option(
+@env_option(
     "--scheduler",
-    envvar="PIXEL_DASK_SCHEDULER",
-    show_envvar=True,
+    env="PIXEL_DASK_SCHEDULER",
     default=None,
     metavar="ADDRESS",
     help="The Dask scheduler for --executor dask, e.g. tcp://HOST:8786.",
 )
-@click.option(
+@env_option(
     "--batch-actions",
     type=click.IntRange(1),
     default=500,
-    show_default=True,
-    envvar="PIXEL_BATCH_ACTIONS",
-    show_envvar=True,
+    env="PIXEL_BATCH_ACTIONS",
     help="--executor dask: at most this many actions in one cluster task.",
 )
 @observe_options
@@ -531,8 +541,10 @@ def apply(
         max_delete=max_delete, max_superseded=max_superseded, allow_mass_delete=allow_mass_delete, strict=strict
     )
     if plan_file is None and scale is Scale.STREAM:
-        raise UserError("--scale stream applies a saved plan: `pixel plan --scale stream -out FILE`, then "
-                        "`pixel apply --scale stream FILE`")
+        raise UserError(
+            "--scale stream applies a saved plan: `pixel plan --scale stream -out FILE`, then "
+            "`pixel apply --scale stream FILE`"
+        )
     if plan_file is not None:
         from reconciler.commands import scale as scaled
 
@@ -540,12 +552,23 @@ def apply(
             from reconciler.commands.apply import refuse_for_saved_plan
             from reconciler.commands.apply_saved import choose_executor
 
-            refuse_for_saved_plan(targets=targets, observe_mode=observe_mode, relist=relist, rehash_all=rehash_all,
-                                  output_format=output_format, compact=compact)
+            refuse_for_saved_plan(
+                targets=targets,
+                observe_mode=observe_mode,
+                relist=relist,
+                rehash_all=rehash_all,
+                output_format=output_format,
+                compact=compact,
+            )
             return scaled.apply_streamed(
-                specs, plan_file, parallelism=parallelism, lock=LockOptions(timeout=lock_timeout),
-                executor=choose_executor(executor, scheduler, parallelism, batch_actions), limits=limits,
-                limits_given=_given(click.get_current_context()), output_format=output_format,
+                specs,
+                plan_file,
+                parallelism=parallelism,
+                lock=LockOptions(timeout=lock_timeout),
+                executor=choose_executor(executor, scheduler, parallelism, batch_actions),
+                limits=limits,
+                limits_given=_given(click.get_current_context()),
+                output_format=output_format,
             )
     return apply_command(
         specs,
@@ -670,39 +693,31 @@ def force_unlock(specs: Path, store: str | None, lock_id: str) -> int:
 
 
 @command()
-@click.option(
+@env_option(
     "--host",
     default="127.0.0.1",
-    show_default=True,
-    envvar="PIXEL_HOST",
-    show_envvar=True,
+    env="PIXEL_HOST",
     help="Address to bind; loopback unless told otherwise.",
 )
-@click.option(
+@env_option(
     "--port",
     default=8080,
-    show_default=True,
     type=click.IntRange(0, 65535),
-    envvar="PIXEL_PORT",
-    show_envvar=True,
+    env="PIXEL_PORT",
     help="TCP port.",
 )
-@click.option(
+@env_option(
     "--max-image-bytes",
     default=10 * 1024 * 1024,
-    show_default=True,
     type=click.IntRange(1),
-    envvar="PIXEL_MAX_IMAGE_BYTES",
-    show_envvar=True,
+    env="PIXEL_MAX_IMAGE_BYTES",
     help="Largest JPEG an upload may carry.",
 )
-@click.option(
+@env_option(
     "--status-ttl",
     default=10.0,
-    show_default=True,
     type=click.FloatRange(0),
-    envvar="PIXEL_STATUS_TTL",
-    show_envvar=True,
+    env="PIXEL_STATUS_TTL",
     help="Seconds a status observation (the page, /api/status) is reused.",
 )
 def serve(specs: Path, host: str, port: int, max_image_bytes: int, status_ttl: float) -> int:

@@ -11,11 +11,18 @@ from pathlib import Path
 
 import click
 
-from reconciler.apply.report import LogReporter
-from reconciler.apply.session import LockOptions, locked, run_locked
+from reconciler.apply.session import LockOptions, locked
 from reconciler.choices import Executor, ObserveMode, OutputFormat
 from reconciler.commands import EXIT_ERROR, EXIT_OK
-from reconciler.commands.apply_saved import apply_saved, choose_executor, finish, refuse_json, say
+from reconciler.commands.apply_saved import (
+    apply_saved,
+    choose_executor,
+    finish,
+    json_refusals,
+    refuse_json,
+    run_reported,
+    say,
+)
 from reconciler.commands.common import error, load, observe_through
 from reconciler.commands.output import render_preview
 from reconciler.errors import UserError
@@ -23,7 +30,7 @@ from reconciler.logs import get_logger, json_logs
 from reconciler.model import Desired, Plan
 from reconciler.plan.guards import GuardLimits
 from reconciler.plan.summary import closing_line
-from reconciler.progress import apply_progress, observe_progress
+from reconciler.progress import observe_progress
 from reconciler.workflow import guarded_plan, open_stores
 
 
@@ -100,16 +107,13 @@ def apply(
     """`given`: the options given explicitly (on the command line or through the environment), by parameter
     name: with a saved plan `--max-delete` tightens its guards only when given, since it has a default."""
     lock = lock or LockOptions()
-    try:
+    with json_refusals(output_format):
         chosen = choose_executor(executor, scheduler, parallelism, batch_actions)
         if plan_file is not None:
             refuse_for_saved_plan(
                 targets=targets, observe_mode=observe_mode, relist=relist, rehash_all=rehash_all,
                 output_format=output_format, compact=compact,
             )
-    except UserError as exc:
-        refuse_json(exc, output_format)  # --format json: CI still reads one report on stdout
-        raise
     if plan_file is not None:
         return apply_saved(
             specs,
@@ -121,7 +125,7 @@ def apply(
             limits=limits,
             limits_given=given,
         )
-    try:
+    with json_refusals(output_format):
         desired = load(specs)
         ws = open_stores(desired, parallelism=parallelism)
         ws = observe_through(ws, observe_mode, relist)
@@ -137,11 +141,7 @@ def apply(
                 return EXIT_OK
             if not confirmed(auto_approve):
                 return EXIT_ERROR
-            with apply_progress(LogReporter(), plan, output_format=output_format) as reporter:
-                result, runner = run_locked(
-                    ws, plan, parallelism=parallelism, reporter=reporter, lost=lost, executor=chosen
-                )
-    except UserError as exc:
-        refuse_json(exc, output_format)
-        raise
+            result, runner = run_reported(
+                ws, plan, lost, parallelism=parallelism, executor=chosen, output_format=output_format
+            )
     return finish(result, runner, plan, output_format)

@@ -8,8 +8,11 @@ specs allow, with its preconditions (reconciler/plan/saved_checks.py).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Set
+import threading
+from collections.abc import Iterator, Set
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 import click
 
@@ -29,6 +32,7 @@ from reconciler.plan.guards import GuardLimits
 from reconciler.plan.summary import summary_line
 from reconciler.progress import apply_progress
 from reconciler.workflow import open_stores
+from reconciler.workspace import Workspace
 
 
 class StalePlan(UserError):
@@ -66,6 +70,31 @@ def refuse_json(exc: UserError, output_format: OutputFormat, spec_digest: str = 
         click.echo(render_json(report), nl=False)
 
 
+@contextmanager
+def json_refusals(output_format: OutputFormat) -> Iterator[None]:
+    """Under --format json, a UserError raised inside also leaves its report on stdout: CI reads one report
+    whatever stopped the apply."""
+    try:
+        yield
+    except UserError as exc:
+        refuse_json(exc, output_format)
+        raise
+
+
+def run_reported(
+    ws: Workspace,
+    plan: Plan,
+    lost: threading.Event,
+    *,
+    parallelism: int,
+    executor: PlanExecutor | None,
+    output_format: OutputFormat,
+) -> tuple[ApplyResult, ByteCounts]:
+    """`run_locked` (the lock held, `lost` set once it is lost) with progress shown as --format allows."""
+    with apply_progress(LogReporter(), plan, output_format=output_format) as reporter:
+        return run_locked(ws, plan, parallelism=parallelism, reporter=reporter, lost=lost, executor=executor)
+
+
 def tightened(saved: GuardLimits, given: GuardLimits, given_names: Set[str]) -> GuardLimits:
     """The saved plan's guard limits, made stricter by the guard flags given at apply; a flag that would
     loosen them is refused. The plan was reviewed under its own limits: `apply` may only narrow what it
@@ -96,7 +125,20 @@ def tightened(saved: GuardLimits, given: GuardLimits, given_names: Set[str]) -> 
     return limits
 
 
-def check_fresh(plan: Plan, current_digest: str, plan_file: Path, specs: Path) -> None:
+class SavedPlan(Protocol):
+    """What `check_fresh` reads of a saved plan, read whole (Plan) or into a spill (scale.planner.StreamedPlan)."""
+
+    @property
+    def spec_digest(self) -> str: ...
+
+    @property
+    def errors(self) -> tuple[str, ...]: ...
+
+    @property
+    def applyable(self) -> bool: ...
+
+
+def check_fresh(plan: SavedPlan, current_digest: str, plan_file: Path, specs: Path) -> None:
     if plan.spec_digest != current_digest:
         raise StalePlan(
             f"plan is stale: the specs in {specs} changed since {plan_file} was written "
@@ -126,7 +168,7 @@ def apply_saved(
     `limits`: the guard flags given at apply (`limits_given` names the ones given explicitly), which may only
     tighten the limits the file records.
     """
-    try:
+    with json_refusals(output_format):
         saved = planfile.load_saved(plan_file)
         plan = saved.plan
         enforced = tightened(saved.limits, limits or GuardLimits(), limits_given)
@@ -142,14 +184,8 @@ def apply_saved(
         # ws.desired: the specs plus the actors discovered at the edge, as `plan` saw them. Before the lock.
         saved_checks.check(ws.desired, plan, enforced, plan_file=str(plan_file))
         say(f"Applying the saved plan {plan_file}: {summary_line(plan)}\n", output_format)
-        with (
-            locked(ws, lock) as (ws, lost),
-            apply_progress(LogReporter(), plan, output_format=output_format) as reporter,
-        ):
-            result, runner = run_locked(
-                ws, plan, parallelism=parallelism, reporter=reporter, lost=lost, executor=executor
+        with locked(ws, lock) as (ws, lost):
+            result, runner = run_reported(
+                ws, plan, lost, parallelism=parallelism, executor=executor, output_format=output_format
             )
-    except UserError as exc:
-        refuse_json(exc, output_format)
-        raise
     return finish(result, runner, plan, output_format)

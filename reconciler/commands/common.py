@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from reconciler.choices import ObserveMode, OutputFormat
+from reconciler.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 from reconciler.errors import UserError
 from reconciler.keys import printable
 from reconciler.logs import get_logger, json_logs
@@ -39,6 +40,23 @@ def say(text: str, *, err: bool) -> None:
         get_logger("pixel").info("note", message=text.strip("\n"))
         return
     click.echo(text, nl=False, err=err)
+
+
+def note_saved(out: Path, *, applyable: bool, output_format: OutputFormat) -> None:
+    """Where `plan -out` put the plan and the command that takes it on. Only text output has room for the note on
+    stdout: markdown and json must stay one document."""
+    how = "apply it with" if applyable else "it cannot be applied (errors above); review it with"
+    command = f"pixel {'apply' if applyable else 'show'} {out}"
+    say("\n" + printable(f"Saved the plan to {out}: {how} `{command}`.") + "\n", err=output_format != "text")
+
+
+def plan_exit(*, errors: bool, changes: bool, detailed_exitcode: bool) -> int:
+    """`pixel plan`'s exit code: 1 for a plan with errors; with --detailed-exitcode, 2 for one with changes."""
+    if errors:
+        return EXIT_ERROR
+    if detailed_exitcode and changes:
+        return EXIT_CHANGES
+    return EXIT_OK
 
 
 def load(specs: Path) -> Desired:

@@ -8,11 +8,10 @@ from pathlib import Path
 import click
 
 from reconciler.choices import ObserveMode, OutputFormat, Scale
-from reconciler.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, planfile
-from reconciler.commands.common import plan_workspace, say
+from reconciler.commands import planfile
+from reconciler.commands.common import note_saved, plan_exit, plan_workspace
 from reconciler.commands.output import fenced, render_plan
 from reconciler.errors import UserError
-from reconciler.keys import printable
 from reconciler.plan.guards import GuardLimits
 from reconciler.spec import SpecErrors
 
@@ -79,12 +78,5 @@ def plan(
     click.echo(render_plan(result, ws.desired, output_format, compact=compact, limits=limits), nl=False)
     if out is not None:
         planfile.dump(result, out, limits=limits)
-        how = "apply it with" if result.applyable else "it cannot be applied (errors above); review it with"
-        # Only text output has room for the note on stdout: markdown and json must stay one document.
-        command = f"pixel {'apply' if result.applyable else 'show'} {out}"
-        say("\n" + printable(f"Saved the plan to {out}: {how} `{command}`.") + "\n", err=output_format != "text")
-    if result.errors:
-        return EXIT_ERROR
-    if detailed_exitcode and result.has_changes:
-        return EXIT_CHANGES
-    return EXIT_OK
+        note_saved(out, applyable=result.applyable, output_format=output_format)
+    return plan_exit(errors=bool(result.errors), changes=result.has_changes, detailed_exitcode=detailed_exitcode)

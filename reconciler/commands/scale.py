@@ -20,9 +20,9 @@ from reconciler.apply.history import record_apply
 from reconciler.apply.report import LogReporter, render_summary
 from reconciler.apply.session import LockOptions, abort_leftover_uploads, locked, managed_s3_stores
 from reconciler.choices import ObserveMode, OutputFormat, Scale
-from reconciler.commands import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
-from reconciler.commands.apply_saved import StalePlan, tightened
-from reconciler.commands.common import load, observe_through, say
+from reconciler.commands import EXIT_ERROR, EXIT_OK
+from reconciler.commands.apply_saved import check_fresh, tightened
+from reconciler.commands.common import load, note_saved, observe_through, plan_exit, say
 from reconciler.commands.output import fenced
 from reconciler.errors import UserError
 from reconciler.keys import printable
@@ -181,14 +181,10 @@ def plan_streamed(
         click.echo(_summary(result, output_format), nl=False)
         if out is not None:
             write_streamed(result, out, limits=limits)
-            how = "apply it with" if result.applyable else "it cannot be applied (errors above); review it with"
-            command = f"pixel {'apply' if result.applyable else 'show'} {out}"
-            say("\n" + printable(f"Saved the plan to {out}: {how} `{command}`.") + "\n", err=output_format != "text")
-        if result.errors:
-            return EXIT_ERROR
-        if detailed_exitcode and result.actions_count:
-            return EXIT_CHANGES
-        return EXIT_OK
+            note_saved(out, applyable=result.applyable, output_format=output_format)
+        return plan_exit(
+            errors=bool(result.errors), changes=bool(result.actions_count), detailed_exitcode=detailed_exitcode
+        )
 
 
 def _summary(streamed: StreamedPlan, output_format: OutputFormat) -> str:
@@ -266,17 +262,7 @@ def apply_streamed(
         streamed = read_into(plan_file, spill)
         enforced = tightened(streamed.limits, limits, limits_given)
         desired = load(specs)
-        if streamed.spec_digest != desired.spec_digest:
-            raise StalePlan(
-                f"plan is stale: the specs in {specs} changed since {plan_file} was written "
-                f"(spec digest {streamed.spec_digest[:12]}… then, {desired.spec_digest[:12]}… now); nothing was "
-                f"touched. Run `pixel plan -out {plan_file}` again, review it, then apply it"
-            )
-        if not streamed.applyable:
-            raise UserError(
-                f"{printable(str(plan_file))} cannot be applied: it was saved with errors:\n  "
-                + "\n  ".join(map(printable, streamed.errors))
-            )
+        check_fresh(streamed, desired.spec_digest, plan_file, specs)
         verdict = summary_text(streamed, per_kind=0).splitlines()[-1]
         if not streamed.actions_count:
             say(printable(f"{plan_file}: {verdict}") + "\n", err=False)

@@ -329,13 +329,7 @@ class HashCache:
             return 0
         try:
             with self._lock:
-                self._conn.execute("BEGIN")
-                try:
-                    self._conn.executemany("DELETE FROM hashes WHERE path = ?", gone)
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-                self._conn.execute("COMMIT")
+                self._delete(gone)
                 for (path,) in gone:
                     self._rows.pop(path, None)
         except sqlite3.Error as exc:
@@ -366,13 +360,18 @@ class HashCache:
                     gone: list[tuple[str]] = []
                     while rows := unseen(SEEN_BATCH):
                         gone += ((p,) for (p,) in rows if not os.path.lexists(p))
-                    dropped += self._delete(gone)
+                    if deleted := self._delete(gone):
+                        # The streamed mode's rows and window were read before: some may name deleted files.
+                        self._rows = {}
+                        self._window = None
+                    dropped += deleted
         except sqlite3.Error as exc:
             self._degrade(exc)
             return 0
         return dropped
 
     def _delete(self, gone: list[tuple[str]]) -> int:
+        """Drop these paths' rows in one transaction: all of them or, on an error, none. Under the lock."""
         if not gone:
             return 0
         self._conn.execute("BEGIN")
@@ -382,8 +381,6 @@ class HashCache:
             self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
-        self._rows = {}
-        self._window = None
         return len(gone)
 
     def close(self) -> None:

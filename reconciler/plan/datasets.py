@@ -32,10 +32,16 @@ from reconciler.model import (
     Observed,
     Organise,
     Plan,
-    Precondition,
     tier_of,
 )
-from reconciler.plan.diff import action_id, short, transfer_precondition, verify_action
+from reconciler.plan.diff import (
+    action_id,
+    delete_action,
+    rehash_action,
+    short,
+    transfer_precondition,
+    verify_action,
+)
 from reconciler.rules import PairState, classify, tier_refusal
 from reconciler.units import human_bytes
 
@@ -51,17 +57,18 @@ def tier_entry(desired: Desired, observed: Observed, store: str, key: str) -> En
 
 def _rehash(ref: ObjectRef, entry: Entry, why: str) -> Action:
     """Read an S3 object whose md5 is unknown and record it: the same size is not the same content."""
-    return Action(
-        id=action_id(ActionKind.REHASH, ref),
-        kind=ActionKind.REHASH,
-        change=Change.READ,
-        mapping=SCOPE,
-        target=ref,
-        size=entry.size,
-        reason=f"{why}: md5 unknown (ETag {entry.etag or '?'} is not an md5) and the size is the source's; "
+    return rehash_action(
+        SCOPE,
+        ref,
+        entry,
+        f"{why}: md5 unknown (ETag {entry.etag or '?'} is not an md5) and the size is the source's; "
         "read the object and record its md5, then the next plan knows whether to copy",
-        precondition=Precondition(target_etag=entry.etag, source_etag=entry.etag),
     )
+
+
+def _missing(dataset: DatasetSpec, what: str) -> Finding:
+    """A dataset pixel can neither find nor make; `what` follows its name."""
+    return Finding(FindingKind.MISSING, SCOPE, f"{dataset.store}:{dataset.key}", f"dataset {dataset.name!r}{what}")
 
 
 _WRITERS = frozenset({ActionKind.UPLOAD, ActionKind.COPY, ActionKind.MOVE})
@@ -116,16 +123,11 @@ def _retire_source(
     verify = verify_action(
         target_ref, SCOPE, source, f"check {dataset.key} holds md5 {short(source.md5)} before its source is deleted"
     )
-    delete = Action(
-        id=action_id(ActionKind.DELETE, dataset.source),
-        kind=ActionKind.DELETE,
-        change=Change.DELETE,
-        mapping=SCOPE,
-        target=dataset.source,
-        size=source.size,
-        md5=source.md5,
-        reason=f"moved to {dataset.key} (dataset {dataset.name!r}, organise: move); deleted once the copy is verified",
-        precondition=Precondition(target_etag=source.etag),
+    delete = delete_action(
+        SCOPE,
+        dataset.source,
+        source,
+        f"moved to {dataset.key} (dataset {dataset.name!r}, organise: move); deleted once the copy is verified",
     )
     edges = [(verify.id, delete.id)]
     if copy is not None:
@@ -162,26 +164,13 @@ def plan_datasets(desired: Desired, observed: Observed, plan: Plan) -> Plan:
         target = tier_entry(desired, observed, dataset.store, dataset.key)
         if dataset.source is None:
             if target is None:
-                findings.append(
-                    Finding(
-                        FindingKind.MISSING,
-                        SCOPE,
-                        f"{dataset.store}:{dataset.key}",
-                        f"dataset {dataset.name!r} is declared but not in S3, and it has no source",
-                    )
-                )
+                findings.append(_missing(dataset, " is declared but not in S3, and it has no source"))
             continue
         source, writer = _source_entry(desired, observed, dataset, writers)
         if source is None:
             if target is None:
                 findings.append(
-                    Finding(
-                        FindingKind.MISSING,
-                        SCOPE,
-                        f"{dataset.store}:{dataset.key}",
-                        f"dataset {dataset.name!r}: neither its source {dataset.source} nor its canonical "
-                        "object exists",
-                    )
+                    _missing(dataset, f": neither its source {dataset.source} nor its canonical object exists")
                 )
             continue
         local = dataset.source in observed.sources

@@ -52,21 +52,38 @@ def transfer_precondition(src: Entry, dst: Entry | None, *, local_source: bool) 
     )
 
 
+def _on_observed(
+    kind: ActionKind,
+    change: Change,
+    mapping: str,
+    target: ObjectRef,
+    entry: Entry,
+    reason: str,
+    *,
+    md5: str | None,
+    source: ObjectRef | None = None,
+    precondition: Precondition | None = None,
+) -> Action:
+    """An action on the object observed as `entry` (its size): a read that checks or learns it, or its delete."""
+    return Action(
+        action_id(kind, target),
+        kind,
+        change,
+        mapping,
+        target,
+        reason,
+        source=source,
+        size=entry.size,
+        md5=md5,
+        precondition=precondition or Precondition(),
+    )
+
+
 def verify_action(
     target: ObjectRef, mapping: str, entry: Entry, reason: str, source: ObjectRef | None = None
 ) -> Action:
     """A read of the object's recorded md5 and size, which must be `entry`'s, before something trusts it."""
-    return Action(
-        id=action_id(ActionKind.VERIFY, target),
-        kind=ActionKind.VERIFY,
-        change=Change.READ,
-        mapping=mapping,
-        target=target,
-        source=source,
-        size=entry.size,
-        md5=entry.md5,
-        reason=reason,
-    )
+    return _on_observed(ActionKind.VERIFY, Change.READ, mapping, target, entry, reason, md5=entry.md5, source=source)
 
 
 def _transfer(
@@ -97,31 +114,29 @@ def _transfer(
     )
 
 
-def _delete(spec: MappingSpec, ref: ObjectRef, entry: Entry, reason: str) -> Action:
-    return Action(
-        id=action_id(ActionKind.DELETE, ref),
-        kind=ActionKind.DELETE,
-        change=Change.DELETE,
-        mapping=spec.name,
-        target=ref,
-        size=entry.size,
-        md5=entry.md5,
-        reason=reason,
-        precondition=Precondition(target_etag=entry.etag),
+def delete_action(mapping: str, ref: ObjectRef, entry: Entry, reason: str, source: ObjectRef | None = None) -> Action:
+    """A delete of the object observed as `entry`, If-Match its ETag: an edit since the plan fails the delete
+    instead of being lost. `source`, when given, is read first (a manifest whose keys are kept)."""
+    if_match = Precondition(target_etag=entry.etag)
+    return _on_observed(
+        ActionKind.DELETE, Change.DELETE, mapping, ref, entry, reason, md5=entry.md5, source=source,
+        precondition=if_match,
     )
 
 
+def rehash_action(mapping: str, ref: ObjectRef, entry: Entry, reason: str) -> Action:
+    """A read of an S3 object whose md5 is unknown (what it learns, so none is planned), to record it; the object
+    must still be the one observed."""
+    unchanged = Precondition(target_etag=entry.etag, source_etag=entry.etag)
+    return _on_observed(ActionKind.REHASH, Change.READ, mapping, ref, entry, reason, md5=None, precondition=unchanged)
+
+
 def _rehash(spec: MappingSpec, rel: str, entry: Entry) -> Action:
-    ref = ObjectRef(spec.s3_store, spec.remote_key(rel))
-    return Action(
-        id=action_id(ActionKind.REHASH, ref),
-        kind=ActionKind.REHASH,
-        change=Change.READ,
-        mapping=spec.name,
-        target=ref,
-        size=entry.size,
-        reason=f"md5 unknown (ETag {entry.etag or '?'} is not an md5); read the object and record its md5",
-        precondition=Precondition(target_etag=entry.etag, source_etag=entry.etag),
+    return rehash_action(
+        spec.name,
+        ObjectRef(spec.s3_store, spec.remote_key(rel)),
+        entry,
+        f"md5 unknown (ETag {entry.etag or '?'} is not an md5); read the object and record its md5",
     )
 
 
@@ -175,7 +190,7 @@ def _safe_local_key(rel: str) -> bool:
 
 
 def _parents(rel: str) -> Iterator[str]:
-    """"a", "a/b" for "a/b/c": the directories a local file at `rel` needs."""
+    """ "a", "a/b" for "a/b/c": the directories a local file at `rel` needs."""
     at = rel.find("/")
     while at != -1:
         yield rel[:at]
@@ -209,9 +224,11 @@ def _held_back(spec: MappingSpec, obs: MappingObservation) -> Callable[[str], st
         rules.append(lambda rel: unobserved(obs, rel))
     if spec.authority is Authority.S3:
         rules.append(
-            lambda rel: None
-            if _safe_local_key(rel)
-            else "cannot be mirrored as a local file (absolute, '..' or NUL in the key); skipped"
+            lambda rel: (
+                None
+                if _safe_local_key(rel)
+                else "cannot be mirrored as a local file (absolute, '..' or NUL in the key); skipped"
+            )
         )
         clashes = _file_dir_clashes(obs.remote, obs.local)
         if clashes:
@@ -333,7 +350,7 @@ def _absent_from_source(spec: MappingSpec, rel: str, dst: Entry, *, push: bool) 
     ref = ObjectRef(dst_store, dst_key)
     if prunes(spec):  # the ownership rule's: prune on a push, prune_local on a pull
         how = f"{dst_store} is pruned here" if push else "local files are pruned here (prune_local: true)"
-        return _delete(spec, ref, dst, f"not in the {side}; {how}")
+        return delete_action(spec.name, ref, dst, f"not in the {side}; {how}")
     rule = "prune (prune: true deletes it)" if push else "prune local files (prune_local: true deletes it)"
     why = f"not in the {side}; left alone because mapping {spec.name!r} does not {rule}"
     return Finding(FindingKind.UNMANAGED, spec.name, str(ref), why)

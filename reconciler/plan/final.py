@@ -45,7 +45,7 @@ from reconciler.model import (
     Plan,
     Precondition,
 )
-from reconciler.plan.diff import action_id, short, transfer_precondition
+from reconciler.plan.diff import action_id, delete_action, short, transfer_precondition
 from reconciler.units import human_bytes
 
 SCOPE = "final_dataset"
@@ -134,19 +134,8 @@ def _sources_now(
 def _shard_delete(final: FinalDatasetSpec, entry: Entry, why: str, *, guarded: bool = True) -> Action:
     """A delete of a key this dataset wrote, If-Match the ETag seen. `guarded`: it runs after the compile and
     reads the manifest then in place first, keeping a key it names; a repair runs before, unguarded."""
-    ref = ObjectRef(final.store, entry.key)
-    return Action(
-        id=action_id(ActionKind.DELETE, ref),
-        kind=ActionKind.DELETE,
-        change=Change.DELETE,
-        mapping=SCOPE,
-        target=ref,
-        source=final.manifest if guarded else None,  # read first: a key the manifest there names is kept
-        size=entry.size,
-        md5=entry.md5,
-        reason=why,
-        precondition=Precondition(target_etag=entry.etag),
-    )
+    # Guarded, the manifest is the source: read first, a key it names is kept.
+    return delete_action(SCOPE, ObjectRef(final.store, entry.key), entry, why, final.manifest if guarded else None)
 
 
 def _expects(final: FinalDatasetSpec, size: int) -> str:

@@ -41,7 +41,7 @@ from reconciler.model import (
     inventoried_stores,
 )
 from reconciler.plan.datasets import tier_entry
-from reconciler.plan.diff import action_id
+from reconciler.plan.diff import action_id, delete_action
 from reconciler.plan.final import SCOPE as FINAL_SCOPE
 
 REGISTRY_SCOPE = "registry"
@@ -148,19 +148,12 @@ def _touching(plan: Plan, wanted: Iterable[tuple[str, str]] | None = None, scope
 
 
 def _legacy_delete(layout: ActorLayout, actor: ActorSpec, entry: Entry) -> Action:
-    ref = ObjectRef(layout.local_store, entry.key)
-    return Action(
-        id=action_id(ActionKind.DELETE, ref),
-        kind=ActionKind.DELETE,
-        change=Change.DELETE,
-        mapping=LEGACY_SCOPE,
-        target=ref,
-        size=entry.size,
-        md5=entry.md5,
-        reason=f"legacy response.json of actor {actor.actor_id}: replaced by its manifest (seed 004); "
+    return delete_action(
+        LEGACY_SCOPE,
+        ObjectRef(layout.local_store, entry.key),
+        entry,
+        f"legacy response.json of actor {actor.actor_id}: replaced by its manifest (seed 004); "
         "legacy_response_json: delete",
-        # The version observed: an edit since the plan makes the delete fail instead of losing the edit.
-        precondition=Precondition(target_etag=entry.etag),
     )
 
 

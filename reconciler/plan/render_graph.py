@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from reconciler.choices import OutputFormat
 from reconciler.model import Action, Plan, TierSpec, tier_of
@@ -38,20 +39,18 @@ def clusters(actions: Iterable[Action], tiers: Sequence[TierSpec]) -> dict[str, 
     return {name: sorted(grouped[name], key=sort_key) for name in sorted(grouped)}
 
 
-def render_dot(plan: Plan, tiers: Sequence[TierSpec] = ()) -> str:
-    ids = {a.id: f"n{i}" for i, a in enumerate(plan.actions)}
-    lines = ["digraph pixel_plan {", "  rankdir=LR;", '  node [shape=box, fontname="monospace"];']
-    for index, (mapping, actions) in enumerate(clusters(plan.actions, tiers).items()):
-        # json.dumps gives a double-quoted string with escapes dot also understands.
-        lines.append(f"  subgraph cluster_{index} {{")
-        lines.append(f"    label={json.dumps(mapping)};")
-        for action in actions:
-            lines.append(f"    {ids[action.id]} [label={json.dumps(_label(action))}];")
-        lines.append("  }")
-    for before, after in plan.edges:
-        lines.append(f"  {ids[before]} -> {ids[after]};")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+@dataclass(frozen=True, slots=True)
+class _Syntax:
+    """How one graph language writes the same walk: str.format templates, and `quote`, which makes a label one of
+    its string literals."""
+
+    head: tuple[str, ...]
+    cluster: str  # {index}, {label}
+    node: str  # {id}, {label}
+    cluster_end: str
+    edge: str  # {before}, {after}
+    tail: tuple[str, ...]
+    quote: Callable[[str], str]
 
 
 def _mermaid_text(text: str) -> str:
@@ -59,17 +58,44 @@ def _mermaid_text(text: str) -> str:
     return '"' + text.replace('"', "#quot;") + '"'
 
 
-def render_mermaid(plan: Plan, tiers: Sequence[TierSpec] = ()) -> str:
+_DOT = _Syntax(
+    head=("digraph pixel_plan {", "  rankdir=LR;", '  node [shape=box, fontname="monospace"];'),
+    cluster="  subgraph cluster_{index} {{\n    label={label};",
+    node="    {id} [label={label}];",
+    cluster_end="  }",
+    edge="  {before} -> {after};",
+    tail=("}",),
+    quote=json.dumps,  # a double-quoted string with escapes dot also understands
+)
+_MERMAID = _Syntax(
+    head=("flowchart LR",),
+    cluster="  subgraph c{index}[{label}]",
+    node="    {id}[{label}]",
+    cluster_end="  end",
+    edge="  {before} --> {after}",
+    tail=(),
+    quote=_mermaid_text,
+)
+
+
+def _render(plan: Plan, tiers: Sequence[TierSpec], syntax: _Syntax) -> str:
     ids = {a.id: f"n{i}" for i, a in enumerate(plan.actions)}
-    lines = ["flowchart LR"]
+    lines = list(syntax.head)
     for index, (mapping, actions) in enumerate(clusters(plan.actions, tiers).items()):
-        lines.append(f"  subgraph c{index}[{_mermaid_text(mapping)}]")
-        for action in actions:
-            lines.append(f"    {ids[action.id]}[{_mermaid_text(_label(action))}]")
-        lines.append("  end")
-    for before, after in plan.edges:
-        lines.append(f"  {ids[before]} --> {ids[after]}")
+        lines.append(syntax.cluster.format(index=index, label=syntax.quote(mapping)))
+        lines.extend(syntax.node.format(id=ids[a.id], label=syntax.quote(_label(a))) for a in actions)
+        lines.append(syntax.cluster_end)
+    lines.extend(syntax.edge.format(before=ids[before], after=ids[after]) for before, after in plan.edges)
+    lines.extend(syntax.tail)
     return "\n".join(lines) + "\n"
+
+
+def render_dot(plan: Plan, tiers: Sequence[TierSpec] = ()) -> str:
+    return _render(plan, tiers, _DOT)
+
+
+def render_mermaid(plan: Plan, tiers: Sequence[TierSpec] = ()) -> str:
+    return _render(plan, tiers, _MERMAID)
 
 
 def render_graph(plan: Plan, fmt: OutputFormat = OutputFormat.DOT, tiers: Sequence[TierSpec] = ()) -> str:

@@ -22,7 +22,7 @@ import copy
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -107,13 +107,13 @@ def action_to_dict(action: Action) -> dict[str, Any]:
     }
 
 
+# The guard limits a saved plan records, written and read back by these names. The mass-delete fraction and
+# minimum count are no flag's, so they are not recorded: a saved plan is checked with their defaults.
+_RECORDED_LIMITS = ("max_delete", "max_superseded", "allow_mass_delete", "strict")
+
+
 def _limits_dict(limits: GuardLimits) -> dict[str, Any]:
-    return {
-        "max_delete": limits.max_delete,
-        "max_superseded": limits.max_superseded,
-        "allow_mass_delete": limits.allow_mass_delete,
-        "strict": limits.strict,
-    }
+    return {name: getattr(limits, name) for name in _RECORDED_LIMITS}
 
 
 def _findings(plan: Plan) -> list[dict[str, str]]:
@@ -338,17 +338,23 @@ def plan_of(
     # `applyable` is derived; a file claiming otherwise was edited by hand and its errors cannot be trusted.
     if plan.applyable != header["applyable"]:
         raise PlanFileError(f"{source}: applyable={header['applyable']} contradicts the plan's errors list")
-    # So is the summary: it is what the reviewer counted. Categories with no action may be left out.
     if counted is None:
-        counted = {name: [t.count, t.bytes] for name, t in tally(plan).items() if t.count}
-    recorded = {name: [t["count"], t["bytes"]] for name, t in header["summary"].items() if t["count"]}
-    if counted != recorded:
-        differ = sorted(name for name in counted.keys() | recorded.keys() if counted.get(name) != recorded.get(name))
+        counted = {name: [t.count, t.bytes] for name, t in tally(plan).items()}
+    check_summary(counted, header["summary"], source)
+    return plan
+
+
+def check_summary(counted: Mapping[str, list[int]], summary: Mapping[str, Any], source: str) -> None:
+    """A saved plan's summary is what the reviewer counted: PlanFileError unless it is the tally of the actions
+    read, [count, bytes] by category. Categories with no action may be left out."""
+    have = {name: pair for name, pair in counted.items() if pair[0]}
+    recorded = {name: [t["count"], t["bytes"]] for name, t in summary.items() if t["count"]}
+    if have != recorded:
+        differ = sorted(name for name in have.keys() | recorded.keys() if have.get(name) != recorded.get(name))
         raise PlanFileError(
             f"{source}: the summary contradicts the actions ({', '.join(differ)}): the file was edited by hand; "
             "nothing was touched"
         )
-    return plan
 
 
 def saved_from_dict(data: Any, *, source: str = "plan") -> SavedPlan:
@@ -358,13 +364,7 @@ def saved_from_dict(data: Any, *, source: str = "plan") -> SavedPlan:
 def saved(plan: Plan, header: dict[str, Any]) -> SavedPlan:
     """`plan` with the guard limits its checked document records."""
     recorded = header["guard_limits"]
-    limits = GuardLimits(
-        max_delete=recorded["max_delete"],
-        max_superseded=recorded["max_superseded"],
-        allow_mass_delete=recorded["allow_mass_delete"],
-        strict=recorded["strict"],
-    )
-    return SavedPlan(plan, limits)
+    return SavedPlan(plan, GuardLimits(**{name: recorded[name] for name in _RECORDED_LIMITS}))
 
 
 def dumps(plan: Plan, *, limits: GuardLimits | None = None) -> str:

@@ -49,22 +49,20 @@ def schema_problems(data: object) -> Iterator[tuple[YamlPath, str]]:
         yield from _describe(error)
 
 
+# _TYPE_NAMES's words for the Python types a YAML document loads as; bool before int, which it subclasses.
+_LOADED_NAMES: tuple[tuple[type, str], ...] = (
+    (type(None), "null"),
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (dict, "mapping"),
+    (list, "list"),
+)
+
+
 def type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "mapping"
-    if isinstance(value, list):
-        return "list"
-    return type(value).__name__
+    return next((name for kind, name in _LOADED_NAMES if isinstance(value, kind)), type(value).__name__)
 
 
 def show(value: object) -> str:
