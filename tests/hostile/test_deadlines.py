@@ -148,7 +148,7 @@ def test_an_endpoint_that_never_answers_fails_naming_it_and_the_deadline(
     result = plan(tmp_path, silent.port, profile_env if credentials == "profile" else STATIC_ENV)
     assert result.returncode == 1
     message = one_error(result.stderr)
-    assert f'store "s3": head bucket stalled: no progress from http://127.0.0.1:{silent.port}' in message
+    assert f'store "s3": list raw/: no progress from http://127.0.0.1:{silent.port}' in message
     assert "read deadline of 0.3 s" in message and "PIXEL_S3_READ_TIMEOUT" in message
 
 
