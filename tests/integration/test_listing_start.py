@@ -90,7 +90,7 @@ def test_a_plans_first_request_is_its_listing_and_no_head_is_sent(
         result = plan(tmp_path, proxy.endpoint, synced, seaweed.env())
     assert result.exit_code == 0, result.output
     assert '"actions": []' in result.stdout  # in sync: every md5 taken from a listed ETag
-    method, path, answered_before = proxy.first_listing()
+    method, _, answered_before = proxy.first_listing()
     assert (method, answered_before) == ("GET", 0), proxy.arrivals  # no round trip ahead of the first page
     # Neither HeadBucket nor a HEAD per object (the ETags were judged md5s once the encryption answer came).
     assert [arrival for arrival in proxy.arrivals if arrival[0] == "HEAD"] == []
