@@ -86,7 +86,8 @@ def synced(tmp_path: Path, seaweed: Any, bucket: str, s3_client: Any) -> str:
 def test_a_plans_first_request_is_its_listing_and_no_head_is_sent(
     tmp_path: Path, seaweed: Any, synced: str
 ) -> None:
-    with ListingFirst(seaweed.endpoint) as proxy:
+    proxy = ListingFirst(seaweed.endpoint)
+    with proxy:
         result = plan(tmp_path, proxy.endpoint, synced, seaweed.env())
     assert result.exit_code == 0, result.output
     assert '"actions": []' in result.stdout  # in sync: every md5 taken from a listed ETag
@@ -112,7 +113,8 @@ def test_a_failed_first_listing_asks_head_bucket_why_and_says_it_as_before(
     else:
         env = {**env, "AWS_SECRET_ACCESS_KEY": "not-the-secret"}
         said = f'Error: store "s3": bucket "{bucket}" at '
-    with ListingFirst(seaweed.endpoint) as proxy:
+    proxy = ListingFirst(seaweed.endpoint)
+    with proxy:
         result = plan(tmp_path, proxy.endpoint, name, env)
     assert result.exit_code == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
