@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import tempfile
 import threading
 import time
@@ -87,10 +88,10 @@ class BucketCheck:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()  # one HeadBucket at a time, however many requests are waiting on it
-        self.asking = threading.Lock()  # one GetBucketEncryption, however many listings start at once
         self.on_first_use = False  # set by check_on_first_use: the first request checks the bucket
         self.passed = False  # the bucket answered: HeadBucket 200, or a listing page
         self.encryption: Future[frozenset[str] | None] | None = None  # asked beside the first listing page
+        self.asked_by = 0  # the process that asked it
 
 
 class S3Store:
@@ -293,9 +294,9 @@ class S3Store:
         so the order the other ranges are cut in). Beside it goes the bucket's default encryption, which the
         listing waits for only where it judges an ETag.
 
-        A failure asks HeadBucket why (check_bucket: no such bucket, which credential is wrong, botocore's view
-        of an endpoint that did not answer), then lists again if the bucket is fine after all. A deadline met is
-        said at once: the HEAD would wait it out again."""
+        A failure, where the store checks on first use, asks HeadBucket why (check_bucket: no such bucket, which
+        credential is wrong, botocore's view of an endpoint that did not answer), then lists again if the bucket
+        is fine after all. A deadline met is said at once: the HEAD would wait it out again."""
         transport = self.transport
         self._ask_encryption(transport)
         params = list_params(delimiter=delimiter)
@@ -305,7 +306,10 @@ class S3Store:
             error = transport.translate(exc, key=prefix, action="list")
             if error.code == TIMEOUT:
                 raise StoreUnusable(str(self._unanswered(error)), code=TIMEOUT) from exc
-            self._checked()
+            if self._check.on_first_use:
+                self._checked()
+            # Else nothing was promised about the bucket: the listing's own error, retried as any request's,
+            # keeps its class (a reader falls back to its cache on a transient one).
             transport = self.transport
             ask = functools.partial(transport.list_page, prefix, params)
             page = outermost(functools.partial(sent, transport, "list", prefix, ask))
@@ -313,10 +317,11 @@ class S3Store:
         return page
 
     def _ask_encryption(self, transport: Transport) -> None:
+        # No lock: two listings starting at once may each ask (harmless), and a lock held at a fork would be
+        # held for ever in the child.
         check = self._check
-        with check.asking:
-            if check.encryption is None and self._etags_trusted is None:
-                check.encryption = _in_background(transport.bucket_encryption)
+        if (check.encryption is None or check.asked_by != os.getpid()) and self._etags_trusted is None:
+            check.encryption, check.asked_by = _in_background(transport.bucket_encryption), os.getpid()
 
     def list(self, prefix: str, known: Iterable[str] | None = None) -> Iterator[Entry]:
         """Every object under `prefix` except pixel's own space (the lock, move scratch, upload records): that is
@@ -349,7 +354,12 @@ class S3Store:
         if self._etags_trusted is None:
             # Asked beside the first page: judged only once answered, never taken for "no KMS" meanwhile.
             asked = self._check.encryption
-            algorithms = asked.result() if asked is not None else self.transport.bucket_encryption()
+            if asked is None or self._check.asked_by != os.getpid():
+                # A forked child (a DataLoader worker): the thread that asked is the parent's, its answer
+                # never comes here.
+                algorithms = self.transport.bucket_encryption()
+            else:
+                algorithms = asked.result()
             self._etags_trusted = not (algorithms or frozenset()) & KMS_ALGORITHMS
         return self._etags_trusted
 
