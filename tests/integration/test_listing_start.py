@@ -22,21 +22,13 @@ from reconciler.cli import main
 from reconciler.model import S3StoreSpec
 from reconciler.stores.base import StoreUnusable
 from reconciler.stores.s3.store import S3Store
+from tests.cli.test_diagnosable_failures import SPEC  # the one-mapping push the failures there are said for
 from tests.faults.proxy import FaultProxy
 
 pytestmark = pytest.mark.integration
 
 HOLD_S = 10.0  # a bound on the hold, never waited out when the listing goes first
 FILES = {f"raw/{i:03d}.bin": f"body {i}".encode() for i in range(30)}
-
-SPEC = """\
-stores:
-  s3: {{type: s3, bucket: {bucket}, endpoint: "{endpoint}", region: us-east-1, addressing_style: path,
-        checksum: when_required}}
-  disk: {{type: local, root: ../data}}
-mappings:
-  - {{name: raw, from: "disk:raw", to: "s3:raw/"}}
-"""
 
 
 class ListingFirst(FaultProxy):
