@@ -197,7 +197,7 @@ def test_a_bad_deadline_in_the_environment_is_one_error(tmp_path: Path, silent: 
 
 def test_a_listing_that_stalls_midway_is_detected_by_lack_of_progress(tmp_path: Path) -> None:
     with TinyServer(stalls_the_listing) as server:
-        # 1 s: the HEAD before the listing must be answered within the deadline, by a thread of a loaded machine.
+        # 1 s: the listing's first bytes must come within the deadline, to a thread of a loaded machine.
         result = plan(tmp_path, server.port, {**STATIC_ENV, "PIXEL_S3_READ_TIMEOUT": "1"})
     assert result.returncode == 1
     message = one_error(result.stderr)
