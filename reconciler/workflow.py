@@ -23,7 +23,7 @@ from reconciler.observe.world import discover_actors
 from reconciler.plan import guards
 from reconciler.plan import plan as make_plan
 from reconciler.plan.guards import GuardLimits
-from reconciler.stores.base import ChecksReachable, Store, StoreError
+from reconciler.stores.base import ChecksOnFirstUse, ChecksReachable, Store, StoreError, StoreUnusable
 from reconciler.stores.factory import build_store
 from reconciler.targets import narrow
 from reconciler.workspace import Workspace
@@ -65,19 +65,26 @@ def from_inventory(ws: Workspace, relist: tuple[str, ...] = (), *, spool: Path |
     return dataclasses.replace(ws, observed_through=views)
 
 
-def open_stores(desired: Desired, *, parallelism: int = 16) -> Workspace:
-    """Build a Store per spec and check each is usable before anything is read or written."""
+def open_stores(desired: Desired, *, parallelism: int = 16, on_first_use: bool = False) -> Workspace:
+    """Build a Store per spec and check each is usable before anything is read or written.
+
+    `on_first_use`: where a store can, its first request is the check (a plan's first listing page goes out
+    with no round trip ahead of it); the same errors, raised by whatever first reads or writes."""
     stores: dict[str, Store] = {}
     for name, spec in sorted(desired.stores.items()):
         try:  # inside: a store whose credentials_env names an unset variable fails here, clearly
             store = build_store(spec, parallelism=parallelism)
-            if isinstance(store, ChecksReachable):
+            if on_first_use and isinstance(store, ChecksOnFirstUse):
+                store.check_on_first_use()
+            elif isinstance(store, ChecksReachable):
                 store.check_bucket()
         except StoreError as exc:
             raise UserError(str(exc)) from exc
         stores[name] = store
     try:
         discovered = discover_actors(desired, stores)
+    except StoreUnusable as exc:
+        raise UserError(str(exc)) from exc
     except StoreError as exc:
         raise UserError(f"could not list the actor directories: {exc}") from exc
     ws = Workspace(desired, stores, discovered=discovered)
@@ -124,6 +131,8 @@ def observe_and_plan(
             # Only those `--target` kept: plan() must not add back an actor the narrowing left out.
             discovered=tuple(d for d in ws.discovered if d.actor_id in kept),
         )
+    except StoreUnusable as exc:
+        raise UserError(str(exc)) from exc
     except StoreError as exc:
         raise UserError(f"could not read the stores: {exc}") from exc
     finally:

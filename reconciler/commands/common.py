@@ -98,7 +98,7 @@ def plan_workspace(
 ) -> tuple[Workspace, Plan]:
     """Load, observe and plan (only `targets`, when given); the delete guards always run (default limits if none)."""
     desired = load(specs)
-    ws = open_stores(desired, parallelism=parallelism)
+    ws = open_stores(desired, parallelism=parallelism, on_first_use=True)
     ws = observe_through(ws, observe_mode, relist)
     with observe_progress(output_format=output_format) as progress:
         _, plan = guarded_plan(ws, limits, rehash_all=rehash_all, progress=progress, targets=targets)

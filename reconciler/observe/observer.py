@@ -10,6 +10,7 @@ that is that md5) are one object, not three.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -239,17 +240,24 @@ def _observe_mapping(
     lbase = spec.local_base
     # pixel's own space (lock, scratch, upload records) is never observed as data, whoever listed it.
     own = mapping_own_space(desired, spec)
-    local = _relative(local_store.list(lbase), lbase, spec, own)
+    walked: Future[dict[str, Entry]] = Future()
     if spec.authority is Authority.LOCAL and isinstance(remote_store, ListsExpecting):
         # Push: the local tree is what S3 should hold, so its keys cut the listing into ranges.
-        listed = remote_store.list_expecting(spec.s3_prefix, map(spec.remote_key, local))
+        listed = remote_store.list_expecting(spec.s3_prefix, _remote_keys(walked, spec))
     else:
         listed = remote_store.list(spec.s3_prefix)
-    # The S3 listing mostly waits on the network: the local files are hashed (or found in the cache)
-    # meanwhile. Reading `local` while the hashing replaces its values is safe (no key is added or
-    # removed); md5 strings the two sides could not share on the fly are shared once both are done.
+    # The S3 listing mostly waits on the network: it starts first, its first page asked while the local tree is
+    # walked (the ranges cut at the walked keys follow once they are known), and the local files are hashed (or
+    # found in the cache) meanwhile. Reading `local` while the hashing replaces its values is safe (no key is
+    # added or removed); md5 strings the two sides could not share on the fly are shared once both are done.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixel-list") as lister:
-        listing = lister.submit(_relative, listed, spec.s3_prefix, spec, own, local)
+        listing = lister.submit(_listed_beside_the_walk, listed, walked, spec, own)
+        try:
+            local = _relative(local_store.list(lbase), lbase, spec, own)
+        except BaseException as exc:
+            walked.set_exception(exc)  # the listing waiting on the walk stops too
+            raise
+        walked.set_result(local)
         try:
             failed = _hash_into(local, {}, local_store, lbase, hasher, pool, hash_workers, progress)
         finally:
@@ -267,6 +275,21 @@ def _observe_mapping(
         progress("listed", len(local) + len(remote))
         progress("hashed", len(local))
     return MappingObservation(local=local, remote=remote)
+
+
+def _remote_keys(walked: Future[dict[str, Entry]], spec: MappingSpec) -> Iterator[str]:
+    """The keys the walked local tree should have in S3, once walked: read by the listing after its first page."""
+    yield from map(spec.remote_key, walked.result())
+
+
+def _listed_beside_the_walk(
+    listed: Iterable[Entry], walked: Future[dict[str, Entry]], spec: MappingSpec, own: OwnSpace
+) -> dict[str, Entry]:
+    """The listing's entries by relative key, its first page asked before the walk it shares strings with ends."""
+    entries = iter(listed)
+    first = next(entries, None)
+    local = walked.result()
+    return _relative(itertools.chain(() if first is None else (first,), entries), spec.s3_prefix, spec, own, local)
 
 
 def _share_md5s(local: dict[str, Entry], remote: Mapping[str, Entry]) -> None:

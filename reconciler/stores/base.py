@@ -46,6 +46,11 @@ class PermanentStoreError(StoreError):
     """Access denied, missing bucket, bad request: retrying will not help."""
 
 
+class StoreUnusable(PermanentStoreError):
+    """The store cannot be used at all (ChecksReachable's answer, met by a first request): said as it is, not
+    as a failure of whichever read or write happened to meet it."""
+
+
 class ObjectChanged(StoreError):
     """A precondition failed: the object is not what the plan saw (HTTP 412)."""
 
@@ -112,6 +117,14 @@ class ChecksReachable(Protocol):
 
     def check_bucket(self) -> None:
         """Raise a StoreError that says why the store cannot be used; return when it can."""
+
+
+@runtime_checkable
+class ChecksOnFirstUse(Protocol):
+    """A store that can make the check of ChecksReachable with its first request instead of one of its own."""
+
+    def check_on_first_use(self) -> None:
+        """Let the first request raise the StoreError check_bucket would; prepare what that request needs."""
 
 
 @runtime_checkable

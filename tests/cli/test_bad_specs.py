@@ -152,7 +152,9 @@ def test_the_same_specs_fixed_do_reach_for_the_store(workdir: Path) -> None:
         0,
         "Specs in specs are valid: 2 store(s), 1 mapping(s).\n",
     )
+    # The local side present: a missing directory is said before any request, so the store is what fails.
+    (workdir / "local-root" / "raw").mkdir(parents=True)
     code, out, err = invoke(workdir, "plan", "--specs", "specs")
     assert code == 1 and out == ""
-    assert err.startswith('Error: store "lake": reach bucket "pixel-data"')
+    assert err.splitlines()[-1].startswith('Error: store "lake": reach bucket "pixel-data"'), err
     assert "EndpointConnectionError" in err and DEAD_ENDPOINT in err

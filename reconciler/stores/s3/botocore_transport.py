@@ -170,7 +170,10 @@ class BotocoreTransport:
         return frozenset(r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") or "" for r in rules)
 
     def list_page(self, prefix: str, params: Params) -> Page:
-        return cast(Page, self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, **params))
+        page = cast(Page, self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, **params))
+        if self.server is None:
+            self._saw(page)
+        return page
 
     def head_object(self, key: str, params: Params) -> Head | None:
         try:

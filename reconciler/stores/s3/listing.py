@@ -280,6 +280,12 @@ def _done_page(page: Page) -> Iterator[Page]:
     yield page
 
 
+def first_delimiter(known: Iterable[str] | None, workers: int) -> str | None:
+    """The delimiter of the first request `listing` sends: that of the whole prefix from its start, by directory
+    or not, the same whatever the server's order. So it can go out before the order is known (store.py)."""
+    return "/" if known is None and workers > 1 else None
+
+
 def listing(
     list_pages: ListPages, prefix: str, *, known: Iterable[str] | None, workers: int, order: Order = byte_order
 ) -> Iterator[Page]:
@@ -288,13 +294,13 @@ def listing(
     `known`: keys expected under the prefix (any order) to cut ranges at; None lists by directory.
     """
     if workers <= 1:
-        return list_pages(prefix, None, None)
+        return list_pages(prefix, None, first_delimiter(known, workers))
     if known is not None:
         parts = split(prefix, boundaries(known), order)
         return ordered((_range_task(list_pages, part) for part in parts), workers)
 
     def tasks() -> Iterator[Callable[[], Iterator[Page]]]:
-        for item in _direct_and_groups(list_pages(prefix, None, "/"), order):
+        for item in _direct_and_groups(list_pages(prefix, None, first_delimiter(known, workers)), order):
             if isinstance(item, str):
                 yield _range_task(list_pages, KeyRange(item))
             else:

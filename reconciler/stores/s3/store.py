@@ -18,16 +18,25 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 from reconciler.logs import get_logger
 from reconciler.model import Entry, S3StoreSpec
-from reconciler.stores.base import ObjectChanged, OpenSource, PermanentStoreError, StoreError, TransientStoreError
+from reconciler.stores.base import (
+    ObjectChanged,
+    OpenSource,
+    PermanentStoreError,
+    StoreError,
+    StoreUnusable,
+    TransientStoreError,
+)
 from reconciler.stores.retry import outermost
 from reconciler.stores.s3 import listing
 from reconciler.stores.s3.botocore_transport import make_client, transports
@@ -71,6 +80,18 @@ DENIED = {
 }
 
 FAR_ROUND_TRIP_S = 0.01  # a HEAD slower than this: the bucket is not on this network
+T = TypeVar("T")
+
+
+class BucketCheck:
+    """Whether the bucket has answered, shared by a store and its `for_apply` copies (one check for all)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # one HeadBucket at a time, however many requests are waiting on it
+        self.on_first_use = False  # set by check_on_first_use: the first request checks the bucket
+        self.passed = False  # the bucket answered: HeadBucket 200, or a listing page
+        self.encryption: Future[frozenset[str] | None] | None = None  # asked beside the first listing page
+        self.asked_by = 0  # the process that asked it
 
 
 class S3Store:
@@ -105,6 +126,7 @@ class S3Store:
         self._buffers = PartBuffers(max(1, max_parts_in_memory))
         self.full_object_checksum = spec.checksum == "when_supported"
         self._etags_trusted: bool | None = None
+        self._check = BucketCheck()
         self._journal = Journal(self.transport, apply_id)
 
     @property
@@ -120,9 +142,34 @@ class S3Store:
         return bound
 
     def _sent(self, action: str, where: str, request: Callable[..., Any], *args: Any) -> Any:
+        self._ready()
         return sent(self.transport, action, where, request, *args)
 
     # --- the bucket -----------------------------------------------------------------------------------------
+
+    def check_on_first_use(self) -> None:
+        """What check_bucket promises, without a round trip of its own before the work: the connections the
+        listing's ranges need are opened now, in the background (while the specs load and the local tree is
+        walked), and the bucket is checked by the first request. A listing goes first and its first page is
+        the check (a failure asks HeadBucket why, for check_bucket's clear errors); any other request first
+        waits for check_bucket, so a lock or an upload never fails in words less clear than it."""
+        self._check.on_first_use = True
+        self.transport.warm(self.list_concurrency)
+
+    def _ready(self) -> None:
+        if self._check.on_first_use and not self._check.passed:
+            self._checked()
+
+    def _checked(self) -> None:
+        """check_bucket, once for every request waiting on it; its error raised as the store's, not the
+        request's."""
+        with self._check.lock:
+            if self._check.passed:
+                return
+            try:
+                self.check_bucket()
+            except StoreError as exc:
+                raise StoreUnusable(str(exc), code=exc.code, key=exc.key) from exc
 
     def check_bucket(self) -> None:
         """Fail early, and clearly, when the bucket is missing or unreachable."""
@@ -149,6 +196,7 @@ class S3Store:
             raise self._denied(self._checking)
         if status != 200:
             raise PermanentStoreError(f"head bucket {self.bucket}: {status}", code=str(status))
+        self._check.passed = True
 
     def _head_bucket(self, transport: Transport) -> int:
         """HEAD bucket's status, in the retry layer. While it goes out, so does the round trip the first listing
@@ -210,17 +258,26 @@ class S3Store:
     def _pages(self, prefix: str, known: Iterable[str] | None) -> Iterator[Page]:
         """The listing's pages, each request in the one retry layer: a page throttled is asked again, not the
         whole listing."""
-        transport = self.transport
-        if transport.server is None:
-            outermost(functools.partial(self._bucket_status, transport))  # which server, so which order
+        delimiter = listing.first_delimiter(known, self.list_concurrency)
+        first: Page | None = None
+        if not self._check.passed or self.transport.server is None:
+            first = self._first_page(prefix, delimiter)  # which server, so which order the ranges are cut in
+        transport = self.transport  # the first page may have handed the store to botocore's transport
 
-        def list_pages(prefix: str, start_after: str | None, delimiter: str | None) -> Iterator[Page]:
+        def list_pages(prefix_: str, start_after: str | None, delimiter_: str | None) -> Iterator[Page]:
+            nonlocal first
             token: str | None = None
             while True:
-                ask = functools.partial(
-                    transport.list_page, prefix, list_params(start_after=start_after, delimiter=delimiter, token=token)
-                )
-                page: Page = outermost(functools.partial(sent, transport, "list", prefix, ask))
+                if first is not None and token is None and (prefix_, start_after, delimiter_) == (
+                    prefix, None, delimiter
+                ):
+                    page, first = first, None  # the request `_first_page` already sent
+                else:
+                    ask = functools.partial(
+                        transport.list_page, prefix_,
+                        list_params(start_after=start_after, delimiter=delimiter_, token=token),
+                    )
+                    page = outermost(functools.partial(sent, transport, "list", prefix_, ask))
                 yield page
                 token = page.get("NextContinuationToken")
                 if not page.get("IsTruncated") or not token:
@@ -230,6 +287,41 @@ class S3Store:
         pages = listing.listing(list_pages, prefix, known=known, workers=self.list_concurrency, order=order)
         while page := sent(transport, "list", prefix, next, pages, None):
             yield page
+
+    def _first_page(self, prefix: str, delimiter: str | None) -> Page:
+        """The listing's first request, sent at once, the same whatever order the server lists in; no HeadBucket
+        goes ahead of it. Its answer says that the bucket is there and which server it is (the `Server` header,
+        so the order the other ranges are cut in). Beside it goes the bucket's default encryption, which the
+        listing waits for only where it judges an ETag.
+
+        A failure, where the store checks on first use, asks HeadBucket why (check_bucket: no such bucket, which
+        credential is wrong, botocore's view of an endpoint that did not answer), then lists again if the bucket
+        is fine after all. A deadline met is said at once: the HEAD would wait it out again."""
+        transport = self.transport
+        self._ask_encryption(transport)
+        params = list_params(delimiter=delimiter)
+        try:
+            page: Page = transport.list_page(prefix, params)
+        except Exception as exc:
+            error = transport.translate(exc, key=prefix, action="list")
+            if error.code == TIMEOUT:
+                raise StoreUnusable(str(self._unanswered(error)), code=TIMEOUT) from exc
+            if self._check.on_first_use:
+                self._checked()
+            # Else nothing was promised about the bucket: the listing's own error, retried as any request's,
+            # keeps its class (a reader falls back to its cache on a transient one).
+            transport = self.transport
+            ask = functools.partial(transport.list_page, prefix, params)
+            page = outermost(functools.partial(sent, transport, "list", prefix, ask))
+        self._check.passed = True
+        return page
+
+    def _ask_encryption(self, transport: Transport) -> None:
+        # No lock: two listings starting at once may each ask (harmless), and a lock held at a fork would be
+        # held for ever in the child.
+        check = self._check
+        if (check.encryption is None or check.asked_by != os.getpid()) and self._etags_trusted is None:
+            check.encryption, check.asked_by = _in_background(transport.bucket_encryption), os.getpid()
 
     def list(self, prefix: str, known: Iterable[str] | None = None) -> Iterator[Entry]:
         """Every object under `prefix` except pixel's own space (the lock, move scratch, upload records): that is
@@ -260,10 +352,19 @@ class S3Store:
     def _listed_etags_are_md5s(self) -> bool:
         """False when the bucket encrypts with KMS by default: those ETags look like md5s but are not."""
         if self._etags_trusted is None:
-            self._etags_trusted = not (self.transport.bucket_encryption() or frozenset()) & KMS_ALGORITHMS
+            # Asked beside the first page: judged only once answered, never taken for "no KMS" meanwhile.
+            asked = self._check.encryption
+            if asked is None or self._check.asked_by != os.getpid():
+                # A forked child (a DataLoader worker): the thread that asked is the parent's, its answer
+                # never comes here.
+                algorithms = self.transport.bucket_encryption()
+            else:
+                algorithms = asked.result()
+            self._etags_trusted = not (algorithms or frozenset()) & KMS_ALGORITHMS
         return self._etags_trusted
 
     def _head(self, action: str, key: str, params: dict[str, str]) -> Head | None:
+        self._ready()
         return cast(Head | None, outermost(lambda: self._sent(action, key, self.transport.head_object, key, params)))
 
     def _existing(self, action: str, key: str, params: dict[str, str]) -> Head:
@@ -286,6 +387,7 @@ class S3Store:
 
     @contextlib.contextmanager
     def _reading(self, key: str, if_match: str | None, start: int = 0, stop: int | None = None) -> Iterator[BinaryIO]:
+        self._ready()
         reader = ResumingReader(self.transport, key, etag=if_match, start=start, stop=stop)
         try:
             yield cast(BinaryIO, reader)
@@ -339,6 +441,7 @@ class S3Store:
 
     def _multipart_upload(self, key: str, source: OpenSource, *, size: int, md5: str, when: dict[str, str]) -> str:
         """Parts go up in parallel; memory is bounded by the store's part buffers, not the file size."""
+        self._ready()
         full_object: dict[str, str] = (
             {"ChecksumAlgorithm": "CRC64NVME", "ChecksumType": "FULL_OBJECT"} if self.full_object_checksum else {}
         )
@@ -392,15 +495,32 @@ class S3Store:
     def journaled_uploads(self) -> tuple[JournaledUpload, ...]:
         """The multipart uploads pixel recorded in this bucket and has not finished: a killed apply's leftovers
         when read under the apply lock. Uploads without a record (other tools') are never among them."""
+        self._ready()
         return outermost(self._journal.uploads)
 
     def abort_journaled(self, upload: JournaledUpload) -> bool:
         """Abort a recorded upload and remove its record. False when it was no longer in progress
         (completed or aborted before its record could be removed): then only the record goes."""
+        self._ready()
         return outermost(lambda: self._journal.abort(upload))
 
     def delete(self, key: str, *, if_match: str | None = None) -> None:
         self._sent("delete", key, self.transport.delete_object, key, conditions(if_match=if_match))
+
+
+def _in_background(call: Callable[[], T]) -> Future[T]:
+    """`call()` on a daemon thread: an endpoint that never answers must not hold the process at exit, as a
+    pool's worker would (concurrent.futures joins its threads then)."""
+    answer: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            answer.set_result(call())
+        except BaseException as exc:  # handed to whoever waits on the answer, raised there
+            answer.set_exception(exc)
+
+    threading.Thread(target=run, name="pixel-encryption", daemon=True).start()
+    return answer
 
 
 def _seekable(stream: BinaryIO) -> bool:

@@ -50,7 +50,8 @@ class Transport(Protocol):
 
     @property
     def server(self) -> str | None:
-        """The Server header HeadBucket answered with (it tells the listing order); None before it."""
+        """The Server header HeadBucket or the first listing page answered with (it tells the listing order);
+        None before either."""
         ...
 
     def translate(self, exc: Exception, *, key: str, action: str) -> StoreError:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
 from reconciler.model import S3StoreSpec
-from reconciler.stores.base import ChecksReachable, JournalsUploads, RecordsMd5s
+from reconciler.stores.base import ChecksOnFirstUse, ChecksReachable, JournalsUploads, RecordsMd5s
 from reconciler.stores.local import LocalStore
 from reconciler.stores.memory import MemoryStore
 from reconciler.stores.s3 import S3Store
@@ -38,7 +40,7 @@ def s3_store(**kwargs: Any) -> S3Store:
 
 def test_only_the_s3_store_has_the_s3_capabilities(tmp_path: Path) -> None:
     s3 = s3_store()
-    for capability in (JournalsUploads, RecordsMd5s, ChecksReachable):
+    for capability in (JournalsUploads, RecordsMd5s, ChecksReachable, ChecksOnFirstUse):
         assert isinstance(s3, capability)
         assert not isinstance(LocalStore("disk", tmp_path), capability)
         assert not isinstance(MemoryStore("mem"), capability)
@@ -102,3 +104,45 @@ def test_a_throttled_check_bucket_is_asked_again_not_handed_to_botocore(monkeypa
     # Sent beside the HEAD: the first listing's connections, and what the bucket encrypts with (KMS:
     # its ETags are no md5s), learnt once the bucket answered.
     assert raw.warmed == [s3.list_concurrency] and s3._etags_trusted is False
+
+
+class LateKmsAnswer:
+    """A bucket encrypted with SSE-KMS by default, whose GetBucketEncryption answers only once the first listing
+    page has been answered: its listed ETags look like md5s and are not."""
+
+    bucket = "bucket"
+    stored = b"the object's bytes"
+
+    def __init__(self) -> None:
+        self.server: str | None = None
+        self.listed = threading.Event()
+        self.headed: list[str] = []
+
+    def list_page(self, prefix: str, params: Any) -> dict[str, Any]:
+        self.server = "AmazonS3"
+        self.listed.set()
+        kms_etag = hashlib.md5(b"not the bytes").hexdigest()
+        return {"Contents": [{"Key": "a/k", "Size": len(self.stored), "ETag": f'"{kms_etag}"'}], "IsTruncated": False}
+
+    def bucket_encryption(self) -> frozenset[str] | None:
+        assert self.listed.wait(30), "asked beside the first page: answered once that page is"
+        return frozenset({"aws:kms"})
+
+    def head_object(self, key: str, params: Any) -> dict[str, Any]:
+        self.headed.append(key)
+        return {"ContentLength": len(self.stored), "Metadata": {"md5": hashlib.md5(self.stored).hexdigest()}}
+
+    def warm(self, connections: int) -> None:
+        """Nothing to open."""
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_a_listing_judges_no_etag_before_the_encryption_answer_came(workers: int) -> None:
+    s3 = s3_store(list_concurrency=workers)
+    late = LateKmsAnswer()
+    s3.transport = s3._checking = late  # type: ignore[assignment]
+    s3.check_on_first_use()
+    listed = list(s3.list("a/"))
+    # The ETag is no md5 under KMS: the md5 pixel recorded is read instead, never the ETag taken for one.
+    assert [(e.key, e.md5) for e in listed] == [("a/k", hashlib.md5(late.stored).hexdigest())]
+    assert late.headed == ["a/k"]

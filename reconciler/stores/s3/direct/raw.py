@@ -118,7 +118,8 @@ class DirectTransport:
         self.base = base  # ends with "/"
         self.bucket = bucket
         self.region = region
-        self.server: str | None = None  # the Server header HeadBucket answered with: it tells the listing order
+        # The Server header HeadBucket or the first listing page answered with: it tells the listing order.
+        self.server: str | None = None
         self._credentials = credentials
         self._attempts = attempts
         where = urllib.parse.urlsplit(self.base)
@@ -351,7 +352,10 @@ class DirectTransport:
         """One ListObjectsV2 page, shaped like botocore's (keys decoded, Size an int, LastModified a datetime)."""
         query = {"list-type": "2", "prefix": prefix, "encoding-type": "url"}
         query.update({_LIST_QUERY[name]: str(value) for name, value in params.items()})
-        page = parse_list_objects_v2(self._get("ListObjectsV2", query).data)
+        response = self._get("ListObjectsV2", query)
+        if self.server is None:
+            self.server = str(response.headers.get("Server", ""))
+        page = parse_list_objects_v2(response.data)
         for item in page.get("Contents", []):
             item["Key"] = urllib.parse.unquote_plus(item["Key"])
         for item in page.get("CommonPrefixes", []):
