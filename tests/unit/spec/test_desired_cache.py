@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -87,6 +88,11 @@ def test_a_changed_spec_gives_a_fresh_desired(cwd: Path) -> None:
     (specs / "s.yaml").write_text(SPEC.replace("prune: true", "prune: false"), encoding="utf-8")
     second = loaded(specs, env)
     assert first.mappings[0].prune and not second.mappings[0].prune
+    # An edit that keeps the file's size and its mtime.
+    stat = (specs / "s.yaml").stat()
+    (specs / "s.yaml").write_text(SPEC.replace("prune: true", "prune: false").replace("*.jsonl", "*.jsonx"))
+    os.utime(specs / "s.yaml", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert loaded(specs, env).mappings[0].include == ("*.jsonx",)
 
 
 edits = st.lists(
