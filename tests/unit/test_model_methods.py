@@ -45,7 +45,8 @@ def test_eq_hash_and_repr_are_what_dataclasses_writes(a: Any, b: Any, c: Any, d:
     assert (ours[0] != ours[1]) == (theirs[0] != theirs[1])
     assert hash(ours[0]) == hash(theirs[0]) == hash((a, b))
     assert repr(ours[0]).removeprefix(Ours.__qualname__) == repr(theirs[0]).removeprefix(Theirs.__qualname__)
-    assert ours[0] != theirs[0] and ours[0].__eq__(theirs[0]) is NotImplemented  # another class is never equal
+    other: object = theirs[0]
+    assert ours[0] != other and ours[0].__eq__(other) is NotImplemented  # another class is never equal
     assert hash(One(a)) == hash((a,)) and One(a) == One(a)
     assert dataclasses.replace(ours[0], b=c) == Ours(a, c)
 
