@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +14,7 @@ from hypothesis import strategies as st
 
 from reconciler import logs
 from reconciler.choices import LogFormat
+from tests.unit.structlog_lines import logged_in_a_fresh_process, structlog_line
 
 FIELD_NAMES = st.sampled_from(
     ["key", "n", "bytes_read", "aws_secret_access_key", "headers", "ü", "timestamp", "level", "logger", "logger_name"]
@@ -38,25 +37,6 @@ def restore() -> Iterator[None]:
     logs._JSON[0], logs._STRUCTLOG_LATER[0] = rendered, later
 
 
-def _structlog_line(level: str, event: str, fields: dict[str, Any]) -> str:
-    """What structlog rendered under the pipeline configure_logging("console") gave it without a terminal."""
-    out = io.StringIO()
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            logs.redact,
-            structlog.dev.ConsoleRenderer(colors=False),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(10),
-        logger_factory=structlog.PrintLoggerFactory(out),
-        cache_logger_on_first_use=False,
-    )
-    getattr(structlog.get_logger("pixel"), level)(event, **fields)
-    return out.getvalue().rstrip("\n")
-
-
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # each example sets what it reads
 @given(
     level=st.sampled_from(["debug", "info", "warning", "error"]),
@@ -72,7 +52,7 @@ def test_a_console_line_is_the_one_structlog_rendered(
     getattr(logs.get_logger("pixel"), level)(event, **fields)
     ours = out.getvalue()
     assert ours.endswith("\n")
-    theirs = _structlog_line(level, event, fields)
+    theirs = structlog_line(structlog.dev.ConsoleRenderer(colors=False), level, event, fields)
     assert re.match(STAMP + " ", ours) and re.match(STAMP + " ", theirs)
     # Byte for byte once the clock is out of it: padding, key order, which values are quoted, redaction.
     assert re.sub(STAMP, "", ours.rstrip("\n"), count=1) == re.sub(STAMP, "", theirs, count=1)
@@ -90,13 +70,5 @@ def test_an_event_with_an_exception_is_still_structlogs(restore: None, capsys: p
 
 
 def test_a_plain_console_run_never_imports_structlog() -> None:
-    script = (
-        "import sys\n"
-        "from reconciler.logs import configure_logging, get_logger\n"
-        "configure_logging('console', verbose=True)\n"
-        "get_logger('pixel.observe').info('local files hashed', read=0, note='a b')\n"
-        "assert 'structlog' not in sys.modules and 'asyncio' not in sys.modules and 'rich' not in sys.modules\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert re.fullmatch(STAMP + r" \[info     \] local files hashed {13}note='a b' read=0\n", done.stderr)
+    err = logged_in_a_fresh_process("console", "read=0, note='a b'")
+    assert re.fullmatch(STAMP + r" \[info     \] local files hashed {13}note='a b' read=0\n", err)
