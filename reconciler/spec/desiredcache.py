@@ -86,7 +86,15 @@ class _Corrupt(Exception):
     """The file is not one this module wrote for these inputs."""
 
 
-def inputs_digest(read: SpecFiles) -> str:
+def inputs_digest(read: SpecFiles) -> str | None:
+    """The key, or None when pixel's own source cannot be read (a sourceless install): no cache then."""
+    try:
+        return _inputs_digest(read)
+    except OSError:
+        return None
+
+
+def _inputs_digest(read: SpecFiles) -> str:
     digest = hashlib.sha256(f"pixel desired {FORMAT}\0{read.directory}\0{os.getcwd()}\0".encode())
     for file, raw in read.files:
         digest.update(f"{file.name}\0{len(raw)}\0".encode())

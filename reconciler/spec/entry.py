@@ -26,9 +26,8 @@ def load_specs(spec_dir: Path, env: Mapping[str, str]) -> Desired | SpecErrors:
     """The Desired state of `spec_dir` with `${VAR}` from `env`, or every located problem (file, YAML path,
     line) in file then line order; the cache directory is `env`'s too."""
     read = read_spec_files(spec_dir)
-    key = desiredcache.inputs_digest(read) if read is not None else ""
-    cache = _cache_file(read, env) if read is not None else None
-    if cache is not None and (hit := desiredcache.cached(cache, key, env)) is not None:
+    slot = _slot(read, env) if read is not None else None
+    if slot is not None and (hit := desiredcache.cached(*slot, env)) is not None:
         return hit
     # Only a directory that must be read as YAML pays for the loader, PyYAML and the schema's digest.
     from reconciler.spec.loader import load_desired
@@ -40,15 +39,19 @@ def load_specs(spec_dir: Path, env: Mapping[str, str]) -> Desired | SpecErrors:
         desired = load_desired(spec_dir, recording, ValidCache(valid_specs_file(env), SPEC_SCHEMA), read=read)
     except SpecErrors as exc:
         return exc
-    if cache is not None:
+    if slot is not None:
         # Not written: the next run loads the specs again, slower and never wrong.
         with contextlib.suppress(desiredcache.Uncacheable, OSError):
-            desiredcache.remember(cache, key, recording.names, env, desired)
+            desiredcache.remember(*slot, recording.names, env, desired)
     return desired
 
 
-def _cache_file(read: SpecFiles, env: Mapping[str, str]) -> Path:
-    """One file per spec directory and working directory (the Desired's file names are relative to it), so two
-    spec directories used in turn keep their own."""
+def _slot(read: SpecFiles, env: Mapping[str, str]) -> tuple[Path, str] | None:
+    """(the cache file, the key) of these spec files; None when they cannot be cached. One file per spec
+    directory and working directory (the Desired's file names are relative to it), so two spec directories used
+    in turn keep their own."""
+    key = desiredcache.inputs_digest(read)
+    if key is None:
+        return None
     place = hashlib.sha256(f"{read.directory}\0{os.getcwd()}".encode()).hexdigest()[:32]
-    return desired_cache_dir(env) / f"{place}.json"
+    return desired_cache_dir(env) / f"{place}.json", key

@@ -191,6 +191,7 @@ def test_no_damaged_file_is_ever_trusted(cwd: Path, cut: int, flip: int, bit: in
         data[flip % len(data)] ^= 1 << bit
     file.write_bytes(bytes(data))
     key = desiredcache.inputs_digest(_read(specs))
+    assert key is not None
     hit = desiredcache.cached(file, key, env)
     assert hit is None or (bytes(data) == good and hit == fresh)
 
@@ -231,3 +232,13 @@ def test_no_secret_is_written_to_the_cache(cwd: Path) -> None:
     text = file.read_bytes()
     assert b"LAKE_SECRET" in text
     assert b"s3cr3t" not in text and b"tok-45" not in text and b"pw0rd" not in text
+
+
+def test_without_pixels_own_source_nothing_is_cached_and_the_specs_still_load(
+    cwd: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(desiredcache, "_PACKAGE", cwd / "no-such-install")
+    specs = write(cwd / "specs", {"s.yaml": SPEC})
+    env = {"PIXEL_CACHE_DIR": str(cwd / "cache")}
+    assert loaded(specs, env) == load_desired(specs, env)
+    assert cache_files(env) == []
