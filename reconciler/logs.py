@@ -3,7 +3,10 @@
 Under `--log-format json` the events are rendered here, as structlog's JSONRenderer rendered them (sorted
 keys, `level`, an ISO `timestamp` in UTC, `redact` first), so a run that logs only JSON lines (CI, the bench's
 warm no-op) never imports structlog, nor the asyncio its stdlib module pulls in: 60 ms of a 0.3 s plan.
-The console renderer, and every event logged before `configure_logging` (a library caller), stay structlog's.
+The console format without colours (stderr not a terminal, or NO_COLOR) is rendered here too, as
+structlog's ConsoleRenderer(colors=False) rendered it: structlog's console renderer brings rich, pygments,
+attrs and asyncio, ~150 modules, for lines a CI log shows as plain text. Colours, an event carrying an
+exception or a stack, and every event logged before `configure_logging` (a library caller) stay structlog's.
 """
 
 from __future__ import annotations
@@ -124,24 +127,40 @@ def console_colors(stream: TextIO, environ: Mapping[str, str] | None = None) -> 
 
 @dataclass(frozen=True, slots=True)
 class _Rendered:
-    """Where and from which level `configure_logging` asked JSON events to go."""
+    """Where and from which level `configure_logging` asked the events pixel renders itself to go."""
 
     level: int
     file: TextIO
+    console: bool = False  # plain console lines; else JSON lines
 
 
-# None until configure_logging, and under the console format: structlog renders then.
+# The events pixel renders itself: None until configure_logging, and under the coloured console format
+# (structlog renders then).
 _JSON: list[_Rendered | None] = [None]
+# The level structlog is to be configured with on the first event it must render (one with an exception, under
+# plain console lines): configuring it imports it.
+_STRUCTLOG_LATER: list[int | None] = [None]
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+# Fields only structlog's console renderer knows how to show (a traceback, a stack).
+_STRUCTLOG_FIELDS = frozenset({"exc_info", "exception", "stack", "stack_info"})
 
 
 def configure_logging(fmt: LogFormat = LogFormat.CONSOLE, verbose: bool = False, quiet: bool = False) -> None:
     _FORMAT["name"] = fmt
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    _STRUCTLOG_LATER[0] = None
     if fmt == "json":
         _JSON[0] = _Rendered(level, sys.stderr)
         return
+    if not console_colors(sys.stderr):
+        _JSON[0] = _Rendered(level, sys.stderr, console=True)
+        _STRUCTLOG_LATER[0] = level
+        return
     _JSON[0] = None
+    _configure_structlog(level, colors=True)
+
+
+def _configure_structlog(level: int, *, colors: bool) -> None:
     import structlog
 
     structlog.configure(
@@ -150,7 +169,7 @@ def configure_logging(fmt: LogFormat = LogFormat.CONSOLE, verbose: bool = False,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact,
-            structlog.dev.ConsoleRenderer(colors=console_colors(sys.stderr)),
+            structlog.dev.ConsoleRenderer(colors=colors),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=_factory(sys.stderr),
@@ -192,14 +211,19 @@ class _Logger:
 
     def _log(self, method: str, event: str, args: tuple[Any, ...], fields: dict[str, Any]) -> None:
         rendered = _JSON[0]
-        if rendered is None:
+        if rendered is None or (rendered.console and not _STRUCTLOG_FIELDS.isdisjoint(fields)):
             import structlog
 
+            later = _STRUCTLOG_LATER[0]
+            if later is not None:
+                _STRUCTLOG_LATER[0] = None
+                _configure_structlog(later, colors=False)
             getattr(structlog.get_logger(self._name), method)(event, *args, **fields)
             return
         if _LEVELS[method] < rendered.level:
             return
-        _LineLogger(rendered.file).msg(_json_line(method, _interpolated(event, args), fields))
+        render = _console_line if rendered.console else _json_line
+        _LineLogger(rendered.file).msg(render(method, _interpolated(event, args), fields))
 
     def debug(self, event: str, *args: Any, **fields: Any) -> None:
         self._log("debug", event, args, fields)
@@ -219,8 +243,35 @@ def _json_line(level: str, event: str, fields: dict[str, Any]) -> str:
     `redact`, then the renderer (sorted keys, json's own escaping)."""
     record: dict[str, Any] = {**fields, "event": event}
     record["level"] = level
-    record["timestamp"] = datetime.datetime.now(tz=datetime.UTC).isoformat().replace("+00:00", "Z")
+    record["timestamp"] = _now()
     return json.dumps(redact(None, level, record), default=_fallback, sort_keys=True)
+
+
+# structlog's ConsoleRenderer: the level padded to its longest name ("exception"), the event to 30 characters.
+_LEVEL_WIDTH = 9
+_EVENT_WIDTH = 30
+_QUOTED = frozenset(" \t=\r\n\"'")
+
+
+def _console_line(level: str, event: str, fields: dict[str, Any]) -> str:
+    """The line structlog's ConsoleRenderer(colors=False) made of this event under configure_logging's
+    processors: the timestamp, `[level]`, the event padded, `[logger]` columns, then key=value sorted by key."""
+    record = redact(None, level, {**fields, "event": event, "level": level, "timestamp": _now()})
+    columns = [str(record.pop("timestamp")), f"[{record.pop('level'):<{_LEVEL_WIDTH}}]"]
+    columns.append(f"{record.pop('event')!s:<{_EVENT_WIDTH}}")
+    columns += [f"[{record.pop(key)!s}]" for key in ("logger", "logger_name") if key in record]
+    columns += [f"{key}={_console_value(record[key])}" for key in sorted(record)]
+    return " ".join(column for column in columns if column).rstrip(" ")
+
+
+def _console_value(value: Any) -> str:
+    if isinstance(value, str) and _QUOTED.isdisjoint(value):
+        return value
+    return repr(value)
+
+
+def _now() -> str:
+    return datetime.datetime.now(tz=datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
 def get_logger(name: str = "pixel") -> Any:

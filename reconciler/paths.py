@@ -1,8 +1,9 @@
 """Where pixel keeps its files on this machine: one directory, and what lives under it.
 
 Everything here is a cache or a record that may be lost: the local hash cache (`observe/hashcache.py`), the
-specs already known valid (`spec/validcache.py`), the last apply per bucket (`apply/history.py`) and the
-loader's copies of objects and record indexes (`loader/`). Each caller asks this module rather than joining
+specs already known valid (`spec/validcache.py`), the Desired last built from them (`spec/desiredcache.py`),
+the last apply per bucket (`apply/history.py`) and the loader's copies of objects and record indexes
+(`loader/`). Each caller asks this module rather than joining
 names onto the directory itself, so one environment variable moves all of them together.
 """
 
@@ -38,6 +39,11 @@ def hash_cache_file(env: Mapping[str, str] | None = None) -> Path:
 def valid_specs_file(env: Mapping[str, str] | None = None) -> Path:
     """The digests of spec documents that passed the JSON Schema."""
     return cache_dir(env) / VALID_SPECS_FILE
+
+
+def desired_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """One file per spec directory: the Desired last built from it and what it was built from."""
+    return cache_dir(env) / "desired"
 
 
 def apply_history_dir(env: Mapping[str, str] | None = None) -> Path:

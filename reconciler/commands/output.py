@@ -14,7 +14,6 @@ from reconciler.model import Desired, Plan
 from reconciler.plan import serialize
 from reconciler.plan.guards import GuardLimits
 from reconciler.plan.render import render_text
-from reconciler.plan.render_markdown import render_markdown
 
 FORMATS = ("text", "markdown", "json")
 
@@ -48,6 +47,9 @@ def render_plan(
     if output_format == "json":
         return serialize.dumps(plan, limits=limits)
     if output_format == "markdown":
+        # Imported here: it brings `html` (its entity table), which a text or JSON plan never needs.
+        from reconciler.plan.render_markdown import render_markdown
+
         return render_markdown(plan, desired)
     return render_text(plan, desired, color=color_wanted(sys.stdout.isatty()), compact=compact)
 

@@ -26,6 +26,11 @@ from reconciler.model import (
 )
 from reconciler.spec.document import DeclaredStore, Report, SpecDocument, as_prefix, declarations, store_ref
 from reconciler.spec.errors import SpecError, SpecErrors, YamlPath, format_path
+
+# Re-exported: `pixel validate` and `pixel fmt` read the same files under the same limit.
+from reconciler.spec.files import MAX_SPEC_BYTES as MAX_SPEC_BYTES
+from reconciler.spec.files import SPEC_SUFFIXES as SPEC_SUFFIXES
+from reconciler.spec.files import SpecFiles, read_capped, spec_entries
 from reconciler.spec.final import build_final
 from reconciler.spec.interpolate import interpolate_tree
 from reconciler.spec.validate import schema_problems, show
@@ -34,23 +39,25 @@ from reconciler.spec.world import build_world
 from reconciler.spec.yamlnodes import YamlSyntaxError, parse_yaml
 from reconciler.units import parse_size
 
-SPEC_SUFFIXES = (".yaml", ".yml")
-# Far above any real spec (the example world is 8 KiB), far below what the YAML parser digests quickly:
-# a 50 MB spec took it 106 s and 3.9 GB.
-MAX_SPEC_BYTES = 5 * 1024 * 1024
 
-
-def load_desired(spec_dir: Path, env: Mapping[str, str], valid: ValidCache | None = None) -> Desired:
+def load_desired(
+    spec_dir: Path, env: Mapping[str, str], valid: ValidCache | None = None, *, read: SpecFiles | None = None
+) -> Desired:
     """Load every *.yaml / *.yml file directly in `spec_dir` into one `Desired`.
 
     `env` supplies ${VAR} values (pass os.environ from the CLI). Raises SpecErrors
     listing every problem found; local store roots are not required to exist.
-    `valid`: documents that passed the schema before, which are not validated again.
+    `valid`: documents that passed the schema before, which are not validated again. `read`: the directory's
+    spec files already read (`files.read_spec_files`), parsed instead of reading the directory again.
     """
     spec_dir = Path(os.path.abspath(spec_dir))
     report = Report()
-    files = _spec_files(spec_dir)
-    documents = [doc for index, file in enumerate(files) if (doc := _read(file, index, env, report))]
+    if read is None:
+        files = _spec_files(spec_dir)
+        known: list[bytes | None] = [None] * len(files)
+    else:
+        files, known = [file for file, _ in read.files], [raw for _, raw in read.files]
+    documents = [doc for index, file in enumerate(files) if (doc := _read(file, index, known[index], env, report))]
     for doc in documents:
         # A value already reported by the YAML or ${...} step holds a stand-in; the
         # schema's view of that stand-in would only be a confusing echo.
@@ -118,25 +125,17 @@ def _spec_files(spec_dir: Path) -> list[Path]:
         entries = sorted(spec_dir.iterdir())
     except OSError as exc:
         raise fail(f"cannot list spec directory: {exc.strerror or exc}") from None
-    # Dotfiles are skipped like Terraform does: editors leave `.#name.yaml` locks and
-    # `.name.yaml.swp`-style copies that are not specs.
-    files = [
-        entry
-        for entry in entries
-        if entry.suffix.lower() in SPEC_SUFFIXES and not entry.name.startswith(".") and entry.is_file()
-    ]
+    files = spec_entries(entries)
     if not files:
         raise fail("no spec files (*.yaml, *.yml) in spec directory")
     return files
 
 
-def _read(file: Path, index: int, env: Mapping[str, str], report: Report) -> SpecDocument | None:
+def _read(
+    file: Path, index: int, known: bytes | None, env: Mapping[str, str], report: Report
+) -> SpecDocument | None:
     try:
-        with file.open("rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            # At most one byte past the limit is read: the size a stat reports can lie (a FIFO, /proc).
-            raw = b"" if size > MAX_SPEC_BYTES else handle.read(MAX_SPEC_BYTES + 1)
-            size = max(size, len(raw))
+        raw, size = read_capped(file) if known is None else (known, len(known))
         if size > MAX_SPEC_BYTES:
             report.add_file(
                 file, index, None,

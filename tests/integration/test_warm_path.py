@@ -1,4 +1,5 @@
-"""The warm no-op plan needs neither boto3/botocore nor jsonschema; parallel listing equals sequential listing."""
+"""The warm no-op plan needs neither boto3/botocore, jsonschema, YAML nor structlog; parallel listing equals
+sequential listing."""
 
 from __future__ import annotations
 
@@ -18,12 +19,17 @@ from reconciler.stores.s3 import listing as s3_listing
 from reconciler.stores.s3.direct.raw import direct
 from tests.integration.pixelenv import write_specs
 
-HEAVY = ("boto3", "botocore", "jsonschema", "awscrt", "s3transfer")
+# yaml: the Desired built from the same spec bytes is cached; structlog (and the asyncio, rich and pygments it
+# brings): plain console lines are rendered by pixel; click.shell_completion: only completion needs it.
+HEAVY = (
+    "boto3", "botocore", "jsonschema", "awscrt", "s3transfer", "yaml", "structlog", "asyncio", "rich", "pygments",
+    "importlib.metadata", "click.shell_completion",
+)
 # Runs the real CLI in this process's interpreter and reports which heavy packages it imported.
 PROBE = (
-    "import atexit, json, sys\n"
-    "atexit.register(lambda: sys.stderr.write('\\nIMPORTED=' + json.dumps(sorted({m.split('.')[0] for m in sys.modules"
-    f" if m.split('.')[0] in {HEAVY!r}}})) + '\\n'))\n"
+    f"import atexit, json, sys\nHEAVY = {HEAVY!r}\n"
+    "atexit.register(lambda: sys.stderr.write('\\nIMPORTED=' + json.dumps(sorted({m if m in HEAVY else m.split('.')[0]"
+    " for m in sys.modules if m in HEAVY or m.split('.')[0] in HEAVY})) + '\\n'))\n"
     "from reconciler.cli import main\n"
     "sys.argv = ['pixel', *sys.argv[1:]]\n"
     "main()\n"
@@ -37,7 +43,7 @@ def imported(args: list[str], env: dict[str, str]) -> tuple[int, list[str], str]
 
 
 @pytest.mark.integration
-def test_warm_plan_of_a_push_mapping_imports_no_boto3_botocore_or_jsonschema(
+def test_warm_plan_of_a_push_mapping_imports_no_boto3_botocore_jsonschema_yaml_or_structlog(
     seaweed: SeaweedServer, bucket: str, tmp_path: Path
 ) -> None:
     root = tmp_path / "data"
@@ -67,16 +73,19 @@ def test_warm_plan_of_a_push_mapping_imports_no_boto3_botocore_or_jsonschema(
     assert code == 0, out  # no changes, and the plan did run
     assert "No changes" in out
     assert heavy == [], f"a warm no-op plan imported {heavy}"
-    # A changed spec is validated again (jsonschema comes back), and a bad one is still refused.
+    # A changed spec is read and validated again (yaml and jsonschema come back), and a bad one is still refused.
     text = (specs / "specs.yaml").read_text()
     (specs / "specs.yaml").write_text(text.replace("prune: true", "prune: yes-please"))
     code, heavy, out = imported(["plan", "--specs", str(specs)], env)
-    assert code == 1 and "prune" in out and "jsonschema" in heavy, out
+    assert code == 1 and "prune" in out and {"jsonschema", "yaml"} <= set(heavy), out
     (specs / "specs.yaml").write_text(text)
-    # A corrupt validation cache only means the specs are validated.
-    (tmp_path / "cache" / "specs-valid.json").write_text("{not json")
+    # Corrupt caches (the Desired's, the validation's) only mean the specs are read and validated.
+    for cache in [tmp_path / "cache" / "specs-valid.json", *(tmp_path / "cache" / "desired").glob("*.json")]:
+        cache.write_text("{not json")
     code, heavy, out = imported(["plan", "--specs", str(specs), "--detailed-exitcode"], env)
-    assert code == 0 and "jsonschema" in heavy, out
+    assert code == 0 and {"jsonschema", "yaml"} <= set(heavy), out
+    code, heavy, out = imported(["plan", "--specs", str(specs), "--detailed-exitcode"], env)
+    assert code == 0 and heavy == [], out  # and written again
 
 
 # Odd keys (spaces, '+', '%', unicode, XML specials), keys that sort around '/', several pages.

@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler import logs
+from tests.unit.structlog_lines import logged_in_a_fresh_process, structlog_line
 
 FIELD_NAMES = st.sampled_from(["key", "n", "bytes_read", "aws_secret_access_key", "headers", "ü", "timestamp"])
 VALUES = st.recursive(
@@ -32,25 +31,6 @@ def restore() -> Iterator[None]:
     yield
     structlog.configure(**saved)
     logs._JSON[0] = rendered
-
-
-def _structlog_line(level: str, event: str, fields: dict[str, Any]) -> str:
-    """What structlog rendered under the pipeline configure_logging("json") used to give it."""
-    out = io.StringIO()
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            logs.redact,
-            structlog.processors.JSONRenderer(sort_keys=True),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(10),
-        logger_factory=structlog.PrintLoggerFactory(out),
-        cache_logger_on_first_use=False,
-    )
-    getattr(structlog.get_logger("pixel"), level)(event, **fields)
-    return out.getvalue().rstrip("\n")
 
 
 def _without_time(line: str) -> dict[str, Any]:
@@ -73,7 +53,7 @@ def test_a_json_line_is_the_one_structlog_rendered(
     getattr(logs.get_logger("pixel"), level)(event, **fields)
     ours = out.getvalue()
     assert ours.endswith("\n") and ours.count("\n") == 1
-    theirs = _structlog_line(level, event, fields)
+    theirs = structlog_line(structlog.processors.JSONRenderer(sort_keys=True), level, event, fields)
     assert _without_time(ours) == _without_time(theirs)
     # Byte for byte, once the clock is out of it: key order, spacing, json's escaping.
     assert re.sub(r'"timestamp": "[^"]*"', "", ours.rstrip("\n")) == re.sub(r'"timestamp": "[^"]*"', "", theirs)
@@ -90,13 +70,4 @@ def test_json_logging_filters_by_level_and_interpolates(restore: None) -> None:
 
 
 def test_a_run_logging_json_never_imports_structlog() -> None:
-    script = (
-        "import sys\n"
-        "from reconciler.logs import configure_logging, get_logger\n"
-        "configure_logging('json', verbose=True)\n"
-        "get_logger('pixel.observe').info('local files hashed', read=0)\n"
-        "assert 'structlog' not in sys.modules and 'asyncio' not in sys.modules, sorted(sys.modules)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stderr)["event"] == "local files hashed"
+    assert json.loads(logged_in_a_fresh_process("json", "read=0"))["event"] == "local files hashed"

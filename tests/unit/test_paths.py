@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 from reconciler import paths
 
 REPO = Path(__file__).resolve().parents[2]
-PLACES = (paths.hash_cache_file, paths.valid_specs_file, paths.apply_history_dir, paths.dataset_cache_dir)
+PLACES = (
+    paths.hash_cache_file,
+    paths.valid_specs_file,
+    paths.desired_cache_dir,
+    paths.apply_history_dir,
+    paths.dataset_cache_dir,
+)
 
 
 def test_cache_dir_prefers_pixel_cache_dir_then_xdg_then_home() -> None:

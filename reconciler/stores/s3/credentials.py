@@ -24,7 +24,6 @@ endpoint or credential choice.
 
 from __future__ import annotations
 
-import configparser
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -75,6 +74,9 @@ def _read_ini(path: str) -> dict[str, dict[str, str]] | None:
     path = os.path.expanduser(os.path.expandvars(path))
     if not os.path.isfile(path):
         return {}
+    # Imported only when a file is there to read: keys from the environment (CI, the warm no-op) need no parser.
+    import configparser
+
     parser = configparser.RawConfigParser()
     try:
         parser.read([path])
