@@ -386,17 +386,23 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         if obj.md5 is None:
             return self._build_index(obj)
         if self.indexes is None:
-            return self._published_index(obj) or self._build_index(obj)
+            return self._known_index(obj) or self._build_index(obj)
         found = self.indexes.get(obj.md5, obj.fmt)
         if found is not None:
             return found
         # One process per machine counts an object (DataLoader workers all ask at once); the others wait for
         # its index rather than parse the same bytes again. A counter that takes too long is not waited for.
         with self.indexes.building(obj.md5, obj.fmt):
-            found = self.indexes.get(obj.md5, obj.fmt)
-            if found is None and (found := self._published_index(obj)) is not None:
-                self.indexes.put(found, obj.fmt)
-            return found if found is not None else self._build_index(obj)
+            return self._known_index(obj) or self._build_index(obj)
+
+    def _known_index(self, obj: SourceObject) -> RecordIndex | None:
+        """The object's index without reading the object: kept by md5, else the one apply published (kept
+        from then on); None when neither is there."""
+        assert obj.md5 is not None
+        found = self.indexes.get(obj.md5, obj.fmt) if self.indexes is not None else None
+        if found is None and (found := self._published_index(obj)) is not None and self.indexes is not None:
+            self.indexes.put(found, obj.fmt)
+        return found
 
     def _published_index(self, obj: SourceObject) -> RecordIndex | None:
         """The index apply wrote beside the object (`manifests/record_index.py`), when the registry vouches for
@@ -545,12 +551,13 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         A big object with no index yet is read whole, as any object: the md5s of its spans would come from the
         very bytes being read, and only the object's md5 vouches for those, so nothing can be yielded before
         the whole object is checked. Indexing it here would add a pass (and an fsync to read the spans back from
-        the cache) to that first read; the index comes instead from any reader that counts (ranks, workers,
-        len()), kept by md5 in index_dir."""
+        the cache) to that first read; the index comes instead from apply (published beside a registered
+        dataset: one small GET here) or from any reader that counts (ranks, workers, len()), kept by md5 in
+        index_dir."""
         obj = self.objects[i]
-        if obj.md5 is None or self.indexes is None or not splits(obj.fmt, obj.size):
+        if obj.md5 is None or not splits(obj.fmt, obj.size):
             return [Unit(i, 0)]
-        index = self.indexes.get(obj.md5, obj.fmt)
+        index = self._known_index(obj)
         if index is None or not index.spans:
             return [Unit(i, 0)]
         return [Unit(i, index.records, index=index)]
