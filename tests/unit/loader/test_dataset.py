@@ -6,10 +6,12 @@ import dataclasses
 import io
 import json
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
 
+from reconciler.loader import dataset as dataset_module
 from reconciler.loader import index
 from reconciler.loader.cache import ObjectCache
 from reconciler.loader.dataset import DatasetChanged, StreamingDataset
@@ -164,3 +166,25 @@ def test_a_span_fetched_ahead_that_fails_fails_after_every_record_of_the_span_be
                                            worker_info=lambda: None):
                 got.append(record["id"])
     assert got == list(range(built.spans[0].records + built.spans[1].records))
+
+
+def test_a_warm_pass_opens_no_object_on_a_helper_thread(tmp_path: Path) -> None:
+    """Opening a cached copy is local work: handed to the open-ahead thread, each shard of a warm pass waited
+    for the GIL to come back. A cold pass still opens (sends the GET for) the next object ahead."""
+    store, objects = make_store([3] * 6)
+    ahead: list[str] = []
+    real = dataset_module._OpenAhead.ahead
+
+    def counted(self: Any, obj: SourceObject) -> None:
+        ahead.append(obj.key)
+        real(self, obj)
+
+    with mock.patch.object(dataset_module._OpenAhead, "ahead", counted):
+        cold = StreamingDataset(objects, {"mem": store}, cache=ObjectCache(tmp_path), worker_info=lambda: None)
+        assert sum(1 for _ in cold) == 18
+        assert ahead == [o.key for o in objects[1:]]
+        ahead.clear()
+        warm = StreamingDataset(objects, {"mem": store}, cache=ObjectCache(tmp_path), worker_info=lambda: None)
+        assert sum(1 for _ in warm) == 18
+    assert ahead == []
+    assert warm.cache is not None and warm.cache.hits == 6
