@@ -751,7 +751,9 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         cache = self.cache if self.cache is not None and self.cache.fits(obj.size) else None
         online = not self.offline and self._reads.down_since is None
         if online and (cache is None or not cache.has(obj.md5)):
-            filling = cache.fill(obj.md5, index.size, label=label) if cache is not None else None
+            # Every byte _streamed writes has matched its span's md5 first, and the spans tile the bytes of
+            # obj.md5 (an index is only kept or taken for that md5): hashing the whole again would cost a core.
+            filling = cache.fill(obj.md5, index.size, label=label, vouched=True) if cache is not None else None
             if cache is None or filling is not None:
                 yield from self._streamed(obj, index, filling)
                 return

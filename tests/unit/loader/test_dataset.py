@@ -11,6 +11,7 @@ from unittest import mock
 
 import pytest
 
+from reconciler.loader import cache as cache_module
 from reconciler.loader import dataset as dataset_module
 from reconciler.loader import index
 from reconciler.loader.cache import ObjectCache
@@ -188,3 +189,44 @@ def test_a_warm_pass_opens_no_object_on_a_helper_thread(tmp_path: Path) -> None:
         assert sum(1 for _ in warm) == 18
     assert ahead == []
     assert warm.cache is not None and warm.cache.hits == 6
+
+
+def test_a_lone_stream_hashes_each_byte_once_and_its_cached_copy_is_the_object(tmp_path: Path) -> None:
+    """Each span is checked against the index's md5 before its records are used; the cache does not hash the
+    whole object again on the way in (that was a second md5 of every byte on two cores), and what it keeps is
+    still exactly the object: a hash of it all, as verify="always" makes, agrees."""
+    store = MemoryStore("mem")
+    body = b"".join(json.dumps({"id": i, "pad": "x" * 50}).encode() + b"\n" for i in range(2000))
+    store.put("big.jsonl", body)
+    entry = store.stat("big.jsonl")
+    assert entry is not None
+    obj = SourceObject("mem", "big.jsonl", entry.md5, entry.size, RecordFormat.JSONL)
+    hashed = [0]
+    real = cache_module.hashlib.md5
+
+    class Counting:
+        def __init__(self, data: bytes = b"") -> None:
+            self._md5 = real(data)
+            hashed[0] += len(data)
+
+        def update(self, data: bytes) -> None:
+            hashed[0] += len(data)
+            self._md5.update(data)
+
+        def hexdigest(self) -> str:
+            return self._md5.hexdigest()
+
+    with mock.patch.object(index, "SPAN_BYTES", 8 * 1024):
+        IndexStore(tmp_path / "indexes").put(index.build(io.BytesIO(body), key=obj.key, fmt=obj.fmt, split=True),
+                                             obj.fmt)
+        cache = ObjectCache(tmp_path / "cache")
+        with mock.patch.object(cache_module, "hashlib", mock.Mock(md5=Counting)):
+            ds = StreamingDataset([obj], {"mem": store}, cache=cache, index_dir=tmp_path / "indexes",
+                                  worker_info=lambda: None)
+            assert [r["id"] for r in ds] == list(range(2000))
+    assert hashed[0] == 0
+    assert cache.downloads == 1
+    checked = ObjectCache(tmp_path / "cache", verify="always").use(str(obj.md5), entry.size)
+    assert checked is not None
+    with checked:
+        assert checked.read() == body
