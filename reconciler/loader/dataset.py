@@ -916,9 +916,11 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
 
     def _pin(self, obj: SourceObject) -> str | None:
         """The ETag that asks the server for exactly the resolved version: one a HEAD of this dataset showed
-        holding the md5, else the md5 itself (a single-part object's ETag). Whatever comes is still checked
-        against the md5 (or the span's); a wrong ETag costs only a 412 and a HEAD."""
-        return self._versions.get((obj.store, obj.key), obj.md5)
+        holding the md5, else the one resolution saw with that md5 (a multipart object's ETag is no md5: pinned
+        by the md5, each read of it paid a 412 and a HEAD first), else the md5 itself (a single-part object's
+        ETag). Whatever comes is still checked against the md5 (or the span's); a wrong ETag costs only a 412
+        and a HEAD."""
+        return self._versions.get((obj.store, obj.key), obj.etag or obj.md5)
 
     def _open(self, obj: SourceObject) -> contextlib.AbstractContextManager[BinaryIO]:
         """The object's verified bytes: from S3 (or the cache, checked against S3), else offline from the cache."""

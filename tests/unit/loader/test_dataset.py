@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -230,3 +231,28 @@ def test_a_lone_stream_hashes_each_byte_once_and_its_cached_copy_is_the_object(t
     assert checked is not None
     with checked:
         assert checked.read() == body
+
+
+def test_an_object_whose_etag_is_no_md5_is_read_by_the_etag_resolution_saw_without_a_412_and_a_head(
+    tmp_path: Path,
+) -> None:
+    store = MemoryStore("mem")
+    body = b"".join(json.dumps({"id": i}).encode() + b"\n" for i in range(5))
+    store.put("multi.jsonl", body, foreign=True)  # a multipart ETag; the md5 known from elsewhere (metadata)
+    entry = store.stat("multi.jsonl")
+    assert entry is not None and entry.md5 is None
+    obj = SourceObject("mem", "multi.jsonl", hashlib.md5(body).hexdigest(), len(body), RecordFormat.JSONL,
+                       etag=entry.etag)
+    with mock.patch.object(store, "stat", wraps=store.stat) as stat, \
+            mock.patch.object(store, "open", wraps=store.open) as opened:
+        ds = StreamingDataset([obj], {"mem": store}, cache=ObjectCache(tmp_path), worker_info=lambda: None)
+        assert [r["id"] for r in ds] == list(range(5))
+    assert stat.call_count == 0
+    assert [c.kwargs.get("if_match") for c in opened.call_args_list] == [entry.etag]
+    store.put("multi.jsonl", body.replace(b'"id": 4', b'"id": 9'), foreign=True)  # changed: refused, not served
+    got: list[int] = []
+    with pytest.raises(PermanentStoreError, match="BadDigest|expected 50 bytes with md5"):
+        for record in StreamingDataset([obj], {"mem": store}, cache=ObjectCache(tmp_path / "other"),
+                                       worker_info=lambda: None):
+            got.append(record["id"])
+    assert got == []
