@@ -38,7 +38,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.context import get_spawning_popen
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, Protocol, cast, runtime_checkable
+from typing import Any, BinaryIO, Generic, Literal, Protocol, Self, TypeVar, cast, runtime_checkable
 
 from reconciler.loader import state as loader_state
 from reconciler.loader.cache import Filling, ObjectCache
@@ -97,49 +97,50 @@ def _read_at_most(stream: BinaryIO, limit: int) -> bytes:
     return b"".join(parts)
 
 
-class _OpenAhead:
-    """Objects opened in the reader's order, the next one on a helper thread while the current one is read."""
+K = TypeVar("K")
+V = TypeVar("V")
 
-    def __init__(self, open_: Callable[[SourceObject], contextlib.AbstractContextManager[BinaryIO]]) -> None:
-        self._open = open_
+
+class _Ahead(Generic[K, V]):
+    """One piece of work done on a helper thread ahead of the reader, for `key`: taken when the reader gets
+    there, else waited out (a download does not outlive its reader) and its result given `_unused`."""
+
+    def __init__(self, work: Callable[[K], V], name: str) -> None:
+        self._work = work
+        self._name = name
         self._pool: ThreadPoolExecutor | None = None
-        self._ahead: tuple[SourceObject, Future[_Opened]] | None = None
+        self._ahead: tuple[K, Future[V]] | None = None
 
-    def _enter(self, obj: SourceObject) -> _Opened:
-        stack = contextlib.ExitStack()
-        try:
-            stream = stack.enter_context(self._open(obj))
-        except BaseException:
-            stack.close()
-            raise
-        return stack, stream
-
-    def open(self, obj: SourceObject) -> _Opened:
-        """`obj` opened: the one opened ahead if it is that object (its failure, if it failed, raised now)."""
-        if self._ahead is not None and self._ahead[0] is obj:
-            future, self._ahead = self._ahead[1], None
-            return future.result()
-        self._discard()
-        return self._enter(obj)
-
-    def ahead(self, obj: SourceObject) -> None:
+    def ahead(self, key: K) -> None:
+        if self._ahead is not None and self._ahead[0] == key:
+            return
         self._discard()
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixel-loader-open")
-        self._ahead = (obj, self._pool.submit(self._enter, obj))
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
+        self._ahead = (key, self._pool.submit(self._work, key))
+
+    def take(self, key: K) -> Future[V] | None:
+        """The work done ahead for `key` (its failure raised by .result()), else None."""
+        if self._ahead is not None and self._ahead[0] == key:
+            future, self._ahead = self._ahead[1], None
+            return future
+        self._discard()
+        return None
 
     def _discard(self) -> None:
-        """Close what was opened ahead and not read (the iteration stopped): its cache lock is released."""
         if self._ahead is None:
             return
         future, self._ahead = self._ahead[1], None
         try:
-            stack, _ = future.result()
+            done = future.result()
         except Exception:  # it was never going to be read: its failure is nobody's
             return
-        stack.close()
+        self._unused(done)
 
-    def __enter__(self) -> _OpenAhead:
+    def _unused(self, done: V) -> None:
+        """What becomes of a result nobody read."""
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -147,7 +148,34 @@ class _OpenAhead:
         if self._pool is not None:
             self._pool.shutdown()
 
-class _SpanAhead:
+
+class _OpenAhead(_Ahead[SourceObject, _Opened]):
+    """Objects opened in the reader's order, the next one on a helper thread while the current one is read."""
+
+    def __init__(self, open_: Callable[[SourceObject], contextlib.AbstractContextManager[BinaryIO]]) -> None:
+        def enter(obj: SourceObject) -> _Opened:
+            stack = contextlib.ExitStack()
+            try:
+                stream = stack.enter_context(open_(obj))
+            except BaseException:
+                stack.close()
+                raise
+            return stack, stream
+
+        self._enter = enter
+        super().__init__(enter, "pixel-loader-open")
+
+    def open(self, obj: SourceObject) -> _Opened:
+        """`obj` opened: the one opened ahead if it is that object (its failure, if it failed, raised now)."""
+        future = self.take(obj)
+        return future.result() if future is not None else self._enter(obj)
+
+    def _unused(self, done: _Opened) -> None:
+        """Close what was opened ahead and not read (the iteration stopped): its cache lock is released."""
+        done[0].close()
+
+
+class _SpanAhead(_Ahead[tuple[SourceObject, Span], bytes]):
     """The next span's verified bytes fetched on a helper thread while the current span's records are decoded.
 
     A ranged GET, its md5 and the cache write of one span overlap the decoding of the one before: read one at
@@ -155,41 +183,12 @@ class _SpanAhead:
     come out of a fetch, and a fetch's failure is raised when its span is reached, not before."""
 
     def __init__(self, fetch: Callable[[SourceObject, Span], bytes]) -> None:
-        self._fetch = fetch
-        self._pool: ThreadPoolExecutor | None = None
-        self._ahead: tuple[SourceObject, Span, Future[bytes]] | None = None
+        super().__init__(lambda key: fetch(*key), "pixel-loader-span")
 
-    def ahead(self, obj: SourceObject, span: Span) -> None:
-        if self._ahead is not None and self._ahead[0] is obj and self._ahead[1] == span:
-            return
-        self._discard()
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixel-loader-span")
-        self._ahead = (obj, span, self._pool.submit(self._fetch, obj, span))
-
-    def take(self, obj: SourceObject, span: Span) -> bytes | None:
+    def bytes_of(self, obj: SourceObject, span: Span) -> bytes | None:
         """The span's bytes if they were fetched ahead (its fetch's failure raised now), else None."""
-        if self._ahead is not None and self._ahead[0] is obj and self._ahead[1] == span:
-            future, self._ahead = self._ahead[2], None
-            return future.result()
-        self._discard()
-        return None
-
-    def _discard(self) -> None:
-        """Wait out a fetch that will not be read (the iteration stopped): no download outlives the reader."""
-        if self._ahead is None:
-            return
-        future, self._ahead = self._ahead[2], None
-        with contextlib.suppress(Exception):  # it was never going to be read: its failure is nobody's
-            future.result()
-
-    def __enter__(self) -> _SpanAhead:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._discard()
-        if self._pool is not None:
-            self._pool.shutdown()
+        future = self.take((obj, span))
+        return future.result() if future is not None else None
 
 
 OnError = Literal["raise", "skip"]
@@ -690,7 +689,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                     if following is not None and following[0].span is not None:
                         after = following[0].span
                         if after.md5 != unit.span.md5:  # the same span again (it straddles blocks) is kept
-                            spans.ahead(self.objects[following[0].obj], after)
+                            spans.ahead((self.objects[following[0].obj], after))
                     yield from self._span_slots(obj, unit.span, data, ranges)
                 elif unit.index is not None:
                     yield from self._indexed_slots(obj, unit.index)
@@ -699,7 +698,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                     if following is not None:
                         after_obj = self.objects[following[0].obj]
                         if following[0].span is not None:
-                            spans.ahead(after_obj, following[0].span)
+                            spans.ahead((after_obj, following[0].span))
                         elif (following[0].index is None and after_obj.size is not None
                               and after_obj.size <= OPEN_AHEAD_MAX and not self._cached(after_obj)):
                             opener.ahead(after_obj)
@@ -832,7 +831,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         The last span read is kept: one that straddles two shuffle blocks is read for both, back to back."""
         if self._last_span is not None and self._last_span[0] == span.md5:
             return self._last_span[1]
-        data = spans.take(obj, span)
+        data = spans.bytes_of(obj, span)
         if data is None:
             data = self._fetch_span(obj, span)
         self._last_span = (span.md5, data)
