@@ -331,19 +331,25 @@ def table(section: dict[str, Any]) -> str:
 
 
 LIMITS = (
-    "records/s: decoding (orjson, one core) once the bytes arrive; cold also pays md5 and the cache write (on a",
-    "  helper thread) and shares the 2 cores with the SeaweedFS server; naive + orjson does neither.",
+    "records/s: decoding (orjson, one core) once the bytes arrive; cold also pays one md5 of every byte (each",
+    "  span against the record index) and the cache write, shares the 2 cores with the SeaweedFS server, and",
+    "  ends its pass once the cached copy is durable (an fsync: ~0.12 s per 64 MiB on the loaded machine);",
+    "  naive + orjson does none of these.",
     "warm / cold: a warm read is still bound by decoding, so the ratio is at most decode rate / download rate;",
-    "  on loopback the download is not much slower than decoding.",
-    "first record: interpreter imports are excluded; what remains is loading and validating the specs, building",
-    "  the boto3 client (most of it) and one request; on a big object with no record index, also its whole",
-    "  download, since nothing vouches for a span before the object's md5 does (with the index: one span).",
+    "  on loopback the download is not much slower than decoding. A warm pass opens cached copies in the",
+    "  reader's thread (handed to a helper, each shard waited ~2 ms for the GIL) and lists each prefix once.",
+    "first record: interpreter imports are excluded; what remains is the specs, one HEAD (resolution), one GET",
+    "  of the published record index and the first span (4 MiB and one line) downloaded and hashed. SeaweedFS",
+    "  stores an object in 4 MiB chunks and pauses at the first chunk boundary (0.6-1.3 s measured on the loaded",
+    "  machine for any reader, boto3 too), which the first span always crosses by a line; naive readers yield",
+    "  their first record before it. Without a record index (store:key row), also the whole download.",
     "shards: per object one conditional GET, one lock, one fsync and one rename; no HEAD for an uncached object;",
     "  a warm pass asks S3 with one listing of the prefix, not a HEAD per object.",
-    f"{RANKS} ranks: each rank downloads only its spans (ranged GETs) but they share the machine's cores with each",
-    "  other and the server, so the aggregate is bounded by cores / 1 rank's CPU use, not by the ranks' count;",
-    "  each rank also pays its own start (specs, boto3 client) and makes every span it caches durable (fsync,",
-    "  rename) before its pass ends.",
+    f"{RANKS} ranks: each rank downloads and hashes only its spans (ranged GETs; their CPU together is about one",
+    "  rank's) but they share the machine's cores with each other and the server, so the aggregate is bounded",
+    "  by cores / (one rank's and the server's CPU use), not by the ranks' count (the [info] lines); ranged GETs",
+    "  cost SeaweedFS more CPU than one streaming GET (a span spans two of its 4 MiB chunks), and each rank",
+    "  pays its own start (specs, boto3 client) and makes the spans it caches durable before its pass ends.",
 )
 
 
@@ -386,6 +392,12 @@ def targets(section: dict[str, Any]) -> list[str]:
                 out.append(f"[info] {case}: one cold rank uses {own / seconds:.2f} cores, the server "
                            f"{served / seconds:.2f} meanwhile: {RANKS} ranks on {cores} cores reach at most "
                            f"{cores / busy:.2f}x one rank")
+            # What the ranks cost together against one reader: their own CPU (each hashes and decodes only its
+            # spans, so about the same) and the server's (ranged GETs).
+            ranks_own, ranks_served = med("pixel_ranks", "cpu_s"), med("pixel_ranks", "server_cpu_s")
+            if own and served and ranks_own is not None and ranks_served is not None:
+                out.append(f"[info] {case}: {RANKS} ranks together use {ranks_own / own:.2f}x one rank's CPU, "
+                           f"the server {ranks_served / served:.2f}x its CPU for one rank")
     return out
 
 
