@@ -70,6 +70,9 @@ WAIT_PAUSE_S = 0.05  # how often a reader waiting for another process's download
 LOCK_TIMEOUT_S = 600.0  # eviction waits at most this long for another process's eviction
 STALL_S = 30.0  # a reader whose owner wrote nothing for this long downloads a private copy
 INLINE_MAX = 4 * CHUNK  # objects up to this size are hashed and written without a helper thread
+# A big object's writer flushes what it wrote to disk every this many bytes, while the download goes on: the
+# fsync that makes the copy durable then has little left, where it held the end of a 1 GiB pass for seconds.
+SYNC_EVERY = 64 * CHUNK
 RESCAN_EVERY = 64  # inserts between two full scans of the cache for eviction (sooner when over the limit)
 Fetch = Callable[[], AbstractContextManager[BinaryIO]]
 Verify = Literal["stat", "always"]
@@ -338,9 +341,16 @@ class _Writer:
             self._thread.start()
 
     def _run(self) -> None:
+        unsynced = 0
         while (data := self._queue.get()) is not None:
             if self.error is None:
                 self._write(data)
+                unsynced += len(data)
+                if unsynced >= SYNC_EVERY:
+                    unsynced = 0
+                    # Only to spread the disk's work: the fsync before the rename still decides durability.
+                    with contextlib.suppress(OSError):
+                        _datasync(self.fd)
 
     def _write(self, data: bytes) -> None:
         try:
@@ -366,6 +376,10 @@ class _Writer:
             self._thread.join()
         if self.error is not None:
             raise self.error
+
+
+def _datasync(fd: int) -> None:
+    (os.fdatasync if hasattr(os, "fdatasync") else os.fsync)(fd)  # macOS has no fdatasync
 
 
 _finishing: ThreadPoolExecutor | None = None
