@@ -752,7 +752,8 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         if online and (cache is None or not cache.has(obj.md5)):
             # Every byte _streamed writes has matched its span's md5 first, and the spans tile the bytes of
             # obj.md5 (an index is only kept or taken for that md5): hashing the whole again would cost a core.
-            filling = cache.fill(obj.md5, index.size, label=label, vouched=True) if cache is not None else None
+            vouched = index.md5 == obj.md5 and index.size == obj.size
+            filling = cache.fill(obj.md5, index.size, label=label, vouched=vouched) if cache is not None else None
             if cache is None or filling is not None:
                 yield from self._streamed(obj, index, filling)
                 return
