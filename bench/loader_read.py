@@ -1,7 +1,6 @@
-"""One reader of the loader benchmark, run as its own process: prints {"records", "bytes", "seconds", "first_s"}.
+"""One reader of the loader benchmark, run as its own process: prints {"records", "seconds", "first_s", "cpu_s", ...}.
 
-    python bench/loader_read.py TOOL ENDPOINT BUCKET TARGET [--specs DIR --cache DIR --name NAME --rank R --world N
-                                                   --index-dir DIR]
+    python bench/loader_read.py TOOL ENDPOINT BUCKET TARGET [--specs DIR --cache DIR --name NAME --rank R --world N]
 
 TARGET is an object key, or a prefix ending in "/" (every object under it, in key order).
 A standalone script: the s3fs peer runs it with the peers' own virtualenv
@@ -89,7 +88,7 @@ def pixel(endpoint: str, bucket: str, target: str, options: argparse.Namespace) 
     from reconciler.loader import load_dataset
 
     ds = load_dataset(options.name, options.specs, cache_dir=options.cache, cache_limit=None, rank=options.rank,
-                      world_size=options.world, partition="pad", index_dir=options.index_dir)
+                      world_size=options.world, partition="pad")
     for record in ds:
         yield len(record)
 
@@ -110,6 +109,17 @@ TOOLS: dict[str, Callable[[str, str, str, argparse.Namespace], Iterator[int]]] =
 }
 
 
+def wait_for_all(directory: str, rank: int, world: int) -> None:
+    """Ranks started together still finish importing at different times (they share the cores): each starts
+    its clock only once every rank is ready, so the aggregate's wall time is reading, not other ranks' imports."""
+    import os
+
+    with open(os.path.join(directory, f"ready-{rank}"), "w"):
+        pass
+    while len([n for n in os.listdir(directory) if n.startswith("ready-")]) < world:
+        time.sleep(0.001)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("tool", choices=sorted(TOOLS))
@@ -121,15 +131,18 @@ def main() -> None:
     parser.add_argument("--name")
     parser.add_argument("--rank", type=int, default=0)
     parser.add_argument("--world", type=int, default=1)
-    parser.add_argument("--index-dir")
+    parser.add_argument("--barrier", help="a directory: start only once --world readers are ready in it")
     options = parser.parse_args()
     import importlib
 
     for module in IMPORTS[options.tool]:
         importlib.import_module(module)
+    if options.barrier:
+        wait_for_all(options.barrier, options.rank, options.world)
     reader = TOOLS[options.tool](options.endpoint, options.bucket, options.target, options)
     began = time.time()  # wall clock: ranks run as separate processes, their spans are compared across them
     start = time.perf_counter()
+    cpu = time.process_time()  # every thread of this process: the reader, its helpers
     first = None
     records = 0
     for _ in reader:
@@ -137,7 +150,8 @@ def main() -> None:
             first = time.perf_counter() - start
         records += 1
     seconds = time.perf_counter() - start
-    json.dump({"records": records, "seconds": seconds, "first_s": first or seconds, "began": began,
+    cpu = time.process_time() - cpu
+    json.dump({"records": records, "seconds": seconds, "first_s": first or seconds, "cpu_s": cpu, "began": began,
                "ended": began + seconds}, sys.stdout)
 
 

@@ -21,8 +21,11 @@ wait. A killed owner leaves only a part file, which the next owner removes.
 
 A caller that verifies what it hands on by other means (a lone reader checking
 each span of an indexed object against the index) fills the cache with `fill()`
-instead: the same lock, part file and durable finish, no byte served from it,
-and the whole checked against the md5 before it becomes the cached copy.
+instead: the same lock, part file and durable finish, no byte served from it.
+The whole is checked against the md5 before it becomes the cached copy, unless
+the caller vouches for every byte (`vouched=True`: each span matched its md5 in
+an index of that md5, and the spans tile the object), so the object is not hashed
+a second time on the way in.
 
 A hit is checked every time: the file is opened without following symlinks (a
 symlink is refused) and its stat must be the identity recorded at write; if it
@@ -67,6 +70,9 @@ WAIT_PAUSE_S = 0.05  # how often a reader waiting for another process's download
 LOCK_TIMEOUT_S = 600.0  # eviction waits at most this long for another process's eviction
 STALL_S = 30.0  # a reader whose owner wrote nothing for this long downloads a private copy
 INLINE_MAX = 4 * CHUNK  # objects up to this size are hashed and written without a helper thread
+# A big object's writer flushes what it wrote to disk every this many bytes, while the download goes on: the
+# fsync that makes the copy durable then has little left, where it held the end of a 1 GiB pass for seconds.
+SYNC_EVERY = 64 * CHUNK
 RESCAN_EVERY = 64  # inserts between two full scans of the cache for eviction (sooner when over the limit)
 Fetch = Callable[[], AbstractContextManager[BinaryIO]]
 Verify = Literal["stat", "always"]
@@ -150,9 +156,10 @@ class ObjectCache:
         finally:
             reader.close()
 
-    def fill(self, md5: str, size: int, *, label: str) -> Filling | None:
+    def fill(self, md5: str, size: int, *, label: str, vouched: bool = False) -> Filling | None:
         """This process's download of `md5`, written into the cache as it is read (Filling), or None when another
-        process is downloading it or its copy is there: the caller then reads it another way."""
+        process is downloading it or its copy is there: the caller then reads it another way. `vouched`: the
+        caller has checked every byte it writes against digests that make up `md5` (its size is still checked)."""
         self.directory(self.path(md5).parent)
         lock = self.lock(md5)
         try:
@@ -163,7 +170,7 @@ class ObjectCache:
             lock.release()
             return None
         try:
-            return Filling(self, md5, size, lock, label)
+            return Filling(self, md5, size, lock, label, vouched=vouched)
         except BaseException:
             lock.release()
             raise
@@ -321,9 +328,10 @@ class _Writer:
     and a shard of 1 MiB is mostly still in flight to the helper when its last record is read.
     """
 
-    def __init__(self, fd: int, size: int | None) -> None:
+    def __init__(self, fd: int, size: int | None, *, hashing: bool = True) -> None:
         self.fd = fd
         self.digest = hashlib.md5()
+        self._hashing = hashing
         self.written = 0
         self.error: BaseException | None = None
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
@@ -333,13 +341,21 @@ class _Writer:
             self._thread.start()
 
     def _run(self) -> None:
+        unsynced = 0
         while (data := self._queue.get()) is not None:
             if self.error is None:
                 self._write(data)
+                unsynced += len(data)
+                if unsynced >= SYNC_EVERY:
+                    unsynced = 0
+                    # Only to spread the disk's work: the fsync before the rename still decides durability.
+                    with contextlib.suppress(OSError):
+                        _datasync(self.fd)
 
     def _write(self, data: bytes) -> None:
         try:
-            self.digest.update(data)
+            if self._hashing:
+                self.digest.update(data)
             view = memoryview(data)
             while view:
                 view = view[os.write(self.fd, view) :]
@@ -360,6 +376,10 @@ class _Writer:
             self._thread.join()
         if self.error is not None:
             raise self.error
+
+
+def _datasync(fd: int) -> None:
+    (os.fdatasync if hasattr(os, "fdatasync") else os.fsync)(fd)  # macOS has no fdatasync
 
 
 _finishing: ThreadPoolExecutor | None = None
@@ -414,19 +434,21 @@ class Filling:
     """An owner's download written into its part file as the caller reads it, with no byte served from here.
 
     For a caller that verifies what it hands on by other means (the spans of an indexed object, each against its
-    own md5): once every byte is written, the whole is checked against the object's md5 and size and becomes
-    the cached copy (durable, renamed and recorded on the finishing thread, as a _CacheReader's download);
-    anything else leaves no file behind."""
+    own md5): once every byte is written, the whole is checked against the object's md5 (unless the caller
+    vouched for every byte) and size and becomes the cached copy (durable, renamed and recorded on the finishing
+    thread, as a _CacheReader's download); anything else leaves no file behind."""
 
-    def __init__(self, cache: ObjectCache, md5: str, size: int, lock: FileLock, label: str) -> None:
-        self.cache, self.md5, self.size, self.label = cache, md5, size, label
+    def __init__(
+        self, cache: ObjectCache, md5: str, size: int, lock: FileLock, label: str, *, vouched: bool = False
+    ) -> None:
+        self.cache, self.md5, self.size, self.label, self.vouched = cache, md5, size, label, vouched
         self._lock: FileLock | None = lock
         for stale in cache.parts(md5):  # under the lock: left by killed owners
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
         self._part = cache.new_part_path(md5)
         self._fd = os.open(self._part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        self._writer = _Writer(self._fd, size)
+        self._writer = _Writer(self._fd, size, hashing=not vouched)
 
     def write(self, data: bytes) -> None:
         self._writer.put(data)
@@ -438,7 +460,7 @@ class Filling:
         except BaseException:
             self.abort()
             raise
-        got = self._writer.digest.hexdigest()
+        got = self.md5 if self.vouched else self._writer.digest.hexdigest()
         if got != self.md5 or self._writer.written != self.size:
             self.abort()
             raise PermanentStoreError(

@@ -38,7 +38,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.context import get_spawning_popen
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, Protocol, cast, runtime_checkable
+from typing import Any, BinaryIO, Generic, Literal, Protocol, Self, TypeVar, cast, runtime_checkable
 
 from reconciler.loader import state as loader_state
 from reconciler.loader.cache import Filling, ObjectCache
@@ -75,7 +75,8 @@ from reconciler.model import Entry
 from reconciler.stores.base import ObjectChanged, PermanentStoreError, Store, StoreError, TransientStoreError
 
 # While an object up to this size is read, the next one is opened (its GET sent, its cache lock taken) on a
-# helper thread: a cold read of 1 MiB shards spent half its time waiting for each response to begin. A larger
+# helper thread when it is not cached: a cold read of 1 MiB shards spent half its time waiting for each
+# response to begin. A larger
 # object's read outlasts any round trip, and would keep the next connection idle long enough to time out.
 OPEN_AHEAD_MAX = 64 * 1024 * 1024
 # A published index is ~80 bytes a 4 MiB span: this bounds what a tampered one can make a rank read.
@@ -96,49 +97,50 @@ def _read_at_most(stream: BinaryIO, limit: int) -> bytes:
     return b"".join(parts)
 
 
-class _OpenAhead:
-    """Objects opened in the reader's order, the next one on a helper thread while the current one is read."""
+K = TypeVar("K")
+V = TypeVar("V")
 
-    def __init__(self, open_: Callable[[SourceObject], contextlib.AbstractContextManager[BinaryIO]]) -> None:
-        self._open = open_
+
+class _Ahead(Generic[K, V]):
+    """One piece of work done on a helper thread ahead of the reader, for `key`: taken when the reader gets
+    there, else waited out (a download does not outlive its reader) and its result given `_unused`."""
+
+    def __init__(self, work: Callable[[K], V], name: str) -> None:
+        self._work = work
+        self._name = name
         self._pool: ThreadPoolExecutor | None = None
-        self._ahead: tuple[SourceObject, Future[_Opened]] | None = None
+        self._ahead: tuple[K, Future[V]] | None = None
 
-    def _enter(self, obj: SourceObject) -> _Opened:
-        stack = contextlib.ExitStack()
-        try:
-            stream = stack.enter_context(self._open(obj))
-        except BaseException:
-            stack.close()
-            raise
-        return stack, stream
-
-    def open(self, obj: SourceObject) -> _Opened:
-        """`obj` opened: the one opened ahead if it is that object (its failure, if it failed, raised now)."""
-        if self._ahead is not None and self._ahead[0] is obj:
-            future, self._ahead = self._ahead[1], None
-            return future.result()
-        self._discard()
-        return self._enter(obj)
-
-    def ahead(self, obj: SourceObject) -> None:
+    def ahead(self, key: K) -> None:
+        if self._ahead is not None and self._ahead[0] == key:
+            return
         self._discard()
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixel-loader-open")
-        self._ahead = (obj, self._pool.submit(self._enter, obj))
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
+        self._ahead = (key, self._pool.submit(self._work, key))
+
+    def take(self, key: K) -> Future[V] | None:
+        """The work done ahead for `key` (its failure raised by .result()), else None."""
+        if self._ahead is not None and self._ahead[0] == key:
+            future, self._ahead = self._ahead[1], None
+            return future
+        self._discard()
+        return None
 
     def _discard(self) -> None:
-        """Close what was opened ahead and not read (the iteration stopped): its cache lock is released."""
         if self._ahead is None:
             return
         future, self._ahead = self._ahead[1], None
         try:
-            stack, _ = future.result()
+            done = future.result()
         except Exception:  # it was never going to be read: its failure is nobody's
             return
-        stack.close()
+        self._unused(done)
 
-    def __enter__(self) -> _OpenAhead:
+    def _unused(self, done: V) -> None:
+        """What becomes of a result nobody read."""
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -146,7 +148,34 @@ class _OpenAhead:
         if self._pool is not None:
             self._pool.shutdown()
 
-class _SpanAhead:
+
+class _OpenAhead(_Ahead[SourceObject, _Opened]):
+    """Objects opened in the reader's order, the next one on a helper thread while the current one is read."""
+
+    def __init__(self, open_: Callable[[SourceObject], contextlib.AbstractContextManager[BinaryIO]]) -> None:
+        def enter(obj: SourceObject) -> _Opened:
+            stack = contextlib.ExitStack()
+            try:
+                stream = stack.enter_context(open_(obj))
+            except BaseException:
+                stack.close()
+                raise
+            return stack, stream
+
+        self._enter = enter
+        super().__init__(enter, "pixel-loader-open")
+
+    def open(self, obj: SourceObject) -> _Opened:
+        """`obj` opened: the one opened ahead if it is that object (its failure, if it failed, raised now)."""
+        future = self.take(obj)
+        return future.result() if future is not None else self._enter(obj)
+
+    def _unused(self, done: _Opened) -> None:
+        """Close what was opened ahead and not read (the iteration stopped): its cache lock is released."""
+        done[0].close()
+
+
+class _SpanAhead(_Ahead[tuple[SourceObject, Span], bytes]):
     """The next span's verified bytes fetched on a helper thread while the current span's records are decoded.
 
     A ranged GET, its md5 and the cache write of one span overlap the decoding of the one before: read one at
@@ -154,41 +183,12 @@ class _SpanAhead:
     come out of a fetch, and a fetch's failure is raised when its span is reached, not before."""
 
     def __init__(self, fetch: Callable[[SourceObject, Span], bytes]) -> None:
-        self._fetch = fetch
-        self._pool: ThreadPoolExecutor | None = None
-        self._ahead: tuple[SourceObject, Span, Future[bytes]] | None = None
+        super().__init__(lambda key: fetch(*key), "pixel-loader-span")
 
-    def ahead(self, obj: SourceObject, span: Span) -> None:
-        if self._ahead is not None and self._ahead[0] is obj and self._ahead[1] == span:
-            return
-        self._discard()
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixel-loader-span")
-        self._ahead = (obj, span, self._pool.submit(self._fetch, obj, span))
-
-    def take(self, obj: SourceObject, span: Span) -> bytes | None:
+    def bytes_of(self, obj: SourceObject, span: Span) -> bytes | None:
         """The span's bytes if they were fetched ahead (its fetch's failure raised now), else None."""
-        if self._ahead is not None and self._ahead[0] is obj and self._ahead[1] == span:
-            future, self._ahead = self._ahead[2], None
-            return future.result()
-        self._discard()
-        return None
-
-    def _discard(self) -> None:
-        """Wait out a fetch that will not be read (the iteration stopped): no download outlives the reader."""
-        if self._ahead is None:
-            return
-        future, self._ahead = self._ahead[2], None
-        with contextlib.suppress(Exception):  # it was never going to be read: its failure is nobody's
-            future.result()
-
-    def __enter__(self) -> _SpanAhead:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._discard()
-        if self._pool is not None:
-            self._pool.shutdown()
+        future = self.take((obj, span))
+        return future.result() if future is not None else None
 
 
 OnError = Literal["raise", "skip"]
@@ -386,17 +386,23 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         if obj.md5 is None:
             return self._build_index(obj)
         if self.indexes is None:
-            return self._published_index(obj) or self._build_index(obj)
+            return self._known_index(obj) or self._build_index(obj)
         found = self.indexes.get(obj.md5, obj.fmt)
         if found is not None:
             return found
         # One process per machine counts an object (DataLoader workers all ask at once); the others wait for
         # its index rather than parse the same bytes again. A counter that takes too long is not waited for.
         with self.indexes.building(obj.md5, obj.fmt):
-            found = self.indexes.get(obj.md5, obj.fmt)
-            if found is None and (found := self._published_index(obj)) is not None:
-                self.indexes.put(found, obj.fmt)
-            return found if found is not None else self._build_index(obj)
+            return self._known_index(obj) or self._build_index(obj)
+
+    def _known_index(self, obj: SourceObject) -> RecordIndex | None:
+        """The object's index without reading the object: kept by md5, else the one apply published (kept
+        from then on); None when neither is there."""
+        assert obj.md5 is not None
+        found = self.indexes.get(obj.md5, obj.fmt) if self.indexes is not None else None
+        if found is None and (found := self._published_index(obj)) is not None and self.indexes is not None:
+            self.indexes.put(found, obj.fmt)
+        return found
 
     def _published_index(self, obj: SourceObject) -> RecordIndex | None:
         """The index apply wrote beside the object (`manifests/record_index.py`), when the registry vouches for
@@ -545,12 +551,13 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         A big object with no index yet is read whole, as any object: the md5s of its spans would come from the
         very bytes being read, and only the object's md5 vouches for those, so nothing can be yielded before
         the whole object is checked. Indexing it here would add a pass (and an fsync to read the spans back from
-        the cache) to that first read; the index comes instead from any reader that counts (ranks, workers,
-        len()), kept by md5 in index_dir."""
+        the cache) to that first read; the index comes instead from apply (published beside a registered
+        dataset: one small GET here) or from any reader that counts (ranks, workers, len()), kept by md5 in
+        index_dir."""
         obj = self.objects[i]
-        if obj.md5 is None or self.indexes is None or not splits(obj.fmt, obj.size):
+        if obj.md5 is None or not splits(obj.fmt, obj.size):
             return [Unit(i, 0)]
-        index = self.indexes.get(obj.md5, obj.fmt)
+        index = self._known_index(obj)
         if index is None or not index.spans:
             return [Unit(i, 0)]
         return [Unit(i, index.records, index=index)]
@@ -682,7 +689,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                     if following is not None and following[0].span is not None:
                         after = following[0].span
                         if after.md5 != unit.span.md5:  # the same span again (it straddles blocks) is kept
-                            spans.ahead(self.objects[following[0].obj], after)
+                            spans.ahead((self.objects[following[0].obj], after))
                     yield from self._span_slots(obj, unit.span, data, ranges)
                 elif unit.index is not None:
                     yield from self._indexed_slots(obj, unit.index)
@@ -691,12 +698,17 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                     if following is not None:
                         after_obj = self.objects[following[0].obj]
                         if following[0].span is not None:
-                            spans.ahead(after_obj, following[0].span)
+                            spans.ahead((after_obj, following[0].span))
                         elif (following[0].index is None and after_obj.size is not None
-                              and after_obj.size <= OPEN_AHEAD_MAX):
+                              and after_obj.size <= OPEN_AHEAD_MAX and not self._cached(after_obj)):
                             opener.ahead(after_obj)
                     yield from self._object_slots(obj, source, ranges)
                 current = following
+
+    def _cached(self, obj: SourceObject) -> bool:
+        """A copy of the object is in the cache: opening it is local work, too little to hand to a helper thread.
+        Handed over, each object of a warm pass over 1 MiB shards waited ~2 ms for the GIL back."""
+        return obj.md5 is not None and self.cache is not None and self.cache.has(obj.md5)
 
     @staticmethod
     def _pick(slots: Iterator[tuple[int, object]], ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[int, object]]:
@@ -738,7 +750,10 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         cache = self.cache if self.cache is not None and self.cache.fits(obj.size) else None
         online = not self.offline and self._reads.down_since is None
         if online and (cache is None or not cache.has(obj.md5)):
-            filling = cache.fill(obj.md5, index.size, label=label) if cache is not None else None
+            # Every byte _streamed writes has matched its span's md5 first, and the spans tile the bytes of
+            # obj.md5 (an index is only kept or taken for that md5): hashing the whole again would cost a core.
+            vouched = index.md5 == obj.md5 and index.size == obj.size
+            filling = cache.fill(obj.md5, index.size, label=label, vouched=vouched) if cache is not None else None
             if cache is None or filling is not None:
                 yield from self._streamed(obj, index, filling)
                 return
@@ -817,7 +832,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         The last span read is kept: one that straddles two shuffle blocks is read for both, back to back."""
         if self._last_span is not None and self._last_span[0] == span.md5:
             return self._last_span[1]
-        data = spans.take(obj, span)
+        data = spans.bytes_of(obj, span)
         if data is None:
             data = self._fetch_span(obj, span)
         self._last_span = (span.md5, data)
@@ -901,9 +916,11 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
 
     def _pin(self, obj: SourceObject) -> str | None:
         """The ETag that asks the server for exactly the resolved version: one a HEAD of this dataset showed
-        holding the md5, else the md5 itself (a single-part object's ETag). Whatever comes is still checked
-        against the md5 (or the span's); a wrong ETag costs only a 412 and a HEAD."""
-        return self._versions.get((obj.store, obj.key), obj.md5)
+        holding the md5, else the one resolution saw with that md5 (a multipart object's ETag is no md5: pinned
+        by the md5, each read of it paid a 412 and a HEAD first), else the md5 itself (a single-part object's
+        ETag). Whatever comes is still checked against the md5 (or the span's); a wrong ETag costs only a 412
+        and a HEAD."""
+        return self._versions.get((obj.store, obj.key), obj.etag or obj.md5)
 
     def _open(self, obj: SourceObject) -> contextlib.AbstractContextManager[BinaryIO]:
         """The object's verified bytes: from S3 (or the cache, checked against S3), else offline from the cache."""

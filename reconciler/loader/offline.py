@@ -33,12 +33,9 @@ from contextlib import AbstractContextManager
 from typing import Any, BinaryIO, cast
 
 from reconciler.loader.cache import ObjectCache
-from reconciler.loader.final import split_shards
-from reconciler.loader.formats import CHUNK, Prefixed, RecordFormat, format_of
-from reconciler.loader.resolve import FINAL_DATASET, DatasetNotFound, Resolved, SourceObject
+from reconciler.loader.formats import CHUNK, Prefixed, format_of
+from reconciler.loader.resolve import FINAL_DATASET, DatasetNotFound, Resolved, SourceObject, final_from_manifest
 from reconciler.logs import get_logger
-from reconciler.manifests.final import ManifestError
-from reconciler.manifests.final import parse as parse_final
 from reconciler.model import Desired, ObjectRef, S3StoreSpec
 from reconciler.stores.base import Store, StoreError, TransientStoreError
 
@@ -73,17 +70,7 @@ def resolve_offline(
         if final is None:
             raise DatasetNotFound(name, "no final dataset is declared in the specs")
         content = _read_local(desired, stores, final.manifest_local, "the final dataset's kept manifest", name)
-        try:
-            splits = [split] if split is not None else list(parse_final(content).splits) or [
-                s for s, _ in final.splits
-            ]
-            shards = [s for one in splits for s in split_shards(content, one, store=final.store)]
-        except ManifestError as exc:
-            raise DatasetNotFound(name, str(exc)) from exc
-        objects = tuple(
-            SourceObject(s.store, s.key, s.md5, s.size, RecordFormat.JSONL, records=s.records) for s in shards
-        )
-        return Resolved(name, objects, None)
+        return final_from_manifest(final, content, split)
     registered = next((d for d in desired.datasets if d.name == name), None)
     if registered is None:
         raise DatasetNotFound(

@@ -231,14 +231,23 @@ def _check_picklable(stage: str, fn: Callable[..., Any]) -> None:
         ) from exc
 
 
-class Map(Stage):
-    kind = "map"
+class _Applying(Stage):
+    """A stage that applies a function to each item (map, filter): it must be callable, and picklable when the
+    pipeline is sent to a spawned DataLoader worker."""
 
     def __init__(self, source: Source, fn: Callable[[Any], Any]) -> None:
         if not callable(fn):
-            raise TypeError(f"map needs a function, got {type(fn).__name__}")
+            raise TypeError(f"{self.kind} needs a function, got {type(fn).__name__}")
         super().__init__([source])
         self.fn = fn
+
+    def __reduce__(self) -> Any:
+        _check_picklable(self.kind, self.fn)
+        return super().__reduce__()
+
+
+class Map(_Applying):
+    kind = "map"
 
     def _run(self, own: dict[str, Any]) -> Iterator[Any]:
         fn = self.fn
@@ -246,30 +255,16 @@ class Map(Stage):
             for item in it:
                 yield fn(item)
 
-    def __reduce__(self) -> Any:
-        _check_picklable("map", self.fn)
-        return super().__reduce__()
 
-
-class Filter(Stage):
+class Filter(_Applying):
     kind = "filter"
 
-    def __init__(self, source: Source, predicate: Callable[[Any], Any]) -> None:
-        if not callable(predicate):
-            raise TypeError(f"filter needs a function, got {type(predicate).__name__}")
-        super().__init__([source])
-        self.predicate = predicate
-
     def _run(self, own: dict[str, Any]) -> Iterator[Any]:
-        predicate = self.predicate
+        predicate = self.fn
         with _iterating(self.sources[0]) as it:
             for item in it:
                 if predicate(item):
                     yield item
-
-    def __reduce__(self) -> Any:
-        _check_picklable("filter", self.predicate)
-        return super().__reduce__()
 
 
 def _count(name: str, n: int, *, least: int = 0) -> int:
@@ -283,18 +278,25 @@ def _count(name: str, n: int, *, least: int = 0) -> int:
     return value
 
 
-class Take(Stage):
-    kind = "take"
+class _Counting(Stage):
+    """A stage that passes over a count of items (take, skip): its one parameter and its one counter."""
+
+    counter: ClassVar[str]  # the name of its counter in a saved state
 
     def __init__(self, source: Source, n: int) -> None:
-        self.n = _count("take", n)
+        self.n = _count(self.kind, n)
         super().__init__([source])
 
     def _fresh(self) -> dict[str, Any]:
-        return {"taken": 0}
+        return {self.counter: 0}
 
     def _params(self) -> dict[str, Any]:
         return {"n": self.n}
+
+
+class Take(_Counting):
+    kind = "take"
+    counter = "taken"
 
     def _run(self, own: dict[str, Any]) -> Iterator[Any]:
         if own["taken"] >= self.n:
@@ -307,18 +309,9 @@ class Take(Stage):
                     return
 
 
-class Skip(Stage):
+class Skip(_Counting):
     kind = "skip"
-
-    def __init__(self, source: Source, n: int) -> None:
-        self.n = _count("skip", n)
-        super().__init__([source])
-
-    def _fresh(self) -> dict[str, Any]:
-        return {"skipped": 0}
-
-    def _params(self) -> dict[str, Any]:
-        return {"n": self.n}
+    counter = "skipped"
 
     def _run(self, own: dict[str, Any]) -> Iterator[Any]:
         with _iterating(self.sources[0]) as it:

@@ -37,7 +37,16 @@ from reconciler.manifests.common import s3_uri
 from reconciler.manifests.final import ManifestError
 from reconciler.manifests.final import parse as parse_final
 from reconciler.manifests.record_index import FIELD, index_key
-from reconciler.model import DatasetSpec, Desired, Entry, LocalStoreSpec, S3StoreSpec, TierSpec, tier_of
+from reconciler.model import (
+    DatasetSpec,
+    Desired,
+    Entry,
+    FinalDatasetSpec,
+    LocalStoreSpec,
+    S3StoreSpec,
+    TierSpec,
+    tier_of,
+)
 from reconciler.stores.base import Store, StoreError
 
 TIER_ORDER = ("processed", "raw", "acquired")
@@ -141,6 +150,12 @@ def _final(desired: Desired, stores: Mapping[str, Store], split: str | None) -> 
         raise DatasetNotFound(FINAL_DATASET, f"declared, but not published yet (no {final.manifest})")
     with store.open(final.manifest_key) as body:
         content = body.read()
+    return final_from_manifest(final, content, split)
+
+
+def final_from_manifest(final: FinalDatasetSpec, content: bytes, split: str | None) -> Resolved:
+    """The final dataset's shards as `content` (its manifest, from S3 or kept locally) names them: one split, or
+    every split in turn. Its keys carry their md5 and it counts their records, so it pins exact bytes."""
     try:
         splits = [split] if split is not None else list(parse_final(content).splits) or [
             name for name, _ in final.splits

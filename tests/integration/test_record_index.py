@@ -9,6 +9,7 @@ not trusted, and an object that changed gets a new index at the next apply.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -25,6 +26,7 @@ from click.testing import CliRunner
 from reconciler.cli import main
 from reconciler.loader import dataset as dataset_module
 from reconciler.loader import index
+from reconciler.loader.cache import ObjectCache
 from reconciler.loader.dataset import StreamingDataset
 from reconciler.loader.formats import RecordFormat
 from reconciler.loader.resolve import resolve
@@ -196,3 +198,54 @@ def test_an_index_planted_before_the_first_apply_is_checked_and_never_recorded(w
     assert client.get_object(Bucket=bucket, Key=index_key(body))["Body"].read() == planted  # left as it is
     (rank,) = open_ranks(world, 1)
     assert len(rank) == RECORDS
+
+
+class ReadCounting:
+    """A store whose reads of one key are counted as the reader takes them: how far into the object it is."""
+
+    def __init__(self, inner: Any, key: str) -> None:
+        self._inner = inner
+        self.key = key
+        self.read = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    @contextlib.contextmanager
+    def open(self, key: str, **kwargs: Any) -> Iterator[Any]:
+        with self._inner.open(key, **kwargs) as stream:
+            yield self._Counted(stream, self) if key == self.key else stream
+
+    class _Counted(io.RawIOBase):
+        def __init__(self, stream: Any, owner: ReadCounting) -> None:
+            self._stream, self._owner = stream, owner
+
+        def readable(self) -> bool:
+            return True
+
+        def read(self, n: int | None = -1) -> bytes:
+            data: bytes = self._stream.read(n)
+            self._owner.read += len(data)
+            return data
+
+
+def test_a_lone_reader_after_apply_yields_its_first_record_before_it_has_read_the_object(
+    world: dict[str, Any],
+) -> None:
+    """One consumer of a fresh job (nothing cached, no index kept): apply's published index lets it hand on
+    each span once verified, so its first record comes a few spans into the object, not after all of it."""
+    applied(world)
+    desired = load_desired(world["specs"], {})
+    stores = StoreSet(desired.stores)
+    objects = resolve(desired, stores, "clinical_cot").objects
+    counting = ReadCounting(stores[objects[0].store], CANONICAL)
+    ds = StreamingDataset(objects, {objects[0].store: counting}, cache=ObjectCache(world["tmp"] / "lone-cache"),
+                          index_dir=world["tmp"] / "lone-indexes", worker_info=lambda: None)
+    records = iter(ds)
+    assert next(records)["id"] == 0
+    size = len(world["body"])
+    # The helper thread reads ahead at most a few spans of 64 KiB (two handed over, one in hand, one read).
+    assert counting.read <= 4 * SPAN < size, f"{counting.read} of {size} bytes read before the first record"
+    assert [r["id"] for r in records] == list(range(1, RECORDS))
+    assert counting.read == size  # read once, by one GET
+    assert ObjectCache(world["tmp"] / "lone-cache").has(md5(world["body"]))  # and kept, verified whole

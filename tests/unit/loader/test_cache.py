@@ -8,9 +8,11 @@ import threading
 import time
 from pathlib import Path
 from typing import BinaryIO
+from unittest import mock
 
 import pytest
 
+from reconciler.loader import cache as cache_module
 from reconciler.loader.cache import CHUNK, ObjectCache
 from reconciler.stores.base import PermanentStoreError
 from reconciler.units import parse_size
@@ -153,3 +155,19 @@ def test_the_reader_goes_on_while_the_copy_is_made_durable_and_no_one_sees_it_be
     assert got == [BODY]
     assert owner.path(MD5).read_bytes() == BODY and not owner.parts(MD5)
     assert source.fetches == 1 and owner.downloads == 1
+
+
+def test_a_big_download_is_flushed_to_disk_as_it_is_written_not_all_at_the_end(tmp_path: Path) -> None:
+    """The fsync that makes a cached copy durable ends the reader's pass; left all to the end, flushing a 1 GiB
+    copy held that end for seconds. The writer flushes every SYNC_EVERY bytes while the download goes on."""
+    body = os.urandom(5 * CHUNK + 17)  # above INLINE_MAX: written on the helper thread
+    md5 = hashlib.md5(body).hexdigest()
+    cache = ObjectCache(tmp_path)
+    with mock.patch.object(cache_module, "SYNC_EVERY", CHUNK), \
+            mock.patch.object(os, "fdatasync", wraps=os.fdatasync) as flushed:
+        with cache.open(md5, len(body), CountingSource(body), label="big") as stream:
+            assert read_all(stream) == body
+        during = flushed.call_count
+        cache.settle()
+    assert during >= 4
+    assert cache.use(md5, len(body)) is not None

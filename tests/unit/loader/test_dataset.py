@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
 
+from reconciler.loader import cache as cache_module
+from reconciler.loader import dataset as dataset_module
 from reconciler.loader import index
 from reconciler.loader.cache import ObjectCache
 from reconciler.loader.dataset import DatasetChanged, StreamingDataset
@@ -19,6 +23,14 @@ from reconciler.loader.resolve import SourceObject
 from reconciler.stores.base import PermanentStoreError
 from reconciler.stores.memory import MemoryStore
 from tests.unit.loader.test_sharding import make_store
+
+
+def big_object() -> tuple[MemoryStore, bytes, SourceObject]:
+    """A JSON Lines object of 2,000 records (~140 KB: many spans of 8 KiB) in a store of its own."""
+    store = MemoryStore("mem")
+    body = b"".join(json.dumps({"id": i, "pad": "x" * 50}).encode() + b"\n" for i in range(2000))
+    store.put("big.jsonl", body)
+    return store, body, SourceObject("mem", "big.jsonl", hashlib.md5(body).hexdigest(), len(body), RecordFormat.JSONL)
 
 
 def test_stopping_early_releases_the_object_opened_ahead(tmp_path: Path) -> None:
@@ -114,12 +126,7 @@ def test_a_warm_pass_over_shards_asks_s3_once_per_prefix_and_still_refuses_an_ob
 def test_a_lone_stream_stopped_early_leaves_no_part_file_and_a_whole_one_leaves_the_verified_copy(
     tmp_path: Path,
 ) -> None:
-    store = MemoryStore("mem")
-    body = b"".join(json.dumps({"id": i, "pad": "x" * 50}).encode() + b"\n" for i in range(2000))
-    store.put("big.jsonl", body)
-    entry = store.stat("big.jsonl")
-    assert entry is not None
-    obj = SourceObject("mem", "big.jsonl", entry.md5, entry.size, RecordFormat.JSONL)
+    store, body, obj = big_object()
     with mock.patch.object(index, "SPAN_BYTES", 8 * 1024):
         IndexStore(tmp_path / "indexes").put(index.build(io.BytesIO(body), key=obj.key, fmt=obj.fmt, split=True),
                                              obj.fmt)
@@ -136,16 +143,11 @@ def test_a_lone_stream_stopped_early_leaves_no_part_file_and_a_whole_one_leaves_
         lock.release()
         assert [r["id"] for r in ds] == list(range(2000))
         cache.settle()
-        assert cache.use(str(obj.md5), entry.size) is not None and cache.downloads == 1
+        assert cache.use(str(obj.md5), len(body)) is not None and cache.downloads == 1
 
 
 def test_a_span_fetched_ahead_that_fails_fails_after_every_record_of_the_span_before_it(tmp_path: Path) -> None:
-    store = MemoryStore("mem")
-    body = b"".join(json.dumps({"id": i, "pad": "x" * 50}).encode() + b"\n" for i in range(2000))
-    store.put("big.jsonl", body)
-    entry = store.stat("big.jsonl")
-    assert entry is not None
-    obj = SourceObject("mem", "big.jsonl", entry.md5, entry.size, RecordFormat.JSONL)
+    store, body, obj = big_object()
     with mock.patch.object(index, "SPAN_BYTES", 8 * 1024):
         built = index.build(io.BytesIO(body), key=obj.key, fmt=obj.fmt, split=True)
         IndexStore(tmp_path).put(built, obj.fmt)
@@ -164,3 +166,86 @@ def test_a_span_fetched_ahead_that_fails_fails_after_every_record_of_the_span_be
                                            worker_info=lambda: None):
                 got.append(record["id"])
     assert got == list(range(built.spans[0].records + built.spans[1].records))
+
+
+def test_a_warm_pass_opens_no_object_on_a_helper_thread(tmp_path: Path) -> None:
+    """Opening a cached copy is local work: handed to the open-ahead thread, each shard of a warm pass waited
+    for the GIL to come back. A cold pass still opens (sends the GET for) the next object ahead."""
+    store, objects = make_store([3] * 6)
+    ahead: list[str] = []
+    real = dataset_module._OpenAhead.ahead
+
+    def counted(self: Any, obj: SourceObject) -> None:
+        ahead.append(obj.key)
+        real(self, obj)
+
+    with mock.patch.object(dataset_module._OpenAhead, "ahead", counted):
+        cold = StreamingDataset(objects, {"mem": store}, cache=ObjectCache(tmp_path), worker_info=lambda: None)
+        assert sum(1 for _ in cold) == 18
+        assert ahead == [o.key for o in objects[1:]]
+        ahead.clear()
+        warm = StreamingDataset(objects, {"mem": store}, cache=ObjectCache(tmp_path), worker_info=lambda: None)
+        assert sum(1 for _ in warm) == 18
+    assert ahead == []
+    assert warm.cache is not None and warm.cache.hits == 6
+
+
+def test_a_lone_stream_hashes_each_byte_once_and_its_cached_copy_is_the_object(tmp_path: Path) -> None:
+    """Each span is checked against the index's md5 before its records are used; the cache does not hash the
+    whole object again on the way in (that was a second md5 of every byte on two cores), and what it keeps is
+    still exactly the object: a hash of it all, as verify="always" makes, agrees."""
+    store, body, obj = big_object()
+    hashed = [0]
+    real = hashlib.md5
+
+    class Counting:
+        def __init__(self, data: bytes = b"") -> None:
+            self._md5 = real(data)
+            hashed[0] += len(data)
+
+        def update(self, data: bytes) -> None:
+            hashed[0] += len(data)
+            self._md5.update(data)
+
+        def hexdigest(self) -> str:
+            return self._md5.hexdigest()
+
+    with mock.patch.object(index, "SPAN_BYTES", 8 * 1024):
+        IndexStore(tmp_path / "indexes").put(index.build(io.BytesIO(body), key=obj.key, fmt=obj.fmt, split=True),
+                                             obj.fmt)
+        cache = ObjectCache(tmp_path / "cache")
+        with mock.patch.object(cache_module, "hashlib", mock.Mock(md5=Counting)):
+            ds = StreamingDataset([obj], {"mem": store}, cache=cache, index_dir=tmp_path / "indexes",
+                                  worker_info=lambda: None)
+            assert [r["id"] for r in ds] == list(range(2000))
+    assert hashed[0] == 0
+    assert cache.downloads == 1
+    checked = ObjectCache(tmp_path / "cache", verify="always").use(str(obj.md5), len(body))
+    assert checked is not None
+    with checked:
+        assert checked.read() == body
+
+
+def test_an_object_whose_etag_is_no_md5_is_read_by_the_etag_resolution_saw_without_a_412_and_a_head(
+    tmp_path: Path,
+) -> None:
+    store = MemoryStore("mem")
+    body = b"".join(json.dumps({"id": i}).encode() + b"\n" for i in range(5))
+    store.put("multi.jsonl", body, foreign=True)  # a multipart ETag; the md5 known from elsewhere (metadata)
+    entry = store.stat("multi.jsonl")
+    assert entry is not None and entry.md5 is None
+    obj = SourceObject("mem", "multi.jsonl", hashlib.md5(body).hexdigest(), len(body), RecordFormat.JSONL,
+                       etag=entry.etag)
+    with mock.patch.object(store, "stat", wraps=store.stat) as stat, \
+            mock.patch.object(store, "open", wraps=store.open) as opened:
+        ds = StreamingDataset([obj], {"mem": store}, cache=ObjectCache(tmp_path), worker_info=lambda: None)
+        assert [r["id"] for r in ds] == list(range(5))
+    assert stat.call_count == 0
+    assert [c.kwargs.get("if_match") for c in opened.call_args_list] == [entry.etag]
+    store.put("multi.jsonl", body.replace(b'"id": 4', b'"id": 9'), foreign=True)  # changed: refused, not served
+    got: list[int] = []
+    with pytest.raises(PermanentStoreError, match="expected 50 bytes with md5"):
+        for record in StreamingDataset([obj], {"mem": store}, cache=ObjectCache(tmp_path / "other"),
+                                       worker_info=lambda: None):
+            got.append(record["id"])
+    assert got == []
