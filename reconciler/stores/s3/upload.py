@@ -5,6 +5,11 @@ Whichever transport sends them, the server checks every body against a header co
 upload's parts are read into part-sized buffers reused from part to part; the whole-file md5 (and
 CRC64NVME) is taken on a thread of its own, in file order, each part's checksum on the thread that sends
 it: hashlib and the socket release the GIL, so reading, hashing and sending overlap on separate cores.
+
+The whole-file md5 is the plan's to give, not the upload's to take again, where the source can vouch for
+it (`VouchedSource`: a local file whose exact version the hash cache holds that md5 for, asked before the
+first read and again after the last). Then no byte is md5-hashed twice; each part is still checked by the
+server against its own checksum, and a file whose version moved while it was read is refused.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Protocol, cast, runtime_checkable
 
 from reconciler.stores.base import ObjectChanged, OpenSource, PermanentStoreError
 from reconciler.stores.s3.multipart import MAX_PARTS, Parts
@@ -175,8 +180,23 @@ def read_into(body: BinaryIO, buffer: bytearray) -> int:
     return got
 
 
+def _vouches(body: BinaryIO, md5: str) -> bool:
+    """Whether `body` vouches, now, that its bytes have `md5`."""
+    return isinstance(body, VouchedSource) and body.vouched_md5() == md5
+
+
 def _failed(future: Future[Any]) -> bool:
     return not future.cancelled() and future.exception() is not None
+
+
+@runtime_checkable
+class VouchedSource(Protocol):
+    """A source stream that knows its bytes' md5 without their being read again."""
+
+    def vouched_md5(self) -> str | None:
+        """The md5 of the bytes this stream gives, while its version is the one that md5 was taken of and
+        is still what it was when first asked; None when that cannot be said."""
+        ...
 
 
 # (key, upload id, part number, the part's bytes, its integrity parameters) -> the part's ETag.
@@ -214,10 +234,12 @@ class FileParts:
     def _send_parts(self, upload_id: str) -> Parts:
         digest = hashlib.md5()
         crc = 0
+        vouched = False
 
         def hash_whole(view: memoryview) -> None:
             nonlocal crc
-            digest.update(view)
+            if not vouched:
+                digest.update(view)
             if self.full_object:
                 crc = crc64nvme(view, crc)
 
@@ -228,6 +250,7 @@ class FileParts:
         hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixel-md5")
         try:
             with self.source() as body:
+                vouched = _vouches(body, self.md5)
                 number = 1
                 while not failed:  # a part failed for good: stop reading
                     buffer = self.buffers.take(self.part_size)
@@ -249,6 +272,13 @@ class FileParts:
                     futures.append(future)
                     del view, buffer
                     number += 1
+                if vouched and not _vouches(body, self.md5):
+                    raise ObjectChanged(
+                        f"upload {self.key}: the local file changed while it was read (its version is not the "
+                        "one whose md5 was planned); nothing was written, re-run pixel plan",
+                        code="412",
+                        key=self.key,
+                    )
             parts = [f.result() for f in futures]
             hasher.shutdown(wait=True)
         except BaseException:
@@ -258,7 +288,7 @@ class FileParts:
         finally:
             hasher.shutdown(wait=True, cancel_futures=True)
             pool.shutdown(wait=True)
-        if digest.hexdigest() != self.md5:
+        if not vouched and digest.hexdigest() != self.md5:
             raise PermanentStoreError(
                 f"upload {self.key}: the local file changed while it was read (md5 {digest.hexdigest()} "
                 f"!= planned {self.md5}); nothing was written",
