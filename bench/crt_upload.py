@@ -115,10 +115,11 @@ def pixel_store(server: SeaweedServer, bucket: str) -> S3Store:
     return store
 
 
-def timed(upload_all: Callable[[str], None], bucket: str) -> float:
-    start = time.perf_counter()
+def timed(upload_all: Callable[[str], None], bucket: str) -> tuple[float, float]:
+    """(wall seconds, this process's CPU seconds over all its threads, the CRT's C threads included)."""
+    start, cpu = time.perf_counter(), time.process_time()
     upload_all(bucket)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 @contextmanager
@@ -171,13 +172,16 @@ def main(argv: list[str] | None = None) -> int:
                 "pixel-vouched": lambda bucket: run_pixel(bucket, True),
             }
             seconds: dict[str, list[float]] = {name: [] for name in contenders}
+            cpu: dict[str, list[float]] = {name: [] for name in contenders}
             names = list(contenders)
             for round_no in range(args.rounds):
                 order = names[round_no % len(names) :] + names[: round_no % len(names)]
                 for name in order:
                     bucket = server.create_bucket(f"crt-{name.replace('-', '')}-{uuid.uuid4().hex[:6]}")
                     try:
-                        seconds[name].append(timed(contenders[name], bucket))
+                        wall, used = timed(contenders[name], bucket)
+                        seconds[name].append(wall)
+                        cpu[name].append(used)
                     finally:
                         server.delete_bucket(bucket)
             probe = conditional_probe(server, crt, files[0])
@@ -186,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "files": args.files, "mib": args.mib, "rounds": args.rounds, "load": os.getloadavg(),
         "mb_per_s": {name: [total / s / 1e6 for s in sorted(values, reverse=True)] for name, values in seconds.items()},
+        "cpu_s_per_gb": {name: sorted(c / total * 1e9 for c in values) for name, values in cpu.items()},
         "crt_if_none_match_refused_an_overwrite": probe,
     }
     if args.json:
@@ -194,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.files} x {args.mib} MiB, {args.rounds} rounds, load {os.getloadavg()[0]:.2f}")
         for name, rates in result["mb_per_s"].items():
             median = statistics.median(rates)
-            print(f"  {name:14s} MB/s min {rates[0]:7.1f}  median {median:7.1f}  max {rates[-1]:7.1f}")
+            used = result["cpu_s_per_gb"][name]
+            print(f"  {name:14s} MB/s min {rates[0]:7.1f}  median {median:7.1f}  max {rates[-1]:7.1f}   "
+                  f"client CPU s/GB min {used[0]:5.2f}  median {statistics.median(used):5.2f}  max {used[-1]:5.2f}")
         print(f"  crt: If-None-Match: * refused a multipart overwrite: {probe}")
     return 0
 

@@ -19,6 +19,7 @@ import contextlib
 import functools
 import hashlib
 import io
+import math
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,6 +31,10 @@ from reconciler.stores.s3.multipart import MAX_PARTS, Parts
 from reconciler.stores.s3.objects import MD5_META
 
 MIB = 1024 * 1024
+# The link a big upload sizes its parts in flight for: 10 Gbit/s, awscrt's default throughput target. Sending
+# as if the link were this fast costs only memory, which the store's part buffers bound; assuming it slower
+# would leave a far, fast link idle between parts.
+LINK_BYTES_PER_S = 1.25e9
 
 
 def crc64nvme(data: bytes | bytearray | memoryview, previous: int = 0) -> int:
@@ -73,12 +78,21 @@ def part_size_for(size: int, minimum: int) -> int:
     return max(minimum, -(-needed // MIB) * MIB)
 
 
+def parts_in_flight(round_trip_s: float, part_size: int, *, least: int, most: int) -> int:
+    """Parts to keep in flight: enough to cover the link's bandwidth x round trip (each part waits a round
+    trip for its answer, in which the others keep the link busy), at least `least`, at most `most` (the part
+    buffers: memory)."""
+    covering = math.ceil(LINK_BYTES_PER_S * max(0.0, round_trip_s) / part_size) + 1
+    return max(1, min(most, max(least, covering)))
+
+
 class PartBuffers:
     """Part-sized buffers, reused from part to part and upload to upload: a fresh 8 MiB per part costs an
     allocation and two thousand page faults. At most `slots` exist at once (taken or kept), and none is
     kept once no upload is under way, so an idle store holds no part memory."""
 
     def __init__(self, slots: int) -> None:
+        self.slots = slots
         self._slots = threading.BoundedSemaphore(slots)
         self._lock = threading.Lock()
         self._kept: list[bytearray] = []
@@ -205,7 +219,7 @@ SendPart = Callable[[str, str, int, memoryview, dict[str, str]], str]
 
 @dataclass(frozen=True)
 class FileParts:
-    """How one file's parts go up: `send_parts(upload_id)` for multipart.multipart."""
+    """How one file's parts go up: `send_parts(upload_id, round trip)` for multipart.multipart."""
 
     key: str
     source: OpenSource
@@ -227,11 +241,13 @@ class FileParts:
         etag = self.send(self.key, upload_id, number, chunk, integrity)
         return {"ETag": etag, "PartNumber": number, **listed}
 
-    def send_parts(self, upload_id: str) -> Parts:
+    def send_parts(self, upload_id: str, round_trip_s: float) -> Parts:
+        """The parts sent, `concurrency` or more at once as the round trip needs (parts_in_flight)."""
+        senders = parts_in_flight(round_trip_s, self.part_size, least=self.concurrency, most=self.buffers.slots)
         with self.buffers.in_use():
-            return self._send_parts(upload_id)
+            return self._send_parts(upload_id, senders)
 
-    def _send_parts(self, upload_id: str) -> Parts:
+    def _send_parts(self, upload_id: str, senders: int) -> Parts:
         digest = hashlib.md5()
         crc = 0
         vouched = False
@@ -245,7 +261,7 @@ class FileParts:
 
         futures: list[Future[dict[str, Any]]] = []
         failed: list[Future[dict[str, Any]]] = []
-        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="pixel-part")
+        pool = ThreadPoolExecutor(max_workers=senders, thread_name_prefix="pixel-part")
         # One worker: the parts are hashed in file order.
         hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixel-md5")
         try:

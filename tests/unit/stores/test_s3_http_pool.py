@@ -40,6 +40,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if short:
             self.close_connection = True
 
+    def do_PUT(self) -> None:  # echoes the body: what the server read of it
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def log_message(self, *args: object) -> None:
         pass
 
@@ -145,30 +152,6 @@ class _Writes:
         return getattr(self._sock, name)
 
 
-class _Echo(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_PUT(self) -> None:  # http.server calls it by this name
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def echo() -> Iterator[_Server]:
-    httpd = _Server(("127.0.0.1", 0), _Echo)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-
-
 def recorded(pool: ConnectionPool) -> _Writes:
     """The pool's one idle connection, its socket recording writes from now on."""
     [conn] = pool._idle
@@ -178,8 +161,8 @@ def recorded(pool: ConnectionPool) -> _Writes:
 
 
 @pytest.mark.parametrize("body", [b"x", bytes(range(256)) * 4096, bytearray(b"part"), memoryview(b"view")])
-def test_a_small_body_goes_out_in_one_write_with_its_headers(echo: _Server, body: bytes | bytearray) -> None:
-    pool = pool_for(echo)
+def test_a_small_body_goes_out_in_one_write_with_its_headers(server: _Server, body: bytes | bytearray) -> None:
+    pool = pool_for(server)
     pool.request("PUT", "/warm", body=b"w", headers={"Content-Length": "1"})
     writes = recorded(pool)
     answer = pool.request("PUT", "/k", body=body, headers={"Content-Length": str(len(body))})
@@ -191,8 +174,8 @@ def test_a_small_body_goes_out_in_one_write_with_its_headers(echo: _Server, body
     assert again.data == b"" and len(writes.writes) == 2
 
 
-def test_a_body_over_the_joined_size_is_still_sent_whole(echo: _Server) -> None:
-    pool = pool_for(echo)
+def test_a_body_over_the_joined_size_is_still_sent_whole(server: _Server) -> None:
+    pool = pool_for(server)
     body = os.urandom(JOINED_BODY + 1)
     assert pool.request("PUT", "/big", body=body, headers={"Content-Length": str(len(body))}).data == body
 
