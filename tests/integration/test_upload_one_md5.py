@@ -27,6 +27,7 @@ from reconciler.stores.s3 import MIB, S3Store
 from reconciler.stores.s3 import upload as upload_module
 from reconciler.stores.s3.direct.raw import DirectTransport
 from reconciler.stores.s3.transport import Buffer
+from reconciler.stores.s3.upload import crc64_b64, crc64nvme
 
 pytestmark = pytest.mark.integration
 
@@ -142,6 +143,9 @@ def test_an_apply_reads_a_big_file_once_and_hashes_it_only_per_part(
     assert got["Metadata"]["md5"] == md5
     if checksum == "when_required":
         assert got["ETag"].strip('"') == multipart_etag(data), "the parts' own md5s, checked by the server"
+    else:  # the whole file's CRC64NVME, combined from the parts' and checked by the server at the complete
+        head = seaweed.client().head_object(Bucket=bucket, Key="big.bin", ChecksumMode="ENABLED")
+        assert head["ChecksumCRC64NVME"] == crc64_b64(crc64nvme(data))
 
 
 def test_without_a_cached_md5_the_upload_hashes_the_file_as_before(

@@ -2,9 +2,10 @@
 
 Whichever transport sends them, the server checks every body against a header computed here: Content-MD5
 (400 BadDigest otherwise) and, where the store allows the newer checksums, CRC64NVME. A multipart
-upload's parts are read into part-sized buffers reused from part to part; the whole-file md5 (and
-CRC64NVME) is taken on a thread of its own, in file order, each part's checksum on the thread that sends
-it: hashlib and the socket release the GIL, so reading, hashing and sending overlap on separate cores.
+upload's parts are read into part-sized buffers reused from part to part; the whole-file md5 is taken on a
+thread of its own, in file order, each part's checksum on the thread that sends it (the whole file's
+CRC64NVME is combined from the parts', never computed over the bytes again): hashlib, awscrt and the socket
+release the GIL, so reading, hashing and sending overlap on separate cores.
 
 The whole-file md5 is the plan's to give, not the upload's to take again, where the source can vouch for
 it (`VouchedSource`: a local file whose exact version the hash cache holds that md5 for, asked before the
@@ -41,6 +42,13 @@ def crc64nvme(data: bytes | bytearray | memoryview, previous: int = 0) -> int:
     from awscrt.checksums import crc64nvme as crc  # awscrt's import alone costs a no-op plan 0.1 s
 
     return int(crc(cast(bytes, data), previous))  # any buffer: the stub says bytes
+
+
+def combine_crc64nvme(first: int, second: int, second_size: int) -> int:
+    """The CRC64NVME of two blocks one after the other, from theirs."""
+    from awscrt.checksums import combine_crc64nvme as combine
+
+    return int(combine(first, second, second_size))
 
 
 def crc64_b64(value: int) -> str:
@@ -230,16 +238,19 @@ class FileParts:
     full_object: bool
     send: SendPart
 
-    def _part(self, upload_id: str, number: int, chunk: memoryview) -> dict[str, Any]:
-        """One part, checked by the server against its CRC64NVME (full-object mode) or Content-MD5."""
+    def _part(self, upload_id: str, number: int, chunk: memoryview) -> tuple[dict[str, Any], int]:
+        """One part, checked by the server against its CRC64NVME (full-object mode) or Content-MD5: the part
+        as CompleteMultipartUpload lists it, and its CRC64NVME (0 outside full-object mode)."""
+        crc = 0
         if self.full_object:
-            listed = {"ChecksumCRC64NVME": crc64_b64(crc64nvme(chunk))}
+            crc = crc64nvme(chunk)
+            listed = {"ChecksumCRC64NVME": crc64_b64(crc)}
             integrity = listed
         else:
             listed = {}  # Content-MD5 is per request only: CompleteMultipartUpload does not list it
             integrity = {"ContentMD5": base64.b64encode(hashlib.md5(chunk).digest()).decode()}
         etag = self.send(self.key, upload_id, number, chunk, integrity)
-        return {"ETag": etag, "PartNumber": number, **listed}
+        return {"ETag": etag, "PartNumber": number, **listed}, crc
 
     def send_parts(self, upload_id: str, round_trip_s: float) -> Parts:
         """The parts sent, `concurrency` or more at once as the round trip needs (parts_in_flight)."""
@@ -249,18 +260,9 @@ class FileParts:
 
     def _send_parts(self, upload_id: str, senders: int) -> Parts:
         digest = hashlib.md5()
-        crc = 0
-        vouched = False
-
-        def hash_whole(view: memoryview) -> None:
-            nonlocal crc
-            if not vouched:
-                digest.update(view)
-            if self.full_object:
-                crc = crc64nvme(view, crc)
-
-        futures: list[Future[dict[str, Any]]] = []
-        failed: list[Future[dict[str, Any]]] = []
+        sizes: list[int] = []
+        futures: list[Future[tuple[dict[str, Any], int]]] = []
+        failed: list[Future[tuple[dict[str, Any], int]]] = []
         pool = ThreadPoolExecutor(max_workers=senders, thread_name_prefix="pixel-part")
         # One worker: the parts are hashed in file order.
         hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixel-md5")
@@ -279,9 +281,11 @@ class FileParts:
                         self.buffers.give_back(buffer)
                         break
                     view = memoryview(buffer)[:filled]
-                    # The buffer is reused once both its hash and its send are done with it.
-                    users = _Users(2, functools.partial(self.buffers.give_back, buffer))
-                    hasher.submit(hash_whole, view).add_done_callback(users.done)
+                    sizes.append(filled)
+                    # The buffer is reused once both its hash (if the md5 is taken here) and its send are done.
+                    users = _Users(1 if vouched else 2, functools.partial(self.buffers.give_back, buffer))
+                    if not vouched:
+                        hasher.submit(digest.update, view).add_done_callback(users.done)
                     future = pool.submit(self._part, upload_id, number, view)
                     future.add_done_callback(users.done)
                     future.add_done_callback(lambda f: failed.append(f) if _failed(f) else None)
@@ -295,7 +299,7 @@ class FileParts:
                         code="412",
                         key=self.key,
                     )
-            parts = [f.result() for f in futures]
+            sent = [f.result() for f in futures]
             hasher.shutdown(wait=True)
         except BaseException:
             for future in futures:
@@ -311,5 +315,11 @@ class FileParts:
                 code="BadDigest",
                 key=self.key,
             )
-        whole = {"ChecksumCRC64NVME": crc64_b64(crc), "ChecksumType": "FULL_OBJECT"}
-        return parts, whole if self.full_object else {}
+        parts = [part for part, _ in sent]
+        if not self.full_object:
+            return parts, {}
+        # The whole file's CRC64NVME from its parts': no second pass over the bytes.
+        whole = 0
+        for (_, crc), size in zip(sent, sizes, strict=True):
+            whole = combine_crc64nvme(whole, crc, size)
+        return parts, {"ChecksumCRC64NVME": crc64_b64(whole), "ChecksumType": "FULL_OBJECT"}

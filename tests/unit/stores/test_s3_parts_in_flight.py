@@ -10,10 +10,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.stores.s3.upload import LINK_BYTES_PER_S, FileParts, PartBuffers, parts_in_flight
+from reconciler.stores.s3.upload import (
+    LINK_BYTES_PER_S,
+    FileParts,
+    PartBuffers,
+    crc64_b64,
+    crc64nvme,
+    parts_in_flight,
+)
 
 round_trips = st.floats(min_value=0.0, max_value=2.0, allow_nan=False)
 part_sizes = st.integers(min_value=5 * 2**20, max_value=5 * 2**30)
@@ -58,3 +65,20 @@ def test_a_far_server_gets_every_buffer_sending_at_once() -> None:
     parts = FileParts("k", source, hashlib.md5(data).hexdigest(), part, 1, PartBuffers(slots), False, send)
     listed, _ = parts.send_parts("upload", 1.0)  # a round trip no one part could cover
     assert [p["PartNumber"] for p in listed] == list(range(1, slots + 1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.binary(min_size=1, max_size=4096), part=st.integers(min_value=1, max_value=700),
+       slots=st.integers(min_value=1, max_value=4))
+def test_the_whole_files_crc64nvme_combined_from_its_parts_is_the_files_own(data: bytes, part: int, slots: int) -> None:
+    @contextmanager
+    def source() -> Iterator[BinaryIO]:
+        yield io.BytesIO(data)
+
+    def send(key: str, upload_id: str, number: int, chunk: memoryview, integrity: dict[str, str]) -> str:
+        return f"etag-{number}"
+
+    parts = FileParts("k", source, hashlib.md5(data).hexdigest(), part, 2, PartBuffers(slots), True, send)
+    listed, whole = parts.send_parts("upload", 0.0)
+    assert len(listed) == -(-len(data) // part)
+    assert whole == {"ChecksumCRC64NVME": crc64_b64(crc64nvme(data)), "ChecksumType": "FULL_OBJECT"}
