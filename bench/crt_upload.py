@@ -1,4 +1,4 @@
-"""Big uploads: awscrt's native S3 client against pixel's direct path, on one SeaweedFS, A/B alternated.
+"""Big uploads and downloads: awscrt's native S3 client against pixel's direct path, on one SeaweedFS, alternated.
 
 awscrt (installed through botocore[crt]) splits a PutObject of a file into parts and sends them from C
 threads, checksums and all, outside the GIL: what s3transfer's CRT mode and Mountpoint build on. This
@@ -10,7 +10,9 @@ keeps the guard pixel needs on every write: a conditional complete (If-None-Matc
 
 Three contenders per round, in rotating order: `crt` (awscrt S3Client, send_filepath, CRC64NVME per part),
 `pixel` (S3Store.write of the file, as an apply without a hash cache row: the whole-file md5 taken again),
-`pixel-vouched` (the same with the hash cache vouching for the plan's md5: no md5 pass at all).
+`pixel-vouched` (the same with the hash cache vouching for the plan's md5: no md5 pass at all). Then the
+same files downloaded: `crt get` (GET_OBJECT in ranged parts into the file, part checksums validated) and
+`pixel get` (as a pull: streamed to a temp file, md5 checked, fsynced, renamed).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from reconciler.apply.vouched import CachedMd5s, VouchingFile
 from reconciler.dev.seaweed import SeaweedServer
 from reconciler.model import S3StoreSpec
 from reconciler.observe.hashcache import FileKey, HashCache
+from reconciler.stores.local import LocalStore
 from reconciler.stores.s3 import S3Store
 
 MIB = 1024 * 1024
@@ -88,18 +91,37 @@ class Crt:
         request = HttpRequest("PUT", f"/{bucket}/{key}", headers)
         checksum = S3ChecksumConfig(algorithm=S3ChecksumAlgorithm.CRC64NVME, location=S3ChecksumLocation.TRAILER)
         done: Future[None] = Future()
-
-        def on_done(error: BaseException | None = None, status_code: int | None = None, **_: Any) -> None:
-            if error is not None:
-                done.set_exception(RuntimeError(f"crt PUT {key}: {error} (status {status_code})"))
-            else:
-                done.set_result(None)
-
         self.client.make_request(
             type=S3RequestType.PUT_OBJECT, request=request, send_filepath=str(path), checksum_config=checksum,
-            on_done=on_done,
+            on_done=_settles(done, key),
         )
         return done
+
+
+    def get(self, bucket: str, key: str, path: Path) -> Future[None]:
+        """GetObject in ranged parts straight into `path`, the parts' checksums validated where S3 has them."""
+        from awscrt.http import HttpHeaders, HttpRequest
+        from awscrt.s3 import S3ChecksumConfig, S3RequestType
+
+        request = HttpRequest("GET", f"/{bucket}/{key}", HttpHeaders([("Host", self.host)]))
+        done: Future[None] = Future()
+        self.client.make_request(
+            type=S3RequestType.GET_OBJECT, request=request, recv_filepath=str(path),
+            checksum_config=S3ChecksumConfig(validate_response=True), on_done=_settles(done, key),
+        )
+        return done
+
+
+def _settles(done: Future[None], key: str) -> Callable[..., None]:
+    """An awscrt on_done that settles `done` (called on the CRT's own thread)."""
+
+    def on_done(error: BaseException | None = None, status_code: int | None = None, **_: Any) -> None:
+        if error is not None:
+            done.set_exception(RuntimeError(f"crt {key}: {error} (status {status_code})"))
+        else:
+            done.set_result(None)
+
+    return on_done
 
 
 @contextmanager
@@ -115,11 +137,28 @@ def pixel_store(server: SeaweedServer, bucket: str, parallelism: int) -> S3Store
     return S3Store(spec, max_pool_connections=parallelism + 8, list_concurrency=parallelism, multipart_threshold=PART)
 
 
-def timed(upload_all: Callable[[str], None], bucket: str) -> tuple[float, float]:
-    """(wall seconds, this process's CPU seconds over all its threads, the CRT's C threads included)."""
-    start, cpu = time.perf_counter(), time.process_time()
-    upload_all(bucket)
-    return time.perf_counter() - start, time.process_time() - cpu
+def alternated(contenders: dict[str, Callable[[], None]], rounds: int) -> dict[str, list[tuple[float, float]]]:
+    """Each contender once per round, the order rotating from round to round: per contender, (wall seconds,
+    this process's CPU seconds over all its threads, the CRT's C threads included) of each run."""
+    names = list(contenders)
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    for round_no in range(rounds):
+        for name in names[round_no % len(names) :] + names[: round_no % len(names)]:
+            start, cpu = time.perf_counter(), time.process_time()
+            contenders[name]()
+            runs[name].append((time.perf_counter() - start, time.process_time() - cpu))
+    return runs
+
+
+def rows(runs: dict[str, list[tuple[float, float]]], total: int) -> dict[str, dict[str, list[float]]]:
+    """MB/s (slowest first) and client CPU s/GB (least first) per contender."""
+    return {
+        name: {
+            "mb_per_s": sorted(total / wall / 1e6 for wall, _ in values),
+            "cpu_s_per_gb": sorted(cpu / total * 1e9 for _, cpu in values),
+        }
+        for name, values in runs.items()
+    }
 
 
 @contextmanager
@@ -149,11 +188,21 @@ def main(argv: list[str] | None = None) -> int:
                     cache.remember(FileKey.of(str(path), os.stat(path)), md5)
             crt = Crt(server, part_size=PART)
 
-            def run_crt(bucket: str) -> None:
+            def in_new_bucket(upload: Callable[[str], None], name: str) -> Callable[[], None]:
+                def run() -> None:
+                    bucket = server.create_bucket(f"crt-{name}-{uuid.uuid4().hex[:6]}")
+                    try:
+                        upload(bucket)
+                    finally:
+                        server.delete_bucket(bucket)
+
+                return run
+
+            def crt_up(bucket: str) -> None:
                 for future in [crt.put(bucket, path.name, path, md5) for path, md5 in files]:
                     future.result()
 
-            def run_pixel(bucket: str, vouched: bool) -> None:
+            def pixel_up(bucket: str, vouched: bool) -> None:
                 store = pixel_store(server, bucket, args.parallelism)
                 known = CachedMd5s(lambda: HashCache(cache_file))
 
@@ -166,42 +215,60 @@ def main(argv: list[str] | None = None) -> int:
                     list(pool.map(one, files))
                 store.transport.close()
 
-            contenders: dict[str, Callable[[str], None]] = {
-                "crt": run_crt,
-                "pixel": lambda bucket: run_pixel(bucket, False),
-                "pixel-vouched": lambda bucket: run_pixel(bucket, True),
-            }
-            seconds: dict[str, list[float]] = {name: [] for name in contenders}
-            cpu: dict[str, list[float]] = {name: [] for name in contenders}
-            names = list(contenders)
-            for round_no in range(args.rounds):
-                order = names[round_no % len(names) :] + names[: round_no % len(names)]
-                for name in order:
-                    bucket = server.create_bucket(f"crt-{name.replace('-', '')}-{uuid.uuid4().hex[:6]}")
-                    try:
-                        wall, used = timed(contenders[name], bucket)
-                        seconds[name].append(wall)
-                        cpu[name].append(used)
-                    finally:
-                        server.delete_bucket(bucket)
+            uploads = alternated(
+                {
+                    "crt": in_new_bucket(crt_up, "crt"),
+                    "pixel": in_new_bucket(lambda bucket: pixel_up(bucket, False), "pixel"),
+                    "pixel-vouched": in_new_bucket(lambda bucket: pixel_up(bucket, True), "vouched"),
+                },
+                args.rounds,
+            )
+            held = server.create_bucket(f"crt-held-{uuid.uuid4().hex[:6]}")
+            pixel_up(held, True)
+            into = work / "down"
+
+            def fresh() -> Path:
+                shutil.rmtree(into, ignore_errors=True)
+                into.mkdir()
+                return into
+
+            def crt_down() -> None:
+                folder = fresh()
+                for future in [crt.get(held, path.name, folder / path.name) for path, _ in files]:
+                    future.result()
+
+            def pixel_down() -> None:
+                # As a pull does it: each file streamed to a temp file, its md5 checked, fsynced, renamed.
+                local, store = LocalStore("down", fresh()), pixel_store(server, held, args.parallelism)
+
+                def one(item: tuple[Path, str]) -> None:
+                    path, md5 = item
+                    size = path.stat().st_size
+                    local.write(path.name, lambda: store.open(path.name), size=size, md5=md5, if_absent=True)
+
+                with ThreadPoolExecutor(max_workers=args.parallelism) as pool:
+                    list(pool.map(one, files))
+                store.transport.close()
+
+            downloads = alternated({"crt get": crt_down, "pixel get": pixel_down}, args.rounds)
+            server.delete_bucket(held)
             probe = conditional_probe(server, crt, files[0])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = {
         "files": args.files, "mib": args.mib, "rounds": args.rounds, "load": os.getloadavg(),
-        "mb_per_s": {name: [total / s / 1e6 for s in sorted(values, reverse=True)] for name, values in seconds.items()},
-        "cpu_s_per_gb": {name: sorted(c / total * 1e9 for c in values) for name, values in cpu.items()},
+        "upload": rows(uploads, total), "download": rows(downloads, total),
         "crt_if_none_match_refused_an_overwrite": probe,
     }
     if args.json:
         print(json.dumps(result))
     else:
         print(f"{args.files} x {args.mib} MiB, {args.rounds} rounds, load {os.getloadavg()[0]:.2f}")
-        for name, rates in result["mb_per_s"].items():
-            median = statistics.median(rates)
-            used = result["cpu_s_per_gb"][name]
-            print(f"  {name:14s} MB/s min {rates[0]:7.1f}  median {median:7.1f}  max {rates[-1]:7.1f}   "
-                  f"client CPU s/GB min {used[0]:5.2f}  median {statistics.median(used):5.2f}  max {used[-1]:5.2f}")
+        for name, row in [*rows(uploads, total).items(), *rows(downloads, total).items()]:
+            rates, used = row["mb_per_s"], row["cpu_s_per_gb"]
+            print(f"  {name:14s} MB/s min {rates[0]:7.1f}  median {statistics.median(rates):7.1f}  "
+                  f"max {rates[-1]:7.1f}   client CPU s/GB min {used[0]:5.2f}  median {statistics.median(used):5.2f}  "
+                  f"max {used[-1]:5.2f}")
         print(f"  crt: If-None-Match: * refused a multipart overwrite: {probe}")
     return 0
 
