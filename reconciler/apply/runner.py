@@ -11,9 +11,11 @@ from typing import Any, BinaryIO, Protocol, cast
 
 from reconciler.apply.final import FinalCompiler
 from reconciler.apply.manifest_writer import ManifestWriter
+from reconciler.apply.vouched import CachedMd5s, VouchingFile
 from reconciler.manifests import final as final_manifest
 from reconciler.model import TEMP_PREFIX, Action, ActionKind, Desired, Entry, ObjectRef, Precondition
 from reconciler.stores.base import (
+    HoldsLocalFiles,
     ObjectChanged,
     PermanentStoreError,
     ReleasingStore,
@@ -74,6 +76,8 @@ class ActionRunner:
         self.bytes_uploaded = 0
         self.bytes_downloaded = 0
         self.bytes_copied = 0  # server-side: never crossed this machine's network
+        # What vouches for a local source's planned md5, so a big upload does not hash the file again.
+        self.cached_md5s = CachedMd5s()
 
     def __call__(self, action: Action) -> None:
         handler = {
@@ -177,6 +181,8 @@ class ActionRunner:
     @contextlib.contextmanager
     def _counted(self, action: Action, store: Store, key: str) -> Iterator[BinaryIO]:
         with store.open(key) as stream:
+            if action.md5 is not None and isinstance(store, HoldsLocalFiles):
+                stream = cast(BinaryIO, VouchingFile(stream, store.file_path(key), action.md5, self.cached_md5s))
             on_bytes = self.on_bytes
             if on_bytes is None:
                 yield stream

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,20 +25,25 @@ def multipart(
     key: str,
     where: str,
     create: dict[str, Any],
-    send_parts: Callable[[str], Parts],
+    send_parts: Callable[[str, float], Parts],
     conditions: dict[str, str],
 ) -> str:
-    """Start a recorded upload of `key`, `send_parts(upload_id)`, complete it under `conditions`: its ETag.
+    """Start a recorded upload of `key`, `send_parts(upload_id, round trip)`, complete it under `conditions`:
+    its ETag.
 
     `action` names the create in errors, `completing` the complete; `where` is the key or the copy's keys.
+    The round trip (seconds) is what the start took over its two requests (create, then the record), each
+    one bodiless or near it: how far the server is, for sizing the parts in flight to the link.
 
     Whatever fails on the way (a part, the complete, an interrupt) aborts the upload; its record goes once
     the upload is completed or aborted, and stays (for the next apply) if the abort fails.
     """
     transport = journal.transport
+    started = time.monotonic()
     upload_id, record = journal.start(action, key, **create)
+    round_trip = (time.monotonic() - started) / 2
     try:
-        parts, extra = send_parts(upload_id)
+        parts, extra = send_parts(upload_id, round_trip)
         etag = sent(
             transport, completing, where, transport.complete_multipart_upload, key, upload_id, parts,
             {**extra, **conditions},
@@ -63,7 +69,7 @@ def copy_by_parts(
     part_size = max(part_size, -(-size // MAX_PARTS))
     ranges = [(n, start, min(start + part_size, size) - 1) for n, start in enumerate(range(0, size, part_size), 1)]
 
-    def send_parts(upload_id: str) -> Parts:
+    def send_parts(upload_id: str, _: float) -> Parts:  # no byte crosses this link: the server copies
         def one(part: tuple[int, int, int]) -> dict[str, Any]:
             number, first, last = part
             etag = sent(

@@ -7,10 +7,13 @@ import http.server
 import os
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from reconciler.stores.s3.direct.http_pool import NETWORK_ERRORS, ConnectionPool
+from reconciler.stores.s3.direct.http_pool import JOINED_BODY, NETWORK_ERRORS, ConnectionPool, _write_both
 
 BODY = bytes(range(256)) * 1024  # 256 KiB
 
@@ -36,6 +39,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(BODY[: len(BODY) // 2] if short else BODY)
         if short:
             self.close_connection = True
+
+    def do_PUT(self) -> None:  # echoes the body: what the server read of it
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -115,3 +125,78 @@ def test_a_forked_child_opens_its_own_connections_never_the_parents(server: _Ser
     assert pool.request("GET", "/object", body=None, headers={}).data == BODY
     assert server.connections == 2  # the parent's one, kept, and the child's own
     pool.close()
+
+
+class _Writes:
+    """A connected socket whose writes are recorded: what each call carried, in order."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self.writes: list[bytes] = []
+
+    def sendall(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+        self._sock.sendall(data)
+
+    def send(self, data: Any) -> int:
+        self.writes.append(bytes(data))
+        return int(self._sock.send(data))
+
+    def sendmsg(self, buffers: Any) -> int:
+        joined = b"".join(bytes(b) for b in buffers)
+        self.writes.append(joined)
+        self._sock.sendall(joined)
+        return len(joined)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def recorded(pool: ConnectionPool) -> _Writes:
+    """The pool's one idle connection, its socket recording writes from now on."""
+    [conn] = pool._idle
+    writes = _Writes(conn.sock)
+    conn.sock = writes  # a socket by delegation
+    return writes
+
+
+@pytest.mark.parametrize("body", [b"x", bytes(range(256)) * 4096, bytearray(b"part"), memoryview(b"view")])
+def test_a_small_body_goes_out_in_one_write_with_its_headers(server: _Server, body: bytes | bytearray) -> None:
+    pool = pool_for(server)
+    pool.request("PUT", "/warm", body=b"w", headers={"Content-Length": "1"})
+    writes = recorded(pool)
+    answer = pool.request("PUT", "/k", body=body, headers={"Content-Length": str(len(body))})
+    assert answer.data == bytes(body), "the server read the whole body, after the headers"
+    assert len(writes.writes) == 1 and writes.writes[0].startswith(b"PUT /k HTTP/1.1\r\n")
+    assert writes.writes[0].endswith(b"\r\n\r\n" + bytes(body))
+    # The connection is left as it was: the next request (no body) writes its headers at once.
+    again = pool.request("PUT", "/empty", body=None, headers={"Content-Length": "0"})
+    assert again.data == b"" and len(writes.writes) == 2
+
+
+def test_a_body_over_the_joined_size_is_still_sent_whole(server: _Server) -> None:
+    pool = pool_for(server)
+    body = os.urandom(JOINED_BODY + 1)
+    assert pool.request("PUT", "/big", body=body, headers={"Content-Length": str(len(body))}).data == body
+
+
+class _Partial:
+    """A socket that takes at most the next of `sizes` bytes per sendmsg, as a full send buffer does."""
+
+    def __init__(self, sizes: list[int]) -> None:
+        self._sizes = sizes
+        self.got = bytearray()
+
+    def sendmsg(self, buffers: list[memoryview]) -> int:
+        joined = b"".join(bytes(b) for b in buffers)
+        taken = joined[: max(1, self._sizes.pop(0)) if self._sizes else len(joined)]
+        self.got += taken
+        return len(taken)
+
+
+@given(head=st.binary(min_size=1, max_size=64), body=st.binary(min_size=1, max_size=256),
+       sizes=st.lists(st.integers(min_value=0, max_value=80), max_size=20))
+def test_partial_sends_still_write_headers_then_body_exactly_once(head: bytes, body: bytes, sizes: list[int]) -> None:
+    sock = _Partial(sizes)
+    _write_both(sock, head, memoryview(body))  # type: ignore[arg-type]  # a socket's sendmsg is all it uses
+    assert bytes(sock.got) == head + body

@@ -14,17 +14,20 @@ import http.client
 import importlib.util
 import os
 import select
+import socket
 import ssl
 import threading
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from reconciler.stores.s3.deadlines import DEFAULT_CONNECT, DEFAULT_READ
 
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (http.client.HTTPException, OSError)
 SEND_BLOCK = 1024 * 1024  # http.client writes a file body 8 KiB at a time by default
+# A body up to this size goes out in the same write as its request's headers (pixel's small-file PUTs).
+JOINED_BODY = 1024 * 1024
 
 
 class DeadlineExceeded(TimeoutError):
@@ -89,6 +92,53 @@ def _forget_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_after_fork)
 
 
+class _Joining(http.client.HTTPConnection):
+    """A connection that writes a small request body together with its headers: one `sendmsg` (one
+    record under TLS) where http.client makes two writes, the headers and then the body, per request.
+
+    http.client hands `send` the header block and then the body; told to join (`join_next`), the first is
+    held back until the second arrives. Anything else sent meanwhile goes after the held block, in order.
+    """
+
+    _held: bytes | None = None
+    _joining = False
+
+    def join_next(self) -> None:
+        self._joining, self._held = True, None
+
+    def send(self, data: Any) -> None:
+        if self._joining and self._held is None and isinstance(data, bytes):
+            self._held = data  # the header block
+            return
+        held, self._held, self._joining = self._held, None, False
+        if held is None:
+            super().send(data)
+        elif isinstance(data, bytes | bytearray | memoryview) and self.sock is not None:
+            _write_both(self.sock, held, memoryview(data).cast("B"))
+        else:
+            super().send(held)
+            super().send(data)
+
+
+class _JoiningTLS(_Joining, http.client.HTTPSConnection):
+    pass
+
+
+def _write_both(sock: socket.socket, head: bytes, body: memoryview) -> None:
+    """`head` then `body`, written as one: sendmsg (no copy) where the socket has it, else one joined buffer."""
+    if isinstance(sock, ssl.SSLSocket):  # no sendmsg under TLS: one record of both, a small copy
+        sock.sendall(head + body)
+        return
+    pieces = [memoryview(head), body]
+    while pieces:
+        sent = sock.sendmsg(pieces)
+        while pieces and sent >= len(pieces[0]):
+            sent -= len(pieces[0])
+            pieces.pop(0)
+        if pieces and sent:
+            pieces[0] = pieces[0][sent:]
+
+
 class ConnectionPool:
     def __init__(
         self,
@@ -102,21 +152,19 @@ class ConnectionPool:
         self.scheme, self.netloc = scheme, netloc
         self._size = size
         self._connect_timeout, self._read_timeout = connect_timeout, read_timeout
-        self._idle: list[http.client.HTTPConnection] = []
+        self._idle: list[_Joining] = []
         self._lock = threading.Lock()
         self._tls: ssl.SSLContext | None = None
         if scheme == "https":
             self._tls = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or ca_bundle())
         _POOLS.add(self)
 
-    def _new(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection
+    def _new(self) -> _Joining:
+        conn: _Joining
         if self._tls is not None:
-            conn = http.client.HTTPSConnection(
-                self.netloc, timeout=self._connect_timeout, context=self._tls, blocksize=SEND_BLOCK
-            )
+            conn = _JoiningTLS(self.netloc, timeout=self._connect_timeout, context=self._tls, blocksize=SEND_BLOCK)
         else:
-            conn = http.client.HTTPConnection(self.netloc, timeout=self._connect_timeout, blocksize=SEND_BLOCK)
+            conn = _Joining(self.netloc, timeout=self._connect_timeout, blocksize=SEND_BLOCK)
         try:
             conn.connect()
         except TimeoutError as exc:
@@ -142,7 +190,7 @@ class ConnectionPool:
             "the connection but stopped answering (read_timeout, PIXEL_S3_READ_TIMEOUT)"
         )
 
-    def _take(self) -> http.client.HTTPConnection:
+    def _take(self) -> _Joining:
         while True:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
@@ -152,7 +200,7 @@ class ConnectionPool:
                 return conn
             conn.close()
 
-    def _give_back(self, conn: http.client.HTTPConnection) -> None:
+    def _give_back(self, conn: _Joining) -> None:
         with self._lock:
             if len(self._idle) < self._size:
                 self._idle.append(conn)
@@ -170,6 +218,8 @@ class ConnectionPool:
         """One request and its whole response; raises one of NETWORK_ERRORS when the exchange fails."""
         conn = self._take()
         try:
+            if isinstance(body, bytes | bytearray | memoryview) and 0 < memoryview(body).nbytes <= JOINED_BODY:
+                conn.join_next()
             conn.request(method, target, body=body, headers=dict(headers))
             response = conn.getresponse()
             data = response.read()
@@ -227,7 +277,7 @@ class ConnectionPool:
 class Streamed:
     """A response body read a piece at a time: read(n) and close(), like a file."""
 
-    def __init__(self, pool: ConnectionPool, conn: http.client.HTTPConnection, response: http.client.HTTPResponse):
+    def __init__(self, pool: ConnectionPool, conn: _Joining, response: http.client.HTTPResponse):
         self.status, self.reason = response.status, response.reason
         self.headers: Mapping[str, str] = response.headers  # type: ignore[assignment]
         self._pool, self._conn, self._response = pool, conn, response
