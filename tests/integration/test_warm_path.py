@@ -23,7 +23,7 @@ from tests.integration.pixelenv import write_specs
 # brings): plain console lines are rendered by pixel; click.shell_completion: only completion needs it.
 HEAVY = (
     "boto3", "botocore", "jsonschema", "awscrt", "s3transfer", "yaml", "structlog", "asyncio", "rich", "pygments",
-    "importlib.metadata", "click.shell_completion",
+    "importlib.metadata", "click.shell_completion", "urllib.request",
 )
 # Runs the real CLI in this process's interpreter and reports which heavy packages it imported.
 PROBE = (

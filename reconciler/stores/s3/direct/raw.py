@@ -35,7 +35,6 @@ import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
-from xml.sax.saxutils import escape
 
 from reconciler.model import S3StoreSpec
 from reconciler.stores.base import StoreError
@@ -298,7 +297,7 @@ class DirectTransport:
         self, key: str, upload_id: str, parts: list[dict[str, Any]], params: Params
     ) -> str:
         listed = "".join(
-            "<Part>" + "".join(f"<{name}>{escape(str(value))}</{name}>" for name, value in part.items()) + "</Part>"
+            "<Part>" + "".join(f"<{name}>{_xml_text(str(value))}</{name}>" for name, value in part.items()) + "</Part>"
             for part in parts
         )
         body = f'<CompleteMultipartUpload xmlns="{_XMLNS}">{listed}</CompleteMultipartUpload>'.encode()
@@ -505,3 +504,9 @@ def head_of(headers: Mapping[str, str]) -> Head:
     if modified:
         head["LastModified"] = email.utils.parsedate_to_datetime(modified)
     return head
+
+
+def _xml_text(value: str) -> str:
+    """XML character data, as xml.sax.saxutils.escape writes it: importing that module costs the warm path
+    urllib.request (~5 ms) for the one multipart complete that needs it."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
