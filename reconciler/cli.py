@@ -535,8 +535,10 @@ def apply(
     """
     from reconciler.apply.session import LockOptions
     from reconciler.commands.apply import apply as apply_command
+    from reconciler.commands.apply_saved import json_refusals
 
-    _dask_only(click.get_current_context(), executor)
+    with json_refusals(output_format):  # under --format json the refusal is the report on stdout, as the others
+        _dask_only(click.get_current_context(), executor)
     limits = GuardLimits(
         max_delete=max_delete, max_superseded=max_superseded, allow_mass_delete=allow_mass_delete, strict=strict
     )

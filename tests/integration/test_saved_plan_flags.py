@@ -32,6 +32,8 @@ REFUSED: dict[str, tuple[list[str], str]] = {
     "compact": (["--compact"], "`pixel show --compact FILE`"),
     "output_format markdown": (["--format", "markdown"], "`pixel show --format markdown FILE`"),
     "executor dask": (["--executor", "dask"], "--executor dask needs the scheduler's address"),
+    "scheduler local": (["--scheduler", "tcp://127.0.0.1:1"], "--scheduler only apply with --executor dask"),
+    "batch_actions local": (["--batch-actions", "10"], "--batch-actions only apply with --executor dask"),
 }
 # Every count limit (`--max-*`), given above what the plan was made with, would loosen it.
 APPLY_PARAMS = {p.name for p in main.commands["apply"].params}
@@ -41,11 +43,10 @@ REFUSED |= {f"{name} loosened": ([flag, "1000000"], f"would loosen the saved pla
 # the saved 100 to exactly what the plan deletes).
 ACCEPTED = [
     "--auto-approve", "--parallelism", "2", "--lock-timeout", "5s", "--format", "json", "--executor", "local",
-    "--max-delete", "4", "--batch-actions", "10", "--scheduler", "tcp://127.0.0.1:1", "--scale", "memory",
+    "--max-delete", "4", "--scale", "memory",
 ]
 ACCEPTED_NAMES = {
-    "auto_approve", "parallelism", "lock_timeout", "output_format", "executor", "max_delete", "batch_actions",
-    "scheduler", "plan_file", "scale",
+    "auto_approve", "parallelism", "lock_timeout", "output_format", "executor", "max_delete", "plan_file", "scale",
 }
 
 
