@@ -2,8 +2,8 @@
 
 One apply of 800 uploads, 200 server-side moves, 80 deletes and 120
 downloads (every kind of action, many of each between two kills) is killed
-with SIGKILL again and again (at least 10 kills, at random moments after it
-took the lock). After every kill:
+with SIGKILL again and again (at least 10 kills, each once it holds the lock
+and has carried out a random number of its actions). After every kill:
 
 - every byte that existed before is still where it should be: the local tree
   is untouched (md5 per file), every moved object's content is at its old or
@@ -18,6 +18,7 @@ Finally an uninterrupted apply converges and the plan after it is empty.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -37,6 +38,7 @@ from reconciler.model import S3StoreSpec
 from reconciler.stores.local import is_temp_name
 from reconciler.stores.s3 import S3Store
 from tests.integration.pixelenv import PIXEL, Run, write_specs
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -169,6 +171,28 @@ def lock_id(world: dict[str, Any]) -> str | None:
     return str(json.loads(raw)["id"])
 
 
+def done_so_far(world: dict[str, Any], stored: dict[str, str], pulled: set[str]) -> int:
+    """How many actions an apply has carried out since the bucket held `stored` and pulled/ held `pulled`:
+    objects written (an upload or a move's copy) and deleted (a prune or a move's source), files downloaded.
+    Counted as check_nothing_lost counts the work, so it runs from 0 to that sum."""
+    now = {key: etag for key, etag in listing(world).items() if not key.startswith(".pixel/")}
+    written = sum(1 for key, etag in now.items() if stored.get(key) != etag)
+    deleted = sum(1 for key in stored if not key.startswith(".pixel/") and key not in now)
+    downloaded = len(landed(world) - pulled)
+    return written + deleted + downloaded
+
+
+def landed(world: dict[str, Any]) -> set[str]:
+    """The files at their final path under pulled/ (a download's temporary file is not one yet)."""
+    return {p.name for p in (world["root"] / "pulled").iterdir() if not is_temp_name(p.name)}
+
+
+def reached(world: dict[str, Any], proc: subprocess.Popen[bytes], stored: dict[str, str], pulled: set[str],
+            point: int) -> bool:
+    """The apply has finished, or holds the lock and has carried out `point` actions."""
+    return proc.poll() is not None or (lock_id(world) is not None and done_so_far(world, stored, pulled) >= point)
+
+
 def test_kill_9_at_random_points_loses_nothing_and_converges(world: dict[str, Any]) -> None:
     seed = int(os.environ.get("PIXEL_CRASH_SEED", time.time_ns() % 1_000_000))
     rng = random.Random(seed)
@@ -176,32 +200,26 @@ def test_kill_9_at_random_points_loses_nothing_and_converges(world: dict[str, An
     assert first == {"upload": UPLOADS, "download": DOWNLOADS, "move": MOVES, "delete": MOVES + DELETES}
     kills = 0
     rounds = 0
-    # Spread the kills over the whole run, not just its first seconds: each kill lands after a random
-    # share of the work that is left divided by the kills that are left, at a measured action rate.
-    # Actions per second after the lock, and seconds of observe + plan before them. The overhead is taken
-    # low on purpose: a warm plan is quick now, and a kill aimed past the end lets the apply finish with
-    # kills still to land, while one that lands during planning is still a kill at a random point.
-    rate, overhead = 600.0, 0.1
     work = first
     while kills < KILLS:
         rounds += 1
         assert rounds <= 3 * KILLS, f"apply kept finishing before the kill (seed {seed})"
+        # Spread the kills over the whole run, not just its start: each lands once the apply has carried out a
+        # random share of the work left divided by the kills left. Counted in actions done, not seconds run, so
+        # a loaded (or a fast) machine moves no kill past the end; a point of 0 kills it while it still plans.
+        remaining = sum(work.values())
+        point = int(rng.uniform(0.1, 0.8) * remaining / (KILLS - kills + 1))
+        stored, pulled = listing(world), landed(world)
         proc = subprocess.Popen(
             [PIXEL, "apply", "--auto-approve", "-q", "--parallelism", "8", "--specs", str(world["specs"]), *GUARDS],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=world["env"],
         )
-        deadline = time.monotonic() + 30
-        while lock_id(world) is None and proc.poll() is None:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        locked_at = time.monotonic()
-        remaining = sum(work.values())
-        time.sleep(overhead + rng.uniform(0.1, 0.8) * remaining / (rate * (KILLS - kills + 1)))
+        wait_for(functools.partial(reached, world, proc, stored, pulled, point),
+                 f"at action {point} of {remaining} or done (seed {seed})")
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
-            ran = time.monotonic() - locked_at - overhead
             kills += 1
-        _, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=60)
         if proc.returncode != -signal.SIGKILL:
             assert proc.returncode == 0, f"seed {seed}: {err.decode()[-2000:]}"
             assert not any(check_nothing_lost(world).values()), f"a finished apply left work (seed {seed})"
@@ -214,12 +232,7 @@ def test_kill_9_at_random_points_loses_nothing_and_converges(world: dict[str, An
             work = check_nothing_lost(world)
             continue
         work = check_nothing_lost(world)
-        done = remaining - sum(work.values())
-        if ran > 0.2 and done > 0:
-            rate = (rate + done / ran) / 2
-        if done == 0:
-            overhead += 0.1  # it died while still planning: the next kill aims later
-        print(f"kill {kills}: remaining {work}, rate {rate:.0f}/s")  # shown with -s or on failure
+        print(f"kill {kills} at action {point}: remaining {work}")  # shown with -s or on failure
         held = lock_id(world)
         if held is None:
             # The kill landed after the apply released its lock on the way out: only a finished apply does.
@@ -324,11 +337,8 @@ def test_kill_9_mid_multipart_upload_then_the_next_apply_aborts_it_and_nothing_e
                 continue  # completed and forgotten since the listing
         return ids
 
-    deadline = time.monotonic() + 60
-    while not any(recorded_ids()):
-        assert proc.poll() is None, f"apply finished before it was killed: {proc.communicate()[1].decode()[-2000:]}"
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    wait_for(lambda: proc.poll() is not None or any(recorded_ids()), "the upload id recorded")
+    assert proc.poll() is None, f"apply finished before it was killed: {proc.communicate()[1].decode()[-2000:]}"
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
