@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
+from hypothesis import HealthCheck, settings
 
 from reconciler.dev.seaweed import (
     FOREIGN_AWS_ENV,
@@ -29,6 +30,12 @@ from reconciler.dev.seaweed import (
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+# A property's examples are judged by what they return, never by how long they took: Hypothesis's default 200 ms
+# deadline and its too-slow health check are timed assertions, and a worker sharing 2 cores with three others
+# (and the lead's run) trips them on code that is not slow. A test's own @settings still adds to this.
+settings.register_profile("pixel", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("pixel")
 
 _MARKERS = {
     "integration": "talks to a real SeaweedFS server over HTTP",
