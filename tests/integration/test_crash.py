@@ -195,6 +195,7 @@ class Events:
                 self.locked = True
             elif event == "action finished":
                 self.done += 1
+        stream.close()
 
     def reached(self, proc: subprocess.Popen[bytes], point: int) -> bool:
         """The apply has ended, or holds the lock and has done `point` actions."""
