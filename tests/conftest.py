@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import warnings
+from collections import Counter
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
+from hypothesis import HealthCheck, settings
 
 from reconciler.dev.seaweed import (
     FOREIGN_AWS_ENV,
@@ -29,6 +33,12 @@ from reconciler.dev.seaweed import (
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+# A property's examples are judged by what they return, never by how long they took: Hypothesis's default 200 ms
+# deadline and its too-slow health check are timed assertions, and a worker sharing 2 cores with three others
+# (and the lead's run) trips them on code that is not slow. A test's own @settings still adds to this.
+settings.register_profile("pixel", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("pixel")
 
 _MARKERS = {
     "integration": "talks to a real SeaweedFS server over HTTP",
@@ -49,6 +59,50 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     alone at the end while the other idles."""
     slow = {item.nodeid.split("::", 1)[0] for item in items if item.get_closest_marker("slow") is not None}
     items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in slow)
+
+
+# Child processes the session started, by program: each `pixel` or `python -c` child pays an interpreter start and
+# pixel's imports (~0.2-0.4 CPU-s), the suite's biggest fixed cost after the worlds. Counted in each xdist worker,
+# summed by the controller, printed after the durations so a change that adds hundreds is seen.
+_CHILDREN: Counter[str] = Counter()
+
+
+def _program(args: Any) -> str:
+    argv = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
+    name = Path(os.fsdecode(argv[0])).name if argv else "?"
+    if name.startswith("python") and len(argv) > 2 and os.fsdecode(argv[1]) == "-m":
+        return f"python -m {os.fsdecode(argv[2])}"
+    return name
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _count_children() -> Iterator[None]:
+    started = subprocess.Popen.__init__
+
+    def counted(self: subprocess.Popen[Any], args: Any, *rest: Any, **options: Any) -> None:
+        _CHILDREN[_program(args)] += 1
+        started(self, args, *rest, **options)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "__init__", counted)
+        yield
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: its counts travel to the controller
+        workeroutput["children"] = dict(_CHILDREN)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    _CHILDREN.update(getattr(node, "workeroutput", {}).get("children", {}))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _CHILDREN:
+        top = ", ".join(f"{name} {count}" for name, count in _CHILDREN.most_common(8))
+        terminalreporter.write_line(f"child processes started: {sum(_CHILDREN.values())} ({top})")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -2,8 +2,8 @@
 
 One apply of 800 uploads, 200 server-side moves, 80 deletes and 120
 downloads (every kind of action, many of each between two kills) is killed
-with SIGKILL again and again (at least 10 kills, at random moments after it
-took the lock). After every kill:
+with SIGKILL again and again (at least 10 kills, each once it holds the lock
+and has carried out a random number of its actions). After every kill:
 
 - every byte that existed before is still where it should be: the local tree
   is untouched (md5 per file), every moved object's content is at its old or
@@ -18,16 +18,18 @@ Finally an uninterrupted apply converges and the plan after it is empty.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import random
 import signal
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from click.testing import CliRunner
@@ -37,6 +39,7 @@ from reconciler.model import S3StoreSpec
 from reconciler.stores.local import is_temp_name
 from reconciler.stores.s3 import S3Store
 from tests.integration.pixelenv import PIXEL, Run, write_specs
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -169,6 +172,40 @@ def lock_id(world: dict[str, Any]) -> str | None:
     return str(json.loads(raw)["id"])
 
 
+class Events:
+    """An apply's JSON log lines on its stderr, read as they come: whether it holds the lock, and how many of its
+    actions are done. Counted from what the apply says it has done, so aiming a kill costs the server nothing."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.lines: list[str] = []
+        self.locked = False
+        self.done = 0
+        self._reader = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        for raw in stream:
+            line = raw.decode(errors="replace")
+            self.lines.append(line)
+            try:
+                event = json.loads(line).get("event")
+            except ValueError:
+                continue
+            if event == "lock acquired":
+                self.locked = True
+            elif event == "action finished":
+                self.done += 1
+        stream.close()
+
+    def reached(self, proc: subprocess.Popen[bytes], point: int) -> bool:
+        """The apply has ended, or holds the lock and has done `point` actions."""
+        return proc.poll() is not None or (self.locked and self.done >= point)
+
+    def tail(self) -> str:
+        self._reader.join(60)
+        return "".join(self.lines)[-2000:]
+
+
 def test_kill_9_at_random_points_loses_nothing_and_converges(world: dict[str, Any]) -> None:
     seed = int(os.environ.get("PIXEL_CRASH_SEED", time.time_ns() % 1_000_000))
     rng = random.Random(seed)
@@ -176,34 +213,29 @@ def test_kill_9_at_random_points_loses_nothing_and_converges(world: dict[str, An
     assert first == {"upload": UPLOADS, "download": DOWNLOADS, "move": MOVES, "delete": MOVES + DELETES}
     kills = 0
     rounds = 0
-    # Spread the kills over the whole run, not just its first seconds: each kill lands after a random
-    # share of the work that is left divided by the kills that are left, at a measured action rate.
-    # Actions per second after the lock, and seconds of observe + plan before them. The overhead is taken
-    # low on purpose: a warm plan is quick now, and a kill aimed past the end lets the apply finish with
-    # kills still to land, while one that lands during planning is still a kill at a random point.
-    rate, overhead = 600.0, 0.1
     work = first
     while kills < KILLS:
         rounds += 1
         assert rounds <= 3 * KILLS, f"apply kept finishing before the kill (seed {seed})"
-        proc = subprocess.Popen(
-            [PIXEL, "apply", "--auto-approve", "-q", "--parallelism", "8", "--specs", str(world["specs"]), *GUARDS],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=world["env"],
-        )
-        deadline = time.monotonic() + 30
-        while lock_id(world) is None and proc.poll() is None:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        locked_at = time.monotonic()
+        # Spread the kills over the whole run, not just its start: each lands once the apply has carried out a
+        # random share of the work left divided by the kills left. Counted in actions done, not seconds run, so
+        # a loaded (or a fast) machine moves no kill past the end; a point of 0 kills it while it still plans.
         remaining = sum(work.values())
-        time.sleep(overhead + rng.uniform(0.1, 0.8) * remaining / (rate * (KILLS - kills + 1)))
+        point = int(rng.uniform(0.1, 0.8) * remaining / (KILLS - kills + 1))
+        proc = subprocess.Popen(
+            [PIXEL, "apply", "--auto-approve", "--parallelism", "8", "--specs", str(world["specs"]), *GUARDS],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**world["env"], "PIXEL_LOG_FORMAT": "json"},
+        )
+        assert proc.stderr is not None
+        events = Events(proc.stderr)
+        wait_for(functools.partial(events.reached, proc, point),
+                 f"at action {point} of {remaining} or done (seed {seed})")
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
-            ran = time.monotonic() - locked_at - overhead
             kills += 1
-        _, err = proc.communicate(timeout=30)
+        proc.wait(timeout=60)
         if proc.returncode != -signal.SIGKILL:
-            assert proc.returncode == 0, f"seed {seed}: {err.decode()[-2000:]}"
+            assert proc.returncode == 0, f"seed {seed}: {events.tail()}"
             assert not any(check_nothing_lost(world).values()), f"a finished apply left work (seed {seed})"
             # It finished before the kill: new files to upload, so the kills still to come land mid-apply too.
             first_new = sum(1 for rel in world["local"] if rel.startswith("raw/up/"))
@@ -214,12 +246,7 @@ def test_kill_9_at_random_points_loses_nothing_and_converges(world: dict[str, An
             work = check_nothing_lost(world)
             continue
         work = check_nothing_lost(world)
-        done = remaining - sum(work.values())
-        if ran > 0.2 and done > 0:
-            rate = (rate + done / ran) / 2
-        if done == 0:
-            overhead += 0.1  # it died while still planning: the next kill aims later
-        print(f"kill {kills}: remaining {work}, rate {rate:.0f}/s")  # shown with -s or on failure
+        print(f"kill {kills} at action {point}: remaining {work}")  # shown with -s or on failure
         held = lock_id(world)
         if held is None:
             # The kill landed after the apply released its lock on the way out: only a finished apply does.
@@ -324,11 +351,8 @@ def test_kill_9_mid_multipart_upload_then_the_next_apply_aborts_it_and_nothing_e
                 continue  # completed and forgotten since the listing
         return ids
 
-    deadline = time.monotonic() + 60
-    while not any(recorded_ids()):
-        assert proc.poll() is None, f"apply finished before it was killed: {proc.communicate()[1].decode()[-2000:]}"
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    wait_for(lambda: proc.poll() is not None or any(recorded_ids()), "the upload id recorded")
+    assert proc.poll() is None, f"apply finished before it was killed: {proc.communicate()[1].decode()[-2000:]}"
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +18,7 @@ from reconciler.stores.base import ObjectChanged, PermanentStoreError
 from reconciler.stores.s3 import S3Store, make_client
 from reconciler.stores.s3.direct.raw import DirectTransport
 from reconciler.stores.s3.transport import list_params
+from tests.waiting import wait_for
 
 # Keys botocore url-decodes after parsing (EncodingType=url): spaces, '+', '%', unicode, XML specials.
 KEYS = ["p/plain.jsonl", "p/with space.json", "p/plus+sign", "p/100%.txt", "p/ünï/código.jpg", "p/a&b<c>.json"]
@@ -140,9 +140,8 @@ def test_checking_the_bucket_also_learns_its_encryption_and_far_away_opens_the_l
     store.check_bucket()
     assert store._etags_trusted is True  # no default KMS encryption: listed ETags are md5s
     assert store.transport is direct and store._checking is direct  # all of it without botocore
-    deadline = time.monotonic() + 5
-    while far and len(direct._pool._idle) < 6 and time.monotonic() < deadline:
-        time.sleep(0.01)  # opened in the background
+    if far:  # opened in the background
+        wait_for(lambda: len(direct._pool._idle) >= 6, "six idle connections opened ahead")
     # Far away the ranges of the first listing need no connect; near, a connect is cheaper than opening ahead.
     assert len(direct._pool._idle) == 6 if far else len(direct._pool._idle) <= 2  # HEAD and encryption
 

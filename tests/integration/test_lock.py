@@ -97,7 +97,7 @@ def test_two_applies_at_once_exactly_one_runs_and_the_other_names_the_holder(wor
 
 def test_kill_9_of_the_holder_then_force_unlock_with_the_right_id_only(world: dict[str, Any]) -> None:
     holder = start(world)
-    wait_for(lambda: lock_body(world) is not None, "the lock written", timeout=20)
+    wait_for(lambda: lock_body(world) is not None, "the lock written")
     body = lock_body(world)
     assert body is not None and body["pid"] == holder.pid
     assert set(body) >= {"id", "host", "pid", "started", "lease_seconds", "expires"}
@@ -152,7 +152,7 @@ def test_lock_timeout_waits_and_plan_takes_no_lock(
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupt_releases_the_lock(world: dict[str, Any], proxy: FaultProxy, signum: int) -> None:
     proc = start(world)
-    wait_for(lambda: any("/datasets/" in line for line in proxy.log.lines), "an upload in flight", timeout=20)
+    wait_for(lambda: any("/datasets/" in line for line in proxy.log.lines), "an upload in flight")
     assert lock_body(world) is not None
     proc.send_signal(signum)
     result = finish(proc)
