@@ -79,18 +79,38 @@ class PlanView(Protocol):
         ...
 
 
-class InMemoryView:
+class Additions:
+    """What a pass adds, held until it ends: every question a pass asks is about the plan as it found it."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.actions: list[Action] = []
+        self.edges: list[tuple[str, str]] = []
+        self.findings: list[Finding] = []
+        self.errors: list[str] = []
+
+    def add(
+        self, actions: Sequence[Action] = (), edges: Iterable[tuple[str, str]] = (), findings: Sequence[Finding] = ()
+    ) -> None:
+        self.actions += actions
+        self.edges += edges
+        self.findings += findings
+
+    def refuse(self, errors: Sequence[str]) -> None:
+        self.errors += errors
+
+
+class InMemoryView(Additions):
     """`PlanView` over a `Plan` in memory; `result()` is the plan the pass makes of it."""
 
     def __init__(self, plan: Plan) -> None:
+        super().__init__()
         self.plan = plan
         self._targets: dict[ObjectRef, list[Action]] | None = None
         self._matched: tuple[Touching, list[str]] | None = None
-        self._actions: list[Action] = []
-        self._edges: list[tuple[str, str]] = []
-        self._findings: list[Finding] = []
         self._dropped: list[tuple[FindingKind, Set[str]]] = []
-        self._errors: list[str] = []
 
     def at(self, ref: ObjectRef) -> Sequence[Action]:
         if self._targets is None:
@@ -112,30 +132,20 @@ class InMemoryView:
         return len(self._ids(touching))
 
     def wait_for(self, touching: Touching, after: str) -> None:
-        self._edges += [(before, after) for before in self._ids(touching)]
-
-    def add(
-        self, actions: Sequence[Action] = (), edges: Iterable[tuple[str, str]] = (), findings: Sequence[Finding] = ()
-    ) -> None:
-        self._actions += actions
-        self._edges += edges
-        self._findings += findings
+        self.edges += [(before, after) for before in self._ids(touching)]
 
     def drop_findings(self, kind: FindingKind, keys: Set[str]) -> None:
         self._dropped.append((kind, keys))
 
-    def refuse(self, errors: Sequence[str]) -> None:
-        self._errors += errors
-
     def result(self) -> Plan:
         plan = self.plan
-        if self._errors:
-            plan = dataclasses.replace(plan, errors=(*plan.errors, *self._errors))
+        if self.errors:
+            plan = dataclasses.replace(plan, errors=(*plan.errors, *self.errors))
         if self._dropped:
             dropped = self._dropped
             kept = tuple(f for f in plan.findings if not any(f.kind is k and f.key in keys for k, keys in dropped))
             plan = dataclasses.replace(plan, findings=kept, edges=tuple(sorted(plan.edges)))
-        return plan.extended(self._actions, self._edges, self._findings)
+        return plan.extended(self.actions, self.edges, self.findings)
 
 
 Pass = Callable[[Desired, Observed, Plan], Plan]

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence, Set
+from collections.abc import Iterator, Set
 from dataclasses import dataclass, field
 
 from reconciler.actor_layout import with_discovered
@@ -48,7 +48,7 @@ from reconciler.plan.moves import Source, break_cycles, move_from, vacated
 from reconciler.plan.planner import LATER_PASSES
 from reconciler.plan.release import WRITERS, release_nodes, releases
 from reconciler.plan.summary import ORDER, Tally, category
-from reconciler.plan.view import Touching
+from reconciler.plan.view import Additions, Touching
 from reconciler.scale.spill import Spill, dump, key_bytes, key_text, load
 
 SCHEMA = (
@@ -210,7 +210,7 @@ def stream_plan(
     for later in LATER_PASSES:
         later(desired, observed, view)
         view.finish()
-    result = StreamedPlan(spill, desired.spec_digest, (*errors, *view.errors), counts, desired.targets)
+    result = StreamedPlan(spill, desired.spec_digest, (*errors, *view.refused), counts, desired.targets)
     result.errors = (*result.errors, *_guard_errors(guard_desired or desired, result, limits or GuardLimits()))
     result.actions_count = out.seq
     (result.findings_count,) = db.execute("SELECT count(*) FROM findings").fetchone()
@@ -387,7 +387,7 @@ def _releases(desired: Desired, observed: Observed, out: Writer) -> None:
             out.edge(verify.id, release.id)
 
 
-class SpilledView:
+class SpilledView(Additions):
     """`plan.view.PlanView` over the spill: each question an indexed query or a cursor, never the whole plan.
 
     What a pass adds is held until `finish` (a pass's own output: a dataset's copy, a shard's delete, a
@@ -396,13 +396,11 @@ class SpilledView:
     """
 
     def __init__(self, out: Writer) -> None:
+        super().__init__()
         self.out = out
         self.db = out.db
-        self.errors: list[str] = []
+        self.refused: list[str] = []  # the errors of every pass so far
         self._touched: Touching | None = None
-        self._actions: list[Action] = []
-        self._edges: list[tuple[str, str]] = []
-        self._findings: list[Finding] = []
         # Made when a pass first needs them: a plan without actors or a registry never pays for them.
         self._indexed: set[str] = set()
 
@@ -461,31 +459,22 @@ class SpilledView:
             (key_bytes(after),),
         )
 
-    def add(
-        self, actions: Sequence[Action] = (), edges: Iterable[tuple[str, str]] = (), findings: Sequence[Finding] = ()
-    ) -> None:
-        self._actions += actions
-        self._edges += edges
-        self._findings += findings
-
     def drop_findings(self, kind: FindingKind, keys: Set[str]) -> None:
         self._index("findings_key", "findings (key, kind)")
         self.db.executemany(
             "DELETE FROM findings WHERE key = ? AND kind = ?", ((key_bytes(key), kind.value) for key in keys)
         )
 
-    def refuse(self, errors: Sequence[str]) -> None:
-        self.errors += errors
-
     def finish(self) -> None:
         """Write what the pass added: the next pass sees it."""
-        for action in self._actions:
+        for action in self.actions:
             self.out.action(action)
-        for finding in self._findings:
+        for finding in self.findings:
             self.out.finding(finding)
-        for before, after in self._edges:
+        for before, after in self.edges:
             self.out.edge(before, after)
-        self._actions, self._edges, self._findings = [], [], []
+        self.refused += self.errors
+        self.clear()
         self._touched = None
 
 
