@@ -42,7 +42,7 @@ from reconciler.model import (
     Observed,
     Plan,
 )
-from reconciler.plan.diff import plan_mapping, protect_error
+from reconciler.plan.diff import first_pass
 from reconciler.plan.guards import GuardLimits, guard_errors, object_counts
 from reconciler.plan.moves import Source, break_cycles, move_from, vacated
 from reconciler.plan.planner import LATER_PASSES
@@ -222,28 +222,20 @@ def stream_plan(
 def _first_pass(desired: Desired, observed: Observed, out: Writer) -> list[str]:
     """`plan.diff.plan_mappings`, spilled: each mapping's merge join, and the sources a move could read."""
     errors: list[str] = []
-    for problem in observed.problems:
-        out.finding(Finding(FindingKind.PROBLEM, "", problem.where, problem.message))
-    for spec in desired.mappings:
-        obs = observed.mappings.get(spec.name)
-        if obs is None:
+    specs = {spec.name: spec for spec in desired.mappings}
+    for name, item in first_pass(desired, observed, errors):
+        if isinstance(item, Finding):
+            out.finding(item)
             continue
-        deletes = 0
-        moves_possible = spec.authority is Authority.LOCAL
-        for item in plan_mapping(spec, obs):
-            if isinstance(item, Finding):
-                out.finding(item)
-                continue
-            seq = out.action(item)
-            if item.kind is ActionKind.DELETE:
-                deletes += 1
-            if moves_possible and (source := vacated(spec, obs.remote, item)) is not None:
-                out.db.execute(
-                    "INSERT INTO vacating VALUES (?, ?, ?, ?, ?)",
-                    (spec.name, source.md5, key_bytes(source.key), seq, dump(source)),
-                )
-        if (error := protect_error(spec, deletes)) is not None:
-            errors.append(error)
+        seq = out.action(item)
+        spec = specs[name]
+        if spec.authority is not Authority.LOCAL:
+            continue  # only a push moves an object instead of uploading it again
+        if (source := vacated(spec, observed.mappings[name].remote, item)) is not None:
+            out.db.execute(
+                "INSERT INTO vacating VALUES (?, ?, ?, ?, ?)",
+                (name, source.md5, key_bytes(source.key), seq, dump(source)),
+            )
     return errors
 
 
