@@ -335,19 +335,12 @@ def plan_of(
             f"{source}: the guard digest does not match the spec digest, guard_limits, object_counts and "
             "findings: the file was edited by hand; nothing was touched"
         )
-    if counted is None:
-        counted = {name: [t.count, t.bytes] for name, t in tally(plan).items() if t.count}
-    check_derived(header, plan.applyable, counted, source)
-    return plan
-
-
-def check_derived(header: dict[str, Any], applyable: bool, counted: dict[str, list[int]], source: str) -> None:
-    """A file's `applyable` and `summary` against what its errors and actions (`counted`: [count, bytes] per
-    category with an action) say; PlanFileError when they differ."""
     # `applyable` is derived; a file claiming otherwise was edited by hand and its errors cannot be trusted.
-    if applyable != header["applyable"]:
+    if plan.applyable != header["applyable"]:
         raise PlanFileError(f"{source}: applyable={header['applyable']} contradicts the plan's errors list")
     # So is the summary: it is what the reviewer counted. Categories with no action may be left out.
+    if counted is None:
+        counted = {name: [t.count, t.bytes] for name, t in tally(plan).items() if t.count}
     recorded = {name: [t["count"], t["bytes"]] for name, t in header["summary"].items() if t["count"]}
     if counted != recorded:
         differ = sorted(name for name in counted.keys() | recorded.keys() if counted.get(name) != recorded.get(name))
@@ -355,6 +348,7 @@ def check_derived(header: dict[str, Any], applyable: bool, counted: dict[str, li
             f"{source}: the summary contradicts the actions ({', '.join(differ)}): the file was edited by hand; "
             "nothing was touched"
         )
+    return plan
 
 
 def saved_from_dict(data: Any, *, source: str = "plan") -> SavedPlan:

@@ -186,10 +186,17 @@ def _checked(envelope: dict[str, Any], out: Writer, spill: Spill, source: str) -
             "findings: the file was edited by hand; nothing was touched"
         )
     errors = tuple(envelope["errors"])
+    if (not errors) != envelope["applyable"]:
+        raise PlanFileError(f"{source}: applyable={envelope['applyable']} contradicts the plan's errors list")
     counted = tallies(db)
-    serialize.check_derived(
-        envelope, not errors, {name: [t.count, t.bytes] for name, t in counted.items() if t.count}, source
-    )
+    have = {name: [t.count, t.bytes] for name, t in counted.items() if t.count}
+    recorded = {name: [t["count"], t["bytes"]] for name, t in envelope["summary"].items() if t["count"]}
+    if have != recorded:
+        differ = sorted(name for name in have.keys() | recorded.keys() if have.get(name) != recorded.get(name))
+        raise PlanFileError(
+            f"{source}: the summary contradicts the actions ({', '.join(differ)}): the file was edited by hand; "
+            "nothing was touched"
+        )
     spill.commit()
     return StreamedPlan(
         spill,
