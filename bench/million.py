@@ -43,7 +43,14 @@ figure is pixel's apply machinery and not a test double holding `n` objects' byt
 as `LocalStore` does: the cache's own memory is then measured, preloaded whole in memory, a directory at
 a time with `--stream`.
 
-    python -m bench.million [--n N] [--changed F] [--seed S] [--real-cache] [--stream [--out FILE] [--apply]]
+`--tiers` adds the training-data sections whose passes run after release-local: a protected `processed`
+tier, a dataset in it organised from one of the changed raw objects (its copy waits for that object's
+upload in the same plan), and a dataset registry (so the record index and registry passes run). It adds
+no inventory and no tier over the mapping's own prefix: observing those lists the whole bucket into
+memory (`observe/world.py`), which would measure the observation, not the passes.
+
+    python -m bench.million [--n N] [--changed F] [--seed S] [--real-cache] [--tiers]
+                            [--stream [--out FILE] [--apply]]
 """
 
 from __future__ import annotations
@@ -83,6 +90,7 @@ def run_million(
     stream: bool = False,
     out: Path | None = None,
     real_cache: bool = False,
+    tiers: bool = False,
 ) -> dict[str, float]:
     """Observe and plan `n` objects in a fresh child process; its measurements.
 
@@ -98,6 +106,8 @@ def run_million(
         argv += ["--out", str(out)]
     if real_cache:
         argv.append("--real-cache")
+    if tiers:
+        argv.append("--tiers")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
@@ -300,7 +310,9 @@ class _WarmCache:
         return self.md5(store, entry)  # warm: every file is a cache hit
 
 
-def _world(n: int, changed: float, seed: int) -> tuple[Desired, dict[str, _Listing], _WarmCache, int]:
+def _world(
+    n: int, changed: float, seed: int, tiers: bool = False
+) -> tuple[Desired, dict[str, _Listing], _WarmCache, int]:
     """The specs, the two listing stores, the warm-cache stand-in and how many objects changed."""
     import random
 
@@ -325,11 +337,37 @@ def _world(n: int, changed: float, seed: int) -> tuple[Desired, dict[str, _Listi
             ),
         ),
     )
+    if tiers:
+        desired = _with_training_data(desired, min(changed_set, default=0))
     stores = {
         "staging": _Listing("staging", n, changed_set, s3=False),
         "pixel-data": _Listing("pixel-data", n, changed_set, s3=True),
     }
     return desired, stores, _WarmCache(), len(changed_set)
+
+
+def _with_training_data(desired: Desired, source: int) -> Desired:
+    """`desired` with a protected tier, a dataset organised from object `source` into it, and a registry."""
+    import dataclasses
+
+    from reconciler.model import DatasetSpec, ObjectRef, TierSpec
+
+    processed = "datasets/gdrive/processed/"
+    dataset = DatasetSpec(
+        name="first",
+        tier="processed",
+        category="cot_reasoning",
+        format="jsonl",
+        store="pixel-data",
+        key=f"{processed}cot_reasoning/first.jsonl",
+        source=ObjectRef("pixel-data", S3_PREFIX + _rel(source)),
+    )
+    return dataclasses.replace(
+        desired,
+        tiers=(TierSpec("processed", "pixel-data", processed, categories=("cot_reasoning",), protect=True),),
+        datasets=(dataset,),
+        registry=ObjectRef("staging", "ai/data/dataset_registry.json"),
+    )
 
 
 def _with_real_cache(
@@ -350,7 +388,7 @@ def _close(hasher: object) -> None:
         hasher.close()
 
 
-def _child(n: int, changed: float, seed: int, real_cache: bool = False) -> dict[str, float]:
+def _child(n: int, changed: float, seed: int, real_cache: bool = False, tiers: bool = False) -> dict[str, float]:
     import gc
     import tempfile
 
@@ -358,7 +396,7 @@ def _child(n: int, changed: float, seed: int, real_cache: bool = False) -> dict[
     from reconciler.plan.planner import plan
 
     # Made before the baseline: the changed set is the benchmark's input, not the planner's cost.
-    desired, stores, stand_in, changed_count = _world(n, changed, seed)
+    desired, stores, stand_in, changed_count = _world(n, changed, seed, tiers)
     hasher: object = stand_in
     cache_dir = tempfile.TemporaryDirectory(prefix="pixel-million-cache-")
     if real_cache:
@@ -403,7 +441,9 @@ def _child(n: int, changed: float, seed: int, real_cache: bool = False) -> dict[
     }
 
 
-def _stream_child(n: int, changed: float, seed: int, out: str | None, real_cache: bool = False) -> dict[str, float]:
+def _stream_child(
+    n: int, changed: float, seed: int, out: str | None, real_cache: bool = False, tiers: bool = False
+) -> dict[str, float]:
     """`_child` through the streaming planner: observation and plan spilled to SQLite, the plan file streamed."""
     import gc
     import tempfile
@@ -413,7 +453,7 @@ def _stream_child(n: int, changed: float, seed: int, out: str | None, real_cache
     from reconciler.scale.planner import stream_plan
     from reconciler.scale.spill import Spill
 
-    desired, stores, stand_in, changed_count = _world(n, changed, seed)
+    desired, stores, stand_in, changed_count = _world(n, changed, seed, tiers)
     hasher: object = stand_in
     cache_dir = tempfile.TemporaryDirectory(prefix="pixel-million-cache-")
     if real_cache:
@@ -581,14 +621,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="with --stream: also write the plan file here (timed apart)")
     parser.add_argument("--apply", action="store_true", help="with --stream: apply the plan streamed, measured apart")
     parser.add_argument("--real-cache", action="store_true", help="a real hash cache file, seeded warm")
+    parser.add_argument("--tiers", action="store_true", help="a tier, a dataset and a registry: the later passes run")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.out is not None and not args.stream:
         parser.error("--out needs --stream")
     if args.apply and not args.stream:
         parser.error("--apply needs --stream")
-    if args.real_cache and args.apply:
-        parser.error("--real-cache measures planning; --apply reads a plan file")
+    if (args.real_cache or args.tiers) and args.apply:
+        parser.error("--real-cache and --tiers measure planning; --apply reads a plan file")
     if args.child and args.apply:
         print(json.dumps(_apply_child(args.n, args.changed, args.seed, str(args.out))), flush=True)
         return 0
@@ -599,14 +640,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         out = None if args.out is None else str(args.out)
         found = (
-            _stream_child(args.n, args.changed, args.seed, out, args.real_cache)
+            _stream_child(args.n, args.changed, args.seed, out, args.real_cache, args.tiers)
             if args.stream
-            else _child(args.n, args.changed, args.seed, args.real_cache)
+            else _child(args.n, args.changed, args.seed, args.real_cache, args.tiers)
         )
         print(json.dumps(found), flush=True)
         return 0
     result = run_million(
-        args.n, args.changed, args.seed, stream=args.stream, out=args.out, real_cache=args.real_cache
+        args.n, args.changed, args.seed, stream=args.stream, out=args.out, real_cache=args.real_cache, tiers=args.tiers
     )
     shown = _show_stream(result) if args.stream else _show(result)
     print(json.dumps(result) if args.json else shown)

@@ -45,6 +45,8 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from reconciler.scale.spill import running as process_running
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
@@ -155,16 +157,6 @@ _DIR_PREFIX = "pixel-seaweed-"
 _OWNERS = "owners"  # "<python pid> <weed pid>" of the server that uses the directory
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_stale_dirs(parent: Path | None = None) -> list[Path]:
     """Remove data directories left by servers whose owner was killed outright; returns them."""
     # The kernel stops weed when its owner dies (see _die_with_parent_hook), but nobody is left to
@@ -175,7 +167,7 @@ def sweep_stale_dirs(parent: Path | None = None) -> list[Path]:
             pids = [int(word) for word in (candidate / _OWNERS).read_text().split()]
         except (OSError, ValueError):
             continue
-        if pids and not any(_alive(pid) for pid in pids):
+        if pids and not any(process_running(pid) for pid in pids):
             shutil.rmtree(candidate, ignore_errors=True)
             removed.append(candidate)
     return removed

@@ -17,8 +17,6 @@ an error.
 
 from __future__ import annotations
 
-import dataclasses
-
 from reconciler.model import (
     Action,
     ActionKind,
@@ -42,10 +40,12 @@ from reconciler.plan.diff import (
     transfer_precondition,
     verify_action,
 )
+from reconciler.plan.view import PlanView, on_plan
 from reconciler.rules import PairState, classify, tier_refusal
 from reconciler.units import human_bytes
 
 SCOPE = "datasets"  # the `mapping` of every action this pass plans
+_NAMED = 3  # keys an error names; the rest are counted
 
 
 def tier_entry(desired: Desired, observed: Observed, store: str, key: str) -> Entry | None:
@@ -75,19 +75,24 @@ _WRITERS = frozenset({ActionKind.UPLOAD, ActionKind.COPY, ActionKind.MOVE})
 
 
 def _source_entry(
-    desired: Desired, observed: Observed, dataset: DatasetSpec, writers: dict[ObjectRef, Action]
+    desired: Desired, observed: Observed, dataset: DatasetSpec, view: PlanView
 ) -> tuple[Entry | None, Action | None]:
     """The source as it will be when the organising copy runs, and the action that puts it there, if any."""
     ref = dataset.source
     assert ref is not None
     if ref in observed.sources:
         return observed.sources[ref], None
-    writer = writers.get(ref)
+    writer = last_writer(view, ref)
     if writer is not None and writer.md5 is not None:
         # Uploaded by this same plan (a raw file first seen now): copy what the upload will have written.
         # No ETag to pin yet; the copy's own size/md5 check of the landed object stands in for it.
         return Entry(key=ref.key, size=writer.size, md5=writer.md5), writer
     return tier_entry(desired, observed, ref.store, ref.key), None
+
+
+def last_writer(view: PlanView, ref: ObjectRef) -> Action | None:
+    """The last action of the plan that writes `ref` (an upload, copy or move), if any."""
+    return next((a for a in reversed(view.at(ref)) if a.kind in _WRITERS), None)
 
 
 def _organise(dataset: DatasetSpec, source: Entry, target: Entry | None, local: bool) -> Action:
@@ -146,27 +151,31 @@ def _rehashes(
     return [_rehash(ref, entry, why) for ref, entry, why in sides if entry.md5 is None and ref not in rehashed]
 
 
-def plan_datasets(desired: Desired, observed: Observed, plan: Plan) -> Plan:
-    if not desired.datasets:
-        return plan
-    busy = {(a.target.store, a.target.key) for a in plan.actions if a.kind is not ActionKind.DELETE}
-    writers = {a.target: a for a in plan.actions if a.kind in _WRITERS}
+def datasets_pass(desired: Desired, observed: Observed, view: PlanView) -> None:
+    """`plan_datasets` on any view of the plan: it reads only the actions at the datasets' keys and sources."""
     actions: list[Action] = []
     edges: list[tuple[str, str]] = []
     findings: list[Finding] = []
     owned: set[str] = set()
     # Objects some action already reads for its md5 (a mapping's, or another dataset's): one rehash each.
-    rehashed = {a.target for a in plan.actions if a.kind is ActionKind.REHASH}
+    rehashed = {
+        a.target
+        for d in desired.datasets
+        for ref in (ObjectRef(d.store, d.key), d.source)
+        if ref is not None
+        for a in view.at(ref)
+        if a.kind is ActionKind.REHASH
+    }
     for dataset in desired.datasets:
         owned.add(f"{dataset.store}:{dataset.key}")
-        if (dataset.store, dataset.key) in busy:
+        if any(a.kind is not ActionKind.DELETE for a in view.at(ObjectRef(dataset.store, dataset.key))):
             continue  # a mapping already writes this key; it is the registry's record, not a second writer
         target = tier_entry(desired, observed, dataset.store, dataset.key)
         if dataset.source is None:
             if target is None:
                 findings.append(_missing(dataset, " is declared but not in S3, and it has no source"))
             continue
-        source, writer = _source_entry(desired, observed, dataset, writers)
+        source, writer = _source_entry(desired, observed, dataset, view)
         if source is None:
             if target is None:
                 findings.append(
@@ -196,13 +205,12 @@ def plan_datasets(desired: Desired, observed: Observed, plan: Plan) -> Plan:
             # The verify (and so the delete) waits for the md5 a rehash records: it would find none before.
             edges.extend((a.id, more[0].id) for a in read)
     # The registry accounts for these objects: a non-pruning mapping over them must not call them unmanaged.
-    kept = tuple(f for f in plan.findings if not (f.kind is FindingKind.UNMANAGED and f.key in owned))
-    return dataclasses.replace(
-        plan,
-        actions=(*plan.actions, *actions),
-        edges=tuple(sorted({*plan.edges, *edges})),
-        findings=(*kept, *findings),
-    )
+    if owned:
+        view.drop_findings(FindingKind.UNMANAGED, owned)
+    view.add(actions, edges, findings)
+
+
+plan_datasets = on_plan(datasets_pass)
 
 
 def dataset_deletes(plan: Plan) -> set[tuple[str, str]]:
@@ -210,19 +218,26 @@ def dataset_deletes(plan: Plan) -> set[tuple[str, str]]:
     return {(a.target.store, a.target.key) for a in plan.actions if a.kind is ActionKind.DELETE and a.mapping == SCOPE}
 
 
-def plan_tier_guards(desired: Desired, observed: Observed, plan: Plan) -> Plan:
-    broken: dict[str, list[str]] = {}
-    for action in plan.actions:
-        if action.kind is not ActionKind.DELETE:
-            continue
+def tier_guards_pass(desired: Desired, observed: Observed, view: PlanView) -> None:
+    """A delete inside a shared or protected tier refuses the plan; reads the deletes one at a time, keeping per
+    rule a count and the first keys it names."""
+    if not desired.tiers:
+        return
+    broken: dict[str, tuple[int, list[str]]] = {}
+    for action in view.of_kind(ActionKind.DELETE):
         tier = tier_of(desired.tiers, action.target.store, action.target.key)
         if tier is None or (rule := tier_refusal(tier)) is None:
             continue
-        broken.setdefault(rule, []).append(str(action.target))
-    if not broken:
-        return plan
+        count, keys = broken.get(rule, (0, []))
+        if len(keys) < _NAMED:
+            keys.append(str(action.target))
+        broken[rule] = (count + 1, keys)
     errors = []
-    for rule, keys in sorted(broken.items()):
-        shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
-        errors.append(f"refusing {len(keys)} delete(s): {rule}: {shown}")
-    return dataclasses.replace(plan, errors=(*plan.errors, *errors))
+    for rule, (count, keys) in sorted(broken.items()):
+        shown = ", ".join(keys) + (f" and {count - len(keys)} more" if count > len(keys) else "")
+        errors.append(f"refusing {count} delete(s): {rule}: {shown}")
+    if errors:
+        view.refuse(errors)
+
+
+plan_tier_guards = on_plan(tier_guards_pass)

@@ -378,27 +378,34 @@ def protect_error(spec: MappingSpec, deletes: int) -> str | None:
     )
 
 
-def plan_mappings(desired: Desired, observed: Observed) -> Plan:
-    """The first pass: each mapping's keys compared side by side, one action or finding per key."""
-    actions: list[Action] = []
-    findings: list[Finding] = []
-    errors: list[str] = []
+def first_pass(desired: Desired, observed: Observed, errors: list[str]) -> Iterator[tuple[str, Action | Finding]]:
+    """(mapping name, action or finding) of the first pass, in plan order: the observation's problems (mapping
+    ""), then each observed mapping's keys compared side by side. A protected mapping's error goes to `errors`."""
     for problem in observed.problems:
-        findings.append(Finding(FindingKind.PROBLEM, "", problem.where, problem.message))
+        yield "", Finding(FindingKind.PROBLEM, "", problem.where, problem.message)
     for spec in desired.mappings:
         obs = observed.mappings.get(spec.name)
         if obs is None:
             continue
         deletes = 0
         for item in plan_mapping(spec, obs):
-            if isinstance(item, Finding):
-                findings.append(item)
-                continue
-            actions.append(item)
-            if item.kind is ActionKind.DELETE:
+            if isinstance(item, Action) and item.kind is ActionKind.DELETE:
                 deletes += 1
+            yield spec.name, item
         if (error := protect_error(spec, deletes)) is not None:
             errors.append(error)
+
+
+def plan_mappings(desired: Desired, observed: Observed) -> Plan:
+    """The first pass: each mapping's keys compared side by side, one action or finding per key."""
+    actions: list[Action] = []
+    findings: list[Finding] = []
+    errors: list[str] = []
+    for _, item in first_pass(desired, observed, errors):
+        if isinstance(item, Finding):
+            findings.append(item)
+        else:
+            actions.append(item)
     return Plan(
         actions=tuple(actions),
         edges=(),

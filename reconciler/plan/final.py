@@ -45,11 +45,12 @@ from reconciler.model import (
     Plan,
     Precondition,
 )
+from reconciler.plan.datasets import last_writer
 from reconciler.plan.diff import action_id, delete_action, short, transfer_precondition
+from reconciler.plan.view import PlanView, on_plan
 from reconciler.units import human_bytes
 
 SCOPE = "final_dataset"
-_WRITERS = frozenset({ActionKind.UPLOAD, ActionKind.COPY, ActionKind.MOVE})
 _RECIPE_FIELDS = ("splits", "split_key", "shard", "dedupe", "to", "compiled")
 
 
@@ -104,19 +105,18 @@ def _foreign(final: FinalDatasetSpec, entry: Entry) -> str | None:
 
 
 def _sources_now(
-    desired: Desired, observed: Observed, plan: Plan
+    desired: Desired, observed: Observed, view: PlanView
 ) -> tuple[dict[str, str], list[str], list[Finding], int]:
     """(name -> md5 the compile will read, ids of actions that write a source, findings, total source bytes)."""
     final = desired.final
     assert final is not None and observed.final is not None
-    writers = {a.target: a for a in plan.actions if a.kind in _WRITERS}
     md5s: dict[str, str] = {}
     waits: list[str] = []
     findings: list[Finding] = []
     size = 0
     for source in final.sources:
         ref = ObjectRef(source.store, source.key)
-        writer = writers.get(ref)
+        writer = last_writer(view, ref)
         entry = observed.final.sources.get(source.name)
         if writer is not None and writer.md5 is not None:
             md5s[source.name], size = writer.md5, size + writer.size
@@ -153,11 +153,12 @@ def _expects(final: FinalDatasetSpec, size: int) -> str:
     )
 
 
-def plan_final(desired: Desired, observed: Observed, plan: Plan) -> Plan:
+def final_pass(desired: Desired, observed: Observed, view: PlanView) -> None:
+    """`plan_final` on any view of the plan: it reads only the actions that write the final dataset's sources."""
     final, seen = desired.final, observed.final
     if final is None or seen is None:
-        return plan
-    md5s, waits, findings, size = _sources_now(desired, observed, plan)
+        return
+    md5s, waits, findings, size = _sources_now(desired, observed, view)
     published: Published | None = None
     reasons: list[str] = []
     if seen.manifest.content is None:
@@ -265,7 +266,10 @@ def plan_final(desired: Desired, observed: Observed, plan: Plan) -> Plan:
                     precondition=transfer_precondition(published_entry, local.entry, local_source=False),
                 )
             )
-    return plan.extended(actions, edges, findings)
+    view.add(actions, edges, findings)
+
+
+plan_final = on_plan(final_pass)
 
 
 def _final_deletes(desired: Desired, plan: Plan) -> list[Action]:

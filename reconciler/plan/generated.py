@@ -35,7 +35,6 @@ from reconciler.model import (
     MappingObservation,
     ObjectRef,
     Observed,
-    Plan,
     Precondition,
     S3StoreSpec,
     inventoried_stores,
@@ -43,6 +42,7 @@ from reconciler.model import (
 from reconciler.plan.datasets import tier_entry
 from reconciler.plan.diff import action_id, delete_action
 from reconciler.plan.final import SCOPE as FINAL_SCOPE
+from reconciler.plan.view import PlanView, Touching, on_plan
 
 REGISTRY_SCOPE = "registry"
 INVENTORY_SCOPE = "inventory"
@@ -62,14 +62,14 @@ def _write(
     ref: ObjectRef,
     scope: str,
     current: GeneratedFile,
-    touching: list[str],
+    touching: int,
     rendered: bytes | None,
     changed: str | None = None,
 ) -> Action | None:
     """`changed`: what in the files described changed since the file was written, when that is known; only
     a difference nothing observed explains is put down to an edit by hand."""
     if touching:
-        reason = f"{len(touching)} action(s) of this plan change what it describes; rendered after them"
+        reason = f"{touching} action(s) of this plan change what it describes; rendered after them"
     elif rendered is not None and current.content != rendered:
         if current.entry is None:
             reason = "missing: generated from the observed state"
@@ -137,16 +137,6 @@ def what_changed(
     return "; ".join(parts) or None
 
 
-def _touching(plan: Plan, wanted: Iterable[tuple[str, str]] | None = None, scope: str | None = None) -> list[str]:
-    keys = set(wanted or ())
-    out = []
-    for action in plan.actions:
-        refs = [action.target] + ([action.source] if action.source is not None else [])
-        if (scope is not None and action.mapping == scope) or any((r.store, r.key) in keys for r in refs):
-            out.append(action.id)
-    return out
-
-
 def _legacy_delete(layout: ActorLayout, actor: ActorSpec, entry: Entry) -> Action:
     return delete_action(
         LEGACY_SCOPE,
@@ -208,20 +198,10 @@ def _excluded_findings(desired: Desired, actor: ActorSpec, images: Iterable[Excl
     return found
 
 
-def _bucket_touching(desired: Desired, plan: Plan) -> list[str]:
-    """Actions that change an object the inventory lists: anything in a bucket a tier lies in."""
-    stores = set(inventoried_stores(desired))
-    return [
-        a.id
-        for a in plan.actions
-        if a.kind is not ActionKind.WRITE_MANIFEST
-        and any(r.store in stores for r in (a.target, a.source) if r is not None)
-    ]
-
-
-def plan_manifests(desired: Desired, observed: Observed, plan: Plan) -> Plan:
+def manifests_pass(desired: Desired, observed: Observed, view: PlanView) -> None:
+    """`plan_manifests` on any view of the plan: a generated file asks how many actions of the plan touch what
+    it describes, and waits for each of them; it never holds them."""
     actions: list[Action] = []
-    edges: list[tuple[str, str]] = []
     findings: list[Finding] = []
     layout = desired.actor_layout
     for actor in desired.actors:
@@ -236,7 +216,8 @@ def plan_manifests(desired: Desired, observed: Observed, plan: Plan) -> Plan:
         legacy_actions, legacy_findings = _legacy(layout, actor, state)
         actions += legacy_actions
         findings += legacy_findings
-        touching = _touching(plan, scope=actor.mapping) + [a.id for a in legacy_actions]
+        described = Touching(scope=actor.mapping)
+        touching = view.count(described) + len(legacy_actions)
         current = observed.generated.get(actor.manifest, GeneratedFile())
         rendered = None if touching else render_actor_manifest(state, actor, current.content, None)
         changed = (
@@ -247,11 +228,13 @@ def plan_manifests(desired: Desired, observed: Observed, plan: Plan) -> Plan:
         write = _write(actor.manifest, actor.mapping, current, touching, rendered, changed)
         if write is not None:
             actions.append(write)
-            edges += [(before, write.id) for before in touching]
+            view.wait_for(described, write.id)
+            view.add(edges=[(legacy.id, write.id) for legacy in legacy_actions])
     if desired.registry is not None:
-        keys = [(d.store, d.key) for d in desired.datasets]
-        keys += [(d.source.store, d.source.key) for d in desired.datasets if d.source is not None]
-        touching = _touching(plan, keys)
+        refs = [ObjectRef(d.store, d.key) for d in desired.datasets]
+        refs += [d.source for d in desired.datasets if d.source is not None]
+        described = Touching(refs=frozenset(refs))
+        touching = view.count(described)
         current = observed.generated.get(desired.registry, GeneratedFile())
 
         def lookup(store: str, key: str) -> Entry | None:
@@ -278,15 +261,14 @@ def plan_manifests(desired: Desired, observed: Observed, plan: Plan) -> Plan:
         ]
         if write is not None:
             actions.append(write)
-            edges += [(before, write.id) for before in touching]
+            view.wait_for(described, write.id)
     if desired.inventory is not None:
-        # The inventory summarises the published final dataset too: a compile or shard delete touches it.
-        touching = _bucket_touching(desired, plan)
-        touching += [
-            a.id
-            for a in plan.actions
-            if a.mapping == FINAL_SCOPE and a.kind is not ActionKind.DOWNLOAD and a.id not in touching
-        ]
+        # Anything in a bucket a tier lies in; and the inventory summarises the published final dataset too, so a
+        # compile or shard delete touches it.
+        described = Touching(
+            scope=FINAL_SCOPE, scope_except=ActionKind.DOWNLOAD, stores=frozenset(inventoried_stores(desired))
+        )
+        touching = view.count(described)
         current = observed.generated.get(desired.inventory, GeneratedFile())
         published = observed.final.manifest.content if observed.final is not None else None
         rendered = (
@@ -295,5 +277,8 @@ def plan_manifests(desired: Desired, observed: Observed, plan: Plan) -> Plan:
         write = _write(desired.inventory, INVENTORY_SCOPE, current, touching, rendered)
         if write is not None:
             actions.append(write)
-            edges += [(before, write.id) for before in touching]
-    return plan.extended(actions, edges, findings)
+            view.wait_for(described, write.id)
+    view.add(actions, findings=findings)
+
+
+plan_manifests = on_plan(manifests_pass)

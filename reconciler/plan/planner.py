@@ -10,29 +10,34 @@ mappings are derived first, so the plan depends only on the specs and what was o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from reconciler.actor_layout import with_discovered
 from reconciler.model import Desired, Observed, Plan
-from reconciler.plan.datasets import plan_datasets, plan_tier_guards
+from reconciler.plan.datasets import datasets_pass, tier_guards_pass
 from reconciler.plan.diff import plan_mappings
-from reconciler.plan.final import plan_final
-from reconciler.plan.generated import plan_manifests
+from reconciler.plan.final import final_pass
+from reconciler.plan.generated import manifests_pass
 from reconciler.plan.moves import plan_moves
-from reconciler.plan.record_index import plan_record_indexes
+from reconciler.plan.record_index import record_indexes_pass
 from reconciler.plan.release import plan_release
+from reconciler.plan.view import Pass, ViewPass, on_plan
 
-Pass = Callable[[Desired, Observed, Plan], Plan]
+# The passes after release-local, in the order they must run. Each reads only what it needs of the plan so far
+# through a `PlanView`, so the streaming planner (reconciler/scale/) runs these very passes on its spill.
+LATER_PASSES: Sequence[ViewPass] = (
+    datasets_pass,
+    final_pass,  # after the datasets: a compile waits for the actions that organise its sources
+    tier_guards_pass,
+    record_indexes_pass,  # after the datasets' writes it waits for, before the registry that records it
+    manifests_pass,  # last: a generated file waits for every action on what it describes
+)
 
-# Later passes are appended here in the order they must run.
+
 PASSES: Sequence[Pass] = (
     plan_moves,  # before release: a release waits for whichever action writes its key
     plan_release,
-    plan_datasets,
-    plan_final,  # after the datasets: a compile waits for the actions that organise its sources
-    plan_tier_guards,
-    plan_record_indexes,  # after the datasets' writes it waits for, before the registry that records it
-    plan_manifests,  # last: a generated file waits for every action on what it describes
+    *map(on_plan, LATER_PASSES),
 )
 
 

@@ -23,24 +23,23 @@ from reconciler.model import (
     GeneratedFile,
     ObjectRef,
     Observed,
-    Plan,
     Precondition,
 )
 from reconciler.plan.datasets import tier_entry
 from reconciler.plan.diff import action_id
+from reconciler.plan.view import PlanView, on_plan
 
 SCOPE = "record-index"  # the `mapping` of every action this pass plans
 _WRITERS = frozenset({ActionKind.UPLOAD, ActionKind.COPY, ActionKind.MOVE})
 
 
-def _planned(desired: Desired, observed: Observed, plan: Plan, ref: ObjectRef) -> tuple[str | None, str | None]:
+def _planned(desired: Desired, observed: Observed, view: PlanView, ref: ObjectRef) -> tuple[str | None, str | None]:
     """(md5 the object holds after this plan, the action of this plan that writes it) — md5 None: unknown
     (a rehash first, a delete, or nothing there)."""
-    for action in plan.actions:
-        if action.target == ref:
-            if action.kind in _WRITERS:
-                return action.md5, action.id
-            return None, None  # a rehash learns the md5, a delete removes the object: the next plan indexes
+    for action in view.at(ref)[:1]:
+        if action.kind in _WRITERS:
+            return action.md5, action.id
+        return None, None  # a rehash learns the md5, a delete removes the object: the next plan indexes
     entry = tier_entry(desired, observed, ref.store, ref.key)
     return (entry.md5 if entry is not None else None), None
 
@@ -66,22 +65,20 @@ def _vouched(desired: Desired, observed: Observed) -> dict[str, str] | None:
     return out
 
 
-def plan_record_indexes(desired: Desired, observed: Observed, plan: Plan) -> Plan:
-    """An index is planned until the registry vouches for the one there: one found at the key but not recorded
-    (planted, or from an apply killed before the registry was written) is checked against the object by
-    apply, which records it only when it is the index of those bytes."""
+def record_indexes_pass(desired: Desired, observed: Observed, view: PlanView) -> None:
+    """`plan_record_indexes` on any view of the plan: it reads only the actions at the datasets' keys."""
     if desired.registry is None:
-        return plan  # nothing would vouch for an index: the loader would never use it
+        return  # nothing would vouch for an index: the loader would never use it
     recorded = _vouched(desired, observed)
     if recorded is None:
-        return plan
+        return
     actions: dict[str, Action] = {}
     edges: list[tuple[str, str]] = []
     for dataset in desired.datasets:
         if dataset.format not in INDEXED_FORMATS:
             continue
         source = ObjectRef(dataset.store, dataset.key)
-        md5, writer = _planned(desired, observed, plan, source)
+        md5, writer = _planned(desired, observed, view, source)
         if md5 is None:
             continue
         target = ObjectRef(dataset.store, index_key(md5, dataset.format))
@@ -106,7 +103,10 @@ def plan_record_indexes(desired: Desired, observed: Observed, plan: Plan) -> Pla
         actions[action.id] = action
         if writer is not None:
             edges.append((writer, action.id))
-    return plan.extended(list(actions.values()), edges, [])
+    view.add(list(actions.values()), edges)
+
+
+plan_record_indexes = on_plan(record_indexes_pass)
 
 
 def index_problem(desired: Desired, action: Action) -> str | None:

@@ -5,9 +5,9 @@ ten million actions is never whole in memory. Then, as `pixel apply FILE` does:
 
 1. `check`: each action against the current specs (`saved_checks`: where it lies, its preconditions, its
    keys), read from the spill one at a time; then the delete guards on the part of the plan they read (the
-   streaming planner's own query: deletes, what makes a delete exempt, moves, releases and verifies). When
-   the specs use a pass the streaming planner runs in memory (tiers, datasets, the final dataset, generated
-   files), the whole plan is read and `saved_checks.check` runs on it as it is: those rules read it whole.
+   streaming planner's own query: deletes, what makes a delete exempt, moves, releases and verifies), the
+   tier rules among them. The rules of the datasets, the final dataset, the record indexes and the generated
+   files each read one action, so no specs make the check read the plan whole.
 2. `compute_levels`: each action's level, the longest chain of edges ending in it (`apply.batching.levels`),
    computed in SQLite a level at a time (Kahn's algorithm with the frontier in a table). Every edge goes
    from a lower level to a higher one, so the actions of one level never wait for each other.
@@ -42,7 +42,7 @@ from reconciler.keys import printable
 from reconciler.model import Action, Desired, Plan
 from reconciler.plan import saved_checks
 from reconciler.plan.guards import GuardLimits
-from reconciler.scale.planner import StreamedPlan, judged, needs_whole_plan
+from reconciler.scale.planner import StreamedPlan, judged
 from reconciler.scale.spill import load
 from reconciler.stores.base import Store
 from reconciler.targets import narrow
@@ -66,9 +66,10 @@ _LEVEL_SCHEMA = (
 
 
 def problems(desired: Desired, streamed: StreamedPlan, limits: GuardLimits) -> list[str]:
-    """`saved_checks.problems(desired, streamed.to_plan(), limits)`, reading the plan from the spill."""
-    if needs_whole_plan(desired):
-        return saved_checks.problems(desired, streamed.to_plan(), limits)
+    """`saved_checks.problems(desired, streamed.to_plan(), limits)`, reading the plan from the spill.
+
+    Every rule but the guards reads one action (the datasets', the final dataset's, the generated files' and
+    the record indexes' among them); the guards, the tier rules included, read the part `judged` selects."""
     managed = saved_checks._Managed.of(desired)
     scoped = saved_checks._Managed.of(narrow(desired, streamed.targets)) if streamed.targets else None
     lines: list[str] = []

@@ -10,8 +10,10 @@ The passes are the in-memory planner's, asked per key or per action:
    and rotations `plan.moves.break_cycles` untangles) are held in memory, with networkx on them alone;
 3. release-local: `plan.release.release_nodes` per local file, in key order, the writer of its S3 key
    looked up in the spill;
-4. the later passes (datasets, the final dataset, tiers, generated files) need the whole plan: when the
-   specs use them, the plan is read into memory and they run as they do in `plan()`;
+4. the later passes (datasets, the final dataset, the tier guards, record indexes, generated files) are
+   `plan.planner.LATER_PASSES` themselves, run on `SpilledView`, the spill's answer to `plan.view.PlanView`:
+   the actions at a key are an indexed lookup, the deletes a cursor, and "a generated file waits for every
+   action on what it describes" a count and an INSERT ... SELECT of edges, so no pass holds the plan;
 5. the delete guards (`plan.guards.guard_errors`) run on the actions they judge: the deletes, the writes
    to a deleted key, the moves, the releases and their verifies, with the findings and the counts.
 
@@ -24,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from dataclasses import dataclass, field
 
 from reconciler.actor_layout import with_discovered
@@ -40,11 +42,13 @@ from reconciler.model import (
     Observed,
     Plan,
 )
-from reconciler.plan.diff import plan_mapping, protect_error
+from reconciler.plan.diff import first_pass
 from reconciler.plan.guards import GuardLimits, guard_errors, object_counts
 from reconciler.plan.moves import Source, break_cycles, move_from, vacated
+from reconciler.plan.planner import LATER_PASSES
 from reconciler.plan.release import WRITERS, release_nodes, releases
 from reconciler.plan.summary import ORDER, Tally, category
+from reconciler.plan.view import Additions, Touching
 from reconciler.scale.spill import Spill, dump, key_bytes, key_text, load
 
 SCHEMA = (
@@ -55,7 +59,8 @@ SCHEMA = (
     "CREATE INDEX actions_target ON actions (tstore, tkey)",
     # The first actions of each kind a summary shows: without it, a scan of every action per kind.
     "CREATE INDEX actions_category ON actions (category, seq)",
-    "CREATE TABLE findings (seq INTEGER PRIMARY KEY, data BLOB NOT NULL)",
+    # A finding's kind and key: what the datasets pass drops (an object the registry accounts for is not unmanaged).
+    "CREATE TABLE findings (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, key BLOB NOT NULL, data BLOB NOT NULL)",
     "CREATE TABLE edges (before BLOB NOT NULL, after BLOB NOT NULL, PRIMARY KEY (before, after)) WITHOUT ROWID",
     # Remote objects an action of the plan destroys, by content: where a move may read from.
     "CREATE TABLE vacating (mapping TEXT NOT NULL, md5 TEXT NOT NULL, key BLOB NOT NULL, seq INTEGER NOT NULL, "
@@ -68,10 +73,6 @@ SCHEMA = (
     "CREATE INDEX renamed_new ON renamed (new)",
     "CREATE TABLE parks (id BLOB PRIMARY KEY, data BLOB NOT NULL)",
 )
-
-# The specs' parts the streamed passes do not cover: with any of them the later passes run in memory.
-_IN_MEMORY_PARTS = ("tiers", "datasets", "registry", "inventory", "actor_layout", "actors", "final")
-
 
 @dataclass
 class StreamedPlan:
@@ -115,7 +116,7 @@ class StreamedPlan:
         return out
 
     def to_plan(self) -> Plan:
-        """The whole plan in memory: for tests, and for the passes that need it whole."""
+        """The whole plan in memory: for tests."""
         return Plan(
             actions=tuple(self.actions()),
             edges=tuple(self.edges()),
@@ -125,11 +126,6 @@ class StreamedPlan:
             object_counts=self.object_counts,
             targets=self.targets,
         )
-
-
-def needs_whole_plan(desired: Desired) -> list[str]:
-    """The parts of the specs whose passes run on the plan in memory (empty: it streams end to end)."""
-    return [name for name in _IN_MEMORY_PARTS if getattr(desired, name)]
 
 
 class Writer:
@@ -179,7 +175,10 @@ class Writer:
 
     def finding(self, finding: Finding) -> None:
         self.findings += 1
-        self.db.execute("INSERT INTO findings VALUES (?, ?)", (self.findings, dump(finding)))
+        self.db.execute(
+            "INSERT INTO findings VALUES (?, ?, ?, ?)",
+            (self.findings, finding.kind.value, key_bytes(finding.key), dump(finding)),
+        )
 
     def edge(self, before: str, after: str) -> None:
         self.db.execute("INSERT OR IGNORE INTO edges VALUES (?, ?)", (key_bytes(before), key_bytes(after)))
@@ -207,17 +206,14 @@ def stream_plan(
     _releases(desired, observed, out)
     spill.commit()
     counts = object_counts(desired, observed)
-    result = StreamedPlan(spill, desired.spec_digest, tuple(errors), counts, desired.targets)
-    judge, limits = guard_desired or desired, limits or GuardLimits()
-    if needs_whole_plan(desired):
-        whole = dataclasses.replace(_later_passes_in_memory(desired, observed, result, out), object_counts=counts)
-        result.errors = whole.errors
-        guarded = guard_errors(judge, whole, limits)
-    else:
-        guarded = _guard_errors(judge, result, limits)
-    result.errors = (*result.errors, *guarded)
+    view = SpilledView(out)
+    for later in LATER_PASSES:
+        later(desired, observed, view)
+        view.finish()
+    result = StreamedPlan(spill, desired.spec_digest, (*errors, *view.refused), counts, desired.targets)
+    result.errors = (*result.errors, *_guard_errors(guard_desired or desired, result, limits or GuardLimits()))
     result.actions_count = out.seq
-    result.findings_count = out.findings
+    (result.findings_count,) = db.execute("SELECT count(*) FROM findings").fetchone()
     result.tallies = tallies(db)
     spill.commit()
     return result
@@ -226,28 +222,20 @@ def stream_plan(
 def _first_pass(desired: Desired, observed: Observed, out: Writer) -> list[str]:
     """`plan.diff.plan_mappings`, spilled: each mapping's merge join, and the sources a move could read."""
     errors: list[str] = []
-    for problem in observed.problems:
-        out.finding(Finding(FindingKind.PROBLEM, "", problem.where, problem.message))
-    for spec in desired.mappings:
-        obs = observed.mappings.get(spec.name)
-        if obs is None:
+    specs = {spec.name: spec for spec in desired.mappings}
+    for name, item in first_pass(desired, observed, errors):
+        if isinstance(item, Finding):
+            out.finding(item)
             continue
-        deletes = 0
-        moves_possible = spec.authority is Authority.LOCAL
-        for item in plan_mapping(spec, obs):
-            if isinstance(item, Finding):
-                out.finding(item)
-                continue
-            seq = out.action(item)
-            if item.kind is ActionKind.DELETE:
-                deletes += 1
-            if moves_possible and (source := vacated(spec, obs.remote, item)) is not None:
-                out.db.execute(
-                    "INSERT INTO vacating VALUES (?, ?, ?, ?, ?)",
-                    (spec.name, source.md5, key_bytes(source.key), seq, dump(source)),
-                )
-        if (error := protect_error(spec, deletes)) is not None:
-            errors.append(error)
+        seq = out.action(item)
+        spec = specs[name]
+        if spec.authority is not Authority.LOCAL:
+            continue  # only a push moves an object instead of uploading it again
+        if (source := vacated(spec, observed.mappings[name].remote, item)) is not None:
+            out.db.execute(
+                "INSERT INTO vacating VALUES (?, ?, ?, ?, ?)",
+                (name, source.md5, key_bytes(source.key), seq, dump(source)),
+            )
     return errors
 
 
@@ -391,25 +379,95 @@ def _releases(desired: Desired, observed: Observed, out: Writer) -> None:
             out.edge(verify.id, release.id)
 
 
-def _later_passes_in_memory(desired: Desired, observed: Observed, result: StreamedPlan, out: Writer) -> Plan:
-    """The passes after release-local, on the whole plan in memory, as `plan()` runs them; then spilled again."""
-    from reconciler.plan.planner import PASSES
-    from reconciler.plan.release import plan_release
+class SpilledView(Additions):
+    """`plan.view.PlanView` over the spill: each question an indexed query or a cursor, never the whole plan.
 
-    plan = result.to_plan()
-    for step in PASSES[PASSES.index(plan_release) + 1 :]:
-        plan = step(desired, observed, plan)
-    db = out.db
-    for table in ("actions", "findings", "edges"):
-        db.execute(f"DELETE FROM {table}")
-    out.seq = out.findings = 0
-    for action in plan.actions:
-        out.action(action)
-    for finding in plan.findings:
-        out.finding(finding)
-    for before, after in plan.edges:
-        out.edge(before, after)
-    return plan
+    What a pass adds is held until `finish` (a pass's own output: a dataset's copy, a shard's delete, a
+    generated file's write), so every question is about the plan as the pass found it, as in memory. The
+    edges to a generated file go from SQL to SQL: the actions it describes are never read into Python.
+    """
+
+    def __init__(self, out: Writer) -> None:
+        super().__init__()
+        self.out = out
+        self.db = out.db
+        self.refused: list[str] = []  # the errors of every pass so far
+        self._touched: Touching | None = None
+        # Made when a pass first needs them: a plan without actors or a registry never pays for them.
+        self._indexed: set[str] = set()
+
+    def _index(self, name: str, columns: str) -> None:
+        if name not in self._indexed:
+            self.db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {columns}")
+            self._indexed.add(name)
+
+    def at(self, ref: ObjectRef) -> list[Action]:
+        rows = self.db.execute(
+            "SELECT data FROM actions WHERE tstore = ? AND tkey = ? ORDER BY seq",
+            (key_bytes(ref.store), key_bytes(ref.key)),
+        )
+        return [load(data) for (data,) in rows]
+
+    def of_kind(self, kind: ActionKind) -> Iterator[Action]:
+        for (data,) in self.db.execute("SELECT data FROM actions WHERE kind = ? ORDER BY seq", (kind.value,)):
+            yield load(data)
+
+    def _touch(self, touching: Touching) -> None:
+        """The seqs of the actions matching `touching` into the `touched` table (kept for the next question)."""
+        if self._touched == touching:
+            return
+        db = self.db
+        db.execute("CREATE TABLE IF NOT EXISTS touched (seq INTEGER PRIMARY KEY)")
+        db.execute("DELETE FROM touched")
+        insert = "INSERT OR IGNORE INTO touched SELECT seq FROM actions WHERE "
+        if touching.scope is not None:
+            self._index("actions_mapping", "actions (mapping, kind)")
+            unless = "" if touching.scope_except is None else touching.scope_except.value
+            db.execute(insert + "mapping = ? AND kind != ?", (touching.scope, unless))
+        if touching.refs:
+            self._index("actions_source", "actions (sstore, skey)")
+        for ref in touching.refs:
+            where = (key_bytes(ref.store), key_bytes(ref.key))
+            db.execute(insert + "tstore = ? AND tkey = ?", where)
+            db.execute(insert + "sstore = ? AND skey = ?", where)
+        if touching.stores:
+            stores = [key_bytes(store) for store in sorted(touching.stores)]
+            marks = ", ".join("?" for _ in stores)
+            db.execute(
+                insert + f"kind != ? AND (tstore IN ({marks}) OR sstore IN ({marks}))",
+                (ActionKind.WRITE_MANIFEST.value, *stores, *stores),
+            )
+        self._touched = touching
+
+    def count(self, touching: Touching) -> int:
+        self._touch(touching)
+        (n,) = self.db.execute("SELECT count(*) FROM touched").fetchone()
+        return int(n)
+
+    def wait_for(self, touching: Touching, after: str) -> None:
+        self._touch(touching)
+        self.db.execute(
+            "INSERT OR IGNORE INTO edges SELECT a.id, ? FROM touched AS t JOIN actions AS a ON a.seq = t.seq",
+            (key_bytes(after),),
+        )
+
+    def drop_findings(self, kind: FindingKind, keys: Set[str]) -> None:
+        self._index("findings_key", "findings (key, kind)")
+        self.db.executemany(
+            "DELETE FROM findings WHERE key = ? AND kind = ?", ((key_bytes(key), kind.value) for key in keys)
+        )
+
+    def finish(self) -> None:
+        """Write what the pass added: the next pass sees it."""
+        for action in self.actions:
+            self.out.action(action)
+        for finding in self.findings:
+            self.out.finding(finding)
+        for before, after in self.edges:
+            self.out.edge(before, after)
+        self.refused += self.errors
+        self.clear()
+        self._touched = None
 
 
 def judged(db: sqlite3.Connection) -> Iterator[bytes]:

@@ -7,6 +7,7 @@ directory, names that sort before '/', a name that is not UTF-8, gaps, overlappi
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,8 +24,10 @@ from reconciler.model import (
     MappingObservation,
     MappingSpec,
     Observed,
+    Ownership,
     Problem,
     S3StoreSpec,
+    TierSpec,
 )
 from reconciler.plan.guards import GuardLimits
 from reconciler.scale.spill import Spill
@@ -116,10 +119,21 @@ def worlds(draw: st.DrawFn) -> World:
         Problem(f"disk:{key}", "permission denied", "disk", key)
         for key in draw(st.lists(st.sampled_from(["src/a", "over"]), unique=True, max_size=1))
     )
+    # A tier over part of the prefixes: the tier guards refuse a delete in a shared or protected one.
+    tiers = draw(
+        st.sampled_from(
+            [
+                (),
+                (TierSpec("kept", "s3", "pre/c/", ownership=Ownership.SHARED),),
+                (TierSpec("safe", "s3", "more/", protect=True), TierSpec("raw", "s3", "pre/")),
+            ]
+        )
+    )
     desired = Desired(
         stores={"disk": LocalStoreSpec("disk", "/nowhere"), "s3": S3StoreSpec("s3", "bucket")},
         mappings=tuple(specs),
         spec_digest="digest",
+        tiers=tiers,
     )
     limits = GuardLimits(
         max_delete=draw(st.sampled_from([0, 2, 100])),
@@ -138,14 +152,14 @@ def spilled(observed: Observed, spill: Spill) -> Observed:
         out.add_all(entries.values())
         return out
 
-    return Observed(
+    return dataclasses.replace(
+        observed,
         mappings={
             name: MappingObservation(
                 moved(obs.local, f"{name}:local"), moved(obs.remote, f"{name}:s3"), obs.local_gaps, obs.remote_gaps
             )
             for name, obs in observed.mappings.items()
         },
-        problems=observed.problems,
     )
 
 
