@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from reconciler.loader.formats import DatasetFormatError, format_of, iter_records
+from reconciler.loader.formats import DatasetFormatError, HashingReader, format_of, iter_records
 from reconciler.logs import get_logger
 from reconciler.manifests import final as manifest_format
 from reconciler.model import Action, Desired, FinalDatasetSpec, S3StoreSpec
@@ -81,24 +81,6 @@ def cumulative(splits: tuple[tuple[str, float], ...]) -> list[tuple[str, float]]
         total += ratio
         bounds.append((name, total))
     return bounds
-
-
-class _HashingReader:
-    """The source body, its md5 computed as it is read: what was compiled is checked against the plan's md5."""
-
-    def __init__(self, body: BinaryIO) -> None:
-        self._body = body
-        self.md5 = hashlib.md5()
-        self.size = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._body.read(size)
-        self.md5.update(data)
-        self.size += len(data)
-        return data
-
-    def readable(self) -> bool:
-        return True
 
 
 @dataclass(slots=True)
@@ -364,7 +346,7 @@ class FinalCompiler:
         source = next(s for s in final.sources if s.name == name)
         store = self.stores[source.store]
         with store.open(source.key) as body:
-            reader = _HashingReader(body)
+            reader = HashingReader(body)
             fmt = format_of(source.key, source.format)
             label = f"{source.store}:{source.key}"
             for number, record in enumerate(iter_records(reader, key=label, fmt=fmt), 1):  # type: ignore[arg-type]
@@ -374,11 +356,10 @@ class FinalCompiler:
                     # A lone surrogate read from a JSON document (JSON Lines refuse it while decoding).
                     raise DatasetFormatError(label, number, "a string holds a lone surrogate", unit="record") from None
                 yield record, line
-            while reader.read(1024 * 1024):
-                pass  # the rest (trailing whitespace) so the md5 covers the whole object
-        if reader.md5.hexdigest() != md5:
+            reader.drain()  # the rest (trailing whitespace): the md5 covers the whole object
+        if reader.digest.hexdigest() != md5:
             raise ObjectChanged(
-                f"final dataset source {source.store}:{source.key} read as md5 {reader.md5.hexdigest()}, "
+                f"final dataset source {source.store}:{source.key} read as md5 {reader.digest.hexdigest()}, "
                 f"expected {md5}: it changed during the compile",
                 code="BadDigest",
                 key=source.key,

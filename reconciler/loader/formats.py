@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import gzip
+import hashlib
 import io
 import json
 import re
@@ -370,3 +371,32 @@ def _bad(key: str, line: int, reason: str, on_skip: OnSkip | None, *, unit: str 
     if on_skip is None:
         raise DatasetFormatError(key, line, reason, unit=unit)
     on_skip(Skipped(key, line, reason))
+
+
+class HashingReader:
+    """A stream read through: md5 and size of everything read. What a parser reads of an object is checked
+    against its md5 (a record index built, a final-dataset source compiled); `drain` reads what it left."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.digest = hashlib.md5()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.stream.read(n)
+        self.digest.update(data)
+        self.size += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def drain(self) -> None:
+        """Read what the parser left (trailing whitespace): the md5 is of the whole object."""
+        while self.read(CHUNK):
+            pass

@@ -37,7 +37,7 @@ from typing import IO, Any, cast
 
 from filelock import FileLock, Timeout
 
-from reconciler.loader.formats import CHUNK, RecordFormat, iter_slots
+from reconciler.loader.formats import CHUNK, HashingReader, RecordFormat, iter_slots
 
 INDEX_VERSION = 1
 SPAN_BYTES = 4 * 1024 * 1024
@@ -95,7 +95,7 @@ def splits(fmt: RecordFormat, size: int | None) -> bool:
 def build(stream: IO[bytes], *, key: str, fmt: RecordFormat, split: bool) -> RecordIndex:
     """The index of the bytes `stream` holds, with their md5 and size (for the caller to check)."""
     if fmt is not RecordFormat.JSONL:
-        hashed = _Hashing(stream)
+        hashed = HashingReader(stream)
         records = sum(1 for _ in iter_slots(cast(IO[bytes], hashed), key=key, fmt=fmt))
         hashed.drain()
         return RecordIndex(hashed.digest.hexdigest(), hashed.size, records)
@@ -153,34 +153,6 @@ def _jsonl(stream: IO[bytes], split: bool) -> RecordIndex:
     if split and size > span_start:
         spans.append(Span(span_start, size, span_lines, span_records, span_hash.hexdigest()))
     return RecordIndex(whole.hexdigest(), size, records, tuple(spans))
-
-
-class _Hashing:
-    """A stream read through: md5 and size of everything read, for the formats iter_slots parses itself."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self.stream = stream
-        self.digest = hashlib.md5()
-        self.size = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.stream.read(n)
-        self.digest.update(data)
-        self.size += len(data)
-        return data
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def drain(self) -> None:
-        """Read what the parser left (trailing whitespace): the md5 is of the whole object."""
-        while self.read(CHUNK):
-            pass
 
 
 class IndexStore:

@@ -10,6 +10,7 @@ botocore would use.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import importlib.util
 import os
@@ -18,7 +19,7 @@ import socket
 import ssl
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -217,18 +218,12 @@ class ConnectionPool:
     ) -> Response:
         """One request and its whole response; raises one of NETWORK_ERRORS when the exchange fails."""
         conn = self._take()
-        try:
+        with self._closed_on_failure(conn):
             if isinstance(body, bytes | bytearray | memoryview) and 0 < memoryview(body).nbytes <= JOINED_BODY:
                 conn.join_next()
             conn.request(method, target, body=body, headers=dict(headers))
             response = conn.getresponse()
             data = response.read()
-        except TimeoutError as exc:
-            conn.close()
-            raise self.stalled(exc) from exc
-        except BaseException:
-            conn.close()
-            raise
         if response.will_close:
             conn.close()
         else:
@@ -256,16 +251,22 @@ class ConnectionPool:
         """One request whose body is read as it arrives; the connection goes back to the pool once it is
         read whole, and is closed if the reader stops before that."""
         conn = self._take()
-        try:
+        with self._closed_on_failure(conn):
             conn.request(method, target, headers=dict(headers))
             response = conn.getresponse()
+        return Streamed(self, conn, response)
+
+    @contextlib.contextmanager
+    def _closed_on_failure(self, conn: _Joining) -> Iterator[None]:
+        """A failed exchange leaves the connection mid-request: closed, never given back; a timeout is a stall."""
+        try:
+            yield
         except TimeoutError as exc:
             conn.close()
             raise self.stalled(exc) from exc
         except BaseException:
             conn.close()
             raise
-        return Streamed(self, conn, response)
 
     def close(self) -> None:
         with self._lock:
