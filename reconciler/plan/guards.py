@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from reconciler.actor_layout import legacy_deletes
 from reconciler.model import Action, ActionKind, Authority, Desired, MappingSpec, Observed, Plan
@@ -190,11 +190,14 @@ def mass_delete_errors(desired: Desired, plan: Plan, counted: Iterable[Action], 
     return errors
 
 
-def guard_errors(desired: Desired, plan: Plan, limits: GuardLimits) -> list[str]:
+def guard_errors(
+    desired: Desired, plan: Plan, limits: GuardLimits, *, finding_kinds: Mapping[str, int] | None = None
+) -> list[str]:
     """Every rule a delete (or, with --strict, a finding) of `plan` breaks, from its actions and object counts.
 
     The one derivation of the verdict: `check` runs it when a plan is made, saved_checks.py when a saved
-    plan is applied, so a file's own `errors` and `applyable` are never what lets it through.
+    plan is applied, so a file's own `errors` and `applyable` are never what lets it through. `finding_kinds`
+    (findings counted per kind) stands in for `plan.findings` when a streamed plan counts them on disk.
     """
     errors = ownership_errors(desired, plan)
     superseded = superseded_deletes(desired, plan)
@@ -204,12 +207,10 @@ def guard_errors(desired: Desired, plan: Plan, limits: GuardLimits) -> list[str]
     if too_many := max_superseded_error(len(superseded), limits.max_superseded):
         errors.append(too_many)
     errors += mass_delete_errors(desired, plan, counted, limits)
-    if limits.strict and plan.findings:
-        kinds = Counter(f.kind.value for f in plan.findings)
-        shown = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
-        errors.append(
-            f"--strict: the plan has {len(plan.findings)} finding(s) ({shown}); resolve them or drop --strict"
-        )
+    kinds = Counter(f.kind.value for f in plan.findings) if finding_kinds is None else finding_kinds
+    if limits.strict and (total := sum(kinds.values())):
+        shown = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()) if n)
+        errors.append(f"--strict: the plan has {total} finding(s) ({shown}); resolve them or drop --strict")
     errors += unverified_releases(plan)
     return errors
 

@@ -34,7 +34,7 @@ plan in, the problems out.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from reconciler.actor_layout import LEGACY_SCOPE, legacy_deletes
 from reconciler.errors import UserError
@@ -278,10 +278,12 @@ def key_problem(action: Action) -> str | None:
 # --- 3. the guards, and all together ----------------------------------------------------------------------
 
 
-def _guard_errors(desired: Desired, plan: Plan, limits: GuardLimits) -> list[str]:
+def _guard_errors(
+    desired: Desired, plan: Plan, limits: GuardLimits, *, finding_kinds: Mapping[str, int] | None = None
+) -> list[str]:
     # Derived from the actions, never read from the file: its own `errors` are dropped, so none hides a rule.
     plan = dataclasses.replace(plan, errors=())
-    errors = guards.guard_errors(desired, plan, limits)
+    errors = guards.guard_errors(desired, plan, limits, finding_kinds=finding_kinds)
     # The tier rules (shared or protected tiers) read only the specs and the plan.
     errors += plan_tier_guards(desired, Observed(mappings={}), plan).errors
     return errors

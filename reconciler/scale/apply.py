@@ -91,12 +91,11 @@ def problems(desired: Desired, streamed: StreamedPlan, limits: GuardLimits) -> l
     part = Plan(
         actions=actions,
         edges=tuple(edge for edge in streamed.edges() if edge[0] in ids and edge[1] in ids),
-        findings=tuple(streamed.findings()),
         spec_digest=streamed.spec_digest,
         object_counts=streamed.object_counts,
         targets=streamed.targets,
     )
-    return lines + saved_checks._guard_errors(desired, part, limits)
+    return lines + saved_checks._guard_errors(desired, part, limits, finding_kinds=streamed.finding_kinds())
 
 
 def check(desired: Desired, streamed: StreamedPlan, limits: GuardLimits, *, plan_file: str) -> None:

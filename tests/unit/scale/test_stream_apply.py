@@ -23,10 +23,11 @@ from reconciler.choices import OutputFormat, Scale
 from reconciler.cli import main
 from reconciler.commands import scale as scale_command
 from reconciler.errors import UserError
-from reconciler.model import Action, ActionKind, Change, Desired, ObjectRef, Plan, Precondition
+from reconciler.model import Action, ActionKind, Change, Desired, Finding, FindingKind, ObjectRef, Plan, Precondition
 from reconciler.plan import plan, saved_checks
 from reconciler.plan.guards import GuardLimits, check
 from reconciler.scale import apply as stream_checks
+from reconciler.scale import planner as stream_planner
 from reconciler.scale.apply import compute_levels, levels_of, run_levels
 from reconciler.scale.planner import SCHEMA, StreamedPlan, Writer
 from reconciler.scale.spill import Spill
@@ -181,3 +182,28 @@ def test_the_streamed_saved_plan_check_is_the_in_memory_one(world: World, limits
         assert stream_checks.problems(world.desired, streamed, limits) == saved_checks.problems(
             world.desired, saved, limits
         )
+
+
+def test_strict_counts_the_streamed_findings_in_sql_without_loading_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A plan with millions of findings must not hold them all to count them: loading any finding here fails.
+    findings = (
+        Finding(FindingKind.MISSING, "m", "a", "gone"),
+        Finding(FindingKind.MISSING, "m", "b", "gone"),
+        Finding(FindingKind.UNMANAGED, "m", "c", "extra"),
+    )
+    saved = Plan(actions=(), edges=(), findings=findings, spec_digest="digest")
+    desired = Desired(stores={}, mappings=())
+    limits = GuardLimits(strict=True)
+
+    def refuse(self: StreamedPlan) -> Iterator[Finding]:
+        raise AssertionError("a streamed check loaded the findings")
+
+    expected = saved_checks.problems(desired, saved, limits)
+    assert expected == ["--strict: the plan has 3 finding(s) (2 missing, 1 unmanaged); resolve them or drop --strict"]
+    with spilled(saved) as streamed:
+        writer = Writer(streamed.spill.db)
+        for finding in findings:
+            writer.finding(finding)
+        monkeypatch.setattr(StreamedPlan, "findings", refuse)
+        assert stream_checks.problems(desired, streamed, limits) == expected
+        assert stream_planner._guard_errors(desired, streamed, limits) == expected
