@@ -29,7 +29,7 @@ from reconciler.model import (
 )
 from reconciler.observe.hashing import Hasher
 from reconciler.observe.inventory import ListsFromThePast
-from reconciler.observe.world import observe_world
+from reconciler.observe.world import TierKeeper, in_memory, observe_world
 from reconciler.rules import OwnSpace, Selection, mapping_own_space, strip_prefix
 from reconciler.stores.base import ListsExpecting, ReportsProblems, Store, StoreError
 
@@ -194,9 +194,11 @@ def completed(
     problems: Iterable[Problem],
     unreadable: Iterable[Problem],
     discovered: tuple[DiscoveredActor, ...],
+    keep: TierKeeper = in_memory,
 ) -> Observed:
     """Every mapping observed (in memory or spilled): each one's local gaps from all the problems met (the given
-    ones, what the stores report, the files that could not be read), then the world's later parts."""
+    ones, what the stores report, the files that could not be read), then the world's later parts (the tiers
+    kept by `keep`)."""
     reported = (p for store in stores.values() if isinstance(store, ReportsProblems) for p in store.problems)
     found = (*problems, *reported, *unreadable)
     for spec in desired.mappings:
@@ -204,7 +206,8 @@ def completed(
         if gaps:
             mappings[spec.name] = dataclasses.replace(mappings[spec.name], local_gaps=gaps)
     # Tiers, dataset sources, generated files and actor orphans: what the later planner passes compare.
-    return observe_world(desired, stores, hasher, Observed(mappings=mappings, problems=found, discovered=discovered))
+    observed = Observed(mappings=mappings, problems=found, discovered=discovered)
+    return observe_world(desired, stores, hasher, observed, keep)
 
 
 def local_gaps(spec: MappingSpec, problems: Iterable[Problem]) -> tuple[Gap, ...]:

@@ -9,7 +9,7 @@ mapping does not select (orphans), and the local files datasets are uploaded fro
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from reconciler.actor_layout import actor_dir, discover, exclusions_ref
 from reconciler.manifests.exclusions import split
@@ -73,9 +73,23 @@ def read_generated(stores: Mapping[str, Store], ref: ObjectRef) -> GeneratedFile
     return GeneratedFile(entry=entry, content=content)
 
 
+# Where a tier's listing is kept, given the tier's name and its entries as listed (full key -> Entry): a dict in
+# memory, or (`--scale stream`) a table of the spill, so a tier over a huge bucket is never held in memory.
+TierKeeper = Callable[[str, Iterable[Entry]], Mapping[str, Entry]]
+
+
+def in_memory(name: str, entries: Iterable[Entry]) -> dict[str, Entry]:
+    return {entry.key: entry for entry in entries}
+
+
+def listed(store: Store, prefix: str, spec: StoreSpec | None = None) -> Iterator[Entry]:
+    """The objects under `prefix`, none of pixel's own (`spec`: the store's, which says where its own space is)."""
+    return without_own(store.list(prefix), spec, prefix)
+
+
 def list_tier(store: Store, prefix: str, spec: StoreSpec | None = None) -> dict[str, Entry]:
-    """The tier's objects, none of pixel's own (`spec`: the store's, which says where its own space is)."""
-    return {entry.key: entry for entry in without_own(store.list(prefix), spec, prefix)}
+    """The tier's objects in memory, none of pixel's own."""
+    return in_memory(prefix, listed(store, prefix, spec))
 
 
 def strays(
@@ -161,10 +175,13 @@ def _record_indexes(
     return found
 
 
-def observe_world(desired: Desired, stores: Mapping[str, Store], hasher: Hasher, observed: Observed) -> Observed:
-    """`observed` completed with the tiers, dataset sources, generated files and actor strays."""
+def observe_world(
+    desired: Desired, stores: Mapping[str, Store], hasher: Hasher, observed: Observed, keep: TierKeeper = in_memory
+) -> Observed:
+    """`observed` completed with the tiers (each kept by `keep`), dataset sources, generated files and actor
+    strays."""
     tiers = {
-        tier.name: list_tier(stores[tier.store], tier.prefix, desired.stores.get(tier.store))
+        tier.name: keep(tier.name, listed(stores[tier.store], tier.prefix, desired.stores.get(tier.store)))
         for tier in tiers_to_list(desired)
     }
     sources: dict[ObjectRef, Entry] = {}

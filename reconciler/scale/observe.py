@@ -27,6 +27,7 @@ from reconciler.observe.hashcache import CachedHasher
 from reconciler.observe.hashing import Hasher
 from reconciler.observe.inventory import ListsFromThePast
 from reconciler.observe.observer import BATCH_FILES, ProgressCallback, completed
+from reconciler.observe.world import TierKeeper
 from reconciler.rules import Selection, mapping_own_space
 from reconciler.scale.spill import Spill
 from reconciler.stores.base import Store, StoreError
@@ -59,7 +60,20 @@ def observe_spilled(
                 obs = result[spec.name]
                 progress("listed", len(obs.local) + len(obs.remote))
                 progress("hashed", len(obs.local))
-    return completed(desired, stores, hasher, result, problems, unreadable, discovered)
+    return completed(desired, stores, hasher, result, problems, unreadable, discovered, keep=_spilled_tier(spill))
+
+
+def _spilled_tier(spill: Spill) -> TierKeeper:
+    """Each tier's listing written to a side of `spill` as its pages arrive: a tier may lie over a whole bucket.
+    A listing that fails raises as the in-memory one does, so no partial tier is ever planned from."""
+
+    def keep(name: str, entries: Iterable[Entry]) -> Mapping[str, Entry]:
+        side = spill.side(f"tier {name}")
+        side.add_all(entries)
+        spill.commit()
+        return side
+
+    return keep
 
 
 def _observe_mapping(
