@@ -75,6 +75,7 @@ def read_generated(stores: Mapping[str, Store], ref: ObjectRef) -> GeneratedFile
 
 # Where a tier's listing is kept, given the tier's name and its entries as listed (full key -> Entry): a dict in
 # memory, or (`--scale stream`) a table of the spill, so a tier over a huge bucket is never held in memory.
+# Called with a listing's name ("tier NAME" or "bucket STORE": distinct prefixes, so the two never share a name).
 TierKeeper = Callable[[str, Iterable[Entry]], Mapping[str, Entry]]
 
 
@@ -181,7 +182,7 @@ def observe_world(
     """`observed` completed with the tiers (each kept by `keep`), dataset sources, generated files and actor
     strays."""
     tiers = {
-        tier.name: keep(tier.name, listed(stores[tier.store], tier.prefix, desired.stores.get(tier.store)))
+        tier.name: keep(f"tier {tier.name}", listed(stores[tier.store], tier.prefix, desired.stores.get(tier.store)))
         for tier in tiers_to_list(desired)
     }
     sources: dict[ObjectRef, Entry] = {}
@@ -194,10 +195,14 @@ def observe_world(
             sources[ref] = dataclasses.replace(entry, md5=hasher.md5(stores[ref.store], entry))
     generated = {ref: read_generated(stores, ref) for ref in generated_refs(desired)}
     record_indexes = _record_indexes(desired, stores, tiers)
-    # The inventory lists whole buckets, not just the tiers (seed 000: "complete inventory of all S3 objects").
-    buckets = {}
+    # The inventory lists whole buckets, not just the tiers (seed 000: "complete inventory of all S3 objects"):
+    # kept like a tier, so under --scale stream a whole bucket is spilled rather than held.
+    buckets: dict[str, Mapping[str, Entry]] = {}
     if desired.inventory is not None:
-        buckets = {name: list_tier(stores[name], "", desired.stores.get(name)) for name in inventoried_stores(desired)}
+        buckets = {
+            name: keep(f"bucket {name}", listed(stores[name], "", desired.stores.get(name)))
+            for name in inventoried_stores(desired)
+        }
     # The strays are judged before the exclusions: an excluded image's local copy is not an orphan.
     selected = {name: obs.local.keys() for name, obs in observed.mappings.items()}
     found_strays = strays(desired, stores, selected, hasher)

@@ -64,11 +64,12 @@ def observe_spilled(
 
 
 def _spilled_tier(spill: Spill) -> TierKeeper:
-    """Each tier's listing written to a side of `spill` as its pages arrive: a tier may lie over a whole bucket.
+    """Each tier's (and inventoried bucket's) listing written to a side of `spill` as its pages arrive: a tier
+    may lie over a whole bucket, and the inventory lists whole buckets.
     A listing that fails raises as the in-memory one does, so no partial tier is ever planned from."""
 
     def keep(name: str, entries: Iterable[Entry]) -> Mapping[str, Entry]:
-        side = spill.side(f"tier {name}")
+        side = spill.side(name)
         side.add_all(entries)
         spill.commit()
         return side
