@@ -20,14 +20,12 @@ import contextlib
 import functools
 import os
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
-from reconciler.logs import get_logger
 from reconciler.model import Entry, S3StoreSpec
 from reconciler.stores.base import (
     ObjectChanged,
@@ -40,9 +38,10 @@ from reconciler.stores.base import (
 from reconciler.stores.retry import outermost
 from reconciler.stores.s3 import listing
 from reconciler.stores.s3.botocore_transport import make_client, transports
+from reconciler.stores.s3.bucket import BucketCheck, denied, in_background
 from reconciler.stores.s3.conditions import conditions
 from reconciler.stores.s3.download import ResumingReader
-from reconciler.stores.s3.errors import TIMEOUT, code_of, copy_too_large, request_ids, status_of
+from reconciler.stores.s3.errors import TIMEOUT, copy_too_large
 from reconciler.stores.s3.journal import Journal, JournaledUpload
 from reconciler.stores.s3.multipart import copy_by_parts, multipart
 from reconciler.stores.s3.objects import (
@@ -66,32 +65,7 @@ __all__ = ["MIB", "S3Store", "make_client"]
 # Bodies up to this size are read into memory and sent in one go (at most parallelism x 1 MiB in flight).
 SMALL_BODY = 1 * MIB
 
-# What a 403's S3 error code means for the one running pixel, and what to check.
-DENIED = {
-    "SignatureDoesNotMatch": "the request signature does not match: the secret access key is wrong for this access "
-    "key ID (check AWS_SECRET_ACCESS_KEY, the profile's aws_secret_access_key or the store's credentials_env), "
-    "or the endpoint or region is not the one the keys belong to",
-    "InvalidAccessKeyId": "this endpoint does not know the access key ID (check AWS_ACCESS_KEY_ID, the profile's "
-    "aws_access_key_id or the store's credentials_env, and that the endpoint is the right one)",
-    "AccessDenied": "the credentials were accepted but may not use this bucket (check the IAM or bucket policy "
-    "grants s3:ListBucket, s3:GetObject and s3:PutObject on it to this identity)",
-    "RequestTimeTooSkewed": "this machine's clock is too far from the server's: set it right (NTP)",
-    "ExpiredToken": "the session token has expired: refresh the credentials (AWS_SESSION_TOKEN, SSO login)",
-}
-
 FAR_ROUND_TRIP_S = 0.01  # a HEAD slower than this: the bucket is not on this network
-T = TypeVar("T")
-
-
-class BucketCheck:
-    """Whether the bucket has answered, shared by a store and its `for_apply` copies (one check for all)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()  # one HeadBucket at a time, however many requests are waiting on it
-        self.on_first_use = False  # set by check_on_first_use: the first request checks the bucket
-        self.passed = False  # the bucket answered: HeadBucket 200, or a listing page
-        self.encryption: Future[frozenset[str] | None] | None = None  # asked beside the first listing page
-        self.asked_by = 0  # the process that asked it
 
 
 class S3Store:
@@ -193,7 +167,7 @@ class S3Store:
                 code="NoSuchBucket",
             )
         if status == 403:
-            raise self._denied(self._checking)
+            raise denied(self._checking, self.name, self.bucket, self.spec.endpoint)
         if status != 200:
             raise PermanentStoreError(f"head bucket {self.bucket}: {status}", code=str(status))
         self._check.passed = True
@@ -231,27 +205,6 @@ class S3Store:
         """The first request met a deadline: not retried, since each try would wait it out again (a server that
         accepts connections and never answers held `pixel plan` for 25 minutes that way)."""
         return PermanentStoreError(f'store "{self.name}": {exc}', code=TIMEOUT)
-
-    def _denied(self, transport: Transport) -> PermanentStoreError:
-        """A 403 on HEAD bucket, which has no body to say why: one listing request asks again for S3's error
-        code, and the message says what to check for it. The request id (for the provider's support) and the
-        code go to the debug log (`-v`); no key, secret or signature is ever part of either."""
-        where = f'store "{self.name}": bucket "{self.bucket}" at {self.spec.endpoint or "the AWS endpoint"}'
-        code = ""
-        log = get_logger("pixel.s3")
-        try:
-            transport.list_page("", list_params(max_keys=1))
-        except Exception as exc:
-            if status_of(exc):
-                code = code_of(exc)
-                request_id, host_id = request_ids(exc)
-                log.debug("access denied", store=self.name, bucket=self.bucket, code=code or str(status_of(exc)),
-                          request_id=request_id, host_id=host_id)
-            else:  # unreachable now, say: the 403 is still the answer to give
-                log.debug("access denied", store=self.name, bucket=self.bucket, probe=repr(exc))
-        code = code or "AccessDenied"
-        why = DENIED.get(code, DENIED["AccessDenied"])
-        return PermanentStoreError(f"{where}: denied (403 {code}): {why}", code=code)
 
     # --- reads ----------------------------------------------------------------------------------------------
 
@@ -321,7 +274,7 @@ class S3Store:
         # held for ever in the child.
         check = self._check
         if (check.encryption is None or check.asked_by != os.getpid()) and self._etags_trusted is None:
-            check.encryption, check.asked_by = _in_background(transport.bucket_encryption), os.getpid()
+            check.encryption, check.asked_by = in_background(transport.bucket_encryption), os.getpid()
 
     def list(self, prefix: str, known: Iterable[str] | None = None) -> Iterator[Entry]:
         """Every object under `prefix` except pixel's own space (the lock, move scratch, upload records): that is
@@ -506,21 +459,6 @@ class S3Store:
 
     def delete(self, key: str, *, if_match: str | None = None) -> None:
         self._sent("delete", key, self.transport.delete_object, key, conditions(if_match=if_match))
-
-
-def _in_background(call: Callable[[], T]) -> Future[T]:
-    """`call()` on a daemon thread: an endpoint that never answers must not hold the process at exit, as a
-    pool's worker would (concurrent.futures joins its threads then)."""
-    answer: Future[T] = Future()
-
-    def run() -> None:
-        try:
-            answer.set_result(call())
-        except BaseException as exc:  # handed to whoever waits on the answer, raised there
-            answer.set_exception(exc)
-
-    threading.Thread(target=run, name="pixel-encryption", daemon=True).start()
-    return answer
 
 
 def _seekable(stream: BinaryIO) -> bool:
