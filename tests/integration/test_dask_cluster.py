@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from reconciler.dev.seaweed import SeaweedServer
 from tests.integration import daskhelp
 from tests.integration.demo_world import Demo, make_demo, steady
 from tests.integration.pixelenv import PIXEL, pixel, write_specs
+from tests.waiting import wait_for
 
 distributed = pytest.importorskip("distributed")
 
@@ -223,11 +223,14 @@ def test_a_worker_killed_mid_apply_changes_nothing_in_the_end(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
     )
     try:
-        landed = 0
-        deadline = time.monotonic() + 120
-        while landed < 60 and proc.poll() is None and time.monotonic() < deadline:
-            landed = s3.list_objects_v2(Bucket=bucket, Prefix="set/").get("KeyCount", 0)
-            time.sleep(0.02)
+        counted = [0]
+
+        def mid_apply() -> bool:
+            counted[0] = s3.list_objects_v2(Bucket=bucket, Prefix="set/").get("KeyCount", 0)
+            return counted[0] >= 60 or proc.poll() is not None
+
+        wait_for(mid_apply, "60 objects landed or the apply ended", timeout=120)
+        landed = counted[0]
         if proc.poll() is not None:
             pytest.fail(f"the apply ended before the kill (exit {proc.returncode}): {proc.communicate()[1][-3000:]}")
         assert landed < len(files), f"the kill must land mid-apply ({landed} of {len(files)} had landed)"
