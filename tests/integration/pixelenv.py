@@ -8,6 +8,10 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconciler.dev.seaweed import SeaweedServer
 
 PIXEL = str(Path(sys.executable).with_name("pixel"))
 
@@ -103,3 +107,26 @@ def pixel_rss(args: list[str], env: Mapping[str, str]) -> Run:
     err = "\n".join(line for line in lines if not line.startswith(_HWM_MARK))
     assert peaks, f"the pixel child did not report its peak RSS: {err}"
     return Run(proc.returncode, "", err, peaks[-1])
+
+
+def push_world(seaweed: SeaweedServer, bucket: str, tmp_path: Path, files: int) -> tuple[Path, dict[str, str]]:
+    """`files` small JSON Lines files in three folders, one pushing mapping that prunes, and the environment of a
+    child `python` that sees this interpreter's packages, a cache of its own and no ~/.aws of the developer's."""
+    root = tmp_path / "data"
+    for i in range(files):
+        (root / f"d{i % 3}").mkdir(parents=True, exist_ok=True)
+        (root / f"d{i % 3}" / f"f{i}.jsonl").write_text(f'{{"i": {i}}}\n')
+    specs = write_specs(
+        tmp_path / "specs",
+        endpoint=seaweed.endpoint,
+        bucket=bucket,
+        root=root,
+        mappings=[{"name": "m", "from": "'disk:'", "to": "'s3:data/'", "authority": "local", "prune": True}],
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    env = seaweed.child_env(
+        {"PIXEL_CACHE_DIR": str(tmp_path / "cache"), "HOME": str(home), "NO_COLOR": "1",
+         "PYTHONPATH": os.pathsep.join(sys.path)}
+    )
+    return specs, env

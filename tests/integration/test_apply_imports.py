@@ -9,7 +9,6 @@ Measured the way the issue asks, with `python -X importtime -m reconciler.cli ap
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.dev.seaweed import SeaweedServer
-from tests.integration.pixelenv import write_specs
+from tests.integration.pixelenv import push_world
 
 pytestmark = pytest.mark.integration
 
@@ -45,23 +44,7 @@ def apply(specs: Path, env: dict[str, str], *flags: str) -> subprocess.Completed
 def test_a_warm_no_op_apply_imports_neither_boto3_botocore_yaml_nor_structlog(
     seaweed: SeaweedServer, bucket: str, tmp_path: Path
 ) -> None:
-    root = tmp_path / "data"
-    for i in range(12):
-        (root / f"d{i % 3}").mkdir(parents=True, exist_ok=True)
-        (root / f"d{i % 3}" / f"f{i}.jsonl").write_text(f'{{"i": {i}}}\n')
-    specs = write_specs(
-        tmp_path / "specs",
-        endpoint=seaweed.endpoint,
-        bucket=bucket,
-        root=root,
-        mappings=[{"name": "m", "from": "'disk:'", "to": "'s3:data/'", "authority": "local", "prune": True}],
-    )
-    home = tmp_path / "home"  # no ~/.aws of the developer's: the keys come from the environment
-    home.mkdir()
-    env = seaweed.child_env(
-        {"PIXEL_CACHE_DIR": str(tmp_path / "cache"), "HOME": str(home), "NO_COLOR": "1",
-         "PYTHONPATH": os.pathsep.join(sys.path)}
-    )
+    specs, env = push_world(seaweed, bucket, tmp_path, 12)
     first = apply(specs, env, "--auto-approve", "--format", "json")
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["counts"]["done"] == 12, first.stdout

@@ -4,7 +4,6 @@ sequential listing."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,7 @@ from reconciler.model import S3StoreSpec
 from reconciler.stores.s3 import S3Store
 from reconciler.stores.s3 import listing as s3_listing
 from reconciler.stores.s3.direct.raw import direct
-from tests.integration.pixelenv import write_specs
+from tests.integration.pixelenv import push_world
 
 # yaml: the Desired built from the same spec bytes is cached; structlog (and the asyncio, rich and pygments it
 # brings): plain console lines are rendered by pixel; click.shell_completion: only completion needs it.
@@ -46,27 +45,7 @@ def imported(args: list[str], env: dict[str, str]) -> tuple[int, list[str], str]
 def test_warm_plan_of_a_push_mapping_imports_no_boto3_botocore_jsonschema_yaml_or_structlog(
     seaweed: SeaweedServer, bucket: str, tmp_path: Path
 ) -> None:
-    root = tmp_path / "data"
-    for i in range(30):
-        (root / f"d{i % 3}").mkdir(parents=True, exist_ok=True)
-        (root / f"d{i % 3}" / f"f{i}.txt").write_text(f"file {i}\n")
-    specs = write_specs(
-        tmp_path / "specs",
-        endpoint=seaweed.endpoint,
-        bucket=bucket,
-        root=root,
-        mappings=[{"name": "m", "from": "'disk:'", "to": "'s3:data/'", "authority": "local", "prune": True}],
-    )
-    home = tmp_path / "home"  # no ~/.aws of the developer's
-    home.mkdir()
-    env = seaweed.child_env(
-        {
-            "PIXEL_CACHE_DIR": str(tmp_path / "cache"),
-            "HOME": str(home),
-            "NO_COLOR": "1",
-            "PYTHONPATH": os.pathsep.join(sys.path),
-        }
-    )
+    specs, env = push_world(seaweed, bucket, tmp_path, 30)
     code, _, out = imported(["apply", "--specs", str(specs), "--auto-approve"], env)
     assert code == 0, out
     code, heavy, out = imported(["plan", "--specs", str(specs), "--detailed-exitcode"], env)
