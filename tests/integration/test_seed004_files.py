@@ -83,13 +83,18 @@ def stray_images(demo: Demo) -> tuple[Path, Path]:
     return image, note
 
 
-def test_seed_004_orphaned_files_are_reported_never_called_edited_by_hand(demo: Demo) -> None:
-    applied(demo)
-    image, note = stray_images(demo)
+def manifest_plan_line(demo: Demo) -> str:
+    """The plan's line for actor 13's manifest; a stray file is never worded as a manifest edited by hand."""
     shown = demo.pixel("plan")
     assert shown.code == 0, shown.out + shown.err
     assert "edited by hand" not in shown.out, shown.out
-    line = next(x for x in shown.out.splitlines() if f"{A13.actor_id}_manifest.json" in x)
+    return next(x for x in shown.out.splitlines() if f"{A13.actor_id}_manifest.json" in x)
+
+
+def test_seed_004_orphaned_files_are_reported_never_called_edited_by_hand(demo: Demo) -> None:
+    applied(demo)
+    image, note = stray_images(demo)
+    line = manifest_plan_line(demo)
     assert "orphan, reported" in line, line
     plan = plan_json(demo)
     reported = {f["key"].split(":", 1)[1] for f in plan["findings"] if f["kind"] == "orphan"}
@@ -103,10 +108,7 @@ def test_seed_004_orphaned_files_should_be_detected_and_added_with_adopt_orphans
     with_actor_flags(demo, "adopt_orphans: true")
     applied(demo)
     image, note = stray_images(demo)
-    shown = demo.pixel("plan")
-    assert shown.code == 0, shown.out + shown.err
-    assert "edited by hand" not in shown.out, shown.out
-    line = next(x for x in shown.out.splitlines() if f"{A13.actor_id}_manifest.json" in x)
+    line = manifest_plan_line(demo)
     assert f"orphan, adopted: {image.relative_to(demo.root)}" in line, line
     assert "orphan, reported" in line and "notes.txt" in line, line
 
