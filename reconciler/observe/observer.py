@@ -28,7 +28,6 @@ from reconciler.model import (
     Problem,
 )
 from reconciler.observe.hashing import Hasher, KnowsMany
-from reconciler.observe.inventory import ListsFromThePast
 from reconciler.observe.world import TierKeeper, in_memory, observe_world
 from reconciler.rules import OwnSpace, Selection, mapping_own_space, strip_prefix
 from reconciler.stores.base import ListsExpecting, ReportsProblems, Store, StoreError
@@ -271,7 +270,7 @@ def _observe_mapping(
         # Unread, its content is unknown: it is a gap (reported, never uploaded or deleted), not an entry.
         local.pop(strip_prefix(lbase, problem.key) or "", None)
     unreadable += failed
-    if spec.authority is Authority.S3 and spec.prune_local and isinstance(remote_store, ListsFromThePast):
+    if spec.authority is Authority.S3 and spec.prune_local and _lists_from_the_past(remote_store):
         # A local file whose object the report lacks would be deleted: the bucket, not the report, decides.
         absent = (spec.remote_key(rel) for rel in local if rel not in remote)
         remote.update(_relative(remote_store.present_now(absent), spec.s3_prefix, spec, own, local))
@@ -280,6 +279,13 @@ def _observe_mapping(
         progress("listed", len(local) + len(remote))
         progress("hashed", len(local))
     return MappingObservation(local=local, remote=remote)
+
+
+def _lists_from_the_past(store: Store) -> bool:
+    # Imported here: only --observe inventory makes such a store, and a live plan need not load the reader.
+    from reconciler.observe.inventory import ListsFromThePast
+
+    return isinstance(store, ListsFromThePast)
 
 
 def _remote_keys(walked: Future[dict[str, Entry]], spec: MappingSpec) -> Iterator[str]:
