@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import os
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -258,7 +259,7 @@ class HashCache:
                     if row is None or row[1:6] != key[1:] or len(row[6]) != 32:
                         answers.append(None)
                     else:
-                        answers.append(row[6])
+                        answers.append(sys.intern(row[6]))  # the listing's equal md5 is interned: one string
         except sqlite3.Error as exc:
             self._degrade(exc)
             return [None] * len(keys)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -60,6 +61,10 @@ def _relative(
     # Outside the mapping, or not its file (globs, min_size on either side, pixel's own): left out.
     for rel, entry in Selection(spec, own).select(base, entries):
         size, md5, etag = entry.size, entry.md5, entry.etag
+        if md5 is not None:
+            # The hash cache's answers are interned too: a local md5 equal to this one is this very string, so
+            # `_share_md5s` has nothing to rebuild.
+            md5 = sys.intern(md5)
         if etag is not None and etag == md5:
             etag = md5  # a single-part ETag is the md5: one string
         twin = twins.get(rel)
@@ -71,7 +76,10 @@ def _relative(
                 md5 = twin.md5
                 if etag == md5:
                     etag = md5
-        out[rel] = Entry(rel, size, md5, entry.mtime_ns, etag)
+        if rel is entry.key and size is entry.size and md5 is entry.md5 and etag is entry.etag:
+            out[rel] = entry  # nothing to change (a mapping of a whole store's root): no copy
+        else:
+            out[rel] = Entry(rel, size, md5, entry.mtime_ns, etag)
     return out
 
 

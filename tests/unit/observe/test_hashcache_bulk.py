@@ -8,12 +8,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.model import Entry
+from reconciler.model import Authority, Desired, Entry, LocalStoreSpec, MappingSpec, S3StoreSpec
+from reconciler.observe import observe, observer
 from reconciler.observe.hashcache import CACHE_FILE, CachedHasher, FileKey, HashCache
 from reconciler.stores.local import LocalStore
+from reconciler.stores.memory import MemoryStore
 
 HOUR_NS = 3600 * 1_000_000_000
 NAMES = ["a", "b", "d/c", "d/e/f", "g/h"]
@@ -104,3 +107,40 @@ def test_lookup_many_outside_a_preloaded_tree_loads_each_directory(tmp_path: Pat
     moved = (fields[0][0], fields[0][1], fields[0][2], fields[0][3], fields[0][4] + 1, fields[0][5])
     assert cache.lookup_many([*fields, moved]) == ["0" * 32, None, None]
     cache.close()
+
+
+@pytest.mark.parametrize("local_path", ["", "src"])
+def test_a_warm_observation_shares_each_md5_without_copying_entries_for_it(
+    tmp_path: Path, local_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "root"
+    names = [f"d{i % 3}/f{i}" for i in range(30)]
+    for name in names:
+        (root / local_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / local_path / name).write_bytes(name.encode())
+    desired = Desired(
+        stores={"disk": LocalStoreSpec("disk", str(root)), "s3": S3StoreSpec("s3", "bucket")},
+        mappings=(MappingSpec("m", "disk", local_path, "s3", "pre/", authority=Authority.LOCAL),),
+    )
+    disk, s3 = LocalStore("disk", root), MemoryStore("s3")
+    for name in names:
+        s3.put(f"pre/{name}", name.encode())
+    db = tmp_path / "cache" / CACHE_FILE
+    observe(desired, {"disk": disk, "s3": s3}, cold := CachedHasher(HashCache(db, clock=later_clock)))
+    cold.close()
+
+    copies: list[Entry] = []
+
+    def counted(entry: Entry, key: str, size: int, md5: str | None, etag: str | None) -> Entry:
+        copies.append(entry)
+        return Entry(key, size, md5, entry.mtime_ns, etag)
+
+    monkeypatch.setattr(observer, "_entry", counted)
+    warm = CachedHasher(HashCache(db, clock=later_clock))
+    seen = observe(desired, {"disk": disk, "s3": s3}, warm).mappings["m"]
+    warm.close()
+    assert warm.cache_hits == len(names) and warm.files_read == 0
+    assert sorted(seen.local) == sorted(seen.remote) == sorted(names)
+    assert all(seen.local[k].md5 is seen.remote[k].md5 is not None for k in names)  # one string a pair
+    # Each local entry is copied once, to take its md5: not again to share that md5 with the listing's.
+    assert len(copies) == len(names)
