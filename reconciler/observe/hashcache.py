@@ -265,6 +265,12 @@ class HashCache:
             return [None] * len(keys)
         return answers
 
+    def paths_below(self, directory: str) -> list[str]:
+        """The paths of the rows held for files below `directory` (preloaded): what the last runs saw there."""
+        low = directory.rstrip("/") + "/"
+        with self._lock:
+            return [path for path in self._rows if path.startswith(low)]
+
     def _streamed_row(self, directory: str, path: str) -> Row | None:
         if directory != self._window:
             self._rows = {}  # the walk has left the previous directory
@@ -488,6 +494,16 @@ class CachedHasher:
         with self._lock:
             self.cache_hits += hits
         return answers
+
+    def cached_keys(self, store: Store, base: str) -> list[str]:
+        """The keys below `base` (relative to it) of the files the cache holds md5s for: the tree as the last
+        plans walked it, known before this one's walk ends. Empty when the cache cannot say."""
+        local = self._local_files(store)
+        if local is None or self.rehash_all or self.cache.streaming:
+            return []
+        root = local.root_path.rstrip("/") + "/" + base
+        skip = len(root)
+        return [path[skip:] for path in self.cache.paths_below(root)]
 
     def md5(self, store: Store, entry: Entry) -> str:
         local = self._local_files(store)

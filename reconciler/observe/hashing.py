@@ -28,6 +28,10 @@ class KnowsMany(Protocol):
         """`known` of each entry, its key taken relative to `base`."""
         ...
 
+    def cached_keys(self, store: Store, base: str) -> list[str]:
+        """The keys below `base` (relative to it) the cache holds md5s for; empty when it cannot say."""
+        ...
+
 
 def md5_of_stream(store: Store, key: str) -> str:
     digest = hashlib.md5()

@@ -1,11 +1,14 @@
-"""The hash cache asked for a whole tree at once (`known_many`, `lookup_many`) answers as it does file by file."""
+"""A warm observation: the hash cache asked for a whole tree at once (`known_many`, `lookup_many`) answers as it
+does file by file, md5s are shared without copies, and the listing's ranges are cut before the walk ends."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
+import threading
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -144,3 +147,74 @@ def test_a_warm_observation_shares_each_md5_without_copying_entries_for_it(
     assert all(seen.local[k].md5 is seen.remote[k].md5 is not None for k in names)  # one string a pair
     # Each local entry is copied once, to take its md5: not again to share that md5 with the listing's.
     assert len(copies) == len(names)
+
+
+HOLD_S = 10.0  # a bound on the walk's wait, never waited out when the ranges are cut from the cache
+
+
+class WalkAwaitingTheCut(LocalStore):
+    """A local tree whose walk ends once the S3 listing has its range keys (or HOLD_S later), and says which."""
+
+    def __init__(self, name: str, root: Path, cut: threading.Event) -> None:
+        super().__init__(name, root)
+        self.cut = cut
+        self.cut_during_walk: bool | None = None
+
+    def list(self, prefix: str) -> Iterator[Entry]:
+        yield from super().list(prefix)
+        self.cut_during_walk = self.cut.wait(HOLD_S)
+
+
+class Bucket(MemoryStore):
+    """A store listed in ranges cut at the keys it should hold, read after its first request as S3Store does."""
+
+    def __init__(self, name: str, cut: threading.Event) -> None:
+        super().__init__(name)
+        self.cut = cut
+        self.expected: list[str] = []
+
+    def list_expecting(self, prefix: str, known: Iterable[str]) -> Iterator[Entry]:
+        self.expected = sorted(known)
+        self.cut.set()
+        yield from super().list(prefix)
+
+
+def test_a_warm_cache_cuts_the_listing_into_ranges_before_the_walk_ends(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    names = [f"d{i % 3}/f{i}" for i in range(12)]
+    for name in names:
+        (root / "src" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "src" / name).write_bytes(name.encode())
+    (root / "elsewhere").mkdir()
+    (root / "elsewhere" / "x").write_bytes(b"not the mapping's")
+    desired = Desired(
+        stores={"disk": LocalStoreSpec("disk", str(root)), "s3": S3StoreSpec("s3", "bucket")},
+        mappings=(MappingSpec("m", "disk", "src", "s3", "pre/", authority=Authority.LOCAL),),
+    )
+    db = tmp_path / "cache" / CACHE_FILE
+    cold_cut = threading.Event()
+    cold_bucket = Bucket("s3", cold_cut)
+    for name in names[:5]:
+        cold_bucket.put(f"pre/{name}", name.encode())
+    fill = CachedHasher(HashCache(db, clock=later_clock))
+    observe(desired, {"disk": LocalStore("disk", root), "s3": cold_bucket}, fill)
+    fill.close()
+    # Cold: the walked keys cut the ranges.
+    assert cold_bucket.expected == sorted(f"pre/{name}" for name in names)
+    cache = HashCache(db, clock=later_clock)
+    for name in ("elsewhere/x", "src/d0/f0"):  # a row outside the mapping's directory is no key of it
+        path = root / name
+        cache.remember(FileKey.of(str(path), path.stat()), "0" * 32)
+    cache.close()
+    (root / "src" / "d1" / "new").write_bytes(b"walked, not yet cached")
+
+    cut = threading.Event()
+    disk, bucket = WalkAwaitingTheCut("disk", root, cut), Bucket("s3", cut)
+    for name in names[:5]:
+        bucket.put(f"pre/{name}", name.encode())
+    warm = CachedHasher(HashCache(db, clock=later_clock))
+    seen = observe(desired, {"disk": disk, "s3": bucket}, warm).mappings["m"]
+    warm.close()
+    assert disk.cut_during_walk is True  # the ranges did not wait for the walk
+    assert bucket.expected == sorted(f"pre/{name}" for name in names)  # the cache's keys: the tree as last walked
+    assert sorted(seen.local) == sorted([*names, "d1/new"]) and sorted(seen.remote) == sorted(names[:5])
