@@ -15,6 +15,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, TypeGuard
 
 from reconciler import collector
 from reconciler.model import (
@@ -32,6 +33,9 @@ from reconciler.observe.hashing import Hasher, KnowsMany
 from reconciler.observe.world import TierKeeper, in_memory, observe_world
 from reconciler.rules import OwnSpace, Selection, mapping_own_space, strip_prefix
 from reconciler.stores.base import ListsExpecting, ReportsProblems, Store, StoreError
+
+if TYPE_CHECKING:
+    from reconciler.observe.inventory import ListsFromThePast
 
 ProgressCallback = Callable[[str, int], None]
 
@@ -289,7 +293,7 @@ def _observe_mapping(
     return MappingObservation(local=local, remote=remote)
 
 
-def _lists_from_the_past(store: Store) -> bool:
+def _lists_from_the_past(store: Store) -> TypeGuard[ListsFromThePast]:
     # Imported here: only --observe inventory makes such a store, and a live plan need not load the reader.
     from reconciler.observe.inventory import ListsFromThePast
 
