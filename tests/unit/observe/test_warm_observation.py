@@ -152,34 +152,23 @@ def test_a_warm_observation_shares_each_md5_without_copying_entries_for_it(
 HOLD_S = 10.0  # a bound on the walk's wait, never waited out when the ranges are cut from the cache
 
 
-class WalkAwaitingTheCut(LocalStore):
-    """A local tree whose walk ends once the S3 listing has its range keys (or HOLD_S later), and says which."""
+def recording_bucket(expected: list[str], cut: threading.Event, monkeypatch: pytest.MonkeyPatch) -> MemoryStore:
+    """A bucket listed in ranges cut at the keys it should hold, read after its first request as S3Store does:
+    it keeps them in `expected`, then sets `cut`."""
+    bucket = MemoryStore("s3")
 
-    def __init__(self, name: str, root: Path, cut: threading.Event) -> None:
-        super().__init__(name, root)
-        self.cut = cut
-        self.cut_during_walk: bool | None = None
+    def list_expecting(prefix: str, known: Iterable[str]) -> Iterator[Entry]:
+        expected[:] = sorted(known)
+        cut.set()
+        yield from MemoryStore.list(bucket, prefix)
 
-    def list(self, prefix: str) -> Iterator[Entry]:
-        yield from super().list(prefix)
-        self.cut_during_walk = self.cut.wait(HOLD_S)
-
-
-class Bucket(MemoryStore):
-    """A store listed in ranges cut at the keys it should hold, read after its first request as S3Store does."""
-
-    def __init__(self, name: str, cut: threading.Event) -> None:
-        super().__init__(name)
-        self.cut = cut
-        self.expected: list[str] = []
-
-    def list_expecting(self, prefix: str, known: Iterable[str]) -> Iterator[Entry]:
-        self.expected = sorted(known)
-        self.cut.set()
-        yield from super().list(prefix)
+    monkeypatch.setattr(bucket, "list_expecting", list_expecting, raising=False)
+    return bucket
 
 
-def test_a_warm_cache_cuts_the_listing_into_ranges_before_the_walk_ends(tmp_path: Path) -> None:
+def test_a_warm_cache_cuts_the_listing_into_ranges_before_the_walk_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "root"
     names = [f"d{i % 3}/f{i}" for i in range(12)]
     for name in names:
@@ -192,15 +181,14 @@ def test_a_warm_cache_cuts_the_listing_into_ranges_before_the_walk_ends(tmp_path
         mappings=(MappingSpec("m", "disk", "src", "s3", "pre/", authority=Authority.LOCAL),),
     )
     db = tmp_path / "cache" / CACHE_FILE
-    cold_cut = threading.Event()
-    cold_bucket = Bucket("s3", cold_cut)
+    cold_keys: list[str] = []
+    cold_bucket = recording_bucket(cold_keys, threading.Event(), monkeypatch)
     for name in names[:5]:
         cold_bucket.put(f"pre/{name}", name.encode())
     fill = CachedHasher(HashCache(db, clock=later_clock))
     observe(desired, {"disk": LocalStore("disk", root), "s3": cold_bucket}, fill)
     fill.close()
-    # Cold: the walked keys cut the ranges.
-    assert cold_bucket.expected == sorted(f"pre/{name}" for name in names)
+    assert cold_keys == sorted(f"pre/{name}" for name in names)  # cold: the walked keys cut the ranges
     cache = HashCache(db, clock=later_clock)
     for name in ("elsewhere/x", "src/d0/f0"):  # a row outside the mapping's directory is no key of it
         path = root / name
@@ -208,13 +196,24 @@ def test_a_warm_cache_cuts_the_listing_into_ranges_before_the_walk_ends(tmp_path
     cache.close()
     (root / "src" / "d1" / "new").write_bytes(b"walked, not yet cached")
 
+    # The walk ends only once the listing has its range keys (or HOLD_S later), and says which.
     cut = threading.Event()
-    disk, bucket = WalkAwaitingTheCut("disk", root, cut), Bucket("s3", cut)
+    cut_during_walk: list[bool] = []
+    disk = LocalStore("disk", root)
+    walk = disk.list
+
+    def walk_then_wait(prefix: str) -> Iterator[Entry]:
+        yield from walk(prefix)
+        cut_during_walk.append(cut.wait(HOLD_S))
+
+    monkeypatch.setattr(disk, "list", walk_then_wait)
+    warm_keys: list[str] = []
+    bucket = recording_bucket(warm_keys, cut, monkeypatch)
     for name in names[:5]:
         bucket.put(f"pre/{name}", name.encode())
     warm = CachedHasher(HashCache(db, clock=later_clock))
     seen = observe(desired, {"disk": disk, "s3": bucket}, warm).mappings["m"]
     warm.close()
-    assert disk.cut_during_walk is True  # the ranges did not wait for the walk
-    assert bucket.expected == sorted(f"pre/{name}" for name in names)  # the cache's keys: the tree as last walked
+    assert cut_during_walk == [True]  # the ranges did not wait for the walk
+    assert warm_keys == sorted(f"pre/{name}" for name in names)  # the cache's keys: the tree as last walked
     assert sorted(seen.local) == sorted([*names, "d1/new"]) and sorted(seen.remote) == sorted(names[:5])
