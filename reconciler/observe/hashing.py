@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 from reconciler.model import Entry
@@ -28,8 +28,8 @@ class KnowsMany(Protocol):
         """`known` of each entry, its key taken relative to `base`."""
         ...
 
-    def cached_keys(self, store: Store, base: str) -> list[str]:
-        """The keys below `base` (relative to it) the cache holds md5s for; empty when it cannot say."""
+    def cached_keys(self, store: Store, base: str) -> Iterator[str] | None:
+        """The keys below `base` (relative to it) the cache holds md5s for; None when it cannot say."""
         ...
 
 

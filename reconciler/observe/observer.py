@@ -309,8 +309,8 @@ def _remote_keys(
     each. So a warm hash cache's keys (the tree as the last plans walked it) serve at once, and every range goes
     out while the tree is still walked (at 25 ms a round trip, the walk no longer stands before them); else the
     walked keys, once walked."""
-    cached = hasher.cached_keys(local_store, spec.local_base) if isinstance(hasher, KnowsMany) else []
-    yield from map(spec.remote_key, cached or walked.result())
+    cached = hasher.cached_keys(local_store, spec.local_base) if isinstance(hasher, KnowsMany) else None
+    yield from map(spec.remote_key, walked.result() if cached is None else cached)
 
 
 def _listed_beside_the_walk(
