@@ -145,9 +145,9 @@ def _hash_into(
             md5 = twin.md5  # equal: keep one string
         local[entry.key] = _entry(entry, entry.key, entry.size, md5, entry.etag)
 
-    # Cache hits first, in this thread: a hit is a stat and a dict lookup, cheaper than handing it to a
-    # worker (10,000 hits: 0.11 s here, 0.3 s through the pool). Only existing keys are written back while
-    # the values are iterated, so the dict never changes size under the iterator.
+    # Cache hits first, in this thread: a hit is a dict lookup, cheaper than handing it to a worker (10,000
+    # hits: 0.11 s here, 0.3 s through the pool), and the cache answers the whole tree at once. Only existing
+    # keys are written back, so the dict never changes size.
     pending = [entry for entry in local.values() if entry.md5 is None]
     if isinstance(hasher, KnowsMany):
         answers = hasher.known_many(store, pending, base)  # the cache asked once, not once per file
