@@ -23,7 +23,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -265,14 +265,6 @@ class HashCache:
             return [None] * len(keys)
         return answers
 
-    def paths_below(self, directory: str) -> list[str]:
-        """The paths of the rows held for files below `directory` (preloaded): what the last runs saw there.
-
-        The held strings themselves (8 bytes a file), taken under the lock: hashing threads add rows meanwhile."""
-        low = directory.rstrip("/") + "/"
-        with self._lock:
-            return [path for path in self._rows if path.startswith(low)]
-
     def _streamed_row(self, directory: str, path: str) -> Row | None:
         if directory != self._window:
             self._rows = {}  # the walk has left the previous directory
@@ -496,21 +488,6 @@ class CachedHasher:
         with self._lock:
             self.cache_hits += hits
         return answers
-
-    def cached_keys(self, store: Store, base: str) -> Iterator[str] | None:
-        """The keys below `base` (relative to it) of the files the cache holds md5s for: the tree as the last
-        plans walked it, known before this one's walk ends. None when the cache cannot say.
-
-        Made one at a time: a listing keeps one key in a thousand (`listing.boundaries`)."""
-        local = self._local_files(store)
-        if local is None or self.rehash_all or self.cache.streaming:
-            return None
-        root = local.root_path.rstrip("/") + "/" + base
-        paths = self.cache.paths_below(root)
-        if not paths:
-            return None
-        skip = len(root)
-        return (path[skip:] for path in paths)
 
     def md5(self, store: Store, entry: Entry) -> str:
         local = self._local_files(store)

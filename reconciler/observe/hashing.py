@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from reconciler.model import Entry
@@ -26,10 +26,6 @@ class KnowsMany(Protocol):
 
     def known_many(self, store: Store, entries: Sequence[Entry], base: str = "") -> list[str | None]:
         """`known` of each entry, its key taken relative to `base`."""
-        ...
-
-    def cached_keys(self, store: Store, base: str) -> Iterator[str] | None:
-        """The keys below `base` (relative to it) the cache holds md5s for; None when it cannot say."""
         ...
 
 

@@ -259,7 +259,7 @@ def _observe_mapping(
     walked: Future[dict[str, Entry]] = Future()
     if spec.authority is Authority.LOCAL and isinstance(remote_store, ListsExpecting):
         # Push: the local tree is what S3 should hold, so its keys cut the listing into ranges.
-        listed = remote_store.list_expecting(spec.s3_prefix, _remote_keys(walked, spec, local_store, hasher))
+        listed = remote_store.list_expecting(spec.s3_prefix, _remote_keys(walked, spec))
     else:
         listed = remote_store.list(spec.s3_prefix)
     # The S3 listing mostly waits on the network: it starts first, its first page asked while the local tree is
@@ -300,17 +300,9 @@ def _lists_from_the_past(store: Store) -> TypeGuard[ListsFromThePast]:
     return isinstance(store, ListsFromThePast)
 
 
-def _remote_keys(
-    walked: Future[dict[str, Entry]], spec: MappingSpec, local_store: Store, hasher: Hasher
-) -> Iterator[str]:
-    """The keys the local tree should have in S3, read by the listing after its first page to cut its ranges.
-
-    Any keys cut ranges that cover the prefix exactly once (`listing.split`); these only make them about a page
-    each. So a warm hash cache's keys (the tree as the last plans walked it) serve at once, and every range goes
-    out while the tree is still walked (at 25 ms a round trip, the walk no longer stands before them); else the
-    walked keys, once walked."""
-    cached = hasher.cached_keys(local_store, spec.local_base) if isinstance(hasher, KnowsMany) else None
-    yield from map(spec.remote_key, walked.result() if cached is None else cached)
+def _remote_keys(walked: Future[dict[str, Entry]], spec: MappingSpec) -> Iterator[str]:
+    """The keys the walked local tree should have in S3, once walked: read by the listing after its first page."""
+    yield from map(spec.remote_key, walked.result())
 
 
 def _listed_beside_the_walk(

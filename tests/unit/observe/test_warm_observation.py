@@ -1,14 +1,12 @@
 """A warm observation: the hash cache asked for a whole tree at once (`known_many`, `lookup_many`) answers as it
-does file by file, md5s are shared without copies, and the listing's ranges are cut before the walk ends."""
+does file by file, and md5s are shared without copies."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
-import threading
 import time
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -147,73 +145,3 @@ def test_a_warm_observation_shares_each_md5_without_copying_entries_for_it(
     assert all(seen.local[k].md5 is seen.remote[k].md5 is not None for k in names)  # one string a pair
     # Each local entry is copied once, to take its md5: not again to share that md5 with the listing's.
     assert len(copies) == len(names)
-
-
-HOLD_S = 10.0  # a bound on the walk's wait, never waited out when the ranges are cut from the cache
-
-
-def recording_bucket(expected: list[str], cut: threading.Event, monkeypatch: pytest.MonkeyPatch) -> MemoryStore:
-    """A bucket listed in ranges cut at the keys it should hold, read after its first request as S3Store does:
-    it keeps them in `expected`, then sets `cut`."""
-    bucket = MemoryStore("s3")
-
-    def list_expecting(prefix: str, known: Iterable[str]) -> Iterator[Entry]:
-        expected[:] = sorted(known)
-        cut.set()
-        yield from MemoryStore.list(bucket, prefix)
-
-    monkeypatch.setattr(bucket, "list_expecting", list_expecting, raising=False)
-    return bucket
-
-
-def test_a_warm_cache_cuts_the_listing_into_ranges_before_the_walk_ends(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    root = tmp_path / "root"
-    names = [f"d{i % 3}/f{i}" for i in range(12)]
-    for name in names:
-        (root / "src" / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / "src" / name).write_bytes(name.encode())
-    (root / "elsewhere").mkdir()
-    (root / "elsewhere" / "x").write_bytes(b"not the mapping's")
-    desired = Desired(
-        stores={"disk": LocalStoreSpec("disk", str(root)), "s3": S3StoreSpec("s3", "bucket")},
-        mappings=(MappingSpec("m", "disk", "src", "s3", "pre/", authority=Authority.LOCAL),),
-    )
-    db = tmp_path / "cache" / CACHE_FILE
-    cold_keys: list[str] = []
-    cold_bucket = recording_bucket(cold_keys, threading.Event(), monkeypatch)
-    for name in names[:5]:
-        cold_bucket.put(f"pre/{name}", name.encode())
-    fill = CachedHasher(HashCache(db, clock=later_clock))
-    observe(desired, {"disk": LocalStore("disk", root), "s3": cold_bucket}, fill)
-    fill.close()
-    assert cold_keys == sorted(f"pre/{name}" for name in names)  # cold: the walked keys cut the ranges
-    cache = HashCache(db, clock=later_clock)
-    for name in ("elsewhere/x", "src/d0/f0"):  # a row outside the mapping's directory is no key of it
-        path = root / name
-        cache.remember(FileKey.of(str(path), path.stat()), "0" * 32)
-    cache.close()
-    (root / "src" / "d1" / "new").write_bytes(b"walked, not yet cached")
-
-    # The walk ends only once the listing has its range keys (or HOLD_S later), and says which.
-    cut = threading.Event()
-    cut_during_walk: list[bool] = []
-    disk = LocalStore("disk", root)
-    walk = disk.list
-
-    def walk_then_wait(prefix: str) -> Iterator[Entry]:
-        yield from walk(prefix)
-        cut_during_walk.append(cut.wait(HOLD_S))
-
-    monkeypatch.setattr(disk, "list", walk_then_wait)
-    warm_keys: list[str] = []
-    bucket = recording_bucket(warm_keys, cut, monkeypatch)
-    for name in names[:5]:
-        bucket.put(f"pre/{name}", name.encode())
-    warm = CachedHasher(HashCache(db, clock=later_clock))
-    seen = observe(desired, {"disk": disk, "s3": bucket}, warm).mappings["m"]
-    warm.close()
-    assert cut_during_walk == [True]  # the ranges did not wait for the walk
-    assert warm_keys == sorted(f"pre/{name}" for name in names)  # the cache's keys: the tree as last walked
-    assert sorted(seen.local) == sorted([*names, "d1/new"]) and sorted(seen.remote) == sorted(names[:5])
