@@ -18,7 +18,6 @@ from reconciler.logs import get_logger
 from reconciler.model import Authority, Desired, LocalStoreSpec, Observed, Plan, S3StoreSpec
 from reconciler.observe import Hasher, StreamingHasher, observe
 from reconciler.observe.hashcache import CachedHasher
-from reconciler.observe.inventory import InventoryError, Report, inventory_views
 from reconciler.observe.world import discover_actors
 from reconciler.plan import guards
 from reconciler.plan import plan as make_plan
@@ -35,6 +34,9 @@ def from_inventory(ws: Workspace, relist: tuple[str, ...] = (), *, spool: Path |
     With `spool` (`--scale stream`), a directory the caller removes: the reports are read as streams, their
     data files kept there, instead of read into memory.
     """
+    # Imported here: a live listing, the warm path's, never reads an inventory report.
+    from reconciler.observe.inventory import InventoryError, Report, inventory_views
+
     reports: dict[str, tuple[Store, str]] = {}
     for name, spec in sorted(ws.desired.stores.items()):
         if isinstance(spec, S3StoreSpec) and spec.inventory is not None:

@@ -11,7 +11,6 @@ from reconciler import progress
 from reconciler.choices import OutputFormat
 from reconciler.keys import printable
 from reconciler.model import Desired, Plan
-from reconciler.plan import serialize
 from reconciler.plan.guards import GuardLimits
 from reconciler.plan.render import render_text
 
@@ -45,6 +44,8 @@ def render_plan(
 ) -> str:
     """`limits`: the guard limits the plan was checked with, recorded in the JSON as in a saved plan."""
     if output_format == "json":
+        from reconciler.plan import serialize  # here: text output, a warm no-op's, never needs it
+
         return serialize.dumps(plan, limits=limits)
     if output_format == "markdown":
         # Imported here: it brings `html` (its entity table), which a text or JSON plan never needs.

@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from reconciler.choices import ObserveMode, OutputFormat, Scale
-from reconciler.commands import planfile
 from reconciler.commands.common import note_saved, plan_exit, plan_workspace
 from reconciler.commands.output import fenced, render_plan
 from reconciler.errors import UserError
@@ -77,6 +76,9 @@ def plan(
         raise
     click.echo(render_plan(result, ws.desired, output_format, compact=compact, limits=limits), nl=False)
     if out is not None:
+        # Imported here: the saved plan's writer (serialize, savedfile) is no part of a plan that is not saved.
+        from reconciler.commands import planfile
+
         planfile.dump(result, out, limits=limits)
         note_saved(out, applyable=result.applyable, output_format=output_format)
     return plan_exit(errors=bool(result.errors), changes=result.has_changes, detailed_exitcode=detailed_exitcode)

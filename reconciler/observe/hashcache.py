@@ -20,9 +20,10 @@ import contextlib
 import hashlib
 import os
 import sqlite3
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -31,7 +32,7 @@ from reconciler.logs import get_logger
 from reconciler.model import Entry
 from reconciler.observe.hashing import CHUNK, md5_of_stream
 from reconciler.paths import HASH_CACHE_FILE, hash_cache_file
-from reconciler.stores.base import HoldsLocalFiles, Store
+from reconciler.stores.base import FileIdentity, HoldsLocalFiles, Store
 
 CACHE_FILE = HASH_CACHE_FILE
 SCHEMA_VERSION = 1
@@ -235,6 +236,35 @@ class HashCache:
             return None
         return row[6] if len(row[6]) == 32 else None
 
+    def lookup_many(self, keys: Sequence[FileIdentity]) -> list[str | None]:
+        """`lookup` of each (path, dev, ino, size, mtime_ns, ctime_ns), the same answers, under one lock.
+
+        A warm plan asks this for every file of a tree preloaded whole: per file, the FileKey, the lock and the
+        directory's name cost more than the dict lookup they guard (10,000 files: 125 ms one by one).
+        """
+        if self.streaming:
+            return [self.lookup(FileKey(*key)) for key in keys]
+        answers: list[str | None] = []
+        try:
+            with self._lock:
+                trees, rows, seen = tuple(self._trees), self._rows, self._seen
+                for key in keys:
+                    path = key[0]
+                    if not path.startswith(trees):  # below a preloaded tree every row is in `rows` already
+                        directory = os.path.dirname(path)
+                        if directory not in self._loaded:
+                            self._load(directory)
+                    seen.add(path)
+                    row = rows.get(path)
+                    if row is None or row[1:6] != key[1:] or len(row[6]) != 32:
+                        answers.append(None)
+                    else:
+                        answers.append(sys.intern(row[6]))  # the listing's equal md5 is interned: one string
+        except sqlite3.Error as exc:
+            self._degrade(exc)
+            return [None] * len(keys)
+        return answers
+
     def _streamed_row(self, directory: str, path: str) -> Row | None:
         if directory != self._window:
             self._rows = {}  # the walk has left the previous directory
@@ -434,6 +464,31 @@ class CachedHasher:
         found = _file_key(local, entry.key)
         return None if found is None else self._hit(found[1])
 
+    def known_many(self, store: Store, entries: Sequence[Entry], base: str = "") -> list[str | None]:
+        """`known` of each entry (its key relative to `base`): the same answers and count, the cache asked once."""
+        local = self._local_files(store)
+        if local is None or self.rehash_all:
+            return [None] * len(entries)
+        answers: list[str | None] = [None] * len(entries)
+        asked: list[int] = []
+        keys: list[FileIdentity] = []
+        for at, entry in enumerate(entries):
+            full = entry if not base else Entry(base + entry.key, entry.size, entry.md5, entry.mtime_ns, entry.etag)
+            identity = local.walked_identity(full)
+            if identity is None:  # the walk cannot say: a stat, as `known` does
+                found = _file_key(local, full.key)
+                if found is None:
+                    continue  # not a file on this machine (or gone): nothing to key a cache on
+                identity = _fields(found[1])
+            asked.append(at)
+            keys.append(identity)
+        for at, answer in zip(asked, self.cache.lookup_many(keys), strict=True):
+            answers[at] = answer
+        hits = sum(answer is not None for answer in answers)
+        with self._lock:
+            self.cache_hits += hits
+        return answers
+
     def md5(self, store: Store, entry: Entry) -> str:
         local = self._local_files(store)
         found = None if local is None else _file_key(local, entry.key)
@@ -488,6 +543,10 @@ def _file_key(store: HoldsLocalFiles, key: str) -> tuple[str, FileKey] | None:
         return path, FileKey.of(path, os.stat(path))
     except OSError:
         return None
+
+
+def _fields(key: FileKey) -> FileIdentity:
+    return key.path, key.dev, key.ino, key.size, key.mtime_ns, key.ctime_ns
 
 
 def _read_md5(path: str) -> tuple[str, int]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 from reconciler.model import Entry
 from reconciler.stores.base import Store
@@ -16,6 +17,15 @@ class Hasher(Protocol):
 
     def known(self, store: Store, entry: Entry) -> str | None:
         """The md5 if it can be had without reading the file (a cache hit), else None."""
+        ...
+
+
+@runtime_checkable
+class KnowsMany(Protocol):
+    """A Hasher that answers `known` for many entries at once (the hash cache: one lock, no per-file objects)."""
+
+    def known_many(self, store: Store, entries: Sequence[Entry], base: str = "") -> list[str | None]:
+        """`known` of each entry, its key taken relative to `base`."""
         ...
 
 
