@@ -192,6 +192,87 @@ class _SpanAhead(_Ahead[tuple[SourceObject, Span], bytes]):
         return future.result() if future is not None else None
 
 
+_Where = tuple[str, str, int]  # (store, key, byte offset)
+
+
+class _Runs:
+    """One ranged GET over each run of contiguous spans of one object that a consumer reads in order, instead of
+    one GET a span: serving 4 ranks their spans one GET each cost SeaweedFS 3x the CPU of one GET of the whole.
+
+    A span is read off its run's stream whole and handed to the caller, which checks it against the span's md5
+    before any of it is used (as a span's own GET is checked). A span that is not where the open stream is (one
+    served from the cache meanwhile, or after a failed read) opens the rest of its run anew."""
+
+    def __init__(self, stops: Mapping[_Where, int],
+                 open_: Callable[[SourceObject, int, int], contextlib.AbstractContextManager[BinaryIO]]) -> None:
+        self._stops = stops  # where a span of a run begins -> where its run ends
+        self._open = open_
+        self._at: _Where | None = None  # where the open stream is
+        self._stack: contextlib.ExitStack | None = None
+        self._stream: BinaryIO | None = None
+        self._lock = threading.Lock()  # a span is fetched on the reader's thread or its helper's, never both
+        self.opened = 0
+
+    def read(self, obj: SourceObject, span: Span) -> bytes | None:
+        """The span's bytes, not yet verified, off its run's stream; None when it is in no run (read it alone)."""
+        where = (obj.store, obj.key, span.start)
+        stop = self._stops.get(where)
+        if stop is None:
+            return None
+        with self._lock:
+            try:
+                if self._at != where or self._stream is None:
+                    self.close()
+                    stack = contextlib.ExitStack()
+                    self._stream = stack.enter_context(self._open(obj, span.start, stop))
+                    self._stack = stack
+                    self.opened += 1
+                data = read_all(cast(BinaryIO, _Window(self._stream, span.stop - span.start)))
+            except BaseException:
+                self.close()
+                raise
+            self._at = (obj.store, obj.key, span.stop)
+            return data
+
+    def close(self) -> None:
+        stack, self._stack, self._stream, self._at = self._stack, None, None, None
+        if stack is not None:
+            stack.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.close()
+
+
+def run_stops(units: Sequence[Unit], objects: Sequence[SourceObject]) -> dict[_Where, int]:
+    """Where each span read in a run of two or more contiguous spans of one object (in `units`' order) begins,
+    mapped to where its run ends: the spans one ranged GET can bring."""
+    stops: dict[_Where, int] = {}
+    run: list[Span] = []
+
+    def close_run() -> None:
+        if len(run) > 1:
+            obj = objects[current_obj]
+            stops.update(((obj.store, obj.key, s.start), run[-1].stop) for s in run)
+
+    current_obj = -1
+    for unit in units:
+        span = unit.span
+        if span is not None and run and unit.obj == current_obj and span == run[-1]:
+            continue  # the same span again (it straddles two shuffle blocks): kept in memory, not read twice
+        if span is not None and run and unit.obj == current_obj and span.start == run[-1].stop:
+            run.append(span)
+            continue
+        close_run()
+        run = [span] if span is not None else []
+        current_obj = unit.obj
+    close_run()
+    return stops
+
+
 OnError = Literal["raise", "skip"]
 WorkerInfo = Callable[[], Any]  # returns an object with .id and .num_workers, or None outside a worker
 
@@ -662,7 +743,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
 
     def _slots(self, units: Sequence[Unit], wanted: Sequence[tuple[int, int, int]]) -> Generator[_Slot]:
         """The undecoded records of `wanted` (unit, first, stop) ranges, in that order, each unit read once
-        for a run of ascending ranges in it."""
+        for a run of ascending ranges in it (contiguous spans of an object by one ranged GET: _Runs)."""
 
         def reads() -> Iterator[tuple[Unit, list[tuple[int, int]]]]:
             i = 0
@@ -673,19 +754,24 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                 yield units[u], [(a, b) for _, a, b in wanted[i:j]]
                 i = j
 
-        return self._read(reads())
+        return self._read(reads(), run_stops([units[u] for u, _, _ in wanted], self.objects))
 
-    def _read(self, reads: Iterator[tuple[Unit, list[tuple[int, int]]]]) -> Generator[_Slot]:
+    def _read(
+        self, reads: Iterator[tuple[Unit, list[tuple[int, int]]]], stops: Mapping[_Where, int] | None = None
+    ) -> Generator[_Slot]:
         """The undecoded records of each (unit, ascending ranges) of `reads`; the next unit is fetched (a span)
-        or opened (a small object) on a helper thread while the current one is read."""
-        with _OpenAhead(self._open) as opener, _SpanAhead(self._fetch_span) as spans:
+        or opened (a small object) on a helper thread while the current one is read. Spans in `stops` (run_stops)
+        are read by one ranged GET a run."""
+        runs = _Runs(stops or {}, self._open_range)
+        # `runs` is closed last: the span a helper is fetching from it is waited for first.
+        with runs, _OpenAhead(self._open) as opener, _SpanAhead(lambda o, s: self._fetch_span(o, s, runs)) as spans:
             current = next(reads, None)
             while current is not None:
                 unit, ranges = current
                 following = next(reads, None)
                 obj = self.objects[unit.obj]
                 if unit.span is not None:
-                    data = self._span_bytes(obj, unit.span, spans)
+                    data = self._span_bytes(obj, unit.span, spans, runs)
                     if following is not None and following[0].span is not None:
                         after = following[0].span
                         if after.md5 != unit.span.md5:  # the same span again (it straddles blocks) is kept
@@ -827,7 +913,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
             stop.set()
             thread.join()
 
-    def _span_bytes(self, obj: SourceObject, span: Span, spans: _SpanAhead) -> bytes:
+    def _span_bytes(self, obj: SourceObject, span: Span, spans: _SpanAhead, runs: _Runs) -> bytes:
         """A span's bytes, verified before any is used: from the cached whole object, the cached span, or S3.
 
         The last span read is kept: one that straddles two shuffle blocks is read for both, back to back."""
@@ -835,11 +921,11 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
             return self._last_span[1]
         data = spans.bytes_of(obj, span)
         if data is None:
-            data = self._fetch_span(obj, span)
+            data = self._fetch_span(obj, span, runs)
         self._last_span = (span.md5, data)
         return data
 
-    def _fetch_span(self, obj: SourceObject, span: Span) -> bytes:
+    def _fetch_span(self, obj: SourceObject, span: Span, runs: _Runs | None = None) -> bytes:
         size = span.stop - span.start
         label = f"{obj.store}:{obj.key} bytes {span.start}-{span.stop - 1}"
         cache = self.cache
@@ -851,17 +937,25 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                     whole.seek(span.start)
                     return read_all(cast(BinaryIO, _Window(whole, size)))
         # Offline (or S3 not answering), only the span's own verified copy serves: else NotCachedOffline.
-        return self._reads.span(obj.key, span.md5, size, cache, lambda: self._download_span(obj, span, label),
+        return self._reads.span(obj.key, span.md5, size, cache, lambda: self._download_span(obj, span, label, runs),
                                 label=label)
 
-    def _download_span(self, obj: SourceObject, span: Span, label: str) -> bytes:
+    def _download_span(self, obj: SourceObject, span: Span, label: str, runs: _Runs | None = None) -> bytes:
         size = span.stop - span.start
         cache = self.cache
+
+        def fetch() -> contextlib.AbstractContextManager[BinaryIO]:
+            # Only when the span must be downloaded: a cached one costs no request. Checked as its own GET is.
+            ran = runs.read(obj, span) if runs is not None else None
+            if ran is None:
+                return self._open_range(obj, span.start, span.stop)
+            return contextlib.nullcontext(cast(BinaryIO, io.BytesIO(ran)))
+
         if cache is not None and cache.fits(size):
             # Kept under the span's own md5; the cache checks md5 and size when the last byte is read.
-            with cache.open(span.md5, size, lambda: self._open_range(obj, span), label=label) as stream:
+            with cache.open(span.md5, size, fetch, label=label) as stream:
                 return read_all(stream)
-        with self._open_range(obj, span) as stream:
+        with fetch() as stream:
             data = read_all(stream)
         got = hashlib.md5(data).hexdigest()
         if got != span.md5 or len(data) != size:
@@ -874,22 +968,22 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         return data
 
     @contextlib.contextmanager
-    def _open_range(self, obj: SourceObject, span: Span) -> Iterator[BinaryIO]:
-        """Bytes [span.start, span.stop) of the object, of the version the dataset was resolved to."""
+    def _open_range(self, obj: SourceObject, start: int, stop: int) -> Iterator[BinaryIO]:
+        """Bytes [start, stop) of the object, of the version the dataset was resolved to."""
         store = self.stores[obj.store]
 
         @contextlib.contextmanager
         def ranged(if_match: str | None) -> Iterator[BinaryIO]:
             if isinstance(store, ReadsRanges):
-                with store.open_range(obj.key, span.start, span.stop, if_match=if_match) as stream:
+                with store.open_range(obj.key, start, stop, if_match=if_match) as stream:
                     yield stream
                 return
             with store.open(obj.key, if_match=if_match) as stream:
                 if stream.seekable():
-                    stream.seek(span.start)
+                    stream.seek(start)
                 else:
-                    read_all(cast(BinaryIO, _Window(stream, span.start)))
-                yield cast(BinaryIO, _Window(stream, span.stop - span.start))
+                    read_all(cast(BinaryIO, _Window(stream, start)))
+                yield cast(BinaryIO, _Window(stream, stop - start))
 
         with self._versioned(obj, store, ranged) as stream:
             yield stream

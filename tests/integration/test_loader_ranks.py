@@ -94,7 +94,12 @@ def test_four_ranks_over_one_object_download_it_about_once(big: dict[str, Any], 
     size = len(big["body"])
     assert [len(p) for p in parts] == [RECORDS // world] * world
     assert Counter(i for p in parts for i in p) == Counter(range(RECORDS))
-    assert proxy.gets >= len(counted.units())  # ranged GETs, one a span (a straddling span twice)
+    if shuffle:
+        assert proxy.gets >= len(counted.units())  # ranged GETs, one a span (a straddling span twice)
+    else:
+        # Each rank's share is one run of contiguous spans: one ranged GET for all of them (one a span cost
+        # SeaweedFS 3x the CPU of serving the object once).
+        assert proxy.gets == world
     print(f"\n4 ranks read {proxy.got} bytes of a {size}-byte object in {proxy.gets} GETs: {proxy.got / size:.3f}x")
     assert proxy.got <= 1.1 * size
 

@@ -154,10 +154,10 @@ def test_a_span_fetched_ahead_that_fails_fails_after_every_record_of_the_span_be
         bad = built.spans[2]
         fetch = StreamingDataset._fetch_span
 
-        def failing(self: StreamingDataset, what: SourceObject, span: index.Span) -> bytes:
+        def failing(self: StreamingDataset, what: SourceObject, span: index.Span, *run: Any) -> bytes:
             if span == bad:
                 raise PermanentStoreError("span 2 is unreadable", code="BadDigest")
-            return fetch(self, what, span)
+            return fetch(self, what, span, *run)
 
         got: list[int] = []
         with mock.patch.object(StreamingDataset, "_fetch_span", failing), \
