@@ -856,53 +856,94 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
             yield from self._span_slots(obj, span, data, [(0, sys.maxsize)])
 
     def _streamed(self, obj: SourceObject, index: RecordIndex, filling: Filling | None) -> Iterator[_Slot]:
-        """The object by one GET pinned to its version, read on a helper thread that checks each span against
-        its md5 and hands it over (two at most in hand): downloading, hashing and the cache write overlap the
-        decoding. A span whose bytes do not match ends the read (BadDigest) before any of its records."""
+        """The object by one GET pinned to its version, read on a helper thread as it arrives, and checked on a
+        second one, each span against its md5, then handed over (two at most in hand): the download, the hashing
+        and the cache write overlap each other and the decoding (downloading and hashing one after the other on
+        one thread held a cold read to the sum of both). A span whose bytes do not match ends the read
+        (BadDigest) before any of its records."""
         store = self.stores[obj.store]
         label = f"{obj.store}:{obj.key}"
+        # Pieces of spans as they arrive: (span, piece, is its last piece), a failure, or None at the end.
+        # Two spans' worth of pieces ahead of the hashing at most: what runs ahead stays a few spans.
+        per_span = -(-max(s.stop - s.start for s in index.spans) // CHUNK)
+        arrived: queue.Queue[tuple[Span, bytes, bool] | BaseException | None] = queue.Queue(maxsize=2 * per_span)
         handed: queue.Queue[tuple[Span, bytes] | BaseException | None] = queue.Queue(maxsize=2)
         stop = threading.Event()
 
-        def hand(item: tuple[Span, bytes] | BaseException | None) -> bool:
+        def put(into: queue.Queue[Any], item: object) -> bool:
             while not stop.is_set():
                 with contextlib.suppress(queue.Full):
-                    handed.put(item, timeout=0.05)
+                    into.put(item, timeout=0.05)
                     return True
             return False  # the reader stopped: nothing more is wanted
 
-        def pump() -> None:
+        def download() -> None:
             try:
                 with self._versioned(obj, store, lambda if_match: store.open(obj.key, if_match=if_match)) as stream:
                     for span in index.spans:
-                        data = read_all(cast(BinaryIO, _Window(stream, span.stop - span.start)))
-                        got = hashlib.md5(data).hexdigest()
-                        if got != span.md5 or len(data) != span.stop - span.start:
-                            raise PermanentStoreError(
-                                f"{label} bytes {span.start}-{span.stop - 1}: read {len(data)} bytes with md5 {got}, "
-                                f"expected {span.stop - span.start} bytes with md5 {span.md5} (from the object's "
-                                "index); none of them was used",
-                                code="BadDigest",
-                                key=obj.key,
-                            )
-                        if filling is not None:
-                            filling.write(data)
-                        if not hand((span, data)):
-                            return
+                        window, left = _Window(stream, span.stop - span.start), span.stop - span.start
+                        while True:
+                            piece = window.read(CHUNK)
+                            left -= len(piece)
+                            if not put(arrived, (span, piece, not piece or not left)):
+                                return
+                            if not piece or not left:
+                                break
                     if stream.read(1):
                         raise PermanentStoreError(f"{label}: longer than its index's {index.size} bytes",
                                                   code="BadDigest", key=obj.key)
+                put(arrived, None)
+            except BaseException as exc:
+                put(arrived, exc)
+
+        def check() -> None:
+            try:
+                pieces: list[bytes] = []
+                digest = hashlib.md5()
+                while True:
+                    item = None
+                    while not stop.is_set():
+                        with contextlib.suppress(queue.Empty):
+                            item = arrived.get(timeout=0.05)
+                            break
+                    else:
+                        return
+                    if item is None:
+                        break
+                    if isinstance(item, BaseException):
+                        raise item
+                    span, piece, last = item
+                    digest.update(piece)
+                    pieces.append(piece)
+                    if not last:
+                        continue
+                    data, got = b"".join(pieces), digest.hexdigest()
+                    pieces, digest = [], hashlib.md5()
+                    if got != span.md5 or len(data) != span.stop - span.start:
+                        raise PermanentStoreError(
+                            f"{label} bytes {span.start}-{span.stop - 1}: read {len(data)} bytes with md5 {got}, "
+                            f"expected {span.stop - span.start} bytes with md5 {span.md5} (from the object's "
+                            "index); none of them was used",
+                            code="BadDigest",
+                            key=obj.key,
+                        )
+                    if filling is not None:
+                        filling.write(data)
+                    if not put(handed, (span, data)):
+                        return
                 if filling is not None:
                     filling.done()
-                hand(None)
+                put(handed, None)
             except BaseException as exc:
-                hand(exc)
+                put(handed, exc)
             finally:
                 if filling is not None:
                     filling.abort()  # not done (stopped, failed): no part file left, the lock free
 
-        thread = threading.Thread(target=pump, name="pixel-loader-stream", daemon=True)
-        thread.start()
+        threads = [threading.Thread(target=download, name="pixel-loader-stream", daemon=True),
+                   threading.Thread(target=check, name="pixel-loader-check", daemon=True)]
+        for thread in threads:
+            thread.start()
         try:
             while (item := handed.get()) is not None:
                 if isinstance(item, BaseException):
@@ -911,7 +952,8 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                 yield from self._span_slots(obj, span, data, [(0, sys.maxsize)])
         finally:
             stop.set()
-            thread.join()
+            for thread in threads:
+                thread.join()
 
     def _span_bytes(self, obj: SourceObject, span: Span, spans: _SpanAhead, runs: _Runs) -> bytes:
         """A span's bytes, verified before any is used: from the cached whole object, the cached span, or S3.

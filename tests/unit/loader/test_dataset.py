@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
 import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
@@ -249,3 +253,43 @@ def test_an_object_whose_etag_is_no_md5_is_read_by_the_etag_resolution_saw_witho
                                        worker_info=lambda: None):
             got.append(record["id"])
     assert got == []
+
+
+def test_a_lone_reader_downloads_and_hashes_its_object_on_two_threads_apart_from_the_decoding(tmp_path: Path) -> None:
+    """Downloading and hashing on one helper thread held a cold read to the sum of both: the object's bytes are
+    read on one thread, the spans hashed on another, records decoded on the caller's; none is used unverified."""
+    store, body, obj = big_object()
+    with mock.patch.object(index, "SPAN_BYTES", 8 * 1024):
+        built = index.build(io.BytesIO(body), key=obj.key, fmt=obj.fmt, split=True)
+        IndexStore(tmp_path).put(built, obj.fmt)
+        readers: set[str] = set()
+        hashers: set[str] = set()
+        opened = store.open
+
+        @contextlib.contextmanager
+        def open_(key: str, *, if_match: str | None = None) -> Iterator[io.RawIOBase]:
+            with opened(key, if_match=if_match) as stream:
+
+                class Reading(io.RawIOBase):
+                    def readable(self) -> bool:
+                        return True
+
+                    def read(self, n: int | None = -1) -> bytes:
+                        readers.add(threading.current_thread().name)
+                        return stream.read(-1 if n is None else n)
+
+                yield Reading()
+
+        real_md5 = hashlib.md5
+
+        def md5(data: bytes = b"") -> Any:
+            hashers.add(threading.current_thread().name)
+            return real_md5(data)
+
+        hashing = SimpleNamespace(md5=md5)
+        with mock.patch.object(store, "open", open_), mock.patch.object(dataset_module, "hashlib", hashing):
+            got = [r["id"] for r in StreamingDataset([obj], {"mem": store}, index_dir=tmp_path,
+                                                     worker_info=lambda: None)]
+    assert got == list(range(2000))
+    me = threading.current_thread().name
+    assert readers and hashers and not readers & hashers and me not in readers | hashers
