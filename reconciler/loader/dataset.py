@@ -210,6 +210,7 @@ class _Runs:
         self._stops = stops  # where a span of a run begins -> where its run ends
         self._open = open_
         self._at: _Where | None = None  # where the open stream is
+        self._end = 0  # where it ends: a span repeated (padding wraps around) may belong to a shorter run
         self._stack: contextlib.ExitStack | None = None
         self._stream: BinaryIO | None = None
         self._lock = threading.Lock()  # a span is fetched on the reader's thread or its helper's, never both
@@ -223,11 +224,11 @@ class _Runs:
             return None
         with self._lock:
             try:
-                if self._at != where or self._stream is None:
+                if self._at != where or self._stream is None or span.stop > self._end:
                     self.close()
                     stack = contextlib.ExitStack()
                     self._stream = stack.enter_context(self._open(obj, span.start, stop))
-                    self._stack = stack
+                    self._stack, self._end = stack, stop
                     self.opened += 1
                 data = read_all(cast(BinaryIO, _Window(self._stream, span.stop - span.start)))
             except BaseException:

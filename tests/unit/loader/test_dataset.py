@@ -322,3 +322,25 @@ def test_a_record_costs_a_bounded_number_of_calls_on_its_way_out(tmp_path: Path)
         sys.setprofile(None)
     assert rest == 4999
     assert calls / rest < 7.1, f"{calls / rest:.2f} calls a record"  # 14.0 before
+
+
+def test_a_span_repeated_in_a_shorter_run_never_reads_past_the_range_asked_for() -> None:
+    """Padding wraps a consumer's share around: spans 0, 1, 2 then 0, 1 again. Span 0 maps to the end of the
+    later (shorter) run, so the stream opened for it ends after span 1: span 2 must open a range of its own,
+    not read past that one's end (short bytes, a BadDigest for a sound object)."""
+    body = b"".join(json.dumps({"id": i}).encode() + b"\n" for i in range(30))
+    spans = [index.Span(a, b, 0, 0, hashlib.md5(body[a:b]).hexdigest()) for a, b in ((0, 100), (100, 200), (200, 300))]
+    obj = SourceObject("mem", "big.jsonl", None, len(body), RecordFormat.JSONL)
+    units = [dataset_module.Unit(0, 1, spans[i]) for i in (0, 1, 2, 0, 1)]
+    stops = dataset_module.run_stops(units, [obj])
+    opened: list[tuple[int, int]] = []
+
+    @contextlib.contextmanager
+    def open_range(what: SourceObject, start: int, stop: int) -> Iterator[io.BytesIO]:
+        opened.append((start, stop))
+        yield io.BytesIO(body[start:stop])
+
+    with dataset_module._Runs(stops, open_range) as runs:
+        got = [runs.read(obj, spans[i]) for i in (0, 1, 2, 0, 1)]
+    assert got == [body[s.start : s.stop] for s in (spans[i] for i in (0, 1, 2, 0, 1))]
+    assert opened[0] == (0, 200) and len(opened) == 3  # 0-1, then 2 on its own, then 0-1 again
