@@ -9,16 +9,17 @@ Who reads what is decided in reconciler/loader/sharding.py from record counts
 alone (loader/index.py: the manifest's counts, or an index built once per md5):
 every rank gets the same number of records, one contiguous stretch of the
 epoch's units, and reads only those units. A big JSON Lines object is several
-units (spans), each read with a ranged GET and checked against its md5 in the
-index before any of its records is served; the next span is fetched on a helper
+units (spans), read by ranged GET (one for each run of contiguous spans a
+consumer reads in order: _Runs) and each checked against its md5 in the index
+before any of its records is served; the next span is fetched on a helper
 thread while the current one is decoded.
 
 A lone reader (one rank, no workers, a fresh epoch) counts nothing: it reads
 each object whole, and a big JSON Lines object whose index is known with one
 GET handed on span by span, each span once it hashes to the index's md5 for it
-(`_streamed`). Without an index nothing vouches for a span before the whole
-object's md5 does, so such an object is verified whole first (README, "Loader
-speed").
+(`_streamed`: downloaded on one helper thread, hashed on another). Without an
+index nothing vouches for a span before the whole object's md5 does, so such an
+object is verified whole first (README, "Loader speed").
 """
 
 from __future__ import annotations
