@@ -332,8 +332,9 @@ def table(section: dict[str, Any]) -> str:
 
 LIMITS = (
     "records/s: decoding (orjson, one core) once the bytes arrive; cold also pays one md5 of every byte (each",
-    "  span against the record index) and the cache write, shares the 2 cores with the SeaweedFS server, and",
-    "  ends its pass once the cached copy is durable (an fsync: ~0.12 s per 64 MiB on the loaded machine);",
+    "  span against the record index, on a thread beside the download's) and the cache write, shares the 2",
+    "  cores with the SeaweedFS server, and ends its pass once the cached copy is durable (an fsync: ~0.12 s",
+    "  per 64 MiB on the loaded machine);",
     "  naive + orjson does none of these.",
     "warm / cold: a warm read is still bound by decoding, so the ratio is at most decode rate / download rate;",
     "  on loopback the download is not much slower than decoding. A warm pass opens cached copies in the",
@@ -345,11 +346,11 @@ LIMITS = (
     "  their first record before it. Without a record index (store:key row), also the whole download.",
     "shards: per object one conditional GET, one lock, one fsync and one rename; no HEAD for an uncached object;",
     "  a warm pass asks S3 with one listing of the prefix, not a HEAD per object.",
-    f"{RANKS} ranks: each rank downloads and hashes only its spans (ranged GETs; their CPU together is about one",
-    "  rank's) but they share the machine's cores with each other and the server, so the aggregate is bounded",
-    "  by cores / (one rank's and the server's CPU use), not by the ranks' count (the [info] lines); ranged GETs",
-    "  cost SeaweedFS more CPU than one streaming GET (a span spans two of its 4 MiB chunks), and each rank",
-    "  pays its own start (specs, boto3 client) and makes the spans it caches durable before its pass ends.",
+    f"{RANKS} ranks: each rank downloads and hashes only its spans (one ranged GET for its run of contiguous",
+    "  spans; their CPU together is about one rank's) but they share the machine's cores with each other and",
+    "  the server, so the aggregate is bounded by cores / (one rank's and the server's CPU use), not by the",
+    "  ranks' count (the [info] lines); each rank pays its own start (specs, boto3 client) and makes the spans",
+    "  it caches durable before its pass ends.",
 )
 
 
@@ -381,8 +382,6 @@ def targets(section: dict[str, Any]) -> list[str]:
         ranks = med("pixel_ranks", "records_per_s")
         if ranks is not None:
             check(f"pixel {RANKS} ranks aggregate / 1 rank cold", ranks / cold if cold else None, 3.0)
-            # The cores' bound: one cold rank keeps `busy` cores busy (its own CPU time over its wall time; the
-            # server's share comes on top), so RANKS of them on CORES cores reach at most CORES / busy of it.
             # The cores' bound: one cold rank and the server keep `busy` cores busy (CPU time over the rank's
             # wall time), so RANKS ranks sharing CORES cores with the server reach at most CORES / busy of it.
             own, served, seconds = (med("pixel_cold", m) for m in ("cpu_s", "server_cpu_s", "seconds"))

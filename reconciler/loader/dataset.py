@@ -9,16 +9,17 @@ Who reads what is decided in reconciler/loader/sharding.py from record counts
 alone (loader/index.py: the manifest's counts, or an index built once per md5):
 every rank gets the same number of records, one contiguous stretch of the
 epoch's units, and reads only those units. A big JSON Lines object is several
-units (spans), each read with a ranged GET and checked against its md5 in the
-index before any of its records is served; the next span is fetched on a helper
+units (spans), read by ranged GET (one for each run of contiguous spans a
+consumer reads in order: _Runs) and each checked against its md5 in the index
+before any of its records is served; the next span is fetched on a helper
 thread while the current one is decoded.
 
 A lone reader (one rank, no workers, a fresh epoch) counts nothing: it reads
 each object whole, and a big JSON Lines object whose index is known with one
 GET handed on span by span, each span once it hashes to the index's md5 for it
-(`_streamed`). Without an index nothing vouches for a span before the whole
-object's md5 does, so such an object is verified whole first (README, "Loader
-speed").
+(`_streamed`: downloaded on one helper thread, hashed on another). Without an
+index nothing vouches for a span before the whole object's md5 does, so such an
+object is verified whole first (README, "Loader speed").
 """
 
 from __future__ import annotations
@@ -40,16 +41,19 @@ from multiprocessing.context import get_spawning_popen
 from pathlib import Path
 from typing import Any, BinaryIO, Generic, Literal, Protocol, Self, TypeVar, cast, runtime_checkable
 
+import orjson
+
 from reconciler.loader import state as loader_state
 from reconciler.loader.cache import Filling, ObjectCache
 from reconciler.loader.formats import (
     CHUNK,
     DatasetFormatError,
+    Line,
     RecordFormat,
     check_item,
-    decode_line,
+    decode_marked,
     iter_slots,
-    jsonl_lines,
+    marked_lines,
 )
 from reconciler.loader.fresh import Listings
 from reconciler.loader.index import SPAN_BYTES, IndexStore, RecordIndex, Span, build, splits
@@ -189,6 +193,88 @@ class _SpanAhead(_Ahead[tuple[SourceObject, Span], bytes]):
         """The span's bytes if they were fetched ahead (its fetch's failure raised now), else None."""
         future = self.take((obj, span))
         return future.result() if future is not None else None
+
+
+_Where = tuple[str, str, int]  # (store, key, byte offset)
+
+
+class _Runs:
+    """One ranged GET over each run of contiguous spans of one object that a consumer reads in order, instead of
+    one GET a span: serving 4 ranks their spans one GET each cost SeaweedFS 3x the CPU of one GET of the whole.
+
+    A span is read off its run's stream whole and handed to the caller, which checks it against the span's md5
+    before any of it is used (as a span's own GET is checked). A span that is not where the open stream is (one
+    served from the cache meanwhile, or after a failed read) opens the rest of its run anew."""
+
+    def __init__(self, stops: Mapping[_Where, int],
+                 open_: Callable[[SourceObject, int, int], contextlib.AbstractContextManager[BinaryIO]]) -> None:
+        self._stops = stops  # where a span of a run begins -> where its run ends
+        self._open = open_
+        self._at: _Where | None = None  # where the open stream is
+        self._end = 0  # where it ends: a span repeated (padding wraps around) may belong to a shorter run
+        self._stack: contextlib.ExitStack | None = None
+        self._stream: BinaryIO | None = None
+        self._lock = threading.Lock()  # a span is fetched on the reader's thread or its helper's, never both
+        self.opened = 0
+
+    def read(self, obj: SourceObject, span: Span) -> bytes | None:
+        """The span's bytes, not yet verified, off its run's stream; None when it is in no run (read it alone)."""
+        where = (obj.store, obj.key, span.start)
+        stop = self._stops.get(where)
+        if stop is None:
+            return None
+        with self._lock:
+            try:
+                if self._at != where or self._stream is None or span.stop > self._end:
+                    self.close()
+                    stack = contextlib.ExitStack()
+                    self._stream = stack.enter_context(self._open(obj, span.start, stop))
+                    self._stack, self._end = stack, stop
+                    self.opened += 1
+                data = read_all(cast(BinaryIO, _Window(self._stream, span.stop - span.start)))
+            except BaseException:
+                self.close()
+                raise
+            self._at = (obj.store, obj.key, span.stop)
+            return data
+
+    def close(self) -> None:
+        stack, self._stack, self._stream, self._at = self._stack, None, None, None
+        if stack is not None:
+            stack.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.close()
+
+
+def run_stops(units: Sequence[Unit], objects: Sequence[SourceObject]) -> dict[_Where, int]:
+    """Where each span read in a run of two or more contiguous spans of one object (in `units`' order) begins,
+    mapped to where its run ends: the spans one ranged GET can bring."""
+    stops: dict[_Where, int] = {}
+    run: list[Span] = []
+
+    def close_run() -> None:
+        if len(run) > 1:
+            obj = objects[current_obj]
+            stops.update(((obj.store, obj.key, s.start), run[-1].stop) for s in run)
+
+    current_obj = -1
+    for unit in units:
+        span = unit.span
+        if span is not None and run and unit.obj == current_obj and span == run[-1]:
+            continue  # the same span again (it straddles two shuffle blocks): kept in memory, not read twice
+        if span is not None and run and unit.obj == current_obj and span.start == run[-1].stop:
+            run.append(span)
+            continue
+        close_run()
+        run = [span] if span is not None else []
+        current_obj = unit.obj
+    close_run()
+    return stops
 
 
 OnError = Literal["raise", "skip"]
@@ -648,11 +734,21 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
     def _decode(self, slot: _Slot) -> dict[str, Any] | None:
         """The record, or None when it is malformed and on_error is "skip" (counted, logged)."""
         obj, number, payload = slot
+        if type(payload) is bytes:
+            # A plain line (marked_lines found no long digit run in it) that orjson reads as an object is the
+            # record: one call a record where decode_marked's checks cost a warm pass about as much as orjson.
+            # Anything else goes the whole way below, errors and all.
+            try:  # not contextlib.suppress: three calls a record
+                record = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                pass
+            else:
+                if type(record) is dict:
+                    return record
         try:
             if obj.fmt is RecordFormat.JSON:
                 return check_item(payload, key=obj.key, number=number)
-            assert isinstance(payload, bytes)
-            return decode_line(payload, key=obj.key, number=number)
+            return decode_marked(cast(Line, payload), key=obj.key, number=number)
         except DatasetFormatError as exc:
             if self.on_error == "raise":
                 raise
@@ -662,7 +758,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
 
     def _slots(self, units: Sequence[Unit], wanted: Sequence[tuple[int, int, int]]) -> Generator[_Slot]:
         """The undecoded records of `wanted` (unit, first, stop) ranges, in that order, each unit read once
-        for a run of ascending ranges in it."""
+        for a run of ascending ranges in it (contiguous spans of an object by one ranged GET: _Runs)."""
 
         def reads() -> Iterator[tuple[Unit, list[tuple[int, int]]]]:
             i = 0
@@ -673,19 +769,24 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                 yield units[u], [(a, b) for _, a, b in wanted[i:j]]
                 i = j
 
-        return self._read(reads())
+        return self._read(reads(), run_stops([units[u] for u, _, _ in wanted], self.objects))
 
-    def _read(self, reads: Iterator[tuple[Unit, list[tuple[int, int]]]]) -> Generator[_Slot]:
+    def _read(
+        self, reads: Iterator[tuple[Unit, list[tuple[int, int]]]], stops: Mapping[_Where, int] | None = None
+    ) -> Generator[_Slot]:
         """The undecoded records of each (unit, ascending ranges) of `reads`; the next unit is fetched (a span)
-        or opened (a small object) on a helper thread while the current one is read."""
-        with _OpenAhead(self._open) as opener, _SpanAhead(self._fetch_span) as spans:
+        or opened (a small object) on a helper thread while the current one is read. Spans in `stops` (run_stops)
+        are read by one ranged GET a run."""
+        runs = _Runs(stops or {}, self._open_range)
+        # `runs` is closed last: the span a helper is fetching from it is waited for first.
+        with runs, _OpenAhead(self._open) as opener, _SpanAhead(lambda o, s: self._fetch_span(o, s, runs)) as spans:
             current = next(reads, None)
             while current is not None:
                 unit, ranges = current
                 following = next(reads, None)
                 obj = self.objects[unit.obj]
                 if unit.span is not None:
-                    data = self._span_bytes(obj, unit.span, spans)
+                    data = self._span_bytes(obj, unit.span, spans, runs)
                     if following is not None and following[0].span is not None:
                         after = following[0].span
                         if after.md5 != unit.span.md5:  # the same span again (it straddles blocks) is kept
@@ -713,6 +814,12 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
     @staticmethod
     def _pick(slots: Iterator[tuple[int, object]], ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[int, object]]:
         """The slots whose place among `slots` is in one of the ascending `ranges`; stops after the last."""
+        if len(ranges) == 1 and ranges[0] == (0, sys.maxsize):
+            return slots  # all of them (a lone reader's): no step a record to count places
+        return StreamingDataset._picked(slots, ranges)
+
+    @staticmethod
+    def _picked(slots: Iterator[tuple[int, object]], ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[int, object]]:
         wanted = iter(ranges)
         a, b = next(wanted)
         for place, slot in enumerate(slots):
@@ -738,7 +845,8 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
     def _span_slots(
         self, obj: SourceObject, span: Span, data: bytes, ranges: Sequence[tuple[int, int]]
     ) -> Iterator[_Slot]:
-        for number, line in self._pick(jsonl_lines(io.BytesIO(data)), ranges):
+        # The span split at once: no line straddles reads, and one sampled scan clears most spans of digit runs.
+        for number, line in self._pick(marked_lines(io.BytesIO(data), max(len(data), 1)), ranges):
             yield obj, span.lines + number, line
 
     def _indexed_slots(self, obj: SourceObject, index: RecordIndex) -> Iterator[_Slot]:
@@ -769,53 +877,94 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
             yield from self._span_slots(obj, span, data, [(0, sys.maxsize)])
 
     def _streamed(self, obj: SourceObject, index: RecordIndex, filling: Filling | None) -> Iterator[_Slot]:
-        """The object by one GET pinned to its version, read on a helper thread that checks each span against
-        its md5 and hands it over (two at most in hand): downloading, hashing and the cache write overlap the
-        decoding. A span whose bytes do not match ends the read (BadDigest) before any of its records."""
+        """The object by one GET pinned to its version, read on a helper thread as it arrives, and checked on a
+        second one, each span against its md5, then handed over (two at most in hand): the download, the hashing
+        and the cache write overlap each other and the decoding (downloading and hashing one after the other on
+        one thread held a cold read to the sum of both). A span whose bytes do not match ends the read
+        (BadDigest) before any of its records."""
         store = self.stores[obj.store]
         label = f"{obj.store}:{obj.key}"
+        # Pieces of spans as they arrive: (span, piece, is its last piece), a failure, or None at the end.
+        # Two spans' worth of pieces ahead of the hashing at most: what runs ahead stays a few spans.
+        per_span = -(-max(s.stop - s.start for s in index.spans) // CHUNK)
+        arrived: queue.Queue[tuple[Span, bytes, bool] | BaseException | None] = queue.Queue(maxsize=2 * per_span)
         handed: queue.Queue[tuple[Span, bytes] | BaseException | None] = queue.Queue(maxsize=2)
         stop = threading.Event()
 
-        def hand(item: tuple[Span, bytes] | BaseException | None) -> bool:
+        def put(into: queue.Queue[Any], item: object) -> bool:
             while not stop.is_set():
                 with contextlib.suppress(queue.Full):
-                    handed.put(item, timeout=0.05)
+                    into.put(item, timeout=0.05)
                     return True
             return False  # the reader stopped: nothing more is wanted
 
-        def pump() -> None:
+        def download() -> None:
             try:
                 with self._versioned(obj, store, lambda if_match: store.open(obj.key, if_match=if_match)) as stream:
                     for span in index.spans:
-                        data = read_all(cast(BinaryIO, _Window(stream, span.stop - span.start)))
-                        got = hashlib.md5(data).hexdigest()
-                        if got != span.md5 or len(data) != span.stop - span.start:
-                            raise PermanentStoreError(
-                                f"{label} bytes {span.start}-{span.stop - 1}: read {len(data)} bytes with md5 {got}, "
-                                f"expected {span.stop - span.start} bytes with md5 {span.md5} (from the object's "
-                                "index); none of them was used",
-                                code="BadDigest",
-                                key=obj.key,
-                            )
-                        if filling is not None:
-                            filling.write(data)
-                        if not hand((span, data)):
-                            return
+                        window, left = _Window(stream, span.stop - span.start), span.stop - span.start
+                        while True:
+                            piece = window.read(CHUNK)
+                            left -= len(piece)
+                            if not put(arrived, (span, piece, not piece or not left)):
+                                return
+                            if not piece or not left:
+                                break
                     if stream.read(1):
                         raise PermanentStoreError(f"{label}: longer than its index's {index.size} bytes",
                                                   code="BadDigest", key=obj.key)
+                put(arrived, None)
+            except BaseException as exc:
+                put(arrived, exc)
+
+        def check() -> None:
+            try:
+                pieces: list[bytes] = []
+                digest = hashlib.md5()
+                while True:
+                    item = None
+                    while not stop.is_set():
+                        with contextlib.suppress(queue.Empty):
+                            item = arrived.get(timeout=0.05)
+                            break
+                    else:
+                        return
+                    if item is None:
+                        break
+                    if isinstance(item, BaseException):
+                        raise item
+                    span, piece, last = item
+                    digest.update(piece)
+                    pieces.append(piece)
+                    if not last:
+                        continue
+                    data, got = b"".join(pieces), digest.hexdigest()
+                    pieces, digest = [], hashlib.md5()
+                    if got != span.md5 or len(data) != span.stop - span.start:
+                        raise PermanentStoreError(
+                            f"{label} bytes {span.start}-{span.stop - 1}: read {len(data)} bytes with md5 {got}, "
+                            f"expected {span.stop - span.start} bytes with md5 {span.md5} (from the object's "
+                            "index); none of them was used",
+                            code="BadDigest",
+                            key=obj.key,
+                        )
+                    if filling is not None:
+                        filling.write(data)
+                    if not put(handed, (span, data)):
+                        return
                 if filling is not None:
                     filling.done()
-                hand(None)
+                put(handed, None)
             except BaseException as exc:
-                hand(exc)
+                put(handed, exc)
             finally:
                 if filling is not None:
                     filling.abort()  # not done (stopped, failed): no part file left, the lock free
 
-        thread = threading.Thread(target=pump, name="pixel-loader-stream", daemon=True)
-        thread.start()
+        threads = [threading.Thread(target=download, name="pixel-loader-stream", daemon=True),
+                   threading.Thread(target=check, name="pixel-loader-check", daemon=True)]
+        for thread in threads:
+            thread.start()
         try:
             while (item := handed.get()) is not None:
                 if isinstance(item, BaseException):
@@ -824,9 +973,10 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                 yield from self._span_slots(obj, span, data, [(0, sys.maxsize)])
         finally:
             stop.set()
-            thread.join()
+            for thread in threads:
+                thread.join()
 
-    def _span_bytes(self, obj: SourceObject, span: Span, spans: _SpanAhead) -> bytes:
+    def _span_bytes(self, obj: SourceObject, span: Span, spans: _SpanAhead, runs: _Runs) -> bytes:
         """A span's bytes, verified before any is used: from the cached whole object, the cached span, or S3.
 
         The last span read is kept: one that straddles two shuffle blocks is read for both, back to back."""
@@ -834,11 +984,11 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
             return self._last_span[1]
         data = spans.bytes_of(obj, span)
         if data is None:
-            data = self._fetch_span(obj, span)
+            data = self._fetch_span(obj, span, runs)
         self._last_span = (span.md5, data)
         return data
 
-    def _fetch_span(self, obj: SourceObject, span: Span) -> bytes:
+    def _fetch_span(self, obj: SourceObject, span: Span, runs: _Runs | None = None) -> bytes:
         size = span.stop - span.start
         label = f"{obj.store}:{obj.key} bytes {span.start}-{span.stop - 1}"
         cache = self.cache
@@ -850,17 +1000,25 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                     whole.seek(span.start)
                     return read_all(cast(BinaryIO, _Window(whole, size)))
         # Offline (or S3 not answering), only the span's own verified copy serves: else NotCachedOffline.
-        return self._reads.span(obj.key, span.md5, size, cache, lambda: self._download_span(obj, span, label),
+        return self._reads.span(obj.key, span.md5, size, cache, lambda: self._download_span(obj, span, label, runs),
                                 label=label)
 
-    def _download_span(self, obj: SourceObject, span: Span, label: str) -> bytes:
+    def _download_span(self, obj: SourceObject, span: Span, label: str, runs: _Runs | None = None) -> bytes:
         size = span.stop - span.start
         cache = self.cache
+
+        def fetch() -> contextlib.AbstractContextManager[BinaryIO]:
+            # Only when the span must be downloaded: a cached one costs no request. Checked as its own GET is.
+            ran = runs.read(obj, span) if runs is not None else None
+            if ran is None:
+                return self._open_range(obj, span.start, span.stop)
+            return contextlib.nullcontext(cast(BinaryIO, io.BytesIO(ran)))
+
         if cache is not None and cache.fits(size):
             # Kept under the span's own md5; the cache checks md5 and size when the last byte is read.
-            with cache.open(span.md5, size, lambda: self._open_range(obj, span), label=label) as stream:
+            with cache.open(span.md5, size, fetch, label=label) as stream:
                 return read_all(stream)
-        with self._open_range(obj, span) as stream:
+        with fetch() as stream:
             data = read_all(stream)
         got = hashlib.md5(data).hexdigest()
         if got != span.md5 or len(data) != size:
@@ -873,22 +1031,22 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         return data
 
     @contextlib.contextmanager
-    def _open_range(self, obj: SourceObject, span: Span) -> Iterator[BinaryIO]:
-        """Bytes [span.start, span.stop) of the object, of the version the dataset was resolved to."""
+    def _open_range(self, obj: SourceObject, start: int, stop: int) -> Iterator[BinaryIO]:
+        """Bytes [start, stop) of the object, of the version the dataset was resolved to."""
         store = self.stores[obj.store]
 
         @contextlib.contextmanager
         def ranged(if_match: str | None) -> Iterator[BinaryIO]:
             if isinstance(store, ReadsRanges):
-                with store.open_range(obj.key, span.start, span.stop, if_match=if_match) as stream:
+                with store.open_range(obj.key, start, stop, if_match=if_match) as stream:
                     yield stream
                 return
             with store.open(obj.key, if_match=if_match) as stream:
                 if stream.seekable():
-                    stream.seek(span.start)
+                    stream.seek(start)
                 else:
-                    read_all(cast(BinaryIO, _Window(stream, span.start)))
-                yield cast(BinaryIO, _Window(stream, span.stop - span.start))
+                    read_all(cast(BinaryIO, _Window(stream, start)))
+                yield cast(BinaryIO, _Window(stream, stop - start))
 
         with self._versioned(obj, store, ranged) as stream:
             yield stream

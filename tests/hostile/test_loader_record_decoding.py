@@ -21,9 +21,12 @@ from reconciler.apply.final import canonical_line
 from reconciler.loader.dataset import StreamingDataset
 from reconciler.loader.formats import (
     DatasetFormatError,
+    Exact,
     LineSplitter,
     RecordFormat,
     decode_line,
+    decode_marked,
+    holds_long_run,
     iter_records,
     iter_slots,
 )
@@ -59,6 +62,51 @@ def test_a_big_integer_survives_the_loader_and_the_final_compiles_canonical_line
     assert record["n"] == BIG and record["neg"] == NEGATIVE
     [compiled] = list(iter_records(io.BytesIO(gzip.compress(body)), key="big.jsonl.gz", fmt=RecordFormat.JSONL_GZ))
     assert b'"n":18446744073709551616' in canonical_line(compiled)
+
+
+# The scan for long digit runs a chunk at a time (formats.holds_long_run, LineSplitter.marked_lines): orjson
+# rounds an integer past 64 bits, so a line holding one must be marked.
+
+DIGIT_RUNS = st.lists(st.tuples(st.integers(0, 30), st.sampled_from([b" ", b"a", b".", b"-", b'"'])), max_size=12)
+
+
+def with_runs(runs: list[tuple[int, bytes]]) -> bytes:
+    return b"".join(b"7" * length + sep for length, sep in runs)
+
+
+@given(DIGIT_RUNS, st.integers(0, 12))
+def test_the_sampled_scan_finds_exactly_the_runs_of_19_digits(runs: list[tuple[int, bytes]], shift: int) -> None:
+    data = b"x" * shift + with_runs(runs)
+    assert holds_long_run(data) == (b"7" * 19 in data)
+
+
+@given(st.lists(DIGIT_RUNS.map(with_runs), max_size=8), st.integers(1, 80))
+def test_no_line_with_a_long_digit_run_reaches_orjson_unmarked(pieces: list[bytes], chunk: int) -> None:
+    lines = [b'{"n": ' + (piece.strip(b' a.-"') or b"0")[:40] + b', "t": "' + piece + b'"}' for piece in pieces]
+    body = b"\n".join(lines)
+    splitter = LineSplitter(chunk)
+    for number, line in splitter.marked_lines(io.BytesIO(body)):
+        raw = line.line if isinstance(line, Exact) else line
+        assert raw == lines[number - 1]
+        if b"7" * 19 in raw:
+            assert isinstance(line, Exact), raw
+        try:
+            expected = json.loads(raw)
+        except ValueError:
+            continue
+        assert decode_marked(line, key="k", number=number) == expected
+
+
+def test_a_chunk_of_ordinary_records_is_cleared_whole_not_scanned_line_by_line() -> None:
+    record = json.dumps({"id": 123456789012, "quality": 0.12345678, "text": "phone 555 0100 at 10:30"}).encode()
+    clean = b"\n".join([record] * 5000) + b"\n"
+    body = clean + b'{"n": 18446744073709551616}'
+    splitter = LineSplitter(len(clean))
+    marked = list(splitter.marked_lines(io.BytesIO(body)))
+    # Only the last line, the one in a chunk the sampled scan could not clear, was looked at on its own.
+    assert splitter.guarded == 1
+    assert [type(line) for _, line in marked] == [bytes] * 5000 + [Exact]
+    assert decode_marked(marked[-1][1], key="k", number=5001) == {"n": BIG}
 
 
 # --- 12: bad gzip ----------------------------------------------------------------------------------------------
@@ -164,7 +212,8 @@ def test_lines_are_the_same_whatever_the_chunk_size(lines: list[bytes], chunk: i
     body = b"\n".join(lines)
     expected = [(n, line) for n, line in enumerate(body.split(b"\n"), 1) if line and not line.isspace()]
     assert list(LineSplitter(chunk).lines(io.BytesIO(body))) == expected
-    assert list(iter_slots(io.BytesIO(body), key="k", fmt=RecordFormat.JSONL)) == expected
+    slots = iter_slots(io.BytesIO(body), key="k", fmt=RecordFormat.JSONL)
+    assert [(n, line.line if isinstance(line, Exact) else line) for n, line in slots] == expected
 
 
 # --- pixel cat, on the real server ---------------------------------------------------------------------------

@@ -94,7 +94,12 @@ def test_four_ranks_over_one_object_download_it_about_once(big: dict[str, Any], 
     size = len(big["body"])
     assert [len(p) for p in parts] == [RECORDS // world] * world
     assert Counter(i for p in parts for i in p) == Counter(range(RECORDS))
-    assert proxy.gets >= len(counted.units())  # ranged GETs, one a span (a straddling span twice)
+    if shuffle:
+        assert proxy.gets >= len(counted.units())  # ranged GETs, one a span (a straddling span twice)
+    else:
+        # Each rank's share is one run of contiguous spans: one ranged GET for all of them (one a span cost
+        # SeaweedFS 3x the CPU of serving the object once).
+        assert proxy.gets == world
     print(f"\n4 ranks read {proxy.got} bytes of a {size}-byte object in {proxy.gets} GETs: {proxy.got / size:.3f}x")
     assert proxy.got <= 1.1 * size
 
@@ -248,8 +253,9 @@ def test_a_lone_reader_of_an_indexed_object_yields_its_first_record_after_readin
         at_first = counting.taken
         rest = [r["id"] for r in records]
     assert rest == list(range(1, RECORDS))
-    # Two spans handed over, one being read: the rest of the object still unread.
-    assert at_first <= 5 * SPAN, f"{at_first} of {size} bytes read before the first record"
+    # The span decoded, two handed over, one being hashed, two downloaded ahead of it and one being read: the
+    # rest of the object still unread.
+    assert at_first <= 8 * SPAN, f"{at_first} of {size} bytes read before the first record"
     assert counting.taken == size and proxy.got <= 1.01 * size  # then the rest, in one GET
 
 
