@@ -16,8 +16,10 @@ from hypothesis import strategies as st
 from reconciler.stores.s3.direct.http_pool import ConnectionPool, read_headers
 
 _TOKEN = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.", min_size=1, max_size=12)
-# Latin-1 printable, no CR/LF: what a server may put in a field value; spaces around it are trimmed on the left.
-_VALUE = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, blacklist_characters="\x7f"), max_size=30)
+# Latin-1 printable, no CR/LF: what a server may put in a field value (its leading spaces are not the value's).
+_VALUE = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, blacklist_characters="\x7f"), max_size=30
+)
 
 
 def _block(fields: list[tuple[str, str]]) -> bytes:
