@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.dev.world_data import seed_world
-from tests.integration.pixelenv import Run, pixel
+from tests.integration.pixelenv import Run, pixel, pixel_in_process
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,9 +24,12 @@ class Demo:
     client: Any
     data_bucket: str
     actor_bucket: str
+    # `pixel` in a child process rather than in this one (pixelenv.pixel_in_process says when that matters).
+    child: bool = False
 
     def pixel(self, *args: str) -> Run:
-        return pixel([*args[:1], "--specs", str(self.specs), *args[1:]], self.env)
+        run = pixel if self.child else pixel_in_process
+        return run([*args[:1], "--specs", str(self.specs), *args[1:]], self.env)
 
     def manifest(self, actor_id: str) -> Path:
         return self.root / "data" / "actor_manifests" / f"{actor_id}_manifest.json"

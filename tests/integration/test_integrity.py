@@ -7,8 +7,7 @@ import hashlib
 import io
 import os
 import sqlite3
-import subprocess
-import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,14 +19,14 @@ from boto3.s3.transfer import TransferConfig
 from reconciler.apply import ActionRunner, execute
 from reconciler.commands.common import plan_workspace
 from reconciler.model import ActionKind, S3StoreSpec
-from reconciler.observe.hashcache import CACHE_FILE
+from reconciler.observe.hashcache import CACHE_FILE, RACY_WINDOW_NS, HashCache
 from reconciler.plan.graph import build_graph
 from reconciler.plan.render import render_text
 from reconciler.stores.base import ObjectChanged, PermanentStoreError
 from reconciler.stores.local import LocalStore
 from reconciler.stores.s3 import MIB, S3Store
 from reconciler.stores.s3.errors import S3Refusal
-from tests.integration.pixelenv import Run, pixel, pixel_rss, write_specs
+from tests.integration.pixelenv import Run, pixel_in_process, pixel_rss, write_specs
 
 pytestmark = pytest.mark.integration
 
@@ -35,25 +34,16 @@ def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
-# The real CLI in a child whose hash cache reads a clock one racy window ahead: files younger than the window are
-# hashed but not cached, and the test below needs its just-written files cached. It waited the window out (2.1 s);
-# ctime cannot be set back, so the clock is what moves. Every HashCache the CLI makes takes the default clock.
-SETTLED_PIXEL = (
-    "import sys, time\n"
-    "from reconciler.observe.hashcache import RACY_WINDOW_NS, HashCache\n"
-    "assert HashCache.__init__.__kwdefaults__['clock'] is time.time_ns\n"
-    "HashCache.__init__.__kwdefaults__['clock'] = lambda: time.time_ns() + RACY_WINDOW_NS + 1\n"
-    "from reconciler.cli import main\n"
-    "sys.argv = ['pixel', *sys.argv[1:]]\n"
-    "main()\n"
-)
-
-
 def settled_pixel(args: list[str], env: dict[str, str]) -> Run:
-    """`pixel args` as if the racy window had passed since every file was written."""
-    done = subprocess.run([sys.executable, "-c", SETTLED_PIXEL, *args], env={**os.environ, **env, "NO_COLOR": "1"},
-                          capture_output=True, text=True, timeout=300)
-    return Run(done.returncode, done.stdout, done.stderr)
+    """`pixel args` as if the racy window had passed since every file was written: the hash cache reads a clock
+    one window ahead, so files younger than the window (which it hashes but does not cache) are cached. The test
+    below needs its just-written files cached; it waited the window out (2.1 s), but ctime cannot be set back, so
+    the clock is what moves. Every HashCache the CLI makes takes the default clock."""
+    defaults = HashCache.__init__.__kwdefaults__
+    assert defaults is not None and defaults["clock"] is time.time_ns
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(defaults, "clock", lambda: time.time_ns() + RACY_WINDOW_NS + 1)
+        return pixel_in_process(args, env)
 
 
 @pytest.fixture
@@ -195,15 +185,15 @@ def test_foreign_multipart_object_is_rehashed_once_then_left_alone(
         "Metadata"]
     specs = specs_for(tmp_path, seaweed, bucket, root, **{"from": "disk:shards", "to": "s3:shards/"})
 
-    first = pixel(["plan", "--detailed-exitcode", "--specs", str(specs)], cli_env)
+    first = pixel_in_process(["plan", "--detailed-exitcode", "--specs", str(specs)], cli_env)
     assert first.code == 2, first.err
     assert "~ shards/s.bin  (rehash, 11.0 MiB: md5 unknown" in first.out
-    applied = pixel(["apply", "--auto-approve", "--specs", str(specs)], cli_env)
+    applied = pixel_in_process(["apply", "--auto-approve", "--specs", str(specs)], cli_env)
     assert applied.code == 0, applied.out + applied.err
     head = client.head_object(Bucket=bucket, Key="shards/s.bin")
     assert head["Metadata"]["md5"] == md5(data)
     assert head["ETag"] == etag  # the in-place copy kept the object; only its metadata changed
-    again = pixel(["plan", "--detailed-exitcode", "--specs", str(specs)], cli_env)
+    again = pixel_in_process(["plan", "--detailed-exitcode", "--specs", str(specs)], cli_env)
     assert again.code == 0, again.out + again.err
     assert again.out.strip() == "No changes. Storage matches the specs."
 
@@ -236,7 +226,7 @@ def test_rclone_md5chksum_metadata_is_honoured(seaweed: Any, bucket: str, tmp_pa
                                     ExtraArgs={"Metadata": {"md5chksum": rclone_md5}},
                                     Config=TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB))
     specs = specs_for(tmp_path, seaweed, bucket, root, **{"from": "disk:r", "to": "s3:r/"})
-    result = pixel(["plan", "--detailed-exitcode", "--specs", str(specs)], cli_env)
+    result = pixel_in_process(["plan", "--detailed-exitcode", "--specs", str(specs)], cli_env)
     assert result.code == 0, result.out + result.err
 
 
@@ -386,8 +376,8 @@ def test_verify_reports_mismatches_and_download_recomputes(
     (root / "v" / "good.txt").write_bytes(b"good")
     specs = specs_for(tmp_path, seaweed, bucket, root, **{"from": "disk:v", "to": "s3:v/"})
     args = ["--specs", str(specs)]
-    assert pixel(["apply", "--auto-approve", *args], cli_env).code == 0
-    clean = pixel(["verify", "--download", *args], cli_env)
+    assert pixel_in_process(["apply", "--auto-approve", *args], cli_env).code == 0
+    clean = pixel_in_process(["verify", "--download", *args], cli_env)
     assert clean.code == 0, clean.out + clean.err
     assert "Verified 1 object(s) (downloaded 4 B): 0 mismatch(es), 0 without a recorded md5." in clean.out
 
@@ -398,11 +388,11 @@ def test_verify_reports_mismatches_and_download_recomputes(
     data = os.urandom(6 * MIB)
     client.upload_fileobj(io.BytesIO(data), bucket, "v/sly.bin", ExtraArgs={"Metadata": {"md5": md5(b"nope")}},
                           Config=TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB))
-    heads = pixel(["verify", *args], cli_env)
+    heads = pixel_in_process(["verify", *args], cli_env)
     assert heads.code == 1
     assert f"✗ s3:v/lying.txt: metadata records md5 {md5(b'fake')} but the ETag is md5 {md5(b'real')}" in heads.out
     assert "sly.bin" not in heads.out
-    full = pixel(["verify", "--download", *args], cli_env)
+    full = pixel_in_process(["verify", "--download", *args], cli_env)
     assert full.code == 1
     assert f"✗ s3:v/sly.bin: recorded md5 {md5(b'nope')}, content md5 {md5(data)}" in full.out
     assert "2 mismatch(es)" in full.out and "do not match their recorded md5" in full.err
