@@ -39,9 +39,21 @@ class Demo:
         return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
 
+# One boto3 client per server (and its credentials) for every demo world on it: making one costs ~0.12 CPU-s (its
+# service model), and no test changes the client it reaches its buckets with (no events, no stubs).
+_CLIENTS: dict[tuple[str, str], Any] = {}
+
+
+def _client(seaweed: Any) -> Any:
+    key = (seaweed.endpoint, seaweed.access_key)
+    if key not in _CLIENTS:
+        _CLIENTS[key] = seaweed.client()
+    return _CLIENTS[key]
+
+
 def make_demo(tmp_path: Path, seaweed: Any, bucket: str) -> Demo:
     """The repository's specs with their two buckets renamed to `bucket` and a sibling, seeded with the demo world."""
-    client = seaweed.client()
+    client = _client(seaweed)
     actor_bucket = f"{bucket}-actors"[:63].rstrip("-.")
     existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
     for name in (bucket, actor_bucket):
