@@ -88,13 +88,13 @@ def opened(data: bytes) -> Iterator[BinaryIO]:
 
 @pytest.mark.parametrize("checksum", ["when_supported", "when_required"])
 def test_multipart_upload_records_md5_and_a_full_object_crc64nvme_where_allowed(
-    seaweed: Any, bucket: str, in_process_env: None, checksum: str
+    seaweed: Any, bucket: str, s3_client: Any, in_process_env: None, checksum: str
 ) -> None:
     s3 = store(seaweed, bucket, multipart_threshold=5 * MIB, part_size=5 * MIB, checksum=checksum)
     data = os.urandom(12 * MIB + 123)
     entry = s3.write("big.bin", lambda: opened(data), size=len(data), md5=md5(data), if_absent=True)
     assert entry.etag is not None and entry.etag.endswith("-3")  # 5 + 5 + 2 MiB parts
-    head = seaweed.client().head_object(Bucket=bucket, Key="big.bin", ChecksumMode="ENABLED")
+    head = s3_client.head_object(Bucket=bucket, Key="big.bin", ChecksumMode="ENABLED")
     assert head["Metadata"]["md5"] == md5(data)
     if checksum == "when_supported":
         assert head["ChecksumType"] == "FULL_OBJECT" and head["ChecksumCRC64NVME"]
@@ -105,32 +105,34 @@ def test_multipart_upload_records_md5_and_a_full_object_crc64nvme_where_allowed(
 
 
 def test_single_part_upload_sends_crc64nvme_only_when_the_store_allows(
-    seaweed: Any, bucket: str, in_process_env: None
+    seaweed: Any, bucket: str, s3_client: Any, in_process_env: None
 ) -> None:
     data = b"small but checked"
     store(seaweed, bucket).write("a", lambda: opened(data), size=len(data), md5=md5(data))
     store(seaweed, bucket, checksum="when_required").write("b", lambda: opened(data), size=len(data), md5=md5(data))
-    client = seaweed.client()
+    client = s3_client
     assert client.head_object(Bucket=bucket, Key="a", ChecksumMode="ENABLED").get("ChecksumCRC64NVME")
     assert not client.head_object(Bucket=bucket, Key="b", ChecksumMode="ENABLED").get("ChecksumCRC64NVME")
 
 
-def test_file_changing_during_multipart_upload_leaves_nothing(seaweed: Any, bucket: str, in_process_env: None) -> None:
+def test_file_changing_during_multipart_upload_leaves_nothing(
+    seaweed: Any, bucket: str, s3_client: Any, in_process_env: None
+) -> None:
     s3 = store(seaweed, bucket, multipart_threshold=5 * MIB, part_size=5 * MIB)
     data = os.urandom(11 * MIB)
     with pytest.raises(PermanentStoreError, match="changed while it was read"):
         s3.write("k", lambda: opened(data), size=len(data), md5=md5(b"what the plan saw"))
-    client = seaweed.client()
+    client = s3_client
     assert "Contents" not in client.list_objects_v2(Bucket=bucket)
     assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
 
 
 def test_download_streams_and_verifies_into_place(
-    seaweed: Any, bucket: str, tmp_path: Path, in_process_env: None
+    seaweed: Any, bucket: str, s3_client: Any, tmp_path: Path, in_process_env: None
 ) -> None:
 
     data = os.urandom(3 * MIB)
-    seaweed.client().put_object(Bucket=bucket, Key="d/x.bin", Body=data)
+    s3_client.put_object(Bucket=bucket, Key="d/x.bin", Body=data)
     s3 = store(seaweed, bucket)
     disk = LocalStore("disk", tmp_path)
     disk.write("out/x.bin", lambda: s3.open("d/x.bin"), size=len(data), md5=md5(data), if_absent=True)
@@ -141,10 +143,10 @@ def test_download_streams_and_verifies_into_place(
 
 
 def test_copy_above_the_copyobject_limit_goes_part_by_part(
-    seaweed: Any, bucket: str, in_process_env: None, monkeypatch: pytest.MonkeyPatch
+    seaweed: Any, bucket: str, s3_client: Any, in_process_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = os.urandom(12 * MIB)
-    seaweed.client().put_object(Bucket=bucket, Key="src.bin", Body=data)
+    s3_client.put_object(Bucket=bucket, Key="src.bin", Body=data)
     s3 = store(seaweed, bucket, copy_part_size=5 * MIB)
     src = s3.stat("src.bin")
     assert src is not None
@@ -157,7 +159,7 @@ def test_copy_above_the_copyobject_limit_goes_part_by_part(
     monkeypatch.setattr(s3.transport, "copy_object", refuse)
     entry = s3.copy("src.bin", "dst.bin", md5=md5(data), src_etag=src.etag, if_absent=True)
     assert entry.size == len(data)
-    client = seaweed.client()
+    client = s3_client
     assert client.get_object(Bucket=bucket, Key="dst.bin")["Body"].read() == data
     head = client.head_object(Bucket=bucket, Key="dst.bin")
     assert head["Metadata"]["md5"] == md5(data) and head["ETag"].strip('"').endswith("-3")
@@ -170,13 +172,13 @@ def test_copy_above_the_copyobject_limit_goes_part_by_part(
 
 
 def test_foreign_multipart_object_is_rehashed_once_then_left_alone(
-    seaweed: Any, bucket: str, tmp_path: Path, cli_env: dict[str, str]
+    seaweed: Any, bucket: str, s3_client: Any, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     root = tmp_path / "data"
     (root / "shards").mkdir(parents=True)
     data = os.urandom(11 * MIB)
     (root / "shards" / "s.bin").write_bytes(data)
-    client = seaweed.client()
+    client = s3_client
     # As the aws cli or plain boto3 would: multipart, no md5 anywhere.
     client.upload_fileobj(io.BytesIO(data), bucket, "shards/s.bin",
                           Config=TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB))
@@ -199,9 +201,9 @@ def test_foreign_multipart_object_is_rehashed_once_then_left_alone(
 
 
 def test_rehash_keeps_the_objects_other_metadata_and_content_type(
-    seaweed: Any, bucket: str, in_process_env: None
+    seaweed: Any, bucket: str, s3_client: Any, in_process_env: None
 ) -> None:
-    client = seaweed.client()
+    client = s3_client
     data = os.urandom(6 * MIB)
     client.upload_fileobj(io.BytesIO(data), bucket, "j/x.jsonl",
                           ExtraArgs={"ContentType": "application/jsonl", "Metadata": {"owner": "team-a"}},
@@ -215,14 +217,14 @@ def test_rehash_keeps_the_objects_other_metadata_and_content_type(
     assert head["ContentType"] == "application/jsonl"
 
 
-def test_rclone_md5chksum_metadata_is_honoured(seaweed: Any, bucket: str, tmp_path: Path,
+def test_rclone_md5chksum_metadata_is_honoured(seaweed: Any, bucket: str, s3_client: Any, tmp_path: Path,
                                                cli_env: dict[str, str]) -> None:
     root = tmp_path / "data"
     (root / "r").mkdir(parents=True)
     data = os.urandom(6 * MIB)
     (root / "r" / "f.bin").write_bytes(data)
     rclone_md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
-    seaweed.client().upload_fileobj(io.BytesIO(data), bucket, "r/f.bin",
+    s3_client.upload_fileobj(io.BytesIO(data), bucket, "r/f.bin",
                                     ExtraArgs={"Metadata": {"md5chksum": rclone_md5}},
                                     Config=TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB))
     specs = specs_for(tmp_path, seaweed, bucket, root, **{"from": "disk:r", "to": "s3:r/"})
@@ -279,7 +281,7 @@ def test_same_size_edit_with_restored_mtime_is_caught_and_rehash_all_ignores_the
 
 @pytest.mark.slow
 def test_renaming_1000_files_is_planned_as_moves_and_uploads_nothing(
-    seaweed: Any, bucket: str, tmp_path: Path, in_process_env: None
+    seaweed: Any, bucket: str, s3_client: Any, tmp_path: Path, in_process_env: None
 ) -> None:
     root = tmp_path / "data"
     old = root / "set" / "v1"
@@ -302,7 +304,7 @@ def test_renaming_1000_files_is_planned_as_moves_and_uploads_nothing(
     assert result.ok, [o.error for o in result.failed][:3]
     assert runner.bytes_uploaded == 0
     assert runner.bytes_copied == sum(len(b'{"i": %d}\n' % i) for i in range(1000))
-    client = seaweed.client()
+    client = s3_client
     keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
             for o in page.get("Contents", [])]
     assert len(keys) == 1000 and all(k.startswith("set/v2/") for k in keys)
@@ -312,7 +314,7 @@ def test_renaming_1000_files_is_planned_as_moves_and_uploads_nothing(
 
 
 def test_swapped_contents_go_through_a_temporary_key(
-    seaweed: Any, bucket: str, tmp_path: Path, in_process_env: None
+    seaweed: Any, bucket: str, s3_client: Any, tmp_path: Path, in_process_env: None
 ) -> None:
     root = tmp_path / "data"
     (root / "s").mkdir(parents=True)
@@ -328,7 +330,7 @@ def test_swapped_contents_go_through_a_temporary_key(
     runner = ActionRunner(ws.stores)
     assert execute(build_graph(swap), runner).ok
     assert runner.bytes_uploaded == 0
-    client = seaweed.client()
+    client = s3_client
     assert client.get_object(Bucket=bucket, Key="s/a")["Body"].read() == b"content B"
     assert client.get_object(Bucket=bucket, Key="s/b")["Body"].read() == b"content A"
     assert sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]) == ["s/a", "s/b"]
@@ -338,7 +340,7 @@ def test_swapped_contents_go_through_a_temporary_key(
 
 
 def test_release_local_only_after_a_verified_upload(
-    seaweed: Any, bucket: str, tmp_path: Path, in_process_env: None
+    seaweed: Any, bucket: str, s3_client: Any, tmp_path: Path, in_process_env: None
 ) -> None:
     root = tmp_path / "data"
     (root / "final").mkdir(parents=True)
@@ -352,7 +354,7 @@ def test_release_local_only_after_a_verified_upload(
         "release-local", "release-local", "upload", "upload", "verify", "verify"]
     # The injected failure: another writer creates train-1 between plan and apply, so its
     # If-None-Match upload gets a real 412 from the server.
-    client = seaweed.client()
+    client = s3_client
     client.put_object(Bucket=bucket, Key="final_dataset/train-1.jsonl", Body=b"someone else's bytes")
     result = execute(build_graph(plan), ActionRunner(ws.stores), parallelism=4)
     failed = {o.action.id: o for o in result.failed}
@@ -369,7 +371,7 @@ def test_release_local_only_after_a_verified_upload(
 
 
 def test_verify_reports_mismatches_and_download_recomputes(
-    seaweed: Any, bucket: str, tmp_path: Path, cli_env: dict[str, str]
+    seaweed: Any, bucket: str, s3_client: Any, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     root = tmp_path / "data"
     (root / "v").mkdir(parents=True)
@@ -381,7 +383,7 @@ def test_verify_reports_mismatches_and_download_recomputes(
     assert clean.code == 0, clean.out + clean.err
     assert "Verified 1 object(s) (downloaded 4 B): 0 mismatch(es), 0 without a recorded md5." in clean.out
 
-    client = seaweed.client()
+    client = s3_client
     # Recorded md5 contradicts the single-part ETag: caught from the HEAD alone.
     client.put_object(Bucket=bucket, Key="v/lying.txt", Body=b"real", Metadata={"md5": md5(b"fake")})
     # Multipart ETag hides the lie: only --download can tell.
@@ -409,7 +411,7 @@ RSS_BOUND_MIB = 200
 
 @pytest.mark.slow
 def test_a_320_mib_upload_and_download_stay_under_200_mib_rss(
-    seaweed: Any, bucket: str, tmp_path: Path, cli_env: dict[str, str]
+    seaweed: Any, bucket: str, s3_client: Any, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     root = tmp_path / "data"
     (root / "up").mkdir(parents=True)
@@ -431,7 +433,7 @@ def test_a_320_mib_upload_and_download_stay_under_200_mib_rss(
     spec.write_text(spec.read_text().replace("checksum: when_required", "checksum: when_supported"))
     up = pixel_rss(["apply", "--auto-approve", "--specs", str(specs)], cli_env)
     assert up.code == 0, up.err
-    head = seaweed.client().head_object(Bucket=bucket, Key="big/huge.bin", ChecksumMode="ENABLED")
+    head = s3_client.head_object(Bucket=bucket, Key="big/huge.bin", ChecksumMode="ENABLED")
     assert head["ContentLength"] == BIG and head["Metadata"]["md5"] == digest.hexdigest()
     assert head["ChecksumType"] == "FULL_OBJECT"
 
