@@ -162,10 +162,16 @@ def bucket(_bucket_admin: S3Client, request: pytest.FixtureRequest) -> Iterator[
         warnings.warn(f"could not delete test bucket {name}: {exc}", stacklevel=1)
 
 
-@pytest.fixture
-def s3_client(seaweed: SeaweedServer) -> S3Client:
-    """A boto3 client for the session's server (path-style, checksums only when required)."""
+@pytest.fixture(scope="session")
+def _session_s3_client(seaweed: SeaweedServer) -> S3Client:
     return seaweed.client()
+
+
+@pytest.fixture
+def s3_client(_session_s3_client: S3Client) -> S3Client:
+    """A boto3 client for the session's server (path-style, checksums only when required): one for the session,
+    apart from `_bucket_admin`'s, since making one costs ~0.12 CPU-s and no test changes it (events, stubs)."""
+    return _session_s3_client
 
 
 @pytest.fixture

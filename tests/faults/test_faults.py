@@ -10,11 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from reconciler.cli import main
 from tests.faults.proxy import Fault, FaultProxy
-from tests.integration.pixelenv import Run, write_specs
+from tests.integration.pixelenv import Run, pixel_in_process, write_specs
 
 pytestmark = pytest.mark.integration
 FILES = 30
@@ -40,8 +38,7 @@ def world(tmp_path: Path, seaweed: Any, bucket: str, proxy: FaultProxy) -> dict[
 
 
 def cli(world: dict[str, Any], *args: str) -> Run:
-    result = CliRunner().invoke(main, [args[0], "--specs", str(world["specs"]), *args[1:]], env=world["env"])
-    return Run(result.exit_code, result.stdout, result.stderr)
+    return pixel_in_process([args[0], "--specs", str(world["specs"]), *args[1:]], world["env"])
 
 
 def stored(world: dict[str, Any]) -> dict[str, str]:

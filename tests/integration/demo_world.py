@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.dev.world_data import seed_world
-from tests.integration.pixelenv import Run, pixel
+from tests.integration.pixelenv import Run, pixel, pixel_in_process
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,9 +24,12 @@ class Demo:
     client: Any
     data_bucket: str
     actor_bucket: str
+    # `pixel` in a child process rather than in this one (pixelenv.pixel_in_process says when that matters).
+    child: bool = False
 
     def pixel(self, *args: str) -> Run:
-        return pixel([*args[:1], "--specs", str(self.specs), *args[1:]], self.env)
+        run = pixel if self.child else pixel_in_process
+        return run([*args[:1], "--specs", str(self.specs), *args[1:]], self.env)
 
     def manifest(self, actor_id: str) -> Path:
         return self.root / "data" / "actor_manifests" / f"{actor_id}_manifest.json"
@@ -36,9 +39,21 @@ class Demo:
         return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
 
+# One boto3 client per server (and its credentials) for every demo world on it: making one costs ~0.12 CPU-s (its
+# service model), and no test changes the client it reaches its buckets with (no events, no stubs).
+_CLIENTS: dict[tuple[str, str], Any] = {}
+
+
+def _client(seaweed: Any) -> Any:
+    key = (seaweed.endpoint, seaweed.access_key)
+    if key not in _CLIENTS:
+        _CLIENTS[key] = seaweed.client()
+    return _CLIENTS[key]
+
+
 def make_demo(tmp_path: Path, seaweed: Any, bucket: str) -> Demo:
     """The repository's specs with their two buckets renamed to `bucket` and a sibling, seeded with the demo world."""
-    client = seaweed.client()
+    client = _client(seaweed)
     actor_bucket = f"{bucket}-actors"[:63].rstrip("-.")
     existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
     for name in (bucket, actor_bucket):

@@ -32,13 +32,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from click.testing import CliRunner
 
-from reconciler.cli import main
 from reconciler.model import S3StoreSpec
 from reconciler.stores.local import is_temp_name
 from reconciler.stores.s3 import S3Store
-from tests.integration.pixelenv import PIXEL, Run, write_specs
+from tests.integration.pixelenv import PIXEL, Run, pixel_in_process, write_specs
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -160,8 +158,7 @@ def summary(work: dict[str, int]) -> str:
 
 
 def cli(world: dict[str, Any], *args: str) -> Run:
-    result = CliRunner().invoke(main, [args[0], "--specs", str(world["specs"]), *args[1:]], env=world["env"])
-    return Run(result.exit_code, result.stdout, result.stderr)
+    return pixel_in_process([args[0], "--specs", str(world["specs"]), *args[1:]], world["env"])
 
 
 def lock_id(world: dict[str, Any]) -> str | None:

@@ -20,7 +20,7 @@ import pytest
 from reconciler.dev.seaweed import SeaweedServer
 from tests.integration import daskhelp
 from tests.integration.demo_world import Demo, make_demo, steady
-from tests.integration.pixelenv import PIXEL, pixel, write_specs
+from tests.integration.pixelenv import PIXEL, pixel, pixel_in_process, write_specs
 from tests.waiting import wait_for
 
 distributed = pytest.importorskip("distributed")
@@ -112,6 +112,7 @@ def test_a_mixed_plan_on_the_cluster_ends_like_the_local_executor(
             request.addfinalizer(functools.partial(seaweed.delete_bucket, created))
     local = _mixed_world(tmp_path / "one", seaweed, names[0])
     dask = _mixed_world(tmp_path / "two", seaweed, names[1])
+    dask.child = True  # the Dask client that apply opens lives and closes in its own process, beside the module's
     bucket, other = names
     planned = json.loads(dask.pixel("plan", "--format", "json").out)
     assert {a["kind"] for a in planned["actions"]} >= {
@@ -244,7 +245,7 @@ def test_a_worker_killed_mid_apply_changes_nothing_in_the_end(
     report = json.loads(out)
     assert report["counts"] == {"done": len(files), "failed": 0, "skipped": 0}, (report["counts"], err[-3000:])
     assert _s3_state(s3, bucket) == files
-    again = pixel(["plan", "--specs", str(specs), "--detailed-exitcode"], seaweed.env())
+    again = pixel_in_process(["plan", "--specs", str(specs), "--detailed-exitcode"], seaweed.env())
     assert again.code == 0, again.out + again.err
     # The nanny restarts the killed worker; on a loaded 2-core runner that can take a while.
     client.wait_for_workers(2, timeout=180)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.pixelenv import pixel
+from tests.integration.pixelenv import pixel_in_process
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ def test_import_then_plan_prints_no_changes(tmp_path: Path, seaweed: Any, bucket
     specs = _stores(tmp_path / "specs", seaweed.endpoint, bucket)
     env = {**seaweed.env(), "PIXEL_CACHE_DIR": str(tmp_path / "cache")}
 
-    imported = pixel(["import", "pixel-data:datasets/gdrive/", "--specs", str(specs)], env)
+    imported = pixel_in_process(["import", "pixel-data:datasets/gdrive/", "--specs", str(specs)], env)
     assert imported.code == 0, imported.err
     assert "2 tier(s) for 7 objects" in imported.out
 
@@ -60,25 +60,25 @@ def test_import_then_plan_prints_no_changes(tmp_path: Path, seaweed: Any, bucket
         "raw": {"at": "pixel-data:datasets/gdrive/raw/", "ownership": "shared", "categories": ["cot", "organise"]},
     }
 
-    planned = pixel(["plan", "--detailed-exitcode", "--specs", str(specs)], env)
+    planned = pixel_in_process(["plan", "--detailed-exitcode", "--specs", str(specs)], env)
     assert planned.code == 0, planned.out + planned.err
     assert planned.out.strip() == "No changes. Storage matches the specs."
 
     # The tiers are real to pixel: status counts every imported object in them.
-    status = pixel(["status", "--format", "json", "--specs", str(specs)], env)
+    status = pixel_in_process(["status", "--format", "json", "--specs", str(specs)], env)
     assert status.code == 0, status.err
     assert '"raw"' in status.out and '"processed"' in status.out
 
-    explained = pixel(["explain", "datasets/gdrive/raw/cot/part-0.jsonl", "--specs", str(specs)], env)
+    explained = pixel_in_process(["explain", "datasets/gdrive/raw/cot/part-0.jsonl", "--specs", str(specs)], env)
     assert explained.code == 0, explained.err
     assert "tier 'raw': pixel-data:datasets/gdrive/raw/ (ownership shared" in explained.out
     assert "the plan: nothing to do" in explained.out
 
-    graph = pixel(["graph", "--specs", str(specs)], env)
+    graph = pixel_in_process(["graph", "--specs", str(specs)], env)
     assert graph.code == 0, graph.err
     assert graph.out.startswith("digraph pixel_plan {") and "subgraph" not in graph.out  # nothing to do, no nodes
 
-    again = pixel(["import", "pixel-data:datasets/gdrive/", "--specs", str(specs)], env)
+    again = pixel_in_process(["import", "pixel-data:datasets/gdrive/", "--specs", str(specs)], env)
     assert again.code == 1 and "already exists" in again.err
 
 
@@ -87,7 +87,7 @@ def test_import_of_an_empty_prefix_or_unknown_store_is_one_clear_error(
 ) -> None:
     specs = _stores(tmp_path / "specs", seaweed.endpoint, bucket)
     env = seaweed.env()
-    empty = pixel(["import", "pixel-data:nothing/", "--specs", str(specs)], env)
+    empty = pixel_in_process(["import", "pixel-data:nothing/", "--specs", str(specs)], env)
     assert empty.code == 1 and "holds no objects" in empty.err and "Traceback" not in empty.err
-    unknown = pixel(["import", "nope:x/", "--specs", str(specs)], env)
+    unknown = pixel_in_process(["import", "nope:x/", "--specs", str(specs)], env)
     assert unknown.code == 1 and "'nope' is not an S3 store" in unknown.err

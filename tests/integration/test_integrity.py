@@ -7,8 +7,7 @@ import hashlib
 import io
 import os
 import sqlite3
-import subprocess
-import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,14 +19,14 @@ from boto3.s3.transfer import TransferConfig
 from reconciler.apply import ActionRunner, execute
 from reconciler.commands.common import plan_workspace
 from reconciler.model import ActionKind, S3StoreSpec
-from reconciler.observe.hashcache import CACHE_FILE
+from reconciler.observe.hashcache import CACHE_FILE, RACY_WINDOW_NS, HashCache
 from reconciler.plan.graph import build_graph
 from reconciler.plan.render import render_text
 from reconciler.stores.base import ObjectChanged, PermanentStoreError
 from reconciler.stores.local import LocalStore
 from reconciler.stores.s3 import MIB, S3Store
 from reconciler.stores.s3.errors import S3Refusal
-from tests.integration.pixelenv import Run, pixel, pixel_rss, write_specs
+from tests.integration.pixelenv import Run, pixel_in_process, pixel_rss, write_specs
 
 pytestmark = pytest.mark.integration
 
@@ -35,25 +34,16 @@ def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
-# The real CLI in a child whose hash cache reads a clock one racy window ahead: files younger than the window are
-# hashed but not cached, and the test below needs its just-written files cached. It waited the window out (2.1 s);
-# ctime cannot be set back, so the clock is what moves. Every HashCache the CLI makes takes the default clock.
-SETTLED_PIXEL = (
-    "import sys, time\n"
-    "from reconciler.observe.hashcache import RACY_WINDOW_NS, HashCache\n"
-    "assert HashCache.__init__.__kwdefaults__['clock'] is time.time_ns\n"
-    "HashCache.__init__.__kwdefaults__['clock'] = lambda: time.time_ns() + RACY_WINDOW_NS + 1\n"
-    "from reconciler.cli import main\n"
-    "sys.argv = ['pixel', *sys.argv[1:]]\n"
-    "main()\n"
-)
-
-
 def settled_pixel(args: list[str], env: dict[str, str]) -> Run:
-    """`pixel args` as if the racy window had passed since every file was written."""
-    done = subprocess.run([sys.executable, "-c", SETTLED_PIXEL, *args], env={**os.environ, **env, "NO_COLOR": "1"},
-                          capture_output=True, text=True, timeout=300)
-    return Run(done.returncode, done.stdout, done.stderr)
+    """`pixel args` as if the racy window had passed since every file was written: the hash cache reads a clock
+    one window ahead, so files younger than the window (which it hashes but does not cache) are cached. The test
+    below needs its just-written files cached; it waited the window out (2.1 s), but ctime cannot be set back, so
+    the clock is what moves. Every HashCache the CLI makes takes the default clock."""
+    defaults = HashCache.__init__.__kwdefaults__
+    assert defaults is not None and defaults["clock"] is time.time_ns
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(defaults, "clock", lambda: time.time_ns() + RACY_WINDOW_NS + 1)
+        return pixel_in_process(args, env)
 
 
 @pytest.fixture
@@ -98,13 +88,13 @@ def opened(data: bytes) -> Iterator[BinaryIO]:
 
 @pytest.mark.parametrize("checksum", ["when_supported", "when_required"])
 def test_multipart_upload_records_md5_and_a_full_object_crc64nvme_where_allowed(
-    seaweed: Any, bucket: str, in_process_env: None, checksum: str
+    seaweed: Any, bucket: str, s3_client: Any, in_process_env: None, checksum: str
 ) -> None:
     s3 = store(seaweed, bucket, multipart_threshold=5 * MIB, part_size=5 * MIB, checksum=checksum)
     data = os.urandom(12 * MIB + 123)
     entry = s3.write("big.bin", lambda: opened(data), size=len(data), md5=md5(data), if_absent=True)
     assert entry.etag is not None and entry.etag.endswith("-3")  # 5 + 5 + 2 MiB parts
-    head = seaweed.client().head_object(Bucket=bucket, Key="big.bin", ChecksumMode="ENABLED")
+    head = s3_client.head_object(Bucket=bucket, Key="big.bin", ChecksumMode="ENABLED")
     assert head["Metadata"]["md5"] == md5(data)
     if checksum == "when_supported":
         assert head["ChecksumType"] == "FULL_OBJECT" and head["ChecksumCRC64NVME"]
@@ -115,32 +105,34 @@ def test_multipart_upload_records_md5_and_a_full_object_crc64nvme_where_allowed(
 
 
 def test_single_part_upload_sends_crc64nvme_only_when_the_store_allows(
-    seaweed: Any, bucket: str, in_process_env: None
+    seaweed: Any, bucket: str, s3_client: Any, in_process_env: None
 ) -> None:
     data = b"small but checked"
     store(seaweed, bucket).write("a", lambda: opened(data), size=len(data), md5=md5(data))
     store(seaweed, bucket, checksum="when_required").write("b", lambda: opened(data), size=len(data), md5=md5(data))
-    client = seaweed.client()
+    client = s3_client
     assert client.head_object(Bucket=bucket, Key="a", ChecksumMode="ENABLED").get("ChecksumCRC64NVME")
     assert not client.head_object(Bucket=bucket, Key="b", ChecksumMode="ENABLED").get("ChecksumCRC64NVME")
 
 
-def test_file_changing_during_multipart_upload_leaves_nothing(seaweed: Any, bucket: str, in_process_env: None) -> None:
+def test_file_changing_during_multipart_upload_leaves_nothing(
+    seaweed: Any, bucket: str, s3_client: Any, in_process_env: None
+) -> None:
     s3 = store(seaweed, bucket, multipart_threshold=5 * MIB, part_size=5 * MIB)
     data = os.urandom(11 * MIB)
     with pytest.raises(PermanentStoreError, match="changed while it was read"):
         s3.write("k", lambda: opened(data), size=len(data), md5=md5(b"what the plan saw"))
-    client = seaweed.client()
+    client = s3_client
     assert "Contents" not in client.list_objects_v2(Bucket=bucket)
     assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
 
 
 def test_download_streams_and_verifies_into_place(
-    seaweed: Any, bucket: str, tmp_path: Path, in_process_env: None
+    seaweed: Any, bucket: str, s3_client: Any, tmp_path: Path, in_process_env: None
 ) -> None:
 
     data = os.urandom(3 * MIB)
-    seaweed.client().put_object(Bucket=bucket, Key="d/x.bin", Body=data)
+    s3_client.put_object(Bucket=bucket, Key="d/x.bin", Body=data)
     s3 = store(seaweed, bucket)
     disk = LocalStore("disk", tmp_path)
     disk.write("out/x.bin", lambda: s3.open("d/x.bin"), size=len(data), md5=md5(data), if_absent=True)
@@ -151,10 +143,10 @@ def test_download_streams_and_verifies_into_place(
 
 
 def test_copy_above_the_copyobject_limit_goes_part_by_part(
-    seaweed: Any, bucket: str, in_process_env: None, monkeypatch: pytest.MonkeyPatch
+    seaweed: Any, bucket: str, s3_client: Any, in_process_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = os.urandom(12 * MIB)
-    seaweed.client().put_object(Bucket=bucket, Key="src.bin", Body=data)
+    s3_client.put_object(Bucket=bucket, Key="src.bin", Body=data)
     s3 = store(seaweed, bucket, copy_part_size=5 * MIB)
     src = s3.stat("src.bin")
     assert src is not None
@@ -167,7 +159,7 @@ def test_copy_above_the_copyobject_limit_goes_part_by_part(
     monkeypatch.setattr(s3.transport, "copy_object", refuse)
     entry = s3.copy("src.bin", "dst.bin", md5=md5(data), src_etag=src.etag, if_absent=True)
     assert entry.size == len(data)
-    client = seaweed.client()
+    client = s3_client
     assert client.get_object(Bucket=bucket, Key="dst.bin")["Body"].read() == data
     head = client.head_object(Bucket=bucket, Key="dst.bin")
     assert head["Metadata"]["md5"] == md5(data) and head["ETag"].strip('"').endswith("-3")
@@ -180,13 +172,13 @@ def test_copy_above_the_copyobject_limit_goes_part_by_part(
 
 
 def test_foreign_multipart_object_is_rehashed_once_then_left_alone(
-    seaweed: Any, bucket: str, tmp_path: Path, cli_env: dict[str, str]
+    seaweed: Any, bucket: str, s3_client: Any, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     root = tmp_path / "data"
     (root / "shards").mkdir(parents=True)
     data = os.urandom(11 * MIB)
     (root / "shards" / "s.bin").write_bytes(data)
-    client = seaweed.client()
+    client = s3_client
     # As the aws cli or plain boto3 would: multipart, no md5 anywhere.
     client.upload_fileobj(io.BytesIO(data), bucket, "shards/s.bin",
                           Config=TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB))
@@ -195,23 +187,23 @@ def test_foreign_multipart_object_is_rehashed_once_then_left_alone(
         "Metadata"]
     specs = specs_for(tmp_path, seaweed, bucket, root, **{"from": "disk:shards", "to": "s3:shards/"})
 
-    first = pixel(["plan", "--detailed-exitcode", "--specs", str(specs)], cli_env)
+    first = pixel_in_process(["plan", "--detailed-exitcode", "--specs", str(specs)], cli_env)
     assert first.code == 2, first.err
     assert "~ shards/s.bin  (rehash, 11.0 MiB: md5 unknown" in first.out
-    applied = pixel(["apply", "--auto-approve", "--specs", str(specs)], cli_env)
+    applied = pixel_in_process(["apply", "--auto-approve", "--specs", str(specs)], cli_env)
     assert applied.code == 0, applied.out + applied.err
     head = client.head_object(Bucket=bucket, Key="shards/s.bin")
     assert head["Metadata"]["md5"] == md5(data)
     assert head["ETag"] == etag  # the in-place copy kept the object; only its metadata changed
-    again = pixel(["plan", "--detailed-exitcode", "--specs", str(specs)], cli_env)
+    again = pixel_in_process(["plan", "--detailed-exitcode", "--specs", str(specs)], cli_env)
     assert again.code == 0, again.out + again.err
     assert again.out.strip() == "No changes. Storage matches the specs."
 
 
 def test_rehash_keeps_the_objects_other_metadata_and_content_type(
-    seaweed: Any, bucket: str, in_process_env: None
+    seaweed: Any, bucket: str, s3_client: Any, in_process_env: None
 ) -> None:
-    client = seaweed.client()
+    client = s3_client
     data = os.urandom(6 * MIB)
     client.upload_fileobj(io.BytesIO(data), bucket, "j/x.jsonl",
                           ExtraArgs={"ContentType": "application/jsonl", "Metadata": {"owner": "team-a"}},
@@ -225,18 +217,18 @@ def test_rehash_keeps_the_objects_other_metadata_and_content_type(
     assert head["ContentType"] == "application/jsonl"
 
 
-def test_rclone_md5chksum_metadata_is_honoured(seaweed: Any, bucket: str, tmp_path: Path,
+def test_rclone_md5chksum_metadata_is_honoured(seaweed: Any, bucket: str, s3_client: Any, tmp_path: Path,
                                                cli_env: dict[str, str]) -> None:
     root = tmp_path / "data"
     (root / "r").mkdir(parents=True)
     data = os.urandom(6 * MIB)
     (root / "r" / "f.bin").write_bytes(data)
     rclone_md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
-    seaweed.client().upload_fileobj(io.BytesIO(data), bucket, "r/f.bin",
+    s3_client.upload_fileobj(io.BytesIO(data), bucket, "r/f.bin",
                                     ExtraArgs={"Metadata": {"md5chksum": rclone_md5}},
                                     Config=TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB))
     specs = specs_for(tmp_path, seaweed, bucket, root, **{"from": "disk:r", "to": "s3:r/"})
-    result = pixel(["plan", "--detailed-exitcode", "--specs", str(specs)], cli_env)
+    result = pixel_in_process(["plan", "--detailed-exitcode", "--specs", str(specs)], cli_env)
     assert result.code == 0, result.out + result.err
 
 
@@ -289,7 +281,7 @@ def test_same_size_edit_with_restored_mtime_is_caught_and_rehash_all_ignores_the
 
 @pytest.mark.slow
 def test_renaming_1000_files_is_planned_as_moves_and_uploads_nothing(
-    seaweed: Any, bucket: str, tmp_path: Path, in_process_env: None
+    seaweed: Any, bucket: str, s3_client: Any, tmp_path: Path, in_process_env: None
 ) -> None:
     root = tmp_path / "data"
     old = root / "set" / "v1"
@@ -312,7 +304,7 @@ def test_renaming_1000_files_is_planned_as_moves_and_uploads_nothing(
     assert result.ok, [o.error for o in result.failed][:3]
     assert runner.bytes_uploaded == 0
     assert runner.bytes_copied == sum(len(b'{"i": %d}\n' % i) for i in range(1000))
-    client = seaweed.client()
+    client = s3_client
     keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
             for o in page.get("Contents", [])]
     assert len(keys) == 1000 and all(k.startswith("set/v2/") for k in keys)
@@ -322,7 +314,7 @@ def test_renaming_1000_files_is_planned_as_moves_and_uploads_nothing(
 
 
 def test_swapped_contents_go_through_a_temporary_key(
-    seaweed: Any, bucket: str, tmp_path: Path, in_process_env: None
+    seaweed: Any, bucket: str, s3_client: Any, tmp_path: Path, in_process_env: None
 ) -> None:
     root = tmp_path / "data"
     (root / "s").mkdir(parents=True)
@@ -338,7 +330,7 @@ def test_swapped_contents_go_through_a_temporary_key(
     runner = ActionRunner(ws.stores)
     assert execute(build_graph(swap), runner).ok
     assert runner.bytes_uploaded == 0
-    client = seaweed.client()
+    client = s3_client
     assert client.get_object(Bucket=bucket, Key="s/a")["Body"].read() == b"content B"
     assert client.get_object(Bucket=bucket, Key="s/b")["Body"].read() == b"content A"
     assert sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]) == ["s/a", "s/b"]
@@ -348,7 +340,7 @@ def test_swapped_contents_go_through_a_temporary_key(
 
 
 def test_release_local_only_after_a_verified_upload(
-    seaweed: Any, bucket: str, tmp_path: Path, in_process_env: None
+    seaweed: Any, bucket: str, s3_client: Any, tmp_path: Path, in_process_env: None
 ) -> None:
     root = tmp_path / "data"
     (root / "final").mkdir(parents=True)
@@ -362,7 +354,7 @@ def test_release_local_only_after_a_verified_upload(
         "release-local", "release-local", "upload", "upload", "verify", "verify"]
     # The injected failure: another writer creates train-1 between plan and apply, so its
     # If-None-Match upload gets a real 412 from the server.
-    client = seaweed.client()
+    client = s3_client
     client.put_object(Bucket=bucket, Key="final_dataset/train-1.jsonl", Body=b"someone else's bytes")
     result = execute(build_graph(plan), ActionRunner(ws.stores), parallelism=4)
     failed = {o.action.id: o for o in result.failed}
@@ -379,30 +371,30 @@ def test_release_local_only_after_a_verified_upload(
 
 
 def test_verify_reports_mismatches_and_download_recomputes(
-    seaweed: Any, bucket: str, tmp_path: Path, cli_env: dict[str, str]
+    seaweed: Any, bucket: str, s3_client: Any, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     root = tmp_path / "data"
     (root / "v").mkdir(parents=True)
     (root / "v" / "good.txt").write_bytes(b"good")
     specs = specs_for(tmp_path, seaweed, bucket, root, **{"from": "disk:v", "to": "s3:v/"})
     args = ["--specs", str(specs)]
-    assert pixel(["apply", "--auto-approve", *args], cli_env).code == 0
-    clean = pixel(["verify", "--download", *args], cli_env)
+    assert pixel_in_process(["apply", "--auto-approve", *args], cli_env).code == 0
+    clean = pixel_in_process(["verify", "--download", *args], cli_env)
     assert clean.code == 0, clean.out + clean.err
     assert "Verified 1 object(s) (downloaded 4 B): 0 mismatch(es), 0 without a recorded md5." in clean.out
 
-    client = seaweed.client()
+    client = s3_client
     # Recorded md5 contradicts the single-part ETag: caught from the HEAD alone.
     client.put_object(Bucket=bucket, Key="v/lying.txt", Body=b"real", Metadata={"md5": md5(b"fake")})
     # Multipart ETag hides the lie: only --download can tell.
     data = os.urandom(6 * MIB)
     client.upload_fileobj(io.BytesIO(data), bucket, "v/sly.bin", ExtraArgs={"Metadata": {"md5": md5(b"nope")}},
                           Config=TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB))
-    heads = pixel(["verify", *args], cli_env)
+    heads = pixel_in_process(["verify", *args], cli_env)
     assert heads.code == 1
     assert f"✗ s3:v/lying.txt: metadata records md5 {md5(b'fake')} but the ETag is md5 {md5(b'real')}" in heads.out
     assert "sly.bin" not in heads.out
-    full = pixel(["verify", "--download", *args], cli_env)
+    full = pixel_in_process(["verify", "--download", *args], cli_env)
     assert full.code == 1
     assert f"✗ s3:v/sly.bin: recorded md5 {md5(b'nope')}, content md5 {md5(data)}" in full.out
     assert "2 mismatch(es)" in full.out and "do not match their recorded md5" in full.err
@@ -419,7 +411,7 @@ RSS_BOUND_MIB = 200
 
 @pytest.mark.slow
 def test_a_320_mib_upload_and_download_stay_under_200_mib_rss(
-    seaweed: Any, bucket: str, tmp_path: Path, cli_env: dict[str, str]
+    seaweed: Any, bucket: str, s3_client: Any, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     root = tmp_path / "data"
     (root / "up").mkdir(parents=True)
@@ -441,7 +433,7 @@ def test_a_320_mib_upload_and_download_stay_under_200_mib_rss(
     spec.write_text(spec.read_text().replace("checksum: when_required", "checksum: when_supported"))
     up = pixel_rss(["apply", "--auto-approve", "--specs", str(specs)], cli_env)
     assert up.code == 0, up.err
-    head = seaweed.client().head_object(Bucket=bucket, Key="big/huge.bin", ChecksumMode="ENABLED")
+    head = s3_client.head_object(Bucket=bucket, Key="big/huge.bin", ChecksumMode="ENABLED")
     assert head["ContentLength"] == BIG and head["Metadata"]["md5"] == digest.hexdigest()
     assert head["ChecksumType"] == "FULL_OBJECT"
 

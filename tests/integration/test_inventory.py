@@ -14,7 +14,7 @@ import pytest
 
 from reconciler.dev.inventory_report import Row, render_report
 from reconciler.dev.seaweed import SeaweedServer
-from tests.integration.pixelenv import Run, pixel, write_specs
+from tests.integration.pixelenv import Run, pixel_in_process, write_specs
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ class World:
         path.write_bytes(body)
 
     def pixel(self, *args: str) -> Run:
-        return pixel([args[0], "--specs", str(self.specs), *args[1:]], self.env)
+        return pixel_in_process([args[0], "--specs", str(self.specs), *args[1:]], self.env)
 
     def report(self, created: datetime | None = None) -> dict[str, bytes]:
         """An inventory of the bucket as it is now, delivered the way S3 Inventory delivers it."""
@@ -160,8 +160,8 @@ def test_a_streamed_plan_merges_the_report_and_refuses_a_data_file_out_of_key_or
     env = {**world.env, "PIXEL_CACHE_DIR": str(tmp_path / "cache")}
     args = ["plan", "--specs", str(world.specs), "--observe", "inventory", "--max-delete", "9", "--allow-mass-delete"]
     streamed, in_memory = tmp_path / "streamed.json", tmp_path / "memory.json"
-    assert pixel([*args, "--scale", "stream", "-out", str(streamed)], env).code == 0
-    assert pixel([*args, "-out", str(in_memory)], env).code == 0
+    assert pixel_in_process([*args, "--scale", "stream", "-out", str(streamed)], env).code == 0
+    assert pixel_in_process([*args, "-out", str(in_memory)], env).code == 0
     assert streamed.read_bytes() == in_memory.read_bytes()
 
     # One data file's rows reversed (and the manifest's md5 made to match): a merge of it would misplace keys.
@@ -176,9 +176,9 @@ def test_a_streamed_plan_merges_the_report_and_refuses_a_data_file_out_of_key_or
     world.client.put_object(Bucket=world.reports, Key=data, Body=body)
     world.client.put_object(Bucket=world.reports, Key=manifest, Body=json.dumps(named).encode())
     first, second = (next(csv.reader([line]))[1] for line in lines[:2])
-    refused = pixel([*args, "--scale", "stream"], env)
+    refused = pixel_in_process([*args, "--scale", "stream"], env)
     assert refused.code == 1
     assert f"{data}: the data file is not sorted by key: '{second}' comes after '{first}'" in refused.err
-    assert pixel(args, env).code == 0, "in memory the report is sorted whole: the same file reads there"
+    assert pixel_in_process(args, env).code == 0, "in memory the report is sorted whole: the same file reads there"
     # The report's local copies lived in the spill's directory and went with it.
     assert list((tmp_path / "cache" / "spill").iterdir()) == []

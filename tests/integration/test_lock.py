@@ -18,14 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from reconciler.apply.lock import StoreLock
-from reconciler.cli import main
 from reconciler.model import S3StoreSpec
 from reconciler.stores.s3 import S3Store
 from tests.faults.proxy import Fault, FaultProxy
-from tests.integration.pixelenv import PIXEL, Run, write_specs
+from tests.integration.pixelenv import PIXEL, Run, pixel_in_process, write_specs
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -76,8 +74,7 @@ def lock_body(world: dict[str, Any]) -> dict[str, Any] | None:
 
 def cli(world: dict[str, Any], *args: str) -> Run:
     """One command in this process (no concurrency needed here): saves the console script's start-up time."""
-    result = CliRunner().invoke(main, [args[0], "--specs", str(world["specs"]), *args[1:]], env=world["env"])
-    return Run(result.exit_code, result.stdout, result.stderr)
+    return pixel_in_process([args[0], "--specs", str(world["specs"]), *args[1:]], world["env"])
 
 
 def test_two_applies_at_once_exactly_one_runs_and_the_other_names_the_holder(world: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.pixelenv import pixel, pixel_rss, write_specs
+from tests.integration.pixelenv import pixel_in_process, pixel_rss, write_specs
 
 pytestmark = pytest.mark.integration
 
@@ -47,13 +47,13 @@ def keys(client: Any, bucket: str) -> list[str]:
 
 def test_new_files_are_uploaded_with_md5_metadata_then_no_changes(world: dict[str, Any]) -> None:
     args = ["--specs", str(world["specs"])]
-    first = pixel(["plan", "--detailed-exitcode", *args], world["env"])
+    first = pixel_in_process(["plan", "--detailed-exitcode", *args], world["env"])
     assert first.code == 2, first.err
     assert "+ datasets/raw/cot/a.jsonl" in first.out
     assert first.out.rstrip().endswith("Plan: 3 to upload, 0 to update, 0 to delete.")
     assert "notes.txt" not in first.out
 
-    applied = pixel(["apply", "--auto-approve", *args], world["env"])
+    applied = pixel_in_process(["apply", "--auto-approve", *args], world["env"])
     assert applied.code == 0, applied.out + applied.err
     assert "Apply complete! 3 done, 0 failed, 0 actions not started" in applied.out
 
@@ -64,23 +64,23 @@ def test_new_files_are_uploaded_with_md5_metadata_then_no_changes(world: dict[st
     body = client.get_object(Bucket=bucket, Key="datasets/raw/cot/b.jsonl")["Body"].read()
     assert body == (world["root"] / "raw" / "cot" / "b.jsonl").read_bytes()
 
-    again = pixel(["plan", "--detailed-exitcode", *args], world["env"])
+    again = pixel_in_process(["plan", "--detailed-exitcode", *args], world["env"])
     assert again.code == 0, again.out + again.err
     assert again.out.strip() == "No changes. Storage matches the specs."
 
 
 def test_same_size_edit_is_detected_and_reuploaded(world: dict[str, Any]) -> None:
     args = ["--specs", str(world["specs"])]
-    assert pixel(["apply", "--auto-approve", *args], world["env"]).code == 0
+    assert pixel_in_process(["apply", "--auto-approve", *args], world["env"]).code == 0
     path = world["root"] / "raw" / "cot" / "a.jsonl"
     st = path.stat()
     path.write_bytes(b'{"id": 9}\n')  # same size, different bytes
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the old mtime: size+time sync would miss it
-    planned = pixel(["plan", *args], world["env"])
+    planned = pixel_in_process(["plan", *args], world["env"])
     assert "~ datasets/raw/cot/a.jsonl" in planned.out
     assert f"content differs: md5 {md5(path.read_bytes())[:8]}…" in planned.out
     assert planned.out.rstrip().endswith("Plan: 0 to upload, 1 to update, 0 to delete.")
-    assert pixel(["apply", "--auto-approve", *args], world["env"]).code == 0
+    assert pixel_in_process(["apply", "--auto-approve", *args], world["env"]).code == 0
     got = world["client"].get_object(Bucket=world["bucket"], Key="datasets/raw/cot/a.jsonl")["Body"].read()
     assert got == b'{"id": 9}\n'
 
@@ -91,11 +91,11 @@ def test_extra_objects_are_pruned_only_where_pruning_is_allowed(world: dict[str,
     client.put_object(Bucket=bucket, Key="datasets/processed/keep.json", Body=b"theirs")
     client.put_object(Bucket=bucket, Key="elsewhere/untouched.bin", Body=b"x")
     args = ["--specs", str(world["specs"])]
-    planned = pixel(["plan", *args], world["env"])
+    planned = pixel_in_process(["plan", *args], world["env"])
     assert "- datasets/raw/stale.jsonl" in planned.out
     assert "keep.json" in planned.out and "does not prune" in planned.out  # reported as a finding
     assert "untouched" not in planned.out
-    assert pixel(["apply", "--auto-approve", *args], world["env"]).code == 0
+    assert pixel_in_process(["apply", "--auto-approve", *args], world["env"]).code == 0
     remaining = keys(client, bucket)
     assert "datasets/raw/stale.jsonl" not in remaining
     assert "datasets/processed/keep.json" in remaining
@@ -103,7 +103,7 @@ def test_extra_objects_are_pruned_only_where_pruning_is_allowed(world: dict[str,
 
 
 def test_apply_without_a_terminal_refuses_without_auto_approve(world: dict[str, Any]) -> None:
-    result = pixel(["apply", "--specs", str(world["specs"])], world["env"])
+    result = pixel_in_process(["apply", "--specs", str(world["specs"])], world["env"])
     assert result.code == 1
     assert "--auto-approve" in result.err
     assert keys(world["client"], world["bucket"]) == []
@@ -112,7 +112,7 @@ def test_apply_without_a_terminal_refuses_without_auto_approve(world: dict[str, 
 def test_missing_bucket_is_one_clear_error(world: dict[str, Any], tmp_path: Path) -> None:
     spec = world["specs"] / "specs.yaml"
     spec.write_text(spec.read_text().replace(f"bucket: {world['bucket']}", "bucket: no-such-bucket-here"))
-    result = pixel(["plan", "--specs", str(world["specs"])], world["env"])
+    result = pixel_in_process(["plan", "--specs", str(world["specs"])], world["env"])
     assert result.code == 1
     assert 'bucket "no-such-bucket-here" does not exist' in result.err
     assert "Traceback" not in result.err

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from reconciler.cli import main
-from tests.integration.pixelenv import Run, write_specs
+from tests.integration.pixelenv import pixel_in_process, write_specs
 
 pytestmark = pytest.mark.integration
 
@@ -50,11 +49,6 @@ ACCEPTED_NAMES = {
 }
 
 
-def pixel(args: list[str], env: dict[str, str]) -> Run:
-    result = CliRunner().invoke(main, args, env={**env, "NO_COLOR": "1"}, catch_exceptions=False)
-    return Run(result.exit_code, result.stdout, result.stderr)
-
-
 def listing(client: Any, bucket: str) -> dict[str, str]:
     return {o["Key"]: o["ETag"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])}
 
@@ -82,29 +76,31 @@ def test_apply_flags_with_a_saved_plan_tighten_or_are_refused(tmp_path: Path, se
     )
     env = seaweed.env()
     client = seaweed.client()
-    assert pixel(["apply", "--specs", str(specs), "--auto-approve"], env).code == 0
+    assert pixel_in_process(["apply", "--specs", str(specs), "--auto-approve"], env).code == 0
     client.put_object(Bucket=bucket, Key="kept/only-in-s3.jsonl", Body=b"{}\n")  # a finding: kept never prunes
     for i in range(4):
         (root / "raw" / f"{i:02}.jsonl").unlink()
     plan_file = tmp_path / "plan.json"
-    planned = pixel(["plan", "--specs", str(specs), "-out", str(plan_file)], env)
+    planned = pixel_in_process(["plan", "--specs", str(specs), "-out", str(plan_file)], env)
     assert planned.code == 0, planned.out + planned.err
     assert json.loads(plan_file.read_text())["guard_limits"]["max_delete"] == 100
     before = listing(client, bucket)
     assert len(before) == 21
 
     for name, (flags, message) in REFUSED.items():
-        refused = pixel(["apply", "--specs", str(specs), *flags, str(plan_file)], env)
+        refused = pixel_in_process(["apply", "--specs", str(specs), *flags, str(plan_file)], env)
         assert refused.code == 1, (name, refused.out, refused.err)
         assert message in refused.err, (name, refused.err)
         assert "Traceback" not in refused.err
         assert listing(client, bucket) == before, name  # nothing deleted, no lock left behind
         if "--format" not in flags:  # under --format json the refusal is the report on stdout, for CI
-            as_json = pixel(["apply", "--specs", str(specs), "--format", "json", *flags, str(plan_file)], env)
+            as_json = pixel_in_process(
+                ["apply", "--specs", str(specs), "--format", "json", *flags, str(plan_file)], env
+            )
             assert as_json.code == 1 and json.loads(as_json.out)["status"] == "error", (name, as_json.out)
             assert message in json.loads(as_json.out)["errors"][0]
 
-    applied = pixel(["apply", "--specs", str(specs), *ACCEPTED, str(plan_file)], env)
+    applied = pixel_in_process(["apply", "--specs", str(specs), *ACCEPTED, str(plan_file)], env)
     assert applied.code == 0, applied.out + applied.err
     assert json.loads(applied.out)["counts"] == {"done": 4, "failed": 0, "skipped": 0}
     assert sorted(listing(client, bucket)) == sorted(set(before) - {f"raw/{i:02}.jsonl" for i in range(4)})

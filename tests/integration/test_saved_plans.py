@@ -9,22 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from reconciler.cli import main
-from tests.integration.pixelenv import Run, write_specs
+from tests.integration.pixelenv import pixel_in_process, write_specs
 
 pytestmark = pytest.mark.integration
 
 
 def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
-
-
-def pixel(args: list[str], env: dict[str, str]) -> Run:
-    """The CLI in this process: same code path as the console script, without 0.5 s of imports per call."""
-    result = CliRunner().invoke(main, args, env={**env, "NO_COLOR": "1"}, catch_exceptions=False)
-    return Run(result.exit_code, result.stdout, result.stderr)
 
 
 def keys(client: Any, bucket: str) -> list[str]:
@@ -50,7 +42,7 @@ def world(tmp_path: Path, seaweed: Any, bucket: str) -> dict[str, Any]:
         mappings=[{"name": "raw", "from": "disk:raw", "to": "s3:datasets/raw/", "prune": True}],
     )
     env = seaweed.env()
-    assert pixel(["apply", "--auto-approve", "--specs", str(specs)], env).code == 0
+    assert pixel_in_process(["apply", "--auto-approve", "--specs", str(specs)], env).code == 0
     return {
         "root": root, "specs": specs, "env": env, "client": seaweed.client(), "bucket": bucket,
         "plan": tmp_path / "plan.json",
@@ -58,7 +50,7 @@ def world(tmp_path: Path, seaweed: Any, bucket: str) -> dict[str, Any]:
 
 
 def run(world: dict[str, Any], *args: str) -> Any:
-    return pixel([*args[:1], "--specs", str(world["specs"]), *args[1:]], world["env"])
+    return pixel_in_process([*args[:1], "--specs", str(world["specs"]), *args[1:]], world["env"])
 
 
 def test_apply_file_applies_exactly_the_saved_plan(world: dict[str, Any]) -> None:
@@ -69,10 +61,10 @@ def test_apply_file_applies_exactly_the_saved_plan(world: dict[str, Any]) -> Non
     assert f"Saved the plan to {world['plan']}" in planned.out
     (raw / "late.jsonl").write_bytes(b"arrived after the review\n")  # not in the reviewed plan
 
-    shown = pixel(["show", str(world["plan"])], world["env"])
+    shown = pixel_in_process(["show", str(world["plan"])], world["env"])
     assert shown.code == 0, shown.err
     assert "+ datasets/raw/new.jsonl" in shown.out and "late.jsonl" not in shown.out
-    as_json = json.loads(pixel(["show", "--format", "json", str(world["plan"])], world["env"]).out)
+    as_json = json.loads(pixel_in_process(["show", "--format", "json", str(world["plan"])], world["env"]).out)
     assert as_json["format_version"] == 2 and as_json["summary"]["upload"]["count"] == 1
     assert as_json["actions"][0]["precondition"]["target_absent"] is True
 

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 import pytest
 
-from reconciler.dev.seaweed import SeaweedServer
+from reconciler.dev.seaweed import SeaweedServer, unique_bucket_name
 from reconciler.model import S3StoreSpec
 from reconciler.stores.base import ObjectChanged, PermanentStoreError, Store, StoreError
 from reconciler.stores.memory import MemoryStore
@@ -213,13 +213,23 @@ def test_a_download_cut_midway_resumes_where_it_broke_on_the_same_version(
     assert len(gets) == 2, proxy.log.lines  # the cut answer, then one ranged GET from where it broke
 
 
-def test_listing_pages_are_followed_and_ranges_merge_back_in_order(
-    seaweed: SeaweedServer, bucket: str, transport: str
-) -> None:
+@pytest.fixture(scope="module")
+def listed(seaweed: SeaweedServer) -> Iterator[tuple[str, list[str]]]:
+    """A bucket of 1,055 keys (past the first page of 1,000, and some that need escaping), and its keys: put once
+    for both transports, which only list it."""
+    bucket = seaweed.create_bucket(unique_bucket_name("listed"))
     keys = [f"p/many/{i:05d}" for i in range(1_050)] + ["p/a b", "p/a+b", "p/ünï", "p/x&<y>", "p/z"]
     client = seaweed.client()
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda key: client.put_object(Bucket=bucket, Key=key, Body=key.encode()), keys))
+    yield bucket, keys
+    seaweed.delete_bucket(bucket)
+
+
+def test_listing_pages_are_followed_and_ranges_merge_back_in_order(
+    seaweed: SeaweedServer, listed: tuple[str, list[str]], transport: str
+) -> None:
+    bucket, keys = listed
     sequential = [e.key for e in s3_store(transport, seaweed.endpoint, bucket, list_concurrency=1).list("p/")]
     assert sorted(sequential) == sorted(keys) and len(sequential) == len(keys)  # past the first page of 1,000
     parallel = s3_store(transport, seaweed.endpoint, bucket, list_concurrency=4)

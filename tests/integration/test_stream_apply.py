@@ -18,7 +18,7 @@ import pytest
 from reconciler.commands.planfile import load_saved
 from reconciler.model import Plan
 from tests.integration.demo_world import Demo, make_demo, steady
-from tests.integration.pixelenv import Run, pixel, write_specs
+from tests.integration.pixelenv import Run, pixel_in_process, write_specs
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +86,7 @@ def _sync_world(tmp: Path, seaweed: Any, bucket: str) -> tuple[Path, dict[str, s
         ],
     )
     env = {**seaweed.env(), "PIXEL_CACHE_DIR": str(tmp / "cache")}
-    first = pixel(["apply", "--auto-approve", "--specs", str(specs)], env)
+    first = pixel_in_process(["apply", "--auto-approve", "--specs", str(specs)], env)
     assert first.code == 0, first.err
     (root / "raw" / "a.jsonl").rename(root / "raw" / "renamed.jsonl")
     (root / "raw" / "b.jsonl").write_bytes(b"beta, edited\n")
@@ -98,7 +98,7 @@ def _sync_world(tmp: Path, seaweed: Any, bucket: str) -> tuple[Path, dict[str, s
 
 
 def _apply(specs: Path, env: dict[str, str], plan_file: Path, *scale: str) -> Run:
-    return pixel(["apply", *scale, "--specs", str(specs), str(plan_file)], env)
+    return pixel_in_process(["apply", *scale, "--specs", str(specs), str(plan_file)], env)
 
 
 def test_a_swap_a_rename_deletes_and_releases_end_as_the_in_memory_apply(
@@ -111,7 +111,7 @@ def test_a_swap_a_rename_deletes_and_releases_end_as_the_in_memory_apply(
         request.addfinalizer(functools.partial(seaweed.delete_bucket, name))
         specs, env = _sync_world(tmp_path / side, seaweed, name)
         plan_file = tmp_path / side / "plan.json"
-        planned = pixel(["plan", "--specs", str(specs), "-out", str(plan_file)], env)
+        planned = pixel_in_process(["plan", "--specs", str(specs), "-out", str(plan_file)], env)
         assert planned.code == 0, planned.err
         worlds.append((specs, env, plan_file))
     assert _same_plan(worlds[0][2], worlds[1][2]) > 0
@@ -129,7 +129,7 @@ def test_a_swap_a_rename_deletes_and_releases_end_as_the_in_memory_apply(
     assert _s3_state(client, buckets[1], names[1]) == _s3_state(client, buckets[0], names[0])
     assert _local_state(tmp_path / "s" / "data", names[1]) == _local_state(tmp_path / "m" / "data", names[0])
     assert not (tmp_path / "s" / "data" / "final" / "train-0.jsonl").exists()  # released after its verify
-    again = pixel(["plan", "--detailed-exitcode", "--specs", str(worlds[1][0])], worlds[1][1])
+    again = pixel_in_process(["plan", "--detailed-exitcode", "--specs", str(worlds[1][0])], worlds[1][1])
     assert again.code == 0, again.out
 
 
@@ -167,17 +167,17 @@ def test_a_streamed_apply_refuses_what_apply_refuses_and_touches_nothing(
 ) -> None:
     specs, env = _sync_world(tmp_path, seaweed, bucket)
     plan_file = tmp_path / "plan.json"
-    assert pixel(["plan", "--specs", str(specs), "-out", str(plan_file)], env).code == 0
+    assert pixel_in_process(["plan", "--specs", str(specs), "-out", str(plan_file)], env).code == 0
     client = seaweed.client()
     before = _s3_state(client, bucket, {})
     stream = ("--scale", "stream")
 
     # A guard tightened at apply: the plan's deletes exceed it.
-    tight = pixel(["apply", *stream, "--max-delete", "0", "--specs", str(specs), str(plan_file)], env)
+    tight = pixel_in_process(["apply", *stream, "--max-delete", "0", "--specs", str(specs), str(plan_file)], env)
     assert tight.code == 1
     assert "--max-delete" in tight.err and "nothing was touched" in tight.err
     # A guard loosened at apply is refused, never silently ignored.
-    loose = pixel(["apply", *stream, "--allow-mass-delete", "--specs", str(specs), str(plan_file)], env)
+    loose = pixel_in_process(["apply", *stream, "--allow-mass-delete", "--specs", str(specs), str(plan_file)], env)
     assert loose.code == 1 and "would loosen the saved plan's guards" in loose.err
     # A hand-edited action that reaches outside its mapping.
     document = json.loads(plan_file.read_text())

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.pixelenv import pixel, write_specs
+from tests.integration.pixelenv import pixel_in_process, write_specs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -44,7 +44,7 @@ def test_kill_9_mid_streamed_apply_keeps_the_lock_and_the_next_apply_converges(
                         mappings=[{"name": "set", "from": "disk:set", "to": "s3:set/", "prune": True}])
     env = {**seaweed.env(), "PIXEL_CACHE_DIR": str(tmp_path / "cache")}
     plan_file = tmp_path / "plan.json"
-    assert pixel(["plan", "--specs", str(specs), "-out", str(plan_file)], env).code == 0
+    assert pixel_in_process(["plan", "--specs", str(specs), "-out", str(plan_file)], env).code == 0
 
     child_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
     argv = [sys.executable, "-m", "tests.integration.stream_apply_child", str(specs), str(plan_file), "7"]
@@ -62,18 +62,18 @@ def test_kill_9_mid_streamed_apply_keeps_the_lock_and_the_next_apply_converges(
     client = seaweed.client()
     held = json.loads(client.get_object(Bucket=bucket, Key=".pixel/lock")["Body"].read())["id"]
     # Still held: another apply is refused until someone who knows the apply is dead says so.
-    refused = pixel(["apply", "--scale", "stream", "--specs", str(specs), str(plan_file)], env)
+    refused = pixel_in_process(["apply", "--scale", "stream", "--specs", str(specs), str(plan_file)], env)
     assert refused.code == 1 and "lock" in refused.err
     # Every object written is whole (its ETag is the local file's md5), and the work stopped part way.
     local, remote = _local(root / "set"), _remote(client, bucket)
     assert 7 <= len(remote) < FILES
     assert all(local[key] == etag for key, etag in remote.items())
 
-    assert pixel(["force-unlock", "--specs", str(specs), held], env).code == 0
+    assert pixel_in_process(["force-unlock", "--specs", str(specs), held], env).code == 0
     again = tmp_path / "again.json"
-    assert pixel(["plan", "--specs", str(specs), "-out", str(again)], env).code == 0
-    applied = pixel(["apply", "--scale", "stream", "--specs", str(specs), str(again)], env)
+    assert pixel_in_process(["plan", "--specs", str(specs), "-out", str(again)], env).code == 0
+    applied = pixel_in_process(["apply", "--scale", "stream", "--specs", str(specs), str(again)], env)
     assert applied.code == 0, applied.err
     assert _remote(client, bucket) == local
-    after = pixel(["plan", "--detailed-exitcode", "--specs", str(specs)], env)
+    after = pixel_in_process(["plan", "--detailed-exitcode", "--specs", str(specs)], env)
     assert after.code == 0, after.out

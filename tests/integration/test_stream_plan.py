@@ -8,18 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from reconciler.cli import main
 from reconciler.dev.inventory_report import Row, render_report
-from tests.integration.pixelenv import Run, write_specs
+from tests.integration.pixelenv import pixel_in_process, write_specs
 
 pytestmark = pytest.mark.integration
-
-
-def pixel(args: list[str], env: dict[str, str]) -> Run:
-    result = CliRunner().invoke(main, args, env={**env, "NO_COLOR": "1"}, catch_exceptions=False)
-    return Run(result.exit_code, result.stdout, result.stderr)
 
 
 def _tree(root: Path, files: dict[str, bytes]) -> None:
@@ -51,7 +44,7 @@ def test_streamed_plan_file_is_the_in_memory_one_and_applies(tmp_path: Path, sea
         mappings=[{"name": "raw", "from": "disk:raw", "to": "s3:datasets/raw/", "prune": True}],
     )
     env = {**seaweed.env(), "PIXEL_CACHE_DIR": str(tmp_path / "cache")}
-    assert pixel(["apply", "--auto-approve", "--specs", str(specs)], env).code == 0
+    assert pixel_in_process(["apply", "--auto-approve", "--specs", str(specs)], env).code == 0
     # A rename (a move), an edit, a delete, a new file and a swap (a parked copy).
     (root / "raw" / "a.jsonl").rename(root / "raw" / "renamed.jsonl")
     (root / "raw" / "b.jsonl").write_bytes(b"beta, edited\n")
@@ -59,25 +52,25 @@ def test_streamed_plan_file_is_the_in_memory_one_and_applies(tmp_path: Path, sea
     _tree(root / "raw", {"c/new.jsonl": b"new\n", "swap1.jsonl": b"two\n", "swap2.jsonl": b"one\n"})
 
     streamed, in_memory = tmp_path / "streamed.json", tmp_path / "memory.json"
-    run = pixel(["plan", "--scale", "stream", "-out", str(streamed), "--specs", str(specs)], env)
+    run = pixel_in_process(["plan", "--scale", "stream", "-out", str(streamed), "--specs", str(specs)], env)
     assert run.code == 0, run.err
     assert "Plan: 1 to upload, 1 to update, 1 to copy, 3 to move, 2 to delete." in run.out
     assert "delete s3:datasets/raw/a.jsonl: moved to datasets/raw/renamed.jsonl" in run.out
-    assert pixel(["plan", "-out", str(in_memory), "--specs", str(specs)], env).code == 0
+    assert pixel_in_process(["plan", "-out", str(in_memory), "--specs", str(specs)], env).code == 0
     assert hashlib.sha256(streamed.read_bytes()).hexdigest() == hashlib.sha256(in_memory.read_bytes()).hexdigest()
     assert list((tmp_path / "cache" / "spill").iterdir()) == []  # the spill is gone with the command
 
     # Reviewed from the file, read an element at a time: the same summary, and as a PR comment.
-    shown = pixel(["show", "--scale", "stream", str(streamed)], env)
+    shown = pixel_in_process(["show", "--scale", "stream", str(streamed)], env)
     assert shown.code == 0, shown.err
     assert run.out.split("Saved the plan")[0].rstrip("\n") in shown.out
-    markdown = pixel(["show", "--scale", "stream", "--format", "markdown", str(streamed)], env)
+    markdown = pixel_in_process(["show", "--scale", "stream", "--format", "markdown", str(streamed)], env)
     assert "| move | 3 | 14 B |" in markdown.out
     assert "<details><summary>delete: the first 2</summary>" in markdown.out
     assert list((tmp_path / "cache" / "spill").iterdir()) == []
 
-    assert pixel(["apply", "--auto-approve", str(streamed), "--specs", str(specs)], env).code == 0
-    again = pixel(["plan", "--scale", "stream", "--detailed-exitcode", "--specs", str(specs)], env)
+    assert pixel_in_process(["apply", "--auto-approve", str(streamed), "--specs", str(specs)], env).code == 0
+    again = pixel_in_process(["plan", "--scale", "stream", "--detailed-exitcode", "--specs", str(specs)], env)
     assert again.code == 0, again.out
     assert "No changes. Storage matches the specs." in again.out
 
@@ -93,7 +86,7 @@ def test_stream_scale_refuses_formats_it_cannot_stream(tmp_path: Path, seaweed: 
         mappings=[{"name": "raw", "from": "disk:raw", "to": "s3:datasets/raw/"}],
     )
     env = {**seaweed.env(), "PIXEL_CACHE_DIR": str(tmp_path / "cache")}
-    run = pixel(["plan", "--scale", "stream", "--format", "json", "--specs", str(specs)], env)
+    run = pixel_in_process(["plan", "--scale", "stream", "--format", "json", "--specs", str(specs)], env)
     assert run.code == 1
     assert "--scale stream prints a summary (text or markdown)" in run.err
 
@@ -128,9 +121,9 @@ def test_from_an_inventory_a_pull_deletes_only_what_the_bucket_lacks_now(
 
     streamed, in_memory = tmp_path / "streamed.json", tmp_path / "memory.json"
     args = ["plan", "--observe", "inventory", "--max-delete", "1", "--allow-mass-delete", "--specs", str(specs)]
-    run = pixel([*args, "--scale", "stream", "-out", str(streamed)], env)
+    run = pixel_in_process([*args, "--scale", "stream", "-out", str(streamed)], env)
     assert run.code == 0, run.err
-    assert pixel([*args, "-out", str(in_memory)], env).code == 0
+    assert pixel_in_process([*args, "-out", str(in_memory)], env).code == 0
     assert streamed.read_bytes() == in_memory.read_bytes()
     assert "delete disk:set/stale.jsonl" in run.out
     assert "later.jsonl" not in run.out  # the bucket holds it now: no delete, nothing to pull
@@ -152,8 +145,8 @@ def test_a_targeted_streamed_plan_is_the_targeted_plan(tmp_path: Path, seaweed: 
     env = {**seaweed.env(), "PIXEL_CACHE_DIR": str(tmp_path / "cache")}
     streamed, in_memory = tmp_path / "streamed.json", tmp_path / "memory.json"
     args = ["plan", "--target", "raw", "--specs", str(specs)]
-    run = pixel([*args, "--scale", "stream", "-out", str(streamed)], env)
+    run = pixel_in_process([*args, "--scale", "stream", "-out", str(streamed)], env)
     assert run.code == 0, run.err
-    assert pixel([*args, "-out", str(in_memory)], env).code == 0
+    assert pixel_in_process([*args, "-out", str(in_memory)], env).code == 0
     assert streamed.read_bytes() == in_memory.read_bytes()
     assert "Plan: 2 to upload, 0 to update, 0 to delete." in run.out

@@ -23,7 +23,7 @@ from reconciler.model import S3StoreSpec
 from reconciler.stores.base import PermanentStoreError
 from reconciler.stores.s3 import MIB, UPLOAD_JOURNAL_PREFIX, S3Store, journal_key
 from reconciler.stores.s3.botocore_transport import BotocoreTransport
-from tests.integration.pixelenv import pixel, write_specs
+from tests.integration.pixelenv import pixel_in_process, write_specs
 
 pytestmark = pytest.mark.integration
 
@@ -149,10 +149,10 @@ def test_records_are_never_data_even_for_a_whole_bucket_mapping(
                         mappings=[{"name": "all", "from": "disk:all", "to": '"s3:"', "prune": True,
                                    "authority": authority}])
     env = {**seaweed.env(), "PIXEL_CACHE_DIR": str(tmp_path / "cache")}
-    planned = pixel(["plan", "--detailed-exitcode", "--specs", str(specs)], env)
+    planned = pixel_in_process(["plan", "--detailed-exitcode", "--specs", str(specs)], env)
     assert planned.code == 0, planned.out + planned.err  # no download, upload or (refused) prune of the record
     assert "No changes" in planned.out and ".pixel" not in planned.out
-    verified = pixel(["verify", "--specs", str(specs)], env)
+    verified = pixel_in_process(["verify", "--specs", str(specs)], env)
     assert verified.code == 0 and "Verified 1 object(s)" in verified.out, verified.out + verified.err
     assert sorted(p.name for p in (root / "all").iterdir()) == ["a.txt"]
     assert records(client, bucket) == [record]

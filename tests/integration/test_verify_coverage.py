@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.pixelenv import Run, pixel
+from tests.integration.pixelenv import Run, pixel_in_process
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,7 @@ actors:
 
 
 def verify(specs: Path, env: dict[str, str]) -> Run:
-    return pixel(["verify", "--specs", str(specs)], env)
+    return pixel_in_process(["verify", "--specs", str(specs)], env)
 
 
 def test_verify_reports_a_wrong_md5_on_a_discovered_actor_a_listed_actor_and_a_dataset(

@@ -56,11 +56,20 @@ def readable(server: SeaweedServer, bucket: str, key: str) -> bool:
     return True
 
 
-@pytest.fixture
-def own_seaweed() -> Iterator[SeaweedServer]:
-    """A server this test may stop: the session's is shared by every other test."""
+@pytest.fixture(scope="module")
+def _stoppable() -> Iterator[SeaweedServer]:
     with SeaweedServer() as server:
         yield server
+
+
+@pytest.fixture
+def own_seaweed(_stoppable: SeaweedServer) -> SeaweedServer:
+    """A server these tests may stop (the session's is shared by every other test), one for the module: each test
+    serves a world in buckets of its own and starts it again before it ends; one that failed while it was
+    stopped leaves it stopped, so each test starts with it running."""
+    if not _stoppable.running:
+        _stoppable.resume()
+    return _stoppable
 
 
 @pytest.mark.slow
@@ -174,17 +183,17 @@ def test_the_status_page_shows_since_when_s3_is_unreachable_in_a_real_browser(
         own_seaweed.halt()
         try:
             # The page, in a real browser: a banner saying since when, the actors from their manifests.
-            dom = browse(chromium, tmp_path / "profile", "--dump-dom", world.server.url + "/").stdout
+            # The DOM and a screenshot from one browser run (a chromium start costs a second or two).
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            shot = ARTIFACTS / "status-page-degraded.png"
+            shot.unlink(missing_ok=True)
+            dom = browse(chromium, tmp_path / "profile", "--dump-dom", f"--screenshot={shot}", "--window-size=1280,900",
+                         world.server.url + "/").stdout
             banner = re.search(r'<div class="card bad" id="degraded" role="alert">(.*?)</div>\s*</div>', dom, re.S)
             assert banner is not None, dom[:2000]
             assert re.search(r"S3 unreachable since \d{4}-\d\d-\d\dT[\d:.]+Z", banner.group(1))
             assert "pixel-data" in banner.group(1) and "story-boards-assets" in banner.group(1)
             assert re.search(r'<tr id="actor-0042">.*?href="/api/actors/0042/training-data"', dom, re.S)
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            shot = ARTIFACTS / "status-page-degraded.png"
-            shot.unlink(missing_ok=True)
-            browse(chromium, tmp_path / "profile-shot", f"--screenshot={shot}", "--window-size=1280,900",
-                   world.server.url + "/")
             assert shot.stat().st_size > 10_000
         finally:
             own_seaweed.resume()  # the fixture's buckets are removed from a running server
