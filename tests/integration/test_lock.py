@@ -12,7 +12,6 @@ import re
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -135,12 +134,24 @@ def test_lock_timeout_waits_and_plan_takes_no_lock(
         assert planned.code == 2, planned.err  # read-only: the lock does not stop it
         refused = cli(world, "apply", "--auto-approve")
         assert refused.code == 1 and f"is locked by apply {other.id}" in refused.err
-        threading.Timer(1.5, other.release).start()
-        started = time.monotonic()
+        # Released once the waiting apply has found the lock held (its refused PUT, then the GET of the holder),
+        # not after a fixed time: the apply must have waited, however loaded the machine.
+        mark = len(proxy.log.lines)
+
+        def lock_requests(method: str) -> int:
+            return sum(line.startswith(f"{method} ") and LOCK in line for line in proxy.log.lines[mark:])
+
+        def release_once_seen_held() -> None:
+            wait_for(lambda: lock_requests("GET") >= 1, "the waiting apply to read the holder", timeout=60)
+            other.release()
+
+        releaser = threading.Thread(target=release_once_seen_held, daemon=True)
+        releaser.start()
         waited = cli(world, "apply", "--auto-approve", "--lock-timeout", "30s")
+        releaser.join(timeout=60)
         assert waited.code == 0, waited.err
         assert "waiting for the lock" in waited.err
-        assert 1.0 < time.monotonic() - started < 25
+        assert lock_requests("PUT") >= 2  # refused while held, then taken
     finally:
         other.release()
     assert lock_body(world) is None
