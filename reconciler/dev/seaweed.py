@@ -256,8 +256,11 @@ class SeaweedServer:
             raise
         raise AssertionError("unreachable: the last attempt either returns or raises")
 
-    def stop(self, grace: float = 10.0) -> None:
-        """Stop weed (SIGTERM to its process group, SIGKILL after `grace` seconds) and remove its data."""
+    def stop(self, grace: float = 0.0) -> None:
+        """Stop weed (SIGTERM to its process group, SIGKILL after `grace` seconds) and remove its data.
+
+        No grace by default: the data is removed next, so there is nothing for weed to flush, and its graceful
+        exit sometimes took the whole 10 s (at every test worker's end, and in every test with its own server)."""
         self._kill(grace)
         root, self._root = self._root, None
         if root is not None:
