@@ -65,9 +65,11 @@ class SavedPlan:
     limits: GuardLimits  # the delete guards' limits it was checked with
 
 
+@cache
 def _pixel_version() -> str:
     # Only a plan being written needs it: importing importlib.metadata (and email with it) costs a warm no-op
-    # that writes no plan file some 15 ms.
+    # that writes no plan file some 15 ms. Read once a process: each read parses the package's METADATA
+    # (~5 ms), and a process that writes many plans (the service, the property tests) paid it every time.
     from importlib import metadata
 
     try:

@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_the_final_compile_and_scale_rows_are_measured(tmp_path: Path) -> None:
-    bench = run_bench(tmp_path, "--final-mib", "2", "--scale-actions", "160", "--scale-objects", "2000")
+    bench = run_bench(tmp_path, "--final-mib", "2", "--scale-actions", "16", "--scale-objects", "2000")
     final = bench.results["extra"]["final_compile"]
     assert final["records_read"] == final["duplicates"] + sum(final["written"].values()) > 0
     assert final["mb_per_s"] > 0 and final["rss_mib"] > 0

@@ -11,13 +11,14 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from typing import Any
 
 import pytest
 
 from reconciler.model import S3StoreSpec
 from reconciler.stores.s3 import UPLOAD_JOURNAL_PREFIX, S3Store
+from reconciler.stores.s3.journal import CLOCK_SLACK_S
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +55,17 @@ def test_an_upload_killed_before_its_id_was_recorded_is_aborted_and_no_other(
 ) -> None:
     earlier = s3_client.create_multipart_upload(Bucket=bucket, Key=KEY)["UploadId"]  # another tool, before
     elsewhere = s3_client.create_multipart_upload(Bucket=bucket, Key="k/other.bin")["UploadId"]
-    time.sleep(2.1)  # whole-second clocks: "before the record" must be a different second
+    # "Before the record" on the server's whole-second clock: wait until that clock stands past the slack
+    # after `earlier` began, as a fresh object's LastModified shows it, so the record is written later still.
+    (began,) = [u["Initiated"] for u in s3_client.list_multipart_uploads(Bucket=bucket)["Uploads"]
+                if u["UploadId"] == earlier]
+
+    def server_clock_past_the_slack() -> bool:
+        s3_client.put_object(Bucket=bucket, Key="clock-probe", Body=b"")
+        now = s3_client.head_object(Bucket=bucket, Key="clock-probe")["LastModified"]
+        return bool(now.timestamp() > began.timestamp() + CLOCK_SLACK_S)
+
+    wait_for(server_clock_past_the_slack, "the server's clock past the slack after the other tool's upload")
 
     child = subprocess.run([sys.executable, "-c", CHILD, bucket, seaweed.endpoint, KEY],
                            env={**os.environ, **seaweed.env()}, capture_output=True, text=True, timeout=120)

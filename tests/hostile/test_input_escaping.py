@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
 
+from reconciler import logs
 from reconciler.apply.executor import FAILED, ApplyResult, Outcome
 from reconciler.apply.report import render_apply_summary
 from reconciler.choices import LogFormat
@@ -105,6 +107,20 @@ def test_status_escapes_discovered_actor_names(tmp_path: Path, seaweed: Any, buc
     assert_nothing_forged(status.out)
 
 
+@pytest.fixture
+def logging_put_back(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """configure_logging keeps this test's captured stderr, which pytest closes after it: a later test in the same
+    worker that logs without configuring (an in-process apply) wrote to the closed file and failed."""
+    monkeypatch.setattr(logs, "_JSON", list(logs._JSON))
+    monkeypatch.setattr(logs, "_STRUCTLOG_LATER", list(logs._STRUCTLOG_LATER))
+    saved = structlog.get_config()
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
+
+
+@pytest.mark.usefixtures("logging_put_back")
 def test_the_apply_report_and_console_logs_escape_keys(capsys: pytest.CaptureFixture[str]) -> None:
     action = Action(
         id="upload:s3:raw/x", kind=ActionKind.UPLOAD, change=Change.CREATE, mapping="raw",
