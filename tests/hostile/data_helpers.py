@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.integration.pixelenv import PIXEL, Run, write_specs
+from tests.integration.pixelenv import PIXEL, Run, pixel_in_process, write_specs
 
 # Root without the capabilities that let it read any file: chmod 000 then means what it means for a user.
 NO_DAC = ["--bounding-set=-dac_override,-dac_read_search"]
@@ -25,13 +25,16 @@ def one_mapping(tmp_path: Path, seaweed: Any, bucket: str, **mapping: object) ->
 
 
 def run(args: list[str], env: dict[str, str], *, no_dac: bool = False) -> Run:
-    """The pixel console script in a child (the worktree's code: PYTHONPATH is passed on)."""
-    command = [PIXEL, *args]
-    if no_dac:
-        setpriv = shutil.which("setpriv")
-        assert setpriv, "setpriv (util-linux) is needed to drop root's DAC override"
-        command = [setpriv, *NO_DAC, *command]
-    proc = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    """`pixel ARGS` as a user runs it: in this process (what the command does is the subject, not its process),
+    except with `no_dac`, where a child under setpriv is the only way to drop root's DAC override for the
+    command alone (the child gets the worktree's code: PYTHONPATH is passed on)."""
+    if not no_dac:
+        return pixel_in_process(args, env)
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to drop root's DAC override"
+    proc = subprocess.run(
+        [setpriv, *NO_DAC, PIXEL, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=300
+    )
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
