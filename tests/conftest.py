@@ -30,6 +30,7 @@ from reconciler.dev.seaweed import (
     unique_bucket_name,
     validate_bucket_name,
 )
+from reconciler.stores import retry
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -181,3 +182,18 @@ def aws_env(seaweed: SeaweedServer, monkeypatch: pytest.MonkeyPatch) -> dict[str
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
+
+
+@pytest.fixture
+def retries_on_a_clock_that_does_not_wait() -> Iterator[None]:
+    """For a test whose subject is not the waiting: a dead endpoint's refusals are retried as every transient error
+    is, all attempts still made, but the waits between them (up to 3.75 s of real time a plan, in this process)
+    pass at once. The policy is a frozen dataclass every S3 call takes by default, so its clock is swapped in
+    place and put back."""
+    policy = retry.DEFAULT_POLICY
+    real = policy.sleep
+    object.__setattr__(policy, "sleep", lambda seconds: None)
+    try:
+        yield
+    finally:
+        object.__setattr__(policy, "sleep", real)

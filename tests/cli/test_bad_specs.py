@@ -9,14 +9,12 @@ and the hash cache directory do not exist and must still not exist afterwards.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import main
-from reconciler.stores import retry
 
 DEAD_ENDPOINT = "http://127.0.0.1:9"  # the discard port: connection refused
 
@@ -144,20 +142,6 @@ def test_every_problem_is_reported_before_anything_is_touched(workdir: Path) -> 
             "Error: 3 problems in the specs in specs/; nothing was touched",
         ]
     assert_untouched(workdir)
-
-
-@pytest.fixture
-def retries_on_a_clock_that_does_not_wait() -> Iterator[None]:
-    """The dead endpoint's refusals are retried as every transient error is, all attempts still made; the waits
-    between them (up to 3.75 s of real time a plan, in this process) prove nothing here. The policy is a frozen
-    dataclass every S3 call takes by default, so its clock is swapped in place and put back."""
-    policy = retry.DEFAULT_POLICY
-    real = policy.sleep
-    object.__setattr__(policy, "sleep", lambda seconds: None)
-    try:
-        yield
-    finally:
-        object.__setattr__(policy, "sleep", real)
 
 
 @pytest.mark.usefixtures("retries_on_a_clock_that_does_not_wait")
