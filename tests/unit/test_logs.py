@@ -1,7 +1,7 @@
 """Secrets never reach a log line, a message or a saved plan.
 
-`redact` is the structlog processor every event goes through; the end-to-end tests run the real
-`pixel` console script with debug logging and a distinctive secret, and look for it everywhere.
+`redact` is the structlog processor every event goes through; the end-to-end tests run `pixel`'s own
+entry (in this process, as its child would: pipes, its environment) with debug logging and a distinctive secret, and look for it everywhere.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from reconciler import logs
 from reconciler.choices import LogFormat
 from reconciler.dev.seaweed import SeaweedServer
 from reconciler.logs import configure_logging, get_logger, mask, redact
-from tests.integration.pixelenv import Run, pixel, write_specs
+from tests.integration.pixelenv import Run, pixel_in_process, write_specs
 
 SECRET = "Zq9-pixel-SECRET-do-not-print-7Wk"
 TOKEN = "FQoGZXIvYXdzEJr-pixel-SESSION-TOKEN-do-not-print"
@@ -192,9 +192,10 @@ def assert_nowhere(run: Run, *files: Path, secrets: tuple[str, ...] = (SECRET, T
 
 
 def plan_verbose(specs: Path, out: Path, env: dict[str, str]) -> Run:
-    return pixel(["plan", "-v", "--log-format", "json", "--specs", str(specs), "-out", str(out)], env)
+    return pixel_in_process(["plan", "-v", "--log-format", "json", "--specs", str(specs), "-out", str(out)], env)
 
 
+@pytest.mark.usefixtures("retries_on_a_clock_that_does_not_wait")
 def test_a_refused_connection_prints_no_secret(tmp_path: Path) -> None:
     root = tmp_path / "data"
     (root / "raw").mkdir(parents=True)
@@ -254,7 +255,7 @@ def test_a_successful_verbose_plan_and_apply_print_and_save_no_credential(
     planned = plan_verbose(specs, saved, env)
     assert planned.code == 0, planned.err
     assert json.loads(saved.read_text())["applyable"] is True
-    applied = pixel(["apply", "-v", "--log-format", "json", "--specs", str(specs), "--format", "json", str(saved)], env)
+    applied = pixel_in_process(["apply", "-v", "--log-format", "json", "--specs", str(specs), "--format", "json", str(saved)], env)
     assert applied.code == 0, applied.err
     credentials = (seaweed.secret_key, seaweed.access_key)
     assert_nowhere(planned, saved, secrets=credentials)
