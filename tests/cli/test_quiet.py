@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.pixelenv import pixel, write_specs
+from tests.integration.pixelenv import pixel_in_process, write_specs
 
 pytestmark = pytest.mark.integration
 
@@ -22,10 +22,10 @@ def test_quiet_apply_prints_the_summary_not_the_plan(tmp_path: Path, seaweed: An
         mappings=[{"name": "raw", "from": "disk:raw", "to": "s3:datasets/raw/", "prune": True}],
     )
     env = {**seaweed.env(), "PIXEL_CACHE_DIR": str(tmp_path / "cache")}
-    planned = pixel(["plan", "-q", "--specs", str(specs)], env)
+    planned = pixel_in_process(["plan", "-q", "--specs", str(specs)], env)
     assert "  + datasets/raw/f0.jsonl" in planned.out  # the plan is what `pixel plan` is for
 
-    applied = pixel(["apply", "-q", "--auto-approve", "--specs", str(specs)], env)
+    applied = pixel_in_process(["apply", "-q", "--auto-approve", "--specs", str(specs)], env)
     assert applied.code == 0, applied.err
     # Before: the whole preview (a heading and a line per action) came first.
     assert applied.out.splitlines() == [
