@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from reconciler.cli import main
 from reconciler.commands.explain import explanation, render_text
-from tests.integration.pixelenv import pixel
+from tests.integration.pixelenv import pixel_in_process
 from tests.integration.test_verify_coverage import DISCOVERED, LISTED, md5, write_world
 from tests.unit.plan.fixed_plan import MD5_A, fixed_desired, fixed_plan
 from tests.unit.plan.test_explain import observed
@@ -137,7 +137,7 @@ def test_verify_and_explain_json_against_seaweedfs(seaweed: Any, bucket: str, tm
         Bucket=bucket, Key=f"actors/{LISTED}/{LISTED}_0.jpg", Body=b"jpeg 42", Metadata={"md5": md5(b"not 42")}
     )
 
-    run = pixel(["verify", "--specs", str(specs), "--format", "json", "--download"], env)
+    run = pixel_in_process(["verify", "--specs", str(specs), "--format", "json", "--download"], env)
     assert run.code == 1, run.err
     doc = json.loads(run.out)
     assert doc["format_version"] == 1 and doc["status"] == "mismatch" and doc["download"] is True
@@ -153,11 +153,11 @@ def test_verify_and_explain_json_against_seaweedfs(seaweed: Any, bucket: str, tm
     client.put_object(
         Bucket=bucket, Key=f"actors/{LISTED}/{LISTED}_0.jpg", Body=b"jpeg 42", Metadata={"md5": md5(b"jpeg 42")}
     )
-    run = pixel(["verify", "--specs", str(specs), "--format", "json"], env)
+    run = pixel_in_process(["verify", "--specs", str(specs), "--format", "json"], env)
     assert run.code == 0, run.err
     assert json.loads(run.out)["status"] == "ok"
 
-    run = pixel(["explain", "--specs", str(specs), "--format", "json", "s3:v/plain.txt"], env)
+    run = pixel_in_process(["explain", "--specs", str(specs), "--format", "json", "s3:v/plain.txt"], env)
     assert run.code == 0, run.err
     doc = json.loads(run.out)
     assert doc["key"] == "s3:v/plain.txt" and doc["store"] == "s3" and doc["verdict"] == "in_sync"
