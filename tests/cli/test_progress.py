@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.pixelenv import PIXEL, pixel, write_specs
+from tests.integration.pixelenv import PIXEL, pixel_in_process, write_specs
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +74,7 @@ def test_apply_on_a_terminal_shows_a_live_progress_bar(small: dict[str, Any]) ->
 
 def test_with_ci_true_and_a_pipe_no_progress_is_printed(small: dict[str, Any]) -> None:
     env = {**small["env"], "CI": "true"}
-    result = pixel(["apply", "--auto-approve", "--specs", str(small["specs"])], env)
+    result = pixel_in_process(["apply", "--auto-approve", "--specs", str(small["specs"])], env)
     assert result.code == 0, result.err
     assert "Apply complete! 5 done" in result.out
     for stream in (result.out, result.err):
@@ -92,7 +92,7 @@ def test_ci_true_silences_the_bar_even_on_a_terminal(small: dict[str, Any]) -> N
 
 def test_log_format_json_gives_one_event_per_action_start_and_finish(small: dict[str, Any]) -> None:
     env = {**small["env"], "CI": "true"}
-    result = pixel(["apply", "--auto-approve", "--log-format", "json", "--specs", str(small["specs"])], env)
+    result = pixel_in_process(["apply", "--auto-approve", "--log-format", "json", "--specs", str(small["specs"])], env)
     assert result.code == 0, result.err
     events = [json.loads(line) for line in result.err.splitlines() if line.startswith("{")]
     assert len(events) == len(result.err.splitlines()), "every stderr line is one JSON object"
@@ -108,12 +108,12 @@ def test_log_format_json_gives_one_event_per_action_start_and_finish(small: dict
 def test_plan_json_and_markdown_keep_stdout_one_document(small: dict[str, Any], tmp_path: Path) -> None:
     args = ["plan", "--detailed-exitcode", "--specs", str(small["specs"])]
     out = tmp_path / "plan.json"
-    as_json = pixel([*args, "--format", "json", "-out", str(out)], small["env"])
+    as_json = pixel_in_process([*args, "--format", "json", "-out", str(out)], small["env"])
     assert as_json.code == 2, as_json.err
     assert json.loads(as_json.out) == json.loads(out.read_text())  # nothing else on stdout
     assert "Saved the plan to" in as_json.err
     code, terminal = run_in_pty([*args, "--format", "json"], small["env"])
     assert code == 2 and "\x1b[K" not in terminal, "no progress bar under --format json, even on a terminal"
-    as_md = pixel([*args, "--format", "markdown"], small["env"])
+    as_md = pixel_in_process([*args, "--format", "markdown"], small["env"])
     assert as_md.code == 2 and as_md.out.startswith("### pixel plan: 5 to upload, 0 to update, 0 to delete")
     assert "| upload | 5 |" in as_md.out
