@@ -22,7 +22,7 @@ from reconciler.apply.report import render_apply_summary
 from reconciler.model import Action, ActionKind, Change, ObjectRef, Plan
 from reconciler.plan.graph import build_graph
 from tests.faults.proxy import FaultProxy
-from tests.integration.pixelenv import PIXEL, write_specs
+from tests.integration.pixelenv import PIXEL, Run, pixel_in_process, write_specs
 
 pytestmark = pytest.mark.integration
 WAIT_S = 60.0
@@ -102,10 +102,9 @@ def _world(tmp_path: Path, endpoint: str, bucket: str, files: dict[str, int]) ->
     )
 
 
-def _pixel(specs: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PIXEL, *args, "--specs", str(specs)], env=env, capture_output=True, text=True, timeout=WAIT_S, check=False
-    )
+def _pixel(specs: Path, env: dict[str, str], *args: str) -> Run:
+    """The commands after the interrupt, in this process: their subject is the convergence, not a signal."""
+    return pixel_in_process([*args, "--specs", str(specs)], env)
 
 
 @pytest.fixture
@@ -150,9 +149,9 @@ def test_ctrl_c_says_so_at_once_finishes_what_runs_and_reports_in_one_line(
     assert stdout[-1].startswith(f"Apply interrupted: 2 done, 0 failed, {FILES - 2} actions not started"), stdout
 
     again = _pixel(specs, env, "apply", "--auto-approve")
-    assert again.returncode == 0, again.stderr
-    assert f"Apply complete! {FILES - 2} done" in again.stdout
-    assert "No changes." in _pixel(specs, env, "plan").stdout
+    assert again.code == 0, again.err
+    assert f"Apply complete! {FILES - 2} done" in again.out
+    assert "No changes." in _pixel(specs, env, "plan").out
 
 
 @pytest.mark.slow
@@ -189,8 +188,8 @@ def test_a_second_ctrl_c_stops_the_transfer_and_aborts_its_multipart_upload(
         assert not any(k.startswith(("datasets/", ".pixel/uploads/")) for k in keys), keys
 
         again = _pixel(specs, env, "apply", "--auto-approve")
-        assert again.returncode == 0, again.stderr
-        assert "No changes." in _pixel(specs, env, "plan").stdout
+        assert again.code == 0, again.err
+        assert "No changes." in _pixel(specs, env, "plan").out
 
 
 def test_what_waited_on_a_stopped_transfer_is_counted_as_not_started() -> None:
