@@ -28,7 +28,8 @@ def _limited() -> None:
 
 
 def validate_in_child(specs: Path) -> subprocess.CompletedProcess[str]:
-    """`pixel validate` in a child held to 1.5 GiB and 60 s (the fix answers in well under a second)."""
+    """`pixel validate` in a child held to 1.5 GiB and 60 s (the fix answers in well under a second). A child, not
+    `pixel_in_process`: both limits are the process's, and a failed guard must cost that child, not pytest."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "NO_COLOR": "1"}
     return subprocess.run(
         [PIXEL, "validate", "--specs", str(specs)],
