@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.cli.test_progress import run_in_pty, small  # noqa: F401  (the fixture)
-from tests.integration.pixelenv import PIXEL, pixel
+from tests.integration.pixelenv import PIXEL, pixel_in_process
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ def run_stderr_on_pty(args: list[str], env: dict[str, str], timeout: float = 120
 
 def test_verify_download_shows_objects_and_bytes_read(small: dict[str, Any]) -> None:  # noqa: F811
     specs = ["--specs", str(small["specs"])]
-    assert pixel(["apply", "--auto-approve", *specs], small["env"]).code == 0
+    assert pixel_in_process(["apply", "--auto-approve", *specs], small["env"]).code == 0
     # Before: a silent wait until every object had been downloaded and hashed.
     code, out = run_in_pty(["verify", "--download", *specs], small["env"])
     assert code == 0, out
@@ -51,7 +51,7 @@ def test_verify_download_shows_objects_and_bytes_read(small: dict[str, Any]) -> 
 
 def test_cat_to_a_pipe_shows_a_records_bar_on_the_terminal(small: dict[str, Any]) -> None:  # noqa: F811
     specs = ["--specs", str(small["specs"])]
-    assert pixel(["apply", "--auto-approve", *specs], small["env"]).code == 0
+    assert pixel_in_process(["apply", "--auto-approve", *specs], small["env"]).code == 0
     code, out, err = run_stderr_on_pty(["cat", "s3:datasets/raw/cot/s4.jsonl", *specs], small["env"])
     assert code == 0, err
     assert out.count(b"\n") == 1000  # the records, and nothing else, on stdout
