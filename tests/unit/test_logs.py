@@ -1,7 +1,8 @@
 """Secrets never reach a log line, a message or a saved plan.
 
 `redact` is the structlog processor every event goes through; the end-to-end tests run `pixel`'s own
-entry (in this process, as its child would: pipes, its environment) with debug logging and a distinctive secret, and look for it everywhere.
+entry (in this process, as its child would: pipes, its environment) with debug logging and a distinctive
+secret, and look for it everywhere.
 """
 
 from __future__ import annotations
@@ -255,7 +256,9 @@ def test_a_successful_verbose_plan_and_apply_print_and_save_no_credential(
     planned = plan_verbose(specs, saved, env)
     assert planned.code == 0, planned.err
     assert json.loads(saved.read_text())["applyable"] is True
-    applied = pixel_in_process(["apply", "-v", "--log-format", "json", "--specs", str(specs), "--format", "json", str(saved)], env)
+    applied = pixel_in_process(
+        ["apply", "-v", "--log-format", "json", "--specs", str(specs), "--format", "json", str(saved)], env
+    )
     assert applied.code == 0, applied.err
     credentials = (seaweed.secret_key, seaweed.access_key)
     assert_nowhere(planned, saved, secrets=credentials)
