@@ -1,0 +1,249 @@
+"""The no-op memo (commands/noop_memo.py) on SeaweedFS: whatever changes between two plans, a plan answered
+with the memo on prints and exits exactly as the full plan does; a memo is written only outside the racy window,
+a corrupt one is ignored, specs with a training-data section never use one, and a hit plans nothing."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reconciler.cli import main
+from reconciler.commands import noop_memo
+from reconciler.dev.seaweed import SeaweedServer
+
+pytestmark = pytest.mark.integration
+
+SPEC = """\
+stores:
+  s3:
+    type: s3
+    bucket: {bucket}
+    endpoint: {endpoint}
+    region: us-east-1
+    addressing_style: path
+    checksum: when_required
+  disk:
+    type: local
+    root: {root}
+mappings:
+  - name: m
+    from: disk:d
+    to: s3:${{MEMO_PREFIX}}/
+    prune: true
+    exclude: [{exclude}]
+{extra}"""
+
+TIER = """\
+tiers:
+  processed:
+    at: s3:processed/
+    categories: [cot_reasoning]
+"""
+
+MUTATIONS = [
+    "none", "same-size-same-mtime", "other-size", "touch", "delete", "new-file", "chmod", "s3-overwrite",
+    "s3-delete", "s3-new", "spec-edit", "env", "max-delete", "detailed-exitcode", "json",
+]
+
+
+class World:
+    def __init__(self, base: Path, seaweed: SeaweedServer, bucket: str, *, extra: str = "") -> None:
+        self.root = base / "data"
+        (self.root / "d").mkdir(parents=True)
+        self.specs = base / "specs"
+        self.specs.mkdir()
+        self.bucket = bucket
+        self.seaweed = seaweed
+        self.prefix = base.name
+        self.env = {**seaweed.env(), "PIXEL_CACHE_DIR": str(base / "cache"), "MEMO_PREFIX": self.prefix,
+                    "NO_COLOR": "1"}
+        self.write_spec(exclude="", extra=extra)
+
+    def write_spec(self, *, exclude: str, extra: str = "") -> None:
+        (self.specs / "specs.yaml").write_text(SPEC.format(
+            bucket=self.bucket, endpoint=self.seaweed.endpoint, root=self.root, exclude=exclude, extra=extra
+        ))
+
+    def run(self, args: list[str], *, memo: bool) -> tuple[int, str]:
+        env = {**self.env, noop_memo.NO_MEMO_ENV: "" if memo else "1"}
+        result = CliRunner().invoke(main, [args[0], "--specs", str(self.specs), *args[1:]], env=env)
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+        return result.exit_code, result.stdout
+
+    def memos(self) -> list[Path]:
+        return sorted((Path(self.env["PIXEL_CACHE_DIR"]) / "memo").glob("*.json"))
+
+
+@pytest.fixture
+def later(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """Moves the memo's clock `seconds` past every file of the world, which is all made by now."""
+
+    def move(seconds: int) -> None:
+        now = time.time_ns() + seconds * 1_000_000_000
+        monkeypatch.setattr(noop_memo, "clock", lambda: now)
+
+    return move
+
+
+def _world_files(world: World, sizes: list[int]) -> None:
+    for i, size in enumerate(sizes):
+        (world.root / "d" / f"f{i:02}.bin").write_bytes(bytes([i]) * size)
+
+
+def _mutate(world: World, what: str, s3: Any, args: list[str]) -> list[str]:
+    """Changes the world (or the command) as `what` says; the command to plan with after it."""
+    first = world.root / "d" / "f00.bin"
+    key = f"{world.prefix}/f00.bin"
+    if what == "same-size-same-mtime":
+        st_before = first.stat()
+        first.write_bytes(b"\xff" * st_before.st_size)
+        os.utime(first, ns=(st_before.st_atime_ns, st_before.st_mtime_ns))
+    elif what == "other-size":
+        first.write_bytes(b"longer than before" * 3)
+    elif what == "touch":
+        os.utime(first, ns=(first.stat().st_atime_ns, first.stat().st_mtime_ns + 5_000_000_000))
+    elif what == "delete":
+        first.unlink()
+    elif what == "new-file":
+        (world.root / "d" / "new.bin").write_bytes(b"new")
+    elif what == "chmod":
+        first.chmod(0o600)
+    elif what == "s3-overwrite":
+        s3.put_object(Bucket=world.bucket, Key=key, Body=b"\xee" * first.stat().st_size)
+    elif what == "s3-delete":
+        s3.delete_object(Bucket=world.bucket, Key=key)
+    elif what == "s3-new":
+        s3.put_object(Bucket=world.bucket, Key=f"{world.prefix}/only-in-s3.bin", Body=b"x")
+    elif what == "spec-edit":
+        world.write_spec(exclude="'f00.bin'")
+    elif what == "env":
+        world.env["MEMO_PREFIX"] = world.prefix + "-elsewhere"
+    elif what == "max-delete":
+        return [*args, "--max-delete", "0"]
+    elif what == "detailed-exitcode":
+        return [a for a in args if a != "--detailed-exitcode"] if "--detailed-exitcode" in args else [
+            *args, "--detailed-exitcode"]
+    elif what == "json":
+        return [*args, "--format", "json"]
+    return args
+
+
+@pytest.mark.slow
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=64), min_size=3, max_size=20),
+    what=st.sampled_from(MUTATIONS),
+    detailed=st.booleans(),
+)
+def test_a_memo_answers_exactly_as_the_full_plan_whatever_changed(
+    tmp_path_factory: pytest.TempPathFactory, seaweed: SeaweedServer, bucket: str, later: Callable[[int], None],
+    sizes: list[int], what: str, detailed: bool,
+) -> None:
+    world = World(tmp_path_factory.mktemp("w"), seaweed, bucket)
+    _world_files(world, sizes)
+    s3 = seaweed.client()
+    assert world.run(["apply", "--auto-approve"], memo=False)[0] == 0
+    later(10)
+    args = ["plan", *(["--detailed-exitcode"] if detailed else [])]
+    recorded = world.run(args, memo=True)
+    assert recorded[0] == 0 and len(world.memos()) == 1, recorded
+    assert world.run(args, memo=True) == recorded  # the memo's answer
+    args = _mutate(world, what, s3, args)
+    later(20)  # past the window of any file the mutation wrote
+    assert world.run(args, memo=True) == world.run(args, memo=False), what
+
+
+def test_a_plan_after_apply_never_sees_the_memo_of_before(
+    tmp_path: Path, seaweed: SeaweedServer, bucket: str, later: Callable[[int], None]
+) -> None:
+    world = World(tmp_path, seaweed, bucket)
+    _world_files(world, [3, 4, 5])
+    assert world.run(["apply", "--auto-approve"], memo=True)[0] == 0
+    later(10)
+    assert world.run(["plan", "--detailed-exitcode"], memo=True)[0] == 0
+    (world.root / "d" / "f01.bin").unlink()
+    later(20)
+    assert world.run(["plan", "--detailed-exitcode"], memo=True)[0] == 2
+    assert world.run(["apply", "--auto-approve"], memo=True)[0] == 0  # S3 changes: the listing is another
+    assert world.run(["plan", "--detailed-exitcode"], memo=True) == world.run(["plan", "--detailed-exitcode"],
+                                                                               memo=False)
+    seaweed.client().delete_object(Bucket=bucket, Key=f"{world.prefix}/f02.bin")
+    assert world.run(["plan", "--detailed-exitcode"], memo=True)[0] == 2
+
+
+def test_no_memo_is_written_inside_the_racy_window(
+    tmp_path: Path, seaweed: SeaweedServer, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = World(tmp_path, seaweed, bucket)
+    _world_files(world, [3, 4, 5])
+    assert world.run(["apply", "--auto-approve"], memo=False)[0] == 0
+    newest = max(max(p.stat().st_mtime_ns, p.stat().st_ctime_ns) for p in (world.root / "d").iterdir())
+    # A rewrite within the same timestamp tick would leave every stat as it is: nothing is vouched for yet.
+    monkeypatch.setattr(noop_memo, "clock", lambda: newest + 1_000_000_000)
+    assert world.run(["plan"], memo=True)[0] == 0
+    assert world.memos() == []
+    monkeypatch.setattr(noop_memo, "clock", lambda: newest + 3_000_000_000)
+    assert world.run(["plan"], memo=True)[0] == 0
+    assert len(world.memos()) == 1
+
+
+def test_a_corrupt_memo_is_ignored_and_written_again(
+    tmp_path: Path, seaweed: SeaweedServer, bucket: str, later: Callable[[int], None]
+) -> None:
+    world = World(tmp_path, seaweed, bucket)
+    _world_files(world, [3, 4, 5])
+    assert world.run(["apply", "--auto-approve"], memo=False)[0] == 0
+    later(10)
+    assert world.run(["plan"], memo=True)[0] == 0
+    (memo,) = world.memos()
+    seaweed.client().delete_object(Bucket=bucket, Key=f"{world.prefix}/f02.bin")
+    for garbage in (b"{not json", b"[]", memo.read_bytes()[:40], b'{"format": 1, "key": 3}'):
+        memo.write_bytes(garbage)
+        assert world.run(["plan", "--detailed-exitcode"], memo=True) == world.run(["plan", "--detailed-exitcode"],
+                                                                                   memo=False)
+        assert memo.read_bytes() == garbage  # a plan with changes writes no memo
+
+
+def test_specs_with_a_training_data_section_never_use_a_memo(
+    tmp_path: Path, seaweed: SeaweedServer, bucket: str, later: Callable[[int], None]
+) -> None:
+    world = World(tmp_path, seaweed, bucket, extra=TIER)
+    _world_files(world, [3, 4, 5])
+    assert world.run(["apply", "--auto-approve"], memo=False)[0] == 0
+    later(10)
+    assert world.run(["plan", "--detailed-exitcode"], memo=True)[0] == 0
+    assert world.memos() == []
+
+
+def test_a_hit_builds_no_listing_entries_asks_no_hash_cache_and_plans_nothing(
+    tmp_path: Path, seaweed: SeaweedServer, bucket: str, later: Callable[[int], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = World(tmp_path, seaweed, bucket)
+    _world_files(world, [3, 4, 5])
+    assert world.run(["apply", "--auto-approve"], memo=False)[0] == 0
+    later(10)
+    recorded = world.run(["plan", "--detailed-exitcode"], memo=True)
+
+    def refused(*_: object, **__: object) -> Iterator[None]:
+        raise AssertionError("the memo's hit reached the full plan")
+
+    from reconciler.commands import plan as plan_command
+    from reconciler.observe.hashcache import CachedHasher, HashCache
+    from reconciler.stores.s3.store import S3Store
+
+    for owner, name in [
+        (plan_command, "guarded_plan"), (plan_command, "plan_workspace"), (noop_memo, "page_of"),
+        (S3Store, "entries_of"), (S3Store, "list"), (CachedHasher, "known_many"), (HashCache, "lookup_many"),
+        (HashCache, "preload"),
+    ]:
+        monkeypatch.setattr(owner, name, refused)
+    assert world.run(["plan", "--detailed-exitcode"], memo=True) == recorded
