@@ -27,7 +27,6 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
-from xml.sax.saxutils import unescape
 
 import orjson
 
@@ -135,8 +134,9 @@ class Memo:
         listings: list[list[bytes]] = lister.result()
         self.bodies = dict(zip(remote, listings, strict=True))
         self.no_kms = True
+        self.encryption: dict[str, frozenset[str] | None] = {}
         for store_name, answer in sorted(encryption.items()):
-            algorithms = answer.result()
+            algorithms = self.encryption[store_name] = answer.result()
             self.no_kms = self.no_kms and not (algorithms or frozenset()) & KMS_ALGORITHMS
             transport = cast(S3Store, ws.stores[store_name]).transport
             digest.update(repr((store_name, transport.server, sorted(algorithms or ()))).encode())
@@ -169,7 +169,9 @@ class Memo:
             views[name] = cast(Store, _Walked(store, walks, self.problems.get(name, ())))
         for name in {m.s3_store for m in ws.desired.mappings}:
             bodies = {prefix: found for (where, prefix), found in self.bodies.items() if where == name}
-            views[name] = cast(Store, _Listed(cast(S3Store, ws.stores[name]), bodies))
+            remote = cast(S3Store, ws.stores[name])
+            remote.knows_encryption(self.encryption[name])  # the answer digested, not one asked again
+            views[name] = cast(Store, _Listed(remote, bodies))
         return Workspace(ws.declared, ws.stores, observed_through=views, discovered=ws.discovered)
 
     def record(self, plan: Plan, stdout: str, code: int, hashed: Mapping[str, int], replayed: Workspace) -> bool:
@@ -230,10 +232,25 @@ def _raw_listing(store: S3Store, prefix: str) -> list[bytes]:
     while True:
         body = transport.list_body(prefix, {} if token is None else {"ContinuationToken": token})
         bodies.append(body)
-        found = _TOKEN.search(body)
-        if not _TRUNCATED.search(body) or found is None:
+        token = _token(body)
+        if token is None:
             return bodies
-        token = unescape(found.group(1).decode(), {"&quot;": '"', "&apos;": "'"})
+
+
+def _token(body: bytes) -> str | None:
+    """The continuation token of a truncated page, read without parsing the page; None on the last one."""
+    found = _TOKEN.search(body)
+    if not _TRUNCATED.search(body) or found is None:
+        return None
+    return _unescaped(found.group(1).decode())
+
+
+def _unescaped(text: str) -> str:
+    """XML's five entities undone (xml.sax.saxutils would import urllib.request, which a warm plan never needs);
+    a token read wrong only lists another way, which `_Listed` finds out before the plan sees it."""
+    for entity, char in (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&amp;", "&")):
+        text = text.replace(entity, char)
+    return text
 
 
 class ReplayMismatch(Exception):
@@ -262,9 +279,9 @@ class _Listed:
         bodies = self._bodies[prefix]
         for at, body in enumerate(bodies):
             page = page_of(body)
-            last = at == len(bodies) - 1
+            followed = None if at == len(bodies) - 1 else _token(body)
             # The token the memo followed must be the one the parser reads, or the listing is not this one.
-            if bool(page.get("IsTruncated")) == last and page.get("NextContinuationToken"):
+            if followed != (page.get("NextContinuationToken") if page.get("IsTruncated") else None):
                 raise ReplayMismatch(f"{self.name}: page {at} of {prefix!r} does not continue as it was listed")
             yield page
 

@@ -306,6 +306,11 @@ class S3Store:
     def list_expecting(self, prefix: str, known: Iterable[str]) -> Iterator[Entry]:
         return self.list(prefix, known)
 
+    def knows_encryption(self, algorithms: frozenset[str] | None) -> None:
+        """The bucket's default encryption as the caller asked it (the no-op memo, which digests that answer):
+        the ETags listed are judged by it, not by an answer of the store's own."""
+        self._etags_trusted = not (algorithms or frozenset()) & KMS_ALGORITHMS
+
     def _listed_etags_are_md5s(self) -> bool:
         """False when the bucket encrypts with KMS by default: those ETags look like md5s but are not."""
         if self._etags_trusted is None:
