@@ -126,8 +126,7 @@ class Memo:
             digest.update(repr((store_name, base)).encode())
             for entry in entries:
                 digest.update(f"{entry.key}\0{entry.etag}\n".encode())
-                identity = walkers[store_name].walked_identity(entry)
-                self.newest = max(self.newest, *(identity[4:6] if identity else (clock(),)))
+                self.newest = max(self.newest, _changed(entry))
         for store_name, store in sorted(walkers.items()):
             self.problems[store_name] = store.problems
             digest.update(repr((store_name, [(p.key, p.message) for p in store.problems])).encode())
@@ -316,6 +315,16 @@ class _Walked:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
+
+
+def _changed(entry: Entry) -> int:
+    """When the walked file last changed (its mtime or ctime, the later), from its version token
+    (stores/local.version_token: size-mtime-ctime-ino-dev); an unreadable token counts as changed now."""
+    parts = (entry.etag or "").split("-")
+    try:
+        return max(int(parts[1]), int(parts[2]))
+    except (IndexError, ValueError):
+        return clock()
 
 
 def _memo_file(desired: Desired, specs: Path) -> Path:
