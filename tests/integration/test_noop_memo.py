@@ -50,7 +50,7 @@ tiers:
 
 MUTATIONS = [
     "none", "same-size-same-mtime", "other-size", "touch", "delete", "new-file", "chmod", "s3-overwrite",
-    "s3-delete", "s3-new", "spec-edit", "env", "max-delete", "detailed-exitcode", "json",
+    "s3-delete", "s3-new", "spec-edit", "spec-rename", "env", "max-delete", "detailed-exitcode", "json",
 ]
 
 
@@ -124,6 +124,9 @@ def _mutate(world: World, what: str, s3: Any, args: list[str]) -> list[str]:
         s3.put_object(Bucket=world.bucket, Key=f"{world.prefix}/only-in-s3.bin", Body=b"x")
     elif what == "spec-edit":
         world.write_spec(exclude="'f00.bin'")
+    elif what == "spec-rename":  # the walk and listing as they were; the JSON names the mapping
+        spec = world.specs / "specs.yaml"
+        spec.write_text(spec.read_text().replace("name: m\n", "name: renamed\n"))
     elif what == "env":
         world.env["MEMO_PREFIX"] = world.prefix + "-elsewhere"
     elif what == "max-delete":
@@ -154,6 +157,8 @@ def test_a_memo_answers_exactly_as_the_full_plan_whatever_changed(
     assert world.run(["apply", "--auto-approve"], memo=False)[0] == 0
     later(10)
     args = ["plan", *(["--detailed-exitcode"] if detailed else [])]
+    if what == "spec-rename":
+        args += ["--format", "json"]
     recorded = world.run(args, memo=True)
     assert recorded[0] == 0 and len(world.memos()) == 1, recorded
     assert world.run(args, memo=True) == recorded  # the memo's answer
