@@ -153,9 +153,15 @@ class Memo:
             data = orjson.loads(self.path.read_bytes())
             if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("key") != self.key:
                 return None
-            recorded = Recorded(str(data["stdout"]), int(data["exit"]), {k: int(v) for k, v in data["hashed"].items()})
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            stdout, code, hashed = data["stdout"], data["exit"], data["hashed"]
+        except (OSError, ValueError, KeyError):
             return None  # a corrupt or foreign file is no memo: the full plan runs and writes it again
+        if not (
+            isinstance(stdout, str) and type(code) is int and isinstance(hashed, dict)
+            and all(isinstance(k, str) and type(v) is int for k, v in hashed.items())
+        ):
+            return None
+        recorded = Recorded(stdout, code, hashed)
         get_logger("pixel.plan").debug("no-op memo answered", memo=str(self.path))
         return recorded
 

@@ -18,28 +18,9 @@ from hypothesis import strategies as st
 from reconciler.cli import main
 from reconciler.commands import noop_memo
 from reconciler.dev.seaweed import SeaweedServer
+from tests.integration.pixelenv import write_specs
 
 pytestmark = pytest.mark.integration
-
-SPEC = """\
-stores:
-  s3:
-    type: s3
-    bucket: {bucket}
-    endpoint: {endpoint}
-    region: us-east-1
-    addressing_style: path
-    checksum: when_required
-  disk:
-    type: local
-    root: {root}
-mappings:
-  - name: m
-    from: disk:d
-    to: s3:${{MEMO_PREFIX}}/
-    prune: true
-    exclude: [{exclude}]
-{extra}"""
 
 TIER = """\
 tiers:
@@ -59,7 +40,6 @@ class World:
         self.root = base / "data"
         (self.root / "d").mkdir(parents=True)
         self.specs = base / "specs"
-        self.specs.mkdir()
         self.bucket = bucket
         self.seaweed = seaweed
         self.prefix = base.name
@@ -68,9 +48,12 @@ class World:
         self.write_spec(exclude="", extra=extra)
 
     def write_spec(self, *, exclude: str, extra: str = "") -> None:
-        (self.specs / "specs.yaml").write_text(SPEC.format(
-            bucket=self.bucket, endpoint=self.seaweed.endpoint, root=self.root, exclude=exclude, extra=extra
-        ))
+        mapping = {"name": "m", "from": "disk:d", "to": "'s3:${MEMO_PREFIX}/'", "prune": True,
+                   "exclude": f"[{exclude}]"}
+        write_specs(self.specs, endpoint=self.seaweed.endpoint, bucket=self.bucket, root=self.root,
+                    mappings=[mapping])
+        with (self.specs / "specs.yaml").open("a") as spec:
+            spec.write(extra)
 
     def run(self, args: list[str], *, memo: bool) -> tuple[int, str]:
         env = {**self.env, noop_memo.NO_MEMO_ENV: "" if memo else "1"}
@@ -91,6 +74,14 @@ def later(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
         monkeypatch.setattr(noop_memo, "clock", lambda: now)
 
     return move
+
+
+def synced(base: Path, seaweed: SeaweedServer, bucket: str, *, extra: str = "") -> World:
+    """Three files pushed by `pixel apply`: a world a plan finds nothing to do in."""
+    world = World(base, seaweed, bucket, extra=extra)
+    _world_files(world, [3, 4, 5])
+    assert world.run(["apply", "--auto-approve"], memo=False)[0] == 0
+    return world
 
 
 def _world_files(world: World, sizes: list[int]) -> None:
@@ -170,9 +161,7 @@ def test_a_memo_answers_exactly_as_the_full_plan_whatever_changed(
 def test_a_plan_after_apply_never_sees_the_memo_of_before(
     tmp_path: Path, seaweed: SeaweedServer, bucket: str, later: Callable[[int], None]
 ) -> None:
-    world = World(tmp_path, seaweed, bucket)
-    _world_files(world, [3, 4, 5])
-    assert world.run(["apply", "--auto-approve"], memo=True)[0] == 0
+    world = synced(tmp_path, seaweed, bucket)
     later(10)
     assert world.run(["plan", "--detailed-exitcode"], memo=True)[0] == 0
     (world.root / "d" / "f01.bin").unlink()
@@ -188,9 +177,7 @@ def test_a_plan_after_apply_never_sees_the_memo_of_before(
 def test_no_memo_is_written_inside_the_racy_window(
     tmp_path: Path, seaweed: SeaweedServer, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    world = World(tmp_path, seaweed, bucket)
-    _world_files(world, [3, 4, 5])
-    assert world.run(["apply", "--auto-approve"], memo=False)[0] == 0
+    world = synced(tmp_path, seaweed, bucket)
     newest = max(max(p.stat().st_mtime_ns, p.stat().st_ctime_ns) for p in (world.root / "d").iterdir())
     # A rewrite within the same timestamp tick would leave every stat as it is: nothing is vouched for yet.
     monkeypatch.setattr(noop_memo, "clock", lambda: newest + 1_000_000_000)
@@ -204,26 +191,26 @@ def test_no_memo_is_written_inside_the_racy_window(
 def test_a_corrupt_memo_is_ignored_and_written_again(
     tmp_path: Path, seaweed: SeaweedServer, bucket: str, later: Callable[[int], None]
 ) -> None:
-    world = World(tmp_path, seaweed, bucket)
-    _world_files(world, [3, 4, 5])
-    assert world.run(["apply", "--auto-approve"], memo=False)[0] == 0
+    world = synced(tmp_path, seaweed, bucket)
     later(10)
-    assert world.run(["plan"], memo=True)[0] == 0
+    recorded = world.run(["plan", "--detailed-exitcode"], memo=True)
     (memo,) = world.memos()
-    seaweed.client().delete_object(Bucket=bucket, Key=f"{world.prefix}/f02.bin")
-    for garbage in (b"{not json", b"[]", memo.read_bytes()[:40], b'{"format": 1, "key": 3}'):
+    good = memo.read_bytes()
+    assert b'"exit":0' in good
+    for garbage in (b"{not json", b"[]", good[:40], good.replace(b'"exit":0', b'"exit":"0"'), b'{"format":1}'):
         memo.write_bytes(garbage)
-        assert world.run(["plan", "--detailed-exitcode"], memo=True) == world.run(["plan", "--detailed-exitcode"],
-                                                                                   memo=False)
-        assert memo.read_bytes() == garbage  # a plan with changes writes no memo
+        assert world.run(["plan", "--detailed-exitcode"], memo=True) == recorded
+        assert memo.read_bytes() == good  # the full plan ran and wrote it again
+    seaweed.client().delete_object(Bucket=bucket, Key=f"{world.prefix}/f02.bin")
+    memo.write_bytes(good[:40])
+    assert world.run(["plan", "--detailed-exitcode"], memo=True) == world.run(["plan", "--detailed-exitcode"],
+                                                                               memo=False)
 
 
 def test_specs_with_a_training_data_section_never_use_a_memo(
     tmp_path: Path, seaweed: SeaweedServer, bucket: str, later: Callable[[int], None]
 ) -> None:
-    world = World(tmp_path, seaweed, bucket, extra=TIER)
-    _world_files(world, [3, 4, 5])
-    assert world.run(["apply", "--auto-approve"], memo=False)[0] == 0
+    world = synced(tmp_path, seaweed, bucket, extra=TIER)
     later(10)
     assert world.run(["plan", "--detailed-exitcode"], memo=True)[0] == 0
     assert world.memos() == []
@@ -233,9 +220,7 @@ def test_a_hit_builds_no_listing_entries_asks_no_hash_cache_and_plans_nothing(
     tmp_path: Path, seaweed: SeaweedServer, bucket: str, later: Callable[[int], None],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    world = World(tmp_path, seaweed, bucket)
-    _world_files(world, [3, 4, 5])
-    assert world.run(["apply", "--auto-approve"], memo=False)[0] == 0
+    world = synced(tmp_path, seaweed, bucket)
     later(10)
     recorded = world.run(["plan", "--detailed-exitcode"], memo=True)
 
