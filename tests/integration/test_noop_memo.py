@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from hypothesis import strategies as st
 from reconciler.cli import main
 from reconciler.commands import noop_memo
 from reconciler.dev.seaweed import SeaweedServer
+from reconciler.model import S3StoreSpec
+from reconciler.stores.s3 import S3Store
 from tests.integration.pixelenv import write_specs
 
 pytestmark = pytest.mark.integration
@@ -238,3 +241,26 @@ def test_a_hit_builds_no_listing_entries_asks_no_hash_cache_and_plans_nothing(
     ]:
         monkeypatch.setattr(owner, name, refused)
     assert world.run(["plan", "--detailed-exitcode"], memo=True) == recorded
+
+
+@pytest.mark.slow
+def test_the_memos_listing_replays_as_the_store_lists_over_pages_and_odd_keys(
+    seaweed: SeaweedServer, bucket: str, aws_env: dict[str, str]
+) -> None:
+    odd = ["p/a", "p/a b", "p/a+b", "p/a%2F", "p/a/x", "p/ünï/código", "p/x&<y>.json", "p/.pixel-not-own"]
+    keys = odd + [f"p/many/{i:05d}" for i in range(1_100)]  # two pages, the token followed once
+    client = seaweed.client()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda key: client.put_object(Bucket=bucket, Key=key, Body=key.encode()), keys))
+    spec = S3StoreSpec(name="s3", bucket=bucket, endpoint=seaweed.endpoint, region="us-east-1", addressing_style="path")
+    store = S3Store(spec)
+    expected = [(e.key, e.size, e.md5, e.etag) for e in store.list("p/")]
+    bodies = noop_memo._raw_listing(store, "p/")
+    assert len(bodies) == 2
+    replayed = noop_memo._Listed(store, {"p/": bodies})
+    assert [(e.key, e.size, e.md5, e.etag) for e in replayed.list_expecting("p/", [])] == expected
+    assert replayed.all_md5s
+    # A body that does not continue as it was followed is refused, never replayed as a shorter listing.
+    cut = noop_memo._Listed(store, {"p/": bodies[:1]})
+    with pytest.raises(noop_memo.ReplayMismatch):
+        list(cut.list("p/"))
