@@ -298,7 +298,7 @@ class HashCache:
         self._loaded.add(directory)
 
     def is_racy(self, key: FileKey) -> bool:
-        return max(key.mtime_ns, key.ctime_ns) >= self.clock() - self.racy_window_ns
+        return racy(key.mtime_ns, key.ctime_ns, self.clock(), self.racy_window_ns)
 
     def remember(self, key: FileKey, md5: str) -> bool:
         """Record `md5` for `key` unless the file is too fresh to trust; True when accepted."""
@@ -424,6 +424,12 @@ class HashCache:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def racy(mtime_ns: int, ctime_ns: int, now_ns: int, window_ns: int = RACY_WINDOW_NS) -> bool:
+    """A file changed so recently (`window_ns` before `now_ns`, or later) that another write within the same
+    timestamp tick could leave its stat unchanged: what it holds cannot be vouched for by its stat."""
+    return max(mtime_ns, ctime_ns) >= now_ns - window_ns
 
 
 def _locked(exc: sqlite3.DatabaseError) -> bool:

@@ -281,9 +281,13 @@ class S3Store:
         bookkeeping, never data to sync, prune, inventory or verify, even under a whole-bucket prefix.
 
         `known`: keys expected under `prefix`, to list it in ranges cut at them (stores/s3/listing.py)."""
+        return self.entries_of(self._pages(prefix, known))
+
+    def entries_of(self, pages: Iterable[Page]) -> Iterator[Entry]:
+        """The entries `list` makes of a listing's pages (pages listed already: the no-op memo's)."""
         # S3StoreSpec.reserves with its prefixes worked out once per listing, not once per key.
         own, lock = self.spec.reserved_prefixes(), self.spec.lock_key
-        for page in self._pages(prefix, known):
+        for page in pages:
             for obj in page.get("Contents", []):
                 key = obj["Key"]
                 if key.endswith("/"):  # folder placeholder objects hold no data
@@ -301,6 +305,11 @@ class S3Store:
 
     def list_expecting(self, prefix: str, known: Iterable[str]) -> Iterator[Entry]:
         return self.list(prefix, known)
+
+    def knows_encryption(self, algorithms: frozenset[str] | None) -> None:
+        """The bucket's default encryption as the caller asked it (the no-op memo, which digests that answer):
+        the ETags listed are judged by it, not by an answer of the store's own."""
+        self._etags_trusted = not (algorithms or frozenset()) & KMS_ALGORITHMS
 
     def _listed_etags_are_md5s(self) -> bool:
         """False when the bucket encrypts with KMS by default: those ETags look like md5s but are not."""

@@ -349,23 +349,32 @@ class DirectTransport:
 
     def list_page(self, prefix: str, params: Params) -> Page:
         """One ListObjectsV2 page, shaped like botocore's (keys decoded, Size an int, LastModified a datetime)."""
+        return page_of(self.list_body(prefix, params))
+
+    def list_body(self, prefix: str, params: Params) -> bytes:
+        """One ListObjectsV2 page's body as received (the no-op memo digests it without parsing it)."""
         query = {"list-type": "2", "prefix": prefix, "encoding-type": "url"}
         query.update({_LIST_QUERY[name]: str(value) for name, value in params.items()})
         response = self._get("ListObjectsV2", query)
         if self.server is None:
             self.server = str(response.headers.get("Server", ""))
-        page = parse_list_objects_v2(response.data)
-        for item in page.get("Contents", []):
-            item["Key"] = urllib.parse.unquote_plus(item["Key"])
-        for item in page.get("CommonPrefixes", []):
-            item["Prefix"] = urllib.parse.unquote_plus(item["Prefix"])
-        return page
+        return bytes(response.data)
 
     def warm(self, connections: int) -> None:
         self._pool.warm(connections)
 
     def close(self) -> None:
         self._pool.close()
+
+
+def page_of(body: bytes) -> Page:
+    """A ListObjectsV2 body as `list_page` answers it: keys decoded, shaped like botocore's."""
+    page = parse_list_objects_v2(body)
+    for item in page.get("Contents", []):
+        item["Key"] = urllib.parse.unquote_plus(item["Key"])
+    for item in page.get("CommonPrefixes", []):
+        item["Prefix"] = urllib.parse.unquote_plus(item["Prefix"])
+    return page
 
 
 def direct(spec: S3StoreSpec, *, pool_size: int, env: Mapping[str, str] | None = None) -> DirectTransport | None:
