@@ -38,6 +38,7 @@ from reconciler.observe.hashcache import racy
 from reconciler.plan.guards import GuardLimits
 from reconciler.spec.desiredcache import _encode as encoded_desired
 from reconciler.stores.base import FileIdentity, Store
+from reconciler.stores.factory import build_store
 from reconciler.stores.local import LocalStore
 from reconciler.stores.s3.direct.raw import DirectTransport, page_of
 from reconciler.stores.s3.objects import KMS_ALGORITHMS, md5_from_etag
@@ -116,8 +117,9 @@ class Memo:
             store = walkers.get(mapping.local_store)
             if store is None:
                 # A store of its own: the walk's problems are this walk's, whatever else walked the store.
-                original = cast(LocalStore, ws.stores[mapping.local_store])
-                store = walkers[mapping.local_store] = LocalStore(original.name, original.root)
+                store = walkers[mapping.local_store] = cast(
+                    LocalStore, build_store(ws.desired.stores[mapping.local_store])
+                )
             where = (mapping.local_store, mapping.local_base)
             if where not in self.walks:
                 self.walks[where] = list(store.list(mapping.local_base))
