@@ -41,10 +41,11 @@ COMPILE = $(BIN)/python -m compileall -q reconciler bench tests
 
 # Tests run on every core (pytest-xdist; each worker starts its own SeaweedFS). A module's tests stay on one
 # worker (loadfile), so a module-scoped fixture such as test_wheel's built wheel is made once, not per worker.
-# More workers than cores did not pay on a loaded 2-core machine: -n 3 against -n 2, A/B alternated on 276
-# tests (unit, CLI, hostile, lock), cost 5-11 % more CPU (a worker's collection and SeaweedFS) for wall ratios
-# of 0.98 and 1.06. WORKERS=3 tries it where the cores are otherwise idle.
-WORKERS ?= auto
+# One worker more than cores: the suite still waits on SeaweedFS, child processes and fsyncs for about a third
+# of its time (2 workers kept 1.44 of 2 cores busy), and a third worker fills it. A fresh clone's `make test`
+# on a quiet 2-core machine, same commit: 376 s with -n 2, 338 s with -n 3 (pytest 338 -> 301 s, 5 % more CPU).
+# (On a machine loaded by other work it did not pay: wall ratios 0.98 and 1.06 on a subset.) WORKERS=N overrides.
+WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 2) + 1 )))
 # PYTHONDONTWRITEBYTECODE unset for the run: else each worker rewrites and compiles every test module's asserts
 # again on every run (pytest keeps them only as bytecode), ~7 CPU-s per worker; a read-only tree just skips it.
 PYTEST = env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -q -n $(WORKERS) --dist loadfile
