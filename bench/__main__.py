@@ -101,6 +101,10 @@ def one_tool(server: SeaweedServer, tool: Tool, shape: dataset.Shape, work: Path
             warm = tool.noop(t, cold=False)
             out["noop_warm"] = {"seconds": warm.seconds, "rss_mib": warm.peak_rss_mib}
             out["files_read"] = {"cold": tool.files_read[-2], "warm": tool.files_read[-1]}
+            # The warm run above found nothing to do and kept its no-op memo (commands/noop_memo.py): the next
+            # warm run, nothing changed, is answered by it, as a CI job's plan of an unchanged tree is.
+            again = tool.noop(t, cold=False)
+            out["noop_memo"] = {"seconds": again.seconds, "rss_mib": again.peak_rss_mib}
             floor = run(
                 [sys.executable, "-m", "bench.floor", str(src), server.endpoint, bucket, t.prefix],
                 env=t.env,
@@ -226,6 +230,7 @@ def table(summary: dict[str, Any], extra: dict[str, Any], shape: dataset.Shape, 
     pixel = summary.get("pixel", {})
     reads = pixel.get("files_read", {})
     row("no-op, warm hash cache", "pixel plan", pixel.get("noop_warm"), found=f"{reads.get('warm', 0):.0f} rd")
+    row("no-op, warm hash cache + no-op memo", "pixel plan", pixel.get("noop_memo"))
     row("floor: scandir + raw ListObjectsV2 (ET)", "python, no boto3", pixel.get("floor"))
     for stage, label in (
         ("hash_stage_cold", "hash stage alone, cold cache"),
@@ -327,6 +332,13 @@ def targets(summary: dict[str, Any], extra: dict[str, Any], edits: int) -> list[
     small_warm = peer("pixel [small-only]", "noop_warm")
     small_rc = peer("rclone [small-only]", "noop_cold")
     check("small-files-only no-op warm / rclone check", small_warm / small_rc if small_warm and small_rc else None, 0.5)
+    # The same no-ops once the memo of the last one answers (nothing changed since it: the CI case).
+    memo = pixel.get("noop_memo", {}).get("seconds")
+    check("no-op memo / rclone check", memo / rc if memo and rc else None, 0.5)
+    check("no-op memo / aws s3 sync --dryrun", memo / aw if memo and aw else None, 0.25)
+    check("no-op memo / floor", memo / floor if memo and floor else None, 1.3)
+    small_memo = peer("pixel [small-only]", "noop_memo")
+    check("small-files-only no-op memo / rclone check", small_memo / small_rc if small_memo and small_rc else None, 0.5)
     far = summary.get("cases", {})
     for size in sorted({int(c.split("_")[1]) for c in far if c.startswith("latency_")}):
         best = min((m["seconds"] for c, m in far.items() if c.startswith(f"latency_{size}_pixel_")), default=None)

@@ -65,6 +65,11 @@ class Options:
     limits: GuardLimits | None  # its repr names every field
     parallelism: int
 
+    def printing(self) -> tuple[object, ...]:
+        """The options that can change the plan or what is printed of it: all but parallelism, which only says
+        how many requests are in flight (a memo made at one parallelism answers another)."""
+        return (self.output_format, self.detailed_exitcode, self.compact, self.limits)
+
 
 def in_scope(ws: Workspace) -> bool:
     """Specs of stores and mappings alone, each S3 store on the direct transport, nothing discovered."""
@@ -100,7 +105,7 @@ class Memo:
         digest = hashlib.sha256(f"pixel no-op memo {FORMAT}\0".encode())
         digest.update(_code_key())
         digest.update(orjson.dumps(encoded_desired(ws.desired), option=orjson.OPT_SORT_KEYS))
-        digest.update(repr((str(specs.resolve()), os.getcwd(), options)).encode())
+        digest.update(repr((str(specs.resolve()), os.getcwd(), options.printing())).encode())
         # What the text renderer reads besides the plan: whether stdout is a terminal, NO_COLOR.
         digest.update(repr((sys.stdout.isatty(), "NO_COLOR" in os.environ)).encode())
         remote = sorted({(m.s3_store, m.s3_prefix) for m in ws.desired.mappings})

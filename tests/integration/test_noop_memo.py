@@ -241,6 +241,8 @@ def test_a_hit_builds_no_listing_entries_asks_no_hash_cache_and_plans_nothing(
     ]:
         monkeypatch.setattr(owner, name, refused)
     assert world.run(["plan", "--detailed-exitcode"], memo=True) == recorded
+    # How many requests a plan keeps in flight changes no plan: the memo made at one parallelism answers another.
+    assert world.run(["plan", "--detailed-exitcode", "--parallelism", "4"], memo=True) == recorded
 
 
 @pytest.mark.slow
