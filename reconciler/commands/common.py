@@ -97,9 +97,21 @@ def plan_workspace(
     relist: tuple[str, ...] = (),
 ) -> tuple[Workspace, Plan]:
     """Load, observe and plan (only `targets`, when given); the delete guards always run (default limits if none)."""
-    desired = load(specs)
-    ws = open_stores(desired, parallelism=parallelism, on_first_use=True)
-    ws = observe_through(ws, observe_mode, relist)
+    ws = open_stores(load(specs), parallelism=parallelism, on_first_use=True)
+    return ws, plan_opened(
+        observe_through(ws, observe_mode, relist),
+        rehash_all=rehash_all, limits=limits, output_format=output_format, targets=targets,
+    )
+
+
+def plan_opened(
+    ws: Workspace,
+    *,
+    rehash_all: bool = False,
+    limits: GuardLimits | None = None,
+    output_format: OutputFormat = OutputFormat.TEXT,
+    targets: Sequence[str] = (),
+) -> Plan:
+    """Observe and plan a workspace whose stores are open, with progress as `output_format` wants it."""
     with observe_progress(output_format=output_format) as progress:
-        _, plan = guarded_plan(ws, limits, rehash_all=rehash_all, progress=progress, targets=targets)
-    return ws, plan
+        return guarded_plan(ws, limits, rehash_all=rehash_all, progress=progress, targets=targets)[1]

@@ -10,7 +10,7 @@ import click
 
 from reconciler.choices import ObserveMode, OutputFormat, Scale
 from reconciler.commands import noop_memo
-from reconciler.commands.common import load, note_saved, plan_exit, plan_workspace
+from reconciler.commands.common import load, note_saved, plan_exit, plan_opened, plan_workspace
 from reconciler.commands.output import fenced, render_plan
 from reconciler.errors import UserError
 from reconciler.logs import get_logger
@@ -106,8 +106,7 @@ def memoized(specs: Path, options: noop_memo.Options) -> int | tuple[Workspace, 
     limits = options.limits
     ws = open_stores(load(specs), parallelism=options.parallelism, on_first_use=True)
     if not noop_memo.in_scope(ws):
-        with observe_progress(output_format=options.output_format) as progress:
-            return ws, guarded_plan(ws, limits, progress=progress)[1]
+        return ws, plan_opened(ws, limits=limits, output_format=options.output_format)
     try:
         memo = noop_memo.Memo(ws, specs, options)
     except Exception:  # any failure to read the inputs is the full plan's to meet and word
