@@ -89,6 +89,20 @@ PUBLISHED_INDEX_LIMIT = 64 * 1024 * 1024
 _Opened = tuple[contextlib.ExitStack, BinaryIO]
 
 
+def read_exactly(stream: BinaryIO, size: int) -> bytes:
+    """`size` bytes, fewer only at the stream's end: one read() when the stream gives them all at once (a body
+    off the socket does), else its pieces joined."""
+    data = stream.read(size)
+    if len(data) == size or not data:
+        return data
+    parts = [data]
+    left = size - len(data)
+    while left and (more := stream.read(left)):
+        parts.append(more)
+        left -= len(more)
+    return b"".join(parts)
+
+
 def _read_at_most(stream: BinaryIO, limit: int) -> bytes:
     """The whole body (a read may return less than asked), ValueError once it passes `limit` bytes."""
     parts: list[bytes] = []
@@ -881,13 +895,15 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         second one, each span against its md5, then handed over (two at most in hand): the download, the hashing
         and the cache write overlap each other and the decoding (downloading and hashing one after the other on
         one thread held a cold read to the sum of both). A span whose bytes do not match ends the read
-        (BadDigest) before any of its records."""
+        (BadDigest) before any of its records.
+
+        A span crosses from thread to thread whole, read off the socket in one call and hashed in one: every
+        hand-over costs the helper the GIL back from the decoding thread (up to a switch interval, 5 ms), and
+        1 MiB pieces made four times as many of them (see docs/design.md, "The cold read of one big object")."""
         store = self.stores[obj.store]
         label = f"{obj.store}:{obj.key}"
-        # Pieces of spans as they arrive: (span, piece, is its last piece), a failure, or None at the end.
-        # Two spans' worth of pieces ahead of the hashing at most: what runs ahead stays a few spans.
-        per_span = -(-max(s.stop - s.start for s in index.spans) // CHUNK)
-        arrived: queue.Queue[tuple[Span, bytes, bool] | BaseException | None] = queue.Queue(maxsize=2 * per_span)
+        # Spans as they arrive, a failure, or None at the end; two ahead of the hashing at most.
+        arrived: queue.Queue[tuple[Span, bytes] | BaseException | None] = queue.Queue(maxsize=2)
         handed: queue.Queue[tuple[Span, bytes] | BaseException | None] = queue.Queue(maxsize=2)
         stop = threading.Event()
 
@@ -902,14 +918,8 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
             try:
                 with self._versioned(obj, store, lambda if_match: store.open(obj.key, if_match=if_match)) as stream:
                     for span in index.spans:
-                        window, left = _Window(stream, span.stop - span.start), span.stop - span.start
-                        while True:
-                            piece = window.read(CHUNK)
-                            left -= len(piece)
-                            if not put(arrived, (span, piece, not piece or not left)):
-                                return
-                            if not piece or not left:
-                                break
+                        if not put(arrived, (span, read_exactly(stream, span.stop - span.start))):
+                            return
                     if stream.read(1):
                         raise PermanentStoreError(f"{label}: longer than its index's {index.size} bytes",
                                                   code="BadDigest", key=obj.key)
@@ -919,8 +929,6 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
 
         def check() -> None:
             try:
-                pieces: list[bytes] = []
-                digest = hashlib.md5()
                 while True:
                     item = None
                     while not stop.is_set():
@@ -933,13 +941,8 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                         break
                     if isinstance(item, BaseException):
                         raise item
-                    span, piece, last = item
-                    digest.update(piece)
-                    pieces.append(piece)
-                    if not last:
-                        continue
-                    data, got = b"".join(pieces), digest.hexdigest()
-                    pieces, digest = [], hashlib.md5()
+                    span, data = item
+                    got = hashlib.md5(data).hexdigest()
                     if got != span.md5 or len(data) != span.stop - span.start:
                         raise PermanentStoreError(
                             f"{label} bytes {span.start}-{span.stop - 1}: read {len(data)} bytes with md5 {got}, "

@@ -12,10 +12,12 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, BinaryIO, cast
 from unittest import mock
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reconciler.loader import cache as cache_module
 from reconciler.loader import dataset as dataset_module
@@ -344,3 +346,88 @@ def test_a_span_repeated_in_a_shorter_run_never_reads_past_the_range_asked_for()
         got = [runs.read(obj, spans[i]) for i in (0, 1, 2, 0, 1)]
     assert got == [body[s.start : s.stop] for s in (spans[i] for i in (0, 1, 2, 0, 1))]
     assert opened[0] == (0, 200) and len(opened) == 3  # 0-1, then 2 on its own, then 0-1 again
+
+
+def test_a_lone_stream_hands_each_span_between_its_threads_whole(tmp_path: Path) -> None:
+    """Every hand-over costs a helper thread the GIL back from the decoding one: a span is read off the stream in
+    one call and hashed in one, not a piece at a time (1 MiB pieces made four hand-overs a 4 MiB span). Counted
+    with pieces made small (64 bytes), where the pieces were dozens a span; the records and their order stay."""
+    store, body, obj = big_object()
+    with mock.patch.object(index, "SPAN_BYTES", 8 * 1024):
+        built = index.build(io.BytesIO(body), key=obj.key, fmt=obj.fmt, split=True)
+        IndexStore(tmp_path).put(built, obj.fmt)
+        reads: list[int] = []
+        hashed: list[int] = []
+        opened = store.open
+
+        @contextlib.contextmanager
+        def open_(key: str, *, if_match: str | None = None) -> Iterator[io.RawIOBase]:
+            with opened(key, if_match=if_match) as stream:
+
+                class Reading(io.RawIOBase):
+                    def readable(self) -> bool:
+                        return True
+
+                    def read(self, n: int | None = -1) -> bytes:
+                        data: bytes = stream.read(-1 if n is None else n)
+                        reads.append(len(data))
+                        return data
+
+                yield Reading()
+
+        real_md5 = hashlib.md5
+
+        class Md5:
+            def __init__(self, data: bytes = b"") -> None:
+                self._md5 = real_md5(data)
+                if data:
+                    hashed.append(len(data))
+
+            def update(self, data: bytes) -> None:
+                hashed.append(len(data))
+                self._md5.update(data)
+
+            def hexdigest(self) -> str:
+                return self._md5.hexdigest()
+
+        with mock.patch.object(store, "open", open_), mock.patch.object(dataset_module, "CHUNK", 64), \
+                mock.patch.object(dataset_module, "hashlib", SimpleNamespace(md5=Md5)):
+            got = [r["id"] for r in StreamingDataset([obj], {"mem": store}, index_dir=tmp_path,
+                                                     worker_info=lambda: None)]
+    assert got == list(range(2000))
+    spans = [s.stop - s.start for s in built.spans]
+    assert reads == [*spans, 0]  # then one read past the end: the object is no longer than its index says
+    assert hashed == spans
+
+
+class _Trickle(io.RawIOBase):
+    """A stream that gives at most the next of `sizes` bytes a read (a body off a socket, or resumed midway)."""
+
+    def __init__(self, data: bytes, sizes: list[int]) -> None:
+        self._data, self._sizes, self._at = data, sizes, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
+        most = self._sizes.pop(0) if self._sizes else len(self._data)
+        want = len(self._data) if n is None or n < 0 else n
+        out = self._data[self._at : self._at + min(want, most)]
+        self._at += len(out)
+        return out
+
+
+@given(
+    data=st.binary(max_size=300),
+    sizes=st.lists(st.integers(1, 40), max_size=30),
+    cuts=st.lists(st.integers(0, 120), min_size=1, max_size=6),
+)
+def test_read_exactly_gives_the_size_asked_whatever_the_reads_return_and_less_only_at_the_end(
+    data: bytes, sizes: list[int], cuts: list[int]
+) -> None:
+    stream = cast(BinaryIO, _Trickle(data, sizes))
+    at = 0
+    for size in cuts:
+        got = dataset_module.read_exactly(stream, size)
+        assert got == data[at : at + size]
+        at += len(got)
