@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, BinaryIO, cast
 from unittest import mock
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.loader import cache as cache_module
@@ -463,3 +464,34 @@ def test_small_objects_are_opened_several_ahead_at_once_and_read_in_order(tmp_pa
         assert together.wait(30), f"opened at once while object 0 is read: {under_way}"
         rest = [r["id"] for r in records]
     assert rest == [f"{i}-{j}" for i in range(6) for j in range(3)][1:]
+
+
+@settings(max_examples=30, deadline=None)
+@given(at=st.integers(0, 139_999), cut=st.booleans())
+def test_a_lone_stream_yields_exactly_the_spans_before_a_changed_or_missing_byte(at: int, cut: bool) -> None:
+    """Wherever the stream's bytes go wrong (a byte flipped, or the body ends there), every record of each span
+    before it is yielded and none of its span or after: BadDigest, and nothing of it left in the cache."""
+    store, body, obj = big_object()
+    at %= len(body)
+    bad = body[:at] if cut else body[:at] + bytes([body[at] ^ 0x01]) + body[at + 1 :]
+    with tempfile.TemporaryDirectory() as tmp, mock.patch.object(index, "SPAN_BYTES", 8 * 1024):
+        built = index.build(io.BytesIO(body), key=obj.key, fmt=obj.fmt, split=True)
+        IndexStore(Path(tmp) / "indexes").put(built, obj.fmt)
+        wrong = next(s for s in built.spans if s.start <= at < s.stop)
+        opened = store.open
+
+        @contextlib.contextmanager
+        def open_(key: str, *, if_match: str | None = None) -> Iterator[io.BytesIO]:
+            with opened(key, if_match=if_match):
+                yield io.BytesIO(bad)
+
+        got: list[int] = []
+        cache = ObjectCache(Path(tmp) / "cache")
+        with mock.patch.object(store, "open", open_), pytest.raises(PermanentStoreError) as raised:
+            for record in StreamingDataset([obj], {"mem": store}, cache=cache, index_dir=Path(tmp) / "indexes",
+                                           worker_info=lambda: None):
+                got.append(record["id"])
+        cache.settle()
+        assert raised.value.code == "BadDigest"
+        assert got == list(range(sum(s.records for s in built.spans if s.stop <= wrong.start)))
+        assert not [p for p in (Path(tmp) / "cache" / "objects").rglob("*") if p.is_file()]
