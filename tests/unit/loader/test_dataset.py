@@ -10,7 +10,7 @@ import json
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, BinaryIO, cast
@@ -39,6 +39,28 @@ def big_object() -> tuple[MemoryStore, bytes, SourceObject]:
     body = b"".join(json.dumps({"id": i, "pad": "x" * 50}).encode() + b"\n" for i in range(2000))
     store.put("big.jsonl", body)
     return store, body, SourceObject("mem", "big.jsonl", hashlib.md5(body).hexdigest(), len(body), RecordFormat.JSONL)
+
+
+def watched_open(store: MemoryStore, seen: Callable[[bytes], None]) -> Callable[..., Any]:
+    """`store.open` whose streams show the bytes of each read to `seen`, on the thread that reads them."""
+    opened = store.open
+
+    @contextlib.contextmanager
+    def open_(key: str, *, if_match: str | None = None) -> Iterator[io.RawIOBase]:
+        with opened(key, if_match=if_match) as stream:
+
+            class Reading(io.RawIOBase):
+                def readable(self) -> bool:
+                    return True
+
+                def read(self, n: int | None = -1) -> bytes:
+                    data: bytes = stream.read(-1 if n is None else n)
+                    seen(data)
+                    return data
+
+            yield Reading()
+
+    return open_
 
 
 def test_stopping_early_releases_the_object_opened_ahead(tmp_path: Path) -> None:
@@ -268,22 +290,7 @@ def test_a_lone_reader_downloads_and_hashes_its_object_on_two_threads_apart_from
         IndexStore(tmp_path).put(built, obj.fmt)
         readers: set[str] = set()
         hashers: set[str] = set()
-        opened = store.open
-
-        @contextlib.contextmanager
-        def open_(key: str, *, if_match: str | None = None) -> Iterator[io.RawIOBase]:
-            with opened(key, if_match=if_match) as stream:
-
-                class Reading(io.RawIOBase):
-                    def readable(self) -> bool:
-                        return True
-
-                    def read(self, n: int | None = -1) -> bytes:
-                        readers.add(threading.current_thread().name)
-                        return stream.read(-1 if n is None else n)
-
-                yield Reading()
-
+        open_ = watched_open(store, lambda _: readers.add(threading.current_thread().name))
         real_md5 = hashlib.md5
 
         def md5(data: bytes = b"") -> Any:
@@ -359,23 +366,7 @@ def test_a_lone_stream_hands_each_span_between_its_threads_whole(tmp_path: Path)
         IndexStore(tmp_path).put(built, obj.fmt)
         reads: list[int] = []
         hashed: list[int] = []
-        opened = store.open
-
-        @contextlib.contextmanager
-        def open_(key: str, *, if_match: str | None = None) -> Iterator[io.RawIOBase]:
-            with opened(key, if_match=if_match) as stream:
-
-                class Reading(io.RawIOBase):
-                    def readable(self) -> bool:
-                        return True
-
-                    def read(self, n: int | None = -1) -> bytes:
-                        data: bytes = stream.read(-1 if n is None else n)
-                        reads.append(len(data))
-                        return data
-
-                yield Reading()
-
+        open_ = watched_open(store, lambda data: reads.append(len(data)))
         real_md5 = hashlib.md5
 
         class Md5:
