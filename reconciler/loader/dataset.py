@@ -24,6 +24,7 @@ object is verified whole first (README, "Loader speed").
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import io
@@ -83,10 +84,28 @@ from reconciler.stores.base import ObjectChanged, PermanentStoreError, Store, St
 # response to begin. A larger
 # object's read outlasts any round trip, and would keep the next connection idle long enough to time out.
 OPEN_AHEAD_MAX = 64 * 1024 * 1024
+# How many such objects are opened ahead at once, each on its own helper thread: one ahead left the reader of 1 MiB
+# shards waiting for the next response about half its time on a loaded machine, while the helper idled between
+# objects as long (the server's time to the first byte varies more than the decoding of a shard).
+OPEN_AHEAD = 3
 # A published index is ~80 bytes a 4 MiB span: this bounds what a tampered one can make a rank read.
 PUBLISHED_INDEX_LIMIT = 64 * 1024 * 1024
 
 _Opened = tuple[contextlib.ExitStack, BinaryIO]
+
+
+def read_exactly(stream: BinaryIO, size: int) -> bytes:
+    """`size` bytes, fewer only at the stream's end: one read() when the stream gives them all at once (a body
+    off the socket does), else its pieces joined."""
+    data = stream.read(size)
+    if len(data) == size or not data:
+        return data
+    parts = [data]
+    left = size - len(data)
+    while left and (more := stream.read(left)):
+        parts.append(more)
+        left -= len(more)
+    return b"".join(parts)
 
 
 def _read_at_most(stream: BinaryIO, limit: int) -> bytes:
@@ -106,40 +125,45 @@ V = TypeVar("V")
 
 
 class _Ahead(Generic[K, V]):
-    """One piece of work done on a helper thread ahead of the reader, for `key`: taken when the reader gets
-    there, else waited out (a download does not outlive its reader) and its result given `_unused`."""
+    """Work done on helper threads ahead of the reader, for up to `depth` keys in the reader's order: each taken
+    when the reader gets there, else waited out (a download does not outlive its reader) and its result given
+    `_unused`."""
 
-    def __init__(self, work: Callable[[K], V], name: str) -> None:
+    def __init__(self, work: Callable[[K], V], name: str, depth: int = 1) -> None:
         self._work = work
         self._name = name
+        self._depth = depth
         self._pool: ThreadPoolExecutor | None = None
-        self._ahead: tuple[K, Future[V]] | None = None
+        self._ahead: list[tuple[K, Future[V]]] = []  # in the reader's order
 
     def ahead(self, key: K) -> None:
-        if self._ahead is not None and self._ahead[0] == key:
+        if any(k == key for k, _ in self._ahead):
             return
-        self._discard()
+        if len(self._ahead) >= self._depth:
+            self._discard(1)
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
-        self._ahead = (key, self._pool.submit(self._work, key))
+            self._pool = ThreadPoolExecutor(max_workers=self._depth, thread_name_prefix=self._name)
+        self._ahead.append((key, self._pool.submit(self._work, key)))
 
     def take(self, key: K) -> Future[V] | None:
-        """The work done ahead for `key` (its failure raised by .result()), else None."""
-        if self._ahead is not None and self._ahead[0] == key:
-            future, self._ahead = self._ahead[1], None
-            return future
-        self._discard()
+        """The work done ahead for `key` (its failure raised by .result()), else None. Work for keys before it is
+        discarded (the reader has gone past them); work for keys after it, or all when `key` has none, is kept."""
+        for place, (k, future) in enumerate(self._ahead):
+            if k == key:
+                self._discard(place)
+                self._ahead.pop(0)
+                return future
         return None
 
-    def _discard(self) -> None:
-        if self._ahead is None:
-            return
-        future, self._ahead = self._ahead[1], None
-        try:
-            done = future.result()
-        except Exception:  # it was never going to be read: its failure is nobody's
-            return
-        self._unused(done)
+    def _discard(self, count: int | None = None) -> None:
+        """The first `count` pieces of work (all when None) waited out and given `_unused`."""
+        gone, self._ahead = self._ahead[:count], self._ahead[len(self._ahead) if count is None else count :]
+        for _, future in gone:
+            try:
+                done = future.result()
+            except Exception:  # it was never going to be read: its failure is nobody's
+                continue
+            self._unused(done)
 
     def _unused(self, done: V) -> None:
         """What becomes of a result nobody read."""
@@ -167,7 +191,7 @@ class _OpenAhead(_Ahead[SourceObject, _Opened]):
             return stack, stream
 
         self._enter = enter
-        super().__init__(enter, "pixel-loader-open")
+        super().__init__(enter, "pixel-loader-open", depth=OPEN_AHEAD)
 
     def open(self, obj: SourceObject) -> _Opened:
         """`obj` opened: the one opened ahead if it is that object (its failure, if it failed, raised now)."""
@@ -780,10 +804,19 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         runs = _Runs(stops or {}, self._open_range)
         # `runs` is closed last: the span a helper is fetching from it is waited for first.
         with runs, _OpenAhead(self._open) as opener, _SpanAhead(lambda o, s: self._fetch_span(o, s, runs)) as spans:
-            current = next(reads, None)
-            while current is not None:
-                unit, ranges = current
-                following = next(reads, None)
+            numbered = zip(itertools.count(), reads)
+            coming: collections.deque[tuple[int, tuple[Unit, list[tuple[int, int]]]]] = collections.deque()
+            considered = 0  # reads numbered below this were looked at for opening ahead
+
+            def look(n: int) -> None:
+                while len(coming) < n and (item := next(numbered, None)) is not None:
+                    coming.append(item)
+
+            look(1)
+            while coming:
+                unit, ranges = coming.popleft()[1]
+                look(1)
+                following = coming[0][1] if coming else None
                 obj = self.objects[unit.obj]
                 if unit.span is not None:
                     data = self._span_bytes(obj, unit.span, spans, runs)
@@ -796,15 +829,20 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                     yield from self._indexed_slots(obj, unit.index)
                 else:
                     source = opener.open(obj)
-                    if following is not None:
-                        after_obj = self.objects[following[0].obj]
-                        if following[0].span is not None:
-                            spans.ahead((after_obj, following[0].span))
-                        elif (following[0].index is None and after_obj.size is not None
-                              and after_obj.size <= OPEN_AHEAD_MAX and not self._cached(after_obj)):
+                    if following is not None and following[0].span is not None:
+                        spans.ahead((self.objects[following[0].obj], following[0].span))
+                    look(OPEN_AHEAD)
+                    for number, (next_unit, _) in coming:
+                        if next_unit.span is not None or next_unit.index is not None:
+                            break  # opened ahead only in a run of whole objects
+                        if number < considered:
+                            continue
+                        considered = number + 1
+                        after_obj = self.objects[next_unit.obj]
+                        if (after_obj.size is not None and after_obj.size <= OPEN_AHEAD_MAX
+                                and not self._cached(after_obj)):
                             opener.ahead(after_obj)
                     yield from self._object_slots(obj, source, ranges)
-                current = following
 
     def _cached(self, obj: SourceObject) -> bool:
         """A copy of the object is in the cache: opening it is local work, too little to hand to a helper thread.
@@ -881,13 +919,15 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         second one, each span against its md5, then handed over (two at most in hand): the download, the hashing
         and the cache write overlap each other and the decoding (downloading and hashing one after the other on
         one thread held a cold read to the sum of both). A span whose bytes do not match ends the read
-        (BadDigest) before any of its records."""
+        (BadDigest) before any of its records.
+
+        A span crosses from thread to thread whole, read off the socket in one call and hashed in one: every
+        hand-over costs the helper the GIL back from the decoding thread (up to a switch interval, 5 ms), and
+        1 MiB pieces made four times as many of them (see docs/design.md, "The cold read of one big object")."""
         store = self.stores[obj.store]
         label = f"{obj.store}:{obj.key}"
-        # Pieces of spans as they arrive: (span, piece, is its last piece), a failure, or None at the end.
-        # Two spans' worth of pieces ahead of the hashing at most: what runs ahead stays a few spans.
-        per_span = -(-max(s.stop - s.start for s in index.spans) // CHUNK)
-        arrived: queue.Queue[tuple[Span, bytes, bool] | BaseException | None] = queue.Queue(maxsize=2 * per_span)
+        # Spans as they arrive, a failure, or None at the end; two ahead of the hashing at most.
+        arrived: queue.Queue[tuple[Span, bytes] | BaseException | None] = queue.Queue(maxsize=2)
         handed: queue.Queue[tuple[Span, bytes] | BaseException | None] = queue.Queue(maxsize=2)
         stop = threading.Event()
 
@@ -902,14 +942,8 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
             try:
                 with self._versioned(obj, store, lambda if_match: store.open(obj.key, if_match=if_match)) as stream:
                     for span in index.spans:
-                        window, left = _Window(stream, span.stop - span.start), span.stop - span.start
-                        while True:
-                            piece = window.read(CHUNK)
-                            left -= len(piece)
-                            if not put(arrived, (span, piece, not piece or not left)):
-                                return
-                            if not piece or not left:
-                                break
+                        if not put(arrived, (span, read_exactly(stream, span.stop - span.start))):
+                            return
                     if stream.read(1):
                         raise PermanentStoreError(f"{label}: longer than its index's {index.size} bytes",
                                                   code="BadDigest", key=obj.key)
@@ -919,8 +953,6 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
 
         def check() -> None:
             try:
-                pieces: list[bytes] = []
-                digest = hashlib.md5()
                 while True:
                     item = None
                     while not stop.is_set():
@@ -933,13 +965,8 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                         break
                     if isinstance(item, BaseException):
                         raise item
-                    span, piece, last = item
-                    digest.update(piece)
-                    pieces.append(piece)
-                    if not last:
-                        continue
-                    data, got = b"".join(pieces), digest.hexdigest()
-                    pieces, digest = [], hashlib.md5()
+                    span, data = item
+                    got = hashlib.md5(data).hexdigest()
                     if got != span.md5 or len(data) != span.stop - span.start:
                         raise PermanentStoreError(
                             f"{label} bytes {span.start}-{span.stop - 1}: read {len(data)} bytes with md5 {got}, "
