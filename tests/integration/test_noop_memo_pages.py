@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner
@@ -23,6 +24,9 @@ from reconciler.model import S3StoreSpec
 from reconciler.stores.s3 import S3Store
 from tests.faults.proxy import FaultProxy
 from tests.integration.pixelenv import write_specs
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +53,8 @@ class CountingProxy(FaultProxy):
         with self._count:
             self.lists = self.most_in_flight = 0
             self._needed, self._gate = k, threading.Event()
+        with self.log.lock:
+            self.log.lines.clear()
 
     def _forward(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
         listing = method == "GET" and "list-type=2" in path
@@ -97,7 +103,8 @@ class World:
 
 @pytest.fixture
 def proxy(seaweed: SeaweedServer) -> Iterator[CountingProxy]:
-    with CountingProxy(seaweed.endpoint) as relay:
+    relay = CountingProxy(seaweed.endpoint)
+    with relay:
         yield relay
 
 
@@ -134,29 +141,31 @@ def test_a_hit_asks_every_recorded_page_at_once(
         assert world.run(["plan", "--detailed-exitcode"], memo=True)[0] == 0
     assert not proxy.timed_out, "the pages were asked one after another"
     assert (proxy.lists, proxy.most_in_flight) == (pages, pages)
+    # Nothing goes ahead of the pages: no HeadBucket, no request but the pages and the encryption answer.
+    assert sorted(line.split(" ", 1)[0] for line in proxy.log.lines) == ["GET"] * (pages + 1), proxy.log.lines
 
 
-def _insert_middle(world: World, s3: object) -> None:
-    s3.put_object(Bucket=world.bucket, Key=world.key("f05a.bin"), Body=b"inside the second page")  # type: ignore[attr-defined]
+def _insert_middle(world: World, s3: S3Client) -> None:
+    s3.put_object(Bucket=world.bucket, Key=world.key("f05a.bin"), Body=b"inside the second page")
 
 
-def _delete_at_cut(world: World, s3: object) -> None:
-    s3.delete_object(Bucket=world.bucket, Key=world.key(f"f{PAGE_KEYS - 1:02}.bin"))  # type: ignore[attr-defined]
+def _delete_at_cut(world: World, s3: S3Client) -> None:
+    s3.delete_object(Bucket=world.bucket, Key=world.key(f"f{PAGE_KEYS - 1:02}.bin"))
 
 
-def _add_after_last(world: World, s3: object) -> None:
-    s3.put_object(Bucket=world.bucket, Key=world.key("zz.bin"), Body=b"after the last key")  # type: ignore[attr-defined]
+def _add_after_last(world: World, s3: S3Client) -> None:
+    s3.put_object(Bucket=world.bucket, Key=world.key("zz.bin"), Body=b"after the last key")
 
 
-def _overwrite(world: World, s3: object) -> None:
+def _overwrite(world: World, s3: S3Client) -> None:
     # Same size, other bytes: only the ETag tells.
-    s3.put_object(Bucket=world.bucket, Key=world.key("f06.bin"), Body=b"\xee" * 7)  # type: ignore[attr-defined]
+    s3.put_object(Bucket=world.bucket, Key=world.key("f06.bin"), Body=b"\xee" * 7)
 
 
 @pytest.mark.parametrize("change", [_insert_middle, _delete_at_cut, _add_after_last, _overwrite])
 def test_any_change_in_the_bucket_misses_and_the_plan_shows_it(
     world: World, proxy: CountingProxy, seaweed: SeaweedServer, monkeypatch: pytest.MonkeyPatch,
-    change: Callable[[World, object], None],
+    change: Callable[[World, S3Client], None],
 ) -> None:
     change(world, seaweed.client())
     proxy.hold(-(-FILES // PAGE_KEYS))
