@@ -338,6 +338,8 @@ def _chained(transport: DirectTransport, prefix: str, pages: list[ListedPage]) -
             break
         kept.append(page)
     while (after := _cut_after(kept[-1].body, tree)) is not None:
+        if after == kept[-1].after:  # a server that does not move on would be asked for ever
+            raise ReplayMismatch(f"the listing of {prefix!r} does not move past {after!r}")
         kept.append(ListedPage(after, _page(transport, prefix, after)))
     return kept
 
@@ -407,7 +409,7 @@ class _Listed:
             if listed.after != follows:
                 raise ReplayMismatch(f"{self.name}: page {at} of {prefix!r} does not start where the one before ends")
             follows = _parsed_cut(page, tree)
-            if at == len(pages) - 1 and follows is not None:
+            if at == len(pages) - 1 and page.get("IsTruncated"):
                 raise ReplayMismatch(f"{self.name}: the listing of {prefix!r} stops at a truncated page")
             yield page
 
