@@ -12,6 +12,23 @@ through `_Walked` and `_Listed`), so the digest recorded is of what that plan sa
 mappings alone are in scope, every S3 store on the direct transport, listed live, all of the specs: anything
 the digest does not cover (tiers, datasets, actors, the final dataset, inventories, `--target`, HEADs for
 ETags that are no md5) turns the memo off or keeps it from being written.
+
+The listing's pages all at once. A listing by continuation token is one round trip per page, one after
+another: 100 pages, 5 s at 25 ms each way. So each page is asked by `StartAfter` instead, at a cut: the first
+page from the prefix's start, page i+1 after the marker that ends page i (`_cut_after`: S3 lists in UTF-8
+byte order and StartAfter=K lists what follows K, so the marker is page i's last key; SeaweedFS lists a tree,
+where StartAfter=K skips K's subtree, and its NextContinuationToken is the marker it continues from, K or
+"K/", which it takes as StartAfter alike, so the marker is that token). The memo keeps its listing's cuts;
+the next plan asks every recorded page at once (`PAGES_IN_FLIGHT`) and keeps them only while they chain:
+page i truncated and its marker the cut page i+1 was asked at. Such a chain is a listing: page 0 shows the
+prefix's first keys up to its marker and that more follow, each page i+1 every key after page i's marker up
+to its own, the last one that none follows; the pages tile the prefix with nothing left out and nothing twice,
+as a listing by continuation token does (whose pages are no snapshot of one instant either). Where the chain
+breaks (a key inserted or deleted moves a marker; keys added at the end leave the last page truncated) the
+pages from there on are dropped and the listing goes on one page after another from the last page that
+chained, so the plan is always made over a whole listing and its cuts are recorded for the next one. The
+digest holds every page's cut and its body's sha256: identical cuts and bodies are the listing the memo was
+made over, and any body that differs (an ETag, a size, a key) is another digest, a miss.
 """
 
 from __future__ import annotations
@@ -22,7 +39,9 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,15 +60,21 @@ from reconciler.stores.base import FileIdentity, Store
 from reconciler.stores.factory import build_store
 from reconciler.stores.local import LocalStore
 from reconciler.stores.s3.direct.raw import DirectTransport, page_of
+from reconciler.stores.s3.listing import order_of, tree_order
 from reconciler.stores.s3.objects import KMS_ALGORITHMS, md5_from_etag
 from reconciler.stores.s3.store import S3Store
 from reconciler.workspace import Workspace
 
-FORMAT = 1
+FORMAT = 2
 NO_MEMO_ENV = "PIXEL_NO_MEMO"
+# Recorded pages asked at once: one round trip for a 32,000-object prefix; the connections are the pool's.
+PAGES_IN_FLIGHT = 32
 _PACKAGE = Path(__file__).resolve().parents[1]
 _TOKEN = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
 _TRUNCATED = re.compile(rb"<IsTruncated>\s*true\s*</IsTruncated>")
+
+# Keys per ListObjectsV2 page the memo asks for: None leaves it to the server (1,000 on S3); a test sets a few.
+page_keys: int | None = None
 
 # The clock the racy window is judged by; a test moves it.
 clock: Callable[[], int] = time.time_ns
@@ -102,6 +127,7 @@ class Memo:
     def __init__(self, ws: Workspace, specs: Path, options: Options) -> None:
         self.ws = ws
         self.path = _memo_file(ws.desired, specs)
+        self._recorded = _read(self.path)
         digest = hashlib.sha256(f"pixel no-op memo {FORMAT}\0".encode())
         digest.update(_code_key())
         digest.update(orjson.dumps(encoded_desired(ws.desired), option=orjson.OPT_SORT_KEYS))
@@ -114,7 +140,8 @@ class Memo:
             transport = cast(S3Store, ws.stores[store_name]).transport
             assert isinstance(transport, DirectTransport)
             encryption[store_name] = _Background(transport.bucket_encryption)
-        lister = _Background(lambda: [_raw_listing(cast(S3Store, ws.stores[s]), p) for s, p in remote])
+        cuts = _recorded_cuts(self._recorded)
+        lister = _Background(lambda: _listings([(cast(S3Store, ws.stores[s]), p) for s, p in remote], cuts))
         self.walks: dict[tuple[str, str], list[Entry]] = {}
         self.problems: dict[str, tuple[Problem, ...]] = {}
         walkers: dict[str, LocalStore] = {}
@@ -137,7 +164,7 @@ class Memo:
         for store_name, store in sorted(walkers.items()):
             self.problems[store_name] = store.problems
             digest.update(repr((store_name, [(p.key, p.message) for p in store.problems])).encode())
-        listings: list[list[bytes]] = lister.result()
+        listings: list[list[ListedPage]] = lister.result()
         self.bodies = dict(zip(remote, listings, strict=True))
         self.no_kms = True
         self.encryption: dict[str, frozenset[str] | None] = {}
@@ -146,22 +173,22 @@ class Memo:
             self.no_kms = self.no_kms and not (algorithms or frozenset()) & KMS_ALGORITHMS
             transport = cast(S3Store, ws.stores[store_name]).transport
             digest.update(repr((store_name, transport.server, sorted(algorithms or ()))).encode())
-        for (store_name, prefix), bodies in sorted(self.bodies.items()):
-            digest.update(repr((store_name, prefix, len(bodies))).encode())
-            for body in bodies:
-                digest.update(hashlib.sha256(body).digest())
+        for (store_name, prefix), pages in sorted(self.bodies.items()):
+            digest.update(repr((store_name, prefix, len(pages))).encode())
+            for page in pages:
+                digest.update(repr(page.after).encode() + b"\0" + hashlib.sha256(page.body).digest())
         self.key = digest.hexdigest()
 
     def answer(self) -> Recorded | None:
         """The no-op recorded under this very digest, or None (none, another digest, unreadable, racy now)."""
         if racy(self.newest, self.newest, clock()):
             return None
+        data = self._recorded
+        if data is None or data.get("key") != self.key:
+            return None
         try:
-            data = orjson.loads(self.path.read_bytes())
-            if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("key") != self.key:
-                return None
             stdout, code, hashed = data["stdout"], data["exit"], data["hashed"]
-        except (OSError, ValueError, KeyError):
+        except KeyError:
             return None  # a corrupt or foreign file is no memo: the full plan runs and writes it again
         if not (
             isinstance(stdout, str) and type(code) is int and isinstance(hashed, dict)
@@ -195,7 +222,11 @@ class Memo:
         for view in replayed.observed_through.values():
             if isinstance(view, _Listed) and not view.all_md5s:
                 return False  # an md5 a HEAD answered is an input the digest does not hold
-        body = {"format": FORMAT, "key": self.key, "stdout": stdout, "exit": code, "hashed": dict(hashed)}
+        # The cuts the next plan asks its pages at, all at once (the digest holds them with the bodies).
+        cuts = [[store_name, prefix, [page.after for page in pages[1:]]]
+                for (store_name, prefix), pages in sorted(self.bodies.items())]
+        body = {"format": FORMAT, "key": self.key, "stdout": stdout, "exit": code, "hashed": dict(hashed),
+                "cuts": cuts}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with paths.atomic_file(self.path, refuse=OSError, what="no-op memo") as out:
@@ -235,18 +266,97 @@ class _Background:
         return self._answer
 
 
-def _raw_listing(store: S3Store, prefix: str) -> list[bytes]:
-    """Every ListObjectsV2 body of `prefix`, one after another; only the continuation token is read."""
+@dataclass(frozen=True)
+class ListedPage:
+    """One ListObjectsV2 body as received, and the StartAfter it was asked with (None: the prefix's start)."""
+
+    after: str | None
+    body: bytes
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    """The memo file when it is one of this format; None for none, unreadable, corrupt or foreign."""
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == FORMAT else None
+
+
+def _recorded_cuts(data: Mapping[str, Any] | None) -> dict[tuple[str, str], list[str | None]]:
+    """(store, prefix) -> the StartAfter of each page the memo's listing had, the first None; what is not
+    that shape is no record (its listing then goes one page after another, as with no memo)."""
+    found: dict[tuple[str, str], list[str | None]] = {}
+    recorded = data.get("cuts") if data is not None else None
+    for item in recorded if isinstance(recorded, list) else ():
+        if (
+            isinstance(item, list) and len(item) == 3 and isinstance(item[0], str) and isinstance(item[1], str)
+            and isinstance(item[2], list) and all(isinstance(cut, str) for cut in item[2])
+        ):
+            found[(item[0], item[1])] = [None, *item[2]]
+    return found
+
+
+def _listings(
+    remote: Sequence[tuple[S3Store, str]], recorded: Mapping[tuple[str, str], list[str | None]]
+) -> list[list[ListedPage]]:
+    """Each (store, prefix)'s whole listing: its recorded pages asked all at once and kept while they chain
+    (`_chained`), else (no record) one page after another from the prefix's start."""
+    asked = [(store, prefix, recorded.get((store.name, prefix), [None])) for store, prefix in remote]
+    workers = max(1, min(PAGES_IN_FLIGHT, sum(len(cuts) for _, _, cuts in asked)))
+    with ThreadPoolExecutor(workers, thread_name_prefix="pixel-memo-page") as pool:
+        sent: list[list[Future[bytes]]] = [
+            [pool.submit(_page, _transport(store), prefix, cut) for cut in cuts] for store, prefix, cuts in asked
+        ]
+        return [
+            _chained(_transport(store), prefix, [ListedPage(cut, answer.result()) for cut, answer in zip(
+                cuts, answers, strict=True)])
+            for (store, prefix, cuts), answers in zip(asked, sent, strict=True)
+        ]
+
+
+def _transport(store: S3Store) -> DirectTransport:
     transport = store.transport
     assert isinstance(transport, DirectTransport)
-    bodies: list[bytes] = []
-    token: str | None = None
-    while True:
-        body = transport.list_body(prefix, {} if token is None else {"ContinuationToken": token})
-        bodies.append(body)
-        token = _token(body)
-        if token is None:
-            return bodies
+    return transport
+
+
+def _page(transport: DirectTransport, prefix: str, after: str | None) -> bytes:
+    params: dict[str, Any] = {} if after is None else {"StartAfter": after}
+    if page_keys is not None:
+        params["MaxKeys"] = page_keys
+    return transport.list_body(prefix, params)
+
+
+def _chained(transport: DirectTransport, prefix: str, pages: list[ListedPage]) -> list[ListedPage]:
+    """The pages asked at once up to the first that was not asked where the one before ends, then the listing
+    continued one page after another from the last kept: always the whole prefix, in order."""
+    tree = order_of(transport.server or "") is tree_order
+    kept = pages[:1]
+    for page in pages[1:]:
+        if _cut_after(kept[-1].body, tree) != page.after:
+            break
+        kept.append(page)
+    while (after := _cut_after(kept[-1].body, tree)) is not None:
+        if after == kept[-1].after:  # a server that does not move on would be asked for ever
+            raise ReplayMismatch(f"the listing of {prefix!r} does not move past {after!r}")
+        kept.append(ListedPage(after, _page(transport, prefix, after)))
+    return kept
+
+
+def _cut_after(body: bytes, tree: bool) -> str | None:
+    """Where the page after this one starts (its StartAfter), read without parsing the page; None when this
+    one is the last. In S3's byte order, this page's last key; in SeaweedFS's tree order, its continuation
+    token, the marker it continues from (StartAfter=K would skip K's subtree: "K/" lists it)."""
+    if not _TRUNCATED.search(body):
+        return None
+    if tree:
+        return _token(body)
+    start = body.rfind(b"<Key>")
+    end = body.find(b"</Key>", start)
+    if start < 0 or end < 0:
+        return None
+    return urllib.parse.unquote_plus(_unescaped(body[start + len(b"<Key>"):end].decode()))
 
 
 def _token(body: bytes) -> str | None:
@@ -272,7 +382,7 @@ class ReplayMismatch(Exception):
 class _Listed:
     """An S3 store whose listing of each prefix is the bodies the memo hashed, parsed as `list` parses them."""
 
-    def __init__(self, store: S3Store, bodies: Mapping[str, list[bytes]]) -> None:
+    def __init__(self, store: S3Store, bodies: Mapping[str, list[ListedPage]]) -> None:
         self._store = store
         self._bodies = bodies
         self.name = store.name
@@ -288,17 +398,35 @@ class _Listed:
         return self.list(prefix)
 
     def _pages(self, prefix: str) -> Iterator[dict[str, Any]]:
-        bodies = self._bodies[prefix]
-        for at, body in enumerate(bodies):
-            page = page_of(body)
-            followed = None if at == len(bodies) - 1 else _token(body)
-            # The token the memo followed must be the one the parser reads, or the listing is not this one.
-            if followed != (page.get("NextContinuationToken") if page.get("IsTruncated") else None):
-                raise ReplayMismatch(f"{self.name}: page {at} of {prefix!r} does not continue as it was listed")
+        """The pages parsed, each checked to start where the parser reads the one before it ends, the last to
+        end the listing: the raw reading the memo cut them by (`_cut_after`) must be the parser's, or this is
+        not the whole listing."""
+        tree = order_of(self._store.transport.server or "") is tree_order
+        pages = self._bodies[prefix]
+        follows: str | None = None
+        for at, listed in enumerate(pages):
+            page = page_of(listed.body)
+            if listed.after != follows:
+                raise ReplayMismatch(f"{self.name}: page {at} of {prefix!r} does not start where the one before ends")
+            follows = _parsed_cut(page, tree)
+            if at == len(pages) - 1 and page.get("IsTruncated"):
+                raise ReplayMismatch(f"{self.name}: the listing of {prefix!r} stops at a truncated page")
             yield page
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
+
+
+def _parsed_cut(page: Mapping[str, Any], tree: bool) -> str | None:
+    """`_cut_after` of a parsed page (keys decoded as the store decodes them)."""
+    if not page.get("IsTruncated"):
+        return None
+    if tree:
+        token = page.get("NextContinuationToken")
+        return token if isinstance(token, str) else None
+    contents = page.get("Contents") or [{}]
+    key = contents[-1].get("Key")
+    return key if isinstance(key, str) else None
 
 
 class _Walked:

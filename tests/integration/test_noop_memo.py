@@ -257,12 +257,16 @@ def test_the_memos_listing_replays_as_the_store_lists_over_pages_and_odd_keys(
     spec = S3StoreSpec(name="s3", bucket=bucket, endpoint=seaweed.endpoint, region="us-east-1", addressing_style="path")
     store = S3Store(spec)
     expected = [(e.key, e.size, e.md5, e.etag) for e in store.list("p/")]
-    bodies = noop_memo._raw_listing(store, "p/")
-    assert len(bodies) == 2
-    replayed = noop_memo._Listed(store, {"p/": bodies})
+    (pages,) = noop_memo._listings([(store, "p/")], {})
+    assert len(pages) == 2
+    replayed = noop_memo._Listed(store, {"p/": pages})
     assert [(e.key, e.size, e.md5, e.etag) for e in replayed.list_expecting("p/", [])] == expected
     assert replayed.all_md5s
-    # A body that does not continue as it was followed is refused, never replayed as a shorter listing.
-    cut = noop_memo._Listed(store, {"p/": bodies[:1]})
-    with pytest.raises(noop_memo.ReplayMismatch):
-        list(cut.list("p/"))
+    # Asked again at the cuts recorded, all at once: the same pages.
+    assert noop_memo._listings([(store, "p/")], {("s3", "p/"): [page.after for page in pages]}) == [pages]
+    # A listing that stops at a truncated page, or a page not asked where the one before ends, is refused,
+    # never replayed as a shorter or another listing.
+    moved = noop_memo.ListedPage("p/many/00500", pages[1].body)
+    for broken in (pages[:1], [pages[0], moved]):
+        with pytest.raises(noop_memo.ReplayMismatch):
+            list(noop_memo._Listed(store, {"p/": broken}).list("p/"))
