@@ -6,6 +6,7 @@ tool before) waits in iowait with both cores idle; the bench had pixel always fi
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def test_each_tool_is_timed_after_a_flush_and_the_first_place_rotates(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_no: int
 ) -> None:
     events: list[str] = []
-    monkeypatch.setattr(cases.os, "sync", lambda: events.append("sync"))
+    monkeypatch.setattr(os, "sync", lambda: events.append("sync"))
     monkeypatch.setattr(cases, "settle", lambda tree: None)  # no file here needs the hash cache's racy window
     tools = [FakeTool(name, events) for name in ("pixel", "aws", "rclone")]
     server = FakeServer()
