@@ -79,6 +79,7 @@ def one_tool(server: SeaweedServer, tool: Tool, shape: dataset.Shape, work: Path
     src = root / "data"
     src.mkdir(parents=True)
     dataset.generate(src, shape)
+    more_cases.flushed()
     bucket = server.create_bucket(f"bench-{slug}-{run_no}-{uuid.uuid4().hex[:6]}")
     t = Target(
         src=src, bucket=bucket, prefix="bench/data/", endpoint=server.endpoint, env=server.child_env(), work=root
@@ -501,7 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 more.update(more_cases.saved_plan(args.saved_plan))
             if args.big_files:
                 say(f"run {run_no}/{args.runs}: {args.big_files} x {args.big_files_mib} MiB uploads ...")
-                more.update(more_cases.big_files(server, tools, args.work, args.big_files, args.big_files_mib))
+                more.update(more_cases.big_files(server, tools, args.work, args.big_files, args.big_files_mib, run_no))
             per_run.append(more)
         extra: dict[str, Any] = {}
         if not args.no_loader:
