@@ -14,11 +14,14 @@ the digest does not cover (tiers, datasets, actors, the final dataset, inventori
 ETags that are no md5) turns the memo off or keeps it from being written.
 
 The listing's pages all at once. A listing by continuation token is one round trip per page, one after
-another: 100 pages, 5 s at 25 ms each way. So each page is asked by `StartAfter` instead, at a cut: the first
-page from the prefix's start, page i+1 after the marker that ends page i (`_cut_after`: S3 lists in UTF-8
-byte order and StartAfter=K lists what follows K, so the marker is page i's last key; SeaweedFS lists a tree,
-where StartAfter=K skips K's subtree, and its NextContinuationToken is the marker it continues from, K or
-"K/", which it takes as StartAfter alike, so the marker is that token). The memo keeps its listing's cuts;
+another: 100 pages, 5 s at 25 ms each way. So each page is asked at a cut that needs no page before it: the
+first page from the prefix's start, page i+1 after the marker that ends page i (`_cut_after`: S3 lists in
+UTF-8 byte order and StartAfter=K lists what follows K, so the cut is StartAfter page i's last key; SeaweedFS
+lists a tree and its NextContinuationToken is the plain marker it continues from, so the cut is that
+ContinuationToken, asked again: the very request a listing page after page makes. As StartAfter it would not
+be: StartAfter=K skips K's subtree where K is a key and a directory alike. A cut names its parameter, so the
+pages asked before any answer has said which server this is are asked as they were recorded, and a page asked
+in the other form breaks the chain.) The memo keeps its listing's cuts;
 the next plan asks every recorded page at once (`PAGES_IN_FLIGHT`) and keeps them only while they chain:
 page i truncated and its marker the cut page i+1 was asked at. Such a chain is a listing: page 0 shows the
 prefix's first keys up to its marker and that more follow, each page i+1 every key after page i's marker up
@@ -65,13 +68,18 @@ from reconciler.stores.s3.objects import KMS_ALGORITHMS, md5_from_etag
 from reconciler.stores.s3.store import S3Store
 from reconciler.workspace import Workspace
 
-FORMAT = 2
+FORMAT = 3
 NO_MEMO_ENV = "PIXEL_NO_MEMO"
 # Recorded pages asked at once: one round trip for a 32,000-object prefix; the connections are the pool's.
 PAGES_IN_FLIGHT = 32
 _PACKAGE = Path(__file__).resolve().parents[1]
 _TOKEN = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
 _TRUNCATED = re.compile(rb"<IsTruncated>\s*true\s*</IsTruncated>")
+_CUT_PARAMETERS = ("StartAfter", "ContinuationToken")
+
+# Where a page starts: (ListObjectsV2 parameter, value), StartAfter in S3's byte order, ContinuationToken in
+# SeaweedFS's tree order.
+Cut = tuple[str, str]
 
 # Keys per ListObjectsV2 page the memo asks for: None leaves it to the server (1,000 on S3); a test sets a few.
 page_keys: int | None = None
@@ -223,7 +231,7 @@ class Memo:
             if isinstance(view, _Listed) and not view.all_md5s:
                 return False  # an md5 a HEAD answered is an input the digest does not hold
         # The cuts the next plan asks its pages at, all at once (the digest holds them with the bodies).
-        cuts = [[store_name, prefix, [page.after for page in pages[1:]]]
+        cuts = [[store_name, prefix, [list(page.after) for page in pages[1:] if page.after is not None]]
                 for (store_name, prefix), pages in sorted(self.bodies.items())]
         body = {"format": FORMAT, "key": self.key, "stdout": stdout, "exit": code, "hashed": dict(hashed),
                 "cuts": cuts}
@@ -268,9 +276,9 @@ class _Background:
 
 @dataclass(frozen=True)
 class ListedPage:
-    """One ListObjectsV2 body as received, and the StartAfter it was asked with (None: the prefix's start)."""
+    """One ListObjectsV2 body as received, and the cut it was asked at (None: the prefix's start)."""
 
-    after: str | None
+    after: Cut | None
     body: bytes
 
 
@@ -283,22 +291,25 @@ def _read(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and data.get("format") == FORMAT else None
 
 
-def _recorded_cuts(data: Mapping[str, Any] | None) -> dict[tuple[str, str], list[str | None]]:
-    """(store, prefix) -> the StartAfter of each page the memo's listing had, the first None; what is not
-    that shape is no record (its listing then goes one page after another, as with no memo)."""
-    found: dict[tuple[str, str], list[str | None]] = {}
+def _recorded_cuts(data: Mapping[str, Any] | None) -> dict[tuple[str, str], list[Cut | None]]:
+    """(store, prefix) -> the cut of each page the memo's listing had, the first None; what is not that shape
+    is no record (its listing then goes one page after another, as with no memo)."""
+    found: dict[tuple[str, str], list[Cut | None]] = {}
     recorded = data.get("cuts") if data is not None else None
     for item in recorded if isinstance(recorded, list) else ():
         if (
             isinstance(item, list) and len(item) == 3 and isinstance(item[0], str) and isinstance(item[1], str)
-            and isinstance(item[2], list) and all(isinstance(cut, str) for cut in item[2])
+            and isinstance(item[2], list) and all(
+                isinstance(cut, list) and len(cut) == 2 and cut[0] in _CUT_PARAMETERS and isinstance(cut[1], str)
+                for cut in item[2]
+            )
         ):
-            found[(item[0], item[1])] = [None, *item[2]]
+            found[(item[0], item[1])] = [None, *((str(cut[0]), str(cut[1])) for cut in item[2])]
     return found
 
 
 def _listings(
-    remote: Sequence[tuple[S3Store, str]], recorded: Mapping[tuple[str, str], list[str | None]]
+    remote: Sequence[tuple[S3Store, str]], recorded: Mapping[tuple[str, str], list[Cut | None]]
 ) -> list[list[ListedPage]]:
     """Each (store, prefix)'s whole listing: its recorded pages asked all at once and kept while they chain
     (`_chained`), else (no record) one page after another from the prefix's start."""
@@ -321,8 +332,8 @@ def _transport(store: S3Store) -> DirectTransport:
     return transport
 
 
-def _page(transport: DirectTransport, prefix: str, after: str | None) -> bytes:
-    params: dict[str, Any] = {} if after is None else {"StartAfter": after}
+def _page(transport: DirectTransport, prefix: str, after: Cut | None) -> bytes:
+    params: dict[str, Any] = {} if after is None else {after[0]: after[1]}
     if page_keys is not None:
         params["MaxKeys"] = page_keys
     return transport.list_body(prefix, params)
@@ -344,19 +355,19 @@ def _chained(transport: DirectTransport, prefix: str, pages: list[ListedPage]) -
     return kept
 
 
-def _cut_after(body: bytes, tree: bool) -> str | None:
-    """Where the page after this one starts (its StartAfter), read without parsing the page; None when this
-    one is the last. In S3's byte order, this page's last key; in SeaweedFS's tree order, its continuation
-    token, the marker it continues from (StartAfter=K would skip K's subtree: "K/" lists it)."""
+def _cut_after(body: bytes, tree: bool) -> Cut | None:
+    """Where the page after this one starts, read without parsing the page; None when this one is the last.
+    In S3's byte order, StartAfter this page's last key; in SeaweedFS's tree order, its continuation token."""
     if not _TRUNCATED.search(body):
         return None
     if tree:
-        return _token(body)
+        token = _token(body)
+        return None if token is None else ("ContinuationToken", token)
     start = body.rfind(b"<Key>")
     end = body.find(b"</Key>", start)
     if start < 0 or end < 0:
         return None
-    return urllib.parse.unquote_plus(_unescaped(body[start + len(b"<Key>"):end].decode()))
+    return ("StartAfter", urllib.parse.unquote_plus(_unescaped(body[start + len(b"<Key>"):end].decode())))
 
 
 def _token(body: bytes) -> str | None:
@@ -403,7 +414,7 @@ class _Listed:
         not the whole listing."""
         tree = order_of(self._store.transport.server or "") is tree_order
         pages = self._bodies[prefix]
-        follows: str | None = None
+        follows: Cut | None = None
         for at, listed in enumerate(pages):
             page = page_of(listed.body)
             if listed.after != follows:
@@ -417,16 +428,16 @@ class _Listed:
         return getattr(self._store, name)
 
 
-def _parsed_cut(page: Mapping[str, Any], tree: bool) -> str | None:
+def _parsed_cut(page: Mapping[str, Any], tree: bool) -> Cut | None:
     """`_cut_after` of a parsed page (keys decoded as the store decodes them)."""
     if not page.get("IsTruncated"):
         return None
     if tree:
         token = page.get("NextContinuationToken")
-        return token if isinstance(token, str) else None
+        return ("ContinuationToken", token) if isinstance(token, str) else None
     contents = page.get("Contents") or [{}]
     key = contents[-1].get("Key")
-    return key if isinstance(key, str) else None
+    return ("StartAfter", key) if isinstance(key, str) else None
 
 
 class _Walked:

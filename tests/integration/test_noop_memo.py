@@ -266,7 +266,7 @@ def test_the_memos_listing_replays_as_the_store_lists_over_pages_and_odd_keys(
     assert noop_memo._listings([(store, "p/")], {("s3", "p/"): [page.after for page in pages]}) == [pages]
     # A listing that stops at a truncated page, or a page not asked where the one before ends, is refused,
     # never replayed as a shorter or another listing.
-    moved = noop_memo.ListedPage("p/many/00500", pages[1].body)
+    moved = noop_memo.ListedPage(("ContinuationToken", "p/many/00500"), pages[1].body)
     for broken in (pages[:1], [pages[0], moved]):
         with pytest.raises(noop_memo.ReplayMismatch):
             list(noop_memo._Listed(store, {"p/": broken}).list("p/"))

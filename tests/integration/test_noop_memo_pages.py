@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from reconciler.cli import main
@@ -193,6 +193,8 @@ KEY_NAMES = st.sampled_from(["a", "a/x", "a/y", "a/y/z", "a b", "a0", "a+b", "b"
     before=st.sets(KEY_NAMES, max_size=12), added=st.sets(KEY_NAMES, max_size=4),
     removed=st.sets(KEY_NAMES, max_size=4), page=st.integers(min_value=1, max_value=4),
 )
+# Found in CI (against `store.list`): a page ending at "b" once "b/c" is added.
+@example(before={"b", "a/y/z"}, added={"a", "b/c"}, removed={"é"}, page=1)
 def test_the_recorded_pages_chained_list_what_the_store_lists_whatever_changed(
     seaweed: SeaweedServer, bucket: str, aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
     before: set[str], added: set[str], removed: set[str], page: int,
@@ -212,7 +214,12 @@ def test_the_recorded_pages_chained_list_what_the_store_lists_whatever_changed(
                       sorted(added)))
         list(pool.map(lambda k: client.delete_object(Bucket=bucket, Key=prefix + k), sorted(removed)))
     (listed,) = noop_memo._listings([(store, prefix)], {("s3", prefix): cuts})
-    expected = [(e.key, e.size, e.etag) for e in store.list(prefix)]
+    # What a listing from scratch, page after page at this page size, lists. Not `store.list` (pages of 1,000):
+    # at a few keys a page SeaweedFS ends a listing early (keys a/y/z, b, b/c, one a page: "b" comes back not
+    # truncated and b/c is never listed, boto3's paginator alike), and the memo promises the listing a plan would
+    # make at its page size, not a better one.
+    (fresh,) = noop_memo._listings([(store, prefix)], {})
+    expected = [(e.key, e.size, e.etag) for e in noop_memo._Listed(store, {prefix: fresh}).list(prefix)]
     replayed = noop_memo._Listed(store, {prefix: listed})
     assert [(e.key, e.size, e.etag) for e in replayed.list(prefix)] == expected
     with ThreadPoolExecutor(8) as pool:
