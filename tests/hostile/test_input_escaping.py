@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,6 +135,9 @@ def test_the_apply_report_and_console_logs_escape_keys(capsys: pytest.CaptureFix
     # structlog's console renderer shows a field's repr: escaped already (this keeps it so).
     stream = io.StringIO()
     configure_logging(LogFormat.CONSOLE)
+    # stderr is no terminal here, so structlog is configured only when an event needs it (a traceback), without
+    # colours: configure it so now, or an earlier test's coloured chain in this worker would still be in place.
+    logs._configure_structlog(logging.INFO, colors=False)
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=stream))
     structlog.get_logger("pixel.apply").warning("action retrying", key=f"s3:raw/{EVIL}", error=f"x\x1b[2J{EVIL}")
     assert "evil\\n\\nPlan" in stream.getvalue()
