@@ -107,4 +107,4 @@ def test_a_server_that_does_not_move_on_is_not_asked_for_ever(monkeypatch: pytes
         b"<IsTruncated>false</IsTruncated>", b"<IsTruncated>true</IsTruncated>").replace(b"p/b</Key>", b"p/a</Key>")
     monkeypatch.setattr(bucket, "list_body", lambda prefix, params: stuck)
     with pytest.raises(noop_memo.ReplayMismatch):
-        noop_memo._listings([(_store(bucket), PREFIX)], {("s3", PREFIX): [PREFIX + "a"]})
+        noop_memo._listings([(_store(bucket), PREFIX)], {("s3", PREFIX): [("StartAfter", PREFIX + "a")]})
