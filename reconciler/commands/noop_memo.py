@@ -63,7 +63,7 @@ from reconciler.stores.base import FileIdentity, Store
 from reconciler.stores.factory import build_store
 from reconciler.stores.local import LocalStore
 from reconciler.stores.s3.direct.raw import DirectTransport, page_of
-from reconciler.stores.s3.listing import order_of, tree_order
+from reconciler.stores.s3.listing import order_of, tree_order, tree_resumes_at
 from reconciler.stores.s3.objects import KMS_ALGORITHMS, md5_from_etag
 from reconciler.stores.s3.store import S3Store
 from reconciler.workspace import Workspace
@@ -75,6 +75,7 @@ PAGES_IN_FLIGHT = 32
 _PACKAGE = Path(__file__).resolve().parents[1]
 _TOKEN = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
 _TRUNCATED = re.compile(rb"<IsTruncated>\s*true\s*</IsTruncated>")
+_MAX_KEYS = re.compile(rb"<MaxKeys>\s*(\d+)\s*</MaxKeys>")
 _CUT_PARAMETERS = ("StartAfter", "ContinuationToken")
 
 # Where a page starts: (ListObjectsV2 parameter, value), StartAfter in S3's byte order, ContinuationToken in
@@ -359,15 +360,28 @@ def _cut_after(body: bytes, tree: bool) -> Cut | None:
     """Where the page after this one starts, read without parsing the page; None when this one is the last.
     In S3's byte order, StartAfter this page's last key; in SeaweedFS's tree order, its continuation token."""
     if not _TRUNCATED.search(body):
-        return None
+        if not tree or b"<CommonPrefixes>" in body:
+            return None
+        # A full page that says it is the last: asked on under its last key, as the store's listing does
+        # (`listing.tree_resumes_at`: SeaweedFS hides such a key's subtree).
+        full = _MAX_KEYS.search(body)
+        last = _last_key(body)
+        if full is None or last is None or body.count(b"<Contents>") < int(full.group(1)):
+            return None
+        return ("ContinuationToken", last if last.endswith("/") else last + "/")
     if tree:
         token = _token(body)
         return None if token is None else ("ContinuationToken", token)
+    last = _last_key(body)
+    return None if last is None else ("StartAfter", last)
+
+
+def _last_key(body: bytes) -> str | None:
     start = body.rfind(b"<Key>")
     end = body.find(b"</Key>", start)
     if start < 0 or end < 0:
         return None
-    return ("StartAfter", urllib.parse.unquote_plus(_unescaped(body[start + len(b"<Key>"):end].decode())))
+    return urllib.parse.unquote_plus(_unescaped(body[start + len(b"<Key>"):end].decode()))
 
 
 def _token(body: bytes) -> str | None:
@@ -420,7 +434,7 @@ class _Listed:
             if listed.after != follows:
                 raise ReplayMismatch(f"{self.name}: page {at} of {prefix!r} does not start where the one before ends")
             follows = _parsed_cut(page, tree)
-            if at == len(pages) - 1 and page.get("IsTruncated"):
+            if at == len(pages) - 1 and (page.get("IsTruncated") or follows is not None):
                 raise ReplayMismatch(f"{self.name}: the listing of {prefix!r} stops at a truncated page")
             yield page
 
@@ -431,7 +445,8 @@ class _Listed:
 def _parsed_cut(page: Mapping[str, Any], tree: bool) -> Cut | None:
     """`_cut_after` of a parsed page (keys decoded as the store decodes them)."""
     if not page.get("IsTruncated"):
-        return None
+        resume = tree_resumes_at(page) if tree else None
+        return None if resume is None else ("ContinuationToken", resume)
     if tree:
         token = page.get("NextContinuationToken")
         return ("ContinuationToken", token) if isinstance(token, str) else None

@@ -25,7 +25,7 @@ import itertools
 import queue
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -93,6 +93,27 @@ def parse_list_objects_v2(
     if prefixes:
         parsed["CommonPrefixes"] = prefixes
     return parsed
+
+
+def tree_resumes_at(page: Mapping[str, Any]) -> str | None:
+    """Where a flat listing on a server that lists a tree (SeaweedFS) must be asked to go on although its page
+    says it is the last one; None when it is.
+
+    SeaweedFS, measured: a page that fills up at a key K which is also a "directory" (K/... keys exist) and is
+    the last entry of its level comes back IsTruncated=false, at any page size (999 keys, then `zb` and `zb/c`,
+    1,000 a page: `zb/c` is never listed, by boto3's paginator either). A full page that says it is the last is
+    therefore asked on once more, from K's subtree ("K/", the form its own continuation tokens take); an empty
+    answer ends the listing. Without it a hidden key could be pruned from a local tree S3 is the authority of."""
+    if page.get("IsTruncated") or page.get("CommonPrefixes"):
+        return None
+    contents = page.get("Contents") or []
+    max_keys = page.get("MaxKeys")
+    if not contents or not isinstance(max_keys, int) or len(contents) < max_keys:
+        return None
+    key = contents[-1].get("Key")
+    if not isinstance(key, str):
+        return None
+    return key if key.endswith("/") else key + "/"
 
 
 # --- ranges (pure) ----------------------------------------------------------------------------------------

@@ -232,9 +232,12 @@ class S3Store:
                     )
                     page = outermost(functools.partial(sent, transport, "list", prefix_, ask))
                 yield page
-                token = page.get("NextContinuationToken")
+                asked, token = token, page.get("NextContinuationToken")
                 if not page.get("IsTruncated") or not token:
-                    return
+                    tree = listing.order_of(transport.server or "") is listing.tree_order
+                    token = listing.tree_resumes_at(page) if tree and delimiter_ is None else None
+                    if token is None or token == asked:  # the last page, or a server that would not move on
+                        return
 
         order = listing.order_of(transport.server or "")
         pages = listing.listing(list_pages, prefix, known=known, workers=self.list_concurrency, order=order)
