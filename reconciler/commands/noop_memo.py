@@ -363,7 +363,9 @@ def _cut_after(body: bytes, tree: bool) -> Cut | None:
         if not tree or b"<CommonPrefixes>" in body:
             return None
         # A full page that says it is the last: asked on under its last key, as the store's listing does
-        # (`listing.tree_resumes_at`: SeaweedFS hides such a key's subtree).
+        # (`listing.tree_resumes_at`: SeaweedFS hides such a key's subtree). That rule read off the raw bytes:
+        # parsing the page (~10 ms at 1,000 keys) would cost a hit what it otherwise never pays, and a replay
+        # checks each cut against the parsed rule (`_parsed_cut`), so the two cannot disagree unnoticed.
         full = _MAX_KEYS.search(body)
         last = _last_key(body)
         if full is None or last is None or body.count(b"<Contents>") < int(full.group(1)):
