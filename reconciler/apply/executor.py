@@ -15,11 +15,11 @@ is aborted by the store on the way out); a third gives up waiting (KeyboardInter
 from __future__ import annotations
 
 import enum
+import heapq
 import queue
 import signal
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -203,7 +203,18 @@ def execute(
         result.outcomes.append(outcome)
         reporter.finished(outcome)
 
-    ready = deque(sorted(node for node, n in waiting.items() if n == 0))
+    # Ready actions start largest first (then by id, so a run is repeatable): the longest transfers begin at
+    # once and overlap the many short ones, instead of whichever of them sorts last by key running alone at
+    # the end with a core idle (the longest-processing-time-first rule). Only ready actions are ordered, so
+    # the plan's dependency order holds; a big upload's parts stay bounded by the store's part buffers.
+    ready: list[tuple[int, str]] = []
+
+    def make_ready(node: str) -> None:
+        heapq.heappush(ready, (-action_of(graph, node).size, node))
+
+    for node, n in waiting.items():
+        if n == 0:
+            make_ready(node)
     running: dict[Future[Outcome], str] = {}
     # Workers hand their finished futures to the main thread here: one put and one get per action, where
     # wait() over every running future cost the main thread a waiter on each of them per completion.
@@ -212,7 +223,7 @@ def execute(
 
     def submit_ready(pool: ThreadPoolExecutor) -> None:
         while ready and len(running) < parallelism and not stop.is_set():
-            node = ready.popleft()
+            _, node = heapq.heappop(ready)
             action = action_of(graph, node)
             reporter.started(action)
             future = pool.submit(run_with_retries, action, run, retry, reporter)
@@ -227,7 +238,7 @@ def execute(
             for child in sorted(graph.successors(node)):
                 waiting[child] -= 1
                 if waiting[child] == 0 and child not in settled:
-                    ready.append(child)
+                    make_ready(child)
         else:
             # What waited on a transfer the second Ctrl-C stopped was kept from starting by the interrupt.
             cause = NOT_STARTED if outcome.status == SKIPPED and outcome.blocked_by == STOPPED else node
