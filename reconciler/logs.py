@@ -11,6 +11,7 @@ exception or a stack, and every event logged before `configure_logging` (a libra
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import json
@@ -19,7 +20,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -125,6 +126,42 @@ def set_line_writer(writer: LineWriter | None) -> None:
     _LINE_WRITER[0] = writer
 
 
+class _Held(threading.local):
+    """The lines a thread holds back inside `lines_held`, with the files they go to; None outside it."""
+
+    lines: list[tuple[TextIO, str]] | None = None
+
+
+_HELD = _Held()
+
+
+@contextlib.contextmanager
+def lines_held() -> Iterator[None]:
+    """The lines this thread logs meanwhile are written together at the end, one write and flush per file.
+
+    The apply's main thread logs two lines per action (JSON logs); a write per line released the GIL to its
+    sixteen workers and waited to take it back, each time. Its loop holds its lines over one pass (the actions
+    just finished, those started after them: microseconds, never a wait), so a CI log gets them as promptly.
+    Other threads' lines are not held; nested scopes write at the outermost one's end.
+    """
+    if _HELD.lines is not None:
+        yield
+        return
+    _HELD.lines = []
+    try:
+        yield
+    finally:
+        held, _HELD.lines = _HELD.lines, None
+        if held:
+            with _WRITE_LOCK:
+                files: dict[int, TextIO] = {}
+                for file, message in held:
+                    file.write(message + "\n")
+                    files[id(file)] = file
+                for file in files.values():
+                    file.flush()
+
+
 class _LineLogger:
     """structlog's PrintLogger, with each line going through the progress bar's writer while one is drawn."""
 
@@ -135,6 +172,10 @@ class _LineLogger:
         writer = _LINE_WRITER[0]
         if writer is not None:
             writer(self._file, message)
+            return
+        held = _HELD.lines
+        if held is not None:
+            held.append((self._file, message))
             return
         with _WRITE_LOCK:
             self._file.write(message + "\n")

@@ -29,7 +29,7 @@ import networkx as nx
 
 from reconciler.apply.runner import ByteCounts, build_runner
 from reconciler.errors import UserError
-from reconciler.logs import get_logger
+from reconciler.logs import get_logger, lines_held
 from reconciler.model import Action, Desired, Plan
 from reconciler.plan.graph import action_of, build_graph
 from reconciler.stores.base import Store, StoreError, TransientStoreError
@@ -263,19 +263,22 @@ def execute(
     pool = ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="pixel-apply")
     with pool, _Interrupts(lambda: done.put(None)) as ctrl_c:
         try:
-            submit_ready(pool)
+            with lines_held():
+                submit_ready(pool)
             while running:
                 finished = [done.get()]
                 while not done.empty():
                     finished.append(done.get())
-                for future in finished:
-                    if future is not None:
-                        take(future)
-                # After the finished ones are settled, so "N in flight" counts only what still runs.
-                while ctrl_c.acted < min(ctrl_c.count, 2):
-                    ctrl_c.acted += 1
-                    interrupted(first=ctrl_c.acted == 1)
-                submit_ready(pool)
+                # The pass's log lines (two per action under JSON logs) go out in one write, not one each.
+                with lines_held():
+                    for future in finished:
+                        if future is not None:
+                            take(future)
+                    # After the finished ones are settled, so "N in flight" counts only what still runs.
+                    while ctrl_c.acted < min(ctrl_c.count, 2):
+                        ctrl_c.acted += 1
+                        interrupted(first=ctrl_c.acted == 1)
+                    submit_ready(pool)
         except KeyboardInterrupt:
             # SIGTERM (session.py), a third Ctrl-C, or one from outside the main thread: let running
             # transfers finish (each is atomic on the server), start nothing new.
