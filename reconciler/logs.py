@@ -153,12 +153,14 @@ def lines_held() -> Iterator[None]:
     finally:
         held, _HELD.lines = _HELD.lines, None
         if held:
+            # Joined per file, then one write each: stderr is line-buffered, so a write per line would still
+            # be a system call per line.
+            per_file: dict[int, tuple[TextIO, list[str]]] = {}
+            for file, message in held:
+                per_file.setdefault(id(file), (file, []))[1].append(message + "\n")
             with _WRITE_LOCK:
-                files: dict[int, TextIO] = {}
-                for file, message in held:
-                    file.write(message + "\n")
-                    files[id(file)] = file
-                for file in files.values():
+                for file, messages in per_file.values():
+                    file.write("".join(messages))
                     file.flush()
 
 
