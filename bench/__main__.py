@@ -295,9 +295,9 @@ def table(summary: dict[str, Any], extra: dict[str, Any], shape: dataset.Shape, 
 
 UPLOAD_LIMITS = (
     "the machine's CPU: client and SeaweedFS share 2 cores, so objects/s goes as 1 / (client's + server's CPU",
-    "  per file). Per small file pixel costs ~0.9 ms of client CPU and SeaweedFS ~0.9-1.0 ms under it; rclone",
-    "  ~0.8 ms and ~1.2-1.3 ms: the machine spends less per file under pixel, so the ratio is what is left of",
-    "  pixel's serial start (imports, specs, lock, listing and hashing before the first PUT, the server idle).",
+    "  per file). Per small file pixel costs ~0.9-1.0 ms of client CPU and SeaweedFS ~0.9-1.0 ms under it;",
+    "  rclone ~0.8-0.9 ms and ~1.3-1.5 ms: the machine spends less per file under pixel, so the ratio is what",
+    "  is left of pixel's serial start (imports, specs, lock, listing, hashing before the first PUT, the server idle).",
     "per-file client CPU: the request path (~0.34 ms), the executor and its reporting (~0.09 ms with the JSON",
     "  log lines written a pass at a time), the plan's stat/hash of the file, and GIL hand-offs between the",
     "  workers (~120-145 futex calls per file); the local store's open() still asks isatty (an ioctl) per file.",
