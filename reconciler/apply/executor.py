@@ -15,11 +15,11 @@ is aborted by the store on the way out); a third gives up waiting (KeyboardInter
 from __future__ import annotations
 
 import enum
+import heapq
 import queue
 import signal
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,7 +29,7 @@ import networkx as nx
 
 from reconciler.apply.runner import ByteCounts, build_runner
 from reconciler.errors import UserError
-from reconciler.logs import get_logger
+from reconciler.logs import get_logger, lines_held
 from reconciler.model import Action, Desired, Plan
 from reconciler.plan.graph import action_of, build_graph
 from reconciler.stores.base import Store, StoreError, TransientStoreError
@@ -203,7 +203,18 @@ def execute(
         result.outcomes.append(outcome)
         reporter.finished(outcome)
 
-    ready = deque(sorted(node for node, n in waiting.items() if n == 0))
+    # Ready actions start largest first (then by id, so a run is repeatable): the longest transfers begin at
+    # once and overlap the many short ones, instead of whichever of them sorts last by key running alone at
+    # the end with a core idle (the longest-processing-time-first rule). Only ready actions are ordered, so
+    # the plan's dependency order holds; a big upload's parts stay bounded by the store's part buffers.
+    ready: list[tuple[int, str]] = []
+
+    def make_ready(node: str) -> None:
+        heapq.heappush(ready, (-action_of(graph, node).size, node))
+
+    for node, n in waiting.items():
+        if n == 0:
+            make_ready(node)
     running: dict[Future[Outcome], str] = {}
     # Workers hand their finished futures to the main thread here: one put and one get per action, where
     # wait() over every running future cost the main thread a waiter on each of them per completion.
@@ -212,7 +223,7 @@ def execute(
 
     def submit_ready(pool: ThreadPoolExecutor) -> None:
         while ready and len(running) < parallelism and not stop.is_set():
-            node = ready.popleft()
+            _, node = heapq.heappop(ready)
             action = action_of(graph, node)
             reporter.started(action)
             future = pool.submit(run_with_retries, action, run, retry, reporter)
@@ -227,7 +238,7 @@ def execute(
             for child in sorted(graph.successors(node)):
                 waiting[child] -= 1
                 if waiting[child] == 0 and child not in settled:
-                    ready.append(child)
+                    make_ready(child)
         else:
             # What waited on a transfer the second Ctrl-C stopped was kept from starting by the interrupt.
             cause = NOT_STARTED if outcome.status == SKIPPED and outcome.blocked_by == STOPPED else node
@@ -252,19 +263,22 @@ def execute(
     pool = ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="pixel-apply")
     with pool, _Interrupts(lambda: done.put(None)) as ctrl_c:
         try:
-            submit_ready(pool)
+            with lines_held():
+                submit_ready(pool)
             while running:
                 finished = [done.get()]
                 while not done.empty():
                     finished.append(done.get())
-                for future in finished:
-                    if future is not None:
-                        take(future)
-                # After the finished ones are settled, so "N in flight" counts only what still runs.
-                while ctrl_c.acted < min(ctrl_c.count, 2):
-                    ctrl_c.acted += 1
-                    interrupted(first=ctrl_c.acted == 1)
-                submit_ready(pool)
+                # The pass's log lines (two per action under JSON logs) go out in one write, not one each.
+                with lines_held():
+                    for future in finished:
+                        if future is not None:
+                            take(future)
+                    # After the finished ones are settled, so "N in flight" counts only what still runs.
+                    while ctrl_c.acted < min(ctrl_c.count, 2):
+                        ctrl_c.acted += 1
+                        interrupted(first=ctrl_c.acted == 1)
+                    submit_ready(pool)
         except KeyboardInterrupt:
             # SIGTERM (session.py), a third Ctrl-C, or one from outside the main thread: let running
             # transfers finish (each is atomic on the server), start nothing new.
