@@ -716,7 +716,25 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
             # Closed at once when the iteration stops early (take, break): the object opened ahead releases
             # its cache lock now, not whenever the collector gets to the reader.
             with contextlib.closing(slots):
-                yield from self._yield(slots, progress, order, generation, me)
+                # Decoded here, not in a generator of its own: one step less a record (see _ordered).
+                handed = self._ordered(slots, progress.taken, order, generation, me) if order.block else slots
+                loads, malformed = orjson.loads, orjson.JSONDecodeError
+                for slot in handed:
+                    # _decode's first step in line: a call a record cost a warm pass over shards ~3% of its time.
+                    if type(payload := slot[2]) is bytes:
+                        try:
+                            record = loads(payload)
+                        except malformed:
+                            pass
+                        else:
+                            if type(record) is dict:
+                                progress.taken += 1
+                                yield record
+                                continue
+                    decoded = self._decode(slot)
+                    progress.taken += 1
+                    if decoded is not None:
+                        yield decoded
         except BaseException:
             # Stopped early or failed: what it downloaded and verified is made durable and unlocked before the
             # caller goes on (another reader of the object, the next pass, a sibling dataset, a retry after the
@@ -731,42 +749,22 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         if self.cache is not None:
             self.cache.settle()  # what this pass downloaded is in the cache once it has ended
 
-    def _yield(
-        self, slots: Iterator[_Slot], progress: _Progress, order: Order, generation: int, me: int
-    ) -> Iterator[dict[str, Any]]:
-        """The records of `slots` (which start at the block `progress.taken` is in), decoded, in block order."""
-        block = order.block
-        if not block:
-            loads, malformed = orjson.loads, orjson.JSONDecodeError
-            for slot in slots:
-                # _decode's first step in line: a call a record cost a warm pass over shards ~3% of its time.
-                if type(payload := slot[2]) is bytes:
-                    try:
-                        record = loads(payload)
-                    except malformed:
-                        pass
-                    else:
-                        if type(record) is dict:
-                            progress.taken += 1
-                            yield record
-                            continue
-                record = self._decode(slot)
-                progress.taken += 1
-                if record is not None:
-                    yield record
-            return
-        index, resume = divmod(progress.taken, block)
-        while buffered := list[_Slot | None](itertools.islice(slots, block)):
+    @staticmethod
+    def _ordered(slots: Iterator[_Slot], taken: int, order: Order, generation: int, me: int) -> Iterator[_Slot]:
+        """`slots` (which start at the block the `taken`-th slot is in) in block order, from the `taken`-th on.
+
+        Slots, not records: the caller decodes and counts each as it yields it, so a state saved between two
+        records counts exactly the slots handed out. Passing records through a generator of their own as well
+        cost a warm pass over shards a step a record."""
+        index, resume = divmod(taken, order.block)
+        while buffered := list[_Slot | None](itertools.islice(slots, order.block)):
             for place, i in enumerate(order.permutation(generation, me, index, len(buffered))):
                 if place < resume:
                     continue  # yielded before the state this run resumed from was saved
                 held = buffered[i]
-                buffered[i] = None  # decoded records are not kept: memory stays one block of lines
+                buffered[i] = None  # handed-out lines are not kept: memory stays one block of lines
                 assert held is not None
-                record = self._decode(held)
-                progress.taken += 1
-                if record is not None:
-                    yield record
+                yield held
             index, resume = index + 1, 0
 
     def _decode(self, slot: _Slot) -> dict[str, Any] | None:
