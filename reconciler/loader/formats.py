@@ -18,11 +18,12 @@ import re
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any, cast
+from typing import IO, Any, TypeVar, cast
 
 import orjson
 
 CHUNK = 1024 * 1024
+T = TypeVar("T")
 
 
 class RecordFormat(enum.StrEnum):
@@ -106,6 +107,21 @@ def jsonl_lines(stream: IO[bytes], chunk: int = CHUNK) -> Iterator[tuple[int, by
 def marked_lines(stream: IO[bytes], chunk: int = CHUNK) -> Iterator[tuple[int, Line]]:
     """jsonl_lines with each line that holds a long digit run marked Exact, for decode_marked."""
     return LineSplitter(chunk).marked_lines(stream)
+
+
+def whole_lines(data: bytes, head: T) -> list[tuple[T, int, Line]]:
+    """marked_lines of bytes already in hand (a whole small object), each led by `head`, as one list: the same
+    numbers, lines and marks from one split and one scan for long digit runs, with no generator step a line
+    (passing each line through two more generators cost a warm pass over 1 MiB shards about a tenth of its time)."""
+    lines = data.split(b"\n")
+    # A first byte past " " is no whitespace: the call to isspace() only for lines that may be blank.
+    if not holds_long_run(data):
+        return [(head, n, line) for n, line in enumerate(lines, 1) if line and (line[0] > 0x20 or not line.isspace())]
+    return [
+        (head, n, Exact(line) if _LONG_RUN in line.translate(_DIGITS) else line)
+        for n, line in enumerate(lines, 1)
+        if line and (line[0] > 0x20 or not line.isspace())
+    ]
 
 
 class LineSplitter:

@@ -125,8 +125,13 @@ class OfflineReads:
         try:
             stream = stack.enter_context(online())
             # The first read fetches and verifies the whole object (nothing is handed on before): a failure
-            # to reach S3 shows here, before any record, where the cached copy can still stand in.
+            # to reach S3 shows here, before any record, where the cached copy can still stand in. A verified
+            # file (a cache hit, a spool) is put back where it began: wrapped to give that byte back instead, a
+            # warm pass over 1 MiB shards copied each object's first MiB once more and read it in pieces.
+            start = _position(stream)
             head = stream.read(1)
+            if start is not None:
+                stream.seek(start)
         except TransientStoreError as exc:
             stack.close()
             if obj.md5 is None or cache is None:
@@ -139,7 +144,7 @@ class OfflineReads:
             stack.close()
             raise
         with stack:
-            yield cast(BinaryIO, Prefixed(head, stream))
+            yield stream if start is not None else cast(BinaryIO, Prefixed(head, stream))
 
     def span(
         self,
@@ -191,6 +196,14 @@ class OfflineReads:
                               stacklevel=4)
         with hit:
             yield hit
+
+
+def _position(stream: BinaryIO) -> int | None:
+    """Where a seekable stream stands, else None (a body off the socket)."""
+    try:
+        return stream.tell() if stream.seekable() else None
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def read_all(stream: BinaryIO) -> bytes:
