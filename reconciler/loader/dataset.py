@@ -1035,14 +1035,26 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                 return self._open_range(obj, span.start, span.stop)
             return contextlib.nullcontext(cast(BinaryIO, io.BytesIO(ran)))
 
-        if cache is not None and cache.fits(size):
-            # Kept under the span's own md5; the cache checks md5 and size when the last byte is read.
+        filling = None
+        if cache is not None and cache.fits(size) and (filling := cache.fill(span.md5, size, label=label,
+                                                                            vouched=True)) is None:
+            # Cached, or being downloaded by another process: its copy, which the cache checked (by md5) on the
+            # way in, whether that process checked it by the span's SHA-256 (below) or the cache by md5.
             with cache.open(span.md5, size, fetch, label=label) as stream:
                 return read_all(stream)
-        with fetch() as stream:
-            data = read_all(stream)
-        if (problem := span_problem(span, data)) is not None:
-            raise PermanentStoreError(f"{label}: {problem}; none of them was used", code="BadDigest", key=obj.key)
+        try:
+            with fetch() as stream:
+                data = read_all(stream)
+            if (problem := span_problem(span, data)) is not None:
+                raise PermanentStoreError(f"{label}: {problem}; none of them was used", code="BadDigest",
+                                          key=obj.key)
+            if filling is not None:
+                # Kept under the span's md5, vouched for by its SHA-256 in the same index: not hashed again.
+                filling.write(data)
+                filling.done()
+        finally:
+            if filling is not None:
+                filling.abort()  # not done (failed): no part file left, the lock free
         return data
 
     @contextlib.contextmanager
