@@ -278,7 +278,7 @@ def test_a_span_whose_bytes_do_not_match_its_index_is_never_yielded(big: dict[st
         with proxy:
             specs = write_world_specs(tmp / "proxied", endpoint=proxy.endpoint, bucket=big["bucket"])
             stores = StoreSet(load_desired(specs, {}).stores)
-            with pytest.raises(PermanentStoreError, match=r"expected .* md5") as raised:
+            with pytest.raises(PermanentStoreError, match=r"expected .* SHA-256") as raised:
                 ds = lone(objects, stores, tmp / "cache", tmp / "indexes") if reader == "lone" else StreamingDataset(
                     objects, stores, rank=0, world_size=2, cache=ObjectCache(tmp / "cache"),
                     index_dir=tmp / "indexes", worker_info=lambda: None)
