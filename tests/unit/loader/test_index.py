@@ -35,7 +35,7 @@ def by_lines(body: bytes, span_bytes: int, span_records: int, first_bytes: int) 
     first = 0
     while first < len(parts):
         reach = min(g for g in grid if g >= ends[first])
-        last, records = first, is_record[first]
+        last, records = first, int(is_record[first])
         while records < span_records and last + 1 < len(parts) and ends[last + 1] <= reach:
             last += 1
             records += is_record[last]
