@@ -199,11 +199,12 @@ class TamperingProxy(CountingProxy):
 
 class ReadCounting:
     """A store whose object bodies count the bytes the loader has taken from them so far (the proxy cannot
-    tell: it forwards an answer whole)."""
+    tell: it forwards an answer whole); with `allowed`, the bodies end once that many bytes were taken."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, allowed: int | None = None) -> None:
         self.store = store
         self.taken = 0
+        self.allowed = allowed
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
@@ -218,7 +219,10 @@ class ReadCounting:
                     return True
 
                 def read(self, n: int | None = -1) -> bytes:
-                    data: bytes = stream.read(n)
+                    if counter.allowed is not None:
+                        left = counter.allowed - counter.taken
+                        n = left if n is None or n < 0 else min(n, left)
+                    data: bytes = stream.read(n) if n != 0 else b""
                     counter.taken += len(data)
                     return data
 

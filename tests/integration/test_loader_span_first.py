@@ -9,11 +9,9 @@ reader that needed one byte more could not yield a record at all.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,39 +25,11 @@ from reconciler.loader.storeset import StoreSet
 from reconciler.spec import load_desired
 from reconciler.stores.base import PermanentStoreError
 from tests.integration.test_loader import PROCESSED, write_world_specs
+from tests.integration.test_loader_ranks import ReadCounting
 
 pytestmark = pytest.mark.integration
 
 RECORDS = 40_000  # 9 MiB: two SeaweedFS chunk boundaries
-
-
-class Gated:
-    """A store whose object bodies give the loader `allowed` bytes, then end: what it took is counted."""
-
-    def __init__(self, store: Any, allowed: int) -> None:
-        self.store = store
-        self.allowed = allowed
-        self.taken = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.store, name)
-
-    @contextlib.contextmanager
-    def open(self, key: str, *, if_match: str | None = None) -> Iterator[Any]:
-        with self.store.open(key, if_match=if_match) as stream:
-            gate = self
-
-            class Body(io.RawIOBase):
-                def readable(self) -> bool:
-                    return True
-
-                def read(self, n: int | None = -1) -> bytes:
-                    left = gate.allowed - gate.taken
-                    data: bytes = stream.read(left if n is None or n < 0 else min(n, left)) if left > 0 else b""
-                    gate.taken += len(data)
-                    return data
-
-            yield Body()
 
 
 def test_the_first_record_of_a_cold_lone_read_needs_only_the_first_span(
@@ -78,7 +48,7 @@ def test_the_first_record_of_a_cold_lone_read_needs_only_the_first_span(
     first = built.spans[0]
     assert first.start == 0 and first.stop <= index.FIRST_SPAN_BYTES and first.records > 0
 
-    gated = Gated(stores[objects[0].store], first.stop)
+    gated = ReadCounting(stores[objects[0].store], allowed=first.stop)
     ds = StreamingDataset(objects, {objects[0].store: gated}, cache=ObjectCache(tmp_path / "cache"),
                           index_dir=tmp_path / "indexes", worker_info=lambda: None)
     records = iter(ds)
