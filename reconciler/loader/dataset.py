@@ -88,7 +88,7 @@ OPEN_AHEAD_MAX = 64 * 1024 * 1024
 # shards waiting for the next response about half its time on a loaded machine, while the helper idled between
 # objects as long (the server's time to the first byte varies more than the decoding of a shard).
 OPEN_AHEAD = 3
-# A published index is ~80 bytes a 4 MiB span: this bounds what a tampered one can make a rank read.
+# A published index is ~150 bytes a 4 MiB span: this bounds what a tampered one can make a rank read.
 PUBLISHED_INDEX_LIMIT = 64 * 1024 * 1024
 
 _Opened = tuple[contextlib.ExitStack, BinaryIO]

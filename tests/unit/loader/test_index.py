@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
+import json
 from pathlib import Path
 from unittest import mock
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -146,3 +148,21 @@ def test_the_spans_of_the_real_constants_start_small_and_keep_to_4_mib_chunks() 
     assert all(s.start // chunk == (s.stop - 1) // chunk or s.start % chunk > chunk - len(line) for s in built.spans)
     assert all(s.stop - s.start > chunk - 2 * len(line) for s in built.spans[2:-1])
     assert all(s.sha256 == hashlib.sha256(body[s.start : s.stop]).hexdigest() for s in built.spans)
+
+
+def test_a_kept_index_of_the_previous_version_is_not_used(tmp_path: Path) -> None:
+    # Version 1 cut its spans after the line reaching 4 MiB: ranks dealing units from it and from a version 2
+    # index of the same object would read other records. Not read; built again (and replaced) instead.
+    store = IndexStore(tmp_path)
+    body = b'{"a": 1}\n' * 5
+    built = build(io.BytesIO(body), key="k", fmt=RecordFormat.JSONL, split=True)
+    path = store.path(built.md5, RecordFormat.JSONL)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = {"version": 1, "md5": built.md5, "size": built.size, "records": built.records,
+           "spans": [[0, built.size, 0, built.records, built.md5]]}
+    path.write_text(json.dumps(old))
+    assert store.get(built.md5, RecordFormat.JSONL) is None
+    with pytest.raises(ValueError, match="version 1"):
+        RecordIndex.from_json(old)
+    store.put(built, RecordFormat.JSONL)
+    assert store.get(built.md5, RecordFormat.JSONL) == built
