@@ -1038,8 +1038,8 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         filling = None
         if cache is not None and cache.fits(size) and (filling := cache.fill(span.md5, size, label=label,
                                                                             vouched=True)) is None:
-            # Cached, or being downloaded by another process: its copy, which the cache checked (by md5) on the
-            # way in, whether that process checked it by the span's SHA-256 (below) or the cache by md5.
+            # Cached, or being downloaded by another process: that copy, checked on its way in by the span's
+            # SHA-256 (below, in whichever process filled it) or by the cache's md5, and by its identity on a hit.
             with cache.open(span.md5, size, fetch, label=label) as stream:
                 return read_all(stream)
         try:
