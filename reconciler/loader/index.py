@@ -13,10 +13,9 @@ on a grid: FIRST_SPAN_BYTES, then every multiple of SPAN_BYTES (SeaweedFS
 stores an object in chunks of 4 MiB and pauses at each chunk's end). A span
 closes at the last line start at or before the first grid point its first line
 reaches, or after the line that brings it to SPAN_RECORDS records, or at the
-object's end. So the first span is small (its records are verified and yielded
-after 1 MiB, not after 4 MiB and a line), no span crosses a grid point unless its
-first line does, and a line longer than a span is a span of its own with what
-follows it up to the next grid point. Each span carries its byte range, the
+object's end; a line longer than SPAN_BYTES is a span of its own. So the first
+span is small (its records are verified and yielded after 1 MiB, not after 4 MiB
+and a line), and no span crosses a grid point unless its first line does. Each span carries its byte range, the
 number of lines before it (so an error still names the object's line), its
 record count, the md5 of its bytes (the name it is cached under) and their
 SHA-256 (what a span read is checked against before any of its records is
@@ -168,7 +167,9 @@ def _jsonl(stream: IO[bytes], split: bool) -> RecordIndex:
             if target is None:
                 if first >= len(lines):
                     break
-                target = _grid_at_or_after(done + ends[first])
+                reached = done + ends[first]
+                # A line longer than a span is a span of its own; any other span reaches for the grid.
+                target = reached if reached - span_start > SPAN_BYTES else _grid_at_or_after(reached)
             # The last line start at or before the target is known once a line ends past it; -1: `buffer`'s start.
             by_size = bisect.bisect_right(ends, target - done) - 1
             if by_size + 1 >= len(lines):

@@ -24,7 +24,8 @@ def digests(data: bytes) -> tuple[str, str]:
 
 def by_lines(body: bytes, span_bytes: int, span_records: int, first_bytes: int) -> tuple[int, list[Span]]:
     """The reference: walk the lines one by one; a span closes at the last line start at or before the first grid
-    point (first_bytes, then multiples of span_bytes) its first line reaches, or after its span_records-th record."""
+    point (first_bytes, then multiples of span_bytes) its first line reaches, or after its span_records-th record;
+    a line longer than span_bytes is a span of its own."""
     parts = body.split(b"\n")
     if parts[-1] == b"":
         parts.pop()  # the newline ending the object ends its last line: no line after it
@@ -36,12 +37,12 @@ def by_lines(body: bytes, span_bytes: int, span_records: int, first_bytes: int) 
     spans: list[Span] = []
     first = 0
     while first < len(parts):
-        reach = min(g for g in grid if g >= ends[first])
+        start = ends[first - 1] if first else 0
+        reach = ends[first] if ends[first] - start > span_bytes else min(g for g in grid if g >= ends[first])
         last, records = first, int(is_record[first])
         while records < span_records and last + 1 < len(parts) and ends[last + 1] <= reach:
             last += 1
             records += is_record[last]
-        start = ends[first - 1] if first else 0
         spans.append(Span(start, ends[last], first, records, *digests(body[start : ends[last]])))
         first = last + 1
     return sum(is_record), spans
@@ -132,7 +133,9 @@ def test_the_first_span_is_small_and_no_span_crosses_a_grid_point_a_line_start_c
         for point in grid:
             if span.start < point < span.stop:
                 assert first_line_end > point, (span, point)  # crossed only by a line no cut could avoid
-        if span.stop < len(body):
+        if first_line_end - span.start > span_bytes:
+            assert span.stop == first_line_end  # a line longer than a span is a span of its own
+        elif span.stop < len(body):
             # Large all the same: the line after it ends past the grid point its first line reached.
             reach = min(g for g in grid if g >= first_line_end)
             after = min([s for s in starts if s > span.stop], default=len(body))
