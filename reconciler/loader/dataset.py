@@ -16,7 +16,7 @@ thread while the current one is decoded.
 
 A lone reader (one rank, no workers, a fresh epoch) counts nothing: it reads
 each object whole, and a big JSON Lines object whose index is known with one
-GET handed on span by span, each span once it hashes to the index's md5 for it
+GET handed on span by span, each span once it hashes to the index's SHA-256 for it
 (`_streamed`: downloaded on one helper thread, hashed on another). Without an
 index nothing vouches for a span before the whole object's md5 does, so such an
 object is verified whole first (README, "Loader speed").
@@ -58,7 +58,7 @@ from reconciler.loader.formats import (
     whole_lines,
 )
 from reconciler.loader.fresh import Listings
-from reconciler.loader.index import SPAN_BYTES, IndexStore, RecordIndex, Span, build, splits
+from reconciler.loader.index import SPAN_BYTES, IndexStore, RecordIndex, Span, build, span_problem, splits
 from reconciler.loader.offline import OfflineReads, read_all
 from reconciler.loader.pipeline import PipelineMethods
 from reconciler.loader.resolve import SourceObject
@@ -89,7 +89,7 @@ OPEN_AHEAD_MAX = 64 * 1024 * 1024
 # shards waiting for the next response about half its time on a loaded machine, while the helper idled between
 # objects as long (the server's time to the first byte varies more than the decoding of a shard).
 OPEN_AHEAD = 3
-# A published index is ~80 bytes a 4 MiB span: this bounds what a tampered one can make a rank read.
+# A published index is ~150 bytes a 4 MiB span: this bounds what a tampered one can make a rank read.
 PUBLISHED_INDEX_LIMIT = 64 * 1024 * 1024
 
 _Opened = tuple[contextlib.ExitStack, BinaryIO]
@@ -208,7 +208,7 @@ class _OpenAhead(_Ahead[SourceObject, _Opened]):
 class _SpanAhead(_Ahead[tuple[SourceObject, Span], bytes]):
     """The next span's verified bytes fetched on a helper thread while the current span's records are decoded.
 
-    A ranged GET, its md5 and the cache write of one span overlap the decoding of the one before: read one at
+    A ranged GET, its digest and the cache write of one span overlap the decoding of the one before: read one at
     a time, a lone reader of a big object spent as long waiting for bytes as decoding them. Only verified bytes
     come out of a fetch, and a fetch's failure is raised when its span is reached, not before."""
 
@@ -228,7 +228,7 @@ class _Runs:
     """One ranged GET over each run of contiguous spans of one object that a consumer reads in order, instead of
     one GET a span: serving 4 ranks their spans one GET each cost SeaweedFS 3x the CPU of one GET of the whole.
 
-    A span is read off its run's stream whole and handed to the caller, which checks it against the span's md5
+    A span is read off its run's stream whole and handed to the caller, which checks it against the span's digest
     before any of it is used (as a span's own GET is checked). A span that is not where the open stream is (one
     served from the cache meanwhile, or after a failed read) opens the rest of its run anew."""
 
@@ -925,7 +925,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         cache = self.cache if self.cache is not None and self.cache.fits(obj.size) else None
         online = not self.offline and self._reads.down_since is None
         if online and (cache is None or not cache.has(obj.md5)):
-            # Every byte _streamed writes has matched its span's md5 first, and the spans tile the bytes of
+            # Every byte _streamed writes has matched its span's SHA-256 first, and the spans tile the bytes of
             # obj.md5 (an index is only kept or taken for that md5): hashing the whole again would cost a core.
             vouched = index.md5 == obj.md5 and index.size == obj.size
             filling = cache.fill(obj.md5, index.size, label=label, vouched=vouched) if cache is not None else None
@@ -945,7 +945,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
 
     def _streamed(self, obj: SourceObject, index: RecordIndex, filling: Filling | None) -> Iterator[_Slot]:
         """The object by one GET pinned to its version, read on a helper thread as it arrives, and checked on a
-        second one, each span against its md5, then handed over (two at most in hand): the download, the hashing
+        second one, each span against its SHA-256, then handed over (two at most in hand): the download, the hashing
         and the cache write overlap each other and the decoding (downloading and hashing one after the other on
         one thread held a cold read to the sum of both). A span whose bytes do not match ends the read
         (BadDigest) before any of its records.
@@ -995,15 +995,9 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                     if isinstance(item, BaseException):
                         raise item
                     span, data = item
-                    got = hashlib.md5(data).hexdigest()
-                    if got != span.md5 or len(data) != span.stop - span.start:
-                        raise PermanentStoreError(
-                            f"{label} bytes {span.start}-{span.stop - 1}: read {len(data)} bytes with md5 {got}, "
-                            f"expected {span.stop - span.start} bytes with md5 {span.md5} (from the object's "
-                            "index); none of them was used",
-                            code="BadDigest",
-                            key=obj.key,
-                        )
+                    if (problem := span_problem(span, data)) is not None:
+                        raise PermanentStoreError(f"{label} bytes {span.start}-{span.stop - 1}: {problem}; none of "
+                                                  "them was used", code="BadDigest", key=obj.key)
                     if filling is not None:
                         filling.write(data)
                     if not put(handed, (span, data)):
@@ -1070,20 +1064,26 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                 return self._open_range(obj, span.start, span.stop)
             return contextlib.nullcontext(cast(BinaryIO, io.BytesIO(ran)))
 
-        if cache is not None and cache.fits(size):
-            # Kept under the span's own md5; the cache checks md5 and size when the last byte is read.
+        filling = None
+        if cache is not None and cache.fits(size) and (filling := cache.fill(span.md5, size, label=label,
+                                                                            vouched=True)) is None:
+            # Cached, or being downloaded by another process: that copy, checked on its way in by the span's
+            # SHA-256 (below, in whichever process filled it) or by the cache's md5, and by its identity on a hit.
             with cache.open(span.md5, size, fetch, label=label) as stream:
                 return read_all(stream)
-        with fetch() as stream:
-            data = read_all(stream)
-        got = hashlib.md5(data).hexdigest()
-        if got != span.md5 or len(data) != size:
-            raise PermanentStoreError(
-                f"{label}: read {len(data)} bytes with md5 {got}, expected {size} bytes with md5 {span.md5} "
-                "(from the object's index); none of them was used",
-                code="BadDigest",
-                key=obj.key,
-            )
+        try:
+            with fetch() as stream:
+                data = read_all(stream)
+            if (problem := span_problem(span, data)) is not None:
+                raise PermanentStoreError(f"{label}: {problem}; none of them was used", code="BadDigest",
+                                          key=obj.key)
+            if filling is not None:
+                # Kept under the span's md5, vouched for by its SHA-256 in the same index: not hashed again.
+                filling.write(data)
+                filling.done()
+        finally:
+            if filling is not None:
+                filling.abort()  # not done (failed): no part file left, the lock free
         return data
 
     @contextlib.contextmanager

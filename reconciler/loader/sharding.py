@@ -42,7 +42,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 # 2: units may be spans of an object, ranks get contiguous stretches, blocks shuffle records.
-STATE_VERSION = 2
+# 3: spans are cut on loader/index.py's grid (another epoch order for a shuffled split object).
+STATE_VERSION = 3
 Partition = Literal["drop", "pad"]
 PARTITIONS: tuple[Partition, ...] = ("drop", "pad")
 Interval = tuple[int, int]  # slot positions [start, stop)

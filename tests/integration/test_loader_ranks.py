@@ -199,11 +199,12 @@ class TamperingProxy(CountingProxy):
 
 class ReadCounting:
     """A store whose object bodies count the bytes the loader has taken from them so far (the proxy cannot
-    tell: it forwards an answer whole)."""
+    tell: it forwards an answer whole); with `allowed`, the bodies end once that many bytes were taken."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, allowed: int | None = None) -> None:
         self.store = store
         self.taken = 0
+        self.allowed = allowed
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
@@ -218,7 +219,10 @@ class ReadCounting:
                     return True
 
                 def read(self, n: int | None = -1) -> bytes:
-                    data: bytes = stream.read(n)
+                    if counter.allowed is not None:
+                        left = counter.allowed - counter.taken
+                        n = left if n is None or n < 0 else min(n, left)
+                    data: bytes = stream.read(n) if n != 0 else b""
                     counter.taken += len(data)
                     return data
 
@@ -278,7 +282,7 @@ def test_a_span_whose_bytes_do_not_match_its_index_is_never_yielded(big: dict[st
         with proxy:
             specs = write_world_specs(tmp / "proxied", endpoint=proxy.endpoint, bucket=big["bucket"])
             stores = StoreSet(load_desired(specs, {}).stores)
-            with pytest.raises(PermanentStoreError, match=r"expected .* md5") as raised:
+            with pytest.raises(PermanentStoreError, match=r"expected .* SHA-256") as raised:
                 ds = lone(objects, stores, tmp / "cache", tmp / "indexes") if reader == "lone" else StreamingDataset(
                     objects, stores, rank=0, world_size=2, cache=ObjectCache(tmp / "cache"),
                     index_dir=tmp / "indexes", worker_info=lambda: None)

@@ -31,6 +31,7 @@ from reconciler.loader.dataset import StreamingDataset
 from reconciler.loader.formats import RecordFormat
 from reconciler.loader.resolve import resolve
 from reconciler.loader.storeset import StoreSet
+from reconciler.manifests import record_index
 from reconciler.spec import load_desired
 from tests.faults.proxy import FaultProxy
 from tests.integration.test_loader import PROCESSED, RAW, write_world_specs
@@ -82,7 +83,7 @@ def cli(world: dict[str, Any], *args: str) -> Any:
 
 
 def index_key(body: bytes, fmt: str = "jsonl") -> str:
-    return f".pixel/index/{md5(body)}.{fmt}.json"
+    return record_index.index_key(md5(body), fmt)
 
 
 def registry(world: dict[str, Any]) -> dict[str, Any]:
@@ -184,6 +185,37 @@ def test_an_object_that_changed_gets_a_new_index_at_the_next_apply(world: dict[s
     assert len(rank) == RECORDS + 1
     assert not world["proxy"].reads  # counted from the new index: the object is not read to count it
     assert cli(world, "plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_an_index_of_the_old_format_is_not_read_and_the_next_apply_writes_the_new_one(world: dict[str, Any]) -> None:
+    """Version 1 (spans cut after the line reaching 4 MiB, md5s only) at its old key, vouched for by the registry
+    as an older pixel left it: the loader counts the object rather than deal units another loader would cut
+    otherwise; the plan writes the index of this version at its own key, then is clean."""
+    applied(world)
+    body, client, bucket = world["body"], world["client"], world["bucket"]
+    client.delete_object(Bucket=bucket, Key=index_key(body))
+    old_key = f"{record_index.INDEX_PREFIX}{md5(body)}.jsonl.json"
+    old = json.dumps({"version": 1, "md5": md5(body), "size": len(body), "records": RECORDS,
+                      "spans": [[0, len(body), 0, RECORDS, md5(body)]]}).encode()
+    client.put_object(Bucket=bucket, Key=old_key, Body=old, Metadata={"md5": md5(old)})
+    path = world["specs"] / "work" / "registry.json"
+    document = registry(world)
+    document["datasets"]["clinical_cot"]["record_index"] = {"md5": md5(old), "s3_path": f"s3://{bucket}/{old_key}"}
+    path.write_text(json.dumps(document, indent=2))
+    world["proxy"].reads.clear()
+    (rank,) = open_ranks(world, 1)
+    assert len(rank) == RECORDS and world["proxy"].reads == [len(body)]  # counted: the old index is not used
+    planned = cli(world, "plan")
+    assert index_key(body) in planned.output and old_key not in planned.output, planned.output
+    applied(world)
+    written = client.get_object(Bucket=bucket, Key=index_key(body))["Body"].read()
+    assert json.loads(written)["version"] == record_index.INDEX_VERSION
+    assert registry(world)["datasets"]["clinical_cot"]["record_index"] == {
+        "md5": md5(written), "s3_path": f"s3://{bucket}/{index_key(body)}"}
+    assert cli(world, "plan", "--detailed-exitcode").exit_code == 0
+    world["proxy"].reads.clear()
+    (rank,) = open_ranks(world, 1)
+    assert len(rank) == RECORDS and not world["proxy"].reads  # the new index, not the object
 
 
 def test_an_index_planted_before_the_first_apply_is_checked_and_never_recorded(world: dict[str, Any]) -> None:

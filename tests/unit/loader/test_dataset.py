@@ -221,7 +221,7 @@ def test_a_warm_pass_opens_no_object_on_a_helper_thread(tmp_path: Path) -> None:
 
 
 def test_a_lone_stream_hashes_each_byte_once_and_its_cached_copy_is_the_object(tmp_path: Path) -> None:
-    """Each span is checked against the index's md5 before its records are used; the cache does not hash the
+    """Each span is checked against the index's SHA-256 before its records are used; the cache does not hash the
     whole object again on the way in (that was a second md5 of every byte on two cores), and what it keeps is
     still exactly the object: a hash of it all, as verify="always" makes, agrees."""
     store, body, obj = big_object()
@@ -291,14 +291,14 @@ def test_a_lone_reader_downloads_and_hashes_its_object_on_two_threads_apart_from
         readers: set[str] = set()
         hashers: set[str] = set()
         open_ = watched_open(store, lambda _: readers.add(threading.current_thread().name))
-        real_md5 = hashlib.md5
+        real_sha256 = hashlib.sha256
 
-        def md5(data: bytes = b"") -> Any:
+        def sha256(data: bytes = b"") -> Any:
             hashers.add(threading.current_thread().name)
-            return real_md5(data)
+            return real_sha256(data)
 
-        hashing = SimpleNamespace(md5=md5)
-        with mock.patch.object(store, "open", open_), mock.patch.object(dataset_module, "hashlib", hashing):
+        hashing = SimpleNamespace(sha256=sha256)
+        with mock.patch.object(store, "open", open_), mock.patch.object(index, "hashlib", hashing):
             got = [r["id"] for r in StreamingDataset([obj], {"mem": store}, index_dir=tmp_path,
                                                      worker_info=lambda: None)]
     assert got == list(range(2000))
@@ -326,7 +326,8 @@ def test_a_span_repeated_in_a_shorter_run_never_reads_past_the_range_asked_for()
     later (shorter) run, so the stream opened for it ends after span 1: span 2 must open a range of its own,
     not read past that one's end (short bytes, a BadDigest for a sound object)."""
     body = b"".join(json.dumps({"id": i}).encode() + b"\n" for i in range(30))
-    spans = [index.Span(a, b, 0, 0, hashlib.md5(body[a:b]).hexdigest()) for a, b in ((0, 100), (100, 200), (200, 300))]
+    spans = [index.Span(a, b, 0, 0, hashlib.md5(body[a:b]).hexdigest(), hashlib.sha256(body[a:b]).hexdigest())
+             for a, b in ((0, 100), (100, 200), (200, 300))]
     obj = SourceObject("mem", "big.jsonl", None, len(body), RecordFormat.JSONL)
     units = [dataset_module.Unit(0, 1, spans[i]) for i in (0, 1, 2, 0, 1)]
     stops = dataset_module.run_stops(units, [obj])
@@ -354,23 +355,23 @@ def test_a_lone_stream_hands_each_span_between_its_threads_whole(tmp_path: Path)
         reads: list[int] = []
         hashed: list[int] = []
         open_ = watched_open(store, lambda data: reads.append(len(data)))
-        real_md5 = hashlib.md5
+        real_sha256 = hashlib.sha256
 
-        class Md5:
+        class Sha256:
             def __init__(self, data: bytes = b"") -> None:
-                self._md5 = real_md5(data)
+                self._sha = real_sha256(data)
                 if data:
                     hashed.append(len(data))
 
             def update(self, data: bytes) -> None:
                 hashed.append(len(data))
-                self._md5.update(data)
+                self._sha.update(data)
 
             def hexdigest(self) -> str:
-                return self._md5.hexdigest()
+                return self._sha.hexdigest()
 
         with mock.patch.object(store, "open", open_), mock.patch.object(dataset_module, "CHUNK", 64), \
-                mock.patch.object(dataset_module, "hashlib", SimpleNamespace(md5=Md5)):
+                mock.patch.object(index, "hashlib", SimpleNamespace(sha256=Sha256)):
             got = [r["id"] for r in StreamingDataset([obj], {"mem": store}, index_dir=tmp_path,
                                                      worker_info=lambda: None)]
     assert got == list(range(2000))

@@ -126,7 +126,8 @@ def test_a_span_whose_bytes_do_not_match_the_index_is_never_yielded(tmp_path: Pa
         bad = built.spans[1]
         forged = index.RecordIndex(
             built.md5, built.size, built.records,
-            (built.spans[0], index.Span(bad.start, bad.stop, bad.lines, bad.records, hashlib.md5(b"x").hexdigest()),
+            (built.spans[0], index.Span(bad.start, bad.stop, bad.lines, bad.records, hashlib.md5(b"x").hexdigest(),
+                                        hashlib.sha256(b"x").hexdigest()),
              *built.spans[2:]),
         )
         IndexStore(tmp_path / "idx").put(forged, obj.fmt)
@@ -134,7 +135,7 @@ def test_a_span_whose_bytes_do_not_match_the_index_is_never_yielded(tmp_path: Pa
             ds = StreamingDataset([obj], {"mem": store}, worker_info=lambda: None, cache=cache, rank=0, world_size=2,
                                   index_dir=tmp_path / "idx")  # rank 0 of 2: its half, spans 0 to 3 or so
             got: list[str] = []
-            with pytest.raises(PermanentStoreError, match=r"big.jsonl bytes \d+-\d+.*md5"):
+            with pytest.raises(PermanentStoreError, match=r"big.jsonl bytes \d+-\d+.*SHA-256"):
                 for record in ds:
                     got.append(record["id"])
             assert got == [f"0-{j}" for j in range(built.spans[0].records)]  # nothing of the bad span

@@ -10,6 +10,7 @@ import pytest
 from jsonschema import Draft202012Validator, ValidationError
 
 from reconciler.apply import ActionRunner, execute
+from reconciler.manifests.record_index import index_key
 from reconciler.model import ActionKind, FindingKind
 from reconciler.plan.graph import build_graph
 from reconciler.plan.guards import GuardLimits, check
@@ -226,7 +227,7 @@ def test_registry_and_inventory_validate_and_count(world: World) -> None:
     registry = json.loads(world.ws.get(REGISTRY))
     validate("dataset-registry.schema.json", registry)
     body = b'{"q": 1}\n{"q": 2}\n'
-    index = f".pixel/index/{md5(body)}.jsonl.json"
+    index = index_key(md5(body), "jsonl")
     assert json.loads(world.lake.get(index))["records"] == 2
     assert registry["datasets"]["reasoning"] == {
         "s3_path": "s3://pixel-data/datasets/gdrive/processed/cot_reasoning/reasoning.jsonl",

@@ -7,6 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from reconciler.manifests.record_index import index_key
 from reconciler.model import ActionKind, Change, ObjectRef, Plan
 from reconciler.plan import plan as make_plan
 from reconciler.plan.guards import GuardLimits, check
@@ -29,7 +30,7 @@ def test_each_registered_object_gets_an_index_node_after_its_write_and_a_saved_p
     for action in indexes:
         assert action.kind is ActionKind.WRITE_MANIFEST and action.change is Change.CREATE
         assert action.precondition.target_absent and action.precondition.source_md5
-        assert action.target.key.startswith(f".pixel/index/{action.precondition.source_md5}.")
+        assert action.target.key == index_key(action.precondition.source_md5, action.target.key.split(".")[-2])
         writers = [a.id for a in p.actions if a.target == action.source and a.kind.value in ("upload", "copy", "move")]
         assert all((writer, action.id) in edges for writer in writers)  # built from the bytes written first
         registry = next(a for a in p.actions if a.mapping == "registry")
@@ -41,7 +42,7 @@ def test_each_registered_object_gets_an_index_node_after_its_write_and_a_saved_p
     other = next(a for a in p.actions if a.source is not None and a.source != index.source and a.kind.value == "copy")
     tampered = (
         retarget(index, "datasets/gdrive/processed/cot_reasoning/reasoning.jsonl"),  # over a dataset
-        retarget(index, f".pixel/index/{'0' * 32}.jsonl.json"),  # another md5 than the one pinned
+        retarget(index, index_key("0" * 32, "jsonl")),  # another md5 than the one pinned
         dataclasses.replace(index, source=other.source),  # another object's bytes under this one's md5
         dataclasses.replace(index, change=Change.UPDATE),
     )
