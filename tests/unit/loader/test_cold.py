@@ -8,8 +8,9 @@ import hashlib
 import io
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any, cast
 from unittest import mock
 
 import pytest
@@ -102,7 +103,7 @@ def test_a_cold_lone_read_stopped_early_joins_its_threads_and_leaves_the_object_
     store, obj, index_dir = indexed(tmp_path, records(3000))
     cache = ObjectCache(tmp_path / "cache")
     before = threading.active_count()
-    it = iter(lone(store, obj, index_dir, cache))
+    it = cast(Generator[dict[str, Any]], iter(lone(store, obj, index_dir, cache)))
     assert [next(it)["id"] for _ in range(5)] == list(range(5))
     it.close()  # as a `break` or take() does
     assert threading.active_count() == before  # the download and hashing threads are joined, not left running
