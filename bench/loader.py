@@ -480,7 +480,7 @@ def cold_bound(case: str, med: Callable[[str, str], float | None], safety: dict[
     if safety:
         required = safety["digest_s"] + safety["cache_write_s"]
         out.append(
-            f"[info] {case}: pixel's CPU beyond naive+orjson's: {own - peer:.2f} s, of which the {safety['digest']} "
+            f"[info] {case}: pixel's CPU less naive+orjson's: {own - peer:.2f} s, of which the {safety['digest']} "
             f"of every byte {safety['digest_s']:.2f} s and the cache write + fdatasync {safety['cache_write_s']:.2f} s "
             f"(timed in-process on the same bytes), the rest {own - peer - required:.2f} s; without that safety "
             f"work the bound would be {(peer + peer_served) / (own - required + served):.2f}x")
