@@ -10,7 +10,7 @@ alone (loader/index.py: the manifest's counts, or an index built once per md5):
 every rank gets the same number of records, one contiguous stretch of the
 epoch's units, and reads only those units. A big JSON Lines object is several
 units (spans), read by ranged GET (one for each run of contiguous spans a
-consumer reads in order: _Runs) and each checked against its md5 in the index
+consumer reads in order: _Runs) and each checked against its SHA-256 in the index
 before any of its records is served; the next span is fetched on a helper
 thread while the current one is decoded.
 
@@ -54,7 +54,6 @@ from reconciler.loader.formats import (
     check_item,
     decode_marked,
     iter_slots,
-    marked_lines,
     whole_lines,
 )
 from reconciler.loader.fresh import Listings
@@ -657,7 +656,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
 
     def _lone_units(self, i: int) -> list[Unit]:
         """How a lone reader reads object `i`: span by span when it is a big JSON Lines object with an index (each
-        span verified against the index's md5 and its records yielded before the whole object is read), else
+        span verified against the index's SHA-256 and its records yielded before the whole object is read), else
         whole (verified whole before its first record).
 
         A big object with no index yet is read whole, as any object: the md5s of its spans would come from the
@@ -687,7 +686,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
             # The same slots, units and blocks as the plan would give one consumer: its state is the same too.
             objects = epoch_order(len(self.objects), seed=self.seed, epoch=self.epoch, shuffle=self.shuffle)
             # Counts are not needed (every record is wanted); each object's units are found when it is reached.
-            slots = self._read((unit, [(0, sys.maxsize)]) for i in objects for unit in self._lone_units(i))
+            batches = self._read((unit, [(0, sys.maxsize)]) for i in objects for unit in self._lone_units(i))
             progress = _Progress((), 1, 1, 0, 0)
             generation = 0
             self.dropped = self.padded = 0
@@ -710,12 +709,15 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                 )
             # Blocks wholly yielded before a resume are not read at all.
             skip = share.start if not block else share.start // block * block
-            slots = self._slots(ordered, pieces(counts, share.slots.between(skip, len(share))))
+            batches = self._slots(ordered, pieces(counts, share.slots.between(skip, len(share))))
         self._live = progress
         try:
             # Closed at once when the iteration stops early (take, break): the object opened ahead releases
             # its cache lock now, not whenever the collector gets to the reader.
-            with contextlib.closing(slots):
+            with contextlib.closing(batches):
+                # Batches (a span's or a small object's slots, as a list) are flattened in C: a record resumes
+                # no generator of pixel's on its way out of an unshuffled read (see _read).
+                slots = itertools.chain.from_iterable(batches)
                 # Decoded here, not in a generator of its own: one step less a record (see _ordered).
                 handed = self._ordered(slots, progress.taken, order, generation, me) if order.block else slots
                 loads, malformed = orjson.loads, orjson.JSONDecodeError
@@ -792,9 +794,11 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
             get_logger("pixel.loader").warning("record skipped", dataset=self.name, error=str(exc))
             return None
 
-    def _slots(self, units: Sequence[Unit], wanted: Sequence[tuple[int, int, int]]) -> Generator[_Slot]:
-        """The undecoded records of `wanted` (unit, first, stop) ranges, in that order, each unit read once
-        for a run of ascending ranges in it (contiguous spans of an object by one ranged GET: _Runs)."""
+    def _slots(
+        self, units: Sequence[Unit], wanted: Sequence[tuple[int, int, int]]
+    ) -> Generator[Iterable[_Slot]]:
+        """The undecoded records of `wanted` (unit, first, stop) ranges in batches (_read), in that order, each
+        unit read once for a run of ascending ranges in it (contiguous spans of an object by one ranged GET: _Runs)."""
 
         def reads() -> Iterator[tuple[Unit, list[tuple[int, int]]]]:
             i = 0
@@ -809,10 +813,17 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
 
     def _read(
         self, reads: Iterator[tuple[Unit, list[tuple[int, int]]]], stops: Mapping[_Where, int] | None = None
-    ) -> Generator[_Slot]:
-        """The undecoded records of each (unit, ascending ranges) of `reads`; the next unit is fetched (a span)
-        or opened (a small object) on a helper thread while the current one is read. Spans in `stops` (run_stops)
-        are read by one ranged GET a run."""
+    ) -> Generator[Iterable[_Slot]]:
+        """The undecoded records of each (unit, ascending ranges) of `reads`, in batches: a span's, or a whole
+        small object's, as one list, else the slots of an object streamed; the next unit is fetched (a span) or
+        opened (a small object) on a helper thread while the current one is read. Spans in `stops` (run_stops)
+        are read by one ranged GET a run.
+
+        Batches, not slots: the caller flattens them with itertools.chain, so a record passes through no
+        generator of this class (a cold lone read of a big object passed five: _split, _span_slots, _streamed,
+        _indexed_slots and this one, about a tenth of its decoding thread's CPU with the tuple each made). A batch
+        is used up before the next is asked for, so this generator is still inside the unit's `with` while its
+        batch is read, and closing it (an early stop, a failure raised from a batch) releases the unit."""
         runs = _Runs(stops or {}, self._open_range)
         # `runs` is closed last: the span a helper is fetching from it is waited for first.
         with runs, _OpenAhead(self._open) as opener, _SpanAhead(lambda o, s: self._fetch_span(o, s, runs)) as spans:
@@ -836,7 +847,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                         after = following[0].span
                         if after.md5 != unit.span.md5:  # the same span again (it straddles blocks) is kept
                             spans.ahead((self.objects[following[0].obj], after))
-                    yield from self._span_slots(obj, unit.span, data, ranges)
+                    yield self._span_slots(obj, unit.span, data, ranges)
                 elif unit.index is not None:
                     yield from self._indexed_slots(obj, unit.index)
                 else:
@@ -857,10 +868,8 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                     stack, stream = source
                     with stack:
                         whole = self._whole(obj, stream)
-                        if whole is None:
-                            yield from self._object_slots(obj, stream, ranges)
-                        else:
-                            yield from self._pick(whole, ranges)  # a list when all of it: no step a record
+                        # A list when all of it: no step a record.
+                        yield self._object_slots(obj, stream, ranges) if whole is None else self._pick(whole, ranges)
 
     def _cached(self, obj: SourceObject) -> bool:
         """A copy of the object is in the cache: opening it is local work, too little to hand to a helper thread.
@@ -911,15 +920,15 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
 
     def _span_slots(
         self, obj: SourceObject, span: Span, data: bytes, ranges: Sequence[tuple[int, int]]
-    ) -> Iterator[_Slot]:
-        # The span split at once: no line straddles reads, and one sampled scan clears most spans of digit runs.
-        for number, line in self._pick(marked_lines(io.BytesIO(data), max(len(data), 1)), ranges):
-            yield obj, span.lines + number, line
+    ) -> Iterable[_Slot]:
+        # The span split at once into a list: one sampled scan clears most spans of digit runs, and a reader that
+        # wants all of it (a lone one) gets the list itself.
+        return self._pick(whole_lines(data, obj, first=span.lines + 1), ranges)
 
-    def _indexed_slots(self, obj: SourceObject, index: RecordIndex) -> Iterator[_Slot]:
-        """A lone reader's indexed object, every record: one GET when it is not cached (written into the cache
-        as it comes), else span by span from the cached copy; each span's records only once its bytes hash
-        to the index's md5 for it."""
+    def _indexed_slots(self, obj: SourceObject, index: RecordIndex) -> Iterator[Iterable[_Slot]]:
+        """A lone reader's indexed object, every record, a span's slots at a time (see _read): one GET when it is
+        not cached (written into the cache as it comes), else span by span from the cached copy; each span's
+        records only once its bytes match the index's digest for it."""
         assert obj.md5 is not None
         label = f"{obj.store}:{obj.key}"
         cache = self.cache if self.cache is not None and self.cache.fits(obj.size) else None
@@ -941,9 +950,9 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
         for span in index.spans:
             data = self._fetch_span(obj, span)
             self._last_span = (span.md5, data)
-            yield from self._span_slots(obj, span, data, [(0, sys.maxsize)])
+            yield self._span_slots(obj, span, data, [(0, sys.maxsize)])
 
-    def _streamed(self, obj: SourceObject, index: RecordIndex, filling: Filling | None) -> Iterator[_Slot]:
+    def _streamed(self, obj: SourceObject, index: RecordIndex, filling: Filling | None) -> Iterator[Iterable[_Slot]]:
         """The object by one GET pinned to its version, read on a helper thread as it arrives, and checked on a
         second one, each span against its SHA-256, then handed over (two at most in hand): the download, the hashing
         and the cache write overlap each other and the decoding (downloading and hashing one after the other on
@@ -1020,7 +1029,7 @@ class StreamingDataset(PipelineMethods):  # .map/.filter/.take/.skip/.batch: loa
                 if isinstance(item, BaseException):
                     raise item
                 span, data = item
-                yield from self._span_slots(obj, span, data, [(0, sys.maxsize)])
+                yield self._span_slots(obj, span, data, [(0, sys.maxsize)])
         finally:
             stop.set()
             for thread in threads:

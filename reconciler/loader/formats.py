@@ -109,17 +109,20 @@ def marked_lines(stream: IO[bytes], chunk: int = CHUNK) -> Iterator[tuple[int, L
     return LineSplitter(chunk).marked_lines(stream)
 
 
-def whole_lines(data: bytes, head: T) -> list[tuple[T, int, Line]]:
-    """marked_lines of bytes already in hand (a whole small object), each led by `head`, as one list: the same
-    numbers, lines and marks from one split and one scan for long digit runs, with no generator step a line
-    (passing each line through two more generators cost a warm pass over 1 MiB shards about a tenth of its time)."""
+def whole_lines(data: bytes, head: T, first: int = 1) -> list[tuple[T, int, Line]]:
+    """marked_lines of bytes already in hand (a whole small object, a span), each led by `head`, as one list: the
+    same numbers (counted from `first`), lines and marks from one split and one scan for long digit runs, with no
+    generator step a line (passing each line through two more generators cost a warm pass over 1 MiB shards about
+    a tenth of its time)."""
     lines = data.split(b"\n")
     # A first byte past " " is no whitespace: the call to isspace() only for lines that may be blank.
     if not holds_long_run(data):
-        return [(head, n, line) for n, line in enumerate(lines, 1) if line and (line[0] > 0x20 or not line.isspace())]
+        return [
+            (head, n, line) for n, line in enumerate(lines, first) if line and (line[0] > 0x20 or not line.isspace())
+        ]
     return [
         (head, n, Exact(line) if _LONG_RUN in line.translate(_DIGITS) else line)
-        for n, line in enumerate(lines, 1)
+        for n, line in enumerate(lines, first)
         if line and (line[0] > 0x20 or not line.isspace())
     ]
 

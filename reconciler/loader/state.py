@@ -66,8 +66,17 @@ def check(state: Any) -> tuple[int, list[Generation]]:
     """(epoch, generations) of a state, or a ValueError saying what is wrong with it."""
     if not isinstance(state, Mapping):
         raise _Bad(f"expected an object (a dict from state_dict()), got {type(state).__name__}")
-    if state.get("version") != STATE_VERSION:
-        raise _Bad(f"version {state.get('version')!r}, this loader writes version {STATE_VERSION}")
+    version = state.get("version")
+    if isinstance(version, int) and not isinstance(version, bool) and 0 < version < STATE_VERSION:
+        # Older states count positions in units cut another way (version 3: the record index's v2 spans), so
+        # resuming one would skip or repeat records: say so, and the two ways out, rather than only "invalid".
+        raise _Bad(
+            f"it was saved by an older pixel (state version {version}; this pixel reads version {STATE_VERSION}), "
+            "whose positions count records in another order: start the epoch afresh (do not load this state), "
+            "or finish the epoch with the pixel that saved it"
+        )
+    if version != STATE_VERSION:
+        raise _Bad(f"version {version!r}, this loader writes version {STATE_VERSION}")
     if "epoch" not in state:
         raise _Bad("it has no epoch")
     epoch = _int(state["epoch"], "epoch")

@@ -302,3 +302,18 @@ def test_a_state_claiming_more_records_than_a_share_holds_is_refused(resharded: 
     again.load_state_dict(state)
     with pytest.raises(ValueError, match="claims 6 records yielded, its share of the epoch is 5"):
         take(again, None)
+
+
+@pytest.mark.parametrize("old", [1, 2])
+def test_a_state_saved_by_an_older_pixel_is_refused_saying_why_and_what_to_do(old: int) -> None:
+    store, objects = make_store([4, 4])
+    ds = StreamingDataset(objects, {"mem": store}, worker_info=lambda: None)
+    take(ds, 2)
+    saved = {**ds.state_dict(), "version": old}
+    fresh = StreamingDataset(objects, {"mem": store}, worker_info=lambda: None)
+    with pytest.raises(ValueError) as refused:
+        fresh.load_state_dict(saved)
+    message = str(refused.value)
+    assert f"saved by an older pixel (state version {old}" in message
+    assert "start the epoch afresh" in message and "the pixel that saved it" in message
+    assert take(fresh, None) == take(StreamingDataset(objects, {"mem": store}, worker_info=lambda: None), None)
