@@ -562,19 +562,19 @@ def _fields(key: FileKey) -> FileIdentity:
     return key.path, key.dev, key.ino, key.size, key.mtime_ns, key.ctime_ns
 
 
-def _md5_of_fd(fd: int, size_hint: int) -> tuple[str, int]:
+def _md5_of_fd(fd: int, size_hint: int, chunk: int = CHUNK) -> tuple[str, int]:
     """md5 and length of what `fd` holds from its offset on. A small file is one read of its size (and the
     read that sees its end); a large one is read into one buffer, reused, so no chunk is a fresh allocation."""
     digest = hashlib.md5()
-    if size_hint < CHUNK:
+    if size_hint < chunk:
         size = 0
         want = size_hint + 1
-        while chunk := os.read(fd, want):
-            digest.update(chunk)
-            size += len(chunk)
-            want = CHUNK
+        while data := os.read(fd, want):
+            digest.update(data)
+            size += len(data)
+            want = chunk
         return digest.hexdigest(), size
-    buffer = bytearray(CHUNK)
+    buffer = bytearray(chunk)
     view = memoryview(buffer)
     size = 0
     while n := os.readv(fd, [buffer]):

@@ -118,11 +118,9 @@ def test_the_md5_of_a_descriptor_is_of_every_byte_whatever_the_size_it_was_told(
     # The size told is the walk's: a file that grew or shrank since must still be hashed whole.
     path = tmp_path_factory.mktemp("fd") / "f.bin"
     path.write_bytes(data)
-    saved = getattr(hashcache, "CHUNK")
-    setattr(hashcache, "CHUNK", chunk)  # small chunks: the large-file path's buffer reuse with a few hundred bytes
     fd = os.open(path, os.O_RDONLY)
     try:
-        assert hashcache._md5_of_fd(fd, hint) == (hashlib.md5(data).hexdigest(), len(data))
+        # Small chunks: the large-file path's reused buffer with a few hundred bytes.
+        assert hashcache._md5_of_fd(fd, hint, chunk) == (hashlib.md5(data).hexdigest(), len(data))
     finally:
         os.close(fd)
-        setattr(hashcache, "CHUNK", saved)
