@@ -18,6 +18,7 @@ from reconciler.commands import EXIT_OK
 from reconciler.commands.apply import apply
 from reconciler.model import Entry
 from reconciler.observe import hashcache
+from reconciler.observe.hashing import CHUNK
 from tests.unit.commands.conftest import World
 from tests.waiting import wait_for
 
@@ -41,7 +42,7 @@ def seen(world: World, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     events: list[str] = []
     real_read = hashcache._md5_of_fd
 
-    def read(fd: int, size_hint: int, chunk: int = hashcache.CHUNK) -> tuple[str, int]:
+    def read(fd: int, size_hint: int, chunk: int = CHUNK) -> tuple[str, int]:
         events.append("read")
         return real_read(fd, size_hint, chunk)
 
