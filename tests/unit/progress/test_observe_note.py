@@ -12,9 +12,10 @@ import math
 import pytest
 import structlog
 
-from reconciler import progress
+from reconciler import logs, progress
 from reconciler.choices import LogFormat
 from reconciler.logs import configure_logging
+from reconciler.units import human_bytes
 
 
 def test_the_note_is_worded_per_progress_event_and_says_the_counts_at_that_moment(
@@ -23,13 +24,13 @@ def test_the_note_is_worded_per_progress_event_and_says_the_counts_at_that_momen
     monkeypatch.setenv("CI", "true")
     monkeypatch.setattr(progress, "EVENT_S", math.inf)  # no event but the closing one, whatever the clock says
     worded: list[int] = []
-    real = progress.human_bytes
 
     def counted(n: int) -> str:
         worded.append(n)
-        return real(n)
+        return human_bytes(n)
 
     monkeypatch.setattr(progress, "human_bytes", counted)
+    monkeypatch.setitem(logs._FORMAT, "name", logs._FORMAT["name"])  # back to what it was, after
     configure_logging(LogFormat.JSON)
     try:
         with progress.observe_progress() as callback:
