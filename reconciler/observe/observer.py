@@ -87,7 +87,8 @@ def _relative(
     return out
 
 
-def _batches(entries: Iterable[Entry]) -> Iterator[list[Entry]]:
+def hash_batches(entries: Iterable[Entry]) -> Iterator[list[Entry]]:
+    """The entries without an md5, in batches of BATCH_FILES files closed early at _BATCH_BYTES."""
     batch: list[Entry] = []
     size = 0
     for entry in entries:
@@ -162,7 +163,7 @@ def _hash_into(
 
     window: deque[tuple[list[Entry], Future[list[str | None]]]] = deque()
     # A bounded window: pool.map would queue a future per batch up front.
-    for batch in _batches(unknown):
+    for batch in hash_batches(unknown):
         window.append((batch, pool.submit(md5s, batch)))
         if len(window) >= 2 * workers:
             land(*window.popleft())

@@ -19,9 +19,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
+from reconciler.logs import get_logger
 from reconciler.model import Desired, Entry
 from reconciler.observe.hashcache import CachedHasher
-from reconciler.observe.observer import BATCH_FILES
+from reconciler.observe.observer import hash_batches
 from reconciler.rules import Selection, mapping_own_space
 from reconciler.stores.base import HoldsLocalFiles, Store, StoreError
 from reconciler.stores.factory import build_store
@@ -80,7 +81,7 @@ def _warm(
                 ]
                 answers = hasher.known_many(walker, chosen)
                 unknown = [e for e, known in zip(chosen, answers, strict=True) if known is None]
-                batches = [unknown[at:at + BATCH_FILES] for at in range(0, len(unknown), BATCH_FILES)]
+                batches = list(hash_batches(unknown))  # closed at 16 MiB, so big files spread over the workers
                 # Largest first, as the plan's hashing would meet them on a tree of a few big files.
                 batches.sort(key=lambda batch: -max(e.size for e in batch))
                 for future in [pool.submit(_hash_batch, hasher, walker, batch, stop) for batch in batches]:
@@ -89,6 +90,8 @@ def _warm(
         return
     except (OSError, StoreError):
         return  # the plan's walk meets the same trouble and says it
+    except Exception as exc:  # an optimisation, never a failure: the plan hashes what is left; stderr stays JSON lines
+        get_logger("pixel.observe").warning("hashing while the lock was taken stopped", error=repr(exc))
 
 
 def _until(stop: threading.Event, entries: Iterable[Entry]) -> Iterator[Entry]:

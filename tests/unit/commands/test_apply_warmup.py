@@ -17,7 +17,7 @@ from reconciler.apply.session import LockOptions
 from reconciler.commands import EXIT_OK
 from reconciler.commands.apply import apply
 from reconciler.model import Entry
-from reconciler.observe import hashcache
+from reconciler.observe import hashcache, warmup
 from reconciler.observe.hashing import CHUNK
 from tests.unit.commands.conftest import World
 from tests.waiting import wait_for
@@ -111,3 +111,20 @@ def test_a_lock_held_elsewhere_stops_the_warm_up_and_touches_nothing(world: Worl
         assert world.lake.keys() == [LOCK_KEY]
     finally:
         other.release()
+
+
+def test_a_warm_up_that_breaks_is_said_once_and_the_plan_hashes_what_it_left(
+    world: World, seen: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.local("a.json", b"{}")
+
+    def broken(entries: object) -> object:
+        raise RuntimeError("a bug in the warm-up")
+
+    monkeypatch.setattr(warmup, "hash_batches", broken)
+    assert apply(world.specs, auto_approve=True, parallelism=2, lock=NOW) == EXIT_OK
+    _, err = world.output()
+    assert "hashing while the lock was taken stopped" in err and "a bug in the warm-up" in err
+    assert "Traceback" not in err  # a log line (JSON under --log-format json), not a thread's dying words
+    assert world.lake.keys() == ["datasets/raw/a.json"]
+    assert seen == ["lock", "read", "list"] or seen == ["lock", "list", "read"]  # the plan read it, beside the listing
