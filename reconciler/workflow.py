@@ -123,10 +123,7 @@ def observe_and_plan(
     """
     desired = narrow(ws.desired, targets)
     kept = {a.actor_id for a in desired.actors}
-    # A CachedHasher given (apply's, warmed while its lock was taken) is this plan's own: reported and closed here.
     own = CachedHasher(rehash_all=rehash_all) if hasher is None else None
-    if isinstance(hasher, CachedHasher):
-        own = hasher
     try:
         observed = observe(
             desired,
@@ -159,9 +156,8 @@ def guarded_plan(
     targets: Sequence[str] = (),
     rehash_all: bool = False,
     progress: Callable[[str, int], None] | None = None,
-    hasher: Hasher | None = None,
 ) -> tuple[Observed, Plan]:
     """observe_and_plan, then the delete guards (default limits unless given) against the full specs."""
-    observed, plan = observe_and_plan(ws, hasher, rehash_all=rehash_all, progress=progress, targets=targets)
+    observed, plan = observe_and_plan(ws, rehash_all=rehash_all, progress=progress, targets=targets)
     # ws.desired: the specs plus the actors discovered at the edge, all of them even under --target.
     return observed, guards.check(ws.desired, observed, plan, limits or GuardLimits())

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence, Set
-from contextlib import ExitStack, nullcontext
 from pathlib import Path
 
 import click
@@ -29,12 +28,9 @@ from reconciler.commands.output import render_preview
 from reconciler.errors import UserError
 from reconciler.logs import get_logger, json_logs
 from reconciler.model import Desired, Plan
-from reconciler.observe.hashcache import CachedHasher
-from reconciler.observe.warmup import hashing_meanwhile
 from reconciler.plan.guards import GuardLimits
 from reconciler.plan.summary import closing_line
 from reconciler.progress import observe_progress
-from reconciler.targets import narrow
 from reconciler.workflow import guarded_plan, open_stores
 
 
@@ -129,33 +125,23 @@ def apply(
             limits=limits,
             limits_given=given,
         )
-    with json_refusals(output_format), ExitStack() as stack:
+    with json_refusals(output_format):
         desired = load(specs)
         ws = open_stores(desired, parallelism=parallelism)
         ws = observe_through(ws, observe_mode, relist)
-        hasher = CachedHasher(rehash_all=rehash_all)  # closed by guarded_plan, or below if it is never reached
-        try:
-            # Lock before observing: the plan must not be made from a bucket another apply is changing. The
-            # lock's request waits on the server; local files are hashed into the cache meanwhile (warmup.py).
-            warming = hashing_meanwhile(narrow(ws.desired, targets), ws.observing, hasher)
-            with nullcontext() if rehash_all else warming:
-                ws, lost = stack.enter_context(locked(ws, lock))
-        except BaseException:
-            hasher.close()
-            raise
-        with observe_progress(output_format=output_format) as progress:
-            _, plan = guarded_plan(
-                ws, limits, rehash_all=rehash_all, progress=progress, targets=targets, hasher=hasher
+        # Lock before observing: the plan must not be made from a bucket another apply is changing.
+        with locked(ws, lock) as (ws, lost):
+            with observe_progress(output_format=output_format) as progress:
+                _, plan = guarded_plan(ws, limits, rehash_all=rehash_all, progress=progress, targets=targets)
+            preview(plan, ws.desired, output_format, compact)
+            if plan.errors:
+                refuse_json(UserError("the plan has errors: " + "; ".join(plan.errors)), output_format)
+                return EXIT_ERROR
+            if not plan.has_changes:
+                return EXIT_OK
+            if not confirmed(auto_approve):
+                return EXIT_ERROR
+            result, runner = run_reported(
+                ws, plan, lost, parallelism=parallelism, executor=chosen, output_format=output_format
             )
-        preview(plan, ws.desired, output_format, compact)
-        if plan.errors:
-            refuse_json(UserError("the plan has errors: " + "; ".join(plan.errors)), output_format)
-            return EXIT_ERROR
-        if not plan.has_changes:
-            return EXIT_OK
-        if not confirmed(auto_approve):
-            return EXIT_ERROR
-        result, runner = run_reported(
-            ws, plan, lost, parallelism=parallelism, executor=chosen, output_format=output_format
-        )
     return finish(result, runner, plan, output_format)

@@ -453,7 +453,6 @@ class CachedHasher:
         self.files_read = 0
         self.bytes_read = 0
         self.cache_hits = 0
-        self.remembered = 0  # files read whose md5 the cache took: found there by a later look this run
         self._stores: dict[int, tuple[Store, bool]] = {}
 
     def known(self, store: Store, entry: Entry) -> str | None:
@@ -519,9 +518,8 @@ class CachedHasher:
             os.close(fd)
         self._count(size, md5)
         # Changed while being read: the digest matches neither version reliably, so it is not kept.
-        if after == before and self.cache.remember(after, md5):
-            with self._lock:
-                self.remembered += 1
+        if after == before:
+            self.cache.remember(after, md5)
         return md5
 
     def _local_files(self, store: Store) -> HoldsLocalFiles | None:

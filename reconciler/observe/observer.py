@@ -87,8 +87,7 @@ def _relative(
     return out
 
 
-def hash_batches(entries: Iterable[Entry]) -> Iterator[list[Entry]]:
-    """The entries without an md5, in batches of BATCH_FILES files closed early at _BATCH_BYTES."""
+def _batches(entries: Iterable[Entry]) -> Iterator[list[Entry]]:
     batch: list[Entry] = []
     size = 0
     for entry in entries:
@@ -163,7 +162,7 @@ def _hash_into(
 
     window: deque[tuple[list[Entry], Future[list[str | None]]]] = deque()
     # A bounded window: pool.map would queue a future per batch up front.
-    for batch in hash_batches(unknown):
+    for batch in _batches(unknown):
         window.append((batch, pool.submit(md5s, batch)))
         if len(window) >= 2 * workers:
             land(*window.popleft())
