@@ -90,6 +90,8 @@ class Bar:
         self.count = 0
         self.bytes = 0
         self.extra = ""
+        # The extra text made when the bar is drawn, not at every advance (`observe_progress`: per file hashed).
+        self.note: Callable[[], str] | None = None
         self.started = clock()
         self.refresh = REFRESH_S
         self._drawn: float | None = None
@@ -126,9 +128,12 @@ class Bar:
             parts.append(f"{self.count / elapsed:,.1f} {'obj' if self.unit == 'objects' else self.unit}/s")
         if remaining := self.eta(elapsed):
             parts.append(f"ETA {_duration(remaining)}")
-        if self.extra:
-            parts.append(self.extra)
+        if extra := self._extra():
+            parts.append(extra)
         return "  ".join(parts)
+
+    def _extra(self) -> str:
+        return self.note() if self.note is not None else self.extra
 
     def eta(self, elapsed: float) -> float | None:
         """Seconds left: from the byte rate once bytes move (they dominate any transfer worth waiting for),
@@ -193,8 +198,8 @@ class EventBar(Bar):
         fields["elapsed_s"] = round(elapsed, 1)
         if (remaining := self.eta(elapsed)) is not None:
             fields["eta_s"] = round(remaining, 1)
-        if self.extra:
-            fields["note"] = self.extra
+        if extra := self._extra():
+            fields["note"] = extra
         return fields
 
     def _draw(self, now: float) -> None:
@@ -336,15 +341,18 @@ def observe_progress(*, output_format: OutputFormat = OutputFormat.TEXT) -> Iter
     counts = {"listed": 0, "hashed": 0, "hashed_bytes": 0}
     lock = threading.Lock()
 
+    def note() -> str:
+        hashed, read = counts["hashed"], counts["hashed_bytes"]
+        return f"{hashed:,} local files hashed" + (f" ({human_bytes(read)} read)" if read else "")
+
+    bar.note = note
+
     def callback(what: str, n: int) -> None:
-        # Called from the hashing threads too ("hashed_bytes", per file read): the counts are shared.
+        # Called from the hashing threads too ("hashed_bytes", per file read): the counts are shared. The note is
+        # worded only when the bar is drawn: 10,000 small files hashed are 10,000 calls and a handful of draws.
         with lock:
             counts[what] = counts.get(what, 0) + n
-            hashed, read = counts["hashed"], counts["hashed_bytes"]
-        listed = n if what == "listed" else 0
-        nbytes = n if what == "hashed_bytes" else 0
-        note = f"{hashed:,} local files hashed" + (f" ({human_bytes(read)} read)" if read else "")
-        bar.advance(listed, nbytes, extra=note)
+        bar.advance(n if what == "listed" else 0, n if what == "hashed_bytes" else 0)
 
     try:
         yield callback
