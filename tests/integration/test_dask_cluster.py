@@ -28,6 +28,11 @@ distributed = pytest.importorskip("distributed")
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+# No dashboard; the scheduler still serves its HTTP routes, at 8787 unless told a port: two clusters of this
+# module alive at once (the module's and a bare one) then warn that 8787 is taken. ":0" is any free port.
+NO_DASHBOARD: dict[str, Any] = {"dashboard_address": None, "scheduler_kwargs": {"dashboard_address": ":0"}}
+
+
 @pytest.fixture(scope="module")
 def cluster(seaweed: SeaweedServer) -> Iterator[Any]:
     """Two worker processes; they find the S3 credentials in their own environment, inherited from here."""
@@ -35,7 +40,7 @@ def cluster(seaweed: SeaweedServer) -> Iterator[Any]:
         for name, value in seaweed.env().items():
             patch.setenv(name, value)
         with distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", **NO_DASHBOARD
         ) as local:
             yield local
 
@@ -182,7 +187,7 @@ def test_workers_without_credentials_are_refused_once_before_anything_runs(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", **NO_DASHBOARD
     ) as bare, distributed.Client(bare) as c:
         (worker,) = c.scheduler_info(n_workers=-1)["workers"]
         # The driver has credentials (the lock, the plan); the worker that would run the actions has none.
