@@ -109,10 +109,10 @@ class ObjectCache:
         self.__dict__.update(state, _finishing=[], _lock=threading.Lock(), _made=set())
 
     def path(self, md5: str) -> Path:
-        return self.root / "objects" / md5[:2] / md5
+        return Path(self._file("objects", md5))
 
     def record_path(self, md5: str) -> Path:
-        return self.root / "records" / md5[:2] / md5
+        return Path(self._file("records", md5))
 
     def new_part_path(self, md5: str) -> Path:
         """A part file no other download can have: each writes and renames only its own."""
