@@ -16,14 +16,21 @@ object (If-None-Match refuses it) and counts as done, since the object holds exa
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from reconciler.apply.runner import ActionRunner, WritesInBulk
 from reconciler.model import Action, ActionKind
-from reconciler.stores.base import Store
+from reconciler.stores.base import Store, StoreError, TransientStoreError
 from reconciler.stores.s3.direct.bulk import BulkSender, Endpoint
+from reconciler.stores.s3.direct.http_pool import DeadlineExceeded, Response
+
+
+def dropped(answer: Response | Exception) -> bool:
+    """A connection that failed without a deadline passing: closed or reset by the server, refused."""
+    return isinstance(answer, OSError) and not isinstance(answer, DeadlineExceeded)
 
 
 class SmallUploads:
@@ -45,6 +52,7 @@ class SmallUploads:
         # By store name, asked once: a runtime Protocol's isinstance costs ~10 us, a dict lookup 50 ns.
         self._targets: dict[str, tuple[WritesInBulk, Endpoint[Any]] | None] = {}
         self._started: dict[str, float] = {}
+        self._resent: set[str] = set()  # sent again after a dropped connection
         self._unsent: list[tuple[Action, Exception]] = []  # failed before a byte went out
 
     def again(self, action: Action) -> None:
@@ -65,7 +73,7 @@ class SmallUploads:
 
     def start(self, action: Action) -> None:
         """Send `action` (`takes` said yes; the executor keeps fewer than `connections` in flight)."""
-        self._started[action.id] = self._clock()
+        self._started.setdefault(action.id, self._clock())
         found = self._targets[action.target.store]
         assert found is not None
         target, endpoint = found
@@ -88,15 +96,34 @@ class SmallUploads:
         self._unsent = []
         if not landed:
             for action, answer in self._sender.wait():
-                found = self._targets[action.target.store]
-                assert found is not None
-                try:
-                    self._runner.upload_answered(action, found[0], answer)
-                    landed.append((action, None))
-                except Exception as exc:
-                    landed.append((action, exc))
+                if dropped(answer) and action.id not in self._resent:
+                    # As the threaded path's transport does (raw.py `_attempt`): a kept-alive connection the
+                    # server closed is the usual cause, and the request goes again at once, signed anew.
+                    self._resent.add(action.id)
+                    self.start(action)
+                    continue
+                landed.append((action, self._answered(action, answer)))
         now = self._clock()
+        for action, _ in landed:
+            self._resent.discard(action.id)
         return [(action, error, now - self._started.pop(action.id, now)) for action, error in landed]
+
+    def _answered(self, action: Action, answer: Response | Exception) -> Exception | None:
+        found = self._targets[action.target.store]
+        assert found is not None
+        try:
+            self._runner.upload_answered(action, found[0], answer)
+        except StoreError as exc:
+            if action.id in self._resent and not isinstance(exc, TransientStoreError):
+                # Sent twice: the first may have landed with its answer lost, and the second then meets it
+                # (If-None-Match, If-Match). An object holding exactly the planned bytes is this action done.
+                with contextlib.suppress(StoreError):
+                    if self._runner.already_settled(action):
+                        return None
+            return exc
+        except Exception as exc:  # a bug: this action fails, the rest go on (as on a worker)
+            return exc
+        return None
 
     def close(self) -> None:
         self._sender.close()

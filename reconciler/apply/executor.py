@@ -120,10 +120,15 @@ class NullReporter:
 
 
 def run_with_retries(
-    action: Action, run: Callable[[Action], None], retry: RetryPolicy, reporter: Reporter
+    action: Action,
+    run: Callable[[Action], None],
+    retry: RetryPolicy,
+    reporter: Reporter,
+    first: TransientStoreError | None = None,
 ) -> Outcome:
+    """`first`: attempt 1 was made elsewhere (the lane) and failed so; the policy's backoff and attempts go on."""
     start = time.monotonic()
-    attempts = 0
+    attempts = 0 if first is None else 1
 
     def attempt() -> None:
         nonlocal attempts
@@ -131,7 +136,7 @@ def run_with_retries(
         run(action)
 
     try:
-        retrying(attempt, retry, lambda n, delay, exc: reporter.retrying(action, n, delay, exc))
+        retrying(attempt, retry, lambda n, delay, exc: reporter.retrying(action, n, delay, exc), first=first)
     except Exception as exc:  # a bug or an OS error too: fail this action, keep the rest going
         return failed(action, exc, attempts, time.monotonic() - start)
     return Outcome(action, DONE, attempts=attempts, seconds=time.monotonic() - start)
@@ -256,8 +261,13 @@ def execute(
     def in_flight() -> int:
         return len(running) + (lane.in_flight() if lane is not None else 0)
 
-    def submit(pool: ThreadPoolExecutor, action: Action, work: Callable[[Action], None]) -> None:
-        future = pool.submit(run_with_retries, action, work, retry, reporter)
+    def submit(
+        pool: ThreadPoolExecutor,
+        action: Action,
+        work: Callable[[Action], None],
+        first: TransientStoreError | None = None,
+    ) -> None:
+        future = pool.submit(run_with_retries, action, work, retry, reporter, first)
         running[future] = action.id
         future.add_done_callback(finished)
 
@@ -273,7 +283,7 @@ def execute(
 
     def landed(pool: ThreadPoolExecutor, action: Action, error: Exception | None, seconds: float) -> None:
         if isinstance(error, TransientStoreError) and lane is not None and not stop.is_set():
-            submit(pool, action, lane.again)  # with the retry policy's backoff, on a worker
+            submit(pool, action, lane.again, error)  # the policy's backoff and attempts left, on a worker
             return
         conclude(action.id, Outcome(action, DONE, attempts=1, seconds=seconds) if error is None
                  else failed(action, error, 1, seconds))
