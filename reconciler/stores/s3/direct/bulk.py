@@ -24,7 +24,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from reconciler.stores.s3.direct.http_pool import DeadlineExceeded, Headers, Response, no_connection, no_progress
 
@@ -183,10 +183,8 @@ class BulkSender(Generic[T]):
 
     def wake(self) -> None:
         """Make a `wait` in progress (or the next one) return: callable from any thread or a signal handler."""
-        try:
+        with contextlib.suppress(OSError):  # full (a wake is pending already) or closed
             self._wake_w.send(b"\0")
-        except OSError:
-            pass  # full (a wake is pending already) or closed
 
     def wait(self, timeout: float | None = None) -> list[tuple[T, Response | Exception]]:
         """The requests answered (or failed) by the time something happens: an answer, a failure, a deadline
@@ -232,7 +230,8 @@ class Endpoint(Generic[T]):
     ) -> None:
         self.url = f"http://{host}:{port}"
         self._sender = sender
-        self._address = (host, port)
+        self._host, self._port = host, port
+        self._address: tuple[int, tuple[Any, ...]] | None = None  # (family, sockaddr), resolved on first connect
         self._connect_timeout, self._read_timeout = connect_timeout, read_timeout
         self._idle: list[_Connection[T]] = [_Connection(self) for _ in range(max(1, connections))]
         self._all = list(self._idle)
@@ -269,14 +268,22 @@ class Endpoint(Generic[T]):
         return no_progress(self.url, self._read_timeout)
 
     def _connect(self, conn: _Connection[T]) -> None:
-        family = socket.AF_INET6 if ":" in self._address[0] else socket.AF_INET
+        if self._address is None:
+            try:
+                # Once per endpoint, not per connection (connect_ex would look the name up each time).
+                found = socket.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM)[0]
+            except OSError as exc:
+                self.fail(conn, exc)
+                return
+            self._address = (int(found[0]), found[4])
+        family, sockaddr = self._address
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn.sock, conn.connecting = sock, True
         conn.deadline = self._sender.clock() + self._connect_timeout
         self._sender.selector.register(sock, selectors.EVENT_WRITE, conn)
-        code = sock.connect_ex(self._address)
+        code = sock.connect_ex(sockaddr)
         if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
             self.fail(conn, OSError(code, f"cannot connect to {self.url}: {errno.errorcode.get(code, code)}"))
 
