@@ -310,13 +310,13 @@ def execute(
             stop.set()
             result.interrupted = True
             log.warning(
-                f"interrupt received: finishing {len(running):,} in-flight actions, starting no more "
+                f"interrupt received: finishing {in_flight():,} in-flight actions, starting no more "
                 "(Ctrl-C again stops them)"
             )
         else:
             abort.set()
             log.warning(
-                f"second interrupt: stopping {len(running):,} in-flight actions; their multipart uploads are aborted"
+                f"second interrupt: stopping {in_flight():,} in-flight actions; their multipart uploads are aborted"
             )
 
     pool = ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="pixel-apply")
