@@ -3,8 +3,9 @@
 Each request is matched against a list of `Fault` rules; the first matching
 rule with budget left fires: answer 503 SlowDown (or any status and S3 error
 code), reset the connection (RST, no answer), stall (hold the request,
-then drop it), or lose the answer (carry the request out, then reset). Every rule has a bounded budget (`times`) and the whole proxy
-stops injecting after `deadline` seconds, so a test can never hang on it.
+then drop it), or lose the answer (carry the request out, then reset).
+Every rule has a bounded budget (`times`) and the whole proxy stops injecting
+after `deadline` seconds, so a test can never hang on it.
 Requests that no rule claims are forwarded unchanged, Host header included
 (SigV4 signs it).
 """

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
@@ -40,7 +41,7 @@ class Reply:
         elif self.framing == "chunked":
             head.append("Transfer-Encoding: chunked")
             cuts = sorted({0, len(self.body), *(c % (len(self.body) + 1) for c in self.chunks)})
-            pieces = [self.body[a:b] for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+            pieces = [self.body[a:b] for a, b in pairwise(cuts) if b > a]
             payload = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\nTrailer: t\r\n\r\n"
         else:
             if self.framing == "close":
@@ -79,7 +80,7 @@ def read(pieces: list[bytes], *, closes: bool) -> _Answer:
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(data) + 1) for c in cuts} - {0, len(data)})
     bounds = [0, *points, len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [data[a:b] for a, b in pairwise(bounds)]
 
 
 @given(replies, st.lists(st.integers(0, 10_000), max_size=40))

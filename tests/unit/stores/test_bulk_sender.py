@@ -67,10 +67,8 @@ class Server:
                     if not line:
                         return
                     head += line
-                length = next(
-                    (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
-                    0,
-                )
+                sizes = [line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+                length = int(sizes[0].split(b":")[1]) if sizes else 0
                 body = reader.read(length)
                 with self.received:
                     self.requests += 1
@@ -209,7 +207,7 @@ def test_an_answer_read_to_the_close(serve: Callable[..., Server], sender: BulkS
     server = serve(unsized)
     out = endpoint(sender, server.port)
     out.send("t", wire(b"all of it"))
-    ((token, answer),) = until(sender, 1)
+    ((_, answer),) = until(sender, 1)
     assert isinstance(answer, Response) and answer.data == b"all of it"
 
 
@@ -258,7 +256,7 @@ def test_a_reset_before_the_answer_is_a_dropped_connection(
     server = serve(lambda head, body, nth: b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort")
     out = endpoint(sender, server.port)
     out.send("t", wire(b"x", "X-Then-Close: yes"))
-    ((token, answer),) = until(sender, 1)
+    ((_, answer),) = until(sender, 1)
     assert isinstance(answer, ConnectionResetError)
 
 
