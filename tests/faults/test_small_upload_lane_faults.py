@@ -40,7 +40,7 @@ def lane(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     return calls
 
 
-def applied_ok(world: dict[str, Any]) -> None:  # noqa: F811
+def applied_ok(world: dict[str, Any]) -> None:  # noqa: F811  # test_faults's fixture, by name
     run = cli(world, "apply", "--auto-approve", "--format", "json")
     assert run.code == 0, run.out + run.err
     report = json.loads(run.out)
@@ -54,30 +54,25 @@ def applied_ok(world: dict[str, Any]) -> None:  # noqa: F811
     )["Body"].read() == data
 
 
-def test_a_dropped_connection_on_a_lane_put_is_resent_at_once_by_the_lane_and_lands(
-    world: dict[str, Any], proxy: FaultProxy, lane: Counter[str]  # noqa: F811
-) -> None:
-    proxy.faults.append(Fault("reset", method="PUT", path=KEY, times=1))
-    applied_ok(world)
-    assert sends(proxy, "PUT", f"/{KEY}") == 2
-    assert lane[f"start {KEY}"] == 2 and lane[f"again {KEY}"] == 0  # the lane's own resend, no worker
-
-
-def test_an_answer_lost_after_the_server_stored_the_object_ends_done(
-    world: dict[str, Any], proxy: FaultProxy, lane: Counter[str]  # noqa: F811
-) -> None:
-    # The resend meets the object its first send stored (If-None-Match refuses it): the planned bytes, done.
-    proxy.faults.append(Fault("lost", method="PUT", path=KEY, times=1))
-    applied_ok(world)
-    assert sends(proxy, "PUT", f"/{KEY}") == 2 and proxy.injected("lost") == 1
-    assert lane[f"again {KEY}"] == 0
-
-
 @pytest.mark.usefixtures("retries_on_a_clock_that_does_not_wait")
-def test_two_answers_lost_go_on_to_a_worker_which_finds_the_object_stored(
-    world: dict[str, Any], proxy: FaultProxy, lane: Counter[str]  # noqa: F811
+@pytest.mark.parametrize(
+    ("kind", "times", "starts", "agains"),
+    [
+        # A drop: the lane's own resend, at once, and no worker.
+        ("reset", 1, 2, 0),
+        # The answer lost after the server stored the object: the resend meets the object its first send
+        # stored (If-None-Match refuses it), which holds the planned bytes: done.
+        ("lost", 1, 2, 0),
+        # Lost twice: the lane resends only once, then a worker's retry finds the object stored.
+        ("lost", 2, 2, 1),
+    ],
+)
+def test_a_lane_put_that_lost_its_connection_lands_once_and_ends_done(
+    world: dict[str, Any], proxy: FaultProxy, lane: Counter[str],  # noqa: F811
+    kind: str, times: int, starts: int, agains: int,
 ) -> None:
-    proxy.faults.append(Fault("lost", method="PUT", path=KEY, times=2))
+    proxy.faults.append(Fault(kind, method="PUT", path=KEY, times=times))
     applied_ok(world)
-    assert sends(proxy, "PUT", f"/{KEY}") == 3 and proxy.injected("lost") == 2
-    assert lane[f"start {KEY}"] == 2 and lane[f"again {KEY}"] == 1
+    assert proxy.injected(kind) == times
+    assert sends(proxy, "PUT", f"/{KEY}") == starts + agains
+    assert (lane[f"start {KEY}"], lane[f"again {KEY}"]) == (starts, agains)
