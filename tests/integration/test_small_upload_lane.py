@@ -8,6 +8,7 @@ A spy on `SmallUploads.start` proves which actions went through it.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from collections.abc import Callable
@@ -19,8 +20,12 @@ import pytest
 from reconciler.apply import bulk, session
 from reconciler.apply.executor import LocalExecutor
 from reconciler.commands import apply_saved
-from reconciler.model import Action
+from reconciler.model import Action, S3StoreSpec
+from reconciler.stores.base import StoreError
 from reconciler.stores.local import LocalStore
+from reconciler.stores.s3 import S3Store
+from reconciler.stores.s3.direct.bulk import BulkSender
+from reconciler.stores.s3.direct.http_pool import Response
 from tests.integration.pixelenv import Run, pixel_in_process, write_specs
 
 pytestmark = pytest.mark.integration
@@ -157,3 +162,36 @@ def test_one_lane_action_fails_alone_on_a_precondition_a_changed_or_an_unreadabl
     theirs = s3_client.get_object(Bucket=bucket, Key="p/theirs")["Body"].read()
     assert theirs == b"created by someone else after the plan"
     assert set(objects) == {"ok1", "ok2", "theirs"}
+
+
+def test_bytes_that_are_not_the_planned_md5_are_refused_by_the_server_on_the_lane_s_wire(
+    seaweed: Any, bucket: str, s3_client: Any, aws_env: dict[str, str]
+) -> None:
+    # apply re-hashes a same-size edit before sending (runner `_planned_bytes`); a change after that read
+    # is the server's to refuse, by the Content-MD5 the lane's request carries as the threaded one does.
+    spec = S3StoreSpec("s3", bucket, endpoint=seaweed.endpoint, region="us-east-1", addressing_style="path",
+                       checksum="when_required")
+    store = S3Store(spec)
+    sender: BulkSender[str] = BulkSender()
+    planned = os.urandom(300)
+    try:
+        endpoint = store.bulk_endpoint(sender, 1)
+        assert endpoint is not None
+
+        def put(data: bytes) -> Response | Exception:
+            endpoint.send("k", store.put_wire("k", lambda: io.BytesIO(data), size=300, md5=md5(planned),
+                                              if_absent=True))
+            for _ in range(1000):
+                if got := sender.wait(timeout=30):
+                    return got[0][1]
+            raise AssertionError("no answer")
+
+        with pytest.raises(StoreError) as refused:
+            store.put_answered("k", put(os.urandom(300)), size=300, md5=md5(planned))
+        assert refused.value.code in {"BadDigest", "InvalidDigest"}, refused.value
+        assert "Contents" not in s3_client.list_objects_v2(Bucket=bucket)
+        entry = store.put_answered("k", put(planned), size=300, md5=md5(planned))
+        assert entry.etag == md5(planned)
+        assert s3_client.get_object(Bucket=bucket, Key="k")["Body"].read() == planned
+    finally:
+        sender.close()
