@@ -24,7 +24,7 @@ from typing import Any
 from reconciler.apply.runner import ActionRunner, WritesInBulk
 from reconciler.model import Action, ActionKind
 from reconciler.stores.base import Store, StoreError, TransientStoreError
-from reconciler.stores.s3.direct.bulk import BulkSender, Endpoint
+from reconciler.stores.s3.direct.bulk import BulkSender, Endpoint, Wire
 from reconciler.stores.s3.direct.http_pool import DeadlineExceeded, Response
 
 
@@ -53,6 +53,7 @@ class SmallUploads:
         self._targets: dict[str, tuple[WritesInBulk, Endpoint[Any]] | None] = {}
         self._started: dict[str, float] = {}
         self._resent: set[str] = set()  # sent again after a dropped connection
+        self._wires: dict[str, Wire] = {}  # what each action in flight sent: a resend sends the same
         self._unsent: list[tuple[Action, Exception]] = []  # failed before a byte went out
 
     def again(self, action: Action) -> None:
@@ -82,6 +83,7 @@ class SmallUploads:
         except Exception as exc:  # the source changed or is unreadable, a second Ctrl-C: as a worker meets it
             self._unsent.append((action, exc))
             return
+        self._wires[action.id] = wire
         endpoint.send(action, wire)
 
     def in_flight(self) -> int:
@@ -98,14 +100,18 @@ class SmallUploads:
             for action, answer in self._sender.wait():
                 if dropped(answer) and action.id not in self._resent:
                     # As the threaded path's transport does (raw.py `_attempt`): a kept-alive connection the
-                    # server closed is the usual cause, and the request goes again at once, signed anew.
+                    # server closed is the usual cause, and the same bytes go again at once (signed moments
+                    # ago; the source is not read again, nor counted twice).
                     self._resent.add(action.id)
-                    self.start(action)
+                    found = self._targets[action.target.store]
+                    assert found is not None
+                    found[1].send(action, self._wires[action.id])
                     continue
                 landed.append((action, self._answered(action, answer)))
         now = self._clock()
         for action, _ in landed:
             self._resent.discard(action.id)
+            self._wires.pop(action.id, None)
         return [(action, error, now - self._started.pop(action.id, now)) for action, error in landed]
 
     def _answered(self, action: Action, answer: Response | Exception) -> Exception | None:

@@ -23,19 +23,25 @@ KEY = "datasets/raw/f05.jsonl"
 
 @pytest.fixture
 def lane(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """What went through the lane: "start" per action sent, "again" per action handed to a worker after it."""
+    """What went through the lane: "start" per action prepared (its source read), "send" per request the lane
+    put on the wire, "again" per action handed to a worker after it."""
     calls: Counter[str] = Counter()
-    start, again = bulk.SmallUploads.start, bulk.SmallUploads.again
+    start, again, send = bulk.SmallUploads.start, bulk.SmallUploads.again, bulk.Endpoint.send
 
     def started(self: bulk.SmallUploads, action: Action) -> None:
         calls[f"start {action.target.key}"] += 1
         start(self, action)
+
+    def sent(self: bulk.Endpoint[Action], action: Action, wire: bulk.Wire) -> None:
+        calls[f"send {action.target.key}"] += 1
+        send(self, action, wire)
 
     def handed_on(self: bulk.SmallUploads, action: Action) -> None:
         calls[f"again {action.target.key}"] += 1
         again(self, action)
 
     monkeypatch.setattr(bulk.SmallUploads, "start", started)
+    monkeypatch.setattr(bulk.Endpoint, "send", sent)
     monkeypatch.setattr(bulk.SmallUploads, "again", handed_on)
     return calls
 
@@ -75,4 +81,5 @@ def test_a_lane_put_that_lost_its_connection_lands_once_and_ends_done(
     applied_ok(world)
     assert proxy.injected(kind) == times
     assert sends(proxy, "PUT", f"/{KEY}") == starts + agains
-    assert (lane[f"start {KEY}"], lane[f"again {KEY}"]) == (starts, agains)
+    # Read once, whatever was resent: the same bytes go again (and progress counts them once).
+    assert (lane[f"start {KEY}"], lane[f"send {KEY}"], lane[f"again {KEY}"]) == (1, starts, agains)

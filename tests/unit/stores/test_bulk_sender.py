@@ -291,3 +291,33 @@ def test_a_plain_http_endpoint_is_given_to_the_lane_with_its_deadlines(sender: B
         assert made is not None and made.url == "http://127.0.0.1:9" and made.free() == 4
     finally:
         transport.close()
+
+
+def test_a_refused_address_of_a_name_is_passed_over_for_its_next_one(
+    serve: Callable[..., Server], sender: BulkSender[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A name with two addresses, the server on the second only (`localhost` as ::1 then 127.0.0.1, the server
+    # listening on IPv4): as http.client's create_connection, the lane tries the next address on a refusal.
+    server = serve(echo)
+    spare = socket.socket()
+    spare.bind(("127.0.0.1", 0))  # bound, never listening: refused
+    refused = spare.getsockname()[1]
+    looked_up: list[str] = []
+
+    def getaddrinfo(host: str, port: int, *args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
+        looked_up.append(host)
+        stream = (socket.AF_INET, socket.SOCK_STREAM, 6, "")
+        return [(*stream, ("127.0.0.1", refused)), (*stream, ("127.0.0.1", server.port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    try:
+        out = sender.endpoint("two-addresses.test", server.port, connections=2, connect_timeout=5, read_timeout=5)
+        out.send("a", wire(b"first"))
+        out.send("b", wire(b"second"))
+        answers = dict(until(sender, 2))
+        assert {token: getattr(answer, "data", answer) for token, answer in answers.items()} == {
+            "a": b"first", "b": b"second",
+        }
+        assert looked_up == ["two-addresses.test"]  # once for the endpoint, not once per connection
+    finally:
+        spare.close()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import re
 import selectors
 import socket
 import time
@@ -31,6 +32,10 @@ from reconciler.stores.s3.direct.http_pool import DeadlineExceeded, Headers, Res
 T = TypeVar("T")
 Clock = Callable[[], float]
 
+# Counts as HTTP spells them, ASCII digits only: int() would also take a sign, "_" and other scripts' digits.
+_STATUS = re.compile(r"[0-9]{3}")
+_DECIMAL = re.compile(r"[0-9]+")
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
 _MAX_HEAD = 64 * 1024  # http.client's limits: 64 KiB a line, 100 lines
 _READ = 64 * 1024
 
@@ -82,7 +87,7 @@ class _Answer:
         lines = block.decode("iso-8859-1").split("\r\n")
         version, _, rest = lines[0].partition(" ")
         code, _, reason = rest.partition(" ")
-        if not version.startswith("HTTP/1.") or not code.isdigit():
+        if not version.startswith("HTTP/1.") or not _STATUS.fullmatch(code):
             raise BadResponse(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
         if 100 <= int(code) < 200:
             return  # an interim answer (100 Continue): the real one follows
@@ -100,10 +105,10 @@ class _Answer:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             self._chunked = True
         elif "Content-Length" in self.headers:
-            try:
-                self._length = int(self.headers["Content-Length"])
-            except ValueError:
-                raise BadResponse(f"a Content-Length that is no number: {self.headers['Content-Length']!r}") from None
+            length = self.headers["Content-Length"]
+            if not _DECIMAL.fullmatch(length):
+                raise BadResponse(f"a Content-Length that is no count of bytes: {length[:20]!r}")
+            self._length = int(length)
         else:
             self._to_close = self.closes = True
 
@@ -120,10 +125,9 @@ class _Answer:
                 if line_end < 0:
                     return False
                 size_text = bytes(self.buffer[:line_end]).split(b";")[0].strip()
-                try:
-                    size = int(size_text, 16)
-                except ValueError:
-                    raise BadResponse(f"a chunk size that is no number: {size_text[:20]!r}") from None
+                if not _HEX.fullmatch(size_text):
+                    raise BadResponse(f"a chunk size that is no count of bytes: {size_text[:20]!r}")
+                size = int(size_text, 16)
                 if size == 0:
                     trailer_end = self.buffer.find(b"\r\n\r\n", line_end)
                     if trailer_end < 0:
@@ -149,6 +153,7 @@ class _Connection(Generic[T]):
         self.unsent: memoryview | None = None
         self.answer = _Answer()
         self.deadline = 0.0
+        self.tried = 0  # which of the endpoint's addresses it is connecting to
 
 
 class BulkSender(Generic[T]):
@@ -231,7 +236,7 @@ class Endpoint(Generic[T]):
         self.url = f"http://{host}:{port}"
         self._sender = sender
         self._host, self._port = host, port
-        self._address: tuple[int, tuple[Any, ...]] | None = None  # (family, sockaddr), resolved on first connect
+        self._addresses: list[tuple[int, tuple[Any, ...]]] | None = None  # (family, sockaddr), looked up on first use
         self._connect_timeout, self._read_timeout = connect_timeout, read_timeout
         self._idle: list[_Connection[T]] = [_Connection(self) for _ in range(max(1, connections))]
         self._all = list(self._idle)
@@ -267,34 +272,44 @@ class Endpoint(Generic[T]):
             return no_connection(self.url, self._connect_timeout)
         return no_progress(self.url, self._read_timeout)
 
-    def _connect(self, conn: _Connection[T]) -> None:
-        if self._address is None:
+    def _connect(self, conn: _Connection[T], tried: int = 0) -> None:
+        """Connect `conn` to the endpoint's address number `tried`; a refusal tries the next one, as
+        http.client's create_connection does (a name with an IPv6 and an IPv4 address, a server on one)."""
+        if self._addresses is None:
             try:
                 # Once per endpoint, not per connection (connect_ex would look the name up each time).
-                found = socket.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM)[0]
+                found = socket.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM)
             except OSError as exc:
                 self.fail(conn, exc)
                 return
-            self._address = (int(found[0]), found[4])
-        family, sockaddr = self._address
+            self._addresses = [(int(family), sockaddr) for family, _, _, _, sockaddr in found]
+        family, sockaddr = self._addresses[tried]
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn.sock, conn.connecting = sock, True
+        conn.sock, conn.connecting, conn.tried = sock, True, tried
         conn.deadline = self._sender.clock() + self._connect_timeout
         self._sender.selector.register(sock, selectors.EVENT_WRITE, conn)
         code = sock.connect_ex(sockaddr)
         if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
-            self.fail(conn, OSError(code, f"cannot connect to {self.url}: {errno.errorcode.get(code, code)}"))
+            self._not_connected(conn, code)
 
     def _connected(self, conn: _Connection[T]) -> None:
         assert conn.sock is not None
         code = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if code:
-            self.fail(conn, OSError(code, f"cannot connect to {self.url}: {errno.errorcode.get(code, code)}"))
+            self._not_connected(conn, code)
             return
         conn.connecting = False
         self._write(conn)
+
+    def _not_connected(self, conn: _Connection[T], code: int) -> None:
+        assert self._addresses is not None
+        if conn.tried + 1 < len(self._addresses):
+            self._close(conn)
+            self._connect(conn, conn.tried + 1)
+            return
+        self.fail(conn, OSError(code, f"cannot connect to {self.url}: {errno.errorcode.get(code, code)}"))
 
     def _write(self, conn: _Connection[T]) -> None:
         assert conn.sock is not None and conn.unsent is not None
