@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from reconciler.apply import bulk
+from reconciler.stores.s3.direct import bulk as sender
 from reconciler.model import Action
 from tests.faults.proxy import Fault, FaultProxy
 from tests.faults.test_faults import FILES, cli, proxy, sends, stored, world  # noqa: F401
@@ -26,13 +27,13 @@ def lane(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """What went through the lane: "start" per action prepared (its source read), "send" per request the lane
     put on the wire, "again" per action handed to a worker after it."""
     calls: Counter[str] = Counter()
-    start, again, send = bulk.SmallUploads.start, bulk.SmallUploads.again, bulk.Endpoint.send
+    start, again, send = bulk.SmallUploads.start, bulk.SmallUploads.again, sender.Endpoint.send
 
     def started(self: bulk.SmallUploads, action: Action) -> None:
         calls[f"start {action.target.key}"] += 1
         start(self, action)
 
-    def sent(self: bulk.Endpoint[Action], action: Action, wire: bulk.Wire) -> None:
+    def sent(self: sender.Endpoint[Action], action: Action, wire: sender.Wire) -> None:
         calls[f"send {action.target.key}"] += 1
         send(self, action, wire)
 
@@ -41,7 +42,7 @@ def lane(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
         again(self, action)
 
     monkeypatch.setattr(bulk.SmallUploads, "start", started)
-    monkeypatch.setattr(bulk.Endpoint, "send", sent)
+    monkeypatch.setattr(sender.Endpoint, "send", sent)
     monkeypatch.setattr(bulk.SmallUploads, "again", handed_on)
     return calls
 
