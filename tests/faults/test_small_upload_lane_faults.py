@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from reconciler.apply import bulk
-from reconciler.stores.s3.direct import bulk as sender
 from reconciler.model import Action
+from reconciler.stores.s3.direct import bulk as sender
 from tests.faults.proxy import Fault, FaultProxy
 from tests.faults.test_faults import FILES, cli, proxy, sends, stored, world  # noqa: F401
 
