@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import networkx as nx
 
+from reconciler.apply.bulk import SmallUploads
 from reconciler.apply.runner import ByteCounts, build_runner
 from reconciler.errors import UserError
 from reconciler.logs import get_logger, lines_held
@@ -119,10 +120,15 @@ class NullReporter:
 
 
 def run_with_retries(
-    action: Action, run: Callable[[Action], None], retry: RetryPolicy, reporter: Reporter
+    action: Action,
+    run: Callable[[Action], None],
+    retry: RetryPolicy,
+    reporter: Reporter,
+    first: TransientStoreError | None = None,
 ) -> Outcome:
+    """`first`: attempt 1 was made elsewhere (the lane) and failed so; the policy's backoff and attempts go on."""
     start = time.monotonic()
-    attempts = 0
+    attempts = 0 if first is None else 1
 
     def attempt() -> None:
         nonlocal attempts
@@ -130,19 +136,43 @@ def run_with_retries(
         run(action)
 
     try:
-        retrying(attempt, retry, lambda n, delay, exc: reporter.retrying(action, n, delay, exc))
-    except TransferStopped:
-        return Outcome(action, SKIPPED, attempts=attempts, seconds=time.monotonic() - start, blocked_by=STOPPED)
-    except TransientStoreError as exc:
-        message = f"{exc} (gave up after {attempts} attempts)"
-        return Outcome(action, FAILED, message, exc.code, attempts, time.monotonic() - start)
-    except StoreError as exc:
-        return Outcome(action, FAILED, str(exc), exc.code, attempts, time.monotonic() - start)
-    except Exception as exc:  # a bug or an OS error: fail this action, keep the rest going
-        return Outcome(
-            action, FAILED, f"{type(exc).__name__}: {exc}", "", attempts, time.monotonic() - start
-        )
+        retrying(attempt, retry, lambda n, delay, exc: reporter.retrying(action, n, delay, exc), first=first)
+    except Exception as exc:  # a bug or an OS error too: fail this action, keep the rest going
+        return failed(action, exc, attempts, time.monotonic() - start)
     return Outcome(action, DONE, attempts=attempts, seconds=time.monotonic() - start)
+
+
+def failed(action: Action, exc: Exception, attempts: int, seconds: float) -> Outcome:
+    """The outcome of an action whose last attempt raised `exc`."""
+    if isinstance(exc, TransferStopped):
+        return Outcome(action, SKIPPED, attempts=attempts, seconds=seconds, blocked_by=STOPPED)
+    if isinstance(exc, TransientStoreError):
+        return Outcome(action, FAILED, f"{exc} (gave up after {attempts} attempts)", exc.code, attempts, seconds)
+    if isinstance(exc, StoreError):
+        return Outcome(action, FAILED, str(exc), exc.code, attempts, seconds)
+    return Outcome(action, FAILED, f"{type(exc).__name__}: {exc}", "", attempts, seconds)
+
+
+class Lane(Protocol):
+    """Actions the executor's own thread carries out without a worker each (apply/bulk.py's small uploads).
+
+    `start` never blocks and never raises: a failure comes back from `wait`. `wait` blocks until some of the
+    lane's actions finish or `wake` is called (from a worker thread or a signal handler), and may return none.
+    """
+
+    def takes(self, action: Action) -> bool: ...
+
+    def start(self, action: Action) -> None: ...
+
+    def in_flight(self) -> int: ...
+
+    def wait(self) -> list[tuple[Action, Exception | None, float]]: ...
+
+    def wake(self) -> None: ...
+
+    def again(self, action: Action) -> None:
+        """Run `action` on a worker, after the lane met a failure a retry may cure."""
+        ...
 
 
 class _Interrupts:
@@ -186,9 +216,11 @@ def execute(
     reporter: Reporter | None = None,
     stop: threading.Event | None = None,
     abort: threading.Event | None = None,
+    lane: Lane | None = None,
 ) -> ApplyResult:
     """`stop` set: start no more actions. `abort` is set by a second Ctrl-C: `run` should then stop its
-    transfers (LocalExecutor raises TransferStopped from their reads)."""
+    transfers (LocalExecutor raises TransferStopped from their reads). The actions `lane` takes run on this
+    thread, within the same `parallelism`."""
     retry = retry or RetryPolicy()
     reporter = reporter or NullReporter()
     stop = stop or threading.Event()
@@ -221,18 +253,45 @@ def execute(
     # None is the interrupt handler waking the loop.
     done: queue.SimpleQueue[Future[Outcome] | None] = queue.SimpleQueue()
 
+    def finished(future: Future[Outcome]) -> None:
+        done.put(future)
+        if lane is not None:
+            lane.wake()
+
+    def in_flight() -> int:
+        return len(running) + (lane.in_flight() if lane is not None else 0)
+
+    def submit(
+        pool: ThreadPoolExecutor,
+        action: Action,
+        work: Callable[[Action], None],
+        first: TransientStoreError | None = None,
+    ) -> None:
+        future = pool.submit(run_with_retries, action, work, retry, reporter, first)
+        running[future] = action.id
+        future.add_done_callback(finished)
+
     def submit_ready(pool: ThreadPoolExecutor) -> None:
-        while ready and len(running) < parallelism and not stop.is_set():
+        while ready and in_flight() < parallelism and not stop.is_set():
             _, node = heapq.heappop(ready)
             action = action_of(graph, node)
             reporter.started(action)
-            future = pool.submit(run_with_retries, action, run, retry, reporter)
-            running[future] = node
-            future.add_done_callback(done.put)
+            if lane is not None and lane.takes(action):
+                lane.start(action)
+            else:
+                submit(pool, action, run)
+
+    def landed(pool: ThreadPoolExecutor, action: Action, error: Exception | None, seconds: float) -> None:
+        if isinstance(error, TransientStoreError) and lane is not None and not stop.is_set():
+            submit(pool, action, lane.again, error)  # the policy's backoff and attempts left, on a worker
+            return
+        conclude(action.id, Outcome(action, DONE, attempts=1, seconds=seconds) if error is None
+                 else failed(action, error, 1, seconds))
 
     def take(future: Future[Outcome]) -> None:
-        node = running.pop(future)
-        outcome = future.result()
+        conclude(running.pop(future), future.result())
+
+    def conclude(node: str, outcome: Outcome) -> None:
         settle(outcome)
         if outcome.status == DONE:
             for child in sorted(graph.successors(node)):
@@ -251,27 +310,39 @@ def execute(
             stop.set()
             result.interrupted = True
             log.warning(
-                f"interrupt received: finishing {len(running):,} in-flight actions, starting no more "
+                f"interrupt received: finishing {in_flight():,} in-flight actions, starting no more "
                 "(Ctrl-C again stops them)"
             )
         else:
             abort.set()
             log.warning(
-                f"second interrupt: stopping {len(running):,} in-flight actions; their multipart uploads are aborted"
+                f"second interrupt: stopping {in_flight():,} in-flight actions; their multipart uploads are aborted"
             )
 
     pool = ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="pixel-apply")
-    with pool, _Interrupts(lambda: done.put(None)) as ctrl_c:
+    def woken() -> None:
+        done.put(None)
+        if lane is not None:
+            lane.wake()
+
+    with pool, _Interrupts(woken) as ctrl_c:
         try:
             with lines_held():
                 submit_ready(pool)
-            while running:
-                finished = [done.get()]
+            while in_flight():
+                came: list[tuple[Action, Exception | None, float]] = []
+                if lane is not None and lane.in_flight():
+                    came = lane.wait()  # returns on a worker's finish too (`finished` wakes it)
+                    futures: list[Future[Outcome] | None] = []
+                else:
+                    futures = [done.get()]
                 while not done.empty():
-                    finished.append(done.get())
+                    futures.append(done.get())
                 # The pass's log lines (two per action under JSON logs) go out in one write, not one each.
                 with lines_held():
-                    for future in finished:
+                    for action, error, seconds in came:
+                        landed(pool, action, error, seconds)
+                    for future in futures:
                         if future is not None:
                             take(future)
                     # After the finished ones are settled, so "N in flight" counts only what still runs.
@@ -288,6 +359,10 @@ def execute(
                 if not future.cancel():
                     settle(future.result())
                 running.pop(future, None)
+            while lane is not None and lane.in_flight():
+                for action, error, seconds in lane.wait():  # each small PUT is atomic: its answer is near
+                    settle(Outcome(action, DONE, attempts=1, seconds=seconds) if error is None
+                           else failed(action, error, 1, seconds))
     if stop.is_set():
         result.interrupted = True
     for node in sorted(graph.nodes):
@@ -320,6 +395,8 @@ class LocalExecutor:
 
     parallelism: int = 16
     retry: RetryPolicy | None = None
+    # Small uploads sent from the executor's own thread (apply/bulk.py); False: every action on a worker.
+    bulk: bool = True
     # The graph `check` built, by plan, for `run` to walk: 10,005 actions took 20-50 ms to build, twice, before
     # the first one could start. The plan is held beside its graph so its id cannot name another plan.
     _checked: dict[int, tuple[Plan, nx.DiGraph[str]]] = field(
@@ -353,13 +430,19 @@ class LocalExecutor:
             reporter.transferred(action, nbytes)
 
         runner = build_runner(desired, stores, on_bytes=on_bytes)
-        result = execute(
-            self._graph(plan),
-            runner,
-            parallelism=self.parallelism,
-            retry=self.retry,
-            reporter=reporter,
-            stop=stop,
-            abort=abort,
-        )
+        lane = SmallUploads(runner, stores, connections=self.parallelism) if self.bulk else None
+        try:
+            result = execute(
+                self._graph(plan),
+                runner,
+                parallelism=self.parallelism,
+                retry=self.retry,
+                reporter=reporter,
+                stop=stop,
+                abort=abort,
+                lane=lane,
+            )
+        finally:
+            if lane is not None:
+                lane.close()
         return result, runner

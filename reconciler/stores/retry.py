@@ -41,22 +41,36 @@ class RetryPolicy:
 DEFAULT_POLICY = RetryPolicy()
 
 
-def retrying(fn: Callable[[], T], policy: RetryPolicy = DEFAULT_POLICY, on_retry: OnRetry | None = None) -> T:
-    """`fn()`, tried up to `policy.attempts` times while it raises TransientStoreError; the last one propagates."""
+def retrying(
+    fn: Callable[[], T],
+    policy: RetryPolicy = DEFAULT_POLICY,
+    on_retry: OnRetry | None = None,
+    *,
+    first: TransientStoreError | None = None,
+) -> T:
+    """`fn()`, tried up to `policy.attempts` times while it raises TransientStoreError; the last one propagates.
+
+    `first`: the failure of a first attempt made elsewhere (the executor's small-upload lane), which counts as
+    attempt 1: the policy's backoff follows it, and `fn` is tried at most `attempts - 1` more times.
+    """
     token = _retrying.set(True)
     try:
         attempt = 0
+        failure = first
         while True:
             attempt += 1
-            try:
-                return fn()
-            except TransientStoreError as exc:
-                if attempt >= policy.attempts:
-                    raise
-                delay = policy.delay(attempt)
-                if on_retry is not None:
-                    on_retry(attempt, delay, exc)
-                policy.sleep(delay)
+            if failure is None:
+                try:
+                    return fn()
+                except TransientStoreError as exc:
+                    failure = exc
+            if attempt >= policy.attempts:
+                raise failure
+            delay = policy.delay(attempt)
+            if on_retry is not None:
+                on_retry(attempt, delay, failure)
+            policy.sleep(delay)
+            failure = None
     finally:
         _retrying.reset(token)
 

@@ -2,9 +2,10 @@
 
 Each request is matched against a list of `Fault` rules; the first matching
 rule with budget left fires: answer 503 SlowDown (or any status and S3 error
-code), reset the connection (RST, no answer), or stall (hold the request,
-then drop it). Every rule has a bounded budget (`times`) and the whole proxy
-stops injecting after `deadline` seconds, so a test can never hang on it.
+code), reset the connection (RST, no answer), stall (hold the request,
+then drop it), or lose the answer (carry the request out, then reset).
+Every rule has a bounded budget (`times`) and the whole proxy stops injecting
+after `deadline` seconds, so a test can never hang on it.
 Requests that no rule claims are forwarded unchanged, Host header included
 (SigV4 signs it).
 """
@@ -26,7 +27,9 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-
 
 @dataclass
 class Fault:
-    kind: str  # "error" | "reset" | "stall" | "cut" (the answer forwarded, its body dropped halfway)
+    # "error" | "reset" | "stall" | "cut" (the answer forwarded, its body dropped halfway) | "lost" (the request
+    # forwarded and carried out upstream, then the connection reset before a byte of its answer)
+    kind: str
     method: str = ""  # "" matches any
     path: str = ""  # regex searched in the request path (with query), "" matches any
     times: int = 1  # how many requests this rule may hit; -1 for every matching request
@@ -123,6 +126,10 @@ class FaultProxy:
                     return
                 if fault is not None and fault.kind == "stall":
                     time.sleep(fault.stall_seconds)
+                    _reset(conn)
+                    return
+                if fault is not None and fault.kind == "lost":
+                    self._forward(method, path, headers, body)
                     _reset(conn)
                     return
                 if fault is not None and fault.kind == "cut":

@@ -40,6 +40,9 @@ from reconciler.stores.s3 import listing
 from reconciler.stores.s3.botocore_transport import make_client, transports
 from reconciler.stores.s3.bucket import BucketCheck, denied, in_background
 from reconciler.stores.s3.conditions import conditions
+from reconciler.stores.s3.direct.bulk import BulkSender, Endpoint, Wire
+from reconciler.stores.s3.direct.http_pool import Response
+from reconciler.stores.s3.direct.raw import DirectTransport, put_answer
 from reconciler.stores.s3.download import ResumingReader
 from reconciler.stores.s3.errors import TIMEOUT, copy_too_large
 from reconciler.stores.s3.journal import Journal, JournaledUpload
@@ -384,14 +387,7 @@ class S3Store:
         with source() as stream, contextlib.ExitStack() as stack:
             # A small body goes as bytes: botocore sends a file object with `Expect: 100-continue`,
             # a round trip per object that dominates uploads of many small files.
-            body: BinaryIO | bytes = stream.read(size + 1) if size <= SMALL_BODY else stream
-            if isinstance(body, bytes) and len(body) != size:
-                raise ObjectChanged(
-                    f"upload {key}: the source changed since the plan ({len(body)} bytes read, {size} planned); "
-                    "re-run pixel plan",
-                    code="412",
-                    key=key,
-                )
+            body: BinaryIO | bytes = _small_body(key, stream, size) if size <= SMALL_BODY else stream
             if not isinstance(body, bytes) and not _seekable(body):
                 # A body that cannot be rewound (another store's download) is spooled: its checksum is read
                 # before it is sent, and a resent request must send the same bytes again.
@@ -403,6 +399,41 @@ class S3Store:
             params = {**put_params(key, body, size, md5, self.full_object_checksum), **when}
             etag = self._sent("upload", key, self.transport.put_object, key, body, size, params)
         return Entry(key=key, size=size, md5=md5, etag=etag)
+
+    # --- many small writes from one thread (stores/s3/direct/bulk.py) ----------------------------------------
+
+    def bulk_endpoint(self, sender: BulkSender[Any], connections: int) -> Endpoint[Any] | None:
+        """Where `put_wire`'s requests go within `sender` (one thread's many requests in flight), over
+        `connections` connections of their own; None where this store's requests cannot go that way (botocore's
+        transport, a TLS endpoint)."""
+        transport = self.transport
+        return transport.bulk_endpoint(sender, connections) if isinstance(transport, DirectTransport) else None
+
+    def bulk_fits(self, size: int) -> bool:
+        """Whether `write` would send a body of `size` bytes as one PutObject read whole into memory."""
+        return size <= min(SMALL_BODY, self.multipart_threshold)
+
+    def put_wire(
+        self, key: str, source: OpenSource, *, size: int, md5: str, if_match: str | None = None,
+        if_absent: bool = False,
+    ) -> Wire:
+        """The PutObject `write` would send for this small source (`bulk_fits`), as bytes for the sender."""
+        with source() as stream:
+            body = _small_body(key, stream, size)
+        params = {**put_params(key, body, size, md5, self.full_object_checksum), **conditions(
+            if_match=if_match, if_absent=if_absent)}
+        transport = cast(DirectTransport, self.transport)  # bulk_endpoint gave an endpoint: the direct transport
+        return cast(Wire, self._sent("upload", key, transport.put_wire, key, body, params))
+
+    def put_answered(self, key: str, answer: Response | Exception, *, size: int, md5: str) -> Entry:
+        """What `write` returns, from the sender's answer to `put_wire`'s request; a failure as write's."""
+
+        def read() -> str:
+            if isinstance(answer, Exception):
+                raise answer
+            return put_answer(answer)
+
+        return Entry(key=key, size=size, md5=md5, etag=sent(self.transport, "upload", key, read))
 
     def _multipart_upload(self, key: str, source: OpenSource, *, size: int, md5: str, when: dict[str, str]) -> str:
         """Parts go up in parallel; memory is bounded by the store's part buffers, not the file size."""
@@ -471,6 +502,19 @@ class S3Store:
 
     def delete(self, key: str, *, if_match: str | None = None) -> None:
         self._sent("delete", key, self.transport.delete_object, key, conditions(if_match=if_match))
+
+
+def _small_body(key: str, stream: BinaryIO, size: int) -> bytes:
+    """The whole of a small source, which must still be the `size` bytes the plan saw."""
+    body = stream.read(size + 1)
+    if len(body) != size:
+        raise ObjectChanged(
+            f"upload {key}: the source changed since the plan ({len(body)} bytes read, {size} planned); "
+            "re-run pixel plan",
+            code="412",
+            key=key,
+        )
+    return body
 
 
 def _seekable(stream: BinaryIO) -> bool:

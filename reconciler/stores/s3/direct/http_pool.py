@@ -43,6 +43,20 @@ def _said(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
+def no_connection(endpoint: str, seconds: float) -> DeadlineExceeded:
+    return DeadlineExceeded(
+        f"no connection to {endpoint} within the connect deadline of {_said(seconds)} "
+        "(connect_timeout, PIXEL_S3_CONNECT_TIMEOUT)"
+    )
+
+
+def no_progress(endpoint: str, seconds: float) -> DeadlineExceeded:
+    return DeadlineExceeded(
+        f"no progress from {endpoint} for the read deadline of {_said(seconds)}: it accepted "
+        "the connection but stopped answering (read_timeout, PIXEL_S3_READ_TIMEOUT)"
+    )
+
+
 @dataclass(frozen=True)
 class Response:
     status: int
@@ -271,10 +285,7 @@ class ConnectionPool:
             conn.connect()
         except TimeoutError as exc:
             conn.close()
-            raise DeadlineExceeded(
-                f"no connection to {self.endpoint} within the connect deadline of {_said(self._connect_timeout)} "
-                "(connect_timeout, PIXEL_S3_CONNECT_TIMEOUT)"
-            ) from exc
+            raise no_connection(self.endpoint, self._connect_timeout) from exc
         assert conn.sock is not None
         conn.sock.settimeout(self._read_timeout)
         return conn
@@ -287,10 +298,7 @@ class ConnectionPool:
         """A read or send that made no progress for the read deadline, as the error that says so."""
         if isinstance(exc, DeadlineExceeded):
             return exc
-        return DeadlineExceeded(
-            f"no progress from {self.endpoint} for the read deadline of {_said(self._read_timeout)}: it accepted "
-            "the connection but stopped answering (read_timeout, PIXEL_S3_READ_TIMEOUT)"
-        )
+        return no_progress(self.endpoint, self._read_timeout)
 
     def _take(self) -> _Joining:
         while True:

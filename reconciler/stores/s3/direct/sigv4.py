@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
+import time
 import urllib.parse
 from collections.abc import Mapping
 from functools import lru_cache
@@ -27,6 +28,12 @@ def _signing_key(secret: str, day: str, region: str, service: str) -> bytes:
     key = hmac.digest(key, region.encode(), "sha256")
     key = hmac.digest(key, service.encode(), "sha256")
     return hmac.digest(key, b"aws4_request", "sha256")
+
+
+@lru_cache(maxsize=4)
+def _amz_date(second: int) -> str:
+    # One strftime a second, not one a request: a tree of small files signs hundreds a second.
+    return datetime.datetime.fromtimestamp(second, datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def _canonical_query(query: str) -> str:
@@ -54,8 +61,7 @@ def sign(
     `url`'s path must be percent-encoded as it will be sent (S3 signs it as is, not encoded again).
     """
     parts = urllib.parse.urlsplit(url)
-    moment = now or datetime.datetime.now(datetime.UTC)
-    amz_date = moment.strftime("%Y%m%dT%H%M%SZ")
+    amz_date = _amz_date(int(time.time())) if now is None else now.strftime("%Y%m%dT%H%M%SZ")
     day = amz_date[:8]
     out = dict(headers)
     out["Host"] = parts.netloc
@@ -73,7 +79,7 @@ def sign(
         (
             method,
             parts.path or "/",
-            _canonical_query(parts.query),
+            _canonical_query(parts.query) if parts.query else "",
             "".join(f"{name}:{signed[name]}\n" for name in names),
             ";".join(names),
             payload_sha256,
@@ -81,7 +87,7 @@ def sign(
     )
     scope = f"{day}/{region}/{service}/aws4_request"
     to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    signature = hmac.new(_signing_key(secret_key, day, region, service), to_sign.encode(), hashlib.sha256).hexdigest()
+    signature = hmac.digest(_signing_key(secret_key, day, region, service), to_sign.encode(), "sha256").hex()
     out["Authorization"] = (
         f"{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={';'.join(names)}, Signature={signature}"
     )
