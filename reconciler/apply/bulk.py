@@ -42,9 +42,13 @@ class SmallUploads:
         stores: Mapping[str, Store],
         *,
         connections: int,
+        idempotent: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`idempotent`: every refusal is checked as `run_idempotent` checks it (a Dask batch run again after its
+        worker died meets the objects its first run stored), not only a resend's."""
         self._runner = runner
+        self._idempotent = idempotent
         self._stores = stores
         self._connections = connections
         self._clock = clock
@@ -120,7 +124,7 @@ class SmallUploads:
         try:
             self._runner.upload_answered(action, found[0], answer)
         except StoreError as exc:
-            if action.id in self._resent and not isinstance(exc, TransientStoreError):
+            if (self._idempotent or action.id in self._resent) and not isinstance(exc, TransientStoreError):
                 # Sent twice: the first may have landed with its answer lost, and the second then meets it
                 # (If-None-Match, If-Match). An object holding exactly the planned bytes is this action done.
                 with contextlib.suppress(StoreError):

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.apply.bulk import SmallUploads
 from reconciler.apply.executor import DONE, FAILED, SKIPPED, Outcome, OutcomeStatus, execute
 from reconciler.apply.runner import build_runner
 from reconciler.model import Action, Desired, Plan, S3StoreSpec, StoreSpec
@@ -209,11 +210,17 @@ def run_batch(ctx: BatchContext, work: BatchWork) -> BatchResult:
         stop.set()
     watcher = threading.Thread(target=_watch_stop, args=(stop_event, stop, finished), daemon=True)
     watcher.start()
+    # Small uploads from this thread, as the local executor sends them; a batch may run again after its worker
+    # died, so a refusal whose effect is already in place counts as done there too (`idempotent`).
+    lane = SmallUploads(runner, stores, connections=ctx.parallelism, idempotent=True)
     try:
         # The batch's actions never depend on each other (batching.py): a graph without edges.
         graph = build_graph(Plan(actions=runnable, edges=()))
-        result = execute(graph, runner.run_idempotent, parallelism=ctx.parallelism, reporter=reporter, stop=stop)
+        result = execute(
+            graph, runner.run_idempotent, parallelism=ctx.parallelism, reporter=reporter, stop=stop, lane=lane
+        )
     finally:
+        lane.close()
         finished.set()
         reporter.flush()
     outcomes.extend(
