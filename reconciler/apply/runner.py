@@ -7,7 +7,7 @@ import dataclasses
 import hashlib
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, BinaryIO, Protocol, TypeGuard, cast, runtime_checkable
+from typing import Any, BinaryIO, Protocol, TypeGuard, TypeVar, cast, runtime_checkable
 
 from reconciler.apply.final import FinalCompiler
 from reconciler.apply.manifest_writer import ManifestWriter
@@ -28,6 +28,7 @@ from reconciler.stores.s3.direct.bulk import BulkSender, Endpoint, Wire
 from reconciler.stores.s3.direct.http_pool import Response
 
 CHUNK = 8 * 1024 * 1024
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -150,16 +151,7 @@ class ActionRunner:
             return False
 
     def _transfer(self, action: Action) -> None:
-        source, source_key = self._source(action)
-        pre = action.precondition
-        self.stores[action.target.store].write(
-            action.target.key,
-            lambda: self._counted(action, source, source_key),
-            size=action.size,
-            md5=action.md5,
-            if_match=pre.target_etag,
-            if_absent=pre.target_absent,
-        )
+        self._written(action, self.stores[action.target.store].write)
         self._moved(action)
 
     def upload_wire(self, action: Action, target: WritesInBulk) -> Wire:
@@ -167,9 +159,13 @@ class ActionRunner:
         as a request for one thread's bulk sender; `upload_answered` reads its answer."""
         if action.md5 is None:
             raise PermanentStoreError(f"upload {action.target}: pixel uploads only content whose md5 it knows")
+        return self._written(action, target.put_wire)
+
+    def _written(self, action: Action, write: Callable[..., T]) -> T:
+        """`write` (a store's `write`, or `put_wire`) of the action's source, once it is found unchanged."""
         source, source_key = self._source(action)
         pre = action.precondition
-        return target.put_wire(
+        return write(
             action.target.key,
             lambda: self._counted(action, source, source_key),
             size=action.size,

@@ -27,7 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from reconciler.stores.s3.direct.http_pool import DeadlineExceeded, Headers, Response, no_connection, no_progress
+from reconciler.stores.s3.direct.http_pool import (
+    DeadlineExceeded,
+    Headers,
+    Response,
+    header_block,
+    no_connection,
+    no_progress,
+)
 
 T = TypeVar("T")
 Clock = Callable[[], float]
@@ -91,16 +98,7 @@ class _Answer:
             raise BadResponse(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
         if 100 <= int(code) < 200:
             return  # an interim answer (100 Continue): the real one follows
-        fields: list[tuple[str, str]] = []
-        for line in lines[1:]:
-            if line[:1] in (" ", "\t") and fields:
-                name, value = fields[-1]
-                fields[-1] = (name, f"{value} {line.strip()}")
-                continue
-            name, colon, value = line.partition(":")
-            if colon:
-                fields.append((name, value.strip(" \t")))
-        self.status, self.reason, self.headers = int(code), reason, Headers(fields)
+        self.status, self.reason, self.headers = int(code), reason, header_block(lines[1:])
         self.closes = self.headers.get("Connection", "").lower() == "close" or version == "HTTP/1.0"
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             self._chunked = True

@@ -19,7 +19,7 @@ import socket
 import ssl
 import threading
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -150,9 +150,15 @@ class Headers(Mapping[str, str]):
 def read_headers(fp: BinaryIO) -> Headers:
     """The header lines up to the blank one, as http.client.parse_headers reads them (its line length and
     count limits, latin-1, a folded line joined to the one before), without the email package."""
+    lines = http.client._read_headers(fp)[:-1]  # type: ignore[attr-defined]  # the last: the blank line
+    return header_block(line.decode("iso-8859-1") for line in lines)
+
+
+def header_block(lines: Iterable[str]) -> Headers:
+    """Header lines (latin-1 text, with or without their CRLF) as Headers: a folded line joined to the one
+    before, a line without a colon left out, a value's leading blanks dropped."""
     fields: list[tuple[str, str]] = []
-    for line in http.client._read_headers(fp)[:-1]:  # type: ignore[attr-defined]  # the last: the blank line
-        text = line.decode("iso-8859-1")
+    for text in lines:
         if text[:1] in (" ", "\t") and fields:
             name, value = fields[-1]
             fields[-1] = (name, f"{value} {text.strip()}")
