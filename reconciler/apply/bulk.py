@@ -78,10 +78,8 @@ class SmallUploads:
 
     def start(self, action: Action) -> None:
         """Send `action` (`takes` said yes; the executor keeps fewer than `connections` in flight)."""
-        self._started.setdefault(action.id, self._clock())
-        found = self._targets[action.target.store]
-        assert found is not None
-        target, endpoint = found
+        self._started[action.id] = self._clock()
+        target, endpoint = self._target(action)
         try:
             wire = self._runner.upload_wire(action, target)
         except Exception as exc:  # the source changed or is unreadable, a second Ctrl-C: as a worker meets it
@@ -107,9 +105,7 @@ class SmallUploads:
                     # server closed is the usual cause, and the same bytes go again at once (signed moments
                     # ago; the source is not read again, nor counted twice).
                     self._resent.add(action.id)
-                    found = self._targets[action.target.store]
-                    assert found is not None
-                    found[1].send(action, self._wires[action.id])
+                    self._target(action)[1].send(action, self._wires[action.id])
                     continue
                 landed.append((action, self._answered(action, answer)))
         now = self._clock()
@@ -119,10 +115,8 @@ class SmallUploads:
         return [(action, error, now - self._started.pop(action.id, now)) for action, error in landed]
 
     def _answered(self, action: Action, answer: Response | Exception) -> Exception | None:
-        found = self._targets[action.target.store]
-        assert found is not None
         try:
-            self._runner.upload_answered(action, found[0], answer)
+            self._runner.upload_answered(action, self._target(action)[0], answer)
         except StoreError as exc:
             if (self._idempotent or action.id in self._resent) and not isinstance(exc, TransientStoreError):
                 # Sent twice: the first may have landed with its answer lost, and the second then meets it
@@ -134,6 +128,12 @@ class SmallUploads:
         except Exception as exc:  # a bug: this action fails, the rest go on (as on a worker)
             return exc
         return None
+
+    def _target(self, action: Action) -> tuple[WritesInBulk, Endpoint[Any]]:
+        """The store and endpoint of an action `takes` took."""
+        found = self._targets[action.target.store]
+        assert found is not None
+        return found
 
     def close(self) -> None:
         self._sender.close()

@@ -153,6 +153,11 @@ def failed(action: Action, exc: Exception, attempts: int, seconds: float) -> Out
     return Outcome(action, FAILED, f"{type(exc).__name__}: {exc}", "", attempts, seconds)
 
 
+def lane_outcome(action: Action, error: Exception | None, seconds: float) -> Outcome:
+    """The outcome of a lane's one attempt at `action`."""
+    return Outcome(action, DONE, attempts=1, seconds=seconds) if error is None else failed(action, error, 1, seconds)
+
+
 class Lane(Protocol):
     """Actions the executor's own thread carries out without a worker each (apply/bulk.py's small uploads).
 
@@ -285,8 +290,7 @@ def execute(
         if isinstance(error, TransientStoreError) and lane is not None and not stop.is_set():
             submit(pool, action, lane.again, error)  # the policy's backoff and attempts left, on a worker
             return
-        conclude(action.id, Outcome(action, DONE, attempts=1, seconds=seconds) if error is None
-                 else failed(action, error, 1, seconds))
+        conclude(action.id, lane_outcome(action, error, seconds))
 
     def take(future: Future[Outcome]) -> None:
         conclude(running.pop(future), future.result())
@@ -319,12 +323,12 @@ def execute(
                 f"second interrupt: stopping {in_flight():,} in-flight actions; their multipart uploads are aborted"
             )
 
-    pool = ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="pixel-apply")
     def woken() -> None:
         done.put(None)
         if lane is not None:
             lane.wake()
 
+    pool = ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="pixel-apply")
     with pool, _Interrupts(woken) as ctrl_c:
         try:
             with lines_held():
@@ -361,8 +365,7 @@ def execute(
                 running.pop(future, None)
             while lane is not None and lane.in_flight():
                 for action, error, seconds in lane.wait():  # each small PUT is atomic: its answer is near
-                    settle(Outcome(action, DONE, attempts=1, seconds=seconds) if error is None
-                           else failed(action, error, 1, seconds))
+                    settle(lane_outcome(action, error, seconds))
     if stop.is_set():
         result.interrupted = True
     for node in sorted(graph.nodes):

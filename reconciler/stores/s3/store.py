@@ -396,9 +396,15 @@ class S3Store:
                     spool.write(chunk)
                 spool.seek(0)
                 body = cast(BinaryIO, spool)
-            params = {**put_params(key, body, size, md5, self.full_object_checksum), **when}
+            params = self._put_params(key, body, size, md5, when)
             etag = self._sent("upload", key, self.transport.put_object, key, body, size, params)
         return Entry(key=key, size=size, md5=md5, etag=etag)
+
+    def _put_params(
+        self, key: str, body: bytes | BinaryIO, size: int, md5: str, when: dict[str, str]
+    ) -> dict[str, Any]:
+        """A PutObject's parameters, for `write` and `put_wire` alike: its integrity headers and conditions."""
+        return {**put_params(key, body, size, md5, self.full_object_checksum), **when}
 
     # --- many small writes from one thread (stores/s3/direct/bulk.py) ----------------------------------------
 
@@ -420,8 +426,7 @@ class S3Store:
         """The PutObject `write` would send for this small source (`bulk_fits`), as bytes for the sender."""
         with source() as stream:
             body = _small_body(key, stream, size)
-        params = {**put_params(key, body, size, md5, self.full_object_checksum), **conditions(
-            if_match=if_match, if_absent=if_absent)}
+        params = self._put_params(key, body, size, md5, conditions(if_match=if_match, if_absent=if_absent))
         transport = cast(DirectTransport, self.transport)  # bulk_endpoint gave an endpoint: the direct transport
         return cast(Wire, self._sent("upload", key, transport.put_wire, key, body, params))
 
